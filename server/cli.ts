@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { RedisBinaryMissingError } from './redis/embedded-redis.js';
+import { startRegistry } from './registry.js';
+
+interface ServeOptions {
+  config?: string;
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  redisUrl?: string;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return port;
+}
+
+async function serve(options: ServeOptions): Promise<void> {
+  const config = loadConfig({
+    file: options.config,
+    overrides: {
+      'http.port': options.port,
+      'http.host': options.host,
+      dataDir: options.dataDir,
+      'redis.url': options.redisUrl,
+    },
+  });
+  const logger = createLogger(config.log);
+  const registry = await startRegistry(config, logger);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    registry.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+const program = new Command()
+  .name('berth')
+  .description('Berth: a self-hosted OCI registry (and, in runtime-agent/, a container runtime agent)')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the registry (default: port 5000, filesystem storage under ./data, embedded Redis)')
+  .option('-c, --config <file>', 'YAML configuration file (also BERTH_CONFIG)')
+  .option('-p, --port <port>', 'listen port (config http.port, BERTH_HTTP__PORT)', parsePort)
+  .option('--host <address>', 'listen address (config http.host)')
+  .option('-d, --data-dir <dir>', 'data directory for blobs and the embedded Redis (config dataDir)')
+  .option('--redis-url <url>', 'use this Redis instead of an embedded one (config redis.url)')
+  .action(async (options: ServeOptions) => {
+    try {
+      await serve(options);
+    } catch (error) {
+      if (error instanceof ConfigError || error instanceof RedisBinaryMissingError) {
+        process.stderr.write(`berth: ${error.message}\n`);
+        process.exit(2);
+      }
+      throw error;
+    }
+  });
+
+await program.parseAsync();

@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./data'),
+    http: z
+      .object({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(5000),
+      })
+      .strict()
+      .default({ host: '0.0.0.0', port: 5000 }),
+    storage: z
+      .object({
+        driver: z.enum(['filesystem']).default('filesystem'),
+        filesystem: z
+          .object({ root: z.string().min(1).optional() })
+          .strict()
+          .default({}),
+        delete: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+      })
+      .strict()
+      .default({ driver: 'filesystem', filesystem: {}, delete: { enabled: true } }),
+    redis: z
+      .object({
+        url: z.string().url().optional(),
+        keyPrefix: z.string().default('berth:'),
+        embedded: z
+          .object({ binary: z.string().min(1).default('redis-server') })
+          .strict()
+          .default({ binary: 'redis-server' }),
+      })
+      .strict()
+      .default({ keyPrefix: 'berth:', embedded: { binary: 'redis-server' } }),
+    limits: z
+      .object({
+        manifestMaxBytes: z.number().int().positive().default(4 * MiB),
+        maxPageSize: z.number().int().positive().default(10000),
+      })
+      .strict()
+      .default({ manifestMaxBytes: 4 * MiB, maxPageSize: 10000 }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        format: z.enum(['json', 'pretty']).default('json'),
+      })
+      .strict()
+      .default({ level: 'info', format: 'json' }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const ENV_PREFIX = 'BERTH_';
+
+/**
+ * Loads the YAML file (if any), applies BERTH_* environment overrides and validates the result.
+ * Overrides use `__` between levels and SNAKE_CASE within a level: BERTH_HTTP__PORT=5001,
+ * BERTH_LIMITS__MANIFEST_MAX_BYTES=1048576, BERTH_DATA_DIR=/srv/berth.
+ */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> } = {}): Config {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.BERTH_CONFIG;
+  const raw: Record<string, unknown> = file ? readYamlFile(file) : {};
+  const sources = new Map<string, string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || name === 'BERTH_CONFIG' || value === undefined) continue;
+    const keyPath = envNameToPath(name.slice(ENV_PREFIX.length));
+    setPath(raw, keyPath, parseScalar(value));
+    sources.set(keyPath.join('.'), name);
+  }
+  for (const [dotted, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) setPath(raw, dotted.split('.'), value);
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const where = issue.path.join('.') || '(top level)';
+      const origin = sources.get(where) ? ` (set by ${sources.get(where)})` : file ? ` (in ${file})` : '';
+      return `  ${where}: ${issue.message}${origin}`;
+    });
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return resolvePaths(result.data);
+}
+
+function readYamlFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${file} must contain a YAML mapping at the top level`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function envNameToPath(name: string): string[] {
+  return name
+    .split('__')
+    .map((segment) => segment.toLowerCase().replace(/_([a-z0-9])/g, (_match, char: string) => char.toUpperCase()));
+}
+
+function parseScalar(value: string): unknown {
+  try {
+    return parseYaml(value) ?? value;
+  } catch {
+    return value;
+  }
+}
+
+function setPath(target: Record<string, unknown>, keyPath: string[], value: unknown): void {
+  let node = target;
+  keyPath.forEach((key, index) => {
+    if (index === keyPath.length - 1) {
+      node[key] = value;
+      return;
+    }
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  });
+}
+
+function resolvePaths(config: Config): Config {
+  const dataDir = path.resolve(config.dataDir);
+  return {
+    ...config,
+    dataDir,
+    storage: {
+      ...config.storage,
+      filesystem: { root: path.resolve(dataDir, config.storage.filesystem.root ?? 'storage') },
+    },
+  };
+}

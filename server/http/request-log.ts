@@ -1,0 +1,38 @@
+import { randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * Gives every request an id (the caller's X-Request-Id if sane) and logs one line when the response has
+ * been sent completely or the connection closed, so streamed blobs are timed to their last byte.
+ */
+export function requestLog(logger: Logger) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const incoming = ctx.get('X-Request-Id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const started = process.hrtime.bigint();
+    ctx.state.requestId = requestId;
+    ctx.state.logger = logger.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    ctx.res.once('close', () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      ctx.state.logger.info(
+        {
+          method: ctx.method,
+          path: ctx.path,
+          route: ctx._matchedRoute,
+          repository: ctx.params?.name,
+          status: ctx.status,
+          completed: ctx.res.writableFinished,
+          bytesIn: Number(ctx.get('Content-Length')) || undefined,
+          bytesOut: ctx.response.length,
+          durationMs: Math.round(durationMs * 10) / 10,
+        },
+        'request',
+      );
+    });
+    await next();
+  };
+}

@@ -1,0 +1,83 @@
+/** The registry's metadata: manifests, tags, repositories, referrers, blob links and upload sessions. */
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+}
+
+export type ManifestLookup = { found: true; manifest: StoredManifest } | { found: false; repositoryKnown: boolean };
+
+export interface ManifestRecord {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+  tag?: string;
+  /** The digest named by the manifest's `subject`, if any. */
+  subject?: string;
+  /** The descriptor this manifest appears as in its subject's referrers listing. */
+  referrerDescriptor: string;
+  /** Blobs that must be linked to the repository for the manifest to be accepted. */
+  requiredBlobs: string[];
+  /** Manifests that must exist in the repository for the manifest to be accepted. */
+  requiredManifests: string[];
+}
+
+export type PutManifestResult = { stored: true } | { stored: false; missing: string };
+
+export interface UploadSession {
+  id: string;
+  repository: string;
+  offset: number;
+  storeState: string;
+  startedAt: number;
+  updatedAt: number;
+}
+
+export interface Page {
+  /** Exclusive lower bound, as the spec's `last` parameter. */
+  after?: string;
+  limit: number;
+}
+
+export interface PageResult {
+  items: string[];
+  /** True when more items follow this page. */
+  more: boolean;
+}
+
+/** A time-limited exclusive claim on a name, shared by all replicas. */
+export interface Lease {
+  /** Extends the lease; false if it was lost (expired and taken by someone else). */
+  renew(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+export interface MetadataStore {
+  getRepositoryBlobSize(repository: string, digest: string): Promise<number | undefined>;
+  /** Records a stored blob and links it to the repository, atomically with ending the upload session. */
+  completeUpload(uploadId: string, repository: string, digest: string, size: number): Promise<boolean>;
+  /** Links a blob visible in `from` to `to`; returns its size, or undefined if `from` cannot see it. */
+  mountBlob(from: string, to: string, digest: string): Promise<number | undefined>;
+  unlinkBlob(repository: string, digest: string): Promise<boolean>;
+
+  createUpload(session: UploadSession): Promise<void>;
+  getUpload(uploadId: string): Promise<UploadSession | undefined>;
+  /** Compare-and-set of the offset: false if another request moved it first. */
+  advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string): Promise<boolean>;
+  deleteUpload(uploadId: string): Promise<boolean>;
+  acquireLease(name: string, ttlMs: number): Promise<Lease | undefined>;
+
+  putManifest(record: ManifestRecord): Promise<PutManifestResult>;
+  getManifest(repository: string, reference: { tag: string } | { digest: string }): Promise<ManifestLookup>;
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  deleteManifest(repository: string, digest: string): Promise<boolean>;
+  /** Undefined when the repository is unknown. */
+  listTags(repository: string, page: Page): Promise<PageResult | undefined>;
+  listRepositories(page: Page): Promise<PageResult>;
+  /** Referrer descriptors (JSON strings) of a subject within a repository. */
+  listReferrers(repository: string, subject: string): Promise<string[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,224 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type {
+  Lease,
+  ManifestLookup,
+  ManifestRecord,
+  MetadataStore,
+  Page,
+  PageResult,
+  PutManifestResult,
+  UploadSession,
+} from './metadata-store.js';
+import {
+  advanceUploadScript,
+  completeUploadScript,
+  deleteManifestScript,
+  deleteTagScript,
+  getManifestScript,
+  mountBlobScript,
+  putManifestScript,
+  releaseLeaseScript,
+  renewLeaseScript,
+} from './redis-scripts.js';
+
+type RedisArgument = string | Buffer | number;
+
+/** A Lua script run by its SHA1, loaded into Redis on first use (and again after a Redis restart). */
+class LuaScript {
+  private readonly sha: string;
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(redis: Redis, args: RedisArgument[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, 0, ...args);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return redis.eval(this.source, 0, ...args);
+    }
+  }
+
+  async runBuffer(redis: Redis, args: RedisArgument[]): Promise<unknown> {
+    try {
+      return await redis.callBuffer('EVALSHA', this.sha, 0, ...args);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return redis.callBuffer('EVAL', this.source, 0, ...args);
+    }
+  }
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
+const scripts = {
+  putManifest: new LuaScript(putManifestScript),
+  getManifest: new LuaScript(getManifestScript),
+  deleteTag: new LuaScript(deleteTagScript),
+  deleteManifest: new LuaScript(deleteManifestScript),
+  completeUpload: new LuaScript(completeUploadScript),
+  mountBlob: new LuaScript(mountBlobScript),
+  advanceUpload: new LuaScript(advanceUploadScript),
+  renewLease: new LuaScript(renewLeaseScript),
+  releaseLease: new LuaScript(releaseLeaseScript),
+};
+
+export class RedisMetadataStore implements MetadataStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async getRepositoryBlobSize(repository: string, digest: string): Promise<number | undefined> {
+    const [linked, size] = await Promise.all([
+      this.redis.sismember(this.repoKey(repository, 'b'), digest),
+      this.redis.hget(this.key(`b:${digest}`), 'size'),
+    ]);
+    return linked === 1 && size !== null ? Number(size) : undefined;
+  }
+
+  async completeUpload(uploadId: string, repository: string, digest: string, size: number): Promise<boolean> {
+    const result = await scripts.completeUpload.run(this.redis, [this.prefix, uploadId, repository, digest, size, Date.now()]);
+    return result === 1;
+  }
+
+  async mountBlob(from: string, to: string, digest: string): Promise<number | undefined> {
+    const size = await scripts.mountBlob.run(this.redis, [this.prefix, from, to, digest]);
+    return typeof size === 'string' ? Number(size) : undefined;
+  }
+
+  async unlinkBlob(repository: string, digest: string): Promise<boolean> {
+    return (await this.redis.srem(this.repoKey(repository, 'b'), digest)) === 1;
+  }
+
+  async createUpload(session: UploadSession): Promise<void> {
+    await this.redis.hset(this.key(`u:${session.id}`), {
+      repository: session.repository,
+      offset: session.offset,
+      storeState: session.storeState,
+      startedAt: session.startedAt,
+      updatedAt: session.updatedAt,
+    });
+  }
+
+  async getUpload(uploadId: string): Promise<UploadSession | undefined> {
+    const fields = await this.redis.hgetall(this.key(`u:${uploadId}`));
+    if (!fields.repository) return undefined;
+    return {
+      id: uploadId,
+      repository: fields.repository,
+      offset: Number(fields.offset),
+      storeState: fields.storeState ?? '',
+      startedAt: Number(fields.startedAt),
+      updatedAt: Number(fields.updatedAt),
+    };
+  }
+
+  async advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string): Promise<boolean> {
+    const result = await scripts.advanceUpload.run(this.redis, [this.key(`u:${uploadId}`), fromOffset, toOffset, storeState, Date.now()]);
+    return result === 1;
+  }
+
+  async deleteUpload(uploadId: string): Promise<boolean> {
+    return (await this.redis.del(this.key(`u:${uploadId}`))) === 1;
+  }
+
+  async acquireLease(name: string, ttlMs: number): Promise<Lease | undefined> {
+    const key = this.key(`lease:${name}`);
+    const token = randomBytes(16).toString('hex');
+    const acquired = await this.redis.set(key, token, 'PX', ttlMs, 'NX');
+    if (acquired !== 'OK') return undefined;
+    return {
+      renew: async () => (await scripts.renewLease.run(this.redis, [key, token, ttlMs])) === 1,
+      release: async () => {
+        await scripts.releaseLease.run(this.redis, [key, token]);
+      },
+    };
+  }
+
+  async putManifest(record: ManifestRecord): Promise<PutManifestResult> {
+    const result = (await scripts.putManifest.run(this.redis, [
+      this.prefix,
+      record.repository,
+      record.digest,
+      record.mediaType,
+      record.content,
+      record.tag ?? '',
+      record.subject ?? '',
+      record.referrerDescriptor,
+      JSON.stringify(record.requiredBlobs),
+      JSON.stringify(record.requiredManifests),
+    ])) as string[];
+    if (result[0] === 'missing') return { stored: false, missing: result[1] ?? '' };
+    return { stored: true };
+  }
+
+  async getManifest(repository: string, reference: { tag: string } | { digest: string }): Promise<ManifestLookup> {
+    const byDigest = 'digest' in reference;
+    const result = (await scripts.getManifest.runBuffer(this.redis, [
+      this.prefix,
+      repository,
+      byDigest ? reference.digest : reference.tag,
+      byDigest ? '1' : '0',
+    ])) as Buffer[];
+    const status = result[0]?.toString();
+    if (status === 'found') {
+      const [, digest, mediaType, content] = result as [Buffer, Buffer, Buffer, Buffer];
+      return { found: true, manifest: { digest: digest.toString(), mediaType: mediaType.toString(), content } };
+    }
+    return { found: false, repositoryKnown: status === 'unknown-manifest' };
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return (await scripts.deleteTag.run(this.redis, [this.prefix, repository, tag])) === 1;
+  }
+
+  async deleteManifest(repository: string, digest: string): Promise<boolean> {
+    return (await scripts.deleteManifest.run(this.redis, [this.prefix, repository, digest])) === 1;
+  }
+
+  async listTags(repository: string, page: Page): Promise<PageResult | undefined> {
+    const [known, result] = await Promise.all([
+      this.redis.zscore(this.key('repos'), repository),
+      this.pageOf(this.repoKey(repository, 'tags'), page),
+    ]);
+    return known === null ? undefined : result;
+  }
+
+  listRepositories(page: Page): Promise<PageResult> {
+    return this.pageOf(this.key('repos'), page);
+  }
+
+  listReferrers(repository: string, subject: string): Promise<string[]> {
+    return this.redis.hvals(this.repoKey(repository, `ref:${subject}`));
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => undefined);
+  }
+
+  // Sorted sets with equal scores order members bytewise, which is the lexical order the spec asks for;
+  // ZRANGEBYLEX from `after` costs O(log N + page) however large the set is.
+  private async pageOf(key: string, page: Page): Promise<PageResult> {
+    if (page.limit === 0) return { items: [], more: false };
+    const start = page.after ? `(${page.after}` : '-';
+    const items = await this.redis.zrangebylex(key, start, '+', 'LIMIT', 0, page.limit + 1);
+    const more = items.length > page.limit;
+    return { items: more ? items.slice(0, page.limit) : items, more };
+  }
+
+  private key(suffix: string): string {
+    return `${this.prefix}${suffix}`;
+  }
+
+  private repoKey(repository: string, suffix: string): string {
+    return `${this.prefix}r:${repository}:${suffix}`;
+  }
+}

@@ -1,0 +1,26 @@
+import { RegistryError } from '../errors.js';
+
+// The distribution-spec grammar for <name>: path components of lowercase alphanumerics joined by separators.
+const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
+const NAME_GRAMMAR = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
+const TAG_GRAMMAR = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+// Distribution's limit, kept so names that work here also work when mirrored elsewhere.
+const NAME_MAX_LENGTH = 255;
+
+export function assertRepositoryName(name: string): void {
+  if (name.length > NAME_MAX_LENGTH || !NAME_GRAMMAR.test(name)) {
+    throw new RegistryError('NAME_INVALID', 400, 'invalid repository name', {
+      detail: { name, rule: 'lowercase path components [a-z0-9] joined by ".", "_", "__" or "-", separated by "/", at most 255 characters' },
+    });
+  }
+}
+
+export function isValidTag(tag: string): boolean {
+  return TAG_GRAMMAR.test(tag);
+}
+
+export function assertTag(tag: string): void {
+  if (!isValidTag(tag)) {
+    throw new RegistryError('TAG_INVALID', 400, 'invalid tag', { detail: { tag, rule: '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}' } });
+  }
+}

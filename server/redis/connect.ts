@@ -1,0 +1,23 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/** A client for the registry's metadata. Failures surface quickly so requests get a 503, not a hang. */
+export function connectRedis(target: { url: string } | { socketPath: string }, logger: Logger): Redis {
+  const options = {
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 5_000,
+    retryStrategy: (attempt: number) => Math.min(attempt * 100, 2_000),
+  };
+  const redis = 'url' in target ? new Redis(target.url, options) : new Redis({ ...options, path: target.socketPath });
+  let healthy = true;
+  redis.on('error', (error: Error) => {
+    if (healthy) logger.error({ err: error }, 'redis connection error');
+    healthy = false;
+  });
+  redis.on('ready', () => {
+    if (!healthy) logger.info('redis connection restored');
+    healthy = true;
+  });
+  return redis;
+}

@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+
+// sun_path is 108 bytes on Linux; leave room for the terminator.
+const MAX_SOCKET_PATH = 100;
+const READY_TIMEOUT_MS = 15_000;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+export class RedisBinaryMissingError extends Error {
+  override name = 'RedisBinaryMissingError';
+}
+
+/**
+ * A redis-server child owned by the registry, with its data and append-only file under the data directory.
+ * appendfsync is `always`: Redis fsyncs the AOF before it answers a write, so a manifest or tag the registry
+ * acknowledged survives a power loss, not only a process crash. Metadata writes are small and Redis groups
+ * the fsyncs of concurrent clients, so the cost is a disk flush per batch of writes, not per byte pushed.
+ * If the child dies, it is restarted with backoff; clients reconnect by themselves.
+ */
+export class EmbeddedRedis {
+  readonly socketPath: string;
+  private readonly directory: string;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private restartDelayMs = 500;
+  private recentOutput: string[] = [];
+
+  constructor(
+    dataDir: string,
+    private readonly binary: string,
+    private readonly logger: Logger,
+  ) {
+    this.directory = path.join(dataDir, 'redis');
+    const preferred = path.join(this.directory, 'redis.sock');
+    this.socketPath =
+      preferred.length <= MAX_SOCKET_PATH
+        ? preferred
+        : path.join(tmpdir(), `berth-redis-${createHash('sha256').update(this.directory).digest('hex').slice(0, 16)}.sock`);
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.directory, { recursive: true, mode: 0o700 });
+    await this.stopLeftoverServer();
+    await this.spawnServer();
+    await this.waitUntilReady();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  private get pidFile(): string {
+    return path.join(this.directory, 'redis.pid');
+  }
+
+  private spawnServer(): Promise<void> {
+    const args = [
+      '--port', '0',
+      '--unixsocket', this.socketPath,
+      '--unixsocketperm', '700',
+      '--dir', this.directory,
+      '--pidfile', this.pidFile,
+      '--daemonize', 'no',
+      '--appendonly', 'yes',
+      '--appendfsync', 'always',
+      '--save', '',
+      '--logfile', '',
+    ];
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.child = child;
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') {
+          reject(
+            new RedisBinaryMissingError(
+              `redis-server not found (looked for "${this.binary}"): install it with "apt-get install redis-server", or set redis.url (BERTH_REDIS__URL) to use an existing Redis`,
+            ),
+          );
+        } else reject(error);
+      });
+      child.once('spawn', () => resolve());
+      for (const stream of [child.stdout, child.stderr]) {
+        stream?.setEncoding('utf8');
+        stream?.on('data', (text: string) => this.remember(text));
+      }
+      child.once('exit', (code, signal) => this.onExit(code, signal));
+    });
+  }
+
+  private remember(text: string): void {
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      this.recentOutput.push(line);
+      this.logger.debug({ redis: line }, 'embedded redis');
+    }
+    this.recentOutput = this.recentOutput.slice(-20);
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.stopping) return;
+    this.logger.error({ code, signal, output: this.recentOutput.slice(-5) }, 'embedded redis exited; restarting');
+    const delay = this.restartDelayMs;
+    this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.spawnServer()
+        .then(() => this.waitUntilReady())
+        .then(() => {
+          this.restartDelayMs = 500;
+          this.logger.info('embedded redis restarted');
+        })
+        .catch((error: unknown) => this.logger.error({ err: error }, 'embedded redis restart failed'));
+    }, delay).unref();
+  }
+
+  private async waitUntilReady(): Promise<void> {
+    const { Redis } = await import('ioredis');
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (this.child?.exitCode !== null || this.child?.signalCode !== null) {
+        throw new Error(`embedded redis-server exited during start: ${this.recentOutput.slice(-5).join(' | ')}`);
+      }
+      const probe = new Redis({ path: this.socketPath, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        // LOADING while the AOF is replayed: wait until it answers for real.
+        await probe.ping();
+        return;
+      } catch {
+        await sleep(50);
+      } finally {
+        probe.disconnect();
+      }
+    }
+    throw new Error(`embedded redis-server did not become ready within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-5).join(' | ')}`);
+  }
+
+  // A registry killed with SIGKILL leaves its redis-server running; it holds the AOF, so stop it first.
+  private async stopLeftoverServer(): Promise<void> {
+    const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!commandLine.includes('redis-server')) return;
+    this.logger.warn({ pid }, 'stopping a redis-server left over from a previous run');
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) !== '') await sleep(50);
+  }
+}

@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { RedisMetadataStore } from './metadata/redis-metadata-store.js';
+import { connectRedis } from './redis/connect.js';
+import { EmbeddedRedis } from './redis/embedded-redis.js';
+import { BlobService } from './services/blob-service.js';
+import { ListingService } from './services/listing-service.js';
+import { ManifestService } from './services/manifest-service.js';
+import { UploadService } from './services/upload-service.js';
+import { FilesystemBlobStore } from './storage/filesystem.js';
+
+export interface RunningRegistry {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+// Idle sockets are dropped after this long; a stalled upload then fails and frees its lease.
+const SOCKET_IDLE_TIMEOUT_MS = 5 * 60_000;
+
+/** Wires the stores, services and HTTP server together and starts listening. */
+export async function startRegistry(config: Config, logger: Logger): Promise<RunningRegistry> {
+  const embedded = config.redis.url ? undefined : new EmbeddedRedis(config.dataDir, config.redis.embedded.binary, logger);
+  await embedded?.start();
+  const redis: Redis = connectRedis(config.redis.url ? { url: config.redis.url } : { socketPath: embedded!.socketPath }, logger);
+  const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);
+  await metadata.ping();
+
+  const store = new FilesystemBlobStore(config.storage.filesystem.root ?? config.dataDir);
+  await store.init();
+
+  const app = createApp(
+    {
+      blobs: new BlobService(metadata, store, config.storage.delete.enabled),
+      uploads: new UploadService(metadata, store, logger),
+      manifests: new ManifestService(metadata),
+      listings: new ListingService(metadata),
+      config,
+    },
+    logger,
+  );
+
+  const server = createServer(app.callback());
+  // Large blobs stream for as long as they need; only idleness ends a request.
+  server.requestTimeout = 0;
+  server.timeout = SOCKET_IDLE_TIMEOUT_MS;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded' }, 'berth registry listening');
+
+  return {
+    server,
+    port,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await metadata.close();
+      await embedded?.stop();
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import type { Context } from 'koa';
+import { parseDigest } from '../oci/digest.js';
+import { resolveByteRange } from '../http/byte-range.js';
+import { emptyResponse } from '../http/responses.js';
+import type { RegistryRouter, RegistryServices } from './context.js';
+
+export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistryServices): void {
+  // Koa's router answers HEAD with the GET handler; HEAD never opens the blob.
+  router.get('/v2/*name/blobs/:digest', async (ctx: Context) => {
+    const digest = parseDigest(ctx.params.digest ?? '').value;
+    const size = await blobs.size(ctx.params.name ?? '', digest);
+    const etag = `"${digest}"`;
+    ctx.set('Docker-Content-Digest', digest);
+    ctx.set('ETag', etag);
+    ctx.set('Accept-Ranges', 'bytes');
+    // Content-addressed: the bytes behind a digest never change.
+    ctx.set('Cache-Control', 'max-age=31536000');
+    if (ctx.get('If-None-Match') === etag) {
+      ctx.status = 304;
+      return;
+    }
+    const range = resolveByteRange(ctx.get('Range'), size);
+    ctx.type = 'application/octet-stream';
+    if (range) {
+      ctx.status = 206;
+      ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+    } else {
+      ctx.status = 200;
+    }
+    const length = range ? range.end - range.start + 1 : size;
+    if (ctx.method === 'HEAD') {
+      ctx.set('Content-Length', String(length));
+      return;
+    }
+    ctx.body = await blobs.open(digest, range);
+    ctx.length = length;
+  });
+
+  router.delete('/v2/*name/blobs/:digest', async (ctx: Context) => {
+    const digest = parseDigest(ctx.params.digest ?? '').value;
+    await blobs.delete(ctx.params.name ?? '', digest);
+    emptyResponse(ctx, 202, { 'Docker-Content-Digest': digest });
+  });
+}

@@ -1,0 +1,31 @@
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../errors.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+
+export class BlobService {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly store: BlobStore,
+    private readonly deleteEnabled: boolean,
+  ) {}
+
+  /** The size of a blob as seen from a repository; BLOB_UNKNOWN if the repository cannot see it. */
+  async size(repository: string, digest: string): Promise<number> {
+    const size = await this.metadata.getRepositoryBlobSize(repository, digest);
+    if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+    return size;
+  }
+
+  open(digest: string, range?: ByteRange): Promise<Readable> {
+    return this.store.openBlob(digest, range);
+  }
+
+  /** Removes the repository's link; the bytes go when garbage collection finds nothing else uses them. */
+  async delete(repository: string, digest: string): Promise<void> {
+    if (!this.deleteEnabled) throw new RegistryError('UNSUPPORTED', 405, 'deletion is disabled on this registry');
+    if (!(await this.metadata.unlinkBlob(repository, digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+    }
+  }
+}

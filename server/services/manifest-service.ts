@@ -1,0 +1,119 @@
+import { RegistryError } from '../errors.js';
+import type { MetadataStore, StoredManifest } from '../metadata/metadata-store.js';
+import { createDigester, isDigest, parseDigest } from '../oci/digest.js';
+import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../oci/media-types.js';
+import { assertTag } from '../oci/names.js';
+
+export type Reference = { tag: string } | { digest: string };
+
+export interface PutManifestOutcome {
+  digest: string;
+  subject?: string;
+}
+
+// The platform served to a client that asks for a manifest by tag but cannot read an index, as Distribution does.
+const DEFAULT_PLATFORM = { os: 'linux', architecture: 'amd64' };
+
+export function parseReference(reference: string): Reference {
+  if (isDigest(reference)) return { digest: parseDigest(reference).value };
+  assertTag(reference);
+  return { tag: reference };
+}
+
+export class ManifestService {
+  constructor(private readonly metadata: MetadataStore) {}
+
+  async get(repository: string, reference: Reference, accept: string[]): Promise<StoredManifest> {
+    const manifest = await this.find(repository, reference);
+    if (isAcceptable(manifest.mediaType, accept)) return manifest;
+    if (INDEX_TYPES.has(manifest.mediaType)) {
+      const child = await this.platformChild(repository, manifest, accept);
+      if (child) return child;
+    }
+    throw new RegistryError('MANIFEST_UNKNOWN', 404, `manifest is a ${manifest.mediaType}, which the Accept header does not allow`, {
+      detail: { mediaType: manifest.mediaType, accept },
+    });
+  }
+
+  async put(repository: string, reference: Reference, contentType: string | undefined, body: Buffer): Promise<PutManifestOutcome> {
+    const parsed = parseManifest(body, contentType);
+    const algorithm = 'digest' in reference ? parseDigest(reference.digest).algorithm : 'sha256';
+    const digest = `${algorithm}:${createDigester(algorithm).update(body).digest('hex')}`;
+    if ('digest' in reference && reference.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', 400, 'manifest digest does not match the digest in the URL', {
+        detail: { expected: reference.digest, actual: digest },
+      });
+    }
+    const result = await this.metadata.putManifest({
+      repository,
+      digest,
+      mediaType: parsed.mediaType,
+      content: body,
+      tag: 'tag' in reference ? reference.tag : undefined,
+      subject: parsed.subject,
+      referrerDescriptor: JSON.stringify(referrerDescriptor(parsed, digest, body.length)),
+      requiredBlobs: parsed.references.blobs,
+      requiredManifests: parsed.references.manifests,
+    });
+    if (!result.stored) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 400, `manifest references ${result.missing}, which is not in this repository`, {
+        detail: { digest: result.missing },
+      });
+    }
+    return { digest, subject: parsed.subject };
+  }
+
+  async delete(repository: string, reference: Reference): Promise<void> {
+    const deleted =
+      'tag' in reference
+        ? await this.metadata.deleteTag(repository, reference.tag)
+        : await this.metadata.deleteManifest(repository, reference.digest);
+    if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 404, undefined, { detail: reference });
+  }
+
+  /** The referrers of a subject as an OCI index, optionally filtered by artifactType. */
+  async referrers(repository: string, subject: string, artifactType?: string): Promise<{ manifests: Descriptor[] }> {
+    const descriptors = (await this.metadata.listReferrers(repository, parseDigest(subject).value)).map(
+      (json) => JSON.parse(json) as Descriptor,
+    );
+    const manifests = artifactType ? descriptors.filter((descriptor) => descriptor.artifactType === artifactType) : descriptors;
+    manifests.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+    return { manifests };
+  }
+
+  private async find(repository: string, reference: Reference): Promise<StoredManifest> {
+    const lookup = await this.metadata.getManifest(repository, reference);
+    if (lookup.found) return lookup.manifest;
+    if (!lookup.repositoryKnown) throw new RegistryError('NAME_UNKNOWN', 404, undefined, { detail: { name: repository } });
+    throw new RegistryError('MANIFEST_UNKNOWN', 404, undefined, { detail: reference });
+  }
+
+  private async platformChild(repository: string, index: StoredManifest, accept: string[]): Promise<StoredManifest | undefined> {
+    const children = parseManifest(index.content, index.mediaType).children;
+    const match = children.find(
+      (child) =>
+        child.platform?.os === DEFAULT_PLATFORM.os &&
+        child.platform.architecture === DEFAULT_PLATFORM.architecture &&
+        IMAGE_MANIFEST_TYPES.has(child.mediaType) &&
+        isAcceptable(child.mediaType, accept),
+    );
+    if (!match) return undefined;
+    const lookup = await this.metadata.getManifest(repository, { digest: match.digest });
+    return lookup.found ? lookup.manifest : undefined;
+  }
+}
+
+/** No Accept header means "anything"; otherwise the type, a wildcard, or a type/* range must be listed. */
+function isAcceptable(mediaType: string, accept: string[]): boolean {
+  if (accept.length === 0) return true;
+  const family = `${mediaType.split('/')[0]}/*`;
+  return accept.some((entry) => entry === mediaType || entry === '*/*' || entry === family);
+}
+
+function referrerDescriptor(parsed: ParsedManifest, digest: string, size: number): Descriptor {
+  const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size };
+  if (parsed.artifactType) descriptor.artifactType = parsed.artifactType;
+  if (parsed.annotations) descriptor.annotations = parsed.annotations;
+  return descriptor;
+}

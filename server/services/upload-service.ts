@@ -1,0 +1,252 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import { Transform, pipeline as pipeStreams, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { RegistryError } from '../errors.js';
+import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
+import { createDigester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
+import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
+
+/** A chunk as the client described it: `range` from Content-Range, `length` from Content-Length. */
+export interface ChunkRequest {
+  source: Readable;
+  range?: { start: number; end: number };
+  length?: number;
+}
+
+// Long enough for a slow chunk between renewals, short enough that a dead replica frees the upload quickly.
+const UPLOAD_LEASE_MS = 60_000;
+const LEASE_RENEW_MS = 20_000;
+// Hash states kept in memory; beyond this the least recently used is dropped and rebuilt from storage if needed.
+const MAX_CACHED_HASHES = 1_000;
+
+interface CachedHash {
+  hash: Hash;
+  offset: number;
+}
+
+/**
+ * Upload sessions: their state lives in the metadata store, their bytes in the blob store, so any process
+ * can continue any upload, also after a restart. The running sha256 of each upload is kept in memory; when
+ * it is missing (another process took the previous chunk, or this one restarted) it is rebuilt by reading
+ * back the bytes received so far, once.
+ */
+export class UploadService {
+  private readonly hashes = new Map<string, CachedHash>();
+
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly store: BlobStore,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(repository: string): Promise<UploadSession> {
+    const id = randomUUID();
+    const storeState = await this.store.createUpload(id);
+    const now = Date.now();
+    const session: UploadSession = { id, repository, offset: 0, storeState, startedAt: now, updatedAt: now };
+    await this.metadata.createUpload(session);
+    return session;
+  }
+
+  /** Links a blob from another repository; undefined when `from` cannot see it (the caller then uploads). */
+  mount(repository: string, from: string, digest: string): Promise<number | undefined> {
+    return this.metadata.mountBlob(from, repository, digest);
+  }
+
+  async status(repository: string, uploadId: string): Promise<UploadSession> {
+    return this.session(repository, uploadId);
+  }
+
+  async append(repository: string, uploadId: string, chunk: ChunkRequest): Promise<UploadSession> {
+    const session = await this.session(repository, uploadId);
+    return this.withUploadLease(session, () => this.appendLocked(session, chunk));
+  }
+
+  /** Finishes an upload, with an optional last chunk, verifying the digest; returns the canonical digest. */
+  async complete(repository: string, uploadId: string, digestParam: string, chunk?: ChunkRequest): Promise<string> {
+    const expected = parseDigest(digestParam);
+    const session = await this.session(repository, uploadId);
+    return this.withUploadLease(session, async () => {
+      const current = chunk ? await this.appendLocked(session, chunk) : session;
+      const actual = await this.computeDigest(current, expected.algorithm);
+      if (actual !== expected.value) {
+        await this.discard(current);
+        throw new RegistryError('DIGEST_INVALID', 400, 'provided digest did not match uploaded content', {
+          detail: { expected: expected.value, actual },
+        });
+      }
+      const handle = toHandle(current);
+      await this.store.commitUpload(handle, actual);
+      if (!(await this.metadata.completeUpload(current.id, repository, actual, current.offset))) {
+        throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'upload was cancelled while it was being completed');
+      }
+      this.hashes.delete(current.id);
+      return actual;
+    });
+  }
+
+  /** POST with ?digest=: a whole blob in one request. */
+  async uploadMonolithic(repository: string, digestParam: string, chunk: ChunkRequest): Promise<string> {
+    parseDigest(digestParam);
+    const session = await this.start(repository);
+    try {
+      return await this.complete(repository, session.id, digestParam, chunk);
+    } catch (error) {
+      await this.discard(session).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async cancel(repository: string, uploadId: string): Promise<void> {
+    const session = await this.session(repository, uploadId);
+    await this.discard(session);
+  }
+
+  private async session(repository: string, uploadId: string): Promise<UploadSession> {
+    const session = await this.metadata.getUpload(uploadId);
+    if (!session || session.repository !== repository) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, undefined, { detail: { uploadId } });
+    }
+    return session;
+  }
+
+  private async appendLocked(session: UploadSession, chunk: ChunkRequest): Promise<UploadSession> {
+    this.checkChunkPosition(session, chunk);
+    const hashed = await this.hashAt(session);
+    const hashing = new Transform({
+      transform(data: Buffer, _encoding, callback) {
+        hashed.hash.update(data);
+        callback(null, data);
+      },
+    });
+    let written: number;
+    let storeState: string;
+    try {
+      // pipeline (unlike pipe) destroys `hashing` when the client disconnects mid-body, failing the write.
+      const hashedSource = pipeStreams(chunk.source, hashing, () => undefined);
+      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedSource));
+    } catch (error) {
+      this.hashes.delete(session.id);
+      if (error instanceof RegistryError) throw error;
+      if (isClientAbort(error, chunk.source)) throw truncatedBody();
+      throw error;
+    }
+    const expectedLength = chunk.range ? chunk.range.end - chunk.range.start + 1 : chunk.length;
+    if (expectedLength !== undefined && written !== expectedLength) {
+      this.hashes.delete(session.id);
+      throw new RegistryError('SIZE_INVALID', 400, `received ${written} bytes but the request declared ${expectedLength}`, {
+        detail: { received: written, declared: expectedLength },
+      });
+    }
+    const offset = session.offset + written;
+    if (!(await this.metadata.advanceUpload(session.id, session.offset, offset, storeState))) {
+      this.hashes.delete(session.id);
+      throw outOfOrder(session);
+    }
+    hashed.offset = offset;
+    return { ...session, offset, storeState, updatedAt: Date.now() };
+  }
+
+  private checkChunkPosition(session: UploadSession, chunk: ChunkRequest): void {
+    if (!chunk.range) return;
+    const { start, end } = chunk.range;
+    if (start !== session.offset || end < start) throw outOfOrder(session);
+    if (chunk.length !== undefined && chunk.length !== end - start + 1) {
+      throw new RegistryError('RANGE_INVALID', 416, 'Content-Length does not match Content-Range', {
+        headers: rangeHeaders(session),
+      });
+    }
+  }
+
+  /** The running hash positioned at the session's offset, rebuilt from storage when not cached here. */
+  private async hashAt(session: UploadSession): Promise<CachedHash> {
+    const cached = this.hashes.get(session.id);
+    if (cached && cached.offset === session.offset) {
+      this.hashes.delete(session.id);
+      this.hashes.set(session.id, cached);
+      return cached;
+    }
+    const rebuilt = { hash: await this.hashStored(session, 'sha256'), offset: session.offset };
+    this.hashes.set(session.id, rebuilt);
+    if (this.hashes.size > MAX_CACHED_HASHES) {
+      const oldest = this.hashes.keys().next().value;
+      if (oldest !== undefined) this.hashes.delete(oldest);
+    }
+    return rebuilt;
+  }
+
+  private async hashStored(session: UploadSession, algorithm: DigestAlgorithm): Promise<Hash> {
+    const hash = createDigester(algorithm);
+    if (session.offset > 0) {
+      this.logger.debug({ uploadId: session.id, bytes: session.offset, algorithm }, 'rebuilding upload hash from storage');
+      await pipeline(this.store.readUpload(toHandle(session)), async (source: AsyncIterable<Buffer>) => {
+        for await (const data of source) hash.update(data);
+      });
+    }
+    return hash;
+  }
+
+  // sha256 is kept running while bytes arrive; any other algorithm is computed once, at the end.
+  private async computeDigest(session: UploadSession, algorithm: DigestAlgorithm): Promise<string> {
+    const hash = algorithm === 'sha256' ? (await this.hashAt(session)).hash.copy() : await this.hashStored(session, algorithm);
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  private async discard(session: UploadSession): Promise<void> {
+    this.hashes.delete(session.id);
+    await this.metadata.deleteUpload(session.id);
+    await this.store.abortUpload(toHandle(session));
+  }
+
+  private async withUploadLease<T>(session: UploadSession, work: () => Promise<T>): Promise<T> {
+    const lease = await this.metadata.acquireLease(`upload:${session.id}`, UPLOAD_LEASE_MS);
+    if (!lease) {
+      throw new RegistryError('RANGE_INVALID', 416, 'another request is writing to this upload', { headers: rangeHeaders(session) });
+    }
+    const renewal = setInterval(() => void renewQuietly(lease), LEASE_RENEW_MS);
+    try {
+      return await work();
+    } finally {
+      clearInterval(renewal);
+      await lease.release().catch(() => undefined);
+    }
+  }
+}
+
+async function renewQuietly(lease: Lease): Promise<void> {
+  await lease.renew().catch(() => false);
+}
+
+function toHandle(session: UploadSession): UploadHandle {
+  return { id: session.id, offset: session.offset, storeState: session.storeState };
+}
+
+/** The Range header value for an upload: inclusive end of the bytes received, `0-0` when none. */
+export function uploadRange(offset: number): string {
+  return `0-${Math.max(offset - 1, 0)}`;
+}
+
+function rangeHeaders(session: UploadSession): Record<string, string> {
+  return {
+    Location: `/v2/${session.repository}/blobs/uploads/${session.id}`,
+    Range: uploadRange(session.offset),
+    'Docker-Upload-UUID': session.id,
+  };
+}
+
+function outOfOrder(session: UploadSession): RegistryError {
+  return new RegistryError('RANGE_INVALID', 416, `chunk must start at offset ${session.offset}`, {
+    detail: { offset: session.offset },
+    headers: rangeHeaders(session),
+  });
+}
+
+function truncatedBody(): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_INVALID', 400, 'request body ended before all declared bytes arrived');
+}
+
+function isClientAbort(error: unknown, source: Readable): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || source.destroyed;
+}

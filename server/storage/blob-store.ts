@@ -1,0 +1,40 @@
+import type { Readable } from 'node:stream';
+
+/** What the upload service knows of an upload in progress; `storeState` belongs to the store. */
+export interface UploadHandle {
+  id: string;
+  /** Bytes durably received so far. */
+  offset: number;
+  /** Opaque, store-specific state persisted with the upload session (e.g. a multipart upload id). */
+  storeState: string;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive, as in HTTP ranges. */
+  end: number;
+}
+
+/**
+ * Content-addressed blob storage. One copy of each blob for the whole registry; which repositories may see
+ * a blob is metadata, not storage. Uploads are written at an offset so that a failed or repeated chunk
+ * never corrupts what was acknowledged before it.
+ */
+export interface BlobStore {
+  readonly kind: string;
+  /** Prepares backing storage for a new upload and returns its initial store state. */
+  createUpload(uploadId: string): Promise<string>;
+  /**
+   * Writes `source` at `upload.offset`, discarding anything past that offset first, and makes it durable
+   * before resolving. Rejects (leaving `upload.offset` authoritative) if the source fails or ends early.
+   */
+  writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }>;
+  /** The bytes received so far, to rebuild a digest when the in-memory hash state was lost. */
+  readUpload(upload: UploadHandle): Readable;
+  /** Moves a verified upload to its content address, durably. Idempotent if the blob already exists. */
+  commitUpload(upload: UploadHandle, digest: string): Promise<void>;
+  abortUpload(upload: UploadHandle): Promise<void>;
+  /** Streams a stored blob, or a byte range of it. */
+  openBlob(digest: string, range?: ByteRange): Promise<Readable>;
+  deleteBlob(digest: string): Promise<void>;
+}
