@@ -18,7 +18,6 @@ export function registerManifestRoutes(router: RegistryRouter, { manifests, conf
       return;
     }
     ctx.body = manifest.content;
-    ctx.type = manifest.mediaType;
   });
 
   router.put('/v2/*name/manifests/:reference', async (ctx: Context) => {

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian/Ubuntu machine to a running registry:
+# installs redis-server (for the embedded Redis) if missing, builds Berth, and serves on port 5000
+# with filesystem storage and all state under ./data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get -o DPkg::Lock::Timeout=120 update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends redis-server
+fi
+
+npm ci --no-audit --no-fund
+npm run build
+exec node dist/server/cli.js serve --port "${PORT:-5000}" --data-dir "${BERTH_DATA_DIR:-./data}" "$@"
