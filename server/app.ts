@@ -3,11 +3,10 @@ import type { Logger } from 'pino';
 import { errorMiddleware } from './http/error-middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { RegistryServices } from './routes/context.js';
-import { allowedMethods, createRegistryRouter, notFound } from './routes/index.js';
+import { createRegistryRouter, unmatchedRequests } from './routes/index.js';
 
 export function createApp(services: RegistryServices, logger: Logger): Koa {
   const app = new Koa();
-  app.proxy = true;
   // Errors are rendered by errorMiddleware; Koa's own handler would only print them again.
   app.silent = true;
   const router = createRegistryRouter(services);
@@ -17,8 +16,7 @@ export function createApp(services: RegistryServices, logger: Logger): Koa {
     await next();
   });
   app.use(errorMiddleware);
+  app.use(unmatchedRequests(router));
   app.use(router.routes());
-  app.use(allowedMethods(router));
-  app.use(notFound);
   return app;
 }

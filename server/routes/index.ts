@@ -26,17 +26,21 @@ export function createRegistryRouter(services: RegistryServices): Router {
   return router;
 }
 
-/** Answers paths no route knows, and known paths with an unsupported method, in the spec's error format. */
-export function allowedMethods(router: Router) {
-  return router.allowedMethods({
-    throw: true,
-    notImplemented: () => new RegistryError('UNSUPPORTED', 405, 'method not supported'),
-    methodNotAllowed: () => new RegistryError('UNSUPPORTED', 405, 'method not allowed on this resource'),
-  });
-}
-
-export async function notFound(ctx: Context): Promise<void> {
-  if (ctx.status === 404 && ctx.body === undefined) {
-    throw new RegistryError('UNSUPPORTED', 404, `no such endpoint: ${ctx.method} ${ctx.path}`);
-  }
+/**
+ * Turns requests no route handles into the spec's error format: unknown paths become 404 UNSUPPORTED, known
+ * paths with another method 405 UNSUPPORTED with an Allow header. Install it outside the router.
+ */
+export function unmatchedRequests(router: Router) {
+  const allowed = router.allowedMethods();
+  return async (ctx: Context, next: Next): Promise<void> => {
+    await allowed(ctx as Parameters<typeof allowed>[0], next);
+    if (ctx.status === 405 || ctx.status === 501) {
+      throw new RegistryError('UNSUPPORTED', 405, `${ctx.method} is not supported on ${ctx.path}`, {
+        headers: { Allow: ctx.response.get('Allow') },
+      });
+    }
+    if (ctx.status === 404 && ctx.body === undefined) {
+      throw new RegistryError('UNSUPPORTED', 404, `no such endpoint: ${ctx.method} ${ctx.path}`);
+    }
+  };
 }
