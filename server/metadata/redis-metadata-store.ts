@@ -24,6 +24,13 @@ import {
 
 type RedisArgument = string | Buffer | number;
 
+// ioredis has Buffer-reply variants of every command at runtime but declares none for EVAL/EVALSHA
+// (and its callBuffer drops the command name under auto-pipelining).
+interface BufferScripting {
+  evalshaBuffer(sha: string, numberOfKeys: number, ...args: RedisArgument[]): Promise<unknown>;
+  evalBuffer(source: string, numberOfKeys: number, ...args: RedisArgument[]): Promise<unknown>;
+}
+
 /** A Lua script run by its SHA1, loaded into Redis on first use (and again after a Redis restart). */
 class LuaScript {
   private readonly sha: string;
@@ -42,10 +49,10 @@ class LuaScript {
 
   async runBuffer(redis: Redis, args: RedisArgument[]): Promise<unknown> {
     try {
-      return await redis.callBuffer('EVALSHA', this.sha, 0, ...args);
+      return await (redis as unknown as BufferScripting).evalshaBuffer(this.sha, 0, ...args);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return redis.callBuffer('EVAL', this.source, 0, ...args);
+      return (redis as unknown as BufferScripting).evalBuffer(this.source, 0, ...args);
     }
   }
 }
