@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { parseDigest } from '../oci/digest.js';
 import { resolveByteRange } from '../http/byte-range.js';
+import { matchesIfNoneMatch } from '../http/conditional.js';
 import { emptyResponse } from '../http/responses.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
@@ -15,7 +16,7 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistrySe
     ctx.set('Accept-Ranges', 'bytes');
     // Content-addressed: the bytes behind a digest never change.
     ctx.set('Cache-Control', 'max-age=31536000');
-    if (ctx.get('If-None-Match') === etag) {
+    if (matchesIfNoneMatch(ctx.get('If-None-Match'), etag)) {
       ctx.status = 304;
       return;
     }

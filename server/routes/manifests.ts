@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { matchesIfNoneMatch } from '../http/conditional.js';
 import { readLimitedBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
 import { baseMediaType } from '../oci/media-types.js';
@@ -10,7 +11,12 @@ export function registerManifestRoutes(router: RegistryRouter, { manifests, conf
     const reference = parseReference(ctx.params.reference ?? '');
     const manifest = await manifests.get(ctx.params.name ?? '', reference, acceptedTypes(ctx));
     ctx.set('Docker-Content-Digest', manifest.digest);
-    ctx.set('ETag', `"${manifest.digest}"`);
+    const etag = `"${manifest.digest}"`;
+    ctx.set('ETag', etag);
+    if (matchesIfNoneMatch(ctx.get('If-None-Match'), etag)) {
+      ctx.status = 304;
+      return;
+    }
     ctx.type = manifest.mediaType;
     ctx.status = 200;
     if (ctx.method === 'HEAD') {

@@ -59,15 +59,13 @@ export class UploadService {
   }
 
   async append(repository: string, uploadId: string, chunk: ChunkRequest): Promise<UploadSession> {
-    const session = await this.session(repository, uploadId);
-    return this.withUploadLease(session, () => this.appendLocked(session, chunk));
+    return this.withUploadLease(repository, uploadId, (session) => this.appendLocked(session, chunk));
   }
 
   /** Finishes an upload, with an optional last chunk, verifying the digest; returns the canonical digest. */
   async complete(repository: string, uploadId: string, digestParam: string, chunk?: ChunkRequest): Promise<string> {
     const expected = parseDigest(digestParam);
-    const session = await this.session(repository, uploadId);
-    return this.withUploadLease(session, async () => {
+    return this.withUploadLease(repository, uploadId, async (session) => {
       const current = chunk ? await this.appendLocked(session, chunk) : session;
       const actual = await this.computeDigest(current, expected.algorithm);
       if (actual !== expected.value) {
@@ -199,14 +197,19 @@ export class UploadService {
     await this.store.abortUpload(toHandle(session));
   }
 
-  private async withUploadLease<T>(session: UploadSession, work: () => Promise<T>): Promise<T> {
-    const lease = await this.metadata.acquireLease(`upload:${session.id}`, UPLOAD_LEASE_MS);
+  /**
+   * Runs `work` holding the upload's lease, with the session as it is once the lease is held: a session read
+   * before could be stale, and writing at a stale offset would overwrite acknowledged bytes.
+   */
+  private async withUploadLease<T>(repository: string, uploadId: string, work: (session: UploadSession) => Promise<T>): Promise<T> {
+    const lease = await this.metadata.acquireLease(`upload:${uploadId}`, UPLOAD_LEASE_MS);
     if (!lease) {
+      const session = await this.session(repository, uploadId);
       throw new RegistryError('RANGE_INVALID', 416, 'another request is writing to this upload', { headers: rangeHeaders(session) });
     }
     const renewal = setInterval(() => void renewQuietly(lease), LEASE_RENEW_MS);
     try {
-      return await work();
+      return await work(await this.session(repository, uploadId));
     } finally {
       clearInterval(renewal);
       await lease.release().catch(() => undefined);
