@@ -7,7 +7,6 @@ import {
   request,
   retryWhile,
   sendTruncatedRequest,
-  serverErrorLines,
 } from '../helpers/http-client.js';
 import {
   MediaType,
@@ -22,21 +21,9 @@ import {
   withDigest,
   type Blob,
 } from '../helpers/oci-content.js';
-import { RegistryProcess } from '../helpers/registry-process.js';
+import { sharedRegistry } from '../helpers/shared-registry.js';
 
-let registry: RegistryProcess;
-
-test.before(async () => {
-  registry = await RegistryProcess.start();
-});
-
-test.after('no request in this file made the registry log an internal error', (t) => {
-  t.deepEqual(serverErrorLines(registry.logs), []);
-});
-
-test.after.always(async () => {
-  await registry?.destroy();
-});
+const registry = sharedRegistry();
 
 // --- endpoints and methods -------------------------------------------------------------------------------
 

@@ -1,21 +1,9 @@
 import test from 'ava';
-import { assertRegistryError, request, serverErrorLines } from '../helpers/http-client.js';
+import { assertRegistryError, request } from '../helpers/http-client.js';
 import { makeBlob, pushBlob, pushImage, pushManifest, uniqueRepo, type PushedImage } from '../helpers/oci-content.js';
-import { RegistryProcess } from '../helpers/registry-process.js';
+import { sharedRegistry } from '../helpers/shared-registry.js';
 
-let registry: RegistryProcess;
-
-test.before(async () => {
-  registry = await RegistryProcess.start();
-});
-
-test.after('no request in this file made the registry log an internal error', (t) => {
-  t.deepEqual(serverErrorLines(registry.logs), []);
-});
-
-test.after.always(async () => {
-  await registry?.destroy();
-});
+const registry = sharedRegistry();
 
 interface TagList {
   name: string;

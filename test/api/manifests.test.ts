@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { assertRegistryError, chunkedBody, rawRequest, readBytes, request, serverErrorLines } from '../helpers/http-client.js';
+import { assertRegistryError, chunkedBody, rawRequest, readBytes, request } from '../helpers/http-client.js';
 import {
   MediaType,
   blobOf,
@@ -17,21 +17,9 @@ import {
   unknownDigest,
   type Manifest,
 } from '../helpers/oci-content.js';
-import { RegistryProcess } from '../helpers/registry-process.js';
+import { sharedRegistry } from '../helpers/shared-registry.js';
 
-let registry: RegistryProcess;
-
-test.before(async () => {
-  registry = await RegistryProcess.start();
-});
-
-test.after('no request in this file made the registry log an internal error', (t) => {
-  t.deepEqual(serverErrorLines(registry.logs), []);
-});
-
-test.after.always(async () => {
-  await registry?.destroy();
-});
+const registry = sharedRegistry();
 
 const MiB = 1024 * 1024;
 const LINUX_AMD64 = { os: 'linux', architecture: 'amd64' };

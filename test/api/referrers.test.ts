@@ -1,5 +1,5 @@
 import test from 'ava';
-import { assertRegistryError, request, serverErrorLines } from '../helpers/http-client.js';
+import { assertRegistryError, request } from '../helpers/http-client.js';
 import {
   EMPTY_CONFIG,
   MediaType,
@@ -16,21 +16,9 @@ import {
   type Descriptor,
   type Manifest,
 } from '../helpers/oci-content.js';
-import { RegistryProcess } from '../helpers/registry-process.js';
+import { sharedRegistry } from '../helpers/shared-registry.js';
 
-let registry: RegistryProcess;
-
-test.before(async () => {
-  registry = await RegistryProcess.start();
-});
-
-test.after('no request in this file made the registry log an internal error', (t) => {
-  t.deepEqual(serverErrorLines(registry.logs), []);
-});
-
-test.after.always(async () => {
-  await registry?.destroy();
-});
+const registry = sharedRegistry();
 
 const SIGNATURE = 'application/vnd.example.signature.v1';
 const SBOM = 'application/vnd.example.sbom.v1+json';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { assertRegistryError, chunkedBody, fetchUrl, rawRequest, readBytes, request, serverErrorLines } from '../helpers/http-client.js';
+import { assertRegistryError, chunkedBody, fetchUrl, rawRequest, readBytes, request } from '../helpers/http-client.js';
 import {
   makeBlob,
   patchChunk,
@@ -11,21 +11,9 @@ import {
   withDigest,
   type Blob,
 } from '../helpers/oci-content.js';
-import { RegistryProcess } from '../helpers/registry-process.js';
+import { sharedRegistry } from '../helpers/shared-registry.js';
 
-let registry: RegistryProcess;
-
-test.before(async () => {
-  registry = await RegistryProcess.start();
-});
-
-test.after('no request in this file made the registry log an internal error', (t) => {
-  t.deepEqual(serverErrorLines(registry.logs), []);
-});
-
-test.after.always(async () => {
-  await registry?.destroy();
-});
+const registry = sharedRegistry();
 
 const MiB = 1024 * 1024;
 

@@ -1,15 +1,7 @@
 import test from 'ava';
-import { RegistryProcess } from '../helpers/registry-process.js';
+import { sharedRegistry } from '../helpers/shared-registry.js';
 
-let registry: RegistryProcess;
-
-test.before(async () => {
-  registry = await RegistryProcess.start();
-});
-
-test.after.always(async () => {
-  await registry?.destroy();
-});
+const registry = sharedRegistry();
 
 test('GET /v2/ answers 200 with the Docker-Distribution-API-Version header', async (t) => {
   const response = await fetch(`${registry.url}/v2/`);
