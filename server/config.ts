@@ -5,6 +5,37 @@ import { z } from 'zod';
 
 const MiB = 1024 * 1024;
 
+// S3 rejects multipart parts below 5 MiB (except the last) and above 5 GiB.
+const s3Schema = z
+  .object({
+    bucket: z.string().min(1),
+    region: z.string().min(1).default('us-east-1'),
+    /** An S3-compatible server's URL; unset means AWS. */
+    endpoint: z.string().url().optional(),
+    forcePathStyle: z.boolean().default(false),
+    /** Every key starts with this, so one bucket can hold several registries. */
+    prefix: z.string().regex(/^[^/].*[^/]$|^[^/]?$/, 'must not start or end with /').default(''),
+    /** Unset: the SDK's default chain (environment, shared config, instance or task role). */
+    credentials: z
+      .object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() })
+      .strict()
+      .optional(),
+    partSize: z.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(10 * MiB),
+    redirect: z
+      .object({
+        enabled: z.boolean().default(true),
+        // SigV4 presigned URLs are valid for at most 7 days.
+        expirySeconds: z.number().int().min(1).max(604800).default(1200),
+      })
+      .strict()
+      .default({ enabled: true, expirySeconds: 1200 }),
+    /** Attempts per S3 call, including the first, with exponential backoff and jitter between them. */
+    maxAttempts: z.number().int().min(1).max(20).default(5),
+    /** A call whose socket is silent this long is abandoned and retried. */
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+  })
+  .strict();
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('./data'),
@@ -17,14 +48,19 @@ const configSchema = z
       .default({ host: '0.0.0.0', port: 5000 }),
     storage: z
       .object({
-        driver: z.enum(['filesystem']).default('filesystem'),
+        driver: z.enum(['filesystem', 's3']).default('filesystem'),
         filesystem: z
           .object({ root: z.string().min(1).optional() })
           .strict()
           .default({}),
+        s3: s3Schema.optional(),
         delete: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
       })
       .strict()
+      .refine((storage) => storage.driver !== 's3' || storage.s3 !== undefined, {
+        message: 'storage.s3 (at least its bucket) is required when storage.driver is s3',
+        path: ['s3'],
+      })
       .default({ driver: 'filesystem', filesystem: {}, delete: { enabled: true } }),
     redis: z
       .object({

@@ -11,7 +11,9 @@ import { BlobService } from './services/blob-service.js';
 import { ListingService } from './services/listing-service.js';
 import { ManifestService } from './services/manifest-service.js';
 import { UploadService } from './services/upload-service.js';
+import type { BlobStore } from './storage/blob-store.js';
 import { FilesystemBlobStore } from './storage/filesystem.js';
+import { S3BlobStore } from './storage/s3.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -30,8 +32,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);
   await metadata.ping();
 
-  const store = new FilesystemBlobStore(config.storage.filesystem.root ?? config.dataDir);
-  await store.init();
+  const store = await createBlobStore(config, logger);
 
   const app = createApp(
     {
@@ -68,4 +69,11 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
       await embedded?.stop();
     },
   };
+}
+
+async function createBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
+  if (config.storage.driver === 's3' && config.storage.s3) return new S3BlobStore(config.storage.s3, logger);
+  const store = new FilesystemBlobStore(config.storage.filesystem.root ?? config.dataDir);
+  await store.init();
+  return store;
 }

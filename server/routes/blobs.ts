@@ -20,6 +20,15 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistrySe
       ctx.status = 304;
       return;
     }
+    // HEAD is answered from metadata alone; a GET may be sent to the store's own URL, which serves Range too.
+    const redirect = ctx.method === 'GET' ? await blobs.redirectUrl(digest) : undefined;
+    if (redirect) {
+      ctx.status = 307;
+      ctx.set('Location', redirect);
+      // The URL expires; only the digest's bytes are immutable.
+      ctx.set('Cache-Control', 'no-store');
+      return;
+    }
     const range = resolveByteRange(ctx.get('Range'), size);
     ctx.type = 'application/octet-stream';
     if (range) {

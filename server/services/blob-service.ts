@@ -21,6 +21,11 @@ export class BlobService {
     return this.store.openBlob(digest, range);
   }
 
+  /** A URL to send the client to for the bytes, when the store serves them directly (S3 redirects). */
+  redirectUrl(digest: string): Promise<string | undefined> {
+    return this.store.redirectUrl?.(digest) ?? Promise.resolve(undefined);
+  }
+
   /** Removes the repository's link; the bytes go when garbage collection finds nothing else uses them. */
   async delete(repository: string, digest: string): Promise<void> {
     if (!this.deleteEnabled) throw new RegistryError('UNSUPPORTED', 405, 'deletion is disabled on this registry');

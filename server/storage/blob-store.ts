@@ -37,4 +37,9 @@ export interface BlobStore {
   /** Streams a stored blob, or a byte range of it. */
   openBlob(digest: string, range?: ByteRange): Promise<Readable>;
   deleteBlob(digest: string): Promise<void>;
+  /**
+   * Where clients may fetch the blob directly (e.g. a presigned S3 URL), or undefined to stream it through
+   * the registry. Stores without such a place leave it out.
+   */
+  redirectUrl?(digest: string): Promise<string | undefined>;
 }

@@ -1,0 +1,92 @@
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { RegistryError } from '../errors.js';
+import type { BlobStore, ByteRange, UploadHandle } from './blob-store.js';
+import { BlobAssembler } from './s3-assembly.js';
+import { createS3Client, type S3Config } from './s3-client.js';
+import { S3Layout } from './s3-layout.js';
+import { S3Objects } from './s3-objects.js';
+import { appendToSegments } from './s3-segment-writer.js';
+
+/** What an S3 upload's session carries in Redis: the segment size it was started with. */
+interface S3UploadState {
+  partSize: number;
+}
+
+/**
+ * Blobs in an S3 bucket. An upload's bytes are kept as plain segment objects (see S3Layout) rather than as
+ * parts of an open multipart upload, because S3 cannot read back the parts of an unfinished multipart
+ * upload, and a replica that did not see the previous chunks needs those bytes to rebuild the running
+ * sha256. The verified upload becomes the blob by a server-side copy (BlobAssembler); its segments are
+ * then deleted. The session's offset in Redis is the truth: segment bytes past it are ignored.
+ */
+export class S3BlobStore implements BlobStore {
+  readonly kind = 's3';
+  private readonly objects: S3Objects;
+  private readonly layout: S3Layout;
+  private readonly assembler: BlobAssembler;
+
+  constructor(
+    private readonly config: S3Config,
+    logger: Logger,
+  ) {
+    this.objects = new S3Objects(createS3Client(config), config.bucket, logger);
+    this.layout = new S3Layout(config.prefix);
+    this.assembler = new BlobAssembler(this.objects, logger);
+  }
+
+  // Nothing exists in S3 until the first chunk: an upload that is never written costs no request.
+  async createUpload(): Promise<string> {
+    return JSON.stringify({ partSize: this.config.partSize } satisfies S3UploadState);
+  }
+
+  async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
+    const write = { uploadId: upload.id, offset: upload.offset, partSize: uploadState(upload).partSize };
+    return { written: await appendToSegments(this.objects, this.layout, write, source), storeState: upload.storeState };
+  }
+
+  readUpload(upload: UploadHandle): Readable {
+    const segments = this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize);
+    const objects = this.objects;
+    // One segment in memory at a time; each is read (and retried) whole, so a reset mid-read cannot leave
+    // a hash rebuilt from a short stream.
+    return Readable.from(
+      (async function* () {
+        for (const segment of segments) yield await objects.read(segment.key, { start: 0, end: segment.length - 1 });
+      })(),
+    );
+  }
+
+  async commitUpload(upload: UploadHandle, digest: string): Promise<void> {
+    const key = this.layout.blobKey(digest);
+    // Content-addressed and verified: an existing blob already holds exactly these bytes.
+    if ((await this.objects.size(key)) === undefined) {
+      await this.assembler.assemble(key, this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize));
+    }
+    await this.objects.deletePrefix(this.layout.uploadPrefix(upload.id));
+  }
+
+  async abortUpload(upload: UploadHandle): Promise<void> {
+    await this.objects.deletePrefix(this.layout.uploadPrefix(upload.id));
+  }
+
+  async openBlob(digest: string, range?: ByteRange): Promise<Readable> {
+    const body = await this.objects.open(this.layout.blobKey(digest), range);
+    if (!body) throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+    return body;
+  }
+
+  async deleteBlob(digest: string): Promise<void> {
+    await this.objects.delete(this.layout.blobKey(digest));
+  }
+
+  /** A presigned GET for the blob when redirects are enabled: clients then fetch the bytes from S3. */
+  async redirectUrl(digest: string): Promise<string | undefined> {
+    const { enabled, expirySeconds } = this.config.redirect;
+    return enabled ? this.objects.presign(this.layout.blobKey(digest), expirySeconds) : undefined;
+  }
+}
+
+function uploadState(upload: UploadHandle): S3UploadState {
+  return JSON.parse(upload.storeState) as S3UploadState;
+}

@@ -1,0 +1,138 @@
+import test, { type ExecutionContext } from 'ava';
+import { assertRegistryError, fetchUrl, readBytes, request } from '../helpers/http-client.js';
+import { makeBlob, patchChunk, postBlob, startUpload, uniqueRepo, withDigest, type Blob } from '../helpers/oci-content.js';
+import { RegistryProcess } from '../helpers/registry-process.js';
+import { isPutObject, isUploadPartCopy, S3FaultProxy } from '../helpers/s3-fault-proxy.js';
+import { S3Server, type RegistryS3Options } from '../helpers/s3-server.js';
+import { blobKey } from '../helpers/storage-backends.js';
+
+// Every test runs a registry whose S3 calls go through a fault-injecting proxy, and pulls through the
+// registry (redirect off) so that the pulls meet the faults too.
+const MiB = 1024 * 1024;
+
+interface FaultyS3 {
+  registry: RegistryProcess;
+  proxy: S3FaultProxy;
+  s3: S3Server;
+}
+
+async function withFaultyS3(options: RegistryS3Options, run: (setup: FaultyS3) => Promise<void>): Promise<void> {
+  const s3 = await S3Server.start();
+  let proxy: S3FaultProxy | undefined;
+  let registry: RegistryProcess | undefined;
+  try {
+    proxy = await S3FaultProxy.start(s3.port);
+    registry = await RegistryProcess.start({ env: s3.registryEnv({ endpoint: proxy.endpoint, redirect: false, ...options }) });
+    await run({ registry, proxy, s3 });
+  } finally {
+    await registry?.destroy();
+    await proxy?.stop();
+    await s3.stop();
+  }
+}
+
+/** Pushes `blob` as two PATCHes and a PUT; returns the upload URL and the PUT's response. */
+async function pushInTwoChunks(registry: RegistryProcess, repo: string, blob: Blob): Promise<{ location: URL; put: Response }> {
+  const { location } = await startUpload(registry.url, repo);
+  const half = Math.floor(blob.size / 2);
+  for (const [start, end] of [[0, half], [half, blob.size]] as const) {
+    const patch = await patchChunk(location, blob.bytes.subarray(start, end), start);
+    if (patch.status !== 202) throw new Error(`PATCH ${start}-${end - 1}: ${patch.status} ${await patch.text()}`);
+  }
+  return { location, put: await fetchUrl(withDigest(location, blob.digest), { method: 'PUT' }) };
+}
+
+async function assertPullsBack(t: ExecutionContext, registry: RegistryProcess, repo: string, blob: Blob): Promise<void> {
+  const response = await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`);
+  t.is(response.status, 200);
+  t.true((await readBytes(response)).equals(blob.bytes), 'pulled bytes differ');
+}
+
+async function assertNothingLeftInS3(t: ExecutionContext, s3: S3Server): Promise<void> {
+  t.deepEqual(await s3.keys('_uploads/'), [], 'upload segments left behind');
+  t.deepEqual(await s3.openMultipartUploads(), [], 'multipart uploads left open');
+}
+
+for (const [fault, every] of [['slowdown', 2], ['reset', 3]] as const) {
+  test(`a chunked push and a pull succeed byte-identical while S3 meets one request in ${every} with a ${fault}`, async (t) => {
+    await withFaultyS3({}, async ({ registry, proxy, s3 }) => {
+      const repo = uniqueRepo('faults');
+      const blob = makeBlob(12 * MiB);
+      proxy.inject({ fault, every });
+      const { put } = await pushInTwoChunks(registry, repo, blob);
+      t.is(put.status, 201, await put.text());
+      await assertPullsBack(t, registry, repo, blob);
+      t.true(proxy.injected >= 3, `only ${proxy.injected} faults were injected`);
+      proxy.inject(undefined);
+      await assertNothingLeftInS3(t, s3);
+    });
+  });
+}
+
+test('an S3 call that stalls longer than requestTimeoutMs is abandoned and retried, and the push succeeds', async (t) => {
+  await withFaultyS3({ requestTimeoutMs: 1_000 }, async ({ registry, proxy }) => {
+    const repo = uniqueRepo('faults');
+    const blob = makeBlob(MiB);
+    proxy.inject({ fault: 'stall', matches: isPutObject, limit: 2, stallMs: 4_000 });
+    const started = Date.now();
+    const post = await postBlob(registry.url, repo, blob);
+    t.is(post.status, 201, await post.text());
+    t.is(proxy.injected, 2);
+    t.true(Date.now() - started < 4_000, 'the registry waited for the stalled calls instead of retrying them');
+    await assertPullsBack(t, registry, repo, blob);
+  });
+});
+
+test('a chunk that S3 keeps refusing answers 503 UNAVAILABLE naming the S3 call, and the upload continues from the same offset once S3 is back', async (t) => {
+  await withFaultyS3({ maxAttempts: 2 }, async ({ registry, proxy, s3 }) => {
+    const repo = uniqueRepo('faults');
+    const blob = makeBlob(MiB);
+    const { location } = await startUpload(registry.url, repo);
+    proxy.inject({ fault: 'reset', matches: isPutObject });
+    const error = await assertRegistryError(t, await patchChunk(location, blob.bytes, 0), 503, 'UNAVAILABLE');
+    t.deepEqual(error.detail, { operation: 'PutObject' });
+    t.regex(registry.logs, /"s3Operation":"PutObject".*S3 PutObject failed after retries/);
+    const status = await fetchUrl(location);
+    t.is(status.status, 204);
+    t.is(status.headers.get('range'), '0-0', 'no byte was acknowledged');
+
+    proxy.inject(undefined);
+    t.is((await patchChunk(location, blob.bytes, 0)).status, 202);
+    t.is((await fetchUrl(withDigest(location, blob.digest), { method: 'PUT' })).status, 201);
+    await assertPullsBack(t, registry, repo, blob);
+    await assertNothingLeftInS3(t, s3);
+  });
+});
+
+test('a completion whose part copies keep failing answers 503, aborts its multipart upload and leaves no blob; the retried PUT succeeds', async (t) => {
+  await withFaultyS3({ maxAttempts: 2 }, async ({ registry, proxy, s3 }) => {
+    const repo = uniqueRepo('faults');
+    const blob = makeBlob(12 * MiB);
+    proxy.inject({ fault: 'reset', matches: isUploadPartCopy });
+    const { location, put } = await pushInTwoChunks(registry, repo, blob);
+    await assertRegistryError(t, put, 503, 'UNAVAILABLE');
+    t.deepEqual(await s3.openMultipartUploads(), [], 'the failed multipart upload was not aborted');
+    t.deepEqual(await s3.keys(blobKey(blob.digest)), [], 'a partial blob is in the bucket');
+    t.is((await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
+
+    proxy.inject(undefined);
+    t.is((await fetchUrl(withDigest(location, blob.digest), { method: 'PUT' })).status, 201);
+    await assertPullsBack(t, registry, repo, blob);
+    await assertNothingLeftInS3(t, s3);
+  });
+});
+
+test('a pull while S3 is unreachable answers 503 UNAVAILABLE with a JSON body, and HEAD still answers from metadata', async (t) => {
+  await withFaultyS3({ maxAttempts: 2 }, async ({ registry, proxy }) => {
+    const repo = uniqueRepo('faults');
+    const blob = makeBlob(4096);
+    t.is((await postBlob(registry.url, repo, blob)).status, 201);
+    proxy.inject({ fault: 'reset' });
+    const head = await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' });
+    t.is(head.status, 200);
+    t.is(head.headers.get('content-length'), String(blob.size));
+    t.is(proxy.injected, 0, 'HEAD called S3');
+    const error = await assertRegistryError(t, await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`), 503, 'UNAVAILABLE');
+    t.deepEqual(error.detail, { operation: 'GetObject' });
+  });
+});
