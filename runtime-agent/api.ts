@@ -1,0 +1,60 @@
+/** The daemon's HTTP/JSON API over its unix socket: paths and the documents exchanged, shared by daemon and CLI. */
+
+export const ApiPath = {
+  ping: '/v1/ping',
+  images: '/v1/images',
+  pull: '/v1/images/pull',
+  prune: '/v1/prune',
+} as const;
+
+export interface PullRequest {
+  reference: string;
+  username?: string;
+  password?: string;
+}
+
+/** Docker's per-layer progress vocabulary, so the output reads like `docker pull`. */
+export type LayerAction =
+  | 'Pulling fs layer'
+  | 'Already exists'
+  | 'Downloading'
+  | 'Verifying Checksum'
+  | 'Download complete'
+  | 'Extracting'
+  | 'Pull complete';
+
+/** One line of the pull endpoint's NDJSON answer. */
+export type PullEvent =
+  | { type: 'status'; message: string }
+  | { type: 'layer'; id: string; action: LayerAction; current?: number; total?: number }
+  | { type: 'warning'; message: string }
+  | { type: 'done'; image: ImageSummary }
+  | { type: 'error'; message: string };
+
+export interface ImageSummary {
+  /** Familiar repository name, e.g. `127.0.0.1:5000/team/app` or `busybox`. */
+  repository: string;
+  tag: string | undefined;
+  /** What the reference resolved to in the registry (an index or a manifest). */
+  digest: string;
+  /** The config digest, as docker's IMAGE ID. */
+  id: string;
+  created: string | undefined;
+  /** Bytes of the uncompressed layers. */
+  size: number;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  deleted: string[];
+}
+
+export interface PruneResult {
+  deletedBlobs: string[];
+  deletedSnapshots: string[];
+  reclaimedBytes: number;
+}
+
+export interface ApiError {
+  message: string;
+}

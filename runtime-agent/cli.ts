@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { AgentClient } from './client/agent-client.js';
+import { humanSize } from './client/human-format.js';
+import { imagesTable } from './client/images-table.js';
+import { pullDisplay } from './client/pull-display.js';
+import { resolveConfig, DEFAULT_DATA_DIR, type ConfigFlags } from './config.js';
+import { startDaemon } from './daemon/daemon.js';
+import { shortDigest } from './digest.js';
+
+/** `berth-agent`: the daemon, and docker-like commands that talk to it over its socket. */
+
+const program = new Command('berth-agent')
+  .description('Berth runtime agent: pulls images and unpacks them into snapshots')
+  .option('--data-dir <dir>', `state directory (env BERTH_AGENT_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
+  .option('--socket <path>', 'API socket (env BERTH_AGENT_SOCKET, default <data-dir>/agent.sock)')
+  .showHelpAfterError();
+
+function configOf(command: Command) {
+  return resolveConfig(command.optsWithGlobals<ConfigFlags>());
+}
+
+function client(command: Command): AgentClient {
+  return new AgentClient(configOf(command).socketPath);
+}
+
+program
+  .command('daemon')
+  .description('run the agent daemon (as root)')
+  .addOption(new Option('--insecure-registry <host...>', 'reach these registries over plain http (env BERTH_AGENT_INSECURE_REGISTRIES, comma-separated)'))
+  .option('--max-concurrent-downloads <n>', 'layer downloads at once (env BERTH_AGENT_MAX_CONCURRENT_DOWNLOADS, default 3)')
+  .option('--stall-timeout <seconds>', 'abort (and later resume) a layer download idle this long (env BERTH_AGENT_STALL_TIMEOUT, default 30)')
+  .option('--keep-setid', 'keep setuid/setgid bits of unpacked files (env BERTH_AGENT_KEEP_SETID=true)')
+  .option('--platform <os/arch[/variant]>', 'platform to pick from image indexes (env BERTH_AGENT_PLATFORM, default this host)')
+  .action(async (_options, command: Command) => {
+    const logger = pino({ name: 'berth-agent' });
+    const server = await startDaemon(configOf(command), logger);
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      server.close(() => process.exit(0));
+      server.closeAllConnections();
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('pull')
+  .description('pull an image from a registry')
+  .argument('<reference>', 'e.g. 127.0.0.1:5000/team/app:1.0 or name@sha256:...')
+  .option('--creds <user:password>', 'credentials for the registry')
+  .action(async (reference: string, options: { creds?: string }, command: Command) => {
+    const [username, ...password] = options.creds?.split(':') ?? [];
+    const display = pullDisplay(process.stdout);
+    let last;
+    try {
+      last = await client(command).pull({ reference, ...(username !== undefined ? { username, password: password.join(':') } : {}) }, (event) => display.show(event));
+    } finally {
+      display.stop();
+    }
+    if (last?.type === 'done') {
+      console.log(`${last.image.repository}${last.image.tag ? `:${last.image.tag}` : `@${last.image.digest}`}`);
+      return;
+    }
+    throw new Error(last?.type === 'error' ? last.message : 'the daemon ended the pull without a result');
+  });
+
+program
+  .command('images')
+  .description('list pulled images')
+  .option('-q, --quiet', 'only show image ids')
+  .action(async (options: { quiet?: boolean }, command: Command) => {
+    const images = await client(command).images();
+    if (options.quiet) console.log([...new Set(images.map((image) => shortDigest(image.id)))].join('\n'));
+    else console.log(imagesTable(images));
+  });
+
+program
+  .command('rmi')
+  .description('remove images (by reference or id) and the content only they used')
+  .argument('<image...>')
+  .action(async (references: string[], _options, command: Command) => {
+    for (const reference of references) {
+      const result = await client(command).remove(reference);
+      for (const untagged of result.untagged) console.log(`Untagged: ${untagged}`);
+      for (const deleted of result.deleted) console.log(`Deleted: ${deleted}`);
+    }
+  });
+
+program
+  .command('prune')
+  .description('remove content and snapshots no image references, and leftovers of interrupted pulls')
+  .action(async (_options, command: Command) => {
+    const result = await client(command).prune();
+    for (const deleted of [...result.deletedBlobs, ...result.deletedSnapshots]) console.log(`Deleted: ${deleted}`);
+    console.log(`Total reclaimed space: ${humanSize(result.reclaimedBytes)}`);
+  });
+
+program.parseAsync().catch((error: Error) => {
+  console.error(`Error: ${error.message}`);
+  process.exitCode = 1;
+});

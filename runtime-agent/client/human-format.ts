@@ -1,0 +1,36 @@
+/** Sizes and ages the way docker prints them. */
+
+const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+
+/** Decimal units with 3 significant digits, like docker's `units.HumanSize`: `1.23MB`. */
+export function humanSize(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < SIZE_UNITS.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${Number(value.toPrecision(3))}${SIZE_UNITS[unit]}`;
+}
+
+/** `About a minute ago`, `3 hours ago`, `2 weeks ago`, like docker's `units.HumanDuration` + " ago". */
+export function humanAge(iso: string | undefined, now = Date.now()): string {
+  const time = iso ? Date.parse(iso) : Number.NaN;
+  if (Number.isNaN(time)) return 'N/A';
+  const seconds = Math.max(0, (now - time) / 1000);
+  const minutes = seconds / 60;
+  const hours = minutes / 60;
+  const days = hours / 24;
+  let text: string;
+  if (seconds < 1) text = 'Less than a second';
+  else if (seconds < 60) text = `${Math.floor(seconds)} seconds`;
+  else if (minutes < 2) text = 'About a minute';
+  else if (minutes < 60) text = `${Math.floor(minutes)} minutes`;
+  else if (hours < 2) text = 'About an hour';
+  else if (hours < 48) text = `${Math.floor(hours)} hours`;
+  else if (days < 14) text = `${Math.floor(days)} days`;
+  else if (days < 60) text = `${Math.floor(days / 7)} weeks`;
+  else if (days < 365 * 2) text = `${Math.floor(days / 30)} months`;
+  else text = `${Math.floor(days / 365)} years`;
+  return `${text} ago`;
+}

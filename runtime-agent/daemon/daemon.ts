@@ -1,0 +1,77 @@
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config.js';
+import { FileContentStore } from '../content/content-store.js';
+import { GarbageCollector } from '../image/garbage-collector.js';
+import { ImagePuller } from '../image/image-puller.js';
+import { JsonFileImageStore } from '../image/image-store.js';
+import { Leases } from '../image/leases.js';
+import { HttpRegistryClient } from '../registry/registry-client.js';
+import { DirectorySnapshotter } from '../snapshot/snapshotter.js';
+import { createApiServer } from './api-server.js';
+
+/**
+ * Starts the agent daemon: state under the data directory (0700), the API on a unix socket (0600), so only
+ * root talks to it. Returns the listening server.
+ */
+export async function startDaemon(config: AgentConfig, logger: Logger): Promise<Server> {
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot) logger.warn('not running as root: file ownership from images is not applied');
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.dataDir, 0o700);
+  const content = new FileContentStore(path.join(config.dataDir, 'content'));
+  const snapshots = new DirectorySnapshotter(path.join(config.dataDir, 'snapshots'));
+  const images = new JsonFileImageStore(config.dataDir);
+  await content.init();
+  await snapshots.init();
+  const leftovers = await snapshots.removeIncomplete();
+  if (leftovers > 0) logger.info({ leftovers }, 'removed half-written snapshots of an earlier run');
+
+  const leases = new Leases();
+  const server = createApiServer({
+    puller: new ImagePuller({ content, snapshots, images }, leases, {
+      platform: config.platform,
+      maxConcurrentDownloads: config.maxConcurrentDownloads,
+      keepSetid: config.keepSetid,
+      preserveOwnership: isRoot,
+    }),
+    images,
+    collector: new GarbageCollector(images, content, snapshots, leases),
+    registryClient: (registry, credentials) => new HttpRegistryClient(registry, { insecureRegistries: config.insecureRegistries, stallTimeoutMs: config.stallTimeoutSeconds * 1000, credentials }),
+    logger,
+  });
+  await listenOnSocket(server, config.socketPath);
+  logger.info({ socket: config.socketPath, dataDir: config.dataDir }, 'berth-agent listening');
+  return server;
+}
+
+async function listenOnSocket(server: Server, socketPath: string): Promise<void> {
+  await mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  if (await socketAnswers(socketPath)) throw new Error(`another berth-agent is listening on ${socketPath}`);
+  await unlink(socketPath).catch(() => undefined); // left by a daemon that died
+  // The umask makes the socket 0600 from its creation on, not only after the chmod below.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } finally {
+    process.umask(umask);
+  }
+  await chmod(socketPath, 0o600);
+}
+
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(socketPath);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Platform } from '../platform.js';
+
+export interface LayerRecord {
+  digest: string;
+  size: number;
+  mediaType: string;
+  diffId: string;
+  chainId: string;
+}
+
+/** A pulled image: what its reference resolved to and every blob and snapshot it needs. */
+export interface ImageRecord {
+  /** The key: `registry/repository:tag`, or `registry/repository@digest` for a pull by digest. */
+  reference: string;
+  registry: string;
+  repository: string;
+  tag: string | undefined;
+  /** What the reference resolved to: an index, or the manifest itself. */
+  digest: string;
+  manifestDigest: string;
+  configDigest: string;
+  layers: LayerRecord[];
+  platform: Platform;
+  created: string | undefined;
+  /** Bytes of the uncompressed layers. */
+  size: number;
+  pulledAt: string;
+}
+
+export interface ImageStore {
+  list(): Promise<ImageRecord[]>;
+  get(reference: string): Promise<ImageRecord | undefined>;
+  put(record: ImageRecord): Promise<void>;
+  remove(reference: string): Promise<ImageRecord | undefined>;
+}
+
+/**
+ * All image records in one JSON file, rewritten whole (temp file + rename) on each change: images number in
+ * the hundreds at most, and a reader never sees a torn file. Changes are serialized within the daemon.
+ */
+export class JsonFileImageStore implements ImageStore {
+  private readonly file: string;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(dataDir: string) {
+    this.file = path.join(dataDir, 'images.json');
+  }
+
+  async list(): Promise<ImageRecord[]> {
+    await this.queue;
+    return Object.values(await this.read());
+  }
+
+  async get(reference: string): Promise<ImageRecord | undefined> {
+    await this.queue;
+    return (await this.read())[reference];
+  }
+
+  put(record: ImageRecord): Promise<void> {
+    return this.change((records) => {
+      records[record.reference] = record;
+    });
+  }
+
+  remove(reference: string): Promise<ImageRecord | undefined> {
+    return this.change((records) => {
+      const removed = records[reference];
+      delete records[reference];
+      return removed;
+    });
+  }
+
+  private change<T>(mutate: (records: Record<string, ImageRecord>) => T): Promise<T> {
+    const next = this.queue.then(async () => {
+      const records = await this.read();
+      const result = mutate(records);
+      const temporary = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
+      await writeFile(temporary, JSON.stringify(records, null, 2), { mode: 0o600 });
+      await rename(temporary, this.file);
+      return result;
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async read(): Promise<Record<string, ImageRecord>> {
+    const text = await readFile(this.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return '{}';
+      throw error;
+    });
+    return JSON.parse(text) as Record<string, ImageRecord>;
+  }
+}

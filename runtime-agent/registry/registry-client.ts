@@ -1,0 +1,145 @@
+import { pipeline, Readable, Transform } from 'node:stream';
+import { ACCEPTED_MANIFEST_TYPES } from '../media-types.js';
+import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
+import { RegistryError } from './registry-error.js';
+
+/** What the agent needs from a registry: manifests by tag or digest, and blobs from an offset on. */
+export interface RegistryClient {
+  /** The manifest's exact bytes (digests are computed over them) and its media type. */
+  fetchManifest(repository: string, reference: string): Promise<FetchedManifest>;
+  /** Streams a blob from `offset` on; `offset` in the answer is where the bytes really start (0 if the registry ignored the Range). */
+  fetchBlob(repository: string, digest: string, offset: number): Promise<BlobStream>;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  mediaType: string | undefined;
+}
+
+export interface BlobStream {
+  stream: Readable;
+  offset: number;
+}
+
+export interface RegistryClientOptions {
+  /** Hosts (`host[:port]`) reached over plain http; loopback hosts always are. */
+  insecureRegistries: readonly string[];
+  /** A blob download that receives no byte for this long is aborted (and can then be resumed). */
+  stallTimeoutMs: number;
+  credentials?: Credentials;
+}
+
+/** Manifests are small JSON documents; anything bigger is refused rather than buffered. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export function registryBaseUrl(registry: string, insecureRegistries: readonly string[]): string {
+  // Docker Hub's API lives on another host than its name.
+  if (registry === 'docker.io') return 'https://registry-1.docker.io';
+  const insecure = isLoopback(registry) || insecureRegistries.includes(registry);
+  return `${insecure ? 'http' : 'https'}://${registry}`;
+}
+
+function isLoopback(registry: string): boolean {
+  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : registry.split(':')[0] ?? '';
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The distribution-spec HTTP API of one registry host, with docker's auth handshake. */
+export class HttpRegistryClient implements RegistryClient {
+  private readonly baseUrl: string;
+  private readonly auth: RegistryAuthenticator;
+  private readonly stallTimeoutMs: number;
+
+  constructor(registry: string, options: RegistryClientOptions) {
+    this.baseUrl = registryBaseUrl(registry, options.insecureRegistries);
+    this.auth = new RegistryAuthenticator(options.credentials);
+    this.stallTimeoutMs = options.stallTimeoutMs;
+  }
+
+  async fetchManifest(repository: string, reference: string): Promise<FetchedManifest> {
+    const response = await this.send(repository, `/v2/${repository}/manifests/${reference}`, {
+      Accept: ACCEPTED_MANIFEST_TYPES.join(', '),
+    });
+    await expectOk(response, `manifest ${repository}:${reference}`, [200]);
+    const declared = Number(response.headers.get('content-length'));
+    if (declared > MAX_MANIFEST_BYTES) {
+      await response.body?.cancel();
+      throw new RegistryError(response.status, `manifest ${reference} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES} accepted`);
+    }
+    const bytes = Buffer.from(await response.arrayBuffer());
+    if (bytes.length > MAX_MANIFEST_BYTES) throw new RegistryError(response.status, `manifest ${reference} is too large`);
+    return { bytes, mediaType: response.headers.get('content-type')?.split(';')[0]?.trim() || undefined };
+  }
+
+  async fetchBlob(repository: string, digest: string, offset: number): Promise<BlobStream> {
+    const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+    const abort = new AbortController();
+    const response = await this.send(repository, `/v2/${repository}/blobs/${digest}`, headers, abort.signal);
+    if (response.status === 416) {
+      // The partial file is not a prefix the registry recognizes: start over.
+      await response.body?.cancel();
+      return this.fetchBlob(repository, digest, 0);
+    }
+    await expectOk(response, `blob ${digest}`, [200, 206]);
+    const servedFrom = response.status === 206 ? contentRangeStart(response.headers.get('content-range')) : 0;
+    if (!response.body) throw new RegistryError(response.status, `blob ${digest} has no body`);
+    const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    return { stream: stallGuarded(body, this.stallTimeoutMs, abort, digest), offset: servedFrom };
+  }
+
+  /** Sends a GET (with a deadline unless a signal is given); on a 401 answers the challenge once and retries. */
+  private async send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    const attempt = () => {
+      const authorization = this.auth.authorization(repository);
+      return fetch(`${this.baseUrl}${path}`, {
+        headers: { ...headers, ...(authorization ? { Authorization: authorization } : {}) },
+        signal: signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    };
+    const response = await attempt();
+    if (response.status !== 401) return response;
+    await response.body?.cancel();
+    await this.auth.answer(response.headers.get('www-authenticate'), repository);
+    return attempt();
+  }
+}
+
+async function expectOk(response: Response, what: string, statuses: number[]): Promise<void> {
+  if (statuses.includes(response.status)) return;
+  const text = (await response.text().catch(() => '')).slice(0, 500);
+  const reason = response.status === 404 ? 'not found' : response.status === 401 ? 'unauthorized' : `HTTP ${response.status}`;
+  throw new RegistryError(response.status, `${what}: ${reason}${text ? ` (${text.trim()})` : ''}`);
+}
+
+function contentRangeStart(header: string | null): number {
+  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header ?? '');
+  if (!match) throw new RegistryError(206, `partial content with an unreadable Content-Range ${JSON.stringify(header)}`);
+  return Number(match[1]);
+}
+
+/**
+ * A blob can take any time to stream, so it has no deadline; but a connection on which nothing arrives
+ * for `timeoutMs` is aborted rather than waited on forever (a registry that promised more bytes than it
+ * sends leaves it open). The download then fails like any network error and resumes on the next attempt.
+ */
+function stallGuarded(body: Readable, timeoutMs: number, abort: AbortController, digest: string): Readable {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(new Error(`blob ${digest}: no data for ${timeoutMs / 1000} s`)), timeoutMs);
+  };
+  const guard = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      arm();
+      callback(null, chunk);
+    },
+    flush(callback) {
+      clearTimeout(timer);
+      callback();
+    },
+  });
+  arm();
+  // pipeline, not pipe: a consumer giving up on the guard must also close the HTTP body.
+  return pipeline(body, guard, () => clearTimeout(timer));
+}

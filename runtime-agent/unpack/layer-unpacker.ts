@@ -1,0 +1,37 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ContentVerificationError, DigestingStream, parseDigest } from '../digest.js';
+import { layerCompression } from '../media-types.js';
+import { compressionGuard, decompressor } from './decompression.js';
+import { applyLayerTar, type ApplyOptions } from './layer-applier.js';
+
+export interface LayerToUnpack {
+  /** The compressed blob as stored. */
+  blob: Readable;
+  digest: string;
+  mediaType: string;
+  /** The uncompressed tar's digest, from the image config's rootfs.diff_ids. */
+  diffId: string;
+}
+
+/**
+ * Unpacks a layer blob into an empty directory in one streaming pass: compressed bytes are checked against
+ * the media type, decompressed, hashed for the DiffID and applied entry by entry. A DiffID mismatch fails
+ * the unpack; the caller discards the directory.
+ */
+export async function unpackLayer(layer: LayerToUnpack, directory: string, options: ApplyOptions & { onProgress?: (compressedBytes: number) => void }): Promise<{ size: number }> {
+  const compression = layerCompression(layer.mediaType);
+  const blobAlgorithm = parseDigest(layer.digest).algorithm;
+  const diffIdAlgorithm = parseDigest(layer.diffId).algorithm;
+  // The blob was verified when downloaded; hashing it again catches a store damaged at rest.
+  const compressed = DigestingStream.fresh(blobAlgorithm, undefined, options.onProgress);
+  const uncompressed = DigestingStream.fresh(diffIdAlgorithm);
+  const feeding = pipeline(layer.blob, compressed, compressionGuard(compression, `layer ${layer.digest}`), decompressor(compression), uncompressed);
+  await Promise.all([feeding, applyLayerTar(uncompressed, directory, options)]);
+  if (compressed.digest(blobAlgorithm) !== layer.digest) throw new ContentVerificationError(`stored blob ${layer.digest} is damaged`);
+  const diffId = uncompressed.digest(diffIdAlgorithm);
+  if (diffId !== layer.diffId) {
+    throw new ContentVerificationError(`layer ${layer.digest} unpacks to DiffID ${diffId}, the image config says ${layer.diffId}`);
+  }
+  return { size: uncompressed.bytes };
+}

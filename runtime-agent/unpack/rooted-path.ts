@@ -1,0 +1,54 @@
+import { lstat, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+/** An archive entry that would have to go through a symlink or a file to be written. */
+export class UnsafePathError extends Error {}
+
+/**
+ * An archive path as components below the root. `..` and absolute names are confined lexically, as if the
+ * root were `/` (what containerd does): `../../etc/x` and `/etc/x` both mean `<root>/etc/x`.
+ */
+export function archivePathComponents(name: string): { components: string[]; climbedOut: boolean } {
+  const components: string[] = [];
+  let climbedOut = false;
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (components.pop() === undefined) climbedOut = true;
+    } else {
+      components.push(part);
+    }
+  }
+  return { components, climbedOut };
+}
+
+/**
+ * Makes every parent of `components` a real directory under `root`, creating missing ones, and returns the
+ * entry's absolute path. Each existing parent is checked with lstat, so a symlink placed by an earlier entry
+ * is never followed: writing through it could land anywhere on the host.
+ */
+export async function ensureParents(root: string, components: readonly string[]): Promise<string> {
+  let current = root;
+  for (const component of components.slice(0, -1)) {
+    current = path.join(current, component);
+    const stats = await lstat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!stats) await mkdir(current, { mode: 0o755 });
+    else if (!stats.isDirectory()) throw new UnsafePathError(`${path.relative(root, current)} is a ${stats.isSymbolicLink() ? 'symlink' : 'non-directory'}, not followed`);
+  }
+  return path.join(root, ...components);
+}
+
+/** The path of an existing entry reached through real directories only, or undefined. */
+export async function existingPathInside(root: string, components: readonly string[]): Promise<string | undefined> {
+  let current = root;
+  for (const component of components.slice(0, -1)) {
+    current = path.join(current, component);
+    const stats = await lstat(current).catch(() => undefined);
+    if (!stats?.isDirectory()) return undefined;
+  }
+  const target = path.join(root, ...components);
+  return (await lstat(target).catch(() => undefined)) ? target : undefined;
+}

@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
+import { run } from './exec.js';
+
+/** Test images for the runtime agent: tar layers built entry by entry, written as OCI layouts, pushed with skopeo. */
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+export interface TarEntry {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
+  content?: string;
+  linkname?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface Layer {
+  /** The uncompressed tar. */
+  tar: Buffer;
+  compression: Compression;
+  blob: Buffer;
+  digest: string;
+  diffId: string;
+  mediaType: string;
+}
+
+export interface TestImage {
+  layers: Layer[];
+  platform?: { os: string; architecture: string; variant?: string };
+}
+
+const LAYER_MEDIA_TYPES: Record<Compression, string> = {
+  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+};
+
+export function sha256(bytes: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** A tar of exactly these entries, hostile ones included: nothing is normalized. */
+export async function tarOf(entries: readonly TarEntry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (chunk) => chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  for (const entry of entries) {
+    const type = entry.type ?? 'file';
+    const header = {
+      name: entry.name,
+      type,
+      mode: entry.mode ?? (type === 'directory' ? 0o755 : 0o644),
+      uid: entry.uid ?? 0,
+      gid: entry.gid ?? 0,
+      mtime: new Date('2024-01-02T03:04:05Z'),
+      linkname: entry.linkname,
+      ...(type === 'character-device' || type === 'block-device' ? { devmajor: 1, devminor: 3 } : {}),
+    };
+    if (type === 'file') pack.entry(header, entry.content ?? '');
+    else pack.entry(header);
+  }
+  pack.finalize();
+  await ended;
+  return Buffer.concat(chunks);
+}
+
+export async function compress(bytes: Buffer, compression: Compression): Promise<Buffer> {
+  if (compression === 'none') return bytes;
+  if (compression === 'gzip') return gzipSync(bytes);
+  return pipeThrough('zstd', ['-q', '-c', '-3'], bytes);
+}
+
+export async function layerOf(entries: readonly TarEntry[], compression: Compression): Promise<Layer> {
+  const tarBytes = await tarOf(entries);
+  const blob = await compress(tarBytes, compression);
+  return { tar: tarBytes, compression, blob, digest: sha256(blob), diffId: sha256(tarBytes), mediaType: LAYER_MEDIA_TYPES[compression] };
+}
+
+interface Written {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+/** Writes a blob into an OCI layout's blobs/sha256 and returns its descriptor. */
+async function writeBlob(layout: string, bytes: Buffer | string, mediaType: string): Promise<Written> {
+  const buffer = Buffer.from(bytes);
+  const digest = sha256(buffer);
+  await mkdir(path.join(layout, 'blobs', 'sha256'), { recursive: true });
+  await writeFile(path.join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)), buffer);
+  return { mediaType, digest, size: buffer.length };
+}
+
+async function writeImage(layout: string, image: TestImage): Promise<Written & { configDigest: string }> {
+  const platform = image.platform ?? { os: 'linux', architecture: 'amd64' };
+  const config = await writeBlob(
+    layout,
+    JSON.stringify({ created: '2024-01-02T03:04:05Z', ...platform, config: {}, rootfs: { type: 'layers', diff_ids: image.layers.map((layer) => layer.diffId) } }),
+    'application/vnd.oci.image.config.v1+json',
+  );
+  const layers = [];
+  for (const layer of image.layers) layers.push(await writeBlob(layout, layer.blob, layer.mediaType));
+  const manifest = await writeBlob(layout, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }), 'application/vnd.oci.image.manifest.v1+json');
+  return { ...manifest, configDigest: config.digest };
+}
+
+async function writeIndexJson(layout: string, top: Written, tag: string): Promise<void> {
+  await writeFile(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] }));
+}
+
+/** An OCI layout holding one image under `tag`; returns the manifest and config digests. */
+export async function writeImageLayout(layout: string, tag: string, image: TestImage): Promise<{ manifestDigest: string; configDigest: string }> {
+  const manifest = await writeImage(layout, image);
+  await writeIndexJson(layout, manifest, tag);
+  return { manifestDigest: manifest.digest, configDigest: manifest.configDigest };
+}
+
+/** An OCI layout holding an image index over several platform images; returns each image's config digest. */
+export async function writeIndexLayout(layout: string, tag: string, images: TestImage[]): Promise<{ indexDigest: string; configDigests: string[] }> {
+  const written = [];
+  for (const image of images) written.push({ ...(await writeImage(layout, image)), platform: image.platform });
+  const index = await writeBlob(
+    layout,
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: written.map(({ mediaType, digest, size, platform }) => ({ mediaType, digest, size, platform })),
+    }),
+    'application/vnd.oci.image.index.v1+json',
+  );
+  await writeIndexJson(layout, index, tag);
+  return { indexDigest: index.digest, configDigests: written.map((image) => image.configDigest) };
+}
+
+/** `skopeo copy` of a layout's tag to a plain-http registry, keeping layers and their compression as they are. */
+export async function pushLayout(layout: string, tag: string, destination: string): Promise<void> {
+  await run('skopeo', ['copy', '--all', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${destination}`]);
+}
+
+function pipeThrough(command: string, args: string[], input: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${command} exited with ${code}`))));
+    child.stdin.end(input);
+  });
+}
