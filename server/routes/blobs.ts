@@ -3,6 +3,7 @@ import { parseDigest } from '../oci/digest.js';
 import { resolveByteRange } from '../http/byte-range.js';
 import { matchesIfNoneMatch } from '../http/conditional.js';
 import { emptyResponse } from '../http/responses.js';
+import { streamBody } from '../http/stream-body.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
 export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistryServices): void {
@@ -42,8 +43,7 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistrySe
       ctx.set('Content-Length', String(length));
       return;
     }
-    ctx.body = await blobs.open(digest, range);
-    ctx.length = length;
+    streamBody(ctx, await blobs.open(digest, range), length);
   });
 
   router.delete('/v2/*name/blobs/:digest', async (ctx: Context) => {
