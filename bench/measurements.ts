@@ -1,0 +1,217 @@
+import { createHash } from 'node:crypto';
+import { blobDigest, blobStream } from './blob-data.js';
+import type { BenchOptions } from './options.js';
+import { sampleRss, type RssPeaks } from './process-stats.js';
+import type { RegistryClient } from './registry-client.js';
+import type { ServerProcess } from './servers.js';
+import { runWrk, type WrkResult } from './wrk.js';
+
+/** One registry under test and a client bound to it. */
+export interface Target {
+  name: string;
+  server: ServerProcess;
+  client: RegistryClient;
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const MANIFEST_REPOSITORY = 'bench/manifests';
+export const PAGE_SIZE = 100;
+
+export interface BlobThroughput {
+  /** MB/s (10^6 bytes per second). */
+  pushMonolithic: number;
+  pushChunked: number;
+  pull: number;
+}
+
+/** One push (monolithic), one push (chunked) and one pull of a blob of options.blobBytes; content differs per run. */
+export async function measureBlobThroughput(target: Target, options: BenchOptions, run: number): Promise<BlobThroughput> {
+  const repository = 'bench/blobs';
+  const size = options.blobBytes;
+  const monolithic = { seed: 1000 + run, digest: await blobDigest(1000 + run, size) };
+  const chunked = { seed: 2000 + run, digest: await blobDigest(2000 + run, size) };
+  return {
+    pushMonolithic: await throughput(size, () =>
+      target.client.pushMonolithic(repository, monolithic.digest, size, blobStream(monolithic.seed, 0, size)),
+    ),
+    pushChunked: await throughput(size, () =>
+      target.client.pushChunked(repository, chunked.digest, size, options.chunkBytes, (offset, length) => blobStream(chunked.seed, offset, length)),
+    ),
+    pull: await throughput(size, () => pullAndVerify(target.client, repository, monolithic.digest, size)),
+  };
+}
+
+export interface MemoryUse {
+  idle: number;
+  /** Peaks (bytes) while a blob of options.rssBlobBytes streams in, then out. */
+  push: RssPeaks;
+  pull: RssPeaks;
+}
+
+/** Server RSS sampled every 100 ms while a large blob is pushed monolithically and pulled back. */
+export async function measureMemory(target: Target, options: BenchOptions, idle: number): Promise<MemoryUse> {
+  const repository = 'bench/memory';
+  const size = options.rssBlobBytes;
+  const seed = 3000;
+  const digest = await blobDigest(seed, size);
+  const { pid } = target.server;
+  const push = await sampleRss(pid, () => target.client.pushMonolithic(repository, digest, size, blobStream(seed, 0, size)));
+  const pull = await sampleRss(pid, () => pullAndVerify(target.client, repository, digest, size));
+  return { idle, push, pull };
+}
+
+/** options.manifests distinct image manifests (differing by an annotation) PUT by tag, options.concurrency in flight: manifests/s. */
+export async function measureManifestPuts(target: Target, options: BenchOptions, run: number): Promise<number> {
+  const image = await uploadImageBlobs(target.client, MANIFEST_REPOSITORY);
+  const seconds = await timeSeconds(() =>
+    inParallel(options.manifests, options.concurrency, (index) =>
+      target.client.putManifest(MANIFEST_REPOSITORY, manifestTag(run, index), OCI_MANIFEST, image.manifest({ 'bench.manifest': manifestTag(run, index) })),
+    ),
+  );
+  return options.manifests / seconds;
+}
+
+/** wrk GET of one manifest by tag (one that measureManifestPuts wrote). */
+export async function measureManifestGets(target: Target, options: BenchOptions): Promise<WrkResult> {
+  const url = `${target.server.url}/v2/${MANIFEST_REPOSITORY}/manifests/${manifestTag(0, 0)}`;
+  const headers = { Accept: OCI_MANIFEST };
+  await target.client.send('GET', url, 200, headers);
+  const result = await runWrk(url, headers, options.connections, options.wrkSeconds);
+  if (result.failures > 0) throw new Error(`${target.name}: wrk saw ${result.failures} failed requests`);
+  return result;
+}
+
+function manifestTag(run: number, index: number): string {
+  return `r${run}-m${index}`;
+}
+
+export interface TagPage {
+  tags: number;
+  /** Median time of GET tags/list?n=100&last=<middle tag>. */
+  ms: number;
+  /** Tags the server returned for n=100 (a server that ignores n returns them all). */
+  returned: number;
+  /** Median time of GET tags/list (no n), measured at options.tags tags only. */
+  fullListMs?: number;
+}
+
+/** A repository grown step by step to larger tag counts (one manifest, many tags), timing its tag listing at each step. */
+export class TagListingBench {
+  private readonly repository = 'bench/tags';
+  private manifest: Buffer | undefined;
+  private created = 0;
+  private creatingSeconds = 0;
+
+  constructor(
+    readonly target: Target,
+    private readonly options: BenchOptions,
+  ) {}
+
+  get name(): string {
+    return this.target.name;
+  }
+
+  /** Tag PUTs (same manifest, new tag) per second so far. */
+  get createdPerSecond(): number {
+    return this.created / this.creatingSeconds;
+  }
+
+  /** Adds tags up to `size` (options.concurrency PUTs in flight), then times the listing. */
+  async measureAt(size: number): Promise<TagPage> {
+    const { client } = this.target;
+    this.manifest ??= (await uploadImageBlobs(client, this.repository)).manifest({});
+    const manifest = this.manifest;
+    const from = this.created;
+    this.creatingSeconds += await timeSeconds(() =>
+      inParallel(size - from, this.options.concurrency, (index) => client.putManifest(this.repository, tagName(from + index), OCI_MANIFEST, manifest)),
+    );
+    this.created = size;
+    const page = await timeTagPage(client, this.repository, size);
+    return size === this.options.tags ? { ...page, fullListMs: await timeFullTagList(client, this.repository, size) } : page;
+  }
+}
+
+async function timeTagPage(client: RegistryClient, repository: string, size: number): Promise<TagPage> {
+  const path = `/v2/${repository}/tags/list?n=${PAGE_SIZE}&last=${tagName(Math.floor(size / 2))}`;
+  const returned = tagsIn(await client.send('GET', path, 200));
+  const ms = await medianMs(200, () => client.send('GET', path, 200));
+  return { tags: size, ms, returned };
+}
+
+async function timeFullTagList(client: RegistryClient, repository: string, size: number): Promise<number> {
+  const path = `/v2/${repository}/tags/list`;
+  const returned = tagsIn(await client.send('GET', path, 200));
+  if (returned !== size) throw new Error(`tags/list returned ${returned} of ${size} tags`);
+  return medianMs(20, () => client.send('GET', path, 200));
+}
+
+function tagsIn(response: { body: Buffer }): number {
+  return (JSON.parse(response.body.toString('utf8')) as { tags: string[] }).tags.length;
+}
+
+function tagName(index: number): string {
+  return `t${String(index).padStart(6, '0')}`;
+}
+
+/** Uploads a tiny config and layer; returns a builder for manifests referencing them. */
+async function uploadImageBlobs(client: RegistryClient, repository: string): Promise<{ manifest(annotations: Record<string, string>): Buffer }> {
+  const layer = Buffer.from('berth bench layer\n');
+  const layerDigest = sha256(layer);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layerDigest] } }));
+  const configDigest = sha256(config);
+  await client.pushMonolithic(repository, layerDigest, layer.length, layer);
+  await client.pushMonolithic(repository, configDigest, config.length, config);
+  return {
+    manifest: (annotations) =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+          ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+        }),
+      ),
+  };
+}
+
+async function pullAndVerify(client: RegistryClient, repository: string, digest: string, size: number): Promise<void> {
+  const pulled = await client.pullBlob(repository, digest);
+  if (pulled.bytes !== size || pulled.digest !== digest) {
+    throw new Error(`pulled ${pulled.bytes} bytes with ${pulled.digest}, expected ${size} bytes with ${digest}`);
+  }
+}
+
+function sha256(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+async function inParallel(count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+async function timeSeconds(work: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await work();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+async function throughput(bytes: number, work: () => Promise<unknown>): Promise<number> {
+  return bytes / 1e6 / (await timeSeconds(work));
+}
+
+async function medianMs(repetitions: number, work: () => Promise<unknown>): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < repetitions; i += 1) samples.push((await timeSeconds(work)) * 1000);
+  return median(samples);
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}

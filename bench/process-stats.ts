@@ -1,0 +1,52 @@
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** Resident set size of one process in bytes (VmRSS), or 0 once it has gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** All live descendants of a process (children of every thread, recursively). */
+export function descendantPids(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) children = children.concat(text.split(/\s+/).map(Number));
+    }
+  } catch {
+    return [];
+  }
+  return children.concat(children.flatMap(descendantPids));
+}
+
+export interface RssPeaks {
+  /** Peak RSS of the server process itself. */
+  process: number;
+  /** Peak of the summed RSS of the server and its child processes (Berth's embedded redis-server). */
+  tree: number;
+}
+
+/** Samples a process's RSS every `intervalMs` while `work` runs, and returns the peaks. */
+export async function sampleRss(pid: number, work: () => Promise<void>, intervalMs = 100): Promise<RssPeaks> {
+  const peaks: RssPeaks = { process: 0, tree: 0 };
+  const sample = () => {
+    const own = rssBytes(pid);
+    const tree = own + descendantPids(pid).reduce((sum, child) => sum + rssBytes(child), 0);
+    peaks.process = Math.max(peaks.process, own);
+    peaks.tree = Math.max(peaks.tree, tree);
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+    sample();
+  }
+  return peaks;
+}

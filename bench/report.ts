@@ -1,0 +1,97 @@
+import { PAGE_SIZE, type BlobThroughput, type MemoryUse, type TagPage } from './measurements.js';
+import type { BenchOptions } from './options.js';
+import type { WrkResult } from './wrk.js';
+
+export interface TargetResults {
+  blobs: BlobThroughput;
+  memory: MemoryUse;
+  manifestPutsPerSecond: number;
+  manifestGets: WrkResult;
+  tagsCreatedPerSecond: number;
+  tagPages: TagPage[];
+}
+
+interface Row {
+  label: string;
+  unit: string;
+  berth: number;
+  distribution: number;
+  /** Whether Berth/Distribution is worth printing (not for derived or Berth-only targets). */
+  ratio: boolean;
+  target?: { text: string; met: boolean };
+}
+
+const MiB = 1024 * 1024;
+const RSS_LIMIT_MIB = 150;
+/** "Independent of repository size": the page may get at most this much slower while the repository grows 50x. */
+const PAGE_GROWTH_LIMIT = 2;
+
+export function buildRows(berth: TargetResults, distribution: TargetResults, options: BenchOptions): Row[] {
+  const size = formatBytes(options.blobBytes);
+  const rssSize = formatBytes(options.rssBlobBytes);
+  const atLeast = (factor: number) => (b: number, d: number) => ({ text: `>= ${factor}x Distribution`, met: b >= factor * d });
+  const underRss = (b: number) => ({ text: `Berth < ${RSS_LIMIT_MIB} MiB`, met: b < RSS_LIMIT_MIB });
+  const row = (label: string, unit: string, pick: (r: TargetResults) => number, target?: (b: number, d: number) => Row['target']): Row => {
+    const b = pick(berth);
+    const d = pick(distribution);
+    return { label, unit, berth: b, distribution: d, ratio: true, target: target?.(b, d) };
+  };
+  const pageRows = berth.tagPages.map((page, index) =>
+    row(`tag page n=${PAGE_SIZE}, ${page.tags} tags${pageNote(distribution.tagPages[index]?.returned)}`, 'ms', (r) => r.tagPages[index]?.ms ?? Number.NaN),
+  );
+  const growth = (r: TargetResults) => (r.tagPages.at(-1)?.ms ?? Number.NaN) / (r.tagPages[0]?.ms ?? Number.NaN);
+  const smallest = berth.tagPages[0]?.tags;
+  const largest = berth.tagPages.at(-1)?.tags;
+  return [
+    row(`push ${size} blob, monolithic`, 'MB/s', (r) => r.blobs.pushMonolithic, atLeast(1.5)),
+    row(`push ${size} blob, ${formatBytes(options.chunkBytes)} chunks`, 'MB/s', (r) => r.blobs.pushChunked, atLeast(1.5)),
+    row(`pull ${size} blob (sha256 verified)`, 'MB/s', (r) => r.blobs.pull, atLeast(1.5)),
+    row(`manifest PUT, ${options.concurrency} in flight`, '/s', (r) => r.manifestPutsPerSecond),
+    row(`manifest GET, wrk ${options.connections} conns`, 'req/s', (r) => r.manifestGets.requestsPerSecond, atLeast(5)),
+    row(`manifest GET p99 latency`, 'ms', (r) => r.manifestGets.p99Ms),
+    row(`tag PUT (new tag, same manifest)`, '/s', (r) => r.tagsCreatedPerSecond),
+    row(`tag list, whole, ${options.tags} tags`, 'ms', (r) => r.tagPages.find((page) => page.fullListMs !== undefined)?.fullListMs ?? Number.NaN),
+    ...pageRows,
+    {
+      ...row(`tag page time ${largest} / ${smallest} tags`, 'x', growth),
+      ratio: false,
+      target: { text: `Berth <= ${PAGE_GROWTH_LIMIT}x (size-independent)`, met: growth(berth) <= PAGE_GROWTH_LIMIT },
+    },
+    row(`RSS idle after start`, 'MiB', (r) => r.memory.idle / MiB),
+    row(`RSS peak, ${rssSize} blob streaming in`, 'MiB', (r) => r.memory.push.process / MiB, underRss),
+    row(`RSS peak, ${rssSize} blob streaming out`, 'MiB', (r) => r.memory.pull.process / MiB, underRss),
+    row(`RSS peak incl. child processes (redis)`, 'MiB', (r) => Math.max(r.memory.push.tree, r.memory.pull.tree) / MiB),
+  ];
+}
+
+function pageNote(returned: number | undefined): string {
+  return returned !== undefined && returned > PAGE_SIZE ? ` [Distribution ignores n: sent ${returned}]` : '';
+}
+
+export function formatTable(rows: Row[]): string {
+  const header = ['measurement', 'unit', 'Berth', 'Distribution', 'Berth/Dist', 'target', 'status'];
+  const body = rows.map((r) => [
+    r.label,
+    r.unit,
+    formatNumber(r.berth),
+    formatNumber(r.distribution),
+    r.ratio ? `${formatNumber(r.berth / r.distribution)}x` : '',
+    r.target?.text ?? '',
+    r.target ? (r.target.met ? 'met' : 'NOT MET') : '',
+  ]);
+  const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => (cells[column] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, column) => (column >= 2 && column <= 4 ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return 'n/a';
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * MiB ? `${+(bytes / (1024 * MiB)).toFixed(2)} GiB` : `${+(bytes / MiB).toFixed(1)} MiB`;
+}

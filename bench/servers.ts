@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { descendantPids } from './process-stats.js';
+
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
+const BERTH_CLI = fileURLToPath(new URL('../server/cli.js', import.meta.url));
+
+/** A registry child process whose output goes to a log file (so its logging never back-pressures on us). */
+export class ServerProcess {
+  private helpers: number[] = [];
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcess,
+    readonly logFile: string,
+    public url = '',
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  /** Spawns `command`, then polls until `ready` yields the base URL (or the process dies / times out). */
+  static async launch(name: string, command: string, args: string[], logFile: string, ready: (log: string) => Promise<string | undefined>): Promise<ServerProcess> {
+    const fd = openSync(logFile, 'a');
+    // --pdeathsig: the kernel sends SIGTERM to the server if this process dies without cleaning up.
+    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const server = new ServerProcess(name, child, logFile);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) break;
+      const url = await ready(readFileSync(logFile, 'utf8'));
+      if (url) {
+        server.url = url;
+        server.helpers = descendantPids(server.pid);
+        return server;
+      }
+      await sleep(100);
+    }
+    await server.stop();
+    throw new Error(`${name} did not start (exit ${child.exitCode ?? child.signalCode ?? 'none'}):\n${server.logTail()}`);
+  }
+
+  logTail(lines = 20): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /** SIGTERM, SIGKILL after a grace period; then ends helper processes it left behind (by pid). */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const timedOut = await Promise.race([this.exited.then(() => false), sleep(STOP_TIMEOUT_MS).then(() => true)]);
+      if (timedOut) {
+        this.child.kill('SIGKILL');
+        await this.exited;
+      }
+    }
+    for (const pid of this.helpers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** `berth serve` on a free port with its own data directory (and embedded Redis). */
+export function startBerth(workDir: string): Promise<ServerProcess> {
+  const dataDir = path.join(workDir, 'berth');
+  const args = [BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
+  return ServerProcess.launch('Berth', process.execPath, args, path.join(workDir, 'berth.log'), async (log) => {
+    const port = /"port":(\d+)[^\n]*berth registry listening/.exec(log)?.[1];
+    return port ? `http://127.0.0.1:${port}` : undefined;
+  });
+}
+
+/** Debian's docker-registry (CNCF Distribution) on filesystem storage with deletes enabled. */
+export async function startDistribution(workDir: string): Promise<ServerProcess> {
+  const root = path.join(workDir, 'distribution');
+  mkdirSync(root, { recursive: true });
+  const port = await freePort();
+  const config = path.join(workDir, 'distribution.yml');
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'storage:',
+      `  filesystem: {rootdirectory: ${root}}`,
+      '  delete: {enabled: true}',
+      '  cache: {blobdescriptor: inmemory}',
+      `http: {addr: 127.0.0.1:${port}}`,
+      '',
+    ].join('\n'),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  return ServerProcess.launch('Distribution', 'docker-registry', ['serve', config], path.join(workDir, 'distribution.log'), async () =>
+    (await answers(`${url}/v2/`)) ? url : undefined,
+  );
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function answers(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    http
+      .get(url, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      })
+      .once('error', () => resolve(false));
+  });
+}
