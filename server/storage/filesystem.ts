@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
@@ -10,8 +10,6 @@ import type { BlobStore, ByteRange, UploadHandle } from './blob-store.js';
  * Every acknowledged byte is fsynced, and a blob becomes visible only by an atomic rename of a complete,
  * verified file followed by an fsync of its directory.
  */
-const WRITE_BATCH_BYTES = 1 << 20;
-
 export class FilesystemBlobStore implements BlobStore {
   readonly kind = 'filesystem';
   private readonly uploadsDir: string;
@@ -27,39 +25,22 @@ export class FilesystemBlobStore implements BlobStore {
     await mkdir(this.blobsDir, { recursive: true });
   }
 
-  async createUpload(uploadId: string): Promise<string> {
-    const handle = await open(this.uploadPath(uploadId), 'w');
-    await handle.close();
-    await fsyncDirectory(this.uploadsDir);
+  // The file is created by the first write: an upload that never sends a byte costs no disk operation.
+  async createUpload(): Promise<string> {
     return '';
   }
 
   async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
-    const handle = await open(this.uploadPath(upload.id), constants.O_RDWR);
-    let position = upload.offset;
+    const handle = await open(this.uploadPath(upload.id), constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
+      if (upload.offset === 0) await fsyncDirectory(this.uploadsDir);
       await handle.truncate(upload.offset);
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      const flush = async () => {
-        if (batchBytes === 0) return;
-        await handle.writev(batch, position);
-        position += batchBytes;
-        batch = [];
-        batchBytes = 0;
-      };
-      // Batching request chunks (usually 16-64 KiB) into ~1 MiB writes keeps the syscall count low.
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= WRITE_BATCH_BYTES) await flush();
-      }
-      await flush();
+      const written = await writeOverlapped(handle, source, upload.offset);
       await handle.sync();
+      return { written, storeState: upload.storeState };
     } finally {
       await handle.close();
     }
-    return { written: position - upload.offset, storeState: upload.storeState };
   }
 
   readUpload(upload: UploadHandle): Readable {
@@ -75,7 +56,7 @@ export class FilesystemBlobStore implements BlobStore {
     if (await exists(target)) {
       await unlink(source).catch(ignoreMissing);
     } else {
-      await handleTruncateAndSync(source, upload.offset);
+      await truncateToOffset(source, upload.offset);
       await rename(source, target);
     }
     await fsyncDirectory(path.dirname(target));
@@ -109,13 +90,61 @@ export class FilesystemBlobStore implements BlobStore {
   }
 }
 
+const WRITE_BATCH_BYTES = 1 << 20;
+// Flushing to disk every so often while bytes arrive leaves little for the fsync before the acknowledgement.
+const DATASYNC_INTERVAL_BYTES = 4 << 20;
+
+/**
+ * Writes `source` at `position`, batching request chunks (usually 16-64 KiB) into ~1 MiB writes. One write
+ * is in flight while the next batch is received, and a datasync runs in the background every 4 MiB, so
+ * receiving, writing and flushing overlap. Returns the bytes written.
+ */
+async function writeOverlapped(handle: FileHandle, source: Readable, position: number): Promise<number> {
+  const start = position;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  let syncing: Promise<void> = Promise.resolve();
+  let unsynced = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    await inFlight;
+    const buffers = batch;
+    const at = position;
+    inFlight = handle.writev(buffers, at);
+    position += batchBytes;
+    unsynced += batchBytes;
+    batch = [];
+    batchBytes = 0;
+    if (unsynced >= DATASYNC_INTERVAL_BYTES) {
+      unsynced = 0;
+      await syncing;
+      syncing = inFlight.then(() => handle.datasync());
+    }
+  };
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+    }
+    if (batchBytes > 0) await flush();
+  } finally {
+    // Never leave a write racing the caller's truncate or close, even when the source failed.
+    await Promise.allSettled([inFlight, syncing]);
+  }
+  await inFlight;
+  await syncing;
+  return position - start;
+}
+
 // A crash after a chunk's bytes reached the file but before its offset was recorded leaves a longer file;
 // the recorded offset is the truth, so cut the file to it before it becomes a blob.
-async function handleTruncateAndSync(file: string, length: number): Promise<void> {
-  const handle = await open(file, constants.O_RDWR);
+// An upload that never received a byte (an empty blob) has no file yet; it is created here.
+async function truncateToOffset(file: string, length: number): Promise<void> {
+  const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
     const { size } = await handle.stat();
-    if (size !== length) {
+    if (size !== length || length === 0) {
       await handle.truncate(length);
       await handle.sync();
     }
