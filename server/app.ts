@@ -1,11 +1,16 @@
-import Koa from 'koa';
+import type Router from '@koa/router';
+import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { errorMiddleware } from './http/error-middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { RegistryServices } from './routes/context.js';
 import { createRegistryRouter, unmatchedRequests } from './routes/index.js';
 
-export function createApp(services: RegistryServices, logger: Logger): Koa {
+/**
+ * `auth`: the token endpoint and admin API, and the admin check on every /admin/ path (so it guards gcRouter
+ * too), when auth is on. `gcRouter`: POST /admin/v1/gc, when enabled.
+ */
+export function createApp(services: RegistryServices, logger: Logger, auth?: Middleware, gcRouter?: Router): Koa {
   const app = new Koa();
   // Errors are rendered by errorMiddleware; Koa's own handler would only print them again.
   app.silent = true;
@@ -18,5 +23,7 @@ export function createApp(services: RegistryServices, logger: Logger): Koa {
   app.use(errorMiddleware);
   app.use(unmatchedRequests(router));
   app.use(router.routes());
+  if (auth) app.use(auth);
+  if (gcRouter) app.use(gcRouter.routes());
   return app;
 }

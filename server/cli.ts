@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
+import { registerAuthCommands } from './auth/cli-commands.js';
 import { ConfigError, loadConfig } from './config.js';
+import { registerGcCommand } from './gc/gc-command.js';
 import { createLogger } from './logger.js';
 import { RedisBinaryMissingError } from './redis/embedded-redis.js';
 import { startRegistry } from './registry.js';
@@ -72,5 +74,8 @@ program
       throw error;
     }
   });
+
+registerAuthCommands(program);
+registerGcCommand(program);
 
 await program.parseAsync();

@@ -36,6 +36,73 @@ const s3Schema = z
   })
   .strict();
 
+// Token auth (off by default): the registry issues its own tokens, and may also trust an existing token server.
+const authSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    token: z
+      .object({
+        issuer: z.string().min(1).default('berth'),
+        /** The `service` in challenges and the audience of tokens. */
+        service: z.string().min(1).default('berth'),
+        /** The token endpoint's public URL; unset: <the URL the client used>/token. */
+        realm: z.string().url().optional(),
+        algorithm: z.enum(['ES256', 'RS256']).default('ES256'),
+        /** A PEM private key; unset: generated on first start as <dataDir>/auth/token-signing-key.pem. */
+        signingKey: z.string().min(1).optional(),
+        ttlSeconds: z.number().int().min(10).max(86400).default(300),
+        refreshTtlSeconds: z.number().int().min(60).default(30 * 86400),
+      })
+      .strict()
+      .prefault({}),
+    /** An htpasswd file of bcrypt entries, read at start, alongside the users kept in Redis. */
+    htpasswd: z.string().min(1).optional(),
+    externalIssuers: z
+      .array(
+        z
+          .object({
+            issuer: z.string().min(1),
+            /** Unset: auth.token.service. */
+            audience: z.string().min(1).optional(),
+            jwks: z.string().min(1).optional(),
+            rootCertBundle: z.string().min(1).optional(),
+          })
+          .strict()
+          .refine((issuer) => issuer.jwks !== undefined || issuer.rootCertBundle !== undefined, 'needs jwks or rootCertBundle'),
+      )
+      .default([]),
+    rateLimit: z
+      .object({
+        maxFailuresPerAccount: z.number().int().positive().default(5),
+        maxFailuresPerAddress: z.number().int().positive().default(20),
+        windowSeconds: z.number().int().positive().default(300),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
+// Garbage collection (server/gc/). Scheduled runs are off by default: deleting data should be asked for.
+const gcSchema = z
+  .object({
+    /** Seconds between scheduled runs in the registry process; 0: no schedule (run `berth gc` or the admin API). */
+    intervalSeconds: z.number().min(0).default(0),
+    /** Nothing uploaded, mounted, read or named by a manifest PUT within this long is deleted. Fractions allowed. */
+    graceSeconds: z.number().min(0).default(3600),
+    /** Upload sessions idle this long are deleted with their bytes. */
+    uploadMaxAgeSeconds: z.number().min(0).default(86400),
+    /** Also delete manifests no tag reaches (directly, as an index child, or as a referrer of one that is). */
+    deleteUntagged: z.boolean().default(false),
+    /** Deletions in flight at once; the lease is checked and batchPauseMs taken between batches. */
+    batchSize: z.number().int().positive().default(64),
+    batchPauseMs: z.number().int().min(0).default(0),
+    /** Serve POST /admin/v1/gc. It has no authentication of its own: enable it only on a trusted network. */
+    adminApi: z.boolean().default(false),
+  })
+  .strict()
+  .prefault({});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('./data'),
@@ -87,6 +154,8 @@ const configSchema = z
       })
       .strict()
       .default({ level: 'info', format: 'json' }),
+    auth: authSchema,
+    gc: gcSchema,
   })
   .strict();
 

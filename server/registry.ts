@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
+import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
+import { createGc } from './gc/setup.js';
 import { RedisMetadataStore } from './metadata/redis-metadata-store.js';
 import { connectRedis } from './redis/connect.js';
 import { EmbeddedRedis } from './redis/embedded-redis.js';
@@ -13,7 +15,6 @@ import { ManifestService } from './services/manifest-service.js';
 import { UploadService } from './services/upload-service.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { FilesystemBlobStore } from './storage/filesystem.js';
-import { S3BlobStore } from './storage/s3.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -33,16 +34,21 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   await metadata.ping();
 
   const store = await createBlobStore(config, logger);
+  const auth = await createAuth(config, redis);
+  const gc = createGc(config, redis, metadata, store, logger);
 
   const app = createApp(
     {
       blobs: new BlobService(metadata, store, config.storage.delete.enabled),
-      uploads: new UploadService(metadata, store, logger),
+      uploads: new UploadService(metadata, store, logger, gc.commitGuard),
       manifests: new ManifestService(metadata),
       listings: new ListingService(metadata),
       config,
+      access: auth.guard,
     },
     logger,
+    auth.routes,
+    gc.router,
   );
 
   const server = createServer(app.callback());
@@ -55,7 +61,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
     server.listen(config.http.port, config.http.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info({ host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded' }, 'berth registry listening');
+  logger.info({ host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded', auth: config.auth.enabled }, 'berth registry listening');
 
   return {
     server,
@@ -65,14 +71,19 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await gc.stop();
       await metadata.close();
       await embedded?.stop();
     },
   };
 }
 
-async function createBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
-  if (config.storage.driver === 's3' && config.storage.s3) return new S3BlobStore(config.storage.s3, logger);
+export async function createBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
+  if (config.storage.driver === 's3' && config.storage.s3) {
+    // The AWS SDK costs ~20 MiB of memory; a filesystem registry never loads it.
+    const { S3BlobStore } = await import('./storage/s3.js');
+    return new S3BlobStore(config.storage.s3, logger);
+  }
   const store = new FilesystemBlobStore(config.storage.filesystem.root ?? config.dataDir);
   await store.init();
   return store;

@@ -142,7 +142,10 @@ export class FileContentStore implements ContentStore {
     const start = served.offset;
     if (start !== 0 && start !== offset) throw new ContentVerificationError(`registry resumed at ${start}, asked for ${offset}`);
     const counter = new DigestingStream(await hashOfPrefix(partial, algorithm, start), start, descriptor.size, options.onProgress);
-    await pipeline(served.stream, counter, createWriteStream(partial, { flags: start > 0 ? 'r+' : 'w', start }));
+    await pipeline(served.stream, counter, createWriteStream(partial, { flags: start > 0 ? 'r+' : 'w', start })).catch((error: Error) => {
+      // The transport's own words ("terminated", "other side closed") say nothing of which blob or how far.
+      throw new Error(`${descriptor.digest}: download interrupted at ${counter.bytes} of ${descriptor.size} bytes (${error.message})`);
+    });
     if (counter.bytes !== descriptor.size) {
       throw new ContentVerificationError(`${descriptor.digest}: got ${counter.bytes} bytes, expected ${descriptor.size}`);
     }

@@ -24,6 +24,9 @@ export interface ManifestRecord {
   requiredManifests: string[];
 }
 
+export type BlobCommitState = 'new' | 'existing' | 'deleting';
+export type CompleteUploadResult = 'ok' | 'unknown-upload' | 'collected';
+
 export type PutManifestResult = { stored: true } | { stored: false; missing: string };
 
 export interface UploadSession {
@@ -55,9 +58,19 @@ export interface Lease {
 }
 
 export interface MetadataStore {
+  /** The size of a blob the repository may see; also marks the blob as recently used for garbage collection. */
   getRepositoryBlobSize(repository: string, digest: string): Promise<number | undefined>;
-  /** Records a stored blob and links it to the repository, atomically with ending the upload session. */
-  completeUpload(uploadId: string, repository: string, digest: string, size: number): Promise<boolean>;
+  /**
+   * Called before an upload's bytes are moved to their content address. 'deleting': garbage collection is
+   * removing this digest's bytes right now; 'existing' (now protected from collection) or 'new' otherwise.
+   */
+  prepareBlobCommit(digest: string): Promise<BlobCommitState>;
+  /**
+   * Records a stored blob and links it to the repository, atomically with ending the upload session.
+   * `expectExisting`: prepareBlobCommit said 'existing'. 'collected' when garbage collection removed the
+   * digest since then, so the bytes the store kept may be gone: the upload must be retried.
+   */
+  completeUpload(uploadId: string, repository: string, digest: string, size: number, expectExisting: boolean): Promise<CompleteUploadResult>;
   /** Links a blob visible in `from` to `to`; returns its size, or undefined if `from` cannot see it. */
   mountBlob(from: string, to: string, digest: string): Promise<number | undefined>;
   unlinkBlob(repository: string, digest: string): Promise<boolean>;

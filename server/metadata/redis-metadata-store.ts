@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
+  BlobCommitState,
+  CompleteUploadResult,
   Lease,
   ManifestLookup,
   ManifestRecord,
@@ -17,12 +19,18 @@ import {
   deleteTagScript,
   getManifestScript,
   mountBlobScript,
+  prepareBlobCommitScript,
   putManifestScript,
   releaseLeaseScript,
   renewLeaseScript,
+  repositoryBlobSizeScript,
 } from './redis-scripts.js';
 
 type RedisArgument = string | Buffer | number;
+
+// A blob read (HEAD/GET) refreshes its touchedAt at most this often: garbage collection's grace period is
+// far longer, and one write per blob per second costs nothing next to one per request.
+const TOUCH_RESOLUTION_MS = 1_000;
 
 // ioredis has Buffer-reply variants of every command at runtime but declares none for EVAL/EVALSHA
 // (and its callBuffer drops the command name under auto-pipelining).
@@ -32,7 +40,7 @@ interface BufferScripting {
 }
 
 /** A Lua script run by its SHA1, loaded into Redis on first use (and again after a Redis restart). */
-class LuaScript {
+export class LuaScript {
   private readonly sha: string;
   constructor(private readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
@@ -68,6 +76,8 @@ const scripts = {
   deleteManifest: new LuaScript(deleteManifestScript),
   completeUpload: new LuaScript(completeUploadScript),
   mountBlob: new LuaScript(mountBlobScript),
+  prepareBlobCommit: new LuaScript(prepareBlobCommitScript),
+  repositoryBlobSize: new LuaScript(repositoryBlobSizeScript),
   advanceUpload: new LuaScript(advanceUploadScript),
   renewLease: new LuaScript(renewLeaseScript),
   releaseLease: new LuaScript(releaseLeaseScript),
@@ -80,16 +90,17 @@ export class RedisMetadataStore implements MetadataStore {
   ) {}
 
   async getRepositoryBlobSize(repository: string, digest: string): Promise<number | undefined> {
-    const [linked, size] = await Promise.all([
-      this.redis.sismember(this.repoKey(repository, 'b'), digest),
-      this.redis.hget(this.key(`b:${digest}`), 'size'),
-    ]);
-    return linked === 1 && size !== null ? Number(size) : undefined;
+    const size = await scripts.repositoryBlobSize.run(this.redis, [this.prefix, repository, digest, TOUCH_RESOLUTION_MS]);
+    return typeof size === 'string' ? Number(size) : undefined;
   }
 
-  async completeUpload(uploadId: string, repository: string, digest: string, size: number): Promise<boolean> {
-    const result = await scripts.completeUpload.run(this.redis, [this.prefix, uploadId, repository, digest, size, Date.now()]);
-    return result === 1;
+  async prepareBlobCommit(digest: string): Promise<BlobCommitState> {
+    return (await scripts.prepareBlobCommit.run(this.redis, [this.prefix, digest])) as BlobCommitState;
+  }
+
+  async completeUpload(uploadId: string, repository: string, digest: string, size: number, expectExisting: boolean): Promise<CompleteUploadResult> {
+    const args = [this.prefix, uploadId, repository, digest, size, Date.now(), expectExisting ? '1' : '0'];
+    return (await scripts.completeUpload.run(this.redis, args)) as CompleteUploadResult;
   }
 
   async mountBlob(from: string, to: string, digest: string): Promise<number | undefined> {

@@ -11,26 +11,48 @@
  *   <p>r:<repo>:b                SET of blob digests linked to the repository
  *   <p>r:<repo>:ref:<subject>    HASH referrer digest -> descriptor JSON
  *   <p>m:<digest>                HASH mediaType, content, subject, descriptor, blobs, manifests
- *   <p>b:<digest>                HASH size, createdAt
+ *   <p>b:<digest>                HASH size, createdAt, touchedAt, state ('deleting' while garbage collection
+ *                                removes the bytes: a tombstone every script treats as an absent blob)
  *   <p>u:<id>                    HASH upload session
  *   <p>lease:<name>              STRING lease token
  */
 
-export const putManifestScript = `
+/**
+ * Redis's clock in milliseconds as `now`. touchedAt stamps and the collector's cutoff both come from it, so
+ * the grace period does not depend on the clocks of the replicas.
+ */
+export const NOW_MS = `
+local clock = redis.call('TIME')
+local now = string.format('%.0f', clock[1] * 1000 + math.floor(clock[2] / 1000))
+`;
+
+/** `usable(p, d)`: the blob has a record that is not a garbage collector's tombstone. */
+const USABLE_BLOB = `
+local function usable(p, d)
+  local state = redis.call('HMGET', p .. 'b:' .. d, 'size', 'state')
+  return state[1] ~= false and state[2] ~= 'deleting'
+end
+`;
+
+// Stamping touchedAt on every blob and child manifest the new manifest names is what keeps the garbage
+// collector from deleting them: it only removes what was last touched before its cutoff.
+export const putManifestScript = NOW_MS + USABLE_BLOB + `
 local p, repo, digest, mediaType, content = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tag, subject, descriptor = ARGV[6], ARGV[7], ARGV[8]
 local blobs, manifests = cjson.decode(ARGV[9]), cjson.decode(ARGV[10])
 local rk = p .. 'r:' .. repo
 for _, d in ipairs(blobs) do
-  if redis.call('SISMEMBER', rk .. ':b', d) == 0 or redis.call('EXISTS', p .. 'b:' .. d) == 0 then
+  if redis.call('SISMEMBER', rk .. ':b', d) == 0 or not usable(p, d) then
     return {'missing', d}
   end
 end
 for _, d in ipairs(manifests) do
   if redis.call('SISMEMBER', rk .. ':m', d) == 0 then return {'missing', d} end
 end
+for _, d in ipairs(blobs) do redis.call('HSET', p .. 'b:' .. d, 'touchedAt', now) end
+for _, d in ipairs(manifests) do redis.call('HSET', p .. 'm:' .. d, 'touchedAt', now) end
 redis.call('HSET', p .. 'm:' .. digest, 'mediaType', mediaType, 'content', content, 'subject', subject,
-  'descriptor', descriptor, 'blobs', ARGV[9], 'manifests', ARGV[10])
+  'descriptor', descriptor, 'blobs', ARGV[9], 'manifests', ARGV[10], 'touchedAt', now)
 redis.call('SADD', rk .. ':m', digest)
 redis.call('ZADD', p .. 'repos', 0, repo)
 if subject ~= '' then redis.call('HSET', rk .. ':ref:' .. subject, digest, descriptor) end
@@ -87,22 +109,54 @@ if redis.call('SCARD', rk .. ':m') == 0 then redis.call('ZREM', p .. 'repos', re
 return 1
 `;
 
-export const completeUploadScript = `
-local p, id, repo, digest, size, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if redis.call('DEL', p .. 'u:' .. id) == 0 then return 0 end
-redis.call('HSET', p .. 'b:' .. digest, 'size', size)
-redis.call('HSETNX', p .. 'b:' .. digest, 'createdAt', now)
-redis.call('SADD', p .. 'r:' .. repo .. ':b', digest)
-return 1
+/**
+ * Before an upload's bytes go to their content address: 'deleting' while the garbage collector removes that
+ * digest (the caller waits, then writes the bytes anew), else 'existing' (stamped touchedAt, so no collector
+ * starts deleting it now) or 'new'.
+ */
+export const prepareBlobCommitScript = NOW_MS + `
+local key = ARGV[1] .. 'b:' .. ARGV[2]
+local record = redis.call('HMGET', key, 'size', 'state')
+if record[2] == 'deleting' then return 'deleting' end
+if not record[1] then return 'new' end
+redis.call('HSET', key, 'touchedAt', now)
+return 'existing'
 `;
 
-export const mountBlobScript = `
+// 'collected': the record the upload relied on (ARGV[7] = '1': it existed when the commit was prepared,
+// so the store may have kept the old bytes instead of ours) was garbage collected meanwhile.
+export const completeUploadScript = NOW_MS + `
+local p, id, repo, digest, size, createdAt, expectExisting = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local key = p .. 'b:' .. digest
+local record = redis.call('HMGET', key, 'size', 'state')
+if record[2] == 'deleting' or (expectExisting == '1' and not record[1]) then return 'collected' end
+if redis.call('DEL', p .. 'u:' .. id) == 0 then return 'unknown-upload' end
+redis.call('HSET', key, 'size', size, 'touchedAt', now)
+redis.call('HSETNX', key, 'createdAt', createdAt)
+redis.call('SADD', p .. 'r:' .. repo .. ':b', digest)
+return 'ok'
+`;
+
+export const mountBlobScript = NOW_MS + `
 local p, from, to, digest = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('SISMEMBER', p .. 'r:' .. from .. ':b', digest) == 0 then return false end
-local size = redis.call('HGET', p .. 'b:' .. digest, 'size')
-if not size then return false end
+local record = redis.call('HMGET', p .. 'b:' .. digest, 'size', 'state')
+if not record[1] or record[2] == 'deleting' then return false end
 redis.call('SADD', p .. 'r:' .. to .. ':b', digest)
-return size
+redis.call('HSET', p .. 'b:' .. digest, 'touchedAt', now)
+return record[1]
+`;
+
+// HEAD and GET of a blob: its size if the repository may see it. touchedAt is rewritten only when older
+// than ARGV[4] ms, so a hot blob costs one write per interval instead of one per request.
+export const repositoryBlobSizeScript = NOW_MS + `
+local p, repo, digest, resolution = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('SISMEMBER', p .. 'r:' .. repo .. ':b', digest) == 0 then return false end
+local key = p .. 'b:' .. digest
+local record = redis.call('HMGET', key, 'size', 'state', 'touchedAt')
+if not record[1] or record[2] == 'deleting' then return false end
+if tonumber(record[3] or '0') < tonumber(now) - resolution then redis.call('HSET', key, 'touchedAt', now) end
+return record[1]
 `;
 
 export const advanceUploadScript = `

@@ -1,9 +1,9 @@
-import type { RegistryRouter } from './context.js';
+import type { RegistryRouter, RegistryServices } from './context.js';
 
-export function registerBaseRoutes(router: RegistryRouter): void {
+export function registerBaseRoutes(router: RegistryRouter, { access }: RegistryServices): void {
   const versionCheck = (ctx: import('koa').Context) => {
     ctx.body = {};
   };
-  router.get('/v2/', versionCheck);
-  router.get('/v2', versionCheck);
+  router.get('/v2/', access.authenticated, versionCheck);
+  router.get('/v2', access.authenticated, versionCheck);
 }

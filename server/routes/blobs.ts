@@ -6,9 +6,9 @@ import { emptyResponse } from '../http/responses.js';
 import { streamBody } from '../http/stream-body.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
-export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistryServices): void {
+export function registerBlobRoutes(router: RegistryRouter, { blobs, access }: RegistryServices): void {
   // Koa's router answers HEAD with the GET handler; HEAD never opens the blob.
-  router.get('/v2/*name/blobs/:digest', async (ctx: Context) => {
+  router.get('/v2/*name/blobs/:digest', access.pull, async (ctx: Context) => {
     const digest = parseDigest(ctx.params.digest ?? '').value;
     const size = await blobs.size(ctx.params.name ?? '', digest);
     const etag = `"${digest}"`;
@@ -46,7 +46,7 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs }: RegistrySe
     streamBody(ctx, await blobs.open(digest, range), length);
   });
 
-  router.delete('/v2/*name/blobs/:digest', async (ctx: Context) => {
+  router.delete('/v2/*name/blobs/:digest', access.delete, async (ctx: Context) => {
     const digest = parseDigest(ctx.params.digest ?? '').value;
     await blobs.delete(ctx.params.name ?? '', digest);
     emptyResponse(ctx, 202, { 'Docker-Content-Digest': digest });

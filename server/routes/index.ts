@@ -17,7 +17,7 @@ export function createRegistryRouter(services: RegistryServices): Router {
     assertRepositoryName(name);
     return next();
   });
-  registerBaseRoutes(router);
+  registerBaseRoutes(router, services);
   registerListingRoutes(router, services);
   registerUploadRoutes(router, services);
   registerBlobRoutes(router, services);

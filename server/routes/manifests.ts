@@ -6,8 +6,8 @@ import { baseMediaType } from '../oci/media-types.js';
 import { parseReference } from '../services/manifest-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
-export function registerManifestRoutes(router: RegistryRouter, { manifests, config }: RegistryServices): void {
-  router.get('/v2/*name/manifests/:reference', async (ctx: Context) => {
+export function registerManifestRoutes(router: RegistryRouter, { manifests, config, access }: RegistryServices): void {
+  router.get('/v2/*name/manifests/:reference', access.pull, async (ctx: Context) => {
     const reference = parseReference(ctx.params.reference ?? '');
     const manifest = await manifests.get(ctx.params.name ?? '', reference, acceptedTypes(ctx));
     ctx.set('Docker-Content-Digest', manifest.digest);
@@ -26,7 +26,7 @@ export function registerManifestRoutes(router: RegistryRouter, { manifests, conf
     ctx.body = manifest.content;
   });
 
-  router.put('/v2/*name/manifests/:reference', async (ctx: Context) => {
+  router.put('/v2/*name/manifests/:reference', access.push, async (ctx: Context) => {
     const name = ctx.params.name ?? '';
     const reference = parseReference(ctx.params.reference ?? '');
     const body = await readLimitedBody(ctx, config.limits.manifestMaxBytes);
@@ -39,7 +39,7 @@ export function registerManifestRoutes(router: RegistryRouter, { manifests, conf
     emptyResponse(ctx, 201, headers);
   });
 
-  router.delete('/v2/*name/manifests/:reference', async (ctx: Context) => {
+  router.delete('/v2/*name/manifests/:reference', access.delete, async (ctx: Context) => {
     await manifests.delete(ctx.params.name ?? '', parseReference(ctx.params.reference ?? ''));
     emptyResponse(ctx, 202);
   });

@@ -8,7 +8,7 @@ import { assertRepositoryName } from '../oci/names.js';
 import { uploadRange } from '../services/upload-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
-export function registerUploadRoutes(router: RegistryRouter, { uploads }: RegistryServices): void {
+export function registerUploadRoutes(router: RegistryRouter, { uploads, access }: RegistryServices): void {
   const start = async (ctx: Context) => {
     const name = ctx.params.name ?? '';
     const mountDigest = queryValue(ctx, 'mount');
@@ -26,7 +26,8 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads }: Regist
     uploadAccepted(ctx, await uploads.start(name));
   };
 
-  // Mounting is best effort: a bad `from` or digest, or a blob `from` cannot see, falls back to an upload.
+  // Mounting is best effort: a bad `from` or digest, a blob `from` cannot see, or a token without pull on
+  // `from`, falls back to an upload.
   const tryMount = async (ctx: Context, name: string, mountDigest: string, from: string): Promise<boolean> => {
     let digest: string;
     try {
@@ -35,15 +36,15 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads }: Regist
     } catch {
       return false;
     }
-    if ((await uploads.mount(name, from, digest)) === undefined) return false;
+    if (!access.allows(ctx, from, 'pull') || (await uploads.mount(name, from, digest)) === undefined) return false;
     blobCreated(ctx, name, digest);
     return true;
   };
 
-  router.post('/v2/*name/blobs/uploads/', start);
-  router.post('/v2/*name/blobs/uploads', start);
+  router.post('/v2/*name/blobs/uploads/', access.push, start);
+  router.post('/v2/*name/blobs/uploads', access.push, start);
 
-  router.patch('/v2/*name/blobs/uploads/:uploadId', async (ctx: Context) => {
+  router.patch('/v2/*name/blobs/uploads/:uploadId', access.push, async (ctx: Context) => {
     const name = ctx.params.name ?? '';
     const uploadId = ctx.params.uploadId ?? '';
     const current = await uploads.status(name, uploadId);
@@ -51,7 +52,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads }: Regist
     uploadAccepted(ctx, session);
   });
 
-  router.put('/v2/*name/blobs/uploads/:uploadId', async (ctx: Context) => {
+  router.put('/v2/*name/blobs/uploads/:uploadId', access.push, async (ctx: Context) => {
     const name = ctx.params.name ?? '';
     const uploadId = ctx.params.uploadId ?? '';
     const digest = queryValue(ctx, 'digest');
@@ -61,11 +62,11 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads }: Regist
     blobCreated(ctx, name, await uploads.complete(name, uploadId, digest, chunk));
   });
 
-  router.get('/v2/*name/blobs/uploads/:uploadId', async (ctx: Context) => {
+  router.get('/v2/*name/blobs/uploads/:uploadId', access.push, async (ctx: Context) => {
     emptyResponse(ctx, 204, uploadHeaders(await uploads.status(ctx.params.name ?? '', ctx.params.uploadId ?? '')));
   });
 
-  router.delete('/v2/*name/blobs/uploads/:uploadId', async (ctx: Context) => {
+  router.delete('/v2/*name/blobs/uploads/:uploadId', access.push, async (ctx: Context) => {
     await uploads.cancel(ctx.params.name ?? '', ctx.params.uploadId ?? '');
     emptyResponse(ctx, 204);
   });

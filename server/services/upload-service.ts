@@ -7,6 +7,11 @@ import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-s
 import { createDigester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 
+/** Waits out a garbage collection of the digest before its bytes are committed (server/gc/commit-guard.ts). */
+export interface CommitGuard {
+  prepare(digest: string): Promise<'new' | 'existing'>;
+}
+
 /** A chunk as the client described it: `range` from Content-Range, `length` from Content-Length. */
 export interface ChunkRequest {
   source: Readable;
@@ -38,6 +43,7 @@ export class UploadService {
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
     private readonly logger: Logger,
+    private readonly commitGuard: CommitGuard,
   ) {}
 
   async start(repository: string): Promise<UploadSession> {
@@ -75,9 +81,16 @@ export class UploadService {
         });
       }
       const handle = toHandle(current);
+      const prepared = await this.commitGuard.prepare(actual);
       await this.store.commitUpload(handle, actual);
-      if (!(await this.metadata.completeUpload(current.id, repository, actual, current.offset))) {
+      const result = await this.metadata.completeUpload(current.id, repository, actual, current.offset, prepared === 'existing');
+      if (result === 'unknown-upload') {
         throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'upload was cancelled while it was being completed');
+      }
+      if (result === 'collected') {
+        // The store kept the old bytes instead of ours and the collector has deleted them since: start over.
+        await this.discard(current);
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the blob was garbage collected while this upload completed; upload it again');
       }
       this.hashes.delete(current.id);
       return actual;

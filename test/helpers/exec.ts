@@ -16,6 +16,8 @@ export interface RunOptions {
   allowFailure?: boolean;
   /** A hung client must fail its test rather than the whole run at ava's timeout. */
   timeoutMs?: number;
+  /** Written to the command's standard input (otherwise it is empty), e.g. a password for --password-stdin. */
+  input?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -31,8 +33,10 @@ export function run(command: string, args: readonly string[], options: RunOption
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // Closed at once when there is no input: the command sees an empty stdin, as with /dev/null.
+    child.stdin.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));

@@ -1,0 +1,49 @@
+import type { Redis } from 'ioredis';
+import { RegistryError } from '../errors.js';
+
+export interface RateLimitOptions {
+  maxFailuresPerAccount: number;
+  maxFailuresPerAddress: number;
+  windowSeconds: number;
+}
+
+/**
+ * Counts failed logins per account and per client address in fixed windows kept in Redis (so every replica
+ * sees the same counts). Per account stops guessing one password from many addresses; per address stops
+ * one client trying many accounts. While either is over its limit every login is refused, right or wrong.
+ */
+export class LoginRateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly options: RateLimitOptions,
+  ) {}
+
+  /** Throws 429 TOOMANYREQUESTS with Retry-After while the account or the address is locked out. */
+  async assertAllowed(account: string, address: string): Promise<void> {
+    const keys = this.keys(account, address);
+    const limits = [this.options.maxFailuresPerAccount, this.options.maxFailuresPerAddress];
+    const counts = await this.redis.mget(...keys);
+    const blocked = keys.filter((_key, index) => Number(counts[index] ?? 0) >= limits[index]!);
+    if (blocked.length === 0) return;
+    const remainingMs = await Promise.all(blocked.map((key) => this.redis.pttl(key)));
+    // Rounded up: a client that waits exactly this long must find the lock gone.
+    const retryAfter = Math.max(1, ...remainingMs.map((ms) => Math.ceil(ms / 1000)));
+    throw new RegistryError('TOOMANYREQUESTS', 429, 'too many failed logins, retry later', { headers: { 'Retry-After': String(retryAfter) } });
+  }
+
+  async recordFailure(account: string, address: string): Promise<void> {
+    const transaction = this.redis.multi();
+    for (const key of this.keys(account, address)) transaction.incr(key).expire(key, this.options.windowSeconds, 'NX');
+    await transaction.exec();
+  }
+
+  /** A successful login clears the account's count; the address's stays, or one good account would unlock guessing others. */
+  async recordSuccess(account: string): Promise<void> {
+    await this.redis.del(this.keys(account, '')[0]);
+  }
+
+  private keys(account: string, address: string): [string, string] {
+    return [`${this.prefix}auth:failures:account:${account}`, `${this.prefix}auth:failures:address:${address}`];
+  }
+}

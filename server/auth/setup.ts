@@ -1,0 +1,59 @@
+import Router from '@koa/router';
+import type { Redis } from 'ioredis';
+import type { Context, Middleware, Next } from 'koa';
+import type { Config } from '../config.js';
+import { registerAdminRoutes } from '../routes/admin-api.js';
+import { registerTokenRoutes } from '../routes/token.js';
+import { OPEN_ACCESS, type AccessGuard } from './access-guard.js';
+import { guardAdminPaths } from './admin-guard.js';
+import { Authenticator } from './authenticator.js';
+import { RuleAuthorizer } from './authorizer.js';
+import { bearerGuard } from './bearer-guard.js';
+import { ExternalIssuer } from './external-issuers.js';
+import { HtpasswdIdentityStore } from './htpasswd.js';
+import { ChainedIdentityStore, type IdentityStore } from './identities.js';
+import { loadSigningKey } from './keys.js';
+import { PermissionStore } from './permissions.js';
+import { LoginRateLimiter } from './rate-limit.js';
+import { RedisIdentityStore } from './redis-identities.js';
+import { TokenService } from './token-service.js';
+
+export interface RegistryAuth {
+  guard: AccessGuard;
+  /** The admin check on /admin/, the token endpoint, JWKS and admin API; absent when auth is off. */
+  routes?: Middleware;
+}
+
+/** The account and rule stores on the registry's Redis, shared by the server and the CLI. */
+export function authStores(config: Config, redis: Redis): { accounts: RedisIdentityStore; identities: IdentityStore; rules: PermissionStore } {
+  const accounts = new RedisIdentityStore(redis, config.redis.keyPrefix);
+  const stores: IdentityStore[] = [accounts];
+  if (config.auth.htpasswd) stores.push(new HtpasswdIdentityStore(config.auth.htpasswd));
+  return { accounts, identities: new ChainedIdentityStore(stores), rules: new PermissionStore(redis, config.redis.keyPrefix) };
+}
+
+/** Builds token auth from the config, or the open guard when `auth.enabled` is false. */
+export async function createAuth(config: Config, redis: Redis): Promise<RegistryAuth> {
+  if (!config.auth.enabled) return { guard: OPEN_ACCESS };
+  const { token, rateLimit } = config.auth;
+  const { accounts, identities, rules } = authStores(config, redis);
+  const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
+  const externalIssuers = config.auth.externalIssuers.map((issuer) => new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }));
+  const tokens = new TokenService({ ...token, key, externalIssuers });
+  const authorizer = new RuleAuthorizer(rules);
+  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit));
+
+  const router = new Router();
+  registerTokenRoutes(router, { authenticator, authorizer, identities, tokens, key });
+  registerAdminRoutes(router, { authorizer, identities, accounts, rules });
+  return {
+    guard: bearerGuard({ tokens, identities, authorizer, service: token.service, realm: token.realm }),
+    routes: adminGuardedRoutes(guardAdminPaths(authenticator), router),
+  };
+}
+
+/** The router's routes, with the admin check run first (it passes everything outside /admin/ straight on). */
+function adminGuardedRoutes(guard: (ctx: Context, next: Next) => Promise<void>, router: Router): Middleware {
+  const routes = router.routes();
+  return (ctx: Context, next: Next) => guard(ctx, () => routes(ctx as Parameters<typeof routes>[0], next));
+}

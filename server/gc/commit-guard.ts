@@ -1,0 +1,39 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RegistryError } from '../errors.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { deleteTombstonedBlob } from './blob-deletion.js';
+import type { GcStore } from './gc-store.js';
+import { withGcLease } from './lease.js';
+
+// A live collector finishes a tombstone within one store delete; a dead one's tombstones are finished here.
+const POLL_MS = 50;
+const MAX_WAIT_MS = 30_000;
+
+/**
+ * Keeps an upload from committing its bytes into a digest the garbage collector is deleting. A store keeps
+ * existing bytes rather than rewriting them, so committing while the collector deletes them would leave a
+ * record without bytes. Instead the upload waits until the deletion is over (the collector's, or, when no
+ * collector holds the lease, one it finishes itself), and then writes its bytes anew.
+ */
+export class BlobCommitGuard {
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly gc: GcStore,
+    private readonly store: BlobStore,
+  ) {}
+
+  /** Resolves once the digest may be committed: 'existing' (now protected from collection) or 'new'. */
+  async prepare(digest: string): Promise<'new' | 'existing'> {
+    const deadline = Date.now() + MAX_WAIT_MS;
+    for (;;) {
+      const state = await this.metadata.prepareBlobCommit(digest);
+      if (state !== 'deleting') return state;
+      if (Date.now() > deadline) {
+        throw new RegistryError('UNAVAILABLE', 503, `blob ${digest} is being garbage collected; retry the upload`);
+      }
+      const finished = await withGcLease(this.metadata, () => deleteTombstonedBlob(this.gc, this.store, digest));
+      if (finished === undefined) await sleep(POLL_MS);
+    }
+  }
+}

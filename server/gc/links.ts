@@ -1,0 +1,28 @@
+import type { GcRun } from './gc-run.js';
+import { markRepositoryBlobs } from './mark.js';
+
+/**
+ * Drops each repository's links to blobs none of its manifests names (left by deleted manifests, or by
+ * uploads never followed by a manifest), so the repository no longer sees them. Links of blobs used
+ * within the grace period stay: a push uploads its blobs before it PUTs the manifest that names them.
+ */
+export async function dropUnreferencedLinks(run: GcRun): Promise<void> {
+  for await (const repositories of run.gc.linkedRepositories()) {
+    for (const repository of repositories) await dropRepositoryLinks(run, repository);
+  }
+  await run.gc.clear('gc:repo-mark');
+}
+
+async function dropRepositoryLinks(run: GcRun, repository: string): Promise<void> {
+  await run.gc.clear('gc:repo-mark');
+  await markRepositoryBlobs(run, repository, 'gc:repo-mark');
+  for await (const links of run.gc.linksOf(repository)) {
+    const referenced = await run.gc.whichAreMembers('gc:repo-mark', links);
+    await run.inBatches(
+      links.filter((_digest, index) => !referenced[index]),
+      async (digest) => {
+        if (await run.gc.unlinkBlob(repository, digest, run.cutoff, run.dryRun)) run.counts.linksDeleted++;
+      },
+    );
+  }
+}

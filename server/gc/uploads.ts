@@ -1,0 +1,34 @@
+import type { GcRun } from './gc-run.js';
+import type { UploadRecord } from './gc-store.js';
+
+// The upload service's own lease name and a TTL long enough for one session delete and store cleanup.
+const UPLOAD_LEASE_MS = 60_000;
+
+/**
+ * Deletes upload sessions idle longer than uploadMaxAgeMs, and their bytes in the store (files, or S3
+ * segments). A session a request is writing right now holds its upload lease and is skipped; one a chunk
+ * moved after it was read (updatedAt changed) is kept by the Lua check.
+ */
+export async function expireUploads(run: GcRun): Promise<void> {
+  const expiredBefore = Date.now() - run.options.uploadMaxAgeMs;
+  for await (const uploads of run.gc.uploads()) {
+    await run.inBatches(
+      uploads.filter((upload) => Number(upload.updatedAt) < expiredBefore),
+      async (upload) => {
+        if (run.dryRun || (await expireUpload(run, upload))) run.counts.uploadsDeleted++;
+      },
+    );
+  }
+}
+
+async function expireUpload(run: GcRun, upload: UploadRecord): Promise<boolean> {
+  const lease = await run.metadata.acquireLease(`upload:${upload.id}`, UPLOAD_LEASE_MS);
+  if (!lease) return false;
+  try {
+    if (!(await run.gc.expireUpload(upload))) return false;
+    await run.store.abortUpload({ id: upload.id, offset: 0, storeState: upload.storeState });
+    return true;
+  } finally {
+    await lease.release().catch(() => undefined);
+  }
+}

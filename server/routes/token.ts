@@ -1,0 +1,84 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Authenticator } from '../auth/authenticator.js';
+import { basicCredentials } from '../auth/authenticator.js';
+import type { Authorizer } from '../auth/authorizer.js';
+import { ANONYMOUS, type Identity, type IdentityStore } from '../auth/identities.js';
+import type { SigningKey } from '../auth/keys.js';
+import { readFormBody } from '../auth/small-body.js';
+import { parseScopes } from '../auth/scope.js';
+import { InvalidTokenError, type TokenService } from '../auth/token-service.js';
+import { RegistryError } from '../errors.js';
+
+export interface TokenEndpointServices {
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  identities: IdentityStore;
+  tokens: TokenService;
+  key: SigningKey;
+}
+
+/**
+ * The Docker token endpoint: GET /token (Basic credentials or anonymous; what `docker login` and pulls use)
+ * and POST /token (the OAuth2 password and refresh_token grants), plus the JWKS with the signing key.
+ */
+export function registerTokenRoutes(router: Router, services: TokenEndpointServices): void {
+  router.get('/token', async (ctx: Context) => {
+    const credentials = basicCredentials(ctx.get('Authorization') || undefined);
+    if (ctx.get('Authorization') !== '' && !credentials) throw new RegistryError('UNAUTHORIZED', 401, 'only Basic credentials are accepted here');
+    const identity = credentials ? await services.authenticator.login(credentials.username, credentials.password, ctx.ip) : ANONYMOUS;
+    await respondWithToken(ctx, services, identity, queryValues(ctx, 'scope'), queryValues(ctx, 'offline_token')[0] === 'true');
+  });
+
+  router.post('/token', async (ctx: Context) => {
+    const form = await readFormBody(ctx);
+    const identity = await identityForGrant(ctx, services, form);
+    await respondWithToken(ctx, services, identity, form.getAll('scope'), form.get('access_type') === 'offline');
+  });
+
+  router.get('/.well-known/jwks.json', (ctx: Context) => {
+    ctx.body = { keys: [services.key.jwk] };
+  });
+}
+
+async function identityForGrant(ctx: Context, services: TokenEndpointServices, form: URLSearchParams): Promise<Identity> {
+  switch (form.get('grant_type')) {
+    case 'password':
+      return services.authenticator.login(form.get('username') ?? '', form.get('password') ?? '', ctx.ip);
+    case 'refresh_token':
+      return identityForRefreshToken(services, form.get('refresh_token') ?? '');
+    default:
+      throw new RegistryError('UNSUPPORTED', 400, 'grant_type must be password or refresh_token');
+  }
+}
+
+/** A refresh token is honoured only while its account exists and may log in (a deleted or expired robot may not). */
+async function identityForRefreshToken(services: TokenEndpointServices, token: string): Promise<Identity> {
+  try {
+    const identity = await services.identities.lookup(services.tokens.verifyRefreshToken(token));
+    if (identity) return identity;
+  } catch (error) {
+    if (!(error instanceof InvalidTokenError)) throw error;
+  }
+  throw new RegistryError('UNAUTHORIZED', 401, 'invalid or expired refresh token');
+}
+
+/** Grants the part of the requested scopes the identity is allowed: asking for too much is never an error. */
+async function respondWithToken(ctx: Context, services: TokenEndpointServices, identity: Identity, scopes: string[], offline: boolean): Promise<void> {
+  const access = await services.authorizer.grant(identity, parseScopes(scopes));
+  const issued = services.tokens.issueAccessToken(identity.name, access);
+  const refreshToken = offline && identity.kind !== 'anonymous' ? services.tokens.issueRefreshToken(identity.name) : undefined;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = {
+    token: issued.token,
+    access_token: issued.token,
+    expires_in: issued.expiresIn,
+    issued_at: issued.issuedAt,
+    ...(refreshToken ? { refresh_token: refreshToken } : {}),
+  };
+}
+
+function queryValues(ctx: Context, key: string): string[] {
+  const value = ctx.query[key];
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
