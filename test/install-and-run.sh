@@ -16,4 +16,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
-npm test
+
+# ava's own summary is not a format CI tools read; end with one plain "N passed, N failed" line.
+log=$(mktemp)
+set +e
+npm test 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+count() { grep -oE "^ *[0-9]+ tests? $1" "$log" | grep -oE '[0-9]+' | tail -1 || true; }
+passed=$(count passed); failed=$(count failed)
+echo "ava: ${passed:-0} passed, ${failed:-0} failed"
+rm -f "$log"
+exit "$status"
