@@ -19,6 +19,6 @@ USER berth
 ENV BERTH_DATA_DIR=/var/lib/berth
 VOLUME /var/lib/berth
 EXPOSE 5000
-HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5000/v2/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5000/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["tini", "--", "node", "dist/server/cli.js"]
 CMD ["serve"]

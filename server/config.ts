@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { webhooksSchema } from './webhooks/webhook-config.js';
 
 const MiB = 1024 * 1024;
 
@@ -156,6 +157,9 @@ const configSchema = z
       .default({ level: 'info', format: 'json' }),
     auth: authSchema,
     gc: gcSchema,
+    webhooks: webhooksSchema,
+    /** Read-only mode: pulls are served, writes refused; also switchable at /admin/v1/maintenance. */
+    maintenance: z.object({ readOnly: z.boolean().default(false) }).strict().prefault({}),
   })
   .strict();
 

@@ -7,6 +7,7 @@ import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
 import { RedisMetadataStore } from './metadata/redis-metadata-store.js';
+import { createOps } from './ops-setup.js';
 import { connectRedis } from './redis/connect.js';
 import { EmbeddedRedis } from './redis/embedded-redis.js';
 import { BlobService } from './services/blob-service.js';
@@ -33,15 +34,16 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);
   await metadata.ping();
 
-  const store = await createBlobStore(config, logger);
+  const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger);
+  const { store, events } = ops;
   const auth = await createAuth(config, redis);
-  const gc = createGc(config, redis, metadata, store, logger);
+  const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
 
   const app = createApp(
     {
-      blobs: new BlobService(metadata, store, config.storage.delete.enabled),
-      uploads: new UploadService(metadata, store, logger, gc.commitGuard),
-      manifests: new ManifestService(metadata),
+      blobs: new BlobService(metadata, store, config.storage.delete.enabled, events),
+      uploads: new UploadService(metadata, store, logger, gc.commitGuard, events),
+      manifests: new ManifestService(metadata, events),
       listings: new ListingService(metadata),
       config,
       access: auth.guard,
@@ -49,6 +51,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
     logger,
     auth.routes,
     gc.router,
+    ops.app,
   );
 
   const server = createServer(app.callback());
@@ -72,6 +75,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
         server.closeIdleConnections();
       });
       await gc.stop();
+      await ops.stop();
       await metadata.close();
       await embedded?.stop();
     },

@@ -30,11 +30,14 @@ export class GarbageCollector {
     private readonly gc: GcStore,
     private readonly store: BlobStore,
     private readonly logger: Logger,
+    /** Told of every finished run, e.g. to count it in metrics. */
+    private readonly onReport: (report: GcReport) => void = () => undefined,
   ) {}
 
   /** Undefined when another collector holds the lease (this one then does nothing). */
   async run(options: GcOptions): Promise<GcReport | undefined> {
     const report = await withGcLease(this.metadata, (lease) => this.collect(options, lease));
+    if (report) this.onReport(report);
     if (report) this.logger.info({ gc: report }, options.dryRun ? 'garbage collection dry run finished' : 'garbage collection finished');
     else this.logger.info('garbage collection skipped: another collector is running');
     return report;

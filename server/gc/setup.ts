@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { gcAdminRouter } from '../routes/admin-gc.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { GarbageCollector } from './collector.js';
+import { GarbageCollector, type GcReport } from './collector.js';
 import { BlobCommitGuard } from './commit-guard.js';
 import { gcOptionsFromConfig } from './gc-run.js';
 import { GcStore } from './gc-store.js';
@@ -22,9 +22,16 @@ export interface RegistryGc {
 }
 
 /** The collector on the registry's Redis and store, scheduled and exposed as the `gc` config says. */
-export function createGc(config: Config, redis: Redis, metadata: MetadataStore, store: BlobStore, logger: Logger): RegistryGc {
+export function createGc(
+  config: Config,
+  redis: Redis,
+  metadata: MetadataStore,
+  store: BlobStore,
+  logger: Logger,
+  onReport?: (report: GcReport) => void,
+): RegistryGc {
   const gc = new GcStore(redis, config.redis.keyPrefix);
-  const collector = new GarbageCollector(metadata, gc, store, logger);
+  const collector = new GarbageCollector(metadata, gc, store, logger, onReport);
   const options = gcOptionsFromConfig(config.gc, false);
   const stop = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
   return {

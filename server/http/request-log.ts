@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
+import { requestUser } from './request-context.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -24,6 +25,7 @@ export function requestLog(logger: Logger) {
           path: ctx.path,
           route: ctx._matchedRoute,
           repository: ctx.params?.name,
+          user: requestUser(ctx),
           status: ctx.status,
           completed: ctx.res.writableFinished,
           bytesIn: Number(ctx.get('Content-Length')) || undefined,

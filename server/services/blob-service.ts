@@ -2,18 +2,23 @@ import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
+import { NO_EVENTS, type EventSink } from '../webhooks/events.js';
 
 export class BlobService {
   constructor(
     private readonly metadata: MetadataStore,
     private readonly store: BlobStore,
     private readonly deleteEnabled: boolean,
+    private readonly events: EventSink = NO_EVENTS,
   ) {}
 
   /** The size of a blob as seen from a repository; BLOB_UNKNOWN if the repository cannot see it. */
   async size(repository: string, digest: string): Promise<number> {
     const size = await this.metadata.getRepositoryBlobSize(repository, digest);
     if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+    // Every blob GET starts here, whether it then streams or redirects (the sink ignores HEAD).
+    await this.events.emit({ action: 'pull', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest, size } });
     return size;
   }
 
@@ -32,5 +37,6 @@ export class BlobService {
     if (!(await this.metadata.unlinkBlob(repository, digest))) {
       throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
     }
+    await this.events.emit({ action: 'delete', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest } });
   }
 }

@@ -4,6 +4,7 @@ import { createDigester, isDigest, parseDigest } from '../oci/digest.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../oci/media-types.js';
 import { assertTag } from '../oci/names.js';
+import { NO_EVENTS, type EventSink } from '../webhooks/events.js';
 
 export type Reference = { tag: string } | { digest: string };
 
@@ -22,9 +23,19 @@ export function parseReference(reference: string): Reference {
 }
 
 export class ManifestService {
-  constructor(private readonly metadata: MetadataStore) {}
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly events: EventSink = NO_EVENTS,
+  ) {}
 
   async get(repository: string, reference: Reference, accept: string[]): Promise<StoredManifest> {
+    const served = await this.acceptable(repository, reference, accept);
+    const { mediaType, digest, content } = served;
+    await this.events.emit({ action: 'pull', repository, target: { mediaType, digest, size: content.length, tag: tagOf(reference) } });
+    return served;
+  }
+
+  private async acceptable(repository: string, reference: Reference, accept: string[]): Promise<StoredManifest> {
     const manifest = await this.find(repository, reference);
     if (isAcceptable(manifest.mediaType, accept)) return manifest;
     if (INDEX_TYPES.has(manifest.mediaType)) {
@@ -61,6 +72,7 @@ export class ManifestService {
         detail: { digest: result.missing },
       });
     }
+    await this.events.emit({ action: 'push', repository, target: { mediaType: parsed.mediaType, digest, size: body.length, tag: tagOf(reference) } });
     return { digest, subject: parsed.subject };
   }
 
@@ -70,6 +82,7 @@ export class ManifestService {
         ? await this.metadata.deleteTag(repository, reference.tag)
         : await this.metadata.deleteManifest(repository, reference.digest);
     if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 404, undefined, { detail: reference });
+    await this.events.emit({ action: 'delete', repository, target: { digest: 'digest' in reference ? reference.digest : '', tag: tagOf(reference) } });
   }
 
   /** The referrers of a subject as an OCI index, optionally filtered by artifactType. */
@@ -102,6 +115,10 @@ export class ManifestService {
     const lookup = await this.metadata.getManifest(repository, { digest: match.digest });
     return lookup.found ? lookup.manifest : undefined;
   }
+}
+
+function tagOf(reference: Reference): string | undefined {
+  return 'tag' in reference ? reference.tag : undefined;
 }
 
 /** No Accept header means "anything"; otherwise the type, a wildcard, or a type/* range must be listed. */

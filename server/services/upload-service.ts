@@ -6,6 +6,8 @@ import { RegistryError } from '../errors.js';
 import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
+import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
+import { NO_EVENTS, type EventSink } from '../webhooks/events.js';
 
 /** Waits out a garbage collection of the digest before its bytes are committed (server/gc/commit-guard.ts). */
 export interface CommitGuard {
@@ -44,6 +46,7 @@ export class UploadService {
     private readonly store: BlobStore,
     private readonly logger: Logger,
     private readonly commitGuard: CommitGuard,
+    private readonly events: EventSink = NO_EVENTS,
   ) {}
 
   async start(repository: string): Promise<UploadSession> {
@@ -56,8 +59,12 @@ export class UploadService {
   }
 
   /** Links a blob from another repository; undefined when `from` cannot see it (the caller then uploads). */
-  mount(repository: string, from: string, digest: string): Promise<number | undefined> {
-    return this.metadata.mountBlob(from, repository, digest);
+  async mount(repository: string, from: string, digest: string): Promise<number | undefined> {
+    const size = await this.metadata.mountBlob(from, repository, digest);
+    if (size !== undefined) {
+      await this.events.emit({ action: 'mount', repository, fromRepository: from, target: { mediaType: BLOB_MEDIA_TYPE, digest, size } });
+    }
+    return size;
   }
 
   async status(repository: string, uploadId: string): Promise<UploadSession> {
@@ -93,6 +100,7 @@ export class UploadService {
         throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the blob was garbage collected while this upload completed; upload it again');
       }
       this.hashes.delete(current.id);
+      await this.events.emit({ action: 'push', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest: actual, size: current.offset } });
       return actual;
     });
   }

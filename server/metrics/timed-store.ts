@@ -1,0 +1,64 @@
+import type { Readable } from 'node:stream';
+import type { BlobStore, ByteRange, UploadHandle } from '../storage/blob-store.js';
+import type { RegistryMetrics } from './metrics.js';
+
+/** A blob store that times each operation into berth_storage_operation_duration_seconds. */
+export class TimedBlobStore implements BlobStore {
+  readonly kind: string;
+  readonly redirectUrl?: (digest: string) => Promise<string | undefined>;
+
+  constructor(
+    private readonly inner: BlobStore,
+    private readonly metrics: RegistryMetrics,
+  ) {
+    this.kind = inner.kind;
+    // Only stores that redirect have the method; the services test for its presence.
+    if (inner.redirectUrl) this.redirectUrl = (digest) => this.timed('redirect_url', () => inner.redirectUrl!(digest));
+  }
+
+  createUpload(uploadId: string): Promise<string> {
+    return this.timed('create_upload', () => this.inner.createUpload(uploadId));
+  }
+
+  async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
+    this.metrics.activeUploads.inc();
+    try {
+      return await this.timed('write_upload', () => this.inner.writeUpload(upload, source));
+    } finally {
+      this.metrics.activeUploads.dec();
+    }
+  }
+
+  // A stream's duration is its consumer's; only opening is timed.
+  readUpload(upload: UploadHandle): Readable {
+    return this.inner.readUpload(upload);
+  }
+
+  commitUpload(upload: UploadHandle, digest: string): Promise<void> {
+    return this.timed('commit_upload', () => this.inner.commitUpload(upload, digest));
+  }
+
+  abortUpload(upload: UploadHandle): Promise<void> {
+    return this.timed('abort_upload', () => this.inner.abortUpload(upload));
+  }
+
+  openBlob(digest: string, range?: ByteRange): Promise<Readable> {
+    return this.timed('open_blob', () => this.inner.openBlob(digest, range));
+  }
+
+  deleteBlob(digest: string): Promise<void> {
+    return this.timed('delete_blob', () => this.inner.deleteBlob(digest));
+  }
+
+  private async timed<T>(action: string, operation: () => Promise<T>): Promise<T> {
+    const stop = this.metrics.storageDuration.startTimer({ store: this.inner.kind, action });
+    try {
+      const result = await operation();
+      stop({ outcome: 'ok' });
+      return result;
+    } catch (error) {
+      stop({ outcome: 'error' });
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { OpsExtensions } from './app.js';
+import type { Config } from './config.js';
+import { healthRouter } from './health/health.js';
+import { MaintenanceMode, maintenanceAdminRouter, refuseWritesWhenReadOnly } from './maintenance/read-only.js';
+import type { MetadataStore } from './metadata/metadata-store.js';
+import { httpMetrics, metricsRouter } from './metrics/http-metrics.js';
+import { RegistryMetrics } from './metrics/metrics.js';
+import { timeRedisCommands } from './metrics/redis-timing.js';
+import { TimedBlobStore } from './metrics/timed-store.js';
+import type { BlobStore } from './storage/blob-store.js';
+import type { EventSink } from './webhooks/events.js';
+import { createWebhooks } from './webhooks/setup.js';
+
+export interface RegistryOps {
+  metrics: RegistryMetrics;
+  /** The blob store with its operations timed; the services use this one. */
+  store: BlobStore;
+  events: EventSink;
+  app: OpsExtensions;
+  stop(): Promise<void>;
+}
+
+/** Metrics, health probes, webhooks and maintenance mode around the registry's Redis and blob store. */
+export function createOps(config: Config, redis: Redis, metadata: MetadataStore, rawStore: BlobStore, logger: Logger): RegistryOps {
+  const metrics = new RegistryMetrics();
+  timeRedisCommands(redis, metrics);
+  const store = new TimedBlobStore(rawStore, metrics);
+  const webhooks = createWebhooks(config, redis, metadata, metrics, logger);
+  const maintenance = new MaintenanceMode(redis, `${config.redis.keyPrefix}maintenance:read-only`, config.maintenance.readOnly);
+  return {
+    metrics,
+    store,
+    events: webhooks.events,
+    app: {
+      httpMetrics: httpMetrics(metrics),
+      readOnlyGuard: refuseWritesWhenReadOnly(maintenance),
+      routers: [metricsRouter(metrics), healthRouter(redis, rawStore), webhooks.router, maintenanceAdminRouter(maintenance)],
+    },
+    stop: webhooks.stop,
+  };
+}

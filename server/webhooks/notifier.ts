@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import { matchesPattern } from '../auth/patterns.js';
+import { currentRequest } from '../http/request-context.js';
+import { distributionEvent, type EventSource } from './envelope.js';
+import type { EventSink, RegistryEvent } from './events.js';
+import type { WebhookQueue } from './queue.js';
+import type { WebhookEndpoint } from './webhook-config.js';
+
+/** The event sink when webhooks are configured: filters per endpoint and queues one envelope for all of them. */
+export class WebhookNotifier implements EventSink {
+  constructor(
+    private readonly endpoints: WebhookEndpoint[],
+    private readonly queue: WebhookQueue,
+    private readonly source: EventSource,
+    private readonly logger: Logger,
+    /** Wakes this process's worker for an endpoint, so delivery starts without waiting for its next poll. */
+    private readonly nudge: (endpoint: string) => void,
+  ) {}
+
+  async emit(event: RegistryEvent): Promise<void> {
+    const ctx = currentRequest();
+    // As in Distribution, HEAD requests (existence checks before a push) are not pulls.
+    if (ctx?.method === 'HEAD') return;
+    const targets = this.endpoints.filter((endpoint) => wants(endpoint, event)).map((endpoint) => endpoint.name);
+    if (targets.length === 0) return;
+    const envelope = distributionEvent(event, ctx, this.source);
+    try {
+      const body = JSON.stringify({ events: [envelope] });
+      await this.queue.enqueue(targets, { id: envelope.id, action: event.action, repository: event.repository, body });
+      for (const target of targets) this.nudge(target);
+    } catch (error) {
+      this.logger.error({ err: error, action: event.action, repository: event.repository }, 'webhook event could not be queued');
+    }
+  }
+}
+
+function wants(endpoint: WebhookEndpoint, event: RegistryEvent): boolean {
+  const actionWanted = endpoint.actions.length === 0 || endpoint.actions.includes(event.action);
+  const repositoryWanted = endpoint.repositories.length === 0 || endpoint.repositories.some((pattern) => matchesPattern(pattern, event.repository));
+  return actionWanted && repositoryWanted;
+}

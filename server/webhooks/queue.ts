@@ -1,0 +1,100 @@
+import type { Redis } from 'ioredis';
+
+/** One queued delivery: the exact body that is signed and sent, and what the log shows about it. */
+export interface QueuedEvent {
+  id: string;
+  action: string;
+  repository: string;
+  body: string;
+}
+
+export interface DeliveryLogEntry {
+  endpoint: string;
+  eventId: string;
+  action: string;
+  repository: string;
+  attempt: number;
+  outcome: 'delivered' | 'failed' | 'dead_lettered';
+  status?: number;
+  error?: string;
+  at: string;
+}
+
+// Removes the head only if it is still the entry delivered: a worker that lost its lease while a delivery
+// hung must not pop the event after it, which another replica may not have delivered yet.
+const FINISH_HEAD = `
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
+redis.call('LPOP', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
+if ARGV[5] == '1' then redis.call('RPUSH', KEYS[4], ARGV[1]) end
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return 1`;
+
+/**
+ * The durable webhook queues in Redis: a list per endpoint (so each endpoint receives events in order and a
+ * slow one holds up only itself), an attempts hash, a dead-letter list per endpoint and one capped delivery log.
+ */
+export class WebhookQueue {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly logSize: number,
+  ) {}
+
+  /** Appends the event to each endpoint's queue in one transaction: one round trip, all or nothing. */
+  async enqueue(endpoints: string[], event: QueuedEvent): Promise<void> {
+    const entry = JSON.stringify(event);
+    const transaction = this.redis.multi();
+    for (const endpoint of endpoints) transaction.rpush(this.key('queue', endpoint), entry);
+    await transaction.exec();
+  }
+
+  /** The oldest undelivered event, as its raw entry (the finish calls compare against it). */
+  async head(endpoint: string): Promise<{ raw: string; event: QueuedEvent } | undefined> {
+    const raw = await this.redis.lindex(this.key('queue', endpoint), 0);
+    return raw === null ? undefined : { raw, event: JSON.parse(raw) as QueuedEvent };
+  }
+
+  /** Counts a failed attempt and logs it; returns the attempts made so far. */
+  async recordFailure(entry: Omit<DeliveryLogEntry, 'attempt' | 'at' | 'outcome'>): Promise<number> {
+    const attempt = await this.redis.hincrby(this.key('attempts', entry.endpoint), entry.eventId, 1);
+    await this.appendLog({ ...entry, attempt, outcome: 'failed', at: new Date().toISOString() });
+    return attempt;
+  }
+
+  async attempts(endpoint: string, eventId: string): Promise<number> {
+    return Number((await this.redis.hget(this.key('attempts', endpoint), eventId)) ?? 0);
+  }
+
+  /** Removes the delivered (or given-up) head; false when it was no longer the head. */
+  async finish(raw: string, entry: DeliveryLogEntry): Promise<boolean> {
+    const { endpoint } = entry;
+    const keys = [this.key('queue', endpoint), this.key('attempts', endpoint), this.key('log'), this.key('dead', endpoint)];
+    const dead = entry.outcome === 'dead_lettered' ? '1' : '0';
+    const done = await this.redis.eval(FINISH_HEAD, keys.length, ...keys, raw, entry.eventId, JSON.stringify(entry), this.logSize, dead);
+    return done === 1;
+  }
+
+  depth(endpoint: string): Promise<number> {
+    return this.redis.llen(this.key('queue', endpoint));
+  }
+
+  /** The newest delivery attempts first. */
+  async log(limit: number, endpoint?: string): Promise<DeliveryLogEntry[]> {
+    const entries = (await this.redis.lrange(this.key('log'), 0, this.logSize - 1)).map((raw) => JSON.parse(raw) as DeliveryLogEntry);
+    return entries.filter((entry) => endpoint === undefined || entry.endpoint === endpoint).slice(0, limit);
+  }
+
+  async deadLetters(endpoint: string): Promise<QueuedEvent[]> {
+    return (await this.redis.lrange(this.key('dead', endpoint), 0, -1)).map((raw) => JSON.parse(raw) as QueuedEvent);
+  }
+
+  private async appendLog(entry: DeliveryLogEntry): Promise<void> {
+    await this.redis.multi().lpush(this.key('log'), JSON.stringify(entry)).ltrim(this.key('log'), 0, this.logSize - 1).exec();
+  }
+
+  private key(kind: string, endpoint?: string): string {
+    return `${this.prefix}webhooks:${kind}${endpoint === undefined ? '' : `:${endpoint}`}`;
+  }
+}
