@@ -2,7 +2,6 @@ import type Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { errorMiddleware } from './http/error-middleware.js';
-import { requestContext } from './http/request-context.js';
 import { requestLog } from './http/request-log.js';
 import type { RegistryServices } from './routes/context.js';
 import { createRegistryRouter, unmatchedRequests } from './routes/index.js';
@@ -25,7 +24,6 @@ export function createApp(services: RegistryServices, logger: Logger, auth?: Mid
   const router = createRegistryRouter(services);
   if (ops) app.use(ops.httpMetrics);
   app.use(requestLog(logger));
-  app.use(requestContext);
   app.use(async (ctx, next) => {
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     await next();

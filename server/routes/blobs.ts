@@ -3,6 +3,7 @@ import { parseDigest } from '../oci/digest.js';
 import { resolveByteRange } from '../http/byte-range.js';
 import { matchesIfNoneMatch } from '../http/conditional.js';
 import { emptyResponse } from '../http/responses.js';
+import { eventOrigin } from '../http/request-context.js';
 import { streamBody } from '../http/stream-body.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
@@ -10,7 +11,7 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs, access }: Re
   // Koa's router answers HEAD with the GET handler; HEAD never opens the blob.
   router.get('/v2/*name/blobs/:digest', access.pull, async (ctx: Context) => {
     const digest = parseDigest(ctx.params.digest ?? '').value;
-    const size = await blobs.size(ctx.params.name ?? '', digest);
+    const size = await blobs.size(ctx.params.name ?? '', digest, eventOrigin(ctx));
     const etag = `"${digest}"`;
     ctx.set('Docker-Content-Digest', digest);
     ctx.set('ETag', etag);
@@ -48,7 +49,7 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs, access }: Re
 
   router.delete('/v2/*name/blobs/:digest', access.delete, async (ctx: Context) => {
     const digest = parseDigest(ctx.params.digest ?? '').value;
-    await blobs.delete(ctx.params.name ?? '', digest);
+    await blobs.delete(ctx.params.name ?? '', digest, eventOrigin(ctx));
     emptyResponse(ctx, 202, { 'Docker-Content-Digest': digest });
   });
 }

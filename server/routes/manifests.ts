@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { matchesIfNoneMatch } from '../http/conditional.js';
 import { readLimitedBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
+import { eventOrigin } from '../http/request-context.js';
 import { baseMediaType } from '../oci/media-types.js';
 import { parseReference } from '../services/manifest-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
@@ -9,7 +10,7 @@ import type { RegistryRouter, RegistryServices } from './context.js';
 export function registerManifestRoutes(router: RegistryRouter, { manifests, config, access }: RegistryServices): void {
   router.get('/v2/*name/manifests/:reference', access.pull, async (ctx: Context) => {
     const reference = parseReference(ctx.params.reference ?? '');
-    const manifest = await manifests.get(ctx.params.name ?? '', reference, acceptedTypes(ctx));
+    const manifest = await manifests.get(ctx.params.name ?? '', reference, acceptedTypes(ctx), eventOrigin(ctx));
     ctx.set('Docker-Content-Digest', manifest.digest);
     const etag = `"${manifest.digest}"`;
     ctx.set('ETag', etag);
@@ -30,7 +31,7 @@ export function registerManifestRoutes(router: RegistryRouter, { manifests, conf
     const name = ctx.params.name ?? '';
     const reference = parseReference(ctx.params.reference ?? '');
     const body = await readLimitedBody(ctx, config.limits.manifestMaxBytes);
-    const outcome = await manifests.put(name, reference, ctx.get('Content-Type') || undefined, body);
+    const outcome = await manifests.put(name, reference, ctx.get('Content-Type') || undefined, body, eventOrigin(ctx));
     const headers: Record<string, string> = {
       Location: `/v2/${name}/manifests/${outcome.digest}`,
       'Docker-Content-Digest': outcome.digest,
@@ -40,7 +41,7 @@ export function registerManifestRoutes(router: RegistryRouter, { manifests, conf
   });
 
   router.delete('/v2/*name/manifests/:reference', access.delete, async (ctx: Context) => {
-    await manifests.delete(ctx.params.name ?? '', parseReference(ctx.params.reference ?? ''));
+    await manifests.delete(ctx.params.name ?? '', parseReference(ctx.params.reference ?? ''), eventOrigin(ctx));
     emptyResponse(ctx, 202);
   });
 }

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { RegistryError } from '../errors.js';
 import { chunkFromRequest, hasBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
+import { eventOrigin } from '../http/request-context.js';
 import type { UploadSession } from '../metadata/metadata-store.js';
 import { parseDigest } from '../oci/digest.js';
 import { assertRepositoryName } from '../oci/names.js';
@@ -19,7 +20,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     }
     const digest = queryValue(ctx, 'digest');
     if (digest !== undefined) {
-      const stored = await uploads.uploadMonolithic(name, digest, chunkFromRequest(ctx, () => ({})));
+      const stored = await uploads.uploadMonolithic(name, digest, chunkFromRequest(ctx, () => ({})), eventOrigin(ctx));
       blobCreated(ctx, name, stored);
       return;
     }
@@ -36,7 +37,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     } catch {
       return false;
     }
-    if (!access.allows(ctx, from, 'pull') || (await uploads.mount(name, from, digest)) === undefined) return false;
+    if (!access.allows(ctx, from, 'pull') || (await uploads.mount(name, from, digest, eventOrigin(ctx))) === undefined) return false;
     blobCreated(ctx, name, digest);
     return true;
   };
@@ -59,7 +60,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     if (digest === undefined) throw new RegistryError('DIGEST_INVALID', 400, 'the digest query parameter is required to finish an upload');
     const current = await uploads.status(name, uploadId);
     const chunk = hasBody(ctx) ? chunkFromRequest(ctx, () => uploadHeaders(current)) : undefined;
-    blobCreated(ctx, name, await uploads.complete(name, uploadId, digest, chunk));
+    blobCreated(ctx, name, await uploads.complete(name, uploadId, digest, chunk, eventOrigin(ctx)));
   });
 
   router.get('/v2/*name/blobs/uploads/:uploadId', access.push, async (ctx: Context) => {

@@ -4,7 +4,7 @@ import { createDigester, isDigest, parseDigest } from '../oci/digest.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../oci/media-types.js';
 import { assertTag } from '../oci/names.js';
-import { NO_EVENTS, type EventSink } from '../webhooks/events.js';
+import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
 export type Reference = { tag: string } | { digest: string };
 
@@ -28,10 +28,10 @@ export class ManifestService {
     private readonly events: EventSink = NO_EVENTS,
   ) {}
 
-  async get(repository: string, reference: Reference, accept: string[]): Promise<StoredManifest> {
+  async get(repository: string, reference: Reference, accept: string[], origin?: EventOrigin): Promise<StoredManifest> {
     const served = await this.acceptable(repository, reference, accept);
     const { mediaType, digest, content } = served;
-    await this.events.emit({ action: 'pull', repository, target: { mediaType, digest, size: content.length, tag: tagOf(reference) } });
+    await this.events.emit({ action: 'pull', repository, target: { mediaType, digest, size: content.length, tag: tagOf(reference) }, origin });
     return served;
   }
 
@@ -47,7 +47,7 @@ export class ManifestService {
     });
   }
 
-  async put(repository: string, reference: Reference, contentType: string | undefined, body: Buffer): Promise<PutManifestOutcome> {
+  async put(repository: string, reference: Reference, contentType: string | undefined, body: Buffer, origin?: EventOrigin): Promise<PutManifestOutcome> {
     const parsed = parseManifest(body, contentType);
     const algorithm = 'digest' in reference ? parseDigest(reference.digest).algorithm : 'sha256';
     const digest = `${algorithm}:${createDigester(algorithm).update(body).digest('hex')}`;
@@ -72,17 +72,17 @@ export class ManifestService {
         detail: { digest: result.missing },
       });
     }
-    await this.events.emit({ action: 'push', repository, target: { mediaType: parsed.mediaType, digest, size: body.length, tag: tagOf(reference) } });
+    await this.events.emit({ action: 'push', repository, target: { mediaType: parsed.mediaType, digest, size: body.length, tag: tagOf(reference) }, origin });
     return { digest, subject: parsed.subject };
   }
 
-  async delete(repository: string, reference: Reference): Promise<void> {
+  async delete(repository: string, reference: Reference, origin?: EventOrigin): Promise<void> {
     const deleted =
       'tag' in reference
         ? await this.metadata.deleteTag(repository, reference.tag)
         : await this.metadata.deleteManifest(repository, reference.digest);
     if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 404, undefined, { detail: reference });
-    await this.events.emit({ action: 'delete', repository, target: { digest: 'digest' in reference ? reference.digest : '', tag: tagOf(reference) } });
+    await this.events.emit({ action: 'delete', repository, target: { digest: 'digest' in reference ? reference.digest : '', tag: tagOf(reference) }, origin });
   }
 
   /** The referrers of a subject as an OCI index, optionally filtered by artifactType. */

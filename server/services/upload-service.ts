@@ -7,7 +7,7 @@ import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-s
 import { createDigester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
-import { NO_EVENTS, type EventSink } from '../webhooks/events.js';
+import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
 /** Waits out a garbage collection of the digest before its bytes are committed (server/gc/commit-guard.ts). */
 export interface CommitGuard {
@@ -59,10 +59,10 @@ export class UploadService {
   }
 
   /** Links a blob from another repository; undefined when `from` cannot see it (the caller then uploads). */
-  async mount(repository: string, from: string, digest: string): Promise<number | undefined> {
+  async mount(repository: string, from: string, digest: string, origin?: EventOrigin): Promise<number | undefined> {
     const size = await this.metadata.mountBlob(from, repository, digest);
     if (size !== undefined) {
-      await this.events.emit({ action: 'mount', repository, fromRepository: from, target: { mediaType: BLOB_MEDIA_TYPE, digest, size } });
+      await this.events.emit({ action: 'mount', repository, fromRepository: from, target: { mediaType: BLOB_MEDIA_TYPE, digest, size }, origin });
     }
     return size;
   }
@@ -76,7 +76,7 @@ export class UploadService {
   }
 
   /** Finishes an upload, with an optional last chunk, verifying the digest; returns the canonical digest. */
-  async complete(repository: string, uploadId: string, digestParam: string, chunk?: ChunkRequest): Promise<string> {
+  async complete(repository: string, uploadId: string, digestParam: string, chunk?: ChunkRequest, origin?: EventOrigin): Promise<string> {
     const expected = parseDigest(digestParam);
     return this.withUploadLease(repository, uploadId, async (session) => {
       const current = chunk ? await this.appendLocked(session, chunk) : session;
@@ -100,17 +100,17 @@ export class UploadService {
         throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the blob was garbage collected while this upload completed; upload it again');
       }
       this.hashes.delete(current.id);
-      await this.events.emit({ action: 'push', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest: actual, size: current.offset } });
+      await this.events.emit({ action: 'push', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest: actual, size: current.offset }, origin });
       return actual;
     });
   }
 
   /** POST with ?digest=: a whole blob in one request. */
-  async uploadMonolithic(repository: string, digestParam: string, chunk: ChunkRequest): Promise<string> {
+  async uploadMonolithic(repository: string, digestParam: string, chunk: ChunkRequest, origin?: EventOrigin): Promise<string> {
     parseDigest(digestParam);
     const session = await this.start(repository);
     try {
-      return await this.complete(repository, session.id, digestParam, chunk);
+      return await this.complete(repository, session.id, digestParam, chunk, origin);
     } catch (error) {
       await this.discard(session).catch(() => undefined);
       throw error;

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Context } from 'koa';
-import { requestUser } from '../http/request-context.js';
 import type { RegistryEvent } from './events.js';
 
 // Blob events name the layer's generic type, as Distribution does; everything else is a manifest.
@@ -34,10 +32,10 @@ export interface DistributionEvent {
   source: EventSource;
 }
 
-export function distributionEvent(event: RegistryEvent, ctx: Context | undefined, source: EventSource): DistributionEvent {
-  const { repository, target } = event;
+export function distributionEvent(event: RegistryEvent, source: EventSource): DistributionEvent {
+  const { repository, target, origin } = event;
   const kind = target.mediaType && isBlobType(target.mediaType) ? 'blobs' : 'manifests';
-  const origin = ctx ? `${ctx.protocol}://${ctx.host}` : `http://${source.addr}`;
+  const base = origin?.host ? `${origin.protocol ?? 'http'}://${origin.host}` : `http://${source.addr}`;
   return {
     id: randomUUID(),
     timestamp: new Date().toISOString(),
@@ -50,13 +48,11 @@ export function distributionEvent(event: RegistryEvent, ctx: Context | undefined
       digest: target.digest,
       repository,
       fromRepository: event.fromRepository,
-      url: `${origin}/v2/${repository}/${kind}/${target.digest}`,
+      url: `${base}/v2/${repository}/${kind}/${target.digest}`,
       tag: target.tag,
     },
-    request: ctx
-      ? { id: ctx.state.requestId as string | undefined, addr: ctx.ip, host: ctx.host, method: ctx.method, useragent: ctx.get('User-Agent') || undefined }
-      : {},
-    actor: { name: ctx ? requestUser(ctx) : undefined },
+    request: origin ? { id: origin.requestId, addr: origin.addr, host: origin.host, method: origin.method, useragent: origin.userAgent } : {},
+    actor: { name: origin?.user },
     source,
   };
 }

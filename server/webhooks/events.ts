@@ -1,12 +1,24 @@
 import type { EventAction } from './webhook-config.js';
 
-/** What a service reports after a change or read succeeded; the sink adds the request, actor and source. */
+/** The request behind an event, as the route saw it: Distribution's `request` and `actor` fields. */
+export interface EventOrigin {
+  requestId?: string;
+  addr?: string;
+  host?: string;
+  protocol?: string;
+  method?: string;
+  userAgent?: string;
+  user?: string;
+}
+
+/** What a service reports after a change or read succeeded; the sink adds the source. */
 export interface RegistryEvent {
   action: EventAction;
   repository: string;
   target: { mediaType?: string; digest: string; size?: number; tag?: string };
   /** The source repository of a mount. */
   fromRepository?: string;
+  origin?: EventOrigin;
 }
 
 /**

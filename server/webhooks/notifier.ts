@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { matchesPattern } from '../auth/patterns.js';
-import { currentRequest } from '../http/request-context.js';
 import { distributionEvent, type EventSource } from './envelope.js';
 import type { EventSink, RegistryEvent } from './events.js';
 import type { WebhookQueue } from './queue.js';
@@ -18,12 +17,11 @@ export class WebhookNotifier implements EventSink {
   ) {}
 
   async emit(event: RegistryEvent): Promise<void> {
-    const ctx = currentRequest();
     // As in Distribution, HEAD requests (existence checks before a push) are not pulls.
-    if (ctx?.method === 'HEAD') return;
+    if (event.origin?.method === 'HEAD') return;
     const targets = this.endpoints.filter((endpoint) => wants(endpoint, event)).map((endpoint) => endpoint.name);
     if (targets.length === 0) return;
-    const envelope = distributionEvent(event, ctx, this.source);
+    const envelope = distributionEvent(event, this.source);
     try {
       const body = JSON.stringify({ events: [envelope] });
       await this.queue.enqueue(targets, { id: envelope.id, action: event.action, repository: event.repository, body });
