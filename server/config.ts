@@ -95,9 +95,11 @@ const gcSchema = z
     uploadMaxAgeSeconds: z.number().min(0).default(86400),
     /** Also delete manifests no tag reaches (directly, as an index child, or as a referrer of one that is). */
     deleteUntagged: z.boolean().default(false),
-    /** Deletions in flight at once; the lease is checked and batchPauseMs taken between batches. */
+    /** Deletion candidates per Lua call (and store deletes in flight); the lease is checked and batchPauseMs taken between batches. */
     batchSize: z.number().int().positive().default(64),
     batchPauseMs: z.number().int().min(0).default(0),
+    /** After each page or batch the collector rests this many times as long as it took, leaving Redis and CPU to requests. */
+    restRatio: z.number().min(0).default(1.5),
     /** Serve POST /admin/v1/gc. It has no authentication of its own: enable it only on a trusted network. */
     adminApi: z.boolean().default(false),
   })

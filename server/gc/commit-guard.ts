@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from '../errors.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { deleteTombstonedBlob } from './blob-deletion.js';
+import { deleteTombstonedBlobs } from './blob-deletion.js';
 import type { GcStore } from './gc-store.js';
 import { withGcLease } from './lease.js';
 
@@ -32,8 +32,8 @@ export class BlobCommitGuard {
       if (Date.now() > deadline) {
         throw new RegistryError('UNAVAILABLE', 503, `blob ${digest} is being garbage collected; retry the upload`);
       }
-      const finished = await withGcLease(this.metadata, () => deleteTombstonedBlob(this.gc, this.store, digest));
-      if (finished === undefined) await sleep(POLL_MS);
+      const finished = await withGcLease(this.metadata, () => deleteTombstonedBlobs(this.gc, this.store, [digest]));
+      if (!finished?.length) await sleep(POLL_MS);
     }
   }
 }

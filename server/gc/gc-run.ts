@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
@@ -11,10 +12,15 @@ export interface GcOptions {
   graceMs: number;
   uploadMaxAgeMs: number;
   deleteUntagged: boolean;
-  /** Deletions in flight at once; a checkpoint (lease check, pause) follows each batch. */
+  /** Deletion candidates per Lua call (and store deletions in flight); a checkpoint (lease check, pause) follows each batch. */
   batchSize: number;
   /** Pause after each batch of deletions, to leave Redis and the store to clients on a busy registry. */
   batchPauseMs: number;
+  /**
+   * Rest per unit of work: after each page or batch the collector pauses this many times as long as it took.
+   * A busy Redis or CPU makes the steps slower and so the pauses longer: the collector backs off under load.
+   */
+  restRatio: number;
 }
 
 /** The run options the `gc` configuration section gives. */
@@ -26,6 +32,7 @@ export function gcOptionsFromConfig(config: Config['gc'], dryRun: boolean): GcOp
     deleteUntagged: config.deleteUntagged,
     batchSize: config.batchSize,
     batchPauseMs: config.batchPauseMs,
+    restRatio: config.restRatio,
   };
 }
 
@@ -51,19 +58,37 @@ export class GcRun {
     private readonly lease: HeldLease,
   ) {}
 
+  private workingSince = performance.now();
+
   get dryRun(): boolean {
     return this.options.dryRun;
   }
 
-  /**
-   * Runs `work` on `items` in batches of batchSize, each batch concurrently, with a checkpoint before each:
-   * the lease must still be held (else another collector may be running) and the configured pause is taken.
-   */
-  async inBatches<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+  /** Pages of a cursor iteration, with a checkpoint after each. */
+  async *paced<T>(pages: AsyncIterable<T[]>): AsyncIterable<T[]> {
+    for await (const page of pages) {
+      yield page;
+      await this.checkpoint();
+    }
+  }
+
+  /** Runs `work` on `items` a batch of batchSize at a time (one Lua call checks a whole batch), with a checkpoint after each. */
+  async inBatches<T>(items: T[], work: (batch: T[]) => Promise<void>): Promise<void> {
     for (let start = 0; start < items.length; start += this.options.batchSize) {
       this.lease.assertHeld();
-      await Promise.all(items.slice(start, start + this.options.batchSize).map(work));
-      if (this.options.batchPauseMs > 0) await sleep(this.options.batchPauseMs);
+      await work(items.slice(start, start + this.options.batchSize));
+      await this.checkpoint(this.options.batchPauseMs);
     }
+  }
+
+  /**
+   * The lease must still be held (else another collector may be running), then the collector rests in
+   * proportion to the work since the last checkpoint, plus `pauseMs`.
+   */
+  private async checkpoint(pauseMs = 0): Promise<void> {
+    this.lease.assertHeld();
+    const rest = pauseMs + (performance.now() - this.workingSince) * this.options.restRatio;
+    if (rest >= 1) await sleep(rest);
+    this.workingSince = performance.now();
   }
 }

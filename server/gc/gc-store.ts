@@ -1,21 +1,21 @@
 import type { Redis } from 'ioredis';
 import { LuaScript } from '../metadata/redis-metadata-store.js';
 import {
-  deleteUntaggedManifestScript,
+  deleteUntaggedManifestsScript,
   expireUploadScript,
-  finishBlobScript,
-  tombstoneBlobScript,
-  unlinkBlobScript,
+  finishBlobsScript,
+  tombstoneBlobsScript,
+  unlinkBlobsScript,
 } from './gc-scripts.js';
 
 // Keys per SCAN/SSCAN/HSCAN/ZSCAN round trip: the collector never holds more than a few such pages in memory.
 const SCAN_COUNT = 1000;
 
 const scripts = {
-  tombstoneBlob: new LuaScript(tombstoneBlobScript),
-  finishBlob: new LuaScript(finishBlobScript),
-  deleteUntaggedManifest: new LuaScript(deleteUntaggedManifestScript),
-  unlinkBlob: new LuaScript(unlinkBlobScript),
+  tombstoneBlobs: new LuaScript(tombstoneBlobsScript),
+  finishBlobs: new LuaScript(finishBlobsScript),
+  deleteUntaggedManifests: new LuaScript(deleteUntaggedManifestsScript),
+  unlinkBlobs: new LuaScript(unlinkBlobsScript),
   expireUpload: new LuaScript(expireUploadScript),
 };
 
@@ -145,26 +145,32 @@ export class GcStore {
     }
   }
 
-  /** Tombstones an unmarked blob untouched since the cutoff; its size if it is (or, dry, would be) deleted. */
-  async tombstoneBlob(digest: string, cutoff: number, dryRun: boolean): Promise<number | undefined> {
-    return sizeOf(await scripts.tombstoneBlob.run(this.redis, [this.prefix, digest, cutoff, flag(dryRun)]));
+  /**
+   * Tombstones the unmarked blobs untouched since the cutoff, in one script; per digest its size if it is
+   * (or, dry, would be) deleted.
+   */
+  async tombstoneBlobs(digests: string[], cutoff: number, dryRun: boolean): Promise<(number | undefined)[]> {
+    return sizesOf(await scripts.tombstoneBlobs.run(this.redis, [this.prefix, cutoff, flag(dryRun), ...digests]));
   }
 
-  async isTombstoned(digest: string): Promise<boolean> {
-    return (await this.redis.hget(this.key(`b:${digest}`), 'state')) === 'deleting';
+  async whichAreTombstoned(digests: string[]): Promise<boolean[]> {
+    const states = await Promise.all(digests.map((digest) => this.redis.hget(this.key(`b:${digest}`), 'state')));
+    return states.map((state) => state === 'deleting');
   }
 
-  /** Drops a tombstoned record once its bytes are gone; the blob's size, or undefined if it was not tombstoned. */
-  async finishBlob(digest: string): Promise<number | undefined> {
-    return sizeOf(await scripts.finishBlob.run(this.redis, [this.prefix, digest]));
+  /** Drops tombstoned records once their bytes are gone; per digest its size, or undefined if it was not tombstoned. */
+  async finishBlobs(digests: string[]): Promise<(number | undefined)[]> {
+    return sizesOf(await scripts.finishBlobs.run(this.redis, [this.prefix, ...digests]));
   }
 
-  async deleteUntaggedManifest(repository: string, digest: string, cutoff: number, dryRun: boolean): Promise<boolean> {
-    return (await scripts.deleteUntaggedManifest.run(this.redis, [this.prefix, repository, digest, cutoff, flag(dryRun)])) === 1;
+  /** How many of the repository's untagged manifests were (or, dry, would be) deleted. */
+  async deleteUntaggedManifests(repository: string, digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
+    return Number(await scripts.deleteUntaggedManifests.run(this.redis, [this.prefix, repository, cutoff, flag(dryRun), ...digests]));
   }
 
-  async unlinkBlob(repository: string, digest: string, cutoff: number, dryRun: boolean): Promise<boolean> {
-    return (await scripts.unlinkBlob.run(this.redis, [this.prefix, repository, digest, cutoff, flag(dryRun)])) === 1;
+  /** How many of the repository's links were (or, dry, would be) dropped. */
+  async unlinkBlobs(repository: string, digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
+    return Number(await scripts.unlinkBlobs.run(this.redis, [this.prefix, repository, cutoff, flag(dryRun), ...digests]));
   }
 
   async expireUpload(upload: UploadRecord): Promise<boolean> {
@@ -180,8 +186,9 @@ export class GcStore {
   }
 }
 
-function sizeOf(reply: unknown): number | undefined {
-  return typeof reply === 'string' ? Number(reply) : undefined;
+/** Lua returns each size as a string and false (nil here) for a blob that is kept. */
+function sizesOf(reply: unknown): (number | undefined)[] {
+  return (reply as (string | null)[]).map((size) => (typeof size === 'string' ? Number(size) : undefined));
 }
 
 function flag(value: boolean): string {

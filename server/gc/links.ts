@@ -7,7 +7,7 @@ import { markRepositoryBlobs } from './mark.js';
  * within the grace period stay: a push uploads its blobs before it PUTs the manifest that names them.
  */
 export async function dropUnreferencedLinks(run: GcRun): Promise<void> {
-  for await (const repositories of run.gc.linkedRepositories()) {
+  for await (const repositories of run.paced(run.gc.linkedRepositories())) {
     for (const repository of repositories) await dropRepositoryLinks(run, repository);
   }
   await run.gc.clear('gc:repo-mark');
@@ -16,13 +16,11 @@ export async function dropUnreferencedLinks(run: GcRun): Promise<void> {
 async function dropRepositoryLinks(run: GcRun, repository: string): Promise<void> {
   await run.gc.clear('gc:repo-mark');
   await markRepositoryBlobs(run, repository, 'gc:repo-mark');
-  for await (const links of run.gc.linksOf(repository)) {
+  for await (const links of run.paced(run.gc.linksOf(repository))) {
     const referenced = await run.gc.whichAreMembers('gc:repo-mark', links);
     await run.inBatches(
       links.filter((_digest, index) => !referenced[index]),
-      async (digest) => {
-        if (await run.gc.unlinkBlob(repository, digest, run.cutoff, run.dryRun)) run.counts.linksDeleted++;
-      },
+      async (batch) => void (run.counts.linksDeleted += await run.gc.unlinkBlobs(repository, batch, run.cutoff, run.dryRun)),
     );
   }
 }

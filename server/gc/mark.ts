@@ -14,7 +14,7 @@ export async function markReferencedBlobs(run: GcRun): Promise<void> {
  * would delete untagged manifests leaves theirs out, as the real run will have deleted them.
  */
 export async function markRepositoryBlobs(run: GcRun, repository: string, set: ScratchSet): Promise<void> {
-  for await (const page of run.gc.manifestsOf(repository)) {
+  for await (const page of run.paced(run.gc.manifestsOf(repository))) {
     const kept = await keptManifests(run, repository, page);
     const references = await run.gc.references(kept);
     await run.gc.add(set, references.flatMap((reference) => reference.blobs));

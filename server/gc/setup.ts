@@ -30,14 +30,21 @@ export function createGc(
   logger: Logger,
   onReport?: (report: GcReport) => void,
 ): RegistryGc {
-  const gc = new GcStore(redis, config.redis.keyPrefix);
-  const collector = new GarbageCollector(metadata, gc, store, logger, onReport);
+  // The collector gets its own connection (opened on its first run): commands on one connection are answered
+  // in order, so requests sharing it would wait behind each batch the collector has in flight, whereas Redis
+  // serves separate connections in turn. Upload commits (the commit guard) stay on the requests' connection.
+  const collectorRedis = redis.duplicate({ lazyConnect: true });
+  collectorRedis.on('error', (error: Error) => logger.warn({ err: error }, 'garbage collector redis connection error'));
+  const collector = new GarbageCollector(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
   const options = gcOptionsFromConfig(config.gc, false);
-  const stop = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
+  const stopSchedule = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
   return {
     collector,
-    commitGuard: new BlobCommitGuard(metadata, gc, store),
+    commitGuard: new BlobCommitGuard(metadata, new GcStore(redis, config.redis.keyPrefix), store),
     router: config.gc.adminApi ? gcAdminRouter(collector, options) : undefined,
-    stop,
+    stop: async () => {
+      await stopSchedule();
+      collectorRedis.disconnect();
+    },
   };
 }

@@ -1,10 +1,10 @@
-import { deleteTombstonedBlob } from './blob-deletion.js';
+import { deleteTombstonedBlobs } from './blob-deletion.js';
 import type { GcRun } from './gc-run.js';
 
 /** Finishes the deletions a collector that died left half done (tombstoned records, maybe their bytes). */
 export async function finishLeftoverTombstones(run: GcRun): Promise<void> {
   if (run.dryRun) return;
-  for await (const digests of run.gc.tombstones()) await run.inBatches(digests, (digest) => finishDeletion(run, digest));
+  for await (const digests of run.gc.tombstones()) await run.inBatches(digests, (batch) => finishDeletions(run, batch));
 }
 
 /**
@@ -13,26 +13,24 @@ export async function finishLeftoverTombstones(run: GcRun): Promise<void> {
  * see the blob as absent), the bytes, then the record.
  */
 export async function sweepUnmarkedBlobs(run: GcRun): Promise<void> {
-  for await (const digests of run.gc.blobs()) {
+  for await (const digests of run.paced(run.gc.blobs())) {
     const marked = await run.gc.whichAreMembers('gc:mark', digests);
     await run.inBatches(
       digests.filter((_digest, index) => !marked[index]),
-      async (digest) => {
-        const size = await run.gc.tombstoneBlob(digest, run.cutoff, run.dryRun);
-        if (size === undefined) return;
-        if (run.dryRun) countBlob(run, size);
-        else await finishDeletion(run, digest);
+      async (batch) => {
+        const sizes = await run.gc.tombstoneBlobs(batch, run.cutoff, run.dryRun);
+        if (run.dryRun) countBlobs(run, sizes.filter((size) => size !== undefined));
+        else await finishDeletions(run, batch.filter((_digest, index) => sizes[index] !== undefined));
       },
     );
   }
 }
 
-async function finishDeletion(run: GcRun, digest: string): Promise<void> {
-  const size = await deleteTombstonedBlob(run.gc, run.store, digest);
-  if (size !== undefined) countBlob(run, size);
+async function finishDeletions(run: GcRun, digests: string[]): Promise<void> {
+  countBlobs(run, await deleteTombstonedBlobs(run.gc, run.store, digests));
 }
 
-function countBlob(run: GcRun, size: number): void {
-  run.counts.blobsDeleted++;
-  run.counts.bytesDeleted += size;
+function countBlobs(run: GcRun, sizes: number[]): void {
+  run.counts.blobsDeleted += sizes.length;
+  for (const size of sizes) run.counts.bytesDeleted += size;
 }

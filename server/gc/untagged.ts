@@ -15,13 +15,11 @@ export async function deleteUntaggedManifests(run: GcRun): Promise<void> {
   await markLiveManifests(run);
   for await (const repositories of run.gc.repositories()) {
     for (const repository of repositories) {
-      for await (const page of run.gc.manifestsOf(repository)) {
+      for await (const page of run.paced(run.gc.manifestsOf(repository))) {
         const live = await run.gc.whichAreMembers('gc:live', page.map((digest) => manifestId(repository, digest)));
         await run.inBatches(
           page.filter((_digest, index) => !live[index]),
-          async (digest) => {
-            if (await run.gc.deleteUntaggedManifest(repository, digest, run.cutoff, run.dryRun)) run.counts.manifestsDeleted++;
-          },
+          async (batch) => void (run.counts.manifestsDeleted += await run.gc.deleteUntaggedManifests(repository, batch, run.cutoff, run.dryRun)),
         );
       }
     }
@@ -32,7 +30,7 @@ export async function deleteUntaggedManifests(run: GcRun): Promise<void> {
 async function markLiveManifests(run: GcRun): Promise<void> {
   for await (const repositories of run.gc.repositories()) {
     for (const repository of repositories) {
-      for await (const digests of run.gc.taggedManifests(repository)) await reach(run, repository, digests);
+      for await (const digests of run.paced(run.gc.taggedManifests(repository))) await reach(run, repository, digests);
     }
   }
   for (let ids = await run.gc.dequeue(QUEUE_BATCH); ids.length > 0; ids = await run.gc.dequeue(QUEUE_BATCH)) {

@@ -11,11 +11,13 @@ const UPLOAD_LEASE_MS = 60_000;
  */
 export async function expireUploads(run: GcRun): Promise<void> {
   const expiredBefore = Date.now() - run.options.uploadMaxAgeMs;
-  for await (const uploads of run.gc.uploads()) {
+  for await (const uploads of run.paced(run.gc.uploads())) {
     await run.inBatches(
       uploads.filter((upload) => Number(upload.updatedAt) < expiredBefore),
-      async (upload) => {
-        if (run.dryRun || (await expireUpload(run, upload))) run.counts.uploadsDeleted++;
+      // Each session has its own upload lease and store cleanup, so they are expired one by one, concurrently.
+      async (batch) => {
+        const expired = await Promise.all(batch.map((upload) => run.dryRun || expireUpload(run, upload)));
+        run.counts.uploadsDeleted += expired.filter(Boolean).length;
       },
     );
   }
