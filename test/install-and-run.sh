@@ -12,7 +12,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get -o DPkg::Lock::Timeout=120 update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends "${missing[@]}"
+  # With recommends, as on the machines the suite was developed on (podman's and docker's helpers).
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -q "${missing[@]}"
 fi
 
 npm ci --no-audit --no-fund
