@@ -11,6 +11,8 @@ export interface Target {
   name: string;
   server: ServerProcess;
   client: RegistryClient;
+  /** Whether blob GETs must (true) or must not (false) answer with a redirect to storage; unchecked when absent. */
+  redirect?: boolean;
 }
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -37,7 +39,7 @@ export async function measureBlobThroughput(target: Target, options: BenchOption
     pushChunked: await throughput(size, () =>
       target.client.pushChunked(repository, chunked.digest, size, options.chunkBytes, (offset, length) => blobStream(chunked.seed, offset, length)),
     ),
-    pull: await throughput(size, () => pullAndVerify(target.client, repository, monolithic.digest, size)),
+    pull: await throughput(size, () => pullAndVerify(target, repository, monolithic.digest, size)),
   };
 }
 
@@ -56,7 +58,7 @@ export async function measureMemory(target: Target, options: BenchOptions, idle:
   const digest = await blobDigest(seed, size);
   const { pid } = target.server;
   const push = await sampleRss(pid, () => target.client.pushMonolithic(repository, digest, size, blobStream(seed, 0, size)));
-  const pull = await sampleRss(pid, () => pullAndVerify(target.client, repository, digest, size));
+  const pull = await sampleRss(pid, () => pullAndVerify(target, repository, digest, size));
   return { idle, push, pull };
 }
 
@@ -175,10 +177,13 @@ async function uploadImageBlobs(client: RegistryClient, repository: string): Pro
   };
 }
 
-async function pullAndVerify(client: RegistryClient, repository: string, digest: string, size: number): Promise<void> {
-  const pulled = await client.pullBlob(repository, digest);
+async function pullAndVerify(target: Target, repository: string, digest: string, size: number): Promise<void> {
+  const pulled = await target.client.pullBlob(repository, digest);
   if (pulled.bytes !== size || pulled.digest !== digest) {
     throw new Error(`pulled ${pulled.bytes} bytes with ${pulled.digest}, expected ${size} bytes with ${digest}`);
+  }
+  if (target.redirect !== undefined && pulled.redirected !== target.redirect) {
+    throw new Error(`${target.name}: blob GET ${pulled.redirected ? 'redirected' : 'did not redirect'}, expected ${target.redirect ? 'a redirect' : 'none'}`);
   }
 }
 
@@ -214,4 +219,31 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+/**
+ * Runs `measure` `rounds` times on every subject, alternating which goes first, so that both registries see the
+ * same machine state (page cache, writeback, other load) on average. Returns the samples per subject.
+ */
+export async function alternate<S extends { name: string }, R>(title: string, subjects: S[], rounds: number, measure: (subject: S, round: number) => Promise<R>): Promise<R[][]> {
+  const samples = subjects.map((): R[] => []);
+  for (let round = 0; round < rounds; round += 1) {
+    const order = subjects.map((_, i) => (round % 2 === 0 ? i : subjects.length - 1 - i));
+    for (const i of order) {
+      const subject = subjects[i]!;
+      process.stderr.write(`[${subject.name}] ${title}${rounds > 1 ? ` (run ${round + 1}/${rounds})` : ''} ... `);
+      const started = Date.now();
+      const sample = await measure(subject, round);
+      samples[i]!.push(sample);
+      const shown = JSON.stringify(sample, (_key, value: unknown) => (typeof value === 'number' ? Number(value.toPrecision(4)) : value));
+      process.stderr.write(`${((Date.now() - started) / 1000).toFixed(1)} s ${shown}\n`);
+    }
+  }
+  return samples;
+}
+
+/** The per-field median of samples of a record of numbers. */
+export function medianOf<T extends object>(samples: T[]): T {
+  const first = samples[0]!;
+  return Object.fromEntries(Object.keys(first).map((key) => [key, median(samples.map((sample) => sample[key as keyof T] as number))])) as T;
 }

@@ -57,7 +57,15 @@ const QUICK: BenchOptions = {
   tags: 1000,
 };
 
-export function parseOptions(argv: string[]): BenchOptions {
+/** Another benchmark's defaults (and `--quick` values and usage text) over the registry benchmark's. */
+export interface OptionPresets {
+  defaults: Partial<BenchOptions>;
+  quick: Partial<BenchOptions>;
+  usage: string;
+}
+
+export function parseOptions(argv: string[], presets?: OptionPresets): BenchOptions {
+  const usage = presets?.usage ?? USAGE;
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -75,15 +83,15 @@ export function parseOptions(argv: string[]): BenchOptions {
     },
   });
   if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${usage}\n`);
     process.exit(0);
   }
-  const base = values.quick ? QUICK : DEFAULTS;
+  const base = values.quick ? { ...QUICK, ...presets?.quick } : { ...DEFAULTS, ...presets?.defaults };
   const number = (name: keyof typeof values, fallback: number, scale = 1): number => {
     const raw = values[name];
     if (typeof raw !== 'string') return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number\n${USAGE}`);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number\n${usage}`);
     return Math.round(value * scale);
   };
   return {

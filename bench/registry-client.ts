@@ -75,9 +75,18 @@ export class RegistryClient {
     await this.completeUpload(session, digest);
   }
 
-  /** Streams a blob, discarding it; resolves with its size and sha256 digest. */
-  async pullBlob(repository: string, digest: string): Promise<{ bytes: number; digest: string }> {
-    const res = await this.request('GET', `/v2/${repository}/blobs/${digest}`);
+  /**
+   * Streams a blob, discarding it; resolves with its size and sha256 digest. A redirect (e.g. a 307 to a presigned
+   * storage URL) is followed, without the registry's headers, and reported.
+   */
+  async pullBlob(repository: string, digest: string): Promise<{ bytes: number; digest: string; redirected: boolean }> {
+    let res = await this.request('GET', `/v2/${repository}/blobs/${digest}`);
+    let redirected = false;
+    for (let hops = 0; [301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && res.headers.location && hops < 5; hops += 1) {
+      res.resume();
+      res = await this.request('GET', new URL(res.headers.location, this.baseUrl));
+      redirected = true;
+    }
     if (res.statusCode !== 200) {
       res.resume();
       throw new Error(`GET blob ${digest} -> ${res.statusCode}`);
@@ -88,7 +97,7 @@ export class RegistryClient {
       bytes += (part as Buffer).length;
       hash.update(part as Buffer);
     }
-    return { bytes, digest: `sha256:${hash.digest('hex')}` };
+    return { bytes, digest: `sha256:${hash.digest('hex')}`, redirected };
   }
 
   async putManifest(repository: string, reference: string, mediaType: string, manifest: Buffer): Promise<void> {

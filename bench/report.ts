@@ -11,7 +11,7 @@ export interface TargetResults {
   tagPages: TagPage[];
 }
 
-interface Row {
+export interface Row {
   label: string;
   unit: string;
   berth: number;
@@ -92,6 +92,6 @@ function formatNumber(value: number): string {
   return value.toFixed(2);
 }
 
-function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number): string {
   return bytes >= 1024 * MiB ? `${+(bytes / (1024 * MiB)).toFixed(2)} GiB` : `${+(bytes / MiB).toFixed(1)} MiB`;
 }

@@ -30,10 +30,17 @@ export class ServerProcess {
   }
 
   /** Spawns `command`, then polls until `ready` yields the base URL (or the process dies / times out). */
-  static async launch(name: string, command: string, args: string[], logFile: string, ready: (log: string) => Promise<string | undefined>): Promise<ServerProcess> {
+  static async launch(
+    name: string,
+    command: string,
+    args: string[],
+    logFile: string,
+    ready: (log: string) => Promise<string | undefined>,
+    env: Record<string, string> = {},
+  ): Promise<ServerProcess> {
     const fd = openSync(logFile, 'a');
     // --pdeathsig: the kernel sends SIGTERM to the server if this process dies without cleaning up.
-    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], { stdio: ['ignore', fd, fd] });
+    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     closeSync(fd);
     const server = new ServerProcess(name, child, logFile);
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -79,28 +86,52 @@ export class ServerProcess {
   }
 }
 
-/** `berth serve` on a free port with its own data directory (and embedded Redis). */
-export function startBerth(workDir: string): Promise<ServerProcess> {
-  const dataDir = path.join(workDir, 'berth');
-  const args = [BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
-  return ServerProcess.launch('Berth', process.execPath, args, path.join(workDir, 'berth.log'), async (log) => {
-    const port = /"port":(\d+)[^\n]*berth registry listening/.exec(log)?.[1];
-    return port ? `http://127.0.0.1:${port}` : undefined;
-  });
+export interface ServerOptions {
+  /** Shown in progress lines and the report; also names the data directory, log and config (default Berth / Distribution). */
+  name?: string;
+  /** Extra environment of the server process (Berth: BERTH_* configuration). */
+  env?: Record<string, string>;
 }
 
-/** Debian's docker-registry (CNCF Distribution) on filesystem storage with deletes enabled. */
-export async function startDistribution(workDir: string): Promise<ServerProcess> {
-  const root = path.join(workDir, 'distribution');
+/** Lower-case file name for a server name ("Berth proxy" -> "berth-proxy"). */
+function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+}
+
+/** `berth serve` on a free port with its own data directory (and embedded Redis). */
+export function startBerth(workDir: string, options: ServerOptions = {}): Promise<ServerProcess> {
+  const name = options.name ?? 'Berth';
+  const dataDir = path.join(workDir, slug(name));
+  const args = [BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
+  return ServerProcess.launch(
+    name,
+    process.execPath,
+    args,
+    path.join(workDir, `${slug(name)}.log`),
+    async (log) => {
+      const port = /"port":(\d+)[^\n]*berth registry listening/.exec(log)?.[1];
+      return port ? `http://127.0.0.1:${port}` : undefined;
+    },
+    options.env,
+  );
+}
+
+/**
+ * Debian's docker-registry (CNCF Distribution) with deletes enabled; on filesystem storage in the work directory
+ * unless `storage` gives the YAML lines of another driver (indented under `storage:`).
+ */
+export async function startDistribution(workDir: string, options: ServerOptions & { storage?: string[] } = {}): Promise<ServerProcess> {
+  const name = options.name ?? 'Distribution';
+  const root = path.join(workDir, slug(name));
   mkdirSync(root, { recursive: true });
   const port = await freePort();
-  const config = path.join(workDir, 'distribution.yml');
+  const config = path.join(workDir, `${slug(name)}.yml`);
   writeFileSync(
     config,
     [
       'version: 0.1',
       'storage:',
-      `  filesystem: {rootdirectory: ${root}}`,
+      ...(options.storage ?? [`  filesystem: {rootdirectory: ${root}}`]),
       '  delete: {enabled: true}',
       '  cache: {blobdescriptor: inmemory}',
       `http: {addr: 127.0.0.1:${port}}`,
@@ -108,8 +139,13 @@ export async function startDistribution(workDir: string): Promise<ServerProcess>
     ].join('\n'),
   );
   const url = `http://127.0.0.1:${port}`;
-  return ServerProcess.launch('Distribution', 'docker-registry', ['serve', config], path.join(workDir, 'distribution.log'), async () =>
-    (await answers(`${url}/v2/`)) ? url : undefined,
+  return ServerProcess.launch(
+    name,
+    'docker-registry',
+    ['serve', config],
+    path.join(workDir, `${slug(name)}.log`),
+    async () => ((await answers(`${url}/v2/`)) ? url : undefined),
+    options.env,
   );
 }
 

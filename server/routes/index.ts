@@ -13,7 +13,7 @@ import { registerUploadRoutes } from './uploads.js';
 /** The OCI Distribution API under /v2/. Order matters: upload routes precede `blobs/:digest`. */
 export function createRegistryRouter(services: RegistryServices): Router {
   const router = new Router();
-  router.param('name', (name: string, ctx: Context, next: Next) => {
+  router.param('name', (name: string, _ctx: Context, next: Next) => {
     assertRepositoryName(name);
     return next();
   });
