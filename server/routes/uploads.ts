@@ -20,7 +20,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     }
     const digest = queryValue(ctx, 'digest');
     if (digest !== undefined) {
-      const stored = await uploads.uploadMonolithic(name, digest, chunkFromRequest(ctx, () => ({})), eventOrigin(ctx));
+      const stored = await uploads.uploadMonolithic(name, digest, chunkFromRequest(ctx), eventOrigin(ctx));
       blobCreated(ctx, name, stored);
       return;
     }
@@ -48,8 +48,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
   router.patch('/v2/*name/blobs/uploads/:uploadId', access.push, async (ctx: Context) => {
     const name = ctx.params.name ?? '';
     const uploadId = ctx.params.uploadId ?? '';
-    const current = await uploads.status(name, uploadId);
-    const session = await uploads.append(name, uploadId, chunkFromRequest(ctx, () => uploadHeaders(current)));
+    const session = await uploads.append(name, uploadId, chunkFromRequest(ctx));
     uploadAccepted(ctx, session);
   });
 
@@ -58,8 +57,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     const uploadId = ctx.params.uploadId ?? '';
     const digest = queryValue(ctx, 'digest');
     if (digest === undefined) throw new RegistryError('DIGEST_INVALID', 400, 'the digest query parameter is required to finish an upload');
-    const current = await uploads.status(name, uploadId);
-    const chunk = hasBody(ctx) ? chunkFromRequest(ctx, () => uploadHeaders(current)) : undefined;
+    const chunk = hasBody(ctx) ? chunkFromRequest(ctx) : undefined;
     blobCreated(ctx, name, await uploads.complete(name, uploadId, digest, chunk, eventOrigin(ctx)));
   });
 

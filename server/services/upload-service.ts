@@ -14,10 +14,13 @@ export interface CommitGuard {
   prepare(digest: string): Promise<'new' | 'existing'>;
 }
 
-/** A chunk as the client described it: `range` from Content-Range, `length` from Content-Length. */
+/**
+ * A chunk as the client described it: `range` from Content-Range ('invalid' when the header cannot be read,
+ * answered 416 with the upload's current Range once the session is known), `length` from Content-Length.
+ */
 export interface ChunkRequest {
   source: Readable;
-  range?: { start: number; end: number };
+  range?: { start: number; end: number } | 'invalid';
   length?: number;
 }
 
@@ -131,7 +134,7 @@ export class UploadService {
   }
 
   private async appendLocked(session: UploadSession, chunk: ChunkRequest): Promise<UploadSession> {
-    this.checkChunkPosition(session, chunk);
+    const range = checkedRange(session, chunk);
     const hashed = await this.hashAt(session);
     const hashing = new Transform({
       transform(data: Buffer, _encoding, callback) {
@@ -151,7 +154,7 @@ export class UploadService {
       if (isClientAbort(error, chunk.source)) throw truncatedBody();
       throw error;
     }
-    const expectedLength = chunk.range ? chunk.range.end - chunk.range.start + 1 : chunk.length;
+    const expectedLength = range ? range.end - range.start + 1 : chunk.length;
     if (expectedLength !== undefined && written !== expectedLength) {
       this.hashes.delete(session.id);
       throw new RegistryError('SIZE_INVALID', 400, `received ${written} bytes but the request declared ${expectedLength}`, {
@@ -165,17 +168,6 @@ export class UploadService {
     }
     hashed.offset = offset;
     return { ...session, offset, storeState, updatedAt: Date.now() };
-  }
-
-  private checkChunkPosition(session: UploadSession, chunk: ChunkRequest): void {
-    if (!chunk.range) return;
-    const { start, end } = chunk.range;
-    if (start !== session.offset || end < start) throw outOfOrder(session);
-    if (chunk.length !== undefined && chunk.length !== end - start + 1) {
-      throw new RegistryError('RANGE_INVALID', 416, 'Content-Length does not match Content-Range', {
-        headers: rangeHeaders(session),
-      });
-    }
   }
 
   /** The running hash positioned at the session's offset, rebuilt from storage when not cached here. */
@@ -240,6 +232,20 @@ export class UploadService {
 
 async function renewQuietly(lease: Lease): Promise<void> {
   await lease.renew().catch(() => false);
+}
+
+/** The chunk's range once it is known to continue the upload exactly where it stands (else a 416). */
+function checkedRange(session: UploadSession, chunk: ChunkRequest): { start: number; end: number } | undefined {
+  if (!chunk.range) return undefined;
+  if (chunk.range === 'invalid') {
+    throw new RegistryError('RANGE_INVALID', 416, 'invalid Content-Range: expected <start>-<end>', { headers: rangeHeaders(session) });
+  }
+  const { start, end } = chunk.range;
+  if (start !== session.offset || end < start) throw outOfOrder(session);
+  if (chunk.length !== undefined && chunk.length !== end - start + 1) {
+    throw new RegistryError('RANGE_INVALID', 416, 'Content-Length does not match Content-Range', { headers: rangeHeaders(session) });
+  }
+  return chunk.range;
 }
 
 function toHandle(session: UploadSession): UploadHandle {
