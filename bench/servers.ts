@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/helpers/free-port.js';
 import { descendantPids } from './process-stats.js';
 
 const START_TIMEOUT_MS = 30_000;
@@ -147,17 +147,6 @@ export async function startDistribution(workDir: string, options: ServerOptions 
     async () => ((await answers(`${url}/v2/`)) ? url : undefined),
     options.env,
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 function answers(url: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
 /** A client for the registry's metadata. Failures surface quickly so requests get a 503, not a hang. */
@@ -20,4 +20,19 @@ export function connectRedis(target: { url: string } | { socketPath: string }, l
     healthy = true;
   });
   return redis;
+}
+
+/** Whether a Redis server answers PING now (not while it is still LOADING its append-only file). */
+export async function redisAnswers(target: Pick<RedisOptions, 'path' | 'host' | 'port'>): Promise<boolean> {
+  const probe = new Redis({ ...target, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
 }

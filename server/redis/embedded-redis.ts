@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { redisAnswers } from './connect.js';
 
 // sun_path is 108 bytes on Linux; leave room for the terminator.
 const MAX_SOCKET_PATH = 100;
@@ -125,24 +126,13 @@ export class EmbeddedRedis {
   }
 
   private async waitUntilReady(): Promise<void> {
-    const { Redis } = await import('ioredis');
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (this.child?.exitCode !== null || this.child?.signalCode !== null) {
         throw new Error(`embedded redis-server exited during start: ${this.recentOutput.slice(-5).join(' | ')}`);
       }
-      const probe = new Redis({ path: this.socketPath, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        // LOADING while the AOF is replayed: wait until it answers for real.
-        await probe.ping();
-        return;
-      } catch {
-        await sleep(50);
-      } finally {
-        probe.disconnect();
-      }
+      if (await redisAnswers({ path: this.socketPath })) return;
+      await sleep(50);
     }
     throw new Error(`embedded redis-server did not become ready within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-5).join(' | ')}`);
   }

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { redisAnswers } from '../../server/redis/connect.js';
+import { freePort } from './free-port.js';
 
 /** A standalone redis-server on a free TCP port, for tests that use an external Redis. */
 export class RedisServer {
@@ -44,29 +45,9 @@ export class RedisServer {
 
   private async waitUntilReady(): Promise<void> {
     for (let attempt = 0; attempt < 100; attempt++) {
-      const probe = new Redis({ port: this.port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        await probe.ping();
-        return;
-      } catch {
-        await sleep(50);
-      } finally {
-        probe.disconnect();
-      }
+      if (await redisAnswers({ host: '127.0.0.1', port: this.port })) return;
+      await sleep(50);
     }
     throw new Error('redis-server did not start');
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
