@@ -14,26 +14,24 @@ export interface OpsExtensions {
 }
 
 /**
- * `auth`: the token endpoint and admin API, and the admin check on every /admin/ path (so it guards gcRouter
- * too), when auth is on. `gcRouter`: POST /admin/v1/gc, when enabled.
+ * `routes`: what is served beside /v2/, in order. When auth is on its middleware comes first: the token
+ * endpoint, the admin API and the admin check on every /admin/ path, so it guards the routes after it too.
  */
-export function createApp(services: RegistryServices, logger: Logger, auth?: Middleware, gcRouter?: Router, ops?: OpsExtensions): Koa {
+export function createApp(services: RegistryServices, logger: Logger, ops: OpsExtensions, routes: Middleware[]): Koa {
   const app = new Koa();
   // Errors are rendered by errorMiddleware; Koa's own handler would only print them again.
   app.silent = true;
   const router = createRegistryRouter(services);
-  if (ops) app.use(ops.httpMetrics);
+  app.use(ops.httpMetrics);
   app.use(requestLog(logger));
   app.use(async (ctx, next) => {
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     await next();
   });
   app.use(errorMiddleware);
-  if (ops) app.use(ops.readOnlyGuard);
+  app.use(ops.readOnlyGuard);
   app.use(unmatchedRequests(router));
   app.use(router.routes());
-  if (auth) app.use(auth);
-  if (gcRouter) app.use(gcRouter.routes());
-  for (const opsRouter of ops?.routers ?? []) app.use(opsRouter.routes());
+  for (const route of [...routes, ...ops.routers.map((opsRouter) => opsRouter.routes())]) app.use(route);
   return app;
 }

@@ -73,7 +73,3 @@ export class RegistryError extends Error {
     return { errors: [entry] };
   }
 }
-
-export function isRegistryError(error: unknown): error is RegistryError {
-  return error instanceof RegistryError;
-}

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Middleware } from 'koa';
 import { createApp } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
@@ -49,9 +50,8 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
       access: auth.guard,
     },
     logger,
-    auth.routes,
-    gc.router,
     ops.app,
+    [auth.routes, gc.router?.routes()].filter((route): route is Middleware => route !== undefined),
   );
 
   const server = createServer(app.callback());

@@ -12,7 +12,6 @@ export const MediaType = {
 
 export const IMAGE_MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaType.dockerManifest, MediaType.ociManifest]);
 export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.dockerManifestList, MediaType.ociIndex]);
-export const MANIFEST_TYPES: ReadonlySet<string> = new Set([...IMAGE_MANIFEST_TYPES, ...INDEX_TYPES]);
 
 /** Strips parameters (`; charset=utf-8`) and case from a Content-Type value. */
 export function baseMediaType(contentType: string | undefined): string | undefined {
