@@ -55,6 +55,42 @@ export interface PruneResult {
   reclaimedBytes: number;
 }
 
+/**
+ * `POST /v1/containers`: a run request with the flags as the user typed them; the daemon parses and
+ * validates them (container/run-options.ts) so every client gets the same answers.
+ */
+export interface RunRequest {
+  image: string;
+  name?: string;
+  /** Arguments after the image (replace the image's Cmd). */
+  command?: string[];
+  /** `--entrypoint`: one executable; '' clears the image's. */
+  entrypoint?: string;
+  /** `-e KEY=VALUE`; a bare `KEY` was already resolved from the CLI's environment. */
+  env?: string[];
+  /** `-v name:/path[:ro]` or `-v /host:/path[:ro]`. */
+  volumes?: string[];
+  /** `--tmpfs /path[:options]`. */
+  tmpfs?: string[];
+  /** `-p [ip:][hostPort:]containerPort[/proto]`. */
+  publish?: string[];
+  /** `--memory 64m` (b, k, m, g). */
+  memory?: string;
+  /** `--cpus 1.5`. */
+  cpus?: string;
+  pidsLimit?: number;
+  readOnly?: boolean;
+  /** `bridge` (default), `host` or `none`. */
+  network?: string;
+  /** `no` (default), `on-failure[:N]`, `always`, `unless-stopped`. */
+  restart?: string;
+  user?: string;
+  workdir?: string;
+  hostname?: string;
+  stopSignal?: string;
+  stopTimeout?: number;
+}
+
 export interface ApiError {
   message: string;
 }

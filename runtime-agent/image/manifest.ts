@@ -32,8 +32,25 @@ const indexSchema = z.object({
   manifests: z.array(descriptorSchema),
 });
 
+const stringList = z.array(z.string()).nullish();
+
+/** The runtime part of an image config (`config` in the OCI image spec); docker writes null for unset fields. */
+const runtimeConfigSchema = z.object({
+  User: z.string().nullish(),
+  Env: stringList,
+  Entrypoint: stringList,
+  Cmd: stringList,
+  WorkingDir: z.string().nullish(),
+  StopSignal: z.string().nullish(),
+  ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
+  Volumes: z.record(z.string(), z.unknown()).nullish(),
+  Labels: z.record(z.string(), z.string()).nullish(),
+});
+export type ImageRuntimeConfig = z.infer<typeof runtimeConfigSchema>;
+
 const imageConfigSchema = z.object({
   created: z.string().optional(),
+  config: runtimeConfigSchema.nullish(),
   os: z.string(),
   architecture: z.string(),
   variant: z.string().optional(),

@@ -1,0 +1,65 @@
+/**
+ * What a container is asked to be, after the run request has been parsed and validated: the one shape the
+ * OCI config builder, the network manager and the container manager agree on.
+ */
+
+export type NetworkMode = 'bridge' | 'host' | 'none';
+
+export interface PortMapping {
+  /** Host address to listen on; '0.0.0.0' for all. */
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+export type MountSpec =
+  /** `-v name:/path[:ro]`: a directory under the agent's data dir, created on first use, kept after `rm`. */
+  | { type: 'volume'; name: string; target: string; readOnly: boolean }
+  /** `-v /host/path:/path[:ro]`. */
+  | { type: 'bind'; source: string; target: string; readOnly: boolean }
+  /** `--tmpfs /path[:opts]`; options as mount(8) takes them (size=64m,mode=1777,...). */
+  | { type: 'tmpfs'; target: string; options: string[] };
+
+export type RestartPolicy =
+  | { name: 'no' }
+  | { name: 'on-failure'; maximumRetryCount: number | undefined }
+  | { name: 'always' }
+  | { name: 'unless-stopped' };
+
+export interface ResourceLimits {
+  /** cgroup memory.limit_in_bytes; the swap limit is set equal, as docker does for `--memory` alone. */
+  memoryBytes: number | undefined;
+  /** `--cpus 1.5` becomes quota 150000 over period 100000. */
+  cpuQuota: number | undefined;
+  cpuPeriod: number | undefined;
+  pidsLimit: number | undefined;
+}
+
+export interface ContainerSpec {
+  name: string;
+  /** The image reference as the user gave it, and the image record's key it resolved to. */
+  image: string;
+  /** `--entrypoint`: undefined keeps the image's; [] (from `--entrypoint ''`) clears it. */
+  entrypoint: string[] | undefined;
+  /** Arguments after the image; undefined keeps the image's Cmd. */
+  command: string[] | undefined;
+  /** `-e KEY=VALUE` (and `-e KEY` taken from the CLI's environment); overrides the image's Env by key. */
+  env: string[];
+  /** `--user name|uid[:group|gid]`; undefined keeps the image's User. */
+  user: string | undefined;
+  /** `-w`; undefined keeps the image's WorkingDir (or /). */
+  workingDir: string | undefined;
+  /** `--hostname`; defaults to the first 12 hex digits of the container id, as docker does. */
+  hostname: string | undefined;
+  mounts: MountSpec[];
+  readOnlyRootfs: boolean;
+  network: NetworkMode;
+  ports: PortMapping[];
+  limits: ResourceLimits;
+  restart: RestartPolicy;
+  /** `--stop-signal`; undefined keeps the image's StopSignal (or SIGTERM). */
+  stopSignal: string | undefined;
+  /** Seconds between the stop signal and SIGKILL (docker's default 10). */
+  stopTimeoutSeconds: number;
+}
