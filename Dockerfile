@@ -1,24 +1,58 @@
-# syntax=docker/dockerfile:1
-FROM node:20-bookworm-slim AS build
+# Berth registry image: multi-stage, runs as uid 10001, health-checked on /livez.
+#
+# Online (the normal build; needs the npm registry and the Debian mirrors):
+#   docker build -t berth .
+# Offline, with the same file (how test/ops/dockerfile.test.ts builds it; no network is used at all):
+#   docker build --build-arg APP_SOURCE=prebuilt --build-arg RUNTIME_PACKAGES=base \
+#     --build-arg NODE_IMAGE=<a local image with node, /bin/sh, redis-server and tini> -t berth <context>
+#   where <context> holds this Dockerfile, package.json and prebuilt/ (dist/server from `npm run build` and the
+#   node_modules of `npm ci --omit=dev`, made on a machine that has them).
+# Stages are chosen by build arguments, so this needs BuildKit (the default builder since Docker 23; on older
+# CLIs set DOCKER_BUILDKIT=1): the legacy builder would run every stage, `npm ci` and apt-get included.
+
+# The base of every stage: Debian bookworm with Node 20 (glibc: redis-server and tini come from Debian).
+ARG NODE_IMAGE=node:20-bookworm-slim
+# Where dist/ and node_modules come from: `npm` compiles them here; `prebuilt` copies them from prebuilt/.
+ARG APP_SOURCE=npm
+# Where redis-server (the embedded metadata store) and tini come from: `apt` installs them; `base` means
+# NODE_IMAGE already has them on its PATH.
+ARG RUNTIME_PACKAGES=apt
+
+FROM ${NODE_IMAGE} AS app-npm
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
 COPY server ./server
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
-# redis-server backs the embedded metadata store when no external Redis is configured.
+FROM ${NODE_IMAGE} AS app-prebuilt
+WORKDIR /src
+COPY prebuilt/node_modules ./node_modules
+COPY prebuilt/dist/server ./dist/server
+
+FROM ${NODE_IMAGE} AS runtime-apt
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server tini \
-  && rm -rf /var/lib/apt/lists/* \
-  && useradd --system --uid 10001 --home-dir /var/lib/berth --create-home berth
+  && rm -rf /var/lib/apt/lists/*
+
+FROM ${NODE_IMAGE} AS runtime-base
+
+FROM app-${APP_SOURCE} AS app
+
+FROM runtime-${RUNTIME_PACKAGES}
+# Written directly rather than with useradd, which a minimal base may not have.
+RUN echo 'berth:x:10001:10001:Berth registry:/var/lib/berth:/usr/sbin/nologin' >> /etc/passwd \
+  && echo 'berth:x:10001:' >> /etc/group \
+  && mkdir -p /var/lib/berth && chown 10001:10001 /var/lib/berth
 WORKDIR /app
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist/server ./dist/server
+COPY --from=app /src/node_modules ./node_modules
+COPY --from=app /src/dist/server ./dist/server
 COPY package.json ./
 USER berth
 ENV BERTH_DATA_DIR=/var/lib/berth
 VOLUME /var/lib/berth
 EXPOSE 5000
-HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:5000/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Follows BERTH_HTTP__PORT, so a container moved to another port (e.g. with --network host) stays healthy.
+HEALTHCHECK --interval=10s --timeout=3s \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.BERTH_HTTP__PORT||5000}/livez`).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["tini", "--", "node", "dist/server/cli.js"]
 CMD ["serve"]

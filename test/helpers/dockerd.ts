@@ -9,6 +9,7 @@ const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 20_000;
 // overlay2 is fast; vfs (a full copy per layer) works on any filesystem, including an overlayfs root.
 const STORAGE_DRIVERS = ['overlay2', 'vfs'] as const;
+const DEBIAN_DOCKER_CLI = '/usr/bin/docker';
 
 /**
  * A private dockerd whose state, sockets and config all live in one temp directory. It runs in the light
@@ -82,10 +83,19 @@ export class DockerDaemon {
    * contexts; DOCKER_BUILDKIT=0 selects the legacy builder, the one Debian's dockerd 20.10 has without buildx.
    */
   docker(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    return run('docker', args, {
-      ...options,
-      env: { DOCKER_HOST: this.host, DOCKER_CONFIG: path.join(this.dir, 'cli'), DOCKER_BUILDKIT: '0', ...options.env },
-    });
+    return this.cli('docker', args, { ...options, env: { DOCKER_BUILDKIT: '0', ...options.env } });
+  }
+
+  /**
+   * `docker build` with BuildKit, which only builds the stages the target needs (the legacy builder runs them
+   * all). Debian's CLI 20.10 has BuildKit built in; the newer CLI first on PATH would need buildx.
+   */
+  buildKit(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return this.cli(DEBIAN_DOCKER_CLI, ['build', ...args], { ...options, env: { DOCKER_BUILDKIT: '1', ...options.env } });
+  }
+
+  private cli(binary: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    return run(binary, args, { ...options, env: { DOCKER_HOST: this.host, DOCKER_CONFIG: path.join(this.dir, 'cli'), ...options.env } });
   }
 
   /** Stops dockerd (and the containerd it manages) by PID, then removes every file and mount it left. */
