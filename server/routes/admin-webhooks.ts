@@ -8,10 +8,16 @@ const DEFAULT_LOG_LIMIT = 100;
 
 /**
  * The webhook endpoints (without secrets or header values), the delivery log, and each endpoint's
- * dead letters. Under /admin/, so the admin check guards them when auth is on.
+ * dead letters, which can be queued again. Under /admin/, so the admin check guards them when auth is on.
+ * `nudge` wakes an endpoint's worker when events were queued for it.
  */
-export function webhookAdminRouter(endpoints: WebhookEndpoint[], queue: WebhookQueue): Router {
+export function webhookAdminRouter(endpoints: WebhookEndpoint[], queue: WebhookQueue, nudge: (endpoint: string) => void): Router {
   const router = new Router({ prefix: '/admin/v1/webhooks' });
+  const endpointName = (ctx: Context): string => {
+    const name = ctx.params.endpoint ?? '';
+    if (!endpoints.some((endpoint) => endpoint.name === name)) throw new RegistryError('NAME_UNKNOWN', 404, `no webhook endpoint ${name}`);
+    return name;
+  };
   router.get('/', async (ctx: Context) => {
     ctx.body = {
       endpoints: await Promise.all(
@@ -33,9 +39,21 @@ export function webhookAdminRouter(endpoints: WebhookEndpoint[], queue: WebhookQ
     ctx.body = { deliveries: await queue.log(limit, endpoint) };
   });
   router.get('/:endpoint/dead-letters', async (ctx: Context) => {
-    const name = ctx.params.endpoint ?? '';
-    if (!endpoints.some((endpoint) => endpoint.name === name)) throw new RegistryError('NAME_UNKNOWN', 404, `no webhook endpoint ${name}`);
-    ctx.body = { events: await queue.deadLetters(name) };
+    ctx.body = { events: await queue.deadLetters(endpointName(ctx)) };
+  });
+  // Harbor's "re-send": after fixing the receiver, an operator sends the given-up events again.
+  router.post('/:endpoint/dead-letters/redeliver', async (ctx: Context) => {
+    const name = endpointName(ctx);
+    ctx.body = { requeued: await queue.redeliverDeadLetters(name) };
+    nudge(name);
+  });
+  router.post('/:endpoint/dead-letters/:eventId/redeliver', async (ctx: Context) => {
+    const name = endpointName(ctx);
+    const eventId = ctx.params.eventId ?? '';
+    const requeued = await queue.redeliverDeadLetters(name, eventId);
+    if (requeued === 0) throw new RegistryError('NAME_UNKNOWN', 404, `no dead letter ${eventId} for webhook endpoint ${name}`);
+    ctx.body = { requeued };
+    nudge(name);
   });
   return router;
 }

@@ -31,6 +31,19 @@ redis.call('LPUSH', KEYS[3], ARGV[3])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 return 1`;
 
+// Moves dead letters (all, or the one whose event id is ARGV[1]) to the tail of the endpoint's queue, in the
+// order they died, atomically: a redelivery can neither lose an event nor queue it twice.
+const REQUEUE_DEAD = `
+local moved = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if ARGV[1] == '' or cjson.decode(raw).id == ARGV[1] then
+    redis.call('LREM', KEYS[1], 1, raw)
+    redis.call('RPUSH', KEYS[2], raw)
+    moved = moved + 1
+  end
+end
+return moved`;
+
 /**
  * The durable webhook queues in Redis: a list per endpoint (so each endpoint receives events in order and a
  * slow one holds up only itself), an attempts hash, a dead-letter list per endpoint and one capped delivery log.
@@ -88,6 +101,14 @@ export class WebhookQueue {
 
   async deadLetters(endpoint: string): Promise<QueuedEvent[]> {
     return (await this.redis.lrange(this.key('dead', endpoint), 0, -1)).map((raw) => JSON.parse(raw) as QueuedEvent);
+  }
+
+  /**
+   * Queues dead letters again, behind the events already waiting (so they arrive after newer events), with
+   * a fresh count of attempts. `eventId` picks one; without it, all of them. Returns how many were queued.
+   */
+  async redeliverDeadLetters(endpoint: string, eventId?: string): Promise<number> {
+    return Number(await this.redis.eval(REQUEUE_DEAD, 2, this.key('dead', endpoint), this.key('queue', endpoint), eventId ?? ''));
   }
 
   private async appendLog(entry: DeliveryLogEntry): Promise<void> {

@@ -30,9 +30,10 @@ export function createWebhooks(config: Config, redis: Redis, metadata: MetadataS
     Promise.all(endpoints.map(async (endpoint): Promise<[string, number]> => [endpoint.name, await queue.depth(endpoint.name)])),
   );
   const source = { addr: `${hostname()}:${config.http.port}`, instanceID: randomUUID() };
+  const nudge = (name: string) => workers.get(name)?.nudge();
   return {
-    events: endpoints.length === 0 ? NO_EVENTS : new WebhookNotifier(endpoints, queue, source, log, (name) => workers.get(name)?.nudge()),
-    router: webhookAdminRouter(endpoints, queue),
+    events: endpoints.length === 0 ? NO_EVENTS : new WebhookNotifier(endpoints, queue, source, log, nudge),
+    router: webhookAdminRouter(endpoints, queue, nudge),
     stop: async () => {
       await Promise.all([...workers.values()].map((worker) => worker.stop()));
     },

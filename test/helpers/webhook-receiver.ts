@@ -7,9 +7,17 @@ export interface ReceivedDelivery {
   body: string;
 }
 
-/** A webhook endpoint for tests: records every POST and answers 200; can go down and come back on its port. */
+/**
+ * A webhook endpoint for tests: records every POST it accepts; can go down and come back on its port, or stay
+ * up and refuse deliveries with an error status.
+ */
 export class WebhookReceiver {
+  /** The POSTs answered 2xx: the deliveries the registry counts as done. */
   readonly deliveries: ReceivedDelivery[] = [];
+  /** The POSTs answered with an error status. */
+  readonly refused: ReceivedDelivery[] = [];
+  /** The status every POST gets; set it to a 4xx or 5xx to make deliveries fail. */
+  status = 200;
   private server: Server | undefined;
   port = 0;
 
@@ -22,8 +30,9 @@ export class WebhookReceiver {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        this.deliveries.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
-        response.writeHead(200).end();
+        const received = { headers: request.headers, body: Buffer.concat(chunks).toString('utf8') };
+        (this.status < 300 ? this.deliveries : this.refused).push(received);
+        response.writeHead(this.status).end();
       });
     });
     await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));

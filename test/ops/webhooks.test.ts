@@ -3,18 +3,19 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import test from 'ava';
+import { eventually } from '../helpers/eventually.js';
 import { pushImage, uniqueRepo } from '../helpers/oci-content.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'test-webhook-secret';
 
-/** Starts a registry whose config has the given webhook endpoints and fast retries. */
-async function registryWithEndpoints(endpoints: unknown[], dataDir?: string): Promise<RegistryProcess> {
+/** Starts a registry whose config has the given webhook endpoints and fast retries (and other `settings`). */
+async function registryWithEndpoints(endpoints: unknown[], dataDir?: string, settings: Record<string, unknown> = {}): Promise<RegistryProcess> {
   const registry = await RegistryProcess.start({ dataDir });
   const file = path.join(registry.dataDir, 'webhooks.json');
   await registry.stop();
-  await writeFile(file, JSON.stringify({ webhooks: { endpoints, maxAttempts: 1000, backoff: { initialMs: 50, maxMs: 300 } } }));
+  await writeFile(file, JSON.stringify({ webhooks: { endpoints, maxAttempts: 1000, backoff: { initialMs: 50, maxMs: 300 }, ...settings } }));
   return RegistryProcess.start({ dataDir: registry.dataDir, args: ['--config', file] });
 }
 
@@ -96,5 +97,84 @@ test('a push is not slowed by a webhook endpoint that never answers', async (t) 
     await silent.destroy();
     await plain.destroy();
     blackHole.close();
+  }
+});
+
+interface QueuedEvent {
+  id: string;
+  action: string;
+  repository: string;
+  body: string;
+}
+
+interface DeliveryLogEntry {
+  eventId: string;
+  attempt: number;
+  outcome: string;
+  status?: number;
+}
+
+test('an event refused N times is dead-lettered, shown with its attempts by the admin API, and redelivered on request', async (t) => {
+  const maxAttempts = 3;
+  const receiver = new WebhookReceiver();
+  receiver.status = 503;
+  await receiver.start();
+  const registry = await registryWithEndpoints([{ name: 'flaky', url: receiver.url, secret: SECRET, actions: ['push'] }], undefined, { maxAttempts });
+  const admin = async <T>(route: string, method = 'GET'): Promise<{ status: number; body: T }> => {
+    const response = await fetch(`${registry.url}/admin/v1/webhooks${route}`, { method });
+    return { status: response.status, body: (await response.json()) as T };
+  };
+  const deadLetters = async () => (await admin<{ events: QueuedEvent[] }>('/flaky/dead-letters')).body.events;
+  try {
+    const repo = uniqueRepo('dead');
+    const image = await pushImage(registry.url, repo, { tag: 'v1' });
+    // The manifest is pushed last and events are delivered in order: once it is dead, so are the blob events.
+    const isManifestEvent = (event: QueuedEvent) => event.body.includes(`"tag":"v1"`);
+    const dead = await eventually(deadLetters, (events) => events.some(isManifestEvent));
+    t.true(dead.every((event) => event.action === 'push' && event.repository === repo));
+    const manifestEvent = dead.find(isManifestEvent)!;
+    t.true(manifestEvent.body.includes(image.digest));
+
+    const attemptsPerEvent = new Map<string, number>();
+    for (const refused of receiver.refused) {
+      const id = String(refused.headers['x-berth-event-id']);
+      attemptsPerEvent.set(id, (attemptsPerEvent.get(id) ?? 0) + 1);
+    }
+    t.deepEqual([...attemptsPerEvent.keys()].sort(), dead.map((event) => event.id).sort());
+    t.true([...attemptsPerEvent.values()].every((attempts) => attempts === maxAttempts), JSON.stringify([...attemptsPerEvent]));
+
+    const log = async () => (await admin<{ deliveries: DeliveryLogEntry[] }>('/deliveries?endpoint=flaky')).body.deliveries;
+    const manifestLog = (await log()).filter((entry) => entry.eventId === manifestEvent.id);
+    t.deepEqual(
+      manifestLog.map(({ attempt, outcome, status }) => ({ attempt, outcome, status })),
+      [
+        { attempt: 3, outcome: 'dead_lettered', status: 503 },
+        { attempt: 3, outcome: 'failed', status: 503 },
+        { attempt: 2, outcome: 'failed', status: 503 },
+        { attempt: 1, outcome: 'failed', status: 503 },
+      ],
+      'newest first',
+    );
+    const endpoints = (await admin<{ endpoints: Array<{ name: string; queued: number }> }>('/')).body.endpoints;
+    t.deepEqual(endpoints.map(({ name, queued }) => ({ name, queued })), [{ name: 'flaky', queued: 0 }]);
+
+    // The receiver is fixed: one dead letter is sent again, then the rest.
+    receiver.status = 200;
+    t.is((await admin('/flaky/dead-letters/no-such-event/redeliver', 'POST')).status, 404);
+    t.is((await admin('/nowhere/dead-letters/redeliver', 'POST')).status, 404);
+    t.deepEqual(await admin(`/flaky/dead-letters/${manifestEvent.id}/redeliver`, 'POST'), { status: 200, body: { requeued: 1 } });
+    await receiver.waitFor(() => receiver.events().some((event) => event.id === manifestEvent.id));
+    t.deepEqual((await deadLetters()).map((event) => event.id).sort(), dead.filter((event) => event !== manifestEvent).map((event) => event.id).sort());
+
+    t.deepEqual(await admin('/flaky/dead-letters/redeliver', 'POST'), { status: 200, body: { requeued: dead.length - 1 } });
+    await receiver.waitFor(() => receiver.events().length >= dead.length);
+    t.deepEqual(await deadLetters(), []);
+    const received = receiver.events().map((event) => event.id);
+    t.deepEqual([...received].sort(), dead.map((event) => event.id).sort(), 'each dead letter arrived exactly once');
+    const delivered = await eventually(log, (entries) => entries.filter((entry) => entry.outcome === 'delivered').length === dead.length);
+    t.true(delivered.filter((entry) => entry.outcome === 'delivered').every((entry) => entry.attempt === 1 && entry.status === 200));
+  } finally {
+    await registry.destroy();
+    await receiver.stop();
   }
 });
