@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const START_TIMEOUT_MS = 20_000;
+// The startup line in either log format: JSON (fields first) or pretty (message first, then the fields).
+const LISTENING = /"port":(\d+)[^\n]*berth registry listening|berth registry listening[^\n]*"port":(\d+)/;
 
 export interface RegistryOptions {
   /** Reuse a data directory (to restart a registry over the same state). */
@@ -72,10 +74,10 @@ export class RegistryProcess {
       const timer = setTimeout(() => reject(new Error(`registry did not start within ${START_TIMEOUT_MS} ms:\n${this.output}`)), START_TIMEOUT_MS);
       const onData = (text: string) => {
         this.output += text;
-        const match = /"port":(\d+)[^\n]*berth registry listening/.exec(this.output);
+        const match = LISTENING.exec(this.output);
         if (match) {
           clearTimeout(timer);
-          resolve(Number(match[1]));
+          resolve(Number(match[1] ?? match[2]));
         }
       };
       for (const stream of [this.child.stdout, this.child.stderr]) {
