@@ -38,6 +38,17 @@ FROM ${NODE_IMAGE} AS runtime-base
 
 FROM app-${APP_SOURCE} AS app
 
+# Not part of the registry image: the S3 server deploy/compose.yaml runs to try Berth on S3 storage
+# (`--target s3rver`; BuildKit skips it otherwise). s3rver keeps objects as files and lacks some S3 calls
+# (AbortMultipartUpload, UploadPartCopy): a stand-in for trying things out, not a store for real data. Its
+# version is the one package-lock.json gives the tests.
+FROM ${NODE_IMAGE} AS s3rver
+RUN npm install --global --no-audit --no-fund s3rver@3.7.1 && mkdir -p /data && chown node:node /data
+USER node
+VOLUME /data
+EXPOSE 4568
+ENTRYPOINT ["s3rver"]
+
 FROM runtime-${RUNTIME_PACKAGES}
 # Written directly rather than with useradd, which a minimal base may not have.
 RUN echo 'berth:x:10001:10001:Berth registry:/var/lib/berth:/usr/sbin/nologin' >> /etc/passwd \
