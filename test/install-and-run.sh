@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(redis-server docker.io skopeo podman runc busybox-static docker-registry uidmap iptables attr zstd openssl)
+# tini (also a docker.io dependency) goes into the stand-in base image test/ops/dockerfile.test.ts builds.
+PACKAGES=(redis-server docker.io tini skopeo podman runc busybox-static docker-registry uidmap iptables attr zstd openssl)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
