@@ -11,7 +11,7 @@ const BUSYBOX = '/bin/busybox';
  * Writes a complete userland into `dir`: /bin/busybox plus a symlink per applet, so `sh`, `cat`, `echo` work.
  * /etc/image-name makes the layer unique to `name`: tests sharing a daemon never share (or mount) its layer.
  */
-async function createBusyboxRootfs(dir: string, name: string): Promise<void> {
+export async function createBusyboxRootfs(dir: string, name: string): Promise<void> {
   for (const sub of ['bin', 'proc', 'sys', 'dev', 'etc', 'tmp']) await mkdir(path.join(dir, sub), { recursive: true });
   await writeFile(path.join(dir, 'etc', 'image-name'), `${name}\n`);
   await copyFile(BUSYBOX, path.join(dir, 'bin', 'busybox'));
