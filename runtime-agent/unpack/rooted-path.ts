@@ -1,4 +1,4 @@
-import { lstat, mkdir } from 'node:fs/promises';
+import { lstat, mkdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 
 /** An archive entry that would have to go through a symlink or a file to be written. */
@@ -51,4 +51,37 @@ export async function existingPathInside(root: string, components: readonly stri
   }
   const target = path.join(root, ...components);
   return (await lstat(target).catch(() => undefined)) ? target : undefined;
+}
+
+/** Symlinks followed by resolveInRoot before it gives up, as the kernel's MAXSYMLINKS. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * The host path of `target` (a path inside a container) with every symlink on the way resolved as the
+ * container would see it: absolute links and `..` stop at `root`, as if it were `/` (what docker's
+ * FollowSymlinkInScope does). The result is always under `root`; missing components are kept as named.
+ */
+export async function resolveInRoot(root: string, target: string): Promise<string> {
+  let resolved: string[] = [];
+  const pending = target.split('/');
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift() as string;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      resolved.pop();
+      continue;
+    }
+    const candidate = path.join(root, ...resolved, part);
+    const stats = await lstat(candidate).catch(() => undefined);
+    if (!stats?.isSymbolicLink()) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) throw new UnsafePathError(`too many levels of symbolic links resolving ${target}`);
+    const link = await readlink(candidate);
+    if (link.startsWith('/')) resolved = [];
+    pending.unshift(...link.split('/'));
+  }
+  return path.join(root, ...resolved);
 }
