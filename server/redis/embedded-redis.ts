@@ -79,7 +79,9 @@ export class EmbeddedRedis {
       '--logfile', '',
     ];
     return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Its own process group: a signal to the registry's group (Ctrl-C, `docker stop` through tini -g) must
+      // not stop Redis before the registry has finished with it; the registry stops it last.
+      const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       this.child = child;
       child.once('error', (error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') {
