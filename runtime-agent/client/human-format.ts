@@ -15,8 +15,14 @@ export function humanSize(bytes: number): string {
 
 /** `About a minute ago`, `3 hours ago`, `2 weeks ago`, like docker's `units.HumanDuration` + " ago". */
 export function humanAge(iso: string | undefined, now = Date.now()): string {
+  const since = humanSince(iso, now);
+  return since === undefined ? 'N/A' : `${since} ago`;
+}
+
+/** The time since `iso` as docker's `units.HumanDuration` words it (`3 hours`), undefined when unknown. */
+export function humanSince(iso: string | undefined, now = Date.now()): string | undefined {
   const time = iso ? Date.parse(iso) : Number.NaN;
-  if (Number.isNaN(time)) return 'N/A';
+  if (Number.isNaN(time)) return undefined;
   const seconds = Math.max(0, (now - time) / 1000);
   const minutes = seconds / 60;
   const hours = minutes / 60;
@@ -32,5 +38,5 @@ export function humanAge(iso: string | undefined, now = Date.now()): string {
   else if (days < 60) text = `${Math.floor(days / 7)} weeks`;
   else if (days < 365 * 2) text = `${Math.floor(days / 30)} months`;
   else text = `${Math.floor(days / 365)} years`;
-  return `${text} ago`;
+  return text;
 }

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseByteSize } from '../byte-size.js';
 import type { RunRequest } from '../api.js';
 import type { ContainerSpec, MountSpec, NetworkMode, PortMapping, ResourceLimits, RestartPolicy } from './container-spec.js';
 
@@ -247,13 +248,10 @@ function parseLimits(request: RunRequest): ResourceLimits {
   };
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
-
-/** Docker's RAMInBytes (`64m`, `1.5g`, `512MiB`, `100`); 0 means no limit, as in docker. */
+/** `--memory` as docker reads it; 0 means no limit, as in docker. */
 function parseMemory(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)*) ?([kmgtp])?i?b?$/i.exec(text);
-  if (!match) fail(`invalid --memory "${text}": invalid size: '${text}'`);
-  const bytes = Math.trunc(parseFloat(match[1] ?? '') * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? 1));
+  const bytes = parseByteSize(text);
+  if (bytes === undefined) return fail(`invalid --memory "${text}": invalid size: '${text}'`);
   if (bytes === 0) return undefined;
   if (bytes < MIN_MEMORY_BYTES) fail(`invalid --memory "${text}": minimum memory limit allowed is 6MB`);
   return bytes;

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readJsonIfExists, writeJsonAtomic } from '../json-file.js';
 import type { Platform } from '../platform.js';
 
 export interface LayerRecord {
@@ -77,9 +76,7 @@ export class JsonFileImageStore implements ImageStore {
     const next = this.queue.then(async () => {
       const records = await this.read();
       const result = mutate(records);
-      const temporary = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
-      await writeFile(temporary, JSON.stringify(records, null, 2), { mode: 0o600 });
-      await rename(temporary, this.file);
+      await writeJsonAtomic(this.file, records);
       return result;
     });
     this.queue = next.catch(() => undefined);
@@ -87,10 +84,6 @@ export class JsonFileImageStore implements ImageStore {
   }
 
   private async read(): Promise<Record<string, ImageRecord>> {
-    const text = await readFile(this.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return '{}';
-      throw error;
-    });
-    return JSON.parse(text) as Record<string, ImageRecord>;
+    return (await readJsonIfExists<Record<string, ImageRecord>>(this.file)) ?? {};
   }
 }

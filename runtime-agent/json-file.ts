@@ -1,0 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename } from 'node:fs/promises';
+
+/**
+ * Replaces `file` with `document` as JSON: written to a temporary file, fsynced, renamed over the old one,
+ * so a reader (or a crash) sees the old document or the new one, never half of one.
+ */
+export async function writeJsonAtomic(file: string, document: unknown): Promise<void> {
+  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(temporary, 'w', 0o600);
+  try {
+    await handle.writeFile(JSON.stringify(document, null, 2));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, file);
+}
+
+/** The parsed document, or undefined when the file does not exist. */
+export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  return text === undefined ? undefined : (JSON.parse(text) as T);
+}
