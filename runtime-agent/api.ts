@@ -1,3 +1,7 @@
+import type { ContainerStatus } from './container/container-record.js';
+import type { PortMapping } from './container/container-spec.js';
+import type { LogEntry } from './container/logs/log-entry.js';
+
 /** The daemon's HTTP/JSON API over its unix socket: paths and the documents exchanged, shared by daemon and CLI. */
 
 export const ApiPath = {
@@ -5,6 +9,7 @@ export const ApiPath = {
   images: '/v1/images',
   pull: '/v1/images/pull',
   prune: '/v1/prune',
+  containers: '/v1/containers',
 } as const;
 
 export interface PullRequest {
@@ -91,6 +96,42 @@ export interface RunRequest {
   stopTimeout?: number;
 }
 
+/** `POST /v1/containers`: creates (does not start) a container. `autoRemove` is `--rm` for detached runs. */
+export interface CreateRequest extends RunRequest {
+  autoRemove?: boolean;
+}
+
+/** A line of `ps`. */
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  command: string;
+  createdAt: string;
+  status: ContainerStatus;
+  exitCode: number | undefined;
+  startedAt: string | undefined;
+  finishedAt: string | undefined;
+  restartCount: number;
+  ports: PortMapping[];
+}
+
+/** One line of `GET /v1/containers/{id}/logs` (NDJSON): an entry of the container's json-file log. */
+export type LogLine = LogEntry;
+
+/** `POST /v1/containers/{id}/exec`. */
+export interface ExecRequest {
+  command: string[];
+  env?: string[];
+  user?: string;
+  workdir?: string;
+}
+
+/** One line of the exec answer (NDJSON): output as base64, then the exit code. */
+export type ExecEvent = { type: 'output'; stream: 'stdout' | 'stderr'; data: string } | { type: 'exit'; exitCode: number };
+
 export interface ApiError {
   message: string;
+  /** For a container that could not start: docker's exit code for `run` (125, 126, 127). */
+  exitCode?: number;
 }

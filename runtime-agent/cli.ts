@@ -4,7 +4,9 @@ import pino from 'pino';
 import { AgentClient } from './client/agent-client.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
-import { pullDisplay } from './client/pull-display.js';
+import { pullImage } from './client/pull-image.js';
+import { addContainerCommands } from './client/container-commands.js';
+import { AgentRequestError } from './client/agent-client.js';
 import { resolveConfig, DEFAULT_DATA_DIR, type ConfigFlags } from './config.js';
 import { startDaemon } from './daemon/daemon.js';
 import { shortDigest } from './digest.js';
@@ -12,7 +14,8 @@ import { shortDigest } from './digest.js';
 /** `berth-agent`: the daemon, and docker-like commands that talk to it over its socket. */
 
 const program = new Command('berth-agent')
-  .description('Berth runtime agent: pulls images and unpacks them into snapshots')
+  .description('Berth runtime agent: pulls images and runs them as containers')
+  .enablePositionalOptions()
   .option('--data-dir <dir>', `state directory (env BERTH_AGENT_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
   .option('--socket <path>', 'API socket (env BERTH_AGENT_SOCKET, default <data-dir>/agent.sock)')
   .showHelpAfterError();
@@ -33,6 +36,11 @@ program
   .option('--stall-timeout <seconds>', 'abort (and later resume) a layer download idle this long (env BERTH_AGENT_STALL_TIMEOUT, default 30)')
   .option('--keep-setid', 'keep setuid/setgid bits of unpacked files (env BERTH_AGENT_KEEP_SETID=true)')
   .option('--platform <os/arch[/variant]>', 'platform to pick from image indexes (env BERTH_AGENT_PLATFORM, default this host)')
+  .option('--runtime <binary>', 'OCI runtime (env BERTH_AGENT_RUNTIME, default runc)')
+  .option('--bridge-name <name>', 'bridge for --network bridge (env BERTH_AGENT_BRIDGE_NAME, default berth0)')
+  .option('--bridge-subnet <cidr>', 'container addresses (env BERTH_AGENT_BRIDGE_SUBNET, default 10.87.0.0/16)')
+  .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
+  .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
   .action(async (_options, command: Command) => {
     const logger = pino({ name: 'berth-agent' });
     const server = await startDaemon(configOf(command), logger);
@@ -51,19 +59,7 @@ program
   .argument('<reference>', 'e.g. 127.0.0.1:5000/team/app:1.0 or name@sha256:...')
   .option('--creds <user:password>', 'credentials for the registry')
   .action(async (reference: string, options: { creds?: string }, command: Command) => {
-    const [username, ...password] = options.creds?.split(':') ?? [];
-    const display = pullDisplay(process.stdout);
-    let last;
-    try {
-      last = await client(command).pull({ reference, ...(username !== undefined ? { username, password: password.join(':') } : {}) }, (event) => display.show(event));
-    } finally {
-      display.stop();
-    }
-    if (last?.type === 'done') {
-      console.log(`${last.image.repository}${last.image.tag ? `:${last.image.tag}` : `@${last.image.digest}`}`);
-      return;
-    }
-    throw new Error(last?.type === 'error' ? last.message : 'the daemon ended the pull without a result');
+    await pullImage(client(command), reference, options.creds, process.stdout);
   });
 
 program
@@ -97,7 +93,9 @@ program
     console.log(`Total reclaimed space: ${humanSize(result.reclaimedBytes)}`);
   });
 
+addContainerCommands(program, client);
+
 program.parseAsync().catch((error: Error) => {
   console.error(`Error: ${error.message}`);
-  process.exitCode = 1;
+  process.exitCode = error instanceof AgentRequestError && error.exitCode !== undefined ? error.exitCode : 1;
 });

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { parseByteSize } from './byte-size.js';
+import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from './network/container-network.js';
 import { hostPlatform, parsePlatform, type Platform } from './platform.js';
 
 /** The agent's one configuration: defaults, overridden by BERTH_AGENT_* environment variables, overridden by flags. */
@@ -18,6 +20,16 @@ export interface AgentConfig {
   keepSetid: boolean;
   /** The platform picked from image indexes. */
   platform: Platform;
+  /** The OCI runtime binary (runc or a compatible one). */
+  runtime: string;
+  /** The bridge containers of `--network bridge` join, and the subnet their addresses come from. */
+  bridgeName: string;
+  bridgeSubnet: string;
+  /** Container logs rotate at this size and keep this many files. */
+  logMaxSizeBytes: number;
+  logMaxFiles: number;
+  /** First restart delay of a restart policy; doubles per restart up to 5 minutes (docker's 100 ms; issue 7 asks 10 s). */
+  restartDelayMs: number;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/berth-agent';
@@ -31,6 +43,11 @@ export interface ConfigFlags {
   stallTimeout?: string;
   keepSetid?: boolean;
   platform?: string;
+  runtime?: string;
+  bridgeName?: string;
+  bridgeSubnet?: string;
+  logMaxSize?: string;
+  logMaxFiles?: string;
 }
 
 const schema = z.object({
@@ -41,6 +58,12 @@ const schema = z.object({
   stallTimeoutSeconds: z.coerce.number().positive(),
   keepSetid: z.boolean(),
   platform: z.string().optional(),
+  runtime: z.string().min(1),
+  bridgeName: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'a network interface name of at most 15 letters, digits, _ . -'),
+  bridgeSubnet: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.88.0.0/16'),
+  logMaxSizeBytes: z.coerce.number().int().min(4096),
+  logMaxFiles: z.coerce.number().int().min(1).max(100),
+  restartDelayMs: z.coerce.number().int().min(1),
 });
 
 export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -52,6 +75,12 @@ export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = proce
     stallTimeoutSeconds: flags.stallTimeout ?? env.BERTH_AGENT_STALL_TIMEOUT ?? 30,
     keepSetid: flags.keepSetid ?? env.BERTH_AGENT_KEEP_SETID === 'true',
     platform: flags.platform ?? env.BERTH_AGENT_PLATFORM,
+    runtime: flags.runtime ?? env.BERTH_AGENT_RUNTIME ?? 'runc',
+    bridgeName: flags.bridgeName ?? env.BERTH_AGENT_BRIDGE_NAME ?? DEFAULT_BRIDGE_NAME,
+    bridgeSubnet: flags.bridgeSubnet ?? env.BERTH_AGENT_BRIDGE_SUBNET ?? DEFAULT_SUBNET,
+    logMaxSizeBytes: parseByteSize(flags.logMaxSize ?? env.BERTH_AGENT_LOG_MAX_SIZE ?? '10m') ?? Number.NaN,
+    logMaxFiles: flags.logMaxFiles ?? env.BERTH_AGENT_LOG_MAX_FILES ?? 3,
+    restartDelayMs: env.BERTH_AGENT_RESTART_DELAY_MS ?? 10_000,
   });
   if (!result.success) {
     throw new Error(`invalid configuration: ${result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
@@ -66,6 +95,12 @@ export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = proce
     stallTimeoutSeconds: config.stallTimeoutSeconds,
     keepSetid: config.keepSetid,
     platform: config.platform ? parsePlatform(config.platform) : hostPlatform(),
+    runtime: config.runtime,
+    bridgeName: config.bridgeName,
+    bridgeSubnet: config.bridgeSubnet,
+    logMaxSizeBytes: config.logMaxSizeBytes,
+    logMaxFiles: config.logMaxFiles,
+    restartDelayMs: config.restartDelayMs,
   };
 }
 

@@ -1,8 +1,38 @@
 import { request, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
-import { ApiPath, type ApiError, type ImageSummary, type PruneResult, type PullEvent, type PullRequest, type RemoveResult } from '../api.js';
+import {
+  ApiPath,
+  type ApiError,
+  type ContainerSummary,
+  type CreateRequest,
+  type ExecEvent,
+  type ExecRequest,
+  type ImageSummary,
+  type LogLine,
+  type PruneResult,
+  type PullEvent,
+  type PullRequest,
+  type RemoveResult,
+} from '../api.js';
+import type { ContainerRecord } from '../container/container-record.js';
 
 export class AgentUnavailableError extends Error {}
+
+/** The daemon refused a request; `status` and (for a container that could not start) `exitCode` say how. */
+export class AgentRequestError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly exitCode: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export interface LogOptions {
+  follow?: boolean;
+  tail?: string;
+}
 
 /** The CLI's side of the daemon API: HTTP over the daemon's unix socket. */
 export class AgentClient {
@@ -21,23 +51,62 @@ export class AgentClient {
   }
 
   /** Streams the pull's events to `onEvent`; resolves with the last one (`done` or `error`). */
-  async pull(body: PullRequest, onEvent: (event: PullEvent) => void): Promise<PullEvent | undefined> {
-    const response = await this.send('POST', ApiPath.pull, body);
-    if (response.statusCode !== 200) throw new Error(await errorMessage(response));
-    let last: PullEvent | undefined;
-    for await (const line of createInterface({ input: response, crlfDelay: Infinity })) {
-      if (line.trim() === '') continue;
-      last = JSON.parse(line) as PullEvent;
-      onEvent(last);
+  pull(body: PullRequest, onEvent: (event: PullEvent) => void): Promise<PullEvent | undefined> {
+    return this.stream('POST', ApiPath.pull, body, onEvent);
+  }
+
+  containers(all: boolean): Promise<ContainerSummary[]> {
+    return this.json('GET', `${ApiPath.containers}?all=${all}`);
+  }
+
+  create(body: CreateRequest): Promise<{ id: string; name: string }> {
+    return this.json('POST', ApiPath.containers, body);
+  }
+
+  inspect(container: string): Promise<ContainerRecord> {
+    return this.json('GET', containerPath(container));
+  }
+
+  /** `start`, `stop`, `kill`, `wait`: an action on one container, with its query parameters. */
+  act<T = ContainerSummary>(container: string, action: 'start' | 'stop' | 'kill' | 'wait', query: Record<string, string> = {}): Promise<T> {
+    return this.json('POST', `${containerPath(container)}/${action}?${new URLSearchParams(query)}`);
+  }
+
+  removeContainer(container: string, force: boolean): Promise<ContainerSummary> {
+    return this.json('DELETE', `${containerPath(container)}?force=${force}`);
+  }
+
+  logs(container: string, options: LogOptions): AsyncGenerator<LogLine> {
+    const query = new URLSearchParams({ follow: String(options.follow ?? false), tail: options.tail ?? 'all' });
+    return this.ndjson('GET', `${containerPath(container)}/logs?${query}`, undefined);
+  }
+
+  exec(container: string, body: ExecRequest, onEvent: (event: ExecEvent) => void): Promise<ExecEvent | undefined> {
+    return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent);
+  }
+
+  /** Sends one request whose answer is NDJSON, handing each line to `onItem`; resolves with the last. */
+  private async stream<T>(method: string, path: string, body: unknown, onItem: (item: T) => void): Promise<T | undefined> {
+    let last: T | undefined;
+    for await (const item of this.ndjson<T>(method, path, body)) {
+      last = item;
+      onItem(item);
     }
     return last;
   }
 
-  private async json<T>(method: string, path: string): Promise<T> {
-    const response = await this.send(method, path);
-    const text = await readText(response);
-    if (response.statusCode !== 200) throw new Error(messageOf(text, response.statusCode));
-    return JSON.parse(text) as T;
+  private async *ndjson<T>(method: string, path: string, body: unknown): AsyncGenerator<T> {
+    const response = await this.send(method, path, body);
+    if (response.statusCode !== 200) throw await requestError(response);
+    for await (const line of createInterface({ input: response, crlfDelay: Infinity })) {
+      if (line.trim() !== '') yield JSON.parse(line) as T;
+    }
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.send(method, path, body);
+    if (response.statusCode !== 200 && response.statusCode !== 201) throw await requestError(response);
+    return JSON.parse(await readText(response)) as T;
   }
 
   private send(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
@@ -58,14 +127,16 @@ async function readText(response: IncomingMessage): Promise<string> {
   return text;
 }
 
-async function errorMessage(response: IncomingMessage): Promise<string> {
-  return messageOf(await readText(response), response.statusCode);
+async function requestError(response: IncomingMessage): Promise<AgentRequestError> {
+  const text = await readText(response);
+  try {
+    const error = JSON.parse(text) as ApiError;
+    return new AgentRequestError(error.message, response.statusCode, error.exitCode);
+  } catch {
+    return new AgentRequestError(`daemon answered ${response.statusCode}: ${text}`, response.statusCode, undefined);
+  }
 }
 
-function messageOf(text: string, status: number | undefined): string {
-  try {
-    return (JSON.parse(text) as ApiError).message;
-  } catch {
-    return `daemon answered ${status}: ${text}`;
-  }
+function containerPath(container: string): string {
+  return `${ApiPath.containers}/${encodeURIComponent(container)}`;
 }

@@ -28,7 +28,7 @@ export type RestartPolicy =
   | { name: 'unless-stopped' };
 
 export interface ResourceLimits {
-  /** cgroup memory.limit_in_bytes; the swap limit is set equal, as docker does for `--memory` alone. */
+  /** cgroup memory.limit_in_bytes; swap is limited to the same (docker would allow as much swap again). */
   memoryBytes: number | undefined;
   /** `--cpus 1.5` becomes quota 150000 over period 100000. */
   cpuQuota: number | undefined;

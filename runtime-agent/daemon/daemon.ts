@@ -11,6 +11,13 @@ import { JsonFileImageStore } from '../image/image-store.js';
 import { Leases } from '../image/leases.js';
 import { HttpRegistryClient } from '../registry/registry-client.js';
 import { DirectorySnapshotter } from '../snapshot/snapshotter.js';
+import { ContainerLauncher } from '../container/container-launcher.js';
+import { ContainerManager } from '../container/container-manager.js';
+import { ContainerStore } from '../container/container-store.js';
+import { hostNofileLimit } from '../container/oci-spec.js';
+import { DEFAULT_RESTART_BACKOFF } from '../container/restart-backoff.js';
+import { ContainerNetwork } from '../network/container-network.js';
+import { RuncRuntime } from '../runtime/runc-runtime.js';
 import { createApiServer } from './api-server.js';
 
 /**
@@ -30,8 +37,10 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   const leftovers = await snapshots.removeIncomplete();
   if (leftovers > 0) logger.info({ leftovers }, 'removed half-written snapshots of an earlier run');
 
+  const containers = await startContainers(config, { content, snapshots, images }, logger);
   const leases = new Leases();
   const server = createApiServer({
+    containers,
     puller: new ImagePuller({ content, snapshots, images }, leases, {
       platform: config.platform,
       maxConcurrentDownloads: config.maxConcurrentDownloads,
@@ -39,13 +48,33 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       preserveOwnership: isRoot,
     }),
     images,
-    collector: new GarbageCollector(images, content, snapshots, leases),
+    collector: new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers()),
     registryClient: (registry, credentials) => new HttpRegistryClient(registry, { insecureRegistries: config.insecureRegistries, stallTimeoutMs: config.stallTimeoutSeconds * 1000, credentials }),
     logger,
   });
   await listenOnSocket(server, config.socketPath);
   logger.info({ socket: config.socketPath, dataDir: config.dataDir }, 'berth-agent listening');
   return server;
+}
+
+/** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */
+async function startContainers(config: AgentConfig, stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore }, logger: Logger): Promise<ContainerManager> {
+  const store = new ContainerStore(path.join(config.dataDir, 'containers'));
+  await store.init();
+  const network = new ContainerNetwork({ bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') }, logger);
+  const runtime = new RuncRuntime({ binary: config.runtime, root: path.join(config.dataDir, 'runc'), logMaxSizeBytes: config.logMaxSizeBytes, logMaxFiles: config.logMaxFiles });
+  const manager = new ContainerManager({
+    store,
+    launcher: new ContainerLauncher(stores.snapshots, network, path.join(config.dataDir, 'volumes'), await hostNofileLimit()),
+    runtime,
+    network,
+    images: stores.images,
+    content: stores.content,
+    backoff: { ...DEFAULT_RESTART_BACKOFF, initialDelayMs: config.restartDelayMs },
+    logger,
+  });
+  await manager.recover();
+  return manager;
 }
 
 async function listenOnSocket(server: Server, socketPath: string): Promise<void> {

@@ -19,12 +19,15 @@ export class GarbageCollector {
     private readonly content: ContentStore,
     private readonly snapshots: Snapshotter,
     private readonly leases: Leases,
+    /** Snapshots containers use, kept even when no image references them any more. */
+    private readonly containerLayers: () => Set<string>,
   ) {}
 
   collect(options: CollectOptions = {}): Promise<PruneResult> {
     return this.leases.collect(async () => {
       const referenced = referencedBy(await this.images.list());
-      const keep = (key: string) => referenced.has(key) || this.leases.isLeased(key);
+      const inUse = this.containerLayers();
+      const keep = (key: string) => referenced.has(key) || inUse.has(key) || this.leases.isLeased(key);
       const candidates = options.candidatesFrom ? referencedBy(options.candidatesFrom) : undefined;
       const result: PruneResult = { deletedBlobs: [], deletedSnapshots: [], reclaimedBytes: 0 };
       for (const blob of await this.content.list()) {

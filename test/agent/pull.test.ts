@@ -155,7 +155,7 @@ test('the API socket and the data directory are root-only', async (t) => {
 });
 
 test('a second daemon on the same socket refuses to start', async (t) => {
-  const second = await AgentDaemon.start(['--socket', path.join(agent.dataDir, 'agent.sock')]).catch((error: Error) => error);
+  const second = await AgentDaemon.start([], { BERTH_AGENT_SOCKET: path.join(agent.dataDir, 'agent.sock') }).catch((error: Error) => error);
   t.true(second instanceof Error);
   t.regex((second as Error).message, /another berth-agent is listening/);
 });

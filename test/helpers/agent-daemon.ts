@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { ContainerNetwork } from '../../runtime-agent/network/container-network.js';
 import { removeDirWithMounts, run, type RunResult } from './exec.js';
 
 const CLI = fileURLToPath(new URL('../../runtime-agent/cli.js', import.meta.url));
@@ -10,26 +13,47 @@ const START_TIMEOUT_MS = 15_000;
 /** A real `berth-agent daemon` with its own data directory (short, under /tmp: unix socket paths are limited). */
 export class AgentDaemon {
   private output = '';
-  private readonly exited: Promise<void>;
+  private child!: ChildProcess;
+  private exited!: Promise<void>;
+  /** Its own bridge and subnet: test files running at once each have an agent. */
+  readonly bridgeName = `bt${randomBytes(3).toString('hex')}`;
+  readonly bridgeSubnet = `10.${randomInt(100, 250)}.${randomInt(0, 255)}.0/24`;
 
   private constructor(
-    readonly child: ChildProcess,
     readonly dataDir: string,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-  }
+    private readonly args: string[],
+    private readonly env: Record<string, string>,
+  ) {}
 
-  static async start(args: string[] = []): Promise<AgentDaemon> {
-    const dataDir = await mkdtemp('/tmp/berth-agent-');
-    const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, 'daemon', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const daemon = new AgentDaemon(child, dataDir);
+  static async start(args: string[] = [], env: Record<string, string> = {}): Promise<AgentDaemon> {
+    const daemon = new AgentDaemon(await mkdtemp('/tmp/berth-agent-'), args, env);
     try {
-      await daemon.waitForListening();
+      await daemon.launch();
     } catch (error) {
       await daemon.destroy();
       throw error;
     }
     return daemon;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** SIGKILLs the daemon (no chance to clean up) and starts it again on the same data directory. */
+  async killAndRestart(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+    this.output = '';
+    await this.launch();
+  }
+
+  private async launch(): Promise<void> {
+    const daemonArgs = ['--bridge-name', this.bridgeName, '--bridge-subnet', this.bridgeSubnet, ...this.args];
+    this.child = spawn(process.execPath, [CLI, '--data-dir', this.dataDir, 'daemon', ...daemonArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
+    const child = this.child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    await this.waitForListening();
   }
 
   get logs(): string {
@@ -56,9 +80,16 @@ export class AgentDaemon {
     return path.join(this.dataDir, 'snapshots', chainId.replace(':', '-'), 'fs');
   }
 
+  /** Removes every container (they outlive the daemon by design), stops the daemon, deletes its state and bridge. */
   async destroy(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const running = this.child && this.child.exitCode === null && this.child.signalCode === null;
+    if (running) {
+      const ids = (await this.cli(['ps', '-a', '-q', '--no-trunc'], { allowFailure: true })).stdout.split('\n').filter(Boolean);
+      if (ids.length > 0) await this.cli(['rm', '-f', ...ids], { allowFailure: true });
+      this.child.kill('SIGTERM');
+    }
     await this.exited;
+    await new ContainerNetwork({ bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') }, pino({ enabled: false })).destroy();
     await removeDirWithMounts(this.dataDir);
   }
 

@@ -1,0 +1,221 @@
+import type { Command } from 'commander';
+import type { CreateRequest } from '../api.js';
+import { printLogEntries } from '../container/logs/log-formatter.js';
+import { AgentRequestError, type AgentClient } from './agent-client.js';
+import { containersTable } from './containers-table.js';
+import { pullImage } from './pull-image.js';
+
+/** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
+
+type ClientOf = (command: Command) => AgentClient;
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface RunFlags {
+  detach?: boolean;
+  rm?: boolean;
+  name?: string;
+  env?: string[];
+  volume?: string[];
+  tmpfs?: string[];
+  publish?: string[];
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  readOnly?: boolean;
+  network?: string;
+  restart?: string;
+  entrypoint?: string;
+  user?: string;
+  workdir?: string;
+  hostname?: string;
+  stopSignal?: string;
+  stopTimeout?: string;
+}
+
+export function addContainerCommands(program: Command, client: ClientOf): void {
+  program
+    .command('run')
+    .description('create and start a container from an image (pulled first if missing)')
+    .argument('<image>')
+    .argument('[command...]', 'replaces the image\'s Cmd')
+    .passThroughOptions()
+    .option('-d, --detach', 'run in the background and print the container id')
+    .option('--rm', 'remove the container when it exits')
+    .option('--name <name>', 'container name')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect)
+    .option('-v, --volume <name-or-path:/path[:ro]>', 'mount a named volume or a host path', collect)
+    .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
+    .option('-p, --publish <[ip:][hostPort:]containerPort[/proto]>', 'publish a container port on the host', collect)
+    .option('-m, --memory <bytes>', 'memory limit (e.g. 64m)')
+    .option('--cpus <number>', 'CPU limit (e.g. 1.5)')
+    .option('--pids-limit <n>', 'process limit')
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('--network <mode>', 'bridge (default), host or none')
+    .option('--restart <policy>', 'no, on-failure[:N], always, unless-stopped')
+    .option('--entrypoint <command>', 'replace the image\'s Entrypoint (\'\' clears it)')
+    .option('-u, --user <user[:group]>', 'user name or uid, optional group')
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('--hostname <name>', 'container hostname')
+    .option('--stop-signal <signal>', 'signal that stops the container')
+    .option('--stop-timeout <seconds>', 'seconds before stop kills the container')
+    .action(async (image: string, args: string[], flags: RunFlags, command: Command) => {
+      process.exitCode = await runContainer(client(command), image, args, flags);
+    });
+
+  program
+    .command('start')
+    .description('start stopped containers')
+    .argument('<container...>')
+    .action(async (containers: string[], _options, command: Command) => {
+      for (const container of containers) {
+        await client(command).act(container, 'start');
+        console.log(container);
+      }
+    });
+
+  program
+    .command('ps')
+    .description('list containers')
+    .option('-a, --all', 'show stopped containers too')
+    .option('-q, --quiet', 'only show container ids')
+    .option('--no-trunc', 'do not truncate ids and commands')
+    .action(async (options: { all?: boolean; quiet?: boolean; trunc: boolean }, command: Command) => {
+      const containers = await client(command).containers(options.all === true);
+      if (options.quiet) containers.forEach((container) => console.log(options.trunc ? container.id.slice(0, 12) : container.id));
+      else console.log(containersTable(containers, { noTrunc: !options.trunc }));
+    });
+
+  program
+    .command('logs')
+    .description('print a container\'s output')
+    .argument('<container>')
+    .option('-f, --follow', 'keep printing new output until the container stops')
+    .option('-n, --tail <lines>', 'only the last lines ("all" for everything)', 'all')
+    .option('-t, --timestamps', 'prefix each line with its time')
+    .action(async (container: string, options: { follow?: boolean; tail: string; timestamps?: boolean }, command: Command) => {
+      await printLogEntries(client(command).logs(container, { follow: options.follow, tail: options.tail }), process, options.timestamps === true);
+    });
+
+  program
+    .command('stop')
+    .description('stop running containers: the stop signal, then SIGKILL after the timeout')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing')
+    .action(async (containers: string[], options: { time?: string }, command: Command) => {
+      for (const container of containers) {
+        await client(command).act(container, 'stop', options.time === undefined ? {} : { t: options.time });
+        console.log(container);
+      }
+    });
+
+  program
+    .command('kill')
+    .description('send a signal to running containers')
+    .argument('<container...>')
+    .option('-s, --signal <signal>', 'signal to send', 'KILL')
+    .action(async (containers: string[], options: { signal: string }, command: Command) => {
+      for (const container of containers) {
+        await client(command).act(container, 'kill', { signal: options.signal });
+        console.log(container);
+      }
+    });
+
+  program
+    .command('rm')
+    .description('remove containers (their writable layer and logs; named volumes stay)')
+    .argument('<container...>')
+    .option('-f, --force', 'kill and remove a running container')
+    .action(async (containers: string[], options: { force?: boolean }, command: Command) => {
+      for (const container of containers) {
+        await client(command).removeContainer(container, options.force === true);
+        console.log(container);
+      }
+    });
+
+  program
+    .command('exec')
+    .description('run a command in a running container')
+    .argument('<container>')
+    .argument('<command...>')
+    .passThroughOptions()
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect)
+    .option('-u, --user <user[:group]>', 'user name or uid, optional group')
+    .option('-w, --workdir <dir>', 'working directory')
+    .action(async (container: string, args: string[], options: { env?: string[]; user?: string; workdir?: string }, command: Command) => {
+      const last = await client(command).exec(container, { command: args, env: resolveEnv(options.env), user: options.user, workdir: options.workdir }, (event) => {
+        if (event.type === 'output') (event.stream === 'stdout' ? process.stdout : process.stderr).write(Buffer.from(event.data, 'base64'));
+      });
+      process.exitCode = last?.type === 'exit' ? last.exitCode : 1;
+    });
+
+  program
+    .command('inspect')
+    .description('show containers\' full records as JSON')
+    .argument('<container...>')
+    .action(async (containers: string[], _options, command: Command) => {
+      console.log(JSON.stringify(await Promise.all(containers.map((container) => client(command).inspect(container))), null, 4));
+    });
+}
+
+/** docker run: create (pulling a missing image), start, and unless detached print the output and return the exit code. */
+async function runContainer(agent: AgentClient, image: string, args: string[], flags: RunFlags): Promise<number> {
+  const request: CreateRequest = {
+    image,
+    ...(args.length > 0 ? { command: args } : {}),
+    name: flags.name,
+    entrypoint: flags.entrypoint,
+    env: resolveEnv(flags.env),
+    volumes: flags.volume,
+    tmpfs: flags.tmpfs,
+    publish: flags.publish,
+    memory: flags.memory,
+    cpus: flags.cpus,
+    pidsLimit: flags.pidsLimit === undefined ? undefined : Number(flags.pidsLimit),
+    readOnly: flags.readOnly,
+    network: flags.network,
+    restart: flags.restart,
+    user: flags.user,
+    workdir: flags.workdir,
+    hostname: flags.hostname,
+    stopSignal: flags.stopSignal,
+    stopTimeout: flags.stopTimeout === undefined ? undefined : Number(flags.stopTimeout),
+    // An attached run removes its container itself, after the last of its output has been read.
+    autoRemove: flags.rm === true && flags.detach === true,
+  };
+  const { id } = await createPullingIfMissing(agent, request);
+  try {
+    await agent.act(id, 'start');
+  } catch (error) {
+    if (flags.rm) await agent.removeContainer(id, true);
+    throw error;
+  }
+  if (flags.detach) {
+    console.log(id);
+    return 0;
+  }
+  await printLogEntries(agent.logs(id, { follow: true }), process, false);
+  const { exitCode } = await agent.act<{ exitCode: number }>(id, 'wait');
+  if (flags.rm) await agent.removeContainer(id, true);
+  return exitCode;
+}
+
+async function createPullingIfMissing(agent: AgentClient, request: CreateRequest): Promise<{ id: string; name: string }> {
+  try {
+    return await agent.create(request);
+  } catch (error) {
+    if (!(error instanceof AgentRequestError && error.status === 404 && error.message.startsWith('No such image'))) throw error;
+    console.error(`Unable to find image '${request.image}' locally`);
+    await pullImage(agent, request.image, undefined, process.stderr);
+    return agent.create(request);
+  }
+}
+
+/** `KEY=VALUE` stays; a bare `KEY` takes this process's value and is dropped when unset, as docker does. */
+function resolveEnv(variables: string[] = []): string[] {
+  return variables.flatMap((variable) => {
+    if (variable.includes('=')) return [variable];
+    const value = process.env[variable];
+    return value === undefined ? [] : [`${variable}=${value}`];
+  });
+}

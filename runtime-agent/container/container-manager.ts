@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { RunRequest } from '../api.js';
+import type { ContentStore } from '../content/content-store.js';
+import { findImage } from '../image/image-lookup.js';
+import type { ImageStore } from '../image/image-store.js';
+import { parseImageConfig } from '../image/manifest.js';
+import type { ContainerNetwork } from '../network/container-network.js';
+import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer } from '../runtime/container-runtime.js';
+import type { ExitRecord } from '../shim/shim-protocol.js';
+import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
+import { generateName } from './container-names.js';
+import type { ContainerRecord } from './container-record.js';
+import type { ContainerStore } from './container-store.js';
+import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
+import { resolveArgs } from './oci-spec.js';
+import { parseRunRequest, parseSignal } from './run-options.js';
+import { resolveUser } from './user-lookup.js';
+
+/** A request about containers that cannot be done: the status says why (404 unknown, 409 conflict). */
+export class ContainerError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ContainerManagerDependencies {
+  store: ContainerStore;
+  launcher: ContainerLauncher;
+  runtime: ContainerRuntime;
+  network: ContainerNetwork;
+  images: ImageStore;
+  content: ContentStore;
+  backoff: RestartBackoff;
+  logger: Logger;
+}
+
+/**
+ * The containers' lifecycle: create, start, stop, kill, remove, the exits of their runs and the restarts
+ * their policies ask for. Records live in memory and are saved on every change; each run is owned by a
+ * shim, so containers keep running while the daemon is down and `recover` finds them again.
+ */
+export class ContainerManager {
+  private readonly records = new Map<string, ContainerRecord>();
+  private readonly runs = new Map<string, RunningContainer>();
+  /** Settles once the current run's exit has been recorded (and a restart scheduled, if any). */
+  private readonly exitHandled = new Map<string, Promise<void>>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly removing = new Set<string>();
+
+  constructor(private readonly deps: ContainerManagerDependencies) {}
+
+  /** At daemon start: re-attaches to runs that outlived the previous daemon and restarts what policies want up. */
+  async recover(): Promise<void> {
+    for (const record of await this.deps.store.list()) this.records.set(record.id, record);
+    for (const record of this.records.values()) {
+      const wasUp = record.state.status === 'running' || record.state.status === 'restarting';
+      if (!wasUp) continue;
+      const found = await this.deps.runtime.reattach(record.id, this.directory(record.id), record.state.shimPid ?? 0);
+      if ('pid' in found) {
+        this.watch(record, found);
+        this.deps.logger.info({ container: record.id, pid: found.pid }, 're-attached to a running container');
+      } else {
+        await this.deps.runtime.delete(record.id).catch(() => undefined);
+        await this.deps.launcher.release(record, this.directory(record.id)).catch(() => undefined);
+        this.markExited(record, found);
+        await this.save(record);
+        if (shouldStartAtBoot(record.spec.restart, { exitCode: found.exitCode, stoppedByUser: record.state.stoppedByUser })) await this.startRun(record).catch(() => undefined);
+      }
+    }
+    await this.deps.network.removeLeftovers(new Set([...this.runs.keys()]));
+  }
+
+  list(all: boolean): ContainerRecord[] {
+    const records = [...this.records.values()].filter((record) => all || record.state.status === 'running' || record.state.status === 'restarting');
+    return records.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** Layers (chain ids) containers use: kept by image garbage collection even after `rmi`. */
+  usedLayers(): Set<string> {
+    return new Set([...this.records.values()].flatMap((record) => record.layers));
+  }
+
+  get(idOrName: string): ContainerRecord {
+    const exact = this.records.get(idOrName) ?? [...this.records.values()].find((record) => record.name === idOrName.replace(/^\//, ''));
+    if (exact) return exact;
+    const byPrefix = [...this.records.values()].filter((record) => record.id.startsWith(idOrName));
+    if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
+    if (byPrefix.length > 1) throw new ContainerError(400, `multiple containers match ${idOrName}`);
+    throw new ContainerError(404, `No such container: ${idOrName}`);
+  }
+
+  async create(request: RunRequest, autoRemove: boolean): Promise<ContainerRecord> {
+    const spec = parseRunRequest(request);
+    const image = await findImage(request.image, this.deps.images);
+    const name = spec.name ?? generateName((candidate) => this.nameTaken(candidate) !== undefined);
+    const holder = this.nameTaken(name);
+    if (holder) throw new ContainerError(409, `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    const config = parseImageConfig(await this.deps.content.readSmall(image.configDigest), image.layers.length).config ?? {};
+    const args = resolveArgs(spec, config);
+    const record: ContainerRecord = {
+      id: randomBytes(32).toString('hex'),
+      name,
+      spec: { ...spec, name },
+      imageReference: image.reference,
+      imageId: image.configDigest,
+      layers: image.layers.map((layer) => layer.chainId),
+      imageConfig: config,
+      stopSignal: spec.stopSignal ?? (config.StopSignal ? parseSignal(config.StopSignal) : 'SIGTERM'),
+      path: args[0] ?? '',
+      args: args.slice(1),
+      autoRemove,
+      createdAt: new Date().toISOString(),
+      state: { status: 'created', pid: undefined, shimPid: undefined, startedAt: undefined, finishedAt: undefined, exitCode: undefined, error: undefined, restartCount: 0, lastRestartDelayMs: undefined, stoppedByUser: false },
+      network: undefined,
+    };
+    this.records.set(record.id, record);
+    await this.deps.store.create(record);
+    return record;
+  }
+
+  async start(idOrName: string): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    if (this.runs.has(record.id)) return record;
+    this.cancelRestart(record);
+    record.state.stoppedByUser = false;
+    await this.startRun(record);
+    return record;
+  }
+
+  /** Sends the stop signal, then SIGKILL after the timeout; resolves once the exit is recorded. */
+  async stop(idOrName: string, timeoutSeconds?: number): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    await this.markStoppedByUser(record);
+    const run = this.runs.get(record.id);
+    if (!run) return record;
+    await this.deps.runtime.kill(record.id, record.stopSignal).catch(() => undefined);
+    const timeoutMs = (timeoutSeconds ?? record.spec.stopTimeoutSeconds) * 1000;
+    const exitedInTime = await Promise.race([run.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+    if (!exitedInTime) await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
+    await this.exitHandled.get(record.id);
+    return record;
+  }
+
+  async kill(idOrName: string, signal: string): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    if (!this.runs.has(record.id)) throw new ContainerError(409, `Container ${record.id} is not running`);
+    if (signal === 'SIGKILL' || signal === record.stopSignal) await this.markStoppedByUser(record);
+    await this.deps.runtime.kill(record.id, signal);
+    return record;
+  }
+
+  async remove(idOrName: string, force: boolean): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    this.removing.add(record.id);
+    try {
+      await this.removeContainer(record, force);
+    } finally {
+      this.removing.delete(record.id);
+    }
+    return record;
+  }
+
+  private async removeContainer(record: ContainerRecord, force: boolean): Promise<void> {
+    if (this.runs.has(record.id)) {
+      if (!force) throw new ContainerError(409, `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`);
+      await this.markStoppedByUser(record);
+      await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
+      await this.exitHandled.get(record.id);
+    }
+    this.cancelRestart(record);
+    await this.deps.launcher.release(record, this.directory(record.id));
+    await this.deps.runtime.delete(record.id);
+    this.records.delete(record.id);
+    await this.deps.store.remove(record.id);
+  }
+
+  /** The exit code of the current run once it ends, or of the last one if none runs. */
+  async wait(idOrName: string): Promise<number> {
+    const record = this.get(idOrName);
+    await this.exitHandled.get(record.id);
+    return record.state.exitCode ?? 0;
+  }
+
+  /** Settles when the current run ends (at once when none runs): where `logs -f` stops. */
+  runEnded(idOrName: string): Promise<void> {
+    const run = this.runs.get(this.get(idOrName).id);
+    return run ? run.exited.then(() => undefined) : Promise.resolve();
+  }
+
+  logDirectory(idOrName: string): string {
+    return path.join(this.directory(this.get(idOrName).id), LOG_DIRECTORY);
+  }
+
+  async exec(idOrName: string, request: { command: string[]; env: string[]; user: string | undefined; workdir: string | undefined }) {
+    const record = this.get(idOrName);
+    if (!this.runs.has(record.id)) throw new ContainerError(409, `Container ${record.id} is not running`);
+    const user = request.user ? await resolveUser(path.join(this.directory(record.id), 'rootfs'), request.user) : undefined;
+    const process: ExecProcess = { args: request.command, env: request.env, cwd: request.workdir, user };
+    return this.deps.runtime.exec(record.id, process);
+  }
+
+  private async startRun(record: ContainerRecord): Promise<void> {
+    const directory = this.directory(record.id);
+    try {
+      record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
+      const run = await this.deps.runtime.start(record.id, directory, path.join(directory, LOG_DIRECTORY));
+      Object.assign(record.state, { status: 'running', pid: run.pid, shimPid: run.shimPid, startedAt: new Date().toISOString(), finishedAt: undefined, exitCode: undefined, error: undefined });
+      await this.save(record);
+      this.watch(record, run);
+    } catch (error) {
+      await this.deps.launcher.release(record, directory).catch(() => undefined);
+      const exitCode = error instanceof StartError ? error.exitCode : 125;
+      this.markExited(record, { exitCode, finishedAt: new Date().toISOString(), startError: (error as Error).message });
+      await this.save(record);
+      throw error;
+    }
+  }
+
+  private watch(record: ContainerRecord, run: RunningContainer): void {
+    this.runs.set(record.id, run);
+    this.exitHandled.set(record.id, run.exited.then((exit) => this.onExit(record, exit)).catch((error: unknown) => {
+      this.deps.logger.error({ err: error, container: record.id }, 'handling a container exit failed');
+    }));
+  }
+
+  private async onExit(record: ContainerRecord, exit: ExitRecord): Promise<void> {
+    this.runs.delete(record.id);
+    const upMs = Date.now() - Date.parse(record.state.startedAt ?? exit.finishedAt);
+    this.markExited(record, exit);
+    await this.deps.runtime.delete(record.id).catch(() => undefined);
+    await this.deps.launcher.release(record, this.directory(record.id));
+    this.deps.logger.info({ container: record.id, exitCode: exit.exitCode }, 'container exited');
+    if (!this.records.has(record.id)) return;
+    const history = { restartCount: record.state.restartCount, lastDelayMs: record.state.lastRestartDelayMs };
+    const decision = decideRestart(record.spec.restart, { exitCode: exit.exitCode, stoppedByUser: record.state.stoppedByUser, upTimeMs: upMs }, history, this.deps.backoff);
+    if (decision.restart) {
+      record.state.status = 'restarting';
+      record.state.lastRestartDelayMs = decision.delayMs;
+      this.scheduleRestart(record, decision.delayMs);
+    }
+    await this.save(record);
+    if (!decision.restart && record.autoRemove && !this.removing.has(record.id)) await this.remove(record.id, false);
+  }
+
+  private scheduleRestart(record: ContainerRecord, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(record.id);
+      record.state.restartCount++;
+      this.startRun(record).catch(async (error: Error) => {
+        this.deps.logger.warn({ container: record.id, err: error }, 'restart failed');
+        await this.onExit(record, { exitCode: record.state.exitCode ?? 125, finishedAt: new Date().toISOString(), startError: error.message });
+      });
+    }, delayMs);
+    this.restartTimers.set(record.id, timer);
+  }
+
+  private cancelRestart(record: ContainerRecord): void {
+    const timer = this.restartTimers.get(record.id);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(record.id);
+    if (record.state.status === 'restarting') record.state.status = 'exited';
+  }
+
+  private async markStoppedByUser(record: ContainerRecord): Promise<void> {
+    record.state.stoppedByUser = true;
+    this.cancelRestart(record);
+    await this.save(record);
+  }
+
+  private markExited(record: ContainerRecord, exit: ExitRecord): void {
+    Object.assign(record.state, { status: 'exited', pid: undefined, shimPid: undefined, exitCode: exit.exitCode, finishedAt: exit.finishedAt, error: exit.startError });
+  }
+
+  private nameTaken(name: string): ContainerRecord | undefined {
+    return [...this.records.values()].find((record) => record.name === name);
+  }
+
+  private save(record: ContainerRecord): Promise<void> {
+    return this.records.has(record.id) ? this.deps.store.save(record) : Promise.resolve();
+  }
+
+  private directory(id: string): string {
+    return this.deps.store.directory(id);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,47 @@
+import type { ImageRuntimeConfig } from '../image/manifest.js';
+import type { NetworkAttachment } from '../network/container-network.js';
+import type { ContainerSpec } from './container-spec.js';
+
+/** Docker's container states, as `ps` and `inspect` show them. */
+export type ContainerStatus = 'created' | 'running' | 'restarting' | 'exited';
+
+export interface ContainerState {
+  status: ContainerStatus;
+  /** The container's init process on the host while it runs. */
+  pid: number | undefined;
+  /** The shim that owns this run; how a restarted daemon finds the run again. */
+  shimPid: number | undefined;
+  startedAt: string | undefined;
+  finishedAt: string | undefined;
+  exitCode: number | undefined;
+  /** Why the last start failed, as the runtime said it. */
+  error: string | undefined;
+  restartCount: number;
+  /** The delay before the last restart, which the next one doubles (restart-backoff.ts). */
+  lastRestartDelayMs: number | undefined;
+  /** Set by `stop`/`kill` from a user: a policy other than `always` then leaves it down. */
+  stoppedByUser: boolean;
+}
+
+/** Everything the agent keeps about one container (`containers/<id>/container.json`). */
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  spec: ContainerSpec;
+  /** The image record's key the reference resolved to, and the image id (config digest) at creation. */
+  imageReference: string;
+  imageId: string;
+  /** Chain ids of the image's layers, bottom first: the overlay's lowerdirs. */
+  layers: string[];
+  /** The image's runtime config as it was at creation: the container does not change when the image does. */
+  imageConfig: ImageRuntimeConfig;
+  /** The signal `stop` sends first: --stop-signal, else the image's StopSignal, else SIGTERM. */
+  stopSignal: string;
+  /** The resolved process, for `ps` and `inspect`. */
+  path: string;
+  args: string[];
+  autoRemove: boolean;
+  createdAt: string;
+  state: ContainerState;
+  network: NetworkAttachment | undefined;
+}

@@ -1,0 +1,92 @@
+import { ApiPath, type ContainerSummary, type CreateRequest, type ExecEvent, type ExecRequest, type LogLine } from '../api.js';
+import type { ContainerManager } from '../container/container-manager.js';
+import type { ContainerRecord } from '../container/container-record.js';
+import { readLogs } from '../container/logs/log-reader.js';
+import { parseSignal } from '../container/run-options.js';
+import { exitCodeOf } from '../process-exit.js';
+import { HttpError, ndjson, readJson, route, sendJson, type Route } from './http-api.js';
+
+const CONTAINER = `${ApiPath.containers}/:id`;
+
+export function containerRoutes(manager: ContainerManager): Route[] {
+  return [
+    route('GET', ApiPath.containers, async ({ response, url }) => {
+      sendJson(response, 200, manager.list(url.searchParams.get('all') === 'true').map(summarize));
+    }),
+    route('POST', ApiPath.containers, async ({ request, response }) => {
+      const body = (await readJson(request)) as CreateRequest;
+      if (typeof body.image !== 'string') throw new HttpError(400, 'image is required');
+      const record = await manager.create(body, body.autoRemove === true);
+      sendJson(response, 201, { id: record.id, name: record.name });
+    }),
+    route('GET', CONTAINER, async ({ response, params }) => sendJson(response, 200, manager.get(id(params))),
+    ),
+    route('POST', `${CONTAINER}/start`, async ({ response, params }) => sendJson(response, 200, summarize(await manager.start(id(params))))),
+    route('POST', `${CONTAINER}/stop`, async ({ response, params, url }) => {
+      const timeout = url.searchParams.get('t');
+      sendJson(response, 200, summarize(await manager.stop(id(params), timeout === null ? undefined : nonNegative(timeout, 't'))));
+    }),
+    route('POST', `${CONTAINER}/kill`, async ({ response, params, url }) => {
+      sendJson(response, 200, summarize(await manager.kill(id(params), parseSignal(url.searchParams.get('signal') ?? 'KILL'))));
+    }),
+    route('POST', `${CONTAINER}/wait`, async ({ response, params }) => sendJson(response, 200, { exitCode: await manager.wait(id(params)) })),
+    route('DELETE', CONTAINER, async ({ response, params, url }) => {
+      sendJson(response, 200, summarize(await manager.remove(id(params), url.searchParams.get('force') === 'true')));
+    }),
+    route('GET', `${CONTAINER}/logs`, async ({ request, response, params, url }) => {
+      const container = manager.get(id(params));
+      const follow = url.searchParams.get('follow') === 'true';
+      const tail = url.searchParams.get('tail');
+      const stop = new AbortController();
+      request.once('close', () => stop.abort());
+      const send = ndjson(response);
+      const entries = readLogs(manager.logDirectory(container.id), {
+        tail: tail === null || tail === 'all' ? undefined : nonNegative(tail, 'tail'),
+        follow,
+        signal: stop.signal,
+        stopWhen: manager.runEnded(container.id),
+      });
+      for await (const entry of entries) send(entry satisfies LogLine);
+      response.end();
+    }),
+    route('POST', `${CONTAINER}/exec`, async ({ request, response, params }) => {
+      const body = (await readJson(request)) as Partial<ExecRequest>;
+      if (!Array.isArray(body.command) || body.command.length === 0) throw new HttpError(400, 'command is required');
+      const child = await manager.exec(id(params), { command: body.command, env: body.env ?? [], user: body.user, workdir: body.workdir });
+      const send = ndjson(response);
+      child.stdin.end();
+      const output = (stream: 'stdout' | 'stderr') => (data: Buffer) => send({ type: 'output', stream, data: data.toString('base64') } satisfies ExecEvent);
+      child.stdout.on('data', output('stdout'));
+      child.stderr.on('data', output('stderr'));
+      const exitCode = await new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(exitCodeOf(code, signal))));
+      send({ type: 'exit', exitCode } satisfies ExecEvent);
+      response.end();
+    }),
+  ];
+}
+
+function id(params: Record<string, string>): string {
+  return decodeURIComponent(params.id ?? '');
+}
+
+function nonNegative(value: string, name: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0) throw new HttpError(400, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`);
+  return number;
+}
+
+export function summarize(record: ContainerRecord): ContainerSummary {
+  return {
+    id: record.id,
+    name: record.name,
+    image: record.spec.image,
+    command: [record.path, ...record.args].join(' '),
+    createdAt: record.createdAt,
+    status: record.state.status,
+    exitCode: record.state.exitCode,
+    startedAt: record.state.startedAt,
+    finishedAt: record.state.finishedAt,
+    restartCount: record.state.restartCount,
+    ports: record.network?.ports ?? [],
+  };
+}

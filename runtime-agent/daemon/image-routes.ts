@@ -1,0 +1,68 @@
+import { ApiPath, type ImageSummary, type PullEvent, type PullRequest } from '../api.js';
+import type { GarbageCollector } from '../image/garbage-collector.js';
+import type { ImagePuller } from '../image/image-puller.js';
+import { removeImage } from '../image/image-removal.js';
+import type { ImageRecord, ImageStore } from '../image/image-store.js';
+import { familiarName, parseReference } from '../reference.js';
+import type { Credentials } from '../registry/registry-auth.js';
+import type { RegistryClient } from '../registry/registry-client.js';
+import type { Logger } from 'pino';
+import { HttpError, ndjson, readJson, route, sendJson, type Route } from './http-api.js';
+
+export interface ImageServices {
+  puller: ImagePuller;
+  images: ImageStore;
+  collector: GarbageCollector;
+  registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  logger: Logger;
+}
+
+export function imageRoutes(services: ImageServices): Route[] {
+  return [
+    route('GET', ApiPath.ping, async ({ response }) => sendJson(response, 200, { ok: true })),
+    route('GET', ApiPath.images, async ({ response }) => sendJson(response, 200, (await services.images.list()).map(summarize).sort(newestFirst))),
+    route('DELETE', ApiPath.images, async ({ response, url }) => {
+      const reference = url.searchParams.get('reference');
+      if (!reference) throw new HttpError(400, 'reference is required');
+      sendJson(response, 200, await removeImage(reference, services.images, services.collector));
+    }),
+    route('POST', ApiPath.prune, async ({ response }) => sendJson(response, 200, await services.collector.collect())),
+    route('POST', ApiPath.pull, async ({ request, response }) => {
+      const body = (await readJson(request)) as Partial<PullRequest>;
+      if (typeof body.reference !== 'string') throw new HttpError(400, 'reference is required');
+      const reference = parseReference(body.reference);
+      const credentials = body.username !== undefined ? { username: body.username, password: body.password ?? '' } : undefined;
+      const log = services.logger.child({ reference: body.reference });
+      // The pull goes on if the client goes away: its work is shared with other pulls and is wasted otherwise.
+      const write = ndjson(response);
+      const send = (event: PullEvent) => {
+        if (event.type === 'warning') log.warn(event.message);
+        write(event);
+      };
+      try {
+        const record = await services.puller.pull(reference, services.registryClient(reference.registry, credentials), send);
+        log.info({ digest: record.digest }, 'pulled');
+        send({ type: 'done', image: summarize(record) });
+      } catch (error) {
+        log.warn({ err: error }, 'pull failed');
+        send({ type: 'error', message: (error as Error).message });
+      }
+      response.end();
+    }),
+  ];
+}
+
+function summarize(record: ImageRecord): ImageSummary {
+  return {
+    repository: familiarName(record),
+    tag: record.tag,
+    digest: record.digest,
+    id: record.configDigest,
+    created: record.created,
+    size: record.size,
+  };
+}
+
+function newestFirst(a: ImageSummary, b: ImageSummary): number {
+  return (b.created ?? '').localeCompare(a.created ?? '');
+}

@@ -1,0 +1,40 @@
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ExitRecord } from '../shim/shim-protocol.js';
+
+/** A run of a container's process: its pid and how it ends. */
+export interface RunningContainer {
+  pid: number;
+  shimPid: number;
+  exited: Promise<ExitRecord>;
+}
+
+/** The process could not be started (docker's 125/126/127). */
+export class StartError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface ExecProcess {
+  args: string[];
+  /** Added to the container's environment. */
+  env: string[];
+  cwd: string | undefined;
+  user: { uid: number; gid: number; additionalGids: number[] } | undefined;
+}
+
+/** The seam to the OCI runtime: everything the container manager asks of runc. */
+export interface ContainerRuntime {
+  /** Starts the bundle's process; resolves once it runs, rejects with StartError when it cannot. */
+  start(id: string, bundle: string, logDirectory: string): Promise<RunningContainer>;
+  /** Finds the run of a container whose shim outlived a daemon restart, or how it ended meanwhile. */
+  reattach(id: string, bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord>;
+  kill(id: string, signal: string): Promise<void>;
+  /** An extra process in the running container, its stdio piped. */
+  exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams;
+  /** Forgets the container's runtime state (after its run is over, or after a crash). */
+  delete(id: string): Promise<void>;
+}

@@ -1,0 +1,118 @@
+import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { readJsonIfExists } from '../json-file.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from '../shim/shim-protocol.js';
+import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer } from './container-runtime.js';
+
+const execFileAsync = promisify(execFile);
+const SHIM = fileURLToPath(new URL('../shim/shim.js', import.meta.url));
+/** How often a re-attached run's shim is looked for; a spawned shim reports its exit at once. */
+const REATTACHED_POLL_MS = 500;
+
+export interface RuncOptions {
+  /** The runtime binary (runc or a compatible one). */
+  binary: string;
+  /** runc's state directory (`--root`). */
+  root: string;
+  logMaxSizeBytes: number;
+  logMaxFiles: number;
+}
+
+/** Runs containers with runc, each run owned by a detached shim process (runtime-agent/shim). */
+export class RuncRuntime implements ContainerRuntime {
+  constructor(private readonly options: RuncOptions) {}
+
+  async start(id: string, bundle: string, logDirectory: string): Promise<RunningContainer> {
+    const args: ShimArguments = {
+      bundle,
+      containerId: id,
+      runtime: this.options.binary,
+      runtimeRoot: this.options.root,
+      logDirectory,
+      logMaxSizeBytes: this.options.logMaxSizeBytes,
+      logMaxFiles: this.options.logMaxFiles,
+    };
+    const shimLog = await open(path.join(bundle, BundleFile.shimLog), 'a', 0o600);
+    let shim: ChildProcess;
+    try {
+      shim = spawn(process.execPath, [SHIM, JSON.stringify(args)], { detached: true, stdio: ['ignore', 'pipe', shimLog.fd] });
+    } finally {
+      await shimLog.close();
+    }
+    shim.unref();
+    const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
+    const report = await firstLine(shim);
+    if (!report) throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
+    if (!report.started) throw new StartError(report.message, report.exitCode);
+    return { pid: report.pid, shimPid: shim.pid ?? 0, exited };
+  }
+
+  async reattach(id: string, bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
+    if (!(await isShimOf(shimPid, id))) return readExit(bundle);
+    const pid = Number((await readFile(path.join(bundle, BundleFile.pid), 'utf8')).trim());
+    const exited = new Promise<ExitRecord>((resolve) => {
+      const timer = setInterval(() => {
+        void isShimOf(shimPid, id).then((alive) => {
+          if (alive) return;
+          clearInterval(timer);
+          resolve(readExit(bundle));
+        });
+      }, REATTACHED_POLL_MS);
+    });
+    return { pid, shimPid, exited };
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    await this.runc(['kill', id, signal.replace(/^SIG/, '')]);
+  }
+
+  exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams {
+    const args = ['--root', this.options.root, 'exec'];
+    for (const variable of process.env) args.push('--env', variable);
+    if (process.cwd) args.push('--cwd', process.cwd);
+    if (process.user) {
+      args.push('--user', `${process.user.uid}:${process.user.gid}`);
+      for (const gid of process.user.additionalGids) args.push('--additional-gids', String(gid));
+    }
+    return spawn(this.options.binary, [...args, id, ...process.args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.runc(['delete', '--force', id]).catch((error: Error) => {
+      if (!/does not exist|not exist/.test(error.message)) throw error;
+    });
+  }
+
+  private async runc(args: string[]): Promise<void> {
+    try {
+      await execFileAsync(this.options.binary, ['--root', this.options.root, ...args]);
+    } catch (error) {
+      const stderr = (error as { stderr?: string }).stderr?.trim();
+      throw new Error(`runc ${args.join(' ')}: ${stderr || (error as Error).message}`);
+    }
+  }
+}
+
+async function firstLine(shim: ChildProcess): Promise<ShimStartReport | undefined> {
+  if (!shim.stdout) return undefined;
+  for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
+    if (line.trim()) return JSON.parse(line) as ShimStartReport;
+  }
+  return undefined;
+}
+
+/** The run's exit as its shim recorded it; a shim that died without a record counts as exit 255. */
+async function readExit(bundle: string): Promise<ExitRecord> {
+  const record = await readJsonIfExists<ExitRecord>(path.join(bundle, BundleFile.exit)).catch(() => undefined);
+  return record ?? { exitCode: 255, finishedAt: new Date().toISOString(), startError: 'the container shim died' };
+}
+
+/** Whether `pid` is still the shim of container `id` (and not a reused pid). */
+async function isShimOf(pid: number, id: string): Promise<boolean> {
+  const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return commandLine.includes(SHIM) && commandLine.includes(id);
+}

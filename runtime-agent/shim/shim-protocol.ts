@@ -1,0 +1,34 @@
+/**
+ * What passes between the daemon and a container's shim. The shim is a small process per container run that
+ * outlives the daemon: it owns `runc run` (the container's parent, which reports its exit status), writes
+ * the container's output to its log files and records the exit in `exit.json`.
+ */
+
+export interface ShimArguments {
+  /** The OCI bundle: config.json is here; so are runc.pid, runc.log and exit.json. */
+  bundle: string;
+  containerId: string;
+  runtime: string;
+  runtimeRoot: string;
+  logDirectory: string;
+  logMaxSizeBytes: number;
+  logMaxFiles: number;
+}
+
+/** The one line the shim writes on its stdout once the container has started or failed to. */
+export type ShimStartReport = { started: true; pid: number } | { started: false; message: string; exitCode: number };
+
+/** `exit.json`: how the run ended. Written fsynced before the shim exits. */
+export interface ExitRecord {
+  exitCode: number;
+  finishedAt: string;
+  /** Set when the runtime could not start the process (docker's 126/127 cases). */
+  startError?: string;
+}
+
+export const BundleFile = {
+  pid: 'runc.pid',
+  runtimeLog: 'runc.log',
+  exit: 'exit.json',
+  shimLog: 'shim.log',
+} as const;

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { JsonLogWriter } from '../container/logs/json-log-writer.js';
+import { writeJsonAtomic } from '../json-file.js';
+import { exitCodeOf } from '../process-exit.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from './shim-protocol.js';
+
+/**
+ * The container shim: started detached by the daemon with its arguments as one JSON argv entry, it runs
+ * `runc run` in the foreground (runc stays the container's parent and exits with its status), copies the
+ * container's stdout and stderr into the JSON-lines log, reports the start on stdout and records the exit.
+ * It ignores the signals a terminal or a dying daemon would send: stopping a container is `runc kill`.
+ */
+
+const PID_POLL_MS = 5;
+
+async function main(): Promise<void> {
+  const args = JSON.parse(process.argv[2] ?? '') as ShimArguments;
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  const file = (name: string) => path.join(args.bundle, name);
+  const logs = await JsonLogWriter.open(args.logDirectory, { maxSizeBytes: args.logMaxSizeBytes, maxFiles: args.logMaxFiles });
+  const runtime = spawn(
+    args.runtime,
+    ['--root', args.runtimeRoot, '--log', file(BundleFile.runtimeLog), '--log-format', 'json', 'run', '--bundle', args.bundle, '--pid-file', file(BundleFile.pid), args.containerId],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  runtime.stdout.pipe(logs.stream('stdout'));
+  runtime.stderr.pipe(logs.stream('stderr'));
+  const exited = new Promise<number>((resolve) => {
+    runtime.once('close', (code, signal) => resolve(exitCodeOf(code, signal)));
+  });
+  const pid = await waitForPid(file(BundleFile.pid), exited);
+  if (pid !== undefined) report({ started: true, pid });
+  const exitCode = await exited;
+  await logs.close();
+  const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString() };
+  if (pid === undefined) {
+    record.startError = await runtimeError(file(BundleFile.runtimeLog));
+    record.exitCode = startFailureExitCode(record.startError);
+    report({ started: false, message: record.startError, exitCode: record.exitCode });
+  }
+  await writeJsonAtomic(file(BundleFile.exit), record);
+}
+
+/** The container's pid once runc has written its pid file (it does so only after a successful start). */
+async function waitForPid(pidFile: string, exited: Promise<number>): Promise<number | undefined> {
+  let done = false;
+  void exited.then(() => (done = true));
+  for (;;) {
+    const found = await access(pidFile).then(() => true, () => false);
+    if (found) return Number((await readFile(pidFile, 'utf8')).trim());
+    if (done) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));
+  }
+}
+
+function report(startReport: ShimStartReport): void {
+  process.stdout.end(`${JSON.stringify(startReport)}\n`);
+}
+
+/** runc's own last error, from its JSON log. */
+async function runtimeError(logFile: string): Promise<string> {
+  const lines = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').reverse();
+  for (const line of lines) {
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if (entry.level === 'error' && entry.msg) return entry.msg;
+    } catch {
+      continue;
+    }
+  }
+  return 'the OCI runtime failed to start the container';
+}
+
+/** Docker's exit codes for a process that could not start: 127 not found, 126 not executable. */
+function startFailureExitCode(message: string): number {
+  if (/executable file not found|no such file or directory/.test(message)) return 127;
+  if (/permission denied/.test(message)) return 126;
+  return 125;
+}
+
+main().catch((error: Error) => {
+  console.error(`berth shim: ${error.stack ?? error.message}`);
+  process.exitCode = 1;
+});

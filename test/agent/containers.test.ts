@@ -1,0 +1,187 @@
+import test from 'ava';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AgentDaemon } from '../helpers/agent-daemon.js';
+import { DockerDaemon } from '../helpers/dockerd.js';
+import { DockerWorkbench } from '../helpers/docker-workbench.js';
+import { eventually } from '../helpers/eventually.js';
+import { RegistryProcess } from '../helpers/registry-process.js';
+
+/**
+ * The agent as a container runtime, end to end: an image built with docker and pushed to Berth, pulled by
+ * the agent and run through runc, driven by the berth-agent CLI as a user would.
+ */
+
+let registry: RegistryProcess;
+let dockerd: DockerDaemon;
+let agent: AgentDaemon;
+let workDir: string;
+let image: string;
+
+const DEFAULT_CAPABILITIES = '00000000a80425fb';
+
+test.before(async () => {
+  workDir = await mkdtemp(path.join(tmpdir(), 'berth-agent-run-'));
+  [registry, dockerd] = await Promise.all([RegistryProcess.start(), DockerDaemon.start()]);
+  agent = await AgentDaemon.start([], { BERTH_AGENT_RESTART_DELAY_MS: '300' });
+  const docker = new DockerWorkbench(dockerd, workDir);
+  const base = await docker.importBusybox('agent-run');
+  image = `${registry.host}/agent/app:1`;
+  await docker.build(
+    image,
+    [
+      `FROM ${base}`,
+      'RUN mkdir -p /data/old && echo old > /data/old/file && echo doomed > /doomed && echo kept > /kept',
+      'RUN rm /doomed && rm -rf /data && mkdir /data && echo fresh > /data/new',
+      // Debian's busybox has no adduser applet.
+      `RUN printf 'root:x:0:0:root:/root:/bin/sh\\nappuser:x:1234:1234::/home/appuser:/bin/sh\\n' > /etc/passwd && printf 'root:x:0:\\nappuser:x:1234:\\n' > /etc/group && mkdir -p /home/appuser /www && echo "served by berth" > /www/index.html`,
+      'STOPSIGNAL SIGUSR1',
+      `CMD ["sh", "-c", "echo hello from berth; trap 'echo stopping; exit 0' USR1; while true; do sleep 0.1; done"]`,
+    ].join('\n'),
+  );
+  await docker.push(image);
+  await agent.cli(['pull', image]);
+});
+
+test.after.always(async () => {
+  await agent?.destroy();
+  await dockerd?.stop();
+  await registry?.destroy();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+async function logsOf(container: string): Promise<string> {
+  const { stdout, stderr } = await agent.cli(['logs', container]);
+  return stdout + stderr;
+}
+
+async function inspect(container: string) {
+  const { stdout } = await agent.cli(['inspect', container]);
+  return (JSON.parse(stdout) as Array<{ id: string; state: { status: string; pid: number; exitCode: number; restartCount: number }; network?: { ipAddress?: string } }>)[0]!;
+}
+
+test.serial('a docker-built image runs detached: logs, ps, inspect, stop with the image StopSignal and rm behave like docker', async (t) => {
+  const run = await agent.cli(['run', '-d', '--name', 'web', image]);
+  const id = run.stdout.trim();
+  t.regex(id, /^[0-9a-f]{64}$/);
+
+  await eventually(() => logsOf('web'), (logs) => logs.includes('hello from berth'));
+  const ps = await agent.cli(['ps']);
+  const [header, row] = ps.stdout.trim().split('\n');
+  t.regex(header!, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
+  t.regex(row!, new RegExp(`^${id.slice(0, 12)}\\s+${image}\\s+"sh -c .*"\\s+.* ago\\s+Up .*\\s+web$`));
+
+  const details = await inspect('web');
+  t.is(details.id, id);
+  t.is(details.state.status, 'running');
+  t.true(details.state.pid > 0);
+
+  const stopped = await agent.cli(['stop', 'web']);
+  t.is(stopped.stdout.trim(), 'web');
+  t.regex(await logsOf('web'), /stopping/, 'the image StopSignal (SIGUSR1) reached the trap');
+  t.is((await inspect(id.slice(0, 12))).state.exitCode, 0);
+  t.regex((await agent.cli(['ps', '-a'])).stdout, /Exited \(0\) .* ago\s+web/);
+  t.notRegex((await agent.cli(['ps'])).stdout, /web/);
+
+  await agent.cli(['rm', 'web']);
+  t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+  await t.throwsAsync(access(path.join(agent.dataDir, 'containers', id)));
+  const missing = await agent.cli(['inspect', 'web'], { allowFailure: true });
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /No such container: web/);
+});
+
+test.serial('an attached run prints the output, returns the exit code, and --rm leaves nothing behind', async (t) => {
+  const hello = await agent.cli(['run', '--rm', image, 'sh', '-c', 'echo out; echo err >&2']);
+  t.is(hello.stdout, 'out\n');
+  t.is(hello.stderr, 'err\n');
+  const failing = await agent.cli(['run', '--rm', image, 'sh', '-c', 'exit 3'], { allowFailure: true });
+  t.is(failing.code, 3);
+  const notFound = await agent.cli(['run', '--rm', image, 'no-such-binary'], { allowFailure: true });
+  t.is(notFound.code, 127);
+  t.regex(notFound.stderr, /no-such-binary.*not found/);
+  t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+});
+
+test.serial('files deleted and directories made opaque in upper layers are absent in the container', async (t) => {
+  const { stdout } = await agent.cli(['run', '--rm', image, 'sh', '-c', 'ls /data; cat /kept; test -e /doomed || echo no-doomed']);
+  t.is(stdout, 'new\nkept\nno-doomed\n');
+});
+
+test.serial('isolation: own PID 1, hostname, network namespace and the default capability set, no new privileges', async (t) => {
+  const { stdout } = await agent.cli([
+    'run', '--rm', '--hostname', 'box', '--network', 'none', image,
+    'sh', '-c', 'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; ls /sys/class/net',
+  ]);
+  t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nlo\n`);
+});
+
+test.serial('an allocation beyond --memory ends in an OOM kill (exit 137) and forks beyond --pids-limit fail', async (t) => {
+  const oom = await agent.cli(['run', '--rm', '--memory', '32m', image, 'sh', '-c', 'head -c 200m /dev/zero | tail'], { allowFailure: true });
+  t.is(oom.code, 137);
+  const forks = await agent.cli(['run', '--rm', '--pids-limit', '8', image, 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; echo looped'], { allowFailure: true });
+  t.regex(forks.stderr, /can't fork/);
+  const unlimited = await agent.cli(['run', '--rm', image, 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; echo looped']);
+  t.notRegex(unlimited.stderr, /can't fork/);
+});
+
+test.serial('user, workdir, env and exec resolve as docker does', async (t) => {
+  const run = await agent.cli(['run', '--rm', '--user', 'appuser', '-w', '/www', '-e', 'GREETING=hi', image, 'sh', '-c', 'id -u; pwd; echo $GREETING; echo $HOME']);
+  t.is(run.stdout, '1234\n/www\nhi\n/home/appuser\n');
+  await agent.cli(['run', '-d', '--name', 'exec-target', image]);
+  const exec = await agent.cli(['exec', '-u', '1234', 'exec-target', 'sh', '-c', 'id -u; cat /www/index.html; exit 4'], { allowFailure: true });
+  t.is(exec.code, 4);
+  t.is(exec.stdout, '1234\nserved by berth\n');
+  await agent.cli(['rm', '-f', 'exec-target']);
+});
+
+test.serial('a published port answers from the host and two containers reach each other on the bridge', async (t) => {
+  const hostPort = 20_000 + Math.floor(Math.random() * 20_000);
+  await agent.cli(['run', '-d', '--name', 'httpd', '-p', `127.0.0.1:${hostPort}:80`, image, 'httpd', '-f', '-p', '80', '-h', '/www']);
+  const body = await eventually(
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${hostPort}/index.html`).catch(() => undefined);
+      return response?.ok ? response.text() : undefined;
+    },
+    (text) => text !== undefined,
+  );
+  t.is(body, 'served by berth\n');
+  t.regex((await agent.cli(['ps'])).stdout, new RegExp(`127\\.0\\.0\\.1:${hostPort}->80/tcp\\s+httpd`));
+
+  const address = (await inspect('httpd')).network?.ipAddress;
+  t.truthy(address);
+  // busybox wget crashes on this Debian build; nc speaks the HTTP by hand.
+  const client = await agent.cli(['run', '--rm', image, 'sh', '-c', `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc ${address} 80`]);
+  t.regex(client.stdout, /200 OK[\s\S]*served by berth\n$/);
+  await agent.cli(['rm', '-f', 'httpd']);
+});
+
+test.serial('a crashing container with --restart on-failure:3 is restarted three times with growing delays', async (t) => {
+  await agent.cli(['run', '-d', '--name', 'crasher', '--restart', 'on-failure:3', image, 'sh', '-c', 'echo start; exit 1']);
+  const details = await eventually(
+    () => inspect('crasher'),
+    (current) => current.state.status === 'exited' && current.state.restartCount === 3,
+    30_000,
+  );
+  t.is(details.state.exitCode, 1);
+  const { stdout } = await agent.cli(['logs', '-t', 'crasher']);
+  const starts = stdout.trim().split('\n').map((line) => Date.parse(line.split(' ')[0]!));
+  t.is(starts.length, 4);
+  const delays = starts.slice(1).map((time, index) => time - starts[index]!);
+  t.true(delays[0]! >= 250 && delays[1]! > delays[0]! && delays[2]! > delays[1]!, `delays grow: ${delays.join(', ')} ms`);
+  await agent.cli(['rm', 'crasher']);
+});
+
+test.serial('containers keep running when the agent is SIGKILLed, and the restarted agent re-attaches to them', async (t) => {
+  await agent.cli(['run', '-d', '--name', 'survivor', image]);
+  const before = await inspect('survivor');
+  await agent.killAndRestart();
+  const after = await inspect('survivor');
+  t.is(after.state.status, 'running');
+  t.is(after.state.pid, before.state.pid);
+  t.regex((await agent.cli(['ps'])).stdout, /Up .*survivor/);
+  await agent.cli(['stop', '-t', '5', 'survivor']);
+  t.is((await inspect('survivor')).state.exitCode, 0, 'the re-attached run reports its exit');
+  await agent.cli(['rm', 'survivor']);
+});
