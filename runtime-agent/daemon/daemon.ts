@@ -41,6 +41,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   const leases = new Leases();
   const server = createApiServer({
     containers,
+    containerUsing: (imageId) => containers.list(true).find((container) => container.imageId === imageId)?.id,
     puller: new ImagePuller({ content, snapshots, images }, leases, {
       platform: config.platform,
       maxConcurrentDownloads: config.maxConcurrentDownloads,

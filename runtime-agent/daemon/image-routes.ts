@@ -14,6 +14,8 @@ export interface ImageServices {
   images: ImageStore;
   collector: GarbageCollector;
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  /** A container created from this image id, if any: its last reference cannot be removed. */
+  containerUsing: (imageId: string) => string | undefined;
   logger: Logger;
 }
 
@@ -24,7 +26,7 @@ export function imageRoutes(services: ImageServices): Route[] {
     route('DELETE', ApiPath.images, async ({ response, url }) => {
       const reference = url.searchParams.get('reference');
       if (!reference) throw new HttpError(400, 'reference is required');
-      sendJson(response, 200, await removeImage(reference, services.images, services.collector));
+      sendJson(response, 200, await removeImage(reference, services.images, services.collector, services.containerUsing));
     }),
     route('POST', ApiPath.prune, async ({ response }) => sendJson(response, 200, await services.collector.collect())),
     route('POST', ApiPath.pull, async ({ request, response }) => {

@@ -1,14 +1,32 @@
 import type { RemoveResult } from '../api.js';
+import { shortDigest } from '../digest.js';
 import type { GarbageCollector } from './garbage-collector.js';
 import { matchingImages } from './image-lookup.js';
 import type { ImageStore } from './image-store.js';
 
+/** `rmi` of the last reference to an image a container was created from. */
+export class ImageInUseError extends Error {}
+
 /**
  * `rmi`: untags an image given by reference or by (a prefix of) its id, then deletes the content only it
- * used, as docker does; content other images share stays.
+ * used, as docker does; content other images share stays. The last reference to an image that a container
+ * uses is refused, as docker refuses it without --force.
  */
-export async function removeImage(nameOrId: string, images: ImageStore, collector: GarbageCollector): Promise<RemoveResult> {
+export async function removeImage(
+  nameOrId: string,
+  images: ImageStore,
+  collector: GarbageCollector,
+  containerUsing: (imageId: string) => string | undefined,
+): Promise<RemoveResult> {
   const records = await matchingImages(nameOrId, images);
+  const removing = new Set(records.map((record) => record.reference));
+  const remaining = (await images.list()).filter((record) => !removing.has(record.reference));
+  for (const record of records) {
+    const container = containerUsing(record.configDigest);
+    if (container && !remaining.some((other) => other.configDigest === record.configDigest)) {
+      throw new ImageInUseError(`conflict: unable to remove repository reference "${nameOrId}" - container ${container.slice(0, 12)} is using its referenced image ${shortDigest(record.configDigest)}`);
+    }
+  }
   const untagged: string[] = [];
   for (const record of records) {
     if (await images.remove(record.reference)) untagged.push(record.reference);

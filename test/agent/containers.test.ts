@@ -1,5 +1,5 @@
 import test from 'ava';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
@@ -102,6 +102,30 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.is(notFound.code, 127);
   t.regex(notFound.stderr, /no-such-binary.*not found/);
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+});
+
+test.serial('run pulls a missing image first, and rmi refuses the last reference to an image a container uses', async (t) => {
+  await agent.cli(['rmi', image]);
+  const run = await agent.cli(['run', '--name', 'keeper', image, 'echo', 'ok']);
+  t.regex(run.stderr, new RegExp(`Unable to find image '${image}' locally`));
+  t.is(run.stdout.trim().split('\n').at(-1), 'ok');
+  const refused = await agent.cli(['rmi', image], { allowFailure: true });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /conflict: unable to remove repository reference .* container [0-9a-f]{12} is using its referenced image/);
+  await agent.cli(['rm', 'keeper']);
+});
+
+test.serial('named volumes outlive their containers; bind mounts, :ro, --read-only and --tmpfs behave as in docker', async (t) => {
+  await agent.cli(['run', '--rm', '-v', 'shared-data:/data', image, 'sh', '-c', 'echo persisted > /data/file']);
+  const readOnly = await agent.cli(['run', '--rm', '-v', 'shared-data:/data:ro', image, 'sh', '-c', 'cat /data/file; touch /data/other 2>/dev/null || echo refused']);
+  t.is(readOnly.stdout, 'persisted\nrefused\n');
+  const hostDir = await mkdtemp(path.join(workDir, 'bind-'));
+  await writeFile(path.join(hostDir, 'from-host'), 'host file\n');
+  const bind = await agent.cli(['run', '--rm', '-v', `${hostDir}:/host`, image, 'sh', '-c', 'cat /host/from-host; echo back > /host/from-container']);
+  t.is(bind.stdout, 'host file\n');
+  t.is(await readFile(path.join(hostDir, 'from-container'), 'utf8'), 'back\n');
+  const locked = await agent.cli(['run', '--rm', '--read-only', '--tmpfs', '/scratch', image, 'sh', '-c', 'touch /root-file 2>/dev/null || echo root-refused; echo ok > /scratch/f && cat /scratch/f']);
+  t.is(locked.stdout, 'root-refused\nok\n');
 });
 
 test.serial('files deleted and directories made opaque in upper layers are absent in the container', async (t) => {
