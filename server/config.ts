@@ -51,6 +51,11 @@ const authSchema = z
         algorithm: z.enum(['ES256', 'RS256']).default('ES256'),
         /** A PEM private key; unset: generated on first start as <dataDir>/auth/token-signing-key.pem. */
         signingKey: z.string().min(1).optional(),
+        /**
+         * PEM public (or private) keys of retired signing keys: tokens they signed are still accepted, and they
+         * stay in the JWKS, until those tokens expire; nothing new is signed with them.
+         */
+        previousKeys: z.array(z.string().min(1, 'must be the path of a PEM key file')).default([]),
         ttlSeconds: z.number().int().min(10).max(86400).default(300),
         refreshTtlSeconds: z.number().int().min(60).default(30 * 86400),
       })

@@ -12,7 +12,7 @@ import { bearerGuard } from './bearer-guard.js';
 import { ExternalIssuer } from './external-issuers.js';
 import { HtpasswdIdentityStore } from './htpasswd.js';
 import { ChainedIdentityStore, type IdentityStore } from './identities.js';
-import { loadSigningKey } from './keys.js';
+import { loadPreviousKey, loadSigningKey } from './keys.js';
 import { PermissionStore } from './permissions.js';
 import { LoginRateLimiter } from './rate-limit.js';
 import { RedisIdentityStore } from './redis-identities.js';
@@ -38,13 +38,14 @@ export async function createAuth(config: Config, redis: Redis): Promise<Registry
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
+  const previousKeys = await Promise.all(token.previousKeys.map((file, index) => loadPreviousKey(file, `auth.token.previousKeys[${index}]`)));
   const externalIssuers = config.auth.externalIssuers.map((issuer) => new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }));
-  const tokens = new TokenService({ ...token, key, externalIssuers });
+  const tokens = new TokenService({ ...token, key, previousKeys, externalIssuers });
   const authorizer = new RuleAuthorizer(rules);
   const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit));
 
   const router = new Router();
-  registerTokenRoutes(router, { authenticator, authorizer, identities, tokens, key });
+  registerTokenRoutes(router, { authenticator, authorizer, identities, tokens });
   registerAdminRoutes(router, { authorizer, identities, accounts, rules });
   return {
     guard: bearerGuard({ tokens, identities, authorizer, service: token.service, realm: token.realm }),

@@ -1,7 +1,7 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
 import type { ExternalIssuer } from './external-issuers.js';
-import type { SigningKey } from './keys.js';
+import type { SigningKey, VerificationKey } from './keys.js';
 import type { Access } from './scope.js';
 
 export interface TokenServiceOptions {
@@ -11,6 +11,8 @@ export interface TokenServiceOptions {
   ttlSeconds: number;
   refreshTtlSeconds: number;
   key: SigningKey;
+  /** Retired signing keys: their tokens are still accepted until they expire, none are signed with them. */
+  previousKeys: readonly VerificationKey[];
   externalIssuers: readonly ExternalIssuer[];
 }
 
@@ -41,9 +43,16 @@ const CLOCK_TOLERANCE_SECONDS = 5;
  */
 export class TokenService {
   private readonly refreshAudience: string;
+  private readonly localKeys = new Map<string, VerificationKey>();
 
   constructor(private readonly options: TokenServiceOptions) {
     this.refreshAudience = `${options.service}#refresh`;
+    for (const key of [options.key, ...options.previousKeys]) if (!this.localKeys.has(key.kid)) this.localKeys.set(key.kid, key);
+  }
+
+  /** The public keys of the current and the retired signing keys, as the JWKS serves them. */
+  get jwks(): { keys: object[] } {
+    return { keys: [...this.localKeys.values()].map((key) => key.jwk) };
   }
 
   issueAccessToken(subject: string, access: Access[]): IssuedToken {
@@ -62,14 +71,14 @@ export class TokenService {
     const external = payload.iss === this.options.issuer ? undefined : this.options.externalIssuers.find((issuer) => issuer.issuer === payload.iss);
     const verified = external
       ? verify(token, external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
-      : verify(token, this.localKey(header.kid), [this.options.key.algorithm], this.options.issuer, this.options.service);
+      : verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.options.service);
     return { subject: verified.sub ?? '', access: parseAccessClaim(verified.access), local: external === undefined };
   }
 
   /** The subject a refresh token was issued to. */
   verifyRefreshToken(token: string): string {
     const { header } = decode(token);
-    const payload = verify(token, this.localKey(header.kid), [this.options.key.algorithm], this.options.issuer, this.refreshAudience);
+    const payload = verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.refreshAudience);
     if (!payload.sub) throw new InvalidTokenError('refresh token without subject');
     return payload.sub;
   }
@@ -86,8 +95,8 @@ export class TokenService {
     });
   }
 
-  private localKey(kid: string | undefined): KeyObject | undefined {
-    return kid === this.options.key.kid ? this.options.key.publicKey : undefined;
+  private localKey(kid: string | undefined): VerificationKey | undefined {
+    return kid === undefined ? undefined : this.localKeys.get(kid);
   }
 }
 
@@ -95,6 +104,11 @@ function decode(token: string): { header: jwt.JwtHeader; payload: JwtPayload } {
   const decoded = jwt.decode(token, { complete: true });
   if (!decoded || typeof decoded.payload !== 'object') throw new InvalidTokenError('malformed token');
   return { header: decoded.header, payload: decoded.payload };
+}
+
+/** Each local key verifies only with its own algorithm: an RS256 key never accepts, say, an HS256 token. */
+function verifyLocal(token: string, key: VerificationKey | undefined, issuer: string, audience: string): JwtPayload {
+  return verify(token, key?.publicKey, key ? [key.algorithm] : [], issuer, audience);
 }
 
 function verify(token: string, key: KeyObject | undefined, algorithms: Algorithm[], issuer: string, audience: string): JwtPayload {

@@ -4,7 +4,6 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { basicCredentials } from '../auth/authenticator.js';
 import type { Authorizer } from '../auth/authorizer.js';
 import { ANONYMOUS, type Identity, type IdentityStore } from '../auth/identities.js';
-import type { SigningKey } from '../auth/keys.js';
 import { readFormBody } from '../auth/small-body.js';
 import { parseScopes } from '../auth/scope.js';
 import { InvalidTokenError, type TokenService } from '../auth/token-service.js';
@@ -15,12 +14,12 @@ export interface TokenEndpointServices {
   authorizer: Authorizer;
   identities: IdentityStore;
   tokens: TokenService;
-  key: SigningKey;
 }
 
 /**
  * The Docker token endpoint: GET /token (Basic credentials or anonymous; what `docker login` and pulls use)
- * and POST /token (the OAuth2 password and refresh_token grants), plus the JWKS with the signing key.
+ * and POST /token (the OAuth2 password and refresh_token grants), plus the JWKS with the current and retired
+ * signing keys.
  */
 export function registerTokenRoutes(router: Router, services: TokenEndpointServices): void {
   router.get('/token', async (ctx: Context) => {
@@ -37,7 +36,7 @@ export function registerTokenRoutes(router: Router, services: TokenEndpointServi
   });
 
   router.get('/.well-known/jwks.json', (ctx: Context) => {
-    ctx.body = { keys: [services.key.jwk] };
+    ctx.body = services.tokens.jwks;
   });
 }
 
