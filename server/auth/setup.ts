@@ -42,10 +42,10 @@ export async function createAuth(config: Config, redis: Redis): Promise<Registry
   const externalIssuers = config.auth.externalIssuers.map((issuer) => new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }));
   const tokens = new TokenService({ ...token, key, previousKeys, externalIssuers });
   const authorizer = new RuleAuthorizer(rules);
-  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit));
+  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens);
 
   const router = new Router();
-  registerTokenRoutes(router, { authenticator, authorizer, identities, tokens });
+  registerTokenRoutes(router, { authenticator, authorizer, tokens });
   registerAdminRoutes(router, { authorizer, identities, accounts, rules });
   return {
     guard: bearerGuard({ tokens, identities, authorizer, service: token.service, realm: token.realm }),

@@ -3,16 +3,15 @@ import type { Context } from 'koa';
 import type { Authenticator } from '../auth/authenticator.js';
 import { basicCredentials } from '../auth/authenticator.js';
 import type { Authorizer } from '../auth/authorizer.js';
-import { ANONYMOUS, type Identity, type IdentityStore } from '../auth/identities.js';
+import { ANONYMOUS, type Identity } from '../auth/identities.js';
 import { readFormBody } from '../auth/small-body.js';
 import { parseScopes } from '../auth/scope.js';
-import { InvalidTokenError, type TokenService } from '../auth/token-service.js';
+import type { TokenService } from '../auth/token-service.js';
 import { RegistryError } from '../errors.js';
 
 export interface TokenEndpointServices {
   authenticator: Authenticator;
   authorizer: Authorizer;
-  identities: IdentityStore;
   tokens: TokenService;
 }
 
@@ -45,21 +44,10 @@ async function identityForGrant(ctx: Context, services: TokenEndpointServices, f
     case 'password':
       return services.authenticator.login(form.get('username') ?? '', form.get('password') ?? '', ctx.ip);
     case 'refresh_token':
-      return identityForRefreshToken(services, form.get('refresh_token') ?? '');
+      return services.authenticator.refresh(form.get('refresh_token') ?? '', ctx.ip);
     default:
       throw new RegistryError('UNSUPPORTED', 400, 'grant_type must be password or refresh_token');
   }
-}
-
-/** A refresh token is honoured only while its account exists and may log in (a deleted or expired robot may not). */
-async function identityForRefreshToken(services: TokenEndpointServices, token: string): Promise<Identity> {
-  try {
-    const identity = await services.identities.lookup(services.tokens.verifyRefreshToken(token));
-    if (identity) return identity;
-  } catch (error) {
-    if (!(error instanceof InvalidTokenError)) throw error;
-  }
-  throw new RegistryError('UNAUTHORIZED', 401, 'invalid or expired refresh token');
 }
 
 /** Grants the part of the requested scopes the identity is allowed: asking for too much is never an error. */
