@@ -49,7 +49,7 @@ export async function createAuth(config: Config, redis: Redis): Promise<Registry
   registerAdminRoutes(router, { authorizer, identities, accounts, rules });
   return {
     guard: bearerGuard({ tokens, identities, authorizer, service: token.service, realm: token.realm }),
-    routes: adminGuardedRoutes(guardAdminPaths(authenticator), router),
+    routes: adminGuardedRoutes(guardAdminPaths({ authenticator, tokens, identities }), router),
   };
 }
 
