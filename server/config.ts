@@ -58,6 +58,15 @@ const authSchema = z
         previousKeys: z.array(z.string().min(1, 'must be the path of a PEM key file')).default([]),
         ttlSeconds: z.number().int().min(10).max(86400).default(300),
         refreshTtlSeconds: z.number().int().min(60).default(30 * 86400),
+        /**
+         * How long each replica trusts its cached view of revocations (deleted or changed accounts, removed
+         * rules): the most a revoked token keeps working. 0: ask Redis on every request.
+         */
+        revocationCacheSeconds: z
+          .number()
+          .min(0)
+          .max(60, 'at most 60: a revoked token keeps working this long (default 5; 0 asks Redis on every request)')
+          .default(5),
       })
       .strict()
       .prefault({}),

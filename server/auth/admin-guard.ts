@@ -2,19 +2,21 @@ import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
 import { basicCredentials, type Authenticator } from './authenticator.js';
 import type { Identity, IdentityStore } from './identities.js';
+import type { RevocationChecker } from './revocation.js';
 import { InvalidTokenError, type TokenService } from './token-service.js';
 
 export interface AdminGuardServices {
   authenticator: Authenticator;
   tokens: TokenService;
   identities: IdentityStore;
+  revocations: RevocationChecker;
 }
 
 /**
  * Everything under /admin/ (the account API, garbage collection, whatever comes next) needs an account with
  * the admin role, proven by its Basic credentials or by a Bearer token this registry issued to it (any
  * scope: the role is what counts, and it is looked up on every call, so a demoted or deleted admin's token
- * stops working at once). One check in front of all of them, so no admin route can forget it.
+ * stops working at once; a revoked token, see revocation.ts, is refused too). One check in front of all of them, so no admin route can forget it.
  */
 export function guardAdminPaths(services: AdminGuardServices) {
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -42,7 +44,9 @@ async function adminCaller(ctx: Context, services: AdminGuardServices): Promise<
 async function tokenIdentity(services: AdminGuardServices, token: string): Promise<Identity | undefined> {
   try {
     const verified = services.tokens.verifyAccessToken(token);
-    return verified.local && verified.subject !== '' ? await services.identities.lookup(verified.subject) : undefined;
+    if (!verified.local || verified.subject === '') return undefined;
+    if (!(await services.revocations.isCurrent(verified.subject, verified.revision, verified.issuedAt))) return undefined;
+    return await services.identities.lookup(verified.subject);
   } catch (error) {
     if (error instanceof InvalidTokenError) return undefined;
     throw error;

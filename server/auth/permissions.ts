@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { RegistryError } from '../errors.js';
 import { ROBOT_PREFIX, type Identity } from './identities.js';
 import { compilePattern } from './patterns.js';
+import { generationsKey } from './revocation.js';
 import { REPOSITORY_ACTIONS } from './scope.js';
 
 export type RuleAction = (typeof REPOSITORY_ACTIONS)[number] | '*';
@@ -57,12 +58,14 @@ export function ruleCovers(rule: PermissionRule, repository: string): boolean {
 /** The rules, in one Redis hash keyed by rule id: few enough to read whole for every decision. */
 export class PermissionStore {
   private readonly key: string;
+  private readonly generationsKey: string;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     this.key = `${prefix}auth:rules`;
+    this.generationsKey = generationsKey(prefix);
   }
 
   async add(rule: NewPermissionRule): Promise<PermissionRule> {
@@ -71,8 +74,13 @@ export class PermissionStore {
     return stored;
   }
 
+  /** Removing a rule revokes the tokens its subject was issued before (see revocation.ts): they may rest on it. */
   async remove(id: string): Promise<boolean> {
-    return (await this.redis.hdel(this.key, id)) === 1;
+    const json = await this.redis.hget(this.key, id);
+    if (json === null) return false;
+    const { subject } = JSON.parse(json) as PermissionRule;
+    const [[, removed]] = (await this.redis.multi().hdel(this.key, id).hincrby(this.generationsKey, subject, 1).exec()) as [[null, number]];
+    return removed === 1;
   }
 
   async list(): Promise<PermissionRule[]> {

@@ -16,6 +16,7 @@ import { loadPreviousKey, loadSigningKey } from './keys.js';
 import { PermissionStore } from './permissions.js';
 import { LoginRateLimiter } from './rate-limit.js';
 import { RedisIdentityStore } from './redis-identities.js';
+import { RevocationChecker } from './revocation.js';
 import { TokenService } from './token-service.js';
 
 export interface RegistryAuth {
@@ -42,14 +43,15 @@ export async function createAuth(config: Config, redis: Redis): Promise<Registry
   const externalIssuers = config.auth.externalIssuers.map((issuer) => new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }));
   const tokens = new TokenService({ ...token, key, previousKeys, externalIssuers });
   const authorizer = new RuleAuthorizer(rules);
-  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens);
+  const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000);
+  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens, revocations);
 
   const router = new Router();
-  registerTokenRoutes(router, { authenticator, authorizer, tokens });
+  registerTokenRoutes(router, { authenticator, authorizer, tokens, revocations });
   registerAdminRoutes(router, { authorizer, identities, accounts, rules });
   return {
-    guard: bearerGuard({ tokens, identities, authorizer, service: token.service, realm: token.realm }),
-    routes: adminGuardedRoutes(guardAdminPaths({ authenticator, tokens, identities }), router),
+    guard: bearerGuard({ tokens, identities, authorizer, revocations, service: token.service, realm: token.realm }),
+    routes: adminGuardedRoutes(guardAdminPaths({ authenticator, tokens, identities, revocations }), router),
   };
 }
 

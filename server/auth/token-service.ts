@@ -27,6 +27,10 @@ export interface VerifiedToken {
   access: Access[];
   /** Issued by this registry (so its subject is one of our accounts), not by an external issuer. */
   local: boolean;
+  /** Of a local token: the revision it was issued at (revocation.ts). */
+  revision?: string;
+  /** Seconds since the epoch. */
+  issuedAt: number;
 }
 
 export class InvalidTokenError extends Error {
@@ -55,15 +59,17 @@ export class TokenService {
     return { keys: [...this.localKeys.values()].map((key) => key.jwk) };
   }
 
-  issueAccessToken(subject: string, access: Access[]): IssuedToken {
+  /** `revision`: what the subject's access rested on when it was granted (revocation.ts), checked on every use. */
+  issueAccessToken(subject: string, access: Access[], revision: string): IssuedToken {
     const now = Math.floor(Date.now() / 1000);
-    const token = this.sign({ sub: subject, access, nbf: now, iat: now }, this.options.service, this.options.ttlSeconds);
+    const token = this.sign({ sub: subject, access, rev: revision, nbf: now, iat: now }, this.options.service, this.options.ttlSeconds);
     return { token, expiresIn: this.options.ttlSeconds, issuedAt: new Date(now * 1000).toISOString() };
   }
 
-  issueRefreshToken(subject: string): string {
+  /** `generation`: the account's generation now; a later change to the account makes the refresh token useless. */
+  issueRefreshToken(subject: string, generation: number): string {
     const now = Math.floor(Date.now() / 1000);
-    return this.sign({ sub: subject, nbf: now, iat: now }, this.refreshAudience, this.options.refreshTtlSeconds);
+    return this.sign({ sub: subject, gen: generation, nbf: now, iat: now }, this.refreshAudience, this.options.refreshTtlSeconds);
   }
 
   verifyAccessToken(token: string): VerifiedToken {
@@ -72,15 +78,22 @@ export class TokenService {
     const verified = external
       ? verify(token, external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
       : verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.options.service);
-    return { subject: verified.sub ?? '', access: parseAccessClaim(verified.access), local: external === undefined };
+    return {
+      subject: verified.sub ?? '',
+      access: parseAccessClaim(verified.access),
+      local: external === undefined,
+      revision: typeof verified.rev === 'string' ? verified.rev : undefined,
+      issuedAt: verified.iat ?? 0,
+    };
   }
 
-  /** The subject a refresh token was issued to. */
-  verifyRefreshToken(token: string): string {
+  /** The subject a refresh token was issued to, and that account's generation then. */
+  verifyRefreshToken(token: string): { subject: string; generation: number } {
     const { header } = decode(token);
     const payload = verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.refreshAudience);
     if (!payload.sub) throw new InvalidTokenError('refresh token without subject');
-    return payload.sub;
+    if (typeof payload.gen !== 'number') throw new InvalidTokenError('refresh token without generation');
+    return { subject: payload.sub, generation: payload.gen };
   }
 
   /** The subject a token names, unverified (for rate limiting only); undefined if it names none or is not a JWT. */

@@ -5,6 +5,7 @@ import { basicCredentials } from '../auth/authenticator.js';
 import type { Authorizer } from '../auth/authorizer.js';
 import { ANONYMOUS, type Identity } from '../auth/identities.js';
 import { readFormBody } from '../auth/small-body.js';
+import type { RevocationChecker } from '../auth/revocation.js';
 import { parseScopes } from '../auth/scope.js';
 import type { TokenService } from '../auth/token-service.js';
 import { RegistryError } from '../errors.js';
@@ -13,6 +14,7 @@ export interface TokenEndpointServices {
   authenticator: Authenticator;
   authorizer: Authorizer;
   tokens: TokenService;
+  revocations: RevocationChecker;
 }
 
 /**
@@ -52,9 +54,12 @@ async function identityForGrant(ctx: Context, services: TokenEndpointServices, f
 
 /** Grants the part of the requested scopes the identity is allowed: asking for too much is never an error. */
 async function respondWithToken(ctx: Context, services: TokenEndpointServices, identity: Identity, scopes: string[], offline: boolean): Promise<void> {
+  // The revision first: a rule removed while the grant is worked out then revokes this token too.
+  const revision = await services.revocations.revisionOf(identity);
   const access = await services.authorizer.grant(identity, parseScopes(scopes));
-  const issued = services.tokens.issueAccessToken(identity.name, access);
-  const refreshToken = offline && identity.kind !== 'anonymous' ? services.tokens.issueRefreshToken(identity.name) : undefined;
+  const issued = services.tokens.issueAccessToken(identity.name, access, revision);
+  const refreshToken =
+    offline && identity.kind !== 'anonymous' ? services.tokens.issueRefreshToken(identity.name, await services.revocations.accountGeneration(identity)) : undefined;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
     token: issued.token,

@@ -103,7 +103,7 @@ test('tokens signed with the retired key before the rotation are still accepted,
 });
 
 test('tokens from an unknown key are rejected, as are forgeries naming the retired key', async (t) => {
-  const claims = { sub: 'alice', access: TEAM_A_APP_PULL };
+  const claims = { sub: 'alice', access: TEAM_A_APP_PULL, rev: decode(before.access).payload.rev as string };
   const options = { issuer: 'berth', audience: 'berth', expiresIn: 60 };
   const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const strangerRsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
