@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { RegistryError } from '../errors.js';
 import { accessGuard, type AccessGuard } from './access-guard.js';
 import type { Authorizer } from './authorizer.js';
-import type { IdentityStore } from './identities.js';
+import { ANONYMOUS, type IdentityStore } from './identities.js';
 import type { RevocationChecker } from './revocation.js';
 import { covers, formatScope, type Access } from './scope.js';
 import { InvalidTokenError, type TokenService, type VerifiedToken } from './token-service.js';
@@ -35,7 +35,15 @@ export function bearerGuard(options: BearerGuardOptions): AccessGuard {
     const token = ctx.state.token as VerifiedToken | undefined;
     return token !== undefined && covers(token.access, 'repository', repository, action);
   };
-  return accessGuard(check, allows);
+  // Our own accounts see the repositories their rules let them list and pull; an external issuer that
+  // granted the catalog decided for itself.
+  const catalogFilter = async (ctx: Context): Promise<((repository: string) => boolean) | undefined> => {
+    const token = ctx.state.token as VerifiedToken | undefined;
+    if (!token?.local) return undefined;
+    const identity = token.subject === '' ? ANONYMOUS : await options.identities.lookup(token.subject);
+    return identity ? options.authorizer.catalogFilter(identity) : () => false;
+  };
+  return accessGuard(check, allows, catalogFilter);
 }
 
 /** The request's token, verified and (if it is ours) not revoked: one cached lookup, no Redis round trip while cached. */

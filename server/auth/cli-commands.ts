@@ -51,7 +51,7 @@ export function registerAuthCommands(program: Command): void {
   subcommand(robot, 'list', 'list robot accounts with expiry and last use').action(run((stores) => stores.accounts.listRobots()));
 
   const permission = withStoreOptions(program.command('permission').description('manage repository permission rules (default deny)'));
-  subcommand(permission, 'add <subject> <repositories> <actions>', 'grant e.g. group:team-a "team-a/**" pull,push (or anonymous "*/public-*" pull)').action(
+  subcommand(permission, 'add <subject> <repositories> <actions>', 'grant e.g. group:team-a "team-a/**" pull,push (or anonymous "*/public-*" pull; catalog: list them in /v2/_catalog)').action(
     run((stores, subject: string, repositories: string, actions: string) =>
       stores.rules.add({ subject, repositories, actions: actions.split(',') as RuleAction[] }),
     ),

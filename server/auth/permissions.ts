@@ -6,7 +6,8 @@ import { compilePattern } from './patterns.js';
 import { generationsKey } from './revocation.js';
 import { REPOSITORY_ACTIONS } from './scope.js';
 
-export type RuleAction = (typeof REPOSITORY_ACTIONS)[number] | '*';
+/** `*` is every repository action; `catalog` (never part of `*`) lets the subject list, in `/v2/_catalog`, the matching repositories it may pull. */
+export type RuleAction = (typeof REPOSITORY_ACTIONS)[number] | '*' | 'catalog';
 
 /** Grants `actions` on the repositories matching `repositories` to a subject. */
 export interface PermissionRule {
@@ -27,8 +28,8 @@ export function validateRule(rule: NewPermissionRule): NewPermissionRule {
   if (!SUBJECT.test(rule.subject)) throw invalid('subject must be user:<name>, robot:<name>, group:<name> or anonymous');
   if (!PATTERN.test(rule.repositories)) throw invalid('repositories must be a repository name pattern such as team-a/** or */public-*');
   const actions = [...new Set(rule.actions)];
-  if (actions.length === 0 || !actions.every((action) => action === '*' || (REPOSITORY_ACTIONS as readonly string[]).includes(action))) {
-    throw invalid('actions must be pull, push, delete or *');
+  if (actions.length === 0 || !actions.every((action) => action === '*' || action === 'catalog' || (REPOSITORY_ACTIONS as readonly string[]).includes(action))) {
+    throw invalid('actions must be pull, push, delete, * (all three) or catalog (list the matching repositories it may pull in /v2/_catalog)');
   }
   // Anonymous write access would let anyone on the network replace images.
   if (rule.subject === 'anonymous' && actions.some((action) => action !== 'pull')) throw invalid('anonymous rules may only grant pull');
