@@ -79,11 +79,24 @@ const authSchema = z
             issuer: z.string().min(1),
             /** Unset: auth.token.service. */
             audience: z.string().min(1).optional(),
+            /** A JWKS file. */
             jwks: z.string().min(1).optional(),
+            /** Where the issuer publishes its JWKS; fetched at start, on an unknown kid, and when older than jwksCacheSeconds. */
+            jwksUrl: z
+              .string()
+              .url('must be the http(s) URL where the issuer publishes its JWKS')
+              .refine((url) => /^https?:\/\//.test(url), 'must be an http:// or https:// URL')
+              .optional(),
+            /** The least time between two fetches of jwksUrl, however many unknown kids turn up. */
+            jwksRefreshSeconds: z.number().int().min(1).default(30),
+            jwksCacheSeconds: z.number().int().min(1).default(600),
             rootCertBundle: z.string().min(1).optional(),
           })
           .strict()
-          .refine((issuer) => issuer.jwks !== undefined || issuer.rootCertBundle !== undefined, 'needs jwks or rootCertBundle'),
+          .refine(
+            (issuer) => issuer.jwks !== undefined || issuer.jwksUrl !== undefined || issuer.rootCertBundle !== undefined,
+            'needs its keys: jwks (a JWKS file), jwksUrl (where the issuer publishes its JWKS) or rootCertBundle (a PEM bundle of its signing certificates)',
+          ),
       )
       .default([]),
     rateLimit: z

@@ -38,7 +38,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger);
   const { store, events } = ops;
   // A key file the config names may be unusable: stop the embedded Redis rather than leave it behind.
-  const auth = await createAuth(config, redis).catch(async (error: unknown) => {
+  const auth = await createAuth(config, redis, logger).catch(async (error: unknown) => {
     await ops.stop();
     await metadata.close();
     await embedded?.stop();

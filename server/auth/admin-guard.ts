@@ -43,7 +43,7 @@ async function adminCaller(ctx: Context, services: AdminGuardServices): Promise<
 /** The account a token of ours names, if it is valid and the account still exists; external issuers' subjects are not our accounts. */
 async function tokenIdentity(services: AdminGuardServices, token: string): Promise<Identity | undefined> {
   try {
-    const verified = services.tokens.verifyAccessToken(token);
+    const verified = await services.tokens.verifyAccessToken(token);
     if (!verified.local || verified.subject === '') return undefined;
     if (!(await services.revocations.isCurrent(verified.subject, verified.revision, verified.issuedAt))) return undefined;
     return await services.identities.lookup(verified.subject);

@@ -54,7 +54,7 @@ async function verifiedToken(ctx: Context, options: BearerGuardOptions, needed: 
   if (!match) throw unauthorized(ctx, options, needed, 'invalid_token');
   let token: VerifiedToken;
   try {
-    token = options.tokens.verifyAccessToken(match[1]!);
+    token = await options.tokens.verifyAccessToken(match[1]!);
   } catch (error) {
     if (error instanceof InvalidTokenError) throw unauthorized(ctx, options, needed, 'invalid_token');
     throw error;

@@ -1,7 +1,8 @@
 import Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Context, Middleware, Next } from 'koa';
-import type { Config } from '../config.js';
+import type { Logger } from 'pino';
+import { ConfigError, type Config } from '../config.js';
 import { registerAdminRoutes } from '../routes/admin-api.js';
 import { registerTokenRoutes } from '../routes/token.js';
 import { OPEN_ACCESS, type AccessGuard } from './access-guard.js';
@@ -34,13 +35,20 @@ export function authStores(config: Config, redis: Redis): { accounts: RedisIdent
 }
 
 /** Builds token auth from the config, or the open guard when `auth.enabled` is false. */
-export async function createAuth(config: Config, redis: Redis): Promise<RegistryAuth> {
+export async function createAuth(config: Config, redis: Redis, logger?: Logger): Promise<RegistryAuth> {
   if (!config.auth.enabled) return { guard: OPEN_ACCESS };
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
   const previousKeys = await Promise.all(token.previousKeys.map((file, index) => loadPreviousKey(file, `auth.token.previousKeys[${index}]`)));
-  const externalIssuers = config.auth.externalIssuers.map((issuer) => new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }));
+  const externalIssuers = config.auth.externalIssuers.map((issuer, index) => {
+    try {
+      return new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }, logger);
+    } catch (error) {
+      throw new ConfigError(`auth.externalIssuers[${index}] (${issuer.issuer}): ${(error as Error).message}`);
+    }
+  });
+  await Promise.all(externalIssuers.map((issuer) => issuer.start()));
   const tokens = new TokenService({ ...token, key, previousKeys, externalIssuers });
   const authorizer = new RuleAuthorizer(rules);
   const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000);

@@ -72,11 +72,12 @@ export class TokenService {
     return this.sign({ sub: subject, gen: generation, nbf: now, iat: now }, this.refreshAudience, this.options.refreshTtlSeconds);
   }
 
-  verifyAccessToken(token: string): VerifiedToken {
+  /** Async only for an external issuer's JWKS URL, fetched when a token names a key not yet known. */
+  async verifyAccessToken(token: string): Promise<VerifiedToken> {
     const { header, payload } = decode(token);
     const external = payload.iss === this.options.issuer ? undefined : this.options.externalIssuers.find((issuer) => issuer.issuer === payload.iss);
     const verified = external
-      ? verify(token, external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
+      ? verify(token, await external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
       : verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.options.service);
     return {
       subject: verified.sub ?? '',
