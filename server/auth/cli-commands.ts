@@ -47,6 +47,12 @@ export function registerAuthCommands(program: Command): void {
       });
       return { ...created.robot, secret: created.secret };
     }));
+  subcommand(robot, 'secret <name>', 'give a robot account a new secret and print it once; the old one and its tokens stop working').action(
+    run(async (stores, name: string) => {
+      const regenerated = await stores.accounts.regenerateRobotSecret(name);
+      return regenerated ? { ...regenerated.robot, secret: regenerated.secret } : false;
+    }),
+  );
   subcommand(robot, 'remove <name>', 'delete a robot account').action(run((stores, name: string) => stores.accounts.deleteRobot(name)));
   subcommand(robot, 'list', 'list robot accounts with expiry and last use').action(run((stores) => stores.accounts.listRobots()));
 

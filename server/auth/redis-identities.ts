@@ -143,6 +143,16 @@ export class RedisIdentityStore implements IdentityStore {
     return { robot: robotSummary(options.name, stored, undefined), secret };
   }
 
+  /** A new secret for an existing robot, returned once; the old secret and every token issued with it stop working. */
+  async regenerateRobotSecret(name: string): Promise<{ robot: RobotSummary; secret: string } | undefined> {
+    const stored = await this.readRobot(name);
+    if (!stored) return undefined;
+    const secret = newRobotSecret();
+    const updated: StoredRobot = { ...stored, secretHash: hashRobotSecret(secret) };
+    await this.redis.multi().hset(this.robotsKey, name, JSON.stringify(updated)).hincrby(this.generationsKey, `robot:${name}`, 1).exec();
+    return { robot: robotSummary(name, updated, (await this.redis.hget(this.robotsUsedKey, name)) ?? undefined), secret };
+  }
+
   async deleteRobot(name: string): Promise<boolean> {
     const [[, removed]] = (await this.redis
       .multi()

@@ -84,3 +84,20 @@ test("removing a rule revokes its subject's tokens, and nobody else's", async (t
   const again = await registry.token(['repository:rev/app:pull'], judy);
   t.deepEqual(JSON.parse(Buffer.from(again.split('.')[1]!, 'base64url').toString()).access, [], 'a new token for judy grants nothing');
 });
+
+test("a robot's new secret revokes its live tokens and the old secret; the new secret works at once", async (t) => {
+  const robot = await registry.addRobot('rotated', { groups: ['readers'] });
+  const token = await registry.token(['repository:rev/app:pull'], robot);
+  t.is((await pull(token)).status, 200);
+  const rotated = Date.now();
+  const { secret } = await registry.admin<{ secret: string }>('POST', '/robots/rotated/secret');
+  t.not(secret, robot.password);
+  t.is((await registry.tokenRequest([], robot)).status, 401, 'the old secret');
+  t.is((await pull(await registry.token(['repository:rev/app:pull'], { username: robot.username, password: secret }))).status, 200);
+  t.true((await msUntilRefused(t, token, rotated)) <= WINDOW_MS + 1000);
+
+  const cli = JSON.parse((await registry.cli(['robot', 'secret', 'rotated'])).stdout) as { username: string; secret: string };
+  t.is(cli.username, 'robot$rotated');
+  t.is((await registry.tokenRequest([], { username: cli.username, password: cli.secret })).status, 200);
+  t.is((await registry.cli(['robot', 'secret', 'nobody'], { allowFailure: true })).code, 1);
+});
