@@ -28,7 +28,8 @@ export class Authenticator {
    * The refresh_token grant, limited and counted as a password is: per the account the token names (signed
    * or not, as a username is just typed in) and per address, so guessing tokens is no cheaper than guessing
    * passwords. It is honoured only while its account exists and may log in (a deleted or expired robot may
-   * not), and has not changed since (a new password ends the sessions the old one started). A success does not clear the account's count: only the password proves the password.
+   * not), and has not changed since (a new password ends the sessions the old one started). A success does
+   * not clear the account's count: only the password proves the password.
    */
   async refresh(token: string, address: string): Promise<Identity> {
     const account = this.tokens.claimedSubject(token);
