@@ -51,8 +51,22 @@ const authSchema = z
         algorithm: z.enum(['ES256', 'RS256']).default('ES256'),
         /** A PEM private key; unset: generated on first start as <dataDir>/auth/token-signing-key.pem. */
         signingKey: z.string().min(1).optional(),
+        /**
+         * PEM public (or private) keys of retired signing keys: tokens they signed are still accepted, and they
+         * stay in the JWKS, until those tokens expire; nothing new is signed with them.
+         */
+        previousKeys: z.array(z.string().min(1, 'must be the path of a PEM key file')).default([]),
         ttlSeconds: z.number().int().min(10).max(86400).default(300),
         refreshTtlSeconds: z.number().int().min(60).default(30 * 86400),
+        /**
+         * How long each replica trusts its cached view of revocations (deleted or changed accounts, removed
+         * rules): the most a revoked token keeps working. 0: ask Redis on every request.
+         */
+        revocationCacheSeconds: z
+          .number()
+          .min(0)
+          .max(60, 'at most 60: a revoked token keeps working this long (default 5; 0 asks Redis on every request)')
+          .default(5),
       })
       .strict()
       .prefault({}),
@@ -65,11 +79,24 @@ const authSchema = z
             issuer: z.string().min(1),
             /** Unset: auth.token.service. */
             audience: z.string().min(1).optional(),
+            /** A JWKS file. */
             jwks: z.string().min(1).optional(),
+            /** Where the issuer publishes its JWKS; fetched at start, on an unknown kid, and when older than jwksCacheSeconds. */
+            jwksUrl: z
+              .string()
+              .url('must be the http(s) URL where the issuer publishes its JWKS')
+              .refine((url) => /^https?:\/\//.test(url), 'must be an http:// or https:// URL')
+              .optional(),
+            /** The least time between two fetches of jwksUrl, however many unknown kids turn up. */
+            jwksRefreshSeconds: z.number().int().min(1).default(30),
+            jwksCacheSeconds: z.number().int().min(1).default(600),
             rootCertBundle: z.string().min(1).optional(),
           })
           .strict()
-          .refine((issuer) => issuer.jwks !== undefined || issuer.rootCertBundle !== undefined, 'needs jwks or rootCertBundle'),
+          .refine(
+            (issuer) => issuer.jwks !== undefined || issuer.jwksUrl !== undefined || issuer.rootCertBundle !== undefined,
+            'needs its keys: jwks (a JWKS file), jwksUrl (where the issuer publishes its JWKS) or rootCertBundle (a PEM bundle of its signing certificates)',
+          ),
       )
       .default([]),
     rateLimit: z

@@ -37,7 +37,13 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
 
   const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger);
   const { store, events } = ops;
-  const auth = await createAuth(config, redis);
+  // A key file the config names may be unusable: stop the embedded Redis rather than leave it behind.
+  const auth = await createAuth(config, redis, logger).catch(async (error: unknown) => {
+    await ops.stop();
+    await metadata.close();
+    await embedded?.stop();
+    throw error;
+  });
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
 
   const app = createApp(

@@ -15,12 +15,15 @@ export interface AccessGuard {
   readonly catalog: Middleware;
   /** Whether the request's token (if any) allows `action` on another repository, e.g. the source of a mount. */
   allows(ctx: Context, repository: string, action: string): boolean;
+  /** After `catalog` let the request in: which repositories it may see listed (undefined: all). */
+  catalogFilter(ctx: Context): Promise<((repository: string) => boolean) | undefined>;
 }
 
 /** Builds the route middlewares from one check that gets the access a request needs (undefined: just a valid token). */
 export function accessGuard(
   check: (ctx: Context, needed: Access | undefined) => Promise<void>,
   allows: AccessGuard['allows'],
+  catalogFilter: AccessGuard['catalogFilter'] = async () => undefined,
 ): AccessGuard {
   const requiring =
     (needed: (ctx: Context) => Access | undefined): Middleware =>
@@ -36,6 +39,7 @@ export function accessGuard(
     delete: onRepository(['delete']),
     catalog: requiring(() => CATALOG_ACCESS),
     allows,
+    catalogFilter,
   };
 }
 

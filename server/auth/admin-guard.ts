@@ -1,21 +1,58 @@
 import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
 import { basicCredentials, type Authenticator } from './authenticator.js';
+import type { Identity, IdentityStore } from './identities.js';
+import type { RevocationChecker } from './revocation.js';
+import { InvalidTokenError, type TokenService } from './token-service.js';
+
+export interface AdminGuardServices {
+  authenticator: Authenticator;
+  tokens: TokenService;
+  identities: IdentityStore;
+  revocations: RevocationChecker;
+}
 
 /**
- * Everything under /admin/ (the account API, garbage collection, whatever comes next) needs the Basic
- * credentials of an account with the admin role; one check in front of all of them, so no admin route can
- * forget it.
+ * Everything under /admin/ (the account API, garbage collection, whatever comes next) needs an account with
+ * the admin role, proven by its Basic credentials or by a Bearer token this registry issued to it (any
+ * scope: the role is what counts, and it is looked up on every call, so a demoted or deleted admin's token
+ * stops working at once; a revoked token, see revocation.ts, is refused too). One check in front of all of them, so no admin route can forget it.
  */
-export function guardAdminPaths(authenticator: Authenticator) {
+export function guardAdminPaths(services: AdminGuardServices) {
   return async (ctx: Context, next: Next): Promise<void> => {
     if (!ctx.path.startsWith('/admin/')) return next();
-    const credentials = basicCredentials(ctx.get('Authorization') || undefined);
-    if (!credentials) {
-      throw new RegistryError('UNAUTHORIZED', 401, 'admin credentials required', { headers: { 'WWW-Authenticate': 'Basic realm="berth-admin"' } });
-    }
-    const identity = await authenticator.login(credentials.username, credentials.password, ctx.ip);
+    const identity = await adminCaller(ctx, services);
     if (!identity.admin) throw new RegistryError('DENIED', 403, 'the admin API needs an account with the admin role');
     await next();
   };
+}
+
+async function adminCaller(ctx: Context, services: AdminGuardServices): Promise<Identity> {
+  const header = ctx.get('Authorization');
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  if (bearer !== undefined) {
+    const identity = await tokenIdentity(services, bearer);
+    if (!identity) throw unauthorized('invalid or expired token');
+    return identity;
+  }
+  const credentials = basicCredentials(header || undefined);
+  if (!credentials) throw unauthorized('admin credentials required');
+  return services.authenticator.login(credentials.username, credentials.password, ctx.ip);
+}
+
+/** The account a token of ours names, if it is valid and the account still exists; external issuers' subjects are not our accounts. */
+async function tokenIdentity(services: AdminGuardServices, token: string): Promise<Identity | undefined> {
+  try {
+    const verified = await services.tokens.verifyAccessToken(token);
+    if (!verified.local || verified.subject === '') return undefined;
+    if (!(await services.revocations.isCurrent(verified.subject, verified.revision, verified.issuedAt))) return undefined;
+    return await services.identities.lookup(verified.subject);
+  } catch (error) {
+    if (error instanceof InvalidTokenError) return undefined;
+    throw error;
+  }
+}
+
+function unauthorized(message: string): RegistryError {
+  return new RegistryError('UNAUTHORIZED', 401, message, { headers: { 'WWW-Authenticate': 'Basic realm="berth-admin"' } });
 }

@@ -1,4 +1,5 @@
 import type { Identity } from './identities.js';
+import { compilePattern } from './patterns.js';
 import { ruleApplies, ruleCovers, type PermissionRule, type PermissionStore, type RuleAction } from './permissions.js';
 import { REPOSITORY_ACTIONS, type Access } from './scope.js';
 
@@ -8,6 +9,11 @@ export interface Authorizer {
   grant(identity: Identity, requested: readonly Access[]): Promise<Access[]>;
   /** The rules that apply to the identity, for the effective-permissions query. */
   applicableRules(identity: Identity): Promise<PermissionRule[]>;
+  /**
+   * Which repositories the identity's catalog shows: undefined for all of them (admins); otherwise those
+   * matching one of its `catalog` rules that it may also pull.
+   */
+  catalogFilter(identity: Identity): Promise<((repository: string) => boolean) | undefined>;
 }
 
 export class RuleAuthorizer implements Authorizer {
@@ -23,11 +29,22 @@ export class RuleAuthorizer implements Authorizer {
   async applicableRules(identity: Identity): Promise<PermissionRule[]> {
     return (await this.rules.list()).filter((rule) => ruleApplies(rule, identity));
   }
+
+  async catalogFilter(identity: Identity): Promise<((repository: string) => boolean) | undefined> {
+    if (identity.admin) return undefined;
+    const rules = await this.applicableRules(identity);
+    const patterns = (action: RuleAction) => rules.filter((rule) => rule.actions.includes(action)).map((rule) => compilePattern(rule.repositories));
+    const listed = patterns('catalog');
+    const pullable = [...patterns('pull'), ...patterns('*')];
+    return (repository) => listed.some((pattern) => pattern.test(repository)) && pullable.some((pattern) => pattern.test(repository));
+  }
 }
 
 function allowed(identity: Identity, rules: readonly PermissionRule[], access: Access, action: string): boolean {
-  if (identity.admin) return access.type === 'repository' ? isRepositoryAction(action) : access.type === 'registry' && access.name === 'catalog';
-  if (access.type !== 'repository') return false;
+  const catalog = access.type === 'registry' && access.name === 'catalog';
+  if (identity.admin) return access.type === 'repository' ? isRepositoryAction(action) : catalog;
+  if (catalog) return rules.some((rule) => rule.actions.includes('catalog'));
+  if (access.type !== 'repository' || !isRepositoryAction(action)) return false;
   const granted = new Set(rules.filter((rule) => ruleCovers(rule, access.name)).flatMap((rule) => rule.actions));
   // `*` asked for is granted only to someone who holds every action.
   if (action === '*') return granted.has('*') || REPOSITORY_ACTIONS.every((each) => granted.has(each));

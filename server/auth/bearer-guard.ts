@@ -2,7 +2,8 @@ import type { Context } from 'koa';
 import { RegistryError } from '../errors.js';
 import { accessGuard, type AccessGuard } from './access-guard.js';
 import type { Authorizer } from './authorizer.js';
-import type { IdentityStore } from './identities.js';
+import { ANONYMOUS, type IdentityStore } from './identities.js';
+import type { RevocationChecker } from './revocation.js';
 import { covers, formatScope, type Access } from './scope.js';
 import { InvalidTokenError, type TokenService, type VerifiedToken } from './token-service.js';
 
@@ -10,6 +11,7 @@ export interface BearerGuardOptions {
   tokens: TokenService;
   identities: IdentityStore;
   authorizer: Authorizer;
+  revocations: RevocationChecker;
   service: string;
   /** The token endpoint's URL; unset: this server's own /token as the client reached it. */
   realm?: string;
@@ -24,7 +26,7 @@ type ChallengeError = 'invalid_token' | 'insufficient_scope';
  */
 export function bearerGuard(options: BearerGuardOptions): AccessGuard {
   const check = async (ctx: Context, needed: Access | undefined): Promise<void> => {
-    const token = verifiedToken(ctx, options, needed);
+    const token = await verifiedToken(ctx, options, needed);
     if (!needed || needed.actions.every((action) => covers(token.access, needed.type, needed.name, action))) return;
     if (await mayNeverHave(options, token, needed)) throw new RegistryError('DENIED', 403);
     throw unauthorized(ctx, options, needed, 'insufficient_scope');
@@ -33,22 +35,35 @@ export function bearerGuard(options: BearerGuardOptions): AccessGuard {
     const token = ctx.state.token as VerifiedToken | undefined;
     return token !== undefined && covers(token.access, 'repository', repository, action);
   };
-  return accessGuard(check, allows);
+  // Our own accounts see the repositories their rules let them list and pull; an external issuer that
+  // granted the catalog decided for itself.
+  const catalogFilter = async (ctx: Context): Promise<((repository: string) => boolean) | undefined> => {
+    const token = ctx.state.token as VerifiedToken | undefined;
+    if (!token?.local) return undefined;
+    const identity = token.subject === '' ? ANONYMOUS : await options.identities.lookup(token.subject);
+    return identity ? options.authorizer.catalogFilter(identity) : () => false;
+  };
+  return accessGuard(check, allows, catalogFilter);
 }
 
-function verifiedToken(ctx: Context, options: BearerGuardOptions, needed: Access | undefined): VerifiedToken {
+/** The request's token, verified and (if it is ours) not revoked: one cached lookup, no Redis round trip while cached. */
+async function verifiedToken(ctx: Context, options: BearerGuardOptions, needed: Access | undefined): Promise<VerifiedToken> {
   const header = ctx.get('Authorization');
   if (header === '') throw unauthorized(ctx, options, needed);
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw unauthorized(ctx, options, needed, 'invalid_token');
+  let token: VerifiedToken;
   try {
-    const token = options.tokens.verifyAccessToken(match[1]!);
-    ctx.state.token = token;
-    return token;
+    token = await options.tokens.verifyAccessToken(match[1]!);
   } catch (error) {
     if (error instanceof InvalidTokenError) throw unauthorized(ctx, options, needed, 'invalid_token');
     throw error;
   }
+  if (token.local && !(await options.revocations.isCurrent(token.subject, token.revision, token.issuedAt))) {
+    throw unauthorized(ctx, options, needed, 'invalid_token', 'revoked token');
+  }
+  ctx.state.token = token;
+  return token;
 }
 
 /** Only our own logged-in accounts can be judged: an anonymous or externally issued token just gets a 401. */
@@ -60,10 +75,10 @@ async function mayNeverHave(options: BearerGuardOptions, token: VerifiedToken, n
   return granted?.actions.length !== needed.actions.length;
 }
 
-function unauthorized(ctx: Context, options: BearerGuardOptions, needed: Access | undefined, error?: ChallengeError): RegistryError {
+function unauthorized(ctx: Context, options: BearerGuardOptions, needed: Access | undefined, error?: ChallengeError, message?: string): RegistryError {
   const realm = options.realm ?? `${ctx.protocol}://${ctx.host}/token`;
   const parts = [`realm="${realm}"`, `service="${options.service}"`];
   if (needed) parts.push(`scope="${formatScope(needed)}"`);
   if (error) parts.push(`error="${error}"`);
-  return new RegistryError('UNAUTHORIZED', 401, error === 'invalid_token' ? 'invalid or expired token' : undefined, { headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` }, detail: needed ? [needed] : undefined });
+  return new RegistryError('UNAUTHORIZED', 401, message ?? (error === 'invalid_token' ? 'invalid or expired token' : undefined), { headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` }, detail: needed ? [needed] : undefined });
 }

@@ -47,11 +47,17 @@ export function registerAuthCommands(program: Command): void {
       });
       return { ...created.robot, secret: created.secret };
     }));
+  subcommand(robot, 'secret <name>', 'give a robot account a new secret and print it once; the old one and its tokens stop working').action(
+    run(async (stores, name: string) => {
+      const regenerated = await stores.accounts.regenerateRobotSecret(name);
+      return regenerated ? { ...regenerated.robot, secret: regenerated.secret } : false;
+    }),
+  );
   subcommand(robot, 'remove <name>', 'delete a robot account').action(run((stores, name: string) => stores.accounts.deleteRobot(name)));
   subcommand(robot, 'list', 'list robot accounts with expiry and last use').action(run((stores) => stores.accounts.listRobots()));
 
   const permission = withStoreOptions(program.command('permission').description('manage repository permission rules (default deny)'));
-  subcommand(permission, 'add <subject> <repositories> <actions>', 'grant e.g. group:team-a "team-a/**" pull,push (or anonymous "*/public-*" pull)').action(
+  subcommand(permission, 'add <subject> <repositories> <actions>', 'grant e.g. group:team-a "team-a/**" pull,push (or anonymous "*/public-*" pull; catalog: list them in /v2/_catalog)').action(
     run((stores, subject: string, repositories: string, actions: string) =>
       stores.rules.add({ subject, repositories, actions: actions.split(',') as RuleAction[] }),
     ),

@@ -7,9 +7,22 @@ export interface ExternalIssuerConfig {
   audience: string;
   /** A JWKS file (`{"keys": [...]}`) with the issuer's public keys. */
   jwks?: string;
+  /** Where the issuer publishes its JWKS: fetched at start, again on a kid it does not hold, and when stale. */
+  jwksUrl?: string;
+  /** The least time between two fetches of jwksUrl, however many unknown kids turn up. */
+  jwksRefreshSeconds?: number;
+  /** After this long the fetched keys are refreshed in the background on the next use (they are still used meanwhile). */
+  jwksCacheSeconds?: number;
   /** A PEM bundle of the certificates whose keys sign tokens, as Distribution's `rootcertbundle`. */
   rootCertBundle?: string;
 }
+
+export interface JwksFetchLog {
+  warn(details: object, message: string): void;
+}
+
+const FETCH_TIMEOUT_MS = 5_000;
+const MAX_JWKS_BYTES = 1024 * 1024;
 
 interface TokenHeader {
   kid?: string;
@@ -26,24 +39,66 @@ export class ExternalIssuer {
   readonly audience: string;
   private readonly keys = new Map<string, KeyObject>();
   private readonly roots: X509Certificate[] = [];
+  /** The keys last fetched from jwksUrl, replaced whole by each successful fetch. */
+  private fetchedKeys = new Map<string, KeyObject>();
+  private lastFetchStarted = -Infinity;
+  private lastFetchSucceeded = -Infinity;
+  private fetching: Promise<void> | undefined;
 
-  constructor(config: ExternalIssuerConfig) {
+  constructor(
+    private readonly config: ExternalIssuerConfig,
+    private readonly log?: JwksFetchLog,
+    private readonly now: () => number = Date.now,
+  ) {
     this.issuer = config.issuer;
     this.audience = config.audience;
-    if (config.jwks) this.addJwks(config.jwks);
+    if (config.jwks) for (const [kid, key] of parseJwks(readFileSync(config.jwks, 'utf8'), config.jwks)) this.keys.set(kid, key);
     if (config.rootCertBundle) this.addCertificates(config.rootCertBundle);
   }
 
-  keyFor(header: TokenHeader): KeyObject | undefined {
-    if (header.x5c !== undefined) return this.keyFromChain(([] as string[]).concat(header.x5c));
-    return header.kid === undefined ? undefined : this.keys.get(header.kid);
+  /** The first fetch of jwksUrl. Never throws: an issuer that is down must not keep the registry from starting. */
+  async start(): Promise<void> {
+    if (this.config.jwksUrl) await this.refresh();
   }
 
-  private addJwks(file: string): void {
-    const { keys } = JSON.parse(readFileSync(file, 'utf8')) as { keys?: JsonWebKey[] };
-    for (const jwk of keys ?? []) {
-      const key = createPublicKey({ key: jwk, format: 'jwk' });
-      this.keys.set(typeof jwk.kid === 'string' ? jwk.kid : jwkThumbprint(jwk), key);
+  async keyFor(header: TokenHeader): Promise<KeyObject | undefined> {
+    if (header.x5c !== undefined) return this.keyFromChain(([] as string[]).concat(header.x5c));
+    if (header.kid === undefined) return undefined;
+    const known = this.keys.get(header.kid) ?? this.fetchedKeys.get(header.kid);
+    if (!this.config.jwksUrl) return known;
+    if (known) {
+      if (this.now() - this.lastFetchSucceeded >= (this.config.jwksCacheSeconds ?? 600) * 1000 && this.mayFetch()) void this.refresh();
+      return known;
+    }
+    // A kid we do not hold: perhaps the issuer rotated its keys. Asking again at most once per jwksRefreshSeconds
+    // keeps tokens with made-up kids from turning the registry into a load generator against the issuer.
+    if (this.fetching) await this.fetching;
+    else if (this.mayFetch()) await this.refresh();
+    return this.fetchedKeys.get(header.kid);
+  }
+
+  private mayFetch(): boolean {
+    return !this.fetching && this.now() - this.lastFetchStarted >= (this.config.jwksRefreshSeconds ?? 30) * 1000;
+  }
+
+  private refresh(): Promise<void> {
+    this.fetching ??= this.fetchJwks().finally(() => (this.fetching = undefined));
+    return this.fetching;
+  }
+
+  private async fetchJwks(): Promise<void> {
+    const url = this.config.jwksUrl!;
+    this.lastFetchStarted = this.now();
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { Accept: 'application/json' }, redirect: 'error' });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const text = await response.text();
+      if (text.length > MAX_JWKS_BYTES) throw new Error(`larger than ${MAX_JWKS_BYTES} bytes`);
+      this.fetchedKeys = parseJwks(text, url);
+      this.lastFetchSucceeded = this.now();
+    } catch (error) {
+      // The keys fetched before stay in use: a flaky issuer must not lock everyone out.
+      this.log?.warn({ issuer: this.issuer, url, error: (error as Error).message }, 'could not fetch the JWKS of an external token issuer');
     }
   }
 
@@ -72,6 +127,27 @@ export class ExternalIssuer {
       return undefined;
     }
   }
+}
+
+/** A JWKS document's signing keys by kid (or RFC 7638 thumbprint); keys that cannot be used (e.g. `oct`, `use: enc`) are skipped. */
+function parseJwks(text: string, source: string): Map<string, KeyObject> {
+  let keys: unknown;
+  try {
+    keys = (JSON.parse(text) as { keys?: unknown }).keys;
+  } catch (error) {
+    throw new Error(`${source} is not JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(keys)) throw new Error(`${source} is not a JWKS: it has no "keys" list`);
+  const result = new Map<string, KeyObject>();
+  for (const jwk of keys as JsonWebKey[]) {
+    if (jwk.use === 'enc' || (jwk.kty !== 'RSA' && jwk.kty !== 'EC')) continue;
+    try {
+      result.set(typeof jwk.kid === 'string' ? jwk.kid : jwkThumbprint(jwk), createPublicKey({ key: jwk, format: 'jwk' }));
+    } catch {
+      // One malformed key does not spoil the others.
+    }
+  }
+  return result;
 }
 
 /**

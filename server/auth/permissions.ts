@@ -3,9 +3,11 @@ import type { Redis } from 'ioredis';
 import { RegistryError } from '../errors.js';
 import { ROBOT_PREFIX, type Identity } from './identities.js';
 import { compilePattern } from './patterns.js';
+import { generationsKey } from './revocation.js';
 import { REPOSITORY_ACTIONS } from './scope.js';
 
-export type RuleAction = (typeof REPOSITORY_ACTIONS)[number] | '*';
+/** `*` is every repository action; `catalog` (never part of `*`) lets the subject list, in `/v2/_catalog`, the matching repositories it may pull. */
+export type RuleAction = (typeof REPOSITORY_ACTIONS)[number] | '*' | 'catalog';
 
 /** Grants `actions` on the repositories matching `repositories` to a subject. */
 export interface PermissionRule {
@@ -26,8 +28,8 @@ export function validateRule(rule: NewPermissionRule): NewPermissionRule {
   if (!SUBJECT.test(rule.subject)) throw invalid('subject must be user:<name>, robot:<name>, group:<name> or anonymous');
   if (!PATTERN.test(rule.repositories)) throw invalid('repositories must be a repository name pattern such as team-a/** or */public-*');
   const actions = [...new Set(rule.actions)];
-  if (actions.length === 0 || !actions.every((action) => action === '*' || (REPOSITORY_ACTIONS as readonly string[]).includes(action))) {
-    throw invalid('actions must be pull, push, delete or *');
+  if (actions.length === 0 || !actions.every((action) => action === '*' || action === 'catalog' || (REPOSITORY_ACTIONS as readonly string[]).includes(action))) {
+    throw invalid('actions must be pull, push, delete, * (all three) or catalog (list the matching repositories it may pull in /v2/_catalog)');
   }
   // Anonymous write access would let anyone on the network replace images.
   if (rule.subject === 'anonymous' && actions.some((action) => action !== 'pull')) throw invalid('anonymous rules may only grant pull');
@@ -57,12 +59,14 @@ export function ruleCovers(rule: PermissionRule, repository: string): boolean {
 /** The rules, in one Redis hash keyed by rule id: few enough to read whole for every decision. */
 export class PermissionStore {
   private readonly key: string;
+  private readonly generationsKey: string;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     this.key = `${prefix}auth:rules`;
+    this.generationsKey = generationsKey(prefix);
   }
 
   async add(rule: NewPermissionRule): Promise<PermissionRule> {
@@ -71,8 +75,13 @@ export class PermissionStore {
     return stored;
   }
 
+  /** Removing a rule revokes the tokens its subject was issued before (see revocation.ts): they may rest on it. */
   async remove(id: string): Promise<boolean> {
-    return (await this.redis.hdel(this.key, id)) === 1;
+    const json = await this.redis.hget(this.key, id);
+    if (json === null) return false;
+    const { subject } = JSON.parse(json) as PermissionRule;
+    const [[, removed]] = (await this.redis.multi().hdel(this.key, id).hincrby(this.generationsKey, subject, 1).exec()) as [[null, number]];
+    return removed === 1;
   }
 
   async list(): Promise<PermissionRule[]> {

@@ -19,12 +19,14 @@ export class LoginRateLimiter {
     private readonly options: RateLimitOptions,
   ) {}
 
-  /** Throws 429 TOOMANYREQUESTS with Retry-After while the account or the address is locked out. */
-  async assertAllowed(account: string, address: string): Promise<void> {
-    const keys = this.keys(account, address);
-    const limits = [this.options.maxFailuresPerAccount, this.options.maxFailuresPerAddress];
-    const counts = await this.redis.mget(...keys);
-    const blocked = keys.filter((_key, index) => Number(counts[index] ?? 0) >= limits[index]!);
+  /**
+   * Throws 429 TOOMANYREQUESTS with Retry-After while the account or the address is locked out. `account`
+   * undefined (a refresh token naming nobody): only the address counts.
+   */
+  async assertAllowed(account: string | undefined, address: string): Promise<void> {
+    const limited = this.limited(account, address);
+    const counts = await this.redis.mget(...limited.map(({ key }) => key));
+    const blocked = limited.filter(({ limit }, index) => Number(counts[index] ?? 0) >= limit).map(({ key }) => key);
     if (blocked.length === 0) return;
     const remainingMs = await Promise.all(blocked.map((key) => this.redis.pttl(key)));
     // Rounded up: a client that waits exactly this long must find the lock gone.
@@ -32,15 +34,21 @@ export class LoginRateLimiter {
     throw new RegistryError('TOOMANYREQUESTS', 429, 'too many failed logins, retry later', { headers: { 'Retry-After': String(retryAfter) } });
   }
 
-  async recordFailure(account: string, address: string): Promise<void> {
+  async recordFailure(account: string | undefined, address: string): Promise<void> {
     const transaction = this.redis.multi();
-    for (const key of this.keys(account, address)) transaction.incr(key).expire(key, this.options.windowSeconds, 'NX');
+    for (const { key } of this.limited(account, address)) transaction.incr(key).expire(key, this.options.windowSeconds, 'NX');
     await transaction.exec();
   }
 
   /** A successful login clears the account's count; the address's stays, or one good account would unlock guessing others. */
   async recordSuccess(account: string): Promise<void> {
     await this.redis.del(this.keys(account, '')[0]);
+  }
+
+  private limited(account: string | undefined, address: string): Array<{ key: string; limit: number }> {
+    const [accountKey, addressKey] = this.keys(account ?? '', address);
+    const limits = [{ key: addressKey, limit: this.options.maxFailuresPerAddress }];
+    return account === undefined ? limits : [{ key: accountKey, limit: this.options.maxFailuresPerAccount }, ...limits];
   }
 
   private keys(account: string, address: string): [string, string] {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { RegistryError } from '../errors.js';
 import { ROBOT_PREFIX, type Identity, type IdentityStore } from './identities.js';
+import { generationsKey } from './revocation.js';
 import { hashPassword, hashRobotSecret, newRobotSecret, passwordMatches, robotSecretMatches } from './secrets.js';
 
 const ACCOUNT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -59,6 +60,7 @@ export class RedisIdentityStore implements IdentityStore {
   private readonly usersKey: string;
   private readonly robotsKey: string;
   private readonly robotsUsedKey: string;
+  private readonly generationsKey: string;
 
   constructor(
     private readonly redis: Redis,
@@ -68,6 +70,7 @@ export class RedisIdentityStore implements IdentityStore {
     this.usersKey = `${prefix}auth:users`;
     this.robotsKey = `${prefix}auth:robots`;
     this.robotsUsedKey = `${prefix}auth:robots:last-used`;
+    this.generationsKey = generationsKey(prefix);
   }
 
   async knows(username: string): Promise<boolean> {
@@ -108,12 +111,14 @@ export class RedisIdentityStore implements IdentityStore {
       admin: options.admin ?? previous?.admin ?? false,
       createdAt: previous?.createdAt ?? this.now().toISOString(),
     };
-    await this.redis.hset(this.usersKey, name, JSON.stringify(user));
+    // Any change (password, groups, role) revokes the tokens issued before it (see revocation.ts).
+    await this.redis.multi().hset(this.usersKey, name, JSON.stringify(user)).hincrby(this.generationsKey, `user:${name}`, 1).exec();
     return userSummary(name, user);
   }
 
   async deleteUser(name: string): Promise<boolean> {
-    return (await this.redis.hdel(this.usersKey, name)) === 1;
+    const [[, removed]] = (await this.redis.multi().hdel(this.usersKey, name).hincrby(this.generationsKey, `user:${name}`, 1).exec()) as [[null, number]];
+    return removed === 1;
   }
 
   async listUsers(): Promise<UserSummary[]> {
@@ -138,8 +143,23 @@ export class RedisIdentityStore implements IdentityStore {
     return { robot: robotSummary(options.name, stored, undefined), secret };
   }
 
+  /** A new secret for an existing robot, returned once; the old secret and every token issued with it stop working. */
+  async regenerateRobotSecret(name: string): Promise<{ robot: RobotSummary; secret: string } | undefined> {
+    const stored = await this.readRobot(name);
+    if (!stored) return undefined;
+    const secret = newRobotSecret();
+    const updated: StoredRobot = { ...stored, secretHash: hashRobotSecret(secret) };
+    await this.redis.multi().hset(this.robotsKey, name, JSON.stringify(updated)).hincrby(this.generationsKey, `robot:${name}`, 1).exec();
+    return { robot: robotSummary(name, updated, (await this.redis.hget(this.robotsUsedKey, name)) ?? undefined), secret };
+  }
+
   async deleteRobot(name: string): Promise<boolean> {
-    const [[, removed]] = (await this.redis.multi().hdel(this.robotsKey, name).hdel(this.robotsUsedKey, name).exec()) as [[null, number]];
+    const [[, removed]] = (await this.redis
+      .multi()
+      .hdel(this.robotsKey, name)
+      .hdel(this.robotsUsedKey, name)
+      .hincrby(this.generationsKey, `robot:${name}`, 1)
+      .exec()) as [[null, number]];
     return removed === 1;
   }
 

@@ -1,7 +1,8 @@
 import Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Context, Middleware, Next } from 'koa';
-import type { Config } from '../config.js';
+import type { Logger } from 'pino';
+import { ConfigError, type Config } from '../config.js';
 import { registerAdminRoutes } from '../routes/admin-api.js';
 import { registerTokenRoutes } from '../routes/token.js';
 import { OPEN_ACCESS, type AccessGuard } from './access-guard.js';
@@ -12,10 +13,11 @@ import { bearerGuard } from './bearer-guard.js';
 import { ExternalIssuer } from './external-issuers.js';
 import { HtpasswdIdentityStore } from './htpasswd.js';
 import { ChainedIdentityStore, type IdentityStore } from './identities.js';
-import { loadSigningKey } from './keys.js';
+import { loadPreviousKey, loadSigningKey } from './keys.js';
 import { PermissionStore } from './permissions.js';
 import { LoginRateLimiter } from './rate-limit.js';
 import { RedisIdentityStore } from './redis-identities.js';
+import { RevocationChecker } from './revocation.js';
 import { TokenService } from './token-service.js';
 
 export interface RegistryAuth {
@@ -33,22 +35,31 @@ export function authStores(config: Config, redis: Redis): { accounts: RedisIdent
 }
 
 /** Builds token auth from the config, or the open guard when `auth.enabled` is false. */
-export async function createAuth(config: Config, redis: Redis): Promise<RegistryAuth> {
+export async function createAuth(config: Config, redis: Redis, logger?: Logger): Promise<RegistryAuth> {
   if (!config.auth.enabled) return { guard: OPEN_ACCESS };
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
-  const externalIssuers = config.auth.externalIssuers.map((issuer) => new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }));
-  const tokens = new TokenService({ ...token, key, externalIssuers });
+  const previousKeys = await Promise.all(token.previousKeys.map((file, index) => loadPreviousKey(file, `auth.token.previousKeys[${index}]`)));
+  const externalIssuers = config.auth.externalIssuers.map((issuer, index) => {
+    try {
+      return new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }, logger);
+    } catch (error) {
+      throw new ConfigError(`auth.externalIssuers[${index}] (${issuer.issuer}): ${(error as Error).message}`);
+    }
+  });
+  await Promise.all(externalIssuers.map((issuer) => issuer.start()));
+  const tokens = new TokenService({ ...token, key, previousKeys, externalIssuers });
   const authorizer = new RuleAuthorizer(rules);
-  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit));
+  const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000);
+  const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens, revocations);
 
   const router = new Router();
-  registerTokenRoutes(router, { authenticator, authorizer, identities, tokens, key });
+  registerTokenRoutes(router, { authenticator, authorizer, tokens, revocations });
   registerAdminRoutes(router, { authorizer, identities, accounts, rules });
   return {
-    guard: bearerGuard({ tokens, identities, authorizer, service: token.service, realm: token.realm }),
-    routes: adminGuardedRoutes(guardAdminPaths(authenticator), router),
+    guard: bearerGuard({ tokens, identities, authorizer, revocations, service: token.service, realm: token.realm }),
+    routes: adminGuardedRoutes(guardAdminPaths({ authenticator, tokens, identities, revocations }), router),
   };
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import jwt, { type Algorithm, type JwtPayload } from 'jsonwebtoken';
 import type { ExternalIssuer } from './external-issuers.js';
-import type { SigningKey } from './keys.js';
+import type { SigningKey, VerificationKey } from './keys.js';
 import type { Access } from './scope.js';
 
 export interface TokenServiceOptions {
@@ -11,6 +11,8 @@ export interface TokenServiceOptions {
   ttlSeconds: number;
   refreshTtlSeconds: number;
   key: SigningKey;
+  /** Retired signing keys: their tokens are still accepted until they expire, none are signed with them. */
+  previousKeys: readonly VerificationKey[];
   externalIssuers: readonly ExternalIssuer[];
 }
 
@@ -25,6 +27,10 @@ export interface VerifiedToken {
   access: Access[];
   /** Issued by this registry (so its subject is one of our accounts), not by an external issuer. */
   local: boolean;
+  /** Of a local token: the revision it was issued at (revocation.ts). */
+  revision?: string;
+  /** Seconds since the epoch. */
+  issuedAt: number;
 }
 
 export class InvalidTokenError extends Error {
@@ -41,37 +47,60 @@ const CLOCK_TOLERANCE_SECONDS = 5;
  */
 export class TokenService {
   private readonly refreshAudience: string;
+  private readonly localKeys = new Map<string, VerificationKey>();
 
   constructor(private readonly options: TokenServiceOptions) {
     this.refreshAudience = `${options.service}#refresh`;
+    for (const key of [options.key, ...options.previousKeys]) if (!this.localKeys.has(key.kid)) this.localKeys.set(key.kid, key);
   }
 
-  issueAccessToken(subject: string, access: Access[]): IssuedToken {
+  /** The public keys of the current and the retired signing keys, as the JWKS serves them. */
+  get jwks(): { keys: object[] } {
+    return { keys: [...this.localKeys.values()].map((key) => key.jwk) };
+  }
+
+  /** `revision`: what the subject's access rested on when it was granted (revocation.ts), checked on every use. */
+  issueAccessToken(subject: string, access: Access[], revision: string): IssuedToken {
     const now = Math.floor(Date.now() / 1000);
-    const token = this.sign({ sub: subject, access, nbf: now, iat: now }, this.options.service, this.options.ttlSeconds);
+    const token = this.sign({ sub: subject, access, rev: revision, nbf: now, iat: now }, this.options.service, this.options.ttlSeconds);
     return { token, expiresIn: this.options.ttlSeconds, issuedAt: new Date(now * 1000).toISOString() };
   }
 
-  issueRefreshToken(subject: string): string {
+  /** `generation`: the account's generation now; a later change to the account makes the refresh token useless. */
+  issueRefreshToken(subject: string, generation: number): string {
     const now = Math.floor(Date.now() / 1000);
-    return this.sign({ sub: subject, nbf: now, iat: now }, this.refreshAudience, this.options.refreshTtlSeconds);
+    return this.sign({ sub: subject, gen: generation, nbf: now, iat: now }, this.refreshAudience, this.options.refreshTtlSeconds);
   }
 
-  verifyAccessToken(token: string): VerifiedToken {
+  /** Async only for an external issuer's JWKS URL, fetched when a token names a key not yet known. */
+  async verifyAccessToken(token: string): Promise<VerifiedToken> {
     const { header, payload } = decode(token);
     const external = payload.iss === this.options.issuer ? undefined : this.options.externalIssuers.find((issuer) => issuer.issuer === payload.iss);
     const verified = external
-      ? verify(token, external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
-      : verify(token, this.localKey(header.kid), [this.options.key.algorithm], this.options.issuer, this.options.service);
-    return { subject: verified.sub ?? '', access: parseAccessClaim(verified.access), local: external === undefined };
+      ? verify(token, await external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
+      : verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.options.service);
+    return {
+      subject: verified.sub ?? '',
+      access: parseAccessClaim(verified.access),
+      local: external === undefined,
+      revision: typeof verified.rev === 'string' ? verified.rev : undefined,
+      issuedAt: verified.iat ?? 0,
+    };
   }
 
-  /** The subject a refresh token was issued to. */
-  verifyRefreshToken(token: string): string {
+  /** The subject a refresh token was issued to, and that account's generation then. */
+  verifyRefreshToken(token: string): { subject: string; generation: number } {
     const { header } = decode(token);
-    const payload = verify(token, this.localKey(header.kid), [this.options.key.algorithm], this.options.issuer, this.refreshAudience);
+    const payload = verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.refreshAudience);
     if (!payload.sub) throw new InvalidTokenError('refresh token without subject');
-    return payload.sub;
+    if (typeof payload.gen !== 'number') throw new InvalidTokenError('refresh token without generation');
+    return { subject: payload.sub, generation: payload.gen };
+  }
+
+  /** The subject a token names, unverified (for rate limiting only); undefined if it names none or is not a JWT. */
+  claimedSubject(token: string): string | undefined {
+    const decoded = jwt.decode(token, { json: true });
+    return typeof decoded?.sub === 'string' && decoded.sub !== '' ? decoded.sub : undefined;
   }
 
   private sign(payload: object, audience: string, ttlSeconds: number): string {
@@ -86,8 +115,8 @@ export class TokenService {
     });
   }
 
-  private localKey(kid: string | undefined): KeyObject | undefined {
-    return kid === this.options.key.kid ? this.options.key.publicKey : undefined;
+  private localKey(kid: string | undefined): VerificationKey | undefined {
+    return kid === undefined ? undefined : this.localKeys.get(kid);
   }
 }
 
@@ -95,6 +124,11 @@ function decode(token: string): { header: jwt.JwtHeader; payload: JwtPayload } {
   const decoded = jwt.decode(token, { complete: true });
   if (!decoded || typeof decoded.payload !== 'object') throw new InvalidTokenError('malformed token');
   return { header: decoded.header, payload: decoded.payload };
+}
+
+/** Each local key verifies only with its own algorithm: an RS256 key never accepts, say, an HS256 token. */
+function verifyLocal(token: string, key: VerificationKey | undefined, issuer: string, audience: string): JwtPayload {
+  return verify(token, key?.publicKey, key ? [key.algorithm] : [], issuer, audience);
 }
 
 function verify(token: string, key: KeyObject | undefined, algorithms: Algorithm[], issuer: string, audience: string): JwtPayload {

@@ -55,6 +55,12 @@ export function registerAdminRoutes(router: Router, services: AdminApiServices):
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ...created.robot, secret: created.secret };
   });
+  router.post(`${BASE}/robots/:robot/secret`, async (ctx: Context) => {
+    const regenerated = await accounts.regenerateRobotSecret(ctx.params.robot ?? '');
+    if (!regenerated) throw notFound('robot', ctx.params.robot);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ...regenerated.robot, secret: regenerated.secret };
+  });
   router.delete(`${BASE}/robots/:robot`, async (ctx: Context) => {
     if (!(await accounts.deleteRobot(ctx.params.robot ?? ''))) throw notFound('robot', ctx.params.robot);
     emptyResponse(ctx, 204);

@@ -5,7 +5,7 @@ import type { RegistryRouter, RegistryServices } from './context.js';
 export function registerListingRoutes(router: RegistryRouter, { listings, config, access }: RegistryServices): void {
   router.get('/v2/_catalog', access.catalog, async (ctx: Context) => {
     const page = parsePage(ctx, config.limits.maxPageSize);
-    const result = await listings.repositories(page);
+    const result = await listings.repositories(page, await access.catalogFilter(ctx));
     setNextLink(ctx, page, result);
     ctx.body = { repositories: result.items };
   });

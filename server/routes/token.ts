@@ -3,24 +3,24 @@ import type { Context } from 'koa';
 import type { Authenticator } from '../auth/authenticator.js';
 import { basicCredentials } from '../auth/authenticator.js';
 import type { Authorizer } from '../auth/authorizer.js';
-import { ANONYMOUS, type Identity, type IdentityStore } from '../auth/identities.js';
-import type { SigningKey } from '../auth/keys.js';
+import { ANONYMOUS, type Identity } from '../auth/identities.js';
 import { readFormBody } from '../auth/small-body.js';
+import type { RevocationChecker } from '../auth/revocation.js';
 import { parseScopes } from '../auth/scope.js';
-import { InvalidTokenError, type TokenService } from '../auth/token-service.js';
+import type { TokenService } from '../auth/token-service.js';
 import { RegistryError } from '../errors.js';
 
 export interface TokenEndpointServices {
   authenticator: Authenticator;
   authorizer: Authorizer;
-  identities: IdentityStore;
   tokens: TokenService;
-  key: SigningKey;
+  revocations: RevocationChecker;
 }
 
 /**
  * The Docker token endpoint: GET /token (Basic credentials or anonymous; what `docker login` and pulls use)
- * and POST /token (the OAuth2 password and refresh_token grants), plus the JWKS with the signing key.
+ * and POST /token (the OAuth2 password and refresh_token grants), plus the JWKS with the current and retired
+ * signing keys.
  */
 export function registerTokenRoutes(router: Router, services: TokenEndpointServices): void {
   router.get('/token', async (ctx: Context) => {
@@ -37,7 +37,7 @@ export function registerTokenRoutes(router: Router, services: TokenEndpointServi
   });
 
   router.get('/.well-known/jwks.json', (ctx: Context) => {
-    ctx.body = { keys: [services.key.jwk] };
+    ctx.body = services.tokens.jwks;
   });
 }
 
@@ -46,28 +46,20 @@ async function identityForGrant(ctx: Context, services: TokenEndpointServices, f
     case 'password':
       return services.authenticator.login(form.get('username') ?? '', form.get('password') ?? '', ctx.ip);
     case 'refresh_token':
-      return identityForRefreshToken(services, form.get('refresh_token') ?? '');
+      return services.authenticator.refresh(form.get('refresh_token') ?? '', ctx.ip);
     default:
       throw new RegistryError('UNSUPPORTED', 400, 'grant_type must be password or refresh_token');
   }
 }
 
-/** A refresh token is honoured only while its account exists and may log in (a deleted or expired robot may not). */
-async function identityForRefreshToken(services: TokenEndpointServices, token: string): Promise<Identity> {
-  try {
-    const identity = await services.identities.lookup(services.tokens.verifyRefreshToken(token));
-    if (identity) return identity;
-  } catch (error) {
-    if (!(error instanceof InvalidTokenError)) throw error;
-  }
-  throw new RegistryError('UNAUTHORIZED', 401, 'invalid or expired refresh token');
-}
-
 /** Grants the part of the requested scopes the identity is allowed: asking for too much is never an error. */
 async function respondWithToken(ctx: Context, services: TokenEndpointServices, identity: Identity, scopes: string[], offline: boolean): Promise<void> {
+  // The revision first: a rule removed while the grant is worked out then revokes this token too.
+  const revision = await services.revocations.revisionOf(identity);
   const access = await services.authorizer.grant(identity, parseScopes(scopes));
-  const issued = services.tokens.issueAccessToken(identity.name, access);
-  const refreshToken = offline && identity.kind !== 'anonymous' ? services.tokens.issueRefreshToken(identity.name) : undefined;
+  const issued = services.tokens.issueAccessToken(identity.name, access, revision);
+  const refreshToken =
+    offline && identity.kind !== 'anonymous' ? services.tokens.issueRefreshToken(identity.name, await services.revocations.accountGeneration(identity)) : undefined;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
     token: issued.token,

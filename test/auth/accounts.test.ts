@@ -116,3 +116,30 @@ test('the admin API wants admin credentials on every /admin/ path: 401 without a
   t.is(gc.status, 401, 'every /admin/ path, garbage collection included');
 });
 
+
+test('the admin API also takes a Bearer token issued to an admin, and refuses one of a non-admin, a refresh token or a forged one', async (t) => {
+  const call = (authorization: string) => request(registry.url, '/admin/v1/users', { headers: { Authorization: authorization } });
+  const adminToken = await registry.token([], ADMIN);
+  const listed = await call(`Bearer ${adminToken}`);
+  t.is(listed.status, 200);
+  t.true(((await listed.json()) as { users: Array<{ name: string }> }).users.some((user) => user.name === 'admin'));
+
+  const gina = await registry.addUser('gina', 'gina-password-1');
+  const denied = await call(`Bearer ${await registry.token([], gina)}`);
+  t.is(denied.status, 403);
+
+  const login = await registry.tokenRequest([], ADMIN, { offline_token: 'true', client_id: 'test' });
+  const { refresh_token: refreshToken } = (await login.json()) as TokenResponse;
+  for (const [what, authorization] of Object.entries({ 'refresh token': `Bearer ${refreshToken!}`, garbage: 'Bearer not.a.token', 'tampered token': `Bearer ${adminToken.slice(0, -4)}AAAA` })) {
+    const response = await call(authorization);
+    t.is(response.status, 401, what);
+    t.is(response.headers.get('www-authenticate'), 'Basic realm="berth-admin"', what);
+  }
+
+  // The role is looked up on every call: an admin demoted keeps a valid token but loses the admin API.
+  const hank = await registry.addUser('hank', 'hank-password-1', { admin: true });
+  const hankToken = await registry.token([], hank);
+  t.is((await call(`Bearer ${hankToken}`)).status, 200);
+  await registry.admin('PUT', '/users/hank', { password: hank.password, admin: false });
+  t.is((await call(`Bearer ${hankToken}`)).status, 403);
+});

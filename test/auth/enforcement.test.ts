@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { AuthRegistry, pushImageWithToken, type Credentials } from '../helpers/auth-registry.js';
+import { ADMIN, AuthRegistry, basic, pushImageWithToken, type Credentials } from '../helpers/auth-registry.js';
 import { assertRegistryError, request } from '../helpers/http-client.js';
 
 let registry: AuthRegistry;
@@ -104,4 +104,34 @@ test('a group member pushes with a token for the group pattern, and pulls what i
   const { manifest } = await pushImageWithToken(registry.url, token, 'team-a/new', 'v1');
   const pulled = await get('/v2/team-a/new/manifests/v1', token);
   t.is(pulled.headers.get('docker-content-digest'), manifest.digest);
+});
+
+test('a catalog rule lets a non-admin list the catalog: only the repositories it matches and the account may pull, in full pages', async (t) => {
+  const push = await adminToken(['cat/a-open', 'cat/b-closed', 'cat/c-open', 'cat/d-closed', 'cat/e-open'].map((name) => `repository:${name}:pull,push`));
+  for (const name of ['cat/a-open', 'cat/b-closed', 'cat/c-open', 'cat/d-closed', 'cat/e-open']) await pushImageWithToken(registry.url, push, name, 'v1');
+  const carl = await registry.addUser('carl', 'carl-password-1', { groups: ['auditors'] });
+  await registry.grant('group:auditors', 'cat/**', ['catalog']);
+  await registry.grant('group:auditors', 'cat/*-open', ['pull']);
+  await registry.grant('user:carl', 'team-a/app', ['pull']);
+
+  const token = await registry.token(['registry:catalog:*'], carl);
+  const catalog = async (query: string) => {
+    const response = await get(`/v2/_catalog${query}`, token);
+    t.is(response.status, 200);
+    return { repositories: ((await response.json()) as { repositories: string[] }).repositories, link: response.headers.get('link') };
+  };
+  t.deepEqual(await catalog(''), { repositories: ['cat/a-open', 'cat/c-open', 'cat/e-open'], link: null }, 'team-a/app is pullable but no catalog rule matches it');
+  const first = await catalog('?n=2');
+  t.deepEqual(first, { repositories: ['cat/a-open', 'cat/c-open'], link: '</v2/_catalog?n=2&last=cat%2Fc-open>; rel="next"' });
+  t.deepEqual(await catalog('?n=2&last=cat%2Fc-open'), { repositories: ['cat/e-open'], link: null });
+  t.deepEqual(await catalog('?n=3'), { repositories: ['cat/a-open', 'cat/c-open', 'cat/e-open'], link: null }, 'no next link when nothing visible follows');
+
+  const effective = await registry.admin<{ catalog: boolean }>('GET', '/effective-permissions/carl');
+  t.true(effective.catalog);
+  const rejected = await request(registry.url, '/admin/v1/permissions', {
+    method: 'POST',
+    headers: { Authorization: basic(ADMIN), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ subject: 'anonymous', repositories: '**', actions: ['catalog'] }),
+  });
+  t.is(rejected.status, 400, 'anonymous rules may only grant pull');
 });

@@ -91,8 +91,9 @@ test('the OAuth2 password grant with access_type=offline returns a refresh token
 test('tokens that are expired, forged, tampered with or for someone else are rejected with error="invalid_token"', async (t) => {
   const pem = await signingKeyPem();
   const key = createPrivateKey(pem);
-  const kid = decode(await registry.token([], alice)).header.kid!;
-  const claims = { sub: 'alice', access: TEAM_A_PULL };
+  const issued = decode(await registry.token([], alice));
+  const kid = issued.header.kid!;
+  const claims = { sub: 'alice', access: TEAM_A_PULL, rev: issued.payload.rev as string };
   const valid = { algorithm: 'ES256' as const, keyid: kid, issuer: 'berth', audience: 'berth', expiresIn: 60 };
   t.is((await pullWith(`Bearer ${jwt.sign(claims, key, valid)}`)).status, 404, 'a correctly made token is accepted (the manifest just does not exist)');
 
@@ -101,7 +102,7 @@ test('tokens that are expired, forged, tampered with or for someone else are rej
   const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT', kid })).toString('base64url')}.${Buffer.from(
     JSON.stringify({ ...claims, iss: 'berth', aud: 'berth', exp: Math.floor(Date.now() / 1000) + 60 }),
   ).toString('base64url')}.`;
-  const good = jwt.sign({ sub: 'alice', access: [] }, key, valid);
+  const good = jwt.sign({ sub: 'alice', access: [], rev: claims.rev }, key, valid);
   const [head, , signature] = good.split('.');
   const tampered = `${head}.${Buffer.from(JSON.stringify({ ...decode(good).payload, access: TEAM_A_PULL })).toString('base64url')}.${signature}`;
 
@@ -113,7 +114,9 @@ test('tokens that are expired, forged, tampered with or for someone else are rej
     'wrong audience': jwt.sign(claims, key, { ...valid, audience: 'another-registry' }),
     'wrong issuer': jwt.sign(claims, key, { ...valid, issuer: 'someone-else' }),
     'tampered access claim': tampered,
-    'malformed access claim': jwt.sign({ sub: 'alice', access: 'everything' }, key, valid),
+    'malformed access claim': jwt.sign({ sub: 'alice', access: 'everything', rev: claims.rev }, key, valid),
+    'without a revision': jwt.sign({ sub: 'alice', access: TEAM_A_PULL }, key, valid),
+    'another revision': jwt.sign({ ...claims, rev: 'AAAAAAAAAAAAAAAAAAAAAA' }, key, valid),
   };
   for (const [what, token] of Object.entries(rejected)) {
     const response = await pullWith(`Bearer ${token}`);
