@@ -16,6 +16,7 @@ import type { ContainerStore } from './container-store.js';
 import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
 import { resolveArgs } from './oci-spec.js';
 import { parseRunRequest, parseSignal } from './run-options.js';
+import { RootfsDir } from './rootfs.js';
 import { resolveUser } from './user-lookup.js';
 
 /** A request about containers that cannot be done: the status says why (404 unknown, 409 conflict). */
@@ -51,6 +52,7 @@ export class ContainerManager {
   private readonly exitHandled = new Map<string, Promise<void>>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly removing = new Set<string>();
+  private readonly starting = new Set<string>();
 
   constructor(private readonly deps: ContainerManagerDependencies) {}
 
@@ -199,12 +201,22 @@ export class ContainerManager {
   async exec(idOrName: string, request: { command: string[]; env: string[]; user: string | undefined; workdir: string | undefined }) {
     const record = this.get(idOrName);
     if (!this.runs.has(record.id)) throw new ContainerError(409, `Container ${record.id} is not running`);
-    const user = request.user ? await resolveUser(path.join(this.directory(record.id), 'rootfs'), request.user) : undefined;
+    const user = request.user ? await resolveUser(path.join(this.directory(record.id), RootfsDir.mount), request.user) : undefined;
     const process: ExecProcess = { args: request.command, env: request.env, cwd: request.workdir, user };
     return this.deps.runtime.exec(record.id, process);
   }
 
   private async startRun(record: ContainerRecord): Promise<void> {
+    if (this.starting.has(record.id)) throw new ContainerError(409, `Container ${record.id} is already starting`);
+    this.starting.add(record.id);
+    try {
+      await this.launch(record);
+    } finally {
+      this.starting.delete(record.id);
+    }
+  }
+
+  private async launch(record: ContainerRecord): Promise<void> {
     const directory = this.directory(record.id);
     try {
       record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
@@ -274,6 +286,7 @@ export class ContainerManager {
 
   private markExited(record: ContainerRecord, exit: ExitRecord): void {
     Object.assign(record.state, { status: 'exited', pid: undefined, shimPid: undefined, exitCode: exit.exitCode, finishedAt: exit.finishedAt, error: exit.startError });
+    record.network = undefined;
   }
 
   private nameTaken(name: string): ContainerRecord | undefined {
