@@ -61,20 +61,27 @@ export class ContainerManager {
     for (const record of await this.deps.store.list()) this.records.set(record.id, record);
     for (const record of this.records.values()) {
       const wasUp = record.state.status === 'running' || record.state.status === 'restarting';
-      if (!wasUp) continue;
-      const found = await this.deps.runtime.reattach(record.id, this.directory(record.id), record.state.shimPid ?? 0);
-      if ('pid' in found) {
-        this.watch(record, found);
-        this.deps.logger.info({ container: record.id, pid: found.pid }, 're-attached to a running container');
-      } else {
-        await this.deps.runtime.delete(record.id).catch(() => undefined);
-        await this.deps.launcher.release(record, this.directory(record.id)).catch(() => undefined);
-        this.markExited(record, found);
-        await this.save(record);
-        if (shouldStartAtBoot(record.spec.restart, { exitCode: found.exitCode, stoppedByUser: record.state.stoppedByUser })) await this.startRun(record).catch(() => undefined);
-      }
+      const startNow = wasUp ? await this.reattachOrSettle(record) : alwaysStoppedByUser(record);
+      if (!startNow) continue;
+      record.state.stoppedByUser = false;
+      await this.startRun(record).catch((error: Error) => this.deps.logger.warn({ container: record.id, err: error }, 'start at boot failed'));
     }
     await this.deps.network.removeLeftovers(new Set([...this.runs.keys()]));
+  }
+
+  /** Watches a run that is still going, or records how it ended; true when the policy wants it started again. */
+  private async reattachOrSettle(record: ContainerRecord): Promise<boolean> {
+    const found = await this.deps.runtime.reattach(record.id, this.directory(record.id), record.state.shimPid ?? 0);
+    if ('pid' in found) {
+      this.watch(record, found);
+      this.deps.logger.info({ container: record.id, pid: found.pid }, 're-attached to a running container');
+      return false;
+    }
+    await this.deps.runtime.delete(record.id).catch(() => undefined);
+    await this.deps.launcher.release(record, this.directory(record.id)).catch(() => undefined);
+    this.markExited(record, found);
+    await this.save(record);
+    return shouldStartAtBoot(record.spec.restart, { exitCode: found.exitCode, stoppedByUser: record.state.stoppedByUser });
   }
 
   list(all: boolean): ContainerRecord[] {
@@ -300,6 +307,11 @@ export class ContainerManager {
   private directory(id: string): string {
     return this.deps.store.directory(id);
   }
+}
+
+/** docker's `always`: a container the user stopped stays down only until the daemon restarts. */
+function alwaysStoppedByUser(record: ContainerRecord): boolean {
+  return record.spec.restart.name === 'always' && record.state.status === 'exited' && record.state.stoppedByUser;
 }
 
 function sleep(ms: number): Promise<void> {

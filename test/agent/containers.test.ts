@@ -199,13 +199,19 @@ test.serial('a crashing container with --restart on-failure:3 is restarted three
 
 test.serial('containers keep running when the agent is SIGKILLed, and the restarted agent re-attaches to them', async (t) => {
   await agent.cli(['run', '-d', '--name', 'survivor', image]);
+  await agent.cli(['run', '-d', '--name', 'always', '--restart', 'always', image]);
+  await agent.cli(['run', '-d', '--name', 'unless', '--restart', 'unless-stopped', image]);
+  await agent.cli(['stop', 'always', 'unless']);
   const before = await inspect('survivor');
   await agent.killAndRestart();
   const after = await inspect('survivor');
   t.is(after.state.status, 'running');
   t.is(after.state.pid, before.state.pid);
-  t.regex((await agent.cli(['ps'])).stdout, /Up .*survivor/);
+  const ps = (await agent.cli(['ps'])).stdout;
+  t.regex(ps, /Up .*survivor/);
+  t.regex(ps, /Up .*always/, 'docker brings an `always` container back at daemon start, even one the user stopped');
+  t.notRegex(ps, /unless/, 'an `unless-stopped` container the user stopped stays down');
   await agent.cli(['stop', '-t', '5', 'survivor']);
   t.is((await inspect('survivor')).state.exitCode, 0, 'the re-attached run reports its exit');
-  await agent.cli(['rm', 'survivor']);
+  await agent.cli(['rm', '-f', 'survivor', 'always', 'unless']);
 });
