@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tini (also a docker.io dependency) goes into the stand-in base image test/ops/dockerfile.test.ts builds.
-PACKAGES=(redis-server docker.io tini skopeo podman runc busybox-static docker-registry uidmap iptables attr zstd openssl)
+# tini (also a docker.io dependency) goes into the stand-in base image test/ops/dockerfile.test.ts builds;
+# iproute2 (ip) and util-linux (nsenter) are what the agent's container networking drives.
+PACKAGES=(redis-server docker.io tini skopeo podman runc busybox-static docker-registry uidmap iptables iproute2 util-linux attr zstd openssl)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
