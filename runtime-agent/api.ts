@@ -10,7 +10,16 @@ export const ApiPath = {
   pull: '/v1/images/pull',
   prune: '/v1/prune',
   containers: '/v1/containers',
+  auth: '/v1/auth',
 } as const;
+
+/** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */
+export interface LoginRequest {
+  /** `host[:port]` as in image references; docker.io when absent. */
+  registry?: string;
+  username: string;
+  password: string;
+}
 
 export interface PullRequest {
   reference: string;

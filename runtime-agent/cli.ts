@@ -10,6 +10,7 @@ import { AgentRequestError } from './client/agent-client.js';
 import { resolveConfig, DEFAULT_DATA_DIR, type ConfigFlags } from './config.js';
 import { startDaemon } from './daemon/daemon.js';
 import { shortDigest } from './digest.js';
+import { DEFAULT_REGISTRY } from './reference.js';
 
 /** `berth-agent`: the daemon, and docker-like commands that talk to it over its socket. */
 
@@ -63,6 +64,29 @@ program
   });
 
 program
+  .command('login')
+  .description('log in to a registry: the daemon checks the credentials and uses them for its pulls')
+  .argument('[server]', 'registry host[:port]', DEFAULT_REGISTRY)
+  .requiredOption('-u, --username <name>', 'user name')
+  .option('-p, --password <password>', 'password (prefer --password-stdin)')
+  .option('--password-stdin', 'read the password from standard input')
+  .action(async (server: string, options: { username: string; password?: string; passwordStdin?: boolean }, command: Command) => {
+    if (options.password !== undefined) console.error('WARNING! Using --password via the CLI is insecure. Use --password-stdin.');
+    const password = options.passwordStdin ? await readStdin() : options.password;
+    if (password === undefined || password === '') throw new Error('a password is required: --password-stdin or -p');
+    console.log((await client(command).login({ registry: server, username: options.username, password })).status);
+  });
+
+program
+  .command('logout')
+  .description('forget the credentials saved for a registry')
+  .argument('[server]', 'registry host[:port]', DEFAULT_REGISTRY)
+  .action(async (server: string, _options, command: Command) => {
+    const { removed } = await client(command).logout(server);
+    console.log(removed ? `Removing login credentials for ${server}` : `Not logged in to ${server}`);
+  });
+
+program
   .command('images')
   .description('list pulled images')
   .option('-q, --quiet', 'only show image ids')
@@ -94,6 +118,13 @@ program
   });
 
 addContainerCommands(program, client);
+
+/** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) text += String(chunk);
+  return text.replace(/\r?\n$/, '');
+}
 
 program.parseAsync().catch((error: Error) => {
   console.error(`Error: ${error.message}`);

@@ -9,6 +9,7 @@ import {
   type ExecRequest,
   type ImageSummary,
   type LogLine,
+  type LoginRequest,
   type PruneResult,
   type PullEvent,
   type PullRequest,
@@ -53,6 +54,14 @@ export class AgentClient {
   /** Streams the pull's events to `onEvent`; resolves with the last one (`done` or `error`). */
   pull(body: PullRequest, onEvent: (event: PullEvent) => void): Promise<PullEvent | undefined> {
     return this.stream('POST', ApiPath.pull, body, onEvent);
+  }
+
+  login(body: LoginRequest): Promise<{ status: string }> {
+    return this.json('POST', ApiPath.auth, body);
+  }
+
+  logout(registry: string): Promise<{ removed: boolean }> {
+    return this.json('DELETE', `${ApiPath.auth}?registry=${encodeURIComponent(registry)}`);
   }
 
   containers(all: boolean): Promise<ContainerSummary[]> {

@@ -9,6 +9,7 @@ import { GarbageCollector } from '../image/garbage-collector.js';
 import { ImagePuller } from '../image/image-puller.js';
 import { JsonFileImageStore } from '../image/image-store.js';
 import { Leases } from '../image/leases.js';
+import { CredentialStore } from '../registry/credential-store.js';
 import { HttpRegistryClient } from '../registry/registry-client.js';
 import { DirectorySnapshotter } from '../snapshot/snapshotter.js';
 import { ContainerLauncher } from '../container/container-launcher.js';
@@ -41,6 +42,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   const leases = new Leases();
   const server = createApiServer({
     containers,
+    credentials: new CredentialStore(config.dataDir),
     containerUsing: (imageId) => containers.list(true).find((container) => container.imageId === imageId)?.id,
     puller: new ImagePuller({ content, snapshots, images }, leases, {
       platform: config.platform,

@@ -1,9 +1,11 @@
-import { ApiPath, type ImageSummary, type PullEvent, type PullRequest } from '../api.js';
+import { ApiPath, type ImageSummary, type LoginRequest, type PullEvent, type PullRequest } from '../api.js';
 import type { GarbageCollector } from '../image/garbage-collector.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import { removeImage } from '../image/image-removal.js';
 import type { ImageRecord, ImageStore } from '../image/image-store.js';
-import { familiarName, parseReference } from '../reference.js';
+import { DEFAULT_REGISTRY, familiarName, parseReference } from '../reference.js';
+import type { CredentialStore } from '../registry/credential-store.js';
+import { RegistryError } from '../registry/registry-error.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Logger } from 'pino';
@@ -14,6 +16,7 @@ export interface ImageServices {
   images: ImageStore;
   collector: GarbageCollector;
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  credentials: CredentialStore;
   /** A container created from this image id, if any: its last reference cannot be removed. */
   containerUsing: (imageId: string) => string | undefined;
   logger: Logger;
@@ -29,11 +32,29 @@ export function imageRoutes(services: ImageServices): Route[] {
       sendJson(response, 200, await removeImage(reference, services.images, services.collector, services.containerUsing));
     }),
     route('POST', ApiPath.prune, async ({ response }) => sendJson(response, 200, await services.collector.collect())),
+    route('POST', ApiPath.auth, async ({ request, response }) => {
+      const body = (await readJson(request)) as Partial<LoginRequest>;
+      if (typeof body.username !== 'string' || body.username === '' || typeof body.password !== 'string') throw new HttpError(400, 'username and password are required');
+      const registry = body.registry || DEFAULT_REGISTRY;
+      const credentials = { username: body.username, password: body.password };
+      try {
+        await services.registryClient(registry, credentials).verifyCredentials();
+      } catch (error) {
+        if (error instanceof RegistryError) throw new HttpError(error.status === 401 ? 401 : 502, `login to ${registry} failed: ${error.message}`);
+        throw error;
+      }
+      await services.credentials.put(registry, credentials);
+      sendJson(response, 200, { status: 'Login Succeeded' });
+    }),
+    route('DELETE', ApiPath.auth, async ({ response, url }) => {
+      const registry = url.searchParams.get('registry') || DEFAULT_REGISTRY;
+      sendJson(response, 200, { removed: await services.credentials.remove(registry) });
+    }),
     route('POST', ApiPath.pull, async ({ request, response }) => {
       const body = (await readJson(request)) as Partial<PullRequest>;
       if (typeof body.reference !== 'string') throw new HttpError(400, 'reference is required');
       const reference = parseReference(body.reference);
-      const credentials = body.username !== undefined ? { username: body.username, password: body.password ?? '' } : undefined;
+      const credentials = body.username !== undefined ? { username: body.username, password: body.password ?? '' } : await services.credentials.get(reference.registry);
       const log = services.logger.child({ reference: body.reference });
       // The pull goes on if the client goes away: its work is shared with other pulls and is wasted otherwise.
       const write = ndjson(response);

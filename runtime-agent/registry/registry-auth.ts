@@ -41,12 +41,34 @@ export class RegistryAuthenticator {
     throw new RegistryError(401, `unauthorized: ${this.credentials ? 'credentials were refused' : 'authentication required'}`);
   }
 
-  private async fetchToken(challenge: AuthChallenge, repository: string): Promise<string> {
+  /**
+   * `login`: proves the credentials the way docker does. A Bearer challenge is answered by asking its token
+   * server for a token with no scope (which needs valid credentials, not any permission); a Basic challenge
+   * means the caller repeats its request with `authorization('')`.
+   */
+  async login(wwwAuthenticate: string | null): Promise<'token' | 'basic'> {
+    if (!this.credentials) throw new RegistryError(401, 'unauthorized: no credentials');
+    const challenges = parseAuthChallenges(wwwAuthenticate);
+    const bearer = challenges.find((challenge) => challenge.scheme === 'bearer');
+    if (bearer) {
+      await this.fetchToken(bearer, undefined);
+      return 'token';
+    }
+    if (challenges.some((challenge) => challenge.scheme === 'basic')) {
+      this.basicAccepted = true;
+      return 'basic';
+    }
+    throw new RegistryError(401, `unauthorized: the registry asks for an unsupported authentication (${wwwAuthenticate ?? 'none'})`);
+  }
+
+  /** A token for the challenge's scope (or the repository's pull scope); none at all when `repository` is undefined. */
+  private async fetchToken(challenge: AuthChallenge, repository: string | undefined): Promise<string> {
     const realm = challenge.params.realm;
     if (!realm) throw new RegistryError(401, 'Bearer challenge without a realm');
     const url = new URL(realm);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    url.searchParams.set('scope', challenge.params.scope ?? pullScope(repository));
+    if (repository !== undefined) url.searchParams.set('scope', challenge.params.scope ?? pullScope(repository));
+    if (this.credentials) url.searchParams.set('account', this.credentials.username);
     const authorization = basicAuthorization(this.credentials);
     const response = await fetch(url, {
       headers: authorization ? { Authorization: authorization } : {},

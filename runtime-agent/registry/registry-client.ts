@@ -9,6 +9,8 @@ export interface RegistryClient {
   fetchManifest(repository: string, reference: string): Promise<FetchedManifest>;
   /** Streams a blob from `offset` on; `offset` in the answer is where the bytes really start (0 if the registry ignored the Range). */
   fetchBlob(repository: string, digest: string, offset: number): Promise<BlobStream>;
+  /** `login`: resolves when the registry (or its token server) accepts the credentials. */
+  verifyCredentials(): Promise<void>;
 }
 
 export interface FetchedManifest {
@@ -86,6 +88,28 @@ export class HttpRegistryClient implements RegistryClient {
     if (!response.body) throw new RegistryError(response.status, `blob ${digest} has no body`);
     const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
     return { stream: stallGuarded(body, this.stallTimeoutMs, abort, digest), offset: servedFrom };
+  }
+
+  async verifyCredentials(): Promise<void> {
+    try {
+      await this.probeWithCredentials();
+    } catch (error) {
+      if (error instanceof RegistryError && error.status === 401) throw new RegistryError(401, 'unauthorized: incorrect username or password');
+      throw error;
+    }
+  }
+
+  private async probeWithCredentials(): Promise<void> {
+    const probe = (authorization?: string) =>
+      fetch(`${this.baseUrl}/v2/`, { headers: authorization ? { Authorization: authorization } : {}, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const response = await probe();
+    await response.body?.cancel();
+    if (response.ok) return;
+    if (response.status !== 401) throw new RegistryError(response.status, `${this.baseUrl}/v2/ answered ${response.status}`);
+    if ((await this.auth.login(response.headers.get('www-authenticate'))) === 'token') return;
+    const retried = await probe(this.auth.authorization(''));
+    await retried.body?.cancel();
+    if (!retried.ok) throw new RegistryError(retried.status, `${this.baseUrl}/v2/ answered ${retried.status}`);
   }
 
   /** Sends a GET (with a deadline unless a signal is given); on a 401 answers the challenge once and retries. */

@@ -61,7 +61,7 @@ export class AgentDaemon {
   }
 
   /** Runs `berth-agent --data-dir <dir> <args>` (the CLI finds the daemon's socket in the data dir). */
-  cli(args: string[], options: { allowFailure?: boolean } = {}): Promise<RunResult> {
+  cli(args: string[], options: { allowFailure?: boolean; input?: string } = {}): Promise<RunResult> {
     return run(process.execPath, [CLI, '--data-dir', this.dataDir, ...args], { ...options, timeoutMs: 60_000 });
   }
 

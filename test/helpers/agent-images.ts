@@ -141,8 +141,9 @@ export async function writeIndexLayout(layout: string, tag: string, images: Test
 }
 
 /** `skopeo copy` of a layout's tag to a plain-http registry, keeping layers and their compression as they are. */
-export async function pushLayout(layout: string, tag: string, destination: string): Promise<void> {
-  await run('skopeo', ['copy', '--all', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${destination}`]);
+export async function pushLayout(layout: string, tag: string, destination: string, credentials?: { username: string; password: string }): Promise<void> {
+  const creds = credentials ? ['--dest-creds', `${credentials.username}:${credentials.password}`] : [];
+  await run('skopeo', ['copy', '--all', '--quiet', '--preserve-digests', '--dest-tls-verify=false', ...creds, `oci:${layout}:${tag}`, `docker://${destination}`]);
 }
 
 function pipeThrough(command: string, args: string[], input: Buffer): Promise<Buffer> {
