@@ -16,7 +16,7 @@ import type { ContainerStore } from './container-store.js';
 import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
 import { resolveArgs } from './oci-spec.js';
 import { parseRunRequest, parseSignal } from './run-options.js';
-import { RootfsDir } from './rootfs.js';
+import { RootfsDir, unmountRootfs } from './rootfs.js';
 import { resolveUser } from './user-lookup.js';
 
 /** A request about containers that cannot be done: the status says why (404 unknown, 409 conflict). */
@@ -61,6 +61,8 @@ export class ContainerManager {
     for (const record of await this.deps.store.list()) this.records.set(record.id, record);
     for (const record of this.records.values()) {
       const wasUp = record.state.status === 'running' || record.state.status === 'restarting';
+      // A daemon that died while starting a container may have left its root mounted.
+      if (!wasUp) await unmountRootfs(this.directory(record.id));
       const startNow = wasUp ? await this.reattachOrSettle(record) : alwaysStoppedByUser(record);
       if (!startNow) continue;
       record.state.stoppedByUser = false;
