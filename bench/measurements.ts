@@ -221,6 +221,12 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
+/** The nearest-rank percentile (`fraction` 0.9 for p90): a value that was measured, never an interpolation. */
+export function percentile(values: number[], fraction: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
+}
+
 /**
  * Runs `measure` `rounds` times on every subject, alternating which goes first, so that both registries see the
  * same machine state (page cache, writeback, other load) on average. Returns the samples per subject.

@@ -15,8 +15,9 @@ export interface Row {
   label: string;
   unit: string;
   berth: number;
-  distribution: number;
-  /** Whether Berth/Distribution is worth printing (not for derived or Berth-only targets). */
+  /** The reference implementation's figure (Distribution for the registry, docker for the agent). */
+  reference: number;
+  /** Whether Berth/reference is worth printing (not for derived or Berth-only targets). */
   ratio: boolean;
   target?: { text: string; met: boolean };
 }
@@ -34,7 +35,7 @@ export function buildRows(berth: TargetResults, distribution: TargetResults, opt
   const row = (label: string, unit: string, pick: (r: TargetResults) => number, target?: (b: number, d: number) => Row['target']): Row => {
     const b = pick(berth);
     const d = pick(distribution);
-    return { label, unit, berth: b, distribution: d, ratio: true, target: target?.(b, d) };
+    return { label, unit, berth: b, reference: d, ratio: true, target: target?.(b, d) };
   };
   const pageRows = berth.tagPages.map((page, index) =>
     row(`tag page n=${PAGE_SIZE}, ${page.tags} tags${pageNote(distribution.tagPages[index]?.returned)}`, 'ms', (r) => r.tagPages[index]?.ms ?? Number.NaN),
@@ -68,24 +69,30 @@ function pageNote(returned: number | undefined): string {
   return returned !== undefined && returned > PAGE_SIZE ? ` [Distribution ignores n: sent ${returned}]` : '';
 }
 
-export function formatTable(rows: Row[]): string {
-  const header = ['measurement', 'unit', 'Berth', 'Distribution', 'Berth/Dist', 'target', 'status'];
+/** The table every benchmark prints: Berth, the reference (named in the header, e.g. `Distribution`/`Dist`), their ratio and the target. */
+export function formatTable(rows: Row[], reference = { name: 'Distribution', short: 'Dist' }): string {
+  const header = ['measurement', 'unit', 'Berth', reference.name, `Berth/${reference.short}`, 'target', 'status'];
   const body = rows.map((r) => [
     r.label,
     r.unit,
     formatNumber(r.berth),
-    formatNumber(r.distribution),
-    r.ratio ? `${formatNumber(r.berth / r.distribution)}x` : '',
+    formatNumber(r.reference),
+    r.ratio ? `${formatNumber(r.berth / r.reference)}x` : '',
     r.target?.text ?? '',
     r.target ? (r.target.met ? 'met' : 'NOT MET') : '',
   ]);
+  return alignColumns(header, body, (column) => column >= 2 && column <= 4);
+}
+
+/** A plain-text table: columns padded to their widest cell, the numeric ones right-aligned, a dashed rule under the header. */
+export function alignColumns(header: string[], body: string[][], numeric: (column: number) => boolean): string {
   const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => (cells[column] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((cell, column) => (column >= 2 && column <= 4 ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd();
+    cells.map((cell, column) => (numeric(column) ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-function formatNumber(value: number): string {
+export function formatNumber(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
   if (value >= 100) return value.toFixed(0);
   if (value >= 10) return value.toFixed(1);

@@ -119,7 +119,7 @@ function buildRows({ blobs, memory }: Results): Row[] {
   const [berthMemory, distMemory] = memory as [Results['memory'][number], Results['memory'][number]];
   const size = formatBytes(options.blobBytes);
   const atLeast = (b: number, d: number) => ({ text: '>= 1x Distribution', met: b >= d });
-  const row = (label: string, unit: string, berth: number, distribution: number, target?: Row['target']): Row => ({ label, unit, berth, distribution, ratio: true, target });
+  const row = (label: string, unit: string, berth: number, distribution: number, target?: Row['target']): Row => ({ label, unit, berth, reference: distribution, ratio: true, target });
   // Push does not depend on the redirect setting: the samples of both instances of a registry are pooled.
   const push = (pick: (b: BlobThroughput) => number, label: string) => {
     const b = median([...berthRedirect, ...berthProxy].map(pick));

@@ -12,6 +12,8 @@ export interface BenchSession {
   workDir: string;
   servers: ServerProcess[];
   clients: RegistryClient[];
+  /** Undoes anything else the benchmark started (daemons, state outside workDir), last added first, before the servers stop. */
+  teardowns: Array<() => Promise<void>>;
   cleanup(): Promise<void>;
 }
 
@@ -19,10 +21,14 @@ export async function startBenchSession(prefix: string): Promise<BenchSession> {
   const workDir = await mkdtemp(path.join(tmpdir(), prefix));
   const servers: ServerProcess[] = [];
   const clients: RegistryClient[] = [];
+  const teardowns: BenchSession['teardowns'] = [];
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
       for (const client of clients) client.close();
+      for (const teardown of [...teardowns].reverse()) {
+        await teardown().catch((error: unknown) => process.stderr.write(`cleanup failed: ${error instanceof Error ? error.message : String(error)}\n`));
+      }
       await Promise.all(servers.map((server) => server.stop()));
       await rm(workDir, { recursive: true, force: true });
     })());
@@ -30,7 +36,7 @@ export async function startBenchSession(prefix: string): Promise<BenchSession> {
     process.once(signal, () => void cleanup().finally(() => process.exit(130)));
   }
   process.on('uncaughtException', () => void cleanup().finally(() => process.exit(1)));
-  return { workDir, servers, clients, cleanup };
+  return { workDir, servers, clients, teardowns, cleanup };
 }
 
 const loadAverage = () => loadavg().map((value) => value.toFixed(2)).join(' ');

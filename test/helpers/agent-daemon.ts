@@ -62,7 +62,13 @@ export class AgentDaemon {
 
   /** Runs `berth-agent --data-dir <dir> <args>` (the CLI finds the daemon's socket in the data dir). */
   cli(args: string[], options: { allowFailure?: boolean; input?: string } = {}): Promise<RunResult> {
-    return run(process.execPath, [CLI, '--data-dir', this.dataDir, ...args], { ...options, timeoutMs: 60_000 });
+    const command = this.cliCommand(args);
+    return run(command.file, command.args, { ...options, timeoutMs: 60_000 });
+  }
+
+  /** The command line of `berth-agent --data-dir <dir> <args>`, for callers that spawn it themselves. */
+  cliCommand(args: string[]): { file: string; args: string[] } {
+    return { file: process.execPath, args: [CLI, '--data-dir', this.dataDir, ...args] };
   }
 
   /** Names of the snapshot directories (`sha256-<hex>`), without work directories. */

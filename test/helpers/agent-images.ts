@@ -13,7 +13,7 @@ export type Compression = 'none' | 'gzip' | 'zstd';
 export interface TarEntry {
   name: string;
   type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
-  content?: string;
+  content?: string | Buffer;
   linkname?: string;
   mode?: number;
   uid?: number;

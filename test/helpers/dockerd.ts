@@ -79,8 +79,8 @@ export class DockerDaemon {
   }
 
   /**
-   * Runs the docker CLI against this daemon. DOCKER_CONFIG isolates it from the host's credentials and
-   * contexts; DOCKER_BUILDKIT=0 selects the legacy builder, the one Debian's dockerd 20.10 has without buildx.
+   * Runs the docker CLI against this daemon. DOCKER_BUILDKIT=0 selects the legacy builder, the one Debian's
+   * dockerd 20.10 has without buildx.
    */
   docker(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     return this.cli('docker', args, { ...options, env: { DOCKER_BUILDKIT: '0', ...options.env } });
@@ -95,7 +95,12 @@ export class DockerDaemon {
   }
 
   private cli(binary: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
-    return run(binary, args, { ...options, env: { DOCKER_HOST: this.host, DOCKER_CONFIG: path.join(this.dir, 'cli'), ...options.env } });
+    return run(binary, args, { ...options, env: { ...this.cliEnv, ...options.env } });
+  }
+
+  /** The environment that points a docker CLI at this daemon, isolated from the host's credentials and contexts. */
+  get cliEnv(): Record<string, string> {
+    return { DOCKER_HOST: this.host, DOCKER_CONFIG: path.join(this.dir, 'cli') };
   }
 
   /** Stops dockerd (and the containerd it manages) by PID, then removes every file and mount it left. */

@@ -46,14 +46,15 @@ export class PodmanEnvironment {
   }
 
   podman(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    return run('podman', args, {
-      ...options,
-      env: {
-        CONTAINERS_STORAGE_CONF: path.join(this.dir, 'storage.conf'),
-        CONTAINERS_CONF: path.join(this.dir, 'containers.conf'),
-        ...options.env,
-      },
-    });
+    return run('podman', args, { ...options, env: { ...this.env, ...options.env } });
+  }
+
+  /** The environment that points podman (and skopeo's containers-storage: transport) at this configuration. */
+  get env(): Record<string, string> {
+    return {
+      CONTAINERS_STORAGE_CONF: path.join(this.dir, 'storage.conf'),
+      CONTAINERS_CONF: path.join(this.dir, 'containers.conf'),
+    };
   }
 
   /** Removes containers (and their mounts), then the whole state directory. */

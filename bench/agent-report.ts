@@ -1,0 +1,88 @@
+import type { Role } from './container-engines.js';
+import { median, percentile } from './measurements.js';
+import { alignColumns, formatBytes, formatNumber, formatTable, type Row } from './report.js';
+import type { CommandTiming } from './timed-command.js';
+
+/** One tool's samples: run timings (ms) or pull times (ms, the exit). */
+export interface Measured<T> {
+  name: string;
+  role: Role;
+  /** Shown next to the name, e.g. the network mode. */
+  detail?: string;
+  samples: T[];
+}
+
+export interface AgentBenchResults {
+  runs: Measured<CommandTiming>[];
+  pulls: Measured<number>[];
+  /** What the pull downloads: layer count and total compressed bytes. */
+  pullImage: { layers: number; bytes: number };
+}
+
+const ratio = (berth: number, other: number) => `${formatNumber(berth / other)}x`;
+
+function only<T>(measured: Measured<T>[], role: Role): Measured<T> {
+  const found = measured.find((m) => m.role === role);
+  if (!found) throw new Error(`no ${role} measurement`);
+  return found;
+}
+
+/** Berth against docker, in the style of the other benchmarks: the issue's targets are docker's figures. */
+export function targetTable({ runs, pulls, pullImage }: AgentBenchResults): string {
+  const pick = (measured: Measured<CommandTiming>, field: keyof CommandTiming, stat: (values: number[]) => number) => stat(measured.samples.map((sample) => sample[field]));
+  const p90 = (values: number[]) => percentile(values, 0.9);
+  const atMost = (b: number, d: number) => ({ text: "<= docker's", met: b <= d });
+  const runRow = (label: string, field: keyof CommandTiming, stat: (values: number[]) => number, target: boolean): Row => {
+    const berth = pick(only(runs, 'berth'), field, stat);
+    const docker = pick(only(runs, 'docker'), field, stat);
+    return { label, unit: 'ms', berth, reference: docker, ratio: true, target: target ? atMost(berth, docker) : undefined };
+  };
+  const berthPull = median(only(pulls, 'berth').samples) / 1000;
+  const dockerPull = median(only(pulls, 'docker').samples) / 1000;
+  return formatTable(
+    [
+      runRow('run --rm, --network none: first output, median', 'firstOutputMs', median, true),
+      runRow('run --rm, --network none: first output, p90', 'firstOutputMs', p90, false),
+      runRow('run --rm, --network none: exit, median', 'exitMs', median, false),
+      runRow('run --rm, --network none: exit, p90', 'exitMs', p90, false),
+      { label: `pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}: median`, unit: 's', berth: berthPull, reference: dockerPull, ratio: true, target: atMost(berthPull, dockerPull) },
+    ],
+    { name: 'docker', short: 'docker' },
+  );
+}
+
+/** Every tool's run latency, with Berth's (network none) over each other tool's. */
+export function runTable(runs: Measured<CommandTiming>[]): string {
+  const berth = only(runs, 'berth');
+  const stats = (m: Measured<CommandTiming>) => {
+    const first = m.samples.map((sample) => sample.firstOutputMs);
+    const exit = m.samples.map((sample) => sample.exitMs);
+    return { first: median(first), firstP90: percentile(first, 0.9), exit: median(exit), exitP90: percentile(exit, 0.9) };
+  };
+  const own = stats(berth);
+  const body = runs.map((m) => {
+    const s = stats(m);
+    const compared = m.role !== 'berth' && m.detail === berth.detail;
+    return [m.name, m.detail ?? '', formatNumber(s.first), formatNumber(s.firstP90), formatNumber(s.exit), formatNumber(s.exitP90), compared ? ratio(own.first, s.first) : '', compared ? ratio(own.exit, s.exit) : ''];
+  });
+  const header = ['run --rm IMG echo hi', 'network', 'first output ms', 'p90', 'exit ms', 'p90', 'Berth/x first', 'Berth/x exit'];
+  return alignColumns(header, body, (column) => column >= 2);
+}
+
+/** Every tool's pull time (median, fastest, slowest) and throughput, with Berth's time over each other tool's. */
+export function pullTable({ pulls, pullImage }: AgentBenchResults): string {
+  const own = median(only(pulls, 'berth').samples);
+  const body = pulls.map((m) => {
+    const ms = median(m.samples);
+    return [
+      m.name,
+      formatNumber(ms / 1000),
+      formatNumber(Math.min(...m.samples) / 1000),
+      formatNumber(Math.max(...m.samples) / 1000),
+      formatNumber(pullImage.bytes / 1e6 / (ms / 1000)),
+      m.role === 'berth' ? '' : ratio(own, ms),
+    ];
+  });
+  const header = [`pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}`, 'median s', 'min s', 'max s', 'MB/s', 'Berth/x time'];
+  return alignColumns(header, body, (column) => column >= 1);
+}
