@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import pino from 'pino';
-import { AgentClient } from './client/agent-client.js';
+import { AgentClient, AgentRequestError } from './client/agent-client.js';
+import { addContainerCommands } from './client/container-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
-import { pullImage } from './client/pull-image.js';
-import { addContainerCommands } from './client/container-commands.js';
-import { AgentRequestError } from './client/agent-client.js';
-import { resolveConfig, DEFAULT_DATA_DIR, type ConfigFlags } from './config.js';
-import { startDaemon } from './daemon/daemon.js';
+import type { ConfigFlags } from './config.js';
 import { shortDigest } from './digest.js';
 import { DEFAULT_REGISTRY } from './reference.js';
+import { agentSocketPath, DEFAULT_DATA_DIR } from './socket-path.js';
 
-/** `berth-agent`: the daemon, and docker-like commands that talk to it over its socket. */
+/**
+ * `berth-agent`: the daemon, and docker-like commands that talk to it over its socket. The daemon, its
+ * configuration and the pull display are imported when used: a client command's start-up (a container run's
+ * latency) pays only for the client.
+ */
 
 const program = new Command('berth-agent')
   .description('Berth runtime agent: pulls images and runs them as containers')
@@ -21,12 +22,8 @@ const program = new Command('berth-agent')
   .option('--socket <path>', 'API socket (env BERTH_AGENT_SOCKET, default <data-dir>/agent.sock)')
   .showHelpAfterError();
 
-function configOf(command: Command) {
-  return resolveConfig(command.optsWithGlobals<ConfigFlags>());
-}
-
 function client(command: Command): AgentClient {
-  return new AgentClient(configOf(command).socketPath);
+  return new AgentClient(agentSocketPath(command.optsWithGlobals<ConfigFlags>()));
 }
 
 program
@@ -43,8 +40,9 @@ program
   .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
   .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
   .action(async (_options, command: Command) => {
+    const [{ default: pino }, { resolveConfig }, { startDaemon }] = await Promise.all([import('pino'), import('./config.js'), import('./daemon/daemon.js')]);
     const logger = pino({ name: 'berth-agent' });
-    const server = await startDaemon(configOf(command), logger);
+    const server = await startDaemon(resolveConfig(command.optsWithGlobals<ConfigFlags>()), logger);
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down');
       server.close(() => process.exit(0));
@@ -60,6 +58,7 @@ program
   .argument('<reference>', 'e.g. 127.0.0.1:5000/team/app:1.0 or name@sha256:...')
   .option('--creds <user:password>', 'credentials for the registry')
   .action(async (reference: string, options: { creds?: string }, command: Command) => {
+    const { pullImage } = await import('./client/pull-image.js');
     await pullImage(client(command), reference, options.creds, process.stdout);
   });
 

@@ -1,8 +1,8 @@
-import path from 'node:path';
 import { z } from 'zod';
 import { parseByteSize } from './byte-size.js';
 import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from './network/container-network.js';
 import { hostPlatform, parsePlatform, type Platform } from './platform.js';
+import { agentDataDir, agentSocketPath, type LocationFlags } from './socket-path.js';
 
 /** The agent's one configuration: defaults, overridden by BERTH_AGENT_* environment variables, overridden by flags. */
 export interface AgentConfig {
@@ -32,12 +32,9 @@ export interface AgentConfig {
   restartDelayMs: number;
 }
 
-export const DEFAULT_DATA_DIR = '/var/lib/berth-agent';
 
 /** Flags as commander hands them over; each may be absent. */
-export interface ConfigFlags {
-  dataDir?: string;
-  socket?: string;
+export interface ConfigFlags extends LocationFlags {
   insecureRegistry?: string[];
   maxConcurrentDownloads?: string;
   stallTimeout?: string;
@@ -51,8 +48,6 @@ export interface ConfigFlags {
 }
 
 const schema = z.object({
-  dataDir: z.string().min(1),
-  socketPath: z.string().min(1).optional(),
   insecureRegistries: z.array(z.string().min(1)),
   maxConcurrentDownloads: z.coerce.number().int().min(1).max(32),
   stallTimeoutSeconds: z.coerce.number().positive(),
@@ -68,8 +63,6 @@ const schema = z.object({
 
 export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const result = schema.safeParse({
-    dataDir: flags.dataDir ?? env.BERTH_AGENT_DATA_DIR ?? DEFAULT_DATA_DIR,
-    socketPath: flags.socket ?? env.BERTH_AGENT_SOCKET,
     insecureRegistries: flags.insecureRegistry ?? splitList(env.BERTH_AGENT_INSECURE_REGISTRIES),
     maxConcurrentDownloads: flags.maxConcurrentDownloads ?? env.BERTH_AGENT_MAX_CONCURRENT_DOWNLOADS ?? 3,
     stallTimeoutSeconds: flags.stallTimeout ?? env.BERTH_AGENT_STALL_TIMEOUT ?? 30,
@@ -86,10 +79,9 @@ export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = proce
     throw new Error(`invalid configuration: ${result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
   }
   const config = result.data;
-  const dataDir = path.resolve(config.dataDir);
   return {
-    dataDir,
-    socketPath: path.resolve(config.socketPath ?? path.join(dataDir, 'agent.sock')),
+    dataDir: agentDataDir(flags, env),
+    socketPath: agentSocketPath(flags, env),
     insecureRegistries: config.insecureRegistries,
     maxConcurrentDownloads: config.maxConcurrentDownloads,
     stallTimeoutSeconds: config.stallTimeoutSeconds,

@@ -3,7 +3,6 @@ import type { CreateRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
 import { containersTable } from './containers-table.js';
-import { pullImage } from './pull-image.js';
 
 /** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
 
@@ -206,6 +205,7 @@ async function createPullingIfMissing(agent: AgentClient, request: CreateRequest
   } catch (error) {
     if (!(error instanceof AgentRequestError && error.status === 404 && error.message.startsWith('No such image'))) throw error;
     console.error(`Unable to find image '${request.image}' locally`);
+    const { pullImage } = await import('./pull-image.js');
     await pullImage(agent, request.image, undefined, process.stderr);
     return agent.create(request);
   }

@@ -73,7 +73,7 @@ export class ContainerManager {
 
   /** Watches a run that is still going, or records how it ended; true when the policy wants it started again. */
   private async reattachOrSettle(record: ContainerRecord): Promise<boolean> {
-    const found = await this.deps.runtime.reattach(record.id, this.directory(record.id), record.state.shimPid ?? 0);
+    const found = await this.deps.runtime.reattach(this.directory(record.id), record.state.shimPid ?? 0);
     if ('pid' in found) {
       this.watch(record, found);
       this.deps.logger.info({ container: record.id, pid: found.pid }, 're-attached to a running container');

@@ -31,7 +31,7 @@ export interface ContainerRuntime {
   /** Starts the bundle's process; resolves once it runs, rejects with StartError when it cannot. */
   start(id: string, bundle: string, logDirectory: string): Promise<RunningContainer>;
   /** Finds the run of a container whose shim outlived a daemon restart, or how it ended meanwhile. */
-  reattach(id: string, bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord>;
+  reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord>;
   kill(id: string, signal: string): Promise<void>;
   /** An extra process in the running container, its stdio piped. */
   exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams;

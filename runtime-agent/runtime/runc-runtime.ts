@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { open, readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,8 @@ export interface RuncOptions {
 
 /** Runs containers with runc, each run owned by a detached shim process (runtime-agent/shim). */
 export class RuncRuntime implements ContainerRuntime {
+  private spare: ChildProcess | undefined;
+
   constructor(private readonly options: RuncOptions) {}
 
   async start(id: string, bundle: string, logDirectory: string): Promise<RunningContainer> {
@@ -36,27 +38,21 @@ export class RuncRuntime implements ContainerRuntime {
       logMaxSizeBytes: this.options.logMaxSizeBytes,
       logMaxFiles: this.options.logMaxFiles,
     };
-    const shimLog = await open(path.join(bundle, BundleFile.shimLog), 'a', 0o600);
-    let shim: ChildProcess;
-    try {
-      shim = spawn(process.execPath, [SHIM, JSON.stringify(args)], { detached: true, stdio: ['ignore', 'pipe', shimLog.fd] });
-    } finally {
-      await shimLog.close();
-    }
-    shim.unref();
+    const shim = this.takeShim();
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
+    shim.stdin?.end(`${JSON.stringify(args)}\n`);
     const report = await firstLine(shim);
     if (!report) throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
     if (!report.started) throw new StartError(report.message, report.exitCode);
     return { pid: report.pid, shimPid: shim.pid ?? 0, exited };
   }
 
-  async reattach(id: string, bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
-    if (!(await isShimOf(shimPid, id))) return readExit(bundle);
+  async reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
+    if (!(await isShimOf(shimPid, bundle))) return readExit(bundle);
     const pid = Number((await readFile(path.join(bundle, BundleFile.pid), 'utf8')).trim());
     const exited = new Promise<ExitRecord>((resolve) => {
       const timer = setInterval(() => {
-        void isShimOf(shimPid, id).then((alive) => {
+        void isShimOf(shimPid, bundle).then((alive) => {
           if (alive) return;
           clearInterval(timer);
           resolve(readExit(bundle));
@@ -64,6 +60,13 @@ export class RuncRuntime implements ContainerRuntime {
       }, REATTACHED_POLL_MS);
     });
     return { pid, shimPid, exited };
+  }
+
+  /** The spare shim (spawned after the previous start, already past Node's start-up), and a new spare. */
+  private takeShim(): ChildProcess {
+    const spare = this.spare;
+    this.spare = spawnShim();
+    return spare && spare.exitCode === null && spare.signalCode === null ? spare : spawnShim();
   }
 
   async kill(id: string, signal: string): Promise<void> {
@@ -97,6 +100,13 @@ export class RuncRuntime implements ContainerRuntime {
   }
 }
 
+/** A shim waiting for its arguments on stdin; detached, so it outlives the daemon once it has them. */
+function spawnShim(): ChildProcess {
+  const shim = spawn(process.execPath, [SHIM], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
+  shim.unref();
+  return shim;
+}
+
 async function firstLine(shim: ChildProcess): Promise<ShimStartReport | undefined> {
   if (!shim.stdout) return undefined;
   for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
@@ -111,8 +121,8 @@ async function readExit(bundle: string): Promise<ExitRecord> {
   return record ?? { exitCode: 255, finishedAt: new Date().toISOString(), startError: 'the container shim died' };
 }
 
-/** Whether `pid` is still the shim of container `id` (and not a reused pid). */
-async function isShimOf(pid: number, id: string): Promise<boolean> {
-  const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return commandLine.includes(SHIM) && commandLine.includes(id);
+/** Whether `pid` is still the shim of this bundle (and not a reused pid): a shim works in its bundle directory. */
+async function isShimOf(pid: number, bundle: string): Promise<boolean> {
+  const [commandLine, workingDirectory] = await Promise.all([readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''), readlink(`/proc/${pid}/cwd`).catch(() => '')]);
+  return commandLine.includes(SHIM) && workingDirectory === bundle;
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
 import { writeJsonAtomic } from '../json-file.js';
@@ -8,7 +10,9 @@ import { exitCodeOf } from '../process-exit.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from './shim-protocol.js';
 
 /**
- * The container shim: started detached by the daemon with its arguments as one JSON argv entry, it runs
+ * The container shim: started detached by the daemon ahead of need (so a run does not wait for a Node
+ * start-up), it waits for its arguments as one JSON line on stdin and quits if stdin ends first (the daemon
+ * went away). Then it moves into the bundle directory (how a restarted daemon recognizes it), runs
  * `runc run` in the foreground (runc stays the container's parent and exits with its status), copies the
  * container's stdout and stderr into the JSON-lines log, reports the start on stdout and records the exit.
  * It ignores the signals a terminal or a dying daemon would send: stopping a container is `runc kill`.
@@ -17,7 +21,12 @@ import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport }
 const PID_POLL_MS = 5;
 
 async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2] ?? '') as ShimArguments;
+  const args = await readArguments();
+  if (args) await superviseRun(args).catch((error: Error) => fail(args, error));
+}
+
+async function superviseRun(args: ShimArguments): Promise<void> {
+  process.chdir(args.bundle);
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
   const file = (name: string) => path.join(args.bundle, name);
   const logs = await JsonLogWriter.open(args.logDirectory, { maxSizeBytes: args.logMaxSizeBytes, maxFiles: args.logMaxFiles });
@@ -42,6 +51,21 @@ async function main(): Promise<void> {
     report({ started: false, message: record.startError, exitCode: record.exitCode });
   }
   await writeJsonAtomic(file(BundleFile.exit), record);
+}
+
+async function readArguments(): Promise<ShimArguments | undefined> {
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    process.stdin.destroy();
+    return JSON.parse(line) as ShimArguments;
+  }
+  return undefined;
+}
+
+/** The shim's own failure, where the daemon's error message points: `shim.log` in the bundle. */
+function fail(args: ShimArguments | undefined, error: Error): void {
+  const text = `${new Date().toISOString()} berth shim: ${error.stack ?? error.message}\n`;
+  if (args) appendFileSync(path.join(args.bundle, BundleFile.shimLog), text);
+  process.exit(1);
 }
 
 /** The container's pid once runc has written its pid file (it does so only after a successful start). */
@@ -81,7 +105,4 @@ function startFailureExitCode(message: string): number {
   return 125;
 }
 
-main().catch((error: Error) => {
-  console.error(`berth shim: ${error.stack ?? error.message}`);
-  process.exitCode = 1;
-});
+main().catch((error: Error) => fail(undefined, error));
