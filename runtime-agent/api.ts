@@ -103,6 +103,8 @@ export interface RunRequest {
   hostname?: string;
   stopSignal?: string;
   stopTimeout?: number;
+  /** `--security-opt seccomp=unconfined`: the only option the agent knows. */
+  securityOpt?: string[];
 }
 
 /** `POST /v1/containers`: creates (does not start) a container. `autoRemove` is `--rm` for detached runs. */

@@ -30,6 +30,7 @@ interface RunFlags {
   hostname?: string;
   stopSignal?: string;
   stopTimeout?: string;
+  securityOpt?: string[];
 }
 
 export function addContainerCommands(program: Command, client: ClientOf): void {
@@ -58,6 +59,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('--hostname <name>', 'container hostname')
     .option('--stop-signal <signal>', 'signal that stops the container')
     .option('--stop-timeout <seconds>', 'seconds before stop kills the container')
+    .option('--security-opt <option>', 'seccomp=unconfined runs without the default seccomp profile', collect)
     .action(async (image: string, args: string[], flags: RunFlags, command: Command) => {
       process.exitCode = await runContainer(client(command), image, args, flags);
     });
@@ -179,6 +181,7 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     hostname: flags.hostname,
     stopSignal: flags.stopSignal,
     stopTimeout: flags.stopTimeout === undefined ? undefined : Number(flags.stopTimeout),
+    securityOpt: flags.securityOpt,
     // An attached run removes its container itself, after the last of its output has been read.
     autoRemove: flags.rm === true && flags.detach === true,
   };

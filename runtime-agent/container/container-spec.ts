@@ -62,4 +62,9 @@ export interface ContainerSpec {
   stopSignal: string | undefined;
   /** Seconds between the stop signal and SIGKILL (docker's default 10). */
   stopTimeoutSeconds: number;
+  /**
+   * The default seccomp profile (true) or none (`--security-opt seccomp=unconfined`). Records written before
+   * this field existed lack it: they get the profile.
+   */
+  seccomp: boolean;
 }

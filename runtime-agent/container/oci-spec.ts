@@ -4,13 +4,15 @@ import path from 'node:path';
 import type { ImageRuntimeConfig } from '../image/manifest.js';
 import type { ContainerSpec, MountSpec } from './container-spec.js';
 import { checkVolumeName, RunOptionsError } from './run-options.js';
+import { buildSeccompProfile, type SeccompProfile } from './seccomp.js';
 import type { ResolvedUser } from './user-lookup.js';
 
 /**
  * The bundle's config.json for runc (OCI runtime spec 1.0.2, as runc 1.1 reads it), shaped like the one
  * dockerd 20.10 hands runc: same capabilities, mounts, masked and read-only paths, device rules and
- * namespaces. On top of docker's: no_new_privileges and a swap limit equal to the memory limit. No seccomp
- * profile, AppArmor or SELinux label is set.
+ * namespaces, and a seccomp profile as protective as docker's default (seccomp.ts) unless the container runs
+ * with `--security-opt seccomp=unconfined`. On top of docker's: no_new_privileges and a swap limit equal to
+ * the memory limit. No AppArmor profile or SELinux label is set.
  */
 
 export interface OciSpecInput {
@@ -73,6 +75,8 @@ export interface OciSpec {
     cgroupsPath: string;
     maskedPaths: string[];
     readonlyPaths: string[];
+    /** Absent when the container runs unconfined. */
+    seccomp?: SeccompProfile;
   };
 }
 
@@ -146,7 +150,7 @@ const PRIVATE_NETWORK_SYSCTLS = { 'net.ipv4.ip_unprivileged_port_start': '0', 'n
 export function buildOciSpec(input: OciSpecInput): OciSpec {
   const { spec, image, user } = input;
   const hostname = containerHostname(spec, input.id);
-  const isRoot = user.uid === 0;
+  const capabilities = buildCapabilities(user.uid === 0);
   return {
     ociVersion: '1.0.2-dev',
     process: {
@@ -155,14 +159,7 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
       args: resolveArgs(spec, image),
       env: resolveEnv(spec.env, image?.Env ?? [], hostname, user.home),
       cwd: resolveWorkingDir(spec, image),
-      // As docker 20.10: a non-root process keeps the bounding set only; nothing is inheritable or ambient.
-      capabilities: {
-        bounding: [...DEFAULT_CAPABILITIES],
-        effective: isRoot ? [...DEFAULT_CAPABILITIES] : [],
-        permitted: isRoot ? [...DEFAULT_CAPABILITIES] : [],
-        inheritable: [],
-        ambient: [],
-      },
+      capabilities,
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofileLimit, soft: input.nofileLimit }],
       noNewPrivileges: true,
       oomScoreAdj: 0,
@@ -177,7 +174,20 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
       cgroupsPath: input.cgroupsPath ?? `/berth/${input.id}`,
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
+      // From the bounding set, as docker does: what any process of the container could ever hold.
+      ...(spec.seccomp === false ? {} : { seccomp: buildSeccompProfile(capabilities.bounding) }),
     },
+  };
+}
+
+/** As docker 20.10: a non-root process keeps the bounding set only; nothing is inheritable or ambient. */
+function buildCapabilities(isRoot: boolean): OciSpec['process']['capabilities'] {
+  return {
+    bounding: [...DEFAULT_CAPABILITIES],
+    effective: isRoot ? [...DEFAULT_CAPABILITIES] : [],
+    permitted: isRoot ? [...DEFAULT_CAPABILITIES] : [],
+    inheritable: [],
+    ambient: [],
   };
 }
 

@@ -49,6 +49,7 @@ const requestSchema = z.object({
   hostname: z.string().optional(),
   stopSignal: z.string().optional(),
   stopTimeout: z.number().optional(),
+  securityOpt: stringList,
 });
 
 export function parseRunRequest(untrusted: RunRequest): ParsedRun {
@@ -75,6 +76,7 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     restart: parseRestart(request.restart),
     stopSignal: request.stopSignal === undefined ? undefined : parseSignal(request.stopSignal),
     stopTimeoutSeconds: parseStopTimeout(request.stopTimeout),
+    seccomp: parseSecurityOptions(request.securityOpt ?? []).seccomp,
   };
 }
 
@@ -321,4 +323,23 @@ function parseStopTimeout(seconds: number | undefined): number {
   if (seconds === undefined) return DEFAULT_STOP_TIMEOUT_SECONDS;
   if (!Number.isInteger(seconds) || seconds < 0) fail(`invalid --stop-timeout ${seconds}: must be a whole number of seconds, 0 or more`);
   return seconds;
+}
+
+/**
+ * `--security-opt KEY=VALUE` (docker 20.10 still takes `KEY:VALUE`), with dockerd's messages for a malformed
+ * or unknown option. Only `seccomp=unconfined` is known: there is no AppArmor or SELinux to configure, and
+ * custom seccomp profiles are not supported.
+ */
+function parseSecurityOptions(options: readonly string[]): { seccomp: boolean } {
+  let seccomp = true;
+  for (const option of options) {
+    const separator = option.includes('=') ? '=' : ':';
+    const at = option.indexOf(separator);
+    if (at === -1) fail(`invalid --security-opt 1: ${JSON.stringify(option)}`);
+    const [key, value] = [option.slice(0, at), option.slice(at + 1)];
+    if (key !== 'seccomp') fail(`invalid --security-opt 2: ${JSON.stringify(option)}`);
+    if (value !== 'unconfined') fail(`invalid --security-opt ${JSON.stringify(option)}: custom seccomp profiles are not supported (only seccomp=unconfined)`);
+    seccomp = false;
+  }
+  return { seccomp };
 }

@@ -133,12 +133,16 @@ test.serial('files deleted and directories made opaque in upper layers are absen
   t.is(stdout, 'new\nkept\nno-doomed\n');
 });
 
-test.serial('isolation: own PID 1, hostname, network namespace and the default capability set, no new privileges', async (t) => {
-  const { stdout } = await agent.cli([
+test.serial('isolation: own PID 1, hostname, network namespace, the default capability set, no new privileges and seccomp unless unconfined', async (t) => {
+  const { stdout, stderr, code } = await agent.cli([
     'run', '--rm', '--hostname', 'box', '--network', 'none', image,
-    'sh', '-c', 'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; ls /sys/class/net',
-  ]);
-  t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nlo\n`);
+    'sh', '-c', 'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /sys/class/net; unshare -U true',
+  ], { allowFailure: true });
+  t.is(code, 1);
+  t.is(stderr, 'unshare: unshare(0x10000000): Operation not permitted\n');
+  t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nSeccomp:\t2\nlo\n`);
+  const unconfined = await agent.cli(['run', '--rm', '--security-opt', 'seccomp=unconfined', image, 'sh', '-c', 'unshare -U true && grep "^Seccomp:" /proc/self/status']);
+  t.is(unconfined.stdout, 'Seccomp:\t0\n');
 });
 
 test.serial('an allocation beyond --memory ends in an OOM kill (exit 137) and forks beyond --pids-limit fail', async (t) => {

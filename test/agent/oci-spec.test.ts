@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { RunRequest } from '../../runtime-agent/api.js';
 import { buildOciSpec, DEFAULT_CAPABILITIES, DEFAULT_PATH, volumeDirectory, type OciSpecInput } from '../../runtime-agent/container/oci-spec.js';
 import { parseRunRequest, RunOptionsError, runWarnings } from '../../runtime-agent/container/run-options.js';
+import { buildSeccompProfile } from '../../runtime-agent/container/seccomp.js';
 import { resolveUser, resolveUserSpec, UserLookupError, type ResolvedUser } from '../../runtime-agent/container/user-lookup.js';
 import type { ImageRuntimeConfig } from '../../runtime-agent/image/manifest.js';
 
@@ -192,6 +193,30 @@ test('resources: memory with equal swap, CPU quota, pids, cgroup path', (t) => {
   t.deepEqual([unlimited.memory, unlimited.cpu, unlimited.pids], [undefined, undefined, undefined]);
 });
 
+test('seccomp: the default profile refuses what it does not name, on every ABI of the host; seccomp=unconfined sets none', (t) => {
+  const { seccomp } = ociSpecFor({}).linux;
+  t.is(seccomp?.defaultAction, 'SCMP_ACT_ERRNO');
+  t.deepEqual(seccomp?.architectures, process.arch === 'arm64' ? ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'] : ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+  t.true(parseRunRequest({ image: 'x' }).seccomp);
+  // docker 20.10 still takes the old `:` separator.
+  for (const option of ['seccomp=unconfined', 'seccomp:unconfined']) t.is(ociSpecFor({ securityOpt: [option] }).linux.seccomp, undefined, option);
+  t.throws(() => buildSeccompProfile(DEFAULT_CAPABILITIES, 's390x'), { message: 'no seccomp profile for s390x hosts: run containers with --security-opt seccomp=unconfined' });
+});
+
+test('seccomp: a syscall a capability guards is allowed only with it; namespaces and mounts only with CAP_SYS_ADMIN', (t) => {
+  const allowedWith = (capabilities: readonly string[]) => {
+    const rules = buildSeccompProfile(capabilities, 'x64').syscalls;
+    return new Set(rules.filter((rule) => rule.action === 'SCMP_ACT_ALLOW' && !rule.args).flatMap((rule) => rule.names));
+  };
+  const defaults = allowedWith(DEFAULT_CAPABILITIES);
+  t.true(defaults.has('chroot'));
+  const refused = ['unshare', 'setns', 'mount', 'clone', 'clone3', 'reboot', 'settimeofday', 'init_module', 'open_by_handle_at', 'keyctl', 'io_uring_setup'];
+  t.deepEqual(refused.filter((name) => defaults.has(name)), []);
+  const withSysAdmin = allowedWith([...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN']);
+  t.deepEqual(refused.filter((name) => !withSysAdmin.has(name)), ['reboot', 'settimeofday', 'init_module', 'open_by_handle_at', 'keyctl', 'io_uring_setup']);
+  t.false(buildSeccompProfile(['CAP_SYS_ADMIN'], 'x64').syscalls.some((rule) => rule.action === 'SCMP_ACT_ERRNO'), 'clone3 is not refused');
+});
+
 test('run options: a full request becomes the container spec docker would make of it', (t) => {
   const parsed = parseRunRequest({
     image: ' 127.0.0.1:5000/app:1 ',
@@ -281,6 +306,9 @@ const optionErrors: [Omit<RunRequest, 'image'> & { image?: unknown }, string][] 
   [{ stopSignal: 'FOO' }, 'Invalid signal: FOO'],
   [{ stopSignal: '0' }, 'Invalid signal: 0'],
   [{ stopTimeout: -5 }, 'invalid --stop-timeout -5: must be a whole number of seconds, 0 or more'],
+  [{ securityOpt: ['seccomp'] }, 'invalid --security-opt 1: "seccomp"'],
+  [{ securityOpt: ['apparmor=unconfined'] }, 'invalid --security-opt 2: "apparmor=unconfined"'],
+  [{ securityOpt: ['seccomp=/etc/profile.json'] }, 'invalid --security-opt "seccomp=/etc/profile.json": custom seccomp profiles are not supported (only seccomp=unconfined)'],
 ];
 for (const [request, message] of optionErrors) {
   test(`run options refused: ${message}`, (t) => {

@@ -20,6 +20,19 @@ export async function createBusyboxRootfs(dir: string, name: string): Promise<vo
   await Promise.all(applets.map((applet) => symlink('busybox', path.join(dir, 'bin', applet))));
 }
 
+/**
+ * Copies a dynamically linked host program into a root filesystem at the same path, with the shared
+ * libraries `ldd` names for it: a glibc program in a busybox image, e.g. perl to make raw syscalls.
+ */
+export async function copyHostProgram(rootfs: string, program: string): Promise<void> {
+  const { stdout } = await run('ldd', [program]);
+  const files = [program, ...(stdout.match(/\/\S+/g) ?? [])];
+  for (const file of files) {
+    await mkdir(path.join(rootfs, path.dirname(file)), { recursive: true });
+    await copyFile(file, path.join(rootfs, file));
+  }
+}
+
 /** A busybox root filesystem as an uncompressed tarball in `workDir`, for `docker import` and `podman import`. */
 export async function createBusyboxRootfsTarball(workDir: string, name: string): Promise<string> {
   const rootfs = await mkdtemp(path.join(workDir, 'rootfs-'));
