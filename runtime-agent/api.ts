@@ -94,6 +94,8 @@ export interface RunRequest {
   cpus?: string;
   pidsLimit?: number;
   readOnly?: boolean;
+  /** `-i`: keep the container's stdin open for one attached client to write to. */
+  interactive?: boolean;
   /** `bridge` (default), `host` or `none`. */
   network?: string;
   /** `no` (default), `on-failure[:N]`, `always`, `unless-stopped`. */

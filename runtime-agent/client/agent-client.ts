@@ -1,5 +1,6 @@
 import { request, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import {
   ApiPath,
   type ApiError,
@@ -88,6 +89,31 @@ export class AgentClient {
   logs(container: string, options: LogOptions): AsyncGenerator<LogLine> {
     const query = new URLSearchParams({ follow: String(options.follow ?? false), tail: options.tail ?? 'all' });
     return this.ndjson('GET', `${containerPath(container)}/logs?${query}`, undefined);
+  }
+
+  /** Streams `input` into a `-i` container's stdin until `input` ends (then the process reads EOF) or `stop`. */
+  attachStdin(container: string, input: Readable): { done: Promise<void>; stop(): void } {
+    const outgoing = request({ socketPath: this.socketPath, method: 'POST', path: `${containerPath(container)}/stdin`, headers: { 'Content-Type': 'application/octet-stream' } });
+    let stopped = false;
+    const done = new Promise<void>((resolve, reject) => {
+      outgoing.once('response', (response) => {
+        if (response.statusCode === 200) {
+          response.resume();
+          resolve();
+        } else requestError(response).then(reject, reject);
+      });
+      outgoing.once('error', (error) => (stopped ? resolve() : reject(error)));
+    });
+    input.pipe(outgoing);
+    return {
+      done,
+      stop: () => {
+        stopped = true;
+        input.unpipe(outgoing);
+        input.pause();
+        outgoing.destroy();
+      },
+    };
   }
 
   exec(container: string, body: ExecRequest, onEvent: (event: ExecEvent) => void): Promise<ExecEvent | undefined> {

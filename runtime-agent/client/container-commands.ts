@@ -22,6 +22,7 @@ interface RunFlags {
   cpus?: string;
   pidsLimit?: string;
   readOnly?: boolean;
+  interactive?: boolean;
   network?: string;
   restart?: string;
   entrypoint?: string;
@@ -42,6 +43,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .passThroughOptions()
     .option('-d, --detach', 'run in the background and print the container id')
     .option('--rm', 'remove the container when it exits')
+    .option('-i, --interactive', 'keep stdin open; an attached run sends this terminal\'s stdin to it')
     .option('--name <name>', 'container name')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect)
     .option('-v, --volume <name-or-path:/path[:ro]>', 'mount a named volume or a host path', collect)
@@ -174,6 +176,7 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     cpus: flags.cpus,
     pidsLimit: flags.pidsLimit === undefined ? undefined : Number(flags.pidsLimit),
     readOnly: flags.readOnly,
+    interactive: flags.interactive,
     network: flags.network,
     restart: flags.restart,
     user: flags.user,
@@ -196,7 +199,10 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     console.log(id);
     return 0;
   }
+  const stdin = flags.interactive ? agent.attachStdin(id, process.stdin) : undefined;
+  stdin?.done.catch((error: Error) => console.error(`Error: stdin: ${error.message}`));
   await printLogEntries(agent.logs(id, { follow: true }), process, false);
+  stdin?.stop();
   const { exitCode } = await agent.act<{ exitCode: number }>(id, 'wait');
   if (flags.rm) await agent.removeContainer(id, true);
   return exitCode;

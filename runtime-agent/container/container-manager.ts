@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RunRequest } from '../api.js';
 import type { ContentStore } from '../content/content-store.js';
@@ -207,6 +208,15 @@ export class ContainerManager {
     return path.join(this.directory(this.get(idOrName).id), LOG_DIRECTORY);
   }
 
+  /** The running container's stdin, for the one client that attaches it (`run -i`). */
+  async stdin(idOrName: string): Promise<Writable> {
+    const record = this.get(idOrName);
+    const run = this.runs.get(record.id);
+    if (!run) throw new ContainerError(409, `Container ${record.id} is not running`);
+    if (!record.spec.openStdin) throw new ContainerError(409, `Container ${record.id} has no open stdin: run it with -i`);
+    return this.deps.runtime.openStdin(this.directory(record.id), run.shimPid);
+  }
+
   async exec(idOrName: string, request: { command: string[]; env: string[]; user: string | undefined; workdir: string | undefined }) {
     const record = this.get(idOrName);
     if (!this.runs.has(record.id)) throw new ContainerError(409, `Container ${record.id} is not running`);
@@ -229,7 +239,7 @@ export class ContainerManager {
     const directory = this.directory(record.id);
     try {
       record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
-      const run = await this.deps.runtime.start(record.id, directory, path.join(directory, LOG_DIRECTORY));
+      const run = await this.deps.runtime.start(record.id, directory, path.join(directory, LOG_DIRECTORY), record.spec.openStdin === true);
       Object.assign(record.state, { status: 'running', pid: run.pid, shimPid: run.shimPid, startedAt: new Date().toISOString(), finishedAt: undefined, exitCode: undefined, error: undefined });
       await this.save(record);
       this.watch(record, run);

@@ -54,6 +54,8 @@ export interface ContainerSpec {
   hostname: string | undefined;
   mounts: MountSpec[];
   readOnlyRootfs: boolean;
+  /** `-i` (docker's OpenStdin): the process's stdin is a pipe the first attached client writes to and closes. */
+  openStdin: boolean;
   network: NetworkMode;
   ports: PortMapping[];
   limits: ResourceLimits;

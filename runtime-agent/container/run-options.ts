@@ -42,6 +42,7 @@ const requestSchema = z.object({
   cpus: z.string().optional(),
   pidsLimit: z.number().optional(),
   readOnly: z.boolean().optional(),
+  interactive: z.boolean().optional(),
   network: z.string().optional(),
   restart: z.string().optional(),
   user: z.string().optional(),
@@ -69,6 +70,7 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     hostname: parseHostname(request.hostname),
     mounts: parseMounts(request.volumes ?? [], request.tmpfs ?? []),
     readOnlyRootfs: request.readOnly ?? false,
+    openStdin: request.interactive ?? false,
     network,
     // Checked whatever the mode, but docker discards them in host mode (with a warning, see runWarnings) and never binds them in none.
     ports: network === 'bridge' ? ports : [],

@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import { ApiPath, type ContainerSummary, type CreateRequest, type ExecEvent, type ExecRequest, type LogLine } from '../api.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-record.js';
@@ -48,6 +49,12 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       });
       for await (const entry of entries) send(entry satisfies LogLine);
       response.end();
+    }),
+    route('POST', `${CONTAINER}/stdin`, async ({ request, response, params }) => {
+      const stdin = await manager.stdin(id(params));
+      // A client that goes away ends the stdin like one that finishes: the process reads EOF.
+      await pipeline(request, stdin).catch(() => stdin.end());
+      sendJson(response, 200, {});
     }),
     route('POST', `${CONTAINER}/exec`, async ({ request, response, params }) => {
       const body = (await readJson(request)) as Partial<ExecRequest>;

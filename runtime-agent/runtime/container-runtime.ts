@@ -1,4 +1,5 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import type { ExitRecord } from '../shim/shim-protocol.js';
 
 /** A run of a container's process: its pid and how it ends. */
@@ -29,10 +30,12 @@ export interface ExecProcess {
 /** The seam to the OCI runtime: everything the container manager asks of runc. */
 export interface ContainerRuntime {
   /** Starts the bundle's process; resolves once it runs, rejects with StartError when it cannot. */
-  start(id: string, bundle: string, logDirectory: string): Promise<RunningContainer>;
+  start(id: string, bundle: string, logDirectory: string, openStdin: boolean): Promise<RunningContainer>;
   /** Finds the run of a container whose shim outlived a daemon restart, or how it ended meanwhile. */
   reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord>;
   kill(id: string, signal: string): Promise<void>;
+  /** A connection to a running container's stdin (for `-i`); ending it closes the stdin. */
+  openStdin(bundle: string, shimPid: number): Promise<Writable>;
   /** An extra process in the running container, its stdio piped. */
   exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams;
   /** Forgets the container's runtime state (after its run is over, or after a crash). */

@@ -1,6 +1,8 @@
 import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile, readlink } from 'node:fs/promises';
+import { connect } from 'node:net';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -28,7 +30,7 @@ export class RuncRuntime implements ContainerRuntime {
 
   constructor(private readonly options: RuncOptions) {}
 
-  async start(id: string, bundle: string, logDirectory: string): Promise<RunningContainer> {
+  async start(id: string, bundle: string, logDirectory: string, openStdin: boolean): Promise<RunningContainer> {
     const args: ShimArguments = {
       bundle,
       containerId: id,
@@ -37,6 +39,7 @@ export class RuncRuntime implements ContainerRuntime {
       logDirectory,
       logMaxSizeBytes: this.options.logMaxSizeBytes,
       logMaxFiles: this.options.logMaxFiles,
+      openStdin,
     };
     const shim = this.takeShim();
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
@@ -67,6 +70,15 @@ export class RuncRuntime implements ContainerRuntime {
     const spare = this.spare;
     this.spare = spawnShim();
     return spare && spare.exitCode === null && spare.signalCode === null ? spare : spawnShim();
+  }
+
+  openStdin(bundle: string, shimPid: number): Promise<Writable> {
+    // Through the shim's working directory: the socket's full path can be longer than a socket address may be.
+    const socket = connect(`/proc/${shimPid}/cwd/${BundleFile.stdinSocket}`);
+    return new Promise((resolve, reject) => {
+      socket.once('connect', () => resolve(socket));
+      socket.once('error', (error) => reject(new Error(`the container's stdin cannot be reached (${bundle}): ${error.message}`)));
+    });
   }
 
   async kill(id: string, signal: string): Promise<void> {

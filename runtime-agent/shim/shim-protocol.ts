@@ -13,6 +13,8 @@ export interface ShimArguments {
   logDirectory: string;
   logMaxSizeBytes: number;
   logMaxFiles: number;
+  /** Give the process a stdin pipe, fed by the first client of `attach.sock` in the bundle. */
+  openStdin: boolean;
 }
 
 /** The one line the shim writes on its stdout once the container has started or failed to. */
@@ -31,4 +33,6 @@ export const BundleFile = {
   runtimeLog: 'runc.log',
   exit: 'exit.json',
   shimLog: 'shim.log',
+  /** Where the daemon connects to write the container's stdin; reached as /proc/<shim pid>/cwd/attach.sock. */
+  stdinSocket: 'attach.sock',
 } as const;

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
@@ -30,11 +32,15 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
   const file = (name: string) => path.join(args.bundle, name);
   const logs = await JsonLogWriter.open(args.logDirectory, { maxSizeBytes: args.logMaxSizeBytes, maxFiles: args.logMaxFiles });
+  const stdinServer = args.openStdin ? await listenForStdin() : undefined;
   const runtime = spawn(
     args.runtime,
     ['--root', args.runtimeRoot, '--log', file(BundleFile.runtimeLog), '--log-format', 'json', 'run', '--bundle', args.bundle, '--pid-file', file(BundleFile.pid), args.containerId],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   );
+  // Without -i the process reads EOF at once, as from /dev/null.
+  if (stdinServer) feedStdin(stdinServer, runtime.stdin);
+  else runtime.stdin.end();
   runtime.stdout.pipe(logs.stream('stdout'));
   runtime.stderr.pipe(logs.stream('stderr'));
   const exited = new Promise<number>((resolve) => {
@@ -66,6 +72,32 @@ function fail(args: ShimArguments | undefined, error: Error): void {
   const text = `${new Date().toISOString()} berth shim: ${error.stack ?? error.message}\n`;
   if (args) appendFileSync(path.join(args.bundle, BundleFile.shimLog), text);
   process.exit(1);
+}
+
+/** The socket (in the bundle, our working directory) the daemon connects to when a client attaches stdin. */
+async function listenForStdin(): Promise<Server> {
+  await rm(BundleFile.stdinSocket, { force: true });
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(BundleFile.stdinSocket, () => resolve());
+  });
+  server.unref();
+  return server;
+}
+
+/**
+ * docker's StdinOnce: the first client that attaches writes the process's stdin, and when it is done the
+ * stdin closes (the process reads EOF). Until someone attaches, reads in the container wait.
+ */
+function feedStdin(server: Server, stdin: Writable): void {
+  // The process may exit without reading; what is still being written then has nowhere to go.
+  stdin.on('error', () => undefined);
+  server.once('connection', (socket) => {
+    server.close();
+    socket.on('error', () => stdin.end());
+    socket.pipe(stdin);
+  });
 }
 
 /** The container's pid once runc has written its pid file (it does so only after a successful start). */

@@ -128,6 +128,13 @@ test.serial('named volumes outlive their containers; bind mounts, :ro, --read-on
   t.is(locked.stdout, 'root-refused\nok\n');
 });
 
+test.serial('run -i feeds the caller\'s stdin to the container, which reads EOF when it ends', async (t) => {
+  const cat = await agent.cli(['run', '-i', '--rm', image, 'sh', '-c', 'while read line; do echo "got $line"; done; echo eof'], { input: 'one\ntwo\n' });
+  t.is(cat.stdout, 'got one\ngot two\neof\n');
+  const closed = await agent.cli(['run', '--rm', image, 'sh', '-c', 'cat; echo nothing-to-read'], { input: 'ignored\n' });
+  t.is(closed.stdout, 'nothing-to-read\n', 'without -i the process reads EOF at once, as with docker');
+});
+
 test.serial('files deleted and directories made opaque in upper layers are absent in the container', async (t) => {
   const { stdout } = await agent.cli(['run', '--rm', image, 'sh', '-c', 'ls /data; cat /kept; test -e /doomed || echo no-doomed']);
   t.is(stdout, 'new\nkept\nno-doomed\n');
