@@ -24,7 +24,7 @@ const DEFAULT_CAPABILITIES = '00000000a80425fb';
 test.before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'berth-agent-run-'));
   [registry, dockerd] = await Promise.all([RegistryProcess.start(), DockerDaemon.start()]);
-  agent = await AgentDaemon.start([], { BERTH_AGENT_RESTART_DELAY_MS: '300' });
+  agent = await AgentDaemon.start([], { BERTH_AGENT_RESTART_DELAY_MS: '500' });
   const docker = new DockerWorkbench(dockerd, workDir);
   const base = await docker.importBusybox('agent-run');
   image = `${registry.host}/agent/app:1`;
@@ -204,7 +204,7 @@ test.serial('a crashing container with --restart on-failure:3 is restarted three
   const starts = stdout.trim().split('\n').map((line) => Date.parse(line.split(' ')[0]!));
   t.is(starts.length, 4);
   const delays = starts.slice(1).map((time, index) => time - starts[index]!);
-  t.true(delays[0]! >= 250 && delays[1]! > delays[0]! && delays[2]! > delays[1]!, `delays grow: ${delays.join(', ')} ms`);
+  t.true(delays[0]! >= 450 && delays[1]! > delays[0]! && delays[2]! > delays[1]!, `delays grow: ${delays.join(', ')} ms`);
   await agent.cli(['rm', 'crasher']);
 });
 
