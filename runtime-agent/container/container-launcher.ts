@@ -1,5 +1,6 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { runHostCommand } from '../host-command.js';
 import type { ImageRuntimeConfig } from '../image/manifest.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import type { ContainerNetwork, NetworkAttachment } from '../network/container-network.js';
@@ -9,6 +10,7 @@ import type { ContainerRecord } from './container-record.js';
 import { buildOciSpec, containerHostname, volumeDirectory } from './oci-spec.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { resolveUser } from './user-lookup.js';
+import { resolveInRoot } from '../unpack/rooted-path.js';
 
 export const LOG_DIRECTORY = 'logs';
 const ETC_DIRECTORY = 'etc';
@@ -35,7 +37,7 @@ export class ContainerLauncher {
     const attachment = await this.network.attach(record.id, record.spec.network, record.spec.ports);
     const hostname = containerHostname(record.spec, record.id);
     const networkFiles = await writeContainerEtcFiles(path.join(directory, ETC_DIRECTORY), { hostname, ipAddress: attachment.ipAddress, mode: record.spec.network });
-    await this.createVolumes(record);
+    await this.createVolumes(record, rootfs);
     const user = await resolveUser(rootfs, record.spec.user ?? image.User ?? undefined);
     const spec = buildOciSpec({
       id: record.id,
@@ -59,9 +61,31 @@ export class ContainerLauncher {
     await unmountRootfs(directory);
   }
 
-  private async createVolumes(record: ContainerRecord): Promise<void> {
+  /**
+   * Creates the named volumes the container mounts. A new volume starts as a copy of what the image has at
+   * the mount point (ownership and modes included), as docker does: `-v data:/var/lib/app` keeps the
+   * image's initial files there.
+   */
+  private async createVolumes(record: ContainerRecord, rootfs: string): Promise<void> {
     for (const mount of record.spec.mounts) {
-      if (mount.type === 'volume') await mkdir(volumeDirectory(this.volumesRoot, mount.name), { recursive: true, mode: 0o755 });
+      if (mount.type !== 'volume') continue;
+      const directory = volumeDirectory(this.volumesRoot, mount.name);
+      await mkdir(path.dirname(directory), { recursive: true, mode: 0o700 });
+      const created = await mkdir(directory, { mode: 0o755 }).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'EEXIST') return false;
+          throw error;
+        },
+      );
+      if (created) await copyImageContent(await resolveInRoot(rootfs, mount.target), directory);
     }
   }
+}
+
+/** Copies a directory's content and its own owner and mode into `target`; nothing when `source` is not a directory. */
+async function copyImageContent(source: string, target: string): Promise<void> {
+  const stats = await lstat(source).catch(() => undefined);
+  if (!stats?.isDirectory()) return;
+  await runHostCommand('cp', ['-a', '--no-target-directory', source, target]);
 }

@@ -1,9 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
+import { runHostCommand } from '../host-command.js';
 
 /**
  * A container's root filesystem: an overlay of the image's snapshots (read-only, shared) under the
@@ -19,13 +16,13 @@ export async function mountRootfs(containerDir: string, lowerDirsTopFirst: reado
   await Promise.all([target, upper, work].map((directory) => mkdir(directory, { recursive: true, mode: 0o755 })));
   // The kernel takes at most a page of mount options: about 35 layers at the default data dir.
   const options = `lowerdir=${lowerDirsTopFirst.join(':')},upperdir=${upper},workdir=${work}`;
-  await command('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
+  await runHostCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
   return target;
 }
 
 export async function unmountRootfs(containerDir: string): Promise<void> {
   const target = path.join(containerDir, RootfsDir.mount);
-  if (await isMountPoint(target)) await command('umount', [target]);
+  if (await isMountPoint(target)) await runHostCommand('umount', [target]);
 }
 
 async function isMountPoint(directory: string): Promise<boolean> {
@@ -33,11 +30,3 @@ async function isMountPoint(directory: string): Promise<boolean> {
   return mountInfo.split('\n').some((line) => line.split(' ')[4] === directory);
 }
 
-async function command(file: string, args: string[]): Promise<void> {
-  try {
-    await execFileAsync(file, args);
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`${file} ${args.join(' ')} failed: ${stderr || (error as Error).message}`);
-  }
-}

@@ -1,16 +1,15 @@
-import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile, readlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { runHostCommand } from '../host-command.js';
 import { readJsonIfExists } from '../json-file.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from '../shim/shim-protocol.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer } from './container-runtime.js';
 
-const execFileAsync = promisify(execFile);
 const SHIM = fileURLToPath(new URL('../shim/shim.js', import.meta.url));
 /** How often a re-attached run's shim is looked for; a spawned shim reports its exit at once. */
 const REATTACHED_POLL_MS = 500;
@@ -103,12 +102,7 @@ export class RuncRuntime implements ContainerRuntime {
   }
 
   private async runc(args: string[]): Promise<void> {
-    try {
-      await execFileAsync(this.options.binary, ['--root', this.options.root, ...args]);
-    } catch (error) {
-      const stderr = (error as { stderr?: string }).stderr?.trim();
-      throw new Error(`runc ${args.join(' ')}: ${stderr || (error as Error).message}`);
-    }
+    await runHostCommand(this.options.binary, ['--root', this.options.root, ...args]);
   }
 }
 

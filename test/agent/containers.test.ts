@@ -115,10 +115,14 @@ test.serial('run pulls a missing image first, and rmi refuses the last reference
   await agent.cli(['rm', 'keeper']);
 });
 
-test.serial('named volumes outlive their containers; bind mounts, :ro, --read-only and --tmpfs behave as in docker', async (t) => {
+test.serial('named volumes start with the image content and outlive their containers; bind mounts, :ro, --read-only and --tmpfs behave as in docker', async (t) => {
   await agent.cli(['run', '--rm', '-v', 'shared-data:/data', image, 'sh', '-c', 'echo persisted > /data/file']);
   const readOnly = await agent.cli(['run', '--rm', '-v', 'shared-data:/data:ro', image, 'sh', '-c', 'cat /data/file; touch /data/other 2>/dev/null || echo refused']);
   t.is(readOnly.stdout, 'persisted\nrefused\n');
+  const seeded = await agent.cli(['run', '--rm', '-v', 'site:/www', image, 'sh', '-c', 'cat /www/index.html; echo changed > /www/index.html']);
+  t.is(seeded.stdout, 'served by berth\n', 'a new volume starts with what the image has at the mount point');
+  const kept = await agent.cli(['run', '--rm', '-v', 'site:/www', image, 'cat', '/www/index.html']);
+  t.is(kept.stdout, 'changed\n', 'an existing volume is not seeded again');
   const hostDir = await mkdtemp(path.join(workDir, 'bind-'));
   await writeFile(path.join(hostDir, 'from-host'), 'host file\n');
   const bind = await agent.cli(['run', '--rm', '-v', `${hostDir}:/host`, image, 'sh', '-c', 'cat /host/from-host; echo back > /host/from-container']);

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 
 /**
- * Runs one of the host's network tools (ip, iptables-save, iptables-restore...). Node has no netlink or
- * netfilter API, and these tools are what an administrator uses to inspect the result too. A failure
- * rejects with a HostCommandError naming the command line and what the tool printed on stderr.
+ * Runs one of the host's tools (ip, iptables-restore, mount, runc, cp...). Node has no netlink, netfilter or
+ * mount API, and these tools are what an administrator uses to inspect the result too. A failure rejects
+ * with a HostCommandError naming the command line and what the tool printed on stderr.
  */
 export function runHostCommand(command: string, args: readonly string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
