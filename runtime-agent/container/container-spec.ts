@@ -69,4 +69,9 @@ export interface ContainerSpec {
    * this field existed lack it: they get the profile.
    */
   seccomp: boolean;
+  /**
+   * no_new_privileges: on by default (stricter than docker, where setuid binaries run by a non-root user gain
+   * their owner's rights); `--security-opt no-new-privileges=false` turns it off. Older records lack it: on.
+   */
+  noNewPrivileges: boolean;
 }

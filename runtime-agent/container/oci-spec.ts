@@ -161,7 +161,7 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
       cwd: resolveWorkingDir(spec, image),
       capabilities,
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofileLimit, soft: input.nofileLimit }],
-      noNewPrivileges: true,
+      noNewPrivileges: spec.noNewPrivileges !== false,
       oomScoreAdj: 0,
     },
     root: { path: input.rootfs, readonly: spec.readOnlyRootfs },

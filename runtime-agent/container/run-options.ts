@@ -78,7 +78,7 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     restart: parseRestart(request.restart),
     stopSignal: request.stopSignal === undefined ? undefined : parseSignal(request.stopSignal),
     stopTimeoutSeconds: parseStopTimeout(request.stopTimeout),
-    seccomp: parseSecurityOptions(request.securityOpt ?? []).seccomp,
+    ...parseSecurityOptions(request.securityOpt ?? []),
   };
 }
 
@@ -329,19 +329,26 @@ function parseStopTimeout(seconds: number | undefined): number {
 
 /**
  * `--security-opt KEY=VALUE` (docker 20.10 still takes `KEY:VALUE`), with dockerd's messages for a malformed
- * or unknown option. Only `seccomp=unconfined` is known: there is no AppArmor or SELinux to configure, and
- * custom seccomp profiles are not supported.
+ * or unknown option. Known: `seccomp=unconfined` (custom profiles are not supported) and
+ * `no-new-privileges[=true|false]`; there is no AppArmor or SELinux to configure.
  */
-function parseSecurityOptions(options: readonly string[]): { seccomp: boolean } {
-  let seccomp = true;
+function parseSecurityOptions(options: readonly string[]): { seccomp: boolean; noNewPrivileges: boolean } {
+  const parsed = { seccomp: true, noNewPrivileges: true };
   for (const option of options) {
+    if (option === 'no-new-privileges') continue;
     const separator = option.includes('=') ? '=' : ':';
     const at = option.indexOf(separator);
     if (at === -1) fail(`invalid --security-opt 1: ${JSON.stringify(option)}`);
     const [key, value] = [option.slice(0, at), option.slice(at + 1)];
-    if (key !== 'seccomp') fail(`invalid --security-opt 2: ${JSON.stringify(option)}`);
-    if (value !== 'unconfined') fail(`invalid --security-opt ${JSON.stringify(option)}: custom seccomp profiles are not supported (only seccomp=unconfined)`);
-    seccomp = false;
+    if (key === 'seccomp') {
+      if (value !== 'unconfined') fail(`invalid --security-opt ${JSON.stringify(option)}: custom seccomp profiles are not supported (only seccomp=unconfined)`);
+      parsed.seccomp = false;
+    } else if (key === 'no-new-privileges') {
+      if (value !== 'true' && value !== 'false') fail(`invalid --security-opt 2: ${JSON.stringify(option)}`);
+      parsed.noNewPrivileges = value === 'true';
+    } else {
+      fail(`invalid --security-opt 2: ${JSON.stringify(option)}`);
+    }
   }
-  return { seccomp };
+  return parsed;
 }

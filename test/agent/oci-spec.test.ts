@@ -203,6 +203,14 @@ test('seccomp: the default profile refuses what it does not name, on every ABI o
   t.throws(() => buildSeccompProfile(DEFAULT_CAPABILITIES, 's390x'), { message: 'no seccomp profile for s390x hosts: run containers with --security-opt seccomp=unconfined' });
 });
 
+test('no_new_privileges is on unless --security-opt no-new-privileges=false', (t) => {
+  t.true(ociSpecFor({}).process.noNewPrivileges);
+  t.true(ociSpecFor({ securityOpt: ['no-new-privileges'] }).process.noNewPrivileges);
+  t.true(ociSpecFor({ securityOpt: ['no-new-privileges=true'] }).process.noNewPrivileges);
+  t.false(ociSpecFor({ securityOpt: ['no-new-privileges=false'] }).process.noNewPrivileges);
+  t.false(ociSpecFor({ securityOpt: ['no-new-privileges:false'] }).process.noNewPrivileges);
+});
+
 test('seccomp: a syscall a capability guards is allowed only with it; namespaces and mounts only with CAP_SYS_ADMIN', (t) => {
   const allowedWith = (capabilities: readonly string[]) => {
     const rules = buildSeccompProfile(capabilities, 'x64').syscalls;
@@ -308,6 +316,7 @@ const optionErrors: [Omit<RunRequest, 'image'> & { image?: unknown }, string][] 
   [{ stopTimeout: -5 }, 'invalid --stop-timeout -5: must be a whole number of seconds, 0 or more'],
   [{ securityOpt: ['seccomp'] }, 'invalid --security-opt 1: "seccomp"'],
   [{ securityOpt: ['apparmor=unconfined'] }, 'invalid --security-opt 2: "apparmor=unconfined"'],
+  [{ securityOpt: ['no-new-privileges=maybe'] }, 'invalid --security-opt 2: "no-new-privileges=maybe"'],
   [{ securityOpt: ['seccomp=/etc/profile.json'] }, 'invalid --security-opt "seccomp=/etc/profile.json": custom seccomp profiles are not supported (only seccomp=unconfined)'],
 ];
 for (const [request, message] of optionErrors) {
