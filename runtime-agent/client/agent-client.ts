@@ -34,6 +34,8 @@ export class AgentRequestError extends Error {
 export interface LogOptions {
   follow?: boolean;
   tail?: string;
+  /** Only lines from this time on. */
+  since?: Date;
 }
 
 /** The CLI's side of the daemon API: HTTP over the daemon's unix socket. */
@@ -88,6 +90,7 @@ export class AgentClient {
 
   logs(container: string, options: LogOptions): AsyncGenerator<LogLine> {
     const query = new URLSearchParams({ follow: String(options.follow ?? false), tail: options.tail ?? 'all' });
+    if (options.since) query.set('since', options.since.toISOString());
     return this.ndjson('GET', `${containerPath(container)}/logs?${query}`, undefined);
   }
 

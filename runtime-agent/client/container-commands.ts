@@ -96,8 +96,31 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-f, --follow', 'keep printing new output until the container stops')
     .option('-n, --tail <lines>', 'only the last lines ("all" for everything)', 'all')
     .option('-t, --timestamps', 'prefix each line with its time')
-    .action(async (container: string, options: { follow?: boolean; tail: string; timestamps?: boolean }, command: Command) => {
-      await printLogEntries(client(command).logs(container, { follow: options.follow, tail: options.tail }), process, options.timestamps === true);
+    .option('--since <time>', 'only lines since a time (2026-11-23T10:00:00Z, unix seconds) or for a while (42m, 1h30m)')
+    .action(async (container: string, options: { follow?: boolean; tail: string; timestamps?: boolean; since?: string }, command: Command) => {
+      const since = options.since === undefined ? undefined : parseSince(options.since);
+      await printLogEntries(client(command).logs(container, { follow: options.follow, tail: options.tail, since }), process, options.timestamps === true);
+    });
+
+  program
+    .command('restart')
+    .description('stop (the stop signal, then SIGKILL after the timeout) and start containers again')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing')
+    .action(async (containers: string[], options: { time?: string }, command: Command) => {
+      for (const container of containers) {
+        await client(command).act(container, 'stop', options.time === undefined ? {} : { t: options.time });
+        await client(command).act(container, 'start');
+        console.log(container);
+      }
+    });
+
+  program
+    .command('wait')
+    .description('wait for containers to stop and print their exit codes')
+    .argument('<container...>')
+    .action(async (containers: string[], _options, command: Command) => {
+      for (const container of containers) console.log((await client(command).act<{ exitCode: number }>(container, 'wait')).exitCode);
     });
 
   program
@@ -218,6 +241,19 @@ async function createPullingIfMissing(agent: AgentClient, request: CreateRequest
     await pullImage(agent, request.image, undefined, process.stderr);
     return agent.create(request);
   }
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** docker's --since: a duration before now (`42m`, `1h30m`), unix seconds, or a timestamp. */
+export function parseSince(text: string, now = Date.now()): Date {
+  if (/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) {
+    const ms = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce((sum, [, amount, unit]) => sum + Number(amount) * (DURATION_UNITS_MS[unit ?? 's'] ?? 0), 0);
+    return new Date(now - ms);
+  }
+  const date = /^\d+(\.\d+)?$/.test(text) ? new Date(Number(text) * 1000) : new Date(text);
+  if (Number.isNaN(date.getTime())) throw new Error(`invalid --since ${JSON.stringify(text)}: a timestamp, unix seconds or a duration such as 10m`);
+  return date;
 }
 
 /** `KEY=VALUE` stays; a bare `KEY` takes this process's value and is dropped when unset, as docker does. */

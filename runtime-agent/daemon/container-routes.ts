@@ -38,12 +38,14 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       const container = manager.get(id(params));
       const follow = url.searchParams.get('follow') === 'true';
       const tail = url.searchParams.get('tail');
+      const since = url.searchParams.get('since');
       const stop = new AbortController();
       request.once('close', () => stop.abort());
       const send = ndjson(response);
       const entries = readLogs(manager.logDirectory(container.id), {
         tail: tail === null || tail === 'all' ? undefined : nonNegative(tail, 'tail'),
         follow,
+        ...(since ? { since: timestamp(since) } : {}),
         signal: stop.signal,
         stopWhen: manager.runEnded(container.id),
       });
@@ -74,6 +76,12 @@ export function containerRoutes(manager: ContainerManager): Route[] {
 
 function id(params: Record<string, string>): string {
   return decodeURIComponent(params.id ?? '');
+}
+
+function timestamp(value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new HttpError(400, `since must be a timestamp, not ${JSON.stringify(value)}`);
+  return date;
 }
 
 function nonNegative(value: string, name: string): number {

@@ -61,7 +61,7 @@ async function inspect(container: string) {
   return (JSON.parse(stdout) as Array<{ id: string; state: { status: string; pid: number; exitCode: number; restartCount: number }; network?: { ipAddress?: string } }>)[0]!;
 }
 
-test.serial('a docker-built image runs detached: logs, ps, inspect, stop with the image StopSignal and rm behave like docker', async (t) => {
+test.serial('a docker-built image runs detached: logs, ps, inspect, restart, stop with the image StopSignal, wait and rm behave like docker', async (t) => {
   const run = await agent.cli(['run', '-d', '--name', 'web', image]);
   const id = run.stdout.trim();
   t.regex(id, /^[0-9a-f]{64}$/);
@@ -77,10 +77,20 @@ test.serial('a docker-built image runs detached: logs, ps, inspect, stop with th
   t.is(details.state.status, 'running');
   t.true(details.state.pid > 0);
 
+  t.is((await agent.cli(['restart', 'web'])).stdout.trim(), 'web');
+  const restarted = await inspect('web');
+  t.is(restarted.state.status, 'running');
+  t.not(restarted.state.pid, details.state.pid);
+  await eventually(() => logsOf('web'), (logs) => logs.split('hello from berth').length === 3, 10_000);
+  t.regex((await agent.cli(['logs', '--since', '1h', 'web'])).stdout, /hello from berth/);
+  t.is((await agent.cli(['logs', '--since', '2099-01-01T00:00:00Z', 'web'])).stdout, '');
+  t.is((await agent.cli(['logs', '-n', '1', 'web'])).stdout, 'hello from berth\n');
+
   const stopped = await agent.cli(['stop', 'web']);
   t.is(stopped.stdout.trim(), 'web');
   t.regex(await logsOf('web'), /stopping/, 'the image StopSignal (SIGUSR1) reached the trap');
   t.is((await inspect(id.slice(0, 12))).state.exitCode, 0);
+  t.is((await agent.cli(['wait', 'web'])).stdout, '0\n');
   t.regex((await agent.cli(['ps', '-a'])).stdout, /Exited \(0\) .* ago\s+web/);
   t.notRegex((await agent.cli(['ps'])).stdout, /web/);
 

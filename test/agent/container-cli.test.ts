@@ -1,0 +1,21 @@
+import test from 'ava';
+import { parseSince } from '../../runtime-agent/client/container-commands.js';
+import { statusText } from '../../runtime-agent/client/containers-table.js';
+
+const NOW = Date.parse('2026-11-23T12:00:00Z');
+
+test('logs --since takes docker durations, unix seconds and timestamps, and refuses the rest', (t) => {
+  t.is(parseSince('90s', NOW).toISOString(), '2026-11-23T11:58:30.000Z');
+  t.is(parseSince('1h30m', NOW).toISOString(), '2026-11-23T10:30:00.000Z');
+  t.is(parseSince('1795435200', NOW).toISOString(), '2026-11-23T12:00:00.000Z');
+  t.is(parseSince('2026-11-23T11:00:00Z', NOW).toISOString(), '2026-11-23T11:00:00.000Z');
+  t.throws(() => parseSince('yesterday', NOW), { message: /invalid --since "yesterday"/ });
+});
+
+test('ps words a container\'s status as docker does', (t) => {
+  const base = { id: 'x', name: 'n', image: 'i', command: 'c', createdAt: '2026-11-23T11:00:00Z', restartCount: 0, ports: [] };
+  t.is(statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW), 'Up 5 seconds');
+  t.is(statusText({ ...base, status: 'exited', startedAt: undefined, exitCode: 137, finishedAt: '2026-11-23T09:00:00Z' }, NOW), 'Exited (137) 3 hours ago');
+  t.is(statusText({ ...base, status: 'restarting', startedAt: undefined, exitCode: 1, finishedAt: '2026-11-23T11:59:00Z' }, NOW), 'Restarting (1) About a minute ago');
+  t.is(statusText({ ...base, status: 'created', startedAt: undefined, exitCode: undefined, finishedAt: undefined }, NOW), 'Created');
+});
