@@ -11,6 +11,7 @@ export const ApiPath = {
   prune: '/v1/prune',
   containers: '/v1/containers',
   auth: '/v1/auth',
+  volumes: '/v1/volumes',
 } as const;
 
 /** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */
@@ -127,6 +128,13 @@ export interface ContainerSummary {
   finishedAt: string | undefined;
   restartCount: number;
   ports: PortMapping[];
+}
+
+/** `GET /v1/volumes`: a named volume and the containers that mount it. */
+export interface VolumeSummary {
+  name: string;
+  mountpoint: string;
+  usedBy: string[];
 }
 
 /** One line of `GET /v1/containers/{id}/logs` (NDJSON): an entry of the container's json-file log. */

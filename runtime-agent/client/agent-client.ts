@@ -15,6 +15,7 @@ import {
   type PullEvent,
   type PullRequest,
   type RemoveResult,
+  type VolumeSummary,
 } from '../api.js';
 import type { ContainerRecord } from '../container/container-record.js';
 
@@ -65,6 +66,22 @@ export class AgentClient {
 
   logout(registry: string): Promise<{ removed: boolean }> {
     return this.json('DELETE', `${ApiPath.auth}?registry=${encodeURIComponent(registry)}`);
+  }
+
+  volumes(): Promise<VolumeSummary[]> {
+    return this.json('GET', ApiPath.volumes);
+  }
+
+  createVolume(name: string): Promise<VolumeSummary> {
+    return this.json('POST', ApiPath.volumes, { name });
+  }
+
+  removeVolume(name: string): Promise<void> {
+    return this.json('DELETE', `${ApiPath.volumes}/${encodeURIComponent(name)}`);
+  }
+
+  pruneVolumes(): Promise<{ deleted: string[] }> {
+    return this.json('POST', `${ApiPath.volumes}/prune`);
   }
 
   containers(all: boolean): Promise<ContainerSummary[]> {

@@ -3,6 +3,7 @@ import type { CreateRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
 import { containersTable } from './containers-table.js';
+import { table } from './table.js';
 
 /** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
 
@@ -173,6 +174,36 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
         if (event.type === 'output') (event.stream === 'stdout' ? process.stdout : process.stderr).write(Buffer.from(event.data, 'base64'));
       });
       process.exitCode = last?.type === 'exit' ? last.exitCode : 1;
+    });
+
+  const volume = program.command('volume').description('manage named volumes');
+  volume
+    .command('create')
+    .argument('<name>')
+    .action(async (name: string, _options, command: Command) => console.log((await client(command).createVolume(name)).name));
+  volume
+    .command('ls')
+    .option('-q, --quiet', 'only show names')
+    .action(async (options: { quiet?: boolean }, command: Command) => {
+      const volumes = await client(command).volumes();
+      console.log(options.quiet ? volumes.map((entry) => entry.name).join('\n') : table(['DRIVER', 'VOLUME NAME'], volumes.map((entry) => ['local', entry.name])));
+    });
+  volume
+    .command('rm')
+    .description('remove volumes no container uses')
+    .argument('<name...>')
+    .action(async (names: string[], _options, command: Command) => {
+      for (const name of names) {
+        await client(command).removeVolume(name);
+        console.log(name);
+      }
+    });
+  volume
+    .command('prune')
+    .description('remove every volume no container uses')
+    .action(async (_options, command: Command) => {
+      const { deleted } = await client(command).pruneVolumes();
+      console.log(['Deleted Volumes:', ...deleted].join('\n'));
     });
 
   program

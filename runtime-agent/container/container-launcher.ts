@@ -7,9 +7,10 @@ import type { ContainerNetwork, NetworkAttachment } from '../network/container-n
 import { BundleFile } from '../shim/shim-protocol.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ContainerRecord } from './container-record.js';
-import { buildOciSpec, containerHostname, volumeDirectory } from './oci-spec.js';
+import { buildOciSpec, containerHostname } from './oci-spec.js';
 import { mountRootfs, unmountRootfs } from './rootfs.js';
 import { resolveUser } from './user-lookup.js';
+import type { VolumeStore } from './volume-store.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 
 export const LOG_DIRECTORY = 'logs';
@@ -24,7 +25,7 @@ export class ContainerLauncher {
   constructor(
     private readonly snapshots: Snapshotter,
     private readonly network: ContainerNetwork,
-    private readonly volumesRoot: string,
+    private readonly volumes: VolumeStore,
     /** The host's hard RLIMIT_NOFILE: what every container gets (nothing may ask above it). */
     private readonly nofileLimit: number,
   ) {}
@@ -47,7 +48,7 @@ export class ContainerLauncher {
       rootfs,
       ...(attachment.netnsPath ? { netnsPath: attachment.netnsPath } : {}),
       networkFiles,
-      volumesRoot: this.volumesRoot,
+      volumesRoot: this.volumes.root,
       nofileLimit: this.nofileLimit,
     });
     await mkdir(path.join(directory, LOG_DIRECTORY), { recursive: true, mode: 0o700 });
@@ -69,16 +70,7 @@ export class ContainerLauncher {
   private async createVolumes(record: ContainerRecord, rootfs: string): Promise<void> {
     for (const mount of record.spec.mounts) {
       if (mount.type !== 'volume') continue;
-      const directory = volumeDirectory(this.volumesRoot, mount.name);
-      await mkdir(path.dirname(directory), { recursive: true, mode: 0o700 });
-      const created = await mkdir(directory, { mode: 0o755 }).then(
-        () => true,
-        (error: NodeJS.ErrnoException) => {
-          if (error.code === 'EEXIST') return false;
-          throw error;
-        },
-      );
-      if (created) await copyImageContent(await resolveInRoot(rootfs, mount.target), directory);
+      if (await this.volumes.create(mount.name)) await copyImageContent(await resolveInRoot(rootfs, mount.target), this.volumes.directory(mount.name));
     }
   }
 }

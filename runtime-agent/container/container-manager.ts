@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { RunRequest } from '../api.js';
+import type { RunRequest, VolumeSummary } from '../api.js';
 import type { ContentStore } from '../content/content-store.js';
 import { findImage } from '../image/image-lookup.js';
 import type { ImageStore } from '../image/image-store.js';
@@ -14,6 +14,7 @@ import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
 import type { ContainerRecord } from './container-record.js';
 import type { ContainerStore } from './container-store.js';
+import type { VolumeStore } from './volume-store.js';
 import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
 import { resolveArgs } from './oci-spec.js';
 import { parseRunRequest, parseSignal } from './run-options.js';
@@ -35,6 +36,7 @@ export interface ContainerManagerDependencies {
   launcher: ContainerLauncher;
   runtime: ContainerRuntime;
   network: ContainerNetwork;
+  volumes: VolumeStore;
   images: ImageStore;
   content: ContentStore;
   backoff: RestartBackoff;
@@ -90,6 +92,36 @@ export class ContainerManager {
   list(all: boolean): ContainerRecord[] {
     const records = [...this.records.values()].filter((record) => all || record.state.status === 'running' || record.state.status === 'restarting');
     return records.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** Named volumes, each with the names of the containers that mount it. */
+  async volumes(): Promise<VolumeSummary[]> {
+    const users = new Map<string, string[]>();
+    for (const record of this.records.values()) {
+      for (const mount of record.spec.mounts) if (mount.type === 'volume') users.set(mount.name, [...(users.get(mount.name) ?? []), record.name]);
+    }
+    const names = await this.deps.volumes.list();
+    return names.map((name) => ({ name, mountpoint: this.deps.volumes.directory(name), usedBy: users.get(name) ?? [] }));
+  }
+
+  async createVolume(name: string): Promise<VolumeSummary> {
+    await this.deps.volumes.create(name);
+    return (await this.volumes()).find((volume) => volume.name === name) as VolumeSummary;
+  }
+
+  /** Removes a volume no container mounts (docker refuses one in use, even with -f). */
+  async removeVolume(name: string): Promise<void> {
+    const volume = (await this.volumes()).find((candidate) => candidate.name === name);
+    if (!volume) throw new ContainerError(404, `get ${name}: no such volume`);
+    if (volume.usedBy.length > 0) throw new ContainerError(409, `remove ${name}: volume is in use - [${volume.usedBy.join(', ')}]`);
+    await this.deps.volumes.remove(name);
+  }
+
+  /** Removes every volume no container mounts; returns their names. */
+  async pruneVolumes(): Promise<string[]> {
+    const unused = (await this.volumes()).filter((volume) => volume.usedBy.length === 0).map((volume) => volume.name);
+    for (const name of unused) await this.deps.volumes.remove(name);
+    return unused;
   }
 
   /** Layers (chain ids) containers use: kept by image garbage collection even after `rmi`. */

@@ -15,6 +15,7 @@ import { DirectorySnapshotter } from '../snapshot/snapshotter.js';
 import { ContainerLauncher } from '../container/container-launcher.js';
 import { ContainerManager } from '../container/container-manager.js';
 import { ContainerStore } from '../container/container-store.js';
+import { VolumeStore } from '../container/volume-store.js';
 import { hostNofileLimit } from '../container/oci-spec.js';
 import { DEFAULT_RESTART_BACKOFF } from '../container/restart-backoff.js';
 import { ContainerNetwork } from '../network/container-network.js';
@@ -63,14 +64,16 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
 /** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */
 async function startContainers(config: AgentConfig, stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore }, logger: Logger): Promise<ContainerManager> {
   const store = new ContainerStore(path.join(config.dataDir, 'containers'));
+  const volumes = new VolumeStore(path.join(config.dataDir, 'volumes'));
   await store.init();
   const network = new ContainerNetwork({ bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') }, logger);
   const runtime = new RuncRuntime({ binary: config.runtime, root: path.join(config.dataDir, 'runc'), logMaxSizeBytes: config.logMaxSizeBytes, logMaxFiles: config.logMaxFiles });
   const manager = new ContainerManager({
     store,
-    launcher: new ContainerLauncher(stores.snapshots, network, path.join(config.dataDir, 'volumes'), await hostNofileLimit()),
+    launcher: new ContainerLauncher(stores.snapshots, network, volumes, await hostNofileLimit()),
     runtime,
     network,
+    volumes,
     images: stores.images,
     content: stores.content,
     backoff: { ...DEFAULT_RESTART_BACKOFF, initialDelayMs: config.restartDelayMs },

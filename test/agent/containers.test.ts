@@ -125,7 +125,7 @@ test.serial('run pulls a missing image first, and rmi refuses the last reference
   await agent.cli(['rm', 'keeper']);
 });
 
-test.serial('named volumes start with the image content and outlive their containers; bind mounts, :ro, --read-only and --tmpfs behave as in docker', async (t) => {
+test.serial('named volumes start with the image content, outlive their containers and are managed like docker\'s; bind mounts, :ro, --read-only and --tmpfs behave as in docker', async (t) => {
   await agent.cli(['run', '--rm', '-v', 'shared-data:/data', image, 'sh', '-c', 'echo persisted > /data/file']);
   const readOnly = await agent.cli(['run', '--rm', '-v', 'shared-data:/data:ro', image, 'sh', '-c', 'cat /data/file; touch /data/other 2>/dev/null || echo refused']);
   t.is(readOnly.stdout, 'persisted\nrefused\n');
@@ -140,6 +140,17 @@ test.serial('named volumes start with the image content and outlive their contai
   t.is(await readFile(path.join(hostDir, 'from-container'), 'utf8'), 'back\n');
   const locked = await agent.cli(['run', '--rm', '--read-only', '--tmpfs', '/scratch', image, 'sh', '-c', 'touch /root-file 2>/dev/null || echo root-refused; echo ok > /scratch/f && cat /scratch/f']);
   t.is(locked.stdout, 'root-refused\nok\n');
+
+  await agent.cli(['volume', 'create', 'manual']);
+  t.is((await agent.cli(['volume', 'ls', '-q'])).stdout, 'manual\nshared-data\nsite\n');
+  await agent.cli(['run', '-d', '--name', 'site-user', '-v', 'site:/www', image]);
+  const inUse = await agent.cli(['volume', 'rm', 'site'], { allowFailure: true });
+  t.is(inUse.code, 1);
+  t.regex(inUse.stderr, /remove site: volume is in use - \[site-user\]/);
+  t.is((await agent.cli(['volume', 'prune'])).stdout, 'Deleted Volumes:\nmanual\nshared-data\n');
+  await agent.cli(['rm', '-f', 'site-user']);
+  await agent.cli(['volume', 'rm', 'site']);
+  t.is((await agent.cli(['volume', 'ls', '-q'])).stdout.trim(), '');
 });
 
 test.serial('run -i feeds the caller\'s stdin to the container, which reads EOF when it ends', async (t) => {
