@@ -72,10 +72,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .description('start stopped containers')
     .argument('<container...>')
     .action(async (containers: string[], _options, command: Command) => {
-      for (const container of containers) {
-        await client(command).act(container, 'start');
-        console.log(container);
-      }
+      await eachNamed(containers, (container) => client(command).act(container, 'start'));
     });
 
   program
@@ -109,11 +106,10 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .argument('<container...>')
     .option('-t, --time <seconds>', 'seconds to wait before killing')
     .action(async (containers: string[], options: { time?: string }, command: Command) => {
-      for (const container of containers) {
-        await client(command).act(container, 'stop', options.time === undefined ? {} : { t: options.time });
+      await eachNamed(containers, async (container) => {
+        await client(command).act(container, 'stop', stopQuery(options));
         await client(command).act(container, 'start');
-        console.log(container);
-      }
+      });
     });
 
   program
@@ -130,10 +126,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .argument('<container...>')
     .option('-t, --time <seconds>', 'seconds to wait before killing')
     .action(async (containers: string[], options: { time?: string }, command: Command) => {
-      for (const container of containers) {
-        await client(command).act(container, 'stop', options.time === undefined ? {} : { t: options.time });
-        console.log(container);
-      }
+      await eachNamed(containers, (container) => client(command).act(container, 'stop', stopQuery(options)));
     });
 
   program
@@ -142,10 +135,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .argument('<container...>')
     .option('-s, --signal <signal>', 'signal to send', 'KILL')
     .action(async (containers: string[], options: { signal: string }, command: Command) => {
-      for (const container of containers) {
-        await client(command).act(container, 'kill', { signal: options.signal });
-        console.log(container);
-      }
+      await eachNamed(containers, (container) => client(command).act(container, 'kill', { signal: options.signal }));
     });
 
   program
@@ -154,10 +144,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .argument('<container...>')
     .option('-f, --force', 'kill and remove a running container')
     .action(async (containers: string[], options: { force?: boolean }, command: Command) => {
-      for (const container of containers) {
-        await client(command).removeContainer(container, options.force === true);
-        console.log(container);
-      }
+      await eachNamed(containers, (container) => client(command).removeContainer(container, options.force === true));
     });
 
   program
@@ -193,10 +180,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .description('remove volumes no container uses')
     .argument('<name...>')
     .action(async (names: string[], _options, command: Command) => {
-      for (const name of names) {
-        await client(command).removeVolume(name);
-        console.log(name);
-      }
+      await eachNamed(names, (name) => client(command).removeVolume(name));
     });
   volume
     .command('prune')
@@ -213,6 +197,18 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .action(async (containers: string[], _options, command: Command) => {
       console.log(JSON.stringify(await Promise.all(containers.map((container) => client(command).inspect(container))), null, 4));
     });
+}
+
+/** docker's verbs on several containers (or volumes): each in turn, its name printed as given once done. */
+async function eachNamed(names: readonly string[], act: (name: string) => Promise<unknown>): Promise<void> {
+  for (const name of names) {
+    await act(name);
+    console.log(name);
+  }
+}
+
+function stopQuery(options: { time?: string }): Record<string, string> {
+  return options.time === undefined ? {} : { t: options.time };
 }
 
 /** docker run: create (pulling a missing image), start, and unless detached print the output and return the exit code. */
