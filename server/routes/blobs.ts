@@ -4,6 +4,7 @@ import { resolveByteRange } from '../http/byte-range.js';
 import { matchesIfNoneMatch } from '../http/conditional.js';
 import { emptyResponse } from '../http/responses.js';
 import { eventOrigin } from '../http/request-context.js';
+import { sendFileRange } from '../http/send-file-range.js';
 import { streamBody } from '../http/stream-body.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
@@ -44,7 +45,9 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs, access }: Re
       ctx.set('Content-Length', String(length));
       return;
     }
-    streamBody(ctx, await blobs.open(digest, range), length);
+    const body = await blobs.open(digest, range);
+    if ('handle' in body) sendFileRange(ctx, body);
+    else streamBody(ctx, body, length);
   });
 
   router.delete('/v2/*name/blobs/:digest', access.delete, async (ctx: Context) => {

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import type { BlobFileRange, BlobStore, ByteRange } from '../storage/blob-store.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
@@ -22,8 +22,9 @@ export class BlobService {
     return size;
   }
 
-  open(digest: string, range?: ByteRange): Promise<Readable> {
-    return this.store.openBlob(digest, range);
+  /** The bytes to send: a file range when the store keeps files (sent with reused buffers), else a stream. */
+  open(digest: string, range?: ByteRange): Promise<Readable | BlobFileRange> {
+    return this.store.openBlobFile ? this.store.openBlobFile(digest, range) : this.store.openBlob(digest, range);
   }
 
   /** A URL to send the client to for the bytes, when the store serves them directly (S3 redirects). */

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** What the upload service knows of an upload in progress; `storeState` belongs to the store. */
@@ -20,6 +21,13 @@ export interface ByteRange {
  * a blob is metadata, not storage. Uploads are written at an offset so that a failed or repeated chunk
  * never corrupts what was acknowledged before it.
  */
+/** Bytes `start` to `start + length - 1` of an open file; whoever receives it closes the handle. */
+export interface BlobFileRange {
+  handle: FileHandle;
+  start: number;
+  length: number;
+}
+
 export interface BlobStore {
   readonly kind: string;
   /** Prepares backing storage for a new upload and returns its initial store state. */
@@ -36,6 +44,11 @@ export interface BlobStore {
   abortUpload(upload: UploadHandle): Promise<void>;
   /** Streams a stored blob, or a byte range of it. */
   openBlob(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * The blob (or a byte range of it) as a range of an open file, for stores that keep files: the server then
+   * sends it through two reused buffers instead of a stream that allocates a buffer per chunk.
+   */
+  openBlobFile?(digest: string, range?: ByteRange): Promise<BlobFileRange>;
   deleteBlob(digest: string): Promise<void>;
   /**
    * Where clients may fetch the blob directly (e.g. a presigned S3 URL), or undefined to stream it through

@@ -3,7 +3,7 @@ import { mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
-import type { BlobStore, ByteRange, UploadHandle } from './blob-store.js';
+import type { BlobFileRange, BlobStore, ByteRange, UploadHandle } from './blob-store.js';
 
 /**
  * Blobs as files under `<root>/blobs/<algorithm>/<first two hex>/<hex>`, uploads under `<root>/uploads/<id>`.
@@ -68,12 +68,21 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async openBlob(digest: string, range?: ByteRange): Promise<Readable> {
-    const file = this.blobPath(digest);
-    const handle = await open(file, 'r').catch((error: NodeJS.ErrnoException) => {
+    const handle = await this.openBlobHandle(digest);
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 1 << 20 });
+  }
+
+  async openBlobFile(digest: string, range?: ByteRange): Promise<BlobFileRange> {
+    const handle = await this.openBlobHandle(digest);
+    if (range) return { handle, start: range.start, length: range.end - range.start + 1 };
+    return { handle, start: 0, length: (await handle.stat()).size };
+  }
+
+  private openBlobHandle(digest: string): Promise<FileHandle> {
+    return open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
       throw error;
     });
-    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 1 << 20 });
   }
 
   async deleteBlob(digest: string): Promise<void> {
