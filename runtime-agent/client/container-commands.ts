@@ -24,6 +24,7 @@ interface RunFlags {
   pidsLimit?: string;
   readOnly?: boolean;
   interactive?: boolean;
+  tty?: boolean;
   network?: string;
   restart?: string;
   entrypoint?: string;
@@ -45,6 +46,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-d, --detach', 'run in the background and print the container id')
     .option('--rm', 'remove the container when it exits')
     .option('-i, --interactive', 'keep stdin open; an attached run sends this terminal\'s stdin to it')
+    .option('-t, --tty', 'a pseudo-terminal: not supported yet (refused with a clear message, so `-it` does not half-work)')
     .option('--name <name>', 'container name')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect)
     .option('-v, --volume <name-or-path:/path[:ro]>', 'mount a named volume or a host path', collect)
@@ -213,6 +215,7 @@ function stopQuery(options: { time?: string }): Record<string, string> {
 
 /** docker run: create (pulling a missing image), start, and unless detached print the output and return the exit code. */
 async function runContainer(agent: AgentClient, image: string, args: string[], flags: RunFlags): Promise<number> {
+  if (flags.tty) throw new Error('-t (a pseudo-terminal) is not supported yet: runc hands the terminal over a socket Node cannot receive it from; -i alone streams stdin');
   const request: CreateRequest = {
     image,
     ...(args.length > 0 ? { command: args } : {}),
