@@ -96,25 +96,34 @@ export class ContainerManager {
 
   /** Named volumes, each with the names of the containers that mount it. */
   async volumes(): Promise<VolumeSummary[]> {
-    const users = new Map<string, string[]>();
-    for (const record of this.records.values()) {
-      for (const mount of record.spec.mounts) if (mount.type === 'volume') users.set(mount.name, [...(users.get(mount.name) ?? []), record.name]);
-    }
-    const names = await this.deps.volumes.list();
-    return names.map((name) => ({ name, mountpoint: this.deps.volumes.directory(name), usedBy: users.get(name) ?? [] }));
+    const users = this.volumeUsers();
+    return (await this.deps.volumes.list()).map((name) => this.volumeSummary(name, users));
   }
 
   async createVolume(name: string): Promise<VolumeSummary> {
     await this.deps.volumes.create(name);
-    return (await this.volumes()).find((volume) => volume.name === name) as VolumeSummary;
+    return this.volumeSummary(name, this.volumeUsers());
   }
 
   /** Removes a volume no container mounts (docker refuses one in use, even with -f). */
   async removeVolume(name: string): Promise<void> {
-    const volume = (await this.volumes()).find((candidate) => candidate.name === name);
-    if (!volume) throw new ContainerError(404, `get ${name}: no such volume`);
-    if (volume.usedBy.length > 0) throw new ContainerError(409, `remove ${name}: volume is in use - [${volume.usedBy.join(', ')}]`);
+    if (!(await this.deps.volumes.list()).includes(name)) throw new ContainerError(404, `get ${name}: no such volume`);
+    const usedBy = this.volumeUsers().get(name) ?? [];
+    if (usedBy.length > 0) throw new ContainerError(409, `remove ${name}: volume is in use - [${usedBy.join(', ')}]`);
     await this.deps.volumes.remove(name);
+  }
+
+  /** Volume name -> names of the containers that mount it. */
+  private volumeUsers(): Map<string, string[]> {
+    const users = new Map<string, string[]>();
+    for (const record of this.records.values()) {
+      for (const mount of record.spec.mounts) if (mount.type === 'volume') users.set(mount.name, [...(users.get(mount.name) ?? []), record.name]);
+    }
+    return users;
+  }
+
+  private volumeSummary(name: string, users: Map<string, string[]>): VolumeSummary {
+    return { name, mountpoint: this.deps.volumes.directory(name), usedBy: users.get(name) ?? [] };
   }
 
   /** Removes every volume no container mounts; returns their names. */

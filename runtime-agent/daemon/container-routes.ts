@@ -90,7 +90,7 @@ function nonNegative(value: string, name: string): number {
   return number;
 }
 
-export function summarize(record: ContainerRecord): ContainerSummary {
+function summarize(record: ContainerRecord): ContainerSummary {
   return {
     id: record.id,
     name: record.name,
