@@ -1,7 +1,7 @@
 import test from 'ava';
 import { loadConfig } from '../../server/config.js';
 import { assertRegistryError, serverErrorLines } from '../helpers/http-client.js';
-import { imageManifest, makeBlob, pushBlob, putManifest, uniqueRepo, type Blob, type Manifest } from '../helpers/oci-content.js';
+import { foreignLayerManifest, makeBlob, pushBlob, putManifest, uniqueRepo } from '../helpers/oci-content.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
 // validation.manifests.urls: descriptor urls must match an allow pattern (when any is set) and no deny pattern.
@@ -27,18 +27,10 @@ test.after.always(async () => {
   await registry?.destroy();
 });
 
-function withForeignLayer(config: Blob, urls: string[]): Manifest {
-  const foreign = makeBlob(100);
-  return imageManifest({
-    config,
-    extra: { layers: [{ mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: foreign.digest, size: foreign.size, urls }] },
-  });
-}
-
 test('a descriptor url matching an allow pattern and no deny pattern is accepted', async (t) => {
   const repo = uniqueRepo('urls');
   const config = await pushBlob(registry!.url, repo, makeBlob(30));
-  const manifest = withForeignLayer(config, ['https://mirror.example.com/layers/a.tar.gz', 'http://10.1.2.3/b.tar.gz']);
+  const manifest = foreignLayerManifest(config, ['https://mirror.example.com/layers/a.tar.gz', 'http://10.1.2.3/b.tar.gz']);
   t.is((await putManifest(registry!.url, repo, 'v1', manifest)).status, 201);
 });
 
@@ -46,7 +38,7 @@ test('a descriptor url matching no allow pattern is MANIFEST_INVALID naming it',
   const repo = uniqueRepo('urls');
   const config = await pushBlob(registry!.url, repo, makeBlob(30));
   for (const url of ['https://elsewhere.example.com/a.tar.gz', 'https://mirror.example.com.evil.test/a.tar.gz', 'file:///etc/passwd']) {
-    const manifest = withForeignLayer(config, ['https://mirror.example.com/ok.tar.gz', url]);
+    const manifest = foreignLayerManifest(config, ['https://mirror.example.com/ok.tar.gz', url]);
     const entry = await assertRegistryError(t, await putManifest(registry!.url, repo, 'v1', manifest), 400, 'MANIFEST_INVALID');
     t.deepEqual(entry.detail, { url });
     t.true(entry.message?.includes(url), entry.message);
@@ -57,7 +49,7 @@ test('a descriptor url matching a deny pattern is MANIFEST_INVALID naming it and
   const repo = uniqueRepo('urls');
   const config = await pushBlob(registry!.url, repo, makeBlob(30));
   const url = 'https://mirror.example.com/private/a.tar.gz';
-  const entry = await assertRegistryError(t, await putManifest(registry!.url, repo, 'v1', withForeignLayer(config, [url])), 400, 'MANIFEST_INVALID');
+  const entry = await assertRegistryError(t, await putManifest(registry!.url, repo, 'v1', foreignLayerManifest(config, [url])), 400, 'MANIFEST_INVALID');
   t.deepEqual(entry.detail, { url });
   t.regex(entry.message ?? '', /\/private\/ of validation\.manifests\.urls\.deny/);
 });

@@ -5,6 +5,7 @@ import {
   blobOf,
   descriptorOf,
   digestOf,
+  foreignLayerManifest,
   imageManifest,
   indexManifest,
   makeBlob,
@@ -502,25 +503,19 @@ test('the same mediaType-less manifest pushed as OCI to one repository and as Do
   await assertRegistryError(t, await getManifest(dockerRepo, 'v1', MediaType.ociManifest), 404, 'MANIFEST_UNKNOWN');
 });
 
-function withForeignLayer(config: ReturnType<typeof makeBlob>, urls: string[]): Manifest {
-  const foreign = makeBlob(100);
-  return imageManifest({
-    config,
-    extra: { layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: foreign.digest, size: foreign.size, urls }] },
-  });
-}
+const NONDISTRIBUTABLE = 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip';
 
 test('a descriptor url that is not http or https is MANIFEST_INVALID naming the url', async (t) => {
   const repo = uniqueRepo('manifest');
   const config = await pushBlob(registry.url, repo, makeBlob(30));
   for (const url of ['file:///etc/passwd', 'ftp://example.com/layer', 'data:,hello', 'gopher://127.0.0.1:6379/_FLUSHALL', 'not a url']) {
-    const manifest = withForeignLayer(config, ['https://example.com/ok.tar.gz', url]);
+    const manifest = foreignLayerManifest(config, ['https://example.com/ok.tar.gz', url], NONDISTRIBUTABLE);
     const entry = await assertRegistryError(t, await putManifest(registry.url, repo, 'v1', manifest), 400, 'MANIFEST_INVALID');
     t.true(entry.message?.includes(url), entry.message);
     t.deepEqual(entry.detail, { url });
   }
   await assertRegistryError(t, await getManifest(repo, 'v1'), 404, 'NAME_UNKNOWN');
-  t.is((await putManifest(registry.url, repo, 'v1', withForeignLayer(config, ['http://example.com/a', 'HTTPS://example.com/b']))).status, 201);
+  t.is((await putManifest(registry.url, repo, 'v1', foreignLayerManifest(config, ['http://example.com/a', 'HTTPS://example.com/b'], NONDISTRIBUTABLE))).status, 201);
 });
 
 test('a layer descriptor whose size differs from the stored blob is MANIFEST_INVALID naming the digest and both sizes', async (t) => {

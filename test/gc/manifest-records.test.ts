@@ -11,8 +11,8 @@ import { RegistryProcess } from '../helpers/registry-process.js';
 // last repository that links them, and never go while one still does.
 const GRACE_SECONDS = 0.2;
 const PAST_GRACE_MS = 400;
-const RACE_ROUNDS = 150;
-const RACE_BUDGET_MS = 15_000;
+const RACE_ROUNDS = 100;
+const RACE_BUDGET_MS = 10_000;
 
 let redisServer: RedisServer | undefined;
 let registry: RegistryProcess | undefined;
