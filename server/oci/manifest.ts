@@ -114,8 +114,10 @@ const OPENERS = new Set([0x5b, 0x7b]);
 const CLOSERS = new Set([0x5d, 0x7d]);
 
 /**
- * Counts bracket nesting outside strings before anything recursive sees the body: JSON.parse of 100,000
- * nested arrays overflows the stack. Bytes suffice: no byte of a multi-byte UTF-8 sequence is ASCII.
+ * Counts bracket nesting outside strings before the body is parsed, so that a deep body costs one linear
+ * scan and never reaches a recursive step (V8's JSON.parse copes with 100,000 levels; the clients that would
+ * pull it, and any walk of the document, do not). Bytes suffice: no byte of a multi-byte UTF-8 sequence is
+ * ASCII.
  */
 function assertNestingDepth(body: Buffer): void {
   let depth = 0;
