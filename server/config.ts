@@ -133,6 +133,35 @@ const gcSchema = z
   .strict()
   .prefault({});
 
+const regexSchema = z.string().refine((pattern) => {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a valid regular expression');
+
+// What pushed manifests may contain beyond the spec's own rules (Distribution's validation.manifests).
+const validationSchema = z
+  .object({
+    manifests: z
+      .object({
+        /**
+         * Descriptor `urls` (foreign and non-distributable layers) must be http:// or https://; if `allow` is
+         * not empty a URL must also match one of its regular expressions, and it must match none of `deny`.
+         */
+        urls: z
+          .object({ allow: z.array(regexSchema).default([]), deny: z.array(regexSchema).default([]) })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('./data'),
@@ -186,6 +215,7 @@ const configSchema = z
       .default({ level: 'info', format: 'json' }),
     auth: authSchema,
     gc: gcSchema,
+    validation: validationSchema,
     webhooks: webhooksSchema,
     /** Read-only mode: pulls are served, writes refused; also switchable at /admin/v1/maintenance. */
     maintenance: z.object({ readOnly: z.boolean().default(false) }).strict().prefault({}),

@@ -7,6 +7,7 @@ import { createApp } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
+import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
 import { RedisMetadataStore } from './metadata/redis-metadata-store.js';
 import { createOps } from './ops-setup.js';
 import { connectRedis } from './redis/connect.js';
@@ -50,7 +51,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
     {
       blobs: new BlobService(metadata, store, config.storage.delete.enabled, events),
       uploads: new UploadService(metadata, store, logger, gc.commitGuard, events),
-      manifests: new ManifestService(metadata, events),
+      manifests: new ManifestService(metadata, new DescriptorUrlPolicy(config.validation.manifests.urls), events),
       listings: new ListingService(metadata),
       config,
       access: auth.guard,

@@ -38,6 +38,8 @@ export function gcOptionsFromConfig(config: Config['gc'], dryRun: boolean): GcOp
 
 export interface GcCounts {
   manifestsDeleted: number;
+  /** Records of manifests no repository links, left from before their last unlink deleted them. */
+  manifestRecordsDeleted: number;
   blobsDeleted: number;
   bytesDeleted: number;
   linksDeleted: number;
@@ -46,7 +48,7 @@ export interface GcCounts {
 
 /** One collection in progress: what every phase reads and the counts it adds to. */
 export class GcRun {
-  readonly counts: GcCounts = { manifestsDeleted: 0, blobsDeleted: 0, bytesDeleted: 0, linksDeleted: 0, uploadsDeleted: 0 };
+  readonly counts: GcCounts = { manifestsDeleted: 0, manifestRecordsDeleted: 0, blobsDeleted: 0, bytesDeleted: 0, linksDeleted: 0, uploadsDeleted: 0 };
 
   constructor(
     readonly gc: GcStore,

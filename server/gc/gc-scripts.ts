@@ -14,6 +14,7 @@ import { deleteManifestScript } from '../metadata/redis-scripts.js';
  *   <p>gc:doomed       SET of '<repo>@<digest>' a dry run would delete, so its blob marks skip them
  *   <p>gc:repo-mark    SET of blob digests named by the manifests of the repository whose links are swept
  *   <p>gc:tombstones   SET of blob digests in state 'deleting', so a collector can finish a dead one's work
+ *   <p>gc:manifest-mark SET of manifest digests some repository links
  */
 
 /** Older than the cutoff: the thing was last pushed, mounted, named or read before the run's cutoff. */
@@ -108,6 +109,26 @@ end
 local dropped = 0
 for i = 5, #ARGV do dropped = dropped + unlink(ARGV[i]) end
 return dropped
+`;
+
+/**
+ * ARGV: prefix, cutoff, dryRun, digests... Deletes manifest records (m:<digest>) no repository linked when
+ * the run marked (gc:manifest-mark) and no push wrote or named since the cutoff: records from before links
+ * were counted, which their last unlink could not delete. A push that links one after the mark stamps its
+ * touchedAt first; one that comes after the deletion writes the record anew. How many it deleted.
+ */
+export const deleteManifestRecordsScript = STALE + `
+local p, cutoff, dry = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+local function sweep(digest)
+  if redis.call('SISMEMBER', p .. 'gc:manifest-mark', digest) == 1 then return 0 end
+  local key = p .. 'm:' .. digest
+  if not stale(redis.call('HGET', key, 'touchedAt'), nil, cutoff) then return 0 end
+  if dry then return redis.call('EXISTS', key) end
+  return redis.call('DEL', key)
+end
+local deleted = 0
+for i = 4, #ARGV do deleted = deleted + sweep(ARGV[i]) end
+return deleted
 `;
 
 /** ARGV: session key, updatedAt as read. Deletes an expired upload session unless a chunk moved it since. */

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { LuaScript } from '../metadata/redis-metadata-store.js';
 import {
+  deleteManifestRecordsScript,
   deleteUntaggedManifestsScript,
   expireUploadScript,
   finishBlobsScript,
@@ -15,6 +16,7 @@ const scripts = {
   tombstoneBlobs: new LuaScript(tombstoneBlobsScript),
   finishBlobs: new LuaScript(finishBlobsScript),
   deleteUntaggedManifests: new LuaScript(deleteUntaggedManifestsScript),
+  deleteManifestRecords: new LuaScript(deleteManifestRecordsScript),
   unlinkBlobs: new LuaScript(unlinkBlobsScript),
   expireUpload: new LuaScript(expireUploadScript),
 };
@@ -34,7 +36,7 @@ export interface UploadRecord {
 }
 
 /** The collector's scratch sets (see gc-scripts.ts); `gc:tombstones` is not scratch and survives runs. */
-export type ScratchSet = 'gc:mark' | 'gc:live' | 'gc:doomed' | 'gc:repo-mark';
+export type ScratchSet = 'gc:mark' | 'gc:live' | 'gc:doomed' | 'gc:repo-mark' | 'gc:manifest-mark';
 
 /**
  * The garbage collector's view of the Redis metadata: cursor iteration over the key layout of
@@ -53,7 +55,7 @@ export class GcStore {
   }
 
   async clearScratch(): Promise<void> {
-    const sets: ScratchSet[] = ['gc:mark', 'gc:live', 'gc:doomed', 'gc:repo-mark'];
+    const sets: ScratchSet[] = ['gc:mark', 'gc:live', 'gc:doomed', 'gc:repo-mark', 'gc:manifest-mark'];
     await this.redis.del(...sets.map((name) => this.key(name)), this.key('gc:queue'));
   }
 
@@ -124,11 +126,13 @@ export class GcStore {
     }));
   }
 
-  async *blobs(): AsyncIterable<string[]> {
-    const start = this.key('b:').length;
-    for await (const keys of this.redis.scanStream({ match: this.key('b:*'), count: SCAN_COUNT }) as AsyncIterable<string[]>) {
-      yield keys.map((key) => key.slice(start));
-    }
+  blobs(): AsyncIterable<string[]> {
+    return this.suffixesOf('b:');
+  }
+
+  /** Digests of every manifest record (m:<digest>), linked or not. */
+  manifestRecords(): AsyncIterable<string[]> {
+    return this.suffixesOf('m:');
   }
 
   tombstones(): AsyncIterable<string[]> {
@@ -168,6 +172,11 @@ export class GcStore {
     return Number(await scripts.deleteUntaggedManifests.run(this.redis, [this.prefix, repository, cutoff, flag(dryRun), ...digests]));
   }
 
+  /** How many of the manifest records were (or, dry, would be) deleted. */
+  async deleteManifestRecords(digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
+    return Number(await scripts.deleteManifestRecords.run(this.redis, [this.prefix, cutoff, flag(dryRun), ...digests]));
+  }
+
   /** How many of the repository's links were (or, dry, would be) dropped. */
   async unlinkBlobs(repository: string, digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
     return Number(await scripts.unlinkBlobs.run(this.redis, [this.prefix, repository, cutoff, flag(dryRun), ...digests]));
@@ -175,6 +184,14 @@ export class GcStore {
 
   async expireUpload(upload: UploadRecord): Promise<boolean> {
     return (await scripts.expireUpload.run(this.redis, [this.key(`u:${upload.id}`), upload.updatedAt])) === 1;
+  }
+
+  /** What follows `<prefix><kind>` in the name of every key that starts so, page by page. */
+  private async *suffixesOf(kind: string): AsyncIterable<string[]> {
+    const start = this.key(kind).length;
+    for await (const keys of this.redis.scanStream({ match: this.key(`${kind}*`), count: SCAN_COUNT }) as AsyncIterable<string[]>) {
+      yield keys.map((key) => key.slice(start));
+    }
   }
 
   private key(suffix: string): string {

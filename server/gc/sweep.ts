@@ -34,3 +34,14 @@ function countBlobs(run: GcRun, sizes: number[]): void {
   run.counts.blobsDeleted += sizes.length;
   for (const size of sizes) run.counts.bytesDeleted += size;
 }
+
+/** Deletes the manifest records no repository linked at the mark and nothing wrote or named since the cutoff. */
+export async function sweepManifestRecords(run: GcRun): Promise<void> {
+  for await (const digests of run.paced(run.gc.manifestRecords())) {
+    const marked = await run.gc.whichAreMembers('gc:manifest-mark', digests);
+    await run.inBatches(
+      digests.filter((_digest, index) => !marked[index]),
+      async (batch) => void (run.counts.manifestRecordsDeleted += await run.gc.deleteManifestRecords(batch, run.cutoff, run.dryRun)),
+    );
+  }
+}

@@ -1,3 +1,5 @@
+import type { SizedDigest } from '../oci/manifest.js';
+
 /** The registry's metadata: manifests, tags, repositories, referrers, blob links and upload sessions. */
 
 export interface StoredManifest {
@@ -12,22 +14,30 @@ export interface ManifestRecord {
   repository: string;
   digest: string;
   mediaType: string;
+  /**
+   * False when the body has no mediaType and the push's Content-Type chose it: the same bytes may then be
+   * another type in another repository, so the type is kept per repository.
+   */
+  mediaTypeDeclared: boolean;
   content: Buffer;
   tag?: string;
   /** The digest named by the manifest's `subject`, if any. */
   subject?: string;
   /** The descriptor this manifest appears as in its subject's referrers listing. */
   referrerDescriptor: string;
-  /** Blobs that must be linked to the repository for the manifest to be accepted. */
-  requiredBlobs: string[];
-  /** Manifests that must exist in the repository for the manifest to be accepted. */
-  requiredManifests: string[];
+  /** Blobs that must be linked to the repository, with the size stored for them, for the manifest to be accepted. */
+  requiredBlobs: SizedDigest[];
+  /** Manifests that must exist in the repository, with exactly these sizes, for the manifest to be accepted. */
+  requiredManifests: SizedDigest[];
 }
 
 export type BlobCommitState = 'new' | 'existing' | 'deleting';
 export type CompleteUploadResult = 'ok' | 'unknown-upload' | 'collected';
 
-export type PutManifestResult = { stored: true } | { stored: false; missing: string };
+export type PutManifestResult =
+  | { outcome: 'stored' }
+  | { outcome: 'missing'; digest: string }
+  | { outcome: 'size-mismatch'; digest: string; declaredSize: number; storedSize: number };
 
 export interface UploadSession {
   id: string;

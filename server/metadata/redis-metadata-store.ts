@@ -12,6 +12,7 @@ import type {
   PutManifestResult,
   UploadSession,
 } from './metadata-store.js';
+import type { SizedDigest } from '../oci/manifest.js';
 import {
   advanceUploadScript,
   completeUploadScript,
@@ -63,6 +64,16 @@ export class LuaScript {
       return (redis as unknown as BufferScripting).evalBuffer(this.source, 0, ...args);
     }
   }
+}
+
+// The record keeps the digest lists for the garbage collector; the scripts compare sizes as the decimal
+// strings Redis stores them as.
+function uniqueDigests(references: SizedDigest[]): string[] {
+  return [...new Set(references.map((reference) => reference.digest))];
+}
+
+function sizePairs(references: SizedDigest[]): [string, string][] {
+  return references.map((reference) => [reference.digest, String(reference.size)]);
 }
 
 function isNoScript(error: unknown): boolean {
@@ -167,11 +178,16 @@ export class RedisMetadataStore implements MetadataStore {
       record.tag ?? '',
       record.subject ?? '',
       record.referrerDescriptor,
-      JSON.stringify(record.requiredBlobs),
-      JSON.stringify(record.requiredManifests),
+      JSON.stringify(uniqueDigests(record.requiredBlobs)),
+      JSON.stringify(uniqueDigests(record.requiredManifests)),
+      JSON.stringify(sizePairs(record.requiredBlobs)),
+      JSON.stringify(sizePairs(record.requiredManifests)),
+      record.mediaTypeDeclared ? '1' : '0',
     ])) as string[];
-    if (result[0] === 'missing') return { stored: false, missing: result[1] ?? '' };
-    return { stored: true };
+    const [outcome, digest = '', declaredSize, storedSize] = result;
+    if (outcome === 'missing') return { outcome: 'missing', digest };
+    if (outcome === 'size-mismatch') return { outcome: 'size-mismatch', digest, declaredSize: Number(declaredSize), storedSize: Number(storedSize) };
+    return { outcome: 'stored' };
   }
 
   async getManifest(repository: string, reference: { tag: string } | { digest: string }): Promise<ManifestLookup> {

@@ -10,7 +10,10 @@
  *   <p>r:<repo>:mtags:<digest>   SET of tags pointing at a manifest
  *   <p>r:<repo>:b                SET of blob digests linked to the repository
  *   <p>r:<repo>:ref:<subject>    HASH referrer digest -> descriptor JSON
- *   <p>m:<digest>                HASH mediaType, content, subject, descriptor, blobs, manifests
+ *   <p>r:<repo>:mt               HASH manifest digest -> media type, for manifests whose body has no
+ *                                mediaType (the push's Content-Type chose it, per repository)
+ *   <p>m:<digest>                HASH mediaType, content, subject, descriptor, blobs, manifests, touchedAt,
+ *                                links (how many repositories link it; deleted with the last one)
  *   <p>b:<digest>                HASH size, createdAt, touchedAt, state ('deleting' while garbage collection
  *                                removes the bytes: a tombstone every script treats as an absent blob)
  *   <p>u:<id>                    HASH upload session
@@ -26,34 +29,47 @@ local clock = redis.call('TIME')
 local now = string.format('%.0f', clock[1] * 1000 + math.floor(clock[2] / 1000))
 `;
 
-/** `usable(p, d)`: the blob has a record that is not a garbage collector's tombstone. */
-const USABLE_BLOB = `
-local function usable(p, d)
-  local state = redis.call('HMGET', p .. 'b:' .. d, 'size', 'state')
-  return state[1] ~= false and state[2] ~= 'deleting'
-end
-`;
-
 // Stamping touchedAt on every blob and child manifest the new manifest names is what keeps the garbage
 // collector from deleting them: it only removes what was last touched before its cutoff.
-export const putManifestScript = NOW_MS + USABLE_BLOB + `
+// ARGV[9], ARGV[10]: the digests of blobs and child manifests, stored for the collector; ARGV[11], ARGV[12]:
+// the same as [digest, declared size] pairs, each checked against the stored blob or manifest.
+// Links are counted in the record ('links': the repositories whose manifest set holds it) so that the last
+// deletion can take the record with it. A record written before links were counted has no count (nobody
+// knows how many repositories link it): it is never counted and only the collector's sweep deletes it.
+export const putManifestScript = NOW_MS + `
 local p, repo, digest, mediaType, content = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tag, subject, descriptor = ARGV[6], ARGV[7], ARGV[8]
-local blobs, manifests = cjson.decode(ARGV[9]), cjson.decode(ARGV[10])
+local blobs, manifests, declared = cjson.decode(ARGV[11]), cjson.decode(ARGV[12]), ARGV[13] == '1'
 local rk = p .. 'r:' .. repo
-for _, d in ipairs(blobs) do
-  if redis.call('SISMEMBER', rk .. ':b', d) == 0 or not usable(p, d) then
-    return {'missing', d}
-  end
+for _, ref in ipairs(blobs) do
+  if redis.call('SISMEMBER', rk .. ':b', ref[1]) == 0 then return {'missing', ref[1]} end
+  local record = redis.call('HMGET', p .. 'b:' .. ref[1], 'size', 'state')
+  if not record[1] or record[2] == 'deleting' then return {'missing', ref[1]} end
+  if record[1] ~= ref[2] then return {'size-mismatch', ref[1], ref[2], record[1]} end
 end
-for _, d in ipairs(manifests) do
-  if redis.call('SISMEMBER', rk .. ':m', d) == 0 then return {'missing', d} end
+for _, ref in ipairs(manifests) do
+  if redis.call('SISMEMBER', rk .. ':m', ref[1]) == 0 then return {'missing', ref[1]} end
+  local size = redis.call('HSTRLEN', p .. 'm:' .. ref[1], 'content')
+  if size ~= tonumber(ref[2]) then return {'size-mismatch', ref[1], ref[2], tostring(size)} end
 end
-for _, d in ipairs(blobs) do redis.call('HSET', p .. 'b:' .. d, 'touchedAt', now) end
-for _, d in ipairs(manifests) do redis.call('HSET', p .. 'm:' .. d, 'touchedAt', now) end
-redis.call('HSET', p .. 'm:' .. digest, 'mediaType', mediaType, 'content', content, 'subject', subject,
-  'descriptor', descriptor, 'blobs', ARGV[9], 'manifests', ARGV[10], 'touchedAt', now)
-redis.call('SADD', rk .. ':m', digest)
+for _, ref in ipairs(blobs) do redis.call('HSET', p .. 'b:' .. ref[1], 'touchedAt', now) end
+for _, ref in ipairs(manifests) do redis.call('HSET', p .. 'm:' .. ref[1], 'touchedAt', now) end
+local mk = p .. 'm:' .. digest
+local existed = redis.call('EXISTS', mk) == 1
+redis.call('HSET', mk, 'content', content, 'subject', subject, 'descriptor', descriptor, 'blobs', ARGV[9],
+  'manifests', ARGV[10], 'touchedAt', now)
+if declared then
+  redis.call('HSET', mk, 'mediaType', mediaType)
+else
+  -- The Content-Type chose the type: it holds for this repository only (r:<repo>:mt); the record keeps the
+  -- first one, which a repository pushed before types were kept per repository still reads.
+  redis.call('HSETNX', mk, 'mediaType', mediaType)
+  redis.call('HSET', rk .. ':mt', digest, mediaType)
+end
+if redis.call('SADD', rk .. ':m', digest) == 1 then
+  if not existed then redis.call('HSET', mk, 'links', 1)
+  elseif redis.call('HEXISTS', mk, 'links') == 1 then redis.call('HINCRBY', mk, 'links', 1) end
+end
 redis.call('ZADD', p .. 'repos', 0, repo)
 if subject ~= '' then redis.call('HSET', rk .. ':ref:' .. subject, digest, descriptor) end
 if tag ~= '' then
@@ -77,7 +93,7 @@ else
 end
 if digest then
   local fields = redis.call('HMGET', p .. 'm:' .. digest, 'mediaType', 'content')
-  if fields[1] then return {'found', digest, fields[1], fields[2]} end
+  if fields[1] then return {'found', digest, redis.call('HGET', rk .. ':mt', digest) or fields[1], fields[2]} end
 end
 if redis.call('ZSCORE', p .. 'repos', repo) then return {'unknown-manifest'} end
 return {'unknown-repository'}
@@ -94,6 +110,8 @@ redis.call('SREM', rk .. ':mtags:' .. digest, tag)
 return 1
 `;
 
+// The unlink and the record's deletion are one step: a push of the same manifest (another script) comes
+// wholly before it (its link is counted, the record stays) or wholly after it (it writes the record anew).
 export const deleteManifestScript = `
 local p, repo, digest = ARGV[1], ARGV[2], ARGV[3]
 local rk = p .. 'r:' .. repo
@@ -103,9 +121,12 @@ for _, tag in ipairs(redis.call('SMEMBERS', rk .. ':mtags:' .. digest)) do
   redis.call('ZREM', rk .. ':tags', tag)
 end
 redis.call('DEL', rk .. ':mtags:' .. digest)
-local subject = redis.call('HGET', p .. 'm:' .. digest, 'subject')
+redis.call('HDEL', rk .. ':mt', digest)
+local mk = p .. 'm:' .. digest
+local subject = redis.call('HGET', mk, 'subject')
 if subject and subject ~= '' then redis.call('HDEL', rk .. ':ref:' .. subject, digest) end
 if redis.call('SCARD', rk .. ':m') == 0 then redis.call('ZREM', p .. 'repos', repo) end
+if redis.call('HEXISTS', mk, 'links') == 1 and redis.call('HINCRBY', mk, 'links', -1) <= 0 then redis.call('DEL', mk) end
 return 1
 `;
 

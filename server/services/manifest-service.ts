@@ -1,5 +1,6 @@
 import { RegistryError } from '../errors.js';
 import type { MetadataStore, StoredManifest } from '../metadata/metadata-store.js';
+import type { DescriptorUrlPolicy } from '../oci/descriptor-urls.js';
 import { createDigester, isDigest, parseDigest } from '../oci/digest.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../oci/media-types.js';
@@ -25,6 +26,7 @@ export function parseReference(reference: string): Reference {
 export class ManifestService {
   constructor(
     private readonly metadata: MetadataStore,
+    private readonly urlPolicy: DescriptorUrlPolicy,
     private readonly events: EventSink = NO_EVENTS,
   ) {}
 
@@ -49,6 +51,7 @@ export class ManifestService {
 
   async put(repository: string, reference: Reference, contentType: string | undefined, body: Buffer, origin?: EventOrigin): Promise<PutManifestOutcome> {
     const parsed = parseManifest(body, contentType);
+    this.urlPolicy.assertAllowed(parsed.urls);
     const algorithm = 'digest' in reference ? parseDigest(reference.digest).algorithm : 'sha256';
     const digest = `${algorithm}:${createDigester(algorithm).update(body).digest('hex')}`;
     if ('digest' in reference && reference.digest !== digest) {
@@ -60,6 +63,7 @@ export class ManifestService {
       repository,
       digest,
       mediaType: parsed.mediaType,
+      mediaTypeDeclared: parsed.declaresMediaType,
       content: body,
       tag: 'tag' in reference ? reference.tag : undefined,
       subject: parsed.subject,
@@ -67,9 +71,15 @@ export class ManifestService {
       requiredBlobs: parsed.references.blobs,
       requiredManifests: parsed.references.manifests,
     });
-    if (!result.stored) {
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 400, `manifest references ${result.missing}, which is not in this repository`, {
-        detail: { digest: result.missing },
+    if (result.outcome === 'missing') {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 400, `manifest references ${result.digest}, which is not in this repository`, {
+        detail: { digest: result.digest },
+      });
+    }
+    if (result.outcome === 'size-mismatch') {
+      const { digest: named, declaredSize, storedSize } = result;
+      throw new RegistryError('MANIFEST_INVALID', 400, `descriptor of ${named} declares ${declaredSize} bytes; the registry holds ${storedSize}`, {
+        detail: { digest: named, declaredSize, storedSize },
       });
     }
     await this.events.emit({ action: 'push', repository, target: { mediaType: parsed.mediaType, digest, size: body.length, tag: tagOf(reference) }, origin });

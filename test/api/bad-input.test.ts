@@ -346,3 +346,61 @@ test('a manifest PUT whose body is cut off stores nothing', async (t) => {
   await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/${next.digest}`), 404, 'MANIFEST_UNKNOWN');
   t.deepEqual(((await (await request(registry.url, `/v2/${repo}/tags/list`)).json()) as { tags: string[] }).tags, ['v1']);
 });
+
+// --- manifests other clients could not parse ----------------------------------------------------------------
+
+function putRawManifest(repo: string, bytes: Buffer): Promise<Response> {
+  return putManifest(registry.url, repo, 'v1', { bytes, digest: '', mediaType: MediaType.ociManifest, size: bytes.length });
+}
+
+/** A valid OCI manifest body with `value` spliced in as the field "x". */
+function manifestWith(config: Blob, value: Buffer): Buffer {
+  const text = imageManifest({ config, extra: { x: '@@X@@' } }).bytes.toString('utf8');
+  const [before, after] = text.split('"@@X@@"') as [string, string];
+  return Buffer.concat([Buffer.from(before), value, Buffer.from(after)]);
+}
+
+test('a manifest that is not valid UTF-8 is MANIFEST_INVALID', async (t) => {
+  const repo = uniqueRepo('bad');
+  const config = await pushBlob(registry.url, repo, makeBlob(30));
+  const invalid = {
+    'a stray continuation byte': [0x22, 0x80, 0x22],
+    'an 0xff byte': [0x22, 0x61, 0xff, 0x22],
+    'an overlong encoding of /': [0x22, 0xc0, 0xaf, 0x22],
+    'an encoded surrogate': [0x22, 0xed, 0xa0, 0x80, 0x22],
+    'a truncated sequence': [0x22, 0xe2, 0x82, 0x22],
+  };
+  for (const [what, bytes] of Object.entries(invalid)) {
+    const entry = await assertRegistryError(t, await putRawManifest(repo, manifestWith(config, Buffer.from(bytes))), 400, 'MANIFEST_INVALID');
+    t.regex(entry.message ?? '', /UTF-8/, what);
+  }
+  const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), imageManifest({ config }).bytes]);
+  await assertRegistryError(t, await putRawManifest(repo, withBom), 400, 'MANIFEST_INVALID');
+  await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/v1`), 404, 'NAME_UNKNOWN');
+  t.is((await putRawManifest(repo, manifestWith(config, Buffer.from('"naïve ☃ 𝄞"')))).status, 201, 'valid multi-byte UTF-8 is accepted');
+});
+
+function nested(depth: number, open: string, close: string): Buffer {
+  return Buffer.from(`${open.repeat(depth)}${close.repeat(depth)}`);
+}
+
+test('a manifest nested 100,000 levels deep is MANIFEST_INVALID, answered at once', async (t) => {
+  const repo = uniqueRepo('bad');
+  const config = await pushBlob(registry.url, repo, makeBlob(30));
+  for (const [open, close] of [['[', ']'], ['{"a":', '}']] as const) {
+    const started = Date.now();
+    const entry = await assertRegistryError(t, await putRawManifest(repo, manifestWith(config, nested(100_000, open, close))), 400, 'MANIFEST_INVALID');
+    t.true(Date.now() - started < 2_000, `answered after ${Date.now() - started} ms`);
+    t.regex(entry.message ?? '', /nests deeper than 64 levels/);
+  }
+  await assertRegistryError(t, await putRawManifest(repo, nested(100_000, '[', ']')), 400, 'MANIFEST_INVALID');
+});
+
+test('a manifest nested 64 levels deep is accepted and one nested 65 levels is MANIFEST_INVALID', async (t) => {
+  const repo = uniqueRepo('bad');
+  const config = await pushBlob(registry.url, repo, makeBlob(30));
+  // The manifest object itself is the first level.
+  await assertRegistryError(t, await putRawManifest(repo, manifestWith(config, nested(64, '[', ']'))), 400, 'MANIFEST_INVALID');
+  const brackets = Buffer.from(JSON.stringify('[[[{{ "quoted" \\ brackets do not count'));
+  t.is((await putRawManifest(repo, manifestWith(config, Buffer.concat([Buffer.from('['.repeat(63)), brackets, Buffer.from(']'.repeat(63))])))).status, 201);
+});

@@ -5,6 +5,7 @@ import {
   blobOf,
   descriptorOf,
   digestOf,
+  foreignLayerManifest,
   imageManifest,
   indexManifest,
   makeBlob,
@@ -482,4 +483,67 @@ test('a manifest without Content-Type is stored with the mediaType its body decl
   const response = await request(registry.url, `/v2/${repo}/manifests/v1`, { method: 'PUT', body: manifest.bytes });
   t.is(response.status, 201);
   await assertServes(t, await getManifest(repo, 'v1'), manifest);
+});
+
+// --- media type per repository, descriptor urls, descriptor sizes ------------------------------------------
+
+test('the same mediaType-less manifest pushed as OCI to one repository and as Docker to another is served as each pushed it', async (t) => {
+  const config = blobOf('{"architecture":"amd64","os":"linux"}');
+  const layer = makeBlob(64);
+  const [ociRepo, dockerRepo] = [uniqueRepo('mediatype'), uniqueRepo('mediatype')];
+  for (const repo of [ociRepo, dockerRepo]) for (const blob of [config, layer]) await pushBlob(registry.url, repo, blob);
+  const bare = imageManifest({ config, layers: [layer], extra: { mediaType: undefined } });
+  t.false('mediaType' in (JSON.parse(bare.bytes.toString()) as object), 'the body must not declare its type');
+  t.is((await putManifest(registry.url, ociRepo, 'v1', bare, MediaType.ociManifest)).status, 201);
+  t.is((await putManifest(registry.url, dockerRepo, 'v1', bare, MediaType.dockerManifest)).status, 201);
+
+  await assertServes(t, await getManifest(ociRepo, 'v1', MediaType.ociManifest), { ...bare, mediaType: MediaType.ociManifest });
+  await assertServes(t, await getManifest(ociRepo, bare.digest), { ...bare, mediaType: MediaType.ociManifest });
+  await assertServes(t, await getManifest(dockerRepo, 'v1', MediaType.dockerManifest), { ...bare, mediaType: MediaType.dockerManifest });
+  await assertRegistryError(t, await getManifest(dockerRepo, 'v1', MediaType.ociManifest), 404, 'MANIFEST_UNKNOWN');
+});
+
+const NONDISTRIBUTABLE = 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip';
+
+test('a descriptor url that is not http or https is MANIFEST_INVALID naming the url', async (t) => {
+  const repo = uniqueRepo('manifest');
+  const config = await pushBlob(registry.url, repo, makeBlob(30));
+  for (const url of ['file:///etc/passwd', 'ftp://example.com/layer', 'data:,hello', 'gopher://127.0.0.1:6379/_FLUSHALL', 'not a url']) {
+    const manifest = foreignLayerManifest(config, ['https://example.com/ok.tar.gz', url], NONDISTRIBUTABLE);
+    const entry = await assertRegistryError(t, await putManifest(registry.url, repo, 'v1', manifest), 400, 'MANIFEST_INVALID');
+    t.true(entry.message?.includes(url), entry.message);
+    t.deepEqual(entry.detail, { url });
+  }
+  await assertRegistryError(t, await getManifest(repo, 'v1'), 404, 'NAME_UNKNOWN');
+  t.is((await putManifest(registry.url, repo, 'v1', foreignLayerManifest(config, ['http://example.com/a', 'HTTPS://example.com/b'], NONDISTRIBUTABLE))).status, 201);
+});
+
+test('a layer descriptor whose size differs from the stored blob is MANIFEST_INVALID naming the digest and both sizes', async (t) => {
+  const repo = uniqueRepo('manifest');
+  const config = await pushBlob(registry.url, repo, makeBlob(30));
+  const layer = await pushBlob(registry.url, repo, makeBlob(100));
+  for (const declared of [99, 101, 0]) {
+    const manifest = imageManifest({ config, extra: { layers: [descriptorOf(layer, MediaType.ociLayer, { size: declared })] } });
+    const entry = await assertRegistryError(t, await putManifest(registry.url, repo, 'v1', manifest), 400, 'MANIFEST_INVALID');
+    t.deepEqual(entry.detail, { digest: layer.digest, declaredSize: declared, storedSize: 100 });
+    for (const named of [layer.digest, `${declared} bytes`, '100']) t.true(entry.message?.includes(named), entry.message);
+  }
+  await assertRegistryError(t, await getManifest(repo, 'v1'), 404, 'NAME_UNKNOWN');
+});
+
+test('a config descriptor whose size differs from the stored blob is MANIFEST_INVALID', async (t) => {
+  const repo = uniqueRepo('manifest');
+  const config = await pushBlob(registry.url, repo, makeBlob(30));
+  const manifest = imageManifest({ config: { ...config, size: 31 } });
+  const entry = await assertRegistryError(t, await putManifest(registry.url, repo, 'v1', manifest), 400, 'MANIFEST_INVALID');
+  t.deepEqual(entry.detail, { digest: config.digest, declaredSize: 31, storedSize: 30 });
+});
+
+test('an index entry whose size differs from the stored child manifest is MANIFEST_INVALID', async (t) => {
+  const repo = uniqueRepo('manifest');
+  const child = await pushImage(registry.url, repo, { tag: 'amd64' });
+  const index = indexManifest({ manifests: [descriptorOf(child, child.mediaType, { size: child.size + 1, platform: LINUX_AMD64 })] });
+  const entry = await assertRegistryError(t, await putManifest(registry.url, repo, 'multi', index), 400, 'MANIFEST_INVALID');
+  t.deepEqual(entry.detail, { digest: child.digest, declaredSize: child.size + 1, storedSize: child.size });
+  t.is((await putManifest(registry.url, repo, 'multi', indexManifest({ manifests: [descriptorOf(child, child.mediaType)] }))).status, 201);
 });

@@ -11,6 +11,7 @@ const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 export interface GcReport {
   dryRun: boolean;
   manifestsDeleted: number;
+  manifestRecordsDeleted: number;
   blobsDeleted: number;
   bytesDeleted: number;
   linksDeleted: number;

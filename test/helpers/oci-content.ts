@@ -129,6 +129,12 @@ export function indexManifest(options: IndexOptions): Manifest {
   return manifestOf(document, mediaType);
 }
 
+/** An image manifest whose only layer is a foreign one (not in the registry) at `urls`. */
+export function foreignLayerManifest(config: Blob, urls: string[], layerMediaType = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'): Manifest {
+  const foreign = makeBlob(100);
+  return imageManifest({ config, extra: { layers: [{ mediaType: layerMediaType, digest: foreign.digest, size: foreign.size, urls }] } });
+}
+
 /** The OCI empty descriptor's content, `{}`, used as the config of artifacts. */
 export const EMPTY_CONFIG: Blob = blobOf('{}');
 
