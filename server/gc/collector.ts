@@ -6,7 +6,7 @@ import type { GcStore } from './gc-store.js';
 import { withGcLease, type HeldLease } from './lease.js';
 import { dropUnreferencedLinks } from './links.js';
 import { markReferencedBlobs } from './mark.js';
-import { finishLeftoverTombstones, sweepManifestRecords, sweepUnmarkedBlobs } from './sweep.js';
+import { finishLeftoverTombstones, sweepManifestRecords, sweepOrphanBytes, sweepUnmarkedBlobs } from './sweep.js';
 import { deleteUntaggedManifests } from './untagged.js';
 import { expireUploads } from './uploads.js';
 
@@ -20,7 +20,7 @@ export interface GcReport extends GcCounts {
  * Online mark and sweep over the Redis metadata while the registry serves. Phases, in order:
  * finish a dead collector's tombstones; delete untagged manifests (if configured); mark the blobs the
  * remaining manifests name (and the linked manifests); drop repository links nothing names; sweep unmarked
- * blobs and unlinked manifest records; expire uploads.
+ * blobs and unlinked manifest records; sweep bytes without a record; expire uploads.
  * Safety does not come from a snapshot but from the cutoff: the run's start (Redis time) minus the grace
  * period. Whatever a push touched after it is kept, and every deletion re-checks that in Lua, atomically
  * with the pushes (see gc-scripts.ts).
@@ -56,6 +56,7 @@ export class GarbageCollector {
       await dropUnreferencedLinks(run);
       await sweepUnmarkedBlobs(run);
       await sweepManifestRecords(run);
+      await sweepOrphanBytes(run);
       await expireUploads(run);
     } finally {
       await this.gc.clearScratch();

@@ -11,9 +11,8 @@ const POLL_MS = 50;
 const MAX_WAIT_MS = 30_000;
 
 /**
- * Keeps an upload from committing its bytes into a digest the garbage collector is deleting. A store keeps
- * existing bytes rather than rewriting them, so committing while the collector deletes them would leave a
- * record without bytes. Instead the upload waits until the deletion is over (the collector's, or, when no
+ * Keeps an upload from committing its bytes into a digest the garbage collector is deleting: the deletion
+ * could remove them right after the commit wrote them, leaving a record without bytes. Instead the upload waits until the deletion is over (the collector's, or, when no
  * collector holds the lease, one it finishes itself), and then writes its bytes anew.
  */
 export class BlobCommitGuard {

@@ -136,3 +136,23 @@ export const expireUploadScript = `
 if redis.call('HGET', ARGV[1], 'updatedAt') ~= ARGV[2] then return 0 end
 return redis.call('DEL', ARGV[1])
 `;
+
+/**
+ * ARGV: prefix, dryRun, then digest and size pairs of bytes found in the store. Tombstones each digest that
+ * has no record at all (bytes a crashed commit never recorded), so that a push racing the deletion sees the
+ * blob as absent, exactly as for any other collected blob. Per digest: its size if tombstoned, else false.
+ */
+export const tombstoneOrphansScript = `
+local p, dry = ARGV[1], ARGV[2] == '1'
+local function tombstone(digest, size)
+  local key = p .. 'b:' .. digest
+  if redis.call('EXISTS', key) == 1 then return false end
+  if dry then return size end
+  redis.call('HSET', key, 'size', size, 'state', 'deleting')
+  redis.call('SADD', p .. 'gc:tombstones', digest)
+  return size
+end
+local sizes = {}
+for i = 3, #ARGV, 2 do sizes[#sizes + 1] = tombstone(ARGV[i], ARGV[i + 1]) end
+return sizes
+`;

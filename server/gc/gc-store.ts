@@ -1,11 +1,13 @@
 import type { Redis } from 'ioredis';
 import { LuaScript } from '../metadata/redis-metadata-store.js';
+import type { StoredBlob } from '../storage/blob-store.js';
 import {
   deleteManifestRecordsScript,
   deleteUntaggedManifestsScript,
   expireUploadScript,
   finishBlobsScript,
   tombstoneBlobsScript,
+  tombstoneOrphansScript,
   unlinkBlobsScript,
 } from './gc-scripts.js';
 
@@ -14,6 +16,7 @@ const SCAN_COUNT = 1000;
 
 const scripts = {
   tombstoneBlobs: new LuaScript(tombstoneBlobsScript),
+  tombstoneOrphans: new LuaScript(tombstoneOrphansScript),
   finishBlobs: new LuaScript(finishBlobsScript),
   deleteUntaggedManifests: new LuaScript(deleteUntaggedManifestsScript),
   deleteManifestRecords: new LuaScript(deleteManifestRecordsScript),
@@ -155,6 +158,12 @@ export class GcStore {
    */
   async tombstoneBlobs(digests: string[], cutoff: number, dryRun: boolean): Promise<(number | undefined)[]> {
     return sizesOf(await scripts.tombstoneBlobs.run(this.redis, [this.prefix, cutoff, flag(dryRun), ...digests]));
+  }
+
+  /** Tombstones the stored blobs that have no record; per blob its size if it is (or, dry, would be) deleted. */
+  async tombstoneOrphans(blobs: StoredBlob[], dryRun: boolean): Promise<(number | undefined)[]> {
+    const pairs = blobs.flatMap((blob) => [blob.digest, blob.size]);
+    return sizesOf(await scripts.tombstoneOrphans.run(this.redis, [this.prefix, flag(dryRun), ...pairs]));
   }
 
   async whichAreTombstoned(digests: string[]): Promise<boolean[]> {

@@ -18,12 +18,33 @@ export async function sweepUnmarkedBlobs(run: GcRun): Promise<void> {
     await run.inBatches(
       digests.filter((_digest, index) => !marked[index]),
       async (batch) => {
-        const sizes = await run.gc.tombstoneBlobs(batch, run.cutoff, run.dryRun);
-        if (run.dryRun) countBlobs(run, sizes.filter((size) => size !== undefined));
-        else await finishDeletions(run, batch.filter((_digest, index) => sizes[index] !== undefined));
+        await deleteTombstoned(run, batch, await run.gc.tombstoneBlobs(batch, run.cutoff, run.dryRun));
       },
     );
   }
+}
+
+/**
+ * Deletes bytes the store holds without any record (a commit that crashed between moving them to their
+ * address and recording them), once last written before the cutoff: a commit stamps its bytes' time, so
+ * one in progress is never taken. Goes through a tombstone like any other blob.
+ */
+export async function sweepOrphanBytes(run: GcRun): Promise<void> {
+  for await (const blobs of run.paced(run.store.listBlobs())) {
+    await run.inBatches(
+      blobs.filter((blob) => blob.modifiedAt < run.cutoff),
+      async (batch) => {
+        const digests = batch.map((blob) => blob.digest);
+        await deleteTombstoned(run, digests, await run.gc.tombstoneOrphans(batch, run.dryRun));
+      },
+    );
+  }
+}
+
+/** `sizes[i]`: digests[i] was tombstoned (dry: would be) with that size. */
+async function deleteTombstoned(run: GcRun, digests: string[], sizes: (number | undefined)[]): Promise<void> {
+  if (run.dryRun) countBlobs(run, sizes.filter((size) => size !== undefined));
+  else await finishDeletions(run, digests.filter((_digest, index) => sizes[index] !== undefined));
 }
 
 async function finishDeletions(run: GcRun, digests: string[]): Promise<void> {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
   BlobCommitState,
@@ -13,6 +13,7 @@ import type {
   UploadSession,
 } from './metadata-store.js';
 import type { SizedDigest } from '../oci/manifest.js';
+import { isDeadLocalHolder, newLeaseHolder } from './lease-holder.js';
 import {
   advanceUploadScript,
   completeUploadScript,
@@ -25,6 +26,7 @@ import {
   releaseLeaseScript,
   renewLeaseScript,
   repositoryBlobSizeScript,
+  takeOverLeaseScript,
 } from './redis-scripts.js';
 
 type RedisArgument = string | Buffer | number;
@@ -92,6 +94,7 @@ const scripts = {
   advanceUpload: new LuaScript(advanceUploadScript),
   renewLease: new LuaScript(renewLeaseScript),
   releaseLease: new LuaScript(releaseLeaseScript),
+  takeOverLease: new LuaScript(takeOverLeaseScript),
 };
 
 export class RedisMetadataStore implements MetadataStore {
@@ -157,15 +160,22 @@ export class RedisMetadataStore implements MetadataStore {
 
   async acquireLease(name: string, ttlMs: number): Promise<Lease | undefined> {
     const key = this.key(`lease:${name}`);
-    const token = randomBytes(16).toString('hex');
-    const acquired = await this.redis.set(key, token, 'PX', ttlMs, 'NX');
-    if (acquired !== 'OK') return undefined;
+    const token = newLeaseHolder();
+    if (!(await this.claimLease(key, token, ttlMs))) return undefined;
     return {
       renew: async () => (await scripts.renewLease.run(this.redis, [key, token, ttlMs])) === 1,
       release: async () => {
         await scripts.releaseLease.run(this.redis, [key, token]);
       },
     };
+  }
+
+  // Free, or held by a process of this host that died (a crash, then this restart): no need to wait out its TTL.
+  private async claimLease(key: string, token: string, ttlMs: number): Promise<boolean> {
+    if ((await this.redis.set(key, token, 'PX', ttlMs, 'NX')) === 'OK') return true;
+    const holder = await this.redis.get(key);
+    if (holder === null || !isDeadLocalHolder(holder)) return false;
+    return (await scripts.takeOverLease.run(this.redis, [key, holder, token, ttlMs])) === 1;
   }
 
   async putManifest(record: ManifestRecord): Promise<PutManifestResult> {

@@ -17,7 +17,7 @@
  *   <p>b:<digest>                HASH size, createdAt, touchedAt, state ('deleting' while garbage collection
  *                                removes the bytes: a tombstone every script treats as an absent blob)
  *   <p>u:<id>                    HASH upload session
- *   <p>lease:<name>              STRING lease token
+ *   <p>lease:<name>              STRING lease holder (see lease-holder.ts)
  */
 
 /**
@@ -194,5 +194,14 @@ return 0
 
 export const releaseLeaseScript = `
 if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end
+return 0
+`;
+
+/** ARGV: key, the dead holder seen, the new holder, ttl. Takes the lease only if that holder still has it. */
+export const takeOverLeaseScript = `
+if redis.call('GET', ARGV[1]) == ARGV[2] then
+  redis.call('SET', ARGV[1], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
 return 0
 `;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { BlobStore, ByteRange, UploadHandle } from '../storage/blob-store.js';
+import type { BlobStore, ByteRange, StoredBlob, UploadHandle } from '../storage/blob-store.js';
 import type { RegistryMetrics } from './metrics.js';
 
 /** A blob store that times each operation into berth_storage_operation_duration_seconds. */
@@ -34,6 +34,10 @@ export class TimedBlobStore implements BlobStore {
     return this.inner.readUpload(upload);
   }
 
+  hasUpload(upload: UploadHandle): Promise<boolean> {
+    return this.timed('has_upload', () => this.inner.hasUpload(upload));
+  }
+
   commitUpload(upload: UploadHandle, digest: string): Promise<void> {
     return this.timed('commit_upload', () => this.inner.commitUpload(upload, digest));
   }
@@ -48,6 +52,15 @@ export class TimedBlobStore implements BlobStore {
 
   deleteBlob(digest: string): Promise<void> {
     return this.timed('delete_blob', () => this.inner.deleteBlob(digest));
+  }
+
+  blobSize(digest: string): Promise<number | undefined> {
+    return this.timed('blob_size', () => this.inner.blobSize(digest));
+  }
+
+  // A listing's duration is its consumer's, as a stream's.
+  listBlobs(): AsyncIterable<StoredBlob[]> {
+    return this.inner.listBlobs();
   }
 
   private async timed<T>(action: string, operation: () => Promise<T>): Promise<T> {

@@ -1,10 +1,11 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, pipeline as pipeStreams, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
 import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
-import { createDigester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
+import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
@@ -24,9 +25,13 @@ export interface ChunkRequest {
   length?: number;
 }
 
-// Long enough for a slow chunk between renewals, short enough that a dead replica frees the upload quickly.
-const UPLOAD_LEASE_MS = 60_000;
-const LEASE_RENEW_MS = 20_000;
+// Renewed every 2 s while a request works, so a dead replica frees the upload within seconds (a registry
+// restarted on the same host takes over its predecessor's leases at once, see lease-holder.ts).
+const UPLOAD_LEASE_MS = 8_000;
+const LEASE_RENEW_MS = 2_000;
+// A cancel waits for a request working on the upload to finish rather than pull the bytes from under it.
+const CANCEL_WAIT_MS = 10_000;
+const CANCEL_POLL_MS = 50;
 // Hash states kept in memory; beyond this the least recently used is dropped and rebuilt from storage if needed.
 const MAX_CACHED_HASHES = 1_000;
 
@@ -81,7 +86,8 @@ export class UploadService {
   /** Finishes an upload, with an optional last chunk, verifying the digest; returns the canonical digest. */
   async complete(repository: string, uploadId: string, digestParam: string, chunk?: ChunkRequest, origin?: EventOrigin): Promise<string> {
     const expected = parseDigest(digestParam);
-    return this.withUploadLease(repository, uploadId, async (session) => {
+    return this.withUploadLease(repository, uploadId, async (session, confirmHeld) => {
+      if (!(await this.store.hasUpload(toHandle(session)))) return this.completeFromStoredBlob(session, expected, chunk, origin);
       const current = chunk ? await this.appendLocked(session, chunk) : session;
       const actual = await this.computeDigest(current, expected.algorithm);
       if (actual !== expected.value) {
@@ -90,22 +96,49 @@ export class UploadService {
           detail: { expected: expected.value, actual },
         });
       }
-      const handle = toHandle(current);
       const prepared = await this.commitGuard.prepare(actual);
-      await this.store.commitUpload(handle, actual);
-      const result = await this.metadata.completeUpload(current.id, repository, actual, current.offset, prepared === 'existing');
-      if (result === 'unknown-upload') {
-        throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'upload was cancelled while it was being completed');
-      }
-      if (result === 'collected') {
-        // The store kept the old bytes instead of ours and the collector has deleted them since: start over.
-        await this.discard(current);
-        throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the blob was garbage collected while this upload completed; upload it again');
-      }
-      this.hashes.delete(current.id);
-      await this.events.emit({ action: 'push', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest: actual, size: current.offset }, origin });
-      return actual;
+      await confirmHeld();
+      await this.store.commitUpload(toHandle(current), actual);
+      return this.recordCommitted(current, actual, prepared, origin);
     });
+  }
+
+  /**
+   * The upload's bytes are gone from its storage: a commit moved them to their address and crashed before
+   * recording them, or they were lost. The retried PUT completes if the bytes at the address are exactly
+   * this upload's (its size, hashing to the digest asked for); otherwise the client must start over.
+   */
+  private async completeFromStoredBlob(session: UploadSession, expected: ParsedDigest, chunk: ChunkRequest | undefined, origin?: EventOrigin): Promise<string> {
+    if (chunk === undefined && (await this.store.blobSize(expected.value)) === session.offset) {
+      const prepared = await this.commitGuard.prepare(expected.value);
+      if ((await this.hashStoredBlob(expected)) === expected.value) return this.recordCommitted(session, expected.value, prepared, origin);
+    }
+    await this.discard(session);
+    throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'the bytes of this upload are gone; start the upload again', { detail: { uploadId: session.id } });
+  }
+
+  private async hashStoredBlob(digest: ParsedDigest): Promise<string> {
+    const hash = createDigester(digest.algorithm);
+    await pipeline(await this.store.openBlob(digest.value), async (source: AsyncIterable<Buffer>) => {
+      for await (const data of source) hash.update(data);
+    });
+    return `${digest.algorithm}:${hash.digest('hex')}`;
+  }
+
+  /** Records bytes now at the digest's address as the upload's blob, ending the session. */
+  private async recordCommitted(session: UploadSession, digest: string, prepared: 'new' | 'existing', origin?: EventOrigin): Promise<string> {
+    const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, prepared === 'existing');
+    if (result === 'unknown-upload') {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'upload was cancelled while it was being completed');
+    }
+    if (result === 'collected') {
+      // The collector deleted this digest's bytes (maybe ours) while the upload completed: start over.
+      await this.discard(session);
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the blob was garbage collected while this upload completed; upload it again');
+    }
+    this.hashes.delete(session.id);
+    await this.events.emit({ action: 'push', repository: session.repository, target: { mediaType: BLOB_MEDIA_TYPE, digest, size: session.offset }, origin });
+    return digest;
   }
 
   /** POST with ?digest=: a whole blob in one request. */
@@ -120,9 +153,9 @@ export class UploadService {
     }
   }
 
+  /** Serialized with the upload's other requests: a commit under way finishes (or fails) before the bytes go. */
   async cancel(repository: string, uploadId: string): Promise<void> {
-    const session = await this.session(repository, uploadId);
-    await this.discard(session);
+    await this.withUploadLease(repository, uploadId, (session) => this.discard(session), CANCEL_WAIT_MS);
   }
 
   private async session(repository: string, uploadId: string): Promise<UploadSession> {
@@ -212,26 +245,49 @@ export class UploadService {
 
   /**
    * Runs `work` holding the upload's lease, with the session as it is once the lease is held: a session read
-   * before could be stale, and writing at a stale offset would overwrite acknowledged bytes.
+   * before could be stale, and writing at a stale offset would overwrite acknowledged bytes. `confirmHeld`
+   * renews the lease and throws if it was lost (this process stalled past its TTL and another request may
+   * hold it now): called before an irreversible step. A busy lease is waited for up to `waitMs`.
    */
-  private async withUploadLease<T>(repository: string, uploadId: string, work: (session: UploadSession) => Promise<T>): Promise<T> {
-    const lease = await this.metadata.acquireLease(`upload:${uploadId}`, UPLOAD_LEASE_MS);
+  private async withUploadLease<T>(
+    repository: string,
+    uploadId: string,
+    work: (session: UploadSession, confirmHeld: () => Promise<void>) => Promise<T>,
+    waitMs = 0,
+  ): Promise<T> {
+    const lease = await this.acquireUploadLease(uploadId, waitMs);
     if (!lease) {
       const session = await this.session(repository, uploadId);
-      throw new RegistryError('RANGE_INVALID', 416, 'another request is writing to this upload', { headers: rangeHeaders(session) });
+      throw busy(session);
     }
     const renewal = setInterval(() => void renewQuietly(lease), LEASE_RENEW_MS);
     try {
-      return await work(await this.session(repository, uploadId));
+      const session = await this.session(repository, uploadId);
+      return await work(session, async () => {
+        if (!(await lease.renew())) throw busy(session);
+      });
     } finally {
       clearInterval(renewal);
       await lease.release().catch(() => undefined);
+    }
+  }
+
+  private async acquireUploadLease(uploadId: string, waitMs: number): Promise<Lease | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const lease = await this.metadata.acquireLease(`upload:${uploadId}`, UPLOAD_LEASE_MS);
+      if (lease || Date.now() >= deadline) return lease;
+      await sleep(CANCEL_POLL_MS);
     }
   }
 }
 
 async function renewQuietly(lease: Lease): Promise<void> {
   await lease.renew().catch(() => false);
+}
+
+function busy(session: UploadSession): RegistryError {
+  return new RegistryError('RANGE_INVALID', 416, 'another request is writing to this upload', { headers: rangeHeaders(session) });
 }
 
 /** The chunk's range once it is known to continue the upload exactly where it stands (else a 416). */

@@ -28,6 +28,13 @@ export interface BlobFileRange {
   length: number;
 }
 
+export interface StoredBlob {
+  digest: string;
+  size: number;
+  /** When the bytes were last written or committed (ms since the epoch). */
+  modifiedAt: number;
+}
+
 export interface BlobStore {
   readonly kind: string;
   /** Prepares backing storage for a new upload and returns its initial store state. */
@@ -39,7 +46,16 @@ export interface BlobStore {
   writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }>;
   /** The bytes received so far, to rebuild a digest when the in-memory hash state was lost. */
   readUpload(upload: UploadHandle): Readable;
-  /** Moves a verified upload to its content address, durably. Idempotent if the blob already exists. */
+  /**
+   * Whether every byte up to `upload.offset` is still in the upload's storage (a commit that crashed after
+   * moving the bytes, or a cancel, leaves none).
+   */
+  hasUpload(upload: UploadHandle): Promise<boolean>;
+  /**
+   * Moves a verified upload to its content address, durably, replacing whatever is there: bytes found at an
+   * address are never trusted to hash to it. Never creates or extends the upload's bytes: BLOB_UPLOAD_UNKNOWN
+   * (404) when they are gone, BLOB_UPLOAD_INVALID (400) when fewer than `upload.offset` remain.
+   */
   commitUpload(upload: UploadHandle, digest: string): Promise<void>;
   abortUpload(upload: UploadHandle): Promise<void>;
   /** Streams a stored blob, or a byte range of it. */
@@ -50,6 +66,13 @@ export interface BlobStore {
    */
   openBlobFile?(digest: string, range?: ByteRange): Promise<BlobFileRange>;
   deleteBlob(digest: string): Promise<void>;
+  /** The size of the bytes at the digest's address, or undefined when there are none. */
+  blobSize(digest: string): Promise<number | undefined>;
+  /**
+   * Every blob in storage, a page at a time (never the whole listing in memory), whatever the metadata says:
+   * the garbage collector compares it with the records to find bytes that have none.
+   */
+  listBlobs(): AsyncIterable<StoredBlob[]>;
   /**
    * Where clients may fetch the blob directly (e.g. a presigned S3 URL), or undefined to stream it through
    * the registry. Stores without such a place leave it out.

@@ -1,9 +1,9 @@
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
-import type { BlobFileRange, BlobStore, ByteRange, UploadHandle } from './blob-store.js';
+import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, UploadHandle } from './blob-store.js';
 
 /**
  * Blobs as files under `<root>/blobs/<algorithm>/<first two hex>/<hex>`, uploads under `<root>/uploads/<id>`.
@@ -25,13 +25,15 @@ export class FilesystemBlobStore implements BlobStore {
     await mkdir(this.blobsDir, { recursive: true });
   }
 
-  // The file is created by the first write: an upload that never sends a byte costs no disk operation.
-  async createUpload(): Promise<string> {
+  // The file exists from the start, so that nothing later ever has to create it: a write or commit that
+  // finds it gone knows the upload was cancelled (an empty blob is this empty file, committed).
+  async createUpload(uploadId: string): Promise<string> {
+    await (await open(this.uploadPath(uploadId), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600)).close();
     return '';
   }
 
   async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
-    const handle = await open(this.uploadPath(upload.id), constants.O_RDWR | constants.O_CREAT, 0o600);
+    const handle = await this.openUpload(upload.id);
     try {
       if (upload.offset === 0) await fsyncDirectory(this.uploadsDir);
       await handle.truncate(upload.offset);
@@ -48,17 +50,25 @@ export class FilesystemBlobStore implements BlobStore {
     return createReadStream(this.uploadPath(upload.id), { start: 0, end: upload.offset - 1, highWaterMark: 1 << 20 });
   }
 
+  async hasUpload(upload: UploadHandle): Promise<boolean> {
+    const size = await sizeOf(this.uploadPath(upload.id));
+    return size !== undefined && size >= upload.offset;
+  }
+
+  // A rename costs no copy, so the verified upload simply replaces any file at the address.
   async commitUpload(upload: UploadHandle, digest: string): Promise<void> {
     const target = this.blobPath(digest);
     const source = this.uploadPath(upload.id);
     await mkdir(path.dirname(target), { recursive: true });
-    // The content is verified and identical either way; keeping the existing file avoids rewriting it.
-    if (await exists(target)) {
-      await unlink(source).catch(ignoreMissing);
-    } else {
-      await truncateToOffset(source, upload.offset);
-      await rename(source, target);
+    const handle = await this.openUpload(upload.id);
+    try {
+      await cutToOffset(handle, upload.offset);
+    } finally {
+      await handle.close();
     }
+    await rename(source, target).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? uploadUnknown() : error;
+    });
     await fsyncDirectory(path.dirname(target));
     await fsyncDirectory(this.uploadsDir);
   }
@@ -87,6 +97,37 @@ export class FilesystemBlobStore implements BlobStore {
 
   async deleteBlob(digest: string): Promise<void> {
     await rm(this.blobPath(digest), { force: true });
+  }
+
+  blobSize(digest: string): Promise<number | undefined> {
+    return sizeOf(this.blobPath(digest));
+  }
+
+  /** Walks blobs/<algorithm>/<xx>/ one directory entry at a time. */
+  async *listBlobs(): AsyncIterable<StoredBlob[]> {
+    let page: StoredBlob[] = [];
+    for await (const algorithm of await opendir(this.blobsDir)) {
+      if (!algorithm.isDirectory()) continue;
+      for await (const prefix of await opendir(path.join(this.blobsDir, algorithm.name))) {
+        if (!prefix.isDirectory()) continue;
+        for await (const entry of await opendir(path.join(this.blobsDir, algorithm.name, prefix.name))) {
+          const found = await stat(path.join(this.blobsDir, algorithm.name, prefix.name, entry.name)).catch(ignoreMissing);
+          if (!found?.isFile()) continue;
+          page.push({ digest: `${algorithm.name}:${entry.name}`, size: found.size, modifiedAt: found.mtimeMs });
+          if (page.length >= LIST_PAGE_SIZE) {
+            yield page;
+            page = [];
+          }
+        }
+      }
+    }
+    if (page.length > 0) yield page;
+  }
+
+  private openUpload(uploadId: string): Promise<FileHandle> {
+    return open(this.uploadPath(uploadId), constants.O_RDWR).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? uploadUnknown() : error;
+    });
   }
 
   private uploadPath(uploadId: string): string {
@@ -146,20 +187,25 @@ async function writeOverlapped(handle: FileHandle, source: Readable, position: n
   return position - start;
 }
 
+const LIST_PAGE_SIZE = 1000;
+
 // A crash after a chunk's bytes reached the file but before its offset was recorded leaves a longer file;
-// the recorded offset is the truth, so cut the file to it before it becomes a blob.
-// An upload that never received a byte (an empty blob) has no file yet; it is created here.
-async function truncateToOffset(file: string, length: number): Promise<void> {
-  const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600);
-  try {
-    const { size } = await handle.stat();
-    if (size !== length || length === 0) {
-      await handle.truncate(length);
-      await handle.sync();
-    }
-  } finally {
-    await handle.close();
+// the recorded offset is the truth, so cut the file to it before it becomes a blob. A shorter file lost
+// acknowledged bytes: it must never become a blob. The modification time is set to now, as the garbage
+// collector spares bytes without a record only while they are recent (the commit records them next).
+async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
+  const { size } = await handle.stat();
+  if (size < length) {
+    throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the bytes of this upload are incomplete in storage; start the upload again');
   }
+  if (size > length) await handle.truncate(length);
+  const now = new Date();
+  await handle.utimes(now, now);
+  await handle.sync();
+}
+
+function uploadUnknown(): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'the upload was cancelled or has already been completed');
 }
 
 async function fsyncDirectory(directory: string): Promise<void> {
@@ -171,18 +217,13 @@ async function fsyncDirectory(directory: string): Promise<void> {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
+async function sizeOf(file: string): Promise<number | undefined> {
+  return (await stat(file).catch(ignoreMissing))?.size;
 }
 
-function ignoreMissing(error: NodeJS.ErrnoException): void {
+function ignoreMissing(error: NodeJS.ErrnoException): undefined {
   if (error.code !== 'ENOENT') throw error;
+  return undefined;
 }
 
 function emptyStream(): Readable {

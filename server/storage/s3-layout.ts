@@ -22,6 +22,16 @@ export class S3Layout {
     return `${this.root}blobs/${algorithm}/${hex.slice(0, 2)}/${hex}`;
   }
 
+  blobsPrefix(): string {
+    return `${this.root}blobs/`;
+  }
+
+  /** The digest a blob key stands for, or undefined for a key outside the blob layout. */
+  digestOf(key: string): string | undefined {
+    const match = /^([a-z0-9]+)\/([0-9a-f]{2})\/([0-9a-f]+)$/.exec(key.slice(this.blobsPrefix().length));
+    return key.startsWith(this.blobsPrefix()) && match && match[3]!.startsWith(match[2]!) ? `${match[1]}:${match[3]}` : undefined;
+  }
+
   uploadPrefix(uploadId: string): string {
     return `${this.root}_uploads/${uploadId}/`;
   }

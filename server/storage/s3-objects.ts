@@ -20,6 +20,12 @@ import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
 import type { ByteRange } from './blob-store.js';
 
+export interface ListedObject {
+  key: string;
+  size: number;
+  modifiedAt: number;
+}
+
 export interface CompletedPart {
   PartNumber: number;
   ETag: string;
@@ -101,21 +107,30 @@ export class S3Objects {
     });
   }
 
-  /** Deletes every object whose key starts with `prefix`, a page of up to 1000 at a time. */
-  async deletePrefix(prefix: string): Promise<void> {
+  /** Every object whose key starts with `prefix`, a page of up to 1000 at a time. */
+  async *list(prefix: string): AsyncIterable<ListedObject[]> {
     let token: string | undefined;
     do {
       const page = await this.call('ListObjectsV2', prefix, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })),
       );
-      const keys = (page.Contents ?? []).flatMap((entry) => (entry.Key ? [{ Key: entry.Key }] : []));
+      yield (page.Contents ?? []).flatMap((entry) =>
+        entry.Key ? [{ key: entry.Key, size: entry.Size ?? 0, modifiedAt: entry.LastModified?.getTime() ?? 0 }] : [],
+      );
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Deletes every object whose key starts with `prefix`, a page of up to 1000 at a time. */
+  async deletePrefix(prefix: string): Promise<void> {
+    for await (const objects of this.list(prefix)) {
+      const keys = objects.map((object) => ({ Key: object.key }));
       if (keys.length > 0) {
         await this.call('DeleteObjects', prefix, () =>
           this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } })),
         );
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
   }
 
   presign(key: string, expiresIn: number): Promise<string> {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
-import type { BlobStore, ByteRange, UploadHandle } from './blob-store.js';
+import type { BlobStore, ByteRange, StoredBlob, UploadHandle } from './blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
 import { S3Layout } from './s3-layout.js';
@@ -57,12 +57,23 @@ export class S3BlobStore implements BlobStore {
     );
   }
 
-  async commitUpload(upload: UploadHandle, digest: string): Promise<void> {
-    const key = this.layout.blobKey(digest);
-    // Content-addressed and verified: an existing blob already holds exactly these bytes.
-    if ((await this.objects.size(key)) === undefined) {
-      await this.assembler.assemble(key, this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize));
+  async hasUpload(upload: UploadHandle): Promise<boolean> {
+    const segments = this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize);
+    const stored = new Map<string, number>();
+    for await (const objects of this.objects.list(this.layout.uploadPrefix(upload.id))) {
+      for (const object of objects) stored.set(object.key, object.size);
     }
+    return segments.every((segment) => (stored.get(segment.key) ?? -1) >= segment.length);
+  }
+
+  // An object found at the address is not trusted to hash to it: the verified upload is always assembled
+  // over it (readers see the old or the new object whole). Missing segments fail the assembly (the key is
+  // then left as it was); the upload lease keeps a cancel from deleting them while this runs.
+  async commitUpload(upload: UploadHandle, digest: string): Promise<void> {
+    if (!(await this.hasUpload(upload))) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'the upload was cancelled or has already been completed');
+    }
+    await this.assembler.assemble(this.layout.blobKey(digest), this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize));
     await this.objects.deletePrefix(this.layout.uploadPrefix(upload.id));
   }
 
@@ -78,6 +89,19 @@ export class S3BlobStore implements BlobStore {
 
   async deleteBlob(digest: string): Promise<void> {
     await this.objects.delete(this.layout.blobKey(digest));
+  }
+
+  blobSize(digest: string): Promise<number | undefined> {
+    return this.objects.size(this.layout.blobKey(digest));
+  }
+
+  async *listBlobs(): AsyncIterable<StoredBlob[]> {
+    for await (const objects of this.objects.list(this.layout.blobsPrefix())) {
+      yield objects.flatMap((object) => {
+        const digest = this.layout.digestOf(object.key);
+        return digest ? [{ digest, size: object.size, modifiedAt: object.modifiedAt }] : [];
+      });
+    }
   }
 
   /** A presigned GET for the blob when redirects are enabled: clients then fetch the bytes from S3. */

@@ -1,4 +1,8 @@
+import { request as httpRequest } from 'node:http';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
+import { Redis } from 'ioredis';
 import { fetchUrl, readBytes, request, serverErrorLines } from '../helpers/http-client.js';
 import { makeBlob, patchChunk, pushImage, startUpload, uniqueRepo, withDigest } from '../helpers/oci-content.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
@@ -127,5 +131,60 @@ test('an upload cancelled before a restart stays unknown after it', async (t) =>
     const restarted = await restart();
     const status = await fetchUrl(new URL(location.pathname, restarted.url));
     t.is(status.status, 404);
+  });
+});
+
+/** Starts a PATCH of `declared` bytes, sends `sent` of them and leaves the body streaming (never finished). */
+function startStreamingPatch(location: URL, offset: number, declared: number, sent: Buffer): void {
+  const patch = httpRequest(location, {
+    method: 'PATCH',
+    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': declared, 'Content-Range': `${offset}-${offset + declared - 1}` },
+  });
+  patch.on('error', () => undefined);
+  patch.write(sent);
+}
+
+/** The remaining lifetime (ms) of an upload's lease in the registry's embedded Redis; -2 when there is none. */
+async function uploadLeaseTtl(registry: RegistryProcess, uploadId: string): Promise<number> {
+  const redis = new Redis({ path: path.join(registry.dataDir, 'redis', 'redis.sock'), lazyConnect: true });
+  try {
+    await redis.connect();
+    return await redis.pttl(`berth:lease:upload:${uploadId}`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+test('after a SIGKILL mid-chunk and a restart, the next PATCH at the recorded offset is accepted within 5 s', async (t) => {
+  await withRestart(t, async (first, restart) => {
+    const repo = uniqueRepo('restart');
+    const blob = makeBlob(FIRST + THIRD);
+    const { location, id } = await startUpload(first.url, repo);
+    t.is((await patchChunk(location, blob.bytes.subarray(0, FIRST), 0)).status, 202);
+    // A second chunk whose body is still arriving when the registry dies: it holds the upload's lease.
+    startStreamingPatch(location, FIRST, THIRD, blob.bytes.subarray(FIRST, FIRST + MiB / 4));
+    await sleep(500);
+    await first.stop('SIGKILL');
+    t.true((await uploadLeaseTtl(first, id)) > 0, 'the killed registry left no lease: the test proves nothing');
+
+    const restarted = await restart();
+    const resumed = new URL(location.pathname, restarted.url);
+    const status = await fetchUrl(resumed);
+    t.is(status.status, 204);
+    t.is(status.headers.get('range'), `0-${FIRST - 1}`);
+    const started = Date.now();
+    let patch = await patchChunk(resumed, blob.bytes.subarray(FIRST), FIRST);
+    // Bounded retries (clients retry a 416 with the upload's Range): the limit is the 5 s the client waits.
+    for (let attempt = 0; patch.status === 416 && Date.now() - started < 5_000 && attempt < 50; attempt++) {
+      await sleep(100);
+      patch = await patchChunk(resumed, blob.bytes.subarray(FIRST), FIRST);
+    }
+    const waitedMs = Date.now() - started;
+    t.log(`next PATCH accepted ${waitedMs} ms after the restart`);
+    t.is(patch.status, 202);
+    t.true(waitedMs < 5_000);
+    t.is((await fetchUrl(withDigest(resumed, blob.digest), { method: 'PUT' })).status, 201);
+    const response = await request(restarted.url, `/v2/${repo}/blobs/${blob.digest}`);
+    t.true((await readBytes(response)).equals(blob.bytes), 'blob bytes differ after the resumed upload');
   });
 });

@@ -71,7 +71,11 @@ export class RegistryProcess {
 
   private waitForListening(): Promise<number> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`registry did not start within ${START_TIMEOUT_MS} ms:\n${this.output}`)), START_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        // A registry that is slow to start would otherwise outlive the test that gave up on it.
+        this.child.kill('SIGTERM');
+        reject(new Error(`registry did not start within ${START_TIMEOUT_MS} ms:\n${this.output}`));
+      }, START_TIMEOUT_MS);
       const onData = (text: string) => {
         this.output += text;
         const match = LISTENING.exec(this.output);

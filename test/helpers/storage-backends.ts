@@ -1,4 +1,5 @@
-import { access } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import path from 'node:path';
 import { RegistryProcess, type RegistryOptions } from './registry-process.js';
 import { S3Server, type RegistryS3Options, type S3ServerOptions } from './s3-server.js';
@@ -12,6 +13,8 @@ export interface StorageBackend {
   uploadLeftovers(registry: RegistryProcess, uploadId: string, digests: string[]): Promise<string[]>;
   /** Whether the blob's bytes are in storage (whatever the metadata says). */
   hasBlob(registry: RegistryProcess, digest: string): Promise<boolean>;
+  /** Puts `bytes` at the digest's address behind the registry's back (as a crash or an old bug could have). */
+  plantBlob(registry: RegistryProcess, digest: string, bytes: Buffer): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -22,6 +25,10 @@ export function filesystemBackend(): StorageBackend {
     startRegistry: (options) => RegistryProcess.start(options),
     uploadLeftovers: async (registry, uploadId) => ((await exists(storage(registry, 'uploads', uploadId))) ? [uploadId] : []),
     hasBlob: (registry, digest) => exists(storage(registry, 'blobs', 'sha256', hex(digest).slice(0, 2), hex(digest))),
+    plantBlob: async (registry, digest, bytes) => {
+      await mkdir(storage(registry, 'blobs', 'sha256', hex(digest).slice(0, 2)), { recursive: true });
+      await writeFile(storage(registry, 'blobs', 'sha256', hex(digest).slice(0, 2), hex(digest)), bytes);
+    },
     stop: async () => undefined,
   };
 }
@@ -42,6 +49,14 @@ export function s3Backend(name: string, options: RegistryS3Options = {}, serverO
       return [...segments, ...multipart];
     },
     hasBlob: async (_registry, digest) => (await (await s3()).keys(blobKey(digest))).length > 0,
+    plantBlob: async (_registry, digest, bytes) => {
+      const client = (await s3()).client();
+      try {
+        await client.send(new PutObjectCommand({ Bucket: (await s3()).registryEnv().BERTH_STORAGE__S3__BUCKET, Key: blobKey(digest), Body: bytes }));
+      } finally {
+        client.destroy();
+      }
+    },
     stop: async () => (await server)?.stop(),
   };
 }

@@ -128,6 +128,18 @@ for (const backend of backends) {
     t.false(await backend.hasBlob(registry(), blob.digest));
   });
 
+  for (const planted of ['zeros of the same size', 'bytes of another size'] as const) {
+    test(`${backend.name}: ${planted} found at a blob's address are replaced by a verified upload and pulls return the pushed bytes`, async (t) => {
+      const repo = uniqueRepo('storage');
+      const blob = makeBlob(6 * MiB + 1);
+      await backend.plantBlob(registry(), blob.digest, planted === 'zeros of the same size' ? Buffer.alloc(blob.size) : Buffer.from('not the blob'));
+      t.is((await pushBlobInChunks(registry().url, repo, blob, [MiB, 5 * MiB + 1])).status, 201);
+      await assertBlobReadsBack(t, registry(), repo, blob);
+      t.is((await postBlob(registry().url, uniqueRepo('storage'), blob)).status, 201);
+      await assertBlobReadsBack(t, registry(), repo, blob);
+    });
+  }
+
   test(`${backend.name}: an upload interrupted by a SIGKILL finishes on the restarted registry and reads back byte-identical`, async (t) => {
     const first = await backend.startRegistry();
     let restarted: RegistryProcess | undefined;
