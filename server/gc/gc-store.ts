@@ -174,7 +174,7 @@ export class GcStore {
   }
 
   async expireUpload(upload: UploadRecord): Promise<boolean> {
-    return (await scripts.expireUpload.run(this.redis, [this.key(`u:${upload.id}`), upload.updatedAt])) === 1;
+    return (await scripts.expireUpload.run(this.redis, [this.prefix, upload.id, upload.updatedAt])) === 1;
   }
 
   private key(suffix: string): string {

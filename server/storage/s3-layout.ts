@@ -22,8 +22,13 @@ export class S3Layout {
     return `${this.root}blobs/${algorithm}/${hex.slice(0, 2)}/${hex}`;
   }
 
+  /** Where every upload's segments are kept. */
+  uploadsPrefix(): string {
+    return `${this.root}_uploads/`;
+  }
+
   uploadPrefix(uploadId: string): string {
-    return `${this.root}_uploads/${uploadId}/`;
+    return `${this.uploadsPrefix()}${uploadId}/`;
   }
 
   segmentKey(uploadId: string, index: number): string {

@@ -25,6 +25,12 @@ export interface CompletedPart {
   ETag: string;
 }
 
+export interface ListedObject {
+  key: string;
+  /** ms since the epoch. */
+  lastModified: number;
+}
+
 // The SDK retries a request until its response headers arrive; a body cut off after that is retried here.
 const BODY_READ_ATTEMPTS = 4;
 const BODY_RETRY_BASE_MS = 100;
@@ -103,17 +109,23 @@ export class S3Objects {
 
   /** Deletes every object whose key starts with `prefix`, a page of up to 1000 at a time. */
   async deletePrefix(prefix: string): Promise<void> {
+    for await (const objects of this.list(prefix)) {
+      if (objects.length === 0) continue;
+      const keys = objects.map((object) => ({ Key: object.key }));
+      await this.call('DeleteObjects', prefix, () =>
+        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } })),
+      );
+    }
+  }
+
+  /** The objects whose key starts with `prefix`, a page of up to 1000 at a time. */
+  async *list(prefix: string): AsyncIterable<ListedObject[]> {
     let token: string | undefined;
     do {
       const page = await this.call('ListObjectsV2', prefix, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })),
       );
-      const keys = (page.Contents ?? []).flatMap((entry) => (entry.Key ? [{ Key: entry.Key }] : []));
-      if (keys.length > 0) {
-        await this.call('DeleteObjects', prefix, () =>
-          this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } })),
-        );
-      }
+      yield (page.Contents ?? []).flatMap((entry) => (entry.Key ? [{ key: entry.Key, lastModified: entry.LastModified?.getTime() ?? 0 }] : []));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
