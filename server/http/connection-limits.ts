@@ -59,7 +59,8 @@ function refuse(socket: Socket, error: RegistryError): void {
   socket.setTimeout(REFUSAL_LINGER_MS, () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${error.status} ${error.status === 503 ? 'Service Unavailable' : 'Too Many Requests'}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nDocker-Distribution-API-Version: registry/2.0\r\n` +
+      `Retry-After: 1\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -122,7 +123,12 @@ function cutSlowBody({ request, response }: WatchedBody, rate: HttpLimits['bodyM
   const error = new RegistryError('UNKNOWN', 408, `request body arrived slower than ${rate.minBytes} bytes per ${rate.windowSeconds} s; closing`);
   const body = JSON.stringify(error.toJSON());
   response.shouldKeepAlive = false;
-  response.writeHead(408, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+  response.writeHead(408, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(body),
+    'Docker-Distribution-API-Version': 'registry/2.0',
+    Connection: 'close',
+  });
   response.end(body, () => socket.destroy());
   setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
