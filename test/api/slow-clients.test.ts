@@ -95,6 +95,22 @@ test('connections over the per-address cap are answered 429 and over the total c
   t.true(await waitFor(async () => (await request(registry.url, '/v2/').catch(() => undefined))?.status === 200, 5_000), 'no room again once the connections closed');
 });
 
+test('a request whose headers do not all arrive within headersTimeoutSeconds is answered 408 and closed', async (t) => {
+  const registry = await RegistryProcess.start({ env: { BERTH_HTTP__HEADERS_TIMEOUT_SECONDS: '2' } });
+  const held: HeldConnection[] = [];
+  t.teardown(async () => {
+    closeAll(held);
+    await registry.destroy();
+  });
+  const started = Date.now();
+  held.push(...(await openConnections(registry.port, 1, ['127.0.0.2'], `GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:${registry.port}\r\nX-Slow: `)));
+  const stopTrickle = trickle(held, 500);
+  t.teardown(stopTrickle);
+  t.true(await waitFor(() => held[0]!.closed, 10_000), 'the connection with unfinished headers is still open');
+  t.regex(held[0]!.answer, /^HTTP\/1.1 408/);
+  t.log(`closed ${((Date.now() - started) / 1000).toFixed(1)} s after it opened`);
+});
+
 /** PATCHes `chunks` (an async source) to the upload, as one streamed body without a declared length. */
 function patchStream(location: URL, chunks: AsyncIterable<Buffer>): Promise<{ status: number; range?: string; body: string }> {
   return new Promise((resolve, reject) => {
