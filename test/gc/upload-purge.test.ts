@@ -5,7 +5,8 @@ import { makeBlob, patchChunk, startUpload, uniqueRepo, withDigest } from '../he
 import { filesystemBackend, s3Backend, type StorageBackend } from '../helpers/storage-backends.js';
 
 // Everything default but the age (and how often the purge looks): the purge is on without being asked for.
-const SHORT_AGE = { BERTH_UPLOADS__PURGE__MAX_AGE_SECONDS: '2', BERTH_UPLOADS__PURGE__INTERVAL_SECONDS: '1' };
+// The age leaves a loaded CI machine several seconds per chunk of the active upload.
+const SHORT_AGE = { BERTH_UPLOADS__PURGE__MAX_AGE_SECONDS: '4', BERTH_UPLOADS__PURGE__INTERVAL_SECONDS: '1' };
 const CHUNK = 64 * 1024;
 
 for (const backend of [filesystemBackend(), s3Backend('s3 (upload purge)')] satisfies StorageBackend[]) {
@@ -16,7 +17,7 @@ for (const backend of [filesystemBackend(), s3Backend('s3 (upload purge)')] sati
       await backend.stop();
     });
     const repo = uniqueRepo('purge');
-    const blob = makeBlob(CHUNK * 20);
+    const blob = makeBlob(CHUNK * 60);
 
     const abandoned = await startUpload(registry.url, repo);
     t.is((await patchChunk(abandoned.location, blob.bytes.subarray(0, CHUNK), 0)).status, 202);
@@ -31,8 +32,8 @@ for (const backend of [filesystemBackend(), s3Backend('s3 (upload purge)')] sati
     };
     await sendNextChunk();
 
-    // The active upload gets a chunk every 0.5 s, well within its age, for as long as the abandoned one takes to go and 3 s more.
-    const deadline = Date.now() + 20_000;
+    // The active upload gets a chunk every 0.5 s (plus the PATCH's time), well within its age, for as long as the abandoned one takes to go and 3 s more.
+    const deadline = Date.now() + 25_000;
     let goneAt: number | undefined;
     while (Date.now() < deadline && (goneAt === undefined || Date.now() - goneAt < 3_000) && offset < blob.bytes.length - CHUNK) {
       await sleep(500);
