@@ -7,6 +7,9 @@ import { RegistryError } from '../errors.js';
 const RATE_CHECK_INTERVAL_MS = 1_000;
 // A refused connection gets this long to take its answer before it is destroyed.
 const REFUSAL_LINGER_MS = 2_000;
+// Refused connections waiting for their answer, at most, on top of maxConnections: beyond them Node drops new
+// connections at once, without an answer, so a flood of refusals cannot use up the file descriptors either.
+const REFUSAL_HEADROOM = 256;
 
 type HttpLimits = Config['http'];
 
@@ -30,6 +33,7 @@ export function applyConnectionLimits(server: Server, limits: HttpLimits): () =>
  * never gets an HTTP parser.
  */
 function capConnections(server: Server, limits: HttpLimits): void {
+  server.maxConnections = limits.maxConnections + REFUSAL_HEADROOM;
   const perAddress = new Map<string, number>();
   let total = 0;
   const handlers = server.listeners('connection') as ((socket: Socket) => void)[];
