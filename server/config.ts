@@ -162,16 +162,63 @@ const validationSchema = z
   .strict()
   .prefault({});
 
+// Limits against clients that hold connections open. The process's file descriptor limit bounds every
+// socket plus every open upload file: the connection caps must stay well below it.
+const httpSchema = z
+  .object({
+    host: z.string().min(1).default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(5000),
+    /** A request whose headers have not all arrived this long after it started is answered 408 and closed. */
+    headersTimeoutSeconds: z.number().min(1).default(30),
+    /** A socket silent this long (no byte in or out) is closed; a stalled upload then fails and frees its lease. */
+    idleTimeoutSeconds: z.number().min(1).default(300),
+    keepAliveTimeoutSeconds: z.number().min(1).default(65),
+    /**
+     * A request body that delivers fewer than minBytes in any window of windowSeconds (while the registry is
+     * waiting for it) is answered 408 and closed. There is no total time limit: a body that keeps moving at
+     * this rate is never cut, however large.
+     */
+    bodyMinRate: z
+      .object({
+        minBytes: z.number().int().min(1).default(1024),
+        windowSeconds: z.number().min(1).default(30),
+      })
+      .strict()
+      .prefault({}),
+    /** Open connections in total; over it a new connection is answered 503 and closed. */
+    maxConnections: z.number().int().positive().default(4096),
+    /** Open connections per client address; over it a new connection is answered 429 and closed. */
+    maxConnectionsPerAddress: z.number().int().positive().default(256),
+  })
+  .strict()
+  .prefault({});
+
+// Upload sessions: how many may be open, and how abandoned ones are reclaimed.
+const uploadsSchema = z
+  .object({
+    /** Open upload sessions per repository; a POST over it is answered 429 TOOMANYREQUESTS. */
+    maxPerRepository: z.number().int().positive().default(1000),
+    /** Open upload sessions per account (per client address for anonymous pushes). */
+    maxPerAccount: z.number().int().positive().default(1000),
+    purge: z
+      .object({
+        /** Sessions expire (a Redis TTL) and their bytes are purged; off: sessions live until finished or cancelled. */
+        enabled: z.boolean().default(true),
+        /** An upload that received no byte this long is abandoned: its session expires and its bytes are purged. */
+        maxAgeSeconds: z.number().min(1).default(7 * 86400),
+        /** Seconds between purges in the registry process (one replica at a time); the first runs soon after start. */
+        intervalSeconds: z.number().min(1).default(86400),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('./data'),
-    http: z
-      .object({
-        host: z.string().min(1).default('0.0.0.0'),
-        port: z.number().int().min(0).max(65535).default(5000),
-      })
-      .strict()
-      .default({ host: '0.0.0.0', port: 5000 }),
+    http: httpSchema,
     storage: z
       .object({
         driver: z.enum(['filesystem', 's3']).default('filesystem'),
@@ -216,6 +263,7 @@ const configSchema = z
     auth: authSchema,
     gc: gcSchema,
     validation: validationSchema,
+    uploads: uploadsSchema,
     webhooks: webhooksSchema,
     /** Read-only mode: pulls are served, writes refused; also switchable at /admin/v1/maintenance. */
     maintenance: z.object({ readOnly: z.boolean().default(false) }).strict().prefault({}),

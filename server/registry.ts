@@ -8,6 +8,8 @@ import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
 import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
+import { applyConnectionLimits } from './http/connection-limits.js';
+import type { UploadPolicy } from './metadata/metadata-store.js';
 import { RedisMetadataStore } from './metadata/redis-metadata-store.js';
 import { createOps } from './ops-setup.js';
 import { connectRedis } from './redis/connect.js';
@@ -25,8 +27,8 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
-// Idle sockets are dropped after this long; a stalled upload then fails and frees its lease.
-const SOCKET_IDLE_TIMEOUT_MS = 5 * 60_000;
+// How often Node checks for requests over the header timeout (its default, 30 s, would let one run 30 s late).
+const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 
 /** Wires the stores, services and HTTP server together and starts listening. */
 export async function startRegistry(config: Config, logger: Logger): Promise<RunningRegistry> {
@@ -50,7 +52,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   const app = createApp(
     {
       blobs: new BlobService(metadata, store, config.storage.delete.enabled, events),
-      uploads: new UploadService(metadata, store, logger, gc.commitGuard, events),
+      uploads: new UploadService(metadata, store, logger, gc.commitGuard, uploadPolicy(config.uploads), events),
       manifests: new ManifestService(metadata, new DescriptorUrlPolicy(config.validation.manifests.urls), events),
       listings: new ListingService(metadata),
       config,
@@ -61,11 +63,8 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
     [auth.routes, gc.router?.routes()].filter((route): route is Middleware => route !== undefined),
   );
 
-  const server = createServer(app.callback());
-  // Large blobs stream for as long as they need; only idleness ends a request.
-  server.requestTimeout = 0;
-  server.timeout = SOCKET_IDLE_TIMEOUT_MS;
-  server.keepAliveTimeout = 65_000;
+  const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS }, app.callback());
+  const stopLimits = applyConnectionLimits(server, config.http);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.http.port, config.http.host, () => resolve());
@@ -81,11 +80,20 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      stopLimits();
       await gc.stop();
       await ops.stop();
       await metadata.close();
       await embedded?.stop();
     },
+  };
+}
+
+function uploadPolicy(uploads: Config['uploads']): UploadPolicy {
+  return {
+    ttlMs: uploads.purge.enabled ? Math.ceil(uploads.purge.maxAgeSeconds * 1000) : 0,
+    maxPerRepository: uploads.maxPerRepository,
+    maxPerOwner: uploads.maxPerAccount,
   };
 }
 

@@ -1,4 +1,4 @@
-import { deleteManifestScript } from '../metadata/redis-scripts.js';
+import { deleteManifestScript, FORGET_UPLOAD } from '../metadata/redis-scripts.js';
 
 /**
  * Lua for the garbage collector's changes, each atomic with the registry's own scripts (redis-scripts.ts).
@@ -131,10 +131,10 @@ for i = 4, #ARGV do deleted = deleted + sweep(ARGV[i]) end
 return deleted
 `;
 
-/** ARGV: session key, updatedAt as read. Deletes an expired upload session unless a chunk moved it since. */
-export const expireUploadScript = `
-if redis.call('HGET', ARGV[1], 'updatedAt') ~= ARGV[2] then return 0 end
-return redis.call('DEL', ARGV[1])
+/** ARGV: prefix, upload id, updatedAt as read. Deletes an expired upload session unless a chunk moved it since. */
+export const expireUploadScript = FORGET_UPLOAD + `
+if redis.call('HGET', ARGV[1] .. 'u:' .. ARGV[2], 'updatedAt') ~= ARGV[3] then return 0 end
+return forgetUpload(ARGV[1], ARGV[2])
 `;
 
 /**

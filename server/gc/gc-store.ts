@@ -192,7 +192,7 @@ export class GcStore {
   }
 
   async expireUpload(upload: UploadRecord): Promise<boolean> {
-    return (await scripts.expireUpload.run(this.redis, [this.key(`u:${upload.id}`), upload.updatedAt])) === 1;
+    return (await scripts.expireUpload.run(this.redis, [this.prefix, upload.id, upload.updatedAt])) === 1;
   }
 
   /** What follows `<prefix><kind>` in the name of every key that starts so, page by page. */

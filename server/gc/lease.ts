@@ -1,6 +1,6 @@
 import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
 
-/** One collector at a time across replicas; a collector that dies frees the registry after the TTL. */
+/** One collector (or purge) at a time across replicas; one that dies frees the lease after the TTL. */
 const GC_LEASE = 'gc';
 const GC_LEASE_MS = 10_000;
 const GC_LEASE_RENEW_MS = 3_000;
@@ -19,15 +19,25 @@ export interface HeldLease {
  * Runs `work` holding the collector lease, renewed in the background; undefined (without running it) when
  * another process holds the lease.
  */
-export async function withGcLease<T>(metadata: MetadataStore, work: (lease: HeldLease) => Promise<T>): Promise<T | undefined> {
-  const lease = await metadata.acquireLease(GC_LEASE, GC_LEASE_MS);
+export function withGcLease<T>(metadata: MetadataStore, work: (lease: HeldLease) => Promise<T>): Promise<T | undefined> {
+  return withExclusiveLease(metadata, GC_LEASE, 'garbage collection', work);
+}
+
+/** Like withGcLease, for another job that one replica at a time runs (e.g. the upload purge). */
+export async function withExclusiveLease<T>(
+  metadata: MetadataStore,
+  name: string,
+  job: string,
+  work: (lease: HeldLease) => Promise<T>,
+): Promise<T | undefined> {
+  const lease = await metadata.acquireLease(name, GC_LEASE_MS);
   if (!lease) return undefined;
   let lost = false;
   const renewal = setInterval(() => void renewOrMarkLost(lease, () => (lost = true)), GC_LEASE_RENEW_MS);
   try {
     return await work({
       assertHeld: () => {
-        if (lost) throw new LeaseLostError('the garbage collection lease was lost; stopping this run');
+        if (lost) throw new LeaseLostError(`the ${job} lease was lost; stopping this run`);
       },
     });
   } finally {

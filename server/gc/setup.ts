@@ -9,7 +9,8 @@ import { GarbageCollector, type GcReport } from './collector.js';
 import { BlobCommitGuard } from './commit-guard.js';
 import { gcOptionsFromConfig } from './gc-run.js';
 import { GcStore } from './gc-store.js';
-import { scheduleGc } from './scheduler.js';
+import { scheduleGc, scheduleRepeating } from './scheduler.js';
+import { UploadPurger } from './upload-purge.js';
 
 export interface RegistryGc {
   collector: GarbageCollector;
@@ -17,7 +18,7 @@ export interface RegistryGc {
   commitGuard: BlobCommitGuard;
   /** POST /admin/v1/gc, when gc.adminApi is on. */
   router?: Router;
-  /** Stops the schedule (if any) and waits for a run in progress. */
+  /** Stops the schedules (collection, upload purge) and waits for runs in progress. */
   stop(): Promise<void>;
 }
 
@@ -38,13 +39,24 @@ export function createGc(
   const collector = new GarbageCollector(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
   const options = gcOptionsFromConfig(config.gc, false);
   const stopSchedule = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
+  const purger = new UploadPurger(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 }, logger);
+  const stopPurge = config.uploads.purge.enabled ? schedulePurge(purger, config.uploads.purge.intervalSeconds * 1000, logger) : async () => undefined;
   return {
     collector,
     commitGuard: new BlobCommitGuard(metadata, new GcStore(redis, config.redis.keyPrefix), store),
     router: config.gc.adminApi ? gcAdminRouter(collector, options) : undefined,
     stop: async () => {
-      await stopSchedule();
+      await Promise.all([stopSchedule(), stopPurge()]);
       collectorRedis.disconnect();
     },
   };
+}
+
+// A registry restarted more often than the interval must still purge: the first run comes soon after start.
+const FIRST_PURGE_DELAY_MS = 60_000;
+
+function schedulePurge(purger: UploadPurger, intervalMs: number, logger: Logger): () => Promise<void> {
+  return scheduleRepeating(() => purger.run(), Math.min(intervalMs, FIRST_PURGE_DELAY_MS), intervalMs, (error) =>
+    logger.error({ err: error }, 'scheduled upload purge failed'),
+  );
 }

@@ -34,6 +34,16 @@ export interface ManifestRecord {
 export type BlobCommitState = 'new' | 'existing' | 'deleting';
 export type CompleteUploadResult = 'ok' | 'unknown-upload' | 'collected';
 
+export type CreateUploadResult = 'ok' | 'repository-full' | 'owner-full';
+
+/** How long an idle upload session lives and how many may be open at once. */
+export interface UploadPolicy {
+  /** A session that receives nothing this long expires; 0: never. */
+  ttlMs: number;
+  maxPerRepository: number;
+  maxPerOwner: number;
+}
+
 export type PutManifestResult =
   | { outcome: 'stored' }
   | { outcome: 'missing'; digest: string }
@@ -42,6 +52,8 @@ export type PutManifestResult =
 export interface UploadSession {
   id: string;
   repository: string;
+  /** Whose upload it counts as: `user:<account>`, or `address:<client address>` for anonymous pushes. */
+  owner: string;
   offset: number;
   storeState: string;
   startedAt: number;
@@ -85,10 +97,11 @@ export interface MetadataStore {
   mountBlob(from: string, to: string, digest: string): Promise<number | undefined>;
   unlinkBlob(repository: string, digest: string): Promise<boolean>;
 
-  createUpload(session: UploadSession): Promise<void>;
+  /** Opens a session unless its repository or owner already has `policy`'s maximum of open sessions. */
+  createUpload(session: UploadSession, policy: UploadPolicy): Promise<CreateUploadResult>;
   getUpload(uploadId: string): Promise<UploadSession | undefined>;
-  /** Compare-and-set of the offset: false if another request moved it first. */
-  advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string): Promise<boolean>;
+  /** Compare-and-set of the offset, restarting the session's TTL: false if another request moved it first. */
+  advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string, policy: UploadPolicy): Promise<boolean>;
   deleteUpload(uploadId: string): Promise<boolean>;
   acquireLease(name: string, ttlMs: number): Promise<Lease | undefined>;
 

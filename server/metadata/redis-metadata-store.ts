@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type {
   BlobCommitState,
   CompleteUploadResult,
+  CreateUploadResult,
   Lease,
   ManifestLookup,
   ManifestRecord,
@@ -10,6 +11,7 @@ import type {
   Page,
   PageResult,
   PutManifestResult,
+  UploadPolicy,
   UploadSession,
 } from './metadata-store.js';
 import type { SizedDigest } from '../oci/manifest.js';
@@ -17,8 +19,10 @@ import { isDeadLocalHolder, newLeaseHolder } from './lease-holder.js';
 import {
   advanceUploadScript,
   completeUploadScript,
+  createUploadScript,
   deleteManifestScript,
   deleteTagScript,
+  deleteUploadScript,
   getManifestScript,
   mountBlobScript,
   prepareBlobCommitScript,
@@ -92,6 +96,8 @@ const scripts = {
   prepareBlobCommit: new LuaScript(prepareBlobCommitScript),
   repositoryBlobSize: new LuaScript(repositoryBlobSizeScript),
   advanceUpload: new LuaScript(advanceUploadScript),
+  createUpload: new LuaScript(createUploadScript),
+  deleteUpload: new LuaScript(deleteUploadScript),
   renewLease: new LuaScript(renewLeaseScript),
   releaseLease: new LuaScript(releaseLeaseScript),
   takeOverLease: new LuaScript(takeOverLeaseScript),
@@ -126,14 +132,9 @@ export class RedisMetadataStore implements MetadataStore {
     return (await this.redis.srem(this.repoKey(repository, 'b'), digest)) === 1;
   }
 
-  async createUpload(session: UploadSession): Promise<void> {
-    await this.redis.hset(this.key(`u:${session.id}`), {
-      repository: session.repository,
-      offset: session.offset,
-      storeState: session.storeState,
-      startedAt: session.startedAt,
-      updatedAt: session.updatedAt,
-    });
+  async createUpload(session: UploadSession, policy: UploadPolicy): Promise<CreateUploadResult> {
+    const args = [this.prefix, session.id, session.repository, session.owner, session.storeState, session.startedAt];
+    return (await scripts.createUpload.run(this.redis, [...args, policy.ttlMs, policy.maxPerRepository, policy.maxPerOwner])) as CreateUploadResult;
   }
 
   async getUpload(uploadId: string): Promise<UploadSession | undefined> {
@@ -142,6 +143,7 @@ export class RedisMetadataStore implements MetadataStore {
     return {
       id: uploadId,
       repository: fields.repository,
+      owner: fields.owner ?? '',
       offset: Number(fields.offset),
       storeState: fields.storeState ?? '',
       startedAt: Number(fields.startedAt),
@@ -149,13 +151,13 @@ export class RedisMetadataStore implements MetadataStore {
     };
   }
 
-  async advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string): Promise<boolean> {
-    const result = await scripts.advanceUpload.run(this.redis, [this.key(`u:${uploadId}`), fromOffset, toOffset, storeState, Date.now()]);
+  async advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string, policy: UploadPolicy): Promise<boolean> {
+    const result = await scripts.advanceUpload.run(this.redis, [this.prefix, uploadId, fromOffset, toOffset, storeState, Date.now(), policy.ttlMs]);
     return result === 1;
   }
 
   async deleteUpload(uploadId: string): Promise<boolean> {
-    return (await this.redis.del(this.key(`u:${uploadId}`))) === 1;
+    return (await scripts.deleteUpload.run(this.redis, [this.prefix, uploadId])) === 1;
   }
 
   async acquireLease(name: string, ttlMs: number): Promise<Lease | undefined> {

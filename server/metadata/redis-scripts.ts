@@ -16,7 +16,10 @@
  *                                links (how many repositories link it; deleted with the last one)
  *   <p>b:<digest>                HASH size, createdAt, touchedAt, state ('deleting' while garbage collection
  *                                removes the bytes: a tombstone every script treats as an absent blob)
- *   <p>u:<id>                    HASH upload session
+ *   <p>u:<id>                    HASH upload session (repository, owner, offset, storeState, startedAt,
+ *                                updatedAt), with a TTL when abandoned uploads expire
+ *   <p>uo:r:<repo>               ZSET open upload ids of a repository, scored by when their session expires
+ *   <p>uo:a:<owner>              ZSET open upload ids of an owner (an account, or an address), likewise
  *   <p>lease:<name>              STRING lease holder (see lease-holder.ts)
  */
 
@@ -144,14 +147,65 @@ redis.call('HSET', key, 'touchedAt', now)
 return 'existing'
 `;
 
+/**
+ * `forgetUpload(p, id)`: deletes the session and drops it from its repository's and owner's open uploads;
+ * 0 when there was no session.
+ */
+export const FORGET_UPLOAD = `
+local function forgetUpload(p, id)
+  local session = redis.call('HMGET', p .. 'u:' .. id, 'repository', 'owner')
+  if redis.call('DEL', p .. 'u:' .. id) == 0 then return 0 end
+  if session[1] then redis.call('ZREM', p .. 'uo:r:' .. session[1], id) end
+  if session[2] then redis.call('ZREM', p .. 'uo:a:' .. session[2], id) end
+  return 1
+end
+`;
+
+/** `keepOpen(p, repo, owner, id, ttl)`: (re)starts the session's TTL and its entries in the open uploads. */
+const KEEP_UPLOAD_OPEN = `
+local function keepOpen(p, repo, owner, id, ttl)
+  local expiresAt = '+inf'
+  if tonumber(ttl) > 0 then
+    redis.call('PEXPIRE', p .. 'u:' .. id, ttl)
+    expiresAt = tonumber(now) + tonumber(ttl)
+  end
+  for _, key in ipairs({ p .. 'uo:r:' .. repo, p .. 'uo:a:' .. owner }) do
+    redis.call('ZADD', key, expiresAt, id)
+    if tonumber(ttl) > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
+  end
+end
+`;
+
+/**
+ * ARGV: prefix, id, repository, owner, storeState, startedAt, ttlMs (0: none), maxPerRepository,
+ * maxPerOwner. Opens an upload session unless its repository or owner already has its maximum of open
+ * ones (expired sessions no longer count): 'ok', 'repository-full' or 'owner-full'.
+ */
+export const createUploadScript = NOW_MS + KEEP_UPLOAD_OPEN + `
+local p, id, repo, owner, storeState, startedAt, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local repoKey, ownerKey = p .. 'uo:r:' .. repo, p .. 'uo:a:' .. owner
+redis.call('ZREMRANGEBYSCORE', repoKey, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', ownerKey, '-inf', now)
+if redis.call('ZCARD', repoKey) >= tonumber(ARGV[8]) then return 'repository-full' end
+if redis.call('ZCARD', ownerKey) >= tonumber(ARGV[9]) then return 'owner-full' end
+redis.call('HSET', p .. 'u:' .. id, 'repository', repo, 'owner', owner, 'offset', 0, 'storeState', storeState, 'startedAt', startedAt, 'updatedAt', startedAt)
+keepOpen(p, repo, owner, id, ttl)
+return 'ok'
+`;
+
+/** ARGV: prefix, id. Ends an upload session (cancelled or failed). */
+export const deleteUploadScript = FORGET_UPLOAD + `
+return forgetUpload(ARGV[1], ARGV[2])
+`;
+
 // 'collected': the record the upload relied on (ARGV[7] = '1': it existed when the commit was prepared,
 // so the store may have kept the old bytes instead of ours) was garbage collected meanwhile.
-export const completeUploadScript = NOW_MS + `
+export const completeUploadScript = NOW_MS + FORGET_UPLOAD + `
 local p, id, repo, digest, size, createdAt, expectExisting = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = p .. 'b:' .. digest
 local record = redis.call('HMGET', key, 'size', 'state')
 if record[2] == 'deleting' or (expectExisting == '1' and not record[1]) then return 'collected' end
-if redis.call('DEL', p .. 'u:' .. id) == 0 then return 'unknown-upload' end
+if forgetUpload(p, id) == 0 then return 'unknown-upload' end
 redis.call('HSET', key, 'size', size, 'touchedAt', now)
 redis.call('HSETNX', key, 'createdAt', createdAt)
 redis.call('SADD', p .. 'r:' .. repo .. ':b', digest)
@@ -180,10 +234,14 @@ if tonumber(record[3] or '0') < tonumber(now) - resolution then redis.call('HSET
 return record[1]
 `;
 
-export const advanceUploadScript = `
-local key, from, to, storeState, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('HGET', key, 'offset') ~= from then return 0 end
-redis.call('HSET', key, 'offset', to, 'storeState', storeState, 'updatedAt', now)
+/** ARGV: prefix, id, from, to, storeState, updatedAt, ttlMs (0: none). A chunk moves the offset and restarts the TTL. */
+export const advanceUploadScript = NOW_MS + KEEP_UPLOAD_OPEN + `
+local p, id, from, to, storeState, updatedAt, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local key = p .. 'u:' .. id
+local session = redis.call('HMGET', key, 'offset', 'repository', 'owner')
+if session[1] ~= from then return 0 end
+redis.call('HSET', key, 'offset', to, 'storeState', storeState, 'updatedAt', updatedAt)
+keepOpen(p, session[2], session[3] or '', id, ttl)
 return 1
 `;
 

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { BlobStore, ByteRange, StoredBlob, UploadHandle } from '../storage/blob-store.js';
+import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../storage/blob-store.js';
 import type { RegistryMetrics } from './metrics.js';
 
 /** A blob store that times each operation into berth_storage_operation_duration_seconds. */
@@ -44,6 +44,10 @@ export class TimedBlobStore implements BlobStore {
 
   abortUpload(upload: UploadHandle): Promise<void> {
     return this.timed('abort_upload', () => this.inner.abortUpload(upload));
+  }
+
+  storedUploads(): AsyncIterable<StoredUpload[]> {
+    return this.inner.storedUploads();
   }
 
   openBlob(digest: string, range?: ByteRange): Promise<Readable> {

@@ -24,7 +24,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
       blobCreated(ctx, name, stored);
       return;
     }
-    uploadAccepted(ctx, await uploads.start(name));
+    uploadAccepted(ctx, await uploads.start(name, eventOrigin(ctx)));
   };
 
   // Mounting is best effort: a bad `from` or digest, a blob `from` cannot see, or a token without pull on

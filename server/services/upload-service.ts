@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
-import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
+import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
@@ -54,15 +54,21 @@ export class UploadService {
     private readonly store: BlobStore,
     private readonly logger: Logger,
     private readonly commitGuard: CommitGuard,
+    private readonly policy: UploadPolicy,
     private readonly events: EventSink = NO_EVENTS,
   ) {}
 
-  async start(repository: string): Promise<UploadSession> {
+  /** Opens an upload session; 429 when the repository or the client already has its maximum of open ones. */
+  async start(repository: string, origin: EventOrigin | undefined): Promise<UploadSession> {
     const id = randomUUID();
     const storeState = await this.store.createUpload(id);
     const now = Date.now();
-    const session: UploadSession = { id, repository, offset: 0, storeState, startedAt: now, updatedAt: now };
-    await this.metadata.createUpload(session);
+    const session: UploadSession = { id, repository, owner: uploadOwner(origin), offset: 0, storeState, startedAt: now, updatedAt: now };
+    const created = await this.metadata.createUpload(session, this.policy);
+    if (created !== 'ok') {
+      await this.store.abortUpload(toHandle(session));
+      throw tooManyUploads(created, this.policy);
+    }
     return session;
   }
 
@@ -144,7 +150,7 @@ export class UploadService {
   /** POST with ?digest=: a whole blob in one request. */
   async uploadMonolithic(repository: string, digestParam: string, chunk: ChunkRequest, origin?: EventOrigin): Promise<string> {
     parseDigest(digestParam);
-    const session = await this.start(repository);
+    const session = await this.start(repository, origin);
     try {
       return await this.complete(repository, session.id, digestParam, chunk, origin);
     } catch (error) {
@@ -195,7 +201,7 @@ export class UploadService {
       });
     }
     const offset = session.offset + written;
-    if (!(await this.metadata.advanceUpload(session.id, session.offset, offset, storeState))) {
+    if (!(await this.metadata.advanceUpload(session.id, session.offset, offset, storeState, this.policy))) {
       this.hashes.delete(session.id);
       throw outOfOrder(session);
     }
@@ -325,6 +331,20 @@ function outOfOrder(session: UploadSession): RegistryError {
   return new RegistryError('RANGE_INVALID', 416, `chunk must start at offset ${session.offset}`, {
     detail: { offset: session.offset },
     headers: rangeHeaders(session),
+  });
+}
+
+/** Open uploads count against the account that pushes, or the client's address when it is anonymous. */
+function uploadOwner(origin: EventOrigin | undefined): string {
+  if (origin?.user) return `user:${origin.user}`;
+  return `address:${origin?.addr ?? 'unknown'}`;
+}
+
+function tooManyUploads(result: Exclude<CreateUploadResult, 'ok'>, policy: UploadPolicy): RegistryError {
+  const [whose, limit] = result === 'repository-full' ? ['this repository', policy.maxPerRepository] : ['this client', policy.maxPerOwner];
+  return new RegistryError('TOOMANYREQUESTS', 429, `${whose} already has ${limit} open uploads; finish or cancel some first`, {
+    detail: { limit },
+    headers: { 'Retry-After': '60' },
   });
 }
 

@@ -10,6 +10,13 @@ export interface UploadHandle {
   storeState: string;
 }
 
+/** An upload that has bytes in the store. */
+export interface StoredUpload {
+  id: string;
+  /** When its bytes were last written, in ms since the epoch. */
+  lastWrittenAt: number;
+}
+
 export interface ByteRange {
   start: number;
   /** Inclusive, as in HTTP ranges. */
@@ -58,6 +65,8 @@ export interface BlobStore {
    */
   commitUpload(upload: UploadHandle, digest: string): Promise<void>;
   abortUpload(upload: UploadHandle): Promise<void>;
+  /** The uploads that have bytes in the store, a page at a time, so abandoned ones can be purged. */
+  storedUploads(): AsyncIterable<StoredUpload[]>;
   /** Streams a stored blob, or a byte range of it. */
   openBlob(digest: string, range?: ByteRange): Promise<Readable>;
   /**

@@ -3,7 +3,10 @@ import { mkdir, open, opendir, rename, rm, stat, type FileHandle } from 'node:fs
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors.js';
-import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, UploadHandle } from './blob-store.js';
+import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
+
+// Upload files stat'ed per page when listing the uploads directory.
+const UPLOADS_PAGE_SIZE = 1000;
 
 /**
  * Blobs as files under `<root>/blobs/<algorithm>/<first two hex>/<hex>`, uploads under `<root>/uploads/<id>`.
@@ -75,6 +78,23 @@ export class FilesystemBlobStore implements BlobStore {
 
   async abortUpload(upload: UploadHandle): Promise<void> {
     await rm(this.uploadPath(upload.id), { force: true });
+  }
+
+  async *storedUploads(): AsyncIterable<StoredUpload[]> {
+    let names: string[] = [];
+    for await (const entry of await opendir(this.uploadsDir)) {
+      names.push(entry.name);
+      if (names.length === UPLOADS_PAGE_SIZE) {
+        yield await this.uploadsWritten(names);
+        names = [];
+      }
+    }
+    if (names.length > 0) yield await this.uploadsWritten(names);
+  }
+
+  private async uploadsWritten(names: string[]): Promise<StoredUpload[]> {
+    const written = await Promise.all(names.map((name) => stat(this.uploadPath(name)).then((stats) => stats.mtimeMs, () => undefined)));
+    return names.flatMap((id, index) => (written[index] === undefined ? [] : [{ id, lastWrittenAt: written[index] }]));
   }
 
   async openBlob(digest: string, range?: ByteRange): Promise<Readable> {

@@ -32,8 +32,13 @@ export class S3Layout {
     return key.startsWith(this.blobsPrefix()) && match && match[3]!.startsWith(match[2]!) ? `${match[1]}:${match[3]}` : undefined;
   }
 
+  /** Where every upload's segments are kept. */
+  uploadsPrefix(): string {
+    return `${this.root}_uploads/`;
+  }
+
   uploadPrefix(uploadId: string): string {
-    return `${this.root}_uploads/${uploadId}/`;
+    return `${this.uploadsPrefix()}${uploadId}/`;
   }
 
   segmentKey(uploadId: string, index: number): string {

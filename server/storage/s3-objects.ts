@@ -23,6 +23,7 @@ import type { ByteRange } from './blob-store.js';
 export interface ListedObject {
   key: string;
   size: number;
+  /** ms since the epoch. */
   modifiedAt: number;
 }
 

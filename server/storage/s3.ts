@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
-import type { BlobStore, ByteRange, StoredBlob, UploadHandle } from './blob-store.js';
+import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
 import { S3Layout } from './s3-layout.js';
@@ -79,6 +79,19 @@ export class S3BlobStore implements BlobStore {
 
   async abortUpload(upload: UploadHandle): Promise<void> {
     await this.objects.deletePrefix(this.layout.uploadPrefix(upload.id));
+  }
+
+  /** Per page of segment objects, the uploads they belong to, each last written when its newest segment was. */
+  async *storedUploads(): AsyncIterable<StoredUpload[]> {
+    const root = this.layout.uploadsPrefix();
+    for await (const objects of this.objects.list(root)) {
+      const latest = new Map<string, number>();
+      for (const { key, modifiedAt } of objects) {
+        const id = key.slice(root.length).split('/')[0] ?? '';
+        latest.set(id, Math.max(latest.get(id) ?? 0, modifiedAt));
+      }
+      yield [...latest].map(([id, lastWrittenAt]) => ({ id, lastWrittenAt }));
+    }
   }
 
   async openBlob(digest: string, range?: ByteRange): Promise<Readable> {

@@ -123,7 +123,10 @@ class HookedStore implements BlobStore {
   deleteBlob = (digest: string) => this.inner.deleteBlob(digest);
   blobSize = (digest: string) => this.inner.blobSize(digest);
   listBlobs = () => this.inner.listBlobs();
+  storedUploads = () => this.inner.storedUploads();
 }
+
+const TEST_UPLOAD_POLICY = { ttlMs: 0, maxPerRepository: 1000, maxPerOwner: 1000 };
 
 interface Harness {
   name: string;
@@ -139,11 +142,11 @@ async function harness(backend: BackendName): Promise<Harness> {
   const metadata = new RedisMetadataStore(redis, `${name}:`);
   const gc = new GcStore(redis, `${name}:`);
   const store = new HookedStore(await newStore(backend, name));
-  return { name, store, metadata, gc, service: () => new UploadService(metadata, store, logger, new BlobCommitGuard(metadata, gc, store)) };
+  return { name, store, metadata, gc, service: () => new UploadService(metadata, store, logger, new BlobCommitGuard(metadata, gc, store), TEST_UPLOAD_POLICY) };
 }
 
 async function startWithBytes(service: UploadService, repo: string, blob: Blob): Promise<string> {
-  const session = await service.start(repo);
+  const session = await service.start(repo, undefined);
   await service.append(repo, session.id, { source: Readable.from([blob.bytes]), length: blob.size });
   return session.id;
 }
