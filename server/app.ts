@@ -3,25 +3,47 @@ import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { errorMiddleware } from './http/error-middleware.js';
 import { requestLog } from './http/request-log.js';
+import { assertExactMatching, guardedRoutes, routeEntries, type RouteEntry } from './http/router.js';
 import type { RegistryServices } from './routes/context.js';
 import { createRegistryRouter, unmatchedRequests } from './routes/index.js';
 
-/** Operations: request metrics (outermost), the read-only guard (before any route), and their own routes. */
+/** Operations: request metrics (outermost), the read-only guard of the registry's writes, and their own routes. */
 export interface OpsExtensions {
   httpMetrics: Middleware;
   readOnlyGuard: Middleware;
-  routers: Router[];
+  routers: ServedRouters;
+}
+
+/** The routers served beside /v2/, by who may call them. */
+export interface ServedRouters {
+  /** Answered to anyone: the token endpoint, JWKS, health probes, metrics. */
+  open: Router[];
+  /** The admin API: each of its routes runs the admin guard first. */
+  admin: Router[];
+}
+
+/** A served route and the guard in front of it: `registry` routes declare their access themselves. */
+export interface ServedRoute extends RouteEntry {
+  guard: 'registry' | 'admin' | 'open';
+}
+
+export interface RegistryApp {
+  app: Koa;
+  routes: ServedRoute[];
 }
 
 /**
- * `routes`: what is served beside /v2/, in order. When auth is on its middleware comes first: the token
- * endpoint, the admin API and the admin check on every /admin/ path, so it guards the routes after it too.
+ * Every guard is tied to the routes it guards, never to a path prefix: the read-only guard to the /v2/
+ * router (it refuses that router's write methods), the admin guard to each admin router, the access a /v2/
+ * route needs to the route itself. A request no router serves is 404 in the spec's error format.
  */
-export function createApp(services: RegistryServices, logger: Logger, ops: OpsExtensions, routes: Middleware[]): Koa {
+export function createApp(services: RegistryServices, logger: Logger, ops: OpsExtensions, routers: ServedRouters, adminGuard: Middleware): RegistryApp {
   const app = new Koa();
   // Errors are rendered by errorMiddleware; Koa's own handler would only print them again.
   app.silent = true;
   const router = createRegistryRouter(services);
+  const served = { open: [...routers.open, ...ops.routers.open], admin: [...routers.admin, ...ops.routers.admin] };
+  for (const each of served.open) assertExactMatching(each);
   app.use(ops.httpMetrics);
   app.use(requestLog(logger));
   app.use(async (ctx, next) => {
@@ -29,9 +51,20 @@ export function createApp(services: RegistryServices, logger: Logger, ops: OpsEx
     await next();
   });
   app.use(errorMiddleware);
-  app.use(ops.readOnlyGuard);
   app.use(unmatchedRequests(router));
-  app.use(router.routes());
-  for (const route of [...routes, ...ops.routers.map((opsRouter) => opsRouter.routes())]) app.use(route);
-  return app;
+  app.use(guardedRoutes(router, ops.readOnlyGuard));
+  for (const adminRouter of served.admin) app.use(guardedRoutes(adminRouter, adminGuard));
+  for (const openRouter of served.open) app.use(openRouter.routes());
+  return {
+    app,
+    routes: [
+      ...describe([router], 'registry'),
+      ...describe(served.admin, 'admin'),
+      ...describe(served.open, 'open'),
+    ],
+  };
+}
+
+function describe(routers: Router[], guard: ServedRoute['guard']): ServedRoute[] {
+  return routers.flatMap((each) => routeEntries(each).map((route) => ({ ...route, guard })));
 }

@@ -36,7 +36,7 @@ export function createOps(config: Config, redis: Redis, metadata: MetadataStore,
     app: {
       httpMetrics: httpMetrics(metrics),
       readOnlyGuard: refuseWritesWhenReadOnly(maintenance),
-      routers: [metricsRouter(metrics), healthRouter(redis, rawStore), webhooks.router, maintenanceAdminRouter(maintenance)],
+      routers: { open: [metricsRouter(metrics), healthRouter(redis, rawStore)], admin: [webhooks.router, maintenanceAdminRouter(maintenance)] },
     },
     stop: webhooks.stop,
   };

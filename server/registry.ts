@@ -2,8 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Middleware } from 'koa';
-import { createApp } from './app.js';
+import { createApp, type ServedRoute } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
@@ -24,6 +23,8 @@ import { FilesystemBlobStore } from './storage/filesystem.js';
 export interface RunningRegistry {
   server: Server;
   port: number;
+  /** Every route served and the guard in front of it. */
+  routes: ServedRoute[];
   close(): Promise<void>;
 }
 
@@ -49,7 +50,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   });
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
 
-  const app = createApp(
+  const { app, routes } = createApp(
     {
       blobs: new BlobService(metadata, store, config.storage.delete.enabled, events),
       uploads: new UploadService(metadata, store, logger, gc.commitGuard, uploadPolicy(config.uploads), events),
@@ -60,7 +61,8 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
     },
     logger,
     ops.app,
-    [auth.routes, gc.router?.routes()].filter((route): route is Middleware => route !== undefined),
+    { open: auth.routers.open, admin: [...auth.routers.admin, ...(gc.router ? [gc.router] : [])] },
+    auth.adminGuard,
   );
 
   const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS }, app.callback());
@@ -75,6 +77,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
   return {
     server,
     port,
+    routes,
     close: async () => {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,4 +1,4 @@
-import type { Context, Next } from 'koa';
+import type { Context, Middleware, Next } from 'koa';
 import { RegistryError } from '../errors.js';
 import { basicCredentials, type Authenticator } from './authenticator.js';
 import type { Identity, IdentityStore } from './identities.js';
@@ -13,14 +13,14 @@ export interface AdminGuardServices {
 }
 
 /**
- * Everything under /admin/ (the account API, garbage collection, whatever comes next) needs an account with
- * the admin role, proven by its Basic credentials or by a Bearer token this registry issued to it (any
+ * The admin API (accounts, garbage collection, webhooks, maintenance, whatever comes next) needs an account
+ * with the admin role, proven by its Basic credentials or by a Bearer token this registry issued to it (any
  * scope: the role is what counts, and it is looked up on every call, so a demoted or deleted admin's token
- * stops working at once; a revoked token, see revocation.ts, is refused too). One check in front of all of them, so no admin route can forget it.
+ * stops working at once; a revoked token, see revocation.ts, is refused too). The app runs it in front of
+ * every route of every admin router (app.ts), so no admin route can forget it.
  */
-export function guardAdminPaths(services: AdminGuardServices) {
+export function adminGuard(services: AdminGuardServices): Middleware {
   return async (ctx: Context, next: Next): Promise<void> => {
-    if (!ctx.path.startsWith('/admin/')) return next();
     const identity = await adminCaller(ctx, services);
     if (!identity.admin) throw new RegistryError('DENIED', 403, 'the admin API needs an account with the admin role');
     await next();

@@ -4,7 +4,12 @@ import type { LoginRateLimiter } from './rate-limit.js';
 import type { RevocationChecker } from './revocation.js';
 import { InvalidTokenError, type TokenService } from './token-service.js';
 
-/** Logs accounts in: rate limits first, then the identity stores, counting every failure. */
+/**
+ * Logs accounts in: rate limits first, then the identity stores, counting every failure. A failure counts
+ * against the client's address always, and against an account only when it names one that exists (a wrong
+ * password) or one a token of ours vouches for: what a client merely types in or forges can lock out
+ * nobody but that client.
+ */
 export class Authenticator {
   constructor(
     private readonly identities: IdentityStore,
@@ -17,7 +22,8 @@ export class Authenticator {
     await this.limiter.assertAllowed(username, address);
     const identity = await this.identities.verify(username, secret);
     if (!identity) {
-      await this.limiter.recordFailure(username, address);
+      const exists = (await this.identities.lookup(username)) !== undefined;
+      await this.limiter.recordFailure(exists ? username : undefined, address);
       throw new RegistryError('UNAUTHORIZED', 401, 'invalid username or password');
     }
     await this.limiter.recordSuccess(username);
@@ -25,29 +31,41 @@ export class Authenticator {
   }
 
   /**
-   * The refresh_token grant, limited and counted as a password is: per the account the token names (signed
-   * or not, as a username is just typed in) and per address, so guessing tokens is no cheaper than guessing
-   * passwords. It is honoured only while its account exists and may log in (a deleted or expired robot may
-   * not), and has not changed since (a new password ends the sessions the old one started). A success does
-   * not clear the account's count: only the password proves the password.
+   * The refresh_token grant, limited per address as a password is, so guessing tokens is no cheaper than
+   * guessing passwords. Only a token we signed names an account: from then on that account's limit applies
+   * too, and a token that no longer holds counts against it. It is honoured only while its account exists
+   * and may log in (a deleted or expired robot may not), and has not changed since (a new password ends the
+   * sessions the old one started). A success does not clear the account's count: only the password proves
+   * the password.
    */
   async refresh(token: string, address: string): Promise<Identity> {
-    const account = this.tokens.claimedSubject(token);
-    await this.limiter.assertAllowed(account, address);
-    let identity: Identity | undefined;
-    try {
-      const { subject, generation } = this.tokens.verifyRefreshToken(token);
-      identity = await this.identities.lookup(subject);
-      if (identity && (await this.revocations.accountGeneration(identity)) !== generation) identity = undefined;
-    } catch (error) {
-      if (!(error instanceof InvalidTokenError)) throw error;
+    await this.limiter.assertAllowed(undefined, address);
+    const verified = this.verifiedRefreshToken(token);
+    if (!verified) {
+      await this.limiter.recordFailure(undefined, address);
+      throw invalidRefreshToken();
     }
-    if (!identity) {
-      await this.limiter.recordFailure(account, address);
-      throw new RegistryError('UNAUTHORIZED', 401, 'invalid or expired refresh token');
+    await this.limiter.assertAllowed(verified.subject, address);
+    const identity = await this.identities.lookup(verified.subject);
+    if (!identity || (await this.revocations.accountGeneration(identity)) !== verified.generation) {
+      await this.limiter.recordFailure(verified.subject, address);
+      throw invalidRefreshToken();
     }
     return identity;
   }
+
+  private verifiedRefreshToken(token: string): { subject: string; generation: number } | undefined {
+    try {
+      return this.tokens.verifyRefreshToken(token);
+    } catch (error) {
+      if (error instanceof InvalidTokenError) return undefined;
+      throw error;
+    }
+  }
+}
+
+function invalidRefreshToken(): RegistryError {
+  return new RegistryError('UNAUTHORIZED', 401, 'invalid or expired refresh token');
 }
 
 /** `Authorization: Basic ...` as username and password, or undefined if the header is absent or not Basic. */

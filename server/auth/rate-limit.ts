@@ -21,7 +21,7 @@ export class LoginRateLimiter {
 
   /**
    * Throws 429 TOOMANYREQUESTS with Retry-After while the account or the address is locked out. `account`
-   * undefined (a refresh token naming nobody): only the address counts.
+   * undefined (no account vouched for: an unknown name, a forged token): only the address counts.
    */
   async assertAllowed(account: string | undefined, address: string): Promise<void> {
     const limited = this.limited(account, address);

@@ -1,12 +1,13 @@
-import Router from '@koa/router';
 import type { Redis } from 'ioredis';
-import type { Context, Middleware, Next } from 'koa';
+import type { Middleware } from 'koa';
+import type { ServedRouters } from '../app.js';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../config.js';
+import { createRouter, PASS_THROUGH } from '../http/router.js';
 import { registerAdminRoutes } from '../routes/admin-api.js';
 import { registerTokenRoutes } from '../routes/token.js';
 import { OPEN_ACCESS, type AccessGuard } from './access-guard.js';
-import { guardAdminPaths } from './admin-guard.js';
+import { adminGuard } from './admin-guard.js';
 import { Authenticator } from './authenticator.js';
 import { RuleAuthorizer } from './authorizer.js';
 import { bearerGuard } from './bearer-guard.js';
@@ -22,8 +23,10 @@ import { TokenService } from './token-service.js';
 
 export interface RegistryAuth {
   guard: AccessGuard;
-  /** The admin check on /admin/, the token endpoint, JWKS and admin API; absent when auth is off. */
-  routes?: Middleware;
+  /** In front of every admin route; lets everything through when auth is off. */
+  adminGuard: Middleware;
+  /** The token endpoint and JWKS (open) and the account API (admin); none when auth is off. */
+  routers: ServedRouters;
 }
 
 /** The account and rule stores on the registry's Redis, shared by the server and the CLI. */
@@ -36,7 +39,7 @@ export function authStores(config: Config, redis: Redis): { accounts: RedisIdent
 
 /** Builds token auth from the config, or the open guard when `auth.enabled` is false. */
 export async function createAuth(config: Config, redis: Redis, logger?: Logger): Promise<RegistryAuth> {
-  if (!config.auth.enabled) return { guard: OPEN_ACCESS };
+  if (!config.auth.enabled) return { guard: OPEN_ACCESS, adminGuard: PASS_THROUGH, routers: { open: [], admin: [] } };
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
@@ -54,17 +57,13 @@ export async function createAuth(config: Config, redis: Redis, logger?: Logger):
   const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000);
   const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens, revocations);
 
-  const router = new Router();
-  registerTokenRoutes(router, { authenticator, authorizer, tokens, revocations });
-  registerAdminRoutes(router, { authorizer, identities, accounts, rules });
+  const tokenRouter = createRouter();
+  registerTokenRoutes(tokenRouter, { authenticator, authorizer, tokens, revocations });
+  const adminRouter = createRouter();
+  registerAdminRoutes(adminRouter, { authorizer, identities, accounts, rules });
   return {
     guard: bearerGuard({ tokens, identities, authorizer, revocations, service: token.service, realm: token.realm }),
-    routes: adminGuardedRoutes(guardAdminPaths({ authenticator, tokens, identities, revocations }), router),
+    adminGuard: adminGuard({ authenticator, tokens, identities, revocations }),
+    routers: { open: [tokenRouter], admin: [adminRouter] },
   };
-}
-
-/** The router's routes, with the admin check run first (it passes everything outside /admin/ straight on). */
-function adminGuardedRoutes(guard: (ctx: Context, next: Next) => Promise<void>, router: Router): Middleware {
-  const routes = router.routes();
-  return (ctx: Context, next: Next) => guard(ctx, () => routes(ctx as Parameters<typeof routes>[0], next));
 }

@@ -1,18 +1,43 @@
 import type { Context } from 'koa';
 import { RegistryError } from '../errors.js';
+import { declaredLength } from '../http/request-body.js';
 
 // Token requests and admin calls are a few hundred bytes; anything far larger is not one of them.
 const LIMIT_BYTES = 64 * 1024;
 
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+/**
+ * Reads a small body whole. A declared length over the limit is refused before a byte is read; a chunked
+ * body is read only up to the limit and then left unread (the error middleware closes the connection after
+ * the 413), so the answer still reaches the client.
+ */
 export async function readSmallBody(ctx: Context): Promise<string> {
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const part of ctx.req as AsyncIterable<Buffer>) {
-    total += part.length;
-    if (total > LIMIT_BYTES) throw new RegistryError('SIZE_INVALID', 413, `request body exceeds ${LIMIT_BYTES} bytes`);
-    parts.push(part);
-  }
-  return Buffer.concat(parts).toString('utf8');
+  const length = declaredLength(ctx);
+  if (length !== undefined && length > LIMIT_BYTES) throw tooLarge();
+  return new Promise<string>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let total = 0;
+    const settle = (outcome: () => void) => {
+      ctx.req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      ctx.req.pause();
+      outcome();
+    };
+    const onData = (part: Buffer) => {
+      total += part.length;
+      if (total <= LIMIT_BYTES) parts.push(part);
+      else settle(() => reject(tooLarge()));
+    };
+    const onEnd = () => settle(() => resolve(Buffer.concat(parts, total).toString('utf8')));
+    const onError = (error: Error) => settle(() => reject(error));
+    // A client that goes away mid-body: Node destroys the request, with or without an 'error'.
+    const onClose = () => settle(() => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    ctx.req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  });
+}
+
+function tooLarge(): RegistryError {
+  return new RegistryError('SIZE_INVALID', 413, `request body exceeds ${LIMIT_BYTES} bytes`);
 }
 
 export async function readJsonBody(ctx: Context): Promise<Record<string, unknown>> {
@@ -26,6 +51,8 @@ export async function readJsonBody(ctx: Context): Promise<Record<string, unknown
   throw new RegistryError('UNSUPPORTED', 400, 'the request body must be a JSON object');
 }
 
+/** An OAuth2 form (POST /token). Anything else is refused by its Content-Type, unread. */
 export async function readFormBody(ctx: Context): Promise<URLSearchParams> {
+  if (!ctx.is(FORM_TYPE)) throw new RegistryError('UNSUPPORTED', 415, `the request body must be ${FORM_TYPE}`);
   return new URLSearchParams(await readSmallBody(ctx));
 }

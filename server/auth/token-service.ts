@@ -97,12 +97,6 @@ export class TokenService {
     return { subject: payload.sub, generation: payload.gen };
   }
 
-  /** The subject a token names, unverified (for rate limiting only); undefined if it names none or is not a JWT. */
-  claimedSubject(token: string): string | undefined {
-    const decoded = jwt.decode(token, { json: true });
-    return typeof decoded?.sub === 'string' && decoded.sub !== '' ? decoded.sub : undefined;
-  }
-
   private sign(payload: object, audience: string, ttlSeconds: number): string {
     const { key } = this.options;
     return jwt.sign(payload, key.privateKey, {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Context } from 'koa';
 import type { BlobStore } from '../storage/blob-store.js';
+import { createRouter } from '../http/router.js';
 
 const REDIS_TIMEOUT_MS = 1_000;
 // Probes come every second or so; the store is written at most this often (S3 calls cost money and time).
@@ -17,7 +18,7 @@ type Check = () => Promise<void>;
  */
 export function healthRouter(redis: Redis, store: BlobStore): Router {
   const checks: Record<string, Check> = { redis: () => pingRedis(redis), storage: cached(() => probeStore(store), STORE_CHECK_CACHE_MS) };
-  const router = new Router();
+  const router = createRouter();
   router.get('/livez', (ctx: Context) => {
     ctx.body = { status: 'ok' };
   });

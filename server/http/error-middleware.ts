@@ -1,11 +1,21 @@
 import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
 
-/** Renders every failure as the spec's JSON error body. Only genuine faults become a 5xx. */
+// nginx's status for a request its client closed before the answer: no answer is sent, the log says why.
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/**
+ * Renders every failure as the spec's JSON error body. Only genuine faults become a 5xx. A client that went
+ * away mid-request is nobody's fault here: it is logged (by the request log) at info with status 499.
+ */
 export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
   } catch (caught) {
+    if (isClientAbort(ctx, caught)) {
+      ctx.status = CLIENT_CLOSED_REQUEST;
+      return;
+    }
     const error = toRegistryError(caught);
     if (error.status >= 500) ctx.state.logger?.error({ err: caught }, 'request failed');
     if (!ctx.headerSent && ctx.writable) {
@@ -24,6 +34,12 @@ function toRegistryError(caught: unknown): RegistryError {
     return new RegistryError('UNAVAILABLE', 503, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
   }
   return new RegistryError('UNKNOWN', 500, 'internal error');
+}
+
+/** Node's error for a request body whose connection closed before the body ended (not, say, a reset from S3). */
+function isClientAbort(ctx: Context, error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') && ctx.req.destroyed && !ctx.req.complete;
 }
 
 function isRedisUnavailable(error: unknown): boolean {

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { requestUser } from './request-context.js';
+import { afterResponse } from './request-end.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
  * Gives every request an id (the caller's X-Request-Id if sane) and logs one line when the response has
- * been sent completely or the connection closed, so streamed blobs are timed to their last byte.
+ * been sent completely or the connection closed, so streamed blobs are timed to their last byte. A request
+ * whose client went away is logged with status 499.
  */
 export function requestLog(logger: Logger) {
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -17,8 +19,8 @@ export function requestLog(logger: Logger) {
     ctx.state.requestId = requestId;
     ctx.state.logger = logger.child({ requestId });
     ctx.set('X-Request-Id', requestId);
-    ctx.res.once('close', () => {
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    await afterResponse(ctx, next, (closedAt) => {
+      const durationMs = Number(closedAt - started) / 1e6;
       ctx.state.logger.info(
         {
           method: ctx.method,
@@ -35,6 +37,5 @@ export function requestLog(logger: Logger) {
         'request',
       );
     });
-    await next();
   };
 }

@@ -1,8 +1,9 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Context, Next } from 'koa';
 import { readJsonBody } from '../auth/small-body.js';
 import { RegistryError } from '../errors.js';
+import { createRouter } from '../http/router.js';
 
 // Replicas see a switch made through the admin API within this long; a write costs no Redis read meanwhile.
 const CACHE_MS = 1_000;
@@ -40,12 +41,13 @@ export class MaintenanceMode {
 }
 
 /**
- * Refuses writes to /v2/ while read-only, with Distribution's answer to the same situation: 405 UNSUPPORTED
- * and a message saying why. Docker prints the message and does not retry, as it would after a 5xx.
+ * Refuses writes while read-only, with Distribution's answer to the same situation: 405 UNSUPPORTED and a
+ * message saying why. Docker prints the message and does not retry, as it would after a 5xx. It guards the
+ * routes it is mounted in front of (the /v2/ router's, see app.ts), so it looks at the method alone.
  */
 export function refuseWritesWhenReadOnly(mode: MaintenanceMode) {
   return async (ctx: Context, next: Next): Promise<void> => {
-    if (ctx.path.startsWith('/v2/') && WRITE_METHODS.has(ctx.method) && (await mode.readOnly())) {
+    if (WRITE_METHODS.has(ctx.method) && (await mode.readOnly())) {
       throw new RegistryError('UNSUPPORTED', 405, 'the registry is in read-only mode for maintenance; pulls still work, retry writes later');
     }
     await next();
@@ -54,7 +56,7 @@ export function refuseWritesWhenReadOnly(mode: MaintenanceMode) {
 
 /** GET and PUT /admin/v1/maintenance ({"readOnly": true|false}). */
 export function maintenanceAdminRouter(mode: MaintenanceMode): Router {
-  const router = new Router();
+  const router = createRouter();
   router.get('/admin/v1/maintenance', async (ctx: Context) => {
     ctx.body = await mode.status();
   });

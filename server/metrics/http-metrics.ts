@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
+import { afterResponse } from '../http/request-end.js';
 import type { RegistryMetrics } from './metrics.js';
+import { createRouter } from '../http/router.js';
 
 /** Socket byte counters when the socket's previous request ended: the next request's bytes start there. */
 const countedUpTo = new WeakMap<Socket, { read: number; written: number }>();
@@ -16,7 +18,7 @@ export function httpMetrics(metrics: RegistryMetrics) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const socket = ctx.req.socket;
     const stopTimer = metrics.httpDuration.startTimer();
-    ctx.res.once('close', () => {
+    await afterResponse(ctx, next, () => {
       const labels = { method: ctx.method, route: routeLabel(ctx), status: String(ctx.status) };
       stopTimer(labels);
       metrics.httpRequests.inc(labels);
@@ -26,7 +28,6 @@ export function httpMetrics(metrics: RegistryMetrics) {
       metrics.bytesReceived.inc({ route: labels.route }, Math.max(now.read - previous.read, 0));
       metrics.bytesSent.inc({ route: labels.route }, Math.max(now.written - previous.written, 0));
     });
-    await next();
   };
 }
 
@@ -37,7 +38,7 @@ function routeLabel(ctx: Context): string {
 
 /** GET /metrics in the Prometheus text format. */
 export function metricsRouter(metrics: RegistryMetrics): Router {
-  const router = new Router();
+  const router = createRouter();
   router.get('/metrics', async (ctx: Context) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();

@@ -19,7 +19,7 @@ export interface AdminApiServices {
 
 const BASE = '/admin/v1';
 
-/** Users, robots and permission rules. Only for admins: mount behind guardAdminPaths (auth/admin-guard.ts). */
+/** Users, robots and permission rules. Only for admins: served as an admin router (app.ts), behind auth/admin-guard.ts. */
 export function registerAdminRoutes(router: Router, services: AdminApiServices): void {
   const { accounts, rules } = services;
 

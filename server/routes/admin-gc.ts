@@ -1,15 +1,16 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { RegistryError } from '../errors.js';
 import type { GarbageCollector } from '../gc/collector.js';
 import type { GcOptions } from '../gc/gc-run.js';
+import { createRouter } from '../http/router.js';
 
 /**
  * POST /admin/v1/gc[?dryRun=true]: runs a garbage collection now and answers its report (JSON), or
  * 409 when another collector holds the lease.
  */
 export function gcAdminRouter(collector: GarbageCollector, options: GcOptions): Router {
-  const router = new Router();
+  const router = createRouter();
   router.post('/admin/v1/gc', async (ctx: Context) => {
     const dryRun = ctx.query.dryRun === 'true' || ctx.query.dryRun === '1';
     const report = await collector.run({ ...options, dryRun });

@@ -1,24 +1,26 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { RegistryError } from '../errors.js';
 import type { WebhookQueue } from '../webhooks/queue.js';
 import type { WebhookEndpoint } from '../webhooks/webhook-config.js';
+import { createRouter } from '../http/router.js';
 
 const DEFAULT_LOG_LIMIT = 100;
+const BASE = '/admin/v1/webhooks';
 
 /**
  * The webhook endpoints (without secrets or header values), the delivery log, and each endpoint's
- * dead letters, which can be queued again. Under /admin/, so the admin check guards them when auth is on.
+ * dead letters, which can be queued again. An admin router: the admin guard runs in front of its routes.
  * `nudge` wakes an endpoint's worker when events were queued for it.
  */
 export function webhookAdminRouter(endpoints: WebhookEndpoint[], queue: WebhookQueue, nudge: (endpoint: string) => void): Router {
-  const router = new Router({ prefix: '/admin/v1/webhooks' });
+  const router = createRouter();
   const endpointName = (ctx: Context): string => {
     const name = ctx.params.endpoint ?? '';
     if (!endpoints.some((endpoint) => endpoint.name === name)) throw new RegistryError('NAME_UNKNOWN', 404, `no webhook endpoint ${name}`);
     return name;
   };
-  router.get('/', async (ctx: Context) => {
+  router.get(BASE, async (ctx: Context) => {
     ctx.body = {
       endpoints: await Promise.all(
         endpoints.map(async (endpoint) => ({
@@ -32,22 +34,22 @@ export function webhookAdminRouter(endpoints: WebhookEndpoint[], queue: WebhookQ
       ),
     };
   });
-  router.get('/deliveries', async (ctx: Context) => {
+  router.get(`${BASE}/deliveries`, async (ctx: Context) => {
     const limit = Number(ctx.query.limit ?? DEFAULT_LOG_LIMIT);
     if (!Number.isInteger(limit) || limit < 1) throw new RegistryError('UNSUPPORTED', 400, 'limit must be a positive integer');
     const endpoint = typeof ctx.query.endpoint === 'string' ? ctx.query.endpoint : undefined;
     ctx.body = { deliveries: await queue.log(limit, endpoint) };
   });
-  router.get('/:endpoint/dead-letters', async (ctx: Context) => {
+  router.get(`${BASE}/:endpoint/dead-letters`, async (ctx: Context) => {
     ctx.body = { events: await queue.deadLetters(endpointName(ctx)) };
   });
   // Harbor's "re-send": after fixing the receiver, an operator sends the given-up events again.
-  router.post('/:endpoint/dead-letters/redeliver', async (ctx: Context) => {
+  router.post(`${BASE}/:endpoint/dead-letters/redeliver`, async (ctx: Context) => {
     const name = endpointName(ctx);
     ctx.body = { requeued: await queue.redeliverDeadLetters(name) };
     nudge(name);
   });
-  router.post('/:endpoint/dead-letters/:eventId/redeliver', async (ctx: Context) => {
+  router.post(`${BASE}/:endpoint/dead-letters/:eventId/redeliver`, async (ctx: Context) => {
     const name = endpointName(ctx);
     const eventId = ctx.params.eventId ?? '';
     const requeued = await queue.redeliverDeadLetters(name, eventId);

@@ -1,6 +1,7 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
+import { createRouter } from '../http/router.js';
 import { assertRepositoryName } from '../oci/names.js';
 import { registerBaseRoutes } from './base.js';
 import { registerBlobRoutes } from './blobs.js';
@@ -12,7 +13,7 @@ import { registerUploadRoutes } from './uploads.js';
 
 /** The OCI Distribution API under /v2/. Order matters: upload routes precede `blobs/:digest`. */
 export function createRegistryRouter(services: RegistryServices): Router {
-  const router = new Router();
+  const router = createRouter();
   router.param('name', (name: string, _ctx: Context, next: Next) => {
     assertRepositoryName(name);
     return next();

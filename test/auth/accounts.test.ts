@@ -13,7 +13,7 @@ test.before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'berth-auth-accounts-'));
   const htpasswd = path.join(workDir, 'htpasswd');
   await writeFile(htpasswd, `# made with htpasswd -B\ncarol:${bcrypt.hashSync('carol-password-1', 10).replace('$2b$', '$2y$')}\n`);
-  registry = await AuthRegistry.start({ env: { BERTH_AUTH__HTPASSWD: htpasswd } });
+  registry = await AuthRegistry.start({ env: { BERTH_AUTH__HTPASSWD: htpasswd, BERTH_GC__ADMIN_API: 'true' } });
   await registry.grant('group:builders', 'apps/**', ['pull']);
 });
 
@@ -105,7 +105,7 @@ test('a rule that would let anonymous users push is refused', async (t) => {
   t.regex(await response.text(), /anonymous rules may only grant pull/);
 });
 
-test('the admin API wants admin credentials on every /admin/ path: 401 without any, 403 for a non-admin', async (t) => {
+test('the admin API wants admin credentials on every admin route: 401 without any, 403 for a non-admin; a path no route serves is 404', async (t) => {
   const anonymous = await request(registry.url, '/admin/v1/users');
   t.is(anonymous.status, 401);
   t.is(anonymous.headers.get('www-authenticate'), 'Basic realm="berth-admin"');
@@ -113,7 +113,10 @@ test('the admin API wants admin credentials on every /admin/ path: 401 without a
   const frank = await request(registry.url, '/admin/v1/users', { headers: { Authorization: basic({ username: 'frank', password: 'frank-password-1' }) } });
   t.is(frank.status, 403);
   const gc = await request(registry.url, '/admin/v1/gc?dryRun=true', { method: 'POST' });
-  t.is(gc.status, 401, 'every /admin/ path, garbage collection included');
+  t.is(gc.status, 401, 'every admin route, garbage collection included');
+  const unknown = await request(registry.url, '/admin/v1/nothing');
+  t.is(unknown.status, 404);
+  t.is(((await unknown.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'UNSUPPORTED');
 });
 
 

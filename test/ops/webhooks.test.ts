@@ -155,7 +155,7 @@ test('an event refused N times is dead-lettered, shown with its attempts by the 
       ],
       'newest first',
     );
-    const endpoints = (await admin<{ endpoints: Array<{ name: string; queued: number }> }>('/')).body.endpoints;
+    const endpoints = (await admin<{ endpoints: Array<{ name: string; queued: number }> }>('')).body.endpoints;
     t.deepEqual(endpoints.map(({ name, queued }) => ({ name, queued })), [{ name: 'flaky', queued: 0 }]);
 
     // The receiver is fixed: one dead letter is sent again, then the rest.
