@@ -1,5 +1,7 @@
 import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
+import { isWriteRefused } from '../metadata/redis-metadata-store.js';
+import { storageFailure } from '../storage/storage-errors.js';
 
 /** Renders every failure as the spec's JSON error body. Only genuine faults become a 5xx. */
 export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
@@ -20,6 +22,13 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
 
 function toRegistryError(caught: unknown): RegistryError {
   if (caught instanceof RegistryError) return caught;
+  const storage = storageFailure(caught);
+  if (storage) return storage;
+  if (isWriteRefused(caught)) {
+    return new RegistryError('UNAVAILABLE', 503, 'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later', {
+      headers: { 'Retry-After': '10' },
+    });
+  }
   if (isRedisUnavailable(caught)) {
     return new RegistryError('UNAVAILABLE', 503, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
   }

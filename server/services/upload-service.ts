@@ -1,11 +1,12 @@
 import { randomUUID, type Hash } from 'node:crypto';
-import { Transform, pipeline as pipeStreams, type Readable } from 'node:stream';
+import { Transform, finished, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
 import type { Lease, MetadataStore, UploadSession } from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
+import { storageFailure } from '../storage/storage-errors.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
@@ -145,12 +146,11 @@ export class UploadService {
     let written: number;
     let storeState: string;
     try {
-      // pipeline (unlike pipe) destroys `hashing` when the client disconnects mid-body, failing the write.
-      const hashedSource = pipeStreams(chunk.source, hashing, () => undefined);
-      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedSource));
+      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedBody(chunk.source, hashing)));
     } catch (error) {
       this.hashes.delete(session.id);
-      if (error instanceof RegistryError) throw error;
+      // A full or failing disk is the registry's fault, answered as such (server/storage/storage-errors.ts).
+      if (error instanceof RegistryError || storageFailure(error)) throw error;
       if (isClientAbort(error, chunk.source)) throw truncatedBody();
       throw error;
     }
@@ -270,6 +270,18 @@ function outOfOrder(session: UploadSession): RegistryError {
     detail: { offset: session.offset },
     headers: rangeHeaders(session),
   });
+}
+
+/**
+ * The request body through `hashing`. A client that disconnects mid-body fails the write (pipe alone would
+ * leave `hashing` waiting). A store that gives up (a full disk) destroys `hashing`, which only unpipes the
+ * request: destroying the request would close the socket before the client is told why.
+ */
+function hashedBody(body: Readable, hashing: Transform): Readable {
+  finished(body, (error) => {
+    if (error) hashing.destroy(error);
+  });
+  return body.pipe(hashing);
 }
 
 function truncatedBody(): RegistryError {
