@@ -69,13 +69,10 @@ program
     try {
       await serve(options);
     } catch (error) {
-      if (error instanceof ConfigError || error instanceof RedisBinaryMissingError) {
+      // What the operator must fix (2) or what stands in the way right now (1): one line, no stack.
+      if (error instanceof ConfigError || error instanceof RedisBinaryMissingError || error instanceof ListenError) {
         process.stderr.write(`berth: ${error.message}\n`);
-        process.exit(2);
-      }
-      if (error instanceof ListenError) {
-        process.stderr.write(`berth: ${error.message}\n`);
-        process.exit(1);
+        process.exit(error instanceof ListenError ? 1 : 2);
       }
       throw error;
     }
