@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
+import { drainUnreadBody } from './linger.js';
 import { isWriteRefused } from '../metadata/redis-metadata-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
 
@@ -15,8 +16,7 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
       for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
       ctx.body = error.toJSON();
     }
-    // An unread request body (a rejected upload) would otherwise be parsed as the next request.
-    if (!ctx.req.complete) ctx.set('Connection', 'close');
+    if (!ctx.req.complete) drainUnreadBody(ctx);
   }
 }
 

@@ -161,6 +161,7 @@ test('a full blob store answers every upload, fast or slow, monolithic or chunke
   }
 
   for (const { name, digest, response } of attempts) {
+    t.log(`${name}: ${response.status} after ${(response.sent / MiB).toFixed(1)} MiB of 10 sent`);
     t.is(response.status, 507, `${name}: ${response.body}`);
     t.is(errorCode(response), 'STORAGE_FULL', name);
     t.regex(response.body, /storage is full/, name);
@@ -205,6 +206,7 @@ test('with the whole data directory full, existing images still pull, readiness 
     if (response.status >= 500) t.regex((await response.json() as { errors: Array<{ code: string }> }).errors[0]?.code ?? '', /UNAVAILABLE|STORAGE/);
   }
   t.true(statuses.some((status) => status >= 500), `tag pushes: ${statuses.join(',')}`);
+  t.log(`tag pushes until Redis could not persist: ${statuses.length} (${statuses.at(-1)})`);
 
   const readiness = await eventually(
     async () => {
@@ -241,11 +243,13 @@ test('with the whole data directory full, existing images still pull, readiness 
   t.true(isRunning(registry));
 
   await rm(filler);
+  const freed = Date.now();
   await eventually(
     async () => (await request(registry.url, '/readyz')).status,
     (status) => status === 200,
     20_000,
   );
+  t.log(`ready again ${Date.now() - freed} ms after the space was freed`);
   const after = await pushImage(registry.url, repository, { tag: 'v2' });
   t.is((await request(registry.url, `/v2/${repository}/manifests/v2`, { headers: { Accept: after.mediaType } })).status, 200);
   t.regex(registry.logs, /embedded redis accepts writes again/);
