@@ -281,6 +281,9 @@ function hashedBody(body: Readable, hashing: Transform): Readable {
   finished(body, (error) => {
     if (error) hashing.destroy(error);
   });
+  // The store learns of a failure from its reading; without a listener, a failure before it starts reading
+  // (while it opens the file) would be an uncaught 'error' event that ends the process.
+  hashing.on('error', () => undefined);
   return body.pipe(hashing);
 }
 
