@@ -155,11 +155,14 @@ export class EmbeddedRedis {
 
   private refuseWrites(): void {
     const failure = this.recentOutput.map((line) => AOF_FAILURE.exec(line)?.[0]).find((match) => match !== undefined) ?? 'AOF write failed';
+    // Once per episode: a read-only Redis can still fail an internal write (a key expiring) and exit again.
+    if (!this.readOnlyReason) {
+      this.logger.error(
+        { directory: this.directory, redis: failure },
+        'embedded redis cannot persist writes (is the data directory full?): it serves reads only until space is freed',
+      );
+    }
     this.readOnlyReason = `embedded redis cannot write its append-only file under ${this.directory} (${failure}): writes are refused until space is freed, reads still work`;
-    this.logger.error(
-      { directory: this.directory, redis: failure },
-      'embedded redis cannot persist writes (is the data directory full?): it serves reads only until space is freed',
-    );
     clearInterval(this.spaceCheck);
     this.spaceCheck = setInterval(() => {
       this.resumeWritesIfSpace().catch((error: unknown) => this.logger.debug({ err: error }, 'embedded redis still read-only'));
