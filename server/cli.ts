@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { registerGcCommand } from './gc/gc-command.js';
 import { createLogger } from './logger.js';
 import { RedisBinaryMissingError } from './redis/embedded-redis.js';
-import { startRegistry } from './registry.js';
+import { ListenError, startRegistry } from './registry.js';
 
 interface ServeOptions {
   config?: string;
@@ -32,6 +32,8 @@ async function serve(options: ServeOptions): Promise<void> {
     },
   });
   const logger = createLogger(config.log);
+  // Every promise is meant to be awaited or handled; one that is not is a bug to log, not a reason to stop serving.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
   const registry = await startRegistry(config, logger);
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -67,9 +69,10 @@ program
     try {
       await serve(options);
     } catch (error) {
-      if (error instanceof ConfigError || error instanceof RedisBinaryMissingError) {
+      // What the operator must fix (2) or what stands in the way right now (1): one line, no stack.
+      if (error instanceof ConfigError || error instanceof RedisBinaryMissingError || error instanceof ListenError) {
         process.stderr.write(`berth: ${error.message}\n`);
-        process.exit(2);
+        process.exit(error instanceof ListenError ? 1 : 2);
       }
       throw error;
     }

@@ -22,6 +22,9 @@ export type ErrorCode =
   | 'PAGINATION_NUMBER_INVALID'
   | 'TAG_INVALID'
   | 'UNAVAILABLE'
+  // Berth's own: the disk or quota under the blob store is full (507), or the storage itself failed (503).
+  | 'STORAGE_FULL'
+  | 'STORAGE_UNAVAILABLE'
   | 'UNKNOWN';
 
 const DEFAULT_MESSAGES: Record<ErrorCode, string> = {
@@ -43,6 +46,8 @@ const DEFAULT_MESSAGES: Record<ErrorCode, string> = {
   PAGINATION_NUMBER_INVALID: 'invalid number of results requested',
   TAG_INVALID: 'manifest tag did not match URI',
   UNAVAILABLE: 'service unavailable',
+  STORAGE_FULL: 'registry storage is full',
+  STORAGE_UNAVAILABLE: 'registry storage failed',
   UNKNOWN: 'unknown error',
 };
 

@@ -22,8 +22,18 @@ export interface RegistryOps {
   stop(): Promise<void>;
 }
 
-/** Metrics, health probes, webhooks and maintenance mode around the registry's Redis and blob store. */
-export function createOps(config: Config, redis: Redis, metadata: MetadataStore, rawStore: BlobStore, logger: Logger): RegistryOps {
+/**
+ * Metrics, health probes, webhooks and maintenance mode around the registry's Redis and blob store.
+ * `redisWriteProblem` says why the embedded Redis refuses writes, for readiness.
+ */
+export function createOps(
+  config: Config,
+  redis: Redis,
+  metadata: MetadataStore,
+  rawStore: BlobStore,
+  logger: Logger,
+  redisWriteProblem: () => string | undefined,
+): RegistryOps {
   const metrics = new RegistryMetrics();
   timeRedisCommands(redis, metrics);
   const store = new TimedBlobStore(rawStore, metrics);
@@ -36,7 +46,7 @@ export function createOps(config: Config, redis: Redis, metadata: MetadataStore,
     app: {
       httpMetrics: httpMetrics(metrics),
       readOnlyGuard: refuseWritesWhenReadOnly(maintenance),
-      routers: { open: [metricsRouter(metrics), healthRouter(redis, rawStore)], admin: [webhooks.router, maintenanceAdminRouter(maintenance)] },
+      routers: { open: [metricsRouter(metrics), healthRouter(redis, rawStore, redisWriteProblem)], admin: [webhooks.router, maintenanceAdminRouter(maintenance)] },
     },
     stop: webhooks.stop,
   };

@@ -31,24 +31,42 @@ export interface RunningRegistry {
 // How often Node checks for requests over the header timeout (its default, 30 s, would let one run 30 s late).
 const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 
-/** Wires the stores, services and HTTP server together and starts listening. */
+/** The listen address cannot be taken (in use, or not permitted): a one-line error naming it. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
+/**
+ * Wires the stores, services and HTTP server together and starts listening. Whatever was started before a
+ * failure (the embedded Redis, connections, timers) is stopped again, last first, before the error is thrown.
+ */
 export async function startRegistry(config: Config, logger: Logger): Promise<RunningRegistry> {
+  const started: Array<() => Promise<void>> = [];
+  try {
+    return await startComponents(config, logger, started);
+  } catch (error) {
+    await stopInReverse(started, logger);
+    throw error;
+  }
+}
+
+async function startComponents(config: Config, logger: Logger, started: Array<() => Promise<void>>): Promise<RunningRegistry> {
   const embedded = config.redis.url ? undefined : new EmbeddedRedis(config.dataDir, config.redis.embedded.binary, logger);
-  await embedded?.start();
+  if (embedded) {
+    started.push(() => embedded.stop());
+    await embedded.start();
+  }
   const redis: Redis = connectRedis(config.redis.url ? { url: config.redis.url } : { socketPath: embedded!.socketPath }, logger);
   const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);
+  started.push(() => metadata.close());
   await metadata.ping();
 
-  const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger);
+  const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger, () => embedded?.writeProblem);
+  started.push(() => ops.stop());
   const { store, events } = ops;
-  // A key file the config names may be unusable: stop the embedded Redis rather than leave it behind.
-  const auth = await createAuth(config, redis, logger).catch(async (error: unknown) => {
-    await ops.stop();
-    await metadata.close();
-    await embedded?.stop();
-    throw error;
-  });
+  const auth = await createAuth(config, redis, logger);
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
+  started.push(() => gc.stop());
 
   const { app, routes } = createApp(
     {
@@ -67,10 +85,8 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
 
   const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS }, app.callback());
   const stopLimits = applyConnectionLimits(server, config.http);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.http.port, config.http.host, () => resolve());
-  });
+  started.push(async () => stopLimits());
+  await listen(server, config.http.host, config.http.port);
   const port = (server.address() as AddressInfo).port;
   logger.info({ host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded', auth: config.auth.enabled }, 'berth registry listening');
 
@@ -83,11 +99,7 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      stopLimits();
-      await gc.stop();
-      await ops.stop();
-      await metadata.close();
-      await embedded?.stop();
+      await stopInReverse(started, logger);
     },
   };
 }
@@ -98,6 +110,23 @@ function uploadPolicy(uploads: Config['uploads']): UploadPolicy {
     maxPerRepository: uploads.maxPerRepository,
     maxPerOwner: uploads.maxPerAccount,
   };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const reason = error.code === 'EADDRINUSE' ? 'address already in use' : error.code === 'EACCES' ? 'permission denied' : error.message;
+      reject(new ListenError(`cannot listen on ${host}:${port}: ${reason}`, { cause: error }));
+    });
+    server.listen(port, host, () => resolve());
+  });
+}
+
+// Each step is attempted even if one before it fails: a failed Redis close must not leave redis-server running.
+async function stopInReverse(started: Array<() => Promise<void>>, logger: Logger): Promise<void> {
+  for (const stop of started.splice(0).reverse()) {
+    await stop().catch((error: unknown) => logger.error({ err: error }, 'stopping a registry component failed'));
+  }
 }
 
 export async function createBlobStore(config: Config, logger: Logger): Promise<BlobStore> {

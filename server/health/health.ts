@@ -13,11 +13,15 @@ const STORE_CHECK_CACHE_MS = 5_000;
 type Check = () => Promise<void>;
 
 /**
- * GET /livez: the process serves HTTP. GET /readyz: Redis answers a PING and the blob store accepts a write,
- * else 503 with the failing check, so a load balancer stops sending traffic to this replica.
+ * GET /livez: the process serves HTTP. GET /readyz: Redis answers a PING and can persist writes, and the blob
+ * store accepts a write, else 503 with the failing check, so a load balancer stops sending traffic to this
+ * replica. `redisWriteProblem` tells why the embedded Redis refuses writes, if it does.
  */
-export function healthRouter(redis: Redis, store: BlobStore): Router {
-  const checks: Record<string, Check> = { redis: () => pingRedis(redis), storage: cached(() => probeStore(store), STORE_CHECK_CACHE_MS) };
+export function healthRouter(redis: Redis, store: BlobStore, redisWriteProblem: () => string | undefined): Router {
+  const checks: Record<string, Check> = {
+    redis: () => checkRedis(redis, redisWriteProblem),
+    storage: cached(() => probeStore(store), STORE_CHECK_CACHE_MS),
+  };
   const router = createRouter();
   router.get('/livez', (ctx: Context) => {
     ctx.body = { status: 'ok' };
@@ -41,13 +45,23 @@ async function outcome(check: Check): Promise<string> {
   }
 }
 
-async function pingRedis(redis: Redis): Promise<void> {
+async function checkRedis(redis: Redis, writeProblem: () => string | undefined): Promise<void> {
+  await withTimeout(redis.ping());
+  const problem = writeProblem();
+  if (problem) throw new Error(problem);
+  // A Redis whose AOF writes fail (and that does not exit over it) refuses writes with MISCONF.
+  if (/aof_last_write_status:err/.test(await withTimeout(redis.info('persistence')))) {
+    throw new Error('redis cannot write its append-only file (is its disk full?): writes are refused, reads still work');
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error('redis did not answer in time')), REDIS_TIMEOUT_MS);
   });
   try {
-    await Promise.race([redis.ping(), timeout]);
+    return await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,5 +1,8 @@
 import type { Context, Next } from 'koa';
 import { RegistryError } from '../errors.js';
+import { drainUnreadBody } from './linger.js';
+import { isWriteRefused } from '../metadata/redis-metadata-store.js';
+import { storageFailure } from '../storage/storage-errors.js';
 
 // nginx's status for a request its client closed before the answer: no answer is sent, the log says why.
 export const CLIENT_CLOSED_REQUEST = 499;
@@ -23,13 +26,19 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
       for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
       ctx.body = error.toJSON();
     }
-    // An unread request body (a rejected upload) would otherwise be parsed as the next request.
-    if (!ctx.req.complete) ctx.set('Connection', 'close');
+    if (!ctx.req.complete) drainUnreadBody(ctx);
   }
 }
 
 function toRegistryError(caught: unknown): RegistryError {
   if (caught instanceof RegistryError) return caught;
+  const storage = storageFailure(caught);
+  if (storage) return storage;
+  if (isWriteRefused(caught)) {
+    return new RegistryError('UNAVAILABLE', 503, 'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later', {
+      headers: { 'Retry-After': '10' },
+    });
+  }
   if (isRedisUnavailable(caught)) {
     return new RegistryError('UNAVAILABLE', 503, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
   }

@@ -38,6 +38,7 @@ type RedisArgument = string | Buffer | number;
 // A blob read (HEAD/GET) refreshes its touchedAt at most this often: garbage collection's grace period is
 // far longer, and one write per blob per second costs nothing next to one per request.
 const TOUCH_RESOLUTION_MS = 1_000;
+const NEVER_TOUCH = -1;
 
 // ioredis has Buffer-reply variants of every command at runtime but declares none for EVAL/EVALSHA
 // (and its callBuffer drops the command name under auto-pipelining).
@@ -82,6 +83,14 @@ function sizePairs(references: SizedDigest[]): [string, string][] {
   return references.map((reference) => [reference.digest, String(reference.size)]);
 }
 
+/**
+ * Redis refuses writes but still serves reads: it cannot persist (MISCONF), the embedded Redis runs read-only
+ * after a full disk (NOREPLICAS, see server/redis/embedded-redis.ts), it is a replica (READONLY) or full (OOM).
+ */
+export function isWriteRefused(error: unknown): boolean {
+  return error instanceof Error && /^(MISCONF|NOREPLICAS|READONLY|OOM) /.test(error.message);
+}
+
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
@@ -109,8 +118,18 @@ export class RedisMetadataStore implements MetadataStore {
     private readonly prefix: string,
   ) {}
 
+  /**
+   * Stamps touchedAt as it looks the blob up, for garbage collection. The stamp is best effort: a Redis
+   * that refuses writes (its disk is full) still answers the lookup, so pulls keep working.
+   */
   async getRepositoryBlobSize(repository: string, digest: string): Promise<number | undefined> {
-    const size = await scripts.repositoryBlobSize.run(this.redis, [this.prefix, repository, digest, TOUCH_RESOLUTION_MS]);
+    let size: unknown;
+    try {
+      size = await scripts.repositoryBlobSize.run(this.redis, [this.prefix, repository, digest, TOUCH_RESOLUTION_MS]);
+    } catch (error) {
+      if (!isWriteRefused(error)) throw error;
+      size = await scripts.repositoryBlobSize.run(this.redis, [this.prefix, repository, digest, NEVER_TOUCH]);
+    }
     return typeof size === 'string' ? Number(size) : undefined;
   }
 

@@ -223,14 +223,15 @@ return record[1]
 `;
 
 // HEAD and GET of a blob: its size if the repository may see it. touchedAt is rewritten only when older
-// than ARGV[4] ms, so a hot blob costs one write per interval instead of one per request.
+// than ARGV[4] ms, so a hot blob costs one write per interval instead of one per request; a resolution of
+// -1 never writes (the lookup of a Redis that refuses writes).
 export const repositoryBlobSizeScript = NOW_MS + `
 local p, repo, digest, resolution = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('SISMEMBER', p .. 'r:' .. repo .. ':b', digest) == 0 then return false end
 local key = p .. 'b:' .. digest
 local record = redis.call('HMGET', key, 'size', 'state', 'touchedAt')
 if not record[1] or record[2] == 'deleting' then return false end
-if tonumber(record[3] or '0') < tonumber(now) - resolution then redis.call('HSET', key, 'touchedAt', now) end
+if resolution >= 0 and tonumber(record[3] or '0') < tonumber(now) - resolution then redis.call('HSET', key, 'touchedAt', now) end
 return record[1]
 `;
 

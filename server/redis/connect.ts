@@ -24,14 +24,21 @@ export function connectRedis(target: { url: string } | { socketPath: string }, l
 
 /** Whether a Redis server answers PING now (not while it is still LOADING its append-only file). */
 export async function redisAnswers(target: Pick<RedisOptions, 'path' | 'host' | 'port'>): Promise<boolean> {
+  try {
+    await withOneShotClient(target, (probe) => probe.ping());
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `work` on a connection of its own that neither retries nor reconnects, then closes it. */
+export async function withOneShotClient<T>(target: Pick<RedisOptions, 'path' | 'host' | 'port'>, work: (redis: Redis) => Promise<T>): Promise<T> {
   const probe = new Redis({ ...target, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
     await probe.connect();
-    await probe.ping();
-    return true;
-  } catch {
-    return false;
+    return await work(probe);
   } finally {
     probe.disconnect();
   }

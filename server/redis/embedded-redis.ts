@@ -1,16 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { redisAnswers } from './connect.js';
+import { redisAnswers, withOneShotClient } from './connect.js';
 
 // sun_path is 108 bytes on Linux; leave room for the terminator.
 const MAX_SOCKET_PATH = 100;
 const READY_TIMEOUT_MS = 15_000;
 const MAX_RESTART_DELAY_MS = 30_000;
+// Redis's last words when it cannot append to its AOF under appendfsync always (a full disk, an I/O error).
+const CANNOT_PERSIST = /Can't recover from AOF write error|Can't persist AOF for fsync error/;
+const AOF_FAILURE = /(Error writing to|Short write while writing to|Can't persist AOF for fsync error)[^\n]*/;
+// While read-only, the data directory's free space is checked this often; writes resume above the threshold.
+const SPACE_CHECK_MS = 2_000;
+const RESUME_FREE_BYTES = 16 << 20;
 
 export class RedisBinaryMissingError extends Error {
   override name = 'RedisBinaryMissingError';
@@ -22,6 +28,11 @@ export class RedisBinaryMissingError extends Error {
  * acknowledged survives a power loss, not only a process crash. Metadata writes are small and Redis groups
  * the fsyncs of concurrent clients, so the cost is a disk flush per batch of writes, not per byte pushed.
  * If the child dies, it is restarted with backoff; clients reconnect by themselves.
+ *
+ * Under appendfsync always, Redis exits when it cannot append to its AOF (a full disk): the write it could
+ * not persist was never acknowledged. It is then restarted at once in read-only mode (min-replicas-to-write 1
+ * with no replica: reads are served, writes refused with NOREPLICAS), reported once, and given writes back
+ * once its data directory has free space again, instead of dying at every write in a restart loop.
  */
 export class EmbeddedRedis {
   readonly socketPath: string;
@@ -30,6 +41,8 @@ export class EmbeddedRedis {
   private stopping = false;
   private restartDelayMs = 500;
   private recentOutput: string[] = [];
+  private readOnlyReason: string | undefined;
+  private spaceCheck: NodeJS.Timeout | undefined;
 
   constructor(
     dataDir: string,
@@ -51,8 +64,14 @@ export class EmbeddedRedis {
     await this.waitUntilReady();
   }
 
+  /** Why the embedded Redis refuses writes (it could not persist them), or undefined while it accepts them. */
+  get writeProblem(): string | undefined {
+    return this.readOnlyReason;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.spaceCheck);
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -77,7 +96,9 @@ export class EmbeddedRedis {
       '--appendfsync', 'always',
       '--save', '',
       '--logfile', '',
+      '--min-replicas-to-write', this.readOnlyReason ? '1' : '0',
     ];
+    this.recentOutput = [];
     return new Promise((resolve, reject) => {
       // Its own process group: a signal to the registry's group (Ctrl-C, `docker stop` through tini -g) must
       // not stop Redis before the registry has finished with it; the registry stops it last.
@@ -112,9 +133,14 @@ export class EmbeddedRedis {
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.stopping) return;
-    this.logger.error({ code, signal, output: this.recentOutput.slice(-5) }, 'embedded redis exited; restarting');
-    const delay = this.restartDelayMs;
-    this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+    let delay = 0;
+    if (this.recentOutput.some((line) => CANNOT_PERSIST.test(line))) {
+      this.refuseWrites();
+    } else {
+      this.logger.error({ code, signal, output: this.recentOutput.slice(-5) }, 'embedded redis exited; restarting');
+      delay = this.restartDelayMs;
+      this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+    }
     setTimeout(() => {
       if (this.stopping) return;
       this.spawnServer()
@@ -125,6 +151,31 @@ export class EmbeddedRedis {
         })
         .catch((error: unknown) => this.logger.error({ err: error }, 'embedded redis restart failed'));
     }, delay).unref();
+  }
+
+  private refuseWrites(): void {
+    const failure = this.recentOutput.map((line) => AOF_FAILURE.exec(line)?.[0]).find((match) => match !== undefined) ?? 'AOF write failed';
+    // Once per episode: a read-only Redis can still fail an internal write (a key expiring) and exit again.
+    if (!this.readOnlyReason) {
+      this.logger.error(
+        { directory: this.directory, redis: failure },
+        'embedded redis cannot persist writes (is the data directory full?): it serves reads only until space is freed',
+      );
+    }
+    this.readOnlyReason = `embedded redis cannot write its append-only file under ${this.directory} (${failure}): writes are refused until space is freed, reads still work`;
+    clearInterval(this.spaceCheck);
+    this.spaceCheck = setInterval(() => {
+      this.resumeWritesIfSpace().catch((error: unknown) => this.logger.debug({ err: error }, 'embedded redis still read-only'));
+    }, SPACE_CHECK_MS).unref();
+  }
+
+  private async resumeWritesIfSpace(): Promise<void> {
+    const space = await statfs(this.directory);
+    if (space.bavail * space.bsize < RESUME_FREE_BYTES) return;
+    await withOneShotClient({ path: this.socketPath }, (redis) => redis.config('SET', 'min-replicas-to-write', '0'));
+    clearInterval(this.spaceCheck);
+    this.readOnlyReason = undefined;
+    this.logger.info({ directory: this.directory, freeBytes: space.bavail * space.bsize }, 'embedded redis accepts writes again');
   }
 
   private async waitUntilReady(): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomUUID, type Hash } from 'node:crypto';
-import { Transform, pipeline as pipeStreams, type Readable } from 'node:stream';
+import { Transform, finished, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -7,6 +7,7 @@ import { RegistryError } from '../errors.js';
 import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
+import { storageFailure } from '../storage/storage-errors.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
@@ -184,12 +185,11 @@ export class UploadService {
     let written: number;
     let storeState: string;
     try {
-      // pipeline (unlike pipe) destroys `hashing` when the client disconnects mid-body, failing the write.
-      const hashedSource = pipeStreams(chunk.source, hashing, () => undefined);
-      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedSource));
+      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedBody(chunk.source, hashing)));
     } catch (error) {
       this.hashes.delete(session.id);
-      if (error instanceof RegistryError) throw error;
+      // A full or failing disk is the registry's fault, answered as such (server/storage/storage-errors.ts).
+      if (error instanceof RegistryError || storageFailure(error)) throw error;
       if (isClientAbort(error, chunk.source)) throw truncatedBody();
       throw error;
     }
@@ -346,6 +346,21 @@ function tooManyUploads(result: Exclude<CreateUploadResult, 'ok'>, policy: Uploa
     detail: { limit },
     headers: { 'Retry-After': '60' },
   });
+}
+
+/**
+ * The request body through `hashing`. A client that disconnects mid-body fails the write (pipe alone would
+ * leave `hashing` waiting). A store that gives up (a full disk) destroys `hashing`, which only unpipes the
+ * request: destroying the request would close the socket before the client is told why.
+ */
+function hashedBody(body: Readable, hashing: Transform): Readable {
+  finished(body, (error) => {
+    if (error) hashing.destroy(error);
+  });
+  // The store learns of a failure from its reading; without a listener, a failure before it starts reading
+  // (while it opens the file) would be an uncaught 'error' event that ends the process.
+  hashing.on('error', () => undefined);
+  return body.pipe(hashing);
 }
 
 function truncatedBody(): RegistryError {

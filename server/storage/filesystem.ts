@@ -168,19 +168,32 @@ const DATASYNC_INTERVAL_BYTES = 4 << 20;
  * Writes `source` at `position`, batching request chunks (usually 16-64 KiB) into ~1 MiB writes. One write
  * is in flight while the next batch is received, and a datasync runs in the background every 4 MiB, so
  * receiving, writing and flushing overlap. Returns the bytes written.
+ *
+ * A write or datasync that fails (a full disk) while the loop waits for the client's next bytes must not be
+ * left unawaited: its failure is recorded and ends the loop at once by destroying `source`, then rethrown.
  */
 async function writeOverlapped(handle: FileHandle, source: Readable, position: number): Promise<number> {
   const start = position;
-  let inFlight: Promise<unknown> = Promise.resolve();
+  let failure: Error | undefined;
+  // Background work as a promise that never rejects: its failure lands in `failure`.
+  const settled = (work: Promise<unknown>): Promise<void> =>
+    work.then(
+      () => undefined,
+      (error: Error) => {
+        failure ??= error;
+        source.destroy(error);
+      },
+    );
+  let inFlight: Promise<void> = Promise.resolve();
   let syncing: Promise<void> = Promise.resolve();
   let unsynced = 0;
   let batch: Buffer[] = [];
   let batchBytes = 0;
   const flush = async () => {
     await inFlight;
-    const buffers = batch;
-    const at = position;
-    inFlight = handle.writev(buffers, at);
+    if (failure) throw failure;
+    const write = handle.writev(batch, position);
+    inFlight = settled(write);
     position += batchBytes;
     unsynced += batchBytes;
     batch = [];
@@ -188,7 +201,7 @@ async function writeOverlapped(handle: FileHandle, source: Readable, position: n
     if (unsynced >= DATASYNC_INTERVAL_BYTES) {
       unsynced = 0;
       await syncing;
-      syncing = inFlight.then(() => handle.datasync());
+      syncing = settled(write.then(() => handle.datasync()));
     }
   };
   try {
@@ -198,12 +211,13 @@ async function writeOverlapped(handle: FileHandle, source: Readable, position: n
       if (batchBytes >= WRITE_BATCH_BYTES) await flush();
     }
     if (batchBytes > 0) await flush();
+  } catch (error) {
+    throw failure ?? error;
   } finally {
     // Never leave a write racing the caller's truncate or close, even when the source failed.
-    await Promise.allSettled([inFlight, syncing]);
+    await Promise.all([inFlight, syncing]);
   }
-  await inFlight;
-  await syncing;
+  if (failure) throw failure;
   return position - start;
 }
 

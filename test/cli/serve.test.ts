@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,4 +78,23 @@ test('with a Redis URL the registry uses that server and starts no embedded Redi
   t.teardown(() => client.quit());
   t.is(await client.hget(`berth:b:${digest}`, 'size'), String(blob.length));
   await t.throwsAsync(stat(path.join(registry.dataDir, 'redis')));
+});
+
+test('serve on a port already in use exits non-zero naming the port and leaves no redis-server behind', async (t) => {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const port = (holder.address() as AddressInfo).port;
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'berth-cli-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+
+  const result = await runCli(['serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir]);
+  t.is(result.code, 1);
+  t.regex(result.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: address already in use`));
+  const leftover = await promisify(execFile)('pgrep', ['-f', dataDir]).then(
+    ({ stdout }) => stdout.trim(),
+    () => '',
+  );
+  t.is(leftover, '', 'no process runs over the data directory');
+  await t.throwsAsync(stat(path.join(dataDir, 'redis', 'redis.pid')), undefined, 'redis-server removed its pid file on shutdown');
 });
