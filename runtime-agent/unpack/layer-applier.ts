@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header } from 'tar-stream';
+import { LayerFormatError } from './decompression.js';
 import { createWhiteout, markOpaque, OPAQUE_MARKER, WHITEOUT_PREFIX } from './overlay-whiteouts.js';
 import { archivePathComponents, ensureParents, existingPathInside, UnsafePathError } from './rooted-path.js';
 
@@ -16,6 +17,8 @@ export interface ApplyOptions {
 }
 
 const SETID_BITS = 0o6000;
+/** `.wh..wh.*` names other than the opaque marker are aufs bookkeeping (e.g. hardlink dirs) with no meaning for overlayfs. */
+const AUFS_METADATA_PREFIX = `${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`;
 /** Written with O_NOFOLLOW and O_EXCL: an existing symlink at the path was removed first and must not be reused. */
 const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -62,8 +65,9 @@ class EntryApplier {
     if (climbedOut) this.options.warn(`${header.name}: path climbs out of the layer, confined to /${components.join('/')}`);
     const base = components.at(-1);
     if (base === undefined) return; // the layer's root itself: the snapshot directory keeps its own attributes
+    refuseWhiteoutAsParent(header.name, components);
     try {
-      if (base.startsWith(WHITEOUT_PREFIX)) await this.applyWhiteout(components, base);
+      if (base.startsWith(WHITEOUT_PREFIX)) await this.applyWhiteout(header.name, components, base);
       else await this.applyEntry(header, components, content);
     } catch (error) {
       if (!(error instanceof UnsafePathError)) throw error;
@@ -71,17 +75,15 @@ class EntryApplier {
     }
   }
 
-  private async applyWhiteout(components: string[], base: string): Promise<void> {
+  private async applyWhiteout(name: string, components: string[], base: string): Promise<void> {
     const parent = components.slice(0, -1);
     if (base === OPAQUE_MARKER) {
       const directory = await ensureParents(this.root, components).then(path.dirname);
       await markOpaque(directory);
-    } else if (base.startsWith(OPAQUE_MARKER.slice(0, 8))) {
-      // Other `.wh..wh.` names are aufs bookkeeping (e.g. hardlink dirs) with no meaning for overlayfs.
-    } else if (base === WHITEOUT_PREFIX) {
-      throw new UnsafePathError('whiteout without a name');
+    } else if (base.startsWith(AUFS_METADATA_PREFIX)) {
+      // aufs bookkeeping: nothing to do for overlayfs.
     } else {
-      const target = await ensureParents(this.root, [...parent, base.slice(WHITEOUT_PREFIX.length)]);
+      const target = await ensureParents(this.root, [...parent, whiteoutTarget(name, base)]);
       await clearPath(target, false);
       await createWhiteout(target);
     }
@@ -155,6 +157,26 @@ class EntryApplier {
 
   private async applyMtime(target: string, header: Header): Promise<void> {
     if (header.mtime) await lutimes(target, header.mtime, header.mtime);
+  }
+}
+
+/**
+ * The name a whiteout deletes. Only a plain entry name is accepted: `.wh.` (nothing), `.wh..` (the layer's
+ * own root) and `.wh...` (its parent) would otherwise turn the root into a device or delete outside it.
+ */
+function whiteoutTarget(entryName: string, base: string): string {
+  const deleted = base.slice(WHITEOUT_PREFIX.length);
+  if (deleted === '' || deleted === '.' || deleted === '..' || deleted.includes('/')) {
+    throw new LayerFormatError(`whiteout entry ${JSON.stringify(entryName)} does not name an entry to delete; refusing the layer`);
+  }
+  return deleted;
+}
+
+/** `.wh.a/b`: a whiteout is a deletion marker, never a directory that holds entries (aufs' `.wh..wh.` bookkeeping directories aside). */
+function refuseWhiteoutAsParent(name: string, components: readonly string[]): void {
+  const isWhiteout = (component: string) => component.startsWith(WHITEOUT_PREFIX) && !component.startsWith(AUFS_METADATA_PREFIX);
+  if (components.slice(0, -1).some(isWhiteout)) {
+    throw new LayerFormatError(`entry ${JSON.stringify(name)} has a whiteout name as a parent directory; refusing the layer`);
   }
 }
 

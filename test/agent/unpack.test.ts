@@ -27,11 +27,11 @@ test.after.always(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-async function pushAndPull(repository: string, layers: Layer[]) {
+async function pushAndPull(repository: string, layers: Layer[], options: { allowFailure?: boolean } = {}) {
   const layout = path.join(workDir, repository.replaceAll('/', '_'));
   await writeImageLayout(layout, 'test', { layers });
   await pushLayout(layout, 'test', `${registry.host}/${repository}:test`);
-  const pull = await agent.cli(['pull', `${registry.host}/${repository}:test`]);
+  const pull = await agent.cli(['pull', `${registry.host}/${repository}:test`], options);
   return { pull, snapshots: chainIds(layers.map((layer) => layer.diffId)).map((chainId) => agent.snapshotFiles(chainId)) };
 }
 
@@ -130,3 +130,31 @@ test('hostile entries write nothing outside the snapshot', async (t) => {
     t.regex(pull.stdout, new RegExp(`WARNING: layer \\w+: ${skipped}: skipped`));
   }
 });
+
+for (const [index, hostileName] of ['.wh..', '.wh...', '.wh.', 'dir/.wh.a/b'].entries()) {
+  // Serial: the test compares the snapshot list before and after.
+  test.serial(`a layer with the whiteout entry ${hostileName} fails the pull, changes nothing outside it and caches no snapshot`, async (t) => {
+    const snapshotsDir = path.join(agent.dataDir, 'snapshots');
+    const sentinelDir = path.join(snapshotsDir, `.sentinel-${index}`);
+    await mkdir(sentinelDir, { recursive: true });
+    await writeFile(path.join(sentinelDir, 'keep'), 'untouched\n');
+    const snapshotsBefore = await agent.snapshots();
+    const repository = `agent/hostile-whiteout-${index}`;
+    const hostile = await layerOf([{ name: 'dir/', type: 'directory' }, { name: 'dir/file', content: 'data\n' }, { name: hostileName }], 'gzip');
+
+    const { pull, snapshots } = await pushAndPull(repository, [hostile], { allowFailure: true });
+
+    t.not(pull.code, 0);
+    t.regex(pull.stderr, new RegExp(`Error: layer ${hostile.digest}: .*${JSON.stringify(hostileName).replaceAll('.', '\\.')}.*refusing the layer`));
+    t.is(await readFile(path.join(sentinelDir, 'keep'), 'utf8'), 'untouched\n');
+    t.deepEqual(await readdir(sentinelDir), ['keep']);
+    t.false(existsSync(snapshots[0]!), 'no snapshot is cached');
+    t.deepEqual(await agent.snapshots(), snapshotsBefore);
+    t.deepEqual((await readdir(snapshotsDir)).filter((name) => name.startsWith('.incomplete-')), [], 'the work directory is removed');
+    t.notRegex((await agent.cli(['images'])).stdout, new RegExp(repository));
+
+    const retry = await agent.cli(['pull', `${registry.host}/${repository}:test`], { allowFailure: true });
+    t.not(retry.code, 0, 'the next pull unpacks again and fails the same way');
+    t.regex(retry.stderr, /refusing the layer/);
+  });
+}
