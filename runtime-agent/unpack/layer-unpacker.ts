@@ -25,8 +25,9 @@ export async function unpackLayer(layer: LayerToUnpack, directory: string, optio
   const diffIdAlgorithm = parseDigest(layer.diffId).algorithm;
   const uncompressed = DigestingStream.fresh(diffIdAlgorithm);
   const feeding = pipeline(layer.blob, progress(options.onProgress), compressionGuard(compression, `layer ${layer.digest}`), decompressor(compression), uncompressed);
-  // The applier's error names the entry; the feeding pipeline's (a premature close it caused) would hide it.
   const [fed, applied] = await Promise.allSettled([feeding, applyLayerTar(uncompressed, directory, options)]);
+  // A feed that failed on its own (download, decompression) is the cause; a premature close is the applier's doing.
+  if (fed.status === 'rejected' && (fed.reason as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw fed.reason;
   if (applied.status === 'rejected') throw inLayer(layer.digest, applied.reason);
   if (fed.status === 'rejected') throw fed.reason;
   const diffId = uncompressed.digest(diffIdAlgorithm);
