@@ -57,7 +57,7 @@ export class AgentClient {
 
   /** Streams the pull's events to `onEvent`; resolves with the last one (`done` or `error`). */
   pull(body: PullRequest, onEvent: (event: PullEvent) => void): Promise<PullEvent | undefined> {
-    return this.stream('POST', ApiPath.pull, body, onEvent);
+    return this.stream('POST', ApiPath.pull, body, onEvent, 'the pull');
   }
 
   login(body: LoginRequest): Promise<{ status: string }> {
@@ -108,7 +108,7 @@ export class AgentClient {
   logs(container: string, options: LogOptions): AsyncGenerator<LogLine> {
     const query = new URLSearchParams({ follow: String(options.follow ?? false), tail: options.tail ?? 'all' });
     if (options.since) query.set('since', options.since.toISOString());
-    return this.ndjson('GET', `${containerPath(container)}/logs?${query}`, undefined);
+    return this.ndjson('GET', `${containerPath(container)}/logs?${query}`, undefined, 'the logs');
   }
 
   /** Streams `input` into a `-i` container's stdin until `input` ends (then the process reads EOF) or `stop`. */
@@ -137,24 +137,31 @@ export class AgentClient {
   }
 
   exec(container: string, body: ExecRequest, onEvent: (event: ExecEvent) => void): Promise<ExecEvent | undefined> {
-    return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent);
+    return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent, 'the exec');
   }
 
   /** Sends one request whose answer is NDJSON, handing each line to `onItem`; resolves with the last. */
-  private async stream<T>(method: string, path: string, body: unknown, onItem: (item: T) => void): Promise<T | undefined> {
+  private async stream<T>(method: string, path: string, body: unknown, onItem: (item: T) => void, during: string): Promise<T | undefined> {
     let last: T | undefined;
-    for await (const item of this.ndjson<T>(method, path, body)) {
+    for await (const item of this.ndjson<T>(method, path, body, during)) {
       last = item;
       onItem(item);
     }
     return last;
   }
 
-  private async *ndjson<T>(method: string, path: string, body: unknown): AsyncGenerator<T> {
+  /** `during` names the operation for the error when the daemon goes away mid-stream (node only says `aborted`). */
+  private async *ndjson<T>(method: string, path: string, body: unknown, during: string): AsyncGenerator<T> {
     const response = await this.send(method, path, body);
     if (response.statusCode !== 200) throw await requestError(response);
-    for await (const line of createInterface({ input: response, crlfDelay: Infinity })) {
-      if (line.trim() !== '') yield JSON.parse(line) as T;
+    const lines = createInterface({ input: response, crlfDelay: Infinity })[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await lines.next().catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ECONNRESET') throw error;
+        throw new AgentUnavailableError(`lost the connection to the berth-agent daemon at unix://${this.socketPath} during ${during} (did the daemon exit?)`);
+      });
+      if (next.done) return;
+      if (next.value.trim() !== '') yield JSON.parse(next.value) as T;
     }
   }
 

@@ -2,7 +2,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ContentVerificationError, DigestingStream, parseDigest } from '../digest.js';
 import { layerCompression } from '../media-types.js';
-import { compressionGuard, decompressor } from './decompression.js';
+import { compressionGuard, decompressor, LayerFormatError } from './decompression.js';
 import { applyLayerTar, type ApplyOptions } from './layer-applier.js';
 
 export interface LayerToUnpack {
@@ -25,12 +25,22 @@ export async function unpackLayer(layer: LayerToUnpack, directory: string, optio
   const diffIdAlgorithm = parseDigest(layer.diffId).algorithm;
   const uncompressed = DigestingStream.fresh(diffIdAlgorithm);
   const feeding = pipeline(layer.blob, progress(options.onProgress), compressionGuard(compression, `layer ${layer.digest}`), decompressor(compression), uncompressed);
-  await Promise.all([feeding, applyLayerTar(uncompressed, directory, options)]);
+  const [fed, applied] = await Promise.allSettled([feeding, applyLayerTar(uncompressed, directory, options)]);
+  // A feed that failed on its own (download, decompression) is the cause; a premature close is the applier's doing.
+  if (fed.status === 'rejected' && (fed.reason as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw fed.reason;
+  if (applied.status === 'rejected') throw inLayer(layer.digest, applied.reason);
+  if (fed.status === 'rejected') throw fed.reason;
   const diffId = uncompressed.digest(diffIdAlgorithm);
   if (diffId !== layer.diffId) {
     throw new ContentVerificationError(`layer ${layer.digest} unpacks to DiffID ${diffId}, the image config says ${layer.diffId}`);
   }
   return { size: uncompressed.bytes };
+}
+
+/** Entry errors name the entry; the pull's message must also name the layer. */
+function inLayer(digest: string, error: unknown): unknown {
+  if (error instanceof LayerFormatError && !error.message.startsWith('layer ')) return new LayerFormatError(`layer ${digest}: ${error.message}`);
+  return error;
 }
 
 /** Reports the compressed bytes read so far, for the Extracting progress bar. */

@@ -1,4 +1,6 @@
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
@@ -118,4 +120,30 @@ test.serial('a resumed download whose partial file was damaged starts over and s
   await agent.cli(['pull', reference]);
   t.deepEqual(blobGetStatuses(layer.digest), [206, 200]);
   t.true((await agent.blobs()).includes(layer.digest));
+});
+
+test.serial('the CLI of a daemon killed mid-pull says it lost the daemon, names its socket and exits non-zero', async (t) => {
+  const layer = await bigLayer();
+  const reference = await push('agent/killed-daemon', [layer]);
+  // The registry now declares more bytes than it sends: the download stalls halfway (for the default 30 s).
+  await truncate(registryBlobFile(layer.digest), layer.blob.length >> 1);
+  const doomed = await AgentDaemon.start();
+  t.teardown(() => doomed.destroy());
+  const command = doomed.cliCommand(['pull', reference]);
+  const cli = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const closed = once(cli, 'close') as Promise<[number | null]>;
+  let stdout = '';
+  let stderr = '';
+  cli.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  cli.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const deadline = Date.now() + 20_000;
+  while (!stdout.includes('Downloading') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.regex(stdout, /Downloading/, 'the pull was under way');
+
+  process.kill(doomed.pid!, 'SIGKILL');
+  const [code] = await closed;
+
+  t.is(code, 1);
+  const socket = path.join(doomed.dataDir, 'agent.sock');
+  t.is(stderr.trim(), `Error: lost the connection to the berth-agent daemon at unix://${socket} during the pull (did the daemon exit?)`);
 });

@@ -78,7 +78,11 @@ export async function compress(bytes: Buffer, compression: Compression): Promise
 }
 
 export async function layerOf(entries: readonly TarEntry[], compression: Compression): Promise<Layer> {
-  const tarBytes = await tarOf(entries);
+  return layerOfTar(await tarOf(entries), compression);
+}
+
+/** A layer of a tar made elsewhere (e.g. by GNU tar). */
+export async function layerOfTar(tarBytes: Buffer, compression: Compression): Promise<Layer> {
   const blob = await compress(tarBytes, compression);
   return { tar: tarBytes, compression, blob, digest: sha256(blob), diffId: sha256(tarBytes), mediaType: LAYER_MEDIA_TYPES[compression] };
 }
