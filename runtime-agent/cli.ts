@@ -5,8 +5,8 @@ import { addContainerCommands } from './client/container-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
 import type { ConfigFlags } from './config.js';
-import { shortDigest } from './digest.js';
-import { DEFAULT_REGISTRY } from './reference.js';
+import { shortDigest } from '../oci/digest.js';
+import { DEFAULT_REGISTRY } from '../oci/reference.js';
 import { agentSocketPath, DEFAULT_DATA_DIR } from './socket-path.js';
 
 /**

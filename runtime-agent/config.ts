@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseByteSize } from './byte-size.js';
 import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from './network/container-network.js';
-import { hostPlatform, parsePlatform, type Platform } from './platform.js';
+import { hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { agentDataDir, agentSocketPath, type LocationFlags } from './socket-path.js';
 
 /** The agent's one configuration: defaults, overridden by BERTH_AGENT_* environment variables, overridden by flags. */

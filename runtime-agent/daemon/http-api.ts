@@ -4,7 +4,7 @@ import { ContainerError } from '../container/container-manager.js';
 import { RunOptionsError } from '../container/run-options.js';
 import { ImageNotFoundError } from '../image/image-lookup.js';
 import { ImageInUseError } from '../image/image-removal.js';
-import { ReferenceError } from '../reference.js';
+import { InvalidReferenceError } from '../../oci/reference.js';
 import { StartError } from '../runtime/container-runtime.js';
 
 /** The daemon API's plumbing: routes by method and path pattern, JSON in and out, errors as `{message}`. */
@@ -62,7 +62,7 @@ function errorAnswer(error: unknown): { status: number; body: { message: string;
   if (error instanceof HttpError || error instanceof ContainerError) return { status: error.status, body: { message } };
   if (error instanceof ImageNotFoundError) return { status: 404, body: { message } };
   if (error instanceof ImageInUseError) return { status: 409, body: { message } };
-  if (error instanceof RunOptionsError || error instanceof ReferenceError) return { status: 400, body: { message } };
+  if (error instanceof RunOptionsError || error instanceof InvalidReferenceError) return { status: 400, body: { message } };
   if (error instanceof StartError) return { status: 500, body: { message, exitCode: error.exitCode } };
   return { status: 500, body: { message } };
 }
