@@ -14,9 +14,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { digestOf } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
+import { silentLogger } from '../platform/logger.js';
 import { EmbeddedRedis } from '../server/redis/embedded-redis.js';
 import { sampleRss } from './process-stats.js';
 import { startBerth } from './servers.js';
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   // The bench's environment is the registry's: collections on demand, no grace, so the garbage goes at once.
   Object.assign(process.env, { BERTH_GC__ADMIN_API: 'true', BERTH_GC__GRACE_SECONDS: '0' });
   const berth = await startBerth(workDir);
-  const { socketPath } = new EmbeddedRedis(path.join(workDir, 'berth'), 'redis-server', pino({ level: 'silent' }));
+  const { socketPath } = new EmbeddedRedis(path.join(workDir, 'berth'), 'redis-server', silentLogger());
   const redis = new Redis({ path: socketPath });
   try {
     let started = Date.now();

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { ContainerError } from '../container/container-manager.js';
 import { RunOptionsError } from '../container/run-options.js';
 import { ImageNotFoundError } from '../image/image-lookup.js';

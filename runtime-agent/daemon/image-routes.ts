@@ -8,7 +8,7 @@ import type { CredentialStore } from '../registry/credential-store.js';
 import { RegistryError } from '../registry/registry-error.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { HttpError, ndjson, readJson, route, sendJson, type Route } from './http-api.js';
 
 export interface ImageServices {

@@ -3,7 +3,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+import { silentLogger } from '../../platform/logger.js';
 import { ContainerNetwork } from '../../runtime-agent/network/container-network.js';
 import { removeDirWithMounts, run, type RunResult } from './exec.js';
 
@@ -95,7 +95,7 @@ export class AgentDaemon {
       this.child.kill('SIGTERM');
     }
     await this.exited;
-    await new ContainerNetwork({ bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') }, pino({ enabled: false })).destroy();
+    await new ContainerNetwork({ bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') }, silentLogger()).destroy();
     await removeDirWithMounts(this.dataDir);
   }
 
