@@ -27,6 +27,14 @@ export class CapturedProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** SIGTERM (a server then stops what it started, e.g. its embedded Redis), SIGKILL if it is still there after `graceMs`. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.running) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.running && this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
   /**
    * Resolves with what `match` finds in the output once it finds something; rejects if the process exits
    * first or `timeoutMs` passes, with the output so far in the message.
@@ -67,8 +75,7 @@ export async function spawnUntilListening<T>(
     const listening = await captured.waitFor(options.listening, { timeoutMs: options.timeoutMs, what: `${options.name} listening` });
     return { process: captured, listening };
   } catch (error) {
-    if (captured.running) captured.child.kill('SIGKILL');
-    await captured.exited;
+    await captured.stop();
     throw error;
   }
 }
