@@ -8,14 +8,15 @@
  *   npx tsc -p . && node dist/bench/gc-bench.js [--blobs 200000] [--manifests 50000] [--duration 30] [--in-process]
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { digestOf } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
+import { silentLogger } from '../platform/logger.js';
 import { EmbeddedRedis } from '../server/redis/embedded-redis.js';
 import { sampleRss } from './process-stats.js';
 import { startBerth } from './servers.js';
@@ -25,7 +26,6 @@ const PREFIX = 'berth:';
 const REPOSITORIES = 500;
 const PIPELINE = 5_000;
 const MiB = 1024 * 1024;
-const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 
 const BERTH_CLI = fileURLToPath(new URL('../server/cli.js', import.meta.url));
 const { values } = parseArgs({
@@ -48,7 +48,6 @@ interface GcReport {
   linksDeleted: number;
 }
 
-const digestOf = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 const blobDigest = (index: number) => digestOf(`blob ${index}`);
 
 /** Manifest i names blobs 2i and 2i+1 (config and layer), so blobs from 2·manifests on are garbage. */
@@ -78,13 +77,13 @@ function seedManifest(pipeline: ReturnType<Redis['pipeline']>, repository: strin
   const blobs = [blobDigest(2 * index), blobDigest(2 * index + 1)];
   const content = JSON.stringify({
     schemaVersion: 2,
-    mediaType: MANIFEST_TYPE,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: blobs[0], size: 1024 },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: blobs[1], size: 1024 }],
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: blobs[0], size: 1024 },
+    layers: [{ mediaType: MediaType.ociLayerGzip, digest: blobs[1], size: 1024 }],
   });
   const digest = digestOf(content);
   const repo = `${PREFIX}r:${repository}`;
-  pipeline.hset(`${PREFIX}m:${digest}`, 'mediaType', MANIFEST_TYPE, 'content', content, 'subject', '', 'descriptor', '{}', 'blobs', JSON.stringify(blobs), 'manifests', '[]', 'touchedAt', old);
+  pipeline.hset(`${PREFIX}m:${digest}`, 'mediaType', MediaType.ociManifest, 'content', content, 'subject', '', 'descriptor', '{}', 'blobs', JSON.stringify(blobs), 'manifests', '[]', 'touchedAt', old);
   pipeline.sadd(`${repo}:m`, digest);
   pipeline.sadd(`${repo}:b`, ...blobs);
   pipeline.zadd(`${PREFIX}repos`, 0, repository);
@@ -120,14 +119,14 @@ async function main(): Promise<void> {
   // The bench's environment is the registry's: collections on demand, no grace, so the garbage goes at once.
   Object.assign(process.env, { BERTH_GC__ADMIN_API: 'true', BERTH_GC__GRACE_SECONDS: '0' });
   const berth = await startBerth(workDir);
-  const { socketPath } = new EmbeddedRedis(path.join(workDir, 'berth'), 'redis-server', pino({ level: 'silent' }));
+  const { socketPath } = new EmbeddedRedis(path.join(workDir, 'berth'), 'redis-server', silentLogger());
   const redis = new Redis({ path: socketPath });
   try {
     let started = Date.now();
     await seed(redis);
     process.stderr.write(`seeded ${blobCount} blobs and ${manifestCount} manifests in ${Date.now() - started} ms\n`);
     const manifestUrl = `${berth.url}/v2/bench/get/manifests/latest`;
-    const headers = { Accept: MANIFEST_TYPE };
+    const headers = { Accept: MediaType.ociManifest };
     const baseline = await runWrk(manifestUrl, headers, 32, seconds);
     process.stderr.write(`baseline: ${baseline.requestsPerSecond} req/s\n`);
 

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { digestOf } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
 import { blobDigest, blobStream } from './blob-data.js';
 import type { BenchOptions } from './options.js';
 import { sampleRss, type RssPeaks } from './process-stats.js';
@@ -15,7 +16,6 @@ export interface Target {
   redirect?: boolean;
 }
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MANIFEST_REPOSITORY = 'bench/manifests';
 export const PAGE_SIZE = 100;
 
@@ -67,7 +67,7 @@ export async function measureManifestPuts(target: Target, options: BenchOptions,
   const image = await uploadImageBlobs(target.client, MANIFEST_REPOSITORY);
   const seconds = await timeSeconds(() =>
     inParallel(options.manifests, options.concurrency, (index) =>
-      target.client.putManifest(MANIFEST_REPOSITORY, manifestTag(run, index), OCI_MANIFEST, image.manifest({ 'bench.manifest': manifestTag(run, index) })),
+      target.client.putManifest(MANIFEST_REPOSITORY, manifestTag(run, index), MediaType.ociManifest, image.manifest({ 'bench.manifest': manifestTag(run, index) })),
     ),
   );
   return options.manifests / seconds;
@@ -76,7 +76,7 @@ export async function measureManifestPuts(target: Target, options: BenchOptions,
 /** wrk GET of one manifest by tag (one that measureManifestPuts wrote). */
 export async function measureManifestGets(target: Target, options: BenchOptions): Promise<WrkResult> {
   const url = `${target.server.url}/v2/${MANIFEST_REPOSITORY}/manifests/${manifestTag(0, 0)}`;
-  const headers = { Accept: OCI_MANIFEST };
+  const headers = { Accept: MediaType.ociManifest };
   await target.client.send('GET', url, 200, headers);
   const result = await runWrk(url, headers, options.connections, options.wrkSeconds);
   if (result.failures > 0) throw new Error(`${target.name}: wrk saw ${result.failures} failed requests`);
@@ -125,7 +125,7 @@ export class TagListingBench {
     const manifest = this.manifest;
     const from = this.created;
     this.creatingSeconds += await timeSeconds(() =>
-      inParallel(size - from, this.options.concurrency, (index) => client.putManifest(this.repository, tagName(from + index), OCI_MANIFEST, manifest)),
+      inParallel(size - from, this.options.concurrency, (index) => client.putManifest(this.repository, tagName(from + index), MediaType.ociManifest, manifest)),
     );
     this.created = size;
     const page = await timeTagPage(client, this.repository, size);
@@ -158,9 +158,9 @@ function tagName(index: number): string {
 /** Uploads a tiny config and layer; returns a builder for manifests referencing them. */
 async function uploadImageBlobs(client: RegistryClient, repository: string): Promise<{ manifest(annotations: Record<string, string>): Buffer }> {
   const layer = Buffer.from('berth bench layer\n');
-  const layerDigest = sha256(layer);
+  const layerDigest = digestOf(layer);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layerDigest] } }));
-  const configDigest = sha256(config);
+  const configDigest = digestOf(config);
   await client.pushMonolithic(repository, layerDigest, layer.length, layer);
   await client.pushMonolithic(repository, configDigest, config.length, config);
   return {
@@ -168,9 +168,9 @@ async function uploadImageBlobs(client: RegistryClient, repository: string): Pro
       Buffer.from(
         JSON.stringify({
           schemaVersion: 2,
-          mediaType: OCI_MANIFEST,
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+          mediaType: MediaType.ociManifest,
+          config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length },
+          layers: [{ mediaType: MediaType.ociLayer, digest: layerDigest, size: layer.length }],
           ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
         }),
       ),
@@ -185,10 +185,6 @@ async function pullAndVerify(target: Target, repository: string, digest: string,
   if (target.redirect !== undefined && pulled.redirected !== target.redirect) {
     throw new Error(`${target.name}: blob GET ${pulled.redirected ? 'redirected' : 'did not redirect'}, expected ${target.redirect ? 'a redirect' : 'none'}`);
   }
-}
-
-function sha256(data: Buffer): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
 async function inParallel(count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<void> {

@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listeningPort } from '../platform/process.js';
 import { freePort } from '../test/helpers/free-port.js';
 import { descendantPids } from './process-stats.js';
 
@@ -109,8 +110,8 @@ export function startBerth(workDir: string, options: ServerOptions = {}): Promis
     args,
     path.join(workDir, `${slug(name)}.log`),
     async (log) => {
-      const port = /"port":(\d+)[^\n]*berth registry listening/.exec(log)?.[1];
-      return port ? `http://127.0.0.1:${port}` : undefined;
+      const port = listeningPort(log, 'berth registry listening');
+      return port === undefined ? undefined : `http://127.0.0.1:${port}`;
     },
     options.env,
   );

@@ -5,8 +5,8 @@ import { addContainerCommands } from './client/container-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
 import type { ConfigFlags } from './config.js';
-import { shortDigest } from './digest.js';
-import { DEFAULT_REGISTRY } from './reference.js';
+import { shortDigest } from '../oci/digest.js';
+import { DEFAULT_REGISTRY } from '../oci/reference.js';
 import { agentSocketPath, DEFAULT_DATA_DIR } from './socket-path.js';
 
 /**
@@ -40,8 +40,8 @@ program
   .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
   .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
   .action(async (_options, command: Command) => {
-    const [{ default: pino }, { resolveConfig }, { startDaemon }] = await Promise.all([import('pino'), import('./config.js'), import('./daemon/daemon.js')]);
-    const logger = pino({ name: 'berth-agent' });
+    const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([import('../platform/logger.js'), import('./config.js'), import('./daemon/daemon.js')]);
+    const logger = createLogger({ service: 'berth-agent', level: 'info', format: 'json' });
     const server = await startDaemon(resolveConfig(command.optsWithGlobals<ConfigFlags>()), logger);
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down');

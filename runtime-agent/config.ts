@@ -1,37 +1,83 @@
+import path from 'node:path';
 import { z } from 'zod';
+import { parsePlatform, hostPlatform } from '../oci/platform.js';
+import { AGENT_ENV, loadConfig, type FlagValues } from '../platform/config.js';
 import { parseByteSize } from './byte-size.js';
 import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from './network/container-network.js';
-import { hostPlatform, parsePlatform, type Platform } from './platform.js';
-import { agentDataDir, agentSocketPath, type LocationFlags } from './socket-path.js';
+import { DEFAULT_DATA_DIR, type LocationFlags } from './socket-path.js';
 
-/** The agent's one configuration: defaults, overridden by BERTH_AGENT_* environment variables, overridden by flags. */
-export interface AgentConfig {
-  /** Images, content and snapshots live here (mode 0700). */
-  dataDir: string;
-  /** The daemon's API socket (mode 0600); `<dataDir>/agent.sock` unless set. */
-  socketPath: string;
-  /** Registries (`host[:port]`) reached over plain http besides loopback ones. */
-  insecureRegistries: string[];
-  /** Layer downloads running at once, over all pulls. */
-  maxConcurrentDownloads: number;
-  /** Seconds without a byte after which a layer download is aborted and resumed. */
-  stallTimeoutSeconds: number;
-  /** Keep setuid/setgid bits of unpacked files. */
-  keepSetid: boolean;
-  /** The platform picked from image indexes. */
-  platform: Platform;
-  /** The OCI runtime binary (runc or a compatible one). */
-  runtime: string;
-  /** The bridge containers of `--network bridge` join, and the subnet their addresses come from. */
-  bridgeName: string;
-  bridgeSubnet: string;
-  /** Container logs rotate at this size and keep this many files. */
-  logMaxSizeBytes: number;
-  logMaxFiles: number;
-  /** First restart delay of a restart policy; doubles per restart up to 5 minutes (docker's 100 ms; issue 7 asks 10 s). */
-  restartDelayMs: number;
-}
+/**
+ * The agent's one configuration, loaded by platform/config: an optional YAML file (BERTH_AGENT_CONFIG),
+ * overridden by BERTH_AGENT_* variables (BERTH_AGENT_LOG_MAX_SIZE is `logMaxSize`), overridden by flags.
+ * Keys are named as the variables and flags are, so the three spell a setting the same way.
+ */
 
+/** A comma-separated list from the environment, or a list from YAML or a repeated flag. */
+const listSchema = z.preprocess(
+  (value) => (typeof value === 'string' ? value.split(',').map((item) => item.trim()).filter(Boolean) : value),
+  z.array(z.string().min(1)),
+);
+
+const agentConfigSchema = z
+  .object({
+    /** Images, content and snapshots live here (mode 0700). */
+    dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
+    /** The daemon's API socket (mode 0600); `<dataDir>/agent.sock` unless set. */
+    socket: z.string().min(1).optional(),
+    /** Registries (`host[:port]`) reached over plain http besides loopback ones. */
+    insecureRegistries: listSchema.default([]),
+    /** Layer downloads running at once, over all pulls. */
+    maxConcurrentDownloads: z.coerce.number().int().min(1).max(32).default(3),
+    /** Seconds without a byte after which a layer download is aborted and resumed. */
+    stallTimeout: z.coerce.number().positive().default(30),
+    /** Keep setuid/setgid bits of unpacked files. */
+    keepSetid: z.boolean().default(false),
+    /** The platform picked from image indexes (`os/arch[/variant]`); unset: this host's. */
+    platform: z.string().optional(),
+    /** The OCI runtime binary (runc or a compatible one). */
+    runtime: z.string().min(1).default('runc'),
+    /** The bridge containers of `--network bridge` join, and the subnet their addresses come from. */
+    bridgeName: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'a network interface name of at most 15 letters, digits, _ . -').default(DEFAULT_BRIDGE_NAME),
+    bridgeSubnet: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.88.0.0/16').default(DEFAULT_SUBNET),
+    /** Container logs rotate at this size (`10m`, `1g`, bytes) and keep this many files. */
+    logMaxSize: z.union([z.string(), z.number()]).default('10m'),
+    logMaxFiles: z.coerce.number().int().min(1).max(100).default(3),
+    /** First restart delay of a restart policy; doubles per restart up to 5 minutes (docker's 100 ms; issue 7 asks 10 s). */
+    restartDelayMs: z.coerce.number().int().min(1).default(10_000),
+  })
+  .strict()
+  .transform((config, context) => {
+    const logMaxSizeBytes = parseByteSize(String(config.logMaxSize));
+    if (logMaxSizeBytes === undefined || logMaxSizeBytes < 4096) {
+      context.addIssue({ code: 'custom', path: ['logMaxSize'], message: 'a size of at least 4096 bytes, such as 10m or 1g' });
+      return z.NEVER;
+    }
+    let platform = hostPlatform();
+    try {
+      if (config.platform) platform = parsePlatform(config.platform);
+    } catch (error) {
+      context.addIssue({ code: 'custom', path: ['platform'], message: (error as Error).message });
+      return z.NEVER;
+    }
+    const dataDir = path.resolve(config.dataDir);
+    return {
+      dataDir,
+      socketPath: path.resolve(config.socket ?? path.join(dataDir, 'agent.sock')),
+      insecureRegistries: config.insecureRegistries,
+      maxConcurrentDownloads: config.maxConcurrentDownloads,
+      stallTimeoutSeconds: config.stallTimeout,
+      keepSetid: config.keepSetid,
+      platform,
+      runtime: config.runtime,
+      bridgeName: config.bridgeName,
+      bridgeSubnet: config.bridgeSubnet,
+      logMaxSizeBytes,
+      logMaxFiles: config.logMaxFiles,
+      restartDelayMs: config.restartDelayMs,
+    };
+  });
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
 
 /** Flags as commander hands them over; each may be absent. */
 export interface ConfigFlags extends LocationFlags {
@@ -47,55 +93,23 @@ export interface ConfigFlags extends LocationFlags {
   logMaxFiles?: string;
 }
 
-const schema = z.object({
-  insecureRegistries: z.array(z.string().min(1)),
-  maxConcurrentDownloads: z.coerce.number().int().min(1).max(32),
-  stallTimeoutSeconds: z.coerce.number().positive(),
-  keepSetid: z.boolean(),
-  platform: z.string().optional(),
-  runtime: z.string().min(1),
-  bridgeName: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'a network interface name of at most 15 letters, digits, _ . -'),
-  bridgeSubnet: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.88.0.0/16'),
-  logMaxSizeBytes: z.coerce.number().int().min(4096),
-  logMaxFiles: z.coerce.number().int().min(1).max(100),
-  restartDelayMs: z.coerce.number().int().min(1),
-});
-
 export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const result = schema.safeParse({
-    insecureRegistries: flags.insecureRegistry ?? splitList(env.BERTH_AGENT_INSECURE_REGISTRIES),
-    maxConcurrentDownloads: flags.maxConcurrentDownloads ?? env.BERTH_AGENT_MAX_CONCURRENT_DOWNLOADS ?? 3,
-    stallTimeoutSeconds: flags.stallTimeout ?? env.BERTH_AGENT_STALL_TIMEOUT ?? 30,
-    keepSetid: flags.keepSetid ?? env.BERTH_AGENT_KEEP_SETID === 'true',
-    platform: flags.platform ?? env.BERTH_AGENT_PLATFORM,
-    runtime: flags.runtime ?? env.BERTH_AGENT_RUNTIME ?? 'runc',
-    bridgeName: flags.bridgeName ?? env.BERTH_AGENT_BRIDGE_NAME ?? DEFAULT_BRIDGE_NAME,
-    bridgeSubnet: flags.bridgeSubnet ?? env.BERTH_AGENT_BRIDGE_SUBNET ?? DEFAULT_SUBNET,
-    logMaxSizeBytes: parseByteSize(flags.logMaxSize ?? env.BERTH_AGENT_LOG_MAX_SIZE ?? '10m') ?? Number.NaN,
-    logMaxFiles: flags.logMaxFiles ?? env.BERTH_AGENT_LOG_MAX_FILES ?? 3,
-    restartDelayMs: env.BERTH_AGENT_RESTART_DELAY_MS ?? 10_000,
-  });
-  if (!result.success) {
-    throw new Error(`invalid configuration: ${result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
-  }
-  const config = result.data;
-  return {
-    dataDir: agentDataDir(flags, env),
-    socketPath: agentSocketPath(flags, env),
-    insecureRegistries: config.insecureRegistries,
-    maxConcurrentDownloads: config.maxConcurrentDownloads,
-    stallTimeoutSeconds: config.stallTimeoutSeconds,
-    keepSetid: config.keepSetid,
-    platform: config.platform ? parsePlatform(config.platform) : hostPlatform(),
-    runtime: config.runtime,
-    bridgeName: config.bridgeName,
-    bridgeSubnet: config.bridgeSubnet,
-    logMaxSizeBytes: config.logMaxSizeBytes,
-    logMaxFiles: config.logMaxFiles,
-    restartDelayMs: config.restartDelayMs,
-  };
+  return loadConfig(agentConfigSchema, AGENT_ENV, { env, flags: flagValues(flags) });
 }
 
-function splitList(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+function flagValues(flags: ConfigFlags): FlagValues {
+  return {
+    dataDir: { flag: '--data-dir', value: flags.dataDir || undefined },
+    socket: { flag: '--socket', value: flags.socket || undefined },
+    insecureRegistries: { flag: '--insecure-registry', value: flags.insecureRegistry },
+    maxConcurrentDownloads: { flag: '--max-concurrent-downloads', value: flags.maxConcurrentDownloads },
+    stallTimeout: { flag: '--stall-timeout', value: flags.stallTimeout },
+    keepSetid: { flag: '--keep-setid', value: flags.keepSetid },
+    platform: { flag: '--platform', value: flags.platform },
+    runtime: { flag: '--runtime', value: flags.runtime },
+    bridgeName: { flag: '--bridge-name', value: flags.bridgeName },
+    bridgeSubnet: { flag: '--bridge-subnet', value: flags.bridgeSubnet },
+    logMaxSize: { flag: '--log-max-size', value: flags.logMaxSize },
+    logMaxFiles: { flag: '--log-max-files', value: flags.logMaxFiles },
+  };
 }

@@ -1,5 +1,5 @@
 import type { ImageSummary } from '../api.js';
-import { shortDigest } from '../digest.js';
+import { shortDigest } from '../../oci/digest.js';
 import { humanAge, humanSize } from './human-format.js';
 import { table } from './table.js';
 

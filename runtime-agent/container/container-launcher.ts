@@ -1,7 +1,7 @@
 import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runHostCommand } from '../host-command.js';
-import type { ImageRuntimeConfig } from '../image/manifest.js';
+import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import type { ContainerNetwork, NetworkAttachment } from '../network/container-network.js';
 import { BundleFile } from '../shim/shim-protocol.js';

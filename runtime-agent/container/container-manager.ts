@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { RunRequest, VolumeSummary } from '../api.js';
 import type { ContentStore } from '../content/content-store.js';
 import { findImage } from '../image/image-lookup.js';

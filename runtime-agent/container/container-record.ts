@@ -1,4 +1,4 @@
-import type { ImageRuntimeConfig } from '../image/manifest.js';
+import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import type { NetworkAttachment } from '../network/container-network.js';
 import type { ContainerSpec } from './container-spec.js';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SingleFlight } from '../concurrency.js';
-import { ContentVerificationError, DigestingStream, digestOf, parseDigest, type DigestAlgorithm } from '../digest.js';
+import { ContentVerificationError, DigestingStream, digestOf, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
 import { RegistryError } from '../registry/registry-error.js';
 
 export interface BlobDescriptor {

@@ -2,7 +2,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { AgentConfig } from '../config.js';
 import { FileContentStore } from '../content/content-store.js';
 import { GarbageCollector } from '../image/garbage-collector.js';

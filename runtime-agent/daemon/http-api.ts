@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
+import { readBoundedBody } from '../../platform/body.js';
+import { CodedError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
 import { ContainerError } from '../container/container-manager.js';
 import { RunOptionsError } from '../container/run-options.js';
 import { ImageNotFoundError } from '../image/image-lookup.js';
 import { ImageInUseError } from '../image/image-removal.js';
-import { ReferenceError } from '../reference.js';
+import { InvalidReferenceError } from '../../oci/reference.js';
 import { StartError } from '../runtime/container-runtime.js';
 
 /** The daemon API's plumbing: routes by method and path pattern, JSON in and out, errors as `{message}`. */
@@ -59,20 +61,16 @@ export async function dispatch(routes: readonly Route[], request: IncomingMessag
 
 function errorAnswer(error: unknown): { status: number; body: { message: string; exitCode?: number } } {
   const message = (error as Error).message;
-  if (error instanceof HttpError || error instanceof ContainerError) return { status: error.status, body: { message } };
+  if (error instanceof HttpError || error instanceof ContainerError || error instanceof CodedError) return { status: error.status, body: { message } };
   if (error instanceof ImageNotFoundError) return { status: 404, body: { message } };
   if (error instanceof ImageInUseError) return { status: 409, body: { message } };
-  if (error instanceof RunOptionsError || error instanceof ReferenceError) return { status: 400, body: { message } };
+  if (error instanceof RunOptionsError || error instanceof InvalidReferenceError) return { status: 400, body: { message } };
   if (error instanceof StartError) return { status: 500, body: { message, exitCode: error.exitCode } };
   return { status: 500, body: { message } };
 }
 
 export async function readJson(request: IncomingMessage): Promise<unknown> {
-  let text = '';
-  for await (const chunk of request) {
-    text += String(chunk);
-    if (text.length > MAX_REQUEST_BYTES) throw new HttpError(413, 'request body too large');
-  }
+  const text = (await readBoundedBody(request, { limit: MAX_REQUEST_BYTES })).toString('utf8');
   try {
     return JSON.parse(text || '{}');
   } catch {

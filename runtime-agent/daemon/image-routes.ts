@@ -3,12 +3,12 @@ import type { GarbageCollector } from '../image/garbage-collector.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import { removeImage } from '../image/image-removal.js';
 import type { ImageRecord, ImageStore } from '../image/image-store.js';
-import { DEFAULT_REGISTRY, familiarName, parseReference } from '../reference.js';
+import { DEFAULT_REGISTRY, familiarName, parseReference } from '../../oci/reference.js';
 import type { CredentialStore } from '../registry/credential-store.js';
 import { RegistryError } from '../registry/registry-error.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { HttpError, ndjson, readJson, route, sendJson, type Route } from './http-api.js';
 
 export interface ImageServices {

@@ -1,4 +1,4 @@
-import { parseReference, ReferenceError } from '../reference.js';
+import { InvalidReferenceError, parseReference } from '../../oci/reference.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
 
 export class ImageNotFoundError extends Error {}
@@ -29,7 +29,7 @@ function referenceKey(text: string): string | undefined {
     const name = `${reference.registry}/${reference.repository}`;
     return reference.digest ? `${name}@${reference.digest}` : `${name}:${reference.tag}`;
   } catch (error) {
-    if (error instanceof ReferenceError) return undefined;
+    if (error instanceof InvalidReferenceError) return undefined;
     throw error;
   }
 }

@@ -1,15 +1,16 @@
 import type { LayerAction, PullEvent } from '../api.js';
 import { concurrencyLimit } from '../concurrency.js';
 import type { ContentStore } from '../content/content-store.js';
-import { chainIds, digestOf, isDigest, shortDigest } from '../digest.js';
-import type { Platform } from '../platform.js';
-import { formatReference, type ImageReference } from '../reference.js';
+import { chainIds, digestOf, isDigest, shortDigest } from '../../oci/digest.js';
+import type { Platform } from '../../oci/platform.js';
+import { formatReference, type ImageReference } from '../../oci/reference.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { ImageRecord, ImageStore, LayerRecord } from './image-store.js';
 import type { Lease, Leases } from './leases.js';
-import { parseImageConfig, parseManifest, selectPlatform, verifyManifestDigest, type Descriptor, type ImageManifest } from './manifest.js';
+import type { Descriptor, ImageManifest } from '../../oci/manifest.js';
+import { parseImageConfig, parseManifest, selectPlatform, verifyManifestDigest } from './manifest.js';
 
 export interface PullerOptions {
   platform: Platform;

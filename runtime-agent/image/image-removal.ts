@@ -1,5 +1,5 @@
 import type { RemoveResult } from '../api.js';
-import { shortDigest } from '../digest.js';
+import { shortDigest } from '../../oci/digest.js';
 import type { GarbageCollector } from './garbage-collector.js';
 import { matchingImages } from './image-lookup.js';
 import type { ImageStore } from './image-store.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { readJsonIfExists, writeJsonAtomic } from '../json-file.js';
-import type { Platform } from '../platform.js';
+import type { Platform } from '../../oci/platform.js';
 
 export interface LayerRecord {
   digest: string;

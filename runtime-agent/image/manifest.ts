@@ -1,62 +1,12 @@
-import { z } from 'zod';
-import { digestOf, isDigest } from '../digest.js';
-import { isImageManifestMediaType, isIndexMediaType } from '../media-types.js';
-import { formatPlatform, platformRank, type Platform } from '../platform.js';
+import type { z } from 'zod';
+import { digestOf } from '../../oci/digest.js';
+import { imageConfigSchema, imageManifestSchema, indexSchema, type Descriptor, type ImageConfig, type ImageManifest } from '../../oci/manifest.js';
+import { isImageManifestMediaType, isIndexMediaType } from '../../oci/media-types.js';
+import { formatPlatform, platformRank, type Platform } from '../../oci/platform.js';
 
 /** Manifests, indexes and image configs as the agent reads them; anything malformed is refused with a reason. */
 
 export class ManifestError extends Error {}
-
-const digest = z.string().refine(isDigest, 'not a digest');
-const platformSchema = z.object({ os: z.string(), architecture: z.string(), variant: z.string().optional() });
-
-const descriptorSchema = z.object({
-  mediaType: z.string(),
-  digest,
-  size: z.number().int().nonnegative(),
-  platform: platformSchema.optional(),
-});
-export type Descriptor = z.infer<typeof descriptorSchema>;
-
-const imageManifestSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  config: descriptorSchema,
-  layers: z.array(descriptorSchema),
-});
-export type ImageManifest = z.infer<typeof imageManifestSchema>;
-
-const indexSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  manifests: z.array(descriptorSchema),
-});
-
-const stringList = z.array(z.string()).nullish();
-
-/** The runtime part of an image config (`config` in the OCI image spec); docker writes null for unset fields. */
-const runtimeConfigSchema = z.object({
-  User: z.string().nullish(),
-  Env: stringList,
-  Entrypoint: stringList,
-  Cmd: stringList,
-  WorkingDir: z.string().nullish(),
-  StopSignal: z.string().nullish(),
-  ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
-  Volumes: z.record(z.string(), z.unknown()).nullish(),
-  Labels: z.record(z.string(), z.string()).nullish(),
-});
-export type ImageRuntimeConfig = z.infer<typeof runtimeConfigSchema>;
-
-const imageConfigSchema = z.object({
-  created: z.string().optional(),
-  config: runtimeConfigSchema.nullish(),
-  os: z.string(),
-  architecture: z.string(),
-  variant: z.string().optional(),
-  rootfs: z.object({ type: z.literal('layers'), diff_ids: z.array(digest) }),
-});
-export type ImageConfig = z.infer<typeof imageConfigSchema>;
 
 export type ParsedManifest = { kind: 'image'; manifest: ImageManifest } | { kind: 'index'; manifests: Descriptor[] };
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { NetworkMode, PortMapping } from '../container/container-spec.js';
 import { AttachmentRecords } from './attachment-records.js';
 import { BridgeFirewall } from './bridge-firewall.js';

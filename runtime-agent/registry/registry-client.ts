@@ -1,5 +1,5 @@
 import { pipeline, Readable, Transform } from 'node:stream';
-import { ACCEPTED_MANIFEST_TYPES } from '../media-types.js';
+import { ACCEPTED_MANIFEST_TYPES } from '../../oci/media-types.js';
 import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
 import { RegistryError } from './registry-error.js';
 

@@ -1,7 +1,7 @@
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
-import type { Compression } from '../media-types.js';
+import type { Compression } from '../../oci/media-types.js';
 
 export class LayerFormatError extends Error {}
 

@@ -1,7 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ContentVerificationError, DigestingStream, parseDigest } from '../digest.js';
-import { layerCompression } from '../media-types.js';
+import { ContentVerificationError, DigestingStream, parseDigest } from '../../oci/digest.js';
+import { layerCompression } from '../../oci/media-types.js';
 import { compressionGuard, decompressor, LayerFormatError } from './decompression.js';
 import { applyLayerTar, type ApplyOptions } from './layer-applier.js';
 

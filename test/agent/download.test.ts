@@ -9,7 +9,7 @@ import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { layerOf, pushLayout, writeImageLayout, type Layer } from '../helpers/agent-images.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
-import { chainIds } from '../../runtime-agent/digest.js';
+import { chainIds } from '../../oci/digest.js';
 
 let registry: RegistryProcess;
 let agent: AgentDaemon;

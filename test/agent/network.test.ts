@@ -7,18 +7,18 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { run } from '../helpers/exec.js';
 import { freePort } from '../helpers/free-port.js';
 import type { PortMapping } from '../../runtime-agent/container/container-spec.js';
 import { ContainerNetwork, type NetworkAttachment, type NetworkConfig } from '../../runtime-agent/network/container-network.js';
 import { containerResolvConf, FALLBACK_NAMESERVERS, writeContainerEtcFiles } from '../../runtime-agent/network/etc-files.js';
+import { silentLogger } from '../../platform/logger.js';
 import { runHostCommand } from '../../runtime-agent/host-command.js';
 
 // Real bridges, namespaces and iptables rules. Each test has a bridge and a /24 of its own, so tests (and
 // other test files) run at once without meeting, and removes them at its end.
 
-const logger = pino({ level: 'silent' });
+const logger = silentLogger();
 let subnetCounter = randomInt(256);
 
 async function newNetwork(t: ExecutionContext): Promise<{ network: ContainerNetwork; config: NetworkConfig }> {

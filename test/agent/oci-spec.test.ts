@@ -7,7 +7,7 @@ import { buildOciSpec, DEFAULT_CAPABILITIES, DEFAULT_PATH, volumeDirectory, type
 import { parseRunRequest, RunOptionsError, runWarnings } from '../../runtime-agent/container/run-options.js';
 import { buildSeccompProfile } from '../../runtime-agent/container/seccomp.js';
 import { resolveUser, resolveUserSpec, UserLookupError, type ResolvedUser } from '../../runtime-agent/container/user-lookup.js';
-import type { ImageRuntimeConfig } from '../../runtime-agent/image/manifest.js';
+import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 
 // Pure resolution rules, checked against what dockerd 20.10 and runc 1.1 do with the same input.
 

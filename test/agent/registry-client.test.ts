@@ -7,7 +7,7 @@ import { AuthProxy } from '../helpers/agent-auth-proxy.js';
 import { layerOf, pushLayout, writeImageLayout } from '../helpers/agent-images.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 import { selectPlatform } from '../../runtime-agent/image/manifest.js';
-import { formatReference, parseReference } from '../../runtime-agent/reference.js';
+import { formatReference, parseReference } from '../../oci/reference.js';
 import { parseAuthChallenges } from '../../runtime-agent/registry/auth-challenge.js';
 import { HttpRegistryClient, registryBaseUrl } from '../../runtime-agent/registry/registry-client.js';
 

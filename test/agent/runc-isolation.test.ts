@@ -3,7 +3,7 @@ import { mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { volumeDirectory } from '../../runtime-agent/container/oci-spec.js';
-import type { ImageRuntimeConfig } from '../../runtime-agent/image/manifest.js';
+import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import { RuncSandbox, sh } from '../helpers/runc-sandbox.js';
 
 // Real runc (no agent) running the config buildOciSpec writes, on a busybox root filesystem.

@@ -7,7 +7,7 @@ import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { layerOf, layerOfTar, pushLayout, writeImageLayout, type Layer, type TarEntry } from '../helpers/agent-images.js';
 import { run } from '../helpers/exec.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
-import { chainIds } from '../../runtime-agent/digest.js';
+import { chainIds } from '../../oci/digest.js';
 
 let registry: RegistryProcess;
 let agent: AgentDaemon;

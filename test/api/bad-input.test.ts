@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { MediaType } from '../../oci/media-types.js';
 import {
   assertRegistryError,
   fetchUrl,
@@ -9,7 +10,6 @@ import {
   sendTruncatedRequest,
 } from '../helpers/http-client.js';
 import {
-  MediaType,
   imageManifest,
   makeBlob,
   patchChunk,

@@ -1,10 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
+import { digestOf } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
 import { assertRegistryError, chunkedBody, rawRequest, readBytes, request } from '../helpers/http-client.js';
 import {
-  MediaType,
   blobOf,
   descriptorOf,
-  digestOf,
   foreignLayerManifest,
   imageManifest,
   indexManifest,
@@ -264,7 +264,7 @@ test('a manifest whose schemaVersion is not 2 is MANIFEST_INVALID', async (t) =>
 test('a descriptor with a malformed digest is MANIFEST_INVALID', async (t) => {
   const repo = uniqueRepo('manifest');
   const config = await pushBlob(registry.url, repo, makeBlob(30));
-  const manifest = imageManifest({ config, extra: { layers: [{ mediaType: MediaType.ociLayer, digest: 'sha256:nothex', size: 1 }] } });
+  const manifest = imageManifest({ config, extra: { layers: [{ mediaType: MediaType.ociLayerGzip, digest: 'sha256:nothex', size: 1 }] } });
   await assertRegistryError(t, await putManifest(registry.url, repo, 'v1', manifest), 400, 'MANIFEST_INVALID');
 });
 

@@ -1,8 +1,8 @@
 import test from 'ava';
+import { MediaType } from '../../oci/media-types.js';
 import { assertRegistryError, request } from '../helpers/http-client.js';
 import {
   EMPTY_CONFIG,
-  MediaType,
   artifactManifest,
   descriptorOf,
   indexManifest,

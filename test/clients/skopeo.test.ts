@@ -16,7 +16,8 @@ import {
   type Blob,
   type TestImage,
 } from '../helpers/test-images.js';
-import { MediaType, digestOf } from '../helpers/oci-content.js';
+import { digestOf } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
 
 let registry: RegistryProcess;
 let workDir: string;

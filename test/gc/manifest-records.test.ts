@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectGarbage, gcEnv } from '../helpers/gc.js';
 import { readBytes, request } from '../helpers/http-client.js';
-import { MediaType, blobOf, imageManifest, makeBlob, pushBlob, pushManifest, putManifest, uniqueRepo, type Blob, type Manifest } from '../helpers/oci-content.js';
+import { MediaType } from '../../oci/media-types.js';
+import { blobOf, imageManifest, makeBlob, pushBlob, pushManifest, putManifest, uniqueRepo, type Blob, type Manifest } from '../helpers/oci-content.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
+import { silentLogger } from '../../platform/logger.js';
+import { spawnUntilListening, type CapturedProcess } from '../../platform/process.js';
 import { ContainerNetwork } from '../../runtime-agent/network/container-network.js';
 import { removeDirWithMounts, run, type RunResult } from './exec.js';
 
@@ -12,9 +12,7 @@ const START_TIMEOUT_MS = 15_000;
 
 /** A real `berth-agent daemon` with its own data directory (short, under /tmp: unix socket paths are limited). */
 export class AgentDaemon {
-  private output = '';
-  private child!: ChildProcess;
-  private exited!: Promise<void>;
+  private process!: CapturedProcess;
   /** Its own bridge and subnet: test files running at once each have an agent. */
   readonly bridgeName = `bt${randomBytes(3).toString('hex')}`;
   readonly bridgeSubnet = `10.${randomInt(100, 250)}.${randomInt(0, 255)}.0/24`;
@@ -37,27 +35,29 @@ export class AgentDaemon {
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.process.child.pid;
   }
 
   /** SIGKILLs the daemon (no chance to clean up) and starts it again on the same data directory. */
   async killAndRestart(): Promise<void> {
-    this.child.kill('SIGKILL');
-    await this.exited;
-    this.output = '';
+    this.process.child.kill('SIGKILL');
+    await this.process.exited;
     await this.launch();
   }
 
   private async launch(): Promise<void> {
     const daemonArgs = ['--bridge-name', this.bridgeName, '--bridge-subnet', this.bridgeSubnet, ...this.args];
-    this.child = spawn(process.execPath, [CLI, '--data-dir', this.dataDir, 'daemon', ...daemonArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
-    const child = this.child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    await this.waitForListening();
+    const started = await spawnUntilListening(process.execPath, [CLI, '--data-dir', this.dataDir, 'daemon', ...daemonArgs], {
+      name: 'berth-agent',
+      env: { ...process.env, ...this.env },
+      timeoutMs: START_TIMEOUT_MS,
+      listening: (output) => (output.includes('berth-agent listening') ? true : undefined),
+    });
+    this.process = started.process;
   }
 
   get logs(): string {
-    return this.output;
+    return this.process.output;
   }
 
   /** Runs `berth-agent --data-dir <dir> <args>` (the CLI finds the daemon's socket in the data dir). */
@@ -88,35 +88,14 @@ export class AgentDaemon {
 
   /** Removes every container (they outlive the daemon by design), stops the daemon, deletes its state and bridge. */
   async destroy(): Promise<void> {
-    const running = this.child && this.child.exitCode === null && this.child.signalCode === null;
+    const running = this.process?.running ?? false;
     if (running) {
       const ids = (await this.cli(['ps', '-a', '-q', '--no-trunc'], { allowFailure: true })).stdout.split('\n').filter(Boolean);
       if (ids.length > 0) await this.cli(['rm', '-f', ...ids], { allowFailure: true });
-      this.child.kill('SIGTERM');
+      this.process.child.kill('SIGTERM');
     }
-    await this.exited;
-    await new ContainerNetwork({ bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') }, pino({ enabled: false })).destroy();
+    await this.process?.exited;
+    await new ContainerNetwork({ bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') }, silentLogger()).destroy();
     await removeDirWithMounts(this.dataDir);
-  }
-
-  private waitForListening(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent did not start within ${START_TIMEOUT_MS} ms:\n${this.output}`)), START_TIMEOUT_MS);
-      const onData = (text: string) => {
-        this.output += text;
-        if (this.output.includes('berth-agent listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      for (const stream of [this.child.stdout, this.child.stderr]) {
-        stream?.setEncoding('utf8');
-        stream?.on('data', onData);
-      }
-      this.child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`agent exited (code ${code}, signal ${signal}) before listening:\n${this.output}`));
-      });
-    });
   }
 }

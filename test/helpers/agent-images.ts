@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
+import { digestOf } from '../../oci/digest.js';
+import { MediaType, OCI_LAYER_TYPE, type Compression } from '../../oci/media-types.js';
 import { run } from './exec.js';
 
 /** Test images for the runtime agent: tar layers built entry by entry, written as OCI layouts, pushed with skopeo. */
-
-export type Compression = 'none' | 'gzip' | 'zstd';
 
 export interface TarEntry {
   name: string;
@@ -33,16 +32,6 @@ export interface Layer {
 export interface TestImage {
   layers: Layer[];
   platform?: { os: string; architecture: string; variant?: string };
-}
-
-const LAYER_MEDIA_TYPES: Record<Compression, string> = {
-  none: 'application/vnd.oci.image.layer.v1.tar',
-  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-};
-
-export function sha256(bytes: Buffer | string): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 /** A tar of exactly these entries, hostile ones included: nothing is normalized. */
@@ -84,7 +73,7 @@ export async function layerOf(entries: readonly TarEntry[], compression: Compres
 /** A layer of a tar made elsewhere (e.g. by GNU tar). */
 export async function layerOfTar(tarBytes: Buffer, compression: Compression): Promise<Layer> {
   const blob = await compress(tarBytes, compression);
-  return { tar: tarBytes, compression, blob, digest: sha256(blob), diffId: sha256(tarBytes), mediaType: LAYER_MEDIA_TYPES[compression] };
+  return { tar: tarBytes, compression, blob, digest: digestOf(blob), diffId: digestOf(tarBytes), mediaType: OCI_LAYER_TYPE[compression] };
 }
 
 interface Written {
@@ -96,7 +85,7 @@ interface Written {
 /** Writes a blob into an OCI layout's blobs/sha256 and returns its descriptor. */
 async function writeBlob(layout: string, bytes: Buffer | string, mediaType: string): Promise<Written> {
   const buffer = Buffer.from(bytes);
-  const digest = sha256(buffer);
+  const digest = digestOf(buffer);
   await mkdir(path.join(layout, 'blobs', 'sha256'), { recursive: true });
   await writeFile(path.join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)), buffer);
   return { mediaType, digest, size: buffer.length };
@@ -107,11 +96,11 @@ async function writeImage(layout: string, image: TestImage): Promise<Written & {
   const config = await writeBlob(
     layout,
     JSON.stringify({ created: '2024-01-02T03:04:05Z', ...platform, config: {}, rootfs: { type: 'layers', diff_ids: image.layers.map((layer) => layer.diffId) } }),
-    'application/vnd.oci.image.config.v1+json',
+    MediaType.ociConfig,
   );
   const layers = [];
   for (const layer of image.layers) layers.push(await writeBlob(layout, layer.blob, layer.mediaType));
-  const manifest = await writeBlob(layout, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }), 'application/vnd.oci.image.manifest.v1+json');
+  const manifest = await writeBlob(layout, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers }), MediaType.ociManifest);
   return { ...manifest, configDigest: config.digest };
 }
 
@@ -135,10 +124,10 @@ export async function writeIndexLayout(layout: string, tag: string, images: Test
     layout,
     JSON.stringify({
       schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
+      mediaType: MediaType.ociIndex,
       manifests: written.map(({ mediaType, digest, size, platform }) => ({ mediaType, digest, size, platform })),
     }),
-    'application/vnd.oci.image.index.v1+json',
+    MediaType.ociIndex,
   );
   await writeIndexJson(layout, index, tag);
   return { indexDigest: index.digest, configDigests: written.map((image) => image.configDigest) };

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { readBytes, request } from './http-client.js';
-import { MediaType, digestOf } from './oci-content.js';
+import { digestOf } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
 import type { RegistryProcess } from './registry-process.js';
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));

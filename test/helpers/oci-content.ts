@@ -1,21 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { digestOf, type DigestAlgorithm } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
 import { fetchUrl, request, resolveLocation } from './http-client.js';
 
 /** OCI content for tests: blobs, image/index/artifact manifests, and the requests that push them. */
-
-export const MediaType = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  ociLayer: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  ociEmpty: 'application/vnd.oci.empty.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-} as const;
-
-export type DigestAlgorithm = 'sha256' | 'sha512';
 
 export interface Blob {
   bytes: Buffer;
@@ -44,10 +32,6 @@ export interface Manifest {
 export interface PushedImage extends Manifest {
   config: Blob;
   layers: Blob[];
-}
-
-export function digestOf(bytes: Buffer | string, algorithm: DigestAlgorithm = 'sha256'): string {
-  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 
 export function blobOf(bytes: Buffer | string, algorithm: DigestAlgorithm = 'sha256'): Blob {
@@ -100,7 +84,7 @@ export function imageManifest(options: ImageManifestOptions): Manifest {
     mediaType,
     ...(options.artifactType ? { artifactType: options.artifactType } : {}),
     config: descriptorOf(options.config, options.configMediaType ?? (docker ? MediaType.dockerConfig : MediaType.ociConfig)),
-    layers: (options.layers ?? []).map((layer) => descriptorOf(layer, options.layerMediaType ?? (docker ? MediaType.dockerLayer : MediaType.ociLayer))),
+    layers: (options.layers ?? []).map((layer) => descriptorOf(layer, options.layerMediaType ?? (docker ? MediaType.dockerLayer : MediaType.ociLayerGzip))),
     ...(options.subject ? { subject: options.subject } : {}),
     ...(options.annotations ? { annotations: options.annotations } : {}),
     ...options.extra,

@@ -6,7 +6,7 @@ import type { RunRequest } from '../../runtime-agent/api.js';
 import { buildOciSpec, hostNofileLimit } from '../../runtime-agent/container/oci-spec.js';
 import { parseRunRequest } from '../../runtime-agent/container/run-options.js';
 import { resolveUser } from '../../runtime-agent/container/user-lookup.js';
-import type { ImageRuntimeConfig } from '../../runtime-agent/image/manifest.js';
+import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import { removeDirWithMounts, run, type RunResult } from './exec.js';
 import { createBusyboxRootfs } from './test-images.js';
 

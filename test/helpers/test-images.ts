@@ -2,7 +2,9 @@ import { mkdir, mkdtemp, readFile, symlink, writeFile, copyFile } from 'node:fs/
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { run } from './exec.js';
-import { MediaType, descriptorOf, digestOf, indexManifest, type Descriptor, type Manifest } from './oci-content.js';
+import { digestOf } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
+import { descriptorOf, indexManifest, type Descriptor, type Manifest } from './oci-content.js';
 
 // There is no internet on test machines: every image is built here, from the static busybox binary.
 const BUSYBOX = '/bin/busybox';
@@ -67,7 +69,7 @@ export interface Platform {
 export type ImageFormat = 'oci' | 'docker';
 
 const MEDIA_TYPES = {
-  oci: { manifest: MediaType.ociManifest, config: MediaType.ociConfig, layer: MediaType.ociLayer },
+  oci: { manifest: MediaType.ociManifest, config: MediaType.ociConfig, layer: MediaType.ociLayerGzip },
   docker: { manifest: MediaType.dockerManifest, config: MediaType.dockerConfig, layer: MediaType.dockerLayer },
 } as const;
 

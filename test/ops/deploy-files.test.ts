@@ -7,7 +7,8 @@ import test, { type ExecutionContext } from 'ava';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../server/config.js';
 import { freePort } from '../helpers/free-port.js';
-import { digestOf, makeBlob, pushBlobInChunks, pushImage, uniqueRepo } from '../helpers/oci-content.js';
+import { digestOf } from '../../oci/digest.js';
+import { makeBlob, pushBlobInChunks, pushImage, uniqueRepo } from '../helpers/oci-content.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
 // The deploy files are written by hand; these tests keep them in step with the configuration schema and

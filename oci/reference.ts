@@ -1,14 +1,17 @@
-/** Image references parsed and normalized the way docker does (`busybox` is `docker.io/library/busybox:latest`). */
+import { isDigest } from './digest.js';
+import { isValidRepositoryName, isValidTag } from './names.js';
 
+/**
+ * Image references `host[:port]/name[:tag][@digest]`, normalised the way docker does: `busybox` is
+ * `docker.io/library/busybox:latest`.
+ */
 export const DEFAULT_REGISTRY = 'docker.io';
 export const DEFAULT_TAG = 'latest';
 
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 const REGISTRY_HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
 
-export class ReferenceError extends Error {}
+/** Named so it never shadows the JavaScript global `ReferenceError`. */
+export class InvalidReferenceError extends Error {}
 
 export interface ImageReference {
   /** Registry host with optional port, e.g. `127.0.0.1:5000` or `docker.io`. */
@@ -21,7 +24,7 @@ export interface ImageReference {
 
 export function parseReference(input: string): ImageReference {
   const fail = (why: string): never => {
-    throw new ReferenceError(`invalid reference format ${JSON.stringify(input)}: ${why}`);
+    throw new InvalidReferenceError(`invalid reference format ${JSON.stringify(input)}: ${why}`);
   };
   let rest = input;
   let digest: string | undefined;
@@ -29,20 +32,18 @@ export function parseReference(input: string): ImageReference {
   if (at !== -1) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) fail('bad digest');
+    if (!isDigest(digest)) fail('bad digest');
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) fail('bad tag');
+    if (!isValidTag(tag)) fail('bad tag');
   }
   const { registry, repository } = splitRegistry(rest);
   if (!REGISTRY_HOST.test(registry)) fail('bad registry host');
-  if (repository === '' || !repository.split('/').every((part) => PATH_COMPONENT.test(part))) {
-    fail('repository name must be lowercase path components');
-  }
+  if (!isValidRepositoryName(repository)) fail('repository name must be lowercase path components, at most 255 characters');
   return { registry, repository, tag: tag ?? (digest ? undefined : DEFAULT_TAG), digest };
 }
 
@@ -70,4 +71,9 @@ export function familiarName(reference: Pick<ImageReference, 'registry' | 'repos
 /** `name:tag`, `name@digest` or `name:tag@digest`, in familiar form. */
 export function formatReference(reference: ImageReference): string {
   return `${familiarName(reference)}${reference.tag ? `:${reference.tag}` : ''}${reference.digest ? `@${reference.digest}` : ''}`;
+}
+
+/** The fully qualified form, `docker.io/library/busybox:latest`. */
+export function canonicalReference(reference: ImageReference): string {
+  return `${reference.registry}/${reference.repository}${reference.tag ? `:${reference.tag}` : ''}${reference.digest ? `@${reference.digest}` : ''}`;
 }
