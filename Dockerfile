@@ -5,7 +5,7 @@
 # Offline, with the same file (how test/ops/dockerfile.test.ts builds it; no network is used at all):
 #   docker build --build-arg APP_SOURCE=prebuilt --build-arg RUNTIME_PACKAGES=base \
 #     --build-arg NODE_IMAGE=<a local image with node, /bin/sh, redis-server and tini> -t berth <context>
-#   where <context> holds this Dockerfile, package.json and prebuilt/ (dist/server from `npm run build` and the
+#   where <context> holds this Dockerfile, package.json and prebuilt/ (dist/{oci,platform,server} from `npm run build` and the
 #   node_modules of `npm ci --omit=dev`, made on a machine that has them).
 # Stages are chosen by build arguments, so this needs BuildKit (the default builder since Docker 23; on older
 # CLIs set DOCKER_BUILDKIT=1): the legacy builder would run every stage, `npm ci` and apt-get included.
@@ -22,13 +22,15 @@ FROM ${NODE_IMAGE} AS app-npm
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
+COPY oci ./oci
+COPY platform ./platform
 COPY server ./server
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
 FROM ${NODE_IMAGE} AS app-prebuilt
 WORKDIR /src
 COPY prebuilt/node_modules ./node_modules
-COPY prebuilt/dist/server ./dist/server
+COPY prebuilt/dist ./dist
 
 FROM ${NODE_IMAGE} AS runtime-apt
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server tini \
@@ -56,7 +58,7 @@ RUN echo 'berth:x:10001:10001:Berth registry:/var/lib/berth:/usr/sbin/nologin' >
   && mkdir -p /var/lib/berth && chown 10001:10001 /var/lib/berth
 WORKDIR /app
 COPY --from=app /src/node_modules ./node_modules
-COPY --from=app /src/dist/server ./dist/server
+COPY --from=app /src/dist ./dist
 COPY package.json ./
 USER berth
 ENV BERTH_DATA_DIR=/var/lib/berth

@@ -26,7 +26,9 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
       for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
       ctx.body = error.toJSON();
     }
-    if (!ctx.req.complete) drainUnreadBody(ctx);
+    // A body refused as too large is not worth reading to its end: the answer closes the connection.
+    if (!ctx.req.complete && error.status === 413) ctx.set('Connection', 'close');
+    else if (!ctx.req.complete) drainUnreadBody(ctx);
   }
 }
 

@@ -55,7 +55,10 @@ async function sharedLibraries(binaries: string[]): Promise<Set<string>> {
 export async function writePrebuiltBuildContext(repoRoot: string, distDir: string, context: string): Promise<void> {
   await mkdir(path.join(context, 'prebuilt', 'node_modules'), { recursive: true });
   for (const file of ['Dockerfile', '.dockerignore', 'package.json']) await copyFile(path.join(repoRoot, file), path.join(context, file));
-  await cp(path.join(distDir, 'server'), path.join(context, 'prebuilt', 'dist', 'server'), { recursive: true });
+  // The registry and the shared kernel it imports; the agent, tests and benchmarks stay out of the image.
+  for (const part of ['oci', 'platform', 'server']) {
+    await cp(path.join(distDir, part), path.join(context, 'prebuilt', 'dist', part), { recursive: true });
+  }
   for (const name of await productionPackages(repoRoot)) {
     // verbatimSymlinks: a package's relative links stay relative instead of pointing into this machine.
     await cp(path.join(repoRoot, 'node_modules', name), path.join(context, 'prebuilt', 'node_modules', name), { recursive: true, verbatimSymlinks: true });
