@@ -16,12 +16,12 @@ import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
 import type { ContainerRecord } from './container-record.js';
 import type { ContainerStore } from './container-store.js';
-import type { VolumeStore } from './volume-store.js';
+import type { VolumeStore } from '../volumes/volume-store.js';
 import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
-import { resolveArgs } from './oci-spec.js';
+import { resolveArgs } from '../spec/oci-spec.js';
 import { parseRunRequest, parseSignal } from './run-options.js';
-import { RootfsDir, unmountRootfs } from './rootfs.js';
-import { resolveUser } from './user-lookup.js';
+import { RootfsDir, unmountRootfs } from '../spec/rootfs.js';
+import { resolveUser } from '../spec/user-lookup.js';
 
 export interface ContainerManagerDependencies {
   store: ContainerStore;

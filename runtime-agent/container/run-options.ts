@@ -3,7 +3,7 @@ import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
 import { CodedError } from '../../platform/errors.js';
 import { AgentErrors, describeIssues } from '../errors.js';
-import { parseByteSize } from '../byte-size.js';
+import { parseByteSize } from '../support/byte-size.js';
 import { runRequestSchema, type RunRequest } from '../api.js';
 import type { ContainerSpec, MountSpec, NetworkMode, PortMapping, ResourceLimits, RestartPolicy } from './container-spec.js';
 

@@ -4,7 +4,7 @@ import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-record.js';
 import { readLogs } from '../container/logs/log-reader.js';
 import { parseSignal } from '../container/run-options.js';
-import { exitCodeOf } from '../process-exit.js';
+import { exitCodeOf } from '../../platform/process-exit.js';
 import { CodedError } from '../../platform/errors.js';
 import { AgentErrors } from '../errors.js';
 import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';

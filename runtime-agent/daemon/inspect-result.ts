@@ -1,7 +1,7 @@
 import type { InspectResult } from '../api.js';
 import type { ContainerRecord } from '../container/container-record.js';
 import type { MountSpec, PortMapping } from '../container/container-spec.js';
-import { containerHostname } from '../container/oci-spec.js';
+import { containerHostname } from '../spec/oci-spec.js';
 
 /** Docker's zero time, which `inspect` shows for a container that never started or never stopped. */
 const NEVER = '0001-01-01T00:00:00Z';
