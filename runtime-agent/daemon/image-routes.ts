@@ -41,8 +41,7 @@ export function imageRoutes(services: ImageServices): Route[] {
       try {
         await services.registryClient(registry, credentials).verifyCredentials();
       } catch (error) {
-        if (error instanceof RegistryError) throw new CodedError(error.status === 401 ? AgentErrors.LOGIN_DENIED : AgentErrors.REGISTRY_UNAVAILABLE, `login to ${registry} failed: ${error.message}`);
-        throw error;
+        throw loginFailure(registry, error);
       }
       await services.credentials.put(registry, credentials);
       sendJson(response, 200, { status: 'Login Succeeded' });
@@ -73,6 +72,15 @@ export function imageRoutes(services: ImageServices): Route[] {
       response.end();
     }),
   ];
+}
+
+/** Wrong credentials are the user's to fix (401); anything else (a refused connection, a 5xx) is the registry's. */
+function loginFailure(registry: string, error: unknown): CodedError {
+  if (error instanceof RegistryError && error.status === 401) return new CodedError(AgentErrors.LOGIN_DENIED, `login to ${registry} failed: ${error.message}`);
+  // fetch says only "fetch failed"; its cause says what happened (ECONNREFUSED, a timeout).
+  const cause = (error as Error).cause;
+  const reason = cause instanceof Error ? cause.message : (error as Error).message;
+  return new CodedError(AgentErrors.REGISTRY_UNAVAILABLE, `login to ${registry} failed: ${reason}`, { cause: error });
 }
 
 function summarize(record: ImageRecord): ImageSummary {
