@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { ContainerStatus } from './container/container-record.js';
 import type { PortMapping } from './container/container-spec.js';
 import type { LogEntry } from './container/logs/log-entry.js';
@@ -15,18 +16,20 @@ export const ApiPath = {
 } as const;
 
 /** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */
-export interface LoginRequest {
+export const loginRequestSchema = z.object({
   /** `host[:port]` as in image references; docker.io when absent. */
-  registry?: string;
-  username: string;
-  password: string;
-}
+  registry: z.string().optional(),
+  username: z.string().min(1),
+  password: z.string(),
+});
+export type LoginRequest = z.infer<typeof loginRequestSchema>;
 
-export interface PullRequest {
-  reference: string;
-  username?: string;
-  password?: string;
-}
+export const pullRequestSchema = z.object({
+  reference: z.string(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+});
+export type PullRequest = z.infer<typeof pullRequestSchema>;
 
 /** Docker's per-layer progress vocabulary, so the output reads like `docker pull`. */
 export type LayerAction =
@@ -70,50 +73,52 @@ export interface PruneResult {
   reclaimedBytes: number;
 }
 
+const stringList = z.array(z.string()).optional();
+
 /**
  * `POST /v1/containers`: a run request with the flags as the user typed them; the daemon parses and
- * validates them (container/run-options.ts) so every client gets the same answers.
+ * validates their meaning (container/run-options.ts) so every client gets the same answers.
  */
-export interface RunRequest {
-  image: string;
-  name?: string;
+export const runRequestSchema = z.object({
+  image: z.string(),
+  name: z.string().optional(),
   /** Arguments after the image (replace the image's Cmd). */
-  command?: string[];
+  command: stringList,
   /** `--entrypoint`: one executable; '' clears the image's. */
-  entrypoint?: string;
+  entrypoint: z.string().optional(),
   /** `-e KEY=VALUE`; a bare `KEY` was already resolved from the CLI's environment. */
-  env?: string[];
+  env: stringList,
   /** `-v name:/path[:ro]` or `-v /host:/path[:ro]`. */
-  volumes?: string[];
+  volumes: stringList,
   /** `--tmpfs /path[:options]`. */
-  tmpfs?: string[];
+  tmpfs: stringList,
   /** `-p [ip:][hostPort:]containerPort[/proto]`. */
-  publish?: string[];
+  publish: stringList,
   /** `--memory 64m` (b, k, m, g). */
-  memory?: string;
+  memory: z.string().optional(),
   /** `--cpus 1.5`. */
-  cpus?: string;
-  pidsLimit?: number;
-  readOnly?: boolean;
+  cpus: z.string().optional(),
+  pidsLimit: z.number().optional(),
+  readOnly: z.boolean().optional(),
   /** `-i`: keep the container's stdin open for one attached client to write to. */
-  interactive?: boolean;
+  interactive: z.boolean().optional(),
   /** `bridge` (default), `host` or `none`. */
-  network?: string;
+  network: z.string().optional(),
   /** `no` (default), `on-failure[:N]`, `always`, `unless-stopped`. */
-  restart?: string;
-  user?: string;
-  workdir?: string;
-  hostname?: string;
-  stopSignal?: string;
-  stopTimeout?: number;
+  restart: z.string().optional(),
+  user: z.string().optional(),
+  workdir: z.string().optional(),
+  hostname: z.string().optional(),
+  stopSignal: z.string().optional(),
+  stopTimeout: z.number().optional(),
   /** `--security-opt seccomp=unconfined`: the only option the agent knows. */
-  securityOpt?: string[];
-}
+  securityOpt: stringList,
+});
+export type RunRequest = z.infer<typeof runRequestSchema>;
 
 /** `POST /v1/containers`: creates (does not start) a container. `autoRemove` is `--rm` for detached runs. */
-export interface CreateRequest extends RunRequest {
-  autoRemove?: boolean;
-}
+export const createRequestSchema = runRequestSchema.extend({ autoRemove: z.boolean().optional() });
+export type CreateRequest = z.infer<typeof createRequestSchema>;
 
 /** A line of `ps`. */
 export interface ContainerSummary {
@@ -141,18 +146,82 @@ export interface VolumeSummary {
 export type LogLine = LogEntry;
 
 /** `POST /v1/containers/{id}/exec`. */
-export interface ExecRequest {
-  command: string[];
-  env?: string[];
-  user?: string;
-  workdir?: string;
-}
+export const execRequestSchema = z.object({
+  command: z.array(z.string()).min(1),
+  env: stringList,
+  user: z.string().optional(),
+  workdir: z.string().optional(),
+});
+export type ExecRequest = z.infer<typeof execRequestSchema>;
+
+/** `POST /v1/volumes`. */
+export const volumeRequestSchema = z.object({ name: z.string() });
+export type VolumeRequest = z.infer<typeof volumeRequestSchema>;
 
 /** One line of the exec answer (NDJSON): output as base64, then the exit code. */
 export type ExecEvent = { type: 'output'; stream: 'stdout' | 'stderr'; data: string } | { type: 'exit'; exitCode: number };
 
+/**
+ * `GET /v1/containers/{id}`: docker's `inspect` document (the fields the agent knows), built from the daemon's
+ * record by daemon/inspect-result.ts so that the record can change without changing the API.
+ */
+export interface InspectResult {
+  Id: string;
+  Name: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: {
+    Status: ContainerStatus;
+    Running: boolean;
+    Restarting: boolean;
+    Pid: number;
+    ExitCode: number;
+    Error: string;
+    StartedAt: string;
+    FinishedAt: string;
+  };
+  /** The image id (config digest). */
+  Image: string;
+  RestartCount: number;
+  HostConfig: {
+    AutoRemove: boolean;
+    NetworkMode: string;
+    ReadonlyRootfs: boolean;
+    Memory: number;
+    CpuQuota: number;
+    CpuPeriod: number;
+    PidsLimit: number;
+    RestartPolicy: { Name: string; MaximumRetryCount: number };
+    PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+  };
+  Config: {
+    Hostname: string;
+    User: string;
+    Env: string[];
+    Cmd: string[];
+    Entrypoint: string[] | null;
+    WorkingDir: string;
+    /** The image reference as the user gave it. */
+    Image: string;
+    OpenStdin: boolean;
+    StopSignal: string;
+    StopTimeout: number;
+  };
+  Mounts: Array<{ Type: 'volume' | 'bind' | 'tmpfs'; Name: string; Source: string; Destination: string; RW: boolean }>;
+  NetworkSettings: {
+    IPAddress: string;
+    Gateway: string;
+    Ports: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+  };
+}
+
+/** The body of every refused request: platform/errors.ts's CodedError as JSON, one entry. */
 export interface ApiError {
-  message: string;
-  /** For a container that could not start: docker's exit code for `run` (125, 126, 127). */
-  exitCode?: number;
+  errors: Array<{ code: string; message: string; detail?: unknown }>;
+}
+
+/** The `detail` of START_FAILED: docker's exit code for `run` (125, 126, 127). */
+export interface StartFailedDetail {
+  exitCode: number;
 }

@@ -4,10 +4,10 @@ import { AgentClient, AgentRequestError } from './client/agent-client.js';
 import { addContainerCommands } from './client/container-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
-import type { ConfigFlags } from './config.js';
+import type { ConfigFlags } from './config/agent-config.js';
 import { shortDigest } from '../oci/digest.js';
 import { DEFAULT_REGISTRY } from '../oci/reference.js';
-import { agentSocketPath, DEFAULT_DATA_DIR } from './socket-path.js';
+import { agentSocketPath, DEFAULT_DATA_DIR } from './config/socket-path.js';
 
 /**
  * `berth-agent`: the daemon, and docker-like commands that talk to it over its socket. The daemon, its
@@ -40,7 +40,7 @@ program
   .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
   .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
   .action(async (_options, command: Command) => {
-    const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([import('../platform/logger.js'), import('./config.js'), import('./daemon/daemon.js')]);
+    const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([import('../platform/logger.js'), import('./config/agent-config.js'), import('./daemon/daemon.js')]);
     const logger = createLogger({ service: 'berth-agent', level: 'info', format: 'json' });
     const server = await startDaemon(resolveConfig(command.optsWithGlobals<ConfigFlags>()), logger);
     const shutdown = (signal: string) => {

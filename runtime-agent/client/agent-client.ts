@@ -9,23 +9,28 @@ import {
   type ExecEvent,
   type ExecRequest,
   type ImageSummary,
+  type InspectResult,
   type LogLine,
   type LoginRequest,
   type PruneResult,
   type PullEvent,
   type PullRequest,
   type RemoveResult,
+  type StartFailedDetail,
   type VolumeSummary,
 } from '../api.js';
-import type { ContainerRecord } from '../container/container-record.js';
 
 export class AgentUnavailableError extends Error {}
 
-/** The daemon refused a request; `status` and (for a container that could not start) `exitCode` say how. */
+/**
+ * The daemon refused a request: `code` (runtime-agent/errors.ts) says why, for the CLI to decide on;
+ * `exitCode` is docker's for a container that could not start.
+ */
 export class AgentRequestError extends Error {
   constructor(
     message: string,
     readonly status: number | undefined,
+    readonly code: string | undefined,
     readonly exitCode: number | undefined,
   ) {
     super(message);
@@ -92,7 +97,7 @@ export class AgentClient {
     return this.json('POST', ApiPath.containers, body);
   }
 
-  inspect(container: string): Promise<ContainerRecord> {
+  inspect(container: string): Promise<InspectResult> {
     return this.json('GET', containerPath(container));
   }
 
@@ -191,11 +196,17 @@ async function readText(response: IncomingMessage): Promise<string> {
 
 async function requestError(response: IncomingMessage): Promise<AgentRequestError> {
   const text = await readText(response);
+  const error = parseApiError(text);
+  if (!error) return new AgentRequestError(`daemon answered ${response.statusCode}: ${text}`, response.statusCode, undefined, undefined);
+  const exitCode = (error.detail as Partial<StartFailedDetail> | undefined)?.exitCode;
+  return new AgentRequestError(error.message, response.statusCode, error.code, typeof exitCode === 'number' ? exitCode : undefined);
+}
+
+function parseApiError(text: string): ApiError['errors'][number] | undefined {
   try {
-    const error = JSON.parse(text) as ApiError;
-    return new AgentRequestError(error.message, response.statusCode, error.exitCode);
+    return (JSON.parse(text) as ApiError).errors[0];
   } catch {
-    return new AgentRequestError(`daemon answered ${response.statusCode}: ${text}`, response.statusCode, undefined);
+    return undefined;
   }
 }
 

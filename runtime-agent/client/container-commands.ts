@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CreateRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
+import { AgentErrors } from '../errors.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
 import { containersTable } from './containers-table.js';
 import { table } from './table.js';
@@ -265,7 +266,7 @@ async function createPullingIfMissing(agent: AgentClient, request: CreateRequest
   try {
     return await agent.create(request);
   } catch (error) {
-    if (!(error instanceof AgentRequestError && error.status === 404 && error.message.startsWith('No such image'))) throw error;
+    if (!(error instanceof AgentRequestError && error.code === AgentErrors.IMAGE_UNKNOWN.code)) throw error;
     console.error(`Unable to find image '${request.image}' locally`);
     const { pullImage } = await import('./pull-image.js');
     await pullImage(agent, request.image, undefined, process.stderr);

@@ -1,16 +1,16 @@
 import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runHostCommand } from '../host-command.js';
+import { runHostCommand } from '../support/host-command.js';
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import type { ContainerNetwork, NetworkAttachment } from '../network/container-network.js';
 import { BundleFile } from '../shim/shim-protocol.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ContainerRecord } from './container-record.js';
-import { buildOciSpec, containerHostname } from './oci-spec.js';
-import { mountRootfs, unmountRootfs } from './rootfs.js';
-import { resolveUser } from './user-lookup.js';
-import type { VolumeStore } from './volume-store.js';
+import { buildOciSpec, containerHostname } from '../spec/oci-spec.js';
+import { mountRootfs, unmountRootfs } from '../spec/rootfs.js';
+import { resolveUser } from '../spec/user-lookup.js';
+import type { VolumeStore } from '../volumes/volume-store.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 
 export const LOG_DIRECTORY = 'logs';

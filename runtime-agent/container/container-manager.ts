@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { RunRequest, VolumeSummary } from '../api.js';
 import type { ContentStore } from '../content/content-store.js';
+import { AgentErrors } from '../errors.js';
 import { findImage } from '../image/image-lookup.js';
 import type { ImageStore } from '../image/image-store.js';
 import { parseImageConfig } from '../image/manifest.js';
@@ -14,22 +16,12 @@ import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
 import type { ContainerRecord } from './container-record.js';
 import type { ContainerStore } from './container-store.js';
-import type { VolumeStore } from './volume-store.js';
+import type { VolumeStore } from '../volumes/volume-store.js';
 import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
-import { resolveArgs } from './oci-spec.js';
+import { resolveArgs } from '../spec/oci-spec.js';
 import { parseRunRequest, parseSignal } from './run-options.js';
-import { RootfsDir, unmountRootfs } from './rootfs.js';
-import { resolveUser } from './user-lookup.js';
-
-/** A request about containers that cannot be done: the status says why (404 unknown, 409 conflict). */
-export class ContainerError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { RootfsDir, unmountRootfs } from '../spec/rootfs.js';
+import { resolveUser } from '../spec/user-lookup.js';
 
 export interface ContainerManagerDependencies {
   store: ContainerStore;
@@ -107,9 +99,9 @@ export class ContainerManager {
 
   /** Removes a volume no container mounts (docker refuses one in use, even with -f). */
   async removeVolume(name: string): Promise<void> {
-    if (!(await this.deps.volumes.list()).includes(name)) throw new ContainerError(404, `get ${name}: no such volume`);
+    if (!(await this.deps.volumes.list()).includes(name)) throw new CodedError(AgentErrors.VOLUME_UNKNOWN, `get ${name}: no such volume`);
     const usedBy = this.volumeUsers().get(name) ?? [];
-    if (usedBy.length > 0) throw new ContainerError(409, `remove ${name}: volume is in use - [${usedBy.join(', ')}]`);
+    if (usedBy.length > 0) throw new CodedError(AgentErrors.VOLUME_IN_USE, `remove ${name}: volume is in use - [${usedBy.join(', ')}]`);
     await this.deps.volumes.remove(name);
   }
 
@@ -143,8 +135,8 @@ export class ContainerManager {
     if (exact) return exact;
     const byPrefix = [...this.records.values()].filter((record) => record.id.startsWith(idOrName));
     if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
-    if (byPrefix.length > 1) throw new ContainerError(400, `multiple containers match ${idOrName}`);
-    throw new ContainerError(404, `No such container: ${idOrName}`);
+    if (byPrefix.length > 1) throw new CodedError(AgentErrors.CONTAINER_AMBIGUOUS, `multiple containers match ${idOrName}`);
+    throw new CodedError(AgentErrors.CONTAINER_UNKNOWN, `No such container: ${idOrName}`);
   }
 
   async create(request: RunRequest, autoRemove: boolean): Promise<ContainerRecord> {
@@ -152,7 +144,7 @@ export class ContainerManager {
     const image = await findImage(request.image, this.deps.images);
     const name = spec.name ?? generateName((candidate) => this.nameTaken(candidate) !== undefined);
     const holder = this.nameTaken(name);
-    if (holder) throw new ContainerError(409, `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (holder) throw new CodedError(AgentErrors.NAME_IN_USE, `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`);
     const config = parseImageConfig(await this.deps.content.readSmall(image.configDigest), image.layers.length).config ?? {};
     const args = resolveArgs(spec, config);
     const record: ContainerRecord = {
@@ -201,7 +193,7 @@ export class ContainerManager {
 
   async kill(idOrName: string, signal: string): Promise<ContainerRecord> {
     const record = this.get(idOrName);
-    if (!this.runs.has(record.id)) throw new ContainerError(409, `Container ${record.id} is not running`);
+    if (!this.runs.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     if (signal === 'SIGKILL' || signal === record.stopSignal) await this.markStoppedByUser(record);
     await this.deps.runtime.kill(record.id, signal);
     return record;
@@ -220,7 +212,7 @@ export class ContainerManager {
 
   private async removeContainer(record: ContainerRecord, force: boolean): Promise<void> {
     if (this.runs.has(record.id)) {
-      if (!force) throw new ContainerError(409, `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`);
+      if (!force) throw new CodedError(AgentErrors.CONTAINER_RUNNING, `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`);
       await this.markStoppedByUser(record);
       await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
       await this.exitHandled.get(record.id);
@@ -253,21 +245,21 @@ export class ContainerManager {
   async stdin(idOrName: string): Promise<Writable> {
     const record = this.get(idOrName);
     const run = this.runs.get(record.id);
-    if (!run) throw new ContainerError(409, `Container ${record.id} is not running`);
-    if (!record.spec.openStdin) throw new ContainerError(409, `Container ${record.id} has no open stdin: run it with -i`);
+    if (!run) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
+    if (!record.spec.openStdin) throw new CodedError(AgentErrors.STDIN_CLOSED, `Container ${record.id} has no open stdin: run it with -i`);
     return this.deps.runtime.openStdin(this.directory(record.id), run.shimPid);
   }
 
   async exec(idOrName: string, request: { command: string[]; env: string[]; user: string | undefined; workdir: string | undefined }) {
     const record = this.get(idOrName);
-    if (!this.runs.has(record.id)) throw new ContainerError(409, `Container ${record.id} is not running`);
+    if (!this.runs.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     const user = request.user ? await resolveUser(path.join(this.directory(record.id), RootfsDir.mount), request.user) : undefined;
     const process: ExecProcess = { args: request.command, env: request.env, cwd: request.workdir, user };
     return this.deps.runtime.exec(record.id, process);
   }
 
   private async startRun(record: ContainerRecord): Promise<void> {
-    if (this.starting.has(record.id)) throw new ContainerError(409, `Container ${record.id} is already starting`);
+    if (this.starting.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_STARTING, `Container ${record.id} is already starting`);
     this.starting.add(record.id);
     try {
       await this.launch(record);

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { readJsonIfExists, writeJsonAtomic } from '../json-file.js';
+import { readJsonIfExists, writeJsonAtomic } from '../support/json-file.js';
 import type { ContainerRecord } from './container-record.js';
 
 const RECORD_FILE = 'container.json';

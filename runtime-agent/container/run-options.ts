@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
 import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
-import { parseByteSize } from '../byte-size.js';
-import type { RunRequest } from '../api.js';
+import { CodedError } from '../../platform/errors.js';
+import { AgentErrors, describeIssues } from '../errors.js';
+import { parseByteSize } from '../support/byte-size.js';
+import { runRequestSchema, type RunRequest } from '../api.js';
 import type { ContainerSpec, MountSpec, NetworkMode, PortMapping, ResourceLimits, RestartPolicy } from './container-spec.js';
 
 /**
@@ -12,7 +13,11 @@ import type { ContainerSpec, MountSpec, NetworkMode, PortMapping, ResourceLimits
  */
 
 /** A run request that cannot be honoured as given: the user's mistake, answered with 400. */
-export class RunOptionsError extends Error {}
+export class RunOptionsError extends CodedError {
+  constructor(message: string) {
+    super(AgentErrors.RUN_OPTIONS_INVALID, message);
+  }
+}
 
 /** A ContainerSpec before the manager names it: the name is the user's, if any. */
 export type ParsedRun = Omit<ContainerSpec, 'name'> & { name: string | undefined };
@@ -27,35 +32,10 @@ const DEFAULT_STOP_TIMEOUT_SECONDS = 10;
 /** Default options of a `--tmpfs` mount, as docker gives them; the user's options come after and win. */
 const TMPFS_DEFAULT_OPTIONS = ['noexec', 'nosuid', 'nodev'];
 
-const stringList = z.array(z.string()).optional();
-/** The request's shape, so that a hand-written API call gets an answer rather than a TypeError. */
-const requestSchema = z.object({
-  image: z.string(),
-  name: z.string().optional(),
-  command: stringList,
-  entrypoint: z.string().optional(),
-  env: stringList,
-  volumes: stringList,
-  tmpfs: stringList,
-  publish: stringList,
-  memory: z.string().optional(),
-  cpus: z.string().optional(),
-  pidsLimit: z.number().optional(),
-  readOnly: z.boolean().optional(),
-  interactive: z.boolean().optional(),
-  network: z.string().optional(),
-  restart: z.string().optional(),
-  user: z.string().optional(),
-  workdir: z.string().optional(),
-  hostname: z.string().optional(),
-  stopSignal: z.string().optional(),
-  stopTimeout: z.number().optional(),
-  securityOpt: stringList,
-});
-
 export function parseRunRequest(untrusted: RunRequest): ParsedRun {
-  const checked = requestSchema.safeParse(untrusted);
-  if (!checked.success) fail(`invalid run request: ${checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+  // Checked here too, so that every caller of the parser gets an answer rather than a TypeError.
+  const checked = runRequestSchema.safeParse(untrusted);
+  if (!checked.success) fail(`invalid run request: ${describeIssues(checked.error)}`);
   const request: RunRequest = checked.data;
   const network = parseNetwork(request.network);
   const ports = (request.publish ?? []).flatMap(parsePublish);

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SingleFlight } from '../concurrency.js';
+import { SingleFlight } from '../support/concurrency.js';
 import { ContentVerificationError, DigestingStream, digestOf, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
 import { RegistryError } from '../registry/registry-error.js';
 

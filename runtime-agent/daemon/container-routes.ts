@@ -1,11 +1,14 @@
 import { pipeline } from 'node:stream/promises';
-import { ApiPath, type ContainerSummary, type CreateRequest, type ExecEvent, type ExecRequest, type LogLine } from '../api.js';
+import { ApiPath, createRequestSchema, execRequestSchema, type ContainerSummary, type ExecEvent, type LogLine } from '../api.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-record.js';
 import { readLogs } from '../container/logs/log-reader.js';
 import { parseSignal } from '../container/run-options.js';
-import { exitCodeOf } from '../process-exit.js';
-import { HttpError, ndjson, readJson, route, sendJson, type Route } from './http-api.js';
+import { exitCodeOf } from '../../platform/process-exit.js';
+import { CodedError } from '../../platform/errors.js';
+import { AgentErrors } from '../errors.js';
+import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';
+import { inspectResult } from './inspect-result.js';
 
 const CONTAINER = `${ApiPath.containers}/:id`;
 
@@ -15,13 +18,11 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       sendJson(response, 200, manager.list(url.searchParams.get('all') === 'true').map(summarize));
     }),
     route('POST', ApiPath.containers, async ({ request, response }) => {
-      const body = (await readJson(request)) as CreateRequest;
-      if (typeof body.image !== 'string') throw new HttpError(400, 'image is required');
+      const body = await readRequest(request, createRequestSchema);
       const record = await manager.create(body, body.autoRemove === true);
       sendJson(response, 201, { id: record.id, name: record.name });
     }),
-    route('GET', CONTAINER, async ({ response, params }) => sendJson(response, 200, manager.get(id(params))),
-    ),
+    route('GET', CONTAINER, async ({ response, params }) => sendJson(response, 200, inspectResult(manager.get(id(params))))),
     route('POST', `${CONTAINER}/start`, async ({ response, params }) => sendJson(response, 200, summarize(await manager.start(id(params))))),
     route('POST', `${CONTAINER}/stop`, async ({ response, params, url }) => {
       const timeout = url.searchParams.get('t');
@@ -59,8 +60,7 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       sendJson(response, 200, {});
     }),
     route('POST', `${CONTAINER}/exec`, async ({ request, response, params }) => {
-      const body = (await readJson(request)) as Partial<ExecRequest>;
-      if (!Array.isArray(body.command) || body.command.length === 0) throw new HttpError(400, 'command is required');
+      const body = await readRequest(request, execRequestSchema);
       const child = await manager.exec(id(params), { command: body.command, env: body.env ?? [], user: body.user, workdir: body.workdir });
       const send = ndjson(response);
       child.stdin.end();
@@ -80,13 +80,13 @@ function id(params: Record<string, string>): string {
 
 function timestamp(value: string): Date {
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new HttpError(400, `since must be a timestamp, not ${JSON.stringify(value)}`);
+  if (Number.isNaN(date.getTime())) throw new CodedError(AgentErrors.REQUEST_INVALID, `since must be a timestamp, not ${JSON.stringify(value)}`);
   return date;
 }
 
 function nonNegative(value: string, name: string): number {
   const number = Number(value);
-  if (!Number.isInteger(number) || number < 0) throw new HttpError(400, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(number) || number < 0) throw new CodedError(AgentErrors.REQUEST_INVALID, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`);
   return number;
 }
 

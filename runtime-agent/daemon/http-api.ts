@@ -1,24 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { InvalidReferenceError } from '../../oci/reference.js';
 import { readBoundedBody } from '../../platform/body.js';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
-import { ContainerError } from '../container/container-manager.js';
-import { RunOptionsError } from '../container/run-options.js';
-import { ImageNotFoundError } from '../image/image-lookup.js';
-import { ImageInUseError } from '../image/image-removal.js';
-import { InvalidReferenceError } from '../../oci/reference.js';
-import { StartError } from '../runtime/container-runtime.js';
+import { AgentErrors, invalidRequest } from '../errors.js';
 
-/** The daemon API's plumbing: routes by method and path pattern, JSON in and out, errors as `{message}`. */
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** The daemon API's plumbing: routes by method and path pattern, JSON in and out, errors as CodedErrors. */
 
 export interface RouteContext {
   request: IncomingMessage;
@@ -49,33 +37,37 @@ export async function dispatch(routes: readonly Route[], request: IncomingMessag
     try {
       await candidate.handle({ request, response, url, params: { ...match.groups } });
     } catch (error) {
-      const { status, body } = errorAnswer(error);
-      if (status === 500) logger.error({ err: error }, 'request failed');
+      const answer = asCodedError(error);
+      if (answer.status >= 500) logger.error({ err: error }, 'request failed');
       if (response.headersSent) response.end();
-      else sendJson(response, status, body);
+      else sendJson(response, answer.status, answer.toJSON());
     }
     return;
   }
-  sendJson(response, 404, { message: `no route ${request.method} ${url.pathname}` });
+  const unknown = new CodedError(AgentErrors.ROUTE_UNKNOWN, `no route ${request.method} ${url.pathname}`);
+  sendJson(response, unknown.status, unknown.toJSON());
 }
 
-function errorAnswer(error: unknown): { status: number; body: { message: string; exitCode?: number } } {
-  const message = (error as Error).message;
-  if (error instanceof HttpError || error instanceof ContainerError || error instanceof CodedError) return { status: error.status, body: { message } };
-  if (error instanceof ImageNotFoundError) return { status: 404, body: { message } };
-  if (error instanceof ImageInUseError) return { status: 409, body: { message } };
-  if (error instanceof RunOptionsError || error instanceof InvalidReferenceError) return { status: 400, body: { message } };
-  if (error instanceof StartError) return { status: 500, body: { message, exitCode: error.exitCode } };
-  return { status: 500, body: { message } };
+/** Every failure as a CodedError: the one shape the daemon answers with (status, `{"errors":[{code, message}]}`). */
+function asCodedError(error: unknown): CodedError {
+  if (error instanceof CodedError) return error;
+  // oci/ is shared with the registry, which answers a bad reference with its own codes.
+  if (error instanceof InvalidReferenceError) return new CodedError(AgentErrors.REFERENCE_INVALID, error.message);
+  return new CodedError(AgentErrors.INTERNAL, (error as Error).message, { cause: error });
 }
 
-export async function readJson(request: IncomingMessage): Promise<unknown> {
+/** The request's JSON body, checked against the API's schema for it. */
+export async function readRequest<T extends z.ZodType>(request: IncomingMessage, schema: T): Promise<z.output<T>> {
   const text = (await readBoundedBody(request, { limit: MAX_REQUEST_BYTES })).toString('utf8');
+  let body: unknown;
   try {
-    return JSON.parse(text || '{}');
+    body = JSON.parse(text || '{}');
   } catch {
-    throw new HttpError(400, 'request body is not JSON');
+    throw new CodedError(AgentErrors.REQUEST_INVALID, 'request body is not JSON');
   }
+  const checked = schema.safeParse(body);
+  if (!checked.success) throw invalidRequest(checked.error);
+  return checked.data;
 }
 
 export function sendJson(response: ServerResponse, status: number, document: unknown): void {

@@ -1,4 +1,4 @@
-import { ApiPath, type ImageSummary, type LoginRequest, type PullEvent, type PullRequest } from '../api.js';
+import { ApiPath, loginRequestSchema, pullRequestSchema, type ImageSummary, type PullEvent } from '../api.js';
 import type { GarbageCollector } from '../image/garbage-collector.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import { removeImage } from '../image/image-removal.js';
@@ -8,8 +8,10 @@ import type { CredentialStore } from '../registry/credential-store.js';
 import { RegistryError } from '../registry/registry-error.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
+import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
-import { HttpError, ndjson, readJson, route, sendJson, type Route } from './http-api.js';
+import { AgentErrors } from '../errors.js';
+import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';
 
 export interface ImageServices {
   puller: ImagePuller;
@@ -28,20 +30,18 @@ export function imageRoutes(services: ImageServices): Route[] {
     route('GET', ApiPath.images, async ({ response }) => sendJson(response, 200, (await services.images.list()).map(summarize).sort(newestFirst))),
     route('DELETE', ApiPath.images, async ({ response, url }) => {
       const reference = url.searchParams.get('reference');
-      if (!reference) throw new HttpError(400, 'reference is required');
+      if (!reference) throw new CodedError(AgentErrors.REQUEST_INVALID, 'reference is required');
       sendJson(response, 200, await removeImage(reference, services.images, services.collector, services.containerUsing));
     }),
     route('POST', ApiPath.prune, async ({ response }) => sendJson(response, 200, await services.collector.collect())),
     route('POST', ApiPath.auth, async ({ request, response }) => {
-      const body = (await readJson(request)) as Partial<LoginRequest>;
-      if (typeof body.username !== 'string' || body.username === '' || typeof body.password !== 'string') throw new HttpError(400, 'username and password are required');
+      const body = await readRequest(request, loginRequestSchema);
       const registry = body.registry || DEFAULT_REGISTRY;
       const credentials = { username: body.username, password: body.password };
       try {
         await services.registryClient(registry, credentials).verifyCredentials();
       } catch (error) {
-        if (error instanceof RegistryError) throw new HttpError(error.status === 401 ? 401 : 502, `login to ${registry} failed: ${error.message}`);
-        throw error;
+        throw loginFailure(registry, error);
       }
       await services.credentials.put(registry, credentials);
       sendJson(response, 200, { status: 'Login Succeeded' });
@@ -51,8 +51,7 @@ export function imageRoutes(services: ImageServices): Route[] {
       sendJson(response, 200, { removed: await services.credentials.remove(registry) });
     }),
     route('POST', ApiPath.pull, async ({ request, response }) => {
-      const body = (await readJson(request)) as Partial<PullRequest>;
-      if (typeof body.reference !== 'string') throw new HttpError(400, 'reference is required');
+      const body = await readRequest(request, pullRequestSchema);
       const reference = parseReference(body.reference);
       const credentials = body.username !== undefined ? { username: body.username, password: body.password ?? '' } : await services.credentials.get(reference.registry);
       const log = services.logger.child({ reference: body.reference });
@@ -73,6 +72,15 @@ export function imageRoutes(services: ImageServices): Route[] {
       response.end();
     }),
   ];
+}
+
+/** Wrong credentials are the user's to fix (401); anything else (a refused connection, a 5xx) is the registry's. */
+function loginFailure(registry: string, error: unknown): CodedError {
+  if (error instanceof RegistryError && error.status === 401) return new CodedError(AgentErrors.LOGIN_DENIED, `login to ${registry} failed: ${error.message}`);
+  // fetch says only "fetch failed"; its cause says what happened (ECONNREFUSED, a timeout).
+  const cause = (error as Error).cause;
+  const reason = cause instanceof Error ? cause.message : (error as Error).message;
+  return new CodedError(AgentErrors.REGISTRY_UNAVAILABLE, `login to ${registry} failed: ${reason}`, { cause: error });
 }
 
 function summarize(record: ImageRecord): ImageSummary {

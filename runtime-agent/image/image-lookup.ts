@@ -1,12 +1,12 @@
 import { InvalidReferenceError, parseReference } from '../../oci/reference.js';
+import { CodedError } from '../../platform/errors.js';
+import { AgentErrors } from '../errors.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
-
-export class ImageNotFoundError extends Error {}
 
 /** The image a container is created from: by reference, or by a unique prefix of its id. */
 export async function findImage(nameOrId: string, images: ImageStore): Promise<ImageRecord> {
   const [first] = await matchingImages(nameOrId, images);
-  if (!first) throw new ImageNotFoundError(`No such image: ${nameOrId}`);
+  if (!first) throw new CodedError(AgentErrors.IMAGE_UNKNOWN, `No such image: ${nameOrId}`);
   return first;
 }
 
@@ -18,8 +18,8 @@ export async function matchingImages(nameOrId: string, images: ImageStore): Prom
   if (exact.length > 0) return exact;
   const idPrefix = /^(sha256:)?([a-f0-9]{4,64})$/.exec(nameOrId)?.[2];
   const byId = idPrefix ? all.filter((record) => record.configDigest.slice('sha256:'.length).startsWith(idPrefix)) : [];
-  if (byId.length === 0) throw new ImageNotFoundError(`No such image: ${nameOrId}`);
-  if (new Set(byId.map((record) => record.configDigest)).size > 1) throw new ImageNotFoundError(`${nameOrId} matches several images`);
+  if (byId.length === 0) throw new CodedError(AgentErrors.IMAGE_UNKNOWN, `No such image: ${nameOrId}`);
+  if (new Set(byId.map((record) => record.configDigest)).size > 1) throw new CodedError(AgentErrors.IMAGE_AMBIGUOUS, `${nameOrId} matches several images`);
   return byId;
 }
 

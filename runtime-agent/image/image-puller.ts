@@ -1,5 +1,5 @@
 import type { LayerAction, PullEvent } from '../api.js';
-import { concurrencyLimit } from '../concurrency.js';
+import { concurrencyLimit } from '../support/concurrency.js';
 import type { ContentStore } from '../content/content-store.js';
 import { chainIds, digestOf, isDigest, shortDigest } from '../../oci/digest.js';
 import type { Platform } from '../../oci/platform.js';

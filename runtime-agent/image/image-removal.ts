@@ -1,11 +1,10 @@
 import type { RemoveResult } from '../api.js';
 import { shortDigest } from '../../oci/digest.js';
+import { CodedError } from '../../platform/errors.js';
+import { AgentErrors } from '../errors.js';
 import type { GarbageCollector } from './garbage-collector.js';
 import { matchingImages } from './image-lookup.js';
 import type { ImageStore } from './image-store.js';
-
-/** `rmi` of the last reference to an image a container was created from. */
-export class ImageInUseError extends Error {}
 
 /**
  * `rmi`: untags an image given by reference or by (a prefix of) its id, then deletes the content only it
@@ -24,7 +23,7 @@ export async function removeImage(
   for (const record of records) {
     const container = containerUsing(record.configDigest);
     if (container && !remaining.some((other) => other.configDigest === record.configDigest)) {
-      throw new ImageInUseError(`conflict: unable to remove repository reference "${nameOrId}" - container ${container.slice(0, 12)} is using its referenced image ${shortDigest(record.configDigest)}`);
+      throw new CodedError(AgentErrors.IMAGE_IN_USE, `conflict: unable to remove repository reference "${nameOrId}" - container ${container.slice(0, 12)} is using its referenced image ${shortDigest(record.configDigest)}`);
     }
   }
   const untagged: string[] = [];

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readJsonIfExists, writeJsonAtomic } from '../json-file.js';
+import { readJsonIfExists, writeJsonAtomic } from '../support/json-file.js';
 import type { Platform } from '../../oci/platform.js';
 
 export interface LayerRecord {

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { isAlreadyGone, isAlreadyThere, runHostCommand } from '../host-command.js';
+import { isAlreadyGone, isAlreadyThere, runHostCommand } from '../support/host-command.js';
 import { gatewayOf, macForAddress, overlaps, parseSubnet, type Ipv4Subnet } from './ipv4.js';
 
 /** The ip(8) side of container networking: the bridge, network namespaces and veth pairs. */

@@ -1,4 +1,4 @@
-import { runHostCommand } from '../host-command.js';
+import { runHostCommand } from '../support/host-command.js';
 
 /**
  * iptables through its save/restore pair: one process reads a whole table and one applies a batch of

@@ -1,5 +1,7 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Writable } from 'node:stream';
+import { CodedError } from '../../platform/errors.js';
+import { AgentErrors } from '../errors.js';
 import type { ExitRecord } from '../shim/shim-protocol.js';
 
 /** A run of a container's process: its pid and how it ends. */
@@ -9,13 +11,13 @@ export interface RunningContainer {
   exited: Promise<ExitRecord>;
 }
 
-/** The process could not be started (docker's 125/126/127). */
-export class StartError extends Error {
+/** The process could not be started; `exitCode` is docker's for `run` (125/126/127), also the answer's detail. */
+export class StartError extends CodedError {
   constructor(
     message: string,
     readonly exitCode: number,
   ) {
-    super(message);
+    super(AgentErrors.START_FAILED, message, { detail: { exitCode } });
   }
 }
 

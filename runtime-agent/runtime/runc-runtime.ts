@@ -5,8 +5,8 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { runHostCommand } from '../host-command.js';
-import { readJsonIfExists } from '../json-file.js';
+import { runHostCommand } from '../support/host-command.js';
+import { readJsonIfExists } from '../support/json-file.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from '../shim/shim-protocol.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer } from './container-runtime.js';
 

@@ -7,8 +7,8 @@ import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
-import { writeJsonAtomic } from '../json-file.js';
-import { exitCodeOf } from '../process-exit.js';
+import { writeJsonAtomic } from '../support/json-file.js';
+import { exitCodeOf } from '../../platform/process-exit.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from './shim-protocol.js';
 
 /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SingleFlight } from '../concurrency.js';
+import { SingleFlight } from '../support/concurrency.js';
 import { parseDigest } from '../../oci/digest.js';
 
 /** One unpacked layer on top of its exact parents, usable as an overlayfs lowerdir. */

@@ -58,7 +58,7 @@ async function logsOf(container: string): Promise<string> {
 
 async function inspect(container: string) {
   const { stdout } = await agent.cli(['inspect', container]);
-  return (JSON.parse(stdout) as Array<{ id: string; state: { status: string; pid: number; exitCode: number; restartCount: number }; network?: { ipAddress?: string } }>)[0]!;
+  return (JSON.parse(stdout) as Array<{ Id: string; State: { Status: string; Pid: number; ExitCode: number }; RestartCount: number; NetworkSettings: { IPAddress: string } }>)[0]!;
 }
 
 test.serial('a docker-built image runs detached: logs, ps, inspect, restart, stop with the image StopSignal, wait and rm behave like docker', async (t) => {
@@ -73,14 +73,14 @@ test.serial('a docker-built image runs detached: logs, ps, inspect, restart, sto
   t.regex(row!, new RegExp(`^${id.slice(0, 12)}\\s+${image}\\s+"sh -c .*"\\s+.* ago\\s+Up .*\\s+web$`));
 
   const details = await inspect('web');
-  t.is(details.id, id);
-  t.is(details.state.status, 'running');
-  t.true(details.state.pid > 0);
+  t.is(details.Id, id);
+  t.is(details.State.Status, 'running');
+  t.true(details.State.Pid > 0);
 
   t.is((await agent.cli(['restart', 'web'])).stdout.trim(), 'web');
   const restarted = await inspect('web');
-  t.is(restarted.state.status, 'running');
-  t.not(restarted.state.pid, details.state.pid);
+  t.is(restarted.State.Status, 'running');
+  t.not(restarted.State.Pid, details.State.Pid);
   await eventually(() => logsOf('web'), (logs) => logs.split('hello from berth').length === 3, 10_000);
   t.regex((await agent.cli(['logs', '--since', '1h', 'web'])).stdout, /hello from berth/);
   t.is((await agent.cli(['logs', '--since', '2099-01-01T00:00:00Z', 'web'])).stdout, '');
@@ -89,7 +89,7 @@ test.serial('a docker-built image runs detached: logs, ps, inspect, restart, sto
   const stopped = await agent.cli(['stop', 'web']);
   t.is(stopped.stdout.trim(), 'web');
   t.regex(await logsOf('web'), /stopping/, 'the image StopSignal (SIGUSR1) reached the trap');
-  t.is((await inspect(id.slice(0, 12))).state.exitCode, 0);
+  t.is((await inspect(id.slice(0, 12))).State.ExitCode, 0);
   t.is((await agent.cli(['wait', 'web'])).stdout, '0\n');
   t.regex((await agent.cli(['ps', '-a'])).stdout, /Exited \(0\) .* ago\s+web/);
   t.notRegex((await agent.cli(['ps'])).stdout, /web/);
@@ -212,7 +212,7 @@ test.serial('a published port answers from the host and two containers reach eac
   t.is(body, 'served by berth\n');
   t.regex((await agent.cli(['ps'])).stdout, new RegExp(`127\\.0\\.0\\.1:${hostPort}->80/tcp\\s+httpd`));
 
-  const address = (await inspect('httpd')).network?.ipAddress;
+  const address = (await inspect('httpd')).NetworkSettings.IPAddress;
   t.truthy(address);
   // busybox wget crashes on this Debian build; nc speaks the HTTP by hand.
   const client = await agent.cli(['run', '--rm', image, 'sh', '-c', `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc ${address} 80`]);
@@ -224,10 +224,10 @@ test.serial('a crashing container with --restart on-failure:3 is restarted three
   await agent.cli(['run', '-d', '--name', 'crasher', '--restart', 'on-failure:3', image, 'sh', '-c', 'echo start; exit 1']);
   const details = await eventually(
     () => inspect('crasher'),
-    (current) => current.state.status === 'exited' && current.state.restartCount === 3,
+    (current) => current.State.Status === 'exited' && current.RestartCount === 3,
     30_000,
   );
-  t.is(details.state.exitCode, 1);
+  t.is(details.State.ExitCode, 1);
   const { stdout } = await agent.cli(['logs', '-t', 'crasher']);
   const starts = stdout.trim().split('\n').map((line) => Date.parse(line.split(' ')[0]!));
   t.is(starts.length, 4);
@@ -244,13 +244,13 @@ test.serial('containers keep running when the agent is SIGKILLed, and the restar
   const before = await inspect('survivor');
   await agent.killAndRestart();
   const after = await inspect('survivor');
-  t.is(after.state.status, 'running');
-  t.is(after.state.pid, before.state.pid);
+  t.is(after.State.Status, 'running');
+  t.is(after.State.Pid, before.State.Pid);
   const ps = (await agent.cli(['ps'])).stdout;
   t.regex(ps, /Up .*survivor/);
   t.regex(ps, /Up .*always/, 'docker brings an `always` container back at daemon start, even one the user stopped');
   t.notRegex(ps, /unless/, 'an `unless-stopped` container the user stopped stays down');
   await agent.cli(['stop', '-t', '5', 'survivor']);
-  t.is((await inspect('survivor')).state.exitCode, 0, 'the re-attached run reports its exit');
+  t.is((await inspect('survivor')).State.ExitCode, 0, 'the re-attached run reports its exit');
   await agent.cli(['rm', '-f', 'survivor', 'always', 'unless']);
 });

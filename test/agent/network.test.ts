@@ -13,7 +13,7 @@ import type { PortMapping } from '../../runtime-agent/container/container-spec.j
 import { ContainerNetwork, type NetworkAttachment, type NetworkConfig } from '../../runtime-agent/network/container-network.js';
 import { containerResolvConf, FALLBACK_NAMESERVERS, writeContainerEtcFiles } from '../../runtime-agent/network/etc-files.js';
 import { silentLogger } from '../../platform/logger.js';
-import { runHostCommand } from '../../runtime-agent/host-command.js';
+import { runHostCommand } from '../../runtime-agent/support/host-command.js';
 
 // Real bridges, namespaces and iptables rules. Each test has a bridge and a /24 of its own, so tests (and
 // other test files) run at once without meeting, and removes them at its end.

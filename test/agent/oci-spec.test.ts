@@ -3,10 +3,10 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RunRequest } from '../../runtime-agent/api.js';
-import { buildOciSpec, DEFAULT_CAPABILITIES, DEFAULT_PATH, volumeDirectory, type OciSpecInput } from '../../runtime-agent/container/oci-spec.js';
+import { buildOciSpec, DEFAULT_CAPABILITIES, DEFAULT_PATH, volumeDirectory, type OciSpecInput } from '../../runtime-agent/spec/oci-spec.js';
 import { parseRunRequest, RunOptionsError, runWarnings } from '../../runtime-agent/container/run-options.js';
-import { buildSeccompProfile } from '../../runtime-agent/container/seccomp.js';
-import { resolveUser, resolveUserSpec, UserLookupError, type ResolvedUser } from '../../runtime-agent/container/user-lookup.js';
+import { buildSeccompProfile } from '../../runtime-agent/security/seccomp.js';
+import { resolveUser, resolveUserSpec, UserLookupError, type ResolvedUser } from '../../runtime-agent/spec/user-lookup.js';
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 
 // Pure resolution rules, checked against what dockerd 20.10 and runc 1.1 do with the same input.

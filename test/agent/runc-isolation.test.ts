@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { volumeDirectory } from '../../runtime-agent/container/oci-spec.js';
+import { volumeDirectory } from '../../runtime-agent/spec/oci-spec.js';
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import { RuncSandbox, sh } from '../helpers/runc-sandbox.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { AGENT_ENV, ConfigError, REGISTRY_ENV, loadConfig } from '../../platform/config.js';
-import { resolveConfig } from '../../runtime-agent/config.js';
+import { resolveConfig } from '../../runtime-agent/config/agent-config.js';
 
 // A registry-shaped schema: strict, nested, with defaults, as server/config.ts is.
 const registrySchema = z

@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { hostname as hostHostname } from 'node:os';
 import path from 'node:path';
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
-import type { ContainerSpec, MountSpec } from './container-spec.js';
-import { checkVolumeName, RunOptionsError } from './run-options.js';
-import { buildSeccompProfile, type SeccompProfile } from './seccomp.js';
+import type { ContainerSpec, MountSpec } from '../container/container-spec.js';
+import { checkVolumeName, RunOptionsError } from '../container/run-options.js';
+import { buildSeccompProfile, type SeccompProfile } from '../security/seccomp.js';
 import type { ResolvedUser } from './user-lookup.js';
 
 /**

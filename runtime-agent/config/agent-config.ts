@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { parsePlatform, hostPlatform } from '../oci/platform.js';
-import { AGENT_ENV, loadConfig, type FlagValues } from '../platform/config.js';
-import { parseByteSize } from './byte-size.js';
-import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from './network/container-network.js';
+import { parsePlatform, hostPlatform } from '../../oci/platform.js';
+import { AGENT_ENV, loadConfig, type FlagValues } from '../../platform/config.js';
+import { parseByteSize } from '../support/byte-size.js';
+import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from '../network/container-network.js';
 import { DEFAULT_DATA_DIR, type LocationFlags } from './socket-path.js';
 
 /**

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { resolveInRoot } from '../unpack/rooted-path.js';
-import { RunOptionsError } from './run-options.js';
+import { RunOptionsError } from '../container/run-options.js';
 
 /**
  * `user[:group]` resolved against the container's own /etc/passwd and /etc/group, exactly as docker does it

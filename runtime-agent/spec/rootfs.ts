@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runHostCommand } from '../host-command.js';
+import { runHostCommand } from '../support/host-command.js';
 
 /**
  * A container's root filesystem: an overlay of the image's snapshots (read-only, shared) under the

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { volumeDirectory } from './oci-spec.js';
+import { volumeDirectory } from '../spec/oci-spec.js';
 
 /** Named volumes: `<root>/<name>/_data`, as docker lays them out. They outlive the containers that mount them. */
 export class VolumeStore {
