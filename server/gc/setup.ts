@@ -1,9 +1,8 @@
-import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
-import { gcAdminRouter } from '../routes/admin-gc.js';
+import type { GcAdminServices } from '../routes/admin-gc.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { GarbageCollector, type GcReport } from './collector.js';
 import { BlobCommitGuard } from './commit-guard.js';
@@ -16,8 +15,8 @@ export interface RegistryGc {
   collector: GarbageCollector;
   /** For the upload service: waits out a collection of a digest before committing its bytes. */
   commitGuard: BlobCommitGuard;
-  /** POST /admin/v1/gc, when gc.adminApi is on. */
-  router?: Router;
+  /** What POST /admin/v1/gc runs; undefined when gc.adminApi is off, and it is not served. */
+  adminApi: GcAdminServices | undefined;
   /** Stops the schedules (collection, upload purge) and waits for runs in progress. */
   stop(): Promise<void>;
 }
@@ -44,7 +43,7 @@ export function createGc(
   return {
     collector,
     commitGuard: new BlobCommitGuard(metadata, new GcStore(redis, config.redis.keyPrefix), store),
-    router: config.gc.adminApi ? gcAdminRouter(collector, options) : undefined,
+    adminApi: config.gc.adminApi ? { collector, options } : undefined,
     stop: async () => {
       await Promise.all([stopSchedule(), stopPurge()]);
       collectorRedis.disconnect();
