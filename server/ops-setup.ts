@@ -4,6 +4,7 @@ import type { OpsExtensions } from './app.js';
 import type { Config } from './config.js';
 import { ReadinessChecks } from './health/health.js';
 import { MaintenanceMode } from './maintenance/read-only.js';
+import { RegistryKeys } from './metadata/keys.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
 import { httpMetrics } from './metrics/http-metrics.js';
 import { RegistryMetrics } from './metrics/metrics.js';
@@ -38,7 +39,7 @@ export function createOps(
   timeRedisCommands(redis, metrics);
   const store = new TimedBlobStore(rawStore, metrics);
   const webhooks = createWebhooks(config, redis, metadata, metrics, logger);
-  const maintenance = new MaintenanceMode(redis, `${config.redis.keyPrefix}maintenance:read-only`, config.maintenance.readOnly);
+  const maintenance = new MaintenanceMode(redis, new RegistryKeys(config.redis.keyPrefix).maintenanceReadOnly(), config.maintenance.readOnly);
   return {
     metrics,
     store,

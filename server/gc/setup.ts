@@ -7,7 +7,7 @@ import type { BlobStore } from '../storage/blob-store.js';
 import { GarbageCollector, type GcReport } from './collector.js';
 import { BlobCommitGuard } from './commit-guard.js';
 import { gcOptionsFromConfig } from './gc-run.js';
-import { GcStore } from './gc-store.js';
+import { RedisGcStore } from '../metadata/redis-gc-store.js';
 import { scheduleGc, scheduleRepeating } from './scheduler.js';
 import { UploadPurger } from './upload-purge.js';
 
@@ -35,14 +35,14 @@ export function createGc(
   // serves separate connections in turn. Upload commits (the commit guard) stay on the requests' connection.
   const collectorRedis = redis.duplicate({ lazyConnect: true });
   collectorRedis.on('error', (error: Error) => logger.warn({ err: error }, 'garbage collector redis connection error'));
-  const collector = new GarbageCollector(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
+  const collector = new GarbageCollector(metadata, new RedisGcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
   const options = gcOptionsFromConfig(config.gc, false);
   const stopSchedule = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
-  const purger = new UploadPurger(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 }, logger);
+  const purger = new UploadPurger(metadata, new RedisGcStore(collectorRedis, config.redis.keyPrefix), store, { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 }, logger);
   const stopPurge = config.uploads.purge.enabled ? schedulePurge(purger, config.uploads.purge.intervalSeconds * 1000, logger) : async () => undefined;
   return {
     collector,
-    commitGuard: new BlobCommitGuard(metadata, new GcStore(redis, config.redis.keyPrefix), store),
+    commitGuard: new BlobCommitGuard(metadata, new RedisGcStore(redis, config.redis.keyPrefix), store),
     adminApi: config.gc.adminApi ? { collector, options } : undefined,
     stop: async () => {
       await Promise.all([stopSchedule(), stopPurge()]);
