@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type { Redis } from 'ioredis';
+import { SCRATCH_SETS } from '../../server/gc/gc-store.js';
 import { RegistryKeys } from '../../server/metadata/keys.js';
 import { RedisGcStore } from '../../server/metadata/redis-gc-store.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -35,7 +36,6 @@ const PLACEHOLDER_ARGUMENTS: Record<string, string[]> = {
   webhookLog: [],
   maintenanceReadOnly: [],
 };
-const SCRATCH_SETS = ['mark', 'live', 'doomed', 'repo-mark', 'manifest-mark'] as const;
 
 test('every key the registry builds is in the key layout documented at the top of redis-scripts.ts', async (t) => {
   const source = await readFile(LAYOUT_SOURCE, 'utf8');
