@@ -6,20 +6,13 @@ import { requestLog } from './http/request-log.js';
 import { assertExactMatching, guardedRoutes, routeEntries, type RouteEntry } from './http/router.js';
 import type { RegistryServices } from './routes/context.js';
 import { createRegistryRouter, unmatchedRequests } from './routes/index.js';
+import { refuseWritesWhenReadOnly } from './routes/maintenance.js';
+import { operatorRouters, type OperatorApis } from './routes/served.js';
 
-/** Operations: request metrics (outermost), the read-only guard of the registry's writes, and their own routes. */
+/** Operations: request metrics (outermost) and the services behind the operators' routes. */
 export interface OpsExtensions {
   httpMetrics: Middleware;
-  readOnlyGuard: Middleware;
-  routers: ServedRouters;
-}
-
-/** The routers served beside /v2/, by who may call them. */
-export interface ServedRouters {
-  /** Answered to anyone: the token endpoint, JWKS, health probes, metrics. */
-  open: Router[];
-  /** The admin API: each of its routes runs the admin guard first. */
-  admin: Router[];
+  apis: Omit<OperatorApis, 'auth' | 'gc'>;
 }
 
 /** A served route and the guard in front of it: `registry` routes declare their access themselves. */
@@ -37,12 +30,18 @@ export interface RegistryApp {
  * router (it refuses that router's write methods), the admin guard to each admin router, the access a /v2/
  * route needs to the route itself. A request no router serves is 404 in the spec's error format.
  */
-export function createApp(services: RegistryServices, logger: Logger, ops: OpsExtensions, routers: ServedRouters, adminGuard: Middleware): RegistryApp {
+export function createApp(
+  services: RegistryServices,
+  logger: Logger,
+  ops: OpsExtensions,
+  features: Pick<OperatorApis, 'auth' | 'gc'>,
+  adminGuard: Middleware,
+): RegistryApp {
   const app = new Koa();
   // Errors are rendered by errorMiddleware; Koa's own handler would only print them again.
   app.silent = true;
   const router = createRegistryRouter(services);
-  const served = { open: [...routers.open, ...ops.routers.open], admin: [...routers.admin, ...ops.routers.admin] };
+  const served = operatorRouters({ ...features, ...ops.apis });
   for (const each of served.open) assertExactMatching(each);
   app.use(ops.httpMetrics);
   app.use(requestLog(logger));
@@ -52,7 +51,7 @@ export function createApp(services: RegistryServices, logger: Logger, ops: OpsEx
   });
   app.use(errorMiddleware);
   app.use(unmatchedRequests(router));
-  app.use(guardedRoutes(router, ops.readOnlyGuard));
+  app.use(guardedRoutes(router, refuseWritesWhenReadOnly(ops.apis.maintenance)));
   for (const adminRouter of served.admin) app.use(guardedRoutes(adminRouter, adminGuard));
   for (const openRouter of served.open) app.use(openRouter.routes());
   return {

@@ -2,10 +2,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { OpsExtensions } from './app.js';
 import type { Config } from './config.js';
-import { healthRouter } from './health/health.js';
-import { MaintenanceMode, maintenanceAdminRouter, refuseWritesWhenReadOnly } from './maintenance/read-only.js';
+import { ReadinessChecks } from './health/health.js';
+import { MaintenanceMode } from './maintenance/read-only.js';
+import { RegistryKeys } from './metadata/keys.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
-import { httpMetrics, metricsRouter } from './metrics/http-metrics.js';
+import { httpMetrics } from './metrics/http-metrics.js';
 import { RegistryMetrics } from './metrics/metrics.js';
 import { timeRedisCommands } from './metrics/redis-timing.js';
 import { TimedBlobStore } from './metrics/timed-store.js';
@@ -38,15 +39,14 @@ export function createOps(
   timeRedisCommands(redis, metrics);
   const store = new TimedBlobStore(rawStore, metrics);
   const webhooks = createWebhooks(config, redis, metadata, metrics, logger);
-  const maintenance = new MaintenanceMode(redis, `${config.redis.keyPrefix}maintenance:read-only`, config.maintenance.readOnly);
+  const maintenance = new MaintenanceMode(redis, new RegistryKeys(config.redis.keyPrefix).maintenanceReadOnly(), config.maintenance.readOnly);
   return {
     metrics,
     store,
     events: webhooks.events,
     app: {
       httpMetrics: httpMetrics(metrics),
-      readOnlyGuard: refuseWritesWhenReadOnly(maintenance),
-      routers: { open: [metricsRouter(metrics), healthRouter(redis, rawStore, redisWriteProblem)], admin: [webhooks.router, maintenanceAdminRouter(maintenance)] },
+      apis: { metrics, readiness: new ReadinessChecks(redis, rawStore, redisWriteProblem), webhooks: webhooks.admin, maintenance },
     },
     stop: webhooks.stop,
   };

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RegistryKeys } from '../metadata/keys.js';
 import { RegistryError } from '../errors.js';
 import { ROBOT_PREFIX, type Identity } from './identities.js';
 import { compilePattern } from './patterns.js';
-import { generationsKey } from './revocation.js';
 import { REPOSITORY_ACTIONS } from './scope.js';
 
 /** `*` is every repository action; `catalog` (never part of `*`) lets the subject list, in `/v2/_catalog`, the matching repositories it may pull. */
@@ -65,8 +65,9 @@ export class PermissionStore {
     private readonly redis: Redis,
     prefix: string,
   ) {
-    this.key = `${prefix}auth:rules`;
-    this.generationsKey = generationsKey(prefix);
+    const keys = new RegistryKeys(prefix);
+    this.key = keys.authRules();
+    this.generationsKey = keys.authGenerations();
   }
 
   async add(rule: NewPermissionRule): Promise<PermissionRule> {

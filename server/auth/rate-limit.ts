@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RegistryKeys } from '../metadata/keys.js';
 import { RegistryError } from '../errors.js';
 
 export interface RateLimitOptions {
@@ -13,11 +14,15 @@ export interface RateLimitOptions {
  * one client trying many accounts. While either is over its limit every login is refused, right or wrong.
  */
 export class LoginRateLimiter {
+  private readonly registryKeys: RegistryKeys;
+
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    prefix: string,
     private readonly options: RateLimitOptions,
-  ) {}
+  ) {
+    this.registryKeys = new RegistryKeys(prefix);
+  }
 
   /**
    * Throws 429 TOOMANYREQUESTS with Retry-After while the account or the address is locked out. `account`
@@ -52,6 +57,6 @@ export class LoginRateLimiter {
   }
 
   private keys(account: string, address: string): [string, string] {
-    return [`${this.prefix}auth:failures:account:${account}`, `${this.prefix}auth:failures:address:${address}`];
+    return [this.registryKeys.loginFailuresOfAccount(account), this.registryKeys.loginFailuresOfAddress(address)];
   }
 }

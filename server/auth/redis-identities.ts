@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
+import { RegistryKeys } from '../metadata/keys.js';
 import { RegistryError } from '../errors.js';
 import { ROBOT_PREFIX, type Identity, type IdentityStore } from './identities.js';
-import { generationsKey } from './revocation.js';
 import { hashPassword, hashRobotSecret, newRobotSecret, passwordMatches, robotSecretMatches } from './secrets.js';
 
 const ACCOUNT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -67,10 +67,11 @@ export class RedisIdentityStore implements IdentityStore {
     prefix: string,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.usersKey = `${prefix}auth:users`;
-    this.robotsKey = `${prefix}auth:robots`;
-    this.robotsUsedKey = `${prefix}auth:robots:last-used`;
-    this.generationsKey = generationsKey(prefix);
+    const keys = new RegistryKeys(prefix);
+    this.usersKey = keys.authUsers();
+    this.robotsKey = keys.authRobots();
+    this.robotsUsedKey = keys.authRobotsLastUsed();
+    this.generationsKey = keys.authGenerations();
   }
 
   async knows(username: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RegistryKeys } from '../metadata/keys.js';
 import { ANONYMOUS, ROBOT_PREFIX, type Identity, type IdentityStore } from './identities.js';
 
 /**
@@ -10,9 +11,6 @@ import { ANONYMOUS, ROBOT_PREFIX, type Identity, type IdentityStore } from './id
  * account's, its groups' and the anonymous generation); a refresh token carries its account's generation.
  * A token whose revision is no longer current is refused, as is one whose account no longer exists.
  */
-export function generationsKey(prefix: string): string {
-  return `${prefix}auth:generations`;
-}
 
 /** The subject under which an identity's own generation is kept: the same names rules use. */
 export function subjectOf(identity: Identity): string {
@@ -42,7 +40,7 @@ export class RevocationChecker {
     private readonly cacheMs: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.key = generationsKey(prefix);
+    this.key = new RegistryKeys(prefix).authGenerations();
   }
 
   /** The revision to put in an access token issued now to this identity. */

@@ -1,11 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
-import type { ServedRouters } from '../app.js';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../config.js';
-import { createRouter, PASS_THROUGH } from '../http/router.js';
-import { registerAdminRoutes } from '../routes/admin-api.js';
-import { registerTokenRoutes } from '../routes/token.js';
+import { PASS_THROUGH } from '../http/router.js';
+import type { AdminApiServices } from '../routes/admin-api.js';
+import type { TokenEndpointServices } from '../routes/token.js';
 import { OPEN_ACCESS, type AccessGuard } from './access-guard.js';
 import { adminGuard } from './admin-guard.js';
 import { Authenticator } from './authenticator.js';
@@ -25,8 +24,8 @@ export interface RegistryAuth {
   guard: AccessGuard;
   /** In front of every admin route; lets everything through when auth is off. */
   adminGuard: Middleware;
-  /** The token endpoint and JWKS (open) and the account API (admin); none when auth is off. */
-  routers: ServedRouters;
+  /** What the token endpoint and JWKS (open) and the account API (admin) call; undefined when auth is off, and they are not served. */
+  api: { token: TokenEndpointServices; admin: AdminApiServices } | undefined;
 }
 
 /** The account and rule stores on the registry's Redis, shared by the server and the CLI. */
@@ -39,7 +38,7 @@ export function authStores(config: Config, redis: Redis): { accounts: RedisIdent
 
 /** Builds token auth from the config, or the open guard when `auth.enabled` is false. */
 export async function createAuth(config: Config, redis: Redis, logger?: Logger): Promise<RegistryAuth> {
-  if (!config.auth.enabled) return { guard: OPEN_ACCESS, adminGuard: PASS_THROUGH, routers: { open: [], admin: [] } };
+  if (!config.auth.enabled) return { guard: OPEN_ACCESS, adminGuard: PASS_THROUGH, api: undefined };
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
@@ -56,14 +55,9 @@ export async function createAuth(config: Config, redis: Redis, logger?: Logger):
   const authorizer = new RuleAuthorizer(rules);
   const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000);
   const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens, revocations);
-
-  const tokenRouter = createRouter();
-  registerTokenRoutes(tokenRouter, { authenticator, authorizer, tokens, revocations });
-  const adminRouter = createRouter();
-  registerAdminRoutes(adminRouter, { authorizer, identities, accounts, rules });
   return {
     guard: bearerGuard({ tokens, identities, authorizer, revocations, service: token.service, realm: token.realm }),
     adminGuard: adminGuard({ authenticator, tokens, identities, revocations }),
-    routers: { open: [tokenRouter], admin: [adminRouter] },
+    api: { token: { authenticator, authorizer, tokens, revocations }, admin: { authorizer, identities, accounts, rules } },
   };
 }

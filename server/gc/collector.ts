@@ -23,7 +23,7 @@ export interface GcReport extends GcCounts {
  * blobs and unlinked manifest records; sweep bytes without a record; expire uploads.
  * Safety does not come from a snapshot but from the cutoff: the run's start (Redis time) minus the grace
  * period. Whatever a push touched after it is kept, and every deletion re-checks that in Lua, atomically
- * with the pushes (see gc-scripts.ts).
+ * with the pushes (see metadata/gc-scripts.ts).
  */
 export class GarbageCollector {
   constructor(

@@ -6,7 +6,7 @@ import { openRegistryRedis } from '../redis/registry-redis.js';
 import { createBlobStore } from '../registry.js';
 import { GarbageCollector } from './collector.js';
 import { gcOptionsFromConfig } from './gc-run.js';
-import { GcStore } from './gc-store.js';
+import { RedisGcStore } from '../metadata/redis-gc-store.js';
 
 interface GcCommandOptions {
   config?: string;
@@ -54,7 +54,7 @@ async function collectOnce(options: GcCommandOptions): Promise<number> {
   try {
     const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);
     const store = await createBlobStore(config, logger);
-    const collector = new GarbageCollector(metadata, new GcStore(redis, config.redis.keyPrefix), store, logger);
+    const collector = new GarbageCollector(metadata, new RedisGcStore(redis, config.redis.keyPrefix), store, logger);
     const report = await collector.run(gcOptionsFromConfig(config.gc, options.dryRun ?? false));
     if (!report) {
       process.stderr.write('berth: another garbage collection is running\n');

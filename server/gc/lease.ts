@@ -1,7 +1,7 @@
 import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
+import { LeaseNames } from '../metadata/metadata-store.js';
 
 /** One collector (or purge) at a time across replicas; one that dies frees the lease after the TTL. */
-const GC_LEASE = 'gc';
 const GC_LEASE_MS = 10_000;
 const GC_LEASE_RENEW_MS = 3_000;
 
@@ -20,7 +20,7 @@ export interface HeldLease {
  * another process holds the lease.
  */
 export function withGcLease<T>(metadata: MetadataStore, work: (lease: HeldLease) => Promise<T>): Promise<T | undefined> {
-  return withExclusiveLease(metadata, GC_LEASE, 'garbage collection', work);
+  return withExclusiveLease(metadata, LeaseNames.gc, 'garbage collection', work);
 }
 
 /** Like withGcLease, for another job that one replica at a time runs (e.g. the upload purge). */

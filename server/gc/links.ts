@@ -10,14 +10,14 @@ export async function dropUnreferencedLinks(run: GcRun): Promise<void> {
   for await (const repositories of run.paced(run.gc.linkedRepositories())) {
     for (const repository of repositories) await dropRepositoryLinks(run, repository);
   }
-  await run.gc.clear('gc:repo-mark');
+  await run.gc.clear('repo-mark');
 }
 
 async function dropRepositoryLinks(run: GcRun, repository: string): Promise<void> {
-  await run.gc.clear('gc:repo-mark');
-  await markRepositoryBlobs(run, repository, 'gc:repo-mark');
+  await run.gc.clear('repo-mark');
+  await markRepositoryBlobs(run, repository, 'repo-mark');
   for await (const links of run.paced(run.gc.linksOf(repository))) {
-    const referenced = await run.gc.whichAreMembers('gc:repo-mark', links);
+    const referenced = await run.gc.whichAreMembers('repo-mark', links);
     await run.inBatches(
       links.filter((_digest, index) => !referenced[index]),
       async (batch) => void (run.counts.linksDeleted += await run.gc.unlinkBlobs(repository, batch, run.cutoff, run.dryRun)),

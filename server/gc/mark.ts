@@ -11,8 +11,8 @@ export async function markReferencedBlobs(run: GcRun): Promise<void> {
       for await (const page of run.paced(run.gc.manifestsOf(repository))) {
         // A dry run keeps the records of the untagged manifests it would delete: the real run's deletion
         // takes those records with the links, so its record sweep does not count them either.
-        await run.gc.add('gc:manifest-mark', page);
-        await markBlobsOf(run, repository, page, 'gc:mark');
+        await run.gc.add('manifest-mark', page);
+        await markBlobsOf(run, repository, page, 'mark');
       }
     }
   }
@@ -35,7 +35,7 @@ async function markBlobsOf(run: GcRun, repository: string, digests: string[], se
 
 async function keptManifests(run: GcRun, repository: string, digests: string[]): Promise<string[]> {
   if (!(run.dryRun && run.options.deleteUntagged)) return digests;
-  const doomed = await run.gc.whichAreMembers('gc:doomed', digests.map((digest) => manifestId(repository, digest)));
+  const doomed = await run.gc.whichAreMembers('doomed', digests.map((digest) => manifestId(repository, digest)));
   return digests.filter((_digest, index) => !doomed[index]);
 }
 

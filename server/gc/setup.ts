@@ -1,14 +1,13 @@
-import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
-import { gcAdminRouter } from '../routes/admin-gc.js';
+import type { GcAdminServices } from '../routes/admin-gc.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { GarbageCollector, type GcReport } from './collector.js';
 import { BlobCommitGuard } from './commit-guard.js';
 import { gcOptionsFromConfig } from './gc-run.js';
-import { GcStore } from './gc-store.js';
+import { RedisGcStore } from '../metadata/redis-gc-store.js';
 import { scheduleGc, scheduleRepeating } from './scheduler.js';
 import { UploadPurger } from './upload-purge.js';
 
@@ -16,8 +15,8 @@ export interface RegistryGc {
   collector: GarbageCollector;
   /** For the upload service: waits out a collection of a digest before committing its bytes. */
   commitGuard: BlobCommitGuard;
-  /** POST /admin/v1/gc, when gc.adminApi is on. */
-  router?: Router;
+  /** What POST /admin/v1/gc runs; undefined when gc.adminApi is off, and it is not served. */
+  adminApi: GcAdminServices | undefined;
   /** Stops the schedules (collection, upload purge) and waits for runs in progress. */
   stop(): Promise<void>;
 }
@@ -36,15 +35,15 @@ export function createGc(
   // serves separate connections in turn. Upload commits (the commit guard) stay on the requests' connection.
   const collectorRedis = redis.duplicate({ lazyConnect: true });
   collectorRedis.on('error', (error: Error) => logger.warn({ err: error }, 'garbage collector redis connection error'));
-  const collector = new GarbageCollector(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
+  const collector = new GarbageCollector(metadata, new RedisGcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
   const options = gcOptionsFromConfig(config.gc, false);
   const stopSchedule = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
-  const purger = new UploadPurger(metadata, new GcStore(collectorRedis, config.redis.keyPrefix), store, { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 }, logger);
+  const purger = new UploadPurger(metadata, new RedisGcStore(collectorRedis, config.redis.keyPrefix), store, { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 }, logger);
   const stopPurge = config.uploads.purge.enabled ? schedulePurge(purger, config.uploads.purge.intervalSeconds * 1000, logger) : async () => undefined;
   return {
     collector,
-    commitGuard: new BlobCommitGuard(metadata, new GcStore(redis, config.redis.keyPrefix), store),
-    router: config.gc.adminApi ? gcAdminRouter(collector, options) : undefined,
+    commitGuard: new BlobCommitGuard(metadata, new RedisGcStore(redis, config.redis.keyPrefix), store),
+    adminApi: config.gc.adminApi ? { collector, options } : undefined,
     stop: async () => {
       await Promise.all([stopSchedule(), stopPurge()]);
       collectorRedis.disconnect();

@@ -14,7 +14,7 @@ export async function finishLeftoverTombstones(run: GcRun): Promise<void> {
  */
 export async function sweepUnmarkedBlobs(run: GcRun): Promise<void> {
   for await (const digests of run.paced(run.gc.blobs())) {
-    const marked = await run.gc.whichAreMembers('gc:mark', digests);
+    const marked = await run.gc.whichAreMembers('mark', digests);
     await run.inBatches(
       digests.filter((_digest, index) => !marked[index]),
       async (batch) => {
@@ -59,7 +59,7 @@ function countBlobs(run: GcRun, sizes: number[]): void {
 /** Deletes the manifest records no repository linked at the mark and nothing wrote or named since the cutoff. */
 export async function sweepManifestRecords(run: GcRun): Promise<void> {
   for await (const digests of run.paced(run.gc.manifestRecords())) {
-    const marked = await run.gc.whichAreMembers('gc:manifest-mark', digests);
+    const marked = await run.gc.whichAreMembers('manifest-mark', digests);
     await run.inBatches(
       digests.filter((_digest, index) => !marked[index]),
       async (batch) => void (run.counts.manifestRecordsDeleted += await run.gc.deleteManifestRecords(batch, run.cutoff, run.dryRun)),

@@ -1,3 +1,4 @@
+import { LeaseNames } from '../metadata/metadata-store.js';
 import type { GcRun } from './gc-run.js';
 import type { UploadRecord } from './gc-store.js';
 
@@ -59,7 +60,7 @@ async function purgeOrphan(run: GcRun, uploadId: string): Promise<boolean> {
 
 /** Runs `work` holding the upload's lease; false without running it when a request holds the lease. */
 async function holdingUploadLease(run: GcRun, uploadId: string, work: () => Promise<boolean>): Promise<boolean> {
-  const lease = await run.metadata.acquireLease(`upload:${uploadId}`, UPLOAD_LEASE_MS);
+  const lease = await run.metadata.acquireLease(LeaseNames.upload(uploadId), UPLOAD_LEASE_MS);
   if (!lease) return false;
   try {
     return await work();

@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
-import type { Context } from 'koa';
 import type { BlobStore } from '../storage/blob-store.js';
-import { createRouter } from '../http/router.js';
 
 const REDIS_TIMEOUT_MS = 1_000;
 // Probes come every second or so; the store is written at most this often (S3 calls cost money and time).
@@ -12,28 +9,31 @@ const STORE_CHECK_CACHE_MS = 5_000;
 
 type Check = () => Promise<void>;
 
+/** Readiness: Redis answers a PING and can persist writes, and the blob store accepts a write. */
+export interface ReadinessReport {
+  ready: boolean;
+  /** Per check, 'ok' or why it failed. */
+  checks: Record<string, string>;
+}
+
 /**
- * GET /livez: the process serves HTTP. GET /readyz: Redis answers a PING and can persist writes, and the blob
- * store accepts a write, else 503 with the failing check, so a load balancer stops sending traffic to this
- * replica. `redisWriteProblem` tells why the embedded Redis refuses writes, if it does.
+ * The checks behind GET /readyz (routes/health.ts), so a load balancer stops sending traffic to a replica
+ * that cannot serve. `redisWriteProblem` tells why the embedded Redis refuses writes, if it does.
  */
-export function healthRouter(redis: Redis, store: BlobStore, redisWriteProblem: () => string | undefined): Router {
-  const checks: Record<string, Check> = {
-    redis: () => checkRedis(redis, redisWriteProblem),
-    storage: cached(() => probeStore(store), STORE_CHECK_CACHE_MS),
-  };
-  const router = createRouter();
-  router.get('/livez', (ctx: Context) => {
-    ctx.body = { status: 'ok' };
-  });
-  router.get('/readyz', async (ctx: Context) => {
-    const results = await Promise.all(Object.entries(checks).map(async ([name, check]) => [name, await outcome(check)] as const));
-    const failed = results.some(([, result]) => result !== 'ok');
-    ctx.status = failed ? 503 : 200;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { status: failed ? 'unavailable' : 'ok', checks: Object.fromEntries(results) };
-  });
-  return router;
+export class ReadinessChecks {
+  private readonly checks: Record<string, Check>;
+
+  constructor(redis: Redis, store: BlobStore, redisWriteProblem: () => string | undefined) {
+    this.checks = {
+      redis: () => checkRedis(redis, redisWriteProblem),
+      storage: cached(() => probeStore(store), STORE_CHECK_CACHE_MS),
+    };
+  }
+
+  async run(): Promise<ReadinessReport> {
+    const results = await Promise.all(Object.entries(this.checks).map(async ([name, check]) => [name, await outcome(check)] as const));
+    return { ready: results.every(([, result]) => result === 'ok'), checks: Object.fromEntries(results) };
+  }
 }
 
 async function outcome(check: Check): Promise<string> {

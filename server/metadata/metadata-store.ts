@@ -117,3 +117,10 @@ export interface MetadataStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The leases the registry takes (MetadataStore.acquireLease): one name per thing only one process may do at a time. */
+export const LeaseNames = {
+  gc: 'gc',
+  upload: (uploadId: string) => `upload:${uploadId}`,
+  webhook: (endpoint: string) => `webhook:${endpoint}`,
+};

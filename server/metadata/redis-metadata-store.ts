@@ -15,6 +15,7 @@ import type {
   UploadSession,
 } from './metadata-store.js';
 import type { SizedDigest } from '../oci/manifest.js';
+import { RegistryKeys } from './keys.js';
 import { isDeadLocalHolder, newLeaseHolder } from './lease-holder.js';
 import {
   advanceUploadScript,
@@ -113,10 +114,15 @@ const scripts = {
 };
 
 export class RedisMetadataStore implements MetadataStore {
+  private readonly keys: RegistryKeys;
+
+  // The scripts get the prefix (ARGV[1]) and build their keys from it; everything else gets its keys from `keys`.
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.keys = new RegistryKeys(prefix);
+  }
 
   /**
    * Stamps touchedAt as it looks the blob up, for garbage collection. The stamp is best effort: a Redis
@@ -148,7 +154,7 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
-    return (await this.redis.srem(this.repoKey(repository, 'b'), digest)) === 1;
+    return (await this.redis.srem(this.keys.repoBlobs(repository), digest)) === 1;
   }
 
   async createUpload(session: UploadSession, policy: UploadPolicy): Promise<CreateUploadResult> {
@@ -157,7 +163,7 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async getUpload(uploadId: string): Promise<UploadSession | undefined> {
-    const fields = await this.redis.hgetall(this.key(`u:${uploadId}`));
+    const fields = await this.redis.hgetall(this.keys.upload(uploadId));
     if (!fields.repository) return undefined;
     return {
       id: uploadId,
@@ -180,7 +186,7 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async acquireLease(name: string, ttlMs: number): Promise<Lease | undefined> {
-    const key = this.key(`lease:${name}`);
+    const key = this.keys.lease(name);
     const token = newLeaseHolder();
     if (!(await this.claimLease(key, token, ttlMs))) return undefined;
     return {
@@ -247,18 +253,18 @@ export class RedisMetadataStore implements MetadataStore {
 
   async listTags(repository: string, page: Page): Promise<PageResult | undefined> {
     const [known, result] = await Promise.all([
-      this.redis.zscore(this.key('repos'), repository),
-      this.pageOf(this.repoKey(repository, 'tags'), page),
+      this.redis.zscore(this.keys.repositories(), repository),
+      this.pageOf(this.keys.repoTags(repository), page),
     ]);
     return known === null ? undefined : result;
   }
 
   listRepositories(page: Page): Promise<PageResult> {
-    return this.pageOf(this.key('repos'), page);
+    return this.pageOf(this.keys.repositories(), page);
   }
 
   listReferrers(repository: string, subject: string): Promise<string[]> {
-    return this.redis.hvals(this.repoKey(repository, `ref:${subject}`));
+    return this.redis.hvals(this.keys.repoReferrers(repository, subject));
   }
 
   async ping(): Promise<void> {
@@ -277,13 +283,5 @@ export class RedisMetadataStore implements MetadataStore {
     const items = await this.redis.zrangebylex(key, start, '+', 'LIMIT', 0, page.limit + 1);
     const more = items.length > page.limit;
     return { items: more ? items.slice(0, page.limit) : items, more };
-  }
-
-  private key(suffix: string): string {
-    return `${this.prefix}${suffix}`;
-  }
-
-  private repoKey(repository: string, suffix: string): string {
-    return `${this.prefix}r:${repository}:${suffix}`;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Lua scripts for every metadata change that touches several keys, so that each is atomic: a crash or a
  * concurrent request never sees a tag without its manifest or a manifest without its blobs.
- * Keys are built inside the scripts from ARGV[1] (the key prefix) and the repository name; repository names
- * cannot contain ':' so the key layout below is unambiguous:
+ * Keys are built inside the scripts from ARGV[1] (the key prefix) and the repository name, and in TypeScript
+ * by keys.ts alone. This is the registry's whole key layout (every key starts with the configured
+ * `redis.keyPrefix`, <p>); repository names cannot contain ':' so it is unambiguous:
  *   <p>repos                     ZSET (score 0) of repositories with at least one manifest, for _catalog
  *   <p>r:<repo>:tags             ZSET (score 0) of tags, for lexically paged listing
  *   <p>r:<repo>:tagmap           HASH tag -> manifest digest
@@ -20,7 +21,31 @@
  *                                updatedAt), with a TTL when abandoned uploads expire
  *   <p>uo:r:<repo>               ZSET open upload ids of a repository, scored by when their session expires
  *   <p>uo:a:<owner>              ZSET open upload ids of an owner (an account, or an address), likewise
- *   <p>lease:<name>              STRING lease holder (see lease-holder.ts)
+ *   <p>lease:<name>              STRING lease holder (see lease-holder.ts); names in metadata-store.ts
+ * The garbage collector's (gc-scripts.ts):
+ *   <p>gc:mark                   SET of blob digests named by a kept manifest
+ *   <p>gc:live                   SET of '<repo>@<digest>' manifests reachable from a tag (only when deleting untagged)
+ *   <p>gc:queue                  LIST of '<repo>@<digest>' manifests whose references are still to be followed
+ *   <p>gc:doomed                 SET of '<repo>@<digest>' a dry run would delete, so its blob marks skip them
+ *   <p>gc:repo-mark              SET of blob digests named by the manifests of the repository whose links are swept
+ *   <p>gc:manifest-mark          SET of manifest digests some repository links
+ *   <p>gc:tombstones             SET of blob digests in state 'deleting', so a collector can finish a dead one's work
+ * Auth (server/auth/):
+ *   <p>auth:users                HASH user name -> account JSON (password hash, groups, admin)
+ *   <p>auth:robots               HASH robot name -> robot JSON (secret hash, groups, expiry)
+ *   <p>auth:robots:last-used     HASH robot name -> ISO time of its last login
+ *   <p>auth:rules                HASH rule id -> permission rule JSON
+ *   <p>auth:generations          HASH subject (user:<name>, robot:<name>, group:<name>, anonymous) -> generation,
+ *                                bumped to revoke the tokens issued before (revocation.ts)
+ *   <p>auth:failures:account:<a> STRING failed logins of an account in the current window (with its TTL)
+ *   <p>auth:failures:address:<a> STRING failed logins from a client address, likewise
+ * Webhooks (server/webhooks/queue.ts):
+ *   <p>webhooks:queue:<endpoint>    LIST events waiting for delivery to the endpoint, oldest first
+ *   <p>webhooks:attempts:<endpoint> HASH event id -> delivery attempts so far
+ *   <p>webhooks:dead:<endpoint>     LIST events given up on, until redelivered
+ *   <p>webhooks:log                 LIST the latest delivery outcomes, newest first, capped
+ * Maintenance:
+ *   <p>maintenance:read-only     STRING '1' while switched to read-only through the admin API
  */
 
 /**

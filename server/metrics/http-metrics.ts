@@ -1,9 +1,7 @@
 import type { Socket } from 'node:net';
-import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { afterResponse } from '../http/request-end.js';
 import type { RegistryMetrics } from './metrics.js';
-import { createRouter } from '../http/router.js';
 
 /** Socket byte counters when the socket's previous request ended: the next request's bytes start there. */
 const countedUpTo = new WeakMap<Socket, { read: number; written: number }>();
@@ -34,14 +32,4 @@ export function httpMetrics(metrics: RegistryMetrics) {
 // Route templates, never raw paths: repository names and digests would make the label set unbounded.
 function routeLabel(ctx: Context): string {
   return typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
-}
-
-/** GET /metrics in the Prometheus text format. */
-export function metricsRouter(metrics: RegistryMetrics): Router {
-  const router = createRouter();
-  router.get('/metrics', async (ctx: Context) => {
-    ctx.type = metrics.registry.contentType;
-    ctx.body = await metrics.registry.metrics();
-  });
-  return router;
 }

@@ -5,11 +5,17 @@ import type { GarbageCollector } from '../gc/collector.js';
 import type { GcOptions } from '../gc/gc-run.js';
 import { createRouter } from '../http/router.js';
 
+export interface GcAdminServices {
+  collector: GarbageCollector;
+  /** The configured collection; the request chooses only whether it is a dry run. */
+  options: GcOptions;
+}
+
 /**
  * POST /admin/v1/gc[?dryRun=true]: runs a garbage collection now and answers its report (JSON), or
  * 409 when another collector holds the lease.
  */
-export function gcAdminRouter(collector: GarbageCollector, options: GcOptions): Router {
+export function gcAdminRouter({ collector, options }: GcAdminServices): Router {
   const router = createRouter();
   router.post('/admin/v1/gc', async (ctx: Context) => {
     const dryRun = ctx.query.dryRun === 'true' || ctx.query.dryRun === '1';

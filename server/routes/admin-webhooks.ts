@@ -5,15 +5,21 @@ import type { WebhookQueue } from '../webhooks/queue.js';
 import type { WebhookEndpoint } from '../webhooks/webhook-config.js';
 import { createRouter } from '../http/router.js';
 
+export interface WebhookAdminServices {
+  endpoints: WebhookEndpoint[];
+  queue: WebhookQueue;
+  /** Wakes an endpoint's worker when events were queued for it. */
+  nudge(endpoint: string): void;
+}
+
 const DEFAULT_LOG_LIMIT = 100;
 const BASE = '/admin/v1/webhooks';
 
 /**
  * The webhook endpoints (without secrets or header values), the delivery log, and each endpoint's
  * dead letters, which can be queued again. An admin router: the admin guard runs in front of its routes.
- * `nudge` wakes an endpoint's worker when events were queued for it.
  */
-export function webhookAdminRouter(endpoints: WebhookEndpoint[], queue: WebhookQueue, nudge: (endpoint: string) => void): Router {
+export function webhookAdminRouter({ endpoints, queue, nudge }: WebhookAdminServices): Router {
   const router = createRouter();
   const endpointName = (ctx: Context): string => {
     const name = ctx.params.endpoint ?? '';

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
 import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
+import { LeaseNames } from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
@@ -281,7 +282,7 @@ export class UploadService {
   private async acquireUploadLease(uploadId: string, waitMs: number): Promise<Lease | undefined> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const lease = await this.metadata.acquireLease(`upload:${uploadId}`, UPLOAD_LEASE_MS);
+      const lease = await this.metadata.acquireLease(LeaseNames.upload(uploadId), UPLOAD_LEASE_MS);
       if (lease || Date.now() >= deadline) return lease;
       await sleep(CANCEL_POLL_MS);
     }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RegistryKeys } from '../metadata/keys.js';
 
 /** One queued delivery: the exact body that is signed and sent, and what the log shows about it. */
 export interface QueuedEvent {
@@ -49,58 +50,62 @@ return moved`;
  * slow one holds up only itself), an attempts hash, a dead-letter list per endpoint and one capped delivery log.
  */
 export class WebhookQueue {
+  private readonly keys: RegistryKeys;
+
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    prefix: string,
     private readonly logSize: number,
-  ) {}
+  ) {
+    this.keys = new RegistryKeys(prefix);
+  }
 
   /** Appends the event to each endpoint's queue in one transaction: one round trip, all or nothing. */
   async enqueue(endpoints: string[], event: QueuedEvent): Promise<void> {
     const entry = JSON.stringify(event);
     const transaction = this.redis.multi();
-    for (const endpoint of endpoints) transaction.rpush(this.key('queue', endpoint), entry);
+    for (const endpoint of endpoints) transaction.rpush(this.keys.webhookQueue(endpoint), entry);
     await transaction.exec();
   }
 
   /** The oldest undelivered event, as its raw entry (the finish calls compare against it). */
   async head(endpoint: string): Promise<{ raw: string; event: QueuedEvent } | undefined> {
-    const raw = await this.redis.lindex(this.key('queue', endpoint), 0);
+    const raw = await this.redis.lindex(this.keys.webhookQueue(endpoint), 0);
     return raw === null ? undefined : { raw, event: JSON.parse(raw) as QueuedEvent };
   }
 
   /** Counts a failed attempt and logs it; returns the attempts made so far. */
   async recordFailure(entry: Omit<DeliveryLogEntry, 'attempt' | 'at' | 'outcome'>): Promise<number> {
-    const attempt = await this.redis.hincrby(this.key('attempts', entry.endpoint), entry.eventId, 1);
+    const attempt = await this.redis.hincrby(this.keys.webhookAttempts(entry.endpoint), entry.eventId, 1);
     await this.appendLog({ ...entry, attempt, outcome: 'failed', at: new Date().toISOString() });
     return attempt;
   }
 
   async attempts(endpoint: string, eventId: string): Promise<number> {
-    return Number((await this.redis.hget(this.key('attempts', endpoint), eventId)) ?? 0);
+    return Number((await this.redis.hget(this.keys.webhookAttempts(endpoint), eventId)) ?? 0);
   }
 
   /** Removes the delivered (or given-up) head; false when it was no longer the head. */
   async finish(raw: string, entry: DeliveryLogEntry): Promise<boolean> {
     const { endpoint } = entry;
-    const keys = [this.key('queue', endpoint), this.key('attempts', endpoint), this.key('log'), this.key('dead', endpoint)];
+    const keys = [this.keys.webhookQueue(endpoint), this.keys.webhookAttempts(endpoint), this.keys.webhookLog(), this.keys.webhookDeadLetters(endpoint)];
     const dead = entry.outcome === 'dead_lettered' ? '1' : '0';
     const done = await this.redis.eval(FINISH_HEAD, keys.length, ...keys, raw, entry.eventId, JSON.stringify(entry), this.logSize, dead);
     return done === 1;
   }
 
   depth(endpoint: string): Promise<number> {
-    return this.redis.llen(this.key('queue', endpoint));
+    return this.redis.llen(this.keys.webhookQueue(endpoint));
   }
 
   /** The newest delivery attempts first. */
   async log(limit: number, endpoint?: string): Promise<DeliveryLogEntry[]> {
-    const entries = (await this.redis.lrange(this.key('log'), 0, this.logSize - 1)).map((raw) => JSON.parse(raw) as DeliveryLogEntry);
+    const entries = (await this.redis.lrange(this.keys.webhookLog(), 0, this.logSize - 1)).map((raw) => JSON.parse(raw) as DeliveryLogEntry);
     return entries.filter((entry) => endpoint === undefined || entry.endpoint === endpoint).slice(0, limit);
   }
 
   async deadLetters(endpoint: string): Promise<QueuedEvent[]> {
-    return (await this.redis.lrange(this.key('dead', endpoint), 0, -1)).map((raw) => JSON.parse(raw) as QueuedEvent);
+    return (await this.redis.lrange(this.keys.webhookDeadLetters(endpoint), 0, -1)).map((raw) => JSON.parse(raw) as QueuedEvent);
   }
 
   /**
@@ -108,14 +113,10 @@ export class WebhookQueue {
    * a fresh count of attempts. `eventId` picks one; without it, all of them. Returns how many were queued.
    */
   async redeliverDeadLetters(endpoint: string, eventId?: string): Promise<number> {
-    return Number(await this.redis.eval(REQUEUE_DEAD, 2, this.key('dead', endpoint), this.key('queue', endpoint), eventId ?? ''));
+    return Number(await this.redis.eval(REQUEUE_DEAD, 2, this.keys.webhookDeadLetters(endpoint), this.keys.webhookQueue(endpoint), eventId ?? ''));
   }
 
   private async appendLog(entry: DeliveryLogEntry): Promise<void> {
-    await this.redis.multi().lpush(this.key('log'), JSON.stringify(entry)).ltrim(this.key('log'), 0, this.logSize - 1).exec();
-  }
-
-  private key(kind: string, endpoint?: string): string {
-    return `${this.prefix}webhooks:${kind}${endpoint === undefined ? '' : `:${endpoint}`}`;
+    await this.redis.multi().lpush(this.keys.webhookLog(), JSON.stringify(entry)).ltrim(this.keys.webhookLog(), 0, this.logSize - 1).exec();
   }
 }

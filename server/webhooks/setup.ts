@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
-import { webhookAdminRouter } from '../routes/admin-webhooks.js';
+import type { WebhookAdminServices } from '../routes/admin-webhooks.js';
 import { NO_EVENTS, type EventSink } from './events.js';
 import { WebhookNotifier } from './notifier.js';
 import { WebhookQueue } from './queue.js';
@@ -14,12 +13,13 @@ import { EndpointWorker } from './worker.js';
 
 export interface RegistryWebhooks {
   events: EventSink;
-  router: Router;
+  /** What the admin routes (routes/admin-webhooks.ts) read and redeliver. */
+  admin: WebhookAdminServices;
   /** Stops the delivery workers; queued events stay in Redis for the next start. */
   stop(): Promise<void>;
 }
 
-/** The event sink, a delivery worker per configured endpoint, the admin routes and the queue-depth gauge. */
+/** The event sink, a delivery worker per configured endpoint, the admin services and the queue-depth gauge. */
 export function createWebhooks(config: Config, redis: Redis, metadata: MetadataStore, metrics: RegistryMetrics, logger: Logger): RegistryWebhooks {
   const { endpoints } = config.webhooks;
   const queue = new WebhookQueue(redis, config.redis.keyPrefix, config.webhooks.logSize);
@@ -33,7 +33,7 @@ export function createWebhooks(config: Config, redis: Redis, metadata: MetadataS
   const nudge = (name: string) => workers.get(name)?.nudge();
   return {
     events: endpoints.length === 0 ? NO_EVENTS : new WebhookNotifier(endpoints, queue, source, log, nudge),
-    router: webhookAdminRouter(endpoints, queue, nudge),
+    admin: { endpoints, queue, nudge },
     stop: async () => {
       await Promise.all([...workers.values()].map((worker) => worker.stop()));
     },

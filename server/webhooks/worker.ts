@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
+import { LeaseNames } from '../metadata/metadata-store.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
 import { deliver } from './delivery.js';
 import type { QueuedEvent, WebhookQueue } from './queue.js';
@@ -54,7 +55,7 @@ export class EndpointWorker {
   private async run(): Promise<void> {
     while (this.running) {
       try {
-        const lease = await this.metadata.acquireLease(`webhook:${this.endpoint.name}`, LEASE_MS);
+        const lease = await this.metadata.acquireLease(LeaseNames.webhook(this.endpoint.name), LEASE_MS);
         if (!lease) {
           await this.pause(IDLE_POLL_MS);
           continue;

@@ -9,7 +9,7 @@ import { RegistryError } from '../../server/errors.js';
 import { GarbageCollector } from '../../server/gc/collector.js';
 import { BlobCommitGuard } from '../../server/gc/commit-guard.js';
 import type { GcOptions } from '../../server/gc/gc-run.js';
-import { GcStore } from '../../server/gc/gc-store.js';
+import { RedisGcStore } from '../../server/metadata/redis-gc-store.js';
 import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.js';
 import { digestOf } from '../../server/oci/digest.js';
 import { UploadService } from '../../server/services/upload-service.js';
@@ -132,7 +132,7 @@ interface Harness {
   name: string;
   store: HookedStore;
   metadata: RedisMetadataStore;
-  gc: GcStore;
+  gc: RedisGcStore;
   /** A fresh service over the same state: what a restarted (or another) registry process would be. */
   service(): UploadService;
 }
@@ -140,7 +140,7 @@ interface Harness {
 async function harness(backend: BackendName): Promise<Harness> {
   const name = `t${Math.random().toString(36).slice(2)}`;
   const metadata = new RedisMetadataStore(redis, `${name}:`);
-  const gc = new GcStore(redis, `${name}:`);
+  const gc = new RedisGcStore(redis, `${name}:`);
   const store = new HookedStore(await newStore(backend, name));
   return { name, store, metadata, gc, service: () => new UploadService(metadata, store, logger, new BlobCommitGuard(metadata, gc, store), TEST_UPLOAD_POLICY) };
 }

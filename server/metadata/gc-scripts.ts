@@ -1,4 +1,4 @@
-import { deleteManifestScript, FORGET_UPLOAD } from '../metadata/redis-scripts.js';
+import { deleteManifestScript, FORGET_UPLOAD } from './redis-scripts.js';
 
 /**
  * Lua for the garbage collector's changes, each atomic with the registry's own scripts (redis-scripts.ts).
@@ -7,14 +7,7 @@ import { deleteManifestScript, FORGET_UPLOAD } from '../metadata/redis-scripts.j
  * reaches Redis first stamps touchedAt and wins; one that comes after sees the deletion and fails cleanly.
  * Deletions take a batch of candidates (the trailing arguments) and check each one alone. A dryRun argument
  * of '1': the checks run and nothing changes.
- * Keys of the collector (besides the registry's, see redis-scripts.ts):
- *   <p>gc:mark         SET of blob digests named by a kept manifest
- *   <p>gc:live         SET of '<repo>@<digest>' manifests reachable from a tag (only when deleting untagged)
- *   <p>gc:queue        LIST of '<repo>@<digest>' manifests whose references are still to be followed
- *   <p>gc:doomed       SET of '<repo>@<digest>' a dry run would delete, so its blob marks skip them
- *   <p>gc:repo-mark    SET of blob digests named by the manifests of the repository whose links are swept
- *   <p>gc:tombstones   SET of blob digests in state 'deleting', so a collector can finish a dead one's work
- *   <p>gc:manifest-mark SET of manifest digests some repository links
+ * The collector's keys (gc:*) are listed with all the others at the top of redis-scripts.ts.
  */
 
 /** Older than the cutoff: the thing was last pushed, mounted, named or read before the run's cutoff. */

@@ -1,0 +1,49 @@
+import type Router from '@koa/router';
+import type { ReadinessChecks } from '../health/health.js';
+import { createRouter } from '../http/router.js';
+import type { MaintenanceMode } from '../maintenance/read-only.js';
+import type { RegistryMetrics } from '../metrics/metrics.js';
+import { registerAdminRoutes, type AdminApiServices } from './admin-api.js';
+import { gcAdminRouter, type GcAdminServices } from './admin-gc.js';
+import { webhookAdminRouter, type WebhookAdminServices } from './admin-webhooks.js';
+import { healthRouter } from './health.js';
+import { maintenanceAdminRouter } from './maintenance.js';
+import { metricsRouter } from './metrics.js';
+import { registerTokenRoutes, type TokenEndpointServices } from './token.js';
+
+/** The services behind the routes served beside /v2/, handed over by the feature modules' setups. */
+export interface OperatorApis {
+  /** undefined when auth is off: no token endpoint, no account API. */
+  auth: { token: TokenEndpointServices; admin: AdminApiServices } | undefined;
+  /** undefined when gc.adminApi is off. */
+  gc: GcAdminServices | undefined;
+  webhooks: WebhookAdminServices;
+  maintenance: MaintenanceMode;
+  metrics: RegistryMetrics;
+  readiness: ReadinessChecks;
+}
+
+/** The routers served beside /v2/, by who may call them. */
+export interface ServedRouters {
+  /** Answered to anyone: the token endpoint, JWKS, health probes, metrics. */
+  open: Router[];
+  /** The admin API: each of its routes runs the admin guard first. */
+  admin: Router[];
+}
+
+export function operatorRouters(apis: OperatorApis): ServedRouters {
+  const open: Router[] = [];
+  const admin: Router[] = [];
+  if (apis.auth) {
+    const tokenRouter = createRouter();
+    registerTokenRoutes(tokenRouter, apis.auth.token);
+    open.push(tokenRouter);
+    const accountRouter = createRouter();
+    registerAdminRoutes(accountRouter, apis.auth.admin);
+    admin.push(accountRouter);
+  }
+  if (apis.gc) admin.push(gcAdminRouter(apis.gc));
+  open.push(metricsRouter(apis.metrics), healthRouter(apis.readiness));
+  admin.push(webhookAdminRouter(apis.webhooks), maintenanceAdminRouter(apis.maintenance));
+  return { open, admin };
+}
