@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { ROBOT_PREFIX, type Identity } from './identities.js';
 import { compilePattern } from './patterns.js';
 import { generationsKey } from './revocation.js';
@@ -90,6 +90,6 @@ export class PermissionStore {
   }
 }
 
-function invalid(message: string): RegistryError {
-  return new RegistryError('DENIED', 400, message);
+function invalid(message: string): CodedError {
+  return new CodedError(DistributionErrors.ACCOUNT_INVALID, message);
 }

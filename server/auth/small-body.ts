@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { declaredLength } from '../http/request-body.js';
 
 // Token requests and admin calls are a few hundred bytes; anything far larger is not one of them.
@@ -36,8 +36,8 @@ export async function readSmallBody(ctx: Context): Promise<string> {
   });
 }
 
-function tooLarge(): RegistryError {
-  return new RegistryError('SIZE_INVALID', 413, `request body exceeds ${LIMIT_BYTES} bytes`);
+function tooLarge(): CodedError {
+  return new CodedError(DistributionErrors.BODY_TOO_LARGE, `request body exceeds ${LIMIT_BYTES} bytes`);
 }
 
 export async function readJsonBody(ctx: Context): Promise<Record<string, unknown>> {
@@ -48,11 +48,11 @@ export async function readJsonBody(ctx: Context): Promise<Record<string, unknown
   } catch {
     // Reported below, as for any other non-object.
   }
-  throw new RegistryError('UNSUPPORTED', 400, 'the request body must be a JSON object');
+  throw new CodedError(DistributionErrors.UNSUPPORTED, 'the request body must be a JSON object');
 }
 
 /** An OAuth2 form (POST /token). Anything else is refused by its Content-Type, unread. */
 export async function readFormBody(ctx: Context): Promise<URLSearchParams> {
-  if (!ctx.is(FORM_TYPE)) throw new RegistryError('UNSUPPORTED', 415, `the request body must be ${FORM_TYPE}`);
+  if (!ctx.is(FORM_TYPE)) throw new CodedError(DistributionErrors.UNSUPPORTED_MEDIA_TYPE, `the request body must be ${FORM_TYPE}`);
   return new URLSearchParams(await readSmallBody(ctx));
 }

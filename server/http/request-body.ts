@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { ChunkRequest } from '../services/upload-service.js';
 
 const CONTENT_RANGE = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/;
@@ -8,7 +8,7 @@ const CONTENT_RANGE = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/;
 export function declaredLength(ctx: Context): number | undefined {
   const header = ctx.get('Content-Length');
   if (header === '') return undefined;
-  if (!/^\d+$/.test(header)) throw new RegistryError('SIZE_INVALID', 400, 'invalid Content-Length header');
+  if (!/^\d+$/.test(header)) throw new CodedError(DistributionErrors.SIZE_INVALID, 'invalid Content-Length header');
   return Number(header);
 }
 
@@ -32,7 +32,7 @@ export function chunkFromRequest(ctx: Context): ChunkRequest {
 /** Reads a small body (a manifest) whole, refusing it as soon as it passes `limit` bytes. */
 export async function readLimitedBody(ctx: Context, limit: number): Promise<Buffer> {
   const tooLarge = () =>
-    new RegistryError('SIZE_INVALID', 413, `manifest exceeds the size limit of ${limit} bytes`, { detail: { limit } });
+    new CodedError(DistributionErrors.BODY_TOO_LARGE, `manifest exceeds the size limit of ${limit} bytes`, { detail: { limit } });
   const length = declaredLength(ctx);
   if (length !== undefined && length > limit) throw tooLarge();
   const parts: Buffer[] = [];
@@ -44,11 +44,11 @@ export async function readLimitedBody(ctx: Context, limit: number): Promise<Buff
       parts.push(part);
     }
   } catch (error) {
-    if (error instanceof RegistryError) throw error;
-    throw new RegistryError('MANIFEST_INVALID', 400, 'request body ended early');
+    if (error instanceof CodedError) throw error;
+    throw new CodedError(DistributionErrors.MANIFEST_INVALID, 'request body ended early');
   }
   if (length !== undefined && total !== length) {
-    throw new RegistryError('SIZE_INVALID', 400, `received ${total} bytes but Content-Length declared ${length}`);
+    throw new CodedError(DistributionErrors.SIZE_INVALID, `received ${total} bytes but Content-Length declared ${length}`);
   }
   return Buffer.concat(parts, total);
 }

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
 
@@ -16,16 +16,16 @@ export interface ParsedDigest {
 /** Parses a digest per the image-spec grammar; only sha256 and sha512 are accepted for content. */
 export function parseDigest(input: string): ParsedDigest {
   if (!DIGEST_GRAMMAR.test(input)) {
-    throw new RegistryError('DIGEST_INVALID', 400, 'invalid digest format', { detail: { digest: input } });
+    throw new CodedError(DistributionErrors.DIGEST_INVALID, 'invalid digest format', { detail: { digest: input } });
   }
   const separator = input.indexOf(':');
   const algorithm = input.slice(0, separator);
   const hex = input.slice(separator + 1);
   if (algorithm !== 'sha256' && algorithm !== 'sha512') {
-    throw new RegistryError('DIGEST_INVALID', 400, `unsupported digest algorithm ${algorithm}`, { detail: { digest: input } });
+    throw new CodedError(DistributionErrors.DIGEST_INVALID, `unsupported digest algorithm ${algorithm}`, { detail: { digest: input } });
   }
   if (hex.length !== ENCODED_LENGTH[algorithm] || !/^[a-f0-9]+$/.test(hex)) {
-    throw new RegistryError('DIGEST_INVALID', 400, `invalid ${algorithm} digest: expected ${ENCODED_LENGTH[algorithm]} lowercase hex characters`, {
+    throw new CodedError(DistributionErrors.DIGEST_INVALID, `invalid ${algorithm} digest: expected ${ENCODED_LENGTH[algorithm]} lowercase hex characters`, {
       detail: { digest: input },
     });
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { parseDigest } from './digest.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaType, baseMediaType } from './media-types.js';
 
@@ -233,6 +233,6 @@ function optional<T>(value: T | undefined): T[] {
   return value === undefined ? [] : [value];
 }
 
-function invalid(message: string): RegistryError {
-  return new RegistryError('MANIFEST_INVALID', 400, message);
+function invalid(message: string): CodedError {
+  return new CodedError(DistributionErrors.MANIFEST_INVALID, message);
 }

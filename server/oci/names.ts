@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 
 // The distribution-spec grammar for <name>: path components of lowercase alphanumerics joined by separators.
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
@@ -9,7 +9,7 @@ const NAME_MAX_LENGTH = 255;
 
 export function assertRepositoryName(name: string): void {
   if (name.length > NAME_MAX_LENGTH || !NAME_GRAMMAR.test(name)) {
-    throw new RegistryError('NAME_INVALID', 400, 'invalid repository name', {
+    throw new CodedError(DistributionErrors.NAME_INVALID, 'invalid repository name', {
       detail: { name, rule: 'lowercase path components [a-z0-9] joined by ".", "_", "__" or "-", separated by "/", at most 255 characters' },
     });
   }
@@ -21,6 +21,6 @@ export function isValidTag(tag: string): boolean {
 
 export function assertTag(tag: string): void {
   if (!isValidTag(tag)) {
-    throw new RegistryError('TAG_INVALID', 400, 'invalid tag', { detail: { tag, rule: '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}' } });
+    throw new CodedError(DistributionErrors.TAG_INVALID, 'invalid tag', { detail: { tag, rule: '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}' } });
   }
 }
