@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { createRouter } from '../http/router.js';
-import { assertRepositoryName } from '../oci/names.js';
+import { assertRepositoryName } from '../../oci/names.js';
 import { registerBaseRoutes } from './base.js';
 import { registerBlobRoutes } from './blobs.js';
 import type { RegistryServices } from './context.js';

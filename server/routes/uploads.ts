@@ -4,8 +4,8 @@ import { chunkFromRequest, hasBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
 import { eventOrigin } from '../http/request-context.js';
 import type { UploadSession } from '../metadata/metadata-store.js';
-import { parseDigest } from '../oci/digest.js';
-import { assertRepositoryName } from '../oci/names.js';
+import { parseDigest } from '../../oci/digest.js';
+import { assertRepositoryName } from '../../oci/names.js';
 import { uploadRange } from '../services/upload-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 

@@ -1,10 +1,11 @@
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { MetadataStore, StoredManifest } from '../metadata/metadata-store.js';
 import type { DescriptorUrlPolicy } from '../oci/descriptor-urls.js';
-import { createDigester, isDigest, parseDigest } from '../oci/digest.js';
-import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
-import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../oci/media-types.js';
-import { assertTag } from '../oci/names.js';
+import { createDigester, parseDigest } from '../../oci/digest.js';
+import type { Descriptor } from '../../oci/manifest.js';
+import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../../oci/media-types.js';
+import { assertTag } from '../../oci/names.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
 export type Reference = { tag: string } | { digest: string };
@@ -18,7 +19,8 @@ export interface PutManifestOutcome {
 const DEFAULT_PLATFORM = { os: 'linux', architecture: 'amd64' };
 
 export function parseReference(reference: string): Reference {
-  if (isDigest(reference)) return { digest: parseDigest(reference).value };
+  // A tag cannot contain ':', so a reference with one is meant as a digest: a malformed one is DIGEST_INVALID, not TAG_INVALID.
+  if (reference.includes(':')) return { digest: parseDigest(reference).value };
   assertTag(reference);
   return { tag: reference };
 }

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
-import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../oci/digest.js';
+import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';

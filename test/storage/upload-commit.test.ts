@@ -11,7 +11,7 @@ import { BlobCommitGuard } from '../../server/gc/commit-guard.js';
 import type { GcOptions } from '../../server/gc/gc-run.js';
 import { GcStore } from '../../server/gc/gc-store.js';
 import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.js';
-import { digestOf } from '../../server/oci/digest.js';
+import { digestOf } from '../../oci/digest.js';
 import { UploadService } from '../../server/services/upload-service.js';
 import type { BlobStore, UploadHandle } from '../../server/storage/blob-store.js';
 import { FilesystemBlobStore } from '../../server/storage/filesystem.js';
