@@ -4,7 +4,7 @@ import { registerAuthCommands } from './auth/cli-commands.js';
 import { ConfigError } from '../platform/config.js';
 import { loadConfig, locationFlags } from './config.js';
 import { registerGcCommand } from './gc/gc-command.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../platform/logger.js';
 import { RedisBinaryMissingError } from './redis/embedded-redis.js';
 import { ListenError, startRegistry } from './registry.js';
 

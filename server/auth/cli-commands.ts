@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { silentLogger } from '../../platform/logger.js';
 import { loadConfig, locationFlags, type Config } from '../config.js';
 import { openRegistryRedis } from '../redis/registry-redis.js';
 import { RuleAuthorizer } from './authorizer.js';
@@ -90,7 +90,7 @@ function run<Args extends unknown[]>(action: (stores: Stores, ...args: Args) => 
     let redis: Redis | undefined;
     try {
       const config = loadConfig({ file: options.config, flags: locationFlags(options) });
-      redis = openRegistryRedis(config, pino({ level: 'silent' }));
+      redis = openRegistryRedis(config, silentLogger());
       const result = await action({ ...authStores(config, redis), config }, ...(args.slice(0, -1) as Args));
       // The remove commands answer false for a name or id that does not exist.
       if (result === false) throw new Error('no such entry');

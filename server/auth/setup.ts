@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import type { ServedRouters } from '../app.js';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { ConfigError } from '../../platform/config.js';
 import type { Config } from '../config.js';
 import { createRouter, PASS_THROUGH } from '../http/router.js';

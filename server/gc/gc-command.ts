@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
+import { createLogger } from '../../platform/logger.js';
 import { loadConfig, locationFlags } from '../config.js';
 import { RedisMetadataStore } from '../metadata/redis-metadata-store.js';
 import { openRegistryRedis } from '../redis/registry-redis.js';
@@ -49,7 +49,7 @@ async function collectOnce(options: GcCommandOptions): Promise<number> {
     file: options.config,
     flags: { ...locationFlags(options), 'gc.deleteUntagged': { flag: '--delete-untagged', value: options.deleteUntagged } },
   });
-  const logger = pino({ level: config.log.level, base: { service: 'berth-gc' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+  const logger = createLogger({ ...config.log, service: 'berth-gc', destination: 'stderr' });
   const redis = openRegistryRedis(config, logger);
   try {
     const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { gcAdminRouter } from '../routes/admin-gc.js';

@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, finished, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../../oci/digest.js';

@@ -16,7 +16,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { ByteRange } from './blob-store.js';
 

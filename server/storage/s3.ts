@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
