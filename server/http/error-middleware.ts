@@ -45,10 +45,14 @@ function toCodedError(caught: unknown): CodedError {
   return new CodedError(DistributionErrors.UNKNOWN, 'internal error');
 }
 
-/** Node's error for a request body whose connection closed before the body ended (not, say, a reset from S3). */
+/**
+ * Node's error for a request body whose connection closed before the body ended (not, say, a reset from S3),
+ * thrown as is or as the cause of a body reader's error.
+ */
 function isClientAbort(ctx: Context, error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') && ctx.req.destroyed && !ctx.req.complete;
+  const codes = [error, (error as Error | undefined)?.cause].map((candidate) => (candidate as NodeJS.ErrnoException | undefined)?.code);
+  const aborted = codes.some((code) => code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE');
+  return aborted && ctx.req.destroyed && !ctx.req.complete;
 }
 
 function isRedisUnavailable(error: unknown): boolean {

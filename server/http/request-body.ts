@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { readBoundedBody } from '../../platform/body.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { ChunkRequest } from '../services/upload-service.js';
 
@@ -29,26 +30,17 @@ export function chunkFromRequest(ctx: Context): ChunkRequest {
   return { source: ctx.req, length, range: match ? { start: Number(match[1]), end: Number(match[2]) } : 'invalid' };
 }
 
-/** Reads a small body (a manifest) whole, refusing it as soon as it passes `limit` bytes. */
+/**
+ * Reads a manifest whole, refusing it as soon as it passes `limit` bytes (before reading, when its declared
+ * length already does). A body that ends early is an invalid manifest, as Distribution answers it.
+ */
 export async function readLimitedBody(ctx: Context, limit: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new CodedError(DistributionErrors.BODY_TOO_LARGE, `manifest exceeds the size limit of ${limit} bytes`, { detail: { limit } });
-  const length = declaredLength(ctx);
-  if (length !== undefined && length > limit) throw tooLarge();
-  const parts: Buffer[] = [];
-  let total = 0;
   try {
-    for await (const part of ctx.req as AsyncIterable<Buffer>) {
-      total += part.length;
-      if (total > limit) throw tooLarge();
-      parts.push(part);
-    }
+    return await readBoundedBody(ctx.req, { limit, declaredLength: declaredLength(ctx) });
   } catch (error) {
-    if (error instanceof CodedError) throw error;
-    throw new CodedError(DistributionErrors.MANIFEST_INVALID, 'request body ended early');
+    if (error instanceof CodedError && error.errorCode === DistributionErrors.BODY_INCOMPLETE) {
+      throw new CodedError(DistributionErrors.MANIFEST_INVALID, `manifest body ended early: ${error.message}`);
+    }
+    throw error;
   }
-  if (length !== undefined && total !== length) {
-    throw new CodedError(DistributionErrors.SIZE_INVALID, `received ${total} bytes but Content-Length declared ${length}`);
-  }
-  return Buffer.concat(parts, total);
 }
