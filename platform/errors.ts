@@ -103,4 +103,12 @@ export const DistributionErrors = registerErrorCodes('distribution', {
   ACCOUNT_INVALID: { code: 'DENIED', status: 400, message: 'account request invalid' },
   ACCOUNT_EXISTS: { code: 'DENIED', status: 409, message: 'account already exists' },
   BUSY: { code: 'UNAVAILABLE', status: 409, message: 'another operation of this kind is running' },
+  UNSUPPORTED_MEDIA_TYPE: { code: 'UNSUPPORTED', status: 415, message: 'the request body has an unsupported content type' },
+  BODY_TOO_SLOW: { code: 'UNKNOWN', status: 408, message: 'the request body arrived too slowly' },
+});
+
+/** Berth's own codes, outside the spec: the disk or quota under the blob store is full, or the storage failed. */
+export const BerthErrors = registerErrorCodes('berth', {
+  STORAGE_FULL: { status: 507, message: 'registry storage is full' },
+  STORAGE_UNAVAILABLE: { status: 503, message: 'registry storage failed' },
 });

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
-import type { Logger } from 'pino';
+import type { Logger } from '../platform/logger.js';
 import { errorMiddleware } from './http/error-middleware.js';
 import { requestLog } from './http/request-log.js';
 import { assertExactMatching, guardedRoutes, routeEntries, type RouteEntry } from './http/router.js';

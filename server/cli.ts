@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { registerAuthCommands } from './auth/cli-commands.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError } from '../platform/config.js';
+import { loadConfig, locationFlags } from './config.js';
 import { registerGcCommand } from './gc/gc-command.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../platform/logger.js';
 import { RedisBinaryMissingError } from './redis/embedded-redis.js';
 import { ListenError, startRegistry } from './registry.js';
 
@@ -24,11 +25,10 @@ function parsePort(value: string): number {
 async function serve(options: ServeOptions): Promise<void> {
   const config = loadConfig({
     file: options.config,
-    overrides: {
-      'http.port': options.port,
-      'http.host': options.host,
-      dataDir: options.dataDir,
-      'redis.url': options.redisUrl,
+    flags: {
+      'http.port': { flag: '--port', value: options.port },
+      'http.host': { flag: '--host', value: options.host },
+      ...locationFlags(options),
     },
   });
   const logger = createLogger(config.log);

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { loadConfig as loadValidated, REGISTRY_ENV, type ConfigSources, type FlagValues } from '../platform/config.js';
 import { webhooksSchema } from './webhooks/webhook-config.js';
 
 const MiB = 1024 * 1024;
@@ -272,88 +271,18 @@ const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-const ENV_PREFIX = 'BERTH_';
-
 /**
- * Loads the YAML file (if any), applies BERTH_* environment overrides and validates the result.
- * Overrides use `__` between levels and SNAKE_CASE within a level: BERTH_HTTP__PORT=5001,
- * BERTH_LIMITS__MANIFEST_MAX_BYTES=1048576, BERTH_DATA_DIR=/srv/berth.
+ * Loads the YAML file (if any), applies BERTH_* environment overrides (BERTH_AGENT_* belongs to the agent)
+ * and command-line flags, and validates the result. Overrides use `__` between levels and SNAKE_CASE within
+ * a level: BERTH_HTTP__PORT=5001, BERTH_LIMITS__MANIFEST_MAX_BYTES=1048576, BERTH_DATA_DIR=/srv/berth.
  */
-export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> } = {}): Config {
-  const env = options.env ?? process.env;
-  const file = options.file ?? env.BERTH_CONFIG;
-  const raw: Record<string, unknown> = file ? readYamlFile(file) : {};
-  const sources = new Map<string, string>();
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || name === 'BERTH_CONFIG' || value === undefined) continue;
-    const keyPath = envNameToPath(name.slice(ENV_PREFIX.length));
-    setPath(raw, keyPath, parseScalar(value));
-    sources.set(keyPath.join('.'), name);
-  }
-  for (const [dotted, value] of Object.entries(options.overrides ?? {})) {
-    if (value !== undefined) setPath(raw, dotted.split('.'), value);
-  }
-  const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const where = issue.path.join('.') || '(top level)';
-      const origin = sources.get(where) ? ` (set by ${sources.get(where)})` : file ? ` (in ${file})` : '';
-      return `  ${where}: ${issue.message}${origin}`;
-    });
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
-  }
-  return resolvePaths(result.data);
+export function loadConfig(sources: ConfigSources = {}): Config {
+  return resolvePaths(loadValidated(configSchema, REGISTRY_ENV, sources));
 }
 
-function readYamlFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read config file ${file}: ${(error as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(`config file ${file} is not valid YAML: ${(error as Error).message}`);
-  }
-  if (parsed === null || parsed === undefined) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigError(`config file ${file} must contain a YAML mapping at the top level`);
-  }
-  return parsed as Record<string, unknown>;
-}
-
-function envNameToPath(name: string): string[] {
-  return name
-    .split('__')
-    .map((segment) => segment.toLowerCase().replace(/_([a-z0-9])/g, (_match, char: string) => char.toUpperCase()));
-}
-
-function parseScalar(value: string): unknown {
-  try {
-    return parseYaml(value) ?? value;
-  } catch {
-    return value;
-  }
-}
-
-function setPath(target: Record<string, unknown>, keyPath: string[], value: unknown): void {
-  let node = target;
-  keyPath.forEach((key, index) => {
-    if (index === keyPath.length - 1) {
-      node[key] = value;
-      return;
-    }
-    const next = node[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
-    node = node[key] as Record<string, unknown>;
-  });
+/** The flags of every command that opens the registry's stores: where its data and its Redis are. */
+export function locationFlags(options: { dataDir?: string; redisUrl?: string }): FlagValues {
+  return { dataDir: { flag: '--data-dir', value: options.dataDir }, 'redis.url': { flag: '--redis-url', value: options.redisUrl } };
 }
 
 function resolvePaths(config: Config): Config {

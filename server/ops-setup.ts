@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../platform/logger.js';
 import type { OpsExtensions } from './app.js';
 import type { Config } from './config.js';
 import { ReadinessChecks } from './health/health.js';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../platform/logger.js';
 import { createApp, type ServedRoute } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';

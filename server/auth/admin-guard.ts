@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { basicCredentials, type Authenticator } from './authenticator.js';
 import type { Identity, IdentityStore } from './identities.js';
 import type { RevocationChecker } from './revocation.js';
@@ -22,7 +22,7 @@ export interface AdminGuardServices {
 export function adminGuard(services: AdminGuardServices): Middleware {
   return async (ctx: Context, next: Next): Promise<void> => {
     const identity = await adminCaller(ctx, services);
-    if (!identity.admin) throw new RegistryError('DENIED', 403, 'the admin API needs an account with the admin role');
+    if (!identity.admin) throw new CodedError(DistributionErrors.DENIED, 'the admin API needs an account with the admin role');
     await next();
   };
 }
@@ -53,6 +53,6 @@ async function tokenIdentity(services: AdminGuardServices, token: string): Promi
   }
 }
 
-function unauthorized(message: string): RegistryError {
-  return new RegistryError('UNAUTHORIZED', 401, message, { headers: { 'WWW-Authenticate': 'Basic realm="berth-admin"' } });
+function unauthorized(message: string): CodedError {
+  return new CodedError(DistributionErrors.UNAUTHORIZED, message, { headers: { 'WWW-Authenticate': 'Basic realm="berth-admin"' } });
 }

@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { Identity, IdentityStore } from './identities.js';
 import type { LoginRateLimiter } from './rate-limit.js';
 import type { RevocationChecker } from './revocation.js';
@@ -24,7 +24,7 @@ export class Authenticator {
     if (!identity) {
       const exists = (await this.identities.lookup(username)) !== undefined;
       await this.limiter.recordFailure(exists ? username : undefined, address);
-      throw new RegistryError('UNAUTHORIZED', 401, 'invalid username or password');
+      throw new CodedError(DistributionErrors.UNAUTHORIZED, 'invalid username or password');
     }
     await this.limiter.recordSuccess(username);
     return identity;
@@ -64,8 +64,8 @@ export class Authenticator {
   }
 }
 
-function invalidRefreshToken(): RegistryError {
-  return new RegistryError('UNAUTHORIZED', 401, 'invalid or expired refresh token');
+function invalidRefreshToken(): CodedError {
+  return new CodedError(DistributionErrors.UNAUTHORIZED, 'invalid or expired refresh token');
 }
 
 /** `Authorization: Basic ...` as username and password, or undefined if the header is absent or not Basic. */

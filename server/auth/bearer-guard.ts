@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { accessGuard, type AccessGuard } from './access-guard.js';
 import type { Authorizer } from './authorizer.js';
 import { ANONYMOUS, type IdentityStore } from './identities.js';
@@ -28,7 +28,7 @@ export function bearerGuard(options: BearerGuardOptions): AccessGuard {
   const check = async (ctx: Context, needed: Access | undefined): Promise<void> => {
     const token = await verifiedToken(ctx, options, needed);
     if (!needed || needed.actions.every((action) => covers(token.access, needed.type, needed.name, action))) return;
-    if (await mayNeverHave(options, token, needed)) throw new RegistryError('DENIED', 403);
+    if (await mayNeverHave(options, token, needed)) throw new CodedError(DistributionErrors.DENIED);
     throw unauthorized(ctx, options, needed, 'insufficient_scope');
   };
   const allows = (ctx: Context, repository: string, action: string): boolean => {
@@ -75,10 +75,10 @@ async function mayNeverHave(options: BearerGuardOptions, token: VerifiedToken, n
   return granted?.actions.length !== needed.actions.length;
 }
 
-function unauthorized(ctx: Context, options: BearerGuardOptions, needed: Access | undefined, error?: ChallengeError, message?: string): RegistryError {
+function unauthorized(ctx: Context, options: BearerGuardOptions, needed: Access | undefined, error?: ChallengeError, message?: string): CodedError {
   const realm = options.realm ?? `${ctx.protocol}://${ctx.host}/token`;
   const parts = [`realm="${realm}"`, `service="${options.service}"`];
   if (needed) parts.push(`scope="${formatScope(needed)}"`);
   if (error) parts.push(`error="${error}"`);
-  return new RegistryError('UNAUTHORIZED', 401, message ?? (error === 'invalid_token' ? 'invalid or expired token' : undefined), { headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` }, detail: needed ? [needed] : undefined });
+  return new CodedError(DistributionErrors.UNAUTHORIZED, message ?? (error === 'invalid_token' ? 'invalid or expired token' : undefined), { headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` }, detail: needed ? [needed] : undefined });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { loadConfig, type Config } from '../config.js';
+import { silentLogger } from '../../platform/logger.js';
+import { loadConfig, locationFlags, type Config } from '../config.js';
 import { openRegistryRedis } from '../redis/registry-redis.js';
 import { RuleAuthorizer } from './authorizer.js';
 import { effectivePermissions } from './effective-permissions.js';
@@ -89,8 +89,8 @@ function run<Args extends unknown[]>(action: (stores: Stores, ...args: Args) => 
     const options = command.parent!.opts<StoreOptions>();
     let redis: Redis | undefined;
     try {
-      const config = loadConfig({ file: options.config, overrides: { dataDir: options.dataDir, 'redis.url': options.redisUrl } });
-      redis = openRegistryRedis(config, pino({ level: 'silent' }));
+      const config = loadConfig({ file: options.config, flags: locationFlags(options) });
+      redis = openRegistryRedis(config, silentLogger());
       const result = await action({ ...authStores(config, redis), config }, ...(args.slice(0, -1) as Args));
       // The remove commands answer false for a name or id that does not exist.
       if (result === false) throw new Error('no such entry');

@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { Authorizer } from './authorizer.js';
 import { ANONYMOUS, type IdentityStore } from './identities.js';
 import type { PermissionRule } from './permissions.js';
@@ -24,7 +24,7 @@ export async function effectivePermissions(
   repository?: string,
 ): Promise<EffectivePermissions> {
   const identity = account === 'anonymous' ? ANONYMOUS : await identities.lookup(account);
-  if (!identity) throw new RegistryError('NAME_UNKNOWN', 404, `no account named ${account} (or it has expired)`);
+  if (!identity) throw new CodedError(DistributionErrors.NAME_UNKNOWN, `no account named ${account} (or it has expired)`);
   const rules = await authorizer.applicableRules(identity);
   const catalog = (await authorizer.grant(identity, [CATALOG_ACCESS])).length > 0;
   const result: EffectivePermissions = { account, admin: identity.admin, groups: identity.groups, rules, catalog };

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../../platform/config.js';
 
 export type SigningAlgorithm = 'RS256' | 'ES256';
 

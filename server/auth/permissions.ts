@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RegistryKeys } from '../metadata/keys.js';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { ROBOT_PREFIX, type Identity } from './identities.js';
 import { compilePattern } from './patterns.js';
 import { REPOSITORY_ACTIONS } from './scope.js';
@@ -91,6 +91,6 @@ export class PermissionStore {
   }
 }
 
-function invalid(message: string): RegistryError {
-  return new RegistryError('DENIED', 400, message);
+function invalid(message: string): CodedError {
+  return new CodedError(DistributionErrors.ACCOUNT_INVALID, message);
 }

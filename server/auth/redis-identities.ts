@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RegistryKeys } from '../metadata/keys.js';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { ROBOT_PREFIX, type Identity, type IdentityStore } from './identities.js';
 import { hashPassword, hashRobotSecret, newRobotSecret, passwordMatches, robotSecretMatches } from './secrets.js';
 
@@ -47,7 +47,7 @@ export interface NewRobot {
 
 export function assertAccountName(name: string): void {
   if (!ACCOUNT_NAME.test(name)) {
-    throw new RegistryError('NAME_INVALID', 400, 'account names are 1-64 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit');
+    throw new CodedError(DistributionErrors.NAME_INVALID, 'account names are 1-64 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit');
   }
 }
 
@@ -104,7 +104,7 @@ export class RedisIdentityStore implements IdentityStore {
   /** Creates the user or replaces its password, groups and role. */
   async putUser(name: string, password: string, options: { groups?: string[]; admin?: boolean } = {}): Promise<UserSummary> {
     assertAccountName(name);
-    if (password.length < 8) throw new RegistryError('DENIED', 400, 'passwords must be at least 8 characters');
+    if (password.length < 8) throw new CodedError(DistributionErrors.ACCOUNT_INVALID, 'passwords must be at least 8 characters');
     const previous = await this.readUser(name);
     const user: StoredUser = {
       passwordHash: await hashPassword(password),
@@ -139,7 +139,7 @@ export class RedisIdentityStore implements IdentityStore {
       createdAt: this.now().toISOString(),
     };
     if ((await this.redis.hsetnx(this.robotsKey, options.name, JSON.stringify(stored))) === 0) {
-      throw new RegistryError('DENIED', 409, `robot account ${ROBOT_PREFIX}${options.name} already exists`);
+      throw new CodedError(DistributionErrors.ACCOUNT_EXISTS, `robot account ${ROBOT_PREFIX}${options.name} already exists`);
     }
     return { robot: robotSummary(options.name, stored, undefined), secret };
   }

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
-import type { Logger } from 'pino';
-import { ConfigError, type Config } from '../config.js';
+import type { Logger } from '../../platform/logger.js';
+import { ConfigError } from '../../platform/config.js';
+import type { Config } from '../config.js';
 import { PASS_THROUGH } from '../http/router.js';
 import type { AdminApiServices } from '../routes/admin-api.js';
 import type { TokenEndpointServices } from '../routes/token.js';

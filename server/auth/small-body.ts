@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { readBoundedBody } from '../../platform/body.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { declaredLength } from '../http/request-body.js';
 
 // Token requests and admin calls are a few hundred bytes; anything far larger is not one of them.
@@ -9,35 +10,13 @@ const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 /**
  * Reads a small body whole. A declared length over the limit is refused before a byte is read; a chunked
- * body is read only up to the limit and then left unread (the error middleware closes the connection after
- * the 413), so the answer still reaches the client.
+ * body is read only up to the limit and then left unread, not destroyed (the error middleware drains it
+ * after the 413), so the answer still reaches the client.
  */
-export async function readSmallBody(ctx: Context): Promise<string> {
-  const length = declaredLength(ctx);
-  if (length !== undefined && length > LIMIT_BYTES) throw tooLarge();
-  return new Promise<string>((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let total = 0;
-    const settle = (outcome: () => void) => {
-      ctx.req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-      ctx.req.pause();
-      outcome();
-    };
-    const onData = (part: Buffer) => {
-      total += part.length;
-      if (total <= LIMIT_BYTES) parts.push(part);
-      else settle(() => reject(tooLarge()));
-    };
-    const onEnd = () => settle(() => resolve(Buffer.concat(parts, total).toString('utf8')));
-    const onError = (error: Error) => settle(() => reject(error));
-    // A client that goes away mid-body: Node destroys the request, with or without an 'error'.
-    const onClose = () => settle(() => reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
-    ctx.req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
-  });
-}
-
-function tooLarge(): RegistryError {
-  return new RegistryError('SIZE_INVALID', 413, `request body exceeds ${LIMIT_BYTES} bytes`);
+async function readSmallBody(ctx: Context): Promise<string> {
+  // Created when the reading starts: an iterator made earlier would already be listening on a body refused unread.
+  const source: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ctx.req.iterator({ destroyOnReturn: false }) };
+  return (await readBoundedBody(source, { limit: LIMIT_BYTES, declaredLength: declaredLength(ctx) })).toString('utf8');
 }
 
 export async function readJsonBody(ctx: Context): Promise<Record<string, unknown>> {
@@ -48,11 +27,11 @@ export async function readJsonBody(ctx: Context): Promise<Record<string, unknown
   } catch {
     // Reported below, as for any other non-object.
   }
-  throw new RegistryError('UNSUPPORTED', 400, 'the request body must be a JSON object');
+  throw new CodedError(DistributionErrors.UNSUPPORTED, 'the request body must be a JSON object');
 }
 
 /** An OAuth2 form (POST /token). Anything else is refused by its Content-Type, unread. */
 export async function readFormBody(ctx: Context): Promise<URLSearchParams> {
-  if (!ctx.is(FORM_TYPE)) throw new RegistryError('UNSUPPORTED', 415, `the request body must be ${FORM_TYPE}`);
+  if (!ctx.is(FORM_TYPE)) throw new CodedError(DistributionErrors.UNSUPPORTED_MEDIA_TYPE, `the request body must be ${FORM_TYPE}`);
   return new URLSearchParams(await readSmallBody(ctx));
 }

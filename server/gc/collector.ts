@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { GcRun, type GcCounts, type GcOptions } from './gc-run.js';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { deleteTombstonedBlobs } from './blob-deletion.js';
@@ -29,7 +29,7 @@ export class BlobCommitGuard {
       const state = await this.metadata.prepareBlobCommit(digest);
       if (state !== 'deleting') return state;
       if (Date.now() > deadline) {
-        throw new RegistryError('UNAVAILABLE', 503, `blob ${digest} is being garbage collected; retry the upload`);
+        throw new CodedError(DistributionErrors.UNAVAILABLE, `blob ${digest} is being garbage collected; retry the upload`);
       }
       const finished = await withGcLease(this.metadata, () => deleteTombstonedBlobs(this.gc, this.store, [digest]));
       if (!finished?.length) await sleep(POLL_MS);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { loadConfig } from '../config.js';
+import { createLogger } from '../../platform/logger.js';
+import { loadConfig, locationFlags } from '../config.js';
 import { RedisMetadataStore } from '../metadata/redis-metadata-store.js';
 import { openRegistryRedis } from '../redis/registry-redis.js';
 import { createBlobStore } from '../registry.js';
@@ -47,9 +47,9 @@ export function registerGcCommand(program: Command): void {
 async function collectOnce(options: GcCommandOptions): Promise<number> {
   const config = loadConfig({
     file: options.config,
-    overrides: { dataDir: options.dataDir, 'redis.url': options.redisUrl, 'gc.deleteUntagged': options.deleteUntagged },
+    flags: { ...locationFlags(options), 'gc.deleteUntagged': { flag: '--delete-untagged', value: options.deleteUntagged } },
   });
-  const logger = pino({ level: config.log.level, base: { service: 'berth-gc' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+  const logger = createLogger({ ...config.log, service: 'berth-gc', destination: 'stderr' });
   const redis = openRegistryRedis(config, logger);
   try {
     const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { GarbageCollector } from './collector.js';
 import type { GcOptions } from './gc-run.js';
 

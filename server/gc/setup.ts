@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { GcAdminServices } from '../routes/admin-gc.js';

@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { ByteRange } from '../storage/blob-store.js';
 
 /**
@@ -26,8 +26,8 @@ export function resolveByteRange(header: string, size: number): ByteRange | unde
   return { start, end };
 }
 
-function unsatisfiable(size: number): RegistryError {
-  return new RegistryError('RANGE_INVALID', 416, 'requested range not satisfiable', {
+function unsatisfiable(size: number): CodedError {
+  return new CodedError(DistributionErrors.RANGE_INVALID, 'requested range not satisfiable', {
     detail: { size },
     headers: { 'Content-Range': `bytes */${size}` },
   });

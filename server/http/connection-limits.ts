@@ -1,7 +1,7 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config.js';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 
 // How often body rates are checked; a slow body is cut at most this long after its window ends.
 const RATE_CHECK_INTERVAL_MS = 1_000;
@@ -41,9 +41,9 @@ function capConnections(server: Server, limits: HttpLimits): void {
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
     const fromAddress = perAddress.get(address) ?? 0;
-    if (total >= limits.maxConnections) return refuse(socket, new RegistryError('UNAVAILABLE', 503, 'the registry has too many open connections; retry later'));
+    if (total >= limits.maxConnections) return refuse(socket, new CodedError(DistributionErrors.UNAVAILABLE, 'the registry has too many open connections; retry later'));
     if (fromAddress >= limits.maxConnectionsPerAddress) {
-      return refuse(socket, new RegistryError('TOOMANYREQUESTS', 429, 'too many open connections from this address; retry later'));
+      return refuse(socket, new CodedError(DistributionErrors.TOOMANYREQUESTS, 'too many open connections from this address; retry later'));
     }
     total += 1;
     perAddress.set(address, fromAddress + 1);
@@ -57,12 +57,12 @@ function capConnections(server: Server, limits: HttpLimits): void {
   });
 }
 
-function refuse(socket: Socket, error: RegistryError): void {
+function refuse(socket: Socket, error: CodedError): void {
   const body = JSON.stringify(error.toJSON());
   socket.on('error', () => undefined);
   socket.setTimeout(REFUSAL_LINGER_MS, () => socket.destroy());
   socket.end(
-    `HTTP/1.1 ${error.status} ${error.status === 503 ? 'Service Unavailable' : 'Too Many Requests'}\r\n` +
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nDocker-Distribution-API-Version: registry/2.0\r\n` +
       `Retry-After: 1\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -124,10 +124,10 @@ function cutSlowBody({ request, response }: WatchedBody, rate: HttpLimits['bodyM
     socket.destroy();
     return;
   }
-  const error = new RegistryError('UNKNOWN', 408, `request body arrived slower than ${rate.minBytes} bytes per ${rate.windowSeconds} s; closing`);
+  const error = new CodedError(DistributionErrors.BODY_TOO_SLOW, `request body arrived slower than ${rate.minBytes} bytes per ${rate.windowSeconds} s; closing`);
   const body = JSON.stringify(error.toJSON());
   response.shouldKeepAlive = false;
-  response.writeHead(408, {
+  response.writeHead(error.status, {
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(body),
     'Docker-Distribution-API-Version': 'registry/2.0',

@@ -1,5 +1,5 @@
 import type { Context, Next } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { drainUnreadBody } from './linger.js';
 import { isWriteRefused } from '../metadata/redis-metadata-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
@@ -19,7 +19,7 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
       ctx.status = CLIENT_CLOSED_REQUEST;
       return;
     }
-    const error = toRegistryError(caught);
+    const error = toCodedError(caught);
     if (error.status >= 500) ctx.state.logger?.error({ err: caught }, 'request failed');
     if (!ctx.headerSent && ctx.writable) {
       ctx.status = error.status;
@@ -32,25 +32,29 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
   }
 }
 
-function toRegistryError(caught: unknown): RegistryError {
-  if (caught instanceof RegistryError) return caught;
+function toCodedError(caught: unknown): CodedError {
+  if (caught instanceof CodedError) return caught;
   const storage = storageFailure(caught);
   if (storage) return storage;
   if (isWriteRefused(caught)) {
-    return new RegistryError('UNAVAILABLE', 503, 'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later', {
+    return new CodedError(DistributionErrors.UNAVAILABLE, 'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later', {
       headers: { 'Retry-After': '10' },
     });
   }
   if (isRedisUnavailable(caught)) {
-    return new RegistryError('UNAVAILABLE', 503, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
+    return new CodedError(DistributionErrors.UNAVAILABLE, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
   }
-  return new RegistryError('UNKNOWN', 500, 'internal error');
+  return new CodedError(DistributionErrors.UNKNOWN, 'internal error');
 }
 
-/** Node's error for a request body whose connection closed before the body ended (not, say, a reset from S3). */
+/**
+ * Node's error for a request body whose connection closed before the body ended (not, say, a reset from S3),
+ * thrown as is or as the cause of a body reader's error.
+ */
 function isClientAbort(ctx: Context, error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') && ctx.req.destroyed && !ctx.req.complete;
+  const codes = [error, (error as Error | undefined)?.cause].map((candidate) => (candidate as NodeJS.ErrnoException | undefined)?.code);
+  const aborted = codes.some((code) => code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE');
+  return aborted && ctx.req.destroyed && !ctx.req.complete;
 }
 
 function isRedisUnavailable(error: unknown): boolean {

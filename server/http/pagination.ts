@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { Page, PageResult } from '../metadata/metadata-store.js';
 
 /** Reads `n` and `last`. Without `n` a listing is one page of the maximum size. */
@@ -9,7 +9,7 @@ export function parsePage(ctx: Context, maxPageSize: number): Page {
   let limit = maxPageSize;
   if (n !== undefined) {
     if (!/^\d+$/.test(n) || Number(n) > maxPageSize) {
-      throw new RegistryError('PAGINATION_NUMBER_INVALID', 400, `n must be an integer from 0 to ${maxPageSize}`, {
+      throw new CodedError(DistributionErrors.PAGINATION_NUMBER_INVALID, `n must be an integer from 0 to ${maxPageSize}`, {
         detail: { n, max: maxPageSize },
       });
     }

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { readBoundedBody } from '../../platform/body.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { ChunkRequest } from '../services/upload-service.js';
 
 const CONTENT_RANGE = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/;
@@ -8,7 +9,7 @@ const CONTENT_RANGE = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/;
 export function declaredLength(ctx: Context): number | undefined {
   const header = ctx.get('Content-Length');
   if (header === '') return undefined;
-  if (!/^\d+$/.test(header)) throw new RegistryError('SIZE_INVALID', 400, 'invalid Content-Length header');
+  if (!/^\d+$/.test(header)) throw new CodedError(DistributionErrors.SIZE_INVALID, 'invalid Content-Length header');
   return Number(header);
 }
 
@@ -29,26 +30,17 @@ export function chunkFromRequest(ctx: Context): ChunkRequest {
   return { source: ctx.req, length, range: match ? { start: Number(match[1]), end: Number(match[2]) } : 'invalid' };
 }
 
-/** Reads a small body (a manifest) whole, refusing it as soon as it passes `limit` bytes. */
+/**
+ * Reads a manifest whole, refusing it as soon as it passes `limit` bytes (before reading, when its declared
+ * length already does). A body that ends early is an invalid manifest, as Distribution answers it.
+ */
 export async function readLimitedBody(ctx: Context, limit: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new RegistryError('SIZE_INVALID', 413, `manifest exceeds the size limit of ${limit} bytes`, { detail: { limit } });
-  const length = declaredLength(ctx);
-  if (length !== undefined && length > limit) throw tooLarge();
-  const parts: Buffer[] = [];
-  let total = 0;
   try {
-    for await (const part of ctx.req as AsyncIterable<Buffer>) {
-      total += part.length;
-      if (total > limit) throw tooLarge();
-      parts.push(part);
-    }
+    return await readBoundedBody(ctx.req, { limit, declaredLength: declaredLength(ctx) });
   } catch (error) {
-    if (error instanceof RegistryError) throw error;
-    throw new RegistryError('MANIFEST_INVALID', 400, 'request body ended early');
+    if (error instanceof CodedError && error.errorCode === DistributionErrors.BODY_INCOMPLETE) {
+      throw new CodedError(DistributionErrors.MANIFEST_INVALID, `manifest body ended early: ${error.message}`);
+    }
+    throw error;
   }
-  if (length !== undefined && total !== length) {
-    throw new RegistryError('SIZE_INVALID', 400, `received ${total} bytes but Content-Length declared ${length}`);
-  }
-  return Buffer.concat(parts, total);
 }

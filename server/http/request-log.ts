@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { requestUser } from './request-context.js';
 import { afterResponse } from './request-end.js';
 

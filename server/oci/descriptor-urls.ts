@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 
 const ALLOWED_PROTOCOLS = new Set(['http:', 'https:']);
 
@@ -20,7 +20,7 @@ export class DescriptorUrlPolicy {
   assertAllowed(urls: string[]): void {
     for (const url of urls) {
       const reason = this.refusal(url);
-      if (reason) throw new RegistryError('MANIFEST_INVALID', 400, `descriptor url ${url} ${reason}`, { detail: { url } });
+      if (reason) throw new CodedError(DistributionErrors.MANIFEST_INVALID, `descriptor url ${url} ${reason}`, { detail: { url } });
     }
   }
 

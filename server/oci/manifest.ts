@@ -1,40 +1,7 @@
 import { z } from 'zod';
-import { RegistryError } from '../errors.js';
-import { parseDigest } from './digest.js';
-import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaType, baseMediaType } from './media-types.js';
-
-const descriptorSchema = z.looseObject({
-  mediaType: z.string().min(1),
-  digest: z.string().min(1),
-  size: z.number().int().nonnegative(),
-  urls: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  artifactType: z.string().optional(),
-  platform: z
-    .looseObject({ architecture: z.string(), os: z.string(), variant: z.string().optional() })
-    .optional(),
-});
-
-const imageManifestSchema = z.looseObject({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  config: descriptorSchema,
-  layers: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
-
-const indexSchema = z.looseObject({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  manifests: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
-
-export type Descriptor = z.infer<typeof descriptorSchema>;
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
+import { imageManifestSchema, indexSchema, type Descriptor } from '../../oci/manifest.js';
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaType, baseMediaType } from '../../oci/media-types.js';
 
 /** A digest with the size a descriptor declares for it. */
 export interface SizedDigest {
@@ -158,13 +125,12 @@ function inferOciType(document: Record<string, unknown>): string | undefined {
 function parseImageManifest(document: Record<string, unknown>, mediaType: string): ParsedManifest {
   const manifest = validate(imageManifestSchema, document);
   const descriptors = [manifest.config, ...manifest.layers];
-  descriptors.forEach(assertDescriptorDigest);
   const blobs = descriptors.filter((descriptor) => !isForeignLayer(descriptor));
   return {
     mediaType,
     kind: 'image',
     references: { blobs: uniqueSized(blobs), manifests: [] },
-    subject: subjectDigest(manifest.subject),
+    subject: manifest.subject?.digest,
     artifactType: manifest.artifactType ?? manifest.config.mediaType,
     annotations: manifest.annotations,
     children: [],
@@ -175,12 +141,11 @@ function parseImageManifest(document: Record<string, unknown>, mediaType: string
 
 function parseIndex(document: Record<string, unknown>, mediaType: string): ParsedManifest {
   const index = validate(indexSchema, document);
-  index.manifests.forEach(assertDescriptorDigest);
   return {
     mediaType,
     kind: 'index',
     references: { blobs: [], manifests: uniqueSized(index.manifests) },
-    subject: subjectDigest(index.subject),
+    subject: index.subject?.digest,
     artifactType: index.artifactType,
     annotations: index.annotations,
     children: index.manifests,
@@ -189,25 +154,11 @@ function parseIndex(document: Record<string, unknown>, mediaType: string): Parse
   };
 }
 
-function subjectDigest(subject: Descriptor | undefined): string | undefined {
-  if (!subject) return undefined;
-  assertDescriptorDigest(subject);
-  return subject.digest;
-}
-
 // Foreign (Windows base) and non-distributable layers live elsewhere; the registry never holds them.
 function isForeignLayer(descriptor: Descriptor): boolean {
   const external =
     descriptor.mediaType === MediaType.dockerForeignLayer || descriptor.mediaType.startsWith(MediaType.ociNondistributableLayerPrefix);
   return external && (descriptor.urls?.length ?? 0) > 0;
-}
-
-function assertDescriptorDigest(descriptor: Descriptor): void {
-  try {
-    parseDigest(descriptor.digest);
-  } catch {
-    throw invalid(`descriptor has an invalid digest: ${descriptor.digest}`);
-  }
 }
 
 function validate<T>(schema: z.ZodType<T>, document: unknown): T {
@@ -233,6 +184,6 @@ function optional<T>(value: T | undefined): T[] {
   return value === undefined ? [] : [value];
 }
 
-function invalid(message: string): RegistryError {
-  return new RegistryError('MANIFEST_INVALID', 400, message);
+function invalid(message: string): CodedError {
+  return new CodedError(DistributionErrors.MANIFEST_INVALID, message);
 }

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 
 /** A client for the registry's metadata. Failures surface quickly so requests get a 503, not a hang. */
 export function connectRedis(target: { url: string } | { socketPath: string }, logger: Logger): Redis {

@@ -4,7 +4,7 @@ import { mkdir, readFile, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { redisAnswers, withOneShotClient } from './connect.js';
 
 // sun_path is 108 bytes on Linux; leave room for the terminator.

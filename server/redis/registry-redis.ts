@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { Config } from '../config.js';
 import { connectRedis } from './connect.js';
 import { EmbeddedRedis } from './embedded-redis.js';

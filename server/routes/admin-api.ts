@@ -6,7 +6,7 @@ import type { IdentityStore } from '../auth/identities.js';
 import type { NewPermissionRule, PermissionStore } from '../auth/permissions.js';
 import type { RedisIdentityStore } from '../auth/redis-identities.js';
 import { readJsonBody } from '../auth/small-body.js';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { emptyResponse } from '../http/responses.js';
 
 export interface AdminApiServices {
@@ -44,7 +44,7 @@ export function registerAdminRoutes(router: Router, services: AdminApiServices):
   router.post(`${BASE}/robots`, async (ctx: Context) => {
     const body = await readJsonBody(ctx);
     const expiresAt = typeof body.expiresAt === 'string' ? new Date(body.expiresAt) : undefined;
-    if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new RegistryError('UNSUPPORTED', 400, 'expiresAt must be an ISO 8601 time');
+    if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new CodedError(DistributionErrors.UNSUPPORTED, 'expiresAt must be an ISO 8601 time');
     const created = await accounts.createRobot({
       name: requiredString(body, 'name'),
       groups: optionalStrings(body, 'groups'),
@@ -91,17 +91,17 @@ export function registerAdminRoutes(router: Router, services: AdminApiServices):
 
 function requiredString(body: Record<string, unknown>, key: string): string {
   const value = body[key];
-  if (typeof value !== 'string' || value === '') throw new RegistryError('UNSUPPORTED', 400, `${key} is required`);
+  if (typeof value !== 'string' || value === '') throw new CodedError(DistributionErrors.UNSUPPORTED, `${key} is required`);
   return value;
 }
 
 function optionalStrings(body: Record<string, unknown>, key: string): string[] | undefined {
   const value = body[key];
   if (value === undefined) return undefined;
-  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string')) throw new RegistryError('UNSUPPORTED', 400, `${key} must be a list of strings`);
+  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string')) throw new CodedError(DistributionErrors.UNSUPPORTED, `${key} must be a list of strings`);
   return value as string[];
 }
 
-function notFound(kind: string, name: string | undefined): RegistryError {
-  return new RegistryError('NAME_UNKNOWN', 404, `no ${kind} ${name ?? ''}`);
+function notFound(kind: string, name: string | undefined): CodedError {
+  return new CodedError(DistributionErrors.NAME_UNKNOWN, `no ${kind} ${name ?? ''}`);
 }

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { GarbageCollector } from '../gc/collector.js';
 import type { GcOptions } from '../gc/gc-run.js';
 import { createRouter } from '../http/router.js';
@@ -20,7 +20,7 @@ export function gcAdminRouter({ collector, options }: GcAdminServices): Router {
   router.post('/admin/v1/gc', async (ctx: Context) => {
     const dryRun = ctx.query.dryRun === 'true' || ctx.query.dryRun === '1';
     const report = await collector.run({ ...options, dryRun });
-    if (!report) throw new RegistryError('UNAVAILABLE', 409, 'another garbage collection is running');
+    if (!report) throw new CodedError(DistributionErrors.BUSY, 'another garbage collection is running');
     ctx.body = report;
   });
   return router;

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { WebhookQueue } from '../webhooks/queue.js';
 import type { WebhookEndpoint } from '../webhooks/webhook-config.js';
 import { createRouter } from '../http/router.js';
@@ -23,7 +23,7 @@ export function webhookAdminRouter({ endpoints, queue, nudge }: WebhookAdminServ
   const router = createRouter();
   const endpointName = (ctx: Context): string => {
     const name = ctx.params.endpoint ?? '';
-    if (!endpoints.some((endpoint) => endpoint.name === name)) throw new RegistryError('NAME_UNKNOWN', 404, `no webhook endpoint ${name}`);
+    if (!endpoints.some((endpoint) => endpoint.name === name)) throw new CodedError(DistributionErrors.NAME_UNKNOWN, `no webhook endpoint ${name}`);
     return name;
   };
   router.get(BASE, async (ctx: Context) => {
@@ -42,7 +42,7 @@ export function webhookAdminRouter({ endpoints, queue, nudge }: WebhookAdminServ
   });
   router.get(`${BASE}/deliveries`, async (ctx: Context) => {
     const limit = Number(ctx.query.limit ?? DEFAULT_LOG_LIMIT);
-    if (!Number.isInteger(limit) || limit < 1) throw new RegistryError('UNSUPPORTED', 400, 'limit must be a positive integer');
+    if (!Number.isInteger(limit) || limit < 1) throw new CodedError(DistributionErrors.UNSUPPORTED, 'limit must be a positive integer');
     const endpoint = typeof ctx.query.endpoint === 'string' ? ctx.query.endpoint : undefined;
     ctx.body = { deliveries: await queue.log(limit, endpoint) };
   });
@@ -59,7 +59,7 @@ export function webhookAdminRouter({ endpoints, queue, nudge }: WebhookAdminServ
     const name = endpointName(ctx);
     const eventId = ctx.params.eventId ?? '';
     const requeued = await queue.redeliverDeadLetters(name, eventId);
-    if (requeued === 0) throw new RegistryError('NAME_UNKNOWN', 404, `no dead letter ${eventId} for webhook endpoint ${name}`);
+    if (requeued === 0) throw new CodedError(DistributionErrors.NAME_UNKNOWN, `no dead letter ${eventId} for webhook endpoint ${name}`);
     ctx.body = { requeued };
     nudge(name);
   });

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { parseDigest } from '../oci/digest.js';
+import { parseDigest } from '../../oci/digest.js';
 import { resolveByteRange } from '../http/byte-range.js';
 import { matchesIfNoneMatch } from '../http/conditional.js';
 import { emptyResponse } from '../http/responses.js';

@@ -1,8 +1,8 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { createRouter } from '../http/router.js';
-import { assertRepositoryName } from '../oci/names.js';
+import { assertRepositoryName } from '../../oci/names.js';
 import { registerBaseRoutes } from './base.js';
 import { registerBlobRoutes } from './blobs.js';
 import type { RegistryServices } from './context.js';
@@ -36,12 +36,12 @@ export function unmatchedRequests(router: Router) {
   return async (ctx: Context, next: Next): Promise<void> => {
     await allowed(ctx as Parameters<typeof allowed>[0], next);
     if (ctx.status === 405 || ctx.status === 501) {
-      throw new RegistryError('UNSUPPORTED', 405, `${ctx.method} is not supported on ${ctx.path}`, {
+      throw new CodedError(DistributionErrors.METHOD_NOT_ALLOWED, `${ctx.method} is not supported on ${ctx.path}`, {
         headers: { Allow: ctx.response.get('Allow') },
       });
     }
     if (ctx.status === 404 && ctx.body === undefined) {
-      throw new RegistryError('UNSUPPORTED', 404, `no such endpoint: ${ctx.method} ${ctx.path}`);
+      throw new CodedError(DistributionErrors.ENDPOINT_UNKNOWN, `no such endpoint: ${ctx.method} ${ctx.path}`);
     }
   };
 }

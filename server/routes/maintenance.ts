@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { readJsonBody } from '../auth/small-body.js';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { createRouter } from '../http/router.js';
 import type { MaintenanceMode } from '../maintenance/read-only.js';
 
@@ -15,7 +15,7 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export function refuseWritesWhenReadOnly(mode: MaintenanceMode) {
   return async (ctx: Context, next: Next): Promise<void> => {
     if (WRITE_METHODS.has(ctx.method) && (await mode.readOnly())) {
-      throw new RegistryError('UNSUPPORTED', 405, 'the registry is in read-only mode for maintenance; pulls still work, retry writes later');
+      throw new CodedError(DistributionErrors.READ_ONLY, 'the registry is in read-only mode for maintenance; pulls still work, retry writes later');
     }
     await next();
   };
@@ -29,7 +29,7 @@ export function maintenanceAdminRouter(mode: MaintenanceMode): Router {
   });
   router.put('/admin/v1/maintenance', async (ctx: Context) => {
     const body = await readJsonBody(ctx);
-    if (typeof body.readOnly !== 'boolean') throw new RegistryError('UNSUPPORTED', 400, 'readOnly must be true or false');
+    if (typeof body.readOnly !== 'boolean') throw new CodedError(DistributionErrors.UNSUPPORTED, 'readOnly must be true or false');
     await mode.switchTo(body.readOnly);
     ctx.body = await mode.status();
   });

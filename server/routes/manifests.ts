@@ -3,7 +3,7 @@ import { matchesIfNoneMatch } from '../http/conditional.js';
 import { readLimitedBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
 import { eventOrigin } from '../http/request-context.js';
-import { baseMediaType } from '../oci/media-types.js';
+import { baseMediaType } from '../../oci/media-types.js';
 import { parseReference } from '../services/manifest-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 

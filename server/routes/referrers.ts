@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { MediaType } from '../oci/media-types.js';
+import { MediaType } from '../../oci/media-types.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
 export function registerReferrerRoutes(router: RegistryRouter, { manifests, access }: RegistryServices): void {

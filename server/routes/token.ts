@@ -8,7 +8,7 @@ import { readFormBody } from '../auth/small-body.js';
 import type { RevocationChecker } from '../auth/revocation.js';
 import { parseScopes } from '../auth/scope.js';
 import type { TokenService } from '../auth/token-service.js';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 
 export interface TokenEndpointServices {
   authenticator: Authenticator;
@@ -25,7 +25,7 @@ export interface TokenEndpointServices {
 export function registerTokenRoutes(router: Router, services: TokenEndpointServices): void {
   router.get('/token', async (ctx: Context) => {
     const credentials = basicCredentials(ctx.get('Authorization') || undefined);
-    if (ctx.get('Authorization') !== '' && !credentials) throw new RegistryError('UNAUTHORIZED', 401, 'only Basic credentials are accepted here');
+    if (ctx.get('Authorization') !== '' && !credentials) throw new CodedError(DistributionErrors.UNAUTHORIZED, 'only Basic credentials are accepted here');
     const identity = credentials ? await services.authenticator.login(credentials.username, credentials.password, ctx.ip) : ANONYMOUS;
     await respondWithToken(ctx, services, identity, queryValues(ctx, 'scope'), queryValues(ctx, 'offline_token')[0] === 'true');
   });
@@ -48,7 +48,7 @@ async function identityForGrant(ctx: Context, services: TokenEndpointServices, f
     case 'refresh_token':
       return services.authenticator.refresh(form.get('refresh_token') ?? '', ctx.ip);
     default:
-      throw new RegistryError('UNSUPPORTED', 400, 'grant_type must be password or refresh_token');
+      throw new CodedError(DistributionErrors.UNSUPPORTED, 'grant_type must be password or refresh_token');
   }
 }
 

@@ -1,11 +1,11 @@
 import type { Context } from 'koa';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { chunkFromRequest, hasBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
 import { eventOrigin } from '../http/request-context.js';
 import type { UploadSession } from '../metadata/metadata-store.js';
-import { parseDigest } from '../oci/digest.js';
-import { assertRepositoryName } from '../oci/names.js';
+import { parseDigest } from '../../oci/digest.js';
+import { assertRepositoryName } from '../../oci/names.js';
 import { uploadRange } from '../services/upload-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
@@ -56,7 +56,7 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     const name = ctx.params.name ?? '';
     const uploadId = ctx.params.uploadId ?? '';
     const digest = queryValue(ctx, 'digest');
-    if (digest === undefined) throw new RegistryError('DIGEST_INVALID', 400, 'the digest query parameter is required to finish an upload');
+    if (digest === undefined) throw new CodedError(DistributionErrors.DIGEST_INVALID, 'the digest query parameter is required to finish an upload');
     const chunk = hasBody(ctx) ? chunkFromRequest(ctx) : undefined;
     blobCreated(ctx, name, await uploads.complete(name, uploadId, digest, chunk, eventOrigin(ctx)));
   });

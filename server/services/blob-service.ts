@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobFileRange, BlobStore, ByteRange } from '../storage/blob-store.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
@@ -16,7 +16,7 @@ export class BlobService {
   /** The size of a blob as seen from a repository; BLOB_UNKNOWN if the repository cannot see it. */
   async size(repository: string, digest: string, origin?: EventOrigin): Promise<number> {
     const size = await this.metadata.getRepositoryBlobSize(repository, digest);
-    if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+    if (size === undefined) throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
     // Every blob GET starts here, whether it then streams or redirects (the sink ignores HEAD).
     await this.events.emit({ action: 'pull', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest, size }, origin });
     return size;
@@ -34,9 +34,9 @@ export class BlobService {
 
   /** Removes the repository's link; the bytes go when garbage collection finds nothing else uses them. */
   async delete(repository: string, digest: string, origin?: EventOrigin): Promise<void> {
-    if (!this.deleteEnabled) throw new RegistryError('UNSUPPORTED', 405, 'deletion is disabled on this registry');
+    if (!this.deleteEnabled) throw new CodedError(DistributionErrors.DELETE_DISABLED, 'deletion is disabled on this registry');
     if (!(await this.metadata.unlinkBlob(repository, digest))) {
-      throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+      throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
     }
     await this.events.emit({ action: 'delete', repository, target: { mediaType: BLOB_MEDIA_TYPE, digest }, origin });
   }

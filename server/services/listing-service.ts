@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { MetadataStore, Page, PageResult } from '../metadata/metadata-store.js';
 
 // Repositories read per round trip when the catalog is filtered for an account.
@@ -10,7 +10,7 @@ export class ListingService {
 
   async tags(repository: string, page: Page): Promise<PageResult> {
     const result = await this.metadata.listTags(repository, page);
-    if (!result) throw new RegistryError('NAME_UNKNOWN', 404, undefined, { detail: { name: repository } });
+    if (!result) throw new CodedError(DistributionErrors.NAME_UNKNOWN, undefined, { detail: { name: repository } });
     return result;
   }
 

@@ -1,10 +1,11 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { MetadataStore, StoredManifest } from '../metadata/metadata-store.js';
 import type { DescriptorUrlPolicy } from '../oci/descriptor-urls.js';
-import { createDigester, isDigest, parseDigest } from '../oci/digest.js';
-import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
-import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../oci/media-types.js';
-import { assertTag } from '../oci/names.js';
+import { createDigester, parseDigest } from '../../oci/digest.js';
+import type { Descriptor } from '../../oci/manifest.js';
+import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../../oci/media-types.js';
+import { assertTag } from '../../oci/names.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
 export type Reference = { tag: string } | { digest: string };
@@ -18,7 +19,8 @@ export interface PutManifestOutcome {
 const DEFAULT_PLATFORM = { os: 'linux', architecture: 'amd64' };
 
 export function parseReference(reference: string): Reference {
-  if (isDigest(reference)) return { digest: parseDigest(reference).value };
+  // A tag cannot contain ':', so a reference with one is meant as a digest: a malformed one is DIGEST_INVALID, not TAG_INVALID.
+  if (reference.includes(':')) return { digest: parseDigest(reference).value };
   assertTag(reference);
   return { tag: reference };
 }
@@ -44,7 +46,7 @@ export class ManifestService {
       const child = await this.platformChild(repository, manifest, accept);
       if (child) return child;
     }
-    throw new RegistryError('MANIFEST_UNKNOWN', 404, `manifest is a ${manifest.mediaType}, which the Accept header does not allow`, {
+    throw new CodedError(DistributionErrors.MANIFEST_UNKNOWN, `manifest is a ${manifest.mediaType}, which the Accept header does not allow`, {
       detail: { mediaType: manifest.mediaType, accept },
     });
   }
@@ -55,7 +57,7 @@ export class ManifestService {
     const algorithm = 'digest' in reference ? parseDigest(reference.digest).algorithm : 'sha256';
     const digest = `${algorithm}:${createDigester(algorithm).update(body).digest('hex')}`;
     if ('digest' in reference && reference.digest !== digest) {
-      throw new RegistryError('DIGEST_INVALID', 400, 'manifest digest does not match the digest in the URL', {
+      throw new CodedError(DistributionErrors.DIGEST_INVALID, 'manifest digest does not match the digest in the URL', {
         detail: { expected: reference.digest, actual: digest },
       });
     }
@@ -72,13 +74,13 @@ export class ManifestService {
       requiredManifests: parsed.references.manifests,
     });
     if (result.outcome === 'missing') {
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 400, `manifest references ${result.digest}, which is not in this repository`, {
+      throw new CodedError(DistributionErrors.MANIFEST_BLOB_UNKNOWN, `manifest references ${result.digest}, which is not in this repository`, {
         detail: { digest: result.digest },
       });
     }
     if (result.outcome === 'size-mismatch') {
       const { digest: named, declaredSize, storedSize } = result;
-      throw new RegistryError('MANIFEST_INVALID', 400, `descriptor of ${named} declares ${declaredSize} bytes; the registry holds ${storedSize}`, {
+      throw new CodedError(DistributionErrors.MANIFEST_INVALID, `descriptor of ${named} declares ${declaredSize} bytes; the registry holds ${storedSize}`, {
         detail: { digest: named, declaredSize, storedSize },
       });
     }
@@ -91,7 +93,7 @@ export class ManifestService {
       'tag' in reference
         ? await this.metadata.deleteTag(repository, reference.tag)
         : await this.metadata.deleteManifest(repository, reference.digest);
-    if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 404, undefined, { detail: reference });
+    if (!deleted) throw new CodedError(DistributionErrors.MANIFEST_UNKNOWN, undefined, { detail: reference });
     await this.events.emit({ action: 'delete', repository, target: { digest: 'digest' in reference ? reference.digest : '', tag: tagOf(reference) }, origin });
   }
 
@@ -108,8 +110,8 @@ export class ManifestService {
   private async find(repository: string, reference: Reference): Promise<StoredManifest> {
     const lookup = await this.metadata.getManifest(repository, reference);
     if (lookup.found) return lookup.manifest;
-    if (!lookup.repositoryKnown) throw new RegistryError('NAME_UNKNOWN', 404, undefined, { detail: { name: repository } });
-    throw new RegistryError('MANIFEST_UNKNOWN', 404, undefined, { detail: reference });
+    if (!lookup.repositoryKnown) throw new CodedError(DistributionErrors.NAME_UNKNOWN, undefined, { detail: { name: repository } });
+    throw new CodedError(DistributionErrors.MANIFEST_UNKNOWN, undefined, { detail: reference });
   }
 
   private async platformChild(repository: string, index: StoredManifest, accept: string[]): Promise<StoredManifest | undefined> {

@@ -2,11 +2,11 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, finished, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'pino';
-import { RegistryError } from '../errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
 import { LeaseNames } from '../metadata/metadata-store.js';
-import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../oci/digest.js';
+import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
@@ -100,7 +100,7 @@ export class UploadService {
       const actual = await this.computeDigest(current, expected.algorithm);
       if (actual !== expected.value) {
         await this.discard(current);
-        throw new RegistryError('DIGEST_INVALID', 400, 'provided digest did not match uploaded content', {
+        throw new CodedError(DistributionErrors.DIGEST_INVALID, 'provided digest did not match uploaded content', {
           detail: { expected: expected.value, actual },
         });
       }
@@ -122,7 +122,7 @@ export class UploadService {
       if ((await this.hashStoredBlob(expected)) === expected.value) return this.recordCommitted(session, expected.value, prepared, origin);
     }
     await this.discard(session);
-    throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'the bytes of this upload are gone; start the upload again', { detail: { uploadId: session.id } });
+    throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the bytes of this upload are gone; start the upload again', { detail: { uploadId: session.id } });
   }
 
   private async hashStoredBlob(digest: ParsedDigest): Promise<string> {
@@ -137,12 +137,12 @@ export class UploadService {
   private async recordCommitted(session: UploadSession, digest: string, prepared: 'new' | 'existing', origin?: EventOrigin): Promise<string> {
     const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, prepared === 'existing');
     if (result === 'unknown-upload') {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'upload was cancelled while it was being completed');
+      throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'upload was cancelled while it was being completed');
     }
     if (result === 'collected') {
       // The collector deleted this digest's bytes (maybe ours) while the upload completed: start over.
       await this.discard(session);
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the blob was garbage collected while this upload completed; upload it again');
+      throw new CodedError(DistributionErrors.BLOB_UPLOAD_INVALID, 'the blob was garbage collected while this upload completed; upload it again');
     }
     this.hashes.delete(session.id);
     await this.events.emit({ action: 'push', repository: session.repository, target: { mediaType: BLOB_MEDIA_TYPE, digest, size: session.offset }, origin });
@@ -169,7 +169,7 @@ export class UploadService {
   private async session(repository: string, uploadId: string): Promise<UploadSession> {
     const session = await this.metadata.getUpload(uploadId);
     if (!session || session.repository !== repository) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, undefined, { detail: { uploadId } });
+      throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, undefined, { detail: { uploadId } });
     }
     return session;
   }
@@ -190,14 +190,14 @@ export class UploadService {
     } catch (error) {
       this.hashes.delete(session.id);
       // A full or failing disk is the registry's fault, answered as such (server/storage/storage-errors.ts).
-      if (error instanceof RegistryError || storageFailure(error)) throw error;
+      if (error instanceof CodedError || storageFailure(error)) throw error;
       if (isClientAbort(error, chunk.source)) throw truncatedBody();
       throw error;
     }
     const expectedLength = range ? range.end - range.start + 1 : chunk.length;
     if (expectedLength !== undefined && written !== expectedLength) {
       this.hashes.delete(session.id);
-      throw new RegistryError('SIZE_INVALID', 400, `received ${written} bytes but the request declared ${expectedLength}`, {
+      throw new CodedError(DistributionErrors.SIZE_INVALID, `received ${written} bytes but the request declared ${expectedLength}`, {
         detail: { received: written, declared: expectedLength },
       });
     }
@@ -293,20 +293,20 @@ async function renewQuietly(lease: Lease): Promise<void> {
   await lease.renew().catch(() => false);
 }
 
-function busy(session: UploadSession): RegistryError {
-  return new RegistryError('RANGE_INVALID', 416, 'another request is writing to this upload', { headers: rangeHeaders(session) });
+function busy(session: UploadSession): CodedError {
+  return new CodedError(DistributionErrors.RANGE_INVALID, 'another request is writing to this upload', { headers: rangeHeaders(session) });
 }
 
 /** The chunk's range once it is known to continue the upload exactly where it stands (else a 416). */
 function checkedRange(session: UploadSession, chunk: ChunkRequest): { start: number; end: number } | undefined {
   if (!chunk.range) return undefined;
   if (chunk.range === 'invalid') {
-    throw new RegistryError('RANGE_INVALID', 416, 'invalid Content-Range: expected <start>-<end>', { headers: rangeHeaders(session) });
+    throw new CodedError(DistributionErrors.RANGE_INVALID, 'invalid Content-Range: expected <start>-<end>', { headers: rangeHeaders(session) });
   }
   const { start, end } = chunk.range;
   if (start !== session.offset || end < start) throw outOfOrder(session);
   if (chunk.length !== undefined && chunk.length !== end - start + 1) {
-    throw new RegistryError('RANGE_INVALID', 416, 'Content-Length does not match Content-Range', { headers: rangeHeaders(session) });
+    throw new CodedError(DistributionErrors.RANGE_INVALID, 'Content-Length does not match Content-Range', { headers: rangeHeaders(session) });
   }
   return chunk.range;
 }
@@ -328,8 +328,8 @@ function rangeHeaders(session: UploadSession): Record<string, string> {
   };
 }
 
-function outOfOrder(session: UploadSession): RegistryError {
-  return new RegistryError('RANGE_INVALID', 416, `chunk must start at offset ${session.offset}`, {
+function outOfOrder(session: UploadSession): CodedError {
+  return new CodedError(DistributionErrors.RANGE_INVALID, `chunk must start at offset ${session.offset}`, {
     detail: { offset: session.offset },
     headers: rangeHeaders(session),
   });
@@ -341,9 +341,9 @@ function uploadOwner(origin: EventOrigin | undefined): string {
   return `address:${origin?.addr ?? 'unknown'}`;
 }
 
-function tooManyUploads(result: Exclude<CreateUploadResult, 'ok'>, policy: UploadPolicy): RegistryError {
+function tooManyUploads(result: Exclude<CreateUploadResult, 'ok'>, policy: UploadPolicy): CodedError {
   const [whose, limit] = result === 'repository-full' ? ['this repository', policy.maxPerRepository] : ['this client', policy.maxPerOwner];
-  return new RegistryError('TOOMANYREQUESTS', 429, `${whose} already has ${limit} open uploads; finish or cancel some first`, {
+  return new CodedError(DistributionErrors.TOOMANYREQUESTS, `${whose} already has ${limit} open uploads; finish or cancel some first`, {
     detail: { limit },
     headers: { 'Retry-After': '60' },
   });
@@ -364,8 +364,8 @@ function hashedBody(body: Readable, hashing: Transform): Readable {
   return body.pipe(hashing);
 }
 
-function truncatedBody(): RegistryError {
-  return new RegistryError('BLOB_UPLOAD_INVALID', 400, 'request body ended before all declared bytes arrived');
+function truncatedBody(): CodedError {
+  return new CodedError(DistributionErrors.BLOB_UPLOAD_INVALID, 'request body ended before all declared bytes arrived');
 }
 
 function isClientAbort(error: unknown, source: Readable): boolean {

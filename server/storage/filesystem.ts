@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { RegistryError } from '../errors.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
 
 // Upload files stat'ed per page when listing the uploads directory.
@@ -110,7 +110,7 @@ export class FilesystemBlobStore implements BlobStore {
 
   private openBlobHandle(digest: string): Promise<FileHandle> {
     return open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+      if (error.code === 'ENOENT') throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
       throw error;
     });
   }
@@ -230,7 +230,7 @@ const LIST_PAGE_SIZE = 1000;
 async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
   const { size } = await handle.stat();
   if (size < length) {
-    throw new RegistryError('BLOB_UPLOAD_INVALID', 400, 'the bytes of this upload are incomplete in storage; start the upload again');
+    throw new CodedError(DistributionErrors.BLOB_UPLOAD_INVALID, 'the bytes of this upload are incomplete in storage; start the upload again');
   }
   if (size > length) await handle.truncate(length);
   const now = new Date();
@@ -238,8 +238,8 @@ async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
   await handle.sync();
 }
 
-function uploadUnknown(): RegistryError {
-  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'the upload was cancelled or has already been completed');
+function uploadUnknown(): CodedError {
+  return new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the upload was cancelled or has already been completed');
 }
 
 async function fsyncDirectory(directory: string): Promise<void> {

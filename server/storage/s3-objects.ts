@@ -16,8 +16,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { Logger } from 'pino';
-import { RegistryError } from '../errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { ByteRange } from './blob-store.js';
 
 export interface ListedObject {
@@ -202,14 +202,14 @@ export class S3Objects {
     try {
       return await run();
     } catch (error) {
-      if (error instanceof RegistryError) throw error;
+      if (error instanceof CodedError) throw error;
       throw this.unavailable(operation, key, error);
     }
   }
 
-  private unavailable(operation: string, key: string, error: unknown): RegistryError {
+  private unavailable(operation: string, key: string, error: unknown): CodedError {
     this.logger.error({ s3Operation: operation, bucket: this.bucket, key, err: error }, `S3 ${operation} failed after retries`);
-    return new RegistryError('UNAVAILABLE', 503, `blob storage unavailable (S3 ${operation} failed), retry shortly`, {
+    return new CodedError(DistributionErrors.UNAVAILABLE, `blob storage unavailable (S3 ${operation} failed), retry shortly`, {
       detail: { operation },
       headers: { 'Retry-After': '1' },
     });

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
-import type { Logger } from 'pino';
-import { RegistryError } from '../errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
@@ -71,7 +71,7 @@ export class S3BlobStore implements BlobStore {
   // then left as it was); the upload lease keeps a cancel from deleting them while this runs.
   async commitUpload(upload: UploadHandle, digest: string): Promise<void> {
     if (!(await this.hasUpload(upload))) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, 'the upload was cancelled or has already been completed');
+      throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the upload was cancelled or has already been completed');
     }
     await this.assembler.assemble(this.layout.blobKey(digest), this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize));
     await this.objects.deletePrefix(this.layout.uploadPrefix(upload.id));
@@ -96,7 +96,7 @@ export class S3BlobStore implements BlobStore {
 
   async openBlob(digest: string, range?: ByteRange): Promise<Readable> {
     const body = await this.objects.open(this.layout.blobKey(digest), range);
-    if (!body) throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });
+    if (!body) throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
     return body;
   }
 

@@ -1,4 +1,4 @@
-import { RegistryError } from '../errors.js';
+import { CodedError, BerthErrors } from '../../platform/errors.js';
 
 // The disk (or the quota) is full: nothing the client can fix, nothing a retry fixes before space is freed.
 const FULL = new Map([
@@ -19,14 +19,14 @@ const FAILED = new Map([
  * The client's answer when `error` is a failure of the storage under the registry (a full or broken disk),
  * else undefined. Such failures are the registry's, never the client's: 507 or 503, with the reason.
  */
-export function storageFailure(error: unknown): RegistryError | undefined {
+export function storageFailure(error: unknown): CodedError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === undefined) return undefined;
   const full = FULL.get(code);
-  if (full) return new RegistryError('STORAGE_FULL', 507, `registry storage is full (${code}: ${full}); retry once space is freed`);
+  if (full) return new CodedError(BerthErrors.STORAGE_FULL, `registry storage is full (${code}: ${full}); retry once space is freed`);
   const failed = FAILED.get(code);
   if (failed) {
-    return new RegistryError('STORAGE_UNAVAILABLE', 503, `registry storage failed (${code}: ${failed}); retry later`, {
+    return new CodedError(BerthErrors.STORAGE_UNAVAILABLE, `registry storage failed (${code}: ${failed}); retry later`, {
       headers: { 'Retry-After': '10' },
     });
   }

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import { matchesPattern } from '../auth/patterns.js';
 import { distributionEvent, type EventSource } from './envelope.js';
 import type { EventSink, RegistryEvent } from './events.js';

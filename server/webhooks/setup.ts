@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../../platform/logger.js';
 import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
 import { LeaseNames } from '../metadata/metadata-store.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';

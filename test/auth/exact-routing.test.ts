@@ -33,7 +33,8 @@ let readOnly: Started;
 
 async function start(overrides: Record<string, unknown>): Promise<Started> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'berth-routing-'));
-  const config = loadConfig({ env: {}, overrides: { dataDir, 'http.host': '127.0.0.1', 'http.port': 0, 'gc.adminApi': true, ...overrides } });
+  const settings = { dataDir, 'http.host': '127.0.0.1', 'http.port': 0, 'gc.adminApi': true, ...overrides };
+  const config = loadConfig({ env: {}, flags: Object.fromEntries(Object.entries(settings).map(([key, value]) => [key, { flag: key, value }])) });
   const registry = await startRegistry(config, pino({ level: 'silent' }));
   return { registry, url: `http://127.0.0.1:${registry.port}`, dataDir };
 }

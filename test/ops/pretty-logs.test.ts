@@ -1,7 +1,9 @@
 import test from 'ava';
 import { ADMIN, AuthRegistry, basic } from '../helpers/auth-registry.js';
 import { eventually } from '../helpers/eventually.js';
+import { collectWithCli } from '../helpers/gc.js';
 import { request } from '../helpers/http-client.js';
+import { RegistryProcess } from '../helpers/registry-process.js';
 
 const ALICE = { username: 'alice', password: 'alice-password-1' };
 const WRONG = { username: 'alice', password: 'wrong-password-9' };
@@ -36,4 +38,15 @@ test('log.format pretty prints one human line per entry and never an Authorizati
   }
   t.false(logs.includes(token.split('.')[2]!), 'the token signature');
   t.false(/eyJ[A-Za-z0-9_-]{10,}/.test(logs), 'nothing that looks like a JWT');
+});
+
+test('berth gc with log.format pretty logs human lines on stderr and keeps its JSON report alone on stdout', async (t) => {
+  const registry = await RegistryProcess.start();
+  t.teardown(() => registry.destroy());
+  const result = await collectWithCli(registry, ['--dry-run'], { BERTH_LOG__FORMAT: 'pretty' });
+  t.is(result.code, 0, result.stderr);
+  t.is(result.report?.dryRun, true);
+  const lines = result.stderr.split('\n').filter((line) => line !== '');
+  t.true(lines.some((line) => / INFO: garbage collection dry run finished/.test(line)), result.stderr);
+  t.deepEqual(lines.filter((line) => !HUMAN_LINE.test(line)), []);
 });

@@ -5,13 +5,13 @@ import { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { RegistryError } from '../../server/errors.js';
+import { CodedError } from '../../platform/errors.js';
 import { GarbageCollector } from '../../server/gc/collector.js';
 import { BlobCommitGuard } from '../../server/gc/commit-guard.js';
 import type { GcOptions } from '../../server/gc/gc-run.js';
 import { RedisGcStore } from '../../server/metadata/redis-gc-store.js';
 import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.js';
-import { digestOf } from '../../server/oci/digest.js';
+import { digestOf } from '../../oci/digest.js';
 import { UploadService } from '../../server/services/upload-service.js';
 import type { BlobStore, UploadHandle } from '../../server/storage/blob-store.js';
 import { FilesystemBlobStore } from '../../server/storage/filesystem.js';
@@ -164,7 +164,7 @@ async function outcome(work: Promise<unknown>): Promise<number> {
     await work;
     return 200;
   } catch (error) {
-    return error instanceof RegistryError ? error.status : 500;
+    return error instanceof CodedError ? error.status : 500;
   }
 }
 
@@ -268,9 +268,9 @@ for (const name of ['filesystem', 's3'] as const) {
     await outcome(h.service().complete(repo, second, blob.digest));
     h.store.crashAfterMove = false;
     const other = makeBlob(1000);
-    await t.throwsAsync(h.service().complete(repo, first, other.digest), { instanceOf: RegistryError, message: /start the upload again/ });
+    await t.throwsAsync(h.service().complete(repo, first, other.digest), { instanceOf: CodedError, message: /start the upload again/ });
     const withBody = h.service().complete(repo, second, blob.digest, { source: Readable.from([Buffer.from('x')]), length: 1 });
-    const error = await t.throwsAsync(withBody, { instanceOf: RegistryError });
+    const error = await t.throwsAsync(withBody, { instanceOf: CodedError });
     t.is(error?.code, 'BLOB_UPLOAD_UNKNOWN');
     t.is(error?.status, 404);
   });
