@@ -12,7 +12,7 @@ export async function probeHostPort(hostIp: string, port: number, protocol: Port
   try {
     return protocol === 'tcp' ? await probeTcp(hostIp, port) : await probeUdp(hostIp, port);
   } catch (error) {
-    throw new Error(`host port ${hostIp}:${port}/${protocol} cannot be published: ${(error as Error).message}`);
+    throw new Error(`host port ${hostIp}:${port}/${protocol} cannot be published: ${(error as Error).message}`, { cause: error });
   }
 }
 

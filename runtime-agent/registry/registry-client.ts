@@ -1,4 +1,5 @@
 import { pipeline, Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ACCEPTED_MANIFEST_TYPES } from '../../oci/media-types.js';
 import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
 import { RegistryError } from './registry-error.js';
@@ -86,7 +87,7 @@ export class HttpRegistryClient implements RegistryClient {
     await expectOk(response, `blob ${digest}`, [200, 206]);
     const servedFrom = response.status === 206 ? contentRangeStart(response.headers.get('content-range')) : 0;
     if (!response.body) throw new RegistryError(response.status, `blob ${digest} has no body`);
-    const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
     return { stream: stallGuarded(body, this.stallTimeoutMs, abort, digest), offset: servedFrom };
   }
 

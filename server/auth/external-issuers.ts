@@ -135,7 +135,7 @@ function parseJwks(text: string, source: string): Map<string, KeyObject> {
   try {
     keys = (JSON.parse(text) as { keys?: unknown }).keys;
   } catch (error) {
-    throw new Error(`${source} is not JSON: ${(error as Error).message}`);
+    throw new Error(`${source} is not JSON: ${(error as Error).message}`, { cause: error });
   }
   if (!Array.isArray(keys)) throw new Error(`${source} is not a JWKS: it has no "keys" list`);
   const result = new Map<string, KeyObject>();

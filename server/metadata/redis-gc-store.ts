@@ -73,7 +73,7 @@ export class RedisGcStore implements GcStore {
 
   async whichAreMembers(set: ScratchSet, members: string[]): Promise<boolean[]> {
     if (members.length === 0) return [];
-    return (await this.redis.smismember(this.keys.gcScratch(set), ...members)).map((flag) => flag === 1);
+    return (await this.redis.smismember(this.keys.gcScratch(set), ...members)).map((member) => member === 1);
   }
 
   async enqueue(items: string[]): Promise<void> {
@@ -147,8 +147,8 @@ export class RedisGcStore implements GcStore {
   }
 
   async tombstoneOrphans(blobs: StoredBlob[], dryRun: boolean): Promise<(number | undefined)[]> {
-    const pairs = blobs.flatMap((blob) => [blob.digest, blob.size]);
-    return sizesOf(await scripts.tombstoneOrphans.run(this.redis, [this.keys.prefix, flag(dryRun), ...pairs]));
+    const digestSizes = blobs.flatMap((blob) => [blob.digest, blob.size]);
+    return sizesOf(await scripts.tombstoneOrphans.run(this.redis, [this.keys.prefix, flag(dryRun), ...digestSizes]));
   }
 
   async whichAreTombstoned(digests: string[]): Promise<boolean[]> {

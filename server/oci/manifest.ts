@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { imageManifestSchema, indexSchema, type Descriptor } from '../../oci/manifest.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaType, baseMediaType } from '../../oci/media-types.js';

@@ -58,8 +58,8 @@ function assertError(t: ExecutionContext, answer: Answer, key: keyof typeof Agen
   seen.add(key);
 }
 
-async function createContainer(request: Record<string, unknown>): Promise<string> {
-  const created = await api('POST', '/v1/containers', { image, network: 'none', ...request });
+async function createContainer(options: Record<string, unknown>): Promise<string> {
+  const created = await api('POST', '/v1/containers', { image, network: 'none', ...options });
   if (created.status !== 201) throw new Error(`create answered ${created.status}: ${JSON.stringify(created.body)}`);
   return (created.body as unknown as { id: string }).id;
 }

@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { assertRegistryError, chunkedBody, fetchUrl, rawRequest, readBytes, request } from '../helpers/http-client.js';
 import {
   makeBlob,
@@ -21,7 +21,7 @@ async function readBlob(repo: string, blob: Blob): Promise<Response> {
   return request(registry.url, `/v2/${repo}/blobs/${blob.digest}`);
 }
 
-async function assertBlobContent(t: import('ava').ExecutionContext, repo: string, blob: Blob): Promise<void> {
+async function assertBlobContent(t: ExecutionContext, repo: string, blob: Blob): Promise<void> {
   const response = await readBlob(repo, blob);
   t.is(response.status, 200);
   t.is(response.headers.get('docker-content-digest'), blob.digest);

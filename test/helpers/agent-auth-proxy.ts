@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 export interface TokenRequest {
   authorization: string | undefined;
@@ -25,9 +26,9 @@ export class AuthProxy {
   ) {}
 
   static async start(upstream: string, mode: 'bearer' | 'basic', credentials?: { username: string; password: string }): Promise<AuthProxy> {
-    let proxy: AuthProxy | undefined;
-    const server = createServer((request, response) => void proxy?.handle(request, response));
-    proxy = new AuthProxy(server, upstream, mode, credentials);
+    const server = createServer();
+    const proxy = new AuthProxy(server, upstream, mode, credentials);
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => void proxy.handle(request, response));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return proxy;
   }
@@ -63,7 +64,7 @@ export class AuthProxy {
       headers: Object.fromEntries(['accept', 'range'].flatMap((name) => (request.headers[name] ? [[name, String(request.headers[name])]] : []))),
     });
     response.writeHead(upstream.status, Object.fromEntries(upstream.headers));
-    if (upstream.body) Readable.fromWeb(upstream.body as import('node:stream/web').ReadableStream<Uint8Array>).pipe(response);
+    if (upstream.body) Readable.fromWeb(upstream.body as WebReadableStream<Uint8Array>).pipe(response);
     else response.end();
   }
 

@@ -27,9 +27,9 @@ export class RecordingProxy {
   ) {}
 
   static async start(upstream: string): Promise<RecordingProxy> {
-    let proxy: RecordingProxy | undefined;
-    const server = createServer((request, response) => void proxy?.handle(request, response));
-    proxy = new RecordingProxy(server, new URL(upstream));
+    const server = createServer();
+    const proxy = new RecordingProxy(server, new URL(upstream));
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => void proxy.handle(request, response));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return proxy;
   }

@@ -1,6 +1,7 @@
 // The part of s3rver 3.7 (which ships no types) that the tests use.
 declare module 's3rver' {
   import type { AddressInfo } from 'node:net';
+  import type { Context } from 'koa';
   import type { Readable } from 'node:stream';
 
   interface S3rverOptions {
@@ -17,7 +18,7 @@ declare module 's3rver' {
     putPart(bucket: string, uploadId: string, partNumber: number, content: Readable): Promise<{ size: number; md5: string }>;
   }
 
-  type Middleware = (ctx: import('koa').Context, next: () => Promise<void>) => Promise<void>;
+  type Middleware = (ctx: Context, next: () => Promise<void>) => Promise<void>;
 
   export default class S3rver {
     constructor(options: S3rverOptions);

@@ -31,7 +31,7 @@ test('a push is delivered as a Distribution envelope whose HMAC-SHA256 signature
     t.is(delivery.headers['content-type'], 'application/vnd.docker.distribution.events.v2+json');
     t.is(delivery.headers['x-team'], 'a');
     t.is(delivery.headers['x-berth-signature-256'], `sha256=${createHmac('sha256', SECRET).update(delivery.body).digest('hex')}`);
-    const [event] = (JSON.parse(delivery.body) as { events: Array<Record<string, any>> }).events;
+    const [event] = (JSON.parse(delivery.body) as { events: Array<{ action: string; target: unknown; request: { method: string; id: string }; source: { instanceID: string } }> }).events;
     t.is(event!.action, 'push');
     t.like(event!.target, { mediaType: image.mediaType, digest: image.digest, size: image.size, repository: repo, tag: 'v1', url: `${registry.url}/v2/${repo}/manifests/${image.digest}` });
     t.is(event!.request.method, 'PUT');
