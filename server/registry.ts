@@ -79,7 +79,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
     },
     logger,
     ops.app,
-    { open: auth.routers.open, admin: [...auth.routers.admin, ...(gc.router ? [gc.router] : [])] },
+    { open: auth.routers.open, admin: [...auth.routers.admin, gc.router] },
     auth.adminGuard,
   );
 

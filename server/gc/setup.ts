@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
+import { createRouter } from '../http/router.js';
 import { gcAdminRouter } from '../routes/admin-gc.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { GarbageCollector, type GcReport } from './collector.js';
@@ -16,8 +17,8 @@ export interface RegistryGc {
   collector: GarbageCollector;
   /** For the upload service: waits out a collection of a digest before committing its bytes. */
   commitGuard: BlobCommitGuard;
-  /** POST /admin/v1/gc, when gc.adminApi is on. */
-  router?: Router;
+  /** POST /admin/v1/gc when gc.adminApi is on; a router with no routes when it is off. */
+  router: Router;
   /** Stops the schedules (collection, upload purge) and waits for runs in progress. */
   stop(): Promise<void>;
 }
@@ -44,7 +45,7 @@ export function createGc(
   return {
     collector,
     commitGuard: new BlobCommitGuard(metadata, new GcStore(redis, config.redis.keyPrefix), store),
-    router: config.gc.adminApi ? gcAdminRouter(collector, options) : undefined,
+    router: config.gc.adminApi ? gcAdminRouter(collector, options) : createRouter(),
     stop: async () => {
       await Promise.all([stopSchedule(), stopPurge()]);
       collectorRedis.disconnect();

@@ -71,9 +71,10 @@ export interface BlobStore {
   openBlob(digest: string, range?: ByteRange): Promise<Readable>;
   /**
    * The blob (or a byte range of it) as a range of an open file, for stores that keep files: the server then
-   * sends it through two reused buffers instead of a stream that allocates a buffer per chunk.
+   * sends it through two reused buffers instead of a stream that allocates a buffer per chunk. A store that
+   * keeps no files resolves undefined, and the blob is read with openBlob.
    */
-  openBlobFile?(digest: string, range?: ByteRange): Promise<BlobFileRange>;
+  openBlobFile(digest: string, range?: ByteRange): Promise<BlobFileRange | undefined>;
   deleteBlob(digest: string): Promise<void>;
   /** The size of the bytes at the digest's address, or undefined when there are none. */
   blobSize(digest: string): Promise<number | undefined>;
@@ -84,7 +85,7 @@ export interface BlobStore {
   listBlobs(): AsyncIterable<StoredBlob[]>;
   /**
    * Where clients may fetch the blob directly (e.g. a presigned S3 URL), or undefined to stream it through
-   * the registry. Stores without such a place leave it out.
+   * the registry (always, for a store without such a place).
    */
-  redirectUrl?(digest: string): Promise<string | undefined>;
+  redirectUrl(digest: string): Promise<string | undefined>;
 }

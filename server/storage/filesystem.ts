@@ -108,6 +108,11 @@ export class FilesystemBlobStore implements BlobStore {
     return { handle, start: 0, length: (await handle.stat()).size };
   }
 
+  // Blobs are local files: the registry serves them itself.
+  async redirectUrl(): Promise<undefined> {
+    return undefined;
+  }
+
   private openBlobHandle(digest: string): Promise<FileHandle> {
     return open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') throw new RegistryError('BLOB_UNKNOWN', 404, undefined, { detail: { digest } });

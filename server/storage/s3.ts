@@ -100,6 +100,11 @@ export class S3BlobStore implements BlobStore {
     return body;
   }
 
+  // Objects are not files: blobs are read as streams (openBlob).
+  async openBlobFile(): Promise<undefined> {
+    return undefined;
+  }
+
   async deleteBlob(digest: string): Promise<void> {
     await this.objects.delete(this.layout.blobKey(digest));
   }

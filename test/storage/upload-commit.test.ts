@@ -120,6 +120,8 @@ class HookedStore implements BlobStore {
   readUpload = (upload: UploadHandle) => this.inner.readUpload(upload);
   hasUpload = (upload: UploadHandle) => this.inner.hasUpload(upload);
   openBlob = (digest: string) => this.inner.openBlob(digest);
+  openBlobFile = (digest: string) => this.inner.openBlobFile(digest);
+  redirectUrl = (digest: string) => this.inner.redirectUrl(digest);
   deleteBlob = (digest: string) => this.inner.deleteBlob(digest);
   blobSize = (digest: string) => this.inner.blobSize(digest);
   listBlobs = () => this.inner.listBlobs();
