@@ -14,8 +14,8 @@ import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.j
 import { digestOf } from '../../server/oci/digest.js';
 import { UploadService } from '../../server/services/upload-service.js';
 import type { BlobStore, UploadHandle } from '../../server/storage/blob-store.js';
-import { FilesystemBlobStore } from '../../server/storage/filesystem.js';
-import { S3BlobStore } from '../../server/storage/s3.js';
+import { FilesystemBlobStore } from '../../server/storage/filesystem/filesystem-store.js';
+import { S3BlobStore } from '../../server/storage/s3/s3-store.js';
 import { makeBlob, uniqueRepo, type Blob } from '../helpers/oci-content.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { S3Server } from '../helpers/s3-server.js';

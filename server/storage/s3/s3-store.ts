@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { RegistryError } from '../errors.js';
-import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
+import { RegistryError } from '../../errors.js';
+import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
 import { S3Layout } from './s3-layout.js';

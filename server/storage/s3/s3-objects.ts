@@ -17,8 +17,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
-import { RegistryError } from '../errors.js';
-import type { ByteRange } from './blob-store.js';
+import { RegistryError } from '../../errors.js';
+import type { ByteRange } from '../blob-store.js';
 
 export interface ListedObject {
   key: string;

@@ -2,8 +2,8 @@ import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { RegistryError } from '../errors.js';
-import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
+import { RegistryError } from '../../errors.js';
+import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 
 // Upload files stat'ed per page when listing the uploads directory.
 const UPLOADS_PAGE_SIZE = 1000;
