@@ -1,5 +1,6 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../storage/blob-store.js';
+import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../storage/blob-store.js';
 import type { RegistryMetrics } from './metrics.js';
 
 /**
@@ -55,8 +56,8 @@ export class TimedBlobStore implements BlobStore {
     return this.timed('open_blob', () => this.inner.openBlob(digest, range));
   }
 
-  openBlobFile(digest: string, range?: ByteRange): Promise<BlobFileRange | undefined> {
-    return this.timed('open_blob_file', () => this.inner.openBlobFile(digest, range));
+  openBlobFile(digest: string): Promise<FileHandle | undefined> {
+    return this.timed('open_blob_file', () => this.inner.openBlobFile(digest));
   }
 
   redirectUrl(digest: string): Promise<string | undefined> {

@@ -24,7 +24,8 @@ export class BlobService {
 
   /** The bytes to send: a file range when the store keeps files (sent with reused buffers), else a stream. */
   async open(digest: string, range?: ByteRange): Promise<Readable | BlobFileRange> {
-    return (await this.store.openBlobFile(digest, range)) ?? (await this.store.openBlob(digest, range));
+    const handle = await this.store.openBlobFile(digest);
+    return handle ? { handle, start: range?.start ?? 0 } : this.store.openBlob(digest, range);
   }
 
   /** A URL to send the client to for the bytes, when the store serves them directly (S3 redirects). */
