@@ -24,12 +24,13 @@ interface TestbedParts<R, C> {
 /**
  * Starts the registry and the client at once before the file's tests and removes both and the work directory
  * after them. Each is kept as soon as it exists, so that the cleanup stops it even if the other failed to start.
+ * The hook is serial: ava starts a file's other `before` hooks only after it, so they can use the testbed.
  */
 export function clientTestbed<R extends { destroy(): Promise<void> }, C>(parts: TestbedParts<R, C>): ClientTestbed<R, C> {
   let registry: R | undefined;
   let client: C | undefined;
   let workDir: string | undefined;
-  test.before(async () => {
+  test.serial.before(async () => {
     workDir = await mkdtemp(path.join(tmpdir(), `berth-${parts.name}-`));
     await Promise.all([parts.startRegistry().then((started) => (registry = started)), parts.startClient().then((started) => (client = started))]);
   });
