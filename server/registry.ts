@@ -18,7 +18,7 @@ import { ListingService } from './services/listing-service.js';
 import { ManifestService } from './services/manifest-service.js';
 import { UploadService } from './services/upload-service.js';
 import type { BlobStore } from './storage/blob-store.js';
-import { FilesystemBlobStore } from './storage/filesystem.js';
+import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -132,7 +132,7 @@ async function stopInReverse(started: Array<() => Promise<void>>, logger: Logger
 export async function createBlobStore(config: Config, logger: Logger): Promise<BlobStore> {
   if (config.storage.driver === 's3' && config.storage.s3) {
     // The AWS SDK costs ~20 MiB of memory; a filesystem registry never loads it.
-    const { S3BlobStore } = await import('./storage/s3.js');
+    const { S3BlobStore } = await import('./storage/s3/s3-store.js');
     return new S3BlobStore(config.storage.s3, logger);
   }
   const store = new FilesystemBlobStore(config.storage.filesystem.root ?? config.dataDir);

@@ -1,9 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { commitFile } from '../../platform/durable-file.js';
 import { SingleFlight } from '../support/concurrency.js';
 import { ContentVerificationError, DigestingStream, digestOf, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
 import { RegistryError } from '../registry/registry-error.js';
@@ -151,7 +152,6 @@ export class FileContentStore implements ContentStore {
     }
     const actual = counter.digest(algorithm);
     if (actual !== descriptor.digest) throw new ContentVerificationError(`${descriptor.digest}: content hashes to ${actual}`);
-    await syncFile(partial);
     await this.commit(partial, descriptor.digest);
   }
 
@@ -160,10 +160,9 @@ export class FileContentStore implements ContentStore {
     return size <= descriptor.size ? size : 0;
   }
 
-  private async commit(partial: string, digest: string): Promise<void> {
-    const target = this.blobPath(digest);
-    await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-    await rename(partial, target);
+  /** After a crash a blob under its digest must be that content, not zeros or nothing. */
+  private commit(partial: string, digest: string): Promise<void> {
+    return commitFile(partial, this.blobPath(digest), { directoryMode: 0o700 });
   }
 
   private blobPath(digest: string): string {
@@ -174,16 +173,6 @@ export class FileContentStore implements ContentStore {
   private partialPath(digest: string): string {
     const { algorithm, hex } = parseDigest(digest);
     return path.join(this.ingestDir, `${algorithm}-${hex}`);
-  }
-}
-
-/** On disk before it is renamed into place: after a crash a blob under its digest must be that content, not zeros. */
-async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

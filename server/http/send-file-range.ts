@@ -5,18 +5,19 @@ import type { BlobFileRange } from '../storage/blob-store.js';
 const CHUNK_BYTES = 1 << 20;
 
 /**
- * Sends a file range as the response body through two buffers used in turn, each refilled only once the
- * socket has taken its previous bytes (the write callback). A read stream allocates a fresh buffer per
- * chunk; on a registry's heap that garbage made V8's major collections most of the CPU a pull cost
- * (perf: ~45%, 2.5x the CPU per byte of the same stream in a bare server). Like streamBody, a file that
- * ends short aborts the connection instead of leaving the client waiting for promised bytes.
+ * Sends `length` bytes of a file from `file.start` on as the response body, through two buffers used in
+ * turn, each refilled only once the socket has taken its previous bytes (the write callback). A read stream
+ * allocates a fresh buffer per chunk; on a registry's heap that garbage made V8's major collections most of
+ * the CPU a pull cost (perf: ~45%, 2.5x the CPU per byte of the same stream in a bare server). The length is
+ * the one the registry promised (from its records), not the file's: like streamBody, a file that ends short
+ * aborts the connection instead of leaving the client waiting for promised bytes or short of them.
  */
-export function sendFileRange(ctx: Context, file: BlobFileRange): void {
-  ctx.length = file.length;
+export function sendFileRange(ctx: Context, file: BlobFileRange, length: number): void {
+  ctx.length = length;
   // Koa has set the status and headers on the response; the body is written here, not by Koa.
   ctx.respond = false;
   const response = ctx.res;
-  writeRange(file, response)
+  writeRange(file, length, response)
     .catch((error: NodeJS.ErrnoException) => {
       if (!response.destroyed) ctx.state.logger?.error({ err: error }, 'response body failed; closing the connection');
       response.destroy();
@@ -24,7 +25,7 @@ export function sendFileRange(ctx: Context, file: BlobFileRange): void {
     .finally(() => file.handle.close().catch(() => undefined));
 }
 
-async function writeRange({ handle, start, length }: BlobFileRange, response: ServerResponse): Promise<void> {
+async function writeRange({ handle, start }: BlobFileRange, length: number, response: ServerResponse): Promise<void> {
   const size = Math.min(CHUNK_BYTES, Math.max(length, 1));
   const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] as const;
   const flushed: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];

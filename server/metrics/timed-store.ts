@@ -1,19 +1,21 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../storage/blob-store.js';
 import type { RegistryMetrics } from './metrics.js';
 
-/** A blob store that times each operation into berth_storage_operation_duration_seconds. */
+/**
+ * A blob store that times each operation into berth_storage_operation_duration_seconds. Every member of
+ * BlobStore is written out here (none is optional), so a member added to the interface and not forwarded
+ * is a compile error rather than a feature silently lost behind the wrapper.
+ */
 export class TimedBlobStore implements BlobStore {
   readonly kind: string;
-  readonly redirectUrl?: (digest: string) => Promise<string | undefined>;
 
   constructor(
     private readonly inner: BlobStore,
     private readonly metrics: RegistryMetrics,
   ) {
     this.kind = inner.kind;
-    // Only stores that redirect have the method; the services test for its presence.
-    if (inner.redirectUrl) this.redirectUrl = (digest) => this.timed('redirect_url', () => inner.redirectUrl!(digest));
   }
 
   createUpload(uploadId: string): Promise<string> {
@@ -52,6 +54,14 @@ export class TimedBlobStore implements BlobStore {
 
   openBlob(digest: string, range?: ByteRange): Promise<Readable> {
     return this.timed('open_blob', () => this.inner.openBlob(digest, range));
+  }
+
+  openBlobFile(digest: string): Promise<FileHandle | undefined> {
+    return this.timed('open_blob_file', () => this.inner.openBlobFile(digest));
+  }
+
+  redirectUrl(digest: string): Promise<string | undefined> {
+    return this.timed('redirect_url', () => this.inner.redirectUrl(digest));
   }
 
   deleteBlob(digest: string): Promise<void> {

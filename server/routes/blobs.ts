@@ -46,7 +46,7 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs, access }: Re
       return;
     }
     const body = await blobs.open(digest, range);
-    if ('handle' in body) sendFileRange(ctx, body);
+    if ('handle' in body) sendFileRange(ctx, body, length);
     else streamBody(ctx, body, length);
   });
 

@@ -6,7 +6,7 @@ import { eventOrigin } from '../http/request-context.js';
 import type { UploadSession } from '../metadata/metadata-store.js';
 import { parseDigest } from '../../oci/digest.js';
 import { assertRepositoryName } from '../../oci/names.js';
-import { uploadRange } from '../services/upload-service.js';
+import { uploadHeaders } from '../services/upload-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
 export function registerUploadRoutes(router: RegistryRouter, { uploads, access }: RegistryServices): void {
@@ -69,15 +69,6 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     await uploads.cancel(ctx.params.name ?? '', ctx.params.uploadId ?? '');
     emptyResponse(ctx, 204);
   });
-}
-
-function uploadHeaders(session: UploadSession): Record<string, string> {
-  return {
-    Location: `/v2/${session.repository}/blobs/uploads/${session.id}`,
-    Range: uploadRange(session.offset),
-    'Docker-Upload-UUID': session.id,
-    'Blob-Upload-Session-ID': session.id,
-  };
 }
 
 function uploadAccepted(ctx: Context, session: UploadSession): void {

@@ -23,13 +23,14 @@ export class BlobService {
   }
 
   /** The bytes to send: a file range when the store keeps files (sent with reused buffers), else a stream. */
-  open(digest: string, range?: ByteRange): Promise<Readable | BlobFileRange> {
-    return this.store.openBlobFile ? this.store.openBlobFile(digest, range) : this.store.openBlob(digest, range);
+  async open(digest: string, range?: ByteRange): Promise<Readable | BlobFileRange> {
+    const handle = await this.store.openBlobFile(digest);
+    return handle ? { handle, start: range?.start ?? 0 } : this.store.openBlob(digest, range);
   }
 
   /** A URL to send the client to for the bytes, when the store serves them directly (S3 redirects). */
   redirectUrl(digest: string): Promise<string | undefined> {
-    return this.store.redirectUrl?.(digest) ?? Promise.resolve(undefined);
+    return this.store.redirectUrl(digest);
   }
 
   /** Removes the repository's link; the bytes go when garbage collection finds nothing else uses them. */

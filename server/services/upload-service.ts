@@ -294,19 +294,19 @@ async function renewQuietly(lease: Lease): Promise<void> {
 }
 
 function busy(session: UploadSession): CodedError {
-  return new CodedError(DistributionErrors.RANGE_INVALID, 'another request is writing to this upload', { headers: rangeHeaders(session) });
+  return new CodedError(DistributionErrors.RANGE_INVALID, 'another request is writing to this upload', { headers: uploadHeaders(session) });
 }
 
 /** The chunk's range once it is known to continue the upload exactly where it stands (else a 416). */
 function checkedRange(session: UploadSession, chunk: ChunkRequest): { start: number; end: number } | undefined {
   if (!chunk.range) return undefined;
   if (chunk.range === 'invalid') {
-    throw new CodedError(DistributionErrors.RANGE_INVALID, 'invalid Content-Range: expected <start>-<end>', { headers: rangeHeaders(session) });
+    throw new CodedError(DistributionErrors.RANGE_INVALID, 'invalid Content-Range: expected <start>-<end>', { headers: uploadHeaders(session) });
   }
   const { start, end } = chunk.range;
   if (start !== session.offset || end < start) throw outOfOrder(session);
   if (chunk.length !== undefined && chunk.length !== end - start + 1) {
-    throw new CodedError(DistributionErrors.RANGE_INVALID, 'Content-Length does not match Content-Range', { headers: rangeHeaders(session) });
+    throw new CodedError(DistributionErrors.RANGE_INVALID, 'Content-Length does not match Content-Range', { headers: uploadHeaders(session) });
   }
   return chunk.range;
 }
@@ -315,23 +315,23 @@ function toHandle(session: UploadSession): UploadHandle {
   return { id: session.id, offset: session.offset, storeState: session.storeState };
 }
 
-/** The Range header value for an upload: inclusive end of the bytes received, `0-0` when none. */
-export function uploadRange(offset: number): string {
-  return `0-${Math.max(offset - 1, 0)}`;
-}
-
-function rangeHeaders(session: UploadSession): Record<string, string> {
+/**
+ * Where an upload stands, as every answer about it says so (202 and 204, and the 416s that tell a client where
+ * to resume): its URL, the bytes received (Range: inclusive end, `0-0` when none) and its id.
+ */
+export function uploadHeaders(session: UploadSession): Record<string, string> {
   return {
     Location: `/v2/${session.repository}/blobs/uploads/${session.id}`,
-    Range: uploadRange(session.offset),
+    Range: `0-${Math.max(session.offset - 1, 0)}`,
     'Docker-Upload-UUID': session.id,
+    'Blob-Upload-Session-ID': session.id,
   };
 }
 
 function outOfOrder(session: UploadSession): CodedError {
   return new CodedError(DistributionErrors.RANGE_INVALID, `chunk must start at offset ${session.offset}`, {
     detail: { offset: session.offset },
-    headers: rangeHeaders(session),
+    headers: uploadHeaders(session),
   });
 }
 

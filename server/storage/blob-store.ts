@@ -23,16 +23,10 @@ export interface ByteRange {
   end: number;
 }
 
-/**
- * Content-addressed blob storage. One copy of each blob for the whole registry; which repositories may see
- * a blob is metadata, not storage. Uploads are written at an offset so that a failed or repeated chunk
- * never corrupts what was acknowledged before it.
- */
-/** Bytes `start` to `start + length - 1` of an open file; whoever receives it closes the handle. */
+/** A blob's open file and where its bytes to send start; whoever receives it closes the handle. */
 export interface BlobFileRange {
   handle: FileHandle;
   start: number;
-  length: number;
 }
 
 export interface StoredBlob {
@@ -42,6 +36,11 @@ export interface StoredBlob {
   modifiedAt: number;
 }
 
+/**
+ * Content-addressed blob storage. One copy of each blob for the whole registry; which repositories may see
+ * a blob is metadata, not storage. Uploads are written at an offset so that a failed or repeated chunk
+ * never corrupts what was acknowledged before it.
+ */
 export interface BlobStore {
   readonly kind: string;
   /** Prepares backing storage for a new upload and returns its initial store state. */
@@ -70,10 +69,11 @@ export interface BlobStore {
   /** Streams a stored blob, or a byte range of it. */
   openBlob(digest: string, range?: ByteRange): Promise<Readable>;
   /**
-   * The blob (or a byte range of it) as a range of an open file, for stores that keep files: the server then
-   * sends it through two reused buffers instead of a stream that allocates a buffer per chunk.
+   * The blob as an open file, for stores that keep files: the server then sends it through two reused
+   * buffers instead of a stream that allocates a buffer per chunk. A store that keeps no files resolves
+   * undefined, and the blob is read with openBlob.
    */
-  openBlobFile?(digest: string, range?: ByteRange): Promise<BlobFileRange>;
+  openBlobFile(digest: string): Promise<FileHandle | undefined>;
   deleteBlob(digest: string): Promise<void>;
   /** The size of the bytes at the digest's address, or undefined when there are none. */
   blobSize(digest: string): Promise<number | undefined>;
@@ -84,7 +84,7 @@ export interface BlobStore {
   listBlobs(): AsyncIterable<StoredBlob[]>;
   /**
    * Where clients may fetch the blob directly (e.g. a presigned S3 URL), or undefined to stream it through
-   * the registry. Stores without such a place leave it out.
+   * the registry (always, for a store without such a place).
    */
-  redirectUrl?(digest: string): Promise<string | undefined>;
+  redirectUrl(digest: string): Promise<string | undefined>;
 }

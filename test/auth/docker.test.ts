@@ -1,43 +1,29 @@
 import test from 'ava';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { dockerTestbed } from '../helpers/client-testbed.js';
 import { ADMIN, AuthRegistry, type Credentials, type TokenResponse } from '../helpers/auth-registry.js';
 import { DockerWorkbench } from '../helpers/docker-workbench.js';
-import { DockerDaemon } from '../helpers/dockerd.js';
 import type { RunResult } from '../helpers/exec.js';
 import { request } from '../helpers/http-client.js';
 import { RecordingProxy } from '../helpers/recording-proxy.js';
 
 // One dockerd and one registry for the file. Each test logs in with its own docker client config
 // (DOCKER_CONFIG), so the tests' logins never see each other and the tests can run at once.
-let registry: AuthRegistry;
-let daemon: DockerDaemon;
-let workDir: string;
+const bed = dockerTestbed('auth-docker', () => AuthRegistry.start());
 let images: DockerWorkbench;
 
 test.before(async () => {
-  workDir = await mkdtemp(path.join(tmpdir(), 'berth-auth-docker-'));
-  await Promise.all([
-    AuthRegistry.start().then((started) => (registry = started)),
-    DockerDaemon.start().then((started) => (daemon = started)),
-  ]);
-  images = new DockerWorkbench(daemon, workDir);
-  await registry.grant('group:team-a', 'team-a/**', ['pull', 'push']);
-  await registry.grant('group:readers', 'team-a/**', ['pull']);
-  await registry.grant('anonymous', '*/public-*', ['pull']);
-});
-
-test.after.always(async () => {
-  await daemon?.stop();
-  await registry?.destroy();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+  images = new DockerWorkbench(bed.client, bed.workDir);
+  await bed.registry.grant('group:team-a', 'team-a/**', ['pull', 'push']);
+  await bed.registry.grant('group:readers', 'team-a/**', ['pull']);
+  await bed.registry.grant('anonymous', '*/public-*', ['pull']);
 });
 
 /** The docker CLI with a client config of its own: its own logins and identity tokens. */
-async function dockerClient(host = registry.host) {
-  const config = await mkdtemp(path.join(workDir, 'client-'));
-  const docker = (args: string[], input?: string): Promise<RunResult> => daemon.docker(args, { env: { DOCKER_CONFIG: config }, allowFailure: true, input });
+async function dockerClient(host = bed.registry.host) {
+  const config = await mkdtemp(path.join(bed.workDir, 'client-'));
+  const docker = (args: string[], input?: string): Promise<RunResult> => bed.client.docker(args, { env: { DOCKER_CONFIG: config }, allowFailure: true, input });
   return {
     docker,
     config,
@@ -52,9 +38,9 @@ async function localImage(name: string, reference: string): Promise<void> {
 }
 
 test('a user logs in with docker login, pushes and pulls; after docker logout a pull of the private repository is refused', async (t) => {
-  const alice = await registry.addUser('alice', 'alice-password-1', { groups: ['team-a'] });
+  const alice = await bed.registry.addUser('alice', 'alice-password-1', { groups: ['team-a'] });
   const client = await dockerClient();
-  const reference = `${registry.host}/team-a/app:v1`;
+  const reference = `${bed.registry.host}/team-a/app:v1`;
   await localImage('login', reference);
 
   const login = await client.login(alice);
@@ -65,7 +51,7 @@ test('a user logs in with docker login, pushes and pulls; after docker logout a 
   const pulled = await client.docker(['pull', reference]);
   t.is(pulled.code, 0, pulled.stderr);
 
-  t.is((await client.docker(['logout', registry.host])).code, 0);
+  t.is((await client.docker(['logout', bed.registry.host])).code, 0);
   await images.removeLocally(reference);
   const refused = await client.docker(['pull', reference]);
   t.not(refused.code, 0);
@@ -73,31 +59,31 @@ test('a user logs in with docker login, pushes and pulls; after docker logout a 
 });
 
 test('a robot account pulls but cannot push, and an expired robot cannot log in', async (t) => {
-  const reference = `${registry.host}/team-a/robot-app:v1`;
+  const reference = `${bed.registry.host}/team-a/robot-app:v1`;
   await localImage('robot', reference);
   const admin = await dockerClient();
   t.is((await admin.login(ADMIN)).code, 0);
   t.is((await admin.docker(['push', reference])).code, 0);
   await images.removeLocally(reference);
 
-  const robot = await registry.addRobot('puller', { groups: ['readers'] });
+  const robot = await bed.registry.addRobot('puller', { groups: ['readers'] });
   const ci = await dockerClient();
   t.is((await ci.login(robot)).code, 0);
   const pulled = await ci.docker(['pull', reference]);
   t.is(pulled.code, 0, pulled.stderr);
-  await ci.docker(['tag', reference, `${registry.host}/team-a/robot-app:v2`]);
-  const pushed = await ci.docker(['push', `${registry.host}/team-a/robot-app:v2`]);
+  await ci.docker(['tag', reference, `${bed.registry.host}/team-a/robot-app:v2`]);
+  const pushed = await ci.docker(['push', `${bed.registry.host}/team-a/robot-app:v2`]);
   t.not(pushed.code, 0);
   t.regex(pushed.stderr, /^denied/m);
 
-  const expired = await registry.addRobot('retired', { groups: ['readers'], expiresAt: new Date(Date.now() - 1000).toISOString() });
+  const expired = await bed.registry.addRobot('retired', { groups: ['readers'], expiresAt: new Date(Date.now() - 1000).toISOString() });
   const refused = await (await dockerClient()).login(expired);
   t.not(refused.code, 0);
   t.regex(refused.stderr, /unauthorized|401/);
 });
 
 test('anonymous pull of a public repository works, and an anonymous push to it is refused', async (t) => {
-  const reference = `${registry.host}/team-a/public-tools:v1`;
+  const reference = `${bed.registry.host}/team-a/public-tools:v1`;
   await localImage('public', reference);
   const admin = await dockerClient();
   await admin.login(ADMIN);
@@ -113,11 +99,11 @@ test('anonymous pull of a public repository works, and an anonymous push to it i
 });
 
 test('docker, logged in once, fetches a token for each repository by itself: a push that mounts from another repository, and pulls of both', async (t) => {
-  const bea = await registry.addUser('bea', 'bea-password-1', { groups: ['team-a'] });
+  const bea = await bed.registry.addUser('bea', 'bea-password-1', { groups: ['team-a'] });
   const client = await dockerClient();
   await client.login(bea);
-  const first = `${registry.host}/team-a/first:v1`;
-  const second = `${registry.host}/team-a/second:v1`;
+  const first = `${bed.registry.host}/team-a/first:v1`;
+  const second = `${bed.registry.host}/team-a/second:v1`;
   await localImage('moving', first);
   t.is((await client.docker(['push', first])).code, 0);
   await client.docker(['tag', first, second]);
@@ -132,9 +118,9 @@ test('docker, logged in once, fetches a token for each repository by itself: a p
 
 test('docker, logged in once, pushes to A and then pulls B: challenged, it buys a token for B with its stored refresh token, no re-login', async (t) => {
   // Everything docker says to the registry goes through a recording proxy; the challenge's realm names the proxy.
-  const proxy = await RecordingProxy.start(registry.url);
+  const proxy = await RecordingProxy.start(bed.registry.url);
   t.teardown(() => proxy.close());
-  const dana = await registry.addUser('dana', 'dana-password-1', { groups: ['team-a'] });
+  const dana = await bed.registry.addUser('dana', 'dana-password-1', { groups: ['team-a'] });
   const a = `${proxy.host}/team-a/repo-a:v1`;
   const b = `${proxy.host}/team-a/repo-b:v1`;
   await localImage('repo-b', b);
@@ -179,7 +165,7 @@ test('docker, logged in once, pushes to A and then pulls B: challenged, it buys 
   const refreshToken = auths[proxy.host]?.identitytoken;
   t.truthy(refreshToken, 'docker stored the refresh token as its identity token');
   const tokenFor = async (scope: string): Promise<string> => {
-    const response = await request(registry.url, '/token', {
+    const response = await request(bed.registry.url, '/token', {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken!, service: 'berth', client_id: 'docker', scope }).toString(),
@@ -187,7 +173,7 @@ test('docker, logged in once, pushes to A and then pulls B: challenged, it buys 
     t.is(response.status, 200);
     return ((await response.json()) as TokenResponse).token;
   };
-  const manifestOfB = (token: string) => request(registry.url, '/v2/team-a/repo-b/manifests/v1', { headers: { Authorization: `Bearer ${token}` } });
+  const manifestOfB = (token: string) => request(bed.registry.url, '/v2/team-a/repo-b/manifests/v1', { headers: { Authorization: `Bearer ${token}` } });
   const withTokenForA = await manifestOfB(await tokenFor('repository:team-a/repo-a:pull'));
   t.is(withTokenForA.status, 401);
   const scope = /scope="([^"]+)"/.exec(withTokenForA.headers.get('www-authenticate') ?? '')?.[1];

@@ -4,21 +4,13 @@ import { promisify } from 'node:util';
 import { readBytes, request } from './http-client.js';
 import { digestOf } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
+import type { GcReport } from '../../server/gc/collector.js';
 import type { RegistryProcess } from './registry-process.js';
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 
-/** What a garbage collection run reports (server/gc/collector.ts). */
-export interface GcReport {
-  dryRun: boolean;
-  manifestsDeleted: number;
-  manifestRecordsDeleted: number;
-  blobsDeleted: number;
-  bytesDeleted: number;
-  linksDeleted: number;
-  uploadsDeleted: number;
-  durationMs: number;
-}
+/** What a garbage collection run reports: the admin API answers the collector's report as JSON. */
+export type { GcReport };
 
 /** BERTH_* settings for a registry whose collector may be run through the admin API, with a short grace. */
 export function gcEnv(graceSeconds: number, extra: Record<string, string> = {}): Record<string, string> {

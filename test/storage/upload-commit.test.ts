@@ -14,8 +14,8 @@ import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.j
 import { digestOf } from '../../oci/digest.js';
 import { UploadService } from '../../server/services/upload-service.js';
 import type { BlobStore, UploadHandle } from '../../server/storage/blob-store.js';
-import { FilesystemBlobStore } from '../../server/storage/filesystem.js';
-import { S3BlobStore } from '../../server/storage/s3.js';
+import { FilesystemBlobStore } from '../../server/storage/filesystem/filesystem-store.js';
+import { S3BlobStore } from '../../server/storage/s3/s3-store.js';
 import { makeBlob, uniqueRepo, type Blob } from '../helpers/oci-content.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { S3Server } from '../helpers/s3-server.js';
@@ -120,6 +120,8 @@ class HookedStore implements BlobStore {
   readUpload = (upload: UploadHandle) => this.inner.readUpload(upload);
   hasUpload = (upload: UploadHandle) => this.inner.hasUpload(upload);
   openBlob = (digest: string) => this.inner.openBlob(digest);
+  openBlobFile = (digest: string) => this.inner.openBlobFile(digest);
+  redirectUrl = (digest: string) => this.inner.redirectUrl(digest);
   deleteBlob = (digest: string) => this.inner.deleteBlob(digest);
   blobSize = (digest: string) => this.inner.blobSize(digest);
   listBlobs = () => this.inner.listBlobs();

@@ -1,9 +1,10 @@
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, opendir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { CodedError, DistributionErrors } from '../../platform/errors.js';
-import type { BlobFileRange, BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
+import { commitFile, syncPath } from '../../../platform/durable-file.js';
+import { CodedError, DistributionErrors } from '../../../platform/errors.js';
+import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 
 // Upload files stat'ed per page when listing the uploads directory.
 const UPLOADS_PAGE_SIZE = 1000;
@@ -38,7 +39,7 @@ export class FilesystemBlobStore implements BlobStore {
   async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
     const handle = await this.openUpload(upload.id);
     try {
-      if (upload.offset === 0) await fsyncDirectory(this.uploadsDir);
+      if (upload.offset === 0) await syncPath(this.uploadsDir);
       await handle.truncate(upload.offset);
       const written = await writeOverlapped(handle, source, upload.offset);
       await handle.sync();
@@ -60,20 +61,15 @@ export class FilesystemBlobStore implements BlobStore {
 
   // A rename costs no copy, so the verified upload simply replaces any file at the address.
   async commitUpload(upload: UploadHandle, digest: string): Promise<void> {
-    const target = this.blobPath(digest);
-    const source = this.uploadPath(upload.id);
-    await mkdir(path.dirname(target), { recursive: true });
     const handle = await this.openUpload(upload.id);
     try {
       await cutToOffset(handle, upload.offset);
     } finally {
       await handle.close();
     }
-    await rename(source, target).catch((error: NodeJS.ErrnoException) => {
+    await commitFile(this.uploadPath(upload.id), this.blobPath(digest)).catch((error: NodeJS.ErrnoException) => {
       throw error.code === 'ENOENT' ? uploadUnknown() : error;
     });
-    await fsyncDirectory(path.dirname(target));
-    await fsyncDirectory(this.uploadsDir);
   }
 
   async abortUpload(upload: UploadHandle): Promise<void> {
@@ -98,17 +94,16 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async openBlob(digest: string, range?: ByteRange): Promise<Readable> {
-    const handle = await this.openBlobHandle(digest);
+    const handle = await this.openBlobFile(digest);
     return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 1 << 20 });
   }
 
-  async openBlobFile(digest: string, range?: ByteRange): Promise<BlobFileRange> {
-    const handle = await this.openBlobHandle(digest);
-    if (range) return { handle, start: range.start, length: range.end - range.start + 1 };
-    return { handle, start: 0, length: (await handle.stat()).size };
+  // Blobs are local files: the registry serves them itself.
+  async redirectUrl(): Promise<undefined> {
+    return undefined;
   }
 
-  private openBlobHandle(digest: string): Promise<FileHandle> {
+  openBlobFile(digest: string): Promise<FileHandle> {
     return open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
       throw error;
@@ -227,6 +222,7 @@ const LIST_PAGE_SIZE = 1000;
 // the recorded offset is the truth, so cut the file to it before it becomes a blob. A shorter file lost
 // acknowledged bytes: it must never become a blob. The modification time is set to now, as the garbage
 // collector spares bytes without a record only while they are recent (the commit records them next).
+// commitFile flushes both to disk before the rename.
 async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
   const { size } = await handle.stat();
   if (size < length) {
@@ -235,20 +231,10 @@ async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
   if (size > length) await handle.truncate(length);
   const now = new Date();
   await handle.utimes(now, now);
-  await handle.sync();
 }
 
 function uploadUnknown(): CodedError {
   return new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the upload was cancelled or has already been completed');
-}
-
-async function fsyncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function sizeOf(file: string): Promise<number | undefined> {

@@ -16,9 +16,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { Logger } from '../../platform/logger.js';
-import { CodedError, DistributionErrors } from '../../platform/errors.js';
-import type { ByteRange } from './blob-store.js';
+import type { Logger } from '../../../platform/logger.js';
+import { CodedError, DistributionErrors } from '../../../platform/errors.js';
+import type { ByteRange } from '../blob-store.js';
 
 export interface ListedObject {
   key: string;

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
-import type { Logger } from '../../platform/logger.js';
-import { CodedError, DistributionErrors } from '../../platform/errors.js';
-import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from './blob-store.js';
+import type { Logger } from '../../../platform/logger.js';
+import { CodedError, DistributionErrors } from '../../../platform/errors.js';
+import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
 import { S3Layout } from './s3-layout.js';
@@ -98,6 +98,11 @@ export class S3BlobStore implements BlobStore {
     const body = await this.objects.open(this.layout.blobKey(digest), range);
     if (!body) throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
     return body;
+  }
+
+  // Objects are not files: blobs are read as streams (openBlob).
+  async openBlobFile(): Promise<undefined> {
+    return undefined;
   }
 
   async deleteBlob(digest: string): Promise<void> {

@@ -2,7 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { Config } from '../config.js';
+import type { Config } from '../../config.js';
 
 export type S3Config = NonNullable<Config['storage']['s3']>;
 

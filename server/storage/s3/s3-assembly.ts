@@ -1,4 +1,4 @@
-import type { Logger } from '../../platform/logger.js';
+import type { Logger } from '../../../platform/logger.js';
 import type { Segment } from './s3-layout.js';
 import type { CompletedPart, S3Objects } from './s3-objects.js';
 
