@@ -1,6 +1,16 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { assertRegistryError, fetchUrl, readBytes, request, serverErrorLines } from '../helpers/http-client.js';
-import { blobOf, makeBlob, patchChunk, postBlob, pushBlobInChunks, startUpload, uniqueRepo, withDigest, type Blob } from '../helpers/oci-content.js';
+import {
+  blobOf,
+  makeBlob,
+  patchChunk,
+  postBlob,
+  pushBlobInChunks,
+  startUpload,
+  uniqueRepo,
+  withDigest,
+  type Blob,
+} from '../helpers/oci-content.js';
 import type { RegistryProcess } from '../helpers/registry-process.js';
 import { filesystemBackend, s3Backend, type StorageBackend } from '../helpers/storage-backends.js';
 
@@ -34,7 +44,7 @@ async function getBlob(registry: RegistryProcess, repo: string, digest: string, 
   return request(registry.url, `/v2/${repo}/blobs/${digest}`, range ? { headers: { Range: range } } : {});
 }
 
-async function assertBlobReadsBack(t: import('ava').ExecutionContext, registry: RegistryProcess, repo: string, blob: Blob): Promise<void> {
+async function assertBlobReadsBack(t: ExecutionContext, registry: RegistryProcess, repo: string, blob: Blob): Promise<void> {
   const response = await getBlob(registry, repo, blob.digest);
   t.is(response.status, 200);
   t.is(response.headers.get('content-length'), String(blob.size));
@@ -132,7 +142,11 @@ for (const backend of backends) {
     test(`${backend.name}: ${planted} found at a blob's address are replaced by a verified upload and pulls return the pushed bytes`, async (t) => {
       const repo = uniqueRepo('storage');
       const blob = makeBlob(6 * MiB + 1);
-      await backend.plantBlob(registry(), blob.digest, planted === 'zeros of the same size' ? Buffer.alloc(blob.size) : Buffer.from('not the blob'));
+      await backend.plantBlob(
+        registry(),
+        blob.digest,
+        planted === 'zeros of the same size' ? Buffer.alloc(blob.size) : Buffer.from('not the blob'),
+      );
       t.is((await pushBlobInChunks(registry().url, repo, blob, [MiB, 5 * MiB + 1])).status, 201);
       await assertBlobReadsBack(t, registry(), repo, blob);
       t.is((await postBlob(registry().url, uniqueRepo('storage'), blob)).status, 201);
