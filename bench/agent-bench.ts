@@ -7,7 +7,16 @@
 import { run } from '../test/helpers/exec.js';
 import { parseAgentBenchOptions } from './agent-options.js';
 import { pullTable, runTable, targetTable, type AgentBenchResults } from './agent-report.js';
-import { engineVersions, pullEverywhere, pullSubjects, pushBusyboxImage, runSubjects, startEngines, type PullSubject, type RunSubject } from './container-engines.js';
+import {
+  engineVersions,
+  pullEverywhere,
+  pullSubjects,
+  pushBusyboxImage,
+  runSubjects,
+  startEngines,
+  type PullSubject,
+  type RunSubject,
+} from './container-engines.js';
 import { alternate } from './measurements.js';
 import { pushRandomLayerImage } from './random-layer-image.js';
 import { reportBench, startBenchSession } from './session.js';
@@ -48,7 +57,11 @@ async function measure(): Promise<{ results: AgentBenchResults; versions: string
     versions,
     results: {
       runs: runners.map((subject, i) => ({ name: subject.name, role: subject.role, detail: subject.network, samples: runSamples[i]! })),
-      pulls: pullers.map((subject, i) => ({ name: subject.name, role: subject.role, samples: pullSamples[i]!.map((sample) => sample.pullMs) })),
+      pulls: pullers.map((subject, i) => ({
+        name: subject.name,
+        role: subject.role,
+        samples: pullSamples[i]!.map((sample) => sample.pullMs),
+      })),
       pullImage: { layers: options.layers, bytes: pullImage.bytes },
     },
   };

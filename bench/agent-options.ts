@@ -46,7 +46,8 @@ export function parseAgentBenchOptions(argv: string[]): AgentBenchOptions {
     const raw = values[name];
     if (raw === undefined) return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < 0 || (value === 0 && name !== 'warmups')) throw new Error(`--${name} must be a positive number\n${USAGE}`);
+    if (!Number.isFinite(value) || value < 0 || (value === 0 && name !== 'warmups'))
+      throw new Error(`--${name} must be a positive number\n${USAGE}`);
     return Math.round(value * scale);
   };
   return {

@@ -29,7 +29,8 @@ function only<T>(measured: Measured<T>[], role: Role): Measured<T> {
 
 /** Berth against docker, in the style of the other benchmarks: the issue's targets are docker's figures. */
 export function targetTable({ runs, pulls, pullImage }: AgentBenchResults): string {
-  const pick = (measured: Measured<CommandTiming>, field: keyof CommandTiming, stat: (values: number[]) => number) => stat(measured.samples.map((sample) => sample[field]));
+  const pick = (measured: Measured<CommandTiming>, field: keyof CommandTiming, stat: (values: number[]) => number) =>
+    stat(measured.samples.map((sample) => sample[field]));
   const p90 = (values: number[]) => percentile(values, 0.9);
   const atMost = (b: number, d: number) => ({ text: "<= docker's", met: b <= d });
   const runRow = (label: string, field: keyof CommandTiming, stat: (values: number[]) => number, target: boolean): Row => {
@@ -45,7 +46,14 @@ export function targetTable({ runs, pulls, pullImage }: AgentBenchResults): stri
       runRow('run --rm, --network none: first output, p90', 'firstOutputMs', p90, false),
       runRow('run --rm, --network none: exit, median', 'exitMs', median, false),
       runRow('run --rm, --network none: exit, p90', 'exitMs', p90, false),
-      { label: `pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}: median`, unit: 's', berth: berthPull, reference: dockerPull, ratio: true, target: atMost(berthPull, dockerPull) },
+      {
+        label: `pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}: median`,
+        unit: 's',
+        berth: berthPull,
+        reference: dockerPull,
+        ratio: true,
+        target: atMost(berthPull, dockerPull),
+      },
     ],
     { name: 'docker', short: 'docker' },
   );
@@ -63,7 +71,16 @@ export function runTable(runs: Measured<CommandTiming>[]): string {
   const body = runs.map((m) => {
     const s = stats(m);
     const compared = m.role !== 'berth' && m.detail === berth.detail;
-    return [m.name, m.detail ?? '', formatNumber(s.first), formatNumber(s.firstP90), formatNumber(s.exit), formatNumber(s.exitP90), compared ? ratio(own.first, s.first) : '', compared ? ratio(own.exit, s.exit) : ''];
+    return [
+      m.name,
+      m.detail ?? '',
+      formatNumber(s.first),
+      formatNumber(s.firstP90),
+      formatNumber(s.exit),
+      formatNumber(s.exitP90),
+      compared ? ratio(own.first, s.first) : '',
+      compared ? ratio(own.exit, s.exit) : '',
+    ];
   });
   const header = ['run --rm IMG echo hi', 'network', 'first output ms', 'p90', 'exit ms', 'p90', 'Berth/x first', 'Berth/x exit'];
   return alignColumns(header, body, (column) => column >= 2);

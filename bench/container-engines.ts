@@ -73,7 +73,12 @@ export function runSubjects({ agent, dockerd, podman }: Engines, image: string):
     { name: 'Berth agent', role: 'berth', network: 'none', command: agent.cliCommand(none) },
     { name: 'docker', role: 'docker', network: 'none', command: { file: 'docker', args: none, env: dockerd.cliEnv } },
     { name: 'podman', role: 'other', network: 'none', command: { file: 'podman', args: none, env: podman.env } },
-    { name: 'Berth agent, bridge', role: 'other', network: 'bridge (default)', command: agent.cliCommand(['run', '--rm', image, 'echo', 'hi']) },
+    {
+      name: 'Berth agent, bridge',
+      role: 'other',
+      network: 'bridge (default)',
+      command: agent.cliCommand(['run', '--rm', image, 'echo', 'hi']),
+    },
   ];
 }
 
@@ -86,7 +91,11 @@ export interface PullSubject {
 }
 
 /** A pull of `image` with each engine, plus skopeo into an OCI layout (no unpacking) and into podman's storage. */
-export function pullSubjects({ agent, dockerd, podman }: Engines, image: { reference: string; layerDigests: string[] }, workDir: string): PullSubject[] {
+export function pullSubjects(
+  { agent, dockerd, podman }: Engines,
+  image: { reference: string; layerDigests: string[] },
+  workDir: string,
+): PullSubject[] {
   const { reference } = image;
   const layout = path.join(workDir, 'skopeo-layout');
   const skopeo = (destination: string): string[] => ['copy', '--src-tls-verify=false', `docker://${reference}`, destination];

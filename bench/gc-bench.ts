@@ -64,7 +64,8 @@ async function seed(redis: Redis): Promise<void> {
   }
   for (let start = 0; start < manifestCount; start += PIPELINE) {
     const pipeline = redis.pipeline();
-    for (let index = start; index < Math.min(start + PIPELINE, manifestCount); index++) seedManifest(pipeline, `bench/r${index % REPOSITORIES}`, index, old);
+    for (let index = start; index < Math.min(start + PIPELINE, manifestCount); index++)
+      seedManifest(pipeline, `bench/r${index % REPOSITORIES}`, index, old);
     await pipeline.exec();
   }
   // The manifest wrk GETs: a real document under a tag.
@@ -83,7 +84,23 @@ function seedManifest(pipeline: ReturnType<Redis['pipeline']>, repository: strin
   });
   const digest = digestOf(content);
   const repo = `${PREFIX}r:${repository}`;
-  pipeline.hset(`${PREFIX}m:${digest}`, 'mediaType', MediaType.ociManifest, 'content', content, 'subject', '', 'descriptor', '{}', 'blobs', JSON.stringify(blobs), 'manifests', '[]', 'touchedAt', old);
+  pipeline.hset(
+    `${PREFIX}m:${digest}`,
+    'mediaType',
+    MediaType.ociManifest,
+    'content',
+    content,
+    'subject',
+    '',
+    'descriptor',
+    '{}',
+    'blobs',
+    JSON.stringify(blobs),
+    'manifests',
+    '[]',
+    'touchedAt',
+    old,
+  );
   pipeline.sadd(`${repo}:m`, digest);
   pipeline.sadd(`${repo}:b`, ...blobs);
   pipeline.zadd(`${PREFIX}repos`, 0, repository);
@@ -151,7 +168,13 @@ async function main(): Promise<void> {
     const ratio = during.requestsPerSecond / baseline.requestsPerSecond;
     console.log(`| figure | value | target |\n| --- | --- | --- |`);
     console.log(row('blobs / manifests seeded', `${blobCount} / ${manifestCount}`));
-    console.log(row('first run: mark + sweep wall time', `${(first.durationMs / 1000).toFixed(1)} s (${first.blobsDeleted} blobs, ${first.linksDeleted} links deleted)`, '< 60 s'));
+    console.log(
+      row(
+        'first run: mark + sweep wall time',
+        `${(first.durationMs / 1000).toFixed(1)} s (${first.blobsDeleted} blobs, ${first.linksDeleted} links deleted)`,
+        '< 60 s',
+      ),
+    );
     console.log(row('collector', inProcess ? 'in the registry (admin API)' : '`berth gc` process'));
     console.log(row('runs during the GC window', `${runs}`));
     if (!inProcess) console.log(row('collector process peak RSS', `${(collector.rss / MiB).toFixed(0)} MiB`, '< 300 MiB'));

@@ -37,7 +37,9 @@ export async function measureBlobThroughput(target: Target, options: BenchOption
       target.client.pushMonolithic(repository, monolithic.digest, size, blobStream(monolithic.seed, 0, size)),
     ),
     pushChunked: await throughput(size, () =>
-      target.client.pushChunked(repository, chunked.digest, size, options.chunkBytes, (offset, length) => blobStream(chunked.seed, offset, length)),
+      target.client.pushChunked(repository, chunked.digest, size, options.chunkBytes, (offset, length) =>
+        blobStream(chunked.seed, offset, length),
+      ),
     ),
     pull: await throughput(size, () => pullAndVerify(target, repository, monolithic.digest, size)),
   };
@@ -67,7 +69,12 @@ export async function measureManifestPuts(target: Target, options: BenchOptions,
   const image = await uploadImageBlobs(target.client, MANIFEST_REPOSITORY);
   const seconds = await timeSeconds(() =>
     inParallel(options.manifests, options.concurrency, (index) =>
-      target.client.putManifest(MANIFEST_REPOSITORY, manifestTag(run, index), MediaType.ociManifest, image.manifest({ 'bench.manifest': manifestTag(run, index) })),
+      target.client.putManifest(
+        MANIFEST_REPOSITORY,
+        manifestTag(run, index),
+        MediaType.ociManifest,
+        image.manifest({ 'bench.manifest': manifestTag(run, index) }),
+      ),
     ),
   );
   return options.manifests / seconds;
@@ -125,7 +132,9 @@ export class TagListingBench {
     const manifest = this.manifest;
     const from = this.created;
     this.creatingSeconds += await timeSeconds(() =>
-      inParallel(size - from, this.options.concurrency, (index) => client.putManifest(this.repository, tagName(from + index), MediaType.ociManifest, manifest)),
+      inParallel(size - from, this.options.concurrency, (index) =>
+        client.putManifest(this.repository, tagName(from + index), MediaType.ociManifest, manifest),
+      ),
     );
     this.created = size;
     const page = await timeTagPage(client, this.repository, size);
@@ -156,7 +165,10 @@ function tagName(index: number): string {
 }
 
 /** Uploads a tiny config and layer; returns a builder for manifests referencing them. */
-async function uploadImageBlobs(client: RegistryClient, repository: string): Promise<{ manifest(annotations: Record<string, string>): Buffer }> {
+async function uploadImageBlobs(
+  client: RegistryClient,
+  repository: string,
+): Promise<{ manifest(annotations: Record<string, string>): Buffer }> {
   const layer = Buffer.from('berth bench layer\n');
   const layerDigest = digestOf(layer);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layerDigest] } }));
@@ -183,7 +195,9 @@ async function pullAndVerify(target: Target, repository: string, digest: string,
     throw new Error(`pulled ${pulled.bytes} bytes with ${pulled.digest}, expected ${size} bytes with ${digest}`);
   }
   if (target.redirect !== undefined && pulled.redirected !== target.redirect) {
-    throw new Error(`${target.name}: blob GET ${pulled.redirected ? 'redirected' : 'did not redirect'}, expected ${target.redirect ? 'a redirect' : 'none'}`);
+    throw new Error(
+      `${target.name}: blob GET ${pulled.redirected ? 'redirected' : 'did not redirect'}, expected ${target.redirect ? 'a redirect' : 'none'}`,
+    );
   }
 }
 
@@ -227,7 +241,12 @@ export function percentile(values: number[], fraction: number): number {
  * Runs `measure` `rounds` times on every subject, alternating which goes first, so that both registries see the
  * same machine state (page cache, writeback, other load) on average. Returns the samples per subject.
  */
-export async function alternate<S extends { name: string }, R>(title: string, subjects: S[], rounds: number, measure: (subject: S, round: number) => Promise<R>): Promise<R[][]> {
+export async function alternate<S extends { name: string }, R>(
+  title: string,
+  subjects: S[],
+  rounds: number,
+  measure: (subject: S, round: number) => Promise<R>,
+): Promise<R[][]> {
   const samples = subjects.map((): R[] => []);
   for (let round = 0; round < rounds; round += 1) {
     const order = subjects.map((_, i) => (round % 2 === 0 ? i : subjects.length - 1 - i));

@@ -16,7 +16,15 @@ export interface PushedImage {
 export async function pushRandomLayerImage(workDir: string, reference: string, layers: number, layerBytes: number): Promise<PushedImage> {
   const built = [];
   for (let index = 0; index < layers; index += 1) {
-    built.push(await layerOf([{ name: 'data', type: 'directory' }, { name: `data/layer-${index}.bin`, content: randomBytes(layerBytes) }], 'gzip'));
+    built.push(
+      await layerOf(
+        [
+          { name: 'data', type: 'directory' },
+          { name: `data/layer-${index}.bin`, content: randomBytes(layerBytes) },
+        ],
+        'gzip',
+      ),
+    );
   }
   const layout = path.join(workDir, 'pull-image-layout');
   await writeImageLayout(layout, 'bench', { layers: built });

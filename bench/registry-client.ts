@@ -31,7 +31,13 @@ export class RegistryClient {
   }
 
   /** Sends a request, reads the (small) response body and checks the status. */
-  async send(method: string, target: string | URL, expected: number, headers?: OutgoingHttpHeaders, body?: Buffer | Readable): Promise<BufferedResponse> {
+  async send(
+    method: string,
+    target: string | URL,
+    expected: number,
+    headers?: OutgoingHttpHeaders,
+    body?: Buffer | Readable,
+  ): Promise<BufferedResponse> {
     const res = await this.request(method, target, headers, body);
     const parts: Buffer[] = [];
     for await (const part of res) parts.push(part as Buffer);
@@ -61,7 +67,13 @@ export class RegistryClient {
   }
 
   /** POST, one PATCH with Content-Range per chunk, then an empty PUT ?digest=. */
-  async pushChunked(repository: string, digest: string, size: number, chunkBytes: number, chunk: (offset: number, length: number) => Readable): Promise<void> {
+  async pushChunked(
+    repository: string,
+    digest: string,
+    size: number,
+    chunkBytes: number,
+    chunk: (offset: number, length: number) => Readable,
+  ): Promise<void> {
     let session = await this.startUpload(repository);
     for (let offset = 0; offset < size; offset += chunkBytes) {
       const length = Math.min(chunkBytes, size - offset);

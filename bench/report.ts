@@ -38,7 +38,11 @@ export function buildRows(berth: TargetResults, distribution: TargetResults, opt
     return { label, unit, berth: b, reference: d, ratio: true, target: target?.(b, d) };
   };
   const pageRows = berth.tagPages.map((page, index) =>
-    row(`tag page n=${PAGE_SIZE}, ${page.tags} tags${pageNote(distribution.tagPages[index]?.returned)}`, 'ms', (r) => r.tagPages[index]?.ms ?? Number.NaN),
+    row(
+      `tag page n=${PAGE_SIZE}, ${page.tags} tags${pageNote(distribution.tagPages[index]?.returned)}`,
+      'ms',
+      (r) => r.tagPages[index]?.ms ?? Number.NaN,
+    ),
   );
   const growth = (r: TargetResults) => (r.tagPages.at(-1)?.ms ?? Number.NaN) / (r.tagPages[0]?.ms ?? Number.NaN);
   const smallest = berth.tagPages[0]?.tags;
@@ -51,7 +55,11 @@ export function buildRows(berth: TargetResults, distribution: TargetResults, opt
     row(`manifest GET, wrk ${options.connections} conns`, 'req/s', (r) => r.manifestGets.requestsPerSecond, atLeast(5)),
     row(`manifest GET p99 latency`, 'ms', (r) => r.manifestGets.p99Ms),
     row(`tag PUT (new tag, same manifest)`, '/s', (r) => r.tagsCreatedPerSecond),
-    row(`tag list, whole, ${options.tags} tags`, 'ms', (r) => r.tagPages.find((page) => page.fullListMs !== undefined)?.fullListMs ?? Number.NaN),
+    row(
+      `tag list, whole, ${options.tags} tags`,
+      'ms',
+      (r) => r.tagPages.find((page) => page.fullListMs !== undefined)?.fullListMs ?? Number.NaN,
+    ),
     ...pageRows,
     {
       ...row(`tag page time ${largest} / ${smallest} tags`, 'x', growth),
@@ -88,7 +96,10 @@ export function formatTable(rows: Row[], reference = { name: 'Distribution', sho
 export function alignColumns(header: string[], body: string[][], numeric: (column: number) => boolean): string {
   const widths = header.map((_, column) => Math.max(...[header, ...body].map((cells) => (cells[column] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((cell, column) => (numeric(column) ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd();
+    cells
+      .map((cell, column) => (numeric(column) ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 

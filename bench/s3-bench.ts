@@ -6,7 +6,15 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alternate, measureBlobThroughput, measureMemory, median, type BlobThroughput, type MemoryUse, type Target } from './measurements.js';
+import {
+  alternate,
+  measureBlobThroughput,
+  measureMemory,
+  median,
+  type BlobThroughput,
+  type MemoryUse,
+  type Target,
+} from './measurements.js';
 import { parseOptions } from './options.js';
 import { reportBench, startBenchSession } from './session.js';
 import { rssBytes } from './process-stats.js';
@@ -89,8 +97,16 @@ async function run(): Promise<Results> {
   const starting = await Promise.allSettled([
     startBerth(workDir, { name: 'Berth redirect', env: berthEnv('berth-redirect', true) }),
     startBerth(workDir, { name: 'Berth proxy', env: berthEnv('berth-proxy', false) }),
-    startDistribution(workDir, { name: 'Distribution redirect', env: distributionEnv, storage: distributionS3(s3.env, 'distribution-redirect', true) }),
-    startDistribution(workDir, { name: 'Distribution proxy', env: distributionEnv, storage: distributionS3(s3.env, 'distribution-proxy', false) }),
+    startDistribution(workDir, {
+      name: 'Distribution redirect',
+      env: distributionEnv,
+      storage: distributionS3(s3.env, 'distribution-redirect', true),
+    }),
+    startDistribution(workDir, {
+      name: 'Distribution proxy',
+      env: distributionEnv,
+      storage: distributionS3(s3.env, 'distribution-proxy', false),
+    }),
   ]);
   // Every server that did start is stopped at the end, also when another failed to.
   const started = starting.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
@@ -115,11 +131,23 @@ async function run(): Promise<Results> {
 }
 
 function buildRows({ blobs, memory }: Results): Row[] {
-  const [berthRedirect, berthProxy, distRedirect, distProxy] = blobs as [BlobThroughput[], BlobThroughput[], BlobThroughput[], BlobThroughput[]];
+  const [berthRedirect, berthProxy, distRedirect, distProxy] = blobs as [
+    BlobThroughput[],
+    BlobThroughput[],
+    BlobThroughput[],
+    BlobThroughput[],
+  ];
   const [berthMemory, distMemory] = memory as [Results['memory'][number], Results['memory'][number]];
   const size = formatBytes(options.blobBytes);
   const atLeast = (b: number, d: number) => ({ text: '>= 1x Distribution', met: b >= d });
-  const row = (label: string, unit: string, berth: number, distribution: number, target?: Row['target']): Row => ({ label, unit, berth, reference: distribution, ratio: true, target });
+  const row = (label: string, unit: string, berth: number, distribution: number, target?: Row['target']): Row => ({
+    label,
+    unit,
+    berth,
+    reference: distribution,
+    ratio: true,
+    target,
+  });
   // Push does not depend on the redirect setting: the samples of both instances of a registry are pooled.
   const push = (pick: (b: BlobThroughput) => number, label: string) => {
     const b = median([...berthRedirect, ...berthProxy].map(pick));

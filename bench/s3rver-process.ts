@@ -25,22 +25,25 @@ process.stdout.write(`s3rver ready ${JSON.stringify(s3.registryEnv())}\n`);
 
 function listParts(server: S3rver) {
   return async (ctx: Context, next: () => Promise<void>) => {
-  const uploadId = typeof ctx.query.uploadId === 'string' ? ctx.query.uploadId : undefined;
-  if (ctx.method !== 'GET' || !uploadId) return next();
-  const [, bucket = '', ...keyParts] = decodeURIComponent(ctx.path).split('/');
-  const directory = path.join(server.store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
-  const numbers = (await readdir(directory)).filter((name) => /^\d+$/.test(name)).map(Number).sort((a, b) => a - b);
-  const parts = await Promise.all(
-    numbers.map(async (number) => {
-      const file = path.join(directory, String(number));
-      const [info, md5] = await Promise.all([stat(file), readFile(`${file}.md5`, 'utf8')]);
-      return `<Part><PartNumber>${number}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${md5}"</ETag><Size>${info.size}</Size></Part>`;
-    }),
-  );
-  ctx.type = 'application/xml';
-  ctx.body =
-    `<?xml version="1.0" encoding="UTF-8"?><ListPartsResult><Bucket>${bucket}</Bucket><Key>${keyParts.join('/')}</Key><UploadId>${uploadId}</UploadId>` +
-    `<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>${numbers.at(-1) ?? 0}</NextPartNumberMarker><MaxParts>10000</MaxParts>` +
-    `<IsTruncated>false</IsTruncated>${parts.join('')}</ListPartsResult>`;
+    const uploadId = typeof ctx.query.uploadId === 'string' ? ctx.query.uploadId : undefined;
+    if (ctx.method !== 'GET' || !uploadId) return next();
+    const [, bucket = '', ...keyParts] = decodeURIComponent(ctx.path).split('/');
+    const directory = path.join(server.store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const numbers = (await readdir(directory))
+      .filter((name) => /^\d+$/.test(name))
+      .map(Number)
+      .sort((a, b) => a - b);
+    const parts = await Promise.all(
+      numbers.map(async (number) => {
+        const file = path.join(directory, String(number));
+        const [info, md5] = await Promise.all([stat(file), readFile(`${file}.md5`, 'utf8')]);
+        return `<Part><PartNumber>${number}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${md5}"</ETag><Size>${info.size}</Size></Part>`;
+      }),
+    );
+    ctx.type = 'application/xml';
+    ctx.body =
+      `<?xml version="1.0" encoding="UTF-8"?><ListPartsResult><Bucket>${bucket}</Bucket><Key>${keyParts.join('/')}</Key><UploadId>${uploadId}</UploadId>` +
+      `<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>${numbers.at(-1) ?? 0}</NextPartNumberMarker><MaxParts>10000</MaxParts>` +
+      `<IsTruncated>false</IsTruncated>${parts.join('')}</ListPartsResult>`;
   };
 }

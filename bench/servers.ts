@@ -41,7 +41,10 @@ export class ServerProcess {
   ): Promise<ServerProcess> {
     const fd = openSync(logFile, 'a');
     // --pdeathsig: the kernel sends SIGTERM to the server if this process dies without cleaning up.
-    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', command, ...args], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...env },
+    });
     closeSync(fd);
     const server = new ServerProcess(name, child, logFile);
     const deadline = Date.now() + START_TIMEOUT_MS;

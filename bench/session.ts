@@ -27,7 +27,9 @@ export async function startBenchSession(prefix: string): Promise<BenchSession> {
     (cleaning ??= (async () => {
       for (const client of clients) client.close();
       for (const teardown of [...teardowns].reverse()) {
-        await teardown().catch((error: unknown) => process.stderr.write(`cleanup failed: ${error instanceof Error ? error.message : String(error)}\n`));
+        await teardown().catch((error: unknown) =>
+          process.stderr.write(`cleanup failed: ${error instanceof Error ? error.message : String(error)}\n`),
+        );
       }
       await Promise.all(servers.map((server) => server.stop()));
       await rm(workDir, { recursive: true, force: true });
@@ -39,13 +41,21 @@ export async function startBenchSession(prefix: string): Promise<BenchSession> {
   return { workDir, servers, clients, teardowns, cleanup };
 }
 
-const loadAverage = () => loadavg().map((value) => value.toFixed(2)).join(' ');
+const loadAverage = () =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
 
 /**
  * Runs a benchmark that produces its result table, printing the machine's load before and after (other work
  * skews every figure), or the error and both servers' last log lines; always cleans up.
  */
-export async function reportBench(name: string, session: BenchSession, options: unknown, produceTable: () => Promise<string>): Promise<void> {
+export async function reportBench(
+  name: string,
+  session: BenchSession,
+  options: unknown,
+  produceTable: () => Promise<string>,
+): Promise<void> {
   process.stderr.write(`${name}: ${availableParallelism()} CPUs, load average ${loadAverage()}, options ${JSON.stringify(options)}\n`);
   try {
     const table = await produceTable();

@@ -36,7 +36,12 @@ export function timeCommand(command: CommandLine, expectedStdout?: string): Prom
     child.once('error', (error) => reject(new Error(`${commandLine} could not start: ${error.message}`)));
     child.once('close', (code, signal) => {
       const exited = performance.now();
-      const failure = code !== 0 ? `exited with ${code ?? signal}` : expectedStdout !== undefined && stdout !== expectedStdout ? `printed ${JSON.stringify(stdout)}, expected ${JSON.stringify(expectedStdout)}` : undefined;
+      const failure =
+        code !== 0
+          ? `exited with ${code ?? signal}`
+          : expectedStdout !== undefined && stdout !== expectedStdout
+            ? `printed ${JSON.stringify(stdout)}, expected ${JSON.stringify(expectedStdout)}`
+            : undefined;
       if (failure) reject(new Error(`${commandLine} ${failure}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
       else resolve({ firstOutputMs: firstOutput - started, exitMs: exited - started });
     });

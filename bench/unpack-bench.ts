@@ -65,7 +65,11 @@ await reportBench('unpack-bench', session, options, async () => {
         await agent.cli(['prune']);
       },
     },
-    { name: 'docker pull', pull: { file: 'docker', args: ['pull', reference], env: dockerd.cliEnv }, remove: () => new DockerWorkbench(dockerd, session.workDir).removeLocally(reference) },
+    {
+      name: 'docker pull',
+      pull: { file: 'docker', args: ['pull', reference], env: dockerd.cliEnv },
+      remove: () => new DockerWorkbench(dockerd, session.workDir).removeLocally(reference),
+    },
   ];
   const samples = await alternate(`pull of ${options.files} files`, pullers, options.runs, async (puller) => {
     await run('sync', []);
@@ -74,7 +78,10 @@ await reportBench('unpack-bench', session, options, async () => {
     return exitMs;
   });
   const [berth, docker] = samples as [number[], number[]];
-  const rows = berth.map((ms, index) => `| ${index + 1} | ${(ms / 1000).toFixed(2)} s | ${(docker[index]! / 1000).toFixed(2)} s | ${(ms / docker[index]!).toFixed(2)} |`);
+  const rows = berth.map(
+    (ms, index) =>
+      `| ${index + 1} | ${(ms / 1000).toFixed(2)} s | ${(docker[index]! / 1000).toFixed(2)} s | ${(ms / docker[index]!).toFixed(2)} |`,
+  );
   return [
     `pull + unpack of one gzip layer of ${options.files} small files (${(layer.blob.length / 1e6).toFixed(1)} MB compressed) from a Berth registry, interleaved:`,
     '| run | Berth agent | docker | Berth/docker |',

@@ -22,7 +22,12 @@ export const IMAGE_MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaType.dock
 export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.dockerManifestList, MediaType.ociIndex]);
 
 /** Sent as Accept on every manifest request: a registry then never downgrades to a schema1 manifest. */
-export const ACCEPTED_MANIFEST_TYPES: readonly string[] = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
+export const ACCEPTED_MANIFEST_TYPES: readonly string[] = [
+  MediaType.ociManifest,
+  MediaType.ociIndex,
+  MediaType.dockerManifest,
+  MediaType.dockerManifestList,
+];
 
 export function isIndexMediaType(mediaType: string): boolean {
   return INDEX_TYPES.has(mediaType);
@@ -54,7 +59,11 @@ const LAYER_COMPRESSION: Record<string, Compression> = {
 };
 
 /** The OCI layer media type of a tar with this compression. */
-export const OCI_LAYER_TYPE: Record<Compression, string> = { none: MediaType.ociLayer, gzip: MediaType.ociLayerGzip, zstd: MediaType.ociLayerZstd };
+export const OCI_LAYER_TYPE: Record<Compression, string> = {
+  none: MediaType.ociLayer,
+  gzip: MediaType.ociLayerGzip,
+  zstd: MediaType.ociLayerZstd,
+};
 
 export class UnsupportedMediaTypeError extends Error {}
 

@@ -22,7 +22,10 @@ export function isValidTag(tag: string): boolean {
 export function assertRepositoryName(name: string): void {
   if (!isValidRepositoryName(name)) {
     throw new CodedError(DistributionErrors.NAME_INVALID, 'invalid repository name', {
-      detail: { name, rule: 'lowercase path components [a-z0-9] joined by ".", "_", "__" or "-", separated by "/", at most 255 characters' },
+      detail: {
+        name,
+        rule: 'lowercase path components [a-z0-9] joined by ".", "_", "__" or "-", separated by "/", at most 255 characters',
+      },
     });
   }
 }

@@ -6,7 +6,15 @@ export interface Platform {
   variant?: string;
 }
 
-const GO_ARCHITECTURES: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+const GO_ARCHITECTURES: Record<string, string> = {
+  x64: 'amd64',
+  arm64: 'arm64',
+  arm: 'arm',
+  ia32: '386',
+  ppc64: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+};
 
 export function hostPlatform(): Platform {
   const architecture = GO_ARCHITECTURES[process.arch] ?? process.arch;

@@ -5,9 +5,13 @@ import { CodedError, DistributionErrors } from './errors.js';
  * it passes `limit` bytes: a client cannot make the process buffer more than it allows. Large content
  * (blobs, layers) is streamed instead and never comes through here.
  */
-export async function readBoundedBody(source: AsyncIterable<Buffer | string>, options: { limit: number; declaredLength?: number }): Promise<Buffer> {
+export async function readBoundedBody(
+  source: AsyncIterable<Buffer | string>,
+  options: { limit: number; declaredLength?: number },
+): Promise<Buffer> {
   const { limit, declaredLength } = options;
-  const tooLarge = () => new CodedError(DistributionErrors.BODY_TOO_LARGE, `request body exceeds the size limit of ${limit} bytes`, { detail: { limit } });
+  const tooLarge = () =>
+    new CodedError(DistributionErrors.BODY_TOO_LARGE, `request body exceeds the size limit of ${limit} bytes`, { detail: { limit } });
   if (declaredLength !== undefined && declaredLength > limit) throw tooLarge();
   const parts: Buffer[] = [];
   let total = 0;

@@ -54,7 +54,10 @@ export class CapturedProcess {
       };
       const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
         finish(() => reject(new Error(`${options.what}: exited (code ${code}, signal ${signal}) first:\n${this.captured}`)));
-      const timer = setTimeout(() => finish(() => reject(new Error(`${options.what}: not within ${options.timeoutMs} ms:\n${this.captured}`))), options.timeoutMs);
+      const timer = setTimeout(
+        () => finish(() => reject(new Error(`${options.what}: not within ${options.timeoutMs} ms:\n${this.captured}`))),
+        options.timeoutMs,
+      );
       this.child.stdout?.on('data', check);
       this.child.stderr?.on('data', check);
       this.child.once('exit', onExit);
@@ -68,9 +71,14 @@ export class CapturedProcess {
 export async function spawnUntilListening<T>(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; name: string; timeoutMs: number; listening: (output: string) => T | undefined } & Pick<SpawnOptions, 'cwd'>,
+  options: { env?: NodeJS.ProcessEnv; name: string; timeoutMs: number; listening: (output: string) => T | undefined } & Pick<
+    SpawnOptions,
+    'cwd'
+  >,
 ): Promise<{ process: CapturedProcess; listening: T }> {
-  const captured = new CapturedProcess(spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const captured = new CapturedProcess(
+    spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   try {
     const listening = await captured.waitFor(options.listening, { timeoutMs: options.timeoutMs, what: `${options.name} listening` });
     return { process: captured, listening };

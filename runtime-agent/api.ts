@@ -33,13 +33,7 @@ export type PullRequest = z.infer<typeof pullRequestSchema>;
 
 /** Docker's per-layer progress vocabulary, so the output reads like `docker pull`. */
 export type LayerAction =
-  | 'Pulling fs layer'
-  | 'Already exists'
-  | 'Downloading'
-  | 'Verifying Checksum'
-  | 'Download complete'
-  | 'Extracting'
-  | 'Pull complete';
+  'Pulling fs layer' | 'Already exists' | 'Downloading' | 'Verifying Checksum' | 'Download complete' | 'Extracting' | 'Pull complete';
 
 /** One line of the pull endpoint's NDJSON answer. */
 export type PullEvent =

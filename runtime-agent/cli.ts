@@ -29,9 +29,17 @@ function client(command: Command): AgentClient {
 program
   .command('daemon')
   .description('run the agent daemon (as root)')
-  .addOption(new Option('--insecure-registry <host...>', 'reach these registries over plain http (env BERTH_AGENT_INSECURE_REGISTRIES, comma-separated)'))
+  .addOption(
+    new Option(
+      '--insecure-registry <host...>',
+      'reach these registries over plain http (env BERTH_AGENT_INSECURE_REGISTRIES, comma-separated)',
+    ),
+  )
   .option('--max-concurrent-downloads <n>', 'layer downloads at once (env BERTH_AGENT_MAX_CONCURRENT_DOWNLOADS, default 3)')
-  .option('--stall-timeout <seconds>', 'abort (and later resume) a layer download idle this long (env BERTH_AGENT_STALL_TIMEOUT, default 30)')
+  .option(
+    '--stall-timeout <seconds>',
+    'abort (and later resume) a layer download idle this long (env BERTH_AGENT_STALL_TIMEOUT, default 30)',
+  )
   .option('--keep-setid', 'keep setuid/setgid bits of unpacked files (env BERTH_AGENT_KEEP_SETID=true)')
   .option('--platform <os/arch[/variant]>', 'platform to pick from image indexes (env BERTH_AGENT_PLATFORM, default this host)')
   .option('--runtime <binary>', 'OCI runtime (env BERTH_AGENT_RUNTIME, default runc)')
@@ -40,7 +48,11 @@ program
   .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
   .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
   .action(async (_options, command: Command) => {
-    const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([import('../platform/logger.js'), import('./config/agent-config.js'), import('./daemon/daemon.js')]);
+    const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([
+      import('../platform/logger.js'),
+      import('./config/agent-config.js'),
+      import('./daemon/daemon.js'),
+    ]);
     const logger = createLogger({ service: 'berth-agent', level: 'info', format: 'json' });
     const server = await startDaemon(resolveConfig(command.optsWithGlobals<ConfigFlags>()), logger);
     const shutdown = (signal: string) => {

@@ -56,11 +56,7 @@ export function createApp(
   for (const openRouter of served.open) app.use(openRouter.routes());
   return {
     app,
-    routes: [
-      ...describe([router], 'registry'),
-      ...describe(served.admin, 'admin'),
-      ...describe(served.open, 'open'),
-    ],
+    routes: [...describe([router], 'registry'), ...describe(served.admin, 'admin'), ...describe(served.open, 'open')],
   };
 }
 

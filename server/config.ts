@@ -14,13 +14,21 @@ const s3Schema = z
     endpoint: z.string().url().optional(),
     forcePathStyle: z.boolean().default(false),
     /** Every key starts with this, so one bucket can hold several registries. */
-    prefix: z.string().regex(/^[^/].*[^/]$|^[^/]?$/, 'must not start or end with /').default(''),
+    prefix: z
+      .string()
+      .regex(/^[^/].*[^/]$|^[^/]?$/, 'must not start or end with /')
+      .default(''),
     /** Unset: the SDK's default chain (environment, shared config, instance or task role). */
     credentials: z
       .object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() })
       .strict()
       .optional(),
-    partSize: z.number().int().min(5 * MiB).max(5 * 1024 * MiB).default(10 * MiB),
+    partSize: z
+      .number()
+      .int()
+      .min(5 * MiB)
+      .max(5 * 1024 * MiB)
+      .default(10 * MiB),
     redirect: z
       .object({
         enabled: z.boolean().default(true),
@@ -56,7 +64,11 @@ const authSchema = z
          */
         previousKeys: z.array(z.string().min(1, 'must be the path of a PEM key file')).default([]),
         ttlSeconds: z.number().int().min(10).max(86400).default(300),
-        refreshTtlSeconds: z.number().int().min(60).default(30 * 86400),
+        refreshTtlSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .default(30 * 86400),
         /**
          * How long each replica trusts its cached view of revocations (deleted or changed accounts, removed
          * rules): the most a revoked token keeps working. 0: ask Redis on every request.
@@ -204,7 +216,10 @@ const uploadsSchema = z
         /** Sessions expire (a Redis TTL) and their bytes are purged; off: sessions live until finished or cancelled. */
         enabled: z.boolean().default(true),
         /** An upload that received no byte this long is abandoned: its session expires and its bytes are purged. */
-        maxAgeSeconds: z.number().min(1).default(7 * 86400),
+        maxAgeSeconds: z
+          .number()
+          .min(1)
+          .default(7 * 86400),
         /** Seconds between purges in the registry process (one replica at a time); the first runs soon after start. */
         intervalSeconds: z.number().min(1).default(86400),
       })
@@ -226,7 +241,10 @@ const configSchema = z
           .strict()
           .default({}),
         s3: s3Schema.optional(),
-        delete: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
+        delete: z
+          .object({ enabled: z.boolean().default(true) })
+          .strict()
+          .default({ enabled: true }),
       })
       .strict()
       .refine((storage) => storage.driver !== 's3' || storage.s3 !== undefined, {
@@ -247,7 +265,11 @@ const configSchema = z
       .default({ keyPrefix: 'berth:', embedded: { binary: 'redis-server' } }),
     limits: z
       .object({
-        manifestMaxBytes: z.number().int().positive().default(4 * MiB),
+        manifestMaxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(4 * MiB),
         maxPageSize: z.number().int().positive().default(10000),
       })
       .strict()
@@ -265,7 +287,10 @@ const configSchema = z
     uploads: uploadsSchema,
     webhooks: webhooksSchema,
     /** Read-only mode: pulls are served, writes refused; also switchable at /admin/v1/maintenance. */
-    maintenance: z.object({ readOnly: z.boolean().default(false) }).strict().prefault({}),
+    maintenance: z
+      .object({ readOnly: z.boolean().default(false) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

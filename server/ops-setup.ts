@@ -39,7 +39,11 @@ export function createOps(
   timeRedisCommands(redis, metrics);
   const store = new TimedBlobStore(rawStore, metrics);
   const webhooks = createWebhooks(config, redis, metadata, metrics, logger);
-  const maintenance = new MaintenanceMode(redis, new RegistryKeys(config.redis.keyPrefix).maintenanceReadOnly(), config.maintenance.readOnly);
+  const maintenance = new MaintenanceMode(
+    redis,
+    new RegistryKeys(config.redis.keyPrefix).maintenanceReadOnly(),
+    config.maintenance.readOnly,
+  );
   return {
     metrics,
     store,

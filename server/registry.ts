@@ -88,7 +88,10 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
   started.push(async () => stopLimits());
   await listen(server, config.http.host, config.http.port);
   const port = (server.address() as AddressInfo).port;
-  logger.info({ host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded', auth: config.auth.enabled }, 'berth registry listening');
+  logger.info(
+    { host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded', auth: config.auth.enabled },
+    'berth registry listening',
+  );
 
   return {
     server,

@@ -118,7 +118,12 @@ export class AgentClient {
 
   /** Streams `input` into a `-i` container's stdin until `input` ends (then the process reads EOF) or `stop`. */
   attachStdin(container: string, input: Readable): { done: Promise<void>; stop(): void } {
-    const outgoing = request({ socketPath: this.socketPath, method: 'POST', path: `${containerPath(container)}/stdin`, headers: { 'Content-Type': 'application/octet-stream' } });
+    const outgoing = request({
+      socketPath: this.socketPath,
+      method: 'POST',
+      path: `${containerPath(container)}/stdin`,
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
     let stopped = false;
     const done = new Promise<void>((resolve, reject) => {
       outgoing.once('response', (response) => {
@@ -163,7 +168,9 @@ export class AgentClient {
     for (;;) {
       const next = await lines.next().catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ECONNRESET') throw error;
-        throw new AgentUnavailableError(`lost the connection to the berth-agent daemon at unix://${this.socketPath} during ${during} (did the daemon exit?)`);
+        throw new AgentUnavailableError(
+          `lost the connection to the berth-agent daemon at unix://${this.socketPath} during ${during} (did the daemon exit?)`,
+        );
       });
       if (next.done) return;
       if (next.value.trim() !== '') yield JSON.parse(next.value) as T;
@@ -181,7 +188,11 @@ export class AgentClient {
       const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': 'application/json' } }, resolve);
       outgoing.once('error', (error: NodeJS.ErrnoException) => {
         const unavailable = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
-        reject(unavailable ? new AgentUnavailableError(`Cannot connect to the berth-agent daemon at unix://${this.socketPath}. Is the daemon running?`) : error);
+        reject(
+          unavailable
+            ? new AgentUnavailableError(`Cannot connect to the berth-agent daemon at unix://${this.socketPath}. Is the daemon running?`)
+            : error,
+        );
       });
       outgoing.end(body === undefined ? undefined : JSON.stringify(body));
     });

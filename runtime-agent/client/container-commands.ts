@@ -42,11 +42,11 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .command('run')
     .description('create and start a container from an image (pulled first if missing)')
     .argument('<image>')
-    .argument('[command...]', 'replaces the image\'s Cmd')
+    .argument('[command...]', "replaces the image's Cmd")
     .passThroughOptions()
     .option('-d, --detach', 'run in the background and print the container id')
     .option('--rm', 'remove the container when it exits')
-    .option('-i, --interactive', 'keep stdin open; an attached run sends this terminal\'s stdin to it')
+    .option('-i, --interactive', "keep stdin open; an attached run sends this terminal's stdin to it")
     .option('-t, --tty', 'a pseudo-terminal: not supported yet (refused with a clear message, so `-it` does not half-work)')
     .option('--name <name>', 'container name')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect)
@@ -59,7 +59,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('--read-only', 'mount the root filesystem read-only')
     .option('--network <mode>', 'bridge (default), host or none')
     .option('--restart <policy>', 'no, on-failure[:N], always, unless-stopped')
-    .option('--entrypoint <command>', 'replace the image\'s Entrypoint (\'\' clears it)')
+    .option('--entrypoint <command>', "replace the image's Entrypoint ('' clears it)")
     .option('-u, --user <user[:group]>', 'user name or uid, optional group')
     .option('-w, --workdir <dir>', 'working directory')
     .option('--hostname <name>', 'container hostname')
@@ -92,16 +92,22 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
 
   program
     .command('logs')
-    .description('print a container\'s output')
+    .description("print a container's output")
     .argument('<container>')
     .option('-f, --follow', 'keep printing new output until the container stops')
     .option('-n, --tail <lines>', 'only the last lines ("all" for everything)', 'all')
     .option('-t, --timestamps', 'prefix each line with its time')
     .option('--since <time>', 'only lines since a time (2026-11-23T10:00:00Z, unix seconds) or for a while (42m, 1h30m)')
-    .action(async (container: string, options: { follow?: boolean; tail: string; timestamps?: boolean; since?: string }, command: Command) => {
-      const since = options.since === undefined ? undefined : parseSince(options.since);
-      await printLogEntries(client(command).logs(container, { follow: options.follow, tail: options.tail, since }), process, options.timestamps === true);
-    });
+    .action(
+      async (container: string, options: { follow?: boolean; tail: string; timestamps?: boolean; since?: string }, command: Command) => {
+        const since = options.since === undefined ? undefined : parseSince(options.since);
+        await printLogEntries(
+          client(command).logs(container, { follow: options.follow, tail: options.tail, since }),
+          process,
+          options.timestamps === true,
+        );
+      },
+    );
 
   program
     .command('restart')
@@ -160,9 +166,14 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-u, --user <user[:group]>', 'user name or uid, optional group')
     .option('-w, --workdir <dir>', 'working directory')
     .action(async (container: string, args: string[], options: { env?: string[]; user?: string; workdir?: string }, command: Command) => {
-      const last = await client(command).exec(container, { command: args, env: resolveEnv(options.env), user: options.user, workdir: options.workdir }, (event) => {
-        if (event.type === 'output') (event.stream === 'stdout' ? process.stdout : process.stderr).write(Buffer.from(event.data, 'base64'));
-      });
+      const last = await client(command).exec(
+        container,
+        { command: args, env: resolveEnv(options.env), user: options.user, workdir: options.workdir },
+        (event) => {
+          if (event.type === 'output')
+            (event.stream === 'stdout' ? process.stdout : process.stderr).write(Buffer.from(event.data, 'base64'));
+        },
+      );
       process.exitCode = last?.type === 'exit' ? last.exitCode : 1;
     });
 
@@ -176,7 +187,14 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-q, --quiet', 'only show names')
     .action(async (options: { quiet?: boolean }, command: Command) => {
       const volumes = await client(command).volumes();
-      console.log(options.quiet ? volumes.map((entry) => entry.name).join('\n') : table(['DRIVER', 'VOLUME NAME'], volumes.map((entry) => ['local', entry.name])));
+      console.log(
+        options.quiet
+          ? volumes.map((entry) => entry.name).join('\n')
+          : table(
+              ['DRIVER', 'VOLUME NAME'],
+              volumes.map((entry) => ['local', entry.name]),
+            ),
+      );
     });
   volume
     .command('rm')
@@ -195,7 +213,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
 
   program
     .command('inspect')
-    .description('show containers\' full records as JSON')
+    .description("show containers' full records as JSON")
     .argument('<container...>')
     .action(async (containers: string[], _options, command: Command) => {
       console.log(JSON.stringify(await Promise.all(containers.map((container) => client(command).inspect(container))), null, 4));
@@ -216,7 +234,10 @@ function stopQuery(options: { time?: string }): Record<string, string> {
 
 /** docker run: create (pulling a missing image), start, and unless detached print the output and return the exit code. */
 async function runContainer(agent: AgentClient, image: string, args: string[], flags: RunFlags): Promise<number> {
-  if (flags.tty) throw new Error('-t (a pseudo-terminal) is not supported yet: runc hands the terminal over a socket Node cannot receive it from; -i alone streams stdin');
+  if (flags.tty)
+    throw new Error(
+      '-t (a pseudo-terminal) is not supported yet: runc hands the terminal over a socket Node cannot receive it from; -i alone streams stdin',
+    );
   const request: CreateRequest = {
     image,
     ...(args.length > 0 ? { command: args } : {}),
@@ -279,11 +300,15 @@ const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h
 /** docker's --since: a duration before now (`42m`, `1h30m`), unix seconds, or a timestamp. */
 export function parseSince(text: string, now = Date.now()): Date {
   if (/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) {
-    const ms = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce((sum, [, amount, unit]) => sum + Number(amount) * (DURATION_UNITS_MS[unit ?? 's'] ?? 0), 0);
+    const ms = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce(
+      (sum, [, amount, unit]) => sum + Number(amount) * (DURATION_UNITS_MS[unit ?? 's'] ?? 0),
+      0,
+    );
     return new Date(now - ms);
   }
   const date = /^\d+(\.\d+)?$/.test(text) ? new Date(Number(text) * 1000) : new Date(text);
-  if (Number.isNaN(date.getTime())) throw new Error(`invalid --since ${JSON.stringify(text)}: a timestamp, unix seconds or a duration such as 10m`);
+  if (Number.isNaN(date.getTime()))
+    throw new Error(`invalid --since ${JSON.stringify(text)}: a timestamp, unix seconds or a duration such as 10m`);
   return date;
 }
 

@@ -7,5 +7,14 @@ const HEADERS = ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
 
 /** `docker images` output. */
 export function imagesTable(images: readonly ImageSummary[], now = Date.now()): string {
-  return table(HEADERS, images.map((image) => [image.repository, image.tag ?? '<none>', shortDigest(image.id), humanAge(image.created, now), humanSize(image.size)]));
+  return table(
+    HEADERS,
+    images.map((image) => [
+      image.repository,
+      image.tag ?? '<none>',
+      shortDigest(image.id),
+      humanAge(image.created, now),
+      humanSize(image.size),
+    ]),
+  );
 }

@@ -19,7 +19,8 @@ const SHOWS_BAR = new Set<LayerAction>(['Downloading', 'Extracting']);
 function layerLine(id: string, action: LayerAction, current: number, total: number): string {
   if (!SHOWS_BAR.has(action) || total <= 0) return `${id}: ${action}`;
   const filled = Math.min(BAR_WIDTH, Math.floor((current / total) * BAR_WIDTH));
-  const bar = filled >= BAR_WIDTH ? '='.repeat(BAR_WIDTH) : `${'='.repeat(Math.max(0, filled - 1))}>${' '.repeat(BAR_WIDTH - Math.max(1, filled))}`;
+  const bar =
+    filled >= BAR_WIDTH ? '='.repeat(BAR_WIDTH) : `${'='.repeat(Math.max(0, filled - 1))}>${' '.repeat(BAR_WIDTH - Math.max(1, filled))}`;
   return `${id}: ${action} [${bar}]  ${humanSize(current)}/${humanSize(total)}`;
 }
 

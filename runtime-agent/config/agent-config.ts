@@ -14,7 +14,13 @@ import { DEFAULT_DATA_DIR, type LocationFlags } from './socket-path.js';
 
 /** A comma-separated list from the environment, or a list from YAML or a repeated flag. */
 const listSchema = z.preprocess(
-  (value) => (typeof value === 'string' ? value.split(',').map((item) => item.trim()).filter(Boolean) : value),
+  (value) =>
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((item) => item.trim())
+          .filter(Boolean)
+      : value,
   z.array(z.string().min(1)),
 );
 
@@ -37,8 +43,14 @@ const agentConfigSchema = z
     /** The OCI runtime binary (runc or a compatible one). */
     runtime: z.string().min(1).default('runc'),
     /** The bridge containers of `--network bridge` join, and the subnet their addresses come from. */
-    bridgeName: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'a network interface name of at most 15 letters, digits, _ . -').default(DEFAULT_BRIDGE_NAME),
-    bridgeSubnet: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.88.0.0/16').default(DEFAULT_SUBNET),
+    bridgeName: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'a network interface name of at most 15 letters, digits, _ . -')
+      .default(DEFAULT_BRIDGE_NAME),
+    bridgeSubnet: z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.88.0.0/16')
+      .default(DEFAULT_SUBNET),
     /** Container logs rotate at this size (`10m`, `1g`, bytes) and keep this many files. */
     logMaxSize: z.union([z.string(), z.number()]).default('10m'),
     logMaxFiles: z.coerce.number().int().min(1).max(100).default(3),

@@ -37,7 +37,11 @@ export class ContainerLauncher {
     if (await this.network.attachment(record.id)) await this.network.detach(record.id);
     const attachment = await this.network.attach(record.id, record.spec.network, record.spec.ports);
     const hostname = containerHostname(record.spec, record.id);
-    const networkFiles = await writeContainerEtcFiles(path.join(directory, ETC_DIRECTORY), { hostname, ipAddress: attachment.ipAddress, mode: record.spec.network });
+    const networkFiles = await writeContainerEtcFiles(path.join(directory, ETC_DIRECTORY), {
+      hostname,
+      ipAddress: attachment.ipAddress,
+      mode: record.spec.network,
+    });
     await this.createVolumes(record, rootfs);
     const user = await resolveUser(rootfs, record.spec.user ?? image.User ?? undefined);
     const spec = buildOciSpec({
@@ -70,7 +74,8 @@ export class ContainerLauncher {
   private async createVolumes(record: ContainerRecord, rootfs: string): Promise<void> {
     for (const mount of record.spec.mounts) {
       if (mount.type !== 'volume') continue;
-      if (await this.volumes.create(mount.name)) await copyImageContent(await resolveInRoot(rootfs, mount.target), this.volumes.directory(mount.name));
+      if (await this.volumes.create(mount.name))
+        await copyImageContent(await resolveInRoot(rootfs, mount.target), this.volumes.directory(mount.name));
     }
   }
 }

@@ -61,7 +61,9 @@ export class ContainerManager {
       const startNow = wasUp ? await this.reattachOrSettle(record) : alwaysStoppedByUser(record);
       if (!startNow) continue;
       record.state.stoppedByUser = false;
-      await this.startRun(record).catch((error: Error) => this.deps.logger.warn({ container: record.id, err: error }, 'start at boot failed'));
+      await this.startRun(record).catch((error: Error) =>
+        this.deps.logger.warn({ container: record.id, err: error }, 'start at boot failed'),
+      );
     }
     await this.deps.network.removeLeftovers(new Set([...this.runs.keys()]));
   }
@@ -82,7 +84,9 @@ export class ContainerManager {
   }
 
   list(all: boolean): ContainerRecord[] {
-    const records = [...this.records.values()].filter((record) => all || record.state.status === 'running' || record.state.status === 'restarting');
+    const records = [...this.records.values()].filter(
+      (record) => all || record.state.status === 'running' || record.state.status === 'restarting',
+    );
     return records.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
@@ -109,7 +113,8 @@ export class ContainerManager {
   private volumeUsers(): Map<string, string[]> {
     const users = new Map<string, string[]>();
     for (const record of this.records.values()) {
-      for (const mount of record.spec.mounts) if (mount.type === 'volume') users.set(mount.name, [...(users.get(mount.name) ?? []), record.name]);
+      for (const mount of record.spec.mounts)
+        if (mount.type === 'volume') users.set(mount.name, [...(users.get(mount.name) ?? []), record.name]);
     }
     return users;
   }
@@ -144,7 +149,11 @@ export class ContainerManager {
     const image = await findImage(request.image, this.deps.images);
     const name = spec.name ?? generateName((candidate) => this.nameTaken(candidate) !== undefined);
     const holder = this.nameTaken(name);
-    if (holder) throw new CodedError(AgentErrors.NAME_IN_USE, `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (holder)
+      throw new CodedError(
+        AgentErrors.NAME_IN_USE,
+        `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     const config = parseImageConfig(await this.deps.content.readSmall(image.configDigest), image.layers.length).config ?? {};
     const args = resolveArgs(spec, config);
     const record: ContainerRecord = {
@@ -160,7 +169,18 @@ export class ContainerManager {
       args: args.slice(1),
       autoRemove,
       createdAt: new Date().toISOString(),
-      state: { status: 'created', pid: undefined, shimPid: undefined, startedAt: undefined, finishedAt: undefined, exitCode: undefined, error: undefined, restartCount: 0, lastRestartDelayMs: undefined, stoppedByUser: false },
+      state: {
+        status: 'created',
+        pid: undefined,
+        shimPid: undefined,
+        startedAt: undefined,
+        finishedAt: undefined,
+        exitCode: undefined,
+        error: undefined,
+        restartCount: 0,
+        lastRestartDelayMs: undefined,
+        stoppedByUser: false,
+      },
       network: undefined,
     };
     this.records.set(record.id, record);
@@ -212,7 +232,11 @@ export class ContainerManager {
 
   private async removeContainer(record: ContainerRecord, force: boolean): Promise<void> {
     if (this.runs.has(record.id)) {
-      if (!force) throw new CodedError(AgentErrors.CONTAINER_RUNNING, `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`);
+      if (!force)
+        throw new CodedError(
+          AgentErrors.CONTAINER_RUNNING,
+          `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`,
+        );
       await this.markStoppedByUser(record);
       await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
       await this.exitHandled.get(record.id);
@@ -273,7 +297,15 @@ export class ContainerManager {
     try {
       record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
       const run = await this.deps.runtime.start(record.id, directory, path.join(directory, LOG_DIRECTORY), record.spec.openStdin === true);
-      Object.assign(record.state, { status: 'running', pid: run.pid, shimPid: run.shimPid, startedAt: new Date().toISOString(), finishedAt: undefined, exitCode: undefined, error: undefined });
+      Object.assign(record.state, {
+        status: 'running',
+        pid: run.pid,
+        shimPid: run.shimPid,
+        startedAt: new Date().toISOString(),
+        finishedAt: undefined,
+        exitCode: undefined,
+        error: undefined,
+      });
       await this.save(record);
       this.watch(record, run);
     } catch (error) {
@@ -287,9 +319,14 @@ export class ContainerManager {
 
   private watch(record: ContainerRecord, run: RunningContainer): void {
     this.runs.set(record.id, run);
-    this.exitHandled.set(record.id, run.exited.then((exit) => this.onExit(record, exit)).catch((error: unknown) => {
-      this.deps.logger.error({ err: error, container: record.id }, 'handling a container exit failed');
-    }));
+    this.exitHandled.set(
+      record.id,
+      run.exited
+        .then((exit) => this.onExit(record, exit))
+        .catch((error: unknown) => {
+          this.deps.logger.error({ err: error, container: record.id }, 'handling a container exit failed');
+        }),
+    );
   }
 
   private async onExit(record: ContainerRecord, exit: ExitRecord): Promise<void> {
@@ -301,7 +338,12 @@ export class ContainerManager {
     this.deps.logger.info({ container: record.id, exitCode: exit.exitCode }, 'container exited');
     if (!this.records.has(record.id)) return;
     const history = { restartCount: record.state.restartCount, lastDelayMs: record.state.lastRestartDelayMs };
-    const decision = decideRestart(record.spec.restart, { exitCode: exit.exitCode, stoppedByUser: record.state.stoppedByUser, upTimeMs: upMs }, history, this.deps.backoff);
+    const decision = decideRestart(
+      record.spec.restart,
+      { exitCode: exit.exitCode, stoppedByUser: record.state.stoppedByUser, upTimeMs: upMs },
+      history,
+      this.deps.backoff,
+    );
     if (decision.restart) {
       record.state.status = 'restarting';
       record.state.lastRestartDelayMs = decision.delayMs;
@@ -317,7 +359,11 @@ export class ContainerManager {
       record.state.restartCount++;
       this.startRun(record).catch(async (error: Error) => {
         this.deps.logger.warn({ container: record.id, err: error }, 'restart failed');
-        await this.onExit(record, { exitCode: record.state.exitCode ?? 125, finishedAt: new Date().toISOString(), startError: error.message });
+        await this.onExit(record, {
+          exitCode: record.state.exitCode ?? 125,
+          finishedAt: new Date().toISOString(),
+          startError: error.message,
+        });
       });
     }, delayMs);
     this.restartTimers.set(record.id, timer);
@@ -337,7 +383,14 @@ export class ContainerManager {
   }
 
   private markExited(record: ContainerRecord, exit: ExitRecord): void {
-    Object.assign(record.state, { status: 'exited', pid: undefined, shimPid: undefined, exitCode: exit.exitCode, finishedAt: exit.finishedAt, error: exit.startError });
+    Object.assign(record.state, {
+      status: 'exited',
+      pid: undefined,
+      shimPid: undefined,
+      exitCode: exit.exitCode,
+      finishedAt: exit.finishedAt,
+      error: exit.startError,
+    });
     record.network = undefined;
   }
 

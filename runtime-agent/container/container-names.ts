@@ -2,8 +2,46 @@ import { randomInt } from 'node:crypto';
 
 /** Docker-style `adjective_noun` names for containers run without --name. */
 
-const ADJECTIVES = ['brave', 'calm', 'eager', 'fervent', 'gallant', 'happy', 'jolly', 'keen', 'lucid', 'modest', 'nifty', 'quirky', 'serene', 'stoic', 'tender', 'vibrant', 'wizardly', 'zealous'];
-const NOUNS = ['anchor', 'beacon', 'capstan', 'dinghy', 'ferry', 'galley', 'harbor', 'jetty', 'keel', 'lantern', 'mooring', 'pier', 'quay', 'rudder', 'schooner', 'tide', 'wharf', 'yawl'];
+const ADJECTIVES = [
+  'brave',
+  'calm',
+  'eager',
+  'fervent',
+  'gallant',
+  'happy',
+  'jolly',
+  'keen',
+  'lucid',
+  'modest',
+  'nifty',
+  'quirky',
+  'serene',
+  'stoic',
+  'tender',
+  'vibrant',
+  'wizardly',
+  'zealous',
+];
+const NOUNS = [
+  'anchor',
+  'beacon',
+  'capstan',
+  'dinghy',
+  'ferry',
+  'galley',
+  'harbor',
+  'jetty',
+  'keel',
+  'lantern',
+  'mooring',
+  'pier',
+  'quay',
+  'rudder',
+  'schooner',
+  'tide',
+  'wharf',
+  'yawl',
+];
 
 export function generateName(taken: (name: string) => boolean): string {
   for (;;) {

@@ -22,10 +22,7 @@ export type MountSpec =
   | { type: 'tmpfs'; target: string; options: string[] };
 
 export type RestartPolicy =
-  | { name: 'no' }
-  | { name: 'on-failure'; maximumRetryCount: number | undefined }
-  | { name: 'always' }
-  | { name: 'unless-stopped' };
+  { name: 'no' } | { name: 'on-failure'; maximumRetryCount: number | undefined } | { name: 'always' } | { name: 'unless-stopped' };
 
 export interface ResourceLimits {
   /** cgroup memory.limit_in_bytes; swap is limited to the same (docker would allow as much swap again). */

@@ -65,7 +65,8 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
 /** What docker warns about but runs anyway, for the client to print. */
 export function runWarnings(request: RunRequest): string[] {
   const warnings: string[] = [];
-  if (request.network === 'host' && (request.publish ?? []).length > 0) warnings.push('Published ports are discarded when using host network mode');
+  if (request.network === 'host' && (request.publish ?? []).length > 0)
+    warnings.push('Published ports are discarded when using host network mode');
   return warnings;
 }
 
@@ -107,7 +108,8 @@ function parseHostname(hostname: string | undefined): string | undefined {
 
 function parseNetwork(network: string | undefined): NetworkMode {
   const mode = network || 'bridge';
-  if (mode !== 'bridge' && mode !== 'host' && mode !== 'none') fail(`invalid --network "${mode}": network ${mode} not found (use bridge, host or none)`);
+  if (mode !== 'bridge' && mode !== 'host' && mode !== 'none')
+    fail(`invalid --network "${mode}": network ${mode} not found (use bridge, host or none)`);
   return mode;
 }
 
@@ -124,7 +126,8 @@ function parseMounts(volumes: readonly string[], tmpfs: readonly string[]): Moun
 /** `-v name:/path[:ro|rw]` or `-v /host/path:/path[:ro|rw]`. */
 function parseVolume(spec: string): MountSpec {
   const parts = spec.split(':');
-  if (parts.length === 1) fail(`invalid volume specification: '${spec}': anonymous volumes are not supported, name the volume (name:${spec})`);
+  if (parts.length === 1)
+    fail(`invalid volume specification: '${spec}': anonymous volumes are not supported, name the volume (name:${spec})`);
   if (parts.length > 3) fail(`invalid volume specification: '${spec}'`);
   const [source = '', target = '', mode = 'rw'] = parts;
   if (mode !== 'ro' && mode !== 'rw') fail(`invalid mode: ${mode}`);
@@ -142,7 +145,9 @@ function parseVolume(spec: string): MountSpec {
 export function checkVolumeName(name: string): void {
   if (/^[a-zA-Z0-9]$/.test(name)) fail(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
   if (!NAME_PATTERN.test(name)) {
-    fail(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    fail(
+      `create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+    );
   }
 }
 
@@ -166,7 +171,13 @@ const TMPFS_DATA_OPTIONS = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', '
 function parseTmpfs(spec: string): MountSpec {
   const colon = spec.indexOf(':');
   const target = colon === -1 ? spec : spec.slice(0, colon);
-  const given = colon === -1 ? [] : spec.slice(colon + 1).split(',').filter((option) => option !== '' && option !== 'defaults');
+  const given =
+    colon === -1
+      ? []
+      : spec
+          .slice(colon + 1)
+          .split(',')
+          .filter((option) => option !== '' && option !== 'defaults');
   if (!target.startsWith('/')) fail(`invalid --tmpfs "${spec}": invalid mount path: '${target}' mount path must be absolute`);
   const cleanTarget = path.posix.resolve(target);
   if (cleanTarget === '/') fail(`invalid --tmpfs "${spec}": invalid specification: destination can't be '/'`);
@@ -207,8 +218,10 @@ function parsePublish(spec: string): PortMapping[] {
   const hostIp = rawIp === '' ? '0.0.0.0' : rawIp.replace(/^\[(.*)\]$/, '$1');
   if (!isIP(hostIp)) invalid(`invalid ip address: ${rawIp}`);
   const containerPorts = parsePortRange(containerPart, 1) ?? invalid(`invalid containerPort: ${containerPart}`);
-  const hostPorts = hostPart === '' ? containerPorts.map(() => 0) : (parsePortRange(hostPart, 0) ?? invalid(`invalid hostPort: ${hostPart}`));
-  if (hostPorts.length !== containerPorts.length) invalid(`invalid ranges specified for container and host ports: ${containerPart} and ${hostPart}`);
+  const hostPorts =
+    hostPart === '' ? containerPorts.map(() => 0) : (parsePortRange(hostPart, 0) ?? invalid(`invalid hostPort: ${hostPart}`));
+  if (hostPorts.length !== containerPorts.length)
+    invalid(`invalid ranges specified for container and host ports: ${containerPart} and ${hostPart}`);
   return containerPorts.map((containerPort, index) => ({ hostIp, hostPort: hostPorts[index] ?? 0, containerPort, protocol }));
 }
 
@@ -321,7 +334,8 @@ function parseSecurityOptions(options: readonly string[]): { seccomp: boolean; n
     if (at === -1) fail(`invalid --security-opt 1: ${JSON.stringify(option)}`);
     const [key, value] = [option.slice(0, at), option.slice(at + 1)];
     if (key === 'seccomp') {
-      if (value !== 'unconfined') fail(`invalid --security-opt ${JSON.stringify(option)}: custom seccomp profiles are not supported (only seccomp=unconfined)`);
+      if (value !== 'unconfined')
+        fail(`invalid --security-opt ${JSON.stringify(option)}: custom seccomp profiles are not supported (only seccomp=unconfined)`);
       parsed.seccomp = false;
     } else if (key === 'no-new-privileges') {
       if (value !== 'true' && value !== 'false') fail(`invalid --security-opt 2: ${JSON.stringify(option)}`);

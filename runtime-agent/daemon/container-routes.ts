@@ -23,7 +23,9 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       sendJson(response, 201, { id: record.id, name: record.name });
     }),
     route('GET', CONTAINER, async ({ response, params }) => sendJson(response, 200, inspectResult(manager.get(id(params))))),
-    route('POST', `${CONTAINER}/start`, async ({ response, params }) => sendJson(response, 200, summarize(await manager.start(id(params))))),
+    route('POST', `${CONTAINER}/start`, async ({ response, params }) =>
+      sendJson(response, 200, summarize(await manager.start(id(params)))),
+    ),
     route('POST', `${CONTAINER}/stop`, async ({ response, params, url }) => {
       const timeout = url.searchParams.get('t');
       sendJson(response, 200, summarize(await manager.stop(id(params), timeout === null ? undefined : nonNegative(timeout, 't'))));
@@ -31,7 +33,9 @@ export function containerRoutes(manager: ContainerManager): Route[] {
     route('POST', `${CONTAINER}/kill`, async ({ response, params, url }) => {
       sendJson(response, 200, summarize(await manager.kill(id(params), parseSignal(url.searchParams.get('signal') ?? 'KILL'))));
     }),
-    route('POST', `${CONTAINER}/wait`, async ({ response, params }) => sendJson(response, 200, { exitCode: await manager.wait(id(params)) })),
+    route('POST', `${CONTAINER}/wait`, async ({ response, params }) =>
+      sendJson(response, 200, { exitCode: await manager.wait(id(params)) }),
+    ),
     route('DELETE', CONTAINER, async ({ response, params, url }) => {
       sendJson(response, 200, summarize(await manager.remove(id(params), url.searchParams.get('force') === 'true')));
     }),
@@ -64,7 +68,8 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       const child = await manager.exec(id(params), { command: body.command, env: body.env ?? [], user: body.user, workdir: body.workdir });
       const send = ndjson(response);
       child.stdin.end();
-      const output = (stream: 'stdout' | 'stderr') => (data: Buffer) => send({ type: 'output', stream, data: data.toString('base64') } satisfies ExecEvent);
+      const output = (stream: 'stdout' | 'stderr') => (data: Buffer) =>
+        send({ type: 'output', stream, data: data.toString('base64') } satisfies ExecEvent);
       child.stdout.on('data', output('stdout'));
       child.stderr.on('data', output('stderr'));
       const exitCode = await new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(exitCodeOf(code, signal))));
@@ -80,13 +85,15 @@ function id(params: Record<string, string>): string {
 
 function timestamp(value: string): Date {
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new CodedError(AgentErrors.REQUEST_INVALID, `since must be a timestamp, not ${JSON.stringify(value)}`);
+  if (Number.isNaN(date.getTime()))
+    throw new CodedError(AgentErrors.REQUEST_INVALID, `since must be a timestamp, not ${JSON.stringify(value)}`);
   return date;
 }
 
 function nonNegative(value: string, name: string): number {
   const number = Number(value);
-  if (!Number.isInteger(number) || number < 0) throw new CodedError(AgentErrors.REQUEST_INVALID, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(number) || number < 0)
+    throw new CodedError(AgentErrors.REQUEST_INVALID, `${name} must be a non-negative integer, not ${JSON.stringify(value)}`);
   return number;
 }
 

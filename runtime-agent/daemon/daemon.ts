@@ -53,7 +53,12 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
     }),
     images,
     collector: new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers()),
-    registryClient: (registry, credentials) => new HttpRegistryClient(registry, { insecureRegistries: config.insecureRegistries, stallTimeoutMs: config.stallTimeoutSeconds * 1000, credentials }),
+    registryClient: (registry, credentials) =>
+      new HttpRegistryClient(registry, {
+        insecureRegistries: config.insecureRegistries,
+        stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+        credentials,
+      }),
     logger,
   });
   await listenOnSocket(server, config.socketPath);
@@ -62,12 +67,24 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
 }
 
 /** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */
-async function startContainers(config: AgentConfig, stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore }, logger: Logger): Promise<ContainerManager> {
+async function startContainers(
+  config: AgentConfig,
+  stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore },
+  logger: Logger,
+): Promise<ContainerManager> {
   const store = new ContainerStore(path.join(config.dataDir, 'containers'));
   const volumes = new VolumeStore(path.join(config.dataDir, 'volumes'));
   await store.init();
-  const network = new ContainerNetwork({ bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') }, logger);
-  const runtime = new RuncRuntime({ binary: config.runtime, root: path.join(config.dataDir, 'runc'), logMaxSizeBytes: config.logMaxSizeBytes, logMaxFiles: config.logMaxFiles });
+  const network = new ContainerNetwork(
+    { bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') },
+    logger,
+  );
+  const runtime = new RuncRuntime({
+    binary: config.runtime,
+    root: path.join(config.dataDir, 'runc'),
+    logMaxSizeBytes: config.logMaxSizeBytes,
+    logMaxFiles: config.logMaxFiles,
+  });
   const manager = new ContainerManager({
     store,
     launcher: new ContainerLauncher(stores.snapshots, network, volumes, await hostNofileLimit()),

@@ -29,7 +29,12 @@ export function route(method: string, path: string, handle: Route['handle']): Ro
   return { method, pattern, handle };
 }
 
-export async function dispatch(routes: readonly Route[], request: IncomingMessage, response: ServerResponse, logger: Logger): Promise<void> {
+export async function dispatch(
+  routes: readonly Route[],
+  request: IncomingMessage,
+  response: ServerResponse,
+  logger: Logger,
+): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://agent');
   for (const candidate of routes) {
     const match = candidate.method === request.method ? candidate.pattern.exec(url.pathname) : null;

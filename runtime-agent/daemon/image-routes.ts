@@ -27,7 +27,9 @@ export interface ImageServices {
 export function imageRoutes(services: ImageServices): Route[] {
   return [
     route('GET', ApiPath.ping, async ({ response }) => sendJson(response, 200, { ok: true })),
-    route('GET', ApiPath.images, async ({ response }) => sendJson(response, 200, (await services.images.list()).map(summarize).sort(newestFirst))),
+    route('GET', ApiPath.images, async ({ response }) =>
+      sendJson(response, 200, (await services.images.list()).map(summarize).sort(newestFirst)),
+    ),
     route('DELETE', ApiPath.images, async ({ response, url }) => {
       const reference = url.searchParams.get('reference');
       if (!reference) throw new CodedError(AgentErrors.REQUEST_INVALID, 'reference is required');
@@ -53,7 +55,10 @@ export function imageRoutes(services: ImageServices): Route[] {
     route('POST', ApiPath.pull, async ({ request, response }) => {
       const body = await readRequest(request, pullRequestSchema);
       const reference = parseReference(body.reference);
-      const credentials = body.username !== undefined ? { username: body.username, password: body.password ?? '' } : await services.credentials.get(reference.registry);
+      const credentials =
+        body.username !== undefined
+          ? { username: body.username, password: body.password ?? '' }
+          : await services.credentials.get(reference.registry);
       const log = services.logger.child({ reference: body.reference });
       // The pull goes on if the client goes away: its work is shared with other pulls and is wasted otherwise.
       const write = ndjson(response);
@@ -76,7 +81,8 @@ export function imageRoutes(services: ImageServices): Route[] {
 
 /** Wrong credentials are the user's to fix (401); anything else (a refused connection, a 5xx) is the registry's. */
 function loginFailure(registry: string, error: unknown): CodedError {
-  if (error instanceof RegistryError && error.status === 401) return new CodedError(AgentErrors.LOGIN_DENIED, `login to ${registry} failed: ${error.message}`);
+  if (error instanceof RegistryError && error.status === 401)
+    return new CodedError(AgentErrors.LOGIN_DENIED, `login to ${registry} failed: ${error.message}`);
   // fetch says only "fetch failed"; its cause says what happened (ECONNREFUSED, a timeout).
   const cause = (error as Error).cause;
   const reason = cause instanceof Error ? cause.message : (error as Error).message;

@@ -35,7 +35,10 @@ export function inspectResult(record: ContainerRecord): InspectResult {
       CpuQuota: spec.limits.cpuQuota ?? 0,
       CpuPeriod: spec.limits.cpuPeriod ?? 0,
       PidsLimit: spec.limits.pidsLimit ?? 0,
-      RestartPolicy: { Name: spec.restart.name, MaximumRetryCount: spec.restart.name === 'on-failure' ? (spec.restart.maximumRetryCount ?? 0) : 0 },
+      RestartPolicy: {
+        Name: spec.restart.name,
+        MaximumRetryCount: spec.restart.name === 'on-failure' ? (spec.restart.maximumRetryCount ?? 0) : 0,
+      },
       PortBindings: portMap(spec.ports),
     },
     Config: {

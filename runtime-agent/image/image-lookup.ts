@@ -19,7 +19,8 @@ export async function matchingImages(nameOrId: string, images: ImageStore): Prom
   const idPrefix = /^(sha256:)?([a-f0-9]{4,64})$/.exec(nameOrId)?.[2];
   const byId = idPrefix ? all.filter((record) => record.configDigest.slice('sha256:'.length).startsWith(idPrefix)) : [];
   if (byId.length === 0) throw new CodedError(AgentErrors.IMAGE_UNKNOWN, `No such image: ${nameOrId}`);
-  if (new Set(byId.map((record) => record.configDigest)).size > 1) throw new CodedError(AgentErrors.IMAGE_AMBIGUOUS, `${nameOrId} matches several images`);
+  if (new Set(byId.map((record) => record.configDigest)).size > 1)
+    throw new CodedError(AgentErrors.IMAGE_AMBIGUOUS, `${nameOrId} matches several images`);
   return byId;
 }
 

@@ -80,7 +80,9 @@ class PullOperation {
     const top = await this.fetchManifest(wanted);
     const parsed = parseManifest(top.bytes, top.mediaType);
     const image =
-      parsed.kind === 'image' ? { digest: top.digest, manifest: parsed.manifest } : await this.fetchPlatformManifest(selectPlatform(parsed.manifests, this.deps.options.platform));
+      parsed.kind === 'image'
+        ? { digest: top.digest, manifest: parsed.manifest }
+        : await this.fetchPlatformManifest(selectPlatform(parsed.manifests, this.deps.options.platform));
 
     const config = parseImageConfig(await this.fetchConfig(image.manifest.config), image.manifest.layers.length);
     const chains = chainIds(config.rootfs.diff_ids);
@@ -103,7 +105,10 @@ class PullOperation {
     await this.deps.images.put(record);
     const upToDate = previous?.digest === record.digest && !fetched.includes(true);
     this.report({ type: 'status', message: `Digest: ${top.digest}` });
-    this.report({ type: 'status', message: `Status: ${upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${formatReference(this.reference)}` });
+    this.report({
+      type: 'status',
+      message: `Status: ${upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${formatReference(this.reference)}`,
+    });
     return record;
   }
 
@@ -125,7 +130,8 @@ class PullOperation {
   }
 
   private async fetchConfig(descriptor: Descriptor): Promise<Buffer> {
-    if (descriptor.size > MAX_CONFIG_BYTES) throw new Error(`image config of ${descriptor.size} bytes is larger than the ${MAX_CONFIG_BYTES} accepted`);
+    if (descriptor.size > MAX_CONFIG_BYTES)
+      throw new Error(`image config of ${descriptor.size} bytes is larger than the ${MAX_CONFIG_BYTES} accepted`);
     await this.lease.add([descriptor.digest]);
     await this.deps.content.ingest(descriptor, (offset) => this.registry.fetchBlob(this.reference.repository, descriptor.digest, offset));
     return this.deps.content.readSmall(descriptor.digest);
@@ -171,7 +177,13 @@ class PullOperation {
     };
   }
 
-  private async record(digest: string, manifestDigest: string, manifest: ImageManifest, config: ReturnType<typeof parseImageConfig>, layers: LayerRecord[]): Promise<ImageRecord> {
+  private async record(
+    digest: string,
+    manifestDigest: string,
+    manifest: ImageManifest,
+    config: ReturnType<typeof parseImageConfig>,
+    layers: LayerRecord[],
+  ): Promise<ImageRecord> {
     const { registry, repository, tag } = this.reference;
     let size = 0;
     for (const layer of layers) size += (await this.deps.snapshots.info(layer.chainId))?.size ?? 0;

@@ -23,7 +23,10 @@ export async function removeImage(
   for (const record of records) {
     const container = containerUsing(record.configDigest);
     if (container && !remaining.some((other) => other.configDigest === record.configDigest)) {
-      throw new CodedError(AgentErrors.IMAGE_IN_USE, `conflict: unable to remove repository reference "${nameOrId}" - container ${container.slice(0, 12)} is using its referenced image ${shortDigest(record.configDigest)}`);
+      throw new CodedError(
+        AgentErrors.IMAGE_IN_USE,
+        `conflict: unable to remove repository reference "${nameOrId}" - container ${container.slice(0, 12)} is using its referenced image ${shortDigest(record.configDigest)}`,
+      );
     }
   }
   const untagged: string[] = [];

@@ -1,6 +1,13 @@
 import type { z } from 'zod';
 import { digestOf } from '../../oci/digest.js';
-import { imageConfigSchema, imageManifestSchema, indexSchema, type Descriptor, type ImageConfig, type ImageManifest } from '../../oci/manifest.js';
+import {
+  imageConfigSchema,
+  imageManifestSchema,
+  indexSchema,
+  type Descriptor,
+  type ImageConfig,
+  type ImageManifest,
+} from '../../oci/manifest.js';
 import { isImageManifestMediaType, isIndexMediaType } from '../../oci/media-types.js';
 import { formatPlatform, platformRank, type Platform } from '../../oci/platform.js';
 
@@ -14,7 +21,9 @@ export type ParsedManifest = { kind: 'image'; manifest: ImageManifest } | { kind
 export function parseManifest(bytes: Buffer, contentType: string | undefined): ParsedManifest {
   const document = parseJson(bytes, 'manifest') as { mediaType?: unknown; manifests?: unknown; schemaVersion?: unknown };
   if (document.schemaVersion === 1) throw new ManifestError('schema 1 manifests are not supported');
-  const mediaType = [contentType, document.mediaType].find((type): type is string => typeof type === 'string' && (isIndexMediaType(type) || isImageManifestMediaType(type)));
+  const mediaType = [contentType, document.mediaType].find(
+    (type): type is string => typeof type === 'string' && (isIndexMediaType(type) || isImageManifestMediaType(type)),
+  );
   const isIndex = mediaType ? isIndexMediaType(mediaType) : Array.isArray(document.manifests);
   if (isIndex) return { kind: 'index', manifests: validate(indexSchema, document, 'image index').manifests };
   const manifest = validate(imageManifestSchema, document, 'image manifest');
@@ -61,6 +70,9 @@ function parseJson(bytes: Buffer, what: string): unknown {
 
 function validate<T>(schema: z.ZodType<T>, document: unknown, what: string): T {
   const result = schema.safeParse(document);
-  if (!result.success) throw new ManifestError(`invalid ${what}: ${result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+  if (!result.success)
+    throw new ManifestError(
+      `invalid ${what}: ${result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+    );
   return result.data;
 }

@@ -9,9 +9,7 @@ const attachmentSchema = z.object({
   netnsPath: z.string().optional(),
   ipAddress: z.string().optional(),
   gateway: z.string().optional(),
-  ports: z.array(
-    z.object({ hostIp: z.string(), hostPort: z.number(), containerPort: z.number(), protocol: z.enum(['tcp', 'udp']) }),
-  ),
+  ports: z.array(z.object({ hostIp: z.string(), hostPort: z.number(), containerPort: z.number(), protocol: z.enum(['tcp', 'udp']) })),
 });
 
 export type StoredAttachment = z.infer<typeof attachmentSchema>;
@@ -40,7 +38,9 @@ export class AttachmentRecords {
   }
 
   async containerIds(): Promise<string[]> {
-    return (await listDirectory(this.directory)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).map((name) => name.slice(0, -'.json'.length));
+    return (await listDirectory(this.directory))
+      .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
+      .map((name) => name.slice(0, -'.json'.length));
   }
 
   private fileOf(containerId: string): string {

@@ -52,7 +52,9 @@ export class BridgeFirewall {
   async uninstall(): Promise<void> {
     const [filter, nat] = await Promise.all([readTable('filter'), readTable('nat')]);
     const removal = (state: TableState, table: Table, chains: string[]) => [
-      ...this.hooks(table).flatMap((hook) => state.rules.filter((rule) => rule === `-A ${hook.chain} ${hook.rule}`).map(() => `-D ${hook.chain} ${hook.rule}`)),
+      ...this.hooks(table).flatMap((hook) =>
+        state.rules.filter((rule) => rule === `-A ${hook.chain} ${hook.rule}`).map(() => `-D ${hook.chain} ${hook.rule}`),
+      ),
       ...chains.filter((chain) => state.chains.has(chain)).flatMap((chain) => [`-F ${chain}`, `-X ${chain}`]),
     ];
     await changeTables({

@@ -65,7 +65,8 @@ export class ContainerNetwork {
     private readonly config: NetworkConfig,
     private readonly logger: Logger,
   ) {
-    if (!INTERFACE_NAME.test(config.bridgeName)) throw new Error(`not a valid bridge name (at most 15 letters, digits, '_', '.', '-'): ${config.bridgeName}`);
+    if (!INTERFACE_NAME.test(config.bridgeName))
+      throw new Error(`not a valid bridge name (at most 15 letters, digits, '_', '.', '-'): ${config.bridgeName}`);
     this.subnet = parseSubnet(config.subnet);
     this.firewall = new BridgeFirewall(config.bridgeName, this.subnet);
     this.records = new AttachmentRecords(path.join(config.stateDir, 'attachments'));
@@ -93,7 +94,9 @@ export class ContainerNetwork {
       if (mode === 'none') return await this.attachIsolated(containerId);
       return await this.attachToBridge(containerId, ports);
     } catch (error) {
-      await this.detach(containerId).catch((cleanupError: unknown) => this.logger.error({ containerId, err: cleanupError }, 'could not undo a failed network attach'));
+      await this.detach(containerId).catch((cleanupError: unknown) =>
+        this.logger.error({ containerId, err: cleanupError }, 'could not undo a failed network attach'),
+      );
       throw error;
     }
   }
@@ -142,7 +145,9 @@ export class ContainerNetwork {
   private async setUp(): Promise<void> {
     const conflicts = await overlappingRoutes(this.subnet, this.config.bridgeName);
     if (conflicts.length > 0) {
-      throw new Error(`subnet ${formatSubnet(this.subnet)} overlaps routes of the host (${conflicts.join(', ')}): configure another subnet`);
+      throw new Error(
+        `subnet ${formatSubnet(this.subnet)} overlaps routes of the host (${conflicts.join(', ')}): configure another subnet`,
+      );
     }
     await setUpBridge(this.config.bridgeName, this.subnet);
     await this.firewall.install();
@@ -158,7 +163,13 @@ export class ContainerNetwork {
   }
 
   private async attachIsolated(containerId: string): Promise<NetworkAttachment> {
-    const attachment: NetworkAttachment = { mode: 'none', netnsPath: namespacePathOf(containerId), ipAddress: undefined, gateway: undefined, ports: [] };
+    const attachment: NetworkAttachment = {
+      mode: 'none',
+      netnsPath: namespacePathOf(containerId),
+      ipAddress: undefined,
+      gateway: undefined,
+      ports: [],
+    };
     await this.records.write(containerId, attachment);
     await createNamespace(namespaceOf(containerId));
     return attachment;
@@ -168,11 +179,23 @@ export class ContainerNetwork {
     await this.init();
     const ipAddress = await this.claimAddress(containerId);
     const ports = await this.claimHostPorts(containerId, requested);
-    const attachment: NetworkAttachment = { mode: 'bridge', netnsPath: namespacePathOf(containerId), ipAddress, gateway: gatewayOf(this.subnet), ports };
+    const attachment: NetworkAttachment = {
+      mode: 'bridge',
+      netnsPath: namespacePathOf(containerId),
+      ipAddress,
+      gateway: gatewayOf(this.subnet),
+      ports,
+    };
     await this.records.write(containerId, attachment);
     const namespace = namespaceOf(containerId);
     await createNamespace(namespace);
-    await plugIntoBridge({ bridge: this.config.bridgeName, subnet: this.subnet, hostLink: hostLinkOf(containerId), namespace, address: ipAddress });
+    await plugIntoBridge({
+      bridge: this.config.bridgeName,
+      subnet: this.subnet,
+      hostLink: hostLinkOf(containerId),
+      namespace,
+      address: ipAddress,
+    });
     await this.firewall.publish(containerId, ipAddress, ports);
     this.logger.debug({ containerId, ipAddress, ports }, 'container attached to the bridge');
     return attachment;
@@ -195,7 +218,8 @@ export class ContainerNetwork {
     const claimed: PortMapping[] = [];
     for (const mapping of requested) {
       checkPortMapping(mapping);
-      const hostPort = mapping.hostPort === 0 ? await this.pickHostPort(containerId, mapping) : await this.claimHostPort(containerId, mapping);
+      const hostPort =
+        mapping.hostPort === 0 ? await this.pickHostPort(containerId, mapping) : await this.claimHostPort(containerId, mapping);
       claimed.push({ ...mapping, hostPort });
     }
     return claimed;

@@ -50,7 +50,9 @@ export async function writeContainerEtcFiles(directory: string, options: EtcFile
   const hostNetwork = options.mode === 'host';
   await mkdir(directory, { recursive: true });
   await Promise.all([
-    writeFile(files.hosts, hostNetwork ? await readFile('/etc/hosts', 'utf8') : containerHosts(options.hostname, options.ipAddress), { mode: 0o644 }),
+    writeFile(files.hosts, hostNetwork ? await readFile('/etc/hosts', 'utf8') : containerHosts(options.hostname, options.ipAddress), {
+      mode: 0o644,
+    }),
     writeFile(files.hostname, `${options.hostname}\n`, { mode: 0o644 }),
     writeFile(files.resolvConf, hostNetwork ? (present[0] ?? '') : containerResolvConf(present), { mode: 0o644 }),
   ]);

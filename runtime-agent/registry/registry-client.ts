@@ -44,7 +44,7 @@ export function registryBaseUrl(registry: string, insecureRegistries: readonly s
 }
 
 function isLoopback(registry: string): boolean {
-  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : registry.split(':')[0] ?? '';
+  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : (registry.split(':')[0] ?? '');
   return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
@@ -95,14 +95,18 @@ export class HttpRegistryClient implements RegistryClient {
     try {
       await this.probeWithCredentials();
     } catch (error) {
-      if (error instanceof RegistryError && error.status === 401) throw new RegistryError(401, 'unauthorized: incorrect username or password');
+      if (error instanceof RegistryError && error.status === 401)
+        throw new RegistryError(401, 'unauthorized: incorrect username or password');
       throw error;
     }
   }
 
   private async probeWithCredentials(): Promise<void> {
     const probe = (authorization?: string) =>
-      fetch(`${this.baseUrl}/v2/`, { headers: authorization ? { Authorization: authorization } : {}, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      fetch(`${this.baseUrl}/v2/`, {
+        headers: authorization ? { Authorization: authorization } : {},
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
     const response = await probe();
     await response.body?.cancel();
     if (response.ok) return;

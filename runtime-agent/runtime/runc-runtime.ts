@@ -44,7 +44,8 @@ export class RuncRuntime implements ContainerRuntime {
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
     shim.stdin?.end(`${JSON.stringify(args)}\n`);
     const report = await firstLine(shim);
-    if (!report) throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
+    if (!report)
+      throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
     if (!report.started) throw new StartError(report.message, report.exitCode);
     return { pid: report.pid, shimPid: shim.pid ?? 0, exited };
   }
@@ -129,6 +130,9 @@ async function readExit(bundle: string): Promise<ExitRecord> {
 
 /** Whether `pid` is still the shim of this bundle (and not a reused pid): a shim works in its bundle directory. */
 async function isShimOf(pid: number, bundle: string): Promise<boolean> {
-  const [commandLine, workingDirectory] = await Promise.all([readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''), readlink(`/proc/${pid}/cwd`).catch(() => '')]);
+  const [commandLine, workingDirectory] = await Promise.all([
+    readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''),
+    readlink(`/proc/${pid}/cwd`).catch(() => ''),
+  ]);
   return commandLine.includes(SHIM) && workingDirectory === bundle;
 }

@@ -35,7 +35,20 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   const stdinServer = args.openStdin ? await listenForStdin() : undefined;
   const runtime = spawn(
     args.runtime,
-    ['--root', args.runtimeRoot, '--log', file(BundleFile.runtimeLog), '--log-format', 'json', 'run', '--bundle', args.bundle, '--pid-file', file(BundleFile.pid), args.containerId],
+    [
+      '--root',
+      args.runtimeRoot,
+      '--log',
+      file(BundleFile.runtimeLog),
+      '--log-format',
+      'json',
+      'run',
+      '--bundle',
+      args.bundle,
+      '--pid-file',
+      file(BundleFile.pid),
+      args.containerId,
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   // Without -i the process reads EOF at once, as from /dev/null.
@@ -105,7 +118,10 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
   let done = false;
   void exited.then(() => (done = true));
   for (;;) {
-    const found = await access(pidFile).then(() => true, () => false);
+    const found = await access(pidFile).then(
+      () => true,
+      () => false,
+    );
     if (found) return Number((await readFile(pidFile, 'utf8')).trim());
     if (done) return undefined;
     await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));

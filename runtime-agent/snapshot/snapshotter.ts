@@ -22,7 +22,10 @@ export interface Snapshotter {
    * Creates the snapshot by letting `fill` write into an empty directory, unless it exists; concurrent
    * calls for one chain id share one fill. Either the whole snapshot appears or none.
    */
-  create(info: Omit<SnapshotInfo, 'size' | 'createdAt'>, fill: (directory: string) => Promise<{ size: number }>): Promise<{ created: boolean }>;
+  create(
+    info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
+    fill: (directory: string) => Promise<{ size: number }>,
+  ): Promise<{ created: boolean }>;
   list(): Promise<SnapshotInfo[]>;
   remove(chainId: string): Promise<void>;
   /** Removes what a crash or failed unpack left half-written. */
@@ -58,7 +61,10 @@ export class DirectorySnapshotter implements Snapshotter {
     return path.join(this.snapshotPath(chainId), FILES_DIR);
   }
 
-  create(info: Omit<SnapshotInfo, 'size' | 'createdAt'>, fill: (directory: string) => Promise<{ size: number }>): Promise<{ created: boolean }> {
+  create(
+    info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
+    fill: (directory: string) => Promise<{ size: number }>,
+  ): Promise<{ created: boolean }> {
     const { promise, shared } = this.creations.run(info.chainId, () => this.createOnce(info, fill));
     return shared ? promise.then(() => ({ created: false })) : promise;
   }
@@ -82,12 +88,17 @@ export class DirectorySnapshotter implements Snapshotter {
   }
 
   async removeIncomplete(): Promise<number> {
-    const leftovers = (await readdir(this.root)).filter((name) => name.startsWith(INCOMPLETE_PREFIX) && !this.working.has(path.join(this.root, name)));
+    const leftovers = (await readdir(this.root)).filter(
+      (name) => name.startsWith(INCOMPLETE_PREFIX) && !this.working.has(path.join(this.root, name)),
+    );
     for (const name of leftovers) await rm(path.join(this.root, name), { recursive: true, force: true });
     return leftovers.length;
   }
 
-  private async createOnce(info: Omit<SnapshotInfo, 'size' | 'createdAt'>, fill: (directory: string) => Promise<{ size: number }>): Promise<{ created: boolean }> {
+  private async createOnce(
+    info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
+    fill: (directory: string) => Promise<{ size: number }>,
+  ): Promise<{ created: boolean }> {
     if (await this.info(info.chainId)) return { created: false };
     const work = this.incompletePath();
     this.working.add(work);

@@ -137,7 +137,12 @@ const SHM_SIZE_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MOUNTS: OciMount[] = [
   { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
   { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-  { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+  {
+    destination: '/dev/pts',
+    type: 'devpts',
+    source: 'devpts',
+    options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+  },
   { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
   { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
@@ -252,7 +257,9 @@ export function volumeDirectory(volumesRoot: string, name: string): string {
 function buildMounts(input: OciSpecInput): OciMount[] {
   const userMounts = input.spec.mounts.map((mount) => toOciMount(mount, input.volumesRoot));
   const userTargets = new Set(userMounts.map((mount) => mount.destination));
-  const defaults = DEFAULT_MOUNTS.map((mount) => ({ ...mount, options: [...mount.options] })).filter((mount) => !userTargets.has(mount.destination) && !(userTargets.has('/dev') && mount.destination.startsWith('/dev/')));
+  const defaults = DEFAULT_MOUNTS.map((mount) => ({ ...mount, options: [...mount.options] })).filter(
+    (mount) => !userTargets.has(mount.destination) && !(userTargets.has('/dev') && mount.destination.startsWith('/dev/')),
+  );
   const networkFiles = networkFileMounts(input).filter((mount) => !userTargets.has(mount.destination));
   const added = [...userMounts, ...networkFiles].sort((a, b) => depth(a.destination) - depth(b.destination));
   return [...defaults, ...added];

@@ -11,7 +11,11 @@ export const RootfsDir = { mount: 'rootfs', upper: 'diff', work: 'work' } as con
 
 /** Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path. */
 export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[]): Promise<string> {
-  const [target, upper, work] = [RootfsDir.mount, RootfsDir.upper, RootfsDir.work].map((name) => path.join(containerDir, name)) as [string, string, string];
+  const [target, upper, work] = [RootfsDir.mount, RootfsDir.upper, RootfsDir.work].map((name) => path.join(containerDir, name)) as [
+    string,
+    string,
+    string,
+  ];
   if (await isMountPoint(target)) return target;
   await Promise.all([target, upper, work].map((directory) => mkdir(directory, { recursive: true, mode: 0o755 })));
   // The kernel takes at most a page of mount options: about 35 layers at the default data dir.
@@ -29,4 +33,3 @@ async function isMountPoint(directory: string): Promise<boolean> {
   const mountInfo = await readFile('/proc/self/mountinfo', 'utf8');
   return mountInfo.split('\n').some((line) => line.split(' ')[4] === directory);
 }
-

@@ -46,7 +46,9 @@ export function resolveUserSpec(spec: string, passwd: string | undefined, group:
   // Like runc, only the first two colon-separated fields count: `app:x:y` is user app, group x.
   const [userArg = '', groupArg = ''] = spec.split(':');
   const uidArg = numericId(userArg);
-  const user = parsePasswd(passwd).find((entry) => (userArg === '' ? entry.uid === 0 : uidArg !== undefined ? entry.uid === uidArg : entry.name === userArg));
+  const user = parsePasswd(passwd).find((entry) =>
+    userArg === '' ? entry.uid === 0 : uidArg !== undefined ? entry.uid === uidArg : entry.name === userArg,
+  );
   let uid = user?.uid ?? 0;
   let gid = user?.gid ?? 0;
   if (!user && userArg !== '') {
@@ -89,7 +91,11 @@ function parsePasswd(text: string | undefined): PasswdEntry[] {
 
 /** group_name:password:GID:user_list. */
 function parseGroup(text: string | undefined): GroupEntry[] {
-  return lines(text, false).map((fields) => ({ name: fields[0] ?? '', gid: atoi(fields[2]), members: fields[3] ? fields[3].split(',') : [] }));
+  return lines(text, false).map((fields) => ({
+    name: fields[0] ?? '',
+    gid: atoi(fields[2]),
+    members: fields[3] ? fields[3].split(',') : [],
+  }));
 }
 
 /** runc trims passwd lines but not group lines; both skip empty ones. */
@@ -111,10 +117,12 @@ function atoi(field: string | undefined): number {
  */
 async function readFileInRoot(rootfs: string, file: string): Promise<string | undefined> {
   const hostPath = await resolveInRoot(rootfs, file);
-  const handle = await open(hostPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR' || error.code === 'ELOOP') return undefined;
-    throw error;
-  });
+  const handle = await open(hostPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR' || error.code === 'ELOOP') return undefined;
+      throw error;
+    },
+  );
   if (!handle) return undefined;
   try {
     return (await handle.stat()).isFile() ? await handle.readFile('utf8') : undefined;

@@ -14,7 +14,8 @@ function sniffCompression(head: Buffer): Compression | undefined {
   if (head.subarray(0, 2).equals(GZIP_MAGIC)) return 'gzip';
   if (head.subarray(0, 4).equals(ZSTD_MAGIC)) return 'zstd';
   if (head.subarray(257, 262).toString('latin1') === 'ustar') return 'none';
-  if (head.length === 0 || (head.length >= TAR_HEADER_BYTES && head.subarray(0, TAR_HEADER_BYTES).every((byte) => byte === 0))) return 'none';
+  if (head.length === 0 || (head.length >= TAR_HEADER_BYTES && head.subarray(0, TAR_HEADER_BYTES).every((byte) => byte === 0)))
+    return 'none';
   return undefined;
 }
 
@@ -27,7 +28,9 @@ export function compressionGuard(declared: Compression, what: string): Transform
   const check = (stream: Transform): void => {
     const actual = sniffCompression(head ?? Buffer.alloc(0));
     if (actual !== declared) {
-      throw new LayerFormatError(`${what} is declared ${describe(declared)} but looks like ${actual ? describe(actual) : 'neither tar, gzip nor zstd'}`);
+      throw new LayerFormatError(
+        `${what} is declared ${describe(declared)} but looks like ${actual ? describe(actual) : 'neither tar, gzip nor zstd'}`,
+      );
     }
     stream.push(head);
     head = undefined;

@@ -1,4 +1,19 @@
-import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  ftruncateSync,
+  futimesSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { chmod, link, lstat, lutimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -99,7 +114,12 @@ class EntryApplier {
     }
   }
 
-  private async applyEntry(header: Header, components: string[], content: AsyncIterable<unknown>, sparse: SparseLayout | undefined): Promise<void> {
+  private async applyEntry(
+    header: Header,
+    components: string[],
+    content: AsyncIterable<unknown>,
+    sparse: SparseLayout | undefined,
+  ): Promise<void> {
     const target = this.parents.ensureParents(components);
     switch (header.type ?? 'file') {
       case 'directory':
@@ -132,7 +152,12 @@ class EntryApplier {
   }
 
   /** Content, ownership (before the mode: chown clears setuid bits), mode and mtime, all through one descriptor. */
-  private async writeFile(target: string, header: Header, content: AsyncIterable<unknown>, sparse: SparseLayout | undefined): Promise<void> {
+  private async writeFile(
+    target: string,
+    header: Header,
+    content: AsyncIterable<unknown>,
+    sparse: SparseLayout | undefined,
+  ): Promise<void> {
     const fd = openSync(target, NEW_FILE_FLAGS, 0o600);
     try {
       if (sparse) await writeSparseContent(fd, content, sparse);
@@ -189,7 +214,8 @@ class EntryApplier {
 /** Writes the whole chunk at `position` (null: the current offset). */
 function writeAll(fd: number, chunk: Buffer, position: number | null): void {
   let written = 0;
-  while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written, position === null ? null : position + written);
+  while (written < chunk.length)
+    written += writeSync(fd, chunk, written, chunk.length - written, position === null ? null : position + written);
 }
 
 /** Writes each data run at its offset and sizes the file: the holes between runs are never written, so they stay holes. */
@@ -217,7 +243,8 @@ async function writeSparseContent(fd: number, content: AsyncIterable<unknown>, s
       if (filled === segment.length) [index, filled] = [index + 1, 0];
     }
   }
-  const complete = segments !== undefined && segments.slice(index).every((segment, offset) => segment.length === (offset === 0 ? filled : 0));
+  const complete =
+    segments !== undefined && segments.slice(index).every((segment, offset) => segment.length === (offset === 0 ? filled : 0));
   if (!complete) throw new LayerFormatError(`sparse entry ${JSON.stringify(sparse.name)} has less data than its map describes`);
   ftruncateSync(fd, sparse.realSize);
 }

@@ -20,11 +20,21 @@ export interface LayerToUnpack {
  * the unpack; the caller discards the directory. The compressed bytes are not hashed again: the DiffID comes
  * from the verified config, so it alone proves what was unpacked, a blob damaged at rest included.
  */
-export async function unpackLayer(layer: LayerToUnpack, directory: string, options: ApplyOptions & { onProgress?: (compressedBytes: number) => void }): Promise<{ size: number }> {
+export async function unpackLayer(
+  layer: LayerToUnpack,
+  directory: string,
+  options: ApplyOptions & { onProgress?: (compressedBytes: number) => void },
+): Promise<{ size: number }> {
   const compression = layerCompression(layer.mediaType);
   const diffIdAlgorithm = parseDigest(layer.diffId).algorithm;
   const uncompressed = DigestingStream.fresh(diffIdAlgorithm);
-  const feeding = pipeline(layer.blob, progress(options.onProgress), compressionGuard(compression, `layer ${layer.digest}`), decompressor(compression), uncompressed);
+  const feeding = pipeline(
+    layer.blob,
+    progress(options.onProgress),
+    compressionGuard(compression, `layer ${layer.digest}`),
+    decompressor(compression),
+    uncompressed,
+  );
   const [fed, applied] = await Promise.allSettled([feeding, applyLayerTar(uncompressed, directory, options)]);
   // A feed that failed on its own (download, decompression) is the cause; a premature close is the applier's doing.
   if (fed.status === 'rejected' && (fed.reason as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw fed.reason;
@@ -39,7 +49,8 @@ export async function unpackLayer(layer: LayerToUnpack, directory: string, optio
 
 /** Entry errors name the entry; the pull's message must also name the layer. */
 function inLayer(digest: string, error: unknown): unknown {
-  if (error instanceof LayerFormatError && !error.message.startsWith('layer ')) return new LayerFormatError(`layer ${digest}: ${error.message}`);
+  if (error instanceof LayerFormatError && !error.message.startsWith('layer '))
+    return new LayerFormatError(`layer ${digest}: ${error.message}`);
   return error;
 }
 

@@ -43,7 +43,10 @@ export class LayerDirectories {
       if (this.known.has(current)) continue;
       const stats = lstatSync(current, { throwIfNoEntry: false });
       if (!stats) mkdirSync(current, { mode: 0o755 });
-      else if (!stats.isDirectory()) throw new UnsafePathError(`${path.relative(this.root, current)} is a ${stats.isSymbolicLink() ? 'symlink' : 'non-directory'}, not followed`);
+      else if (!stats.isDirectory())
+        throw new UnsafePathError(
+          `${path.relative(this.root, current)} is a ${stats.isSymbolicLink() ? 'symlink' : 'non-directory'}, not followed`,
+        );
       this.known.add(current);
     }
     return path.join(this.root, ...components);

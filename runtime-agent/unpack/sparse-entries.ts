@@ -28,18 +28,36 @@ const BLOCK = 512;
  */
 export function sparseLayout(header: Header): SparseLayout | undefined {
   const pax = (header.pax ?? {}) as Record<string, string | undefined>;
-  if (header.type === null) throw new LayerFormatError(`entry ${JSON.stringify(header.name)} has an unknown tar type (an old GNU sparse file, type S, is not supported: write the layer with --format=pax)`);
-  const version = pax['GNU.sparse.major'] !== undefined ? `${pax['GNU.sparse.major']}.${pax['GNU.sparse.minor'] ?? ''}` : pax['GNU.sparse.map'] !== undefined ? '0.1' : pax['GNU.sparse.offset'] !== undefined ? '0.0' : undefined;
+  if (header.type === null)
+    throw new LayerFormatError(
+      `entry ${JSON.stringify(header.name)} has an unknown tar type (an old GNU sparse file, type S, is not supported: write the layer with --format=pax)`,
+    );
+  const version =
+    pax['GNU.sparse.major'] !== undefined
+      ? `${pax['GNU.sparse.major']}.${pax['GNU.sparse.minor'] ?? ''}`
+      : pax['GNU.sparse.map'] !== undefined
+        ? '0.1'
+        : pax['GNU.sparse.offset'] !== undefined
+          ? '0.0'
+          : undefined;
   if (version === undefined) return undefined;
   const name = pax['GNU.sparse.name'] ?? header.name;
   if (version === '1.0') return { name, realSize: sizeNumber(pax['GNU.sparse.realsize'], name), segments: 'in-data' };
-  if (version === '0.1') return { name, realSize: sizeNumber(pax['GNU.sparse.size'], name), segments: segmentsOf(numbersOf(pax['GNU.sparse.map'] ?? '', ',', name), name) };
-  throw new LayerFormatError(`entry ${JSON.stringify(name)} is a PAX sparse file of format ${version}, which is not supported (1.0 and 0.1 are)`);
+  if (version === '0.1')
+    return {
+      name,
+      realSize: sizeNumber(pax['GNU.sparse.size'], name),
+      segments: segmentsOf(numbersOf(pax['GNU.sparse.map'] ?? '', ',', name), name),
+    };
+  throw new LayerFormatError(
+    `entry ${JSON.stringify(name)} is a PAX sparse file of format ${version}, which is not supported (1.0 and 0.1 are)`,
+  );
 }
 
 function sizeNumber(text: string | undefined, name: string): number {
   const value = Number(text);
-  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new LayerFormatError(`sparse entry ${JSON.stringify(name)} has an invalid size ${JSON.stringify(text)}`);
+  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(value))
+    throw new LayerFormatError(`sparse entry ${JSON.stringify(name)} has an invalid size ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -50,7 +68,8 @@ function numbersOf(text: string, separator: string, name: string): number[] {
 function segmentsOf(numbers: number[], name: string): SparseSegment[] {
   if (numbers.length % 2 !== 0) throw new LayerFormatError(`sparse entry ${JSON.stringify(name)} has an odd number of map values`);
   const segments: SparseSegment[] = [];
-  for (let index = 0; index < numbers.length; index += 2) segments.push({ offset: numbers[index] as number, length: numbers[index + 1] as number });
+  for (let index = 0; index < numbers.length; index += 2)
+    segments.push({ offset: numbers[index] as number, length: numbers[index + 1] as number });
   return segments;
 }
 
@@ -58,7 +77,8 @@ function segmentsOf(numbers: number[], name: string): SparseSegment[] {
 export function checkSegments(segments: readonly SparseSegment[], realSize: number, name: string): void {
   let end = 0;
   for (const segment of segments) {
-    if (segment.offset < end || segment.offset + segment.length > realSize) throw new LayerFormatError(`sparse entry ${JSON.stringify(name)} has a data run outside the file or out of order`);
+    if (segment.offset < end || segment.offset + segment.length > realSize)
+      throw new LayerFormatError(`sparse entry ${JSON.stringify(name)} has a data run outside the file or out of order`);
     end = segment.offset + segment.length;
   }
 }
@@ -82,10 +102,14 @@ export class InDataSparseMap {
     const mapBytes = lines.length < 2 + 2 * count ? Infinity : lines.slice(0, 1 + 2 * count).join('\n').length + 1;
     const dataStart = Math.ceil(mapBytes / BLOCK) * BLOCK;
     if (this.text.length < dataStart) {
-      if (this.text.length > MAX_MAP_BYTES) throw new LayerFormatError(`sparse entry ${JSON.stringify(this.name)} has a map larger than ${MAX_MAP_BYTES} bytes`);
+      if (this.text.length > MAX_MAP_BYTES)
+        throw new LayerFormatError(`sparse entry ${JSON.stringify(this.name)} has a map larger than ${MAX_MAP_BYTES} bytes`);
       return undefined;
     }
-    const segments = segmentsOf(lines.slice(1, 1 + 2 * count).map((line) => sizeNumber(line, this.name)), this.name);
+    const segments = segmentsOf(
+      lines.slice(1, 1 + 2 * count).map((line) => sizeNumber(line, this.name)),
+      this.name,
+    );
     return { segments, rest: chunk.subarray(chunk.length - (this.consumed - dataStart)) };
   }
 }

@@ -33,7 +33,8 @@ export class RuleAuthorizer implements Authorizer {
   async catalogFilter(identity: Identity): Promise<((repository: string) => boolean) | undefined> {
     if (identity.admin) return undefined;
     const rules = await this.applicableRules(identity);
-    const patterns = (action: RuleAction) => rules.filter((rule) => rule.actions.includes(action)).map((rule) => compilePattern(rule.repositories));
+    const patterns = (action: RuleAction) =>
+      rules.filter((rule) => rule.actions.includes(action)).map((rule) => compilePattern(rule.repositories));
     const listed = patterns('catalog');
     const pullable = [...patterns('pull'), ...patterns('*')];
     return (repository) => listed.some((pattern) => pattern.test(repository)) && pullable.some((pattern) => pattern.test(repository));

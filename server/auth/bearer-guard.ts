@@ -75,10 +75,19 @@ async function mayNeverHave(options: BearerGuardOptions, token: VerifiedToken, n
   return granted?.actions.length !== needed.actions.length;
 }
 
-function unauthorized(ctx: Context, options: BearerGuardOptions, needed: Access | undefined, error?: ChallengeError, message?: string): CodedError {
+function unauthorized(
+  ctx: Context,
+  options: BearerGuardOptions,
+  needed: Access | undefined,
+  error?: ChallengeError,
+  message?: string,
+): CodedError {
   const realm = options.realm ?? `${ctx.protocol}://${ctx.host}/token`;
   const parts = [`realm="${realm}"`, `service="${options.service}"`];
   if (needed) parts.push(`scope="${formatScope(needed)}"`);
   if (error) parts.push(`error="${error}"`);
-  return new CodedError(DistributionErrors.UNAUTHORIZED, message ?? (error === 'invalid_token' ? 'invalid or expired token' : undefined), { headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` }, detail: needed ? [needed] : undefined });
+  return new CodedError(DistributionErrors.UNAUTHORIZED, message ?? (error === 'invalid_token' ? 'invalid or expired token' : undefined), {
+    headers: { 'WWW-Authenticate': `Bearer ${parts.join(',')}` },
+    detail: needed ? [needed] : undefined,
+  });
 }

@@ -26,10 +26,12 @@ export function registerAuthCommands(program: Command): void {
   subcommand(user, 'add <name>', 'create a user or replace its password (read from stdin), groups and role')
     .option('--admin', 'give the admin role (all repositories, the catalog and the admin API)')
     .option('--group <group...>', 'groups the user belongs to')
-    .action(run(async (stores, name: string, options: { admin?: boolean; group?: string[] }) => {
-      const password = (await readStdin()).replace(/\r?\n$/, '');
-      return stores.accounts.putUser(name, password, { admin: options.admin ?? false, groups: options.group ?? [] });
-    }));
+    .action(
+      run(async (stores, name: string, options: { admin?: boolean; group?: string[] }) => {
+        const password = (await readStdin()).replace(/\r?\n$/, '');
+        return stores.accounts.putUser(name, password, { admin: options.admin ?? false, groups: options.group ?? [] });
+      }),
+    );
   subcommand(user, 'remove <name>', 'delete a user').action(run((stores, name: string) => stores.accounts.deleteUser(name)));
   subcommand(user, 'list', 'list users').action(run((stores) => stores.accounts.listUsers()));
 
@@ -38,15 +40,17 @@ export function registerAuthCommands(program: Command): void {
     .option('--expires <time>', 'ISO 8601 time after which it can no longer log in')
     .option('--group <group...>', 'groups the robot belongs to')
     .option('--description <text>', 'what it is for')
-    .action(run(async (stores, name: string, options: { expires?: string; group?: string[]; description?: string }) => {
-      const created = await stores.accounts.createRobot({
-        name,
-        groups: options.group,
-        expiresAt: options.expires === undefined ? undefined : parseTime(options.expires),
-        description: options.description,
-      });
-      return { ...created.robot, secret: created.secret };
-    }));
+    .action(
+      run(async (stores, name: string, options: { expires?: string; group?: string[]; description?: string }) => {
+        const created = await stores.accounts.createRobot({
+          name,
+          groups: options.group,
+          expiresAt: options.expires === undefined ? undefined : parseTime(options.expires),
+          description: options.description,
+        });
+        return { ...created.robot, secret: created.secret };
+      }),
+    );
   subcommand(robot, 'secret <name>', 'give a robot account a new secret and print it once; the old one and its tokens stop working').action(
     run(async (stores, name: string) => {
       const regenerated = await stores.accounts.regenerateRobotSecret(name);
@@ -57,7 +61,11 @@ export function registerAuthCommands(program: Command): void {
   subcommand(robot, 'list', 'list robot accounts with expiry and last use').action(run((stores) => stores.accounts.listRobots()));
 
   const permission = withStoreOptions(program.command('permission').description('manage repository permission rules (default deny)'));
-  subcommand(permission, 'add <subject> <repositories> <actions>', 'grant e.g. group:team-a "team-a/**" pull,push (or anonymous "*/public-*" pull; catalog: list them in /v2/_catalog)').action(
+  subcommand(
+    permission,
+    'add <subject> <repositories> <actions>',
+    'grant e.g. group:team-a "team-a/**" pull,push (or anonymous "*/public-*" pull; catalog: list them in /v2/_catalog)',
+  ).action(
     run((stores, subject: string, repositories: string, actions: string) =>
       stores.rules.add({ subject, repositories, actions: actions.split(',') as RuleAction[] }),
     ),
@@ -66,9 +74,11 @@ export function registerAuthCommands(program: Command): void {
   subcommand(permission, 'list', 'list rules').action(run((stores) => stores.rules.list()));
   subcommand(permission, 'show <account>', 'the rules that apply to an account (or "anonymous")')
     .option('--repository <name>', 'also the actions allowed on this repository')
-    .action(run((stores, account: string, options: { repository?: string }) =>
-      effectivePermissions(stores.identities, new RuleAuthorizer(stores.rules), account, options.repository),
-    ));
+    .action(
+      run((stores, account: string, options: { repository?: string }) =>
+        effectivePermissions(stores.identities, new RuleAuthorizer(stores.rules), account, options.repository),
+      ),
+    );
 }
 
 function withStoreOptions(command: Command): Command {

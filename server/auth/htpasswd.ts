@@ -16,7 +16,8 @@ export class HtpasswdIdentityStore implements IdentityStore {
       if (trimmed === '' || trimmed.startsWith('#')) return;
       const separator = trimmed.indexOf(':');
       const hash = trimmed.slice(separator + 1);
-      if (separator <= 0 || !/^\$2[aby]\$/.test(hash)) throw new Error(`${file}:${index + 1}: not a bcrypt htpasswd entry (create it with htpasswd -B)`);
+      if (separator <= 0 || !/^\$2[aby]\$/.test(hash))
+        throw new Error(`${file}:${index + 1}: not a bcrypt htpasswd entry (create it with htpasswd -B)`);
       this.hashes.set(trimmed.slice(0, separator), hash);
     });
   }

@@ -27,7 +27,8 @@ const GENERATED_KEY_FILE = path.join('auth', 'token-signing-key.pem');
 export async function loadSigningKey(options: { algorithm: SigningAlgorithm; keyFile?: string; dataDir: string }): Promise<SigningKey> {
   const file = options.keyFile ?? path.join(options.dataDir, GENERATED_KEY_FILE);
   const pem = await readFile(file, 'utf8').catch(async (error: NodeJS.ErrnoException) => {
-    if (options.keyFile !== undefined) throw new KeyFileError(`auth.token.signingKey: cannot read ${file} (${error.code === 'ENOENT' ? 'no such file' : error.message})`);
+    if (options.keyFile !== undefined)
+      throw new KeyFileError(`auth.token.signingKey: cannot read ${file} (${error.code === 'ENOENT' ? 'no such file' : error.message})`);
     if (error.code !== 'ENOENT') throw error;
     return generateKeyFile(file, options.algorithm);
   });
@@ -55,10 +56,15 @@ export async function loadPreviousKey(file: string, setting: string): Promise<Ve
     publicKey = createPublicKey(await readFile(file, 'utf8'));
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-    throw new KeyFileError(`${setting}: cannot use ${file} (${reason}); it must be the PEM public key (or private key) of a retired RSA or P-256 signing key`);
+    throw new KeyFileError(
+      `${setting}: cannot use ${file} (${reason}); it must be the PEM public key (or private key) of a retired RSA or P-256 signing key`,
+    );
   }
   const algorithm = algorithmOf(publicKey);
-  if (!algorithm) throw new KeyFileError(`${setting}: ${file} holds a ${publicKey.asymmetricKeyType} key; only RSA (RS256) and P-256 (ES256) keys sign tokens`);
+  if (!algorithm)
+    throw new KeyFileError(
+      `${setting}: ${file} holds a ${publicKey.asymmetricKeyType} key; only RSA (RS256) and P-256 (ES256) keys sign tokens`,
+    );
   return verificationKeyFrom(publicKey, algorithm);
 }
 
@@ -94,7 +100,8 @@ function signingKeyFrom(privateKey: KeyObject, algorithm: SigningAlgorithm, file
         `or (for the generated key) move the file away, list it under auth.token.previousKeys and restart to generate a new one`,
     );
   }
-  if (algorithm === 'ES256' && privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new KeyFileError(`${file}: ES256 needs a P-256 key`);
+  if (algorithm === 'ES256' && privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new KeyFileError(`${file}: ES256 needs a P-256 key`);
   return { ...verificationKeyFrom(createPublicKey(privateKey), algorithm), privateKey };
 }
 

@@ -28,8 +28,13 @@ export function validateRule(rule: NewPermissionRule): NewPermissionRule {
   if (!SUBJECT.test(rule.subject)) throw invalid('subject must be user:<name>, robot:<name>, group:<name> or anonymous');
   if (!PATTERN.test(rule.repositories)) throw invalid('repositories must be a repository name pattern such as team-a/** or */public-*');
   const actions = [...new Set(rule.actions)];
-  if (actions.length === 0 || !actions.every((action) => action === '*' || action === 'catalog' || (REPOSITORY_ACTIONS as readonly string[]).includes(action))) {
-    throw invalid('actions must be pull, push, delete, * (all three) or catalog (list the matching repositories it may pull in /v2/_catalog)');
+  if (
+    actions.length === 0 ||
+    !actions.every((action) => action === '*' || action === 'catalog' || (REPOSITORY_ACTIONS as readonly string[]).includes(action))
+  ) {
+    throw invalid(
+      'actions must be pull, push, delete, * (all three) or catalog (list the matching repositories it may pull in /v2/_catalog)',
+    );
   }
   // Anonymous write access would let anyone on the network replace images.
   if (rule.subject === 'anonymous' && actions.some((action) => action !== 'pull')) throw invalid('anonymous rules may only grant pull');

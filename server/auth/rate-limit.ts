@@ -36,7 +36,9 @@ export class LoginRateLimiter {
     const remainingMs = await Promise.all(blocked.map((key) => this.redis.pttl(key)));
     // Rounded up: a client that waits exactly this long must find the lock gone.
     const retryAfter = Math.max(1, ...remainingMs.map((ms) => Math.ceil(ms / 1000)));
-    throw new CodedError(DistributionErrors.TOOMANYREQUESTS, 'too many failed logins, retry later', { headers: { 'Retry-After': String(retryAfter) } });
+    throw new CodedError(DistributionErrors.TOOMANYREQUESTS, 'too many failed logins, retry later', {
+      headers: { 'Retry-After': String(retryAfter) },
+    });
   }
 
   async recordFailure(account: string | undefined, address: string): Promise<void> {

@@ -47,7 +47,10 @@ export interface NewRobot {
 
 export function assertAccountName(name: string): void {
   if (!ACCOUNT_NAME.test(name)) {
-    throw new CodedError(DistributionErrors.NAME_INVALID, 'account names are 1-64 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit');
+    throw new CodedError(
+      DistributionErrors.NAME_INVALID,
+      'account names are 1-64 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
+    );
   }
 }
 
@@ -118,7 +121,9 @@ export class RedisIdentityStore implements IdentityStore {
   }
 
   async deleteUser(name: string): Promise<boolean> {
-    const [[, removed]] = (await this.redis.multi().hdel(this.usersKey, name).hincrby(this.generationsKey, `user:${name}`, 1).exec()) as [[null, number]];
+    const [[, removed]] = (await this.redis.multi().hdel(this.usersKey, name).hincrby(this.generationsKey, `user:${name}`, 1).exec()) as [
+      [null, number],
+    ];
     return removed === 1;
   }
 

@@ -49,5 +49,7 @@ export function repositoryAccess(name: string, actions: string[]): Access {
 
 /** Whether `granted` (a token's access claim) covers `action` on the resource. */
 export function covers(granted: readonly Access[], type: string, name: string, action: string): boolean {
-  return granted.some((entry) => entry.type === type && entry.name === name && (entry.actions.includes(action) || entry.actions.includes('*')));
+  return granted.some(
+    (entry) => entry.type === type && entry.name === name && (entry.actions.includes(action) || entry.actions.includes('*')),
+  );
 }

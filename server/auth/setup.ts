@@ -30,7 +30,10 @@ export interface RegistryAuth {
 }
 
 /** The account and rule stores on the registry's Redis, shared by the server and the CLI. */
-export function authStores(config: Config, redis: Redis): { accounts: RedisIdentityStore; identities: IdentityStore; rules: PermissionStore } {
+export function authStores(
+  config: Config,
+  redis: Redis,
+): { accounts: RedisIdentityStore; identities: IdentityStore; rules: PermissionStore } {
   const accounts = new RedisIdentityStore(redis, config.redis.keyPrefix);
   const stores: IdentityStore[] = [accounts];
   if (config.auth.htpasswd) stores.push(new HtpasswdIdentityStore(config.auth.htpasswd));
@@ -43,7 +46,9 @@ export async function createAuth(config: Config, redis: Redis, logger?: Logger):
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
-  const previousKeys = await Promise.all(token.previousKeys.map((file, index) => loadPreviousKey(file, `auth.token.previousKeys[${index}]`)));
+  const previousKeys = await Promise.all(
+    token.previousKeys.map((file, index) => loadPreviousKey(file, `auth.token.previousKeys[${index}]`)),
+  );
   const externalIssuers = config.auth.externalIssuers.map((issuer, index) => {
     try {
       return new ExternalIssuer({ ...issuer, audience: issuer.audience ?? token.service }, logger);

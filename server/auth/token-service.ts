@@ -75,7 +75,8 @@ export class TokenService {
   /** Async only for an external issuer's JWKS URL, fetched when a token names a key not yet known. */
   async verifyAccessToken(token: string): Promise<VerifiedToken> {
     const { header, payload } = decode(token);
-    const external = payload.iss === this.options.issuer ? undefined : this.options.externalIssuers.find((issuer) => issuer.issuer === payload.iss);
+    const external =
+      payload.iss === this.options.issuer ? undefined : this.options.externalIssuers.find((issuer) => issuer.issuer === payload.iss);
     const verified = external
       ? verify(token, await external.keyFor(header), EXTERNAL_ALGORITHMS, external.issuer, external.audience)
       : verifyLocal(token, this.localKey(header.kid), this.options.issuer, this.options.service);
@@ -143,7 +144,10 @@ function parseAccessClaim(claim: unknown): Access[] {
     Array.isArray(claim) &&
     claim.every(
       (entry: Partial<Access>) =>
-        typeof entry?.type === 'string' && typeof entry.name === 'string' && Array.isArray(entry.actions) && entry.actions.every((action) => typeof action === 'string'),
+        typeof entry?.type === 'string' &&
+        typeof entry.name === 'string' &&
+        Array.isArray(entry.actions) &&
+        entry.actions.every((action) => typeof action === 'string'),
     );
   if (!valid) throw new InvalidTokenError('malformed access claim');
   return (claim as Access[]).map(({ type, name, actions }) => ({ type, name, actions }));

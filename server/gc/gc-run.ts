@@ -48,7 +48,14 @@ export interface GcCounts {
 
 /** One collection in progress: what every phase reads and the counts it adds to. */
 export class GcRun {
-  readonly counts: GcCounts = { manifestsDeleted: 0, manifestRecordsDeleted: 0, blobsDeleted: 0, bytesDeleted: 0, linksDeleted: 0, uploadsDeleted: 0 };
+  readonly counts: GcCounts = {
+    manifestsDeleted: 0,
+    manifestRecordsDeleted: 0,
+    blobsDeleted: 0,
+    bytesDeleted: 0,
+    linksDeleted: 0,
+    uploadsDeleted: 0,
+  };
 
   constructor(
     readonly gc: GcStore,

@@ -30,12 +30,18 @@ export async function markRepositoryBlobs(run: GcRun, repository: string, set: S
 async function markBlobsOf(run: GcRun, repository: string, digests: string[], set: ScratchSet): Promise<void> {
   const kept = await keptManifests(run, repository, digests);
   const references = await run.gc.references(kept);
-  await run.gc.add(set, references.flatMap((reference) => reference.blobs));
+  await run.gc.add(
+    set,
+    references.flatMap((reference) => reference.blobs),
+  );
 }
 
 async function keptManifests(run: GcRun, repository: string, digests: string[]): Promise<string[]> {
   if (!(run.dryRun && run.options.deleteUntagged)) return digests;
-  const doomed = await run.gc.whichAreMembers('doomed', digests.map((digest) => manifestId(repository, digest)));
+  const doomed = await run.gc.whichAreMembers(
+    'doomed',
+    digests.map((digest) => manifestId(repository, digest)),
+  );
   return digests.filter((_digest, index) => !doomed[index]);
 }
 

@@ -8,7 +8,12 @@ import type { GcOptions } from './gc-run.js';
  * skip. Returns a function that stops the schedule and waits for a run in progress.
  */
 export function scheduleGc(collector: GarbageCollector, options: GcOptions, intervalMs: number, logger: Logger): () => Promise<void> {
-  return scheduleRepeating(() => collector.run(options), intervalMs, intervalMs, (error) => logger.error({ err: error }, 'scheduled garbage collection failed'));
+  return scheduleRepeating(
+    () => collector.run(options),
+    intervalMs,
+    intervalMs,
+    (error) => logger.error({ err: error }, 'scheduled garbage collection failed'),
+  );
 }
 
 /**

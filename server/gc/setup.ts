@@ -37,9 +37,18 @@ export function createGc(
   collectorRedis.on('error', (error: Error) => logger.warn({ err: error }, 'garbage collector redis connection error'));
   const collector = new GarbageCollector(metadata, new RedisGcStore(collectorRedis, config.redis.keyPrefix), store, logger, onReport);
   const options = gcOptionsFromConfig(config.gc, false);
-  const stopSchedule = config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
-  const purger = new UploadPurger(metadata, new RedisGcStore(collectorRedis, config.redis.keyPrefix), store, { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 }, logger);
-  const stopPurge = config.uploads.purge.enabled ? schedulePurge(purger, config.uploads.purge.intervalSeconds * 1000, logger) : async () => undefined;
+  const stopSchedule =
+    config.gc.intervalSeconds > 0 ? scheduleGc(collector, options, config.gc.intervalSeconds * 1000, logger) : async () => undefined;
+  const purger = new UploadPurger(
+    metadata,
+    new RedisGcStore(collectorRedis, config.redis.keyPrefix),
+    store,
+    { ...options, uploadMaxAgeMs: config.uploads.purge.maxAgeSeconds * 1000 },
+    logger,
+  );
+  const stopPurge = config.uploads.purge.enabled
+    ? schedulePurge(purger, config.uploads.purge.intervalSeconds * 1000, logger)
+    : async () => undefined;
   return {
     collector,
     commitGuard: new BlobCommitGuard(metadata, new RedisGcStore(redis, config.redis.keyPrefix), store),
@@ -55,7 +64,10 @@ export function createGc(
 const FIRST_PURGE_DELAY_MS = 60_000;
 
 function schedulePurge(purger: UploadPurger, intervalMs: number, logger: Logger): () => Promise<void> {
-  return scheduleRepeating(() => purger.run(), Math.min(intervalMs, FIRST_PURGE_DELAY_MS), intervalMs, (error) =>
-    logger.error({ err: error }, 'scheduled upload purge failed'),
+  return scheduleRepeating(
+    () => purger.run(),
+    Math.min(intervalMs, FIRST_PURGE_DELAY_MS),
+    intervalMs,
+    (error) => logger.error({ err: error }, 'scheduled upload purge failed'),
   );
 }

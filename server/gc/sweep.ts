@@ -43,8 +43,16 @@ export async function sweepOrphanBytes(run: GcRun): Promise<void> {
 
 /** `sizes[i]`: digests[i] was tombstoned (dry: would be) with that size. */
 async function deleteTombstoned(run: GcRun, digests: string[], sizes: (number | undefined)[]): Promise<void> {
-  if (run.dryRun) countBlobs(run, sizes.filter((size) => size !== undefined));
-  else await finishDeletions(run, digests.filter((_digest, index) => sizes[index] !== undefined));
+  if (run.dryRun)
+    countBlobs(
+      run,
+      sizes.filter((size) => size !== undefined),
+    );
+  else
+    await finishDeletions(
+      run,
+      digests.filter((_digest, index) => sizes[index] !== undefined),
+    );
 }
 
 async function finishDeletions(run: GcRun, digests: string[]): Promise<void> {

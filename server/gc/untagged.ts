@@ -16,10 +16,14 @@ export async function deleteUntaggedManifests(run: GcRun): Promise<void> {
   for await (const repositories of run.gc.repositories()) {
     for (const repository of repositories) {
       for await (const page of run.paced(run.gc.manifestsOf(repository))) {
-        const live = await run.gc.whichAreMembers('live', page.map((digest) => manifestId(repository, digest)));
+        const live = await run.gc.whichAreMembers(
+          'live',
+          page.map((digest) => manifestId(repository, digest)),
+        );
         await run.inBatches(
           page.filter((_digest, index) => !live[index]),
-          async (batch) => void (run.counts.manifestsDeleted += await run.gc.deleteUntaggedManifests(repository, batch, run.cutoff, run.dryRun)),
+          async (batch) =>
+            void (run.counts.manifestsDeleted += await run.gc.deleteUntaggedManifests(repository, batch, run.cutoff, run.dryRun)),
         );
       }
     }
@@ -45,6 +49,9 @@ async function markLiveManifests(run: GcRun): Promise<void> {
 }
 
 async function reach(run: GcRun, repository: string, digests: string[]): Promise<void> {
-  const added = await run.gc.addNew('live', digests.map((digest) => manifestId(repository, digest)));
+  const added = await run.gc.addNew(
+    'live',
+    digests.map((digest) => manifestId(repository, digest)),
+  );
   await run.gc.enqueue(added);
 }

@@ -41,7 +41,8 @@ function capConnections(server: Server, limits: HttpLimits): void {
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
     const fromAddress = perAddress.get(address) ?? 0;
-    if (total >= limits.maxConnections) return refuse(socket, new CodedError(DistributionErrors.UNAVAILABLE, 'the registry has too many open connections; retry later'));
+    if (total >= limits.maxConnections)
+      return refuse(socket, new CodedError(DistributionErrors.UNAVAILABLE, 'the registry has too many open connections; retry later'));
     if (fromAddress >= limits.maxConnectionsPerAddress) {
       return refuse(socket, new CodedError(DistributionErrors.TOOMANYREQUESTS, 'too many open connections from this address; retry later'));
     }
@@ -124,7 +125,10 @@ function cutSlowBody({ request, response }: WatchedBody, rate: HttpLimits['bodyM
     socket.destroy();
     return;
   }
-  const error = new CodedError(DistributionErrors.BODY_TOO_SLOW, `request body arrived slower than ${rate.minBytes} bytes per ${rate.windowSeconds} s; closing`);
+  const error = new CodedError(
+    DistributionErrors.BODY_TOO_SLOW,
+    `request body arrived slower than ${rate.minBytes} bytes per ${rate.windowSeconds} s; closing`,
+  );
   const body = JSON.stringify(error.toJSON());
   response.shouldKeepAlive = false;
   response.writeHead(error.status, {

@@ -37,9 +37,13 @@ function toCodedError(caught: unknown): CodedError {
   const storage = storageFailure(caught);
   if (storage) return storage;
   if (isWriteRefused(caught)) {
-    return new CodedError(DistributionErrors.UNAVAILABLE, 'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later', {
-      headers: { 'Retry-After': '10' },
-    });
+    return new CodedError(
+      DistributionErrors.UNAVAILABLE,
+      'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later',
+      {
+        headers: { 'Retry-After': '10' },
+      },
+    );
   }
   if (isRedisUnavailable(caught)) {
     return new CodedError(DistributionErrors.UNAVAILABLE, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
@@ -60,7 +64,6 @@ function isClientAbort(ctx: Context, error: unknown): boolean {
 function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   return (
-    error.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|ECONNREFUSED|LOADING|Stream isn't writeable/.test(error.message)
+    error.name === 'MaxRetriesPerRequestError' || /Connection is closed|ECONNREFUSED|LOADING|Stream isn't writeable/.test(error.message)
   );
 }

@@ -17,7 +17,9 @@ export interface RouteEntry {
 }
 
 export function routeEntries(router: Router): RouteEntry[] {
-  return router.stack.filter((layer) => layer.methods.length > 0).map((layer) => ({ methods: [...layer.methods], path: String(layer.path) }));
+  return router.stack
+    .filter((layer) => layer.methods.length > 0)
+    .map((layer) => ({ methods: [...layer.methods], path: String(layer.path) }));
 }
 
 /**
@@ -38,7 +40,11 @@ export function guardedRoutes(router: Router, guard: Middleware): Middleware {
 /** A router built by hand with the defaults would reopen the case and trailing-slash confusion: refused at startup. */
 export function assertExactMatching(router: Router): void {
   if (router.opts.sensitive !== true || router.opts.strict !== true) {
-    throw new Error(`router with ${routeEntries(router).map((route) => route.path).join(', ')} must come from createRouter()`);
+    throw new Error(
+      `router with ${routeEntries(router)
+        .map((route) => route.path)
+        .join(', ')} must come from createRouter()`,
+    );
   }
 }
 

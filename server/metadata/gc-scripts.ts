@@ -22,7 +22,9 @@ end
  * one call per batch only saves the round trips and, with appendfsync always, the fsyncs. Per digest, in
  * order: its size when it is (or, dry, would be) tombstoned, else false.
  */
-export const tombstoneBlobsScript = STALE + `
+export const tombstoneBlobsScript =
+  STALE +
+  `
 local p, cutoff, dry = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local function tombstone(digest)
   local key = p .. 'b:' .. digest
@@ -62,10 +64,14 @@ return sizes
  * since the cutoff (an index PUT naming one stamps its touchedAt), each with the registry's own manifest
  * deletion (run as a function of its ARGV); how many it deleted (dry: would delete).
  */
-export const deleteUntaggedManifestsScript = STALE + `
+export const deleteUntaggedManifestsScript =
+  STALE +
+  `
 local gp, grepo, cutoff, dry = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local function deleteManifest(ARGV)
-` + deleteManifestScript + `
+` +
+  deleteManifestScript +
+  `
 end
 local function deleteUntagged(gdigest)
   if redis.call('SISMEMBER', gp .. 'r:' .. grepo .. ':m', gdigest) == 0 then return 0 end
@@ -87,7 +93,9 @@ return deleted
  * manifests names (gc:repo-mark) unless the blob was uploaded, mounted, named or read since the cutoff: a
  * manifest PUT that needs a link either stamps the blob first or finds the link gone. How many it dropped.
  */
-export const unlinkBlobsScript = STALE + `
+export const unlinkBlobsScript =
+  STALE +
+  `
 local p, repo, cutoff, dry = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local links = p .. 'r:' .. repo .. ':b'
 local function unlink(digest)
@@ -110,7 +118,9 @@ return dropped
  * were counted, which their last unlink could not delete. A push that links one after the mark stamps its
  * touchedAt first; one that comes after the deletion writes the record anew. How many it deleted.
  */
-export const deleteManifestRecordsScript = STALE + `
+export const deleteManifestRecordsScript =
+  STALE +
+  `
 local p, cutoff, dry = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local function sweep(digest)
   if redis.call('SISMEMBER', p .. 'gc:manifest-mark', digest) == 1 then return 0 end
@@ -125,7 +135,9 @@ return deleted
 `;
 
 /** ARGV: prefix, upload id, updatedAt as read. Deletes an expired upload session unless a chunk moved it since. */
-export const expireUploadScript = FORGET_UPLOAD + `
+export const expireUploadScript =
+  FORGET_UPLOAD +
+  `
 if redis.call('HGET', ARGV[1] .. 'u:' .. ARGV[2], 'updatedAt') ~= ARGV[3] then return 0 end
 return forgetUpload(ARGV[1], ARGV[2])
 `;

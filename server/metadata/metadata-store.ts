@@ -92,7 +92,13 @@ export interface MetadataStore {
    * `expectExisting`: prepareBlobCommit said 'existing'. 'collected' when garbage collection removed the
    * digest since then, so the bytes the store kept may be gone: the upload must be retried.
    */
-  completeUpload(uploadId: string, repository: string, digest: string, size: number, expectExisting: boolean): Promise<CompleteUploadResult>;
+  completeUpload(
+    uploadId: string,
+    repository: string,
+    digest: string,
+    size: number,
+    expectExisting: boolean,
+  ): Promise<CompleteUploadResult>;
   /** Links a blob visible in `from` to `to`; returns its size, or undefined if `from` cannot see it. */
   mountBlob(from: string, to: string, digest: string): Promise<number | undefined>;
   unlinkBlob(repository: string, digest: string): Promise<boolean>;

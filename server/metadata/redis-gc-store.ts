@@ -109,7 +109,9 @@ export class RedisGcStore implements GcStore {
   }
 
   async references(digests: string[]): Promise<ManifestReferences[]> {
-    const fields = await Promise.all(digests.map((digest) => this.redis.hmget(this.keys.manifest(digest), 'blobs', 'manifests', 'subject')));
+    const fields = await Promise.all(
+      digests.map((digest) => this.redis.hmget(this.keys.manifest(digest), 'blobs', 'manifests', 'subject')),
+    );
     return fields.map(([blobs, manifests, subject]) => ({
       blobs: blobs ? (JSON.parse(blobs) as string[]) : [],
       manifests: manifests ? (JSON.parse(manifests) as string[]) : [],

@@ -143,7 +143,13 @@ export class RedisMetadataStore implements MetadataStore {
     return (await scripts.prepareBlobCommit.run(this.redis, [this.prefix, digest])) as BlobCommitState;
   }
 
-  async completeUpload(uploadId: string, repository: string, digest: string, size: number, expectExisting: boolean): Promise<CompleteUploadResult> {
+  async completeUpload(
+    uploadId: string,
+    repository: string,
+    digest: string,
+    size: number,
+    expectExisting: boolean,
+  ): Promise<CompleteUploadResult> {
     const args = [this.prefix, uploadId, repository, digest, size, Date.now(), expectExisting ? '1' : '0'];
     return (await scripts.completeUpload.run(this.redis, args)) as CompleteUploadResult;
   }
@@ -159,7 +165,12 @@ export class RedisMetadataStore implements MetadataStore {
 
   async createUpload(session: UploadSession, policy: UploadPolicy): Promise<CreateUploadResult> {
     const args = [this.prefix, session.id, session.repository, session.owner, session.storeState, session.startedAt];
-    return (await scripts.createUpload.run(this.redis, [...args, policy.ttlMs, policy.maxPerRepository, policy.maxPerOwner])) as CreateUploadResult;
+    return (await scripts.createUpload.run(this.redis, [
+      ...args,
+      policy.ttlMs,
+      policy.maxPerRepository,
+      policy.maxPerOwner,
+    ])) as CreateUploadResult;
   }
 
   async getUpload(uploadId: string): Promise<UploadSession | undefined> {
@@ -177,7 +188,15 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string, policy: UploadPolicy): Promise<boolean> {
-    const result = await scripts.advanceUpload.run(this.redis, [this.prefix, uploadId, fromOffset, toOffset, storeState, Date.now(), policy.ttlMs]);
+    const result = await scripts.advanceUpload.run(this.redis, [
+      this.prefix,
+      uploadId,
+      fromOffset,
+      toOffset,
+      storeState,
+      Date.now(),
+      policy.ttlMs,
+    ]);
     return result === 1;
   }
 
@@ -223,7 +242,8 @@ export class RedisMetadataStore implements MetadataStore {
     ])) as string[];
     const [outcome, digest = '', declaredSize, storedSize] = result;
     if (outcome === 'missing') return { outcome: 'missing', digest };
-    if (outcome === 'size-mismatch') return { outcome: 'size-mismatch', digest, declaredSize: Number(declaredSize), storedSize: Number(storedSize) };
+    if (outcome === 'size-mismatch')
+      return { outcome: 'size-mismatch', digest, declaredSize: Number(declaredSize), storedSize: Number(storedSize) };
     return { outcome: 'stored' };
   }
 

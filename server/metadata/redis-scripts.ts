@@ -64,7 +64,9 @@ local now = string.format('%.0f', clock[1] * 1000 + math.floor(clock[2] / 1000))
 // Links are counted in the record ('links': the repositories whose manifest set holds it) so that the last
 // deletion can take the record with it. A record written before links were counted has no count (nobody
 // knows how many repositories link it): it is never counted and only the collector's sweep deletes it.
-export const putManifestScript = NOW_MS + `
+export const putManifestScript =
+  NOW_MS +
+  `
 local p, repo, digest, mediaType, content = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tag, subject, descriptor = ARGV[6], ARGV[7], ARGV[8]
 local blobs, manifests, declared = cjson.decode(ARGV[11]), cjson.decode(ARGV[12]), ARGV[13] == '1'
@@ -163,7 +165,9 @@ return 1
  * digest (the caller waits, then writes the bytes anew), else 'existing' (stamped touchedAt, so no collector
  * starts deleting it now) or 'new'.
  */
-export const prepareBlobCommitScript = NOW_MS + `
+export const prepareBlobCommitScript =
+  NOW_MS +
+  `
 local key = ARGV[1] .. 'b:' .. ARGV[2]
 local record = redis.call('HMGET', key, 'size', 'state')
 if record[2] == 'deleting' then return 'deleting' end
@@ -206,7 +210,10 @@ end
  * maxPerOwner. Opens an upload session unless its repository or owner already has its maximum of open
  * ones (expired sessions no longer count): 'ok', 'repository-full' or 'owner-full'.
  */
-export const createUploadScript = NOW_MS + KEEP_UPLOAD_OPEN + `
+export const createUploadScript =
+  NOW_MS +
+  KEEP_UPLOAD_OPEN +
+  `
 local p, id, repo, owner, storeState, startedAt, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local repoKey, ownerKey = p .. 'uo:r:' .. repo, p .. 'uo:a:' .. owner
 redis.call('ZREMRANGEBYSCORE', repoKey, '-inf', now)
@@ -219,13 +226,18 @@ return 'ok'
 `;
 
 /** ARGV: prefix, id. Ends an upload session (cancelled or failed). */
-export const deleteUploadScript = FORGET_UPLOAD + `
+export const deleteUploadScript =
+  FORGET_UPLOAD +
+  `
 return forgetUpload(ARGV[1], ARGV[2])
 `;
 
 // 'collected': the record the upload relied on (ARGV[7] = '1': it existed when the commit was prepared,
 // so the store may have kept the old bytes instead of ours) was garbage collected meanwhile.
-export const completeUploadScript = NOW_MS + FORGET_UPLOAD + `
+export const completeUploadScript =
+  NOW_MS +
+  FORGET_UPLOAD +
+  `
 local p, id, repo, digest, size, createdAt, expectExisting = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = p .. 'b:' .. digest
 local record = redis.call('HMGET', key, 'size', 'state')
@@ -237,7 +249,9 @@ redis.call('SADD', p .. 'r:' .. repo .. ':b', digest)
 return 'ok'
 `;
 
-export const mountBlobScript = NOW_MS + `
+export const mountBlobScript =
+  NOW_MS +
+  `
 local p, from, to, digest = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('SISMEMBER', p .. 'r:' .. from .. ':b', digest) == 0 then return false end
 local record = redis.call('HMGET', p .. 'b:' .. digest, 'size', 'state')
@@ -250,7 +264,9 @@ return record[1]
 // HEAD and GET of a blob: its size if the repository may see it. touchedAt is rewritten only when older
 // than ARGV[4] ms, so a hot blob costs one write per interval instead of one per request; a resolution of
 // -1 never writes (the lookup of a Redis that refuses writes).
-export const repositoryBlobSizeScript = NOW_MS + `
+export const repositoryBlobSizeScript =
+  NOW_MS +
+  `
 local p, repo, digest, resolution = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('SISMEMBER', p .. 'r:' .. repo .. ':b', digest) == 0 then return false end
 local key = p .. 'b:' .. digest
@@ -261,7 +277,10 @@ return record[1]
 `;
 
 /** ARGV: prefix, id, from, to, storeState, updatedAt, ttlMs (0: none). A chunk moves the offset and restarts the TTL. */
-export const advanceUploadScript = NOW_MS + KEEP_UPLOAD_OPEN + `
+export const advanceUploadScript =
+  NOW_MS +
+  KEEP_UPLOAD_OPEN +
+  `
 local p, id, from, to, storeState, updatedAt, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = p .. 'u:' .. id
 local session = redis.call('HMGET', key, 'offset', 'repository', 'owner')

@@ -26,7 +26,8 @@ export class DescriptorUrlPolicy {
 
   private refusal(url: string): string | undefined {
     if (!ALLOWED_PROTOCOLS.has(protocolOf(url) ?? '')) return 'is not an http:// or https:// URL';
-    if (this.allow.length > 0 && !this.allow.some((pattern) => pattern.test(url))) return 'matches no pattern of validation.manifests.urls.allow';
+    if (this.allow.length > 0 && !this.allow.some((pattern) => pattern.test(url)))
+      return 'matches no pattern of validation.manifests.urls.allow';
     const denied = this.deny.find(({ regex }) => regex.test(url));
     if (denied) return `matches ${denied.pattern} of validation.manifests.urls.deny`;
     return undefined;

@@ -33,7 +33,10 @@ export async function redisAnswers(target: Pick<RedisOptions, 'path' | 'host' | 
 }
 
 /** Runs `work` on a connection of its own that neither retries nor reconnects, then closes it. */
-export async function withOneShotClient<T>(target: Pick<RedisOptions, 'path' | 'host' | 'port'>, work: (redis: Redis) => Promise<T>): Promise<T> {
+export async function withOneShotClient<T>(
+  target: Pick<RedisOptions, 'path' | 'host' | 'port'>,
+  work: (redis: Redis) => Promise<T>,
+): Promise<T> {
   const probe = new Redis({ ...target, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {

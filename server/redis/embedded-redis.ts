@@ -86,17 +86,28 @@ export class EmbeddedRedis {
 
   private spawnServer(): Promise<void> {
     const args = [
-      '--port', '0',
-      '--unixsocket', this.socketPath,
-      '--unixsocketperm', '700',
-      '--dir', this.directory,
-      '--pidfile', this.pidFile,
-      '--daemonize', 'no',
-      '--appendonly', 'yes',
-      '--appendfsync', 'always',
-      '--save', '',
-      '--logfile', '',
-      '--min-replicas-to-write', this.readOnlyReason ? '1' : '0',
+      '--port',
+      '0',
+      '--unixsocket',
+      this.socketPath,
+      '--unixsocketperm',
+      '700',
+      '--dir',
+      this.directory,
+      '--pidfile',
+      this.pidFile,
+      '--daemonize',
+      'no',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--logfile',
+      '',
+      '--min-replicas-to-write',
+      this.readOnlyReason ? '1' : '0',
     ];
     this.recentOutput = [];
     return new Promise((resolve, reject) => {
@@ -187,7 +198,9 @@ export class EmbeddedRedis {
       if (await redisAnswers({ path: this.socketPath })) return;
       await sleep(50);
     }
-    throw new Error(`embedded redis-server did not become ready within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-5).join(' | ')}`);
+    throw new Error(
+      `embedded redis-server did not become ready within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-5).join(' | ')}`,
+    );
   }
 
   // A registry killed with SIGKILL leaves its redis-server running; it holds the AOF, so stop it first.

@@ -44,7 +44,8 @@ export function registerAdminRoutes(router: Router, services: AdminApiServices):
   router.post(`${BASE}/robots`, async (ctx: Context) => {
     const body = await readJsonBody(ctx);
     const expiresAt = typeof body.expiresAt === 'string' ? new Date(body.expiresAt) : undefined;
-    if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new CodedError(DistributionErrors.UNSUPPORTED, 'expiresAt must be an ISO 8601 time');
+    if (expiresAt && Number.isNaN(expiresAt.getTime()))
+      throw new CodedError(DistributionErrors.UNSUPPORTED, 'expiresAt must be an ISO 8601 time');
     const created = await accounts.createRobot({
       name: requiredString(body, 'name'),
       groups: optionalStrings(body, 'groups'),
@@ -98,7 +99,8 @@ function requiredString(body: Record<string, unknown>, key: string): string {
 function optionalStrings(body: Record<string, unknown>, key: string): string[] | undefined {
   const value = body[key];
   if (value === undefined) return undefined;
-  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string')) throw new CodedError(DistributionErrors.UNSUPPORTED, `${key} must be a list of strings`);
+  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string'))
+    throw new CodedError(DistributionErrors.UNSUPPORTED, `${key} must be a list of strings`);
   return value as string[];
 }
 

@@ -23,7 +23,8 @@ export function webhookAdminRouter({ endpoints, queue, nudge }: WebhookAdminServ
   const router = createRouter();
   const endpointName = (ctx: Context): string => {
     const name = ctx.params.endpoint ?? '';
-    if (!endpoints.some((endpoint) => endpoint.name === name)) throw new CodedError(DistributionErrors.NAME_UNKNOWN, `no webhook endpoint ${name}`);
+    if (!endpoints.some((endpoint) => endpoint.name === name))
+      throw new CodedError(DistributionErrors.NAME_UNKNOWN, `no webhook endpoint ${name}`);
     return name;
   };
   router.get(BASE, async (ctx: Context) => {

@@ -15,7 +15,10 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export function refuseWritesWhenReadOnly(mode: MaintenanceMode) {
   return async (ctx: Context, next: Next): Promise<void> => {
     if (WRITE_METHODS.has(ctx.method) && (await mode.readOnly())) {
-      throw new CodedError(DistributionErrors.READ_ONLY, 'the registry is in read-only mode for maintenance; pulls still work, retry writes later');
+      throw new CodedError(
+        DistributionErrors.READ_ONLY,
+        'the registry is in read-only mode for maintenance; pulls still work, retry writes later',
+      );
     }
     await next();
   };

@@ -25,7 +25,8 @@ export interface TokenEndpointServices {
 export function registerTokenRoutes(router: Router, services: TokenEndpointServices): void {
   router.get('/token', async (ctx: Context) => {
     const credentials = basicCredentials(ctx.get('Authorization') || undefined);
-    if (ctx.get('Authorization') !== '' && !credentials) throw new CodedError(DistributionErrors.UNAUTHORIZED, 'only Basic credentials are accepted here');
+    if (ctx.get('Authorization') !== '' && !credentials)
+      throw new CodedError(DistributionErrors.UNAUTHORIZED, 'only Basic credentials are accepted here');
     const identity = credentials ? await services.authenticator.login(credentials.username, credentials.password, ctx.ip) : ANONYMOUS;
     await respondWithToken(ctx, services, identity, queryValues(ctx, 'scope'), queryValues(ctx, 'offline_token')[0] === 'true');
   });
@@ -53,13 +54,21 @@ async function identityForGrant(ctx: Context, services: TokenEndpointServices, f
 }
 
 /** Grants the part of the requested scopes the identity is allowed: asking for too much is never an error. */
-async function respondWithToken(ctx: Context, services: TokenEndpointServices, identity: Identity, scopes: string[], offline: boolean): Promise<void> {
+async function respondWithToken(
+  ctx: Context,
+  services: TokenEndpointServices,
+  identity: Identity,
+  scopes: string[],
+  offline: boolean,
+): Promise<void> {
   // The revision first: a rule removed while the grant is worked out then revokes this token too.
   const revision = await services.revocations.revisionOf(identity);
   const access = await services.authorizer.grant(identity, parseScopes(scopes));
   const issued = services.tokens.issueAccessToken(identity.name, access, revision);
   const refreshToken =
-    offline && identity.kind !== 'anonymous' ? services.tokens.issueRefreshToken(identity.name, await services.revocations.accountGeneration(identity)) : undefined;
+    offline && identity.kind !== 'anonymous'
+      ? services.tokens.issueRefreshToken(identity.name, await services.revocations.accountGeneration(identity))
+      : undefined;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
     token: issued.token,

@@ -56,7 +56,8 @@ export function registerUploadRoutes(router: RegistryRouter, { uploads, access }
     const name = ctx.params.name ?? '';
     const uploadId = ctx.params.uploadId ?? '';
     const digest = queryValue(ctx, 'digest');
-    if (digest === undefined) throw new CodedError(DistributionErrors.DIGEST_INVALID, 'the digest query parameter is required to finish an upload');
+    if (digest === undefined)
+      throw new CodedError(DistributionErrors.DIGEST_INVALID, 'the digest query parameter is required to finish an upload');
     const chunk = hasBody(ctx) ? chunkFromRequest(ctx) : undefined;
     blobCreated(ctx, name, await uploads.complete(name, uploadId, digest, chunk, eventOrigin(ctx)));
   });

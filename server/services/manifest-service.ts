@@ -35,7 +35,12 @@ export class ManifestService {
   async get(repository: string, reference: Reference, accept: string[], origin?: EventOrigin): Promise<StoredManifest> {
     const served = await this.acceptable(repository, reference, accept);
     const { mediaType, digest, content } = served;
-    await this.events.emit({ action: 'pull', repository, target: { mediaType, digest, size: content.length, tag: tagOf(reference) }, origin });
+    await this.events.emit({
+      action: 'pull',
+      repository,
+      target: { mediaType, digest, size: content.length, tag: tagOf(reference) },
+      origin,
+    });
     return served;
   }
 
@@ -46,12 +51,22 @@ export class ManifestService {
       const child = await this.platformChild(repository, manifest, accept);
       if (child) return child;
     }
-    throw new CodedError(DistributionErrors.MANIFEST_UNKNOWN, `manifest is a ${manifest.mediaType}, which the Accept header does not allow`, {
-      detail: { mediaType: manifest.mediaType, accept },
-    });
+    throw new CodedError(
+      DistributionErrors.MANIFEST_UNKNOWN,
+      `manifest is a ${manifest.mediaType}, which the Accept header does not allow`,
+      {
+        detail: { mediaType: manifest.mediaType, accept },
+      },
+    );
   }
 
-  async put(repository: string, reference: Reference, contentType: string | undefined, body: Buffer, origin?: EventOrigin): Promise<PutManifestOutcome> {
+  async put(
+    repository: string,
+    reference: Reference,
+    contentType: string | undefined,
+    body: Buffer,
+    origin?: EventOrigin,
+  ): Promise<PutManifestOutcome> {
     const parsed = parseManifest(body, contentType);
     this.urlPolicy.assertAllowed(parsed.urls);
     const algorithm = 'digest' in reference ? parseDigest(reference.digest).algorithm : 'sha256';
@@ -74,17 +89,30 @@ export class ManifestService {
       requiredManifests: parsed.references.manifests,
     });
     if (result.outcome === 'missing') {
-      throw new CodedError(DistributionErrors.MANIFEST_BLOB_UNKNOWN, `manifest references ${result.digest}, which is not in this repository`, {
-        detail: { digest: result.digest },
-      });
+      throw new CodedError(
+        DistributionErrors.MANIFEST_BLOB_UNKNOWN,
+        `manifest references ${result.digest}, which is not in this repository`,
+        {
+          detail: { digest: result.digest },
+        },
+      );
     }
     if (result.outcome === 'size-mismatch') {
       const { digest: named, declaredSize, storedSize } = result;
-      throw new CodedError(DistributionErrors.MANIFEST_INVALID, `descriptor of ${named} declares ${declaredSize} bytes; the registry holds ${storedSize}`, {
-        detail: { digest: named, declaredSize, storedSize },
-      });
+      throw new CodedError(
+        DistributionErrors.MANIFEST_INVALID,
+        `descriptor of ${named} declares ${declaredSize} bytes; the registry holds ${storedSize}`,
+        {
+          detail: { digest: named, declaredSize, storedSize },
+        },
+      );
     }
-    await this.events.emit({ action: 'push', repository, target: { mediaType: parsed.mediaType, digest, size: body.length, tag: tagOf(reference) }, origin });
+    await this.events.emit({
+      action: 'push',
+      repository,
+      target: { mediaType: parsed.mediaType, digest, size: body.length, tag: tagOf(reference) },
+      origin,
+    });
     return { digest, subject: parsed.subject };
   }
 
@@ -94,7 +122,12 @@ export class ManifestService {
         ? await this.metadata.deleteTag(repository, reference.tag)
         : await this.metadata.deleteManifest(repository, reference.digest);
     if (!deleted) throw new CodedError(DistributionErrors.MANIFEST_UNKNOWN, undefined, { detail: reference });
-    await this.events.emit({ action: 'delete', repository, target: { digest: 'digest' in reference ? reference.digest : '', tag: tagOf(reference) }, origin });
+    await this.events.emit({
+      action: 'delete',
+      repository,
+      target: { digest: 'digest' in reference ? reference.digest : '', tag: tagOf(reference) },
+      origin,
+    });
   }
 
   /** The referrers of a subject as an OCI index, optionally filtered by artifactType. */

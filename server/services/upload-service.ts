@@ -78,7 +78,13 @@ export class UploadService {
   async mount(repository: string, from: string, digest: string, origin?: EventOrigin): Promise<number | undefined> {
     const size = await this.metadata.mountBlob(from, repository, digest);
     if (size !== undefined) {
-      await this.events.emit({ action: 'mount', repository, fromRepository: from, target: { mediaType: BLOB_MEDIA_TYPE, digest, size }, origin });
+      await this.events.emit({
+        action: 'mount',
+        repository,
+        fromRepository: from,
+        target: { mediaType: BLOB_MEDIA_TYPE, digest, size },
+        origin,
+      });
     }
     return size;
   }
@@ -116,13 +122,20 @@ export class UploadService {
    * recording them, or they were lost. The retried PUT completes if the bytes at the address are exactly
    * this upload's (its size, hashing to the digest asked for); otherwise the client must start over.
    */
-  private async completeFromStoredBlob(session: UploadSession, expected: ParsedDigest, chunk: ChunkRequest | undefined, origin?: EventOrigin): Promise<string> {
+  private async completeFromStoredBlob(
+    session: UploadSession,
+    expected: ParsedDigest,
+    chunk: ChunkRequest | undefined,
+    origin?: EventOrigin,
+  ): Promise<string> {
     if (chunk === undefined && (await this.store.blobSize(expected.value)) === session.offset) {
       const prepared = await this.commitGuard.prepare(expected.value);
       if ((await this.hashStoredBlob(expected)) === expected.value) return this.recordCommitted(session, expected.value, prepared, origin);
     }
     await this.discard(session);
-    throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the bytes of this upload are gone; start the upload again', { detail: { uploadId: session.id } });
+    throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the bytes of this upload are gone; start the upload again', {
+      detail: { uploadId: session.id },
+    });
   }
 
   private async hashStoredBlob(digest: ParsedDigest): Promise<string> {
@@ -134,7 +147,12 @@ export class UploadService {
   }
 
   /** Records bytes now at the digest's address as the upload's blob, ending the session. */
-  private async recordCommitted(session: UploadSession, digest: string, prepared: 'new' | 'existing', origin?: EventOrigin): Promise<string> {
+  private async recordCommitted(
+    session: UploadSession,
+    digest: string,
+    prepared: 'new' | 'existing',
+    origin?: EventOrigin,
+  ): Promise<string> {
     const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, prepared === 'existing');
     if (result === 'unknown-upload') {
       throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'upload was cancelled while it was being completed');
@@ -142,10 +160,18 @@ export class UploadService {
     if (result === 'collected') {
       // The collector deleted this digest's bytes (maybe ours) while the upload completed: start over.
       await this.discard(session);
-      throw new CodedError(DistributionErrors.BLOB_UPLOAD_INVALID, 'the blob was garbage collected while this upload completed; upload it again');
+      throw new CodedError(
+        DistributionErrors.BLOB_UPLOAD_INVALID,
+        'the blob was garbage collected while this upload completed; upload it again',
+      );
     }
     this.hashes.delete(session.id);
-    await this.events.emit({ action: 'push', repository: session.repository, target: { mediaType: BLOB_MEDIA_TYPE, digest, size: session.offset }, origin });
+    await this.events.emit({
+      action: 'push',
+      repository: session.repository,
+      target: { mediaType: BLOB_MEDIA_TYPE, digest, size: session.offset },
+      origin,
+    });
     return digest;
   }
 
@@ -301,12 +327,16 @@ function busy(session: UploadSession): CodedError {
 function checkedRange(session: UploadSession, chunk: ChunkRequest): { start: number; end: number } | undefined {
   if (!chunk.range) return undefined;
   if (chunk.range === 'invalid') {
-    throw new CodedError(DistributionErrors.RANGE_INVALID, 'invalid Content-Range: expected <start>-<end>', { headers: uploadHeaders(session) });
+    throw new CodedError(DistributionErrors.RANGE_INVALID, 'invalid Content-Range: expected <start>-<end>', {
+      headers: uploadHeaders(session),
+    });
   }
   const { start, end } = chunk.range;
   if (start !== session.offset || end < start) throw outOfOrder(session);
   if (chunk.length !== undefined && chunk.length !== end - start + 1) {
-    throw new CodedError(DistributionErrors.RANGE_INVALID, 'Content-Length does not match Content-Range', { headers: uploadHeaders(session) });
+    throw new CodedError(DistributionErrors.RANGE_INVALID, 'Content-Length does not match Content-Range', {
+      headers: uploadHeaders(session),
+    });
   }
   return chunk.range;
 }

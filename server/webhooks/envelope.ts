@@ -51,7 +51,9 @@ export function distributionEvent(event: RegistryEvent, source: EventSource): Di
       url: `${base}/v2/${repository}/${kind}/${target.digest}`,
       tag: target.tag,
     },
-    request: origin ? { id: origin.requestId, addr: origin.addr, host: origin.host, method: origin.method, useragent: origin.userAgent } : {},
+    request: origin
+      ? { id: origin.requestId, addr: origin.addr, host: origin.host, method: origin.method, useragent: origin.userAgent }
+      : {},
     actor: { name: origin?.user },
     source,
   };

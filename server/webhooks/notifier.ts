@@ -34,6 +34,7 @@ export class WebhookNotifier implements EventSink {
 
 function wants(endpoint: WebhookEndpoint, event: RegistryEvent): boolean {
   const actionWanted = endpoint.actions.length === 0 || endpoint.actions.includes(event.action);
-  const repositoryWanted = endpoint.repositories.length === 0 || endpoint.repositories.some((pattern) => matchesPattern(pattern, event.repository));
+  const repositoryWanted =
+    endpoint.repositories.length === 0 || endpoint.repositories.some((pattern) => matchesPattern(pattern, event.repository));
   return actionWanted && repositoryWanted;
 }

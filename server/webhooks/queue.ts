@@ -88,7 +88,12 @@ export class WebhookQueue {
   /** Removes the delivered (or given-up) head; false when it was no longer the head. */
   async finish(raw: string, entry: DeliveryLogEntry): Promise<boolean> {
     const { endpoint } = entry;
-    const keys = [this.keys.webhookQueue(endpoint), this.keys.webhookAttempts(endpoint), this.keys.webhookLog(), this.keys.webhookDeadLetters(endpoint)];
+    const keys = [
+      this.keys.webhookQueue(endpoint),
+      this.keys.webhookAttempts(endpoint),
+      this.keys.webhookLog(),
+      this.keys.webhookDeadLetters(endpoint),
+    ];
     const dead = entry.outcome === 'dead_lettered' ? '1' : '0';
     const done = await this.redis.eval(FINISH_HEAD, keys.length, ...keys, raw, entry.eventId, JSON.stringify(entry), this.logSize, dead);
     return done === 1;
@@ -100,7 +105,9 @@ export class WebhookQueue {
 
   /** The newest delivery attempts first. */
   async log(limit: number, endpoint?: string): Promise<DeliveryLogEntry[]> {
-    const entries = (await this.redis.lrange(this.keys.webhookLog(), 0, this.logSize - 1)).map((raw) => JSON.parse(raw) as DeliveryLogEntry);
+    const entries = (await this.redis.lrange(this.keys.webhookLog(), 0, this.logSize - 1)).map(
+      (raw) => JSON.parse(raw) as DeliveryLogEntry,
+    );
     return entries.filter((entry) => endpoint === undefined || entry.endpoint === endpoint).slice(0, limit);
   }
 
@@ -113,10 +120,16 @@ export class WebhookQueue {
    * a fresh count of attempts. `eventId` picks one; without it, all of them. Returns how many were queued.
    */
   async redeliverDeadLetters(endpoint: string, eventId?: string): Promise<number> {
-    return Number(await this.redis.eval(REQUEUE_DEAD, 2, this.keys.webhookDeadLetters(endpoint), this.keys.webhookQueue(endpoint), eventId ?? ''));
+    return Number(
+      await this.redis.eval(REQUEUE_DEAD, 2, this.keys.webhookDeadLetters(endpoint), this.keys.webhookQueue(endpoint), eventId ?? ''),
+    );
   }
 
   private async appendLog(entry: DeliveryLogEntry): Promise<void> {
-    await this.redis.multi().lpush(this.keys.webhookLog(), JSON.stringify(entry)).ltrim(this.keys.webhookLog(), 0, this.logSize - 1).exec();
+    await this.redis
+      .multi()
+      .lpush(this.keys.webhookLog(), JSON.stringify(entry))
+      .ltrim(this.keys.webhookLog(), 0, this.logSize - 1)
+      .exec();
   }
 }

@@ -20,11 +20,19 @@ export interface RegistryWebhooks {
 }
 
 /** The event sink, a delivery worker per configured endpoint, the admin services and the queue-depth gauge. */
-export function createWebhooks(config: Config, redis: Redis, metadata: MetadataStore, metrics: RegistryMetrics, logger: Logger): RegistryWebhooks {
+export function createWebhooks(
+  config: Config,
+  redis: Redis,
+  metadata: MetadataStore,
+  metrics: RegistryMetrics,
+  logger: Logger,
+): RegistryWebhooks {
   const { endpoints } = config.webhooks;
   const queue = new WebhookQueue(redis, config.redis.keyPrefix, config.webhooks.logSize);
   const log = logger.child({ component: 'webhooks' });
-  const workers = new Map(endpoints.map((endpoint) => [endpoint.name, new EndpointWorker(endpoint, config.webhooks, queue, metadata, metrics, log)]));
+  const workers = new Map(
+    endpoints.map((endpoint) => [endpoint.name, new EndpointWorker(endpoint, config.webhooks, queue, metadata, metrics, log)]),
+  );
   for (const worker of workers.values()) worker.start();
   metrics.gaugeOnScrape('berth_webhook_queue_depth', 'Events waiting for delivery, by endpoint.', 'endpoint', () =>
     Promise.all(endpoints.map(async (endpoint): Promise<[string, number]> => [endpoint.name, await queue.depth(endpoint.name)])),

@@ -27,7 +27,11 @@ export const webhooksSchema = z
     backoff: z
       .object({
         initialMs: z.number().int().positive().default(1_000),
-        maxMs: z.number().int().positive().default(5 * 60_000),
+        maxMs: z
+          .number()
+          .int()
+          .positive()
+          .default(5 * 60_000),
       })
       .strict()
       .prefault({}),

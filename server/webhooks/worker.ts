@@ -103,7 +103,14 @@ export class EndpointWorker {
     const attempt = await this.queue.recordFailure({ ...about, status: result.status, error: result.error });
     this.metrics.webhookDeliveries.inc({ endpoint: name, outcome: 'failed' });
     if (attempt >= this.config.maxAttempts) {
-      await this.queue.finish(raw, { ...about, attempt, outcome: 'dead_lettered', status: result.status, error: result.error, at: new Date().toISOString() });
+      await this.queue.finish(raw, {
+        ...about,
+        attempt,
+        outcome: 'dead_lettered',
+        status: result.status,
+        error: result.error,
+        at: new Date().toISOString(),
+      });
       this.metrics.webhookDeliveries.inc({ endpoint: name, outcome: 'dead_lettered' });
       this.logger.warn({ ...about, attempts: attempt }, 'webhook event dead-lettered');
       return;

@@ -12,10 +12,19 @@ test('logs --since takes docker durations, unix seconds and timestamps, and refu
   t.throws(() => parseSince('yesterday', NOW), { message: /invalid --since "yesterday"/ });
 });
 
-test('ps words a container\'s status as docker does', (t) => {
+test("ps words a container's status as docker does", (t) => {
   const base = { id: 'x', name: 'n', image: 'i', command: 'c', createdAt: '2026-11-23T11:00:00Z', restartCount: 0, ports: [] };
-  t.is(statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW), 'Up 5 seconds');
-  t.is(statusText({ ...base, status: 'exited', startedAt: undefined, exitCode: 137, finishedAt: '2026-11-23T09:00:00Z' }, NOW), 'Exited (137) 3 hours ago');
-  t.is(statusText({ ...base, status: 'restarting', startedAt: undefined, exitCode: 1, finishedAt: '2026-11-23T11:59:00Z' }, NOW), 'Restarting (1) About a minute ago');
+  t.is(
+    statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW),
+    'Up 5 seconds',
+  );
+  t.is(
+    statusText({ ...base, status: 'exited', startedAt: undefined, exitCode: 137, finishedAt: '2026-11-23T09:00:00Z' }, NOW),
+    'Exited (137) 3 hours ago',
+  );
+  t.is(
+    statusText({ ...base, status: 'restarting', startedAt: undefined, exitCode: 1, finishedAt: '2026-11-23T11:59:00Z' }, NOW),
+    'Restarting (1) About a minute ago',
+  );
   t.is(statusText({ ...base, status: 'created', startedAt: undefined, exitCode: undefined, finishedAt: undefined }, NOW), 'Created');
 });

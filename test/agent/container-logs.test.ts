@@ -132,7 +132,10 @@ test('stdout and stderr written in turn keep their order, even written faster th
     expected,
   );
   t.true(entries.every((entry) => RFC3339_NANO.test(entry.time)));
-  t.true(entries.every((entry, i) => i === 0 || entry.time >= entries[i - 1]!.time), 'times never go backwards');
+  t.true(
+    entries.every((entry, i) => i === 0 || entry.time >= entries[i - 1]!.time),
+    'times never go backwards',
+  );
   const firstLine = (await readFile(path.join(directory, 'container.log'), 'utf8')).split('\n')[0]!;
   t.regex(firstLine, /^\{"log":"stderr 0\\n","stream":"stderr","time":"[^"]+"\}$/);
 });
@@ -154,7 +157,15 @@ test.serial('a process piped in as the shim pipes it has its stdout and stderr l
 
   t.deepEqual(
     (await collect(readLogs(directory))).map((entry) => `${entry.stream}: ${entry.log}`),
-    ['stdout: out 1\n', 'stderr: err 1\n', 'stdout: out 2\n', 'stderr: err 2\n', 'stdout: out 3\n', 'stderr: err 3\n', 'stdout: no newline'],
+    [
+      'stdout: out 1\n',
+      'stderr: err 1\n',
+      'stdout: out 2\n',
+      'stderr: err 2\n',
+      'stdout: out 3\n',
+      'stderr: err 3\n',
+      'stdout: no newline',
+    ],
   );
 });
 

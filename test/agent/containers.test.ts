@@ -58,49 +58,66 @@ async function logsOf(container: string): Promise<string> {
 
 async function inspect(container: string) {
   const { stdout } = await agent.cli(['inspect', container]);
-  return (JSON.parse(stdout) as Array<{ Id: string; State: { Status: string; Pid: number; ExitCode: number }; RestartCount: number; NetworkSettings: { IPAddress: string } }>)[0]!;
+  return (
+    JSON.parse(stdout) as Array<{
+      Id: string;
+      State: { Status: string; Pid: number; ExitCode: number };
+      RestartCount: number;
+      NetworkSettings: { IPAddress: string };
+    }>
+  )[0]!;
 }
 
-test.serial('a docker-built image runs detached: logs, ps, inspect, restart, stop with the image StopSignal, wait and rm behave like docker', async (t) => {
-  const run = await agent.cli(['run', '-d', '--name', 'web', image]);
-  const id = run.stdout.trim();
-  t.regex(id, /^[0-9a-f]{64}$/);
+test.serial(
+  'a docker-built image runs detached: logs, ps, inspect, restart, stop with the image StopSignal, wait and rm behave like docker',
+  async (t) => {
+    const run = await agent.cli(['run', '-d', '--name', 'web', image]);
+    const id = run.stdout.trim();
+    t.regex(id, /^[0-9a-f]{64}$/);
 
-  await eventually(() => logsOf('web'), (logs) => logs.includes('hello from berth'));
-  const ps = await agent.cli(['ps']);
-  const [header, row] = ps.stdout.trim().split('\n');
-  t.regex(header!, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
-  t.regex(row!, new RegExp(`^${id.slice(0, 12)}\\s+${image}\\s+"sh -c .*"\\s+.* ago\\s+Up .*\\s+web$`));
+    await eventually(
+      () => logsOf('web'),
+      (logs) => logs.includes('hello from berth'),
+    );
+    const ps = await agent.cli(['ps']);
+    const [header, row] = ps.stdout.trim().split('\n');
+    t.regex(header!, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/);
+    t.regex(row!, new RegExp(`^${id.slice(0, 12)}\\s+${image}\\s+"sh -c .*"\\s+.* ago\\s+Up .*\\s+web$`));
 
-  const details = await inspect('web');
-  t.is(details.Id, id);
-  t.is(details.State.Status, 'running');
-  t.true(details.State.Pid > 0);
+    const details = await inspect('web');
+    t.is(details.Id, id);
+    t.is(details.State.Status, 'running');
+    t.true(details.State.Pid > 0);
 
-  t.is((await agent.cli(['restart', 'web'])).stdout.trim(), 'web');
-  const restarted = await inspect('web');
-  t.is(restarted.State.Status, 'running');
-  t.not(restarted.State.Pid, details.State.Pid);
-  await eventually(() => logsOf('web'), (logs) => logs.split('hello from berth').length === 3, 10_000);
-  t.regex((await agent.cli(['logs', '--since', '1h', 'web'])).stdout, /hello from berth/);
-  t.is((await agent.cli(['logs', '--since', '2099-01-01T00:00:00Z', 'web'])).stdout, '');
-  t.is((await agent.cli(['logs', '-n', '1', 'web'])).stdout, 'hello from berth\n');
+    t.is((await agent.cli(['restart', 'web'])).stdout.trim(), 'web');
+    const restarted = await inspect('web');
+    t.is(restarted.State.Status, 'running');
+    t.not(restarted.State.Pid, details.State.Pid);
+    await eventually(
+      () => logsOf('web'),
+      (logs) => logs.split('hello from berth').length === 3,
+      10_000,
+    );
+    t.regex((await agent.cli(['logs', '--since', '1h', 'web'])).stdout, /hello from berth/);
+    t.is((await agent.cli(['logs', '--since', '2099-01-01T00:00:00Z', 'web'])).stdout, '');
+    t.is((await agent.cli(['logs', '-n', '1', 'web'])).stdout, 'hello from berth\n');
 
-  const stopped = await agent.cli(['stop', 'web']);
-  t.is(stopped.stdout.trim(), 'web');
-  t.regex(await logsOf('web'), /stopping/, 'the image StopSignal (SIGUSR1) reached the trap');
-  t.is((await inspect(id.slice(0, 12))).State.ExitCode, 0);
-  t.is((await agent.cli(['wait', 'web'])).stdout, '0\n');
-  t.regex((await agent.cli(['ps', '-a'])).stdout, /Exited \(0\) .* ago\s+web/);
-  t.notRegex((await agent.cli(['ps'])).stdout, /web/);
+    const stopped = await agent.cli(['stop', 'web']);
+    t.is(stopped.stdout.trim(), 'web');
+    t.regex(await logsOf('web'), /stopping/, 'the image StopSignal (SIGUSR1) reached the trap');
+    t.is((await inspect(id.slice(0, 12))).State.ExitCode, 0);
+    t.is((await agent.cli(['wait', 'web'])).stdout, '0\n');
+    t.regex((await agent.cli(['ps', '-a'])).stdout, /Exited \(0\) .* ago\s+web/);
+    t.notRegex((await agent.cli(['ps'])).stdout, /web/);
 
-  await agent.cli(['rm', 'web']);
-  t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
-  await t.throwsAsync(access(path.join(agent.dataDir, 'containers', id)));
-  const missing = await agent.cli(['inspect', 'web'], { allowFailure: true });
-  t.is(missing.code, 1);
-  t.regex(missing.stderr, /No such container: web/);
-});
+    await agent.cli(['rm', 'web']);
+    t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+    await t.throwsAsync(access(path.join(agent.dataDir, 'containers', id)));
+    const missing = await agent.cli(['inspect', 'web'], { allowFailure: true });
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /No such container: web/);
+  },
+);
 
 test.serial('an attached run prints the output, returns the exit code, and --rm leaves nothing behind', async (t) => {
   const hello = await agent.cli(['run', '--rm', image, 'sh', '-c', 'echo out; echo err >&2']);
@@ -125,36 +142,78 @@ test.serial('run pulls a missing image first, and rmi refuses the last reference
   await agent.cli(['rm', 'keeper']);
 });
 
-test.serial('named volumes start with the image content, outlive their containers and are managed like docker\'s; bind mounts, :ro, --read-only and --tmpfs behave as in docker', async (t) => {
-  await agent.cli(['run', '--rm', '-v', 'shared-data:/data', image, 'sh', '-c', 'echo persisted > /data/file']);
-  const readOnly = await agent.cli(['run', '--rm', '-v', 'shared-data:/data:ro', image, 'sh', '-c', 'cat /data/file; touch /data/other 2>/dev/null || echo refused']);
-  t.is(readOnly.stdout, 'persisted\nrefused\n');
-  const seeded = await agent.cli(['run', '--rm', '-v', 'site:/www', image, 'sh', '-c', 'cat /www/index.html; echo changed > /www/index.html']);
-  t.is(seeded.stdout, 'served by berth\n', 'a new volume starts with what the image has at the mount point');
-  const kept = await agent.cli(['run', '--rm', '-v', 'site:/www', image, 'cat', '/www/index.html']);
-  t.is(kept.stdout, 'changed\n', 'an existing volume is not seeded again');
-  const hostDir = await mkdtemp(path.join(workDir, 'bind-'));
-  await writeFile(path.join(hostDir, 'from-host'), 'host file\n');
-  const bind = await agent.cli(['run', '--rm', '-v', `${hostDir}:/host`, image, 'sh', '-c', 'cat /host/from-host; echo back > /host/from-container']);
-  t.is(bind.stdout, 'host file\n');
-  t.is(await readFile(path.join(hostDir, 'from-container'), 'utf8'), 'back\n');
-  const locked = await agent.cli(['run', '--rm', '--read-only', '--tmpfs', '/scratch', image, 'sh', '-c', 'touch /root-file 2>/dev/null || echo root-refused; echo ok > /scratch/f && cat /scratch/f']);
-  t.is(locked.stdout, 'root-refused\nok\n');
+test.serial(
+  "named volumes start with the image content, outlive their containers and are managed like docker's; bind mounts, :ro, --read-only and --tmpfs behave as in docker",
+  async (t) => {
+    await agent.cli(['run', '--rm', '-v', 'shared-data:/data', image, 'sh', '-c', 'echo persisted > /data/file']);
+    const readOnly = await agent.cli([
+      'run',
+      '--rm',
+      '-v',
+      'shared-data:/data:ro',
+      image,
+      'sh',
+      '-c',
+      'cat /data/file; touch /data/other 2>/dev/null || echo refused',
+    ]);
+    t.is(readOnly.stdout, 'persisted\nrefused\n');
+    const seeded = await agent.cli([
+      'run',
+      '--rm',
+      '-v',
+      'site:/www',
+      image,
+      'sh',
+      '-c',
+      'cat /www/index.html; echo changed > /www/index.html',
+    ]);
+    t.is(seeded.stdout, 'served by berth\n', 'a new volume starts with what the image has at the mount point');
+    const kept = await agent.cli(['run', '--rm', '-v', 'site:/www', image, 'cat', '/www/index.html']);
+    t.is(kept.stdout, 'changed\n', 'an existing volume is not seeded again');
+    const hostDir = await mkdtemp(path.join(workDir, 'bind-'));
+    await writeFile(path.join(hostDir, 'from-host'), 'host file\n');
+    const bind = await agent.cli([
+      'run',
+      '--rm',
+      '-v',
+      `${hostDir}:/host`,
+      image,
+      'sh',
+      '-c',
+      'cat /host/from-host; echo back > /host/from-container',
+    ]);
+    t.is(bind.stdout, 'host file\n');
+    t.is(await readFile(path.join(hostDir, 'from-container'), 'utf8'), 'back\n');
+    const locked = await agent.cli([
+      'run',
+      '--rm',
+      '--read-only',
+      '--tmpfs',
+      '/scratch',
+      image,
+      'sh',
+      '-c',
+      'touch /root-file 2>/dev/null || echo root-refused; echo ok > /scratch/f && cat /scratch/f',
+    ]);
+    t.is(locked.stdout, 'root-refused\nok\n');
 
-  await agent.cli(['volume', 'create', 'manual']);
-  t.is((await agent.cli(['volume', 'ls', '-q'])).stdout, 'manual\nshared-data\nsite\n');
-  await agent.cli(['run', '-d', '--name', 'site-user', '-v', 'site:/www', image]);
-  const inUse = await agent.cli(['volume', 'rm', 'site'], { allowFailure: true });
-  t.is(inUse.code, 1);
-  t.regex(inUse.stderr, /remove site: volume is in use - \[site-user\]/);
-  t.is((await agent.cli(['volume', 'prune'])).stdout, 'Deleted Volumes:\nmanual\nshared-data\n');
-  await agent.cli(['rm', '-f', 'site-user']);
-  await agent.cli(['volume', 'rm', 'site']);
-  t.is((await agent.cli(['volume', 'ls', '-q'])).stdout.trim(), '');
-});
+    await agent.cli(['volume', 'create', 'manual']);
+    t.is((await agent.cli(['volume', 'ls', '-q'])).stdout, 'manual\nshared-data\nsite\n');
+    await agent.cli(['run', '-d', '--name', 'site-user', '-v', 'site:/www', image]);
+    const inUse = await agent.cli(['volume', 'rm', 'site'], { allowFailure: true });
+    t.is(inUse.code, 1);
+    t.regex(inUse.stderr, /remove site: volume is in use - \[site-user\]/);
+    t.is((await agent.cli(['volume', 'prune'])).stdout, 'Deleted Volumes:\nmanual\nshared-data\n');
+    await agent.cli(['rm', '-f', 'site-user']);
+    await agent.cli(['volume', 'rm', 'site']);
+    t.is((await agent.cli(['volume', 'ls', '-q'])).stdout.trim(), '');
+  },
+);
 
-test.serial('run -i feeds the caller\'s stdin to the container, which reads EOF when it ends', async (t) => {
-  const cat = await agent.cli(['run', '-i', '--rm', image, 'sh', '-c', 'while read line; do echo "got $line"; done; echo eof'], { input: 'one\ntwo\n' });
+test.serial("run -i feeds the caller's stdin to the container, which reads EOF when it ends", async (t) => {
+  const cat = await agent.cli(['run', '-i', '--rm', image, 'sh', '-c', 'while read line; do echo "got $line"; done; echo eof'], {
+    input: 'one\ntwo\n',
+  });
   t.is(cat.stdout, 'got one\ngot two\neof\n');
   const closed = await agent.cli(['run', '--rm', image, 'sh', '-c', 'cat; echo nothing-to-read'], { input: 'ignored\n' });
   t.is(closed.stdout, 'nothing-to-read\n', 'without -i the process reads EOF at once, as with docker');
@@ -168,32 +227,82 @@ test.serial('files deleted and directories made opaque in upper layers are absen
   t.is(stdout, 'new\nkept\nno-doomed\n');
 });
 
-test.serial('isolation: own PID 1, hostname, network namespace, the default capability set, no new privileges and seccomp unless unconfined', async (t) => {
-  const { stdout, stderr, code } = await agent.cli([
-    'run', '--rm', '--hostname', 'box', '--network', 'none', image,
-    'sh', '-c', 'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /sys/class/net; unshare -U true',
-  ], { allowFailure: true });
-  t.is(code, 1);
-  t.is(stderr, 'unshare: unshare(0x10000000): Operation not permitted\n');
-  t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nSeccomp:\t2\nlo\n`);
-  const unconfined = await agent.cli(['run', '--rm', '--security-opt', 'seccomp=unconfined', image, 'sh', '-c', 'unshare -U true && grep "^Seccomp:" /proc/self/status']);
-  t.is(unconfined.stdout, 'Seccomp:\t0\n');
-});
+test.serial(
+  'isolation: own PID 1, hostname, network namespace, the default capability set, no new privileges and seccomp unless unconfined',
+  async (t) => {
+    const { stdout, stderr, code } = await agent.cli(
+      [
+        'run',
+        '--rm',
+        '--hostname',
+        'box',
+        '--network',
+        'none',
+        image,
+        'sh',
+        '-c',
+        'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /sys/class/net; unshare -U true',
+      ],
+      { allowFailure: true },
+    );
+    t.is(code, 1);
+    t.is(stderr, 'unshare: unshare(0x10000000): Operation not permitted\n');
+    t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nSeccomp:\t2\nlo\n`);
+    const unconfined = await agent.cli([
+      'run',
+      '--rm',
+      '--security-opt',
+      'seccomp=unconfined',
+      image,
+      'sh',
+      '-c',
+      'unshare -U true && grep "^Seccomp:" /proc/self/status',
+    ]);
+    t.is(unconfined.stdout, 'Seccomp:\t0\n');
+  },
+);
 
 test.serial('an allocation beyond --memory ends in an OOM kill (exit 137) and forks beyond --pids-limit fail', async (t) => {
-  const oom = await agent.cli(['run', '--rm', '--memory', '32m', image, 'sh', '-c', 'head -c 200m /dev/zero | tail'], { allowFailure: true });
+  const oom = await agent.cli(['run', '--rm', '--memory', '32m', image, 'sh', '-c', 'head -c 200m /dev/zero | tail'], {
+    allowFailure: true,
+  });
   t.is(oom.code, 137);
-  const forks = await agent.cli(['run', '--rm', '--pids-limit', '8', image, 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; echo looped'], { allowFailure: true });
+  const forks = await agent.cli(
+    ['run', '--rm', '--pids-limit', '8', image, 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; echo looped'],
+    { allowFailure: true },
+  );
   t.regex(forks.stderr, /can't fork/);
-  const unlimited = await agent.cli(['run', '--rm', image, 'sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; echo looped']);
+  const unlimited = await agent.cli([
+    'run',
+    '--rm',
+    image,
+    'sh',
+    '-c',
+    'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 1 & done; echo looped',
+  ]);
   t.notRegex(unlimited.stderr, /can't fork/);
 });
 
 test.serial('user, workdir, env and exec resolve as docker does', async (t) => {
-  const run = await agent.cli(['run', '--rm', '--user', 'appuser', '-w', '/www', '-e', 'GREETING=hi', image, 'sh', '-c', 'id -u; pwd; echo $GREETING; echo $HOME']);
+  const run = await agent.cli([
+    'run',
+    '--rm',
+    '--user',
+    'appuser',
+    '-w',
+    '/www',
+    '-e',
+    'GREETING=hi',
+    image,
+    'sh',
+    '-c',
+    'id -u; pwd; echo $GREETING; echo $HOME',
+  ]);
   t.is(run.stdout, '1234\n/www\nhi\n/home/appuser\n');
   await agent.cli(['run', '-d', '--name', 'exec-target', image]);
-  const exec = await agent.cli(['exec', '-u', '1234', 'exec-target', 'sh', '-c', 'id -u; cat /www/index.html; exit 4'], { allowFailure: true });
+  const exec = await agent.cli(['exec', '-u', '1234', 'exec-target', 'sh', '-c', 'id -u; cat /www/index.html; exit 4'], {
+    allowFailure: true,
+  });
   t.is(exec.code, 4);
   t.is(exec.stdout, '1234\nserved by berth\n');
   await agent.cli(['rm', '-f', 'exec-target']);
@@ -229,7 +338,10 @@ test.serial('a crashing container with --restart on-failure:3 is restarted three
   );
   t.is(details.State.ExitCode, 1);
   const { stdout } = await agent.cli(['logs', '-t', 'crasher']);
-  const starts = stdout.trim().split('\n').map((line) => Date.parse(line.split(' ')[0]!));
+  const starts = stdout
+    .trim()
+    .split('\n')
+    .map((line) => Date.parse(line.split(' ')[0]!));
   t.is(starts.length, 4);
   const delays = starts.slice(1).map((time, index) => time - starts[index]!);
   t.true(delays[0]! >= 450 && delays[1]! > delays[0]! && delays[2]! > delays[1]!, `delays grow: ${delays.join(', ')} ms`);

@@ -75,7 +75,10 @@ test.serial('a layer whose bytes do not match its digest is refused and leaves n
   t.false(existsSync(partialFile(bad.digest)));
   const [, badChain] = chainIds([good.diffId, bad.diffId]);
   t.false(existsSync(agent.snapshotFiles(badChain!)));
-  t.deepEqual((await readdir(path.join(agent.dataDir, 'snapshots'))).filter((name) => name.startsWith('.')), []);
+  t.deepEqual(
+    (await readdir(path.join(agent.dataDir, 'snapshots'))).filter((name) => name.startsWith('.')),
+    [],
+  );
 });
 
 test.serial('a layer whose content differs from its DiffID is refused after unpacking and leaves no snapshot', async (t) => {
@@ -85,7 +88,10 @@ test.serial('a layer whose content differs from its DiffID is refused after unpa
   t.is(pull.code, 1);
   t.regex(pull.stderr, /unpacks to DiffID sha256:\w+, the image config says/);
   t.false(existsSync(agent.snapshotFiles(liar.diffId)));
-  t.deepEqual((await readdir(path.join(agent.dataDir, 'snapshots'))).filter((name) => name.startsWith('.')), []);
+  t.deepEqual(
+    (await readdir(path.join(agent.dataDir, 'snapshots'))).filter((name) => name.startsWith('.')),
+    [],
+  );
 });
 
 test.serial('a truncated layer is refused', async (t) => {

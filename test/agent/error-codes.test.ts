@@ -37,12 +37,15 @@ interface Answer {
 
 function api(method: string, apiPath: string, body?: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const outgoing = request({ socketPath: path.join(agent.dataDir, 'agent.sock'), method, path: apiPath, headers: { 'Content-Type': 'application/json' } }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.once('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as ApiError }));
-    });
+    const outgoing = request(
+      { socketPath: path.join(agent.dataDir, 'agent.sock'), method, path: apiPath, headers: { 'Content-Type': 'application/json' } },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.once('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as ApiError }));
+      },
+    );
     outgoing.once('error', reject);
     outgoing.end(body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body));
   });
@@ -109,11 +112,21 @@ test.serial('a body over 64 KiB answers 413 with the platform code SIZE_INVALID'
 });
 
 test.serial('a malformed image reference answers 400 REFERENCE_INVALID', async (t) => {
-  assertError(t, await api('POST', '/v1/images/pull', { reference: 'Not A/Reference' }), 'REFERENCE_INVALID', /^invalid reference format "Not A\/Reference"/);
+  assertError(
+    t,
+    await api('POST', '/v1/images/pull', { reference: 'Not A/Reference' }),
+    'REFERENCE_INVALID',
+    /^invalid reference format "Not A\/Reference"/,
+  );
 });
 
 test.serial('run flags docker refuses answer 400 RUN_OPTIONS_INVALID with docker wording', async (t) => {
-  assertError(t, await api('POST', '/v1/containers', { image, memory: 'lots' }), 'RUN_OPTIONS_INVALID', /^invalid --memory "lots": invalid size: 'lots'$/);
+  assertError(
+    t,
+    await api('POST', '/v1/containers', { image, memory: 'lots' }),
+    'RUN_OPTIONS_INVALID',
+    /^invalid --memory "lots": invalid size: 'lots'$/,
+  );
 });
 
 test.serial('an image the agent does not have answers 404 IMAGE_UNKNOWN, for create and for rmi', async (t) => {
@@ -124,10 +137,20 @@ test.serial('an image the agent does not have answers 404 IMAGE_UNKNOWN, for cre
 test.serial('containers: unknown 404, name taken 409, not running 409, image in use 409', async (t) => {
   assertError(t, await api('GET', '/v1/containers/nosuch'), 'CONTAINER_UNKNOWN', /^No such container: nosuch$/);
   const id = await createContainer({ name: 'twin', command: ['sleep', '30'] });
-  assertError(t, await api('POST', '/v1/containers', { image, name: 'twin' }), 'NAME_IN_USE', /^Conflict\. The container name "\/twin" is already in use by container/);
+  assertError(
+    t,
+    await api('POST', '/v1/containers', { image, name: 'twin' }),
+    'NAME_IN_USE',
+    /^Conflict\. The container name "\/twin" is already in use by container/,
+  );
   assertError(t, await api('POST', `/v1/containers/twin/kill`), 'CONTAINER_NOT_RUNNING', new RegExp(`^Container ${id} is not running$`));
   assertError(t, await api('POST', `/v1/containers/twin/exec`, { command: ['true'] }), 'CONTAINER_NOT_RUNNING', /is not running/);
-  assertError(t, await api('DELETE', `/v1/images?reference=${encodeURIComponent(image)}`), 'IMAGE_IN_USE', /^conflict: unable to remove repository reference/);
+  assertError(
+    t,
+    await api('DELETE', `/v1/images?reference=${encodeURIComponent(image)}`),
+    'IMAGE_IN_USE',
+    /^conflict: unable to remove repository reference/,
+  );
   t.is((await api('DELETE', '/v1/containers/twin?force=false')).status, 200);
 });
 
@@ -153,15 +176,28 @@ test.serial('volumes: unknown 404, mounted by a container 409', async (t) => {
   t.is((await api('DELETE', '/v1/volumes/kept')).status, 200);
 });
 
-test.serial('a running container: rm without force 409 CONTAINER_RUNNING, stdin without -i 409 STDIN_CLOSED, a second start while one runs 409 CONTAINER_STARTING', async (t) => {
-  const id = await createContainer({ name: 'runner', command: ['sleep', '60'] });
-  const starts = await Promise.all([api('POST', '/v1/containers/runner/start'), api('POST', '/v1/containers/runner/start')]);
-  t.deepEqual(starts.map((answer) => answer.status).sort(), [200, 409]);
-  assertError(t, starts.find((answer) => answer.status === 409)!, 'CONTAINER_STARTING', new RegExp(`^Container ${id} is already starting$`));
-  assertError(t, await api('DELETE', '/v1/containers/runner?force=false'), 'CONTAINER_RUNNING', /^You cannot remove a running container/);
-  assertError(t, await api('POST', '/v1/containers/runner/stdin', ''), 'STDIN_CLOSED', new RegExp(`^Container ${id} has no open stdin: run it with -i$`));
-  t.is((await api('DELETE', '/v1/containers/runner?force=true')).status, 200);
-});
+test.serial(
+  'a running container: rm without force 409 CONTAINER_RUNNING, stdin without -i 409 STDIN_CLOSED, a second start while one runs 409 CONTAINER_STARTING',
+  async (t) => {
+    const id = await createContainer({ name: 'runner', command: ['sleep', '60'] });
+    const starts = await Promise.all([api('POST', '/v1/containers/runner/start'), api('POST', '/v1/containers/runner/start')]);
+    t.deepEqual(starts.map((answer) => answer.status).sort(), [200, 409]);
+    assertError(
+      t,
+      starts.find((answer) => answer.status === 409)!,
+      'CONTAINER_STARTING',
+      new RegExp(`^Container ${id} is already starting$`),
+    );
+    assertError(t, await api('DELETE', '/v1/containers/runner?force=false'), 'CONTAINER_RUNNING', /^You cannot remove a running container/);
+    assertError(
+      t,
+      await api('POST', '/v1/containers/runner/stdin', ''),
+      'STDIN_CLOSED',
+      new RegExp(`^Container ${id} has no open stdin: run it with -i$`),
+    );
+    t.is((await api('DELETE', '/v1/containers/runner?force=true')).status, 200);
+  },
+);
 
 test.serial('a command that does not exist answers 500 START_FAILED with docker exit code 127 in the detail', async (t) => {
   await createContainer({ name: 'broken', command: ['/bin/nosuch'] });
@@ -172,16 +208,28 @@ test.serial('a command that does not exist answers 500 START_FAILED with docker 
 });
 
 test.serial('login: wrong credentials 401 LOGIN_DENIED, a registry that does not answer 502 REGISTRY_UNAVAILABLE', async (t) => {
-  assertError(t, await api('POST', '/v1/auth', { registry: proxy.host, username: CREDENTIALS.username, password: 'wrong' }), 'LOGIN_DENIED', /^login to 127\.0\.0\.1:\d+ failed: unauthorized: incorrect username or password$/);
+  assertError(
+    t,
+    await api('POST', '/v1/auth', { registry: proxy.host, username: CREDENTIALS.username, password: 'wrong' }),
+    'LOGIN_DENIED',
+    /^login to 127\.0\.0\.1:\d+ failed: unauthorized: incorrect username or password$/,
+  );
   const closed = `127.0.0.1:${await freePort()}`;
-  assertError(t, await api('POST', '/v1/auth', { registry: closed, ...CREDENTIALS }), 'REGISTRY_UNAVAILABLE', new RegExp(`^login to ${closed} failed: connect ECONNREFUSED`));
+  assertError(
+    t,
+    await api('POST', '/v1/auth', { registry: closed, ...CREDENTIALS }),
+    'REGISTRY_UNAVAILABLE',
+    new RegExp(`^login to ${closed} failed: connect ECONNREFUSED`),
+  );
   t.is((await api('POST', '/v1/auth', { registry: proxy.host, ...CREDENTIALS })).status, 200);
 });
 
 test.serial('an id prefix two images share is IMAGE_AMBIGUOUS (400), not IMAGE_UNKNOWN', async (t) => {
   // Two config digests sharing 4 hex digits cannot be made on purpose through a registry: a store of two records.
   const record = (configDigest: string) => ({ reference: `r/x@${configDigest}`, configDigest }) as ImageRecord;
-  const images = { list: async () => [record(`sha256:abcd${'1'.repeat(60)}`), record(`sha256:abcd${'2'.repeat(60)}`)] } as unknown as ImageStore;
+  const images = {
+    list: async () => [record(`sha256:abcd${'1'.repeat(60)}`), record(`sha256:abcd${'2'.repeat(60)}`)],
+  } as unknown as ImageStore;
   const error = await t.throwsAsync(matchingImages('abcd', images), { instanceOf: CodedError, message: 'abcd matches several images' });
   t.is(error?.code, 'IMAGE_AMBIGUOUS');
   t.is(error?.status, 400);
@@ -201,5 +249,8 @@ test.serial('run of a missing image: the CLI sees IMAGE_UNKNOWN, says so as dock
 
 test.serial('every registered agent code was provoked above, except those no request can reach', (t) => {
   const agentCodes = [...registeredErrorCodes()].filter(([, code]) => code.group === 'agent').map(([key]) => key.slice('agent.'.length));
-  t.deepEqual(agentCodes.filter((key) => !seen.has(key) && !UNREACHABLE.has(key)), []);
+  t.deepEqual(
+    agentCodes.filter((key) => !seen.has(key) && !UNREACHABLE.has(key)),
+    [],
+  );
 });

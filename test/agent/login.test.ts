@@ -38,7 +38,10 @@ test.serial('a private image cannot be pulled before login', async (t) => {
 });
 
 test.serial('login with a wrong password is refused and saves nothing', async (t) => {
-  const login = await agent.cli(['login', '-u', DEPLOYER.username, '--password-stdin', registry.host], { allowFailure: true, input: 'wrong\n' });
+  const login = await agent.cli(['login', '-u', DEPLOYER.username, '--password-stdin', registry.host], {
+    allowFailure: true,
+    input: 'wrong\n',
+  });
   t.is(login.code, 1);
   t.regex(login.stderr, /login to .* failed: unauthorized: incorrect username or password/);
   await t.throwsAsync(stat(path.join(agent.dataDir, 'credentials.json')));

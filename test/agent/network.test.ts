@@ -47,7 +47,11 @@ function inNamespace(attachment: NetworkAttachment, command: string[], timeoutMs
 
 async function linksIn(attachment: NetworkAttachment) {
   const output = await inNamespace(attachment, ['ip', '-json', 'address', 'show']);
-  return JSON.parse(output.stdout) as { ifname: string; flags: string[]; addr_info: { family: string; local: string; prefixlen: number }[] }[];
+  return JSON.parse(output.stdout) as {
+    ifname: string;
+    flags: string[];
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  }[];
 }
 
 /** Plays a container: busybox httpd inside the attachment's namespace, serving `text` on port 80. */
@@ -98,7 +102,9 @@ async function eventually<T>(attempt: () => Promise<T>, timeoutMs = 5000): Promi
 async function hostAddress(): Promise<string | undefined> {
   const [route] = JSON.parse((await run('ip', ['-json', '-4', 'route', 'show', 'default'])).stdout) as { dev: string }[];
   if (!route) return undefined;
-  const [link] = JSON.parse((await run('ip', ['-json', '-4', 'address', 'show', 'dev', route.dev])).stdout) as { addr_info: { local: string }[] }[];
+  const [link] = JSON.parse((await run('ip', ['-json', '-4', 'address', 'show', 'dev', route.dev])).stdout) as {
+    addr_info: { local: string }[];
+  }[];
   return link?.addr_info[0]?.local;
 }
 
@@ -117,10 +123,19 @@ test('a bridge attachment gives the namespace eth0 with its address, a default r
   const links = await linksIn(attachment);
   t.deepEqual(links.map((link) => link.ifname).sort(), ['eth0', 'lo']);
   const eth0 = links.find((link) => link.ifname === 'eth0');
-  t.deepEqual(eth0?.addr_info.filter((address) => address.family === 'inet').map((address) => `${address.local}/${address.prefixlen}`), [`${prefix}.2/24`]);
+  t.deepEqual(
+    eth0?.addr_info.filter((address) => address.family === 'inet').map((address) => `${address.local}/${address.prefixlen}`),
+    [`${prefix}.2/24`],
+  );
   t.true(links.find((link) => link.ifname === 'lo')?.flags.includes('UP'));
-  const routes = JSON.parse((await inNamespace(attachment, ['ip', '-json', 'route', 'show', 'default'])).stdout) as { gateway: string; dev: string }[];
-  t.deepEqual(routes.map((route) => [route.gateway, route.dev]), [[`${prefix}.1`, 'eth0']]);
+  const routes = JSON.parse((await inNamespace(attachment, ['ip', '-json', 'route', 'show', 'default'])).stdout) as {
+    gateway: string;
+    dev: string;
+  }[];
+  t.deepEqual(
+    routes.map((route) => [route.gateway, route.dev]),
+    [[`${prefix}.1`, 'eth0']],
+  );
   await inNamespace(attachment, ['busybox', 'ping', '-c', '1', '-W', '2', `${prefix}.1`]);
 });
 
@@ -138,13 +153,20 @@ test('a published port answers from the host on 127.0.0.1 and on its own address
   const address = await hostAddress();
   if (address === undefined) return t.log('no default route: the non-loopback address is not tried');
   t.is(await httpGet(address, anyAddress?.hostPort ?? 0), 'hello from the container\n');
-  await t.throwsAsync(httpGet(address, loopbackOnly), { code: 'ECONNREFUSED' }, 'a port published on 127.0.0.1 only is not published on other addresses');
+  await t.throwsAsync(
+    httpGet(address, loopbackOnly),
+    { code: 'ECONNREFUSED' },
+    'a port published on 127.0.0.1 only is not published on other addresses',
+  );
 });
 
 test('a published UDP port answers from the host', async (t) => {
   const { network } = await newNetwork(t);
-  const attachment = await network.attach(newContainerId(), 'bridge', [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 5353, protocol: 'udp' }]);
-  const echo = "require('dgram').createSocket('udp4').on('message', function (m, from) { this.send('echo ' + m, from.port, from.address); }).bind(5353)";
+  const attachment = await network.attach(newContainerId(), 'bridge', [
+    { hostIp: '127.0.0.1', hostPort: 0, containerPort: 5353, protocol: 'udp' },
+  ]);
+  const echo =
+    "require('dgram').createSocket('udp4').on('message', function (m, from) { this.send('echo ' + m, from.port, from.address); }).bind(5353)";
   const server = spawn('nsenter', [`--net=${attachment.netnsPath}`, process.execPath, '-e', echo], { stdio: 'ignore' });
   t.teardown(() => server.kill('SIGKILL'));
 
@@ -197,7 +219,10 @@ test("'none' gives a namespace with only lo, up; 'host' gives no namespace and d
   const isolated = await network.attach(newContainerId(), 'none', []);
   t.like(isolated, { mode: 'none', ipAddress: undefined, gateway: undefined, ports: [] });
   const links = await linksIn(isolated);
-  t.deepEqual(links.map((link) => link.ifname), ['lo']);
+  t.deepEqual(
+    links.map((link) => link.ifname),
+    ['lo'],
+  );
   t.true(links[0]?.flags.includes('UP'));
 
   const shared = await network.attach(newContainerId(), 'host', [tcp(8080, 80)]);
@@ -207,7 +232,10 @@ test("'none' gives a namespace with only lo, up; 'host' gives no namespace and d
 test('detach removes the veth pair, the namespace, the port rules and the address claim; a second detach is harmless', async (t) => {
   const { network, config } = await newNetwork(t);
   const containerId = newContainerId();
-  const attachment = await network.attach(containerId, 'bridge', [tcp(0, 80), { hostIp: '0.0.0.0', hostPort: 0, containerPort: 53, protocol: 'udp' }]);
+  const attachment = await network.attach(containerId, 'bridge', [
+    tcp(0, 80),
+    { hostIp: '0.0.0.0', hostPort: 0, containerPort: 53, protocol: 'udp' },
+  ]);
   const hostLink = `vb-${containerId.slice(0, 12)}`;
   await run('ip', ['link', 'show', hostLink]);
   t.is((await ruleLinesMentioning(containerId)).length, 2);
@@ -257,7 +285,9 @@ test('concurrent attaches, from two agents sharing the state directory, get dist
   const { network, config } = await newNetwork(t);
   await network.init();
   const other = new ContainerNetwork(config, logger);
-  const attachments = await Promise.all(Array.from({ length: 8 }, (_, index) => (index % 2 ? network : other).attach(newContainerId(), 'bridge', [])));
+  const attachments = await Promise.all(
+    Array.from({ length: 8 }, (_, index) => (index % 2 ? network : other).attach(newContainerId(), 'bridge', [])),
+  );
   const addresses = attachments.map((attachment) => attachment.ipAddress);
   t.is(new Set(addresses).size, 8);
   for (const attachment of attachments) {
@@ -283,7 +313,9 @@ test('a subnet overlapping a route of the host is refused, naming the route', as
   const { network, config } = await newNetwork(t);
   await network.init();
   const clash = new ContainerNetwork({ ...config, bridgeName: `${config.bridgeName}x` }, logger);
-  await t.throwsAsync(clash.init(), { message: new RegExp(`overlaps routes of the host \\(${config.subnet.replaceAll('.', '\\.')} on ${config.bridgeName}\\)`) });
+  await t.throwsAsync(clash.init(), {
+    message: new RegExp(`overlaps routes of the host \\(${config.subnet.replaceAll('.', '\\.')} on ${config.bridgeName}\\)`),
+  });
 });
 
 test('a host port already published is refused, and the failed attach leaves nothing behind', async (t) => {
@@ -291,7 +323,9 @@ test('a host port already published is refused, and the failed attach leaves not
   const first = await network.attach(newContainerId(), 'bridge', [tcp(0, 80)]);
   const hostPort = first.ports[0]?.hostPort ?? 0;
   const refused = newContainerId();
-  await t.throwsAsync(network.attach(refused, 'bridge', [tcp(hostPort, 8080)]), { message: `host port ${hostPort}/tcp is already published by another container` });
+  await t.throwsAsync(network.attach(refused, 'bridge', [tcp(hostPort, 8080)]), {
+    message: `host port ${hostPort}/tcp is already published by another container`,
+  });
   t.false(existsSync(`/run/netns/berth-${refused.slice(0, 12)}`));
   t.deepEqual(await readdir(path.join(config.stateDir, 'addresses')), [first.ipAddress]);
   t.is(await network.attachment(refused), undefined);
@@ -303,20 +337,29 @@ test('a host port in use by a host process is refused, naming the address', asyn
   await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
   t.teardown(() => busy.close());
   const port = busy.address().port;
-  await t.throwsAsync(network.attach(newContainerId(), 'bridge', [{ hostIp: '127.0.0.1', hostPort: port, containerPort: 53, protocol: 'udp' }]), {
-    message: new RegExp(`^host port 127\\.0\\.0\\.1:${port}/udp cannot be published: bind EADDRINUSE`),
-  });
+  await t.throwsAsync(
+    network.attach(newContainerId(), 'bridge', [{ hostIp: '127.0.0.1', hostPort: port, containerPort: 53, protocol: 'udp' }]),
+    {
+      message: new RegExp(`^host port 127\\.0\\.0\\.1:${port}/udp cannot be published: bind EADDRINUSE`),
+    },
+  );
 });
 
 test('a failing host command names the command line and what it printed', async (t) => {
-  await t.throwsAsync(runHostCommand('ip', ['link', 'del', 'bt-nosuchlink']), { message: 'ip link del bt-nosuchlink failed: Cannot find device "bt-nosuchlink"' });
+  await t.throwsAsync(runHostCommand('ip', ['link', 'del', 'bt-nosuchlink']), {
+    message: 'ip link del bt-nosuchlink failed: Cannot find device "bt-nosuchlink"',
+  });
 });
 
 test('etc files: hosts maps the hostname to the container address, resolv.conf keeps only servers a container can reach', async (t) => {
   const directory = await mkdtemp(path.join(tmpdir(), 'berth-network-etc-'));
   t.teardown(() => rm(directory, { recursive: true, force: true }));
   const files = await writeContainerEtcFiles(path.join(directory, 'etc'), { hostname: 'web1', ipAddress: '10.87.0.2' });
-  t.deepEqual(files, { hosts: path.join(directory, 'etc', 'hosts'), hostname: path.join(directory, 'etc', 'hostname'), resolvConf: path.join(directory, 'etc', 'resolv.conf') });
+  t.deepEqual(files, {
+    hosts: path.join(directory, 'etc', 'hosts'),
+    hostname: path.join(directory, 'etc', 'hostname'),
+    resolvConf: path.join(directory, 'etc', 'resolv.conf'),
+  });
   const hosts = await readFile(files.hosts, 'utf8');
   t.true(hosts.startsWith('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'));
   t.true(hosts.endsWith('\n10.87.0.2\tweb1\n'));
@@ -325,7 +368,17 @@ test('etc files: hosts maps the hostname to the container address, resolv.conf k
   const isolated = await writeContainerEtcFiles(path.join(directory, 'none'), { hostname: 'solo', ipAddress: undefined });
   t.true((await readFile(isolated.hosts, 'utf8')).endsWith('\n127.0.1.1\tsolo\n'));
 
-  t.is(containerResolvConf(['search corp.example\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nnameserver fd00::1\noptions ndots:2\n']), 'search corp.example\nnameserver 10.1.1.1\noptions ndots:2\n');
-  t.is(containerResolvConf(['nameserver 127.0.0.53\nsearch lan\n', 'nameserver 192.0.2.53\n']), 'nameserver 192.0.2.53\n', "systemd-resolved's upstream file");
-  t.is(containerResolvConf(['nameserver 127.0.0.1\nsearch lan\n']), `search lan\n${FALLBACK_NAMESERVERS.map((server) => `nameserver ${server}`).join('\n')}\n`);
+  t.is(
+    containerResolvConf(['search corp.example\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nnameserver fd00::1\noptions ndots:2\n']),
+    'search corp.example\nnameserver 10.1.1.1\noptions ndots:2\n',
+  );
+  t.is(
+    containerResolvConf(['nameserver 127.0.0.53\nsearch lan\n', 'nameserver 192.0.2.53\n']),
+    'nameserver 192.0.2.53\n',
+    "systemd-resolved's upstream file",
+  );
+  t.is(
+    containerResolvConf(['nameserver 127.0.0.1\nsearch lan\n']),
+    `search lan\n${FALLBACK_NAMESERVERS.map((server) => `nameserver ${server}`).join('\n')}\n`,
+  );
 });

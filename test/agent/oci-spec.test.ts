@@ -17,7 +17,16 @@ const ECHO_IMAGE: ImageRuntimeConfig = { Entrypoint: ['/bin/echo', 'ep'], Cmd: [
 
 function ociSpecFor(request: Omit<RunRequest, 'image'>, image: ImageRuntimeConfig | null = ECHO_IMAGE, extra: Partial<OciSpecInput> = {}) {
   const parsed = parseRunRequest({ image: 'busybox', ...request });
-  return buildOciSpec({ id: ID, spec: { ...parsed, name: 'test' }, image, user: ROOT, rootfs: '/rootfs', volumesRoot: '/volumes', nofileLimit: 4096, ...extra });
+  return buildOciSpec({
+    id: ID,
+    spec: { ...parsed, name: 'test' },
+    image,
+    user: ROOT,
+    rootfs: '/rootfs',
+    volumesRoot: '/volumes',
+    nofileLimit: 4096,
+    ...extra,
+  });
 }
 
 const argsCases: [string, Omit<RunRequest, 'image'>, string[]][] = [
@@ -42,9 +51,19 @@ test("args: nothing to run is docker's 'No command specified'", (t) => {
 });
 
 const envCases: [string, string[], ImageRuntimeConfig['Env'], string[]][] = [
-  ['user entries come after PATH and HOSTNAME and win over the image', ['FOO=user', 'BAR=1'], ['PATH=/bin', 'FOO=img'], ['PATH=/bin', 'HOSTNAME=f00dfacec0de', 'FOO=user', 'BAR=1', 'HOME=/root']],
+  [
+    'user entries come after PATH and HOSTNAME and win over the image',
+    ['FOO=user', 'BAR=1'],
+    ['PATH=/bin', 'FOO=img'],
+    ['PATH=/bin', 'HOSTNAME=f00dfacec0de', 'FOO=user', 'BAR=1', 'HOME=/root'],
+  ],
   ['a bare -e KEY unsets the image value', ['FOO'], ['PATH=/bin', 'FOO=img'], ['PATH=/bin', 'HOSTNAME=f00dfacec0de', 'HOME=/root']],
-  ['HOME and HOSTNAME can be overridden', ['HOME=/x', 'HOSTNAME=h'], ['PATH=/bin', 'FOO=img'], ['PATH=/bin', 'HOSTNAME=h', 'HOME=/x', 'FOO=img']],
+  [
+    'HOME and HOSTNAME can be overridden',
+    ['HOME=/x', 'HOSTNAME=h'],
+    ['PATH=/bin', 'FOO=img'],
+    ['PATH=/bin', 'HOSTNAME=h', 'HOME=/x', 'FOO=img'],
+  ],
   ['PATH defaults when the image has none', [], null, [`PATH=${DEFAULT_PATH}`, 'HOSTNAME=f00dfacec0de', 'HOME=/root']],
   ['the last -e of a key wins', ['A=1', 'A=2'], [], [`PATH=${DEFAULT_PATH}`, 'HOSTNAME=f00dfacec0de', 'A=2', 'HOME=/root']],
 ];
@@ -63,7 +82,10 @@ test('working directory: -w, else the image WorkingDir, else /', (t) => {
   t.is(ociSpecFor({ workdir: '/srv/../app/' }, { ...ECHO_IMAGE, WorkingDir: '/image' }).process.cwd, '/app');
   t.is(ociSpecFor({}, { ...ECHO_IMAGE, WorkingDir: '/image' }).process.cwd, '/image');
   t.is(ociSpecFor({}, { ...ECHO_IMAGE, WorkingDir: '' }).process.cwd, '/');
-  t.throws(() => ociSpecFor({ workdir: 'rel' }), { instanceOf: RunOptionsError, message: "the working directory 'rel' is invalid, it needs to be an absolute path" });
+  t.throws(() => ociSpecFor({ workdir: 'rel' }), {
+    instanceOf: RunOptionsError,
+    message: "the working directory 'rel' is invalid, it needs to be an absolute path",
+  });
 });
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n';
@@ -161,11 +183,26 @@ test('network: host has no network namespace and the host name; none and bridge 
 
 test('mounts: user mounts replace defaults at the same place, parents first, network files read-only with a read-only root', (t) => {
   const networkFiles = { hosts: '/c/hosts', hostname: '/c/hostname', resolvConf: '/c/resolv.conf' };
-  const config = ociSpecFor({ readOnly: true, tmpfs: ['/dev/shm:size=1g'], volumes: ['cache:/data/cache', '/srv:/data:ro'] }, ECHO_IMAGE, { networkFiles });
+  const config = ociSpecFor({ readOnly: true, tmpfs: ['/dev/shm:size=1g'], volumes: ['cache:/data/cache', '/srv:/data:ro'] }, ECHO_IMAGE, {
+    networkFiles,
+  });
   const byDestination = Object.fromEntries(config.mounts.map((mount) => [mount.destination, mount]));
-  t.deepEqual(config.mounts.map((mount) => mount.destination).filter((destination) => destination === '/dev/shm'), ['/dev/shm']);
-  t.deepEqual(byDestination['/dev/shm'], { destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', 'size=1g'] });
-  t.deepEqual(byDestination['/data/cache'], { destination: '/data/cache', type: 'bind', source: volumeDirectory('/volumes', 'cache'), options: ['rbind', 'rw', 'rprivate'] });
+  t.deepEqual(
+    config.mounts.map((mount) => mount.destination).filter((destination) => destination === '/dev/shm'),
+    ['/dev/shm'],
+  );
+  t.deepEqual(byDestination['/dev/shm'], {
+    destination: '/dev/shm',
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['noexec', 'nosuid', 'nodev', 'size=1g'],
+  });
+  t.deepEqual(byDestination['/data/cache'], {
+    destination: '/data/cache',
+    type: 'bind',
+    source: volumeDirectory('/volumes', 'cache'),
+    options: ['rbind', 'rw', 'rprivate'],
+  });
   t.deepEqual(byDestination['/etc/hosts']?.options, ['rbind', 'ro', 'rprivate']);
   const destinations = config.mounts.map((mount) => mount.destination);
   t.true(destinations.indexOf('/data') < destinations.indexOf('/data/cache'));
@@ -196,11 +233,17 @@ test('resources: memory with equal swap, CPU quota, pids, cgroup path', (t) => {
 test('seccomp: the default profile refuses what it does not name, on every ABI of the host; seccomp=unconfined sets none', (t) => {
   const { seccomp } = ociSpecFor({}).linux;
   t.is(seccomp?.defaultAction, 'SCMP_ACT_ERRNO');
-  t.deepEqual(seccomp?.architectures, process.arch === 'arm64' ? ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'] : ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+  t.deepEqual(
+    seccomp?.architectures,
+    process.arch === 'arm64' ? ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'] : ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+  );
   t.true(parseRunRequest({ image: 'x' }).seccomp);
   // docker 20.10 still takes the old `:` separator.
-  for (const option of ['seccomp=unconfined', 'seccomp:unconfined']) t.is(ociSpecFor({ securityOpt: [option] }).linux.seccomp, undefined, option);
-  t.throws(() => buildSeccompProfile(DEFAULT_CAPABILITIES, 's390x'), { message: 'no seccomp profile for s390x hosts: run containers with --security-opt seccomp=unconfined' });
+  for (const option of ['seccomp=unconfined', 'seccomp:unconfined'])
+    t.is(ociSpecFor({ securityOpt: [option] }).linux.seccomp, undefined, option);
+  t.throws(() => buildSeccompProfile(DEFAULT_CAPABILITIES, 's390x'), {
+    message: 'no seccomp profile for s390x hosts: run containers with --security-opt seccomp=unconfined',
+  });
 });
 
 test('no_new_privileges is on unless --security-opt no-new-privileges=false', (t) => {
@@ -218,11 +261,32 @@ test('seccomp: a syscall a capability guards is allowed only with it; namespaces
   };
   const defaults = allowedWith(DEFAULT_CAPABILITIES);
   t.true(defaults.has('chroot'));
-  const refused = ['unshare', 'setns', 'mount', 'clone', 'clone3', 'reboot', 'settimeofday', 'init_module', 'open_by_handle_at', 'keyctl', 'io_uring_setup'];
-  t.deepEqual(refused.filter((name) => defaults.has(name)), []);
+  const refused = [
+    'unshare',
+    'setns',
+    'mount',
+    'clone',
+    'clone3',
+    'reboot',
+    'settimeofday',
+    'init_module',
+    'open_by_handle_at',
+    'keyctl',
+    'io_uring_setup',
+  ];
+  t.deepEqual(
+    refused.filter((name) => defaults.has(name)),
+    [],
+  );
   const withSysAdmin = allowedWith([...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN']);
-  t.deepEqual(refused.filter((name) => !withSysAdmin.has(name)), ['reboot', 'settimeofday', 'init_module', 'open_by_handle_at', 'keyctl', 'io_uring_setup']);
-  t.false(buildSeccompProfile(['CAP_SYS_ADMIN'], 'x64').syscalls.some((rule) => rule.action === 'SCMP_ACT_ERRNO'), 'clone3 is not refused');
+  t.deepEqual(
+    refused.filter((name) => !withSysAdmin.has(name)),
+    ['reboot', 'settimeofday', 'init_module', 'open_by_handle_at', 'keyctl', 'io_uring_setup'],
+  );
+  t.false(
+    buildSeccompProfile(['CAP_SYS_ADMIN'], 'x64').syscalls.some((rule) => rule.action === 'SCMP_ACT_ERRNO'),
+    'clone3 is not refused',
+  );
 });
 
 test('run options: a full request becomes the container spec docker would make of it', (t) => {
@@ -283,7 +347,10 @@ const optionErrors: [Omit<RunRequest, 'image'> & { image?: unknown }, string][] 
   [{ publish: ['80:80/sctp'] }, 'invalid publish spec "80:80/sctp": invalid proto: sctp (tcp or udp)'],
   [{ publish: ['99999:80'] }, 'invalid publish spec "99999:80": invalid hostPort: 99999'],
   [{ publish: [''] }, 'invalid publish spec "": no port specified'],
-  [{ publish: ['8000-8001:80'] }, 'invalid publish spec "8000-8001:80": invalid ranges specified for container and host ports: 80 and 8000-8001'],
+  [
+    { publish: ['8000-8001:80'] },
+    'invalid publish spec "8000-8001:80": invalid ranges specified for container and host ports: 80 and 8000-8001',
+  ],
   [{ memory: '12q' }, `invalid --memory "12q": invalid size: '12q'`],
   [{ memory: '5m' }, 'invalid --memory "5m": minimum memory limit allowed is 6MB'],
   [{ cpus: 'abc' }, 'invalid --cpus "abc": failed to parse abc as a rational number'],
@@ -295,8 +362,14 @@ const optionErrors: [Omit<RunRequest, 'image'> & { image?: unknown }, string][] 
   [{ restart: 'always:3' }, `invalid --restart "always:3": maximum retry count cannot be used with restart policy 'always'`],
   [{ restart: 'on-failure:-1' }, 'invalid --restart "on-failure:-1": maximum retry count cannot be negative'],
   [{ restart: 'on-failure:1:2' }, 'invalid --restart "on-failure:1:2": invalid restart policy format'],
-  [{ volumes: ['vol:rel'] }, `invalid volume specification: 'vol:rel': invalid mount config for type "volume": invalid mount path: 'rel' mount path must be absolute`],
-  [{ volumes: ['/:/'] }, `invalid volume specification: '/:/': invalid mount config for type "bind": invalid specification: destination can't be '/'`],
+  [
+    { volumes: ['vol:rel'] },
+    `invalid volume specification: 'vol:rel': invalid mount config for type "volume": invalid mount path: 'rel' mount path must be absolute`,
+  ],
+  [
+    { volumes: ['/:/'] },
+    `invalid volume specification: '/:/': invalid mount config for type "bind": invalid specification: destination can't be '/'`,
+  ],
   [
     { volumes: ['rel/x:/data'] },
     'create rel/x: "rel/x" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path',
@@ -317,7 +390,10 @@ const optionErrors: [Omit<RunRequest, 'image'> & { image?: unknown }, string][] 
   [{ securityOpt: ['seccomp'] }, 'invalid --security-opt 1: "seccomp"'],
   [{ securityOpt: ['apparmor=unconfined'] }, 'invalid --security-opt 2: "apparmor=unconfined"'],
   [{ securityOpt: ['no-new-privileges=maybe'] }, 'invalid --security-opt 2: "no-new-privileges=maybe"'],
-  [{ securityOpt: ['seccomp=/etc/profile.json'] }, 'invalid --security-opt "seccomp=/etc/profile.json": custom seccomp profiles are not supported (only seccomp=unconfined)'],
+  [
+    { securityOpt: ['seccomp=/etc/profile.json'] },
+    'invalid --security-opt "seccomp=/etc/profile.json": custom seccomp profiles are not supported (only seccomp=unconfined)',
+  ],
 ];
 for (const [request, message] of optionErrors) {
   test(`run options refused: ${message}`, (t) => {
@@ -326,5 +402,8 @@ for (const [request, message] of optionErrors) {
 }
 
 test('run options refused: --cpus beyond the host CPUs, in docker words', (t) => {
-  t.throws(() => parseRunRequest({ image: 'x', cpus: '1000' }), { instanceOf: RunOptionsError, message: /^invalid --cpus "1000": range of CPUs is from 0.01 to \d+\.00, as there are only \d+ CPUs available$/ });
+  t.throws(() => parseRunRequest({ image: 'x', cpus: '1000' }), {
+    instanceOf: RunOptionsError,
+    message: /^invalid --cpus "1000": range of CPUs is from 0.01 to \d+\.00, as there are only \d+ CPUs available$/,
+  });
 });

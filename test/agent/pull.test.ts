@@ -45,7 +45,13 @@ const base = layerOf(
   ],
   'gzip',
 );
-const middle = layerOf([{ name: 'usr/share/doc/readme', content: 'docs\n' }, { name: 'usr/lib/libx.so', type: 'symlink', linkname: 'libx.so.1' }], 'zstd');
+const middle = layerOf(
+  [
+    { name: 'usr/share/doc/readme', content: 'docs\n' },
+    { name: 'usr/lib/libx.so', type: 'symlink', linkname: 'libx.so.1' },
+  ],
+  'zstd',
+);
 const top = layerOf([{ name: 'app/main', content: 'main v1\n', mode: 0o755, uid: 1000, gid: 1000 }], 'none');
 const otherTop = layerOf([{ name: 'app/other', content: 'other\n' }], 'gzip');
 
@@ -132,7 +138,10 @@ test('an image index resolves to linux/amd64', async (t) => {
   ];
   const images = [];
   for (const platform of platforms) {
-    images.push({ platform, layers: [await layerOf([{ name: 'platform', content: `${platform.os}/${platform.architecture}\n` }], 'gzip')] });
+    images.push({
+      platform,
+      layers: [await layerOf([{ name: 'platform', content: `${platform.os}/${platform.architecture}\n` }], 'gzip')],
+    });
   }
   const { indexDigest, configDigests } = await writeIndexLayout(layout, 'multi', images);
   await pushLayout(layout, 'multi', `${registry.host}/agent/multiarch:multi`);

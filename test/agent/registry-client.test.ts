@@ -20,7 +20,9 @@ test.before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'berth-agent-auth-'));
   registry = await RegistryProcess.start();
   const layout = path.join(workDir, 'layout');
-  ({ manifestDigest } = await writeImageLayout(layout, 'v1', { layers: [await layerOf([{ name: 'secret', content: 'behind auth\n' }], 'gzip')] }));
+  ({ manifestDigest } = await writeImageLayout(layout, 'v1', {
+    layers: [await layerOf([{ name: 'secret', content: 'behind auth\n' }], 'gzip')],
+  }));
   await pushLayout(layout, 'v1', `${registry.host}/${REPOSITORY}:v1`);
 });
 
@@ -49,7 +51,9 @@ test('a token realm that wants credentials gets them as Basic; wrong ones fail w
   t.teardown(() => proxy.close());
   await clientFor(proxy, credentials).fetchManifest(REPOSITORY, 'v1');
   t.is(proxy.tokenRequests[0]?.authorization, `Basic ${Buffer.from('alice:s3cret:with:colons').toString('base64')}`);
-  await t.throwsAsync(clientFor(proxy, { username: 'alice', password: 'wrong' }).fetchManifest(REPOSITORY, 'v1'), { message: /token request .* failed with 401/ });
+  await t.throwsAsync(clientFor(proxy, { username: 'alice', password: 'wrong' }).fetchManifest(REPOSITORY, 'v1'), {
+    message: /token request .* failed with 401/,
+  });
   await t.throwsAsync(clientFor(proxy).fetchManifest(REPOSITORY, 'v1'), { message: /401/ });
 });
 
@@ -78,9 +82,10 @@ test('the CLI pulls through a token-auth registry with --creds', async (t) => {
 });
 
 test('WWW-Authenticate parsing: several challenges, quoted commas and escapes, token68', (t) => {
-  t.deepEqual(parseAuthChallenges('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"'), [
-    { scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' } },
-  ]);
+  t.deepEqual(
+    parseAuthChallenges('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"'),
+    [{ scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' } }],
+  );
   t.deepEqual(parseAuthChallenges('Negotiate abc123==, Basic realm="say \\"hi\\"", bearer realm=https://x/t'), [
     { scheme: 'negotiate', params: {} },
     { scheme: 'basic', params: { realm: 'say "hi"' } },
@@ -116,7 +121,14 @@ test('an index entry is chosen by os, architecture and variant', (t) => {
     size: 1,
     platform: { os, architecture, ...(variant ? { variant } : {}) },
   });
-  const index = [entry('arm', 'v6'), entry('arm', 'v7'), entry('arm64'), entry('amd64', 'v3'), entry('amd64'), entry('amd64', undefined, 'windows')];
+  const index = [
+    entry('arm', 'v6'),
+    entry('arm', 'v7'),
+    entry('arm64'),
+    entry('amd64', 'v3'),
+    entry('amd64'),
+    entry('amd64', undefined, 'windows'),
+  ];
   t.is(selectPlatform(index, { os: 'linux', architecture: 'amd64' }), index[4]!);
   t.is(selectPlatform(index, { os: 'linux', architecture: 'amd64', variant: 'v3' }), index[3]!);
   t.is(selectPlatform(index, { os: 'linux', architecture: 'arm', variant: 'v7' }), index[1]!);

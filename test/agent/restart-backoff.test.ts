@@ -24,7 +24,7 @@ const userStop: ContainerExit = { exitCode: 143, stoppedByUser: true, upTimeMs: 
 function restartDelays(policy: RestartPolicy, exit: ContainerExit, backoff: RestartBackoff, limit = 20): number[] {
   const delays: number[] = [];
   let history: RestartHistory = NO_RESTARTS_YET;
-  for (let decision = decideRestart(policy, exit, history, backoff); decision.restart && delays.length < limit; ) {
+  for (let decision = decideRestart(policy, exit, history, backoff); decision.restart && delays.length < limit;) {
     delays.push(decision.delayMs);
     history = decision.history;
     decision = decideRestart(policy, exit, history, backoff);
@@ -37,7 +37,7 @@ test('on-failure:3 restarts a crashing container three times with doubling delay
   t.deepEqual(restartDelays(onFailure(3), crash, DEFAULT_RESTART_BACKOFF), [10_000, 20_000, 40_000]);
 });
 
-test('on-failure restarts after a non-zero exit only, and without a count (or docker\'s 0) keeps restarting', (t) => {
+test("on-failure restarts after a non-zero exit only, and without a count (or docker's 0) keeps restarting", (t) => {
   t.deepEqual(restartDelays(onFailure(3), success, FAST), []);
   t.deepEqual(restartDelays(onFailure(3), { ...crash, exitCode: 137 }, FAST), [100, 200, 400]);
   t.is(restartDelays(onFailure(), crash, FAST).length, 20);
@@ -76,8 +76,7 @@ test('always and unless-stopped restart after any exit but not after the user st
 });
 
 test('at agent start, always brings back even a stopped container, unless-stopped and on-failure only ones the user did not stop', (t) => {
-  const startedAtBoot = (policy: RestartPolicy) =>
-    [success, crash, userStop].map((exit) => shouldStartAtBoot(policy, exit));
+  const startedAtBoot = (policy: RestartPolicy) => [success, crash, userStop].map((exit) => shouldStartAtBoot(policy, exit));
   // Columns: exited 0, crashed, stopped by the user.
   t.deepEqual(startedAtBoot({ name: 'always' }), [true, true, true]);
   t.deepEqual(startedAtBoot({ name: 'unless-stopped' }), [true, true, false]);

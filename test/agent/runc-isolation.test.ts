@@ -29,11 +29,16 @@ function statusFields(lines: readonly string[]): Record<string, string> {
 
 test('PID 1 is the command, in its own PID and UTS namespaces with the hostname and network files', async (t) => {
   const hostPidNs = await readlink('/proc/self/ns/pid');
-  const result = await sandbox.run({ command: sh('echo $$; tr "\\0" " " < /proc/1/cmdline; echo; hostname; readlink /proc/self/ns/pid; cat /etc/hosts /etc/resolv.conf') });
+  const result = await sandbox.run({
+    command: sh('echo $$; tr "\\0" " " < /proc/1/cmdline; echo; hostname; readlink /proc/self/ns/pid; cat /etc/hosts /etc/resolv.conf'),
+  });
   t.is(result.code, 0, result.stderr);
   const [pid, cmdline, name, pidNs, hosts, resolvConf] = result.lines;
   t.is(pid, '1');
-  t.is(cmdline?.trim(), 'sh -c echo $$; tr "\\0" " " < /proc/1/cmdline; echo; hostname; readlink /proc/self/ns/pid; cat /etc/hosts /etc/resolv.conf');
+  t.is(
+    cmdline?.trim(),
+    'sh -c echo $$; tr "\\0" " " < /proc/1/cmdline; echo; hostname; readlink /proc/self/ns/pid; cat /etc/hosts /etc/resolv.conf',
+  );
   t.is(name, result.id.slice(0, 12));
   t.not(pidNs, hostPidNs);
   t.deepEqual([hosts, resolvConf], ['# berth hosts', '# berth resolv.conf']);
@@ -65,8 +70,15 @@ test('--user by name runs with its uid, primary gid, groups and HOME from the im
 });
 
 test('the environment and working directory follow docker: user -e over image Env, HOSTNAME, HOME, -w created', async (t) => {
-  const image: ImageRuntimeConfig = { Env: ['PATH=/bin:/usr/bin', 'FOO=image', 'GONE=image', 'KEPT=image'], WorkingDir: '/srv', Cmd: ['env'] };
-  const result = await sandbox.run({ env: ['FOO=user', 'GONE', 'NEW=user'], workdir: '/work/dir', command: sh('pwd; cat /proc/1/environ | tr "\\0" "\\n"') }, image);
+  const image: ImageRuntimeConfig = {
+    Env: ['PATH=/bin:/usr/bin', 'FOO=image', 'GONE=image', 'KEPT=image'],
+    WorkingDir: '/srv',
+    Cmd: ['env'],
+  };
+  const result = await sandbox.run(
+    { env: ['FOO=user', 'GONE', 'NEW=user'], workdir: '/work/dir', command: sh('pwd; cat /proc/1/environ | tr "\\0" "\\n"') },
+    image,
+  );
   t.is(result.code, 0, result.stderr);
   const [cwd, ...env] = result.lines;
   t.is(cwd, '/work/dir');
@@ -78,14 +90,25 @@ test('masked paths read empty (/proc/kcore where the kernel has it), /proc/sys a
   const script = `for f in ${maskedFiles.join(' ')}; do [ -e $f ] && echo "$f $(wc -c < $f)"; done; echo "/proc/acpi $(ls /proc/acpi | wc -l)"`;
   const result = await sandbox.run({ command: sh(`${script}; echo 1 > /proc/sys/kernel/domainname; touch /sys/x; true`) });
   t.is(result.code, 0, result.stderr);
-  const onHost = await Promise.all(maskedFiles.map((file) => stat(file).then(() => [`${file} 0`], () => [])));
+  const onHost = await Promise.all(
+    maskedFiles.map((file) =>
+      stat(file).then(
+        () => [`${file} 0`],
+        () => [],
+      ),
+    ),
+  );
   t.deepEqual(result.lines, [...onHost.flat(), '/proc/acpi 0']);
   t.regex(result.stderr, /\/proc\/sys\/kernel\/domainname: Read-only file system/);
   t.regex(result.stderr, /touch: \/sys\/x: Read-only file system/);
 });
 
 test('a read-only root refuses writes while a --tmpfs mount takes them', async (t) => {
-  const result = await sandbox.run({ readOnly: true, tmpfs: ['/scratch:size=1m'], command: sh('touch /x; touch /scratch/y && echo tmpfs-write-ok; grep " /scratch " /proc/mounts') });
+  const result = await sandbox.run({
+    readOnly: true,
+    tmpfs: ['/scratch:size=1m'],
+    command: sh('touch /x; touch /scratch/y && echo tmpfs-write-ok; grep " /scratch " /proc/mounts'),
+  });
   t.is(result.code, 0, result.stderr);
   t.regex(result.stderr, /touch: \/x: Read-only file system/);
   t.is(result.lines[0], 'tmpfs-write-ok');
@@ -97,7 +120,10 @@ test('named volumes and bind mounts are mounted where asked, and :ro refuses wri
   await mkdir(shared);
   await writeFile(path.join(shared, 'from-host'), 'host file\n');
   await mkdir(volumeDirectory(sandbox.volumesRoot, 'appdata'), { recursive: true });
-  const result = await sandbox.run({ volumes: ['appdata:/data', `${shared}:/shared:ro`], command: sh('echo written > /data/f; cat /shared/from-host; touch /shared/x') });
+  const result = await sandbox.run({
+    volumes: ['appdata:/data', `${shared}:/shared:ro`],
+    command: sh('echo written > /data/f; cat /shared/from-host; touch /shared/x'),
+  });
   t.regex(result.stderr, /touch: \/shared\/x: Read-only file system/);
   t.is(result.lines[0], 'host file');
   t.is(await readFile(path.join(volumeDirectory(sandbox.volumesRoot, 'appdata'), 'f'), 'utf8'), 'written\n');
@@ -105,8 +131,19 @@ test('named volumes and bind mounts are mounted where asked, and :ro refuses wri
 
 test('--memory, --cpus, --pids-limit and the open files limit reach the container', async (t) => {
   const cgroup = (file: string) => `cat /sys/fs/cgroup/${file}`;
-  const files = ['memory/memory.limit_in_bytes', 'memory/memory.memsw.limit_in_bytes', 'cpu/cpu.cfs_quota_us', 'cpu/cpu.cfs_period_us', 'pids/pids.max'];
-  const result = await sandbox.run({ memory: '64m', cpus: '1.5', pidsLimit: 50, command: sh([...files.map(cgroup), 'ulimit -Sn', 'ulimit -Hn'].join('; ')) });
+  const files = [
+    'memory/memory.limit_in_bytes',
+    'memory/memory.memsw.limit_in_bytes',
+    'cpu/cpu.cfs_quota_us',
+    'cpu/cpu.cfs_period_us',
+    'pids/pids.max',
+  ];
+  const result = await sandbox.run({
+    memory: '64m',
+    cpus: '1.5',
+    pidsLimit: 50,
+    command: sh([...files.map(cgroup), 'ulimit -Sn', 'ulimit -Hn'].join('; ')),
+  });
   t.is(result.code, 0, result.stderr);
   t.deepEqual(result.lines, ['67108864', '67108864', '150000', '100000', '50', String(sandbox.nofileLimit), String(sandbox.nofileLimit)]);
 });
@@ -123,7 +160,10 @@ test('allocating beyond --memory ends in an OOM kill: exit status 137', async (t
 
 test('forks beyond --pids-limit fail', async (t) => {
   // A child shell tries 20 background sleeps and dies at the first failed fork; the sleeps it started stay.
-  const result = await sandbox.run({ pidsLimit: 10, command: sh("sh -c 'for i in $(seq 20); do sleep 10 & done'; echo exit=$?; ps -o comm") });
+  const result = await sandbox.run({
+    pidsLimit: 10,
+    command: sh("sh -c 'for i in $(seq 20); do sleep 10 & done'; echo exit=$?; ps -o comm"),
+  });
   t.regex(result.stderr, /can't fork: Resource temporarily unavailable/);
   const [exit, header, ...processes] = result.lines;
   t.deepEqual([exit, header], ['exit=2', 'COMMAND']);

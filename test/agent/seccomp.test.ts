@@ -12,8 +12,28 @@ const PERL = '/usr/bin/perl';
 
 /** Syscall numbers for perl's syscall(): busybox has no applet for most of what the profile refuses. */
 const SYSCALL_NUMBERS: Record<string, Record<string, number>> = {
-  x64: { keyctl: 250, add_key: 248, personality: 135, clone3: 435, io_uring_setup: 425, userfaultfd: 323, socket: 41, bpf: 321, perf_event_open: 298 },
-  arm64: { keyctl: 219, add_key: 217, personality: 92, clone3: 435, io_uring_setup: 425, userfaultfd: 282, socket: 198, bpf: 280, perf_event_open: 241 },
+  x64: {
+    keyctl: 250,
+    add_key: 248,
+    personality: 135,
+    clone3: 435,
+    io_uring_setup: 425,
+    userfaultfd: 323,
+    socket: 41,
+    bpf: 321,
+    perf_event_open: 298,
+  },
+  arm64: {
+    keyctl: 219,
+    add_key: 217,
+    personality: 92,
+    clone3: 435,
+    io_uring_setup: 425,
+    userfaultfd: 282,
+    socket: 198,
+    bpf: 280,
+    perf_event_open: 241,
+  },
 };
 const KEY_SPEC_SESSION_KEYRING = -3;
 const ADDR_NO_RANDOMIZE = 0x40000;
@@ -50,7 +70,9 @@ test.after.always(async () => {
 function probeScript(): string {
   const numbers = SYSCALL_NUMBERS[process.arch];
   if (!numbers) return 'print "no syscall numbers for this architecture\\n"; exit 1;\n';
-  const probes = PROBES.map(([label, name, ...args]) => `["${label}", ${numbers[name]}, ${args.map((arg) => JSON.stringify(arg)).join(', ')}]`);
+  const probes = PROBES.map(
+    ([label, name, ...args]) => `["${label}", ${numbers[name]}, ${args.map((arg) => JSON.stringify(arg)).join(', ')}]`,
+  );
   return [
     `for my $probe (${probes.join(',\n  ')}) {`,
     '  my ($label, $number, @args) = @$probe;',
@@ -88,7 +110,10 @@ test('keyrings, io_uring, userfaultfd, bpf, perf_event_open, vsock and an ASLR-d
   const confined = await sandbox.run({ command: [PERL, '/probe.pl'] });
   t.is(confined.code, 0, confined.stderr);
   // ENOSYS, not EPERM: glibc then falls back to clone, whose namespace flags the filter can read.
-  t.deepEqual(confined.lines, PROBES.map(([label, name]) => `${label}: ${name === 'clone3' ? 'Function not implemented' : 'Operation not permitted'}`));
+  t.deepEqual(
+    confined.lines,
+    PROBES.map(([label, name]) => `${label}: ${name === 'clone3' ? 'Function not implemented' : 'Operation not permitted'}`),
+  );
 
   // The kernel itself lets a container's root do all of these: only the filter stands in the way.
   const unconfined = await sandbox.run({ ...UNCONFINED, command: [PERL, '/probe.pl'] });

@@ -116,7 +116,11 @@ test('hostile entries write nothing outside the snapshot', async (t) => {
   t.is(shadowAfter.mtimeMs, shadowBefore.mtimeMs);
 
   t.is(await readFile(path.join(root, outside, 'dotdot'), 'utf8'), 'escaped by ..\n', '.. is confined to the snapshot');
-  t.is(await readFile(path.join(root, outside, 'absolute'), 'utf8'), 'escaped by absolute path\n', 'an absolute path is confined to the snapshot');
+  t.is(
+    await readFile(path.join(root, outside, 'absolute'), 'utf8'),
+    'escaped by absolute path\n',
+    'an absolute path is confined to the snapshot',
+  );
   t.true((await lstat(path.join(root, 'escape'))).isSymbolicLink());
   t.false(existsSync(path.join(root, 'shadow')));
   t.false(existsSync(path.join(root, 'shadow-climb')));
@@ -133,30 +137,43 @@ test('hostile entries write nothing outside the snapshot', async (t) => {
 
 for (const [index, hostileName] of ['.wh..', '.wh...', '.wh.', 'dir/.wh.a/b'].entries()) {
   // Serial: the test compares the snapshot list before and after.
-  test.serial(`a layer with the whiteout entry ${hostileName} fails the pull, changes nothing outside it and caches no snapshot`, async (t) => {
-    const snapshotsDir = path.join(agent.dataDir, 'snapshots');
-    const sentinelDir = path.join(snapshotsDir, `.sentinel-${index}`);
-    await mkdir(sentinelDir, { recursive: true });
-    await writeFile(path.join(sentinelDir, 'keep'), 'untouched\n');
-    const snapshotsBefore = await agent.snapshots();
-    const repository = `agent/hostile-whiteout-${index}`;
-    const hostile = await layerOf([{ name: 'dir/', type: 'directory' }, { name: 'dir/file', content: 'data\n' }, { name: hostileName }], 'gzip');
+  test.serial(
+    `a layer with the whiteout entry ${hostileName} fails the pull, changes nothing outside it and caches no snapshot`,
+    async (t) => {
+      const snapshotsDir = path.join(agent.dataDir, 'snapshots');
+      const sentinelDir = path.join(snapshotsDir, `.sentinel-${index}`);
+      await mkdir(sentinelDir, { recursive: true });
+      await writeFile(path.join(sentinelDir, 'keep'), 'untouched\n');
+      const snapshotsBefore = await agent.snapshots();
+      const repository = `agent/hostile-whiteout-${index}`;
+      const hostile = await layerOf(
+        [{ name: 'dir/', type: 'directory' }, { name: 'dir/file', content: 'data\n' }, { name: hostileName }],
+        'gzip',
+      );
 
-    const { pull, snapshots } = await pushAndPull(repository, [hostile], { allowFailure: true });
+      const { pull, snapshots } = await pushAndPull(repository, [hostile], { allowFailure: true });
 
-    t.not(pull.code, 0);
-    t.regex(pull.stderr, new RegExp(`Error: layer ${hostile.digest}: .*${JSON.stringify(hostileName).replaceAll('.', '\\.')}.*refusing the layer`));
-    t.is(await readFile(path.join(sentinelDir, 'keep'), 'utf8'), 'untouched\n');
-    t.deepEqual(await readdir(sentinelDir), ['keep']);
-    t.false(existsSync(snapshots[0]!), 'no snapshot is cached');
-    t.deepEqual(await agent.snapshots(), snapshotsBefore);
-    t.deepEqual((await readdir(snapshotsDir)).filter((name) => name.startsWith('.incomplete-')), [], 'the work directory is removed');
-    t.notRegex((await agent.cli(['images'])).stdout, new RegExp(repository));
+      t.not(pull.code, 0);
+      t.regex(
+        pull.stderr,
+        new RegExp(`Error: layer ${hostile.digest}: .*${JSON.stringify(hostileName).replaceAll('.', '\\.')}.*refusing the layer`),
+      );
+      t.is(await readFile(path.join(sentinelDir, 'keep'), 'utf8'), 'untouched\n');
+      t.deepEqual(await readdir(sentinelDir), ['keep']);
+      t.false(existsSync(snapshots[0]!), 'no snapshot is cached');
+      t.deepEqual(await agent.snapshots(), snapshotsBefore);
+      t.deepEqual(
+        (await readdir(snapshotsDir)).filter((name) => name.startsWith('.incomplete-')),
+        [],
+        'the work directory is removed',
+      );
+      t.notRegex((await agent.cli(['images'])).stdout, new RegExp(repository));
 
-    const retry = await agent.cli(['pull', `${registry.host}/${repository}:test`], { allowFailure: true });
-    t.not(retry.code, 0, 'the next pull unpacks again and fails the same way');
-    t.regex(retry.stderr, /refusing the layer/);
-  });
+      const retry = await agent.cli(['pull', `${registry.host}/${repository}:test`], { allowFailure: true });
+      t.not(retry.code, 0, 'the next pull unpacks again and fails the same way');
+      t.regex(retry.stderr, /refusing the layer/);
+    },
+  );
 }
 
 const GIB = 1024 * 1024 * 1024;
@@ -198,8 +215,14 @@ for (const version of ['1.0', '0.1']) {
     t.is(stats.size, GIB);
     t.is((await bytesAt(file, 0, 4)).toString(), 'head');
     t.is((await bytesAt(file, DATA_OFFSET, 14)).toString(), 'DATA-AT-512MiB');
-    t.true((await bytesAt(file, 256 * 1024 * 1024, 65536)).every((byte) => byte === 0), 'a hole reads as zeros');
-    t.true((await bytesAt(file, GIB - 65536, 65536)).every((byte) => byte === 0), 'the tail hole reads as zeros');
+    t.true(
+      (await bytesAt(file, 256 * 1024 * 1024, 65536)).every((byte) => byte === 0),
+      'a hole reads as zeros',
+    );
+    t.true(
+      (await bytesAt(file, GIB - 65536, 65536)).every((byte) => byte === 0),
+      'the tail hole reads as zeros',
+    );
     t.true(stats.blocks * 512 < 1024 * 1024, `still sparse on disk (${stats.blocks} blocks)`);
   });
 }
@@ -217,7 +240,12 @@ test('a GNU-format (type S) sparse file is refused with a message instead of unp
   const { pull, snapshots } = await pushAndPull('agent/sparse-gnu', [layer], { allowFailure: true });
 
   t.not(pull.code, 0);
-  t.regex(pull.stderr, new RegExp(`Error: layer ${layer.digest}: entry "sparse.img" has an unknown tar type \\(an old GNU sparse file, type S, is not supported`));
+  t.regex(
+    pull.stderr,
+    new RegExp(
+      `Error: layer ${layer.digest}: entry "sparse.img" has an unknown tar type \\(an old GNU sparse file, type S, is not supported`,
+    ),
+  );
   t.false(existsSync(snapshots[0]!));
 });
 
@@ -227,7 +255,13 @@ test('a layer of 20,000 small files unpacks every file with its content and mode
   for (let index = 0; index < files; index += 1) {
     const directory = `many/d${Math.floor(index / 1000)}`;
     if (index % 1000 === 0) entries.push({ name: `${directory}/`, type: 'directory', mode: 0o750 });
-    entries.push({ name: `${directory}/f${index}`, content: `file ${index}\n`, mode: index % 2 === 0 ? 0o644 : 0o700, uid: index % 7, gid: index % 5 });
+    entries.push({
+      name: `${directory}/f${index}`,
+      content: `file ${index}\n`,
+      mode: index % 2 === 0 ? 0o644 : 0o700,
+      uid: index % 7,
+      gid: index % 5,
+    });
   }
   const { snapshots } = await pushAndPull('agent/many-files', [await layerOf(entries, 'gzip')]);
   const root = snapshots[0]!;
@@ -237,7 +271,14 @@ test('a layer of 20,000 small files unpacks every file with its content and mode
     const file = path.join(root, `many/d${Math.floor(index / 1000)}/f${index}`);
     const stats = statSync(file, { throwIfNoEntry: false });
     const expectedMode = index % 2 === 0 ? 0o644 : 0o700;
-    if (!stats || (stats.mode & 0o7777) !== expectedMode || stats.uid !== index % 7 || stats.gid !== index % 5 || readFileSync(file, 'utf8') !== `file ${index}\n`) wrong.push(file);
+    if (
+      !stats ||
+      (stats.mode & 0o7777) !== expectedMode ||
+      stats.uid !== index % 7 ||
+      stats.gid !== index % 5 ||
+      readFileSync(file, 'utf8') !== `file ${index}\n`
+    )
+      wrong.push(file);
   }
   t.deepEqual(wrong.slice(0, 5), []);
   t.is((await readdir(path.join(root, 'many'))).length, files / 1000);

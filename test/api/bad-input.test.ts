@@ -1,14 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { MediaType } from '../../oci/media-types.js';
-import {
-  assertRegistryError,
-  fetchUrl,
-  rawRequest,
-  readBytes,
-  request,
-  retryWhile,
-  sendTruncatedRequest,
-} from '../helpers/http-client.js';
+import { assertRegistryError, fetchUrl, rawRequest, readBytes, request, retryWhile, sendTruncatedRequest } from '../helpers/http-client.js';
 import {
   imageManifest,
   makeBlob,
@@ -144,7 +136,12 @@ test('malformed or unsupported digests are DIGEST_INVALID as a manifest referenc
   for (const digest of INVALID_DIGESTS) {
     await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/${digest}`), 400, 'DIGEST_INVALID');
     await assertRegistryError(t, await putManifest(registry.url, repo, digest, image), 400, 'DIGEST_INVALID');
-    await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/${digest}`, { method: 'DELETE' }), 400, 'DIGEST_INVALID');
+    await assertRegistryError(
+      t,
+      await request(registry.url, `/v2/${repo}/manifests/${digest}`, { method: 'DELETE' }),
+      400,
+      'DIGEST_INVALID',
+    );
   }
 });
 
@@ -190,7 +187,12 @@ test('tags of 128 characters and tags starting with an underscore or digit are v
 test('a non-numeric Content-Length is refused with 400 and the upload is unchanged', async (t) => {
   const repo = uniqueRepo('bad');
   const { location } = await startUpload(registry.url, repo);
-  const response = await rawRequest(registry.url, { method: 'PATCH', path: location.pathname, headers: ['Content-Length: abc'], body: 'abc' });
+  const response = await rawRequest(registry.url, {
+    method: 'PATCH',
+    path: location.pathname,
+    headers: ['Content-Length: abc'],
+    body: 'abc',
+  });
   t.is(response.status, 400);
   t.is((await fetchUrl(location)).headers.get('range'), '0-0');
 });
@@ -264,7 +266,12 @@ test('a streamed PATCH cut off mid-body leaves the upload offset unchanged and n
   const blob = makeBlob(1100);
   const { location } = await startUpload(registry.url, repo);
   t.is((await patchChunk(location, blob.bytes.subarray(0, 100), 0)).status, 202);
-  await sendTruncatedRequest(registry.url, { method: 'PATCH', path: location.pathname, declaredLength: 1000, sent: blob.bytes.subarray(100, 110) });
+  await sendTruncatedRequest(registry.url, {
+    method: 'PATCH',
+    path: location.pathname,
+    declaredLength: 1000,
+    sent: blob.bytes.subarray(100, 110),
+  });
   await assertUploadAt(t, location, 100);
   await assertNoBlob(t, repo, blob);
   await finishUpload(t, location, blob, 100, repo);
@@ -310,7 +317,12 @@ test('a PUT whose last chunk is cut off leaves the upload offset unchanged and n
   const { location } = await startUpload(registry.url, repo);
   t.is((await patchChunk(location, blob.bytes.subarray(0, 100), 0)).status, 202);
   const put = withDigest(location, blob.digest);
-  await sendTruncatedRequest(registry.url, { method: 'PUT', path: `${put.pathname}${put.search}`, declaredLength: 1000, sent: blob.bytes.subarray(100, 110) });
+  await sendTruncatedRequest(registry.url, {
+    method: 'PUT',
+    path: `${put.pathname}${put.search}`,
+    declaredLength: 1000,
+    sent: blob.bytes.subarray(100, 110),
+  });
   await assertUploadAt(t, location, 100);
   await assertNoBlob(t, repo, blob);
   await finishUpload(t, location, blob, 100, repo);
@@ -371,7 +383,12 @@ test('a manifest that is not valid UTF-8 is MANIFEST_INVALID', async (t) => {
     'a truncated sequence': [0x22, 0xe2, 0x82, 0x22],
   };
   for (const [what, bytes] of Object.entries(invalid)) {
-    const entry = await assertRegistryError(t, await putRawManifest(repo, manifestWith(config, Buffer.from(bytes))), 400, 'MANIFEST_INVALID');
+    const entry = await assertRegistryError(
+      t,
+      await putRawManifest(repo, manifestWith(config, Buffer.from(bytes))),
+      400,
+      'MANIFEST_INVALID',
+    );
     t.regex(entry.message ?? '', /UTF-8/, what);
   }
   const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), imageManifest({ config }).bytes]);
@@ -387,9 +404,17 @@ function nested(depth: number, open: string, close: string): Buffer {
 test('a manifest nested 100,000 levels deep is MANIFEST_INVALID, answered at once', async (t) => {
   const repo = uniqueRepo('bad');
   const config = await pushBlob(registry.url, repo, makeBlob(30));
-  for (const [open, close] of [['[', ']'], ['{"a":', '}']] as const) {
+  for (const [open, close] of [
+    ['[', ']'],
+    ['{"a":', '}'],
+  ] as const) {
     const started = Date.now();
-    const entry = await assertRegistryError(t, await putRawManifest(repo, manifestWith(config, nested(100_000, open, close))), 400, 'MANIFEST_INVALID');
+    const entry = await assertRegistryError(
+      t,
+      await putRawManifest(repo, manifestWith(config, nested(100_000, open, close))),
+      400,
+      'MANIFEST_INVALID',
+    );
     t.true(Date.now() - started < 2_000, `answered after ${Date.now() - started} ms`);
     t.regex(entry.message ?? '', /nests deeper than 64 levels/);
   }
@@ -402,5 +427,9 @@ test('a manifest nested 64 levels deep is accepted and one nested 65 levels is M
   // The manifest object itself is the first level.
   await assertRegistryError(t, await putRawManifest(repo, manifestWith(config, nested(64, '[', ']'))), 400, 'MANIFEST_INVALID');
   const brackets = Buffer.from(JSON.stringify('[[[{{ "quoted" \\ brackets do not count'));
-  t.is((await putRawManifest(repo, manifestWith(config, Buffer.concat([Buffer.from('['.repeat(63)), brackets, Buffer.from(']'.repeat(63))])))).status, 201);
+  t.is(
+    (await putRawManifest(repo, manifestWith(config, Buffer.concat([Buffer.from('['.repeat(63)), brackets, Buffer.from(']'.repeat(63))]))))
+      .status,
+    201,
+  );
 });

@@ -15,8 +15,10 @@ import { RegistryProcess } from '../helpers/registry-process.js';
 
 // Codes that cannot be provoked over HTTP cheaply, and the test that proves each one.
 const PROVEN_ELSEWHERE: Record<string, string> = {
-  'distribution.UNKNOWN': 'no request can provoke a 500 on purpose; test/api/restart.test.ts and every sharedRegistry file assert none is logged',
-  'distribution.UNAVAILABLE': 'test/api/slow-clients.test.ts "connections over the per-address cap are answered 429 and over the total cap 503", test/s3/s3-faults.test.ts',
+  'distribution.UNKNOWN':
+    'no request can provoke a 500 on purpose; test/api/restart.test.ts and every sharedRegistry file assert none is logged',
+  'distribution.UNAVAILABLE':
+    'test/api/slow-clients.test.ts "connections over the per-address cap are answered 429 and over the total cap 503", test/s3/s3-faults.test.ts',
   'distribution.BODY_INCOMPLETE': 'kernel variant, answered only to a client that already left; test/platform/body.test.ts',
   'distribution.BODY_TOO_SLOW': 'test/api/slow-clients.test.ts "... each slow body is cut with 408"',
   'distribution.BUSY': 'needs two collections at once; server/routes/admin-gc.ts, test/platform/errors.test.ts (table)',
@@ -57,13 +59,21 @@ const authUrl = (): string => auth!.url;
 const adminHeaders = { Authorization: basic(ADMIN), 'Content-Type': 'application/json' };
 
 const CASES: Record<string, Case> = {
-  'distribution.BLOB_UNKNOWN': { status: 404, code: 'BLOB_UNKNOWN', provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/blobs/${unknownDigest()}`) },
+  'distribution.BLOB_UNKNOWN': {
+    status: 404,
+    code: 'BLOB_UNKNOWN',
+    provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/blobs/${unknownDigest()}`),
+  },
   'distribution.BLOB_UPLOAD_UNKNOWN': {
     status: 404,
     code: 'BLOB_UPLOAD_UNKNOWN',
     provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/blobs/uploads/${randomUUID()}`),
   },
-  'distribution.DIGEST_INVALID': { status: 400, code: 'DIGEST_INVALID', provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/blobs/sha256:abc`) },
+  'distribution.DIGEST_INVALID': {
+    status: 400,
+    code: 'DIGEST_INVALID',
+    provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/blobs/sha256:abc`),
+  },
   'distribution.MANIFEST_BLOB_UNKNOWN': {
     status: 400,
     code: 'MANIFEST_BLOB_UNKNOWN',
@@ -161,7 +171,11 @@ const CASES: Record<string, Case> = {
     code: 'PAGINATION_NUMBER_INVALID',
     provoke: () => request(openUrl(), '/v2/_catalog?n=-1'),
   },
-  'distribution.TAG_INVALID': { status: 400, code: 'TAG_INVALID', provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/manifests/${'t'.repeat(129)}`) },
+  'distribution.TAG_INVALID': {
+    status: 400,
+    code: 'TAG_INVALID',
+    provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/manifests/${'t'.repeat(129)}`),
+  },
   'distribution.METHOD_NOT_ALLOWED': {
     status: 405,
     code: 'UNSUPPORTED',
@@ -196,7 +210,8 @@ const CASES: Record<string, Case> = {
   'distribution.ACCOUNT_INVALID': {
     status: 400,
     code: 'DENIED',
-    provoke: () => request(authUrl(), '/admin/v1/users/shorty', { method: 'PUT', headers: adminHeaders, body: JSON.stringify({ password: 'short' }) }),
+    provoke: () =>
+      request(authUrl(), '/admin/v1/users/shorty', { method: 'PUT', headers: adminHeaders, body: JSON.stringify({ password: 'short' }) }),
   },
   'distribution.ACCOUNT_EXISTS': {
     status: 409,

@@ -49,7 +49,12 @@ test('a descriptor url matching a deny pattern is MANIFEST_INVALID naming it and
   const repo = uniqueRepo('urls');
   const config = await pushBlob(registry!.url, repo, makeBlob(30));
   const url = 'https://mirror.example.com/private/a.tar.gz';
-  const entry = await assertRegistryError(t, await putManifest(registry!.url, repo, 'v1', foreignLayerManifest(config, [url])), 400, 'MANIFEST_INVALID');
+  const entry = await assertRegistryError(
+    t,
+    await putManifest(registry!.url, repo, 'v1', foreignLayerManifest(config, [url])),
+    400,
+    'MANIFEST_INVALID',
+  );
   t.deepEqual(entry.detail, { url });
   t.regex(entry.message ?? '', /\/private\/ of validation\.manifests\.urls\.deny/);
 });

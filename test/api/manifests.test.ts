@@ -70,7 +70,9 @@ test('If-None-Match with the manifest ETag is answered 304 without a body', asyn
   t.is(first.headers.get('etag'), `"${image.digest}"`);
   await first.arrayBuffer();
   for (const reference of ['v1', image.digest]) {
-    const response = await request(registry.url, `/v2/${repo}/manifests/${reference}`, { headers: { 'If-None-Match': `"${image.digest}"` } });
+    const response = await request(registry.url, `/v2/${repo}/manifests/${reference}`, {
+      headers: { 'If-None-Match': `"${image.digest}"` },
+    });
     t.is(response.status, 304, reference);
     t.is((await readBytes(response)).length, 0);
   }
@@ -191,7 +193,10 @@ test('an index whose child manifest is not in the repository is MANIFEST_BLOB_UN
   const present = await pushImage(registry.url, repo);
   const foreign = await pushImage(registry.url, elsewhere);
   const index = indexManifest({
-    manifests: [descriptorOf(present, present.mediaType, { platform: LINUX_AMD64 }), descriptorOf(foreign, foreign.mediaType, { platform: LINUX_ARM64 })],
+    manifests: [
+      descriptorOf(present, present.mediaType, { platform: LINUX_AMD64 }),
+      descriptorOf(foreign, foreign.mediaType, { platform: LINUX_ARM64 }),
+    ],
   });
   const response = await putManifest(registry.url, repo, 'multi', index);
   const entry = await assertRegistryError(t, response, 400, 'MANIFEST_BLOB_UNKNOWN');
@@ -247,7 +252,12 @@ test('a manifest that is not valid JSON is MANIFEST_INVALID', async (t) => {
   const repo = uniqueRepo('manifest');
   for (const text of ['{"schemaVersion": 2, "config": ', 'not json at all', '', '[]', '"a string"', '{"schemaVersion":2}']) {
     const bytes = Buffer.from(text);
-    const response = await putManifest(registry.url, repo, 'v1', { bytes, digest: '', mediaType: MediaType.ociManifest, size: bytes.length });
+    const response = await putManifest(registry.url, repo, 'v1', {
+      bytes,
+      digest: '',
+      mediaType: MediaType.ociManifest,
+      size: bytes.length,
+    });
     await assertRegistryError(t, response, 400, 'MANIFEST_INVALID');
   }
 });
@@ -369,7 +379,12 @@ test('a manifest is served when Accept names its type, lists it among others, or
 test('an image manifest requested with an Accept listing only index types is MANIFEST_UNKNOWN', async (t) => {
   const repo = uniqueRepo('manifest');
   await pushImage(registry.url, repo, { tag: 'v1' });
-  await assertRegistryError(t, await getManifest(repo, 'v1', `${MediaType.ociIndex}, ${MediaType.dockerManifestList}`), 404, 'MANIFEST_UNKNOWN');
+  await assertRegistryError(
+    t,
+    await getManifest(repo, 'v1', `${MediaType.ociIndex}, ${MediaType.dockerManifestList}`),
+    404,
+    'MANIFEST_UNKNOWN',
+  );
 });
 
 test('an index requested with an Accept that includes its type is served as the index', async (t) => {
@@ -427,14 +442,24 @@ test('DELETE by digest answers 202 and removes the manifest and every tag pointi
   await assertRegistryError(t, await getManifest(repo, 'b'), 404, 'MANIFEST_UNKNOWN');
   t.deepEqual(await tagsOf(repo), ['kept']);
   await assertServes(t, await getManifest(repo, 'kept'), kept);
-  await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/${image.digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+  await assertRegistryError(
+    t,
+    await request(registry.url, `/v2/${repo}/manifests/${image.digest}`, { method: 'DELETE' }),
+    404,
+    'MANIFEST_UNKNOWN',
+  );
 });
 
 test('DELETE of an unknown tag or digest is MANIFEST_UNKNOWN (404)', async (t) => {
   const repo = uniqueRepo('manifest');
   await pushImage(registry.url, repo, { tag: 'exists' });
   await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/nope`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
-  await assertRegistryError(t, await request(registry.url, `/v2/${repo}/manifests/${unknownDigest()}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+  await assertRegistryError(
+    t,
+    await request(registry.url, `/v2/${repo}/manifests/${unknownDigest()}`, { method: 'DELETE' }),
+    404,
+    'MANIFEST_UNKNOWN',
+  );
 });
 
 test('deleting a manifest from one repository leaves the same manifest in another', async (t) => {
@@ -515,7 +540,17 @@ test('a descriptor url that is not http or https is MANIFEST_INVALID naming the 
     t.deepEqual(entry.detail, { url });
   }
   await assertRegistryError(t, await getManifest(repo, 'v1'), 404, 'NAME_UNKNOWN');
-  t.is((await putManifest(registry.url, repo, 'v1', foreignLayerManifest(config, ['http://example.com/a', 'HTTPS://example.com/b'], NONDISTRIBUTABLE))).status, 201);
+  t.is(
+    (
+      await putManifest(
+        registry.url,
+        repo,
+        'v1',
+        foreignLayerManifest(config, ['http://example.com/a', 'HTTPS://example.com/b'], NONDISTRIBUTABLE),
+      )
+    ).status,
+    201,
+  );
 });
 
 test('a layer descriptor whose size differs from the stored blob is MANIFEST_INVALID naming the digest and both sizes', async (t) => {

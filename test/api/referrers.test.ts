@@ -35,7 +35,12 @@ async function referrers(repo: string, subject: string, query = ''): Promise<{ r
 }
 
 /** Pushes an artifact about `subject` (with its empty config and one layer) by digest. */
-async function pushArtifact(repo: string, subject: Descriptor, artifactType: string, annotations?: Record<string, string>): Promise<Manifest> {
+async function pushArtifact(
+  repo: string,
+  subject: Descriptor,
+  artifactType: string,
+  annotations?: Record<string, string>,
+): Promise<Manifest> {
   const layer = await pushBlob(registry.url, repo, makeBlob(64));
   await pushBlob(registry.url, repo, EMPTY_CONFIG);
   const manifest = artifactManifest({ artifactType, layers: [layer], subject, annotations });
@@ -62,7 +67,13 @@ test('referrers of a subject list every referring manifest as descriptors in an 
   t.is(body.schemaVersion, 2);
   t.is(body.mediaType, MediaType.ociIndex);
   const expected: Descriptor[] = [
-    { mediaType: MediaType.ociManifest, digest: signature.digest, size: signature.size, artifactType: SIGNATURE, annotations: { 'org.example.signer': 'alice' } },
+    {
+      mediaType: MediaType.ociManifest,
+      digest: signature.digest,
+      size: signature.size,
+      artifactType: SIGNATURE,
+      annotations: { 'org.example.signer': 'alice' },
+    },
     { mediaType: MediaType.ociManifest, digest: sbom.digest, size: sbom.size, artifactType: SBOM },
   ];
   t.deepEqual([...body.manifests].sort(byDigest), expected.sort(byDigest));
@@ -77,7 +88,12 @@ test('an image manifest without artifactType is listed with its config media typ
   });
   const { body } = await referrers(repo, image.digest);
   t.deepEqual(body.manifests, [
-    { mediaType: MediaType.ociManifest, digest: referrer.digest, size: referrer.size, artifactType: 'application/vnd.example.config.v1+json' },
+    {
+      mediaType: MediaType.ociManifest,
+      digest: referrer.digest,
+      size: referrer.size,
+      artifactType: 'application/vnd.example.config.v1+json',
+    },
   ]);
 });
 
@@ -146,7 +162,10 @@ test('a referrer pushed before its subject exists is listed', async (t) => {
   const subject = { mediaType: MediaType.ociManifest, digest: unknownDigest(), size: 999 };
   const artifact = await pushArtifact(repo, subject, SIGNATURE);
   const { body } = await referrers(repo, subject.digest);
-  t.deepEqual(body.manifests.map((d) => d.digest), [artifact.digest]);
+  t.deepEqual(
+    body.manifests.map((d) => d.digest),
+    [artifact.digest],
+  );
 });
 
 test('referrers are scoped to the repository', async (t) => {
@@ -165,7 +184,10 @@ test('deleting a referrer by digest removes it from the listing', async (t) => {
   const gone = await pushArtifact(repo, subject, SIGNATURE);
   const kept = await pushArtifact(repo, subject, SBOM);
   t.is((await request(registry.url, `/v2/${repo}/manifests/${gone.digest}`, { method: 'DELETE' })).status, 202);
-  t.deepEqual((await referrers(repo, image.digest)).body.manifests.map((d) => d.digest), [kept.digest]);
+  t.deepEqual(
+    (await referrers(repo, image.digest)).body.manifests.map((d) => d.digest),
+    [kept.digest],
+  );
 });
 
 test('referrers with an invalid digest is DIGEST_INVALID', async (t) => {
@@ -184,5 +206,8 @@ test('a referrer is answered with OCI-Subject when pushed by tag as well', async
   const response = await putManifest(registry.url, repo, 'sig', manifest);
   t.is(response.status, 201);
   t.is(response.headers.get('oci-subject'), image.digest);
-  t.deepEqual((await referrers(repo, image.digest)).body.manifests.map((d) => d.digest), [manifest.digest]);
+  t.deepEqual(
+    (await referrers(repo, image.digest)).body.manifests.map((d) => d.digest),
+    [manifest.digest],
+  );
 });

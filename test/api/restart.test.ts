@@ -138,7 +138,11 @@ test('an upload cancelled before a restart stays unknown after it', async (t) =>
 function startStreamingPatch(location: URL, offset: number, declared: number, sent: Buffer): void {
   const patch = httpRequest(location, {
     method: 'PATCH',
-    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': declared, 'Content-Range': `${offset}-${offset + declared - 1}` },
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': declared,
+      'Content-Range': `${offset}-${offset + declared - 1}`,
+    },
   });
   patch.on('error', () => undefined);
   patch.write(sent);

@@ -43,16 +43,24 @@ test('2,000 slow POST /token bodies held open: a login and a push still succeed,
   // 10 source addresses x 200 connections: under the default per-address cap (256), as 10 attackers would be.
   slow = await openConnections(registry.process.port, SLOW_BODIES, loopbackSources(10), tokenBodyHead(registry.process.port));
   stopTrickle = trickle(slow, 1_000);
-  t.true(await waitFor(async () => (await openFds(pid)) >= idleFds + SLOW_BODIES, 15_000), 'the registry never held all the slow connections');
+  t.true(
+    await waitFor(async () => (await openFds(pid)) >= idleFds + SLOW_BODIES, 15_000),
+    'the registry never held all the slow connections',
+  );
 
   const token = await registry.token([`repository:held/app:push,pull`], ADMIN);
   const pushed = await pushImageWithToken(registry.url, token, 'held/app', 'v1');
-  const pulled = await request(registry.url, `/v2/held/app/manifests/v1`, { headers: { Authorization: `Bearer ${token}`, Accept: pushed.manifest.mediaType } });
+  const pulled = await request(registry.url, `/v2/held/app/manifests/v1`, {
+    headers: { Authorization: `Bearer ${token}`, Accept: pushed.manifest.mediaType },
+  });
   t.is(pulled.status, 200);
   const heldFds = await openFds(pid);
   t.log(`2,000 connections opened, a login and a push done ${((Date.now() - opened) / 1000).toFixed(1)} s after the first opened`);
   t.true(Date.now() - opened < BODY_WINDOW_SECONDS * 1000, 'the login and push must happen while the slow bodies are held');
-  t.true(slow.every((connection) => !connection.closed), 'a slow body was closed before its window ended');
+  t.true(
+    slow.every((connection) => !connection.closed),
+    'a slow body was closed before its window ended',
+  );
   t.true(heldFds <= idleFds + SLOW_BODIES + FD_MARGIN, `the registry held ${heldFds} fds (idle: ${idleFds})`);
   t.log(`fds: idle ${idleFds}, with ${SLOW_BODIES} slow bodies held ${heldFds}`);
 
@@ -66,14 +74,17 @@ test('2,000 slow POST /token bodies held open: a login and a push still succeed,
 });
 
 test('connections over the per-address cap are answered 429 and over the total cap 503, without holding them', async (t) => {
-  const registry = await RegistryProcess.start({ env: { BERTH_HTTP__MAX_CONNECTIONS_PER_ADDRESS: '20', BERTH_HTTP__MAX_CONNECTIONS: '50' } });
+  const registry = await RegistryProcess.start({
+    env: { BERTH_HTTP__MAX_CONNECTIONS_PER_ADDRESS: '20', BERTH_HTTP__MAX_CONNECTIONS: '50' },
+  });
   const held: HeldConnection[] = [];
   t.teardown(async () => {
     closeAll(held);
     await registry.destroy();
   });
   const keepAlive = `GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:${registry.port}\r\n\r\n`;
-  const answered = (connections: HeldConnection[]) => waitFor(() => connections.every((connection) => connection.answer.includes('\r\n\r\n')), 5_000);
+  const answered = (connections: HeldConnection[]) =>
+    waitFor(() => connections.every((connection) => connection.answer.includes('\r\n\r\n')), 5_000);
 
   const fromOne = await openConnections(registry.port, 20, ['127.0.0.2'], keepAlive);
   held.push(...fromOne);
@@ -92,7 +103,10 @@ test('connections over the per-address cap are answered 429 and over the total c
   t.regex(overTotal!.answer, /^HTTP\/1.1 503 [^]*"code":"UNAVAILABLE"/);
 
   closeAll(held);
-  t.true(await waitFor(async () => (await request(registry.url, '/v2/').catch(() => undefined))?.status === 200, 5_000), 'no room again once the connections closed');
+  t.true(
+    await waitFor(async () => (await request(registry.url, '/v2/').catch(() => undefined))?.status === 200, 5_000),
+    'no room again once the connections closed',
+  );
 });
 
 test('a request whose headers do not all arrive within headersTimeoutSeconds is answered 408 and closed', async (t) => {
@@ -103,7 +117,9 @@ test('a request whose headers do not all arrive within headersTimeoutSeconds is 
     await registry.destroy();
   });
   const started = Date.now();
-  held.push(...(await openConnections(registry.port, 1, ['127.0.0.2'], `GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:${registry.port}\r\nX-Slow: `)));
+  held.push(
+    ...(await openConnections(registry.port, 1, ['127.0.0.2'], `GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:${registry.port}\r\nX-Slow: `)),
+  );
   const stopTrickle = trickle(held, 500);
   t.teardown(stopTrickle);
   t.true(await waitFor(() => held[0]!.closed, 10_000), 'the connection with unfinished headers is still open');
@@ -129,19 +145,24 @@ const MiB = 1024 * 1024;
 
 test('a 64 MiB body streamed at a normal rate over many body windows is not cut; one that stalls is cut with 408', async (t) => {
   // Windows of 1 s that must each deliver 1 MiB: the 64 MiB body below takes several of them.
-  const registry = await RegistryProcess.start({ env: { BERTH_HTTP__BODY_MIN_RATE__WINDOW_SECONDS: '1', BERTH_HTTP__BODY_MIN_RATE__MIN_BYTES: String(MiB) } });
+  const registry = await RegistryProcess.start({
+    env: { BERTH_HTTP__BODY_MIN_RATE__WINDOW_SECONDS: '1', BERTH_HTTP__BODY_MIN_RATE__MIN_BYTES: String(MiB) },
+  });
   t.teardown(() => registry.destroy());
   const repo = uniqueRepo('fast');
   const chunk = makeBlob(MiB).bytes;
 
   const upload = await startUpload(registry.url, repo);
   const started = Date.now();
-  const fast = await patchStream(upload.location, (async function* () {
-    for (let index = 0; index < 64; index++) {
-      yield chunk;
-      await sleep(40);
-    }
-  })());
+  const fast = await patchStream(
+    upload.location,
+    (async function* () {
+      for (let index = 0; index < 64; index++) {
+        yield chunk;
+        await sleep(40);
+      }
+    })(),
+  );
   const seconds = (Date.now() - started) / 1000;
   t.is(fast.status, 202, fast.body);
   t.is(fast.range, `0-${64 * MiB - 1}`);
@@ -149,10 +170,13 @@ test('a 64 MiB body streamed at a normal rate over many body windows is not cut;
   t.log(`64 MiB in ${seconds.toFixed(1)} s (${(64 / seconds).toFixed(0)} MiB/s) with a 1 MiB/s minimum rate`);
 
   const stalled = await startUpload(registry.url, repo);
-  const cut = await patchStream(stalled.location, (async function* () {
-    yield chunk;
-    await sleep(10_000);
-  })()).catch((error: Error) => ({ status: 0, range: undefined, body: error.message }));
+  const cut = await patchStream(
+    stalled.location,
+    (async function* () {
+      yield chunk;
+      await sleep(10_000);
+    })(),
+  ).catch((error: Error) => ({ status: 0, range: undefined, body: error.message }));
   t.is(cut.status, 408, cut.body);
   t.regex(cut.body, /request body arrived slower than 1048576 bytes per 1 s/);
   const status = await request(registry.url, new URL(stalled.location).pathname);

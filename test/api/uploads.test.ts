@@ -340,7 +340,12 @@ test('an upload id that was never issued is BLOB_UPLOAD_UNKNOWN for GET, PATCH, 
   const blob = makeBlob(10);
   await assertRegistryError(t, await request(registry.url, path), 404, 'BLOB_UPLOAD_UNKNOWN');
   await assertRegistryError(t, await request(registry.url, path, { method: 'PATCH', body: blob.bytes }), 404, 'BLOB_UPLOAD_UNKNOWN');
-  await assertRegistryError(t, await request(registry.url, `${path}?digest=${blob.digest}`, { method: 'PUT', body: blob.bytes }), 404, 'BLOB_UPLOAD_UNKNOWN');
+  await assertRegistryError(
+    t,
+    await request(registry.url, `${path}?digest=${blob.digest}`, { method: 'PUT', body: blob.bytes }),
+    404,
+    'BLOB_UPLOAD_UNKNOWN',
+  );
   await assertRegistryError(t, await request(registry.url, path, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
 });
 
@@ -358,7 +363,12 @@ test('an upload id used under a different repository is BLOB_UPLOAD_UNKNOWN and 
     404,
     'BLOB_UPLOAD_UNKNOWN',
   );
-  await assertRegistryError(t, await request(registry.url, `${foreign}?digest=${blob.digest}`, { method: 'PUT' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+  await assertRegistryError(
+    t,
+    await request(registry.url, `${foreign}?digest=${blob.digest}`, { method: 'PUT' }),
+    404,
+    'BLOB_UPLOAD_UNKNOWN',
+  );
   await assertRegistryError(t, await request(registry.url, foreign, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
   t.is((await request(registry.url, `/v2/${other}/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
 
@@ -383,7 +393,10 @@ test('a sha512 blob can be pushed monolithically', async (t) => {
 test('a sha512 blob can be pushed in chunks', async (t) => {
   const repo = uniqueRepo('upload');
   const sizes = [MiB + 7, 333, 1000];
-  const blob = makeBlob(sizes.reduce((a, b) => a + b, 0), 'sha512');
+  const blob = makeBlob(
+    sizes.reduce((a, b) => a + b, 0),
+    'sha512',
+  );
   const put = await pushBlobInChunks(registry.url, repo, blob, sizes);
   t.is(put.status, 201);
   t.is(put.headers.get('docker-content-digest'), blob.digest);

@@ -48,7 +48,9 @@ test('an expired robot account cannot get a token', async (t) => {
 test('a user from the htpasswd file logs in alongside the users kept in Redis', async (t) => {
   await registry.grant('user:carol', 'carol/**', ['pull', 'push']);
   const token = await registry.token(['repository:carol/tools:push'], { username: 'carol', password: 'carol-password-1' });
-  t.deepEqual(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).access, [{ type: 'repository', name: 'carol/tools', actions: ['push'] }]);
+  t.deepEqual(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).access, [
+    { type: 'repository', name: 'carol/tools', actions: ['push'] },
+  ]);
   t.is((await registry.tokenRequest([], { username: 'carol', password: 'wrong-password' })).status, 401);
 });
 
@@ -82,7 +84,10 @@ test('the effective permissions of an account show the rules that reach it and w
 });
 
 test('the CLI creates a robot and prints its secret, lists and removes rules', async (t) => {
-  const robot = JSON.parse((await registry.cli(['robot', 'add', 'deployer', '--group', 'builders'])).stdout) as { username: string; secret: string };
+  const robot = JSON.parse((await registry.cli(['robot', 'add', 'deployer', '--group', 'builders'])).stdout) as {
+    username: string;
+    secret: string;
+  };
   t.is(robot.username, 'robot$deployer');
   t.is((await registry.tokenRequest([], { username: robot.username, password: robot.secret })).status, 200);
 
@@ -110,7 +115,9 @@ test('the admin API wants admin credentials on every admin route: 401 without an
   t.is(anonymous.status, 401);
   t.is(anonymous.headers.get('www-authenticate'), 'Basic realm="berth-admin"');
   await registry.addUser('frank', 'frank-password-1');
-  const frank = await request(registry.url, '/admin/v1/users', { headers: { Authorization: basic({ username: 'frank', password: 'frank-password-1' }) } });
+  const frank = await request(registry.url, '/admin/v1/users', {
+    headers: { Authorization: basic({ username: 'frank', password: 'frank-password-1' }) },
+  });
   t.is(frank.status, 403);
   const gc = await request(registry.url, '/admin/v1/gc?dryRun=true', { method: 'POST' });
   t.is(gc.status, 401, 'every admin route, garbage collection included');
@@ -118,7 +125,6 @@ test('the admin API wants admin credentials on every admin route: 401 without an
   t.is(unknown.status, 404);
   t.is(((await unknown.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'UNSUPPORTED');
 });
-
 
 test('the admin API also takes a Bearer token issued to an admin, and refuses one of a non-admin, a refresh token or a forged one', async (t) => {
   const call = (authorization: string) => request(registry.url, '/admin/v1/users', { headers: { Authorization: authorization } });
@@ -133,7 +139,11 @@ test('the admin API also takes a Bearer token issued to an admin, and refuses on
 
   const login = await registry.tokenRequest([], ADMIN, { offline_token: 'true', client_id: 'test' });
   const { refresh_token: refreshToken } = (await login.json()) as TokenResponse;
-  for (const [what, authorization] of Object.entries({ 'refresh token': `Bearer ${refreshToken!}`, garbage: 'Bearer not.a.token', 'tampered token': `Bearer ${adminToken.slice(0, -4)}AAAA` })) {
+  for (const [what, authorization] of Object.entries({
+    'refresh token': `Bearer ${refreshToken!}`,
+    garbage: 'Bearer not.a.token',
+    'tampered token': `Bearer ${adminToken.slice(0, -4)}AAAA`,
+  })) {
     const response = await call(authorization);
     t.is(response.status, 401, what);
     t.is(response.headers.get('www-authenticate'), 'Basic realm="berth-admin"', what);

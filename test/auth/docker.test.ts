@@ -23,11 +23,13 @@ test.before(async () => {
 /** The docker CLI with a client config of its own: its own logins and identity tokens. */
 async function dockerClient(host = bed.registry.host) {
   const config = await mkdtemp(path.join(bed.workDir, 'client-'));
-  const docker = (args: string[], input?: string): Promise<RunResult> => bed.client.docker(args, { env: { DOCKER_CONFIG: config }, allowFailure: true, input });
+  const docker = (args: string[], input?: string): Promise<RunResult> =>
+    bed.client.docker(args, { env: { DOCKER_CONFIG: config }, allowFailure: true, input });
   return {
     docker,
     config,
-    login: (credentials: Credentials) => docker(['login', '--username', credentials.username, '--password-stdin', host], credentials.password),
+    login: (credentials: Credentials) =>
+      docker(['login', '--username', credentials.username, '--password-stdin', host], credentials.password),
   };
 }
 
@@ -142,18 +144,25 @@ test('docker, logged in once, pushes to A and then pulls B: challenged, it buys 
   const pulled = await client.docker(['pull', b]);
   t.is(pulled.code, 0, pulled.stderr);
   const exchanges = proxy.take();
-  const trace = exchanges.map((each) => `${each.method} ${each.url} ${each.authorization ?? '-'} -> ${each.status} ${each.challenge ?? ''}`).join('\n');
+  const trace = exchanges
+    .map((each) => `${each.method} ${each.url} ${each.authorization ?? '-'} -> ${each.status} ${each.challenge ?? ''}`)
+    .join('\n');
 
   // Docker's first unauthorised request is challenged; it answers by asking the token service for B's scope,
   // with the refresh token docker login stored (no password: no re-login), and then pulls with that token.
   const challenged = exchanges.findIndex((each) => each.status === 401 && /^Bearer realm=/.test(each.challenge ?? ''));
   t.true(challenged >= 0, trace);
   t.regex(exchanges[challenged]!.challenge!, new RegExp(`realm="http://${proxy.host}/token",service="berth"`), trace);
-  const tokenRequest = exchanges.findIndex((each, index) => index > challenged && each.token?.scopes.includes('repository:team-a/repo-b:pull'));
+  const tokenRequest = exchanges.findIndex(
+    (each, index) => index > challenged && each.token?.scopes.includes('repository:team-a/repo-b:pull'),
+  );
   t.true(tokenRequest > challenged, trace);
   t.is(exchanges[tokenRequest]!.status, 200, trace);
   t.is(exchanges[tokenRequest]!.token?.grant, 'refresh_token', trace);
-  t.false(exchanges.some((each) => each.token?.grant === 'password' || each.token?.grant === 'basic'), `no password sent again:\n${trace}`);
+  t.false(
+    exchanges.some((each) => each.token?.grant === 'password' || each.token?.grant === 'basic'),
+    `no password sent again:\n${trace}`,
+  );
   const manifest = exchanges.find((each, index) => index > tokenRequest && /^\/v2\/team-a\/repo-b\/manifests\//.test(each.url));
   t.like(manifest, { authorization: 'Bearer', status: 200 }, trace);
 
@@ -168,12 +177,19 @@ test('docker, logged in once, pushes to A and then pulls B: challenged, it buys 
     const response = await request(bed.registry.url, '/token', {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken!, service: 'berth', client_id: 'docker', scope }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken!,
+        service: 'berth',
+        client_id: 'docker',
+        scope,
+      }).toString(),
     });
     t.is(response.status, 200);
     return ((await response.json()) as TokenResponse).token;
   };
-  const manifestOfB = (token: string) => request(bed.registry.url, '/v2/team-a/repo-b/manifests/v1', { headers: { Authorization: `Bearer ${token}` } });
+  const manifestOfB = (token: string) =>
+    request(bed.registry.url, '/v2/team-a/repo-b/manifests/v1', { headers: { Authorization: `Bearer ${token}` } });
   const withTokenForA = await manifestOfB(await tokenFor('repository:team-a/repo-a:pull'));
   t.is(withTokenForA.status, 401);
   const scope = /scope="([^"]+)"/.exec(withTokenForA.headers.get('www-authenticate') ?? '')?.[1];

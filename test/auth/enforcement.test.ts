@@ -29,7 +29,12 @@ function get(path: string, token?: string, init: { method?: string } = {}): Prom
 }
 
 async function assertChallenge(t: ExecutionContext, response: Response, scope: string | undefined, error?: string): Promise<void> {
-  const expected = [`Bearer realm="${registry.url}/token"`, 'service="berth"', ...(scope ? [`scope="${scope}"`] : []), ...(error ? [`error="${error}"`] : [])];
+  const expected = [
+    `Bearer realm="${registry.url}/token"`,
+    'service="berth"',
+    ...(scope ? [`scope="${scope}"`] : []),
+    ...(error ? [`error="${error}"`] : []),
+  ];
   t.is(response.headers.get('www-authenticate'), expected.join(','));
   await assertRegistryError(t, response, 401, 'UNAUTHORIZED');
 }
@@ -46,7 +51,12 @@ test('a pull without a token answers 401 with a challenge naming the repository 
 test('anonymous pull of a public repository works; anonymous push to it is challenged for pull,push', async (t) => {
   const token = await registry.token(['repository:team-a/public-tools:pull,push']);
   t.is((await get('/v2/team-a/public-tools/manifests/v1', token)).status, 200);
-  await assertChallenge(t, await get('/v2/team-a/public-tools/blobs/uploads/', token, { method: 'POST' }), 'repository:team-a/public-tools:pull,push', 'insufficient_scope');
+  await assertChallenge(
+    t,
+    await get('/v2/team-a/public-tools/blobs/uploads/', token, { method: 'POST' }),
+    'repository:team-a/public-tools:pull,push',
+    'insufficient_scope',
+  );
 });
 
 test('anonymous pull of a private repository is challenged, never answered', async (t) => {
@@ -56,7 +66,12 @@ test('anonymous pull of a private repository is challenged, never answered', asy
 
 test("a token for repository A used on repository B gets 401 naming B's scope, and a token for B then works", async (t) => {
   const forA = await registry.token(['repository:team-a/app:pull'], alice);
-  await assertChallenge(t, await get('/v2/team-a/public-tools/manifests/v1', forA), 'repository:team-a/public-tools:pull', 'insufficient_scope');
+  await assertChallenge(
+    t,
+    await get('/v2/team-a/public-tools/manifests/v1', forA),
+    'repository:team-a/public-tools:pull',
+    'insufficient_scope',
+  );
   const forB = await registry.token(['repository:team-a/public-tools:pull'], alice);
   t.is((await get('/v2/team-a/public-tools/manifests/v1', forB)).status, 200);
 });
@@ -107,8 +122,11 @@ test('a group member pushes with a token for the group pattern, and pulls what i
 });
 
 test('a catalog rule lets a non-admin list the catalog: only the repositories it matches and the account may pull, in full pages', async (t) => {
-  const push = await adminToken(['cat/a-open', 'cat/b-closed', 'cat/c-open', 'cat/d-closed', 'cat/e-open'].map((name) => `repository:${name}:pull,push`));
-  for (const name of ['cat/a-open', 'cat/b-closed', 'cat/c-open', 'cat/d-closed', 'cat/e-open']) await pushImageWithToken(registry.url, push, name, 'v1');
+  const push = await adminToken(
+    ['cat/a-open', 'cat/b-closed', 'cat/c-open', 'cat/d-closed', 'cat/e-open'].map((name) => `repository:${name}:pull,push`),
+  );
+  for (const name of ['cat/a-open', 'cat/b-closed', 'cat/c-open', 'cat/d-closed', 'cat/e-open'])
+    await pushImageWithToken(registry.url, push, name, 'v1');
   const carl = await registry.addUser('carl', 'carl-password-1', { groups: ['auditors'] });
   await registry.grant('group:auditors', 'cat/**', ['catalog']);
   await registry.grant('group:auditors', 'cat/*-open', ['pull']);
@@ -120,11 +138,19 @@ test('a catalog rule lets a non-admin list the catalog: only the repositories it
     t.is(response.status, 200);
     return { repositories: ((await response.json()) as { repositories: string[] }).repositories, link: response.headers.get('link') };
   };
-  t.deepEqual(await catalog(''), { repositories: ['cat/a-open', 'cat/c-open', 'cat/e-open'], link: null }, 'team-a/app is pullable but no catalog rule matches it');
+  t.deepEqual(
+    await catalog(''),
+    { repositories: ['cat/a-open', 'cat/c-open', 'cat/e-open'], link: null },
+    'team-a/app is pullable but no catalog rule matches it',
+  );
   const first = await catalog('?n=2');
   t.deepEqual(first, { repositories: ['cat/a-open', 'cat/c-open'], link: '</v2/_catalog?n=2&last=cat%2Fc-open>; rel="next"' });
   t.deepEqual(await catalog('?n=2&last=cat%2Fc-open'), { repositories: ['cat/e-open'], link: null });
-  t.deepEqual(await catalog('?n=3'), { repositories: ['cat/a-open', 'cat/c-open', 'cat/e-open'], link: null }, 'no next link when nothing visible follows');
+  t.deepEqual(
+    await catalog('?n=3'),
+    { repositories: ['cat/a-open', 'cat/c-open', 'cat/e-open'], link: null },
+    'no next link when nothing visible follows',
+  );
 
   const effective = await registry.admin<{ catalog: boolean }>('GET', '/effective-permissions/carl');
   t.true(effective.catalog);

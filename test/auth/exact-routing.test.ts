@@ -34,7 +34,10 @@ let readOnly: Started;
 async function start(overrides: Record<string, unknown>): Promise<Started> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'berth-routing-'));
   const settings = { dataDir, 'http.host': '127.0.0.1', 'http.port': 0, 'gc.adminApi': true, ...overrides };
-  const config = loadConfig({ env: {}, flags: Object.fromEntries(Object.entries(settings).map(([key, value]) => [key, { flag: key, value }])) });
+  const config = loadConfig({
+    env: {},
+    flags: Object.fromEntries(Object.entries(settings).map(([key, value]) => [key, { flag: key, value }])),
+  });
   const registry = await startRegistry(config, pino({ level: 'silent' }));
   return { registry, url: `http://127.0.0.1:${registry.port}`, dataDir };
 }
@@ -65,17 +68,25 @@ function calls(routes: ServedRoute[], keep: (method: string, route: ServedRoute)
 }
 
 function concrete(template: string): string {
-  return template.replace('*name', REPOSITORY).replace(/:(\w+)/g, (_match, name: string) => (name === 'digest' ? `sha256:${'a'.repeat(64)}` : `some-${name}`));
+  return template
+    .replace('*name', REPOSITORY)
+    .replace(/:(\w+)/g, (_match, name: string) => (name === 'digest' ? `sha256:${'a'.repeat(64)}` : `some-${name}`));
 }
 
 const adminCalls = (started: Started) => calls(started.registry.routes, (_method, route) => route.guard === 'admin');
-const writeCalls = (started: Started) => calls(started.registry.routes, (method, route) => route.guard === 'registry' && WRITE_METHODS.has(method));
+const writeCalls = (started: Started) =>
+  calls(started.registry.routes, (method, route) => route.guard === 'registry' && WRITE_METHODS.has(method));
 
 /** The path spelled otherwise: case changes of its fixed segments, a trailing slash added or removed. None of them is a route. */
 function variants(call: Call, served: Call[]): Call[] {
   const segments = call.path.split('/');
-  const fixed = (index: number) => index > 0 && !segments[index]!.startsWith('some-') && !REPOSITORY.split('/').includes(segments[index]!) && !segments[index]!.startsWith('sha256:');
-  const respell = (change: (segment: string, index: number) => string) => segments.map((segment, index) => (fixed(index) ? change(segment, index) : segment)).join('/');
+  const fixed = (index: number) =>
+    index > 0 &&
+    !segments[index]!.startsWith('some-') &&
+    !REPOSITORY.split('/').includes(segments[index]!) &&
+    !segments[index]!.startsWith('sha256:');
+  const respell = (change: (segment: string, index: number) => string) =>
+    segments.map((segment, index) => (fixed(index) ? change(segment, index) : segment)).join('/');
   const first = segments.findIndex((_segment, index) => fixed(index));
   const capitalized = (segment: string) => segment.charAt(0).toUpperCase() + segment.slice(1);
   const candidates = [
@@ -87,10 +98,16 @@ function variants(call: Call, served: Call[]): Call[] {
     call.path.endsWith('/') ? call.path.slice(0, -1) : `${call.path}/`,
   ];
   const known = new Set(served.filter((each) => each.method === call.method).map((each) => each.path));
-  return [...new Set(candidates)].filter((candidate) => !known.has(candidate)).map((candidate) => ({ method: call.method, path: candidate }));
+  return [...new Set(candidates)]
+    .filter((candidate) => !known.has(candidate))
+    .map((candidate) => ({ method: call.method, path: candidate }));
 }
 
-async function send(started: Started, call: Call, headers: Record<string, string> = {}): Promise<{ status: number; code?: string; text: string }> {
+async function send(
+  started: Started,
+  call: Call,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; code?: string; text: string }> {
   const response = await request(started.url, call.path, { method: call.method, headers });
   const text = await response.text();
   let code: string | undefined;
@@ -109,7 +126,14 @@ function allCalls(started: Started): Call[] {
 test('the route list covers the admin API, the /v2/ writes and only the expected open routes', (t) => {
   const routes = withAuth.registry.routes;
   const admin = adminCalls(withAuth).map((call) => `${call.method} ${call.path}`);
-  for (const expected of ['GET /admin/v1/users', 'PUT /admin/v1/users/some-account', 'GET /admin/v1/maintenance', 'PUT /admin/v1/maintenance', 'POST /admin/v1/gc', 'GET /admin/v1/webhooks']) {
+  for (const expected of [
+    'GET /admin/v1/users',
+    'PUT /admin/v1/users/some-account',
+    'GET /admin/v1/maintenance',
+    'PUT /admin/v1/maintenance',
+    'POST /admin/v1/gc',
+    'GET /admin/v1/webhooks',
+  ]) {
     t.true(admin.includes(expected), expected);
   }
   t.true(writeCalls(withAuth).some((call) => call.method === 'PUT' && call.path === `/v2/${REPOSITORY}/manifests/some-reference`));
@@ -129,7 +153,10 @@ test('without credentials every admin route and every /v2/ write answers 401, an
     t.is(answer.code, 'UNAUTHORIZED', `${call.method} ${call.path}`);
   }
   const users = await request(withAuth.url, '/admin/v1/users', { headers: { Authorization: basic(ADMIN) } });
-  t.deepEqual(((await users.json()) as { users: Array<{ name: string }> }).users.map((user) => user.name), [ADMIN.username]);
+  t.deepEqual(
+    ((await users.json()) as { users: Array<{ name: string }> }).users.map((user) => user.name),
+    [ADMIN.username],
+  );
 });
 
 test('every case or trailing-slash variant of an admin route or a /v2/ write is 404 UNSUPPORTED, anonymous or as admin', async (t) => {
@@ -161,7 +188,9 @@ test('with admin credentials every admin route is answered by its handler', asyn
 });
 
 test('with a push token every /v2/ write is answered by its handler', async (t) => {
-  const issued = await request(withAuth.url, `/token?service=berth&scope=repository:${REPOSITORY}:pull,push,delete`, { headers: { Authorization: basic(ADMIN) } });
+  const issued = await request(withAuth.url, `/token?service=berth&scope=repository:${REPOSITORY}:pull,push,delete`, {
+    headers: { Authorization: basic(ADMIN) },
+  });
   const { token } = (await issued.json()) as { token: string };
   for (const call of writeCalls(withAuth)) {
     const answer = await send(withAuth, call, { Authorization: `Bearer ${token}` });

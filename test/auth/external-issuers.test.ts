@@ -19,7 +19,23 @@ let strangerCert: { key: KeyObject; certificate: X509Certificate };
 async function selfSignedCertificate(name: string): Promise<{ key: KeyObject; certificate: X509Certificate }> {
   const keyFile = path.join(workDir, `${name}.key`);
   const certFile = path.join(workDir, `${name}.crt`);
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${name}`]);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+  ]);
   return { key: createPrivateKey(await readFile(keyFile)), certificate: new X509Certificate(await readFile(certFile)) };
 }
 
@@ -53,7 +69,14 @@ test.after.always(async () => {
 const PUSH_ACCESS = [{ type: 'repository', name: 'ext/app', actions: ['pull', 'push'] }];
 
 function jwksToken(overrides: jwt.SignOptions = {}): string {
-  return jwt.sign({ sub: 'corp-user', access: PUSH_ACCESS }, jwksIssuer, { algorithm: 'RS256', keyid: 'corp-1', issuer: 'corp-auth', audience: 'berth', expiresIn: 60, ...overrides });
+  return jwt.sign({ sub: 'corp-user', access: PUSH_ACCESS }, jwksIssuer, {
+    algorithm: 'RS256',
+    keyid: 'corp-1',
+    issuer: 'corp-auth',
+    audience: 'berth',
+    expiresIn: 60,
+    ...overrides,
+  });
 }
 
 function certToken(signer: { key: KeyObject; certificate: X509Certificate }): string {
@@ -83,7 +106,13 @@ test("an external issuer's token is rejected for another audience, another key o
   const rejected = {
     'wrong audience': jwksToken({ audience: 'someone-else' }),
     'unknown kid': jwksToken({ keyid: 'corp-2' }),
-    'right kid, other key': jwt.sign({ sub: 'x', access: PUSH_ACCESS }, otherKey, { algorithm: 'RS256', keyid: 'corp-1', issuer: 'corp-auth', audience: 'berth', expiresIn: 60 }),
+    'right kid, other key': jwt.sign({ sub: 'x', access: PUSH_ACCESS }, otherKey, {
+      algorithm: 'RS256',
+      keyid: 'corp-1',
+      issuer: 'corp-auth',
+      audience: 'berth',
+      expiresIn: 60,
+    }),
     'certificate not in the bundle': certToken(strangerCert),
     'unknown issuer': jwksToken({ issuer: 'nobody' }),
   };

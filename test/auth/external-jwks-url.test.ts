@@ -31,7 +31,12 @@ test.before(async () => {
   await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
   const config = path.join(workDir, 'berth.yml');
-  await writeFile(config, ['auth:', '  externalIssuers:', `    - { issuer: remote-auth, jwksUrl: "${url}", jwksRefreshSeconds: ${REFRESH_SECONDS} }`, ''].join('\n'));
+  await writeFile(
+    config,
+    ['auth:', '  externalIssuers:', `    - { issuer: remote-auth, jwksUrl: "${url}", jwksRefreshSeconds: ${REFRESH_SECONDS} }`, ''].join(
+      '\n',
+    ),
+  );
   registry = await AuthRegistry.start({ args: ['--config', config] });
 });
 
@@ -44,7 +49,13 @@ test.after.always(async () => {
 const ACCESS = [{ type: 'repository', name: 'remote/app', actions: ['pull', 'push'] }];
 
 function token(kid: string, key = keys.get(kid)!): string {
-  return jwt.sign({ sub: 'remote-user', access: ACCESS }, key, { algorithm: 'RS256', keyid: kid, issuer: 'remote-auth', audience: 'berth', expiresIn: 60 });
+  return jwt.sign({ sub: 'remote-user', access: ACCESS }, key, {
+    algorithm: 'RS256',
+    keyid: kid,
+    issuer: 'remote-auth',
+    audience: 'berth',
+    expiresIn: 60,
+  });
 }
 
 function tagsList(bearer: string): Promise<Response> {
@@ -52,12 +63,15 @@ function tagsList(bearer: string): Promise<Response> {
 }
 
 // Serial: they count the fetches of the one JWKS server.
-test.serial('a token signed with a key of the JWKS at the URL is accepted; the JWKS was fetched once, at start, and is cached', async (t) => {
-  t.is(fetches, 1);
-  await t.notThrowsAsync(pushImageWithToken(registry.url, token('remote-1'), 'remote/app', 'v1'));
-  t.is((await tagsList(token('remote-1'))).status, 200);
-  t.is(fetches, 1, 'no fetch per token');
-});
+test.serial(
+  'a token signed with a key of the JWKS at the URL is accepted; the JWKS was fetched once, at start, and is cached',
+  async (t) => {
+    t.is(fetches, 1);
+    await t.notThrowsAsync(pushImageWithToken(registry.url, token('remote-1'), 'remote/app', 'v1'));
+    t.is((await tagsList(token('remote-1'))).status, 200);
+    t.is(fetches, 1, 'no fetch per token');
+  },
+);
 
 test.serial('a kid the registry does not hold makes it fetch the JWKS again, at most once per jwksRefreshSeconds', async (t) => {
   await sleep(REFRESH_SECONDS * 1000 + 100);
@@ -92,8 +106,23 @@ test.serial('a key the issuer withdrew from its JWKS is refused once the registr
 
 test('an external issuer without keys, or with a JWKS URL that is not http(s), stops the start with a message saying what it needs', async (t) => {
   const config = path.join(workDir, 'bad.yml');
-  await writeFile(config, ['auth:', '  enabled: true', '  externalIssuers:', '    - { issuer: keyless }', '    - { issuer: ftp-auth, jwksUrl: "ftp://example.com/jwks.json" }', ''].join('\n'));
-  const error = await t.throwsAsync(RegistryProcess.start({ dataDir: await mkdtemp(path.join(workDir, 'data-')), args: ['--config', config] }));
-  t.regex(error!.message, /auth\.externalIssuers\.0: needs its keys: jwks \(a JWKS file\), jwksUrl \(where the issuer publishes its JWKS\) or rootCertBundle/);
+  await writeFile(
+    config,
+    [
+      'auth:',
+      '  enabled: true',
+      '  externalIssuers:',
+      '    - { issuer: keyless }',
+      '    - { issuer: ftp-auth, jwksUrl: "ftp://example.com/jwks.json" }',
+      '',
+    ].join('\n'),
+  );
+  const error = await t.throwsAsync(
+    RegistryProcess.start({ dataDir: await mkdtemp(path.join(workDir, 'data-')), args: ['--config', config] }),
+  );
+  t.regex(
+    error!.message,
+    /auth\.externalIssuers\.0: needs its keys: jwks \(a JWKS file\), jwksUrl \(where the issuer publishes its JWKS\) or rootCertBundle/,
+  );
   t.regex(error!.message, /auth\.externalIssuers\.1\.jwksUrl: must be an http:\/\/ or https:\/\/ URL/);
 });

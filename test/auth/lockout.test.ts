@@ -35,7 +35,12 @@ function tokenFrom(localAddress: string, form: Record<string, string>): Promise<
   return new Promise((resolve, reject) => {
     const sent = httpRequest(
       `${registry.url}/token`,
-      { method: 'POST', localAddress, headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': Buffer.byteLength(body) }, timeout: 20_000 },
+      {
+        method: 'POST',
+        localAddress,
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': Buffer.byteLength(body) },
+        timeout: 20_000,
+      },
       (response) => {
         let text = '';
         response.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
@@ -50,14 +55,21 @@ function tokenFrom(localAddress: string, form: Record<string, string>): Promise<
   });
 }
 
-const refreshFrom = (localAddress: string, refreshToken: string) => tokenFrom(localAddress, { grant_type: 'refresh_token', refresh_token: refreshToken });
+const refreshFrom = (localAddress: string, refreshToken: string) =>
+  tokenFrom(localAddress, { grant_type: 'refresh_token', refresh_token: refreshToken });
 const loginFrom = (localAddress: string, username: string, password: string) =>
   tokenFrom(localAddress, { grant_type: 'password', username, password, access_type: 'offline' });
 
 /** A refresh token naming `subject` in every claim the registry's own carry, signed with a key the registry never saw. */
 function forgedRefreshToken(subject: string): string {
   const forger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  return jwt.sign({ sub: subject, gen: 0 }, forger, { algorithm: 'ES256', issuer: 'berth', audience: 'berth#refresh', expiresIn: 60, keyid: 'guess' });
+  return jwt.sign({ sub: subject, gen: 0 }, forger, {
+    algorithm: 'ES256',
+    issuer: 'berth',
+    audience: 'berth#refresh',
+    expiresIn: 60,
+    keyid: 'guess',
+  });
 }
 
 test('five forged refresh tokens naming alice lock out only the forging address: alice still logs in and refreshes from another', async (t) => {
@@ -70,7 +82,8 @@ test('five forged refresh tokens naming alice lock out only the forging address:
   t.is((await refreshFrom('127.0.0.4', genuine)).status, 200, 'and refreshes her own token');
   t.is((await refreshFrom('127.0.0.3', genuine)).status, 200, 'even from the forging address, below its own limit');
 
-  for (let attempt = PER_ACCOUNT; attempt < PER_ADDRESS; attempt++) t.is((await refreshFrom('127.0.0.3', `garbage-${attempt}`)).status, 401);
+  for (let attempt = PER_ACCOUNT; attempt < PER_ADDRESS; attempt++)
+    t.is((await refreshFrom('127.0.0.3', `garbage-${attempt}`)).status, 401);
   const locked = await refreshFrom('127.0.0.3', genuine);
   t.is(locked.status, 429, 'the forging address is locked out at its limit, whatever it sends');
   t.true(Number(locked.retryAfter) >= 1);
@@ -91,7 +104,7 @@ test('a refresh token of ours that no longer holds counts against its account: f
   await registry.addUser('bob', 'bob-password-2');
   for (let attempt = 0; attempt < PER_ACCOUNT; attempt++) t.is((await refreshFrom(`127.0.0.${10 + attempt}`, stale)).status, 401);
   const locked = await loginFrom('127.0.0.20', 'bob', 'bob-password-2');
-  t.is(locked.status, 429, 'the token was signed by us, so the failures were bob\'s');
+  t.is(locked.status, 429, "the token was signed by us, so the failures were bob's");
   t.true(Number(locked.retryAfter) >= 1);
 });
 

@@ -29,18 +29,21 @@ async function loginStatus(credentials: Credentials): Promise<{ status: number; 
 }
 
 // Serial: both limits count this one client address.
-test.serial('repeated bad passwords lock the account with 429 and Retry-After, even for the right password, until the window ends', async (t) => {
-  for (let attempt = 0; attempt < 3; attempt++) t.is((await loginStatus({ ...grace, password: 'guess' })).status, 401);
+test.serial(
+  'repeated bad passwords lock the account with 429 and Retry-After, even for the right password, until the window ends',
+  async (t) => {
+    for (let attempt = 0; attempt < 3; attempt++) t.is((await loginStatus({ ...grace, password: 'guess' })).status, 401);
 
-  const locked = await loginStatus(grace);
-  t.is(locked.status, 429);
-  t.is(locked.code, 'TOOMANYREQUESTS');
-  const retryAfter = Number(locked.retryAfter);
-  t.true(retryAfter >= 1 && retryAfter <= WINDOW_SECONDS, `Retry-After: ${locked.retryAfter}`);
+    const locked = await loginStatus(grace);
+    t.is(locked.status, 429);
+    t.is(locked.code, 'TOOMANYREQUESTS');
+    const retryAfter = Number(locked.retryAfter);
+    t.true(retryAfter >= 1 && retryAfter <= WINDOW_SECONDS, `Retry-After: ${locked.retryAfter}`);
 
-  await sleep(retryAfter * 1000 + 100);
-  t.is((await loginStatus(grace)).status, 200, 'the lock lifts after the window');
-});
+    await sleep(retryAfter * 1000 + 100);
+    t.is((await loginStatus(grace)).status, 200, 'the lock lifts after the window');
+  },
+);
 
 test.serial('one address trying many accounts is locked out too', async (t) => {
   // The previous test's failures from this address have expired with their window.

@@ -10,7 +10,12 @@ let registry: AuthRegistry;
 test.before(async () => {
   registry = await AuthRegistry.start();
   await registry.grant('group:readers', 'rev/**', ['pull']);
-  await pushImageWithToken(registry.url, await registry.token(['repository:rev/app:pull,push'], { username: 'admin', password: 'admin-password-1' }), 'rev/app', 'v1');
+  await pushImageWithToken(
+    registry.url,
+    await registry.token(['repository:rev/app:pull,push'], { username: 'admin', password: 'admin-password-1' }),
+    'rev/app',
+    'v1',
+  );
 });
 
 test.after.always(async () => {
@@ -39,7 +44,13 @@ function refreshGrant(refreshToken: string): Promise<Response> {
   return request(registry.url, '/token', {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, service: 'berth', client_id: 'test', scope: 'repository:rev/app:pull' }).toString(),
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      service: 'berth',
+      client_id: 'test',
+      scope: 'repository:rev/app:pull',
+    }).toString(),
   });
 }
 
@@ -70,7 +81,11 @@ test('a new password revokes the tokens and the refresh token of the old one; a 
 test("removing a rule revokes its subject's tokens, and nobody else's", async (t) => {
   const judy = await registry.addUser('judy', 'judy-password-1');
   const kim = await registry.addUser('kim', 'kim-password-1');
-  const judyRule = await registry.admin<{ id: string }>('POST', '/permissions', { subject: 'user:judy', repositories: 'rev/app', actions: ['pull'] });
+  const judyRule = await registry.admin<{ id: string }>('POST', '/permissions', {
+    subject: 'user:judy',
+    repositories: 'rev/app',
+    actions: ['pull'],
+  });
   await registry.grant('user:kim', 'rev/app', ['pull']);
   const judyToken = await registry.token(['repository:rev/app:pull'], judy);
   const kimToken = await registry.token(['repository:rev/app:pull'], kim);

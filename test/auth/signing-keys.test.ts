@@ -26,7 +26,11 @@ function decode(token: string): { header: jwt.JwtHeader; payload: jwt.JwtPayload
 }
 
 function postToken(form: Record<string, string>): Promise<Response> {
-  return request(registry.url, '/token', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
+  return request(registry.url, '/token', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
 }
 
 function pull(token: string): Promise<Response> {
@@ -45,9 +49,25 @@ test.before(async () => {
   registry = await AuthRegistry.start({ dataDir });
   alice = await registry.addUser('alice', 'alice-password-1', { groups: ['team-a'] });
   await registry.grant('group:team-a', 'team-a/**', ['pull', 'push']);
-  const { manifest } = await pushImageWithToken(registry.url, await registry.token(['repository:team-a/app:pull,push'], alice), 'team-a/app', 'v1');
-  const login = await postToken({ grant_type: 'password', username: alice.username, password: alice.password, service: 'berth', client_id: 'test', access_type: 'offline' });
-  before = { access: await registry.token(['repository:team-a/app:pull'], alice), refresh: ((await login.json()) as TokenResponse).refresh_token!, manifestDigest: manifest.digest };
+  const { manifest } = await pushImageWithToken(
+    registry.url,
+    await registry.token(['repository:team-a/app:pull,push'], alice),
+    'team-a/app',
+    'v1',
+  );
+  const login = await postToken({
+    grant_type: 'password',
+    username: alice.username,
+    password: alice.password,
+    service: 'berth',
+    client_id: 'test',
+    access_type: 'offline',
+  });
+  before = {
+    access: await registry.token(['repository:team-a/app:pull'], alice),
+    refresh: ((await login.json()) as TokenResponse).refresh_token!,
+    manifestDigest: manifest.digest,
+  };
   retiredKid = decode(before.access).header.kid!;
   await registry.destroy();
 
@@ -73,8 +93,14 @@ test('with RS256 configured, tokens are RS256 JWTs whose kid names the RSA key o
   t.is(header.alg, 'RS256');
   const rsa = (await jwks()).find((key) => key.kid === header.kid);
   t.like(rsa, { kty: 'RSA', alg: 'RS256', use: 'sig' });
-  t.notThrows(() => jwt.verify(token, createPublicKey({ key: rsa!, format: 'jwk' }), { algorithms: ['RS256'] }), 'the JWKS key verifies it');
-  t.is(createPrivateKey(await readFile(path.join(registry.process.dataDir, GENERATED_KEY), 'utf8')).asymmetricKeyDetails?.modulusLength, 3072);
+  t.notThrows(
+    () => jwt.verify(token, createPublicKey({ key: rsa!, format: 'jwk' }), { algorithms: ['RS256'] }),
+    'the JWKS key verifies it',
+  );
+  t.is(
+    createPrivateKey(await readFile(path.join(registry.process.dataDir, GENERATED_KEY), 'utf8')).asymmetricKeyDetails?.modulusLength,
+    3072,
+  );
 
   const { manifest } = await pushImageWithToken(registry.url, token, 'team-a/rsa', 'v1');
   const pulled = await request(registry.url, '/v2/team-a/rsa/manifests/v1', { headers: { Authorization: `Bearer ${token}` } });
@@ -85,7 +111,10 @@ test('with RS256 configured, tokens are RS256 JWTs whose kid names the RSA key o
 test('the JWKS lists the current key and the retired one', async (t) => {
   const keys = await jwks();
   t.deepEqual(keys.map((key) => key.alg).sort(), ['ES256', 'RS256']);
-  t.like(keys.find((key) => key.kid === retiredKid), { kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
+  t.like(
+    keys.find((key) => key.kid === retiredKid),
+    { kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' },
+  );
   t.false(JSON.stringify(keys).includes('"d"'), 'no private parts');
 });
 
@@ -94,7 +123,13 @@ test('tokens signed with the retired key before the rotation are still accepted,
   t.is(pulled.status, 200);
   t.is(pulled.headers.get('docker-content-digest'), before.manifestDigest);
 
-  const refreshed = await postToken({ grant_type: 'refresh_token', refresh_token: before.refresh, service: 'berth', client_id: 'test', scope: 'repository:team-a/app:pull' });
+  const refreshed = await postToken({
+    grant_type: 'refresh_token',
+    refresh_token: before.refresh,
+    service: 'berth',
+    client_id: 'test',
+    scope: 'repository:team-a/app:pull',
+  });
   t.is(refreshed.status, 200);
   const { token } = (await refreshed.json()) as TokenResponse;
   t.is(decode(token).header.alg, 'RS256', 'new tokens are signed with the current key only');
@@ -126,12 +161,18 @@ test('tokens from an unknown key are rejected, as are forgeries naming the retir
 
 test('a previous key that cannot be read stops the start with a message naming the setting and what it must be', async (t) => {
   const config = path.join(workDir, 'bad.yml');
-  await writeFile(config, ['auth:', '  enabled: true', '  token:', '    previousKeys:', `      - ${path.join(workDir, 'missing.pem')}`, ''].join('\n'));
+  await writeFile(
+    config,
+    ['auth:', '  enabled: true', '  token:', '    previousKeys:', `      - ${path.join(workDir, 'missing.pem')}`, ''].join('\n'),
+  );
   const dataDir = path.join(workDir, 'bad-data');
   await mkdir(dataDir);
   const error = await t.throwsAsync(RegistryProcess.start({ dataDir, args: ['--config', config] }));
   t.regex(error!.message, /code 2/);
-  t.regex(error!.message, /auth\.token\.previousKeys\[0\]: cannot use .*missing\.pem \(no such file\); it must be the PEM public key \(or private key\) of a retired RSA or P-256 signing key/);
+  t.regex(
+    error!.message,
+    /auth\.token\.previousKeys\[0\]: cannot use .*missing\.pem \(no such file\); it must be the PEM public key \(or private key\) of a retired RSA or P-256 signing key/,
+  );
 });
 
 /** Made by hand: jsonwebtoken itself refuses to use a public key as an HMAC secret. */

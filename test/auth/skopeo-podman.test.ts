@@ -42,9 +42,13 @@ test('podman logs in, pushes and pulls; after podman logout the pull is refused'
   const tarball = await createBusyboxRootfsTarball(bed.workDir, 'podman-auth');
   await bed.client.podman(['import', '--change', 'CMD ["/bin/sh"]', tarball, reference]);
   const authFile = path.join(bed.workDir, 'podman-auth.json');
-  const inPodman = (args: string[], input?: string) => bed.client.podman(args, { allowFailure: true, input, env: { REGISTRY_AUTH_FILE: authFile } });
+  const inPodman = (args: string[], input?: string) =>
+    bed.client.podman(args, { allowFailure: true, input, env: { REGISTRY_AUTH_FILE: authFile } });
 
-  const login = await inPodman(['login', '--tls-verify=false', '--username', dana.username, '--password-stdin', bed.registry.host], dana.password);
+  const login = await inPodman(
+    ['login', '--tls-verify=false', '--username', dana.username, '--password-stdin', bed.registry.host],
+    dana.password,
+  );
   t.is(login.code, 0, login.stderr);
   t.is((await inPodman(['push', '--tls-verify=false', reference])).code, 0);
   await inPodman(['rmi', reference]);

@@ -79,7 +79,16 @@ test('POST /token with a declared body over the limit is refused with 413 before
     socket.once('close', () => resolve(text));
   });
   // Only the head: the answer must not wait for ten megabytes that never come.
-  socket.write(['POST /token HTTP/1.1', `Host: ${registry.host}`, 'Content-Type: application/x-www-form-urlencoded', 'Content-Length: 10485760', '', ''].join('\r\n'));
+  socket.write(
+    [
+      'POST /token HTTP/1.1',
+      `Host: ${registry.host}`,
+      'Content-Type: application/x-www-form-urlencoded',
+      'Content-Length: 10485760',
+      '',
+      '',
+    ].join('\r\n'),
+  );
   const text = await Promise.race([answer, sleep(5_000).then(() => 'no answer within 5 s')]);
   socket.destroy();
   t.regex(text, /^HTTP\/1\.1 413 /);

@@ -52,11 +52,17 @@ test('a token is an ES256 JWT whose kid names the key in the JWKS, with the Dock
   t.is(payload.exp! - payload.iat!, 300);
   t.is(payload.nbf, payload.iat);
   t.regex(String(payload.jti), /^[0-9a-f-]{36}$/);
-  t.notThrows(() => jwt.verify(body.token, createPublicKey({ key: jwks.keys[0]!, format: 'jwk' }), { algorithms: ['ES256'] }), 'the JWKS key verifies it');
+  t.notThrows(
+    () => jwt.verify(body.token, createPublicKey({ key: jwks.keys[0]!, format: 'jwk' }), { algorithms: ['ES256'] }),
+    'the JWKS key verifies it',
+  );
 });
 
 test('asking for more than is allowed grants the allowed part and is not an error', async (t) => {
-  const token = await registry.token(['repository:team-a/app:pull,push,delete', 'repository:team-b/app:pull', 'registry:catalog:*', 'nonsense'], alice);
+  const token = await registry.token(
+    ['repository:team-a/app:pull,push,delete', 'repository:team-b/app:pull', 'registry:catalog:*', 'nonsense'],
+    alice,
+  );
   t.deepEqual(decode(token).payload.access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]);
 });
 
@@ -73,19 +79,41 @@ test('a wrong password gets 401 from the token endpoint', async (t) => {
 
 test('the OAuth2 password grant with access_type=offline returns a refresh token that later buys tokens for other scopes', async (t) => {
   const post = (form: Record<string, string>) =>
-    request(registry.url, '/token', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
-  const login = await post({ grant_type: 'password', username: 'alice', password: 'alice-password-1', service: 'berth', client_id: 'test', access_type: 'offline', scope: '' });
+    request(registry.url, '/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+  const login = await post({
+    grant_type: 'password',
+    username: 'alice',
+    password: 'alice-password-1',
+    service: 'berth',
+    client_id: 'test',
+    access_type: 'offline',
+    scope: '',
+  });
   t.is(login.status, 200);
   const { refresh_token: refreshToken } = (await login.json()) as TokenResponse;
   t.truthy(refreshToken);
 
-  const refreshed = await post({ grant_type: 'refresh_token', refresh_token: refreshToken!, service: 'berth', client_id: 'test', scope: 'repository:team-a/app:pull' });
+  const refreshed = await post({
+    grant_type: 'refresh_token',
+    refresh_token: refreshToken!,
+    service: 'berth',
+    client_id: 'test',
+    scope: 'repository:team-a/app:pull',
+  });
   t.is(refreshed.status, 200);
   const { token } = (await refreshed.json()) as TokenResponse;
   t.deepEqual(decode(token).payload.access, TEAM_A_PULL);
 
   t.is((await pullWith(`Bearer ${refreshToken}`)).status, 401, 'a refresh token is not an access token');
-  t.is((await post({ grant_type: 'refresh_token', refresh_token: token, service: 'berth' })).status, 401, 'an access token is not a refresh token');
+  t.is(
+    (await post({ grant_type: 'refresh_token', refresh_token: token, service: 'berth' })).status,
+    401,
+    'an access token is not a refresh token',
+  );
 });
 
 test('tokens that are expired, forged, tampered with or for someone else are rejected with error="invalid_token"', async (t) => {
@@ -95,7 +123,11 @@ test('tokens that are expired, forged, tampered with or for someone else are rej
   const kid = issued.header.kid!;
   const claims = { sub: 'alice', access: TEAM_A_PULL, rev: issued.payload.rev as string };
   const valid = { algorithm: 'ES256' as const, keyid: kid, issuer: 'berth', audience: 'berth', expiresIn: 60 };
-  t.is((await pullWith(`Bearer ${jwt.sign(claims, key, valid)}`)).status, 404, 'a correctly made token is accepted (the manifest just does not exist)');
+  t.is(
+    (await pullWith(`Bearer ${jwt.sign(claims, key, valid)}`)).status,
+    404,
+    'a correctly made token is accepted (the manifest just does not exist)',
+  );
 
   const otherKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   const publicPem = createPublicKey(key).export({ type: 'spki', format: 'pem' }) as string;
@@ -107,7 +139,12 @@ test('tokens that are expired, forged, tampered with or for someone else are rej
   const tampered = `${head}.${Buffer.from(JSON.stringify({ ...decode(good).payload, access: TEAM_A_PULL })).toString('base64url')}.${signature}`;
 
   const rejected: Record<string, string> = {
-    expired: jwt.sign({ ...claims, exp: Math.floor(Date.now() / 1000) - 60 }, key, { algorithm: 'ES256', keyid: kid, issuer: 'berth', audience: 'berth' }),
+    expired: jwt.sign({ ...claims, exp: Math.floor(Date.now() / 1000) - 60 }, key, {
+      algorithm: 'ES256',
+      keyid: kid,
+      issuer: 'berth',
+      audience: 'berth',
+    }),
     'signed by another key': jwt.sign(claims, otherKey, valid),
     'alg none': unsigned,
     'HS256 with the public key as secret': hs256(claims, kid, publicPem),

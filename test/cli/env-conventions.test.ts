@@ -16,7 +16,10 @@ const AGENT_CLI = fileURLToPath(new URL('../../runtime-agent/cli.js', import.met
 
 async function runNode(script: string, args: string[], env: Record<string, string>) {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, ...args], { env: { ...process.env, ...env }, timeout: 20_000 });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 20_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failure = error as { code: number; stdout: string; stderr: string };
@@ -25,7 +28,9 @@ async function runNode(script: string, args: string[], env: Record<string, strin
 }
 
 test('berth serve starts and answers /v2/ with BERTH_AGENT_DATA_DIR and BERTH_AGENT_SOCKET set', async (t) => {
-  const registry = await RegistryProcess.start({ env: { BERTH_AGENT_DATA_DIR: '/nonexistent/agent', BERTH_AGENT_SOCKET: '/nonexistent/agent.sock' } });
+  const registry = await RegistryProcess.start({
+    env: { BERTH_AGENT_DATA_DIR: '/nonexistent/agent', BERTH_AGENT_SOCKET: '/nonexistent/agent.sock' },
+  });
   t.teardown(() => registry.destroy());
   t.is((await request(registry.url, '/v2/')).status, 200);
 });

@@ -40,7 +40,9 @@ test('berth serve --help documents port, data directory and Redis options', asyn
 test('a missing redis-server binary is a one-line error that says how to install it', async (t) => {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'berth-cli-'));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
-  const result = await runCli(['serve', '--port', '0', '--data-dir', dataDir], { BERTH_REDIS__EMBEDDED__BINARY: '/nonexistent/redis-server' });
+  const result = await runCli(['serve', '--port', '0', '--data-dir', dataDir], {
+    BERTH_REDIS__EMBEDDED__BINARY: '/nonexistent/redis-server',
+  });
   t.is(result.code, 2);
   const lines = result.stderr.trim().split('\n');
   t.is(lines.length, 1);

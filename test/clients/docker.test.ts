@@ -18,14 +18,22 @@ test('a multi-layer image pushed with docker push, removed locally and pulled ba
   const reference = `${bed.registry.host}/clients/roundtrip:v1`;
   await images.build(
     reference,
-    [`FROM ${base}`, 'COPY greeting.txt /greeting.txt', 'RUN echo "built by RUN" > /built.txt', 'CMD ["/bin/sh", "-c", "cat /greeting.txt /built.txt"]'].join('\n'),
+    [
+      `FROM ${base}`,
+      'COPY greeting.txt /greeting.txt',
+      'RUN echo "built by RUN" > /built.txt',
+      'CMD ["/bin/sh", "-c", "cat /greeting.txt /built.txt"]',
+    ].join('\n'),
     { 'greeting.txt': 'hello from berth\n' },
   );
   const layers = await images.shortDiffIds(reference);
   t.is(layers.length, 3, 'busybox base + COPY + RUN');
 
   const pushed = await assertPushRemovePull(t, images, reference, 3, [base]);
-  t.is(await images.inspect(reference, '{{json .RepoDigests}}'), JSON.stringify([`${bed.registry.host}/clients/roundtrip@${pushed.digest}`]));
+  t.is(
+    await images.inspect(reference, '{{json .RepoDigests}}'),
+    JSON.stringify([`${bed.registry.host}/clients/roundtrip@${pushed.digest}`]),
+  );
 
   t.is(await images.runContainer(reference), 'hello from berth\nbuilt by RUN\n');
 });
@@ -35,7 +43,10 @@ async function pushFirstAndBuildSecond(name: string, first: string, second: stri
   const base = await images.importBusybox(name);
   await images.build(first, [`FROM ${base}`, 'COPY first.txt /first.txt'].join('\n'), { 'first.txt': `first (${name})\n` });
   await images.push(first);
-  await images.build(second, [`FROM ${first}`, `RUN echo "second (${name})" > /second.txt`, 'CMD ["cat", "/first.txt", "/second.txt"]'].join('\n'));
+  await images.build(
+    second,
+    [`FROM ${first}`, `RUN echo "second (${name})" > /second.txt`, 'CMD ["cat", "/first.txt", "/second.txt"]'].join('\n'),
+  );
   const sharedLayers = await images.shortDiffIds(first);
   const newLayers = (await images.shortDiffIds(second)).filter((layer) => !sharedLayers.includes(layer));
   return { base, sharedLayers, newLayers };

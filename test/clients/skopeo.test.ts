@@ -144,9 +144,15 @@ test('a multi-arch OCI index copied with --all keeps its index digest and serves
   // A client on arm64 resolves the tag through the index to the arm64 image.
   const armView = await inspect('skopeo/multiarch:v1', ['--override-arch', 'arm64', '--override-os', 'linux']);
   t.is(armView.Architecture, 'arm64');
-  t.deepEqual(armView.Layers, arm64.layers.map((layer) => layer.digest));
+  t.deepEqual(
+    armView.Layers,
+    arm64.layers.map((layer) => layer.digest),
+  );
   const amdView = await inspect('skopeo/multiarch:v1', ['--override-arch', 'amd64', '--override-os', 'linux']);
-  t.deepEqual(amdView.Layers, amd64.layers.map((layer) => layer.digest));
+  t.deepEqual(
+    amdView.Layers,
+    amd64.layers.map((layer) => layer.digest),
+  );
 
   const destination = await newDir('multiarch-destination');
   await copyFromBerth('skopeo/multiarch:v1', `oci:${destination}:v1`, ['--all']);
@@ -172,7 +178,10 @@ test('skopeo list-tags and inspect describe a repository, and after skopeo delet
   t.deepEqual(described.RepoTags, ['latest', 'v1', 'v2']);
   t.is(described.Os, 'linux');
   t.is(described.Architecture, 'amd64');
-  t.deepEqual(described.Layers, second.layers.map((layer) => layer.digest));
+  t.deepEqual(
+    described.Layers,
+    second.layers.map((layer) => layer.digest),
+  );
 
   await skopeo(['delete', '--tls-verify=false', `docker://${registry.host}/skopeo/tags:v2`]);
   const deleted = await skopeo(['inspect', '--tls-verify=false', `docker://${registry.host}/skopeo/tags:v2`], { allowFailure: true });

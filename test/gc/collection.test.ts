@@ -2,7 +2,19 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectGarbage, collectWithCli, gcEnv, pullProblems } from '../helpers/gc.js';
 import { request } from '../helpers/http-client.js';
-import { EMPTY_CONFIG, artifactManifest, descriptorOf, makeBlob, pushBlob, patchChunk, pushImage, pushIndex, pushManifest, startUpload, uniqueRepo } from '../helpers/oci-content.js';
+import {
+  EMPTY_CONFIG,
+  artifactManifest,
+  descriptorOf,
+  makeBlob,
+  pushBlob,
+  patchChunk,
+  pushImage,
+  pushIndex,
+  pushManifest,
+  startUpload,
+  uniqueRepo,
+} from '../helpers/oci-content.js';
 import type { RegistryProcess } from '../helpers/registry-process.js';
 import { filesystemBackend, s3Backend, type StorageBackend } from '../helpers/storage-backends.js';
 
@@ -87,33 +99,36 @@ for (const backend of backends) {
   });
 }
 
-test.serial('filesystem: berth gc --delete-untagged deletes manifests no tag reaches, with their referrers, and keeps index children', async (t) => {
-  const registry = registries.get(backends[0]!)!;
-  const repo = uniqueRepo('gc');
-  const child = await pushImage(registry.url, repo, { layers: 1 });
-  await pushBlob(registry.url, repo, EMPTY_CONFIG);
-  await pushIndex(registry.url, repo, [{ manifest: child, platform: { os: 'linux', architecture: 'amd64' } }], { tag: 'multi' });
-  const childSignature = await pushManifest(
-    registry.url,
-    repo,
-    artifactManifest({ artifactType: 'application/vnd.test.signature', subject: descriptorOf(child, child.mediaType) }),
-  );
-  const untagged = await pushImage(registry.url, repo, { layers: 1 });
-  const untaggedSbom = await pushManifest(
-    registry.url,
-    repo,
-    artifactManifest({ artifactType: 'application/vnd.test.sbom', subject: descriptorOf(untagged, untagged.mediaType) }),
-  );
-  await sleep(PAST_GRACE_MS);
+test.serial(
+  'filesystem: berth gc --delete-untagged deletes manifests no tag reaches, with their referrers, and keeps index children',
+  async (t) => {
+    const registry = registries.get(backends[0]!)!;
+    const repo = uniqueRepo('gc');
+    const child = await pushImage(registry.url, repo, { layers: 1 });
+    await pushBlob(registry.url, repo, EMPTY_CONFIG);
+    await pushIndex(registry.url, repo, [{ manifest: child, platform: { os: 'linux', architecture: 'amd64' } }], { tag: 'multi' });
+    const childSignature = await pushManifest(
+      registry.url,
+      repo,
+      artifactManifest({ artifactType: 'application/vnd.test.signature', subject: descriptorOf(child, child.mediaType) }),
+    );
+    const untagged = await pushImage(registry.url, repo, { layers: 1 });
+    const untaggedSbom = await pushManifest(
+      registry.url,
+      repo,
+      artifactManifest({ artifactType: 'application/vnd.test.sbom', subject: descriptorOf(untagged, untagged.mediaType) }),
+    );
+    await sleep(PAST_GRACE_MS);
 
-  const { code, report, stderr } = await collectWithCli(registry, ['--delete-untagged'], gcEnv(GRACE_SECONDS));
+    const { code, report, stderr } = await collectWithCli(registry, ['--delete-untagged'], gcEnv(GRACE_SECONDS));
 
-  t.is(code, 0, stderr);
-  t.is(report?.manifestsDeleted, 2);
-  for (const gone of [untagged, untaggedSbom]) {
-    t.is((await request(registry.url, `/v2/${repo}/manifests/${gone.digest}`, { method: 'HEAD' })).status, 404);
-  }
-  t.is((await request(registry.url, `/v2/${repo}/manifests/${childSignature.digest}`, { method: 'HEAD' })).status, 200);
-  t.false(await backends[0]!.hasBlob(registry, untagged.layers[0]!.digest));
-  t.deepEqual(await pullProblems(registry.url, repo, 'multi'), []);
-});
+    t.is(code, 0, stderr);
+    t.is(report?.manifestsDeleted, 2);
+    for (const gone of [untagged, untaggedSbom]) {
+      t.is((await request(registry.url, `/v2/${repo}/manifests/${gone.digest}`, { method: 'HEAD' })).status, 404);
+    }
+    t.is((await request(registry.url, `/v2/${repo}/manifests/${childSignature.digest}`, { method: 'HEAD' })).status, 200);
+    t.false(await backends[0]!.hasBlob(registry, untagged.layers[0]!.digest));
+    t.deepEqual(await pullProblems(registry.url, repo, 'multi'), []);
+  },
+);

@@ -40,7 +40,9 @@ for (const { backend, graceSeconds } of backends) {
       const collecting = (async () => {
         while (Date.now() < deadline) reports.push(await collectGarbage(registry));
       })();
-      const stats = await Promise.all(Array.from({ length: PUSHERS }, (_unused, index) => pushUntil(registry.url, index, sharedLayers, deadline, graceSeconds * 1000)));
+      const stats = await Promise.all(
+        Array.from({ length: PUSHERS }, (_unused, index) => pushUntil(registry.url, index, sharedLayers, deadline, graceSeconds * 1000)),
+      );
       await collecting;
 
       const problems = stats.flatMap((pusher) => pusher.problems);
@@ -52,7 +54,9 @@ for (const { backend, graceSeconds } of backends) {
       const deleted = reports.reduce((sum, report) => sum + report.blobsDeleted, 0);
       const pushes = stats.reduce((sum, pusher) => sum + pusher.pushes, 0);
       const refused = stats.reduce((sum, pusher) => sum + pusher.refusedManifests, 0);
-      t.log(`${pushes} images pushed, ${refused} manifest PUTs refused and retried, ${reports.length} collections deleted ${deleted} blobs`);
+      t.log(
+        `${pushes} images pushed, ${refused} manifest PUTs refused and retried, ${reports.length} collections deleted ${deleted} blobs`,
+      );
       t.deepEqual(problems, []);
       t.true(pushes >= 20, 'too few pushes to mean anything');
       t.true(deleted > 0, 'the collector never deleted anything, so it never raced a push');

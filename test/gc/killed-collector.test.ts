@@ -27,7 +27,10 @@ test('a collector killed with SIGKILL mid-sweep leaves every visible blob readab
     }
     await sleep(GRACE_SECONDS * 1000 + 200);
 
-    const collector = spawn(process.execPath, [CLI, 'gc', '--data-dir', registry.dataDir], { env: { ...process.env, ...SLOW_SWEEP }, stdio: 'ignore' });
+    const collector = spawn(process.execPath, [CLI, 'gc', '--data-dir', registry.dataDir], {
+      env: { ...process.env, ...SLOW_SWEEP },
+      stdio: 'ignore',
+    });
     const stored = async () => (await Promise.all(garbage.map((blob) => backend.hasBlob(registry, blob.digest)))).filter(Boolean).length;
     while ((await stored()) > garbage.length - 4) await sleep(10);
     collector.kill('SIGKILL');
@@ -51,7 +54,10 @@ test('a collector killed with SIGKILL mid-sweep leaves every visible blob readab
     }
     t.is(rerun.code, 0, rerun.stderr);
     // Plus the one blob whose bytes may have gone just before the kill, with its tombstone still standing.
-    t.true(rerun.report !== undefined && rerun.report.blobsDeleted >= left && rerun.report.blobsDeleted <= left + 1, 'the next run deleted what the killed one left');
+    t.true(
+      rerun.report !== undefined && rerun.report.blobsDeleted >= left && rerun.report.blobsDeleted <= left + 1,
+      'the next run deleted what the killed one left',
+    );
     t.is(await stored(), 0);
     t.deepEqual(await pullProblems(registry.url, repo, 'kept'), []);
   } finally {

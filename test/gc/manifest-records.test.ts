@@ -4,7 +4,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { collectGarbage, gcEnv } from '../helpers/gc.js';
 import { readBytes, request } from '../helpers/http-client.js';
 import { MediaType } from '../../oci/media-types.js';
-import { blobOf, imageManifest, makeBlob, pushBlob, pushManifest, putManifest, uniqueRepo, type Blob, type Manifest } from '../helpers/oci-content.js';
+import {
+  blobOf,
+  imageManifest,
+  makeBlob,
+  pushBlob,
+  pushManifest,
+  putManifest,
+  uniqueRepo,
+  type Blob,
+  type Manifest,
+} from '../helpers/oci-content.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
@@ -21,7 +31,10 @@ let redis: Redis | undefined;
 
 test.before(async () => {
   redisServer = await RedisServer.start();
-  registry = await RegistryProcess.start({ args: ['--redis-url', redisServer.url], env: gcEnv(GRACE_SECONDS, { BERTH_GC__DELETE_UNTAGGED: 'true' }) });
+  registry = await RegistryProcess.start({
+    args: ['--redis-url', redisServer.url],
+    env: gcEnv(GRACE_SECONDS, { BERTH_GC__DELETE_UNTAGGED: 'true' }),
+  });
   redis = redisServer.client();
 });
 

@@ -42,7 +42,9 @@ test('every key the registry builds is in the key layout documented at the top o
   const layout = source.slice(0, source.indexOf('*/'));
   const documented = new Set([...layout.matchAll(/^ \*\s+(<p>\S+)/gm)].map((match) => match[1]!));
   const keys = new RegistryKeys('<p>') as unknown as Record<string, (...args: string[]) => string>;
-  const builders = Object.getOwnPropertyNames(RegistryKeys.prototype).filter((name) => !['constructor', 'key', 'repoKey', 'gcScratch'].includes(name));
+  const builders = Object.getOwnPropertyNames(RegistryKeys.prototype).filter(
+    (name) => !['constructor', 'key', 'repoKey', 'gcScratch'].includes(name),
+  );
   t.deepEqual(builders.sort(), Object.keys(PLACEHOLDER_ARGUMENTS).sort(), 'a key builder without placeholder arguments in this test');
   const built = [
     ...builders.map((name) => keys[name]!(...PLACEHOLDER_ARGUMENTS[name]!)),

@@ -21,5 +21,11 @@ test('with gc.intervalSeconds set, the registry collects a deleted image by itse
   t.false(await backend.hasBlob(registry, layer), 'the scheduled collector never removed the deleted image layer');
   const metrics = await (await request(registry.url, '/metrics')).text();
   const runs = Number(/^berth_gc_runs_total\{mode="sweep"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
-  t.true(runs >= 1, metrics.split('\n').filter((line) => line.startsWith('berth_gc')).join('\n'));
+  t.true(
+    runs >= 1,
+    metrics
+      .split('\n')
+      .filter((line) => line.startsWith('berth_gc'))
+      .join('\n'),
+  );
 });

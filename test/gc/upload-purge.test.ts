@@ -21,7 +21,10 @@ for (const backend of [filesystemBackend(), s3Backend('s3 (upload purge)')] sati
 
     const abandoned = await startUpload(registry.url, repo);
     t.is((await patchChunk(abandoned.location, blob.bytes.subarray(0, CHUNK), 0)).status, 202);
-    t.deepEqual(await backend.uploadLeftovers(registry, abandoned.id, []), backend.name === 'filesystem' ? [abandoned.id] : [`_uploads/${abandoned.id}/0`]);
+    t.deepEqual(
+      await backend.uploadLeftovers(registry, abandoned.id, []),
+      backend.name === 'filesystem' ? [abandoned.id] : [`_uploads/${abandoned.id}/0`],
+    );
 
     const active = await startUpload(registry.url, repo);
     let offset = 0;

@@ -61,7 +61,9 @@ export class AuthProxy {
       return;
     }
     const upstream = await fetch(`${this.upstream}${url.pathname}${url.search}`, {
-      headers: Object.fromEntries(['accept', 'range'].flatMap((name) => (request.headers[name] ? [[name, String(request.headers[name])]] : []))),
+      headers: Object.fromEntries(
+        ['accept', 'range'].flatMap((name) => (request.headers[name] ? [[name, String(request.headers[name])]] : [])),
+      ),
     });
     response.writeHead(upstream.status, Object.fromEntries(upstream.headers));
     if (upstream.body) Readable.fromWeb(upstream.body as WebReadableStream<Uint8Array>).pipe(response);
@@ -69,7 +71,11 @@ export class AuthProxy {
   }
 
   private issueToken(request: IncomingMessage, response: ServerResponse, url: URL): void {
-    this.tokenRequests.push({ authorization: request.headers.authorization, service: url.searchParams.get('service'), scope: url.searchParams.get('scope') });
+    this.tokenRequests.push({
+      authorization: request.headers.authorization,
+      service: url.searchParams.get('service'),
+      scope: url.searchParams.get('scope'),
+    });
     if (this.credentials && request.headers.authorization !== this.basic) {
       response.writeHead(401).end();
       return;

@@ -95,7 +95,10 @@ export class AgentDaemon {
       this.process.child.kill('SIGTERM');
     }
     await this.process?.exited;
-    await new ContainerNetwork({ bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') }, silentLogger()).destroy();
+    await new ContainerNetwork(
+      { bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') },
+      silentLogger(),
+    ).destroy();
     await removeDirWithMounts(this.dataDir);
   }
 }

@@ -95,29 +95,49 @@ async function writeImage(layout: string, image: TestImage): Promise<Written & {
   const platform = image.platform ?? { os: 'linux', architecture: 'amd64' };
   const config = await writeBlob(
     layout,
-    JSON.stringify({ created: '2024-01-02T03:04:05Z', ...platform, config: {}, rootfs: { type: 'layers', diff_ids: image.layers.map((layer) => layer.diffId) } }),
+    JSON.stringify({
+      created: '2024-01-02T03:04:05Z',
+      ...platform,
+      config: {},
+      rootfs: { type: 'layers', diff_ids: image.layers.map((layer) => layer.diffId) },
+    }),
     MediaType.ociConfig,
   );
   const layers = [];
   for (const layer of image.layers) layers.push(await writeBlob(layout, layer.blob, layer.mediaType));
-  const manifest = await writeBlob(layout, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers }), MediaType.ociManifest);
+  const manifest = await writeBlob(
+    layout,
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers }),
+    MediaType.ociManifest,
+  );
   return { ...manifest, configDigest: config.digest };
 }
 
 async function writeIndexJson(layout: string, top: Written, tag: string): Promise<void> {
   await writeFile(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(path.join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] }));
+  await writeFile(
+    path.join(layout, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] }),
+  );
 }
 
 /** An OCI layout holding one image under `tag`; returns the manifest and config digests. */
-export async function writeImageLayout(layout: string, tag: string, image: TestImage): Promise<{ manifestDigest: string; configDigest: string }> {
+export async function writeImageLayout(
+  layout: string,
+  tag: string,
+  image: TestImage,
+): Promise<{ manifestDigest: string; configDigest: string }> {
   const manifest = await writeImage(layout, image);
   await writeIndexJson(layout, manifest, tag);
   return { manifestDigest: manifest.digest, configDigest: manifest.configDigest };
 }
 
 /** An OCI layout holding an image index over several platform images; returns each image's config digest. */
-export async function writeIndexLayout(layout: string, tag: string, images: TestImage[]): Promise<{ indexDigest: string; configDigests: string[] }> {
+export async function writeIndexLayout(
+  layout: string,
+  tag: string,
+  images: TestImage[],
+): Promise<{ indexDigest: string; configDigests: string[] }> {
   const written = [];
   for (const image of images) written.push({ ...(await writeImage(layout, image)), platform: image.platform });
   const index = await writeBlob(
@@ -134,9 +154,23 @@ export async function writeIndexLayout(layout: string, tag: string, images: Test
 }
 
 /** `skopeo copy` of a layout's tag to a plain-http registry, keeping layers and their compression as they are. */
-export async function pushLayout(layout: string, tag: string, destination: string, credentials?: { username: string; password: string }): Promise<void> {
+export async function pushLayout(
+  layout: string,
+  tag: string,
+  destination: string,
+  credentials?: { username: string; password: string },
+): Promise<void> {
   const creds = credentials ? ['--dest-creds', `${credentials.username}:${credentials.password}`] : [];
-  await run('skopeo', ['copy', '--all', '--quiet', '--preserve-digests', '--dest-tls-verify=false', ...creds, `oci:${layout}:${tag}`, `docker://${destination}`]);
+  await run('skopeo', [
+    'copy',
+    '--all',
+    '--quiet',
+    '--preserve-digests',
+    '--dest-tls-verify=false',
+    ...creds,
+    `oci:${layout}:${tag}`,
+    `docker://${destination}`,
+  ]);
 }
 
 function pipeThrough(command: string, args: string[], input: Buffer): Promise<Buffer> {

@@ -96,10 +96,19 @@ export class AuthRegistry {
 }
 
 /** Pushes a one-blob image with a Bearer token (blob monolithically, then the manifest); throws unless both succeed. */
-export async function pushImageWithToken(baseUrl: string, token: string, repository: string, tag: string): Promise<{ blob: Blob; manifest: Manifest }> {
+export async function pushImageWithToken(
+  baseUrl: string,
+  token: string,
+  repository: string,
+  tag: string,
+): Promise<{ blob: Blob; manifest: Manifest }> {
   const blob = makeBlob();
   const headers = { Authorization: `Bearer ${token}` };
-  const posted = await request(baseUrl, `/v2/${repository}/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', headers, body: blob.bytes });
+  const posted = await request(baseUrl, `/v2/${repository}/blobs/uploads/?digest=${blob.digest}`, {
+    method: 'POST',
+    headers,
+    body: blob.bytes,
+  });
   if (posted.status !== 201) throw new Error(`blob push to ${repository}: ${posted.status} ${await posted.text()}`);
   const manifest = imageManifest({ config: blob });
   const put = await request(baseUrl, `/v2/${repository}/manifests/${tag}`, {

@@ -32,7 +32,10 @@ export function clientTestbed<R extends { destroy(): Promise<void> }, C>(parts: 
   let workDir: string | undefined;
   test.serial.before(async () => {
     workDir = await mkdtemp(path.join(tmpdir(), `berth-${parts.name}-`));
-    await Promise.all([parts.startRegistry().then((started) => (registry = started)), parts.startClient().then((started) => (client = started))]);
+    await Promise.all([
+      parts.startRegistry().then((started) => (registry = started)),
+      parts.startClient().then((started) => (client = started)),
+    ]);
   });
   test.after.always(async () => {
     if (client !== undefined) await parts.stopClient(client);
@@ -53,12 +56,18 @@ export function clientTestbed<R extends { destroy(): Promise<void> }, C>(parts: 
 }
 
 /** A registry and a dockerd of the file's own. */
-export function dockerTestbed<R extends { destroy(): Promise<void> }>(name: string, startRegistry: () => Promise<R>): ClientTestbed<R, DockerDaemon> {
+export function dockerTestbed<R extends { destroy(): Promise<void> }>(
+  name: string,
+  startRegistry: () => Promise<R>,
+): ClientTestbed<R, DockerDaemon> {
   return clientTestbed({ name, startRegistry, startClient: () => DockerDaemon.start(), stopClient: (daemon) => daemon.stop() });
 }
 
 /** A registry and a podman environment (storage, config) of the file's own. */
-export function podmanTestbed<R extends { destroy(): Promise<void> }>(name: string, startRegistry: () => Promise<R>): ClientTestbed<R, PodmanEnvironment> {
+export function podmanTestbed<R extends { destroy(): Promise<void> }>(
+  name: string,
+  startRegistry: () => Promise<R>,
+): ClientTestbed<R, PodmanEnvironment> {
   return clientTestbed({ name, startRegistry, startClient: () => PodmanEnvironment.create(), stopClient: (podman) => podman.destroy() });
 }
 

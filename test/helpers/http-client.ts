@@ -89,9 +89,14 @@ export interface RawRequest {
 export function rawRequest(baseUrl: string, options: RawRequest): Promise<RawResponse> {
   const { hostname, port } = new URL(baseUrl);
   const body = typeof options.body === 'string' ? Buffer.from(options.body) : options.body;
-  const head = [`${options.method} ${options.path} HTTP/1.1`, `Host: ${hostname}:${port}`, ...(options.headers ?? []), 'Connection: close', '', ''].join(
-    '\r\n',
-  );
+  const head = [
+    `${options.method} ${options.path} HTTP/1.1`,
+    `Host: ${hostname}:${port}`,
+    ...(options.headers ?? []),
+    'Connection: close',
+    '',
+    '',
+  ].join('\r\n');
   return new Promise((resolve, reject) => {
     const received: Buffer[] = [];
     const socket = connect(Number(port), hostname);
@@ -208,6 +213,8 @@ export function serverErrorLines(logs: string): string[] {
 
 /** `parts` encoded as an HTTP/1.1 chunked body (one chunk per part, then the terminating chunk), for rawRequest. */
 export function chunkedBody(...parts: Buffer[]): Buffer {
-  const encoded = parts.filter((part) => part.length > 0).flatMap((part) => [Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]);
+  const encoded = parts
+    .filter((part) => part.length > 0)
+    .flatMap((part) => [Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]);
   return Buffer.concat([...encoded, Buffer.from('0\r\n\r\n')]);
 }

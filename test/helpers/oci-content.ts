@@ -84,7 +84,9 @@ export function imageManifest(options: ImageManifestOptions): Manifest {
     mediaType,
     ...(options.artifactType ? { artifactType: options.artifactType } : {}),
     config: descriptorOf(options.config, options.configMediaType ?? (docker ? MediaType.dockerConfig : MediaType.ociConfig)),
-    layers: (options.layers ?? []).map((layer) => descriptorOf(layer, options.layerMediaType ?? (docker ? MediaType.dockerLayer : MediaType.ociLayerGzip))),
+    layers: (options.layers ?? []).map((layer) =>
+      descriptorOf(layer, options.layerMediaType ?? (docker ? MediaType.dockerLayer : MediaType.ociLayerGzip)),
+    ),
     ...(options.subject ? { subject: options.subject } : {}),
     ...(options.annotations ? { annotations: options.annotations } : {}),
     ...options.extra,
@@ -114,7 +116,11 @@ export function indexManifest(options: IndexOptions): Manifest {
 }
 
 /** An image manifest whose only layer is a foreign one (not in the registry) at `urls`. */
-export function foreignLayerManifest(config: Blob, urls: string[], layerMediaType = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'): Manifest {
+export function foreignLayerManifest(
+  config: Blob,
+  urls: string[],
+  layerMediaType = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+): Manifest {
   const foreign = makeBlob(100);
   return imageManifest({ config, extra: { layers: [{ mediaType: layerMediaType, digest: foreign.digest, size: foreign.size, urls }] } });
 }
@@ -203,7 +209,13 @@ export async function pushBlobInChunks(baseUrl: string, repository: string, blob
   return fetchUrl(withDigest(location, blob.digest), { method: 'PUT' });
 }
 
-export function putManifest(baseUrl: string, repository: string, reference: string, manifest: Manifest, contentType = manifest.mediaType): Promise<Response> {
+export function putManifest(
+  baseUrl: string,
+  repository: string,
+  reference: string,
+  manifest: Manifest,
+  contentType = manifest.mediaType,
+): Promise<Response> {
   return request(baseUrl, `/v2/${repository}/manifests/${reference}`, {
     method: 'PUT',
     headers: { 'Content-Type': contentType },

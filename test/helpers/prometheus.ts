@@ -2,7 +2,8 @@ import { request } from './http-client.js';
 
 // One sample line of the Prometheus text format: name, optional {labels}, value (optional timestamp). Values
 // are read by Go's ParseFloat, which takes NaN and Inf in any case (prom-client writes `Nan`).
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (-?[0-9.e+-]+|nan|[+-]?inf)(?: -?\d+)?$/i;
+const SAMPLE =
+  /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (-?[0-9.e+-]+|nan|[+-]?inf)(?: -?\d+)?$/i;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
 export interface Sample {

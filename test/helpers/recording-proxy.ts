@@ -62,7 +62,13 @@ export class RecordingProxy {
       const query = new URLSearchParams(url.split('?')[1] ?? '');
       if (request.method === 'POST') {
         const form = new URLSearchParams(body.toString('utf8'));
-        token = { grant: form.get('grant_type') ?? '', scopes: form.getAll('scope').flatMap((scope) => scope.split(' ')).filter(Boolean) };
+        token = {
+          grant: form.get('grant_type') ?? '',
+          scopes: form
+            .getAll('scope')
+            .flatMap((scope) => scope.split(' '))
+            .filter(Boolean),
+        };
       } else {
         token = { grant: authorization === 'Basic' ? 'basic' : 'anonymous', scopes: query.getAll('scope') };
       }

@@ -18,9 +18,13 @@ export class RedisServer {
   static async start(): Promise<RedisServer> {
     const directory = await mkdtemp(path.join(tmpdir(), 'berth-redis-'));
     const port = await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--save', '', '--appendonly', 'no'],
+      {
+        stdio: 'ignore',
+      },
+    );
     const server = new RedisServer(child, directory, port);
     await server.waitUntilReady();
     return server;

@@ -61,13 +61,18 @@ export async function writePrebuiltBuildContext(repoRoot: string, distDir: strin
   }
   for (const name of await productionPackages(repoRoot)) {
     // verbatimSymlinks: a package's relative links stay relative instead of pointing into this machine.
-    await cp(path.join(repoRoot, 'node_modules', name), path.join(context, 'prebuilt', 'node_modules', name), { recursive: true, verbatimSymlinks: true });
+    await cp(path.join(repoRoot, 'node_modules', name), path.join(context, 'prebuilt', 'node_modules', name), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
   }
 }
 
 /** Top-level packages that `npm ci --omit=dev` installs; nested ones travel inside them. */
 async function productionPackages(repoRoot: string): Promise<string[]> {
-  const lock = JSON.parse(await readFile(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  const lock = JSON.parse(await readFile(path.join(repoRoot, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean }>;
+  };
   return Object.entries(lock.packages)
     .filter(([key, entry]) => key.startsWith('node_modules/') && !key.slice('node_modules/'.length).includes('node_modules/') && !entry.dev)
     .map(([key]) => key.slice('node_modules/'.length));

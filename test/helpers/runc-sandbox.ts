@@ -54,9 +54,21 @@ export class RuncSandbox {
     const spec = { ...parsed, name: parsed.name ?? id.slice(0, 12) };
     const user = await resolveUser(this.rootfs, spec.user ?? image.User ?? undefined);
     const net = this.networkDir;
-    const networkFiles = { hosts: path.join(net, 'hosts'), hostname: path.join(net, 'hostname'), resolvConf: path.join(net, 'resolv.conf') };
+    const networkFiles = {
+      hosts: path.join(net, 'hosts'),
+      hostname: path.join(net, 'hostname'),
+      resolvConf: path.join(net, 'resolv.conf'),
+    };
     const config = buildOciSpec({
-      id, spec, image, user, rootfs: this.rootfs, networkFiles, volumesRoot: this.volumesRoot, cgroupsPath: `/${this.cgroupParent}/${id}`, nofileLimit: this.nofileLimit,
+      id,
+      spec,
+      image,
+      user,
+      rootfs: this.rootfs,
+      networkFiles,
+      volumesRoot: this.volumesRoot,
+      cgroupsPath: `/${this.cgroupParent}/${id}`,
+      nofileLimit: this.nofileLimit,
     });
     const bundle = path.join(this.workDir, 'bundles', id);
     await mkdir(bundle, { recursive: true });
@@ -81,7 +93,8 @@ export class RuncSandbox {
     for (const hierarchy of await readdir(CGROUP_ROOT)) {
       const parent = path.join(CGROUP_ROOT, hierarchy, this.cgroupParent);
       const children = await readdir(parent, { withFileTypes: true }).catch(() => []);
-      for (const child of children.filter((entry) => entry.isDirectory())) await rmdir(path.join(parent, child.name)).catch(() => undefined);
+      for (const child of children.filter((entry) => entry.isDirectory()))
+        await rmdir(path.join(parent, child.name)).catch(() => undefined);
       await rmdir(parent).catch(() => undefined);
     }
   }

@@ -120,7 +120,14 @@ function missingOperations(server: S3rver, uploadPartCopy: boolean) {
       ctx.status = 204;
     } else if (ctx.method === 'PUT' && uploadId && ctx.get('x-amz-copy-source') && uploadPartCopy) {
       ctx.type = 'application/xml';
-      ctx.body = await copyPart(server, bucket, uploadId, Number(ctx.query.partNumber), ctx.get('x-amz-copy-source'), ctx.get('x-amz-copy-source-range'));
+      ctx.body = await copyPart(
+        server,
+        bucket,
+        uploadId,
+        Number(ctx.query.partNumber),
+        ctx.get('x-amz-copy-source'),
+        ctx.get('x-amz-copy-source-range'),
+      );
     } else {
       await next();
     }
@@ -130,12 +137,21 @@ function missingOperations(server: S3rver, uploadPartCopy: boolean) {
 async function listUploadsXml(bucket: string, directory: string): Promise<string> {
   const ids = await readdir(directory).catch(() => [] as string[]);
   const uploads = await Promise.all(
-    ids.map(async (id) => `<Upload><Key>${await readFile(path.join(directory, id, 'key'), 'utf8')}</Key><UploadId>${id}</UploadId></Upload>`),
+    ids.map(
+      async (id) => `<Upload><Key>${await readFile(path.join(directory, id, 'key'), 'utf8')}</Key><UploadId>${id}</UploadId></Upload>`,
+    ),
   );
   return `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${bucket}</Bucket>${uploads.join('')}<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>`;
 }
 
-async function copyPart(server: S3rver, bucket: string, uploadId: string, partNumber: number, source: string, rangeHeader: string): Promise<string> {
+async function copyPart(
+  server: S3rver,
+  bucket: string,
+  uploadId: string,
+  partNumber: number,
+  source: string,
+  rangeHeader: string,
+): Promise<string> {
   const [sourceBucket = '', ...sourceKey] = decodeURIComponent(source.replace(/^\//, '')).split('/');
   const [start, end] = (/^bytes=(\d+)-(\d+)$/.exec(rangeHeader) ?? []).slice(1).map(Number);
   const object = await server.store.getObject(sourceBucket, sourceKey.join('/'), start === undefined ? undefined : { start, end: end! });

@@ -45,14 +45,18 @@ export function s3Backend(name: string, options: RegistryS3Options = {}, serverO
       const started = await s3();
       const blobKeys = new Set(digests.map(blobKey));
       const segments = await started.keys(`_uploads/${uploadId}/`);
-      const multipart = (await started.openMultipartUploads()).filter((key) => blobKeys.has(key)).map((key) => `multipart upload of ${key}`);
+      const multipart = (await started.openMultipartUploads())
+        .filter((key) => blobKeys.has(key))
+        .map((key) => `multipart upload of ${key}`);
       return [...segments, ...multipart];
     },
     hasBlob: async (_registry, digest) => (await (await s3()).keys(blobKey(digest))).length > 0,
     plantBlob: async (_registry, digest, bytes) => {
       const client = (await s3()).client();
       try {
-        await client.send(new PutObjectCommand({ Bucket: (await s3()).registryEnv().BERTH_STORAGE__S3__BUCKET, Key: blobKey(digest), Body: bytes }));
+        await client.send(
+          new PutObjectCommand({ Bucket: (await s3()).registryEnv().BERTH_STORAGE__S3__BUCKET, Key: blobKey(digest), Body: bytes }),
+        );
       } finally {
         client.destroy();
       }

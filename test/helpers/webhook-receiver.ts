@@ -50,13 +50,17 @@ export class WebhookReceiver {
 
   /** The events received so far, unwrapped from their envelopes. */
   events(): Array<{ id: string; action: string; target: Record<string, unknown> }> {
-    return this.deliveries.flatMap((delivery) => (JSON.parse(delivery.body) as { events: Array<{ id: string; action: string; target: Record<string, unknown> }> }).events);
+    return this.deliveries.flatMap(
+      (delivery) =>
+        (JSON.parse(delivery.body) as { events: Array<{ id: string; action: string; target: Record<string, unknown> }> }).events,
+    );
   }
 
   async waitFor(predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`webhook receiver: condition not met within ${timeoutMs} ms; got ${this.deliveries.length} deliveries`);
+      if (Date.now() > deadline)
+        throw new Error(`webhook receiver: condition not met within ${timeoutMs} ms; got ${this.deliveries.length} deliveries`);
       await sleep(50);
     }
   }

@@ -2,7 +2,16 @@ import test from 'ava';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { ContentVerificationError, DigestingStream, InvalidDigestError, chainIds, digestOf, isDigest, parseDigest, verifyDigest } from '../../oci/digest.js';
+import {
+  ContentVerificationError,
+  DigestingStream,
+  InvalidDigestError,
+  chainIds,
+  digestOf,
+  isDigest,
+  parseDigest,
+  verifyDigest,
+} from '../../oci/digest.js';
 
 const HEX64 = 'a'.repeat(64);
 const HEX128 = 'b'.repeat(128);
@@ -73,10 +82,16 @@ test('a verifying stream fails on content that hashes to another digest', async 
 
 test('a verifying stream fails as soon as content passes the declared size', async (t) => {
   const stream = DigestingStream.verifying({ digest: digestOf('four'), size: 4 });
-  await t.throwsAsync(streamThrough(stream, [Buffer.from('four'), Buffer.from('more')]), { instanceOf: ContentVerificationError, message: /larger than/ });
+  await t.throwsAsync(streamThrough(stream, [Buffer.from('four'), Buffer.from('more')]), {
+    instanceOf: ContentVerificationError,
+    message: /larger than/,
+  });
 });
 
 test('a verifying stream fails on content shorter than the declared size', async (t) => {
   const stream = DigestingStream.verifying({ digest: digestOf('four'), size: 5 });
-  await t.throwsAsync(streamThrough(stream, [Buffer.from('four')]), { instanceOf: ContentVerificationError, message: /got 4 bytes, expected 5/ });
+  await t.throwsAsync(streamThrough(stream, [Buffer.from('four')]), {
+    instanceOf: ContentVerificationError,
+    message: /got 4 bytes, expected 5/,
+  });
 });

@@ -23,12 +23,20 @@ test('an image manifest needs schemaVersion 2, a config and layers', (t) => {
 });
 
 test('an index lists manifests with their platforms', (t) => {
-  const parsed = indexSchema.parse({ schemaVersion: 2, manifests: [{ ...descriptor, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }] });
+  const parsed = indexSchema.parse({
+    schemaVersion: 2,
+    manifests: [{ ...descriptor, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }],
+  });
   t.is(parsed.manifests[0]?.platform?.architecture, 'arm64');
 });
 
 test('an image config keeps what a container runs with and accepts docker nulls', (t) => {
-  const parsed = imageConfigSchema.parse({ os: 'linux', architecture: 'amd64', config: { Cmd: null, Env: ['A=1'], Healthcheck: {} }, rootfs: { type: 'layers', diff_ids: [DIGEST] } });
+  const parsed = imageConfigSchema.parse({
+    os: 'linux',
+    architecture: 'amd64',
+    config: { Cmd: null, Env: ['A=1'], Healthcheck: {} },
+    rootfs: { type: 'layers', diff_ids: [DIGEST] },
+  });
   t.deepEqual(parsed.config, { Cmd: null, Env: ['A=1'] });
   t.false(imageConfigSchema.safeParse({ os: 'linux', architecture: 'amd64', rootfs: { type: 'layers', diff_ids: ['nope'] } }).success);
 });

@@ -1,5 +1,13 @@
 import test from 'ava';
-import { ACCEPTED_MANIFEST_TYPES, MediaType, UnsupportedMediaTypeError, baseMediaType, isImageManifestMediaType, isIndexMediaType, layerCompression } from '../../oci/media-types.js';
+import {
+  ACCEPTED_MANIFEST_TYPES,
+  MediaType,
+  UnsupportedMediaTypeError,
+  baseMediaType,
+  isImageManifestMediaType,
+  isIndexMediaType,
+  layerCompression,
+} from '../../oci/media-types.js';
 
 test('OCI and Docker manifests are image manifests, OCI indexes and Docker lists are indexes', (t) => {
   t.true(isImageManifestMediaType(MediaType.ociManifest));
@@ -11,7 +19,10 @@ test('OCI and Docker manifests are image manifests, OCI indexes and Docker lists
 });
 
 test('manifest requests accept every supported manifest type and never schema 1', (t) => {
-  t.deepEqual([...ACCEPTED_MANIFEST_TYPES].sort(), [MediaType.dockerManifest, MediaType.dockerManifestList, MediaType.ociIndex, MediaType.ociManifest].sort());
+  t.deepEqual(
+    [...ACCEPTED_MANIFEST_TYPES].sort(),
+    [MediaType.dockerManifest, MediaType.dockerManifestList, MediaType.ociIndex, MediaType.ociManifest].sort(),
+  );
 });
 
 for (const [mediaType, compression] of [

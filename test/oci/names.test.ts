@@ -25,6 +25,9 @@ for (const tag of ['latest', 'v1.0', '_x', 'A-b_c.d', '1', 'x'.repeat(128)]) {
 for (const tag of ['', '.x', '-x', 'a/b', 'a:b', 'a+b', 'x'.repeat(129)]) {
   test(`tag ${JSON.stringify(tag.length > 20 ? `x…(${tag.length})` : tag)} is refused with TAG_INVALID`, (t) => {
     t.false(isValidTag(tag));
-    t.like(t.throws(() => assertTag(tag)), { code: 'TAG_INVALID', status: 400 });
+    t.like(
+      t.throws(() => assertTag(tag)),
+      { code: 'TAG_INVALID', status: 400 },
+    );
   });
 }

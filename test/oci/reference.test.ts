@@ -24,7 +24,12 @@ for (const [input, canonical] of [
 }
 
 test('a digest reference has no default tag', (t) => {
-  t.deepEqual(parseReference(`localhost:5000/a/b@${DIGEST}`), { registry: 'localhost:5000', repository: 'a/b', tag: undefined, digest: DIGEST });
+  t.deepEqual(parseReference(`localhost:5000/a/b@${DIGEST}`), {
+    registry: 'localhost:5000',
+    repository: 'a/b',
+    tag: undefined,
+    digest: DIGEST,
+  });
 });
 
 test('familiar names leave out docker.io and library/', (t) => {

@@ -111,7 +111,9 @@ test('the compose S3 service is a Dockerfile stage with the s3rver version the t
   const { build } = (await composeFile()).services.s3;
   const dockerfile = await readFile(path.join(REPO_ROOT, build.dockerfile), 'utf8');
   t.regex(dockerfile, new RegExp(`^FROM \\S+ AS ${build.target}$`, 'm'));
-  const lock = JSON.parse(await readFile(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> };
+  const lock = JSON.parse(await readFile(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version: string }>;
+  };
   t.is(/s3rver@(\S+)/.exec(dockerfile)?.[1], lock.packages['node_modules/s3rver']?.version);
 });
 
@@ -140,7 +142,9 @@ async function startS3rver(t: ExecutionContext, command: string[]): Promise<stri
   const port = await freePort();
   const local: Record<string, string> = { '--directory': directory, '--address': '127.0.0.1', '--port': String(port) };
   const args = command.map((arg, index) => local[command[index - 1] ?? ''] ?? arg);
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules', 's3rver', 'bin', 's3rver.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules', 's3rver', 'bin', 's3rver.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(async () => {
     child.kill();
     await rm(directory, { recursive: true, force: true });

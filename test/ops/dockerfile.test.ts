@@ -45,22 +45,43 @@ test('the root Dockerfile builds offline and its container serves docker push an
   await Promise.all([importNodeBaseImage(daemon, workDir, BASE_IMAGE), writePrebuiltBuildContext(REPO_ROOT, DIST, context)]);
   const buildArgs = { NODE_IMAGE: BASE_IMAGE, APP_SOURCE: 'prebuilt', RUNTIME_PACKAGES: 'base' };
   await daemon.buildKit([
-    '--network', 'none',
+    '--network',
+    'none',
     ...Object.entries(buildArgs).flatMap(([name, value]) => ['--build-arg', `${name}=${value}`]),
-    '--tag', REGISTRY_IMAGE,
+    '--tag',
+    REGISTRY_IMAGE,
     context,
   ]);
 
   // Light-mode dockerd has no bridge: the registry shares the host's network, on a port of its own. The
   // health check is the Dockerfile's; only its interval is shortened.
   const port = await freePort();
-  await daemon.docker(['run', '--detach', '--name', CONTAINER, '--network', 'host', '--env', `BERTH_HTTP__PORT=${port}`, '--health-interval', '1s', REGISTRY_IMAGE]);
+  await daemon.docker([
+    'run',
+    '--detach',
+    '--name',
+    CONTAINER,
+    '--network',
+    'host',
+    '--env',
+    `BERTH_HTTP__PORT=${port}`,
+    '--health-interval',
+    '1s',
+    REGISTRY_IMAGE,
+  ]);
   await waitUntilHealthy(daemon, CONTAINER);
 
   const { stdout: processes } = await daemon.docker(['top', CONTAINER, '-o', 'pid,uid,comm']);
-  const owners = processes.trim().split('\n').slice(1).map((line) => line.trim().split(/\s+/).slice(1));
+  const owners = processes
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/).slice(1));
   t.deepEqual(owners.map(([, command]) => command).sort(), ['node', 'redis-server', 'tini'], processes);
-  t.true(owners.every(([uid]) => uid === '10001'), processes);
+  t.true(
+    owners.every(([uid]) => uid === '10001'),
+    processes,
+  );
 
   const images = new DockerWorkbench(daemon, workDir);
   const base = await images.importBusybox('through-the-container');

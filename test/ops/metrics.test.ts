@@ -22,7 +22,15 @@ test('/metrics is Prometheus text with the registry, storage, Redis and process 
     t.true(names.has(name), `${name} is exported`);
   }
   // Labelled metrics have no samples until something happened; their declarations are there from the start.
-  for (const declared of ['berth_http_requests_total', 'berth_http_request_duration_seconds', 'berth_storage_operation_duration_seconds', 'berth_redis_command_duration_seconds', 'berth_gc_runs_total', 'berth_webhook_deliveries_total', 'berth_http_received_bytes_total']) {
+  for (const declared of [
+    'berth_http_requests_total',
+    'berth_http_request_duration_seconds',
+    'berth_storage_operation_duration_seconds',
+    'berth_redis_command_duration_seconds',
+    'berth_gc_runs_total',
+    'berth_webhook_deliveries_total',
+    'berth_http_received_bytes_total',
+  ]) {
     t.true(text.includes(`# TYPE ${declared} `), `${declared} is declared`);
   }
 });

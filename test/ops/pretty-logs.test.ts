@@ -47,6 +47,12 @@ test('berth gc with log.format pretty logs human lines on stderr and keeps its J
   t.is(result.code, 0, result.stderr);
   t.is(result.report?.dryRun, true);
   const lines = result.stderr.split('\n').filter((line) => line !== '');
-  t.true(lines.some((line) => / INFO: garbage collection dry run finished/.test(line)), result.stderr);
-  t.deepEqual(lines.filter((line) => !HUMAN_LINE.test(line)), []);
+  t.true(
+    lines.some((line) => / INFO: garbage collection dry run finished/.test(line)),
+    result.stderr,
+  );
+  t.deepEqual(
+    lines.filter((line) => !HUMAN_LINE.test(line)),
+    [],
+  );
 });

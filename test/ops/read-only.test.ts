@@ -6,7 +6,11 @@ import { sharedRegistry } from '../helpers/shared-registry.js';
 const registry = sharedRegistry();
 
 function switchReadOnly(readOnly: boolean): Promise<Response> {
-  return request(registry.url, '/admin/v1/maintenance', { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ readOnly }) });
+  return request(registry.url, '/admin/v1/maintenance', {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ readOnly }),
+  });
 }
 
 test('read-only mode refuses pushes with 405 UNSUPPORTED and a reason while pulls go on', async (t) => {

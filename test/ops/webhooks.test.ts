@@ -11,18 +11,27 @@ import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 const SECRET = 'test-webhook-secret';
 
 /** Starts a registry whose config has the given webhook endpoints and fast retries (and other `settings`). */
-async function registryWithEndpoints(endpoints: unknown[], dataDir?: string, settings: Record<string, unknown> = {}): Promise<RegistryProcess> {
+async function registryWithEndpoints(
+  endpoints: unknown[],
+  dataDir?: string,
+  settings: Record<string, unknown> = {},
+): Promise<RegistryProcess> {
   const registry = await RegistryProcess.start({ dataDir });
   const file = path.join(registry.dataDir, 'webhooks.json');
   await registry.stop();
-  await writeFile(file, JSON.stringify({ webhooks: { endpoints, maxAttempts: 1000, backoff: { initialMs: 50, maxMs: 300 }, ...settings } }));
+  await writeFile(
+    file,
+    JSON.stringify({ webhooks: { endpoints, maxAttempts: 1000, backoff: { initialMs: 50, maxMs: 300 }, ...settings } }),
+  );
   return RegistryProcess.start({ dataDir: registry.dataDir, args: ['--config', file] });
 }
 
 test('a push is delivered as a Distribution envelope whose HMAC-SHA256 signature verifies', async (t) => {
   const receiver = new WebhookReceiver();
   await receiver.start();
-  const registry = await registryWithEndpoints([{ name: 'ci', url: receiver.url, secret: SECRET, actions: ['push'], headers: { 'X-Team': 'a' } }]);
+  const registry = await registryWithEndpoints([
+    { name: 'ci', url: receiver.url, secret: SECRET, actions: ['push'], headers: { 'X-Team': 'a' } },
+  ]);
   try {
     const repo = uniqueRepo('hooks');
     const image = await pushImage(registry.url, repo, { tag: 'v1' });
@@ -31,9 +40,20 @@ test('a push is delivered as a Distribution envelope whose HMAC-SHA256 signature
     t.is(delivery.headers['content-type'], 'application/vnd.docker.distribution.events.v2+json');
     t.is(delivery.headers['x-team'], 'a');
     t.is(delivery.headers['x-berth-signature-256'], `sha256=${createHmac('sha256', SECRET).update(delivery.body).digest('hex')}`);
-    const [event] = (JSON.parse(delivery.body) as { events: Array<{ action: string; target: unknown; request: { method: string; id: string }; source: { instanceID: string } }> }).events;
+    const [event] = (
+      JSON.parse(delivery.body) as {
+        events: Array<{ action: string; target: unknown; request: { method: string; id: string }; source: { instanceID: string } }>;
+      }
+    ).events;
     t.is(event!.action, 'push');
-    t.like(event!.target, { mediaType: image.mediaType, digest: image.digest, size: image.size, repository: repo, tag: 'v1', url: `${registry.url}/v2/${repo}/manifests/${image.digest}` });
+    t.like(event!.target, {
+      mediaType: image.mediaType,
+      digest: image.digest,
+      size: image.size,
+      repository: repo,
+      tag: 'v1',
+      url: `${registry.url}/v2/${repo}/manifests/${image.digest}`,
+    });
     t.is(event!.request.method, 'PUT');
     t.truthy(event!.request.id);
     t.truthy(event!.source.instanceID);
@@ -66,8 +86,14 @@ test('events queued while the receiver is down arrive exactly once and in order,
     await receiver.waitFor(() => receiver.events().length >= tags.length * 3);
     const ids = receiver.events().map((event) => event.id);
     t.is(new Set(ids).size, ids.length, 'no event arrived twice');
-    t.deepEqual(manifestEvents().map((event) => event.target.tag), tags);
-    t.deepEqual(manifestEvents().map((event) => event.target.digest), digests);
+    t.deepEqual(
+      manifestEvents().map((event) => event.target.tag),
+      tags,
+    );
+    t.deepEqual(
+      manifestEvents().map((event) => event.target.digest),
+      digests,
+    );
   } finally {
     await second?.destroy();
     await first.destroy();
@@ -119,7 +145,9 @@ test('an event refused N times is dead-lettered, shown with its attempts by the 
   const receiver = new WebhookReceiver();
   receiver.status = 503;
   await receiver.start();
-  const registry = await registryWithEndpoints([{ name: 'flaky', url: receiver.url, secret: SECRET, actions: ['push'] }], undefined, { maxAttempts });
+  const registry = await registryWithEndpoints([{ name: 'flaky', url: receiver.url, secret: SECRET, actions: ['push'] }], undefined, {
+    maxAttempts,
+  });
   const admin = async <T>(route: string, method = 'GET'): Promise<{ status: number; body: T }> => {
     const response = await fetch(`${registry.url}/admin/v1/webhooks${route}`, { method });
     return { status: response.status, body: (await response.json()) as T };
@@ -141,7 +169,10 @@ test('an event refused N times is dead-lettered, shown with its attempts by the 
       attemptsPerEvent.set(id, (attemptsPerEvent.get(id) ?? 0) + 1);
     }
     t.deepEqual([...attemptsPerEvent.keys()].sort(), dead.map((event) => event.id).sort());
-    t.true([...attemptsPerEvent.values()].every((attempts) => attempts === maxAttempts), JSON.stringify([...attemptsPerEvent]));
+    t.true(
+      [...attemptsPerEvent.values()].every((attempts) => attempts === maxAttempts),
+      JSON.stringify([...attemptsPerEvent]),
+    );
 
     const log = async () => (await admin<{ deliveries: DeliveryLogEntry[] }>('/deliveries?endpoint=flaky')).body.deliveries;
     const manifestLog = (await log()).filter((entry) => entry.eventId === manifestEvent.id);
@@ -156,7 +187,10 @@ test('an event refused N times is dead-lettered, shown with its attempts by the 
       'newest first',
     );
     const endpoints = (await admin<{ endpoints: Array<{ name: string; queued: number }> }>('')).body.endpoints;
-    t.deepEqual(endpoints.map(({ name, queued }) => ({ name, queued })), [{ name: 'flaky', queued: 0 }]);
+    t.deepEqual(
+      endpoints.map(({ name, queued }) => ({ name, queued })),
+      [{ name: 'flaky', queued: 0 }],
+    );
 
     // The receiver is fixed: one dead letter is sent again, then the rest.
     receiver.status = 200;
@@ -164,7 +198,13 @@ test('an event refused N times is dead-lettered, shown with its attempts by the 
     t.is((await admin('/nowhere/dead-letters/redeliver', 'POST')).status, 404);
     t.deepEqual(await admin(`/flaky/dead-letters/${manifestEvent.id}/redeliver`, 'POST'), { status: 200, body: { requeued: 1 } });
     await receiver.waitFor(() => receiver.events().some((event) => event.id === manifestEvent.id));
-    t.deepEqual((await deadLetters()).map((event) => event.id).sort(), dead.filter((event) => event !== manifestEvent).map((event) => event.id).sort());
+    t.deepEqual(
+      (await deadLetters()).map((event) => event.id).sort(),
+      dead
+        .filter((event) => event !== manifestEvent)
+        .map((event) => event.id)
+        .sort(),
+    );
 
     t.deepEqual(await admin('/flaky/dead-letters/redeliver', 'POST'), { status: 200, body: { requeued: dead.length - 1 } });
     await receiver.waitFor(() => receiver.events().length >= dead.length);

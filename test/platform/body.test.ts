@@ -32,7 +32,9 @@ test('a body passing the limit without a declared length stops at the first chun
 });
 
 test('a body shorter than its Content-Length is refused with 400', async (t) => {
-  const error = await t.throwsAsync(readBoundedBody(Readable.from([Buffer.from('ab')]), { limit: 10, declaredLength: 3 }), { instanceOf: CodedError });
+  const error = await t.throwsAsync(readBoundedBody(Readable.from([Buffer.from('ab')]), { limit: 10, declaredLength: 3 }), {
+    instanceOf: CodedError,
+  });
   t.like(error, { status: 400, code: 'SIZE_INVALID' });
 });
 

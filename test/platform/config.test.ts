@@ -10,17 +10,25 @@ import { resolveConfig } from '../../runtime-agent/config/agent-config.js';
 const registrySchema = z
   .object({
     dataDir: z.string().default('./data'),
-    http: z.object({ host: z.string().default('0.0.0.0'), port: z.number().int().max(65535).default(5000) }).strict().prefault({}),
+    http: z
+      .object({ host: z.string().default('0.0.0.0'), port: z.number().int().max(65535).default(5000) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
 test('the registry convention maps BERTH_A__B_C to a.bC and leaves BERTH_AGENT_* to the agent', (t) => {
-  const config = loadConfig(registrySchema, REGISTRY_ENV, { env: { BERTH_HTTP__PORT: '5001', BERTH_DATA_DIR: '/srv/berth', BERTH_AGENT_DATA_DIR: '/x', BERTH_AGENT_SOCKET: '/x/s' } });
+  const config = loadConfig(registrySchema, REGISTRY_ENV, {
+    env: { BERTH_HTTP__PORT: '5001', BERTH_DATA_DIR: '/srv/berth', BERTH_AGENT_DATA_DIR: '/x', BERTH_AGENT_SOCKET: '/x/s' },
+  });
   t.deepEqual(config, { dataDir: '/srv/berth', http: { host: '0.0.0.0', port: 5001 } });
 });
 
 test('the agent convention reads BERTH_AGENT_* and leaves the registry variables alone', (t) => {
-  const config = resolveConfig({}, { BERTH_AGENT_DATA_DIR: '/x', BERTH_AGENT_MAX_CONCURRENT_DOWNLOADS: '5', BERTH_HTTP__PORT: '5001', BERTH_CONFIG: '/nonexistent.yml' });
+  const config = resolveConfig(
+    {},
+    { BERTH_AGENT_DATA_DIR: '/x', BERTH_AGENT_MAX_CONCURRENT_DOWNLOADS: '5', BERTH_HTTP__PORT: '5001', BERTH_CONFIG: '/nonexistent.yml' },
+  );
   t.is(config.dataDir, '/x');
   t.is(config.socketPath, '/x/agent.sock');
   t.is(config.maxConcurrentDownloads, 5);
@@ -69,7 +77,9 @@ test('flags win over the environment', (t) => {
 });
 
 test('an invalid value names its key and the variable that set it', (t) => {
-  const error = t.throws(() => loadConfig(registrySchema, REGISTRY_ENV, { env: { BERTH_HTTP__PORT: '70000' } }), { instanceOf: ConfigError });
+  const error = t.throws(() => loadConfig(registrySchema, REGISTRY_ENV, { env: { BERTH_HTTP__PORT: '70000' } }), {
+    instanceOf: ConfigError,
+  });
   t.regex(error?.message ?? '', /http\.port: .*\(set by BERTH_HTTP__PORT\)/);
 });
 
@@ -93,7 +103,10 @@ test('a value from the YAML file is overridden by the environment; an invalid on
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'berth.yml');
   await writeFile(file, 'dataDir: /from-file\nhttp:\n  port: 6000\n');
-  t.deepEqual(loadConfig(registrySchema, REGISTRY_ENV, { env: { BERTH_CONFIG: file, BERTH_HTTP__PORT: '6001' } }), { dataDir: '/from-file', http: { host: '0.0.0.0', port: 6001 } });
+  t.deepEqual(loadConfig(registrySchema, REGISTRY_ENV, { env: { BERTH_CONFIG: file, BERTH_HTTP__PORT: '6001' } }), {
+    dataDir: '/from-file',
+    http: { host: '0.0.0.0', port: 6001 },
+  });
   await writeFile(file, 'http:\n  port: many\n');
   const error = t.throws(() => loadConfig(registrySchema, REGISTRY_ENV, { file, env: {} }), { instanceOf: ConfigError });
   t.regex(error?.message ?? '', new RegExp(`http\\.port: .*\\(in ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));

@@ -25,7 +25,10 @@ test.before(async () => {
   await Promise.all([DockerDaemon.start().then((started) => (daemon = started)), S3Server.start().then((started) => (s3 = started))]);
   images = new DockerWorkbench(daemon!, workDir);
   for (const mode of modes) {
-    registries.set(mode.name, await RegistryProcess.start({ env: s3!.registryEnv({ redirect: mode.redirect, prefix: `registry-${mode.name}` }) }));
+    registries.set(
+      mode.name,
+      await RegistryProcess.start({ env: s3!.registryEnv({ redirect: mode.redirect, prefix: `registry-${mode.name}` }) }),
+    );
   }
 });
 
@@ -38,7 +41,10 @@ test.after.always(async () => {
 
 /** Blob GETs the registry answered with `status`, from its request log. */
 function blobGets(registry: RegistryProcess, status: number): number {
-  return registry.logs.match(new RegExp(`"method":"GET","path":"/v2/[^"]+/blobs/sha256:[0-9a-f]{64}"[^\\n]*"status":${status}`, 'g'))?.length ?? 0;
+  return (
+    registry.logs.match(new RegExp(`"method":"GET","path":"/v2/[^"]+/blobs/sha256:[0-9a-f]{64}"[^\\n]*"status":${status}`, 'g'))?.length ??
+    0
+  );
 }
 
 for (const mode of modes) {
@@ -48,7 +54,12 @@ for (const mode of modes) {
     const reference = `${registry.host}/s3/${mode.name}:v1`;
     await images.build(
       reference,
-      [`FROM ${base}`, 'COPY greeting.txt /greeting.txt', `RUN echo "layer built in ${mode.name} mode" > /built.txt`, 'CMD ["cat", "/greeting.txt", "/built.txt"]'].join('\n'),
+      [
+        `FROM ${base}`,
+        'COPY greeting.txt /greeting.txt',
+        `RUN echo "layer built in ${mode.name} mode" > /built.txt`,
+        'CMD ["cat", "/greeting.txt", "/built.txt"]',
+      ].join('\n'),
       { 'greeting.txt': `hello from S3 (${mode.name})\n` },
     );
     await assertPushRemovePull(t, images, reference, 3, [base]);

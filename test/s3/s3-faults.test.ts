@@ -35,7 +35,10 @@ async function withFaultyS3(options: RegistryS3Options, run: (setup: FaultyS3) =
 async function pushInTwoChunks(registry: RegistryProcess, repo: string, blob: Blob): Promise<{ location: URL; put: Response }> {
   const { location } = await startUpload(registry.url, repo);
   const half = Math.floor(blob.size / 2);
-  for (const [start, end] of [[0, half], [half, blob.size]] as const) {
+  for (const [start, end] of [
+    [0, half],
+    [half, blob.size],
+  ] as const) {
     const patch = await patchChunk(location, blob.bytes.subarray(start, end), start);
     if (patch.status !== 202) throw new Error(`PATCH ${start}-${end - 1}: ${patch.status} ${await patch.text()}`);
   }
@@ -53,7 +56,10 @@ async function assertNothingLeftInS3(t: ExecutionContext, s3: S3Server): Promise
   t.deepEqual(await s3.openMultipartUploads(), [], 'multipart uploads left open');
 }
 
-for (const [fault, every] of [['slowdown', 2], ['reset', 3]] as const) {
+for (const [fault, every] of [
+  ['slowdown', 2],
+  ['reset', 3],
+] as const) {
   test(`a chunked push and a pull succeed byte-identical while S3 meets one request in ${every} with a ${fault}`, async (t) => {
     await withFaultyS3({}, async ({ registry, proxy, s3 }) => {
       const repo = uniqueRepo('faults');

@@ -9,7 +9,9 @@ let registry: RegistryProcess | undefined;
 
 test.before(async () => {
   s3 = await S3Server.start();
-  registry = await RegistryProcess.start({ env: { ...s3.registryEnv({ redirect: true }), BERTH_STORAGE__S3__REDIRECT__EXPIRY_SECONDS: '90' } });
+  registry = await RegistryProcess.start({
+    env: { ...s3.registryEnv({ redirect: true }), BERTH_STORAGE__S3__REDIRECT__EXPIRY_SECONDS: '90' },
+  });
 });
 
 test.after.always(async () => {

@@ -6,7 +6,16 @@ import { run, type RunResult } from '../helpers/exec.js';
 import { serverErrorLines } from '../helpers/http-client.js';
 import type { RegistryProcess } from '../helpers/registry-process.js';
 import { s3Backend, type StorageBackend } from '../helpers/storage-backends.js';
-import { buildOciIndex, buildTestImage, imageBlobs, ociBlobPath, readOciLayoutRoot, writeOciLayout, type Blob, type TestImage } from '../helpers/test-images.js';
+import {
+  buildOciIndex,
+  buildTestImage,
+  imageBlobs,
+  ociBlobPath,
+  readOciLayoutRoot,
+  writeOciLayout,
+  type Blob,
+  type TestImage,
+} from '../helpers/test-images.js';
 
 // One s3rver and one registry per pull mode: blob GETs redirected (307) to a presigned S3 URL, or streamed by the registry.
 const modes = [
@@ -15,7 +24,9 @@ const modes = [
 ] as const;
 
 let workDir: string | undefined;
-const backends = new Map<string, StorageBackend>(modes.map((mode) => [mode.name, s3Backend(`s3-${mode.name}`, { redirect: mode.redirect })]));
+const backends = new Map<string, StorageBackend>(
+  modes.map((mode) => [mode.name, s3Backend(`s3-${mode.name}`, { redirect: mode.redirect })]),
+);
 const registries = new Map<string, RegistryProcess>();
 
 test.before(async () => {
@@ -40,7 +51,10 @@ async function newDir(prefix: string): Promise<string> {
 
 /** GETs of `repository`'s blobs the registry answered with `status`, from its request log. */
 function blobGets(registry: RegistryProcess, repository: string, status: number): number {
-  return registry.logs.match(new RegExp(`"method":"GET","path":"/v2/${repository}/blobs/sha256:[0-9a-f]{64}"[^\\n]*"status":${status}`, 'g'))?.length ?? 0;
+  return (
+    registry.logs.match(new RegExp(`"method":"GET","path":"/v2/${repository}/blobs/sha256:[0-9a-f]{64}"[^\\n]*"status":${status}`, 'g'))
+      ?.length ?? 0
+  );
 }
 
 /**

@@ -58,7 +58,10 @@ interface PacedResponse {
  * socket takes it) while reading the answer; stops sending once it has the whole answer, like curl or Go's
  * HTTP client do on an early response.
  */
-function sendPaced(baseUrl: string, options: { method: string; path: string; headers: string[]; body: Buffer; pieceBytes: number; pauseMs: number }): Promise<PacedResponse> {
+function sendPaced(
+  baseUrl: string,
+  options: { method: string; path: string; headers: string[]; body: Buffer; pieceBytes: number; pauseMs: number },
+): Promise<PacedResponse> {
   const { hostname, port } = new URL(baseUrl);
   const socket = connect(Number(port), hostname);
   let received = Buffer.alloc(0);
@@ -92,7 +95,16 @@ function sendPaced(baseUrl: string, options: { method: string; path: string; hea
       }
     });
     socket.once('connect', async () => {
-      socket.write([`${options.method} ${options.path} HTTP/1.1`, `Host: ${hostname}:${port}`, ...options.headers, `Content-Length: ${options.body.length}`, '', ''].join('\r\n'));
+      socket.write(
+        [
+          `${options.method} ${options.path} HTTP/1.1`,
+          `Host: ${hostname}:${port}`,
+          ...options.headers,
+          `Content-Length: ${options.body.length}`,
+          '',
+          '',
+        ].join('\r\n'),
+      );
       while (!answer && !socket.destroyed && sent < options.body.length) {
         const piece = options.body.subarray(sent, sent + options.pieceBytes);
         sent += piece.length;
@@ -150,11 +162,17 @@ test('a full blob store answers every upload, fast or slow, monolithic or chunke
   const filler = await fill(disk, 32, 6);
 
   const attempts: Array<{ name: string; digest: string; response: PacedResponse; location?: URL }> = [];
-  for (const [name, pace] of [['monolithic fast', FAST], ['monolithic slow', SLOW]] as const) {
+  for (const [name, pace] of [
+    ['monolithic fast', FAST],
+    ['monolithic slow', SLOW],
+  ] as const) {
     const blob = makeBlob(10 * MiB);
     attempts.push({ name, digest: blob.digest, response: await monolithic(registry, repository, blob, pace) });
   }
-  for (const [name, pace] of [['chunked fast', FAST], ['chunked slow', SLOW]] as const) {
+  for (const [name, pace] of [
+    ['chunked fast', FAST],
+    ['chunked slow', SLOW],
+  ] as const) {
     const blob = makeBlob(10 * MiB);
     const { location } = await startUpload(registry.url, repository);
     attempts.push({ name, digest: blob.digest, response: await chunk(registry, location, blob.bytes, pace), location });
@@ -203,9 +221,13 @@ test('with the whole data directory full, existing images still pull, readiness 
   for (let index = 0; index < 300 && !statuses.some((status) => status >= 500); index += 1) {
     const response = await putManifest(registry.url, repository, `t${index}`, image);
     statuses.push(response.status);
-    if (response.status >= 500) t.regex((await response.json() as { errors: Array<{ code: string }> }).errors[0]?.code ?? '', /UNAVAILABLE|STORAGE/);
+    if (response.status >= 500)
+      t.regex(((await response.json()) as { errors: Array<{ code: string }> }).errors[0]?.code ?? '', /UNAVAILABLE|STORAGE/);
   }
-  t.true(statuses.some((status) => status >= 500), `tag pushes: ${statuses.join(',')}`);
+  t.true(
+    statuses.some((status) => status >= 500),
+    `tag pushes: ${statuses.join(',')}`,
+  );
   t.log(`tag pushes until Redis could not persist: ${statuses.length} (${statuses.at(-1)})`);
 
   const readiness = await eventually(
@@ -234,7 +256,10 @@ test('with the whole data directory full, existing images still pull, readiness 
     await sleep(200);
   }
   const started = Date.now();
-  const push = await request(registry.url, `/v2/${repository}/blobs/uploads/?digest=${blobOf('late').digest}`, { method: 'POST', body: 'late' });
+  const push = await request(registry.url, `/v2/${repository}/blobs/uploads/?digest=${blobOf('late').digest}`, {
+    method: 'POST',
+    body: 'late',
+  });
   t.true(push.status === 503 || push.status === 507, `push while full: ${push.status}`);
   t.regex(push.headers.get('content-type') ?? '', /json/);
   t.true(Date.now() - started < 10_000);

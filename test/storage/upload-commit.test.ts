@@ -49,7 +49,10 @@ async function newStore(backend: BackendName, name: string): Promise<BlobStore> 
       endpoint: s3.endpoint,
       forcePathStyle: true,
       prefix: name,
-      credentials: { accessKeyId: env.BERTH_STORAGE__S3__CREDENTIALS__ACCESS_KEY_ID!, secretAccessKey: env.BERTH_STORAGE__S3__CREDENTIALS__SECRET_ACCESS_KEY! },
+      credentials: {
+        accessKeyId: env.BERTH_STORAGE__S3__CREDENTIALS__ACCESS_KEY_ID!,
+        secretAccessKey: env.BERTH_STORAGE__S3__CREDENTIALS__SECRET_ACCESS_KEY!,
+      },
       partSize: 5 * MiB,
       redirect: { enabled: false, expirySeconds: 60 },
       maxAttempts: 3,
@@ -144,7 +147,13 @@ async function harness(backend: BackendName): Promise<Harness> {
   const metadata = new RedisMetadataStore(redis, `${name}:`);
   const gc = new RedisGcStore(redis, `${name}:`);
   const store = new HookedStore(await newStore(backend, name));
-  return { name, store, metadata, gc, service: () => new UploadService(metadata, store, logger, new BlobCommitGuard(metadata, gc, store), TEST_UPLOAD_POLICY) };
+  return {
+    name,
+    store,
+    metadata,
+    gc,
+    service: () => new UploadService(metadata, store, logger, new BlobCommitGuard(metadata, gc, store), TEST_UPLOAD_POLICY),
+  };
 }
 
 async function startWithBytes(service: UploadService, repo: string, blob: Blob): Promise<string> {
@@ -181,7 +190,6 @@ function gcOptions(graceMs: number): GcOptions {
 }
 
 for (const name of ['filesystem', 's3'] as const) {
-
   test(`${name}: a DELETE that arrives while a PUT is paused between verification and the move waits for it; the blob is intact and the DELETE is 404`, async (t) => {
     const h = await harness(name);
     const service = h.service();
@@ -233,7 +241,9 @@ for (const name of ['filesystem', 's3'] as const) {
       const sendPut = () => outcome(putter.complete(repo, id, blob.digest));
       const sendCancel = () => outcome(canceller.cancel(repo, id));
       const [put, cancel] =
-        attempt % 2 === 0 ? await Promise.all([sendPut(), sendCancel()]) : ((await Promise.all([sendCancel(), sendPut()])).reverse() as [number, number]);
+        attempt % 2 === 0
+          ? await Promise.all([sendPut(), sendCancel()])
+          : ((await Promise.all([sendCancel(), sendPut()])).reverse() as [number, number]);
       const key = `PUT ${put} / DELETE ${cancel}`;
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
       t.true(put < 500 && cancel < 500, key);

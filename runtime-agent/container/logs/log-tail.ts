@@ -34,11 +34,11 @@ export async function openAtLastLines(directory: string, count: number): Promise
 async function lastLinesStart(handle: FileHandle, count: number): Promise<{ start: number; lines: number }> {
   const block = Buffer.allocUnsafe(SCAN_BLOCK_BYTES);
   let newlines = 0;
-  for (let end = (await handle.stat()).size; end > 0; ) {
+  for (let end = (await handle.stat()).size; end > 0;) {
     const begin = Math.max(0, end - SCAN_BLOCK_BYTES);
     const { bytesRead } = await handle.read(block, 0, end - begin, begin);
     const view = block.subarray(0, bytesRead);
-    for (let at = view.length; at > 0; ) {
+    for (let at = view.length; at > 0;) {
       const newline = view.lastIndexOf(NEWLINE, at - 1);
       if (newline === -1) break;
       // The first newline from the end closes the last line; the one before each line's start is one more.

@@ -89,7 +89,14 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   private async uploadsWritten(names: string[]): Promise<StoredUpload[]> {
-    const written = await Promise.all(names.map((name) => stat(this.uploadPath(name)).then((stats) => stats.mtimeMs, () => undefined)));
+    const written = await Promise.all(
+      names.map((name) =>
+        stat(this.uploadPath(name)).then(
+          (stats) => stats.mtimeMs,
+          () => undefined,
+        ),
+      ),
+    );
     return names.flatMap((id, index) => (written[index] === undefined ? [] : [{ id, lastWrittenAt: written[index] }]));
   }
 
@@ -226,7 +233,10 @@ const LIST_PAGE_SIZE = 1000;
 async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
   const { size } = await handle.stat();
   if (size < length) {
-    throw new CodedError(DistributionErrors.BLOB_UPLOAD_INVALID, 'the bytes of this upload are incomplete in storage; start the upload again');
+    throw new CodedError(
+      DistributionErrors.BLOB_UPLOAD_INVALID,
+      'the bytes of this upload are incomplete in storage; start the upload again',
+    );
   }
   if (size > length) await handle.truncate(length);
   const now = new Date();

@@ -60,7 +60,9 @@ export class BlobAssembler {
       const part = await this.objects.uploadPartCopy(key, uploadId, partNumber, segment.key, range);
       if (part) return part;
       this.serverSideCopy = false;
-      this.logger.warn('the S3 server does not implement UploadPartCopy: blobs are assembled by sending their segments through the registry');
+      this.logger.warn(
+        'the S3 server does not implement UploadPartCopy: blobs are assembled by sending their segments through the registry',
+      );
     }
     return this.objects.uploadPart(key, uploadId, partNumber, await this.objects.read(segment.key, range));
   }

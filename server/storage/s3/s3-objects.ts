@@ -152,7 +152,13 @@ export class S3Objects {
    * Copies a range of `sourceKey` into a part server-side; undefined when the server does not implement
    * UploadPartCopy (some S3-compatible servers), so the caller can send the bytes itself.
    */
-  async uploadPartCopy(key: string, uploadId: string, partNumber: number, sourceKey: string, range: ByteRange): Promise<CompletedPart | undefined> {
+  async uploadPartCopy(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    sourceKey: string,
+    range: ByteRange,
+  ): Promise<CompletedPart | undefined> {
     return this.call('UploadPartCopy', key, async () => {
       try {
         const copied = await this.client.send(
@@ -176,7 +182,14 @@ export class S3Objects {
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart> {
     const uploaded = await this.call('UploadPart', key, () =>
       this.client.send(
-        new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
       ),
     );
     return { PartNumber: partNumber, ETag: uploaded.ETag ?? '' };
@@ -184,7 +197,9 @@ export class S3Objects {
 
   completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[]): Promise<void> {
     return this.call('CompleteMultipartUpload', key, async () => {
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+      );
     });
   }
 

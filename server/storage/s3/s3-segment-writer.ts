@@ -26,7 +26,7 @@ export async function appendToSegments(objects: S3Objects, layout: S3Layout, wri
   // The loop awaits each full segment's PutObject before reading on, so a fast client is held back by
   // TCP flow control instead of filling memory.
   for await (const chunk of source as AsyncIterable<Buffer>) {
-    for (let position = 0; position < chunk.length; ) {
+    for (let position = 0; position < chunk.length;) {
       const copied = chunk.copy(buffer, filled, position);
       position += copied;
       filled += copied;

@@ -73,7 +73,10 @@ export class S3BlobStore implements BlobStore {
     if (!(await this.hasUpload(upload))) {
       throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the upload was cancelled or has already been completed');
     }
-    await this.assembler.assemble(this.layout.blobKey(digest), this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize));
+    await this.assembler.assemble(
+      this.layout.blobKey(digest),
+      this.layout.segments(upload.id, upload.offset, uploadState(upload).partSize),
+    );
     await this.objects.deletePrefix(this.layout.uploadPrefix(upload.id));
   }
 
