@@ -20,6 +20,9 @@ fi
 
 npm ci --no-audit --no-fund
 
+# The tree stays lint and format clean (ESLint with typescript-eslint, Prettier): checked before any test runs.
+npm run lint
+
 # ava's own summary is not a format CI tools read; end with one plain "N passed, N failed" line.
 log=$(mktemp)
 set +e
