@@ -1,6 +1,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { MediaType } from '../../oci/media-types.js';
-import { assertRegistryError, fetchUrl, rawRequest, readBytes, request, retryWhile, sendTruncatedRequest } from '../helpers/http-client.js';
+import {
+  assertRegistryError,
+  fetchUrl,
+  rawRequest,
+  readBytes,
+  request,
+  retryWhile,
+  sendTruncatedRequest,
+  type TruncatedRequest,
+} from '../helpers/http-client.js';
 import {
   imageManifest,
   makeBlob,
@@ -261,38 +270,43 @@ async function assertNoBlob(t: ExecutionContext, repo: string, blob: Blob): Prom
   t.is((await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' })).status, 404);
 }
 
-test('a streamed PATCH cut off mid-body leaves the upload offset unchanged and no blob, and the upload continues', async (t) => {
+/**
+ * An upload that received 100 of 1100 bytes, then a request (built from the upload's location) whose body
+ * is cut off after 10 more: the upload must stay at 100 with no blob, and then finish normally.
+ */
+async function cutOffAfterFirstChunk(t: ExecutionContext, cutRequest: (location: URL, blob: Blob) => TruncatedRequest): Promise<void> {
   const repo = uniqueRepo('bad');
   const blob = makeBlob(1100);
   const { location } = await startUpload(registry.url, repo);
   t.is((await patchChunk(location, blob.bytes.subarray(0, 100), 0)).status, 202);
-  await sendTruncatedRequest(registry.url, {
+  await sendTruncatedRequest(registry.url, cutRequest(location, blob));
+  await assertUploadAt(t, location, 100);
+  await assertNoBlob(t, repo, blob);
+  await finishUpload(t, location, blob, 100, repo);
+}
+
+test('a streamed PATCH cut off mid-body leaves the upload offset unchanged and no blob, and the upload continues', (t) =>
+  cutOffAfterFirstChunk(t, (location, blob) => ({
     method: 'PATCH',
     path: location.pathname,
     declaredLength: 1000,
     sent: blob.bytes.subarray(100, 110),
-  });
-  await assertUploadAt(t, location, 100);
-  await assertNoBlob(t, repo, blob);
-  await finishUpload(t, location, blob, 100, repo);
-});
+  })));
 
-test('a chunked PATCH cut off mid-body leaves the upload offset unchanged, and the upload continues', async (t) => {
-  const repo = uniqueRepo('bad');
-  const blob = makeBlob(1100);
-  const { location } = await startUpload(registry.url, repo);
-  t.is((await patchChunk(location, blob.bytes.subarray(0, 100), 0)).status, 202);
-  await sendTruncatedRequest(registry.url, {
+test('a chunked PATCH cut off mid-body leaves the upload offset unchanged, and the upload continues', (t) =>
+  cutOffAfterFirstChunk(t, (location, blob) => ({
     method: 'PATCH',
     path: location.pathname,
     headers: ['Content-Range: 100-1099'],
     declaredLength: 1000,
     sent: blob.bytes.subarray(100, 110),
-  });
-  await assertUploadAt(t, location, 100);
-  await assertNoBlob(t, repo, blob);
-  await finishUpload(t, location, blob, 100, repo);
-});
+  })));
+
+test('a PUT whose last chunk is cut off leaves the upload offset unchanged and no blob', (t) =>
+  cutOffAfterFirstChunk(t, (location, blob) => {
+    const put = withDigest(location, blob.digest);
+    return { method: 'PUT', path: `${put.pathname}${put.search}`, declaredLength: 1000, sent: blob.bytes.subarray(100, 110) };
+  }));
 
 test('a PATCH cut off after more than a megabyte leaves no stray bytes behind', async (t) => {
   const repo = uniqueRepo('bad');
@@ -309,23 +323,6 @@ test('a PATCH cut off after more than a megabyte leaves no stray bytes behind', 
   });
   await assertUploadAt(t, location, 1000);
   await finishUpload(t, location, blob, 1000, repo);
-});
-
-test('a PUT whose last chunk is cut off leaves the upload offset unchanged and no blob', async (t) => {
-  const repo = uniqueRepo('bad');
-  const blob = makeBlob(1100);
-  const { location } = await startUpload(registry.url, repo);
-  t.is((await patchChunk(location, blob.bytes.subarray(0, 100), 0)).status, 202);
-  const put = withDigest(location, blob.digest);
-  await sendTruncatedRequest(registry.url, {
-    method: 'PUT',
-    path: `${put.pathname}${put.search}`,
-    declaredLength: 1000,
-    sent: blob.bytes.subarray(100, 110),
-  });
-  await assertUploadAt(t, location, 100);
-  await assertNoBlob(t, repo, blob);
-  await finishUpload(t, location, blob, 100, repo);
 });
 
 test('a monolithic POST whose body is cut off stores no blob', async (t) => {

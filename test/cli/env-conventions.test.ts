@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import test from 'ava';
+import { run } from '../helpers/exec.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { request } from '../helpers/http-client.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
@@ -14,17 +13,8 @@ import { RegistryProcess } from '../helpers/registry-process.js';
 const REGISTRY_CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const AGENT_CLI = fileURLToPath(new URL('../../runtime-agent/cli.js', import.meta.url));
 
-async function runNode(script: string, args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, ...args], {
-      env: { ...process.env, ...env },
-      timeout: 20_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failure = error as { code: number; stdout: string; stderr: string };
-    return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
-  }
+function runNode(script: string, args: string[], env: Record<string, string>) {
+  return run(process.execPath, [script, ...args], { env, allowFailure: true, timeoutMs: 20_000 });
 }
 
 test('berth serve starts and answers /v2/ with BERTH_AGENT_DATA_DIR and BERTH_AGENT_SOCKET set', async (t) => {

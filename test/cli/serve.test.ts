@@ -7,22 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { run } from '../helpers/exec.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 
-async function runCli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      timeout: 20_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failure = error as { code: number; stdout: string; stderr: string };
-    return { code: failure.code, stdout: failure.stdout, stderr: failure.stderr };
-  }
+function runCli(args: string[], env: Record<string, string> = {}) {
+  return run(process.execPath, [CLI, ...args], { env, allowFailure: true, timeoutMs: 20_000 });
 }
 
 test('berth --help lists the serve command', async (t) => {

@@ -124,10 +124,16 @@ export function rawRequest(baseUrl: string, options: RawRequest): Promise<RawRes
  * Sends a request whose body is cut short: declares `Content-Length: declaredLength`, sends `sent`, waits so the
  * server is mid-body, then destroys the socket. Resolves with whatever the server had answered (usually nothing).
  */
-export async function sendTruncatedRequest(
-  baseUrl: string,
-  options: { method: string; path: string; headers?: string[]; declaredLength: number; sent: Buffer; pauseMs?: number },
-): Promise<string> {
+export interface TruncatedRequest {
+  method: string;
+  path: string;
+  headers?: string[];
+  declaredLength: number;
+  sent: Buffer;
+  pauseMs?: number;
+}
+
+export async function sendTruncatedRequest(baseUrl: string, options: TruncatedRequest): Promise<string> {
   const { hostname, port } = new URL(baseUrl);
   const socket: Socket = connect(Number(port), hostname);
   const received: Buffer[] = [];
