@@ -75,16 +75,19 @@ for (const [fault, every] of [
   });
 }
 
+const STALL_MS = 8_000;
+
 test('an S3 call that stalls longer than requestTimeoutMs is abandoned and retried, and the push succeeds', async (t) => {
   await withFaultyS3({ requestTimeoutMs: 1_000 }, async ({ registry, proxy }) => {
     const repo = uniqueRepo('faults');
     const blob = makeBlob(MiB);
-    proxy.inject({ fault: 'stall', matches: isPutObject, limit: 2, stallMs: 4_000 });
+    // Stalls far longer than the timeout: waiting out even one of them would take the push past STALL_MS.
+    proxy.inject({ fault: 'stall', matches: isPutObject, limit: 2, stallMs: STALL_MS });
     const started = Date.now();
     const post = await postBlob(registry.url, repo, blob);
     t.is(post.status, 201, await post.text());
     t.is(proxy.injected, 2);
-    t.true(Date.now() - started < 4_000, 'the registry waited for the stalled calls instead of retrying them');
+    t.true(Date.now() - started < STALL_MS, 'the registry waited for the stalled calls instead of retrying them');
     await assertPullsBack(t, registry, repo, blob);
   });
 });
