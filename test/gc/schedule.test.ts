@@ -20,7 +20,7 @@ test('with gc.intervalSeconds set, the registry collects a deleted image by itse
   while ((await backend.hasBlob(registry, layer)) && Date.now() < deadline) await sleep(200);
   t.false(await backend.hasBlob(registry, layer), 'the scheduled collector never removed the deleted image layer');
   // The run that removed the layer is counted when it ends, after its later phases (records, orphans, uploads).
-  let gcLines = '';
+  let gcLines: string;
   const countedBy = Date.now() + 10_000;
   do {
     const metrics = await (await request(registry.url, '/metrics')).text();
