@@ -4,6 +4,7 @@ import { loadConfig as loadValidated, REGISTRY_ENV, type ConfigSources, type Fla
 import { webhooksSchema } from './webhooks/webhook-config.js';
 
 const MiB = 1024 * 1024;
+const KiB = 1024;
 
 // S3 rejects multipart parts below 5 MiB (except the last) and above 5 GiB.
 const s3Schema = z
@@ -282,6 +283,29 @@ const configSchema = z
       .strict()
       .default({ level: 'info', format: 'json' }),
     auth: authSchema,
+    /** Small blobs served from memory; content addressed by digest never changes, so it cannot be stale. */
+    cache: z
+      .object({
+        smallBlobs: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** Larger blobs are always read from the store. */
+            maxBlobBytes: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(64 * KiB),
+            maxTotalBytes: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(32 * MiB),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     gc: gcSchema,
     validation: validationSchema,
     uploads: uploadsSchema,

@@ -19,6 +19,7 @@ import { ManifestService } from './services/manifest-service.js';
 import { UploadService } from './services/upload-service.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.js';
+import { SmallBlobCache } from './storage/small-blob-cache.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -70,7 +71,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
 
   const { app, routes } = createApp(
     {
-      blobs: new BlobService(metadata, store, config.storage.delete.enabled, events),
+      blobs: new BlobService(metadata, store, config.storage.delete.enabled, smallBlobCache(config), events),
       uploads: new UploadService(metadata, store, logger, gc.commitGuard, uploadPolicy(config.uploads), events),
       manifests: new ManifestService(metadata, new DescriptorUrlPolicy(config.validation.manifests.urls), events),
       listings: new ListingService(metadata),
@@ -141,4 +142,8 @@ export async function createBlobStore(config: Config, logger: Logger): Promise<B
   const store = new FilesystemBlobStore(config.storage.filesystem.root ?? config.dataDir);
   await store.init();
   return store;
+}
+
+function smallBlobCache({ cache: { smallBlobs } }: Config): SmallBlobCache | undefined {
+  return smallBlobs.enabled ? new SmallBlobCache(smallBlobs.maxBlobBytes, smallBlobs.maxTotalBytes) : undefined;
 }

@@ -31,6 +31,7 @@ import {
   releaseLeaseScript,
   renewLeaseScript,
   repositoryBlobSizeScript,
+  tagPageScript,
   takeOverLeaseScript,
 } from './redis-scripts.js';
 
@@ -111,6 +112,7 @@ const scripts = {
   renewLease: new LuaScript(renewLeaseScript),
   releaseLease: new LuaScript(releaseLeaseScript),
   takeOverLease: new LuaScript(takeOverLeaseScript),
+  tagPage: new LuaScript(tagPageScript),
 };
 
 export class RedisMetadataStore implements MetadataStore {
@@ -272,11 +274,9 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async listTags(repository: string, page: Page): Promise<PageResult | undefined> {
-    const [known, result] = await Promise.all([
-      this.redis.zscore(this.keys.repositories(), repository),
-      this.pageOf(this.keys.repoTags(repository), page),
-    ]);
-    return known === null ? undefined : result;
+    const count = page.limit === 0 ? 0 : page.limit + 1;
+    const items = await scripts.tagPage.run(this.redis, [this.prefix, repository, pageStart(page), count]);
+    return Array.isArray(items) ? pageResult(items as string[], page) : undefined;
   }
 
   listRepositories(page: Page): Promise<PageResult> {
@@ -299,9 +299,16 @@ export class RedisMetadataStore implements MetadataStore {
   // ZRANGEBYLEX from `after` costs O(log N + page) however large the set is.
   private async pageOf(key: string, page: Page): Promise<PageResult> {
     if (page.limit === 0) return { items: [], more: false };
-    const start = page.after ? `(${page.after}` : '-';
-    const items = await this.redis.zrangebylex(key, start, '+', 'LIMIT', 0, page.limit + 1);
-    const more = items.length > page.limit;
-    return { items: more ? items.slice(0, page.limit) : items, more };
+    return pageResult(await this.redis.zrangebylex(key, pageStart(page), '+', 'LIMIT', 0, page.limit + 1), page);
   }
+}
+
+function pageStart(page: Page): string {
+  return page.after ? `(${page.after}` : '-';
+}
+
+/** One item more than the page is asked for, to know whether more follow. */
+function pageResult(items: string[], page: Page): PageResult {
+  const more = items.length > page.limit;
+  return { items: more ? items.slice(0, page.limit) : items, more };
 }

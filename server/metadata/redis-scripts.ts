@@ -276,6 +276,17 @@ if resolution >= 0 and tonumber(record[3] or '0') < tonumber(now) - resolution t
 return record[1]
 `;
 
+/**
+ * ARGV: prefix, repository, start (a ZRANGEBYLEX bound), count. A page of the repository's tags in one round
+ * trip; false when no manifest ever made the repository known.
+ */
+export const tagPageScript = `
+local p, repo, start, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if not redis.call('ZSCORE', p .. 'repos', repo) then return false end
+if count == 0 then return {} end
+return redis.call('ZRANGEBYLEX', p .. 'r:' .. repo .. ':tags', start, '+', 'LIMIT', 0, count)
+`;
+
 /** ARGV: prefix, id, from, to, storeState, updatedAt, ttlMs (0: none). A chunk moves the offset and restarts the TTL. */
 export const advanceUploadScript =
   NOW_MS +

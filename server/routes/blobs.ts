@@ -45,8 +45,9 @@ export function registerBlobRoutes(router: RegistryRouter, { blobs, access }: Re
       ctx.set('Content-Length', String(length));
       return;
     }
-    const body = await blobs.open(digest, range);
-    if ('handle' in body) sendFileRange(ctx, body, length);
+    const body = await blobs.open(digest, size, range);
+    if (Buffer.isBuffer(body)) ctx.body = body;
+    else if ('handle' in body) sendFileRange(ctx, body, length);
     else streamBody(ctx, body, length);
   });
 

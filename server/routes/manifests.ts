@@ -4,12 +4,12 @@ import { readLimitedBody } from '../http/request-body.js';
 import { emptyResponse } from '../http/responses.js';
 import { eventOrigin } from '../http/request-context.js';
 import { baseMediaType } from '../../oci/media-types.js';
-import { parseReference } from '../services/manifest-service.js';
+import { parseReadReference, parseReference } from '../services/manifest-service.js';
 import type { RegistryRouter, RegistryServices } from './context.js';
 
 export function registerManifestRoutes(router: RegistryRouter, { manifests, config, access }: RegistryServices): void {
   router.get('/v2/*name/manifests/:reference', access.pull, async (ctx: Context) => {
-    const reference = parseReference(ctx.params.reference ?? '');
+    const reference = parseReadReference(ctx.params.reference ?? '');
     const manifest = await manifests.get(ctx.params.name ?? '', reference, acceptedTypes(ctx), eventOrigin(ctx));
     ctx.set('Docker-Content-Digest', manifest.digest);
     const etag = `"${manifest.digest}"`;

@@ -5,7 +5,7 @@ import { createDigester, parseDigest } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/manifest.js';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from '../../oci/media-types.js';
-import { assertTag } from '../../oci/names.js';
+import { assertTag, isValidTag } from '../../oci/names.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
 export type Reference = { tag: string } | { digest: string };
@@ -23,6 +23,15 @@ export function parseReference(reference: string): Reference {
   if (reference.includes(':')) return { digest: parseDigest(reference).value };
   assertTag(reference);
   return { tag: reference };
+}
+
+/**
+ * The reference of a GET or HEAD: one that is no valid tag names no manifest, and the spec answers a manifest
+ * that is not found 404 (as Distribution and zot do); only a PUT refuses it as TAG_INVALID.
+ */
+export function parseReadReference(reference: string): Reference {
+  if (reference.includes(':') || isValidTag(reference)) return parseReference(reference);
+  throw new CodedError(DistributionErrors.MANIFEST_UNKNOWN, undefined, { detail: { tag: reference } });
 }
 
 export class ManifestService {

@@ -174,7 +174,7 @@ const CASES: Record<string, Case> = {
   'distribution.TAG_INVALID': {
     status: 400,
     code: 'TAG_INVALID',
-    provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/manifests/${'t'.repeat(129)}`),
+    provoke: () => request(openUrl(), `/v2/${uniqueRepo()}/manifests/${'t'.repeat(129)}`, { method: 'DELETE' }),
   },
   'distribution.METHOD_NOT_ALLOWED': {
     status: 405,

@@ -339,6 +339,14 @@ test('an unknown tag in a known repository is MANIFEST_UNKNOWN (404)', async (t)
   t.is((await getManifest(repo, 'missing', undefined, 'HEAD')).status, 404);
 });
 
+test('a reference that is neither a tag nor a digest is MANIFEST_UNKNOWN (404) on GET and HEAD, TAG_INVALID on PUT', async (t) => {
+  const repo = uniqueRepo('manifest');
+  const image = await pushImage(registry.url, repo, { tag: 'exists' });
+  await assertRegistryError(t, await getManifest(repo, '.INVALID_MANIFEST_NAME'), 404, 'MANIFEST_UNKNOWN');
+  t.is((await getManifest(repo, '.INVALID_MANIFEST_NAME', undefined, 'HEAD')).status, 404);
+  await assertRegistryError(t, await putManifest(registry.url, repo, '.INVALID_MANIFEST_NAME', image), 400, 'TAG_INVALID');
+});
+
 test('an unknown digest in a known repository is MANIFEST_UNKNOWN (404)', async (t) => {
   const repo = uniqueRepo('manifest');
   await pushImage(registry.url, repo, { tag: 'exists' });

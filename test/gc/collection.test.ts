@@ -1,7 +1,7 @@
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectGarbage, collectWithCli, gcEnv, pullProblems } from '../helpers/gc.js';
-import { request } from '../helpers/http-client.js';
+import { readBytes, request } from '../helpers/http-client.js';
 import {
   EMPTY_CONFIG,
   artifactManifest,
@@ -61,6 +61,24 @@ for (const backend of backends) {
     const head = await request(registry().url, `/v2/${repo}/blobs/${doomed.layers[1]!.digest}`, { method: 'HEAD' });
     t.is(head.status, 404);
     t.deepEqual(await pullProblems(registry().url, keptRepo, 'new'), []);
+  });
+
+  test.serial(`${backend.name}: a small blob served from memory is 404 once garbage collection deleted it`, async (t) => {
+    const repo = uniqueRepo('gc');
+    const image = await pushImage(registry().url, repo, { tag: 'cached' });
+    const configUrl = `/v2/${repo}/blobs/${image.config.digest}`;
+    for (let pull = 0; pull < 2; pull++) {
+      t.true((await readBytes(await request(registry().url, configUrl))).equals(image.config.bytes), 'the config is served');
+    }
+    await deleteManifest(registry(), repo, image.digest);
+    await sleep(PAST_GRACE_MS);
+
+    await collectGarbage(registry());
+
+    t.false(await backend.hasBlob(registry(), image.config.digest), 'the config is still stored');
+    const response = await request(registry().url, configUrl);
+    t.is(response.status, 404);
+    t.is(((await response.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'BLOB_UNKNOWN');
   });
 
   test.serial(`${backend.name}: a dry run reports exactly what the real run then deletes and changes nothing`, async (t) => {
