@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
-import { drainUnreadBody } from './linger.js';
+import { settleUnreadBody } from './linger.js';
 import { isWriteRefused } from '../metadata/redis-metadata-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
 
@@ -26,9 +26,7 @@ export async function errorMiddleware(ctx: Context, next: Next): Promise<void> {
       for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
       ctx.body = error.toJSON();
     }
-    // A body refused as too large is not worth reading to its end: the answer closes the connection.
-    if (!ctx.req.complete && error.status === 413) ctx.set('Connection', 'close');
-    else if (!ctx.req.complete) drainUnreadBody(ctx);
+    if (!ctx.req.complete) settleUnreadBody(ctx, error.status);
   }
 }
 
