@@ -6,10 +6,17 @@ import type { Context, Next } from 'koa';
  * only then does the handler reading the body fail and the error middleware set the status to report.
  */
 export async function afterResponse(ctx: Context, next: Next, ended: (closedAt: bigint) => void): Promise<void> {
-  const closed = new Promise<bigint>((resolve) => ctx.res.once('close', () => resolve(process.hrtime.bigint())));
+  const closed = responseClosed(ctx);
   try {
     await next();
   } finally {
     void closed.then(ended);
   }
+}
+
+// The request log and the metrics both wait for the close: one listener per request serves them both.
+function responseClosed(ctx: Context): Promise<bigint> {
+  const state = ctx.state as { responseClosed?: Promise<bigint> };
+  state.responseClosed ??= new Promise<bigint>((resolve) => ctx.res.once('close', () => resolve(process.hrtime.bigint())));
+  return state.responseClosed;
 }
