@@ -52,6 +52,17 @@ export type ImageIndex = z.infer<typeof indexSchema>;
 
 const stringList = z.array(z.string()).nullish();
 
+/** An image's HEALTHCHECK as docker writes it: the probe and its durations in nanoseconds (0 or absent: the default). */
+export const healthcheckSchema = z.object({
+  Test: stringList,
+  Interval: z.number().nullish(),
+  Timeout: z.number().nullish(),
+  StartPeriod: z.number().nullish(),
+  StartInterval: z.number().nullish(),
+  Retries: z.number().nullish(),
+});
+export type ImageHealthcheck = z.infer<typeof healthcheckSchema>;
+
 /**
  * The runtime part of an image config (`config` in the OCI image spec); docker writes null for unset fields.
  * Configs are strict objects: only what a container runs with is kept (and stored in its record).
@@ -66,6 +77,9 @@ export const runtimeConfigSchema = z.object({
   ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
   Volumes: z.record(z.string(), z.unknown()).nullish(),
   Labels: z.record(z.string(), z.string()).nullish(),
+  Healthcheck: healthcheckSchema.nullish(),
+  /** SHELL: what runs a CMD-SHELL health check (docker's default /bin/sh -c). */
+  Shell: stringList,
 });
 export type ImageRuntimeConfig = z.infer<typeof runtimeConfigSchema>;
 

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { ContainerStatus } from './container/container-record.js';
 import type { PortMapping } from './container/container-spec.js';
+import type { HealthConfig } from './container/health/health-config.js';
+import type { HealthState, HealthStatus } from './container/health/health-state.js';
 import type { LogEntry } from './container/logs/log-entry.js';
 
 /** The daemon's HTTP/JSON API over its unix socket: paths and the documents exchanged, shared by daemon and CLI. */
@@ -13,6 +15,7 @@ export const ApiPath = {
   containers: '/v1/containers',
   auth: '/v1/auth',
   volumes: '/v1/volumes',
+  events: '/v1/events',
 } as const;
 
 /** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */
@@ -107,6 +110,15 @@ export const runRequestSchema = z.object({
   stopTimeout: z.number().optional(),
   /** `--security-opt seccomp=unconfined`: the only option the agent knows. */
   securityOpt: stringList,
+  /** `--health-cmd` (a CMD-SHELL probe) and the durations as Go writes them (`30s`, `1m30s`, `200ms`). */
+  healthCmd: z.string().optional(),
+  healthInterval: z.string().optional(),
+  healthTimeout: z.string().optional(),
+  healthStartPeriod: z.string().optional(),
+  healthStartInterval: z.string().optional(),
+  healthRetries: z.union([z.number(), z.string()]).optional(),
+  /** `--no-healthcheck`: disables the image's HEALTHCHECK. */
+  noHealthcheck: z.boolean().optional(),
 });
 export type RunRequest = z.infer<typeof runRequestSchema>;
 
@@ -127,6 +139,8 @@ export interface ContainerSummary {
   finishedAt: string | undefined;
   restartCount: number;
   ports: PortMapping[];
+  /** The health check's status while it runs one (`ps` shows `Up 2 minutes (healthy)`). */
+  health: HealthStatus | undefined;
 }
 
 /** `GET /v1/volumes`: a named volume and the containers that mount it. */
@@ -174,6 +188,8 @@ export interface InspectResult {
     Error: string;
     StartedAt: string;
     FinishedAt: string;
+    /** Only for a container with a health check that has run: docker's {Status, FailingStreak, Log}. */
+    Health: HealthState | undefined;
   };
   /** The image id (config digest). */
   Image: string;
@@ -201,6 +217,8 @@ export interface InspectResult {
     OpenStdin: boolean;
     StopSignal: string;
     StopTimeout: number;
+    /** The image's HEALTHCHECK merged with the --health-* flags, zero fields left out (as docker shows it). */
+    Healthcheck: Partial<HealthConfig> | undefined;
   };
   Mounts: Array<{ Type: 'volume' | 'bind' | 'tmpfs'; Name: string; Source: string; Destination: string; RW: boolean }>;
   NetworkSettings: {

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { AgentClient, AgentRequestError } from './client/agent-client.js';
 import { addContainerCommands } from './client/container-commands.js';
+import { addEventCommands } from './client/event-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
 import type { ConfigFlags } from './config/agent-config.js';
@@ -129,6 +130,7 @@ program
   });
 
 addContainerCommands(program, client);
+addEventCommands(program, client);
 
 /** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
 async function readStdin(): Promise<string> {

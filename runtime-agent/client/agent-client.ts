@@ -146,6 +146,11 @@ export class AgentClient {
     };
   }
 
+  /** `GET /v1/events`: each line of the stream as sent (parseEventLine reads it), until the daemon ends it. */
+  events(query: URLSearchParams): AsyncGenerator<string> {
+    return this.lines('GET', `${ApiPath.events}?${query}`, undefined, 'the events');
+  }
+
   exec(container: string, body: ExecRequest, onEvent: (event: ExecEvent) => void): Promise<ExecEvent | undefined> {
     return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent, 'the exec');
   }
@@ -160,8 +165,12 @@ export class AgentClient {
     return last;
   }
 
-  /** `during` names the operation for the error when the daemon goes away mid-stream (node only says `aborted`). */
   private async *ndjson<T>(method: string, path: string, body: unknown, during: string): AsyncGenerator<T> {
+    for await (const line of this.lines(method, path, body, during)) yield JSON.parse(line) as T;
+  }
+
+  /** The answer's non-empty lines; `during` names the operation for the error when the daemon goes away mid-stream (node only says `aborted`). */
+  private async *lines(method: string, path: string, body: unknown, during: string): AsyncGenerator<string> {
     const response = await this.send(method, path, body);
     if (response.statusCode !== 200) throw await requestError(response);
     const lines = createInterface({ input: response, crlfDelay: Infinity })[Symbol.asyncIterator]();
@@ -173,7 +182,7 @@ export class AgentClient {
         );
       });
       if (next.done) return;
-      if (next.value.trim() !== '') yield JSON.parse(next.value) as T;
+      if (next.value.trim() !== '') yield next.value;
     }
   }
 

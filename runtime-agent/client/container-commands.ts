@@ -35,6 +35,13 @@ interface RunFlags {
   stopSignal?: string;
   stopTimeout?: string;
   securityOpt?: string[];
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthStartPeriod?: string;
+  healthStartInterval?: string;
+  healthRetries?: string;
+  healthcheck: boolean;
 }
 
 export function addContainerCommands(program: Command, client: ClientOf): void {
@@ -66,6 +73,13 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('--stop-signal <signal>', 'signal that stops the container')
     .option('--stop-timeout <seconds>', 'seconds before stop kills the container')
     .option('--security-opt <option>', 'seccomp=unconfined runs without the default seccomp profile', collect)
+    .option('--health-cmd <command>', 'command to run to check health (run by /bin/sh -c in the container)')
+    .option('--health-interval <duration>', 'time between checks (ms|s|m|h, default 30s)')
+    .option('--health-timeout <duration>', 'maximum time a check may run (ms|s|m|h, default 30s)')
+    .option('--health-start-period <duration>', 'time to start before failures count (ms|s|m|h, default 0s)')
+    .option('--health-start-interval <duration>', 'time between checks during the start period (ms|s|m|h, default 5s)')
+    .option('--health-retries <n>', 'consecutive failures that make the container unhealthy (default 3)')
+    .option('--no-healthcheck', "disable the image's HEALTHCHECK")
     .action(async (image: string, args: string[], flags: RunFlags, command: Command) => {
       process.exitCode = await runContainer(client(command), image, args, flags);
     });
@@ -260,6 +274,13 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     stopSignal: flags.stopSignal,
     stopTimeout: flags.stopTimeout === undefined ? undefined : Number(flags.stopTimeout),
     securityOpt: flags.securityOpt,
+    healthCmd: flags.healthCmd,
+    healthInterval: flags.healthInterval,
+    healthTimeout: flags.healthTimeout,
+    healthStartPeriod: flags.healthStartPeriod,
+    healthStartInterval: flags.healthStartInterval,
+    healthRetries: flags.healthRetries,
+    noHealthcheck: !flags.healthcheck,
     // An attached run removes its container itself, after the last of its output has been read.
     autoRemove: flags.rm === true && flags.detach === true,
   };

@@ -24,7 +24,7 @@ export function containersTable(containers: readonly ContainerSummary[], options
 export function statusText(container: ContainerSummary, now = Date.now()): string {
   switch (container.status) {
     case 'running':
-      return `Up ${humanSince(container.startedAt, now) ?? ''}`.trimEnd();
+      return `Up ${humanSince(container.startedAt, now) ?? ''}`.trimEnd() + healthSuffix(container.health);
     case 'restarting':
       return `Restarting (${container.exitCode ?? 0}) ${humanAge(container.finishedAt, now)}`;
     case 'exited':
@@ -32,6 +32,12 @@ export function statusText(container: ContainerSummary, now = Date.now()): strin
     default:
       return 'Created';
   }
+}
+
+/** docker's ` (health: starting)`, ` (healthy)`, ` (unhealthy)`; nothing without a health check. */
+function healthSuffix(health: ContainerSummary['health']): string {
+  if (health === undefined) return '';
+  return health === 'starting' ? ' (health: starting)' : ` (${health})`;
 }
 
 /** `0.0.0.0:8080->80/tcp`, as docker prints a published port. */

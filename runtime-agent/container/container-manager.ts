@@ -14,6 +14,8 @@ import { StartError, type ContainerRuntime, type ExecProcess, type RunningContai
 import type { ExitRecord } from '../shim/shim-protocol.js';
 import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
+import type { ContainerObserver } from './container-observer.js';
+import { mergeHealthcheck } from './health/health-config.js';
 import type { ContainerRecord } from './container-record.js';
 import type { ContainerStore } from './container-store.js';
 import type { VolumeStore } from '../volumes/volume-store.js';
@@ -32,6 +34,8 @@ export interface ContainerManagerDependencies {
   images: ImageStore;
   content: ContentStore;
   backoff: RestartBackoff;
+  /** Told of each step of a container's life: events and health checks. */
+  observer: ContainerObserver;
   logger: Logger;
 }
 
@@ -73,12 +77,14 @@ export class ContainerManager {
     const found = await this.deps.runtime.reattach(this.directory(record.id), record.state.shimPid ?? 0);
     if ('pid' in found) {
       this.watch(record, found);
+      this.deps.observer.started(record, true);
       this.deps.logger.info({ container: record.id, pid: found.pid }, 're-attached to a running container');
       return false;
     }
     await this.deps.runtime.delete(record.id).catch(() => undefined);
     await this.deps.launcher.release(record, this.directory(record.id)).catch(() => undefined);
     this.markExited(record, found);
+    await this.deps.observer.exited(record, found);
     await this.save(record);
     return shouldStartAtBoot(record.spec.restart, { exitCode: found.exitCode, stoppedByUser: record.state.stoppedByUser });
   }
@@ -180,11 +186,14 @@ export class ContainerManager {
         restartCount: 0,
         lastRestartDelayMs: undefined,
         stoppedByUser: false,
+        health: undefined,
       },
       network: undefined,
+      healthcheck: mergeHealthcheck(spec.healthcheck, config.Healthcheck),
     };
     this.records.set(record.id, record);
     await this.deps.store.create(record);
+    this.deps.observer.created(record);
     return record;
   }
 
@@ -203,11 +212,16 @@ export class ContainerManager {
     await this.markStoppedByUser(record);
     const run = this.runs.get(record.id);
     if (!run) return record;
+    this.deps.observer.killed(record, record.stopSignal);
     await this.deps.runtime.kill(record.id, record.stopSignal).catch(() => undefined);
     const timeoutMs = (timeoutSeconds ?? record.spec.stopTimeoutSeconds) * 1000;
     const exitedInTime = await Promise.race([run.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
-    if (!exitedInTime) await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
+    if (!exitedInTime) {
+      this.deps.observer.killed(record, 'SIGKILL');
+      await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
+    }
     await this.exitHandled.get(record.id);
+    this.deps.observer.stopped(record);
     return record;
   }
 
@@ -215,6 +229,7 @@ export class ContainerManager {
     const record = this.get(idOrName);
     if (!this.runs.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     if (signal === 'SIGKILL' || signal === record.stopSignal) await this.markStoppedByUser(record);
+    this.deps.observer.killed(record, signal);
     await this.deps.runtime.kill(record.id, signal);
     return record;
   }
@@ -238,6 +253,7 @@ export class ContainerManager {
           `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`,
         );
       await this.markStoppedByUser(record);
+      this.deps.observer.killed(record, 'SIGKILL');
       await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
       await this.exitHandled.get(record.id);
     }
@@ -246,6 +262,7 @@ export class ContainerManager {
     await this.deps.runtime.delete(record.id);
     this.records.delete(record.id);
     await this.deps.store.remove(record.id);
+    this.deps.observer.destroyed(record);
   }
 
   /** The exit code of the current run once it ends, or of the last one if none runs. */
@@ -308,6 +325,7 @@ export class ContainerManager {
       });
       await this.save(record);
       this.watch(record, run);
+      this.deps.observer.started(record, false);
     } catch (error) {
       await this.deps.launcher.release(record, directory).catch(() => undefined);
       const exitCode = error instanceof StartError ? error.exitCode : 125;
@@ -333,6 +351,7 @@ export class ContainerManager {
     this.runs.delete(record.id);
     const upMs = Date.now() - Date.parse(record.state.startedAt ?? exit.finishedAt);
     this.markExited(record, exit);
+    await this.deps.observer.exited(record, exit);
     await this.deps.runtime.delete(record.id).catch(() => undefined);
     await this.deps.launcher.release(record, this.directory(record.id));
     this.deps.logger.info({ container: record.id, exitCode: exit.exitCode }, 'container exited');

@@ -1,6 +1,8 @@
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import type { NetworkAttachment } from '../network/container-network.js';
 import type { ContainerSpec } from './container-spec.js';
+import type { HealthConfig } from './health/health-config.js';
+import type { HealthState } from './health/health-state.js';
 
 /** Docker's container states, as `ps` and `inspect` show them. */
 export type ContainerStatus = 'created' | 'running' | 'restarting' | 'exited';
@@ -21,6 +23,8 @@ export interface ContainerState {
   lastRestartDelayMs: number | undefined;
   /** Set by `stop`/`kill` from a user: a policy other than `always` then leaves it down. */
   stoppedByUser: boolean;
+  /** The health check's state once it has run (State.Health); older records lack it. */
+  health: HealthState | undefined;
 }
 
 /** Everything the agent keeps about one container (`containers/<id>/container.json`). */
@@ -44,4 +48,6 @@ export interface ContainerRecord {
   createdAt: string;
   state: ContainerState;
   network: NetworkAttachment | undefined;
+  /** The image's HEALTHCHECK merged with the flags at creation; older records lack it (no check). */
+  healthcheck: HealthConfig | undefined;
 }

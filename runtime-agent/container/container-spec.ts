@@ -1,3 +1,5 @@
+import type { HealthConfig } from './health/health-config.js';
+
 /**
  * What a container is asked to be, after the run request has been parsed and validated: the one shape the
  * OCI config builder, the network manager and the container manager agree on.
@@ -71,4 +73,6 @@ export interface ContainerSpec {
    * their owner's rights); `--security-opt no-new-privileges=false` turns it off. Older records lack it: on.
    */
   noNewPrivileges: boolean;
+  /** The --health-* flags (`["NONE"]` for --no-healthcheck); undefined keeps the image's HEALTHCHECK. Older records lack it. */
+  healthcheck: HealthConfig | undefined;
 }

@@ -5,6 +5,7 @@ import { CodedError } from '../../platform/errors.js';
 import { AgentErrors, describeIssues } from '../errors.js';
 import { parseByteSize } from '../support/byte-size.js';
 import { runRequestSchema, type RunRequest } from '../api.js';
+import { parseHealthFlags } from './health/health-config.js';
 import type { ContainerSpec, MountSpec, NetworkMode, PortMapping, ResourceLimits, RestartPolicy } from './container-spec.js';
 
 /**
@@ -59,6 +60,7 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     stopSignal: request.stopSignal === undefined ? undefined : parseSignal(request.stopSignal),
     stopTimeoutSeconds: parseStopTimeout(request.stopTimeout),
     ...parseSecurityOptions(request.securityOpt ?? []),
+    healthcheck: parseHealthFlags(request, fail),
   };
 }
 

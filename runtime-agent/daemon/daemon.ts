@@ -21,6 +21,15 @@ import { DEFAULT_RESTART_BACKOFF } from '../container/restart-backoff.js';
 import { ContainerNetwork } from '../network/container-network.js';
 import { RuncRuntime } from '../runtime/runc-runtime.js';
 import { createApiServer } from './api-server.js';
+import { observeAll } from '../container/container-observer.js';
+import { HealthMonitor } from '../container/health/health-monitor.js';
+import { ContainerEvents } from '../events/container-events.js';
+import { EventBus } from '../events/event-bus.js';
+import { EventHistory } from '../events/event-history.js';
+import { ImageEvents } from '../events/image-events.js';
+
+/** Events kept for `events --since` (docker keeps 256, in memory only). */
+const EVENT_HISTORY_CAPACITY = 1024;
 
 /**
  * Starts the agent daemon: state under the data directory (0700), the API on a unix socket (0600), so only
@@ -39,10 +48,13 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   const leftovers = await snapshots.removeIncomplete();
   if (leftovers > 0) logger.info({ leftovers }, 'removed half-written snapshots of an earlier run');
 
-  const containers = await startContainers(config, { content, snapshots, images }, logger);
+  const events = await startEvents(config, logger);
+  const containers = await startContainers(config, { content, snapshots, images }, events, logger);
   const leases = new Leases();
   const server = createApiServer({
     containers,
+    events,
+    imageEvents: new ImageEvents(events),
     credentials: new CredentialStore(config.dataDir),
     containerUsing: (imageId) => containers.list(true).find((container) => container.imageId === imageId)?.id,
     puller: new ImagePuller({ content, snapshots, images }, leases, {
@@ -70,6 +82,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
 async function startContainers(
   config: AgentConfig,
   stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore },
+  events: EventBus,
   logger: Logger,
 ): Promise<ContainerManager> {
   const store = new ContainerStore(path.join(config.dataDir, 'containers'));
@@ -85,6 +98,13 @@ async function startContainers(
     logMaxSizeBytes: config.logMaxSizeBytes,
     logMaxFiles: config.logMaxFiles,
   });
+  const containerEvents = new ContainerEvents(events);
+  const health = new HealthMonitor({
+    exec: (id, args) => runtime.exec(id, { args, env: [], cwd: undefined, user: undefined }),
+    save: (record) => store.save(record),
+    statusChanged: (record, status) => containerEvents.healthChanged(record, status),
+    logger,
+  });
   const manager = new ContainerManager({
     store,
     launcher: new ContainerLauncher(stores.snapshots, network, volumes, await hostNofileLimit()),
@@ -94,10 +114,19 @@ async function startContainers(
     images: stores.images,
     content: stores.content,
     backoff: { ...DEFAULT_RESTART_BACKOFF, initialDelayMs: config.restartDelayMs },
+    observer: observeAll([containerEvents, health]),
     logger,
   });
   await manager.recover();
   return manager;
+}
+
+/** The event stream, its history reloaded from `<data-dir>/events/events.jsonl`. */
+async function startEvents(config: AgentConfig, logger: Logger): Promise<EventBus> {
+  const history = await EventHistory.open(path.join(config.dataDir, 'events', 'events.jsonl'), EVENT_HISTORY_CAPACITY, (error) =>
+    logger.warn({ err: error }, 'writing the event history failed'),
+  );
+  return new EventBus(history);
 }
 
 async function listenOnSocket(server: Server, socketPath: string): Promise<void> {

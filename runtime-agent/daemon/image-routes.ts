@@ -1,6 +1,7 @@
 import { ApiPath, loginRequestSchema, pullRequestSchema, type ImageSummary, type PullEvent } from '../api.js';
 import type { GarbageCollector } from '../image/garbage-collector.js';
 import type { ImagePuller } from '../image/image-puller.js';
+import { matchingImages } from '../image/image-lookup.js';
 import { removeImage } from '../image/image-removal.js';
 import type { ImageRecord, ImageStore } from '../image/image-store.js';
 import { DEFAULT_REGISTRY, familiarName, parseReference } from '../../oci/reference.js';
@@ -11,6 +12,7 @@ import type { RegistryClient } from '../registry/registry-client.js';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { AgentErrors } from '../errors.js';
+import type { ImageEvents } from '../events/image-events.js';
 import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';
 
 export interface ImageServices {
@@ -21,6 +23,7 @@ export interface ImageServices {
   credentials: CredentialStore;
   /** A container created from this image id, if any: its last reference cannot be removed. */
   containerUsing: (imageId: string) => string | undefined;
+  imageEvents: ImageEvents;
   logger: Logger;
 }
 
@@ -33,7 +36,10 @@ export function imageRoutes(services: ImageServices): Route[] {
     route('DELETE', ApiPath.images, async ({ response, url }) => {
       const reference = url.searchParams.get('reference');
       if (!reference) throw new CodedError(AgentErrors.REQUEST_INVALID, 'reference is required');
-      sendJson(response, 200, await removeImage(reference, services.images, services.collector, services.containerUsing));
+      const matched = await matchingImages(reference, services.images);
+      const removed = await removeImage(reference, services.images, services.collector, services.containerUsing);
+      services.imageEvents.removed(matched, removed);
+      sendJson(response, 200, removed);
     }),
     route('POST', ApiPath.prune, async ({ response }) => sendJson(response, 200, await services.collector.collect())),
     route('POST', ApiPath.auth, async ({ request, response }) => {
@@ -69,6 +75,7 @@ export function imageRoutes(services: ImageServices): Route[] {
       try {
         const record = await services.puller.pull(reference, services.registryClient(reference.registry, credentials), send);
         log.info({ digest: record.digest }, 'pulled');
+        services.imageEvents.pulled(body.reference);
         send({ type: 'done', image: summarize(record) });
       } catch (error) {
         log.warn({ err: error }, 'pull failed');

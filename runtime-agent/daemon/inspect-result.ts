@@ -2,6 +2,7 @@ import type { InspectResult } from '../api.js';
 import type { ContainerRecord } from '../container/container-record.js';
 import type { MountSpec, PortMapping } from '../container/container-spec.js';
 import { containerHostname } from '../spec/oci-spec.js';
+import { healthcheckShown } from '../container/health/health-config.js';
 
 /** Docker's zero time, which `inspect` shows for a container that never started or never stopped. */
 const NEVER = '0001-01-01T00:00:00Z';
@@ -24,6 +25,7 @@ export function inspectResult(record: ContainerRecord): InspectResult {
       Error: state.error ?? '',
       StartedAt: state.startedAt ?? NEVER,
       FinishedAt: state.finishedAt ?? NEVER,
+      Health: state.health,
     },
     Image: record.imageId,
     RestartCount: state.restartCount,
@@ -53,6 +55,7 @@ export function inspectResult(record: ContainerRecord): InspectResult {
       OpenStdin: spec.openStdin,
       StopSignal: record.stopSignal,
       StopTimeout: spec.stopTimeoutSeconds,
+      Healthcheck: healthcheckShown(record.healthcheck),
     },
     Mounts: spec.mounts.map(mountOf),
     NetworkSettings: {

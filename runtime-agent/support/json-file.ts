@@ -5,11 +5,16 @@ import { open, readFile, rename } from 'node:fs/promises';
  * Replaces `file` with `document` as JSON: written to a temporary file, fsynced, renamed over the old one,
  * so a reader (or a crash) sees the old document or the new one, never half of one.
  */
-export async function writeJsonAtomic(file: string, document: unknown): Promise<void> {
+export function writeJsonAtomic(file: string, document: unknown): Promise<void> {
+  return writeTextAtomic(file, JSON.stringify(document, null, 2));
+}
+
+/** Replaces `file` with `text` the same way: the old text or the new one, never half of one. */
+export async function writeTextAtomic(file: string, text: string): Promise<void> {
   const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(temporary, 'w', 0o600);
   try {
-    await handle.writeFile(JSON.stringify(document, null, 2));
+    await handle.writeFile(text);
     await handle.sync();
   } finally {
     await handle.close();

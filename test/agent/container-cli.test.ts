@@ -13,7 +13,16 @@ test('logs --since takes docker durations, unix seconds and timestamps, and refu
 });
 
 test("ps words a container's status as docker does", (t) => {
-  const base = { id: 'x', name: 'n', image: 'i', command: 'c', createdAt: '2026-11-23T11:00:00Z', restartCount: 0, ports: [] };
+  const base = {
+    id: 'x',
+    name: 'n',
+    image: 'i',
+    command: 'c',
+    createdAt: '2026-11-23T11:00:00Z',
+    restartCount: 0,
+    ports: [],
+    health: undefined,
+  };
   t.is(
     statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW),
     'Up 5 seconds',

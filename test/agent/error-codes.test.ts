@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { matchingImages } from '../../runtime-agent/image/image-lookup.js';
 import type { ImageRecord, ImageStore } from '../../runtime-agent/image/image-store.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { AuthProxy } from '../helpers/agent-auth-proxy.js';
-import { layerOf, pushLayout, writeImageLayout, type TarEntry } from '../helpers/agent-images.js';
+import { busyboxEntries, layerOf, pushLayout, writeImageLayout } from '../helpers/agent-images.js';
 import { freePort } from '../helpers/free-port.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
@@ -67,18 +67,12 @@ async function createContainer(options: Record<string, unknown>): Promise<string
   return (created.body as unknown as { id: string }).id;
 }
 
-async function busyboxEntries(): Promise<TarEntry[]> {
-  const directories = ['bin', 'dev', 'etc', 'proc', 'sys', 'tmp'].map((name): TarEntry => ({ name, type: 'directory' }));
-  const applets = ['sh', 'sleep', 'cat'].map((name): TarEntry => ({ name: `bin/${name}`, type: 'symlink', linkname: 'busybox' }));
-  return [...directories, { name: 'bin/busybox', content: await readFile('/bin/busybox'), mode: 0o755 }, ...applets];
-}
-
 test.before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'berth-agent-codes-'));
   [registry, agent] = await Promise.all([RegistryProcess.start(), AgentDaemon.start()]);
   proxy = await AuthProxy.start(registry.url, 'basic', CREDENTIALS);
   const layout = path.join(workDir, 'layout');
-  await writeImageLayout(layout, 'v1', { layers: [await layerOf(await busyboxEntries(), 'gzip')] });
+  await writeImageLayout(layout, 'v1', { layers: [await layerOf(await busyboxEntries(['sh', 'sleep', 'cat']), 'gzip')] });
   image = `${registry.host}/codes/busybox:v1`;
   await pushLayout(layout, 'v1', image);
   await agent.cli(['pull', image]);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
@@ -32,6 +32,8 @@ export interface Layer {
 export interface TestImage {
   layers: Layer[];
   platform?: { os: string; architecture: string; variant?: string };
+  /** The image config's `config` (Cmd, Env, Healthcheck, ...); empty when absent. */
+  config?: Record<string, unknown>;
 }
 
 /** A tar of exactly these entries, hostile ones included: nothing is normalized. */
@@ -58,6 +60,13 @@ export async function tarOf(entries: readonly TarEntry[]): Promise<Buffer> {
   pack.finalize();
   await ended;
   return Buffer.concat(chunks);
+}
+
+/** A runnable root: the host's static busybox with a symlink per applet named, and the usual empty directories. */
+export async function busyboxEntries(applets: readonly string[]): Promise<TarEntry[]> {
+  const directories = ['bin', 'dev', 'etc', 'proc', 'sys', 'tmp'].map((name): TarEntry => ({ name, type: 'directory' }));
+  const links = applets.map((name): TarEntry => ({ name: `bin/${name}`, type: 'symlink', linkname: 'busybox' }));
+  return [...directories, { name: 'bin/busybox', content: await readFile('/bin/busybox'), mode: 0o755 }, ...links];
 }
 
 export async function compress(bytes: Buffer, compression: Compression): Promise<Buffer> {
@@ -98,7 +107,7 @@ async function writeImage(layout: string, image: TestImage): Promise<Written & {
     JSON.stringify({
       created: '2024-01-02T03:04:05Z',
       ...platform,
-      config: {},
+      config: image.config ?? {},
       rootfs: { type: 'layers', diff_ids: image.layers.map((layer) => layer.diffId) },
     }),
     MediaType.ociConfig,
