@@ -37,3 +37,12 @@ test("ps words a container's status as docker does", (t) => {
   );
   t.is(statusText({ ...base, status: 'created', startedAt: undefined, exitCode: undefined, finishedAt: undefined }, NOW), 'Created');
 });
+
+test("ps shows a running container's health after Up as docker does", (t) => {
+  const running = { id: 'x', name: 'n', image: 'i', command: 'c', createdAt: '2026-11-23T11:00:00Z', restartCount: 0, ports: [] };
+  const up = { ...running, status: 'running' as const, startedAt: '2026-11-23T11:58:00Z', exitCode: undefined, finishedAt: undefined };
+  t.is(statusText({ ...up, health: 'starting' }, NOW), 'Up 2 minutes (health: starting)');
+  t.is(statusText({ ...up, health: 'healthy' }, NOW), 'Up 2 minutes (healthy)');
+  t.is(statusText({ ...up, health: 'unhealthy' }, NOW), 'Up 2 minutes (unhealthy)');
+  t.is(statusText({ ...up, health: undefined }, NOW), 'Up 2 minutes');
+});

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InspectResult } from '../../runtime-agent/api.js';
-import { statusText } from '../../runtime-agent/client/containers-table.js';
 import { formatGoDuration, parseGoDuration } from '../../runtime-agent/container/health/go-duration.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { agentApi } from '../helpers/agent-api.js';
@@ -82,27 +81,6 @@ test('Go durations are read and written as docker does', (t) => {
   t.is(formatGoDuration(30_000 * MS), '30s');
   t.is(formatGoDuration(120_000 * MS), '2m0s');
   t.is(formatGoDuration(1500 * MS), '1.5s');
-});
-
-test('ps shows the health after Up as docker does', (t) => {
-  const now = Date.parse('2026-11-23T12:00:00Z');
-  const running = {
-    id: 'x',
-    name: 'n',
-    image: 'i',
-    command: 'c',
-    createdAt: '2026-11-23T11:00:00Z',
-    restartCount: 0,
-    ports: [],
-    status: 'running' as const,
-    startedAt: '2026-11-23T11:58:00Z',
-    exitCode: undefined,
-    finishedAt: undefined,
-  };
-  t.is(statusText({ ...running, health: 'starting' }, now), 'Up 2 minutes (health: starting)');
-  t.is(statusText({ ...running, health: 'healthy' }, now), 'Up 2 minutes (healthy)');
-  t.is(statusText({ ...running, health: 'unhealthy' }, now), 'Up 2 minutes (unhealthy)');
-  t.is(statusText({ ...running, health: undefined }, now), 'Up 2 minutes');
 });
 
 test.serial("an image's HEALTHCHECK goes from starting to healthy: failures in the start period do not count", async (t) => {
