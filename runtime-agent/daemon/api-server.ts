@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { ContainerManager } from '../container/container-manager.js';
+import { terminalUpgrades } from './attach-routes.js';
 import { containerRoutes } from './container-routes.js';
 import { dispatch } from './http-api.js';
 import { imageRoutes, type ImageServices } from './image-routes.js';
@@ -12,5 +13,13 @@ export interface ApiServices extends ImageServices {
 /** The daemon's local HTTP/JSON API. Errors are `{"message": ...}` with a status; pulls, logs and exec stream NDJSON. */
 export function createApiServer(services: ApiServices): Server {
   const routes = [...imageRoutes(services), ...containerRoutes(services.containers), ...volumeRoutes(services.containers)];
-  return createServer((request, response) => void dispatch(routes, request, response, services.logger));
+  const server = createServer((request, response) => void dispatch(routes, request, response, services.logger));
+  const terminals = terminalUpgrades(services.containers, services.logger);
+  server.on('upgrade', terminals.accept);
+  const closeConnections = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    closeConnections();
+    terminals.closeAll();
+  };
+  return server;
 }
