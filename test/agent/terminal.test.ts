@@ -185,17 +185,24 @@ test.serial('start -ai starts a stopped -it container and attaches to its termin
   }
 });
 
-test.serial('run -i without -t pipes stdin and closes it at its end', async (t) => {
-  const piped = await agent.cli(['run', '-i', '--rm', image, 'sh', '-c', 'cat; test -t 0 || echo no-tty'], { input: 'hi\n' });
-  t.is(piped.stdout, 'hi\nno-tty\n');
-  const before = (await agent.cli(['ps', '-a', '-q'])).stdout;
-  const refused = await agent.cli(['run', '-it', '--rm', image, 'sh'], { input: 'exit\n', allowFailure: true });
-  t.is(refused.code, 1);
-  t.regex(refused.stderr, /the input device is not a TTY/);
-  t.is((await agent.cli(['ps', '-a', '-q'])).stdout, before, 'refused before anything is created');
-  const badKeys = await agent.cli(['run', '-it', '--detach-keys', 'ctrl-1', image, 'sh'], { allowFailure: true });
-  t.regex(badKeys.stderr, /Invalid detach keys \(ctrl-1\) provided/);
-});
+test.serial(
+  'run -i without -t pipes stdin and closes it at its end; -it from a pipe, bad detach keys and a missing command are refused',
+  async (t) => {
+    const piped = await agent.cli(['run', '-i', '--rm', image, 'sh', '-c', 'cat; test -t 0 || echo no-tty'], { input: 'hi\n' });
+    t.is(piped.stdout, 'hi\nno-tty\n');
+    const before = (await agent.cli(['ps', '-a', '-q'])).stdout;
+    const refused = await agent.cli(['run', '-it', '--rm', image, 'sh'], { input: 'exit\n', allowFailure: true });
+    t.is(refused.code, 1);
+    t.regex(refused.stderr, /the input device is not a TTY/);
+    t.is((await agent.cli(['ps', '-a', '-q'])).stdout, before, 'refused before anything is created');
+    const badKeys = await agent.cli(['run', '-it', '--detach-keys', 'ctrl-1', image, 'sh'], { allowFailure: true });
+    t.regex(badKeys.stderr, /Invalid detach keys \(ctrl-1\) provided/);
+    const missing = await agent.cli(['run', '-t', '--rm', image, '/no/such/program'], { allowFailure: true });
+    t.is(missing.code, 127, "docker's exit code for a command that does not exist, on a terminal too");
+    t.regex(missing.stderr, /no\/such\/program/);
+    t.is((await agent.cli(['ps', '-a', '-q'])).stdout, before, 'the --rm container that could not start is removed');
+  },
+);
 
 test.serial('a -t container keeps its terminal through an agent SIGKILL and restart, and attach works after it', async (t) => {
   const first = await terminal(['run', '-it', '--name', 'survivor', image, 'sh']);
