@@ -233,6 +233,9 @@ test.serial('attach and start -a refuse a container without a terminal, naming w
     const attach = await agent.cli(['attach', 'plain'], { allowFailure: true });
     t.is(attach.code, 1);
     t.regex(attach.stderr, /plain has no terminal: attach works with containers run with -t/);
+    const start = await agent.cli(['start', '-a', 'plain'], { allowFailure: true });
+    t.is(start.code, 1);
+    t.regex(start.stderr, /start -a works with containers run with -t here; use logs -f plain/);
   } finally {
     await agent.cli(['rm', '-f', 'plain']);
   }
