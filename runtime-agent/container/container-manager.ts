@@ -280,6 +280,8 @@ export class ContainerManager {
     const run = this.runs.get(record.id);
     if (!run) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     if (!record.spec.openStdin) throw new CodedError(AgentErrors.STDIN_CLOSED, `Container ${record.id} has no open stdin: run it with -i`);
+    if (record.spec.tty === true)
+      throw new CodedError(AgentErrors.STDIN_CLOSED, `Container ${record.id} runs on a terminal: its input goes through attach`);
     return this.deps.runtime.openStdin(this.directory(record.id), run.shimPid);
   }
 
