@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { ExecRequest } from '../api.js';
+import { printLogEntries } from '../container/logs/log-formatter.js';
 import type { AgentClient } from './agent-client.js';
 import { DEFAULT_TERMINAL_SIZE } from '../runtime/pty-process.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, runTerminalSession, terminalSizeOf, type SessionEnd } from './terminal.js';
@@ -17,7 +18,7 @@ export interface AttachFlags {
 export function addAttachCommand(program: Command, client: ClientOf): void {
   program
     .command('attach')
-    .description("attach this terminal to a running container's terminal (detach with ctrl-p ctrl-q)")
+    .description('attach to a running container: its terminal (detach with ctrl-p ctrl-q), or the output of one without -t')
     .argument('<container>')
     .option('--no-stdin', 'do not send what is typed to the container')
     .option('--detach-keys <keys>', `keys that detach (default ${DEFAULT_DETACH_KEYS})`)
@@ -31,9 +32,19 @@ export function addAttachCommand(program: Command, client: ClientOf): void {
  * to it only when it was run with `-i`, as with docker; this terminal is left alone otherwise.
  */
 export async function attachTerminal(agent: AgentClient, container: string, flags: AttachFlags): Promise<number> {
-  const { Config } = await agent.inspect(container);
-  if (!Config.Tty) throw new Error(`${container} has no terminal: attach works with containers run with -t (logs -f follows the others)`);
+  const { Config, State } = await agent.inspect(container);
+  if (State.Status !== 'running') throw new Error('You cannot attach to a stopped container, start it first');
+  if (!Config.Tty) return followOutput(agent, container);
   return terminalSession(agent, container, { ...flags, interactive: flags.interactive && Config.OpenStdin }, false);
+}
+
+/**
+ * A container without a terminal: its output from now on, until it exits (its exit code). Its stdin, if
+ * any, belongs to the client that ran it (docker's StdinOnce), so nothing is sent.
+ */
+async function followOutput(agent: AgentClient, container: string): Promise<number> {
+  await printLogEntries(agent.logs(container, { follow: true, tail: '0' }), process, false);
+  return (await agent.act<{ exitCode: number }>(container, 'wait')).exitCode;
 }
 
 /** `run -t` and `start -a`: starts a `-t` container and attaches to it in one request. */

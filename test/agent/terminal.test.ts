@@ -227,19 +227,30 @@ test.serial('a -t container keeps its terminal through an agent SIGKILL and rest
   }
 });
 
-test.serial('attach and start -a refuse a container without a terminal, naming why', async (t) => {
-  await agent.cli(['run', '-d', '--name', 'plain', image, 'sleep', '300']);
-  try {
+test.serial(
+  'attach to a container without -t prints its output from then on and ends with its exit code; start -a refuses it',
+  async (t) => {
+    await agent.cli([
+      'run',
+      '-d',
+      '--name',
+      'plain',
+      image,
+      'sh',
+      '-c',
+      'echo early; sleep 6; for i in 1 2 3; do echo "tick $i"; done; exit 4',
+    ]);
     const attach = await agent.cli(['attach', 'plain'], { allowFailure: true });
-    t.is(attach.code, 1);
-    t.regex(attach.stderr, /plain has no terminal: attach works with containers run with -t/);
+    t.is(attach.code, 4, "the container's exit code");
+    t.is(attach.stdout, 'tick 1\ntick 2\ntick 3\n', 'what came after the attach, once');
     const start = await agent.cli(['start', '-a', 'plain'], { allowFailure: true });
     t.is(start.code, 1);
     t.regex(start.stderr, /start -a works with containers run with -t here; use logs -f plain/);
-  } finally {
+    const stopped = await agent.cli(['attach', 'plain'], { allowFailure: true });
+    t.regex(stopped.stderr, /You cannot attach to a stopped container, start it first/);
     await agent.cli(['rm', '-f', 'plain']);
-  }
-});
+  },
+);
 
 test('terminal frames survive any chunking and malformed ones are refused', (t) => {
   const frames: TerminalFrame[] = [
