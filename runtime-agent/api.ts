@@ -99,6 +99,10 @@ export const runRequestSchema = z.object({
   readOnly: z.boolean().optional(),
   /** `-i`: keep the container's stdin open for one attached client to write to. */
   interactive: z.boolean().optional(),
+  /** `-t`: run the process on a pseudo-terminal. */
+  tty: z.boolean().optional(),
+  /** With `-t`: the terminal's size at each start (docker's ConsoleSize), the client's at `run`. */
+  consoleSize: z.object({ columns: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) }).optional(),
   /** `bridge` (default), `host` or `none`. */
   network: z.string().optional(),
   /** `no` (default), `on-failure[:N]`, `always`, `unless-stopped`. */
@@ -215,6 +219,7 @@ export interface InspectResult {
     /** The image reference as the user gave it. */
     Image: string;
     OpenStdin: boolean;
+    Tty: boolean;
     StopSignal: string;
     StopTimeout: number;
     /** The image's HEALTHCHECK merged with the --health-* flags, zero fields left out (as docker shows it). */

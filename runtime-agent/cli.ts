@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { AgentClient, AgentRequestError } from './client/agent-client.js';
+import { addAttachCommand } from './client/attach-commands.js';
 import { addContainerCommands } from './client/container-commands.js';
 import { addEventCommands } from './client/event-commands.js';
 import { humanSize } from './client/human-format.js';
@@ -131,6 +132,7 @@ program
 
 addContainerCommands(program, client);
 addEventCommands(program, client);
+addAttachCommand(program, client);
 
 /** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
 async function readStdin(): Promise<string> {

@@ -19,6 +19,7 @@ export const AgentErrors = registerErrorCodes('agent', {
   CONTAINER_RUNNING: { status: 409, message: 'container is running' },
   CONTAINER_STARTING: { status: 409, message: 'container is already starting' },
   STDIN_CLOSED: { status: 409, message: 'container has no open stdin' },
+  TERMINAL_ABSENT: { status: 409, message: 'container has no terminal' },
   VOLUME_UNKNOWN: { status: 404, message: 'no such volume' },
   VOLUME_IN_USE: { status: 409, message: 'volume is in use' },
   LOGIN_DENIED: { status: 401, message: 'login failed: incorrect username or password' },

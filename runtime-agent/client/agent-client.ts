@@ -1,6 +1,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
+import type { TerminalSize } from '../container/attach/terminal-frames.js';
 import {
   ApiPath,
   type ApiError,
@@ -151,6 +152,39 @@ export class AgentClient {
     return this.lines('GET', `${ApiPath.events}?${query}`, undefined, 'the events');
   }
 
+  /**
+   * A connection to a `-t` container's terminal (terminal-frames.ts both ways); with `start`, the daemon
+   * starts the container first and attaches at once, so not even a quick command's output or exit is missed.
+   */
+  attachTerminal(container: string, options: { start: boolean }): Promise<Duplex> {
+    return this.upgrade(`${containerPath(container)}/attach?start=${options.start}`);
+  }
+
+  /** `exec -t`: a new process on a terminal of its own; the connection's last frame is its exit code. */
+  execOnTerminal(container: string, body: ExecRequest, options: { interactive: boolean; size: TerminalSize }): Promise<Duplex> {
+    const query = new URLSearchParams({
+      request: JSON.stringify(body),
+      interactive: String(options.interactive),
+      columns: String(options.size.columns),
+      rows: String(options.size.rows),
+    });
+    return this.upgrade(`${containerPath(container)}/exec?${query}`);
+  }
+
+  /** Takes a connection over from HTTP (docker's hijack): `101` and then the raw stream, or the daemon's error. */
+  private upgrade(path: string): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const outgoing = request({ socketPath: this.socketPath, method: 'POST', path, headers: { Connection: 'Upgrade', Upgrade: 'tcp' } });
+      outgoing.once('upgrade', (_response, socket, head) => {
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      outgoing.once('response', (response) => requestError(response).then(reject, reject));
+      outgoing.once('error', (error) => reject(this.connectionError(error)));
+      outgoing.end();
+    });
+  }
+
   exec(container: string, body: ExecRequest, onEvent: (event: ExecEvent) => void): Promise<ExecEvent | undefined> {
     return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent, 'the exec');
   }
@@ -195,16 +229,16 @@ export class AgentClient {
   private send(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': 'application/json' } }, resolve);
-      outgoing.once('error', (error: NodeJS.ErrnoException) => {
-        const unavailable = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
-        reject(
-          unavailable
-            ? new AgentUnavailableError(`Cannot connect to the berth-agent daemon at unix://${this.socketPath}. Is the daemon running?`)
-            : error,
-        );
-      });
+      outgoing.once('error', (error) => reject(this.connectionError(error)));
       outgoing.end(body === undefined ? undefined : JSON.stringify(body));
     });
+  }
+
+  private connectionError(error: NodeJS.ErrnoException): Error {
+    const unavailable = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
+    return unavailable
+      ? new AgentUnavailableError(`Cannot connect to the berth-agent daemon at unix://${this.socketPath}. Is the daemon running?`)
+      : error;
   }
 }
 

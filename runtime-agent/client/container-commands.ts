@@ -3,7 +3,9 @@ import type { CreateRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentErrors } from '../errors.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
+import { checkInputIsTerminal, execOnTerminal, startAttached } from './attach-commands.js';
 import { containersTable } from './containers-table.js';
+import { DEFAULT_DETACH_KEYS, parseDetachKeys, terminalSizeOf } from './terminal.js';
 import { table } from './table.js';
 
 /** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
@@ -42,6 +44,7 @@ interface RunFlags {
   healthStartInterval?: string;
   healthRetries?: string;
   healthcheck: boolean;
+  detachKeys?: string;
 }
 
 export function addContainerCommands(program: Command, client: ClientOf): void {
@@ -54,7 +57,8 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-d, --detach', 'run in the background and print the container id')
     .option('--rm', 'remove the container when it exits')
     .option('-i, --interactive', "keep stdin open; an attached run sends this terminal's stdin to it")
-    .option('-t, --tty', 'a pseudo-terminal: not supported yet (refused with a clear message, so `-it` does not half-work)')
+    .option('-t, --tty', 'run the process on a pseudo-terminal (with -i, this terminal is attached to it)')
+    .option('--detach-keys <keys>', `keys that detach from the container's terminal (default ${DEFAULT_DETACH_KEYS})`)
     .option('--name <name>', 'container name')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect)
     .option('-v, --volume <name-or-path:/path[:ro]>', 'mount a named volume or a host path', collect)
@@ -88,7 +92,14 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .command('start')
     .description('start stopped containers')
     .argument('<container...>')
-    .action(async (containers: string[], _options, command: Command) => {
+    .option('-a, --attach', "attach this terminal to the container's terminal (containers run with -t)")
+    .option('-i, --interactive', 'with -a: send what is typed to the container')
+    .option('--detach-keys <keys>', `keys that detach (default ${DEFAULT_DETACH_KEYS})`)
+    .action(async (containers: string[], options: { attach?: boolean; interactive?: boolean; detachKeys?: string }, command: Command) => {
+      if (options.attach || options.interactive) {
+        process.exitCode = await startAndAttach(client(command), containers, options);
+        return;
+      }
       await eachNamed(containers, (container) => client(command).act(container, 'start'));
     });
 
@@ -179,15 +190,19 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect)
     .option('-u, --user <user[:group]>', 'user name or uid, optional group')
     .option('-w, --workdir <dir>', 'working directory')
-    .action(async (container: string, args: string[], options: { env?: string[]; user?: string; workdir?: string }, command: Command) => {
-      const last = await client(command).exec(
-        container,
-        { command: args, env: resolveEnv(options.env), user: options.user, workdir: options.workdir },
-        (event) => {
-          if (event.type === 'output')
-            (event.stream === 'stdout' ? process.stdout : process.stderr).write(Buffer.from(event.data, 'base64'));
-        },
-      );
+    .option('-i, --interactive', 'with -t: send what is typed to the process')
+    .option('-t, --tty', 'run the process on a pseudo-terminal')
+    .option('--detach-keys <keys>', `keys that detach from the process's terminal (default ${DEFAULT_DETACH_KEYS})`)
+    .action(async (container: string, args: string[], options: ExecFlags, command: Command) => {
+      const request = { command: args, env: resolveEnv(options.env), user: options.user, workdir: options.workdir };
+      if (options.tty) {
+        const flags = { interactive: options.interactive === true, detachKeys: options.detachKeys };
+        process.exitCode = await execOnTerminal(client(command), container, request, flags);
+        return;
+      }
+      const last = await client(command).exec(container, request, (event) => {
+        if (event.type === 'output') (event.stream === 'stdout' ? process.stdout : process.stderr).write(Buffer.from(event.data, 'base64'));
+      });
       process.exitCode = last?.type === 'exit' ? last.exitCode : 1;
     });
 
@@ -234,6 +249,25 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     });
 }
 
+interface ExecFlags {
+  env?: string[];
+  user?: string;
+  workdir?: string;
+  interactive?: boolean;
+  tty?: boolean;
+  detachKeys?: string;
+}
+
+/** `start -a`: one container, started and attached to its terminal; the exit code is its own. */
+async function startAndAttach(agent: AgentClient, containers: string[], options: { interactive?: boolean; detachKeys?: string }) {
+  if (containers.length !== 1) throw new Error('you cannot start and attach multiple containers at once');
+  const container = containers[0] ?? '';
+  const { Config } = await agent.inspect(container);
+  if (!Config.Tty)
+    throw new Error(`start -a works with containers run with -t here; use logs -f ${container} to follow the output of others`);
+  return startAttached(agent, container, { interactive: options.interactive === true && Config.OpenStdin, detachKeys: options.detachKeys });
+}
+
 /** docker's verbs on several containers (or volumes): each in turn, its name printed as given once done. */
 async function eachNamed(names: readonly string[], act: (name: string) => Promise<unknown>): Promise<void> {
   for (const name of names) {
@@ -248,10 +282,11 @@ function stopQuery(options: { time?: string }): Record<string, string> {
 
 /** docker run: create (pulling a missing image), start, and unless detached print the output and return the exit code. */
 async function runContainer(agent: AgentClient, image: string, args: string[], flags: RunFlags): Promise<number> {
-  if (flags.tty)
-    throw new Error(
-      '-t (a pseudo-terminal) is not supported yet: runc hands the terminal over a socket Node cannot receive it from; -i alone streams stdin',
-    );
+  const attachTty = flags.tty === true && flags.detach !== true;
+  if (attachTty) {
+    parseDetachKeys(flags.detachKeys ?? DEFAULT_DETACH_KEYS);
+    checkInputIsTerminal(flags.interactive === true);
+  }
   const request: CreateRequest = {
     image,
     ...(args.length > 0 ? { command: args } : {}),
@@ -266,6 +301,8 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     pidsLimit: flags.pidsLimit === undefined ? undefined : Number(flags.pidsLimit),
     readOnly: flags.readOnly,
     interactive: flags.interactive,
+    tty: flags.tty,
+    consoleSize: flags.tty ? terminalSizeOf(process.stdout) : undefined,
     network: flags.network,
     restart: flags.restart,
     user: flags.user,
@@ -281,10 +318,12 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     healthStartInterval: flags.healthStartInterval,
     healthRetries: flags.healthRetries,
     noHealthcheck: !flags.healthcheck,
-    // An attached run removes its container itself, after the last of its output has been read.
-    autoRemove: flags.rm === true && flags.detach === true,
+    // An attached run removes its container itself, after the last of its output has been read; one on a
+    // terminal leaves it to the daemon, as the user may detach.
+    autoRemove: flags.rm === true && (flags.detach === true || flags.tty === true),
   };
   const { id } = await createPullingIfMissing(agent, request);
+  if (attachTty) return startAttachedRemovingOnFailure(agent, id, flags);
   try {
     await agent.act(id, 'start');
   } catch (error) {
@@ -302,6 +341,16 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
   const { exitCode } = await agent.act<{ exitCode: number }>(id, 'wait');
   if (flags.rm) await agent.removeContainer(id, true);
   return exitCode;
+}
+
+/** The daemon removes a `--rm` container once it has run; one that could not start is removed here, as docker does. */
+async function startAttachedRemovingOnFailure(agent: AgentClient, id: string, flags: RunFlags): Promise<number> {
+  try {
+    return await startAttached(agent, id, { interactive: flags.interactive === true, detachKeys: flags.detachKeys });
+  } catch (error) {
+    if (flags.rm && error instanceof AgentRequestError) await agent.removeContainer(id, true).catch(() => undefined);
+    throw error;
+  }
 }
 
 async function createPullingIfMissing(agent: AgentClient, request: CreateRequest): Promise<{ id: string; name: string }> {

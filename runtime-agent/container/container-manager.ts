@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { RunRequest, VolumeSummary } from '../api.js';
@@ -12,6 +12,8 @@ import { parseImageConfig } from '../image/manifest.js';
 import type { ContainerNetwork } from '../network/container-network.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer } from '../runtime/container-runtime.js';
 import type { ExitRecord } from '../shim/shim-protocol.js';
+import { DEFAULT_TERMINAL_SIZE, type PtyProcess } from '../runtime/pty-process.js';
+import type { TerminalSize } from './attach/terminal-frames.js';
 import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
 import type { ContainerObserver } from './container-observer.js';
@@ -24,6 +26,13 @@ import { resolveArgs } from '../spec/oci-spec.js';
 import { parseRunRequest, parseSignal } from './run-options.js';
 import { RootfsDir, unmountRootfs } from '../spec/rootfs.js';
 import { resolveUser } from '../spec/user-lookup.js';
+
+export interface ExecRequestOptions {
+  command: string[];
+  env: string[];
+  user: string | undefined;
+  workdir: string | undefined;
+}
 
 export interface ContainerManagerDependencies {
   store: ContainerStore;
@@ -288,15 +297,37 @@ export class ContainerManager {
     const run = this.runs.get(record.id);
     if (!run) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     if (!record.spec.openStdin) throw new CodedError(AgentErrors.STDIN_CLOSED, `Container ${record.id} has no open stdin: run it with -i`);
+    if (record.spec.tty === true)
+      throw new CodedError(AgentErrors.STDIN_CLOSED, `Container ${record.id} runs on a terminal: its input goes through attach`);
     return this.deps.runtime.openStdin(this.directory(record.id), run.shimPid);
   }
 
-  async exec(idOrName: string, request: { command: string[]; env: string[]; user: string | undefined; workdir: string | undefined }) {
+  async exec(idOrName: string, request: ExecRequestOptions) {
     const record = this.get(idOrName);
+    return this.deps.runtime.exec(record.id, await this.execProcess(record, request));
+  }
+
+  /** `exec -t`: the process on a terminal of its own, TERM=xterm unless the request sets TERM. */
+  async execOnTerminal(idOrName: string, request: ExecRequestOptions, size: TerminalSize): Promise<PtyProcess> {
+    const record = this.get(idOrName);
+    const env = request.env.some((entry) => entry.split('=', 1)[0] === 'TERM') ? request.env : ['TERM=xterm', ...request.env];
+    return this.deps.runtime.execOnTerminal(record.id, await this.execProcess(record, { ...request, env }), size);
+  }
+
+  private async execProcess(record: ContainerRecord, request: ExecRequestOptions): Promise<ExecProcess> {
     if (!this.runs.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     const user = request.user ? await resolveUser(path.join(this.directory(record.id), RootfsDir.mount), request.user) : undefined;
-    const process: ExecProcess = { args: request.command, env: request.env, cwd: request.workdir, user };
-    return this.deps.runtime.exec(record.id, process);
+    return { args: request.command, env: request.env, cwd: request.workdir, user };
+  }
+
+  /** A new client connection to a running `-t` container's terminal (terminal-frames.ts). */
+  async terminal(idOrName: string): Promise<Duplex> {
+    const record = this.get(idOrName);
+    const run = this.runs.get(record.id);
+    if (!run) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `You cannot attach to a stopped container, start it first`);
+    if (record.spec.tty !== true)
+      throw new CodedError(AgentErrors.TERMINAL_ABSENT, `Container ${record.id} has no terminal: attach works with containers run with -t`);
+    return this.deps.runtime.openTerminal(this.directory(record.id), run.shimPid);
   }
 
   private async startRun(record: ContainerRecord): Promise<void> {
@@ -313,7 +344,11 @@ export class ContainerManager {
     const directory = this.directory(record.id);
     try {
       record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
-      const run = await this.deps.runtime.start(record.id, directory, path.join(directory, LOG_DIRECTORY), record.spec.openStdin === true);
+      const run = await this.deps.runtime.start(record.id, directory, path.join(directory, LOG_DIRECTORY), {
+        openStdin: record.spec.openStdin === true,
+        tty: record.spec.tty === true,
+        consoleSize: record.spec.consoleSize ?? DEFAULT_TERMINAL_SIZE,
+      });
       Object.assign(record.state, {
         status: 'running',
         pid: run.pid,

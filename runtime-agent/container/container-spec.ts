@@ -55,6 +55,10 @@ export interface ContainerSpec {
   readOnlyRootfs: boolean;
   /** `-i` (docker's OpenStdin): the process's stdin is a pipe the first attached client writes to and closes. */
   openStdin: boolean;
+  /** `-t` (docker's Tty): the process runs on a pseudo-terminal clients attach to. Older records lack it: none. */
+  tty: boolean;
+  /** With `-t`: the terminal's size at each start until a client resizes it; 80x24 when the client had none. */
+  consoleSize: { columns: number; rows: number } | undefined;
   network: NetworkMode;
   ports: PortMapping[];
   limits: ResourceLimits;

@@ -52,6 +52,8 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     mounts: parseMounts(request.volumes ?? [], request.tmpfs ?? []),
     readOnlyRootfs: request.readOnly ?? false,
     openStdin: request.interactive ?? false,
+    tty: request.tty ?? false,
+    consoleSize: request.consoleSize,
     network,
     // Checked whatever the mode, but docker discards them in host mode (with a warning, see runWarnings) and never binds them in none.
     ports: network === 'bridge' ? ports : [],

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { ContainerManager } from '../container/container-manager.js';
+import { terminalUpgrades } from './attach-routes.js';
 import { containerRoutes } from './container-routes.js';
 import type { EventBus } from '../events/event-bus.js';
 import { eventRoutes } from './event-routes.js';
@@ -20,5 +21,13 @@ export function createApiServer(services: ApiServices): Server {
     ...volumeRoutes(services.containers),
     ...eventRoutes(services.events),
   ];
-  return createServer((request, response) => void dispatch(routes, request, response, services.logger));
+  const server = createServer((request, response) => void dispatch(routes, request, response, services.logger));
+  const terminals = terminalUpgrades(services.containers, services.logger);
+  server.on('upgrade', terminals.accept);
+  const closeConnections = server.closeAllConnections.bind(server);
+  server.closeAllConnections = () => {
+    closeConnections();
+    terminals.closeAll();
+  };
+  return server;
 }

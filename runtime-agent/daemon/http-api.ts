@@ -54,7 +54,7 @@ export async function dispatch(
 }
 
 /** Every failure as a CodedError: the one shape the daemon answers with (status, `{"errors":[{code, message}]}`). */
-function asCodedError(error: unknown): CodedError {
+export function asCodedError(error: unknown): CodedError {
   if (error instanceof CodedError) return error;
   // oci/ is shared with the registry, which answers a bad reference with its own codes.
   if (error instanceof InvalidReferenceError) return new CodedError(AgentErrors.REFERENCE_INVALID, error.message);

@@ -53,6 +53,7 @@ export function inspectResult(record: ContainerRecord): InspectResult {
       WorkingDir: spec.workingDir ?? record.imageConfig.WorkingDir ?? '',
       Image: spec.image,
       OpenStdin: spec.openStdin,
+      Tty: spec.tty === true,
       StopSignal: record.stopSignal,
       StopTimeout: spec.stopTimeoutSeconds,
       Healthcheck: healthcheckShown(record.healthcheck),

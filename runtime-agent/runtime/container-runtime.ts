@@ -1,8 +1,10 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
+import type { TerminalSize } from '../container/attach/terminal-frames.js';
 import { CodedError } from '../../platform/errors.js';
 import { AgentErrors } from '../errors.js';
 import type { ExitRecord } from '../shim/shim-protocol.js';
+import type { PtyProcess } from './pty-process.js';
 
 /** A run of a container's process: its pid and how it ends. */
 export interface RunningContainer {
@@ -29,17 +31,30 @@ export interface ExecProcess {
   user: { uid: number; gid: number; additionalGids: number[] } | undefined;
 }
 
+export interface StartOptions {
+  /** `-i`: the process's stdin stays open for a client to write. */
+  openStdin: boolean;
+  /** `-t`: the process runs on a pseudo-terminal clients attach to. */
+  tty: boolean;
+  /** With `tty`: the terminal's size until a client resizes it. */
+  consoleSize: TerminalSize;
+}
+
 /** The seam to the OCI runtime: everything the container manager asks of runc. */
 export interface ContainerRuntime {
   /** Starts the bundle's process; resolves once it runs, rejects with StartError when it cannot. */
-  start(id: string, bundle: string, logDirectory: string, openStdin: boolean): Promise<RunningContainer>;
+  start(id: string, bundle: string, logDirectory: string, options: StartOptions): Promise<RunningContainer>;
   /** Finds the run of a container whose shim outlived a daemon restart, or how it ended meanwhile. */
   reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord>;
   kill(id: string, signal: string): Promise<void>;
   /** A connection to a running container's stdin (for `-i`); ending it closes the stdin. */
   openStdin(bundle: string, shimPid: number): Promise<Writable>;
+  /** A connection to a `-t` container's terminal, speaking terminal-frames.ts; each connection is one client. */
+  openTerminal(bundle: string, shimPid: number): Promise<Duplex>;
   /** An extra process in the running container, its stdio piped. */
   exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams;
+  /** An extra process in the running container on a terminal of its own (`exec -t`). */
+  execOnTerminal(id: string, process: ExecProcess, size: TerminalSize): Promise<PtyProcess>;
   /** Forgets the container's runtime state (after its run is over, or after a crash). */
   delete(id: string): Promise<void>;
 }

@@ -2,13 +2,15 @@ import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'n
 import { readFile, readlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
+import type { TerminalSize } from '../container/attach/terminal-frames.js';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runHostCommand } from '../support/host-command.js';
 import { readJsonIfExists } from '../support/json-file.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from '../shim/shim-protocol.js';
-import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer } from './container-runtime.js';
+import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer, type StartOptions } from './container-runtime.js';
+import { spawnInPty, type PtyProcess } from './pty-process.js';
 
 const SHIM = fileURLToPath(new URL('../shim/shim.js', import.meta.url));
 /** How often a re-attached run's shim is looked for; a spawned shim reports its exit at once. */
@@ -29,7 +31,7 @@ export class RuncRuntime implements ContainerRuntime {
 
   constructor(private readonly options: RuncOptions) {}
 
-  async start(id: string, bundle: string, logDirectory: string, openStdin: boolean): Promise<RunningContainer> {
+  async start(id: string, bundle: string, logDirectory: string, options: StartOptions): Promise<RunningContainer> {
     const args: ShimArguments = {
       bundle,
       containerId: id,
@@ -38,7 +40,9 @@ export class RuncRuntime implements ContainerRuntime {
       logDirectory,
       logMaxSizeBytes: this.options.logMaxSizeBytes,
       logMaxFiles: this.options.logMaxFiles,
-      openStdin,
+      openStdin: options.openStdin,
+      tty: options.tty,
+      consoleSize: options.consoleSize,
     };
     const shim = this.takeShim();
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
@@ -73,12 +77,11 @@ export class RuncRuntime implements ContainerRuntime {
   }
 
   openStdin(bundle: string, shimPid: number): Promise<Writable> {
-    // Through the shim's working directory: the socket's full path can be longer than a socket address may be.
-    const socket = connect(`/proc/${shimPid}/cwd/${BundleFile.stdinSocket}`);
-    return new Promise((resolve, reject) => {
-      socket.once('connect', () => resolve(socket));
-      socket.once('error', (error) => reject(new Error(`the container's stdin cannot be reached (${bundle}): ${error.message}`)));
-    });
+    return connectToShim(bundle, shimPid, BundleFile.stdinSocket, "the container's stdin");
+  }
+
+  openTerminal(bundle: string, shimPid: number): Promise<Duplex> {
+    return connectToShim(bundle, shimPid, BundleFile.terminalSocket, "the container's terminal");
   }
 
   async kill(id: string, signal: string): Promise<void> {
@@ -86,14 +89,23 @@ export class RuncRuntime implements ContainerRuntime {
   }
 
   exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams {
-    const args = ['--root', this.options.root, 'exec'];
+    return spawn(this.options.binary, this.execArgs(id, process, []), { stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  /** `runc exec --tty` on a terminal held by the daemon: runc relays the new process's terminal to it, as for a run. */
+  execOnTerminal(id: string, process: ExecProcess, size: TerminalSize): Promise<PtyProcess> {
+    return spawnInPty(this.options.binary, this.execArgs(id, process, ['--tty']), { cwd: '/', size });
+  }
+
+  private execArgs(id: string, process: ExecProcess, flags: string[]): string[] {
+    const args = ['--root', this.options.root, 'exec', ...flags];
     for (const variable of process.env) args.push('--env', variable);
     if (process.cwd) args.push('--cwd', process.cwd);
     if (process.user) {
       args.push('--user', `${process.user.uid}:${process.user.gid}`);
       for (const gid of process.user.additionalGids) args.push('--additional-gids', String(gid));
     }
-    return spawn(this.options.binary, [...args, id, ...process.args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    return [...args, id, ...process.args];
   }
 
   async delete(id: string): Promise<void> {
@@ -105,6 +117,15 @@ export class RuncRuntime implements ContainerRuntime {
   private async runc(args: string[]): Promise<void> {
     await runHostCommand(this.options.binary, ['--root', this.options.root, ...args]);
   }
+}
+
+/** Through the shim's working directory: the socket's full path can be longer than a socket address may be. */
+function connectToShim(bundle: string, shimPid: number, name: string, what: string): Promise<Duplex> {
+  const socket = connect(`/proc/${shimPid}/cwd/${name}`);
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', (error) => reject(new Error(`${what} cannot be reached (${bundle}): ${error.message}`)));
+  });
 }
 
 /** A shim waiting for its arguments on stdin; detached, so it outlives the daemon once it has them. */

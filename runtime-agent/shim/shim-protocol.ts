@@ -1,3 +1,5 @@
+import type { TerminalSize } from '../container/attach/terminal-frames.js';
+
 /**
  * What passes between the daemon and a container's shim. The shim is a small process per container run that
  * outlives the daemon: it owns `runc run` (the container's parent, which reports its exit status), writes
@@ -15,6 +17,10 @@ export interface ShimArguments {
   logMaxFiles: number;
   /** Give the process a stdin pipe, fed by the first client of `attach.sock` in the bundle. */
   openStdin: boolean;
+  /** Run the process on a terminal (`-t`), served to the clients of `terminal.sock` in the bundle. */
+  tty: boolean;
+  /** The terminal's size until a client resizes it. */
+  consoleSize: TerminalSize;
 }
 
 /** The one line the shim writes on its stdout once the container has started or failed to. */
@@ -35,4 +41,6 @@ export const BundleFile = {
   shimLog: 'shim.log',
   /** Where the daemon connects to write the container's stdin; reached as /proc/<shim pid>/cwd/attach.sock. */
   stdinSocket: 'attach.sock',
+  /** Where clients attach to a `-t` container's terminal (terminal-frames.ts), reached the same way. */
+  terminalSocket: 'terminal.sock',
 } as const;

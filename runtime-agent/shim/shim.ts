@@ -6,7 +6,9 @@ import { createServer, type Server } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
+import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
+import { spawnInPty } from '../runtime/pty-process.js';
 import { writeJsonAtomic } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from './shim-protocol.js';
@@ -16,11 +18,25 @@ import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport }
  * start-up), it waits for its arguments as one JSON line on stdin and quits if stdin ends first (the daemon
  * went away). Then it moves into the bundle directory (how a restarted daemon recognizes it), runs
  * `runc run` in the foreground (runc stays the container's parent and exits with its status), copies the
- * container's stdout and stderr into the JSON-lines log, reports the start on stdout and records the exit.
+ * container's stdout and stderr (or, with `-t`, its terminal) into the JSON-lines log, serves the clients
+ * that attach, reports the start on stdout and records the exit.
  * It ignores the signals a terminal or a dying daemon would send: stopping a container is `runc kill`.
  */
 
 const PID_POLL_MS = 5;
+/** A screenful or two and then some: the first prompt of a shell, or a program's start-up output. */
+const TERMINAL_BACKLOG_BYTES = 64 * 1024;
+/**
+ * How long a terminal no client has attached to yet stays open after its process exits: `run -t` attaches
+ * just after the start, and a quick command must not end (and its exit code be gone) before that.
+ */
+const FIRST_ATTACH_GRACE_MS = 2000;
+
+/** The process the shim watches, and what to do once its exit is recorded. */
+interface SupervisedRun {
+  exited: Promise<number>;
+  ended(exitCode: number): Promise<void>;
+}
 
 async function main(): Promise<void> {
   const args = await readArguments();
@@ -32,36 +48,24 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
   const file = (name: string) => path.join(args.bundle, name);
   const logs = await JsonLogWriter.open(args.logDirectory, { maxSizeBytes: args.logMaxSizeBytes, maxFiles: args.logMaxFiles });
-  const stdinServer = args.openStdin ? await listenForStdin() : undefined;
-  const runtime = spawn(
-    args.runtime,
-    [
-      '--root',
-      args.runtimeRoot,
-      '--log',
-      file(BundleFile.runtimeLog),
-      '--log-format',
-      'json',
-      'run',
-      '--bundle',
-      args.bundle,
-      '--pid-file',
-      file(BundleFile.pid),
-      args.containerId,
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  // Without -i the process reads EOF at once, as from /dev/null.
-  if (stdinServer) feedStdin(stdinServer, runtime.stdin);
-  else runtime.stdin.end();
-  runtime.stdout.pipe(logs.stream('stdout'));
-  runtime.stderr.pipe(logs.stream('stderr'));
-  const exited = new Promise<number>((resolve) => {
-    runtime.once('close', (code, signal) => resolve(exitCodeOf(code, signal)));
-  });
-  const pid = await waitForPid(file(BundleFile.pid), exited);
+  const runtimeArgs = [
+    '--root',
+    args.runtimeRoot,
+    '--log',
+    file(BundleFile.runtimeLog),
+    '--log-format',
+    'json',
+    'run',
+    '--bundle',
+    args.bundle,
+    '--pid-file',
+    file(BundleFile.pid),
+    args.containerId,
+  ];
+  const run = args.tty ? await runOnTerminal(args, runtimeArgs, logs) : await runWithPipes(args, runtimeArgs, logs);
+  const pid = await waitForPid(file(BundleFile.pid), run.exited);
   if (pid !== undefined) report({ started: true, pid });
-  const exitCode = await exited;
+  const exitCode = await run.exited;
   await logs.close();
   const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString() };
   if (pid === undefined) {
@@ -70,6 +74,44 @@ async function superviseRun(args: ShimArguments): Promise<void> {
     report({ started: false, message: record.startError, exitCode: record.exitCode });
   }
   await writeJsonAtomic(file(BundleFile.exit), record);
+  await run.ended(record.exitCode);
+}
+
+/** `runc run` with its stdio piped: stdout and stderr to the log, stdin from the first attached client (`-i`). */
+async function runWithPipes(args: ShimArguments, runtimeArgs: string[], logs: JsonLogWriter): Promise<SupervisedRun> {
+  const stdinServer = args.openStdin ? await listenOn(BundleFile.stdinSocket) : undefined;
+  const runtime = spawn(args.runtime, runtimeArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Without -i the process reads EOF at once, as from /dev/null.
+  if (stdinServer) feedStdin(stdinServer, runtime.stdin);
+  else runtime.stdin.end();
+  runtime.stdout.pipe(logs.stream('stdout'));
+  runtime.stderr.pipe(logs.stream('stderr'));
+  const exited = new Promise<number>((resolve) => {
+    runtime.once('close', (code, signal) => resolve(exitCodeOf(code, signal)));
+  });
+  return { exited, ended: async () => undefined };
+}
+
+/**
+ * `runc run` on a pseudo-terminal this shim holds (config.json has `terminal: true`): runc gives the
+ * container a terminal of its own and relays it to ours. Its output goes to the log (as stdout, as docker
+ * logs a tty) and to the clients of `terminal.sock`; the terminal stays here, so it outlives the daemon.
+ */
+async function runOnTerminal(args: ShimArguments, runtimeArgs: string[], logs: JsonLogWriter): Promise<SupervisedRun> {
+  const server = await listenOn(BundleFile.terminalSocket);
+  const terminal = await spawnInPty(args.runtime, runtimeArgs, { cwd: args.bundle, size: args.consoleSize });
+  const log = logs.stream('stdout');
+  terminal.onOutput((data) => log.write(data));
+  const hub = new TerminalHub(terminal, { acceptInput: args.openStdin, backlogBytes: TERMINAL_BACKLOG_BYTES });
+  server.on('connection', (socket) => hub.add(socket));
+  return {
+    exited: terminal.exited,
+    ended: async (exitCode) => {
+      await Promise.race([hub.attached, new Promise((resolve) => setTimeout(resolve, FIRST_ATTACH_GRACE_MS).unref())]);
+      server.close();
+      hub.end(exitCode);
+    },
+  };
 }
 
 async function readArguments(): Promise<ShimArguments | undefined> {
@@ -87,13 +129,13 @@ function fail(args: ShimArguments | undefined, error: Error): void {
   process.exit(1);
 }
 
-/** The socket (in the bundle, our working directory) the daemon connects to when a client attaches stdin. */
-async function listenForStdin(): Promise<Server> {
-  await rm(BundleFile.stdinSocket, { force: true });
+/** A socket in the bundle (our working directory) the daemon connects to when a client attaches. */
+async function listenOn(name: string): Promise<Server> {
+  await rm(name, { force: true });
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(BundleFile.stdinSocket, () => resolve());
+    server.listen(name, () => resolve());
   });
   server.unref();
   return server;

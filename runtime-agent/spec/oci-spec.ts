@@ -159,10 +159,10 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
   return {
     ociVersion: '1.0.2-dev',
     process: {
-      terminal: false,
+      terminal: spec.tty === true,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: resolveArgs(spec, image),
-      env: resolveEnv(spec.env, image?.Env ?? [], hostname, user.home),
+      env: resolveEnv(spec.env, [...terminalEnv(spec), ...(image?.Env ?? [])], hostname, user.home),
       cwd: resolveWorkingDir(spec, image),
       capabilities,
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofileLimit, soft: input.nofileLimit }],
@@ -232,6 +232,11 @@ export function resolveEnv(userEnv: readonly string[], imageEnv: readonly string
   }
   if (!env.has('HOME')) env.set('HOME', home);
   return [...env].map(([key, value]) => `${key}=${value}`);
+}
+
+/** docker's TERM=xterm for a process on a terminal, unless the image or the user says otherwise. */
+export function terminalEnv(spec: Pick<ContainerSpec, 'tty'>): string[] {
+  return spec.tty === true ? ['TERM=xterm'] : [];
 }
 
 function envKey(entry: string): string {

@@ -217,9 +217,6 @@ test.serial("run -i feeds the caller's stdin to the container, which reads EOF w
   t.is(cat.stdout, 'got one\ngot two\neof\n');
   const closed = await agent.cli(['run', '--rm', image, 'sh', '-c', 'cat; echo nothing-to-read'], { input: 'ignored\n' });
   t.is(closed.stdout, 'nothing-to-read\n', 'without -i the process reads EOF at once, as with docker');
-  const tty = await agent.cli(['run', '-it', '--rm', image, 'sh'], { allowFailure: true });
-  t.is(tty.code, 1);
-  t.regex(tty.stderr, /-t \(a pseudo-terminal\) is not supported yet/);
 });
 
 test.serial('files deleted and directories made opaque in upper layers are absent in the container', async (t) => {

@@ -35,10 +35,15 @@ interface Answer {
   body: ApiError;
 }
 
-function api(method: string, apiPath: string, body?: unknown): Promise<Answer> {
+function api(method: string, apiPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const outgoing = request(
-      { socketPath: path.join(agent.dataDir, 'agent.sock'), method, path: apiPath, headers: { 'Content-Type': 'application/json' } },
+      {
+        socketPath: path.join(agent.dataDir, 'agent.sock'),
+        method,
+        path: apiPath,
+        headers: { 'Content-Type': 'application/json', ...headers },
+      },
       (response) => {
         let text = '';
         response.setEncoding('utf8');
@@ -171,7 +176,7 @@ test.serial('volumes: unknown 404, mounted by a container 409', async (t) => {
 });
 
 test.serial(
-  'a running container: rm without force 409 CONTAINER_RUNNING, stdin without -i 409 STDIN_CLOSED, a second start while one runs 409 CONTAINER_STARTING',
+  'a running container: rm without force 409 CONTAINER_RUNNING, stdin without -i 409 STDIN_CLOSED, attach without -t 409 TERMINAL_ABSENT, a second start while one runs 409 CONTAINER_STARTING',
   async (t) => {
     const id = await createContainer({ name: 'runner', command: ['sleep', '60'] });
     const starts = await Promise.all([api('POST', '/v1/containers/runner/start'), api('POST', '/v1/containers/runner/start')]);
@@ -188,6 +193,12 @@ test.serial(
       await api('POST', '/v1/containers/runner/stdin', ''),
       'STDIN_CLOSED',
       new RegExp(`^Container ${id} has no open stdin: run it with -i$`),
+    );
+    assertError(
+      t,
+      await api('POST', '/v1/containers/runner/attach', undefined, { Connection: 'Upgrade', Upgrade: 'tcp' }),
+      'TERMINAL_ABSENT',
+      new RegExp(`^Container ${id} has no terminal: attach works with containers run with -t$`),
     );
     t.is((await api('DELETE', '/v1/containers/runner?force=true')).status, 200);
   },

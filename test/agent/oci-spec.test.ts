@@ -407,3 +407,15 @@ test('run options refused: --cpus beyond the host CPUs, in docker words', (t) =>
     message: /^invalid --cpus "1000": range of CPUs is from 0.01 to \d+\.00, as there are only \d+ CPUs available$/,
   });
 });
+
+test("-t sets process.terminal and docker's TERM=xterm, which the image's or the user's TERM overrides; nothing else changes", (t) => {
+  const plain = ociSpecFor({});
+  const tty = ociSpecFor({ tty: true });
+  t.false(plain.process.terminal);
+  t.true(tty.process.terminal);
+  t.true(tty.process.env.includes('TERM=xterm'));
+  t.false(plain.process.env.some((entry) => entry.startsWith('TERM=')));
+  t.deepEqual({ ...tty, process: { ...tty.process, terminal: false, env: plain.process.env } }, plain, 'same isolation either way');
+  t.true(ociSpecFor({ tty: true }, { ...ECHO_IMAGE, Env: ['TERM=vt100'] }).process.env.includes('TERM=vt100'));
+  t.true(ociSpecFor({ tty: true, env: ['TERM=screen'] }).process.env.includes('TERM=screen'));
+});
