@@ -11,9 +11,8 @@
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { AgentDaemon } from '../test/helpers/agent-daemon.js';
-import { buildah, buildFlags, type BuildRequest } from '../test/helpers/docker-build.js';
+import { agentHasBuildCommand, buildah, buildFlags, type BuildRequest } from '../test/helpers/docker-build.js';
 import { DockerDaemon } from '../test/helpers/dockerd.js';
 import { DockerWorkbench } from '../test/helpers/docker-workbench.js';
 import { run } from '../test/helpers/exec.js';
@@ -28,7 +27,6 @@ const { values } = parseArgs({ options: { files: { type: 'string', default: '300
 const options = { files: Number(values.files), runs: Number(values.runs) };
 const FILES_PER_DIRECTORY = 100;
 const BASE_IMAGE = 'berth.test/busybox:base';
-const AGENT_CLI = fileURLToPath(new URL('../runtime-agent/cli.js', import.meta.url));
 
 // Dependencies, then a build stage over the sources, then a small runtime stage: the shape of most app images.
 const DOCKERFILE = `ARG BASE
@@ -84,11 +82,6 @@ interface Tool {
   build(noCache: boolean): CommandLine;
   /** Berth only. */
   secondAgent?: () => Promise<number>;
-}
-
-async function agentHasBuildCommand(): Promise<boolean> {
-  const help = await run(process.execPath, [AGENT_CLI, '--help'], { allowFailure: true });
-  return /^\s+build\b/m.test(help.stdout);
 }
 
 function requestFor(context: string, tag: string, base: string): BuildRequest {

@@ -6,18 +6,29 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
-import { buildahBuild, buildah, concurrencyLimit, dockerBuild, type BuildOutcome, type BuildRequest } from '../helpers/docker-build.js';
+import {
+  agentHasBuildCommand,
+  buildahBuild,
+  buildah,
+  buildFlags,
+  concurrencyLimit,
+  dockerBuild,
+  type BuildOutcome,
+  type BuildRequest,
+} from '../helpers/docker-build.js';
 import { DockerWorkbench } from '../helpers/docker-workbench.js';
 import { DockerDaemon } from '../helpers/dockerd.js';
 import { removeDirWithMounts, run } from '../helpers/exec.js';
 import {
   compareConfigs,
   compareFilesystems,
+  describeDifference,
   flattenImage,
   imageConfigFields,
   openContentStore,
   type FilesystemEntry,
   type ImageConfigFields,
+  type ImageSource,
 } from '../helpers/image-filesystem.js';
 import { PodmanEnvironment } from '../helpers/podman.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
@@ -30,7 +41,6 @@ import { RegistryProcess } from '../helpers/registry-process.js';
  */
 
 const FIXTURES = fileURLToPath(new URL('../../../test/build/fixtures/', import.meta.url));
-const AGENT_CLI = fileURLToPath(new URL('../../runtime-agent/cli.js', import.meta.url));
 // Two cores shared with other test files: more builds at once only queue on the CPU.
 const BUILD_CONCURRENCY = 2;
 const BASE_IMAGE = 'berth.test/busybox:base';
@@ -83,6 +93,13 @@ const cases = loadCases();
 interface ImageView {
   filesystem: FilesystemEntry[];
   config: ImageConfigFields;
+  /** Outside `config` in the document, but what MAINTAINER sets. */
+  author: string | null;
+}
+
+async function viewOfImage(image: ImageSource): Promise<ImageView> {
+  const author = image.config['author'];
+  return { filesystem: await flattenImage(image), config: imageConfigFields(image), author: typeof author === 'string' ? author : null };
 }
 
 interface Environment {
@@ -96,12 +113,6 @@ let environment: Environment | undefined;
 const limit = concurrencyLimit(BUILD_CONCURRENCY);
 const builds = new Map<string, Promise<BuildOutcome>>();
 const views = new Map<string, Promise<ImageView>>();
-
-/** `berth-agent build` exists once the CLI's help lists it (an unknown `build --help` prints the general help). */
-async function agentHasBuildCommand(): Promise<boolean> {
-  const help = await run(process.execPath, [AGENT_CLI, '--help'], { allowFailure: true });
-  return /^\s+build\b/m.test(help.stdout);
-}
 
 const berthBuilds = await agentHasBuildCommand();
 
@@ -152,8 +163,7 @@ async function viewOf(key: string, outcome: Promise<BuildOutcome>): Promise<Imag
   if (!view) {
     view = outcome.then(async (built) => {
       if (!built.image) throw new Error(`${key}: the build failed:\n${tail(built.output)}`);
-      const image = await built.image();
-      return { filesystem: await flattenImage(image), config: imageConfigFields(image) };
+      return viewOfImage(await built.image());
     });
     views.set(key, view);
   }
@@ -171,7 +181,8 @@ function referenceView(buildCase: BuildCase, builder: Builder): Promise<ImageVie
 }
 
 function differences(left: ImageView, right: ImageView, names: readonly [string, string]): string[] {
-  return [...compareConfigs(left.config, right.config, names), ...compareFilesystems(left.filesystem, right.filesystem, names)];
+  const author = left.author === right.author ? [] : [describeDifference('config', 'author', left.author, right.author, names)];
+  return [...author, ...compareConfigs(left.config, right.config, names), ...compareFilesystems(left.filesystem, right.filesystem, names)];
 }
 
 function tail(output: string, lines = 15): string {
@@ -264,17 +275,11 @@ class BerthBuilder {
   async build(buildCase: BuildCase): Promise<ImageView> {
     const iidFile = path.join(await mkdtemp(path.join(this.workDir, 'berth-')), 'iid');
     const tag = `berth.test/${buildCase.name}:berth`;
-    const flags = request(buildCase, buildCase.dockerfile, tag, `${this.registry.host}/berth/busybox:base`);
-    const args = ['build', '--tag', tag, '--file', path.join(flags.context, flags.dockerfile), '--iidfile', iidFile];
-    if (flags.target !== undefined) args.push('--target', flags.target);
-    for (const [name, value] of Object.entries(flags.buildArgs)) args.push('--build-arg', `${name}=${value}`);
-    const result = await this.agent.cli([...args, flags.context], { allowFailure: true });
+    const flags = buildFlags(request(buildCase, buildCase.dockerfile, tag, `${this.registry.host}/berth/busybox:base`));
+    const result = await this.agent.cli(['build', '--iidfile', iidFile, ...flags], { allowFailure: true });
     if (result.code !== 0) throw new Error(`berth-agent build failed (${result.code}):\n${tail(result.stdout + result.stderr)}`);
-    const image = await openContentStore(
-      path.join(this.agent.dataDir, 'content'),
-      await this.manifestOf((await readFile(iidFile, 'utf8')).trim()),
-    );
-    return { filesystem: await flattenImage(image), config: imageConfigFields(image) };
+    const manifestDigest = await this.manifestOf((await readFile(iidFile, 'utf8')).trim());
+    return viewOfImage(await openContentStore(path.join(this.agent.dataDir, 'content'), manifestDigest));
   }
 
   /** The image record's manifest digest, whether the iidfile names the config (docker's habit) or the manifest. */

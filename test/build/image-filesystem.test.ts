@@ -3,18 +3,21 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { layerOf, layerOfTar, writeImageLayout, type TarEntry } from '../helpers/agent-images.js';
+import { layerOf, layerOfTar, pushLayout, writeImageLayout, type TarEntry } from '../helpers/agent-images.js';
 import {
   compareConfigs,
   compareFilesystems,
   flattenImage,
   imageConfigFields,
+  openContentStore,
   openDockerArchive,
   openOciLayout,
+  openRegistryImage,
   type FilesystemEntry,
   type ImageSource,
 } from '../helpers/image-filesystem.js';
 import { digestOf } from '../../oci/digest.js';
+import { RegistryProcess } from '../helpers/registry-process.js';
 
 const dirs: string[] = [];
 test.after.always(async () => {
@@ -214,4 +217,20 @@ test('filesystem differences name the path, the field and both values; config di
   const base = imageConfigFields({ description: 'x', config: { config: { Labels: { a: '1', b: '2' } } }, layers: [] });
   const reordered = imageConfigFields({ description: 'y', config: { config: { Labels: { b: '2', a: '1' }, User: 'nobody' } }, layers: [] });
   t.deepEqual(compareConfigs(base, reordered, ['docker', 'berth']), ['config: User null (docker) vs "nobody" (berth)']);
+});
+
+test('an image read from a registry, or from a content store by manifest digest, flattens like its OCI layout', async (t) => {
+  const layout = await tempDir();
+  const layers = [
+    await layerOf([dir('srv/'), file('srv/a', 'a'), file('srv/b', 'b')], 'gzip'),
+    await layerOf([{ name: 'srv/.wh.a' }], 'gzip'),
+  ];
+  const { manifestDigest } = await writeImageLayout(layout, 'test', { layers });
+  const registry = await RegistryProcess.start();
+  t.teardown(() => registry.destroy());
+  await pushLayout(layout, 'test', `${registry.host}/fs/image:1`);
+  const expected = await flattenImage(await openOciLayout(layout, 'test'));
+  t.deepEqual(paths(expected), ['/srv', '/srv/b']);
+  t.deepEqual(await flattenImage(await openRegistryImage(registry.url, 'fs/image', '1')), expected);
+  t.deepEqual(await flattenImage(await openContentStore(layout, manifestDigest)), expected);
 });
