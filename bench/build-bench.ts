@@ -101,7 +101,7 @@ async function dockerTool(source: string): Promise<Tool> {
     context,
     build: (noCache) => ({
       file: '/usr/bin/docker',
-      args: ['build', '--quiet', ...(noCache ? ['--no-cache'] : []), ...flags],
+      args: ['build', '--quiet', '--network=none', ...(noCache ? ['--no-cache'] : []), ...flags],
       env: { ...dockerd.cliEnv, DOCKER_BUILDKIT: '1' },
     }),
   };
@@ -120,7 +120,17 @@ async function buildahTool(source: string): Promise<Tool> {
     context,
     build: (noCache) => ({
       file: 'buildah',
-      args: ['bud', '--quiet', '--layers', '--runtime', 'runc', '--pull=never', ...(noCache ? ['--no-cache'] : []), ...flags],
+      args: [
+        'bud',
+        '--quiet',
+        '--layers',
+        '--runtime',
+        'runc',
+        '--network=none',
+        '--pull=never',
+        ...(noCache ? ['--no-cache'] : []),
+        ...flags,
+      ],
       env: podman.env,
     }),
   };

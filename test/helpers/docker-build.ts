@@ -36,10 +36,9 @@ export async function agentHasBuildCommand(): Promise<boolean> {
   return /^\s+build\b/m.test(help.stdout);
 }
 
-/** The flags shared by `docker build` and `buildah bud`: no network, so a RUN never reaches outside. */
+/** The `docker build` flags for a request, which `buildah bud` and `berth-agent build` take too. */
 export function buildFlags(request: BuildRequest): string[] {
   return [
-    '--network=none',
     '--tag',
     request.tag,
     '--file',
@@ -60,7 +59,8 @@ export async function dockerBuild(
   request: BuildRequest,
   outDir: string,
 ): Promise<BuildOutcome> {
-  const flags = buildFlags(request);
+  // No network: a RUN never reaches outside (and Debian's BuildKit needs it said).
+  const flags = ['--network=none', ...buildFlags(request)];
   const options = { allowFailure: true, timeoutMs: 300_000 };
   const result =
     builder === 'legacy'
@@ -72,7 +72,10 @@ export async function dockerBuild(
   return { succeeded: true, output: printed(result), image: () => openDockerArchive(archive) };
 }
 
-/** `buildah bud` with runc and no network, images taken only from its local storage, pushed to an OCI layout. */
+/**
+ * `buildah bud` with runc and no network, images taken only from its local storage, saved as a docker archive.
+ * Docker's image format: the OCI one has no Healthcheck, OnBuild or Shell.
+ */
 export async function buildahBuild(
   podman: PodmanEnvironment,
   request: BuildRequest,
