@@ -13,6 +13,7 @@ export const ApiPath = {
   containers: '/v1/containers',
   auth: '/v1/auth',
   volumes: '/v1/volumes',
+  build: '/v1/build',
 } as const;
 
 /** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */

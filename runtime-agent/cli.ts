@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { AgentClient, AgentRequestError } from './client/agent-client.js';
+import { addBuildCommand } from './client/build-command.js';
 import { addContainerCommands } from './client/container-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
@@ -129,6 +130,7 @@ program
   });
 
 addContainerCommands(program, client);
+addBuildCommand(program, client);
 
 /** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
 async function readStdin(): Promise<string> {

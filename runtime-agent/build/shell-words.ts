@@ -141,7 +141,11 @@ class WordLexer {
       this.next();
       const following = this.peek();
       // Inside double quotes the escape character only escapes `"`, `$` and itself; before anything else it stays.
-      if (character === this.escapeCharacter && following !== undefined && (following === '"' || following === '$' || following === this.escapeCharacter)) {
+      if (
+        character === this.escapeCharacter &&
+        following !== undefined &&
+        (following === '"' || following === '$' || following === this.escapeCharacter)
+      ) {
         text += this.next();
       } else if (character !== this.escapeCharacter || following !== undefined) {
         text += character;

@@ -1,16 +1,22 @@
 import { createServer, type Server } from 'node:http';
 import type { ContainerManager } from '../container/container-manager.js';
+import { buildRoutes, type BuildRouteServices } from './build-routes.js';
 import { containerRoutes } from './container-routes.js';
 import { dispatch } from './http-api.js';
 import { imageRoutes, type ImageServices } from './image-routes.js';
 import { volumeRoutes } from './volume-routes.js';
 
-export interface ApiServices extends ImageServices {
+export interface ApiServices extends ImageServices, BuildRouteServices {
   containers: ContainerManager;
 }
 
 /** The daemon's local HTTP/JSON API. Errors are `{"message": ...}` with a status; pulls, logs and exec stream NDJSON. */
 export function createApiServer(services: ApiServices): Server {
-  const routes = [...imageRoutes(services), ...containerRoutes(services.containers), ...volumeRoutes(services.containers)];
+  const routes = [
+    ...imageRoutes(services),
+    ...containerRoutes(services.containers),
+    ...volumeRoutes(services.containers),
+    ...buildRoutes(services),
+  ];
   return createServer((request, response) => void dispatch(routes, request, response, services.logger));
 }
