@@ -278,11 +278,14 @@ class StageRun {
     if (reference === 'scratch') {
       this.config = emptyConfig(this.build.services.platform);
       this.key = digestOf('scratch');
+      this.build.progress.cached(id);
     } else if (dependency) {
+      // The stage's own steps show their work; starting from its result is nothing to do.
       const result = await this.build.stageResult(dependency.index);
       this.layers = [...result.layers];
       this.config = structuredClone(result.config);
       this.key = digestOf(`stage ${result.key}`);
+      this.build.progress.cached(id);
     } else {
       let pulled = false;
       const record = await this.build.services.resolveImage(reference, (message) => {

@@ -20,7 +20,7 @@ const DOCKERFILE = [
   'COPY app/a.txt /a.txt',
   'RUN cat /a.txt > /copy-a',
   'COPY app/b.txt /b.txt',
-  'RUN cat /b.txt > /copy-b && date > /built-at',
+  'RUN cat /b.txt > /copy-b && touch /built-at',
   'CMD ["cat", "/copy-a", "/copy-b"]',
 ].join('\n');
 
@@ -57,7 +57,10 @@ async function build(...extra: string[]): Promise<{ stderr: string; seconds: num
 
 test.serial('a rebuild with nothing changed runs no step: every step says CACHED', async (t) => {
   const first = await build();
-  t.true(steps(first.stderr).slice(1).every((step) => !step.cached));
+  t.deepEqual(
+    steps(first.stderr).map((step) => step.cached),
+    [true, false, false, false, false, false],
+  );
   const second = await build();
   const all = steps(second.stderr);
   t.is(all.length, 6);
@@ -96,7 +99,10 @@ test.serial('a change to one copied file reruns from that COPY on, the steps bef
 
 test.serial('--no-cache runs every step again', async (t) => {
   const all = steps((await build('--no-cache')).stderr);
-  t.true(all.slice(1).every((step) => !step.cached));
+  t.deepEqual(
+    all.map((step) => step.cached),
+    [true, false, false, false, false, false],
+  );
 });
 
 test.serial('with SOURCE_DATE_EPOCH two builds without cache give the same image digest', async (t) => {
