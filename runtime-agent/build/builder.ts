@@ -227,7 +227,7 @@ class StageRun {
   private readonly args = new Map<string, string>();
   private cmdSet = false;
   private step = 1;
-  private readonly total: number;
+  private total: number;
   private readonly label: string;
 
   constructor(
@@ -273,35 +273,44 @@ class StageRun {
     checkFlags(from, ['platform']);
     this.checkPlatform(from);
     const reference = fromImage(from, this.build.plan.globalArgs, this.escapeCharacter);
-    const id = this.build.progress.begin(this.stepName(`FROM ${reference}`));
-    const dependency = findStage(this.build.plan.stages, reference, this.stage.index);
+    // Shown once the base's ONBUILD triggers are counted in the stage's steps, or as soon as a pull reports.
+    let id: number | undefined;
+    const step = () => (id ??= this.build.progress.begin(this.stepName(`FROM ${reference}`)));
+    const pulled = await this.resolveBase(reference, (message) => this.build.progress.log(step(), message));
+    const triggers = (this.config.config.OnBuild ?? []).map((trigger) => parseTrigger(trigger, from.line, this.escapeCharacter));
+    this.config.config.OnBuild = null;
+    this.total += triggers.filter((trigger) => FS_KEYWORDS.has(trigger.keyword)).length;
+    if (!pulled) this.build.progress.cached(step());
+    this.build.progress.done(step());
+    return triggers;
+  }
+
+  /** Sets the stage's start from scratch, an earlier stage or an image; returns whether an image was pulled. */
+  private async resolveBase(reference: string, report: (message: string) => void): Promise<boolean> {
     if (reference === 'scratch') {
       this.config = emptyConfig(this.build.services.platform);
       this.key = digestOf('scratch');
-      this.build.progress.cached(id);
-    } else if (dependency) {
+      return false;
+    }
+    const dependency = findStage(this.build.plan.stages, reference, this.stage.index);
+    if (dependency) {
       // The stage's own steps show their work; starting from its result is nothing to do.
       const result = await this.build.stageResult(dependency.index);
       this.layers = [...result.layers];
       this.config = structuredClone(result.config);
       this.key = digestOf(`stage ${result.key}`);
-      this.build.progress.cached(id);
-    } else {
-      let pulled = false;
-      const record = await this.build.services.resolveImage(reference, (message) => {
-        pulled = true;
-        this.build.progress.log(id, message);
-      });
-      await this.build.lease.add(record.layers.flatMap((layer) => [layer.digest, layer.chainId]));
-      this.layers = [...record.layers];
-      this.config = baseConfig(JSON.parse((await this.build.services.content.readSmall(record.configDigest)).toString('utf8')));
-      this.key = digestOf(`image ${record.configDigest}`);
-      if (!pulled) this.build.progress.cached(id);
+      return false;
     }
-    this.build.progress.done(id);
-    const triggers = (this.config.config.OnBuild ?? []).map((trigger) => parseTrigger(trigger, from.line, this.escapeCharacter));
-    this.config.config.OnBuild = null;
-    return triggers;
+    let pulled = false;
+    const record = await this.build.services.resolveImage(reference, (message) => {
+      pulled = true;
+      report(message);
+    });
+    await this.build.lease.add(record.layers.flatMap((layer) => [layer.digest, layer.chainId]));
+    this.layers = [...record.layers];
+    this.config = baseConfig(JSON.parse((await this.build.services.content.readSmall(record.configDigest)).toString('utf8')));
+    this.key = digestOf(`image ${record.configDigest}`);
+    return pulled;
   }
 
   private checkPlatform(from: Instruction): void {

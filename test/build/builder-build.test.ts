@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
@@ -64,4 +64,65 @@ test.serial('a multi-stage build makes an image that berth-agent run starts at o
   t.notRegex(build.stderr, /unused/);
   const run = await agent.cli(['run', '--rm', 'builder/app:1']);
   t.is(run.stdout, 'hello from the build stage\nbuilt for berth\nhi there\n');
+});
+
+/** The config blob of an image in the agent's store (its record names the digest). */
+async function imageConfig(
+  reference: string,
+): Promise<{ config: Record<string, unknown>; history: Array<{ created_by: string; empty_layer?: boolean }> }> {
+  const records = JSON.parse(await readFile(path.join(agent.dataDir, 'images.json'), 'utf8')) as Record<string, { configDigest: string }>;
+  const record = records[reference];
+  if (!record) throw new Error(`no image ${reference}`);
+  const hex = record.configDigest.slice('sha256:'.length);
+  return JSON.parse(await readFile(path.join(agent.dataDir, 'content', 'blobs', 'sha256', hex), 'utf8'));
+}
+
+test.serial('metadata instructions set the config fields as docker does, ONBUILD triggers run in the child build', async (t) => {
+  const parent = await context('metadata-parent', {
+    Dockerfile: [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      'ONBUILD RUN echo triggered',
+      'ENV A=1 B="two words"',
+      'ENV LEGACY legacy value',
+      'ARG VERSION=1.2',
+      'LABEL version=$VERSION "quoted key"=x',
+      'EXPOSE 80 53/udp 8000-8001',
+      'VOLUME ["/data", "/cache"]',
+      'WORKDIR /srv',
+      'WORKDIR app',
+      'USER 1000:1000',
+      'SHELL ["/bin/sh", "-ec"]',
+      'STOPSIGNAL SIGQUIT',
+      'HEALTHCHECK --interval=5s --timeout=2s --start-period=1m --retries=4 CMD wget -q localhost || exit 1',
+      'ENTRYPOINT ["/bin/sh"]',
+      'CMD echo $A',
+    ].join('\n'),
+  });
+  await agent.cli(['build', '-t', 'builder/parent:1', parent]);
+  const { config, history } = await imageConfig('docker.io/builder/parent:1');
+  t.like(config, {
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'B=two words', 'LEGACY=legacy value'],
+    Labels: { version: '1.2', 'quoted key': 'x' },
+    ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {} },
+    Volumes: { '/data': {}, '/cache': {} },
+    WorkingDir: '/srv/app',
+    User: '1000:1000',
+    Shell: ['/bin/sh', '-ec'],
+    StopSignal: 'SIGQUIT',
+    Healthcheck: { Test: ['CMD-SHELL', 'wget -q localhost || exit 1'], Interval: 5e9, Timeout: 2e9, StartPeriod: 60e9, Retries: 4 },
+    Entrypoint: ['/bin/sh'],
+    Cmd: ['/bin/sh', '-ec', 'echo $A'],
+    OnBuild: ['RUN echo triggered'],
+  });
+  t.true(history.some((entry) => entry.created_by === 'ENV A=1 B="two words"' && entry.empty_layer === true));
+  t.false(history.some((entry) => entry.created_by.startsWith('COPY') && entry.empty_layer === true));
+
+  const child = await context('metadata-child', { Dockerfile: 'FROM builder/parent:1\nRUN echo child step' });
+  const build = await agent.cli(['build', '--progress', 'plain', '-t', 'builder/child:1', child]);
+  t.regex(build.stderr, /\[1\/3\] FROM builder\/parent:1\n[^]*\[2\/3\] RUN echo triggered\n/);
+  t.regex(build.stderr, /\[3\/3\] RUN echo child step/);
+  t.regex(build.stderr, /#\d+ [\d.]+ triggered/);
+  const childConfig = await imageConfig('docker.io/builder/child:1');
+  t.is(childConfig.config.OnBuild, null);
 });
