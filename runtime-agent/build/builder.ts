@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chown, lstat, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chainIds, digestOf } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
@@ -18,6 +18,7 @@ import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
 import { BuildContext, type ContextSource } from './build-context.js';
 import { declareArgs, expand, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
 import { contextFilter, type ContextFilter } from './context-files.js';
+import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
 import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
 import { copyIntoRoot, type CopyItem } from './file-copier.js';
 import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument } from './image-config.js';
@@ -553,12 +554,44 @@ class StageRun {
         throw error;
       }
     }
-    if (isAdd && patterns.some((pattern) => /^https?:\/\//.test(pattern)))
-      throw new DockerfileError(instruction.line, 'ADD of a URL is not supported yet');
     const context = new BuildContext(this.build.context.root, excludeFilter(this.build.context.filter, excludes));
-    const found = await context.resolve(patterns, instruction.line);
-    if (isAdd) await refuseArchives(found, instruction.line);
-    return { items: found.map(toItem(true)), key: await context.digest(found), filter: context.filter, release: none };
+    if (!isAdd) {
+      const found = await context.resolve(patterns, instruction.line);
+      return { items: found.map(toItem(true)), key: await context.digest(found), filter: context.filter, release: none };
+    }
+    return { ...(await this.addSources(instruction, patterns, context)), filter: context.filter, release: none };
+  }
+
+  /** ADD: URLs downloaded, local archives unpacked, anything else copied as COPY does. */
+  private async addSources(
+    instruction: Instruction,
+    patterns: string[],
+    context: BuildContext,
+  ): Promise<{ items: CopyItem[]; key: string }> {
+    const checksum = flagValue(instruction, 'checksum');
+    if (checksum !== undefined && !patterns.every(isUrl))
+      throw new DockerfileError(instruction.line, 'ADD --checksum is for URL sources only');
+    const items: CopyItem[] = [];
+    const keys: string[] = [];
+    for (const pattern of patterns) {
+      if (isUrl(pattern)) {
+        const { item, digest } = await downloadSource(pattern, this.build.scratch('download'), checksum, instruction.line);
+        items.push(item);
+        keys.push(`${pattern} ${digest}`);
+        continue;
+      }
+      const found = await context.resolve([pattern], instruction.line);
+      keys.push(await context.digest(found));
+      for (const source of found) {
+        const compression = await archiveCompression(source, instruction.line);
+        items.push(
+          compression === undefined
+            ? toItem(true)(source)
+            : await unpackArchive(source, compression, this.build.scratch('archive'), instruction.line),
+        );
+      }
+    }
+    return { items, key: keys.join(' ') };
   }
 
   /** `COPY <<EOF /file`: each heredoc becomes a file named after its delimiter, expanded unless quoted. */
@@ -575,7 +608,7 @@ class StageRun {
       const file = path.join(directory, heredoc.name);
       const text = heredoc.expand ? expandHeredocBody(heredoc.content, variables, this.escapeCharacter, instruction.line) : heredoc.content;
       await writeFile(file, text, { mode: 0o644 });
-      items.push({ hostPath: file, stats: await lstat(file), relative: undefined });
+      items.push({ hostPath: file, stats: await lstat(file), relative: undefined, keepOwners: false });
     }
     return { items, key: digestOf(JSON.stringify(instruction.heredocs)) };
   }
@@ -881,29 +914,12 @@ function excludeFilter(base: ContextFilter, excludes: readonly string[]): Contex
 }
 
 function toItem(fromContext: boolean): (source: ContextSource) => CopyItem {
-  return (source) => ({ hostPath: source.hostPath, stats: source.stats, relative: fromContext ? source.relative : undefined });
-}
-
-/** ADD unpacks local archives; until that is implemented an archive fails the build rather than being copied as a file. */
-async function refuseArchives(sources: readonly ContextSource[], line: number): Promise<void> {
-  for (const source of sources) {
-    if (!source.stats.isFile()) continue;
-    const handle = await open(source.hostPath, 'r');
-    try {
-      const head = Buffer.alloc(512);
-      const { bytesRead } = await handle.read(head, 0, 512, 0);
-      const bytes = head.subarray(0, bytesRead);
-      const compressed =
-        bytes.subarray(0, 2).equals(Buffer.from([0x1f, 0x8b])) ||
-        bytes.subarray(0, 3).toString() === 'BZh' ||
-        bytes.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
-      const tarball = bytesRead >= 262 && bytes.subarray(257, 262).toString() === 'ustar';
-      if (compressed || tarball)
-        throw new DockerfileError(line, `ADD ${source.relative}: unpacking archives with ADD is not supported yet (use RUN tar)`);
-    } finally {
-      await handle.close();
-    }
-  }
+  return (source) => ({
+    hostPath: source.hostPath,
+    stats: source.stats,
+    relative: fromContext ? source.relative : undefined,
+    keepOwners: false,
+  });
 }
 
 function emptyConfig(platform: Platform): ConfigDocument {

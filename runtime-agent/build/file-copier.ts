@@ -25,6 +25,8 @@ export interface CopyItem {
   stats: Stats;
   /** The context-relative path, for the filter; undefined for sources from elsewhere (another stage). */
   relative: string | undefined;
+  /** An archive ADD unpacked: its entries keep their own owners. */
+  keepOwners: boolean;
 }
 
 /** `destination` is a path inside the root; it names a directory when it ends in `/` or already is one. */
@@ -37,7 +39,7 @@ export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], d
     } else {
       const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
       const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath));
-      await copyLeaf(item.hostPath, item.stats, path.join(parent, path.posix.basename(containerPath)), options);
+      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options);
     }
   }
 }
@@ -56,32 +58,38 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
   for (const name of (await readdir(item.hostPath)).sort()) {
     const relative = item.relative === undefined ? undefined : item.relative === '' ? name : `${item.relative}/${name}`;
     if (relative !== undefined && options.filter?.ignores(relative)) continue;
-    const hostPath = path.join(item.hostPath, name);
-    const stats = await lstat(hostPath);
+    const child: CopyItem = {
+      hostPath: path.join(item.hostPath, name),
+      stats: await lstat(path.join(item.hostPath, name)),
+      relative,
+      keepOwners: item.keepOwners,
+    };
+    const { stats } = child;
     const childTarget = path.join(target, name);
     if (stats.isDirectory()) {
       const existing = await lstat(childTarget).catch(() => undefined);
       if (existing && !existing.isDirectory()) await rm(childTarget, { force: true });
       if (!existing?.isDirectory()) await mkdir(childTarget, { mode: 0o755 });
-      await copyDirectoryContent({ hostPath, stats, relative }, childTarget, options);
-      await applyMetadata(childTarget, stats, options);
+      await copyDirectoryContent(child, childTarget, options);
+      await applyMetadata(childTarget, child, options);
     } else {
-      await copyLeaf(hostPath, stats, childTarget, options);
+      await copyLeaf(child, childTarget, options);
     }
   }
 }
 
-async function copyLeaf(hostPath: string, stats: Stats, target: string, options: CopyOptions): Promise<void> {
+async function copyLeaf(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
   const existing = await lstat(target).catch(() => undefined);
   if (existing) await rm(target, { recursive: true, force: true });
-  if (stats.isSymbolicLink()) await symlink(await readlink(hostPath), target);
-  else if (stats.isFile()) await copyFile(hostPath, target);
+  if (item.stats.isSymbolicLink()) await symlink(await readlink(item.hostPath), target);
+  else if (item.stats.isFile()) await copyFile(item.hostPath, target);
   else return; // sockets, fifos and devices in a context are not copied, as docker skips them
-  await applyMetadata(target, stats, options);
+  await applyMetadata(target, item, options);
 }
 
-async function applyMetadata(target: string, stats: Stats, options: CopyOptions): Promise<void> {
-  const owner = options.owner ?? { uid: 0, gid: 0 };
+async function applyMetadata(target: string, item: CopyItem, options: CopyOptions): Promise<void> {
+  const { stats } = item;
+  const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
   await lchown(target, owner.uid, owner.gid);
   if (!stats.isSymbolicLink()) await chmod(target, options.mode ?? stats.mode & 0o7777);
   await lutimes(target, stats.atime, stats.mtime);

@@ -2,7 +2,11 @@ import test from 'ava';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { digestOf } from '../../oci/digest.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
+import { run as runCommand } from '../helpers/exec.js';
 import { createBusyboxRootfs } from '../helpers/test-images.js';
 
 /**
@@ -125,4 +129,41 @@ test.serial('metadata instructions set the config fields as docker does, ONBUILD
   t.regex(build.stderr, /#\d+ [\d.]+ triggered/);
   const childConfig = await imageConfig('docker.io/builder/child:1');
   t.is(childConfig.config.OnBuild, null);
+});
+
+test.serial('ADD unpacks a local tar.gz keeping its owners, and downloads a URL checked against --checksum', async (t) => {
+  const directory = await context('add', { 'archive/hello.txt': 'hello from the archive\n' });
+  await runCommand('tar', [
+    '-czf',
+    path.join(directory, 'files.tar.gz'),
+    '--owner=123',
+    '--group=456',
+    '-C',
+    path.join(directory, 'archive'),
+    '.',
+  ]);
+  const body = 'downloaded content\n';
+  const server = createServer((_request, response) => response.end(body));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.txt`;
+  try {
+    const dockerfile = (checksum: string) =>
+      [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        'ADD files.tar.gz /unpacked/',
+        `ADD --checksum=${checksum} ${url} /downloads/`,
+        `CMD ["sh", "-c", "cat /unpacked/hello.txt; stat -c %u:%g /unpacked/hello.txt; cat /downloads/file.txt; stat -c %a /downloads/file.txt"]`,
+      ].join('\n');
+    await writeFile(path.join(directory, 'Dockerfile'), dockerfile(digestOf(body)));
+    await agent.cli(['build', '-t', 'builder/add:1', directory]);
+    t.is((await agent.cli(['run', '--rm', 'builder/add:1'])).stdout, 'hello from the archive\n123:456\ndownloaded content\n600\n');
+
+    await writeFile(path.join(directory, 'Dockerfile'), dockerfile(digestOf('something else')));
+    const failed = await agent.cli(['build', directory], { allowFailure: true });
+    t.not(failed.code, 0);
+    t.regex(failed.stderr, /Dockerfile:4: ADD http:\/\/127\.0\.0\.1:\d+\/file\.txt: digest mismatch/);
+  } finally {
+    server.close();
+  }
 });
