@@ -4,6 +4,7 @@ import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContextFilter } from './context-files.js';
 import { DockerfileError } from './dockerfile.js';
+import { escapeRegExp } from './shell-words.js';
 
 /** What COPY and ADD read from the build context, found as docker finds it and never outside it. */
 
@@ -173,8 +174,4 @@ export function segmentMatcher(segment: string): RegExp {
     } else source += escapeRegExp(character);
   }
   return new RegExp(`^${source}$`, 's');
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

@@ -1,6 +1,6 @@
 import type { Platform } from '../../oci/platform.js';
 import { DockerfileError, flagValue, type Instruction, type ParsedDockerfile } from './dockerfile.js';
-import { expandWord, ExpansionError, type Variables } from './shell-words.js';
+import { expandWord, expandWords, ExpansionError, type Variables } from './shell-words.js';
 
 /**
  * The stage graph of a Dockerfile: ARGs before the first FROM (the global scope), the stages with their
@@ -150,6 +150,16 @@ function splitArgWords(args: string): string[] {
 export function expand(text: string, variables: Variables, escapeCharacter: string, line: number): string {
   try {
     return expandWord(text, variables, escapeCharacter);
+  } catch (error) {
+    if (error instanceof ExpansionError) throw new DockerfileError(line, error.message);
+    throw error;
+  }
+}
+
+/** The words of an instruction's arguments after expansion (ENV, LABEL, EXPOSE, COPY...). */
+export function expandList(text: string, variables: Variables, escapeCharacter: string, line: number): string[] {
+  try {
+    return expandWords(text, variables, escapeCharacter);
   } catch (error) {
     if (error instanceof ExpansionError) throw new DockerfileError(line, error.message);
     throw error;

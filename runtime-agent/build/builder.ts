@@ -16,7 +16,7 @@ import { resolveInRoot } from '../unpack/rooted-path.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
 import { BuildContext, type ContextSource } from './build-context.js';
-import { declareArgs, expand, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
+import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
 import { contextFilter, type ContextFilter } from './context-files.js';
 import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
 import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
@@ -25,7 +25,6 @@ import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDo
 import { isEmptyDirectory, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
 import { removeStubs, type RunSandbox } from './run-sandbox.js';
-import { expandWords, ExpansionError } from './shell-words.js';
 
 /**
  * Builds an image from a Dockerfile on the agent's own parts: each stage's root is an overlay of snapshots,
@@ -491,8 +490,8 @@ class StageRun {
     const variables = this.variables();
     const words =
       instruction.heredocs.length > 0
-        ? splitWords(instruction.args, variables, this.escapeCharacter, instruction.line)
-        : (instruction.json ?? splitWords(instruction.args, variables, this.escapeCharacter, instruction.line));
+        ? expandList(instruction.args, variables, this.escapeCharacter, instruction.line)
+        : (instruction.json ?? expandList(instruction.args, variables, this.escapeCharacter, instruction.line));
     if (words.length < 2)
       throw new DockerfileError(
         instruction.line,
@@ -857,15 +856,6 @@ function runArgs(instruction: Instruction, shell: string[] | undefined): string[
     ? first.content
     : [instruction.args, ...instruction.heredocs.flatMap((heredoc) => [heredoc.content.replace(/\n$/, ''), heredoc.name])].join('\n');
   return [...(shell ?? DEFAULT_SHELL), script];
-}
-
-function splitWords(text: string, variables: Map<string, string>, escapeCharacter: string, line: number): string[] {
-  try {
-    return expandWords(text, variables, escapeCharacter);
-  } catch (error) {
-    if (error instanceof ExpansionError) throw new DockerfileError(line, error.message);
-    throw error;
-  }
 }
 
 function expandHeredocBody(body: string, variables: Map<string, string>, escapeCharacter: string, line: number): string {

@@ -157,7 +157,8 @@ function collectHeredocs(args: string, bodyLines: readonly string[], keyword: st
   return heredocs;
 }
 
-function jsonForm(args: string): string[] | undefined {
+/** The JSON (exec) form's strings, or undefined when the text is not a JSON array of strings. */
+export function jsonForm(args: string): string[] | undefined {
   if (!args.startsWith('[')) return undefined;
   try {
     const parsed: unknown = JSON.parse(args);

@@ -1,6 +1,6 @@
-import { DockerfileError, checkFlags, flagValue, type Instruction } from './dockerfile.js';
-import { expand } from './build-plan.js';
-import { expandWords, ExpansionError, type Variables } from './shell-words.js';
+import { DockerfileError, checkFlags, flagValue, jsonForm, type Instruction } from './dockerfile.js';
+import { expand, expandList } from './build-plan.js';
+import type { Variables } from './shell-words.js';
 
 /**
  * The image config a build writes (the OCI image config, with docker's extra runtime fields: Healthcheck,
@@ -63,7 +63,7 @@ export interface ConfigContext {
 export function applyMetadata(document: ConfigDocument, instruction: Instruction, context: ConfigContext): { cmdSet: boolean } {
   const config = document.config;
   const { line } = instruction;
-  const words = () => splitWords(instruction.args, context.variables, context.escapeCharacter, line);
+  const words = () => expandList(instruction.args, context.variables, context.escapeCharacter, line);
   if (instruction.keyword !== 'HEALTHCHECK') checkFlags(instruction, []);
   switch (instruction.keyword) {
     case 'ENV':
@@ -145,7 +145,7 @@ export function setEnv(env: readonly string[], key: string, value: string): stri
 
 /** `KEY=value ...`, or the legacy `KEY value with spaces` (one pair, the rest is the value). */
 function keyValues(instruction: Instruction, context: ConfigContext, what: string): Array<[string, string]> {
-  const words = splitWords(instruction.args, context.variables, context.escapeCharacter, instruction.line);
+  const words = expandList(instruction.args, context.variables, context.escapeCharacter, instruction.line);
   const rawFirst = instruction.args.split(/\s+/)[0] ?? '';
   if (!rawFirst.includes('=')) {
     if (words.length < 2) throw new DockerfileError(instruction.line, `${what} must have two arguments`);
@@ -157,15 +157,6 @@ function keyValues(instruction: Instruction, context: ConfigContext, what: strin
     if (equals <= 0) throw new DockerfileError(instruction.line, `${what} names can not be blank (in "${word}")`);
     return [word.slice(0, equals), word.slice(equals + 1)];
   });
-}
-
-function splitWords(text: string, variables: Variables, escapeCharacter: string, line: number): string[] {
-  try {
-    return expandWords(text, variables, escapeCharacter);
-  } catch (error) {
-    if (error instanceof ExpansionError) throw new DockerfileError(line, error.message);
-    throw error;
-  }
 }
 
 function exposedPorts(spec: string, line: number): Record<string, object> {
@@ -201,7 +192,7 @@ function healthcheck(instruction: Instruction): Healthcheck {
   if (kind.toUpperCase() !== 'CMD') throw new DockerfileError(instruction.line, `unknown type ${kind} in HEALTHCHECK (try CMD)`);
   const command = instruction.args.slice(kind.length).trim();
   if (command === '') throw new DockerfileError(instruction.line, 'HEALTHCHECK CMD requires a command');
-  const json = command.startsWith('[') ? parseJsonStrings(command) : undefined;
+  const json = command.startsWith('[') ? jsonForm(command) : undefined;
   const check: Healthcheck = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', command] };
   const durations: Array<[string, keyof Healthcheck]> = [
     ['interval', 'Interval'],
@@ -219,15 +210,6 @@ function healthcheck(instruction: Instruction): Healthcheck {
     check.Retries = Number(retries);
   }
   return check;
-}
-
-function parseJsonStrings(text: string): string[] | undefined {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) && parsed.every((item) => typeof item === 'string') ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 const UNIT_NANOSECONDS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };

@@ -248,6 +248,6 @@ function globToRegExpSource(glob: string): string {
   return source;
 }
 
-function escapeRegExp(text: string): string {
+export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
