@@ -16,6 +16,7 @@ export const ApiPath = {
   auth: '/v1/auth',
   volumes: '/v1/volumes',
   events: '/v1/events',
+  build: '/v1/build',
 } as const;
 
 /** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { AgentClient, AgentRequestError } from './client/agent-client.js';
 import { addAttachCommand } from './client/attach-commands.js';
+import { addBuildCommand } from './client/build-command.js';
 import { addContainerCommands } from './client/container-commands.js';
 import { addEventCommands } from './client/event-commands.js';
 import { humanSize } from './client/human-format.js';
@@ -133,6 +134,7 @@ program
 addContainerCommands(program, client);
 addEventCommands(program, client);
 addAttachCommand(program, client);
+addBuildCommand(program, client);
 
 /** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
 async function readStdin(): Promise<string> {

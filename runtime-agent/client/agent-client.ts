@@ -185,6 +185,28 @@ export class AgentClient {
     });
   }
 
+  /** `POST /v1/build`: the options line, then the context tar streamed; the build's events go to `onEvent`. */
+  async build<T>(options: unknown, context: Readable, onEvent: (event: T) => void): Promise<T | undefined> {
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const outgoing = request(
+        { socketPath: this.socketPath, method: 'POST', path: ApiPath.build, headers: { 'Content-Type': 'application/octet-stream' } },
+        resolve,
+      );
+      outgoing.once('error', reject);
+      outgoing.write(`${JSON.stringify(options)}\n`);
+      context.once('error', (error) => outgoing.destroy(error));
+      context.pipe(outgoing);
+    });
+    if (response.statusCode !== 200) throw await requestError(response);
+    let last: T | undefined;
+    for await (const line of createInterface({ input: response, crlfDelay: Infinity })) {
+      if (line.trim() === '') continue;
+      last = JSON.parse(line) as T;
+      onEvent(last);
+    }
+    return last;
+  }
+
   exec(container: string, body: ExecRequest, onEvent: (event: ExecEvent) => void): Promise<ExecEvent | undefined> {
     return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent, 'the exec');
   }

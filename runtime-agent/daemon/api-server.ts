@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { ContainerManager } from '../container/container-manager.js';
 import { terminalUpgrades } from './attach-routes.js';
+import { buildRoutes, type BuildRouteServices } from './build-routes.js';
 import { containerRoutes } from './container-routes.js';
 import type { EventBus } from '../events/event-bus.js';
 import { eventRoutes } from './event-routes.js';
@@ -8,7 +9,7 @@ import { dispatch } from './http-api.js';
 import { imageRoutes, type ImageServices } from './image-routes.js';
 import { volumeRoutes } from './volume-routes.js';
 
-export interface ApiServices extends ImageServices {
+export interface ApiServices extends ImageServices, BuildRouteServices {
   containers: ContainerManager;
   events: EventBus;
 }
@@ -20,6 +21,7 @@ export function createApiServer(services: ApiServices): Server {
     ...containerRoutes(services.containers),
     ...volumeRoutes(services.containers),
     ...eventRoutes(services.events),
+    ...buildRoutes(services),
   ];
   const server = createServer((request, response) => void dispatch(routes, request, response, services.logger));
   const terminals = terminalUpgrades(services.containers, services.logger);

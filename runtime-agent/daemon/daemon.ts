@@ -10,6 +10,7 @@ import { ImagePuller } from '../image/image-puller.js';
 import { JsonFileImageStore } from '../image/image-store.js';
 import { Leases } from '../image/leases.js';
 import { CredentialStore } from '../registry/credential-store.js';
+import type { Credentials } from '../registry/registry-auth.js';
 import { HttpRegistryClient } from '../registry/registry-client.js';
 import { DirectorySnapshotter } from '../snapshot/snapshotter.js';
 import { ContainerLauncher } from '../container/container-launcher.js';
@@ -20,6 +21,7 @@ import { hostNofileLimit } from '../spec/oci-spec.js';
 import { DEFAULT_RESTART_BACKOFF } from '../container/restart-backoff.js';
 import { ContainerNetwork } from '../network/container-network.js';
 import { RuncRuntime } from '../runtime/runc-runtime.js';
+import { createImageBuilder } from '../build/build-service.js';
 import { createApiServer } from './api-server.js';
 import { observeAll } from '../container/container-observer.js';
 import { HealthMonitor } from '../container/health/health-monitor.js';
@@ -51,26 +53,32 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   const events = await startEvents(config, logger);
   const containers = await startContainers(config, { content, snapshots, images }, events, logger);
   const leases = new Leases();
+  const credentials = new CredentialStore(config.dataDir);
+  const puller = new ImagePuller({ content, snapshots, images }, leases, {
+    platform: config.platform,
+    maxConcurrentDownloads: config.maxConcurrentDownloads,
+    keepSetid: config.keepSetid,
+    preserveOwnership: isRoot,
+  });
+  const registryClient = (registry: string, registryCredentials: Credentials | undefined) =>
+    new HttpRegistryClient(registry, {
+      insecureRegistries: config.insecureRegistries,
+      stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+      credentials: registryCredentials,
+    });
+  const build = await createImageBuilder(config, { content, snapshots, images, leases, puller, credentials, registryClient });
   const server = createApiServer({
     containers,
     events,
     imageEvents: new ImageEvents(events),
-    credentials: new CredentialStore(config.dataDir),
+    credentials,
     containerUsing: (imageId) => containers.list(true).find((container) => container.imageId === imageId)?.id,
-    puller: new ImagePuller({ content, snapshots, images }, leases, {
-      platform: config.platform,
-      maxConcurrentDownloads: config.maxConcurrentDownloads,
-      keepSetid: config.keepSetid,
-      preserveOwnership: isRoot,
-    }),
+    puller,
     images,
     collector: new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers()),
-    registryClient: (registry, credentials) =>
-      new HttpRegistryClient(registry, {
-        insecureRegistries: config.insecureRegistries,
-        stallTimeoutMs: config.stallTimeoutSeconds * 1000,
-        credentials,
-      }),
+    registryClient,
+    builder: build.builder,
+    buildContextRoot: build.contextRoot,
     logger,
   });
   await listenOnSocket(server, config.socketPath);

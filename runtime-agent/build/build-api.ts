@@ -1,0 +1,22 @@
+import { z } from 'zod';
+
+/**
+ * `POST /v1/build`: the body is one line of JSON (these options), then the build context as a tar. The
+ * answer streams BuildEvents as NDJSON, the last one `done` or `error`.
+ */
+export const buildOptionsSchema = z.object({
+  /** The Dockerfile's text, or its path inside the context (a context sent as a tar on stdin). */
+  dockerfile: z.object({ content: z.string().optional(), path: z.string().default('Dockerfile') }),
+  tags: z.array(z.string()).default([]),
+  buildArgs: z.record(z.string(), z.string()).default({}),
+  target: z.string().optional(),
+  noCache: z.boolean().default(false),
+  labels: z.record(z.string(), z.string()).default({}),
+  /** Secret values (base64), for RUN --mount=type=secret only. */
+  secrets: z.array(z.object({ id: z.string().min(1), value: z.string() })).default([]),
+});
+export type BuildOptions = z.input<typeof buildOptionsSchema>;
+export type ParsedBuildOptions = z.output<typeof buildOptionsSchema>;
+
+/** The options line and the secrets in it are read whole; the context after it is streamed. */
+export const MAX_BUILD_OPTIONS_BYTES = 4 * 1024 * 1024;

@@ -1,0 +1,936 @@
+import { randomBytes } from 'node:crypto';
+import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { chainIds, digestOf } from '../../oci/digest.js';
+import { MediaType } from '../../oci/media-types.js';
+import type { Platform } from '../../oci/platform.js';
+import type { ContentStore } from '../content/content-store.js';
+import type { MountSpec } from '../container/container-spec.js';
+import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.js';
+import type { Lease, Leases } from '../image/leases.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { mountRootfs, unmountRootfs } from '../spec/rootfs.js';
+import { resolveUserSpec, UserLookupError } from '../spec/user-lookup.js';
+import { runHostCommand } from '../support/host-command.js';
+import { resolveInRoot } from '../unpack/rooted-path.js';
+import { unpackLayer } from '../unpack/layer-unpacker.js';
+import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
+import { BuildContext, type ContextSource } from './build-context.js';
+import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
+import { contextFilter, type ContextFilter } from './context-files.js';
+import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
+import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
+import { copyIntoRoot, type CopyItem } from './file-copier.js';
+import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument } from './image-config.js';
+import { isEmptyDirectory, writeLayer } from './layer-writer.js';
+import { BuildProgress, type BuildEvent } from './build-progress.js';
+import { removeStubs, type RunSandbox } from './run-sandbox.js';
+
+/**
+ * Builds an image from a Dockerfile on the agent's own parts: each stage's root is an overlay of snapshots,
+ * RUN runs in the container sandbox, each changing step's upper directory becomes a layer in the content
+ * store and a snapshot, and the result is recorded in the image store. Stages start together and wait only
+ * for the stages they read; stages the target does not need never run.
+ */
+
+export interface BuildRequest {
+  dockerfile: string;
+  dockerfileName: string;
+  /** The extracted build context. */
+  contextDir: string;
+  buildArgs: Map<string, string>;
+  target: string | undefined;
+  noCache: boolean;
+  labels: Record<string, string>;
+  /** Canonical references (`registry/repository:tag`). */
+  tags: Array<{ registry: string; repository: string; tag: string }>;
+  secrets: Map<string, Buffer>;
+  /** Seconds since the epoch: clamps file times, sets the config's and history's times. */
+  sourceDateEpoch: number | undefined;
+}
+
+export interface BuildResult {
+  imageId: string;
+  manifestDigest: string;
+}
+
+export interface BuilderServices {
+  content: ContentStore;
+  snapshots: Snapshotter;
+  images: ImageStore;
+  leases: Leases;
+  sandbox: RunSandbox;
+  cache: BuildCache;
+  /** Per-build scratch space (mounts, uppers, secrets), removed after each build. */
+  workRoot: string;
+  /** Where RUN --mount=type=cache directories persist between builds. */
+  cacheMountsRoot: string;
+  platform: Platform;
+  /** A base image from the store, pulled when missing. */
+  resolveImage: (reference: string, report: (message: string) => void) => Promise<ImageRecord>;
+}
+
+interface StageResult {
+  layers: LayerRecord[];
+  config: ConfigDocument;
+  key: string;
+}
+
+/** What COPY --from reads: a mounted root and how to take it down. */
+interface SourceRoot {
+  root: string;
+  key: string;
+  release: () => Promise<void>;
+}
+
+const EMPTY_DIRECTORY = 'empty';
+const FS_KEYWORDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
+
+export class ImageBuilder {
+  constructor(private readonly services: BuilderServices) {}
+
+  async build(request: BuildRequest, report: (event: BuildEvent) => void): Promise<BuildResult> {
+    const progress = new BuildProgress(report);
+    const work = path.join(this.services.workRoot, randomBytes(8).toString('hex'));
+    await mkdir(path.join(work, EMPTY_DIRECTORY), { recursive: true, mode: 0o700 });
+    const lease = await this.services.leases.acquire();
+    try {
+      const definition = progress.begin(`[internal] load build definition from ${request.dockerfileName}`);
+      const parsed = parseDockerfile(request.dockerfile, request.dockerfileName);
+      const plan = planBuild(parsed, request.buildArgs, this.services.platform, request.target);
+      progress.done(definition);
+      const context = new BuildContext(request.contextDir, await loadFilter(request.contextDir));
+      const build = new BuildRun(this.services, request, plan, context, progress, work, lease);
+      return await build.run();
+    } finally {
+      lease.release();
+      await rm(work, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
+async function loadFilter(contextDir: string): Promise<ContextFilter> {
+  return contextFilter(await readFile(path.join(contextDir, '.dockerignore'), 'utf8').catch(() => ''));
+}
+
+/** One build: its plan, the stage results as promises, the scratch directory and the lease on what it uses. */
+class BuildRun {
+  private readonly results = new Map<number, Promise<StageResult>>();
+  private readonly created: string;
+  private aborted = false;
+  private scratchCounter = 0;
+
+  constructor(
+    readonly services: BuilderServices,
+    readonly request: BuildRequest,
+    readonly plan: BuildPlan,
+    readonly context: BuildContext,
+    readonly progress: BuildProgress,
+    readonly work: string,
+    readonly lease: Lease,
+  ) {
+    const epoch = request.sourceDateEpoch;
+    this.created = epoch === undefined ? new Date().toISOString() : new Date(epoch * 1000).toISOString();
+  }
+
+  async run(): Promise<BuildResult> {
+    for (const index of [...this.plan.needed].sort((a, b) => a - b)) this.stageResult(index);
+    const settled = await Promise.allSettled([...this.results.values()]);
+    const failure = settled.find((outcome) => outcome.status === 'rejected');
+    if (failure) throw failure.reason;
+    return this.record(await this.stageResult(this.plan.target.index));
+  }
+
+  stageResult(index: number): Promise<StageResult> {
+    let result = this.results.get(index);
+    if (!result) {
+      result = new StageRun(this, this.plan.stages[index] as Stage).run().catch((error: unknown) => {
+        this.aborted = true;
+        throw error;
+      });
+      this.results.set(index, result);
+    }
+    return result;
+  }
+
+  get isAborted(): boolean {
+    return this.aborted;
+  }
+
+  get createdAt(): string {
+    return this.created;
+  }
+
+  scratch(name: string): string {
+    return path.join(this.work, `${name}-${++this.scratchCounter}`);
+  }
+
+  emptyDirectory(): string {
+    return path.join(this.work, EMPTY_DIRECTORY);
+  }
+
+  /** Writes config and manifest, and records the image under each tag (or untagged). */
+  private async record(result: StageResult): Promise<BuildResult> {
+    const { content, images, snapshots } = this.services;
+    const config: ConfigDocument = { ...result.config, created: this.created };
+    if (Object.keys(this.request.labels).length > 0)
+      config.config = { ...config.config, Labels: { ...config.config.Labels, ...this.request.labels } };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = digestOf(configBytes);
+    await this.lease.add([configDigest]);
+    await content.writeSmall(configDigest, configBytes);
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+      layers: result.layers.map((layer) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size })),
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestDigest = digestOf(manifestBytes);
+    await this.lease.add([manifestDigest]);
+    await content.writeSmall(manifestDigest, manifestBytes);
+    let size = 0;
+    for (const layer of result.layers) size += (await snapshots.info(layer.chainId))?.size ?? 0;
+    const base = {
+      digest: manifestDigest,
+      manifestDigest,
+      configDigest,
+      layers: result.layers,
+      platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
+      created: this.created,
+      size,
+      pulledAt: new Date().toISOString(),
+    };
+    const names = this.request.tags.length > 0 ? this.request.tags : [undefined];
+    for (const name of names) {
+      await images.put(
+        name
+          ? {
+              ...base,
+              reference: `${name.registry}/${name.repository}:${name.tag}`,
+              registry: name.registry,
+              repository: name.repository,
+              tag: name.tag,
+            }
+          : { ...base, reference: configDigest, registry: '', repository: '<none>', tag: undefined },
+      );
+    }
+    return { imageId: configDigest, manifestDigest };
+  }
+}
+
+/** One stage's execution: its filesystem (layers), config, cache key and ARG scope as instructions go by. */
+class StageRun {
+  private layers: LayerRecord[] = [];
+  private config!: ConfigDocument;
+  private key = '';
+  private readonly args = new Map<string, string>();
+  private cmdSet = false;
+  private step = 1;
+  private total: number;
+  private readonly label: string;
+
+  constructor(
+    private readonly build: BuildRun,
+    private readonly stage: Stage,
+  ) {
+    this.total = 1 + stage.instructions.filter((instruction) => FS_KEYWORDS.has(instruction.keyword)).length;
+    const name = stage.name ?? (build.plan.stages.length > 1 ? `stage-${stage.index}` : '');
+    this.label = name === '' ? '' : `${name} `;
+  }
+
+  private get escapeCharacter(): string {
+    return this.build.plan.escapeCharacter;
+  }
+
+  /** Build args in scope and the image's Env, the Env winning: what `$VAR` means in an instruction. */
+  private variables(): Map<string, string> {
+    const variables = new Map(this.args);
+    for (const entry of this.config.config.Env ?? []) {
+      const equals = entry.indexOf('=');
+      if (equals > 0) variables.set(entry.slice(0, equals), entry.slice(equals + 1));
+    }
+    return variables;
+  }
+
+  async run(): Promise<StageResult> {
+    const triggers = await this.from();
+    for (const instruction of [...triggers, ...this.stage.instructions]) {
+      if (this.build.isAborted) throw new Error('build aborted');
+      await this.dispatch(instruction);
+    }
+    return { layers: this.layers, config: this.config, key: this.key };
+  }
+
+  private stepName(instruction: Instruction | string): string {
+    const text = typeof instruction === 'string' ? instruction : instructionText(instruction);
+    return `[${this.label}${this.step}/${this.total}] ${text}`;
+  }
+
+  /** FROM: scratch, an earlier stage, or an image (pulled when missing); returns the base's ONBUILD triggers. */
+  private async from(): Promise<Instruction[]> {
+    const { from } = this.stage;
+    checkFlags(from, ['platform']);
+    this.checkPlatform(from);
+    const reference = fromImage(from, this.build.plan.globalArgs, this.escapeCharacter);
+    // Shown once the base's ONBUILD triggers are counted in the stage's steps, or as soon as a pull reports.
+    let id: number | undefined;
+    const step = () => (id ??= this.build.progress.begin(this.stepName(`FROM ${reference}`)));
+    const pulled = await this.resolveBase(reference, (message) => this.build.progress.log(step(), message));
+    const triggers = (this.config.config.OnBuild ?? []).map((trigger) => parseTrigger(trigger, from.line, this.escapeCharacter));
+    this.config.config.OnBuild = null;
+    this.total += triggers.filter((trigger) => FS_KEYWORDS.has(trigger.keyword)).length;
+    if (!pulled) this.build.progress.cached(step());
+    this.build.progress.done(step());
+    return triggers;
+  }
+
+  /** Sets the stage's start from scratch, an earlier stage or an image; returns whether an image was pulled. */
+  private async resolveBase(reference: string, report: (message: string) => void): Promise<boolean> {
+    if (reference === 'scratch') {
+      this.config = emptyConfig(this.build.services.platform);
+      this.key = digestOf('scratch');
+      return false;
+    }
+    const dependency = findStage(this.build.plan.stages, reference, this.stage.index);
+    if (dependency) {
+      // The stage's own steps show their work; starting from its result is nothing to do.
+      const result = await this.build.stageResult(dependency.index);
+      this.layers = [...result.layers];
+      this.config = structuredClone(result.config);
+      this.key = digestOf(`stage ${result.key}`);
+      return false;
+    }
+    let pulled = false;
+    const record = await this.build.services.resolveImage(reference, (message) => {
+      pulled = true;
+      report(message);
+    });
+    await this.build.lease.add(record.layers.flatMap((layer) => [layer.digest, layer.chainId]));
+    this.layers = [...record.layers];
+    this.config = baseConfig(JSON.parse((await this.build.services.content.readSmall(record.configDigest)).toString('utf8')));
+    this.key = digestOf(`image ${record.configDigest}`);
+    return pulled;
+  }
+
+  private checkPlatform(from: Instruction): void {
+    const wanted = flagValue(from, 'platform');
+    if (wanted === undefined) return;
+    const platform = this.build.services.platform;
+    const value = expand(wanted, this.build.plan.globalArgs, this.escapeCharacter, from.line);
+    const own = `${platform.os}/${platform.architecture}`;
+    if (value !== own && value !== `${own}/${platform.variant ?? ''}`.replace(/\/$/, ''))
+      throw new DockerfileError(from.line, `FROM --platform=${value}: this builder builds for ${own} only`);
+  }
+
+  private async dispatch(instruction: Instruction): Promise<void> {
+    switch (instruction.keyword) {
+      case 'ARG': {
+        checkFlags(instruction, []);
+        declareArgs(
+          instruction,
+          this.args,
+          this.build.request.buildArgs,
+          this.build.plan.globalArgs,
+          this.escapeCharacter,
+          this.variables(),
+        );
+        return this.metadataHistory(`ARG ${instruction.args}`);
+      }
+      case 'RUN':
+        return this.runStep(instruction);
+      case 'COPY':
+      case 'ADD':
+        return this.copyStep(instruction);
+      case 'WORKDIR':
+        return this.workdirStep(instruction);
+      default: {
+        ({ cmdSet: this.cmdSet } = applyMetadata(this.config, instruction, {
+          variables: this.variables(),
+          escapeCharacter: this.escapeCharacter,
+          cmdSet: this.cmdSet,
+        }));
+        return this.metadataHistory(metadataHistory(instruction, this.config));
+      }
+    }
+  }
+
+  private metadataHistory(createdBy: string): void {
+    this.config.history.push({
+      created: this.build.createdAt,
+      created_by: createdBy,
+      comment: 'buildkit.dockerfile.v0',
+      empty_layer: true,
+    });
+  }
+
+  private async workdirStep(instruction: Instruction): Promise<void> {
+    checkFlags(instruction, []);
+    const directory = path.posix.resolve(
+      this.config.config.WorkingDir || '/',
+      expand(instruction.args, this.variables(), this.escapeCharacter, instruction.line),
+    );
+    this.config.config.WorkingDir = directory;
+    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory }, async (rootfs) => {
+      const host = await resolveInRoot(rootfs, directory);
+      await mkdir(host, { recursive: true, mode: 0o755 });
+    });
+  }
+
+  private async runStep(instruction: Instruction): Promise<void> {
+    checkFlags(instruction, ['mount', 'network', 'security'], ['mount']);
+    const network = flagValue(instruction, 'network') ?? 'default';
+    if (network !== 'default' && network !== 'none')
+      throw new DockerfileError(instruction.line, `RUN --network=${network} is not allowed here (none or default)`);
+    const security = flagValue(instruction, 'security') ?? 'sandbox';
+    if (security !== 'sandbox')
+      throw new DockerfileError(instruction.line, `RUN --security=${security} is not allowed: RUN gets no more privilege than a container`);
+    const args = runArgs(instruction, this.config.config.Shell);
+    const mounts = instruction.flags.filter((flag) => flag.name === 'mount').map((flag) => parseMount(flag.value ?? '', instruction.line));
+    const argEnv = this.runArgEnv();
+    const historyArgs = [...this.args].filter(([name]) => !PROXY_ARGS.has(name)).map(([name, value]) => `${name}=${value}`);
+    const prefix = historyArgs.length > 0 ? `|${historyArgs.length} ${historyArgs.join(' ')} ` : '';
+    const keyParts = {
+      args,
+      env: this.config.config.Env ?? [],
+      argEnv,
+      user: this.config.config.User ?? '',
+      workdir: this.config.config.WorkingDir || '/',
+      mounts: mounts.map((mount) => ({ ...mount, value: undefined })),
+    };
+    await this.filesystemStep(instruction, `RUN ${prefix}${args.join(' ')} # buildkit`, keyParts, async (rootfs, bundle, id, upper) => {
+      const prepared = await this.prepareMounts(mounts, instruction);
+      const lastLines: string[] = [];
+      const { exitCode, stubs } = await this.build.services.sandbox.run({
+        id: `berth-build-${randomBytes(6).toString('hex')}`,
+        bundle,
+        rootfs,
+        args,
+        env: this.config.config.Env ?? [],
+        argEnv: [...argEnv, ...prepared.env],
+        user: this.config.config.User || undefined,
+        workingDir: this.config.config.WorkingDir || '/',
+        mounts: prepared.mounts,
+        network: 'none',
+        onOutput: (line) => {
+          lastLines.push(line);
+          if (lastLines.length > 10) lastLines.shift();
+          this.build.progress.log(id, line);
+        },
+      });
+      return async () => {
+        await removeStubs(upper, stubs);
+        if (exitCode !== 0) {
+          const output = lastLines.length > 0 ? `\n${lastLines.map((text) => `  > ${text}`).join('\n')}` : '';
+          throw new RunFailedError(
+            instruction.line,
+            `${instructionText(instruction)}: process "${args.join(' ')}" did not complete successfully: exit code: ${exitCode}${output}`,
+            exitCode,
+          );
+        }
+      };
+    });
+  }
+
+  /** Build args in scope and the proxy variables given as build args: the RUN's environment, never the image's. */
+  private runArgEnv(): string[] {
+    const env = [...this.args].map(([name, value]) => `${name}=${value}`);
+    for (const [name, value] of this.build.request.buildArgs)
+      if (PROXY_ARGS.has(name) && !this.args.has(name)) env.push(`${name}=${value}`);
+    return env;
+  }
+
+  private async prepareMounts(mounts: readonly RunMount[], instruction: Instruction): Promise<{ mounts: MountSpec[]; env: string[] }> {
+    const specs: MountSpec[] = [];
+    const env: string[] = [];
+    for (const mount of mounts) {
+      if (mount.type === 'secret') {
+        const id = mount.id ?? path.posix.basename(mount.target ?? '');
+        const value = this.build.request.secrets.get(id);
+        if (value === undefined) {
+          if (mount.required)
+            throw new DockerfileError(instruction.line, `secret ${id} is required but was not given (--secret id=${id},...)`);
+          continue;
+        }
+        if (mount.env) env.push(`${mount.env}=${value.toString('utf8')}`);
+        if (mount.env && mount.target === undefined) continue;
+        const file = this.build.scratch('secret');
+        await writeFile(file, value, { mode: mount.mode ?? 0o400 });
+        await chown(file, mount.uid ?? 0, mount.gid ?? 0);
+        specs.push({ type: 'bind', source: file, target: mount.target ?? `/run/secrets/${id}`, readOnly: true });
+      } else if (mount.type === 'cache') {
+        const target = requireTarget(mount, instruction);
+        const directory = path.join(this.build.services.cacheMountsRoot, digestOf(mount.id ?? target).slice('sha256:'.length));
+        await mkdir(directory, { recursive: true, mode: mount.mode ?? 0o755 });
+        await chown(directory, mount.uid ?? 0, mount.gid ?? 0);
+        specs.push({ type: 'bind', source: directory, target, readOnly: mount.readOnly });
+      } else if (mount.type === 'tmpfs') {
+        const target = requireTarget(mount, instruction);
+        specs.push({ type: 'tmpfs', target, options: ['nosuid', 'nodev', ...(mount.size ? [`size=${mount.size}`] : [])] });
+      } else {
+        const target = requireTarget(mount, instruction);
+        if (mount.from !== undefined)
+          throw new DockerfileError(instruction.line, `RUN --mount=type=bind,from=${mount.from} is not supported yet`);
+        if (!mount.readOnly) throw new DockerfileError(instruction.line, 'RUN --mount=type=bind,rw is not supported yet');
+        const [source] = await this.build.context.resolve([mount.source ?? '.'], instruction.line);
+        specs.push({
+          type: 'bind',
+          source: (source as ContextSource).hostPath,
+          target: path.posix.resolve(this.config.config.WorkingDir || '/', target),
+          readOnly: true,
+        });
+      }
+    }
+    return { mounts: specs, env };
+  }
+
+  private async copyStep(instruction: Instruction): Promise<void> {
+    const isAdd = instruction.keyword === 'ADD';
+    checkFlags(instruction, ['from', 'chown', 'chmod', 'link', 'exclude', ...(isAdd ? ['checksum'] : [])], ['exclude']);
+    const variables = this.variables();
+    const words =
+      instruction.heredocs.length > 0
+        ? expandList(instruction.args, variables, this.escapeCharacter, instruction.line)
+        : (instruction.json ?? expandList(instruction.args, variables, this.escapeCharacter, instruction.line));
+    if (words.length < 2)
+      throw new DockerfileError(
+        instruction.line,
+        `${instruction.keyword} requires at least two arguments, but only one was provided. Destination could not be determined`,
+      );
+    const rawDestination = words.at(-1) as string;
+    const patterns = words.slice(0, -1);
+    const workdir = this.config.config.WorkingDir || '/';
+    const destination = path.posix.resolve(workdir, rawDestination) + (rawDestination.endsWith('/') && rawDestination !== '/' ? '/' : '');
+    const chownValue = flagValue(instruction, 'chown');
+    const chmodValue = flagValue(instruction, 'chmod');
+    const mode = chmodValue === undefined ? undefined : parseChmod(chmodValue, instruction.line);
+    const excludes = instruction.flags.filter((flag) => flag.name === 'exclude').map((flag) => flag.value ?? '');
+    const sources = await this.copySources(instruction, patterns, excludes, variables, isAdd);
+    try {
+      if (sources.items.length > 1 && !destination.endsWith('/'))
+        throw new DockerfileError(
+          instruction.line,
+          `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
+        );
+      const keyParts = { destination, chown: chownValue ?? '', chmod: chmodValue ?? '', sources: sources.key };
+      await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, async (rootfs) => {
+        const owner =
+          chownValue === undefined
+            ? undefined
+            : await resolveOwner(rootfs, expand(chownValue, variables, this.escapeCharacter, instruction.line), instruction.line);
+        await copyIntoRoot(rootfs, sources.items, destination, { owner, mode, filter: sources.filter });
+      });
+    } finally {
+      await sources.release();
+    }
+  }
+
+  /** The items a COPY/ADD copies and the cache key of their content; `release` unmounts a --from root. */
+  private async copySources(
+    instruction: Instruction,
+    patterns: string[],
+    excludes: string[],
+    variables: Map<string, string>,
+    isAdd: boolean,
+  ): Promise<{ items: CopyItem[]; key: string; filter: ContextFilter | undefined; release: () => Promise<void> }> {
+    const none = async () => undefined;
+    if (instruction.heredocs.length > 0)
+      return { ...(await this.heredocSources(instruction, patterns, variables)), filter: undefined, release: none };
+    const fromValue = flagValue(instruction, 'from');
+    if (fromValue !== undefined) {
+      const root = await this.sourceRoot(expand(fromValue, variables, this.escapeCharacter, instruction.line), instruction);
+      try {
+        const context = new BuildContext(root.root, excludeFilter(contextFilter(''), excludes), 'confine');
+        const found = await context.resolve(patterns, instruction.line);
+        return {
+          items: found.map(toItem(false)),
+          key: `${root.key} ${await context.digest(found)}`,
+          filter: context.filter,
+          release: root.release,
+        };
+      } catch (error) {
+        await root.release();
+        throw error;
+      }
+    }
+    const context = new BuildContext(this.build.context.root, excludeFilter(this.build.context.filter, excludes));
+    if (!isAdd) {
+      const found = await context.resolve(patterns, instruction.line);
+      return { items: found.map(toItem(true)), key: await context.digest(found), filter: context.filter, release: none };
+    }
+    return { ...(await this.addSources(instruction, patterns, context)), filter: context.filter, release: none };
+  }
+
+  /** ADD: URLs downloaded, local archives unpacked, anything else copied as COPY does. */
+  private async addSources(
+    instruction: Instruction,
+    patterns: string[],
+    context: BuildContext,
+  ): Promise<{ items: CopyItem[]; key: string }> {
+    const checksum = flagValue(instruction, 'checksum');
+    if (checksum !== undefined && !patterns.every(isUrl))
+      throw new DockerfileError(instruction.line, 'ADD --checksum is for URL sources only');
+    const items: CopyItem[] = [];
+    const keys: string[] = [];
+    for (const pattern of patterns) {
+      if (isUrl(pattern)) {
+        const { item, digest } = await downloadSource(pattern, this.build.scratch('download'), checksum, instruction.line);
+        items.push(item);
+        keys.push(`${pattern} ${digest}`);
+        continue;
+      }
+      const found = await context.resolve([pattern], instruction.line);
+      keys.push(await context.digest(found));
+      for (const source of found) {
+        const compression = await archiveCompression(source, instruction.line);
+        items.push(
+          compression === undefined
+            ? toItem(true)(source)
+            : await unpackArchive(source, compression, this.build.scratch('archive'), instruction.line),
+        );
+      }
+    }
+    return { items, key: keys.join(' ') };
+  }
+
+  /** `COPY <<EOF /file`: each heredoc becomes a file named after its delimiter, expanded unless quoted. */
+  private async heredocSources(
+    instruction: Instruction,
+    patterns: string[],
+    variables: Map<string, string>,
+  ): Promise<{ items: CopyItem[]; key: string }> {
+    const directory = this.build.scratch('heredoc');
+    await mkdir(directory, { recursive: true, mode: 0o755 });
+    const items: CopyItem[] = [];
+    for (const heredoc of instruction.heredocs) {
+      if (!patterns.some((pattern) => pattern.replace(/^<<-?["']?/, '').replace(/["']$/, '') === heredoc.name)) continue;
+      const file = path.join(directory, heredoc.name);
+      const text = heredoc.expand ? expandHeredocBody(heredoc.content, variables, this.escapeCharacter, instruction.line) : heredoc.content;
+      await writeFile(file, text, { mode: 0o644 });
+      items.push({ hostPath: file, stats: await lstat(file), relative: undefined, keepOwners: false });
+    }
+    return { items, key: digestOf(JSON.stringify(instruction.heredocs)) };
+  }
+
+  /** The root COPY --from reads: an earlier stage's filesystem or an image's, as a read-only overlay. */
+  private async sourceRoot(reference: string, instruction: Instruction): Promise<SourceRoot> {
+    const stage = findStage(this.build.plan.stages, reference, this.stage.index);
+    let layers: LayerRecord[];
+    let key: string;
+    if (stage) {
+      const result = await this.build.stageResult(stage.index);
+      layers = result.layers;
+      key = `stage ${result.key}`;
+    } else {
+      const record = await this.build.services
+        .resolveImage(reference, () => undefined)
+        .catch((error: Error) => {
+          throw new DockerfileError(
+            instruction.line,
+            `${instruction.keyword} --from=${reference}: no stage or image of that name (${error.message})`,
+          );
+        });
+      await this.build.lease.add(record.layers.flatMap((layer) => [layer.digest, layer.chainId]));
+      layers = record.layers;
+      key = `image ${record.configDigest}`;
+    }
+    if (layers.length === 0) return { root: this.build.emptyDirectory(), key, release: async () => undefined };
+    const root = this.build.scratch('from');
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    const lowers = [...layers].reverse().map((layer) => this.build.services.snapshots.filesPath(layer.chainId));
+    await runHostCommand('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `ro,lowerdir=${[...lowers, this.build.emptyDirectory()].join(':')}`,
+      root,
+    ]);
+    return { root, key, release: () => runHostCommand('umount', [root]).then(() => undefined) };
+  }
+
+  /**
+   * A step that changes files: a cache hit reuses its layer without running anything; otherwise the action
+   * runs on an overlay of the stage's snapshots and the upper directory becomes the layer (none if empty).
+   * An action may return a check to run once the overlay is down (a failed RUN).
+   */
+  private async filesystemStep(
+    instruction: Instruction,
+    createdBy: string,
+    keyParts: unknown,
+    action: (rootfs: string, bundle: string, progressId: number, upper: string) => Promise<void | (() => Promise<void>)>,
+  ): Promise<void> {
+    this.step++;
+    const { progress, services } = this.build;
+    const id = progress.begin(this.stepName(instruction));
+    const key = digestOf(JSON.stringify([this.key, instruction.keyword, createdBy, keyParts]));
+    try {
+      const cached = this.build.request.noCache ? undefined : await services.cache.get(key);
+      if (cached && (await this.ensureSnapshot(cached))) {
+        this.apply(key, cached.layer, createdBy);
+        progress.cached(id);
+        progress.done(id);
+        return;
+      }
+      const stepDirectory = this.build.scratch('step');
+      const lowers =
+        this.layers.length > 0
+          ? [...this.layers].reverse().map((layer) => services.snapshots.filesPath(layer.chainId))
+          : [this.build.emptyDirectory()];
+      const rootfs = await mountRootfs(stepDirectory, lowers);
+      let after: void | (() => Promise<void>);
+      try {
+        after = await action(rootfs, stepDirectory, id, path.join(stepDirectory, 'diff'));
+      } finally {
+        await unmountRootfs(stepDirectory);
+      }
+      if (after) await after();
+      const layer = await this.commitLayer(path.join(stepDirectory, 'diff'), stepDirectory);
+      await services.cache.put(key, { layer });
+      this.apply(key, layer, createdBy);
+      progress.done(id);
+    } catch (error) {
+      progress.failed(id, (error as Error).message);
+      throw error;
+    }
+  }
+
+  /** The upper directory as a layer blob and, moved into place, the snapshot for the next steps. */
+  private async commitLayer(upper: string, stepDirectory: string): Promise<CachedLayer | null> {
+    if (await isEmptyDirectory(upper)) return null;
+    const { content, snapshots } = this.build.services;
+    const written = await writeLayer(upper, content, {
+      sourceDateEpoch: this.build.request.sourceDateEpoch,
+      scratchFile: `${stepDirectory}.tar.gz`,
+    });
+    const layer: CachedLayer = { ...written, uncompressedSize: written.uncompressedSize };
+    const chainId = this.chainIdWith(layer.diffId);
+    await this.build.lease.add([layer.digest, chainId]);
+    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, async (directory) => {
+      await rm(directory, { recursive: true, force: true });
+      await rename(upper, directory);
+      return { size: layer.uncompressedSize };
+    });
+    return layer;
+  }
+
+  /** A cached layer's snapshot exists, or is unpacked again from the content store. */
+  private async ensureSnapshot(entry: CacheEntry): Promise<boolean> {
+    if (!entry.layer) return true;
+    const layer = entry.layer;
+    const { snapshots, content } = this.build.services;
+    const chainId = this.chainIdWith(layer.diffId);
+    await this.build.lease.add([layer.digest, chainId]);
+    if (await snapshots.info(chainId)) return true;
+    if (!(await content.has(layer.digest))) return false;
+    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, (directory) =>
+      unpackLayer({ blob: content.read(layer.digest), digest: layer.digest, mediaType: layer.mediaType, diffId: layer.diffId }, directory, {
+        keepSetid: true,
+        preserveOwnership: process.getuid?.() === 0,
+        warn: () => undefined,
+      }),
+    );
+    return true;
+  }
+
+  private chainIdWith(diffId: string): string {
+    return chainIds([...this.layers.map((layer) => layer.diffId), diffId]).at(-1) as string;
+  }
+
+  private apply(key: string, layer: CachedLayer | null, createdBy: string): void {
+    this.key = key;
+    const entry = { created: this.build.createdAt, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
+    if (!layer) {
+      this.config.history.push({ ...entry, empty_layer: true });
+      return;
+    }
+    this.layers.push({
+      digest: layer.digest,
+      size: layer.size,
+      mediaType: layer.mediaType,
+      diffId: layer.diffId,
+      chainId: this.chainIdWith(layer.diffId),
+    });
+    this.config.rootfs.diff_ids.push(layer.diffId);
+    this.config.history.push(entry);
+  }
+}
+
+export class RunFailedError extends DockerfileError {
+  constructor(
+    line: number,
+    detail: string,
+    readonly exitCode: number,
+  ) {
+    super(line, detail);
+  }
+}
+
+interface RunMount {
+  type: 'bind' | 'cache' | 'tmpfs' | 'secret';
+  target: string | undefined;
+  source: string | undefined;
+  from: string | undefined;
+  id: string | undefined;
+  readOnly: boolean;
+  required: boolean;
+  mode: number | undefined;
+  uid: number | undefined;
+  gid: number | undefined;
+  size: string | undefined;
+  env: string | undefined;
+}
+
+const MOUNT_KEYS = new Set([
+  'type',
+  'target',
+  'dst',
+  'destination',
+  'source',
+  'src',
+  'from',
+  'id',
+  'ro',
+  'readonly',
+  'rw',
+  'readwrite',
+  'required',
+  'mode',
+  'uid',
+  'gid',
+  'sharing',
+  'size',
+  'env',
+]);
+
+/** `--mount=type=secret,id=npm,target=/root/.npmrc` and the other forms BuildKit accepts. */
+function parseMount(value: string, line: number): RunMount {
+  const options = new Map<string, string>();
+  for (const part of value.split(',').filter(Boolean)) {
+    const equals = part.indexOf('=');
+    const key = (equals === -1 ? part : part.slice(0, equals)).toLowerCase();
+    if (!MOUNT_KEYS.has(key)) throw new DockerfileError(line, `unexpected key '${key}' in '--mount=${value}'`);
+    options.set(key, equals === -1 ? 'true' : part.slice(equals + 1));
+  }
+  const type = options.get('type') ?? 'bind';
+  if (type === 'ssh') throw new DockerfileError(line, 'RUN --mount=type=ssh is not supported');
+  if (type !== 'bind' && type !== 'cache' && type !== 'tmpfs' && type !== 'secret')
+    throw new DockerfileError(line, `unsupported mount type "${type}"`);
+  const number = (key: string, radix: number) => {
+    const text = options.get(key);
+    if (text === undefined) return undefined;
+    const parsed = Number.parseInt(text, radix);
+    if (Number.isNaN(parsed)) throw new DockerfileError(line, `invalid ${key} "${text}" in --mount`);
+    return parsed;
+  };
+  const truthy = (key: string) => options.has(key) && options.get(key) !== 'false';
+  return {
+    type,
+    target: options.get('target') ?? options.get('dst') ?? options.get('destination'),
+    source: options.get('source') ?? options.get('src'),
+    from: options.get('from'),
+    id: options.get('id'),
+    readOnly: type === 'bind' ? !(truthy('rw') || truthy('readwrite')) : truthy('ro') || truthy('readonly'),
+    required: truthy('required'),
+    mode: number('mode', 8),
+    uid: number('uid', 10),
+    gid: number('gid', 10),
+    size: options.get('size'),
+    env: options.get('env'),
+  };
+}
+
+function requireTarget(mount: RunMount, instruction: Instruction): string {
+  if (!mount.target) throw new DockerfileError(instruction.line, `--mount=type=${mount.type} needs a target`);
+  return mount.target;
+}
+
+/**
+ * The RUN's argv: the JSON form as it is; the shell form through the image's SHELL; a RUN that is only a
+ * heredoc runs its body as the script, and one that feeds a heredoc to a command gets it as the shell sees it.
+ */
+function runArgs(instruction: Instruction, shell: string[] | undefined): string[] {
+  const [first] = instruction.heredocs;
+  if (!first) return commandOf(instruction, shell);
+  const script = /^<<-?["']?[\w.-]+["']?$/.test(instruction.args.trim())
+    ? first.content
+    : [instruction.args, ...instruction.heredocs.flatMap((heredoc) => [heredoc.content.replace(/\n$/, ''), heredoc.name])].join('\n');
+  return [...(shell ?? DEFAULT_SHELL), script];
+}
+
+function expandHeredocBody(body: string, variables: Map<string, string>, escapeCharacter: string, line: number): string {
+  return body
+    .split('\n')
+    .map((text) => (text === '' ? '' : expandKeepingQuotes(text, variables, escapeCharacter, line)))
+    .join('\n');
+}
+
+/** A heredoc body expands `$VAR` but keeps its quotes, as a shell's unquoted heredoc does. */
+function expandKeepingQuotes(text: string, variables: Map<string, string>, escapeCharacter: string, line: number): string {
+  return text.replace(/\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)/g, (reference) => expand(reference, variables, escapeCharacter, line));
+}
+
+function parseChmod(value: string, line: number): number {
+  if (!/^[0-7]{3,4}$/.test(value)) throw new DockerfileError(line, `invalid --chmod=${value}: only octal modes are supported`);
+  return Number.parseInt(value, 8);
+}
+
+/** --chown user[:group] against the stage's own /etc/passwd and /etc/group; numbers need neither. */
+async function resolveOwner(rootfs: string, spec: string, line: number): Promise<{ uid: number; gid: number }> {
+  const read = async (file: string) => readFile(await resolveInRoot(rootfs, file), 'utf8').catch(() => undefined);
+  try {
+    const [userPart = '', groupPart] = spec.split(':');
+    const resolved = resolveUserSpec(
+      groupPart === undefined ? userPart : `${userPart}:${groupPart}`,
+      await read('/etc/passwd'),
+      await read('/etc/group'),
+    );
+    // A user alone takes its own primary group in --chown only when named; a bare uid means gid = uid (docker's rule).
+    const gid = groupPart === undefined && /^\d+$/.test(userPart) ? resolved.uid : resolved.gid;
+    return { uid: resolved.uid, gid };
+  } catch (error) {
+    if (error instanceof UserLookupError) throw new DockerfileError(line, `--chown=${spec}: ${error.message}`);
+    throw error;
+  }
+}
+
+function excludeFilter(base: ContextFilter, excludes: readonly string[]): ContextFilter {
+  if (excludes.length === 0) return base;
+  const exclude = contextFilter(excludes.join('\n'));
+  return {
+    ignores: (relative) => base.ignores(relative) || exclude.ignores(relative),
+    hasExceptions: base.hasExceptions || exclude.hasExceptions,
+  };
+}
+
+function toItem(fromContext: boolean): (source: ContextSource) => CopyItem {
+  return (source) => ({
+    hostPath: source.hostPath,
+    stats: source.stats,
+    relative: fromContext ? source.relative : undefined,
+    keepOwners: false,
+  });
+}
+
+function emptyConfig(platform: Platform): ConfigDocument {
+  return {
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+}
+
+/** A base image's config as the start of a stage's: its runtime fields and history kept, nothing else. */
+function baseConfig(document: Partial<ConfigDocument>): ConfigDocument {
+  return {
+    architecture: document.architecture ?? 'amd64',
+    os: document.os ?? 'linux',
+    ...(document.variant ? { variant: document.variant } : {}),
+    config: { ...(document.config ?? {}) },
+    rootfs: { type: 'layers', diff_ids: [...(document.rootfs?.diff_ids ?? [])] },
+    history: [...(document.history ?? [])],
+  };
+}

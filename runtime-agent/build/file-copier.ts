@@ -1,0 +1,100 @@
+import type { Stats } from 'node:fs';
+import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { resolveInRoot } from '../unpack/rooted-path.js';
+import type { ContextFilter } from './context-files.js';
+
+/**
+ * Copies files into a stage's mounted root filesystem as COPY does: a directory's content (not the directory
+ * itself) goes into the destination, a file into a directory destination keeps its name, modes and times come
+ * along, owners are 0:0 unless --chown says otherwise. Every destination path is resolved inside the root
+ * (the image's symlinks followed as the container would), and an existing symlink where a file goes is
+ * replaced, never written through.
+ */
+
+export interface CopyOptions {
+  owner: { uid: number; gid: number } | undefined;
+  /** --chmod: for every copied file and directory. */
+  mode: number | undefined;
+  /** Entries under a copied directory that the context's .dockerignore excludes (relative to the context). */
+  filter: ContextFilter | undefined;
+}
+
+export interface CopyItem {
+  hostPath: string;
+  stats: Stats;
+  /** The context-relative path, for the filter; undefined for sources from elsewhere (another stage). */
+  relative: string | undefined;
+  /** An archive ADD unpacked: its entries keep their own owners. */
+  keepOwners: boolean;
+}
+
+/** `destination` is a path inside the root; it names a directory when it ends in `/` or already is one. */
+export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], destination: string, options: CopyOptions): Promise<void> {
+  const intoDirectory = destination.endsWith('/') || (await isDirectory(await resolveInRoot(rootfs, destination)));
+  for (const item of items) {
+    if (item.stats.isDirectory()) {
+      const target = await ensureDirectory(rootfs, destination);
+      await copyDirectoryContent(item, target, options);
+    } else {
+      const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
+      const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath));
+      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options);
+    }
+  }
+}
+
+/** Creates the directory (and parents, 0755 root) inside the root; returns its host path. */
+async function ensureDirectory(rootfs: string, containerPath: string): Promise<string> {
+  const host = await resolveInRoot(rootfs, containerPath);
+  const stats = await lstat(host).catch(() => undefined);
+  if (stats && !stats.isDirectory()) await rm(host, { force: true });
+  if (!stats?.isDirectory()) await mkdir(host, { recursive: true, mode: 0o755 });
+  return host;
+}
+
+/** Below a resolved directory nothing is followed: an image's symlink where a copied entry goes is replaced. */
+async function copyDirectoryContent(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
+  for (const name of (await readdir(item.hostPath)).sort()) {
+    const relative = item.relative === undefined ? undefined : item.relative === '' ? name : `${item.relative}/${name}`;
+    if (relative !== undefined && options.filter?.ignores(relative)) continue;
+    const child: CopyItem = {
+      hostPath: path.join(item.hostPath, name),
+      stats: await lstat(path.join(item.hostPath, name)),
+      relative,
+      keepOwners: item.keepOwners,
+    };
+    const { stats } = child;
+    const childTarget = path.join(target, name);
+    if (stats.isDirectory()) {
+      const existing = await lstat(childTarget).catch(() => undefined);
+      if (existing && !existing.isDirectory()) await rm(childTarget, { force: true });
+      if (!existing?.isDirectory()) await mkdir(childTarget, { mode: 0o755 });
+      await copyDirectoryContent(child, childTarget, options);
+      await applyMetadata(childTarget, child, options);
+    } else {
+      await copyLeaf(child, childTarget, options);
+    }
+  }
+}
+
+async function copyLeaf(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
+  const existing = await lstat(target).catch(() => undefined);
+  if (existing) await rm(target, { recursive: true, force: true });
+  if (item.stats.isSymbolicLink()) await symlink(await readlink(item.hostPath), target);
+  else if (item.stats.isFile()) await copyFile(item.hostPath, target);
+  else return; // sockets, fifos and devices in a context are not copied, as docker skips them
+  await applyMetadata(target, item, options);
+}
+
+async function applyMetadata(target: string, item: CopyItem, options: CopyOptions): Promise<void> {
+  const { stats } = item;
+  const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
+  await lchown(target, owner.uid, owner.gid);
+  if (!stats.isSymbolicLink()) await chmod(target, options.mode ?? stats.mode & 0o7777);
+  await lutimes(target, stats.atime, stats.mtime);
+}
+
+async function isDirectory(hostPath: string): Promise<boolean> {
+  return (await lstat(hostPath).catch(() => undefined))?.isDirectory() ?? false;
+}

@@ -1,0 +1,153 @@
+import { spawn } from 'node:child_process';
+import { lstat, rmdir, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ContainerSpec, MountSpec } from '../container/container-spec.js';
+import { runHostCommand } from '../support/host-command.js';
+import { buildOciSpec } from '../spec/oci-spec.js';
+import { resolveUser } from '../spec/user-lookup.js';
+
+/**
+ * A RUN step's process, in the same sandbox a container gets: the OCI config comes from the container code
+ * (buildOciSpec: docker's capabilities, seccomp profile, masked paths, namespaces, no_new_privileges), runc
+ * runs it in the foreground with its output piped back. Mount points runc had to create in the root (for
+ * secrets, caches, /proc of a scratch image...) are taken out of the step's changes afterwards, so they
+ * never reach a layer.
+ */
+
+export interface SandboxOptions {
+  runtime: string;
+  runcRoot: string;
+  nofileLimit: number;
+}
+
+export interface SandboxRun {
+  id: string;
+  /** Where config.json is written. */
+  bundle: string;
+  rootfs: string;
+  args: string[];
+  /** The image's Env (wins over argEnv, as ENV wins over ARG). */
+  env: string[];
+  /** Build arguments in scope, visible to the process but kept out of the image. */
+  argEnv: string[];
+  user: string | undefined;
+  workingDir: string;
+  mounts: MountSpec[];
+  network: 'none' | 'host';
+  onOutput: (line: string) => void;
+}
+
+/** A mount point runc created: its path in the root and the first ancestor that was missing. */
+export interface MountStub {
+  target: string;
+  top: string;
+}
+
+export class RunSandbox {
+  constructor(private readonly options: SandboxOptions) {}
+
+  /** Runs the process; the stubs are for removeStubs once the overlay is unmounted. */
+  async run(request: SandboxRun): Promise<{ exitCode: number; stubs: MountStub[] }> {
+    const spec = buildOciSpec({
+      id: request.id,
+      spec: containerSpecOf(request),
+      image: { Env: request.argEnv },
+      user: await resolveUser(request.rootfs, request.user || undefined),
+      rootfs: request.rootfs,
+      volumesRoot: request.bundle,
+      cgroupsPath: `/berth/${request.id}`,
+      nofileLimit: this.options.nofileLimit,
+    });
+    spec.hostname = 'buildkitsandbox';
+    const stubs = await missingMountPoints(
+      request.rootfs,
+      spec.mounts.map((mount) => mount.destination),
+    );
+    await writeFile(path.join(request.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+    try {
+      return { exitCode: await this.runc(request), stubs };
+    } finally {
+      await runHostCommand(this.options.runtime, ['--root', this.options.runcRoot, 'delete', '--force', request.id]).catch(() => undefined);
+    }
+  }
+
+  private runc(request: SandboxRun): Promise<number> {
+    const child = spawn(this.options.runtime, ['--root', this.options.runcRoot, 'run', '--bundle', request.bundle, request.id], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream, crlfDelay: Infinity }).on('line', request.onOutput);
+    return new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, signal) => resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15)));
+    });
+  }
+}
+
+function containerSpecOf(request: SandboxRun): ContainerSpec {
+  return {
+    name: request.id,
+    image: '',
+    entrypoint: request.args,
+    command: [],
+    env: request.env,
+    user: request.user,
+    workingDir: request.workingDir,
+    hostname: 'buildkitsandbox',
+    mounts: request.mounts,
+    readOnlyRootfs: false,
+    openStdin: false,
+    tty: false,
+    consoleSize: undefined,
+    healthcheck: undefined,
+    network: request.network,
+    ports: [],
+    limits: { memoryBytes: undefined, cpuQuota: undefined, cpuPeriod: undefined, pidsLimit: undefined },
+    restart: { name: 'no' },
+    stopSignal: undefined,
+    stopTimeoutSeconds: 10,
+    seccomp: true,
+    noNewPrivileges: true,
+  };
+}
+
+/** For each mount destination the root lacks: the path runc creates for it and its first missing ancestor. */
+async function missingMountPoints(rootfs: string, destinations: readonly string[]): Promise<MountStub[]> {
+  const missing: MountStub[] = [];
+  for (const destination of destinations) {
+    const parts = destination.split('/').filter(Boolean);
+    for (let depth = 1; depth <= parts.length; depth++) {
+      const prefix = parts.slice(0, depth).join('/');
+      if (await lstat(path.join(rootfs, prefix)).catch(() => undefined)) continue;
+      missing.push({ target: parts.join('/'), top: prefix });
+      break;
+    }
+  }
+  return missing;
+}
+
+/** Removes each stub and its created parents up to the first missing one, stopping where the step put files of its own. */
+export async function removeStubs(upper: string, stubs: readonly MountStub[]): Promise<void> {
+  for (const { target, top } of [...stubs].sort((a, b) => b.target.length - a.target.length)) {
+    let current = target;
+    for (;;) {
+      const host = path.join(upper, current);
+      const stats = await lstat(host).catch(() => undefined);
+      if (stats) {
+        const removed = stats.isDirectory()
+          ? await rmdir(host).then(
+              () => true,
+              () => false,
+            )
+          : stats.size === 0 &&
+            (await unlink(host).then(
+              () => true,
+              () => false,
+            ));
+        if (!removed) break;
+      }
+      if (current === top) break;
+      current = path.posix.dirname(current);
+    }
+  }
+}

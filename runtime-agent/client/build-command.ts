@@ -1,0 +1,167 @@
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import type { BuildOptions } from '../build/build-api.js';
+import type { BuildEvent } from '../build/build-progress.js';
+import type { AgentClient } from './agent-client.js';
+
+/**
+ * `berth-agent build`: docker build's flags; the context (a directory, filtered by .dockerignore as docker's
+ * CLI does, or a tar on stdin) streams to the daemon, which builds; the progress streams back in BuildKit's
+ * plain style on stderr.
+ */
+
+type ClientOf = (command: Command) => AgentClient;
+
+interface BuildFlags {
+  tag?: string[];
+  file?: string;
+  buildArg?: string[];
+  target?: string;
+  /** commander's `--no-cache` sets cache to false. */
+  cache?: boolean;
+  label?: string[];
+  progress: string;
+  iidfile?: string;
+  secret?: string[];
+  quiet?: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function addBuildCommand(program: Command, client: ClientOf): void {
+  program
+    .command('build')
+    .description('build an image from a Dockerfile into the agent’s image store')
+    .argument('<context>', 'a directory, or - for a tar (or a Dockerfile alone) on stdin')
+    .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect)
+    .option('-f, --file <path>', 'the Dockerfile (default <context>/Dockerfile; - reads it from stdin)')
+    .option('--build-arg <KEY[=VALUE]>', 'set a build argument (KEY alone takes it from here)', collect)
+    .option('--target <stage>', 'build this stage')
+    .option('--no-cache', 'run every step again')
+    .option('--label <KEY=VALUE>', 'add a label to the image', collect)
+    .option('--progress <mode>', 'auto, plain or quiet', 'auto')
+    .option('--iidfile <file>', 'write the image id to this file')
+    .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
+    .option('-q, --quiet', 'print only the image id')
+    .action(async (contextArgument: string, flags: BuildFlags, command: Command) => {
+      // Loaded here, not at start-up: other commands do not pay for the build's modules.
+      const { formatBuildEvent } = await import('../build/build-progress.js');
+      const { options, context } = await prepare(contextArgument, flags);
+      const quiet = flags.quiet === true || flags.progress === 'quiet';
+      if (!['auto', 'plain', 'quiet', 'tty'].includes(flags.progress))
+        throw new Error(`invalid --progress ${flags.progress}: auto, plain or quiet`);
+      const last = await client(command).build<BuildEvent>(options, context, (event) => {
+        if (quiet) return;
+        const text = formatBuildEvent(event);
+        if (text !== undefined) process.stderr.write(`${text}\n`);
+      });
+      if (last?.type !== 'done') {
+        const message = last?.type === 'error' ? last.message : 'the daemon ended the build without a result';
+        throw new Error(`failed to build: ${message}`);
+      }
+      if (flags.iidfile) await writeFile(flags.iidfile, last.imageId);
+      if (quiet) process.stdout.write(`${last.imageId}\n`);
+    });
+}
+
+async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ options: BuildOptions; context: Readable }> {
+  const base: Omit<BuildOptions, 'dockerfile'> = {
+    tags: flags.tag ?? [],
+    buildArgs: buildArgs(flags.buildArg ?? []),
+    ...(flags.target !== undefined ? { target: flags.target } : {}),
+    noCache: flags.cache === false,
+    labels: keyValues(flags.label ?? [], '--label'),
+    secrets: await Promise.all((flags.secret ?? []).map(readSecret)),
+  };
+  if (contextArgument === '-') return stdinContext(base, flags.file);
+  const contextDir = path.resolve(contextArgument);
+  if (!(await stat(contextDir).catch(() => undefined))?.isDirectory())
+    throw new Error(`unable to prepare context: path "${contextArgument}" not found or not a directory`);
+  const dockerfilePath =
+    flags.file === undefined ? path.join(contextDir, 'Dockerfile') : flags.file === '-' ? undefined : path.resolve(flags.file);
+  const content =
+    dockerfilePath === undefined ? await readAll(process.stdin) : await readFile(dockerfilePath, 'utf8').catch(() => undefined);
+  if (content === undefined) throw new Error(`unable to prepare context: the Dockerfile ${dockerfilePath} cannot be read`);
+  const { loadContextFilter, packContext } = await import('../build/context-files.js');
+  const filter = await loadContextFilter(contextDir, dockerfilePath);
+  return {
+    options: { ...base, dockerfile: { content, path: path.basename(dockerfilePath ?? 'Dockerfile') } },
+    context: packContext(contextDir, filter),
+  };
+}
+
+/** `build -`: a tar on stdin is the context; anything else is a Dockerfile alone, with an empty context. */
+async function stdinContext(
+  base: Omit<BuildOptions, 'dockerfile'>,
+  file: string | undefined,
+): Promise<{ options: BuildOptions; context: Readable }> {
+  const input = process.stdin[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let head = Buffer.alloc(0);
+  while (head.length < 512) {
+    const next = await input.next();
+    if (next.done) break;
+    head = Buffer.concat([head, next.value]);
+  }
+  const isTar = head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+  if (!isTar) {
+    let text = head.toString('utf8');
+    for (let next = await input.next(); !next.done; next = await input.next()) text += next.value.toString('utf8');
+    return { options: { ...base, dockerfile: { content: text, path: 'Dockerfile' } }, context: Readable.from(emptyTar()) };
+  }
+  const rest = async function* () {
+    yield head;
+    for (let next = await input.next(); !next.done; next = await input.next()) yield next.value;
+  };
+  return { options: { ...base, dockerfile: { path: file ?? 'Dockerfile' } }, context: Readable.from(rest()) };
+}
+
+function* emptyTar(): Generator<Buffer> {
+  yield Buffer.alloc(1024);
+}
+
+/** `KEY=VALUE`, or `KEY` alone taken from this environment (left out when unset), as docker's --build-arg. */
+function buildArgs(values: readonly string[]): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const value of values) {
+    const equals = value.indexOf('=');
+    if (equals === -1) {
+      const fromEnvironment = process.env[value];
+      if (fromEnvironment !== undefined) args[value] = fromEnvironment;
+    } else args[value.slice(0, equals)] = value.slice(equals + 1);
+  }
+  // As docker buildx: SOURCE_DATE_EPOCH in the environment is passed on unless given as a build arg.
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && args.SOURCE_DATE_EPOCH === undefined) args.SOURCE_DATE_EPOCH = epoch;
+  return args;
+}
+
+function keyValues(values: readonly string[], flag: string): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const value of values) {
+    const equals = value.indexOf('=');
+    if (equals <= 0) throw new Error(`invalid ${flag} ${value}: KEY=VALUE expected`);
+    pairs[value.slice(0, equals)] = value.slice(equals + 1);
+  }
+  return pairs;
+}
+
+/** `id=ID,src=PATH` (or `source=`), `id=ID,env=VAR`; a bare `id=ID` reads the variable of that name, as buildx does. */
+async function readSecret(spec: string): Promise<{ id: string; value: string }> {
+  const fields = new Map(spec.split(',').map((part) => part.split('=', 2) as [string, string]));
+  const id = fields.get('id');
+  if (!id) throw new Error(`invalid --secret ${spec}: id=ID is required`);
+  const source = fields.get('src') ?? fields.get('source');
+  if (source !== undefined) return { id, value: (await readFile(source)).toString('base64') };
+  const variable = fields.get('env') ?? id;
+  const value = process.env[variable];
+  if (value === undefined) throw new Error(`invalid --secret ${spec}: neither a file (src=) nor the variable ${variable} is set`);
+  return { id, value: Buffer.from(value).toString('base64') };
+}
+
+async function readAll(input: NodeJS.ReadStream): Promise<string> {
+  let text = '';
+  for await (const chunk of input) text += String(chunk);
+  return text;
+}

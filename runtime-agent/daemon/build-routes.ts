@@ -1,0 +1,118 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { ApiPath } from '../api.js';
+import { buildOptionsSchema, MAX_BUILD_OPTIONS_BYTES, type ParsedBuildOptions } from '../build/build-api.js';
+import type { BuildEvent } from '../build/build-progress.js';
+import { RunFailedError, type BuildRequest, type ImageBuilder } from '../build/builder.js';
+import { DockerfileError } from '../build/dockerfile.js';
+import { CodedError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { parseReference } from '../../oci/reference.js';
+import { AgentErrors, invalidRequest } from '../errors.js';
+import { applyLayerTar } from '../unpack/layer-applier.js';
+import { resolveInRoot } from '../unpack/rooted-path.js';
+import { ndjson, route, type Route } from './http-api.js';
+
+export interface BuildRouteServices {
+  builder: ImageBuilder;
+  /** Where each build's context is unpacked (removed after the build). */
+  buildContextRoot: string;
+  logger: Logger;
+}
+
+export function buildRoutes(services: BuildRouteServices): Route[] {
+  return [
+    route('POST', ApiPath.build, async ({ request, response }) => {
+      const { options, context } = await readBuildRequest(request);
+      const tags = options.tags.map(parseTag);
+      const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
+      const send = ndjson(response);
+      const log = services.logger.child({ build: path.basename(directory) });
+      try {
+        await mkdir(directory, { recursive: true, mode: 0o700 });
+        await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
+        const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
+        const result = await services.builder.build(buildRequest(options, directory, dockerfile, tags), (event: BuildEvent) => send(event));
+        log.info({ imageId: result.imageId }, 'built');
+        send({ type: 'done', ...result, tags: options.tags } satisfies BuildEvent);
+      } catch (error) {
+        log.warn({ err: error }, 'build failed');
+        send({
+          type: 'error',
+          message: (error as Error).message,
+          exitCode: error instanceof RunFailedError ? error.exitCode : undefined,
+        } satisfies BuildEvent);
+      } finally {
+        response.end();
+        await rm(directory, { recursive: true, force: true });
+      }
+    }),
+  ];
+}
+
+function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfile: string, tags: BuildRequest['tags']): BuildRequest {
+  const epoch = options.buildArgs.SOURCE_DATE_EPOCH;
+  return {
+    dockerfile,
+    dockerfileName: path.posix.basename(options.dockerfile.path) || 'Dockerfile',
+    contextDir,
+    buildArgs: new Map(Object.entries(options.buildArgs)),
+    target: options.target,
+    noCache: options.noCache,
+    labels: options.labels,
+    tags,
+    secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
+    sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
+  };
+}
+
+function parseTag(text: string): BuildRequest['tags'][number] {
+  const reference = parseReference(text);
+  if (reference.digest) throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid tag ${text}: a tag cannot name a digest`);
+  return { registry: reference.registry, repository: reference.repository, tag: reference.tag ?? 'latest' };
+}
+
+async function readContextDockerfile(contextDir: string, dockerfilePath: string): Promise<string> {
+  const file = await resolveInRoot(contextDir, dockerfilePath);
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) throw new DockerfileError(undefined, `${dockerfilePath} not found in the build context`, dockerfilePath);
+  return text;
+}
+
+/** The options line (bounded), then the rest of the body as the context tar stream. */
+async function readBuildRequest(request: IncomingMessage): Promise<{ options: ParsedBuildOptions; context: Readable }> {
+  const chunks = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let head = Buffer.alloc(0);
+  for (;;) {
+    const newline = head.indexOf(0x0a);
+    if (newline !== -1) {
+      const options = parseOptions(head.subarray(0, newline));
+      const rest = head.subarray(newline + 1);
+      return { options, context: Readable.from(remainder(rest, chunks)) };
+    }
+    if (head.length > MAX_BUILD_OPTIONS_BYTES) throw new CodedError(AgentErrors.REQUEST_INVALID, 'build options line too long');
+    const next = await chunks.next();
+    if (next.done) throw new CodedError(AgentErrors.REQUEST_INVALID, 'the build request ended before its options line');
+    head = Buffer.concat([head, next.value]);
+  }
+}
+
+async function* remainder(first: Buffer, chunks: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  if (first.length > 0) yield first;
+  for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+}
+
+function parseOptions(bytes: Buffer): ParsedBuildOptions {
+  let document: unknown;
+  try {
+    document = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new CodedError(AgentErrors.REQUEST_INVALID, 'the build options are not JSON');
+  }
+  const checked = buildOptionsSchema.safeParse(document);
+  if (!checked.success) throw invalidRequest(checked.error);
+  return checked.data;
+}

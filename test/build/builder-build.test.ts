@@ -1,0 +1,169 @@
+import test from 'ava';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { digestOf } from '../../oci/digest.js';
+import { AgentDaemon } from '../helpers/agent-daemon.js';
+import { run as runCommand } from '../helpers/exec.js';
+import { createBusyboxRootfs } from '../helpers/test-images.js';
+
+/**
+ * `berth-agent build` end to end on a real daemon and runc: a busybox root filesystem in the context is the
+ * base (no registry needed), multi-stage builds, the result run at once by `berth-agent run`.
+ */
+
+let agent: AgentDaemon;
+let workDir: string;
+
+test.before(async () => {
+  workDir = await mkdtemp(path.join(tmpdir(), 'berth-builder-'));
+  agent = await AgentDaemon.start();
+});
+
+test.after.always(async () => {
+  await agent?.destroy();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+/** A context directory holding `rootfs/` (busybox) and the given files. */
+async function context(name: string, files: Record<string, string>): Promise<string> {
+  const directory = path.join(workDir, name);
+  await mkdir(directory, { recursive: true });
+  await createBusyboxRootfs(path.join(directory, 'rootfs'), `builder-${name}`);
+  for (const [file, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(directory, file)), { recursive: true });
+    await writeFile(path.join(directory, file), content);
+  }
+  return directory;
+}
+
+test.serial('a multi-stage build makes an image that berth-agent run starts at once, with its config as the Dockerfile says', async (t) => {
+  const directory = await context('multistage', {
+    'src/greeting.txt': 'hello from the build stage\n',
+    Dockerfile: [
+      'FROM scratch AS base',
+      'COPY rootfs/ /',
+      '',
+      'FROM base AS build',
+      'ARG WHO=world',
+      'WORKDIR /work',
+      'COPY src/ ./',
+      'RUN cat greeting.txt > /out.txt && echo "built for $WHO" >> /out.txt',
+      '',
+      'FROM base AS unused',
+      'RUN exit 1',
+      '',
+      'FROM base',
+      'COPY --from=build /out.txt /app/out.txt',
+      'ENV GREETING="hi there"',
+      'LABEL org.example.role=test',
+      'EXPOSE 8080/tcp',
+      'CMD ["sh", "-c", "cat /app/out.txt; echo $GREETING"]',
+    ].join('\n'),
+  });
+  const build = await agent.cli(['build', '-t', 'builder/app:1', '--build-arg', 'WHO=berth', directory]);
+  t.regex(build.stderr, /#\d+ \[build 4\/4\] RUN cat greeting.txt/);
+  t.notRegex(build.stderr, /unused/);
+  const run = await agent.cli(['run', '--rm', 'builder/app:1']);
+  t.is(run.stdout, 'hello from the build stage\nbuilt for berth\nhi there\n');
+});
+
+/** The config blob of an image in the agent's store (its record names the digest). */
+async function imageConfig(
+  reference: string,
+): Promise<{ config: Record<string, unknown>; history: Array<{ created_by: string; empty_layer?: boolean }> }> {
+  const records = JSON.parse(await readFile(path.join(agent.dataDir, 'images.json'), 'utf8')) as Record<string, { configDigest: string }>;
+  const record = records[reference];
+  if (!record) throw new Error(`no image ${reference}`);
+  const hex = record.configDigest.slice('sha256:'.length);
+  return JSON.parse(await readFile(path.join(agent.dataDir, 'content', 'blobs', 'sha256', hex), 'utf8'));
+}
+
+test.serial('metadata instructions set the config fields as docker does, ONBUILD triggers run in the child build', async (t) => {
+  const parent = await context('metadata-parent', {
+    Dockerfile: [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      'ONBUILD RUN echo triggered',
+      'ENV A=1 B="two words"',
+      'ENV LEGACY legacy value',
+      'ARG VERSION=1.2',
+      'LABEL version=$VERSION "quoted key"=x',
+      'EXPOSE 80 53/udp 8000-8001',
+      'VOLUME ["/data", "/cache"]',
+      'WORKDIR /srv',
+      'WORKDIR app',
+      'USER 1000:1000',
+      'SHELL ["/bin/sh", "-ec"]',
+      'STOPSIGNAL SIGQUIT',
+      'HEALTHCHECK --interval=5s --timeout=2s --start-period=1m --retries=4 CMD wget -q localhost || exit 1',
+      'ENTRYPOINT ["/bin/sh"]',
+      'CMD echo $A',
+    ].join('\n'),
+  });
+  await agent.cli(['build', '-t', 'builder/parent:1', parent]);
+  const { config, history } = await imageConfig('docker.io/builder/parent:1');
+  t.like(config, {
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'B=two words', 'LEGACY=legacy value'],
+    Labels: { version: '1.2', 'quoted key': 'x' },
+    ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {} },
+    Volumes: { '/data': {}, '/cache': {} },
+    WorkingDir: '/srv/app',
+    User: '1000:1000',
+    Shell: ['/bin/sh', '-ec'],
+    StopSignal: 'SIGQUIT',
+    Healthcheck: { Test: ['CMD-SHELL', 'wget -q localhost || exit 1'], Interval: 5e9, Timeout: 2e9, StartPeriod: 60e9, Retries: 4 },
+    Entrypoint: ['/bin/sh'],
+    Cmd: ['/bin/sh', '-ec', 'echo $A'],
+    OnBuild: ['RUN echo triggered'],
+  });
+  t.true(history.some((entry) => entry.created_by === 'ENV A=1 B="two words"' && entry.empty_layer === true));
+  t.false(history.some((entry) => entry.created_by.startsWith('COPY') && entry.empty_layer === true));
+
+  const child = await context('metadata-child', { Dockerfile: 'FROM builder/parent:1\nRUN echo child step' });
+  const build = await agent.cli(['build', '--progress', 'plain', '-t', 'builder/child:1', child]);
+  t.regex(build.stderr, /\[1\/3\] FROM builder\/parent:1\n[^]*\[2\/3\] RUN echo triggered\n/);
+  t.regex(build.stderr, /\[3\/3\] RUN echo child step/);
+  t.regex(build.stderr, /#\d+ [\d.]+ triggered/);
+  const childConfig = await imageConfig('docker.io/builder/child:1');
+  t.is(childConfig.config.OnBuild, null);
+});
+
+test.serial('ADD unpacks a local tar.gz keeping its owners, and downloads a URL checked against --checksum', async (t) => {
+  const directory = await context('add', { 'archive/hello.txt': 'hello from the archive\n' });
+  await runCommand('tar', [
+    '-czf',
+    path.join(directory, 'files.tar.gz'),
+    '--owner=123',
+    '--group=456',
+    '-C',
+    path.join(directory, 'archive'),
+    '.',
+  ]);
+  const body = 'downloaded content\n';
+  const server = createServer((_request, response) => response.end(body));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.txt`;
+  try {
+    const dockerfile = (checksum: string) =>
+      [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        'ADD files.tar.gz /unpacked/',
+        `ADD --checksum=${checksum} ${url} /downloads/`,
+        `CMD ["sh", "-c", "cat /unpacked/hello.txt; stat -c %u:%g /unpacked/hello.txt; cat /downloads/file.txt; stat -c %a /downloads/file.txt"]`,
+      ].join('\n');
+    await writeFile(path.join(directory, 'Dockerfile'), dockerfile(digestOf(body)));
+    await agent.cli(['build', '-t', 'builder/add:1', directory]);
+    t.is((await agent.cli(['run', '--rm', 'builder/add:1'])).stdout, 'hello from the archive\n123:456\ndownloaded content\n600\n');
+
+    await writeFile(path.join(directory, 'Dockerfile'), dockerfile(digestOf('something else')));
+    const failed = await agent.cli(['build', directory], { allowFailure: true });
+    t.not(failed.code, 0);
+    t.regex(failed.stderr, /Dockerfile:4: ADD http:\/\/127\.0\.0\.1:\d+\/file\.txt: digest mismatch/);
+  } finally {
+    server.close();
+  }
+});

@@ -1,0 +1,95 @@
+import test from 'ava';
+import { mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { AgentDaemon } from '../helpers/agent-daemon.js';
+import { createBusyboxRootfs } from '../helpers/test-images.js';
+
+/** What a build refuses, and how it says so: the Dockerfile line, the RUN's exit code and last output; secrets kept out. */
+
+let agent: AgentDaemon;
+let workDir: string;
+let contextDir: string;
+
+test.before(async () => {
+  workDir = await mkdtemp(path.join(tmpdir(), 'berth-builder-errors-'));
+  contextDir = path.join(workDir, 'context');
+  await createBusyboxRootfs(path.join(contextDir, 'rootfs'), 'builder-errors');
+  await writeFile(path.join(workDir, 'outside.txt'), 'outside the context\n');
+  await symlink('/etc', path.join(contextDir, 'etc-link'));
+  await symlink('../outside.txt', path.join(contextDir, 'up-link'));
+  agent = await AgentDaemon.start();
+});
+
+test.after.always(async () => {
+  await agent?.destroy();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+async function failingBuild(lines: string[], ...extra: string[]): Promise<{ code: number; stderr: string }> {
+  await writeFile(path.join(contextDir, 'Dockerfile'), lines.join('\n'));
+  const result = await agent.cli(['build', ...extra, contextDir], { allowFailure: true });
+  return { code: result.code, stderr: result.stderr };
+}
+
+test.serial('a COPY of ../x fails, naming the line', async (t) => {
+  const result = await failingBuild(['FROM scratch', 'COPY rootfs/ /', 'COPY ../outside.txt /x']);
+  t.not(result.code, 0);
+  t.regex(result.stderr, /Dockerfile:3: COPY source \.\.\/outside\.txt is outside the build context/);
+});
+
+test.serial('a COPY through a symlink pointing out of the context fails, naming the line', async (t) => {
+  for (const source of ['etc-link/passwd', 'up-link']) {
+    const result = await failingBuild(['FROM scratch', `COPY ${source} /x`]);
+    t.not(result.code, 0);
+    t.regex(result.stderr, /Dockerfile:2: COPY source .* points outside the build context/);
+  }
+});
+
+test.serial('a failing RUN ends the build with its exit code and last output lines, naming the line', async (t) => {
+  const result = await failingBuild(['FROM scratch', 'COPY rootfs/ /', 'RUN echo before the failure && exit 3', 'RUN echo never']);
+  t.not(result.code, 0);
+  t.regex(result.stderr, /Dockerfile:3: RUN echo before the failure && exit 3: process .* did not complete successfully: exit code: 3/);
+  t.regex(result.stderr, /> before the failure/);
+  t.notRegex(result.stderr, /RUN echo never/);
+});
+
+test.serial('an unknown instruction, a syntax error, a missing COPY source and an unknown target stage name what is wrong', async (t) => {
+  t.regex((await failingBuild(['FROM scratch', 'FOOBAR x'])).stderr, /Dockerfile:2: unknown instruction: FOOBAR/);
+  t.regex((await failingBuild(['FROM scratch', 'FROM'])).stderr, /Dockerfile:2: FROM requires at least one argument/);
+  t.regex((await failingBuild(['FROM scratch AS a b'])).stderr, /Dockerfile:1: FROM requires either one or three arguments/);
+  t.regex((await failingBuild(['FROM scratch', 'COPY missing.txt /'])).stderr, /Dockerfile:2: "\/missing\.txt": not found/);
+  t.regex((await failingBuild(['FROM scratch AS one'], '--target', 'nope')).stderr, /target stage "nope" could not be found/);
+  t.regex((await failingBuild(['# syntax=example.com/other/frontend', 'FROM scratch'])).stderr, /Dockerfile:1: syntax example\.com/);
+});
+
+test.serial('a secret reaches its RUN step only: in no layer, no history, no later step', async (t) => {
+  const secret = 's3cr3t-Value-42';
+  const secretFile = path.join(workDir, 'token');
+  await writeFile(secretFile, secret);
+  await writeFile(
+    path.join(contextDir, 'Dockerfile'),
+    [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      // The value itself never appears in the Dockerfile (the history holds the command lines).
+      'RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /seen',
+      'RUN test ! -e /run/secrets/token && ! grep -rq "s3cr3""t-Value" / --exclude-dir=proc --exclude-dir=sys && echo clean > /clean',
+    ].join('\n'),
+  );
+  const iidfile = path.join(workDir, 'secret.iid');
+  await agent.cli(['build', '--secret', `id=token,src=${secretFile}`, '--iidfile', iidfile, '-t', 'builder/secret:1', contextDir]);
+  const blobsDir = path.join(agent.dataDir, 'content', 'blobs', 'sha256');
+  let scanned = 0;
+  for (const hex of await readdir(blobsDir)) {
+    const bytes = readFileSync(path.join(blobsDir, hex));
+    const plain = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
+    t.false(plain.includes(secret), `blob ${hex} holds the secret`);
+    scanned++;
+  }
+  t.true(scanned > 3);
+  const run = await agent.cli(['run', '--rm', 'builder/secret:1', 'sh', '-c', 'cat /seen /clean; ls /run/secrets 2>&1 || true']);
+  t.regex(run.stdout, /^15\nclean\n/);
+});
