@@ -23,10 +23,11 @@ export async function runWrk(
   script?: string,
 ): Promise<WrkResult> {
   const threads = Math.max(1, Math.min(availableParallelism(), connections, 4));
-  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency'];
+  // wrk gives up on a response after 2 s by default; on a loaded machine a slow answer is still an answer.
+  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '--latency'];
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
   if (script) args.push('-s', script);
-  const { stdout } = await promisify(execFile)('wrk', [...args, url], { timeout: (seconds + 30) * 1000 });
+  const { stdout } = await promisify(execFile)('wrk', [...args, url], { timeout: (seconds + 60) * 1000 });
   return parseWrk(stdout);
 }
 
