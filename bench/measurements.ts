@@ -66,9 +66,7 @@ export async function measureSmallBlobGets(target: Target, options: BenchOptions
   }
   const script = path.join(scriptDir, 'small-blobs.lua');
   await writeFile(script, cyclingScript(paths));
-  const result = await runWrk(`${target.server.url}${paths[0]}`, {}, options.connections, options.wrkSeconds, script);
-  if (result.failures > 0) throw new Error(`${target.name}: wrk saw ${result.failures} failed requests`);
-  return result;
+  return wrkWithoutFailures(target.name, `${target.server.url}${paths[0]}`, {}, options, script);
 }
 
 /** A wrk script whose requests go to `paths` in turn (each wrk thread keeps its own counter). */
@@ -124,8 +122,19 @@ export async function measureManifestGets(target: Target, options: BenchOptions)
   const url = `${target.server.url}/v2/${MANIFEST_REPOSITORY}/manifests/${manifestTag(0, 0)}`;
   const headers = { Accept: MediaType.ociManifest };
   await target.client.send('GET', url, 200, headers);
-  const result = await runWrk(url, headers, options.connections, options.wrkSeconds);
-  if (result.failures > 0) throw new Error(`${target.name}: wrk saw ${result.failures} failed requests`);
+  return wrkWithoutFailures(target.name, url, headers, options);
+}
+
+/** runWrk with --connections and --duration; any failed request fails the measurement. */
+async function wrkWithoutFailures(
+  name: string,
+  url: string,
+  headers: Record<string, string>,
+  options: BenchOptions,
+  script?: string,
+): Promise<WrkResult> {
+  const result = await runWrk(url, headers, options.connections, options.wrkSeconds, script);
+  if (result.failures > 0) throw new Error(`${name}: wrk saw ${result.failures} failed requests`);
   return result;
 }
 
@@ -183,9 +192,7 @@ export class TagListingBench {
   /** wrk GETs of the middle page (n=100) of the repository at its current size. */
   async measurePageRate(): Promise<WrkResult> {
     const url = `${this.target.server.url}${pagePath(this.repository, this.created)}`;
-    const result = await runWrk(url, {}, this.options.connections, this.options.wrkSeconds);
-    if (result.failures > 0) throw new Error(`${this.name}: wrk saw ${result.failures} failed requests`);
-    return result;
+    return wrkWithoutFailures(this.name, url, {}, this.options);
   }
 }
 
