@@ -8,6 +8,9 @@ import { blobStream } from './blob-data.js';
 import type { Target } from './measurements.js';
 import type { BenchSession } from './session.js';
 
+// A push compresses every layer; on a machine shared with other work it can take minutes.
+const DOCKER_TIMEOUT_MS = 20 * 60 * 1000;
+
 /** `docker push` and `docker pull` of one image, end to end: MB/s of the image's (uncompressed) layer bytes. */
 export interface DockerImageRates {
   push: number;
@@ -38,7 +41,7 @@ export class DockerImageBench {
     }
     await writeFile(path.join(context, 'Dockerfile'), ['FROM scratch', ...copies, ''].join('\n'));
     const localTag = 'local/bench-image:1';
-    await daemon.docker(['build', '--network', 'none', '--tag', localTag, context]);
+    await daemon.docker(['build', '--network', 'none', '--tag', localTag, context], { timeoutMs: DOCKER_TIMEOUT_MS });
     await rm(context, { recursive: true, force: true });
     return new DockerImageBench(daemon, new DockerWorkbench(daemon, session.workDir), localTag, layers * layerBytes);
   }
@@ -51,7 +54,7 @@ export class DockerImageBench {
   async push(target: Target): Promise<number> {
     const reference = this.reference(target);
     await this.daemon.docker(['tag', this.localTag, reference]);
-    return this.rate(() => this.images.push(reference));
+    return this.rate(() => this.daemon.docker(['push', reference], { timeoutMs: DOCKER_TIMEOUT_MS }));
   }
 
   /**
@@ -63,7 +66,7 @@ export class DockerImageBench {
       .split('\n')
       .filter(Boolean);
     if (references.length > 0) await this.images.removeLocally(...references);
-    return this.rate(() => this.images.pull(this.reference(target)));
+    return this.rate(() => this.daemon.docker(['pull', this.reference(target)], { timeoutMs: DOCKER_TIMEOUT_MS }));
   }
 
   private async rate(work: () => Promise<unknown>): Promise<number> {
