@@ -1,6 +1,9 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { digestOf } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { blobDigest, blobStream } from './blob-data.js';
+import { curlDownload } from './curl.js';
 import type { BenchOptions } from './options.js';
 import { sampleRss, type RssPeaks } from './process-stats.js';
 import type { RegistryClient } from './registry-client.js';
@@ -41,8 +44,42 @@ export async function measureBlobThroughput(target: Target, options: BenchOption
         blobStream(chunked.seed, offset, length),
       ),
     ),
-    pull: await throughput(size, () => pullAndVerify(target, repository, monolithic.digest, size)),
+    pull: await curlDownload(`${target.server.url}/v2/${repository}/blobs/${monolithic.digest}`, size),
   };
+}
+
+const SMALL_BLOB_REPOSITORY = 'bench/small';
+/** Sizes of the small blobs (configs, signatures, SBOM fragments): 16 B to 1 KiB. */
+const SMALL_BLOB_SIZES = Array.from({ length: 64 }, (_, index) => 16 + Math.round((index * (1024 - 16)) / 63));
+
+/**
+ * wrk GETs of 64 small blobs (16 B - 1 KiB), cycled by a wrk Lua script written into `scriptDir`; the blobs
+ * are pushed (untimed) first, their content differs per registry name so neither sees the other's.
+ */
+export async function measureSmallBlobGets(target: Target, options: BenchOptions, scriptDir: string): Promise<WrkResult> {
+  const paths: string[] = [];
+  for (const size of SMALL_BLOB_SIZES) {
+    const blob = Buffer.alloc(size, `${target.name} small blob ${size} `);
+    const digest = digestOf(blob);
+    await target.client.pushMonolithic(SMALL_BLOB_REPOSITORY, digest, size, blob);
+    paths.push(`/v2/${SMALL_BLOB_REPOSITORY}/blobs/${digest}`);
+  }
+  const script = path.join(scriptDir, 'small-blobs.lua');
+  await writeFile(script, cyclingScript(paths));
+  return wrkWithoutFailures(target.name, `${target.server.url}${paths[0]}`, {}, options, script);
+}
+
+/** A wrk script whose requests go to `paths` in turn (each wrk thread keeps its own counter). */
+function cyclingScript(paths: string[]): string {
+  return [
+    `local paths = { ${paths.map((p) => JSON.stringify(p)).join(', ')} }`,
+    'local next = 0',
+    'request = function()',
+    '  next = next % #paths + 1',
+    '  return wrk.format("GET", paths[next])',
+    'end',
+    '',
+  ].join('\n');
 }
 
 export interface MemoryUse {
@@ -85,8 +122,19 @@ export async function measureManifestGets(target: Target, options: BenchOptions)
   const url = `${target.server.url}/v2/${MANIFEST_REPOSITORY}/manifests/${manifestTag(0, 0)}`;
   const headers = { Accept: MediaType.ociManifest };
   await target.client.send('GET', url, 200, headers);
-  const result = await runWrk(url, headers, options.connections, options.wrkSeconds);
-  if (result.failures > 0) throw new Error(`${target.name}: wrk saw ${result.failures} failed requests`);
+  return wrkWithoutFailures(target.name, url, headers, options);
+}
+
+/** runWrk with --connections and --duration; any failed request fails the measurement. */
+async function wrkWithoutFailures(
+  name: string,
+  url: string,
+  headers: Record<string, string>,
+  options: BenchOptions,
+  script?: string,
+): Promise<WrkResult> {
+  const result = await runWrk(url, headers, options.connections, options.wrkSeconds, script);
+  if (result.failures > 0) throw new Error(`${name}: wrk saw ${result.failures} failed requests`);
   return result;
 }
 
@@ -140,20 +188,30 @@ export class TagListingBench {
     const page = await timeTagPage(client, this.repository, size);
     return size === this.options.tags ? { ...page, fullListMs: await timeFullTagList(client, this.repository, size) } : page;
   }
+
+  /** wrk GETs of the middle page (n=100) of the repository at its current size. */
+  async measurePageRate(): Promise<WrkResult> {
+    const url = `${this.target.server.url}${pagePath(this.repository, this.created)}`;
+    return wrkWithoutFailures(this.name, url, {}, this.options);
+  }
+}
+
+function pagePath(repository: string, size: number): string {
+  return `/v2/${repository}/tags/list?n=${PAGE_SIZE}&last=${tagName(Math.floor(size / 2))}`;
 }
 
 async function timeTagPage(client: RegistryClient, repository: string, size: number): Promise<TagPage> {
-  const path = `/v2/${repository}/tags/list?n=${PAGE_SIZE}&last=${tagName(Math.floor(size / 2))}`;
-  const returned = tagsIn(await client.send('GET', path, 200));
-  const ms = await medianMs(200, () => client.send('GET', path, 200));
+  const page = pagePath(repository, size);
+  const returned = tagsIn(await client.send('GET', page, 200));
+  const ms = await medianMs(200, () => client.send('GET', page, 200));
   return { tags: size, ms, returned };
 }
 
 async function timeFullTagList(client: RegistryClient, repository: string, size: number): Promise<number> {
-  const path = `/v2/${repository}/tags/list`;
-  const returned = tagsIn(await client.send('GET', path, 200));
+  const list = `/v2/${repository}/tags/list`;
+  const returned = tagsIn(await client.send('GET', list, 200));
   if (returned !== size) throw new Error(`tags/list returned ${returned} of ${size} tags`);
-  return medianMs(20, () => client.send('GET', path, 200));
+  return medianMs(20, () => client.send('GET', list, 200));
 }
 
 function tagsIn(response: { body: Buffer }): number {

@@ -21,6 +21,8 @@ export interface BenchOptions {
   wrkSeconds: number;
   /** Tag count of the repository whose whole tag list is timed; pages are also timed at 1/10 and 5x that. */
   tags: number;
+  /** Size of the 5-layer image pushed and pulled with docker end to end; 0 skips it (no dockerd). */
+  imageBytes: number;
 }
 
 const USAGE = `usage: node dist/bench/registry-bench.js [options]
@@ -33,7 +35,8 @@ const USAGE = `usage: node dist/bench/registry-bench.js [options]
   --concurrency <n>   manifest PUTs in flight (default 8)
   --connections <n>   wrk connections for the manifest GET rate (default 32)
   --duration <s>      wrk duration in seconds (default 10)
-  --tags <n>          tags in the repository whose whole list is timed (default 10000)`;
+  --tags <n>          tags in the repository whose whole list is timed (default 10000)
+  --image-mib <n>     5-layer image for docker push/pull end to end (default 500; 0 skips it)`;
 
 const DEFAULTS: BenchOptions = {
   blobBytes: GiB,
@@ -45,6 +48,7 @@ const DEFAULTS: BenchOptions = {
   connections: 32,
   wrkSeconds: 10,
   tags: 10_000,
+  imageBytes: 500 * MiB,
 };
 
 const QUICK: BenchOptions = {
@@ -55,6 +59,7 @@ const QUICK: BenchOptions = {
   manifests: 200,
   wrkSeconds: 3,
   tags: 1000,
+  imageBytes: 20 * MiB,
 };
 
 /** Another benchmark's defaults (and `--quick` values and usage text) over the registry benchmark's. */
@@ -80,6 +85,7 @@ export function parseOptions(argv: string[], presets?: OptionPresets): BenchOpti
       connections: { type: 'string' },
       duration: { type: 'string' },
       tags: { type: 'string' },
+      'image-mib': { type: 'string' },
     },
   });
   if (values.help) {
@@ -87,11 +93,12 @@ export function parseOptions(argv: string[], presets?: OptionPresets): BenchOpti
     process.exit(0);
   }
   const base = values.quick ? { ...QUICK, ...presets?.quick } : { ...DEFAULTS, ...presets?.defaults };
-  const number = (name: keyof typeof values, fallback: number, scale = 1): number => {
+  const number = (name: keyof typeof values, fallback: number, scale = 1, allowZero = false): number => {
     const raw = values[name];
     if (typeof raw !== 'string') return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number\n${usage}`);
+    if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero))
+      throw new Error(`--${name} must be a positive number\n${usage}`);
     return Math.round(value * scale);
   };
   return {
@@ -104,5 +111,6 @@ export function parseOptions(argv: string[], presets?: OptionPresets): BenchOpti
     connections: number('connections', base.connections),
     wrkSeconds: number('duration', base.wrkSeconds),
     tags: number('tags', base.tags),
+    imageBytes: number('image-mib', base.imageBytes, MiB, true),
   };
 }

@@ -2,11 +2,22 @@ import { PAGE_SIZE, type BlobThroughput, type MemoryUse, type TagPage } from './
 import type { BenchOptions } from './options.js';
 import type { WrkResult } from './wrk.js';
 
+/** MB/s of the image's layer bytes, docker push / docker pull end to end. */
+export interface DockerRates {
+  push: number;
+  pull: number;
+}
+
 export interface TargetResults {
   blobs: BlobThroughput;
   memory: MemoryUse;
   manifestPutsPerSecond: number;
   manifestGets: WrkResult;
+  smallBlobGets: WrkResult;
+  /** wrk GETs of one tag page at options.tags tags. */
+  tagPageGets: WrkResult;
+  /** Undefined when the docker measurement was skipped (--image-mib 0). */
+  docker: DockerRates | undefined;
   tagsCreatedPerSecond: number;
   tagPages: TagPage[];
 }
@@ -50,11 +61,18 @@ export function buildRows(berth: TargetResults, distribution: TargetResults, opt
   return [
     row(`push ${size} blob, monolithic`, 'MB/s', (r) => r.blobs.pushMonolithic, atLeast(1.5)),
     row(`push ${size} blob, ${formatBytes(options.chunkBytes)} chunks`, 'MB/s', (r) => r.blobs.pushChunked, atLeast(1.5)),
-    row(`pull ${size} blob (sha256 verified)`, 'MB/s', (r) => r.blobs.pull, atLeast(1.5)),
+    row(`pull ${size} blob (curl)`, 'MB/s', (r) => r.blobs.pull, atLeast(1.5)),
+    row(`small blob GET 16 B-1 KiB, wrk ${options.connections} conns`, 'req/s', (r) => r.smallBlobGets.requestsPerSecond, atLeast(5)),
+    row(`small blob GET p99 latency`, 'ms', (r) => r.smallBlobGets.p99Ms),
     row(`manifest PUT, ${options.concurrency} in flight`, '/s', (r) => r.manifestPutsPerSecond),
     row(`manifest GET, wrk ${options.connections} conns`, 'req/s', (r) => r.manifestGets.requestsPerSecond, atLeast(5)),
     row(`manifest GET p99 latency`, 'ms', (r) => r.manifestGets.p99Ms),
     row(`tag PUT (new tag, same manifest)`, '/s', (r) => r.tagsCreatedPerSecond),
+    row(
+      `tag page n=${PAGE_SIZE} at ${options.tags} tags, wrk ${options.connections} conns`,
+      'req/s',
+      (r) => r.tagPageGets.requestsPerSecond,
+    ),
     row(
       `tag list, whole, ${options.tags} tags`,
       'ms',
@@ -70,6 +88,12 @@ export function buildRows(berth: TargetResults, distribution: TargetResults, opt
     row(`RSS peak, ${rssSize} blob streaming in`, 'MiB', (r) => r.memory.push.process / MiB, underRss),
     row(`RSS peak, ${rssSize} blob streaming out`, 'MiB', (r) => r.memory.pull.process / MiB, underRss),
     row(`RSS peak incl. child processes (redis)`, 'MiB', (r) => Math.max(r.memory.push.tree, r.memory.pull.tree) / MiB),
+    ...(berth.docker && distribution.docker
+      ? [
+          row(`docker push, 5 layers, ${formatBytes(options.imageBytes)}`, 'MB/s', (r) => r.docker?.push ?? Number.NaN),
+          row(`docker pull, 5 layers, ${formatBytes(options.imageBytes)}`, 'MB/s', (r) => r.docker?.pull ?? Number.NaN),
+        ]
+      : []),
   ];
 }
 

@@ -11,12 +11,23 @@ export interface WrkResult {
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
 
-/** Runs wrk with --latency against one URL and parses its summary. */
-export async function runWrk(url: string, headers: Record<string, string>, connections: number, seconds: number): Promise<WrkResult> {
+/**
+ * Runs wrk with --latency against one URL and parses its summary; `script` is a wrk Lua script (e.g. one that
+ * cycles through several paths).
+ */
+export async function runWrk(
+  url: string,
+  headers: Record<string, string>,
+  connections: number,
+  seconds: number,
+  script?: string,
+): Promise<WrkResult> {
   const threads = Math.max(1, Math.min(availableParallelism(), connections, 4));
-  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency'];
+  // wrk gives up on a response after 2 s by default; on a loaded machine a slow answer is still an answer.
+  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '--latency'];
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
-  const { stdout } = await promisify(execFile)('wrk', [...args, url], { timeout: (seconds + 30) * 1000 });
+  if (script) args.push('-s', script);
+  const { stdout } = await promisify(execFile)('wrk', [...args, url], { timeout: (seconds + 60) * 1000 });
   return parseWrk(stdout);
 }
 

@@ -1,4 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { assertRegistryError, chunkedBody, fetchUrl, rawRequest, readBytes, request } from '../helpers/http-client.js';
 import {
   makeBlob,
@@ -475,6 +477,38 @@ test('a chunk whose chunked-encoded body is shorter than its Content-Range is re
   t.true(response.status === 400 || response.status === 416, `status ${response.status}`);
   t.is((await uploadStatus(location)).headers.get('range'), '0-999');
   t.is((await patchChunk(location, blob.bytes.subarray(1000), 1000)).status, 202);
+  t.is((await fetchUrl(withDigest(location, blob.digest), { method: 'PUT' })).status, 201);
+  await assertBlobContent(t, repo, blob);
+});
+
+/** A PATCH whose body is sent in two halves with a pause between, so the request holds the upload for a while. */
+function slowPatch(location: URL, chunk: Buffer, start: number, pause: Promise<void>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = { 'Content-Range': `${start}-${start + chunk.length - 1}`, 'Content-Length': String(chunk.length) };
+    const req = http.request(location, { method: 'PATCH', headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('error', reject);
+    req.write(chunk.subarray(0, chunk.length / 2));
+    void pause.then(() => req.end(chunk.subarray(chunk.length / 2)));
+  });
+}
+
+test('a PATCH of the next range that arrives while the previous PATCH is still being received waits for it and is accepted', async (t) => {
+  const repo = uniqueRepo('upload');
+  const blob = makeBlob(2 * MiB);
+  const [first, second] = [blob.bytes.subarray(0, MiB), blob.bytes.subarray(MiB)];
+  const { location } = await startUpload(registry.url, repo);
+  let release = () => undefined as void;
+  const firstStatus = slowPatch(location, first, 0, new Promise<void>((resolve) => (release = resolve)));
+  await sleep(300);
+  const secondResponse = patchChunk(location, second, MiB);
+  await sleep(200);
+  release();
+  t.is(await firstStatus, 202);
+  t.is((await secondResponse).status, 202, 'the next chunk waited for the lease rather than being refused as busy');
+  t.is((await uploadStatus(location)).headers.get('range'), `0-${blob.size - 1}`);
   t.is((await fetchUrl(withDigest(location, blob.digest), { method: 'PUT' })).status, 201);
   await assertBlobContent(t, repo, blob);
 });
