@@ -201,27 +201,42 @@ test.serial('bad compose input is refused naming the key, and nothing is stored'
   t.is((await admin(registry, 'GET', 'stacks/shop')).status, 404);
 });
 
-test.serial('a node that stops heartbeating is marked down and its replica is placed on another node', async (t) => {
-  const registry = await RegistryProcess.start({ env: FAST });
-  t.teardown(() => registry.destroy());
-  const repository = uniqueRepo('shop');
-  await pushImage(registry.url, repository, { tag: 'main' });
-  const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3', 'n4']);
-  await admin(registry, 'POST', 'stacks/shop', { compose: webCompose(repository) });
-  const first = await eventually(
-    () => status(registry, 'web'),
-    (state) => state.rollout?.status === 'succeeded',
-  );
-  const victim = first.replicas[0]!.node;
-  await nodes.find((node) => node.name === victim)!.stop();
-  const moved = await eventually(
-    () => status(registry, 'web'),
-    (state) => state.replicas.length === 3 && state.replicas.every((replica) => replica.node !== victim && replica.health === 'healthy'),
-  );
-  t.is(new Set(moved.replicas.map((replica) => replica.node)).size, 3);
-  const listed = (await admin(registry, 'GET', 'nodes')).body.nodes as Array<{ name: string; status: string }>;
-  t.is(listed.find((node) => node.name === victim)?.status, 'down');
-});
+test.serial(
+  'a node that stops heartbeating is marked down and its replica is placed on another node; a drained node gives its replicas up',
+  async (t) => {
+    const registry = await RegistryProcess.start({ env: FAST });
+    t.teardown(() => registry.destroy());
+    const repository = uniqueRepo('shop');
+    await pushImage(registry.url, repository, { tag: 'main' });
+    const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3', 'n4']);
+    await admin(registry, 'POST', 'stacks/shop', { compose: webCompose(repository) });
+    const first = await eventually(
+      () => status(registry, 'web'),
+      (state) => state.rollout?.status === 'succeeded',
+    );
+    const victim = first.replicas[0]!.node;
+    await nodes.find((node) => node.name === victim)!.stop();
+    const moved = await eventually(
+      () => status(registry, 'web'),
+      (state) => state.replicas.length === 3 && state.replicas.every((replica) => replica.node !== victim && replica.health === 'healthy'),
+    );
+    t.is(new Set(moved.replicas.map((replica) => replica.node)).size, 3);
+    const listed = (await admin(registry, 'GET', 'nodes')).body.nodes as Array<{ name: string; status: string }>;
+    t.is(listed.find((node) => node.name === victim)?.status, 'down');
+
+    const drained = moved.replicas[0]!.node;
+    t.is((await admin(registry, 'PATCH', `nodes/${drained}`, { availability: 'drain' })).status, 200);
+    const afterDrain = await eventually(
+      () => status(registry, 'web'),
+      (state) => state.replicas.every((replica) => replica.node !== drained),
+    );
+    t.is(afterDrain.unplaced, '1 replica(s) over the limit of 1 per node on 2 eligible node(s)');
+    await eventually(
+      async () => nodes.find((node) => node.name === drained)!.assignments.length,
+      (count) => count === 0,
+    );
+  },
+);
 
 test.serial('a registry restart keeps the stacks and resumes a rollout where it was', async (t) => {
   let registry = await RegistryProcess.start({ env: FAST });
