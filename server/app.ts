@@ -12,7 +12,7 @@ import { operatorRouters, type OperatorApis } from './routes/served.js';
 /** Operations: request metrics (outermost) and the services behind the operators' routes. */
 export interface OpsExtensions {
   httpMetrics: Middleware;
-  apis: Omit<OperatorApis, 'auth' | 'gc'>;
+  apis: Omit<OperatorApis, 'auth' | 'gc' | 'deploy'>;
 }
 
 /** A served route and the guard in front of it: `registry` routes declare their access themselves. */
@@ -34,7 +34,7 @@ export function createApp(
   services: RegistryServices,
   logger: Logger,
   ops: OpsExtensions,
-  features: Pick<OperatorApis, 'auth' | 'gc'>,
+  features: Pick<OperatorApis, 'auth' | 'gc' | 'deploy'>,
   adminGuard: Middleware,
 ): RegistryApp {
   const app = new Koa();

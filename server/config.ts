@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { loadConfig as loadValidated, REGISTRY_ENV, type ConfigSources, type FlagValues } from '../platform/config.js';
+import { deploySchema } from './deploy/deploy-config.js';
 import { webhooksSchema } from './webhooks/webhook-config.js';
 
 const MiB = 1024 * 1024;
@@ -310,6 +311,7 @@ const configSchema = z
     validation: validationSchema,
     uploads: uploadsSchema,
     webhooks: webhooksSchema,
+    deploy: deploySchema,
     /** Read-only mode: pulls are served, writes refused; also switchable at /admin/v1/maintenance. */
     maintenance: z
       .object({ readOnly: z.boolean().default(false) })

@@ -6,6 +6,7 @@ import { createApp, type ServedRoute } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
+import { createDeploy } from './deploy/setup.js';
 import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
 import { applyConnectionLimits } from './http/connection-limits.js';
 import type { UploadPolicy } from './metadata/metadata-store.js';
@@ -64,7 +65,10 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
 
   const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger, () => embedded?.writeProblem);
   started.push(() => ops.stop());
-  const { store, events } = ops;
+  const { store } = ops;
+  const deploy = await createDeploy(config, redis, metadata, ops.events, logger);
+  started.push(() => deploy.stop());
+  const { events } = deploy;
   const auth = await createAuth(config, redis, logger);
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
   started.push(() => gc.stop());
@@ -80,7 +84,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
     },
     logger,
     ops.app,
-    { auth: auth.api, gc: gc.adminApi },
+    { auth: auth.api, gc: gc.adminApi, deploy },
     auth.adminGuard,
   );
 

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { RegistryDeploy } from '../deploy/setup.js';
 import type { ReadinessChecks } from '../health/health.js';
 import { createRouter } from '../http/router.js';
 import type { MaintenanceMode } from '../maintenance/read-only.js';
@@ -6,6 +7,8 @@ import type { RegistryMetrics } from '../metrics/metrics.js';
 import { registerAdminRoutes, type AdminApiServices } from './admin-api.js';
 import { gcAdminRouter, type GcAdminServices } from './admin-gc.js';
 import { webhookAdminRouter, type WebhookAdminServices } from './admin-webhooks.js';
+import { deployAdminRouter } from './deploy-admin.js';
+import { nodeApiRouter } from './deploy-nodes.js';
 import { healthRouter } from './health.js';
 import { maintenanceAdminRouter } from './maintenance.js';
 import { metricsRouter } from './metrics.js';
@@ -18,6 +21,8 @@ export interface OperatorApis {
   /** undefined when gc.adminApi is off. */
   gc: GcAdminServices | undefined;
   webhooks: WebhookAdminServices;
+  /** Stacks and nodes (admin), and the agents' node API (open, each route behind the node credential). */
+  deploy: RegistryDeploy;
   maintenance: MaintenanceMode;
   metrics: RegistryMetrics;
   readiness: ReadinessChecks;
@@ -45,5 +50,7 @@ export function operatorRouters(apis: OperatorApis): ServedRouters {
   if (apis.gc) admin.push(gcAdminRouter(apis.gc));
   open.push(metricsRouter(apis.metrics), healthRouter(apis.readiness));
   admin.push(webhookAdminRouter(apis.webhooks), maintenanceAdminRouter(apis.maintenance));
+  admin.push(deployAdminRouter(apis.deploy));
+  open.push(nodeApiRouter(apis.deploy.nodes));
   return { open, admin };
 }

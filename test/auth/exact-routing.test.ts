@@ -20,7 +20,19 @@ const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const REPOSITORY = 'library/app';
 // Open to anyone by design; a new open route has to be added here on purpose.
-const OPEN_ROUTES = ['GET /token', 'POST /token', 'GET /.well-known/jwks.json', 'GET /livez', 'GET /readyz', 'GET /metrics'];
+// The node API is open to the guards here: joining needs a join token, the rest a node credential (deploy-nodes.ts).
+const OPEN_ROUTES = [
+  'GET /token',
+  'POST /token',
+  'GET /.well-known/jwks.json',
+  'GET /livez',
+  'GET /readyz',
+  'GET /metrics',
+  'POST /deploy/v1/join',
+  'POST /deploy/v1/node/heartbeat',
+  'GET /deploy/v1/node/assignments',
+  'PUT /deploy/v1/node/reports',
+];
 
 interface Started {
   registry: RunningRegistry;

@@ -1,0 +1,239 @@
+import type { Command } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ComposeError } from './compose/compose.js';
+import { loadComposeFile } from './compose/load-compose.js';
+
+interface ApiOptions {
+  registry: string;
+}
+
+interface RolloutView {
+  revision: number;
+  status: string;
+  reason: string | null;
+}
+
+interface ServiceView {
+  service: string;
+  rollout: RolloutView | null;
+}
+
+const WAIT_POLL_MS = 500;
+const TERMINAL = new Set(['succeeded', 'reverted', 'paused', 'failed']);
+
+/** A refusal the user can act on: printed as one message, exit code 1 (2 for a bad file or usage). */
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * `berth deploy|stack|service|rollout|node`: the deployment commands, clients of the registry's admin API
+ * (the registry resolves tags to digests and runs the controller). The compose file is read here, as docker
+ * compose does: variables from this environment, env files relative to the file.
+ */
+export function registerDeployCommands(program: Command): void {
+  withApi(program.command('deploy <stack>'))
+    .description(
+      'deploy (or update) a stack from a compose file; with --wait, exit 0 once healthy, non-zero with the reason if reverted or paused',
+    )
+    .requiredOption('-f, --file <compose.yaml>', 'the compose file')
+    .option('--wait', 'wait until every changed service finished rolling out')
+    .option('--timeout <seconds>', 'give up waiting after this long', '900')
+    .action(run(async (api, stack: string, options: { file: string; wait?: boolean; timeout: string }) => deploy(api, stack, options)));
+
+  const stack = program.command('stack').description('list, inspect and remove stacks');
+  withApi(stack.command('ls'))
+    .description('list stacks')
+    .action(run(async (api) => print(await api.call('GET', 'stacks'))));
+  withApi(stack.command('ps <stack>'))
+    .description('every replica of the stack: node, revision, health')
+    .action(run(async (api, name: string) => print(await api.call('GET', `stacks/${enc(name)}`))));
+
+  const service = program.command('service').description('inspect, roll back and scale services (<stack>/<service>)');
+  withApi(service.command('ls <stack>'))
+    .description("the stack's services with their rollout")
+    .action(
+      run(async (api, name: string) => {
+        const body = (await api.call('GET', `stacks/${enc(name)}`)) as { services: ServiceView[] };
+        print(body.services.map(({ service: id, rollout }) => ({ service: id, rollout })));
+      }),
+    );
+  withApi(service.command('ps <service>'))
+    .description('the replicas of one service')
+    .action(run(async (api, id: string) => print(await api.call('GET', servicePath(id)))));
+  withApi(service.command('history <service>'))
+    .description('revisions and rollout events, newest first')
+    .action(run(async (api, id: string) => print(await api.call('GET', `${servicePath(id)}/history`))));
+  withApi(service.command('rollback <service>'))
+    .description('roll back to the last fully healthy revision')
+    .action(run(async (api, id: string) => print(await api.call('POST', `${servicePath(id)}/rollback`))));
+  withApi(service.command('scale <service> <replicas>'))
+    .description('set the number of replicas')
+    .action(
+      run(async (api, id: string, replicas: string) =>
+        print(await api.call('POST', `${servicePath(id)}/scale`, { replicas: count(replicas) })),
+      ),
+    );
+
+  const rollout = program.command('rollout').description('rollouts');
+  withApi(rollout.command('status <service>'))
+    .description("the service's current or last rollout; exit 1 when it was reverted, paused or failed")
+    .action(
+      run(async (api, id: string) => {
+        const body = (await api.call('GET', servicePath(id))) as ServiceView;
+        print(body.rollout);
+        if (body.rollout && ['reverted', 'paused', 'failed'].includes(body.rollout.status)) process.exitCode = 1;
+      }),
+    );
+
+  const node = program.command('node').description('nodes that run deployments');
+  withApi(node.command('token'))
+    .description('issue a join token for `berth-agent daemon --join URL --token T` (printed once)')
+    .option('--ttl <seconds>', 'how long it can be used')
+    .action(
+      run(async (api, options: { ttl?: string }) =>
+        print(await api.call('POST', 'nodes/tokens', options.ttl ? { ttlSeconds: count(options.ttl) } : {})),
+      ),
+    );
+  withApi(node.command('ls'))
+    .description('list nodes')
+    .action(run(async (api) => print(await api.call('GET', 'nodes'))));
+  withApi(node.command('label <node> <labels...>'))
+    .description('set labels (key=value) or remove them (key-)')
+    .action(
+      run(async (api, name: string, labels: string[]) =>
+        print(await api.call('PATCH', `nodes/${enc(name)}`, { labels: labelChanges(labels) })),
+      ),
+    );
+  withApi(node.command('drain <node>'))
+    .description('move its replicas to other nodes and place none there (--undo: take replicas again)')
+    .option('--undo', 'make it active again')
+    .action(
+      run(async (api, name: string, options: { undo?: boolean }) =>
+        print(await api.call('PATCH', `nodes/${enc(name)}`, { availability: options.undo ? 'active' : 'drain' })),
+      ),
+    );
+  withApi(node.command('rm <node>'))
+    .description('forget a node (it must join again); its replicas are placed elsewhere')
+    .action(run(async (api, name: string) => print(await api.call('DELETE', `nodes/${enc(name)}`))));
+}
+
+async function deploy(api: AdminClient, stack: string, options: { file: string; wait?: boolean; timeout: string }): Promise<void> {
+  let document: Record<string, unknown>;
+  try {
+    document = (await loadComposeFile(options.file, process.env)).document;
+  } catch (error) {
+    if (error instanceof ComposeError) throw new CliError(`${options.file}:\n${error.message}`, 2);
+    throw error;
+  }
+  const result = (await api.call('POST', `stacks/${enc(stack)}`, { compose: document })) as {
+    services: Record<string, { revision: number; digest: string; changed: boolean }>;
+  };
+  for (const [name, service] of Object.entries(result.services))
+    process.stdout.write(`${stack}/${name}: revision ${service.revision} ${service.digest}${service.changed ? '' : ' (unchanged)'}\n`);
+  if (!options.wait) return;
+  const deadline = Date.now() + count(options.timeout) * 1000;
+  const failures: string[] = [];
+  for (const [name, service] of Object.entries(result.services)) {
+    const rollout = await waitForRollout(api, `${stack}/${name}`, service.revision, deadline);
+    process.stdout.write(`${stack}/${name}: ${rollout.status}${rollout.reason ? `: ${rollout.reason}` : ''}\n`);
+    if (rollout.status !== 'succeeded') failures.push(`${stack}/${name} ${rollout.status}${rollout.reason ? `: ${rollout.reason}` : ''}`);
+  }
+  if (failures.length > 0) throw new CliError(failures.join('\n'));
+}
+
+async function waitForRollout(api: AdminClient, id: string, revision: number, deadline: number): Promise<RolloutView> {
+  while (Date.now() < deadline) {
+    const { rollout } = (await api.call('GET', servicePath(id))) as ServiceView;
+    if (rollout && rollout.revision >= revision && TERMINAL.has(rollout.status)) return rollout;
+    await sleep(WAIT_POLL_MS);
+  }
+  throw new CliError(`${id}: still rolling out after --timeout; see berth rollout status ${id}`);
+}
+
+class AdminClient {
+  private readonly base: string;
+  private readonly authorization: string | undefined;
+
+  constructor(registry: string) {
+    this.base = `${registry.replace(/\/+$/, '')}/admin/v1/`;
+    const user = process.env.BERTH_ADMIN_USER;
+    this.authorization = user ? `Basic ${Buffer.from(`${user}:${process.env.BERTH_ADMIN_PASSWORD ?? ''}`).toString('base64')}` : undefined;
+  }
+
+  async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const headers: Record<string, string> = {};
+    if (this.authorization) headers.Authorization = this.authorization;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }).catch(
+      (error: Error) => {
+        throw new CliError(`cannot reach the registry at ${this.base}: ${(error.cause as Error | undefined)?.message ?? error.message}`);
+      },
+    );
+    const text = await response.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!response.ok) {
+      const message = (parsed as { errors?: Array<{ message: string }> } | undefined)?.errors?.[0]?.message ?? `HTTP ${response.status}`;
+      throw new CliError(message);
+    }
+    return parsed;
+  }
+}
+
+function withApi(command: Command): Command {
+  return command.option(
+    '--registry <url>',
+    'the registry (also BERTH_REGISTRY; admin credentials from BERTH_ADMIN_USER and BERTH_ADMIN_PASSWORD)',
+  );
+}
+
+/** Wraps an action: the admin client from the options, one-line errors, exit codes. */
+function run<Args extends unknown[]>(action: (api: AdminClient, ...args: Args) => Promise<void>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    const options = command.opts<Partial<ApiOptions>>();
+    try {
+      await action(
+        new AdminClient(options.registry ?? process.env.BERTH_REGISTRY ?? 'http://127.0.0.1:5000'),
+        ...(args.slice(0, -1) as Args),
+      );
+    } catch (error) {
+      process.stderr.write(`berth: ${(error as Error).message}\n`);
+      process.exitCode = error instanceof CliError ? error.exitCode : 1;
+    }
+  };
+}
+
+function print(value: unknown): void {
+  if (value !== undefined) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function servicePath(id: string): string {
+  const [stack, service, extra] = id.split('/');
+  if (!stack || !service || extra !== undefined) throw new CliError(`a service is named <stack>/<service>, not ${JSON.stringify(id)}`, 2);
+  return `stacks/${enc(stack)}/services/${enc(service)}`;
+}
+
+function labelChanges(labels: string[]): Record<string, string | null> {
+  return Object.fromEntries(
+    labels.map((label) => {
+      if (label.endsWith('-') && !label.includes('=')) return [label.slice(0, -1), null];
+      const equals = label.indexOf('=');
+      if (equals < 1) throw new CliError(`a label is key=value (or key- to remove it), not ${JSON.stringify(label)}`, 2);
+      return [label.slice(0, equals), label.slice(equals + 1)];
+    }),
+  );
+}
+
+function count(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0) throw new CliError(`not a whole number: ${value}`, 2);
+  return number;
+}
+
+const enc = encodeURIComponent;

@@ -1,0 +1,92 @@
+/**
+ * Every Redis key of the deployment control plane, as metadata/keys.ts does for the registry's: nothing else
+ * in server/deploy builds a key name, and the scripts (deploy-scripts.ts) receive them as KEYS.
+ *
+ *   <p>deploy:stacks                   SET stack names
+ *   <p>deploy:stack:<stack>            SET service names of the stack
+ *   <p>deploy:svc:<stack>/<svc>        HASH desired (revision number the admin API asked for), state (the
+ *                                      controller's JSON: rollout, slots, generation)
+ *   <p>deploy:revs:<stack>/<svc>       HASH revision number -> revision JSON (spec + digest); seq: last number
+ *   <p>deploy:history:<stack>/<svc>    LIST history entries, newest first, capped
+ *   <p>deploy:quarantine:<repo>:<tag>  SET digests that failed a rollout of that tag
+ *   <p>deploy:track:<repo>:<tag>       SET <stack>/<svc> following that tag
+ *   <p>deploy:nodes                    HASH node name -> node JSON (labels, address, credential hash, drain)
+ *   <p>deploy:seen                     ZSET node name -> last heartbeat (ms)
+ *   <p>deploy:assign:<node>            HASH replica id -> assignment JSON; version: a counter bumped on change
+ *   <p>deploy:report:<node>            HASH replica id -> reported state JSON
+ *   <p>deploy:join-tokens              HASH token id -> JSON { hash, expiresAt }
+ *   <p>deploy:controller               STRING the controller lease's holder; :epoch its fencing counter
+ */
+export class DeployKeys {
+  constructor(private readonly prefix: string) {}
+
+  stacks(): string {
+    return this.key('stacks');
+  }
+
+  stack(stack: string): string {
+    return this.key(`stack:${stack}`);
+  }
+
+  service(id: string): string {
+    return this.key(`svc:${id}`);
+  }
+
+  revisions(id: string): string {
+    return this.key(`revs:${id}`);
+  }
+
+  history(id: string): string {
+    return this.key(`history:${id}`);
+  }
+
+  quarantine(repository: string, tag: string): string {
+    return this.key(`quarantine:${repository}:${tag}`);
+  }
+
+  trackers(repository: string, tag: string): string {
+    return this.key(`track:${repository}:${tag}`);
+  }
+
+  nodes(): string {
+    return this.key('nodes');
+  }
+
+  seen(): string {
+    return this.key('seen');
+  }
+
+  assignments(node: string): string {
+    return this.key(`assign:${node}`);
+  }
+
+  reports(node: string): string {
+    return this.key(`report:${node}`);
+  }
+
+  joinTokens(): string {
+    return this.key('join-tokens');
+  }
+
+  controller(): string {
+    return this.key('controller');
+  }
+
+  controllerEpoch(): string {
+    return this.key('controller:epoch');
+  }
+
+  /** The pub/sub channel that wakes the controller (a push to a tracked tag, a deploy, a report). */
+  wakeChannel(): string {
+    return this.key('wake');
+  }
+
+  private key(suffix: string): string {
+    return `${this.prefix}deploy:${suffix}`;
+  }
+}
+
+/** `<stack>/<service>`: a service's id across the control plane. */
+export function serviceId(stack: string, service: string): string {
+  return `${stack}/${service}`;
+}

@@ -1,0 +1,165 @@
+import { isDeepStrictEqual } from 'node:util';
+import { CodedError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { EventSink, RegistryEvent } from '../webhooks/events.js';
+import { ComposeError, validateCompose } from './compose/compose.js';
+import type { ServiceSpec } from './compose/stack-spec.js';
+import { DeployErrors } from './deploy-errors.js';
+import { serviceId } from './deploy-keys.js';
+import type { DeployStore, NewRevision } from './deploy-store.js';
+import type { HistoryEntry, Revision, ServiceRecord } from './deploy-types.js';
+
+const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export interface DeployResult {
+  stack: string;
+  /** Service -> the revision it now wants (unchanged services keep theirs). */
+  services: Record<string, { revision: number; digest: string; changed: boolean }>;
+}
+
+/**
+ * What the admin API and the push hook change: they record the wanted revision of each service (spec +
+ * digest) and wake the controller, which does the rest. Nothing is stored unless every service of the
+ * file is valid and every image resolves.
+ */
+export class DeployService {
+  constructor(
+    private readonly store: DeployStore,
+    private readonly metadata: MetadataStore,
+    private readonly logger: Logger,
+  ) {}
+
+  async deploy(stack: string, document: unknown): Promise<DeployResult> {
+    assertStackName(stack);
+    let services: Record<string, ServiceSpec>;
+    try {
+      services = validateCompose(document).services;
+    } catch (error) {
+      if (error instanceof ComposeError)
+        throw new CodedError(DeployErrors.COMPOSE_INVALID, error.message, { detail: { issues: error.issues } });
+      throw error;
+    }
+    const resolved = await Promise.all(
+      Object.entries(services).map(async ([name, spec]) => ({ name, spec, digest: await this.resolve(name, spec) })),
+    );
+    const result: DeployResult = { stack, services: {} };
+    const changes: NewRevision[] = [];
+    for (const { name, spec, digest } of resolved) {
+      const current = await this.currentRevision(stack, name);
+      if (current && current.digest === digest && isDeepStrictEqual(current.spec, spec)) {
+        result.services[name] = { revision: current.number, digest, changed: false };
+        continue;
+      }
+      changes.push(newRevision(name, spec, digest, 'deploy'));
+    }
+    const numbers = changes.length === 0 ? [] : await this.store.createRevisions(stack, changes, (name) => created(changes, name));
+    changes.forEach(
+      (change, index) => (result.services[change.service] = { revision: numbers[index]!, digest: change.revision.digest, changed: true }),
+    );
+    return result;
+  }
+
+  /** A push to a tag that services follow: each gets a revision with the new digest, unless it failed before. */
+  async pushed(repository: string, tag: string, digest: string): Promise<void> {
+    for (const id of await this.store.trackers(repository, tag)) {
+      const [stack = '', name = ''] = id.split('/');
+      const current = await this.currentRevision(stack, name);
+      if (!current || current.spec.berth.track !== tag || current.spec.repository !== repository || current.digest === digest) continue;
+      if (await this.store.isQuarantined(repository, tag, digest)) {
+        this.logger.warn({ stack, service: name, digest }, 'a push of a quarantined digest is not rolled out');
+        continue;
+      }
+      const change = newRevision(name, current.spec, digest, 'push');
+      await this.store.createRevisions(stack, [change], () => created([change], name));
+    }
+  }
+
+  /** A new revision with the spec and digest of the last fully healthy one (or the one before the current). */
+  async rollback(stack: string, name: string): Promise<{ revision: number; from: number }> {
+    const record = await this.requireService(stack, name);
+    const id = serviceId(stack, name);
+    const target = record.state.rollout?.lastHealthy ?? (record.desired > 1 ? record.desired - 1 : undefined);
+    const revision = target === undefined || target === record.desired ? undefined : await this.store.revision(id, target);
+    if (!revision) throw new CodedError(DeployErrors.REQUEST_INVALID, `${id} has no earlier healthy revision to roll back to`);
+    const change = newRevision(name, revision.spec, revision.digest, 'rollback');
+    const [number] = await this.store.createRevisions(stack, [change], () => ({
+      ...created([change], name),
+      detail: `rollback to revision ${target}`,
+    }));
+    return { revision: number!, from: target! };
+  }
+
+  async scale(stack: string, name: string, replicas: number): Promise<{ revision: number }> {
+    const current = await this.currentRevision(stack, name);
+    if (!current) throw new CodedError(DeployErrors.SERVICE_UNKNOWN, `no service ${serviceId(stack, name)}`);
+    if (current.spec.deploy.mode === 'global')
+      throw new CodedError(DeployErrors.REQUEST_INVALID, 'a global service runs once per eligible node: it cannot be scaled');
+    const spec = { ...current.spec, deploy: { ...current.spec.deploy, replicas } };
+    const change = newRevision(name, spec, current.digest, 'scale');
+    const [number] = await this.store.createRevisions(stack, [change], () => created([change], name));
+    return { revision: number! };
+  }
+
+  async requireService(stack: string, name: string): Promise<ServiceRecord> {
+    const record = await this.store.service(stack, name);
+    if (!record) throw new CodedError(DeployErrors.SERVICE_UNKNOWN, `no service ${serviceId(stack, name)}`);
+    return record;
+  }
+
+  /** Sends each push of a tag to `pushed`, after `events` got it; a failure is logged, never the push's. */
+  pushHook(events: EventSink): EventSink {
+    return {
+      emit: async (event: RegistryEvent) => {
+        await events.emit(event);
+        const tag = event.target.tag;
+        if (event.action !== 'push' || tag === undefined) return;
+        await this.pushed(event.repository, tag, event.target.digest).catch((error: unknown) =>
+          this.logger.error({ err: error, repository: event.repository, tag }, 'a tracked tag push could not be rolled out'),
+        );
+      },
+    };
+  }
+
+  private async currentRevision(stack: string, name: string): Promise<Revision | undefined> {
+    const record = await this.store.service(stack, name);
+    return record ? this.store.revision(serviceId(stack, name), record.desired) : undefined;
+  }
+
+  private async resolve(name: string, spec: ServiceSpec): Promise<string> {
+    const reference = spec.digest !== null ? { digest: spec.digest } : { tag: spec.tag! };
+    const lookup = await this.metadata.getManifest(spec.repository, reference);
+    if (!lookup.found)
+      throw new CodedError(DeployErrors.IMAGE_UNKNOWN, `services.${name}.image: ${spec.image} is not in this registry (push it first)`);
+    const digest = lookup.manifest.digest;
+    if (spec.tag !== null && spec.digest === null && (await this.store.isQuarantined(spec.repository, spec.tag, digest)))
+      throw new CodedError(
+        DeployErrors.DIGEST_QUARANTINED,
+        `services.${name}.image: ${digest} failed a rollout of ${spec.repository}:${spec.tag}; push a new image`,
+      );
+    return digest;
+  }
+}
+
+function assertStackName(stack: string): void {
+  if (!STACK_NAME.test(stack))
+    throw new CodedError(DeployErrors.REQUEST_INVALID, 'a stack name is lowercase letters, digits, - and _, at most 63 characters');
+}
+
+function newRevision(service: string, spec: ServiceSpec, digest: string, cause: Revision['cause']): NewRevision {
+  return {
+    service,
+    revision: { spec, digest, cause, createdAt: new Date().toISOString() },
+    tracked: spec.berth.track === null ? null : { repository: spec.repository, tag: spec.berth.track },
+  };
+}
+
+function created(changes: NewRevision[], name: string): HistoryEntry {
+  const change = changes.find((each) => each.service === name)!;
+  return {
+    at: change.revision.createdAt,
+    revision: 0,
+    event: 'created',
+    detail: `${change.revision.cause}: ${change.revision.spec.repository}@${change.revision.digest}`,
+  };
+}

@@ -1,0 +1,295 @@
+import type { Redis } from 'ioredis';
+import { DeployKeys, serviceId } from './deploy-keys.js';
+import {
+  EMPTY_STATE,
+  type Assignment,
+  type HistoryEntry,
+  type NodeRecord,
+  type ReplicaReport,
+  type Revision,
+  type ServiceRecord,
+  type ServiceState,
+} from './deploy-types.js';
+
+const HISTORY_LENGTH = 200;
+
+/** The revisions of one deploy, stored at once. `revision` lacks its number, which the script assigns. */
+export interface NewRevision {
+  service: string;
+  revision: Omit<Revision, 'number'>;
+  /** The tag this service follows, if any. */
+  tracked: { repository: string; tag: string } | null;
+}
+
+/** A fenced controller write: the holder and epoch of the lease it believes it holds, and the generation it read. */
+export interface ControllerWrite {
+  holder: string;
+  epoch: number;
+  serviceId: string;
+  generation: number;
+  state: ServiceState;
+  history: HistoryEntry[];
+  quarantine: { repository: string; tag: string; digest: string } | null;
+  /** Per node: replica id -> assignment (set), or null (remove). */
+  assignments: Record<string, Record<string, Assignment | null>>;
+}
+
+export type WriteOutcome = 'ok' | 'stale' | 'conflict';
+
+// Every service of a deploy gets its revision in one step: a stack is never half-deployed.
+const CREATE_REVISIONS = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local numbers = {}
+local n = (#KEYS - 2) / 4
+for i = 0, n - 1 do
+  local svc, revs, hist, track = KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
+  local name, rev, entry, tracked = ARGV[2 + 4 * i], ARGV[3 + 4 * i], ARGV[4 + 4 * i], ARGV[5 + 4 * i]
+  redis.call('SADD', KEYS[2], name)
+  local number = redis.call('HINCRBY', revs, 'seq', 1)
+  redis.call('HSET', revs, tostring(number), rev)
+  redis.call('HSET', svc, 'desired', number)
+  redis.call('LPUSH', hist, (string.gsub(entry, '"revision":0', '"revision":' .. number, 1)))
+  redis.call('LTRIM', hist, 0, ${HISTORY_LENGTH - 1})
+  if tracked == '1' then redis.call('SADD', track, ARGV[1] .. '/' .. name) end
+  numbers[#numbers + 1] = number
+end
+redis.call('PUBLISH', ARGV[#ARGV], 'deploy')
+return numbers
+`;
+
+// The fencing check and the whole change in one step: a controller whose lease was taken over (another
+// holder, or a newer epoch) changes nothing, nor does one that read the service before another write.
+const CONTROLLER_WRITE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'stale' end
+local generation = redis.call('HGET', KEYS[3], 'generation') or '0'
+if generation ~= ARGV[3] then return 'conflict' end
+redis.call('HSET', KEYS[3], 'state', ARGV[4], 'generation', tonumber(ARGV[3]) + 1)
+local a = 5
+local entries = tonumber(ARGV[a]); a = a + 1
+for i = 1, entries do
+  redis.call('LPUSH', KEYS[4], ARGV[a]); a = a + 1
+end
+redis.call('LTRIM', KEYS[4], 0, ${HISTORY_LENGTH - 1})
+if ARGV[a] ~= '' then redis.call('SADD', KEYS[5], ARGV[a]) end
+a = a + 1
+for k = 6, #KEYS do
+  local sets = tonumber(ARGV[a]); a = a + 1
+  for i = 1, sets do
+    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
+  end
+  local dels = tonumber(ARGV[a]); a = a + 1
+  for i = 1, dels do
+    redis.call('HDEL', KEYS[k], ARGV[a]); a = a + 1
+  end
+  redis.call('HINCRBY', KEYS[k], 'version', 1)
+end
+return 'ok'
+`;
+
+// A new holder takes the lease only when it is free, and every taking bumps the epoch: the fencing token.
+const ACQUIRE_LEASE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return tonumber(redis.call('GET', KEYS[2]))
+end
+return false
+`;
+
+const RENEW_LEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;
+
+/** Stacks, services, revisions, nodes and assignments in the registry's Redis. */
+export class DeployStore {
+  readonly keys: DeployKeys;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = new DeployKeys(prefix);
+  }
+
+  async createRevisions(stack: string, revisions: NewRevision[], history: (service: string) => HistoryEntry): Promise<number[]> {
+    const keys = [this.keys.stacks(), this.keys.stack(stack)];
+    const args = [stack];
+    for (const entry of revisions) {
+      const id = serviceId(stack, entry.service);
+      const tracked = entry.tracked ?? { repository: '', tag: '' };
+      keys.push(this.keys.service(id), this.keys.revisions(id), this.keys.history(id), this.keys.trackers(tracked.repository, tracked.tag));
+      args.push(
+        entry.service,
+        JSON.stringify(entry.revision),
+        JSON.stringify({ ...history(entry.service), revision: 0 }),
+        entry.tracked ? '1' : '0',
+      );
+    }
+    args.push(this.keys.wakeChannel());
+    return (await this.redis.eval(CREATE_REVISIONS, keys.length, ...keys, ...args)) as number[];
+  }
+
+  async stacks(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.stacks())).sort();
+  }
+
+  async stackServices(stack: string): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.stack(stack))).sort();
+  }
+
+  async service(stack: string, name: string): Promise<ServiceRecord | undefined> {
+    const fields = await this.redis.hgetall(this.keys.service(serviceId(stack, name)));
+    if (fields.desired === undefined) return undefined;
+    return {
+      stack,
+      name,
+      desired: Number(fields.desired),
+      state: fields.state ? (JSON.parse(fields.state) as ServiceState) : EMPTY_STATE,
+      generation: Number(fields.generation ?? 0),
+    };
+  }
+
+  async revision(id: string, number: number): Promise<Revision | undefined> {
+    const text = await this.redis.hget(this.keys.revisions(id), String(number));
+    return text === null ? undefined : { ...(JSON.parse(text) as Omit<Revision, 'number'>), number };
+  }
+
+  async revisions(id: string): Promise<Revision[]> {
+    const fields = await this.redis.hgetall(this.keys.revisions(id));
+    return Object.entries(fields)
+      .filter(([field]) => field !== 'seq')
+      .map(([field, text]) => ({ ...(JSON.parse(text) as Omit<Revision, 'number'>), number: Number(field) }))
+      .sort((a, b) => b.number - a.number);
+  }
+
+  async history(id: string, limit: number): Promise<HistoryEntry[]> {
+    return (await this.redis.lrange(this.keys.history(id), 0, limit - 1)).map((text) => JSON.parse(text) as HistoryEntry);
+  }
+
+  async trackers(repository: string, tag: string): Promise<string[]> {
+    return this.redis.smembers(this.keys.trackers(repository, tag));
+  }
+
+  async isQuarantined(repository: string, tag: string, digest: string): Promise<boolean> {
+    return (await this.redis.sismember(this.keys.quarantine(repository, tag), digest)) === 1;
+  }
+
+  async acquireController(holder: string, ttlMs: number): Promise<number | undefined> {
+    const epoch = await this.redis.eval(ACQUIRE_LEASE, 2, this.keys.controller(), this.keys.controllerEpoch(), holder, String(ttlMs));
+    return typeof epoch === 'number' ? epoch : undefined;
+  }
+
+  async renewController(holder: string, epoch: number, ttlMs: number): Promise<boolean> {
+    return (
+      (await this.redis.eval(RENEW_LEASE, 2, this.keys.controller(), this.keys.controllerEpoch(), holder, String(epoch), String(ttlMs))) ===
+      1
+    );
+  }
+
+  async releaseController(holder: string): Promise<void> {
+    await this.redis.eval(RELEASE_LEASE, 1, this.keys.controller(), holder);
+  }
+
+  async write(change: ControllerWrite): Promise<WriteOutcome> {
+    const nodes = Object.keys(change.assignments);
+    const quarantine = change.quarantine ?? { repository: '', tag: '', digest: '' };
+    const keys = [
+      this.keys.controller(),
+      this.keys.controllerEpoch(),
+      this.keys.service(change.serviceId),
+      this.keys.history(change.serviceId),
+      this.keys.quarantine(quarantine.repository, quarantine.tag),
+      ...nodes.map((node) => this.keys.assignments(node)),
+    ];
+    const args: string[] = [change.holder, String(change.epoch), String(change.generation), JSON.stringify(change.state)];
+    args.push(String(change.history.length), ...change.history.map((entry) => JSON.stringify(entry)), quarantine.digest);
+    for (const node of nodes) {
+      const entries = Object.entries(change.assignments[node]!);
+      const sets = entries.filter(([, assignment]) => assignment !== null);
+      const dels = entries.filter(([, assignment]) => assignment === null);
+      args.push(String(sets.length), ...sets.flatMap(([replica, assignment]) => [replica, JSON.stringify(assignment)]));
+      args.push(String(dels.length), ...dels.map(([replica]) => replica));
+    }
+    return (await this.redis.eval(CONTROLLER_WRITE, keys.length, ...keys, ...args)) as WriteOutcome;
+  }
+
+  async nodes(): Promise<NodeRecord[]> {
+    const fields = await this.redis.hgetall(this.keys.nodes());
+    return Object.values(fields)
+      .map((text) => JSON.parse(text) as NodeRecord)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async node(name: string): Promise<NodeRecord | undefined> {
+    const text = await this.redis.hget(this.keys.nodes(), name);
+    return text === null ? undefined : (JSON.parse(text) as NodeRecord);
+  }
+
+  async putNode(node: NodeRecord): Promise<void> {
+    await this.redis.hset(this.keys.nodes(), node.name, JSON.stringify(node));
+  }
+
+  async removeNode(name: string): Promise<boolean> {
+    const removed = await this.redis.multi().hdel(this.keys.nodes(), name).zrem(this.keys.seen(), name).del(this.keys.reports(name)).exec();
+    return removed?.[0]?.[1] === 1;
+  }
+
+  async heartbeat(name: string, now: number): Promise<void> {
+    await this.redis.zadd(this.keys.seen(), now, name);
+  }
+
+  /** Node name -> last heartbeat (ms). */
+  async lastSeen(): Promise<Map<string, number>> {
+    const flat = await this.redis.zrange(this.keys.seen(), 0, -1, 'WITHSCORES');
+    const seen = new Map<string, number>();
+    for (let index = 0; index < flat.length; index += 2) seen.set(flat[index]!, Number(flat[index + 1]));
+    return seen;
+  }
+
+  async assignments(node: string): Promise<{ version: number; assignments: Assignment[] }> {
+    const fields = await this.redis.hgetall(this.keys.assignments(node));
+    const { version = '0', ...replicas } = fields;
+    return {
+      version: Number(version),
+      assignments: Object.values(replicas)
+        .map((text) => JSON.parse(text) as Assignment)
+        .sort((a, b) => a.replica.localeCompare(b.replica)),
+    };
+  }
+
+  async assignmentVersion(node: string): Promise<number> {
+    return Number((await this.redis.hget(this.keys.assignments(node), 'version')) ?? 0);
+  }
+
+  /** Replaces what the node reported about its replicas; wakes the controller. */
+  async report(node: string, reports: ReplicaReport[]): Promise<void> {
+    const key = this.keys.reports(node);
+    const transaction = this.redis.multi().del(key);
+    if (reports.length > 0) transaction.hset(key, Object.fromEntries(reports.map((report) => [report.replica, JSON.stringify(report)])));
+    await transaction.publish(this.keys.wakeChannel(), 'report').exec();
+  }
+
+  async reports(node: string): Promise<ReplicaReport[]> {
+    return Object.values(await this.redis.hgetall(this.keys.reports(node))).map((text) => JSON.parse(text) as ReplicaReport);
+  }
+
+  async addJoinToken(id: string, hash: string, expiresAt: number): Promise<void> {
+    await this.redis.hset(this.keys.joinTokens(), id, JSON.stringify({ hash, expiresAt }));
+  }
+
+  async joinToken(id: string): Promise<{ hash: string; expiresAt: number } | undefined> {
+    const text = await this.redis.hget(this.keys.joinTokens(), id);
+    return text === null ? undefined : (JSON.parse(text) as { hash: string; expiresAt: number });
+  }
+
+  async wake(reason: string): Promise<void> {
+    await this.redis.publish(this.keys.wakeChannel(), reason);
+  }
+}

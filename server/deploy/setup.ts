@@ -1,0 +1,49 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../platform/logger.js';
+import type { Config } from '../config.js';
+import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { EventSink } from '../webhooks/events.js';
+import { DeployController } from './controller.js';
+import { DeployService } from './deploy-service.js';
+import { DeployStore } from './deploy-store.js';
+import { NodeService } from './node-service.js';
+
+export interface RegistryDeploy {
+  deploy: DeployService;
+  nodes: NodeService;
+  store: DeployStore;
+  joinTokenTtlMs: number;
+  /** The registry's event sink, with pushes to tracked tags also starting rollouts. */
+  events: EventSink;
+  stop(): Promise<void>;
+}
+
+/** The deployment control plane on the registry's Redis: services for the routes, the push hook and the controller. */
+export async function createDeploy(
+  config: Config,
+  redis: Redis,
+  metadata: MetadataStore,
+  events: EventSink,
+  logger: Logger,
+): Promise<RegistryDeploy> {
+  const log = logger.child({ component: 'deploy' });
+  const store = new DeployStore(redis, config.redis.keyPrefix);
+  const settings = config.deploy;
+  const graceMs = settings.nodeGraceSeconds * 1000;
+  const deploy = new DeployService(store, metadata, log);
+  const controller = new DeployController(store, redis.duplicate(), log, {
+    leaseMs: settings.controllerLeaseSeconds * 1000,
+    tickMs: settings.controllerTickMs,
+    nodeGraceMs: graceMs,
+    now: Date.now,
+  });
+  await controller.start();
+  return {
+    deploy,
+    nodes: new NodeService(store, graceMs, Date.now),
+    store,
+    joinTokenTtlMs: settings.joinTokenTtlSeconds * 1000,
+    events: deploy.pushHook(events),
+    stop: () => controller.stop(),
+  };
+}

@@ -1,0 +1,111 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { CodedError } from '../../platform/errors.js';
+import { readJsonBody } from '../auth/small-body.js';
+import { DeployErrors } from '../deploy/deploy-errors.js';
+import { serviceId } from '../deploy/deploy-keys.js';
+import type { RegistryDeploy } from '../deploy/setup.js';
+import { createRouter } from '../http/router.js';
+import { emptyResponse } from '../http/responses.js';
+
+const BASE = '/admin/v1';
+
+const deployBody = z.strictObject({ compose: z.record(z.string(), z.unknown()) });
+const scaleBody = z.strictObject({ replicas: z.number().int().min(0) });
+const nodeChange = z.strictObject({
+  labels: z.record(z.string().min(1), z.string().nullable()).optional(),
+  availability: z.enum(['active', 'drain']).optional(),
+});
+const tokenBody = z.strictObject({ ttlSeconds: z.number().int().positive().optional() });
+
+/** Stacks, services, rollouts and nodes for operators (`berth deploy|stack|service|rollout|node`). An admin router. */
+export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: RegistryDeploy): Router {
+  const router = createRouter();
+  router.post(`${BASE}/stacks/:stack`, async (ctx: Context) => {
+    const { compose } = parse(deployBody, await readJsonBody(ctx));
+    ctx.body = await deploy.deploy(ctx.params.stack ?? '', compose);
+  });
+  router.get(`${BASE}/stacks`, async (ctx: Context) => {
+    const stacks = await store.stacks();
+    ctx.body = { stacks: await Promise.all(stacks.map(async (name) => ({ name, services: await store.stackServices(name) }))) };
+  });
+  router.get(`${BASE}/stacks/:stack`, async (ctx: Context) => {
+    const stack = ctx.params.stack ?? '';
+    const names = await store.stackServices(stack);
+    if (names.length === 0) throw new CodedError(DeployErrors.STACK_UNKNOWN, `no stack ${stack}`);
+    ctx.body = { stack, services: await Promise.all(names.map((name) => serviceStatus(ctx, stack, name))) };
+  });
+  router.get(`${BASE}/stacks/:stack/services/:service`, async (ctx: Context) => {
+    ctx.body = await serviceStatus(ctx, ctx.params.stack ?? '', ctx.params.service ?? '');
+  });
+  router.get(`${BASE}/stacks/:stack/services/:service/history`, async (ctx: Context) => {
+    const { stack = '', service = '' } = ctx.params;
+    await deploy.requireService(stack, service);
+    const id = serviceId(stack, service);
+    const revisions = (await store.revisions(id)).map(({ number, digest, cause, createdAt, spec }) => ({
+      number,
+      digest,
+      cause,
+      createdAt,
+      image: spec.image,
+    }));
+    ctx.body = { service: id, revisions, history: await store.history(id, 100) };
+  });
+  router.post(`${BASE}/stacks/:stack/services/:service/rollback`, async (ctx: Context) => {
+    ctx.body = await deploy.rollback(ctx.params.stack ?? '', ctx.params.service ?? '');
+  });
+  router.post(`${BASE}/stacks/:stack/services/:service/scale`, async (ctx: Context) => {
+    const { replicas } = parse(scaleBody, await readJsonBody(ctx));
+    ctx.body = await deploy.scale(ctx.params.stack ?? '', ctx.params.service ?? '', replicas);
+  });
+
+  router.post(`${BASE}/nodes/tokens`, async (ctx: Context) => {
+    const { ttlSeconds } = parse(tokenBody, await readJsonBody(ctx));
+    ctx.status = 201;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await nodes.issueJoinToken(ttlSeconds === undefined ? joinTokenTtlMs : ttlSeconds * 1000);
+  });
+  router.get(`${BASE}/nodes`, async (ctx: Context) => {
+    ctx.body = { nodes: await nodes.list() };
+  });
+  router.patch(`${BASE}/nodes/:node`, async (ctx: Context) => {
+    ctx.body = await nodes.update(ctx.params.node ?? '', parse(nodeChange, await readJsonBody(ctx)));
+  });
+  router.delete(`${BASE}/nodes/:node`, async (ctx: Context) => {
+    await nodes.remove(ctx.params.node ?? '');
+    emptyResponse(ctx, 204);
+  });
+
+  async function serviceStatus(_ctx: Context, stack: string, name: string) {
+    const record = await deploy.requireService(stack, name);
+    const id = serviceId(stack, name);
+    const reports = new Map(
+      (await Promise.all((await store.nodes()).map((node) => store.reports(node.name)))).flat().map((report) => [report.replica, report]),
+    );
+    return {
+      service: id,
+      desired: record.desired,
+      rollout: record.state.rollout,
+      unplaced: record.state.unplaced,
+      replicas: Object.entries(record.state.slots).map(([slot, value]) => {
+        const report = reports.get(`${id}/${slot}`);
+        return {
+          slot,
+          node: value.node,
+          revision: value.revision,
+          health: report?.revision === value.revision ? report.health : 'starting',
+          message: report?.message ?? '',
+        };
+      }),
+    };
+  }
+  return router;
+}
+
+export function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
+  throw new CodedError(DeployErrors.REQUEST_INVALID, issues.join('; '), { detail: { issues } });
+}

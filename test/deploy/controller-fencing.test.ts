@@ -1,0 +1,79 @@
+import test, { type ExecutionContext } from 'ava';
+import { DeployStore, type ControllerWrite } from '../../server/deploy/deploy-store.js';
+import { EMPTY_STATE } from '../../server/deploy/deploy-types.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+const serviceSpecLess = {
+  spec: {} as never,
+  digest: `sha256:${'1'.repeat(64)}`,
+  cause: 'deploy' as const,
+  createdAt: new Date(0).toISOString(),
+};
+
+async function storeWithService(t: ExecutionContext) {
+  const server = await RedisServer.start();
+  const redis = server.client();
+  t.teardown(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+  const store = new DeployStore(redis, 'test:');
+  await store.createRevisions('shop', [{ service: 'web', revision: serviceSpecLess, tracked: null }], () => ({
+    at: new Date(0).toISOString(),
+    revision: 0,
+    event: 'created',
+    detail: null,
+  }));
+  return { store, redis };
+}
+
+const change = (holder: string, epoch: number, generation: number): ControllerWrite => ({
+  holder,
+  epoch,
+  serviceId: 'shop/web',
+  generation,
+  state: { ...EMPTY_STATE, revision: 1, slots: { 1: { node: 'n1', revision: 1, startedAt: 0, healthySince: null } } },
+  history: [{ at: new Date(0).toISOString(), revision: 1, event: 'started', detail: null }],
+  quarantine: { repository: 'shop/web', tag: 'main', digest: serviceSpecLess.digest },
+  assignments: {
+    n1: { 'shop/web/1': { replica: 'shop/web/1', stack: 'shop', service: 'web', slot: '1', revision: 1, image: 'x', spec: {} as never } },
+  },
+});
+
+test('a controller whose lease was taken over changes nothing: not the service, its history, quarantine or any assignment', async (t) => {
+  const { store, redis } = await storeWithService(t);
+  const first = await store.acquireController('controller-a', 200);
+  t.is(first, 1);
+  t.is(await store.acquireController('controller-b', 200), undefined, 'one controller at a time');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const second = await store.acquireController('controller-b', 10_000);
+  t.is(second, 2, 'a new holder gets a newer epoch');
+  const before = await redis.dump('test:deploy:svc:shop/web');
+
+  t.is(await store.write(change('controller-a', first!, 0)), 'stale');
+  t.false(await store.renewController('controller-a', first!, 10_000), 'the old holder cannot renew either');
+  t.deepEqual(await redis.dump('test:deploy:svc:shop/web'), before);
+  t.deepEqual(
+    (await store.history('shop/web', 10)).map((entry) => entry.event),
+    ['created'],
+  );
+  t.false(await store.isQuarantined('shop/web', 'main', serviceSpecLess.digest));
+  t.deepEqual(await store.assignments('n1'), { version: 0, assignments: [] });
+
+  t.is(await store.write(change('controller-b', second!, 0)), 'ok');
+  t.is((await store.service('shop', 'web'))?.generation, 1);
+  t.is((await store.assignments('n1')).assignments.length, 1);
+  t.true(await store.isQuarantined('shop/web', 'main', serviceSpecLess.digest));
+});
+
+test('a holder that lost the lease and took it again cannot use its old epoch; a write from an old read is refused', async (t) => {
+  const { store } = await storeWithService(t);
+  const old = await store.acquireController('controller-a', 100);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const current = await store.acquireController('controller-a', 10_000);
+  t.is(current, old! + 1);
+  t.is(await store.write(change('controller-a', old!, 0)), 'stale');
+  t.is(await store.write(change('controller-a', current!, 0)), 'ok');
+  t.is(await store.write(change('controller-a', current!, 0)), 'conflict', 'generation 0 was already written over');
+  t.is(await store.write(change('controller-a', current!, 1)), 'ok');
+});
