@@ -150,6 +150,34 @@ export class AgentClient {
     return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent, 'the exec');
   }
 
+  /** A JSON request to any API path (the everyday verbs, client/verbs-client.ts). */
+  call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.json(method, path, body);
+  }
+
+  /** A request whose answer is NDJSON, one item at a time. */
+  items<T>(method: string, path: string, body: unknown, during: string): AsyncGenerator<T> {
+    return this.ndjson(method, path, body, during);
+  }
+
+  /** A request with a streamed body and/or answer (cp, save, load): the answer, once the daemon accepted it. */
+  async raw(method: string, path: string, body: Readable | string | undefined, contentType: string): Promise<IncomingMessage> {
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': contentType } }, resolve);
+      outgoing.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === 'ENOENT' || error.code === 'ECONNREFUSED'
+            ? new AgentUnavailableError(`Cannot connect to the berth-agent daemon at unix://${this.socketPath}. Is the daemon running?`)
+            : error,
+        ),
+      );
+      if (body === undefined || typeof body === 'string') outgoing.end(body);
+      else body.pipe(outgoing);
+    });
+    if (response.statusCode !== 200) throw await requestError(response);
+    return response;
+  }
+
   /** Sends one request whose answer is NDJSON, handing each line to `onItem`; resolves with the last. */
   private async stream<T>(method: string, path: string, body: unknown, onItem: (item: T) => void, during: string): Promise<T | undefined> {
     let last: T | undefined;

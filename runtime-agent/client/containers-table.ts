@@ -24,7 +24,7 @@ export function containersTable(containers: readonly ContainerSummary[], options
 export function statusText(container: ContainerSummary, now = Date.now()): string {
   switch (container.status) {
     case 'running':
-      return `Up ${humanSince(container.startedAt, now) ?? ''}`.trimEnd();
+      return `Up ${humanSince(container.startedAt, now) ?? ''}${container.paused ? ' (Paused)' : ''}`.trimEnd();
     case 'restarting':
       return `Restarting (${container.exitCode ?? 0}) ${humanAge(container.finishedAt, now)}`;
     case 'exited':
@@ -35,7 +35,7 @@ export function statusText(container: ContainerSummary, now = Date.now()): strin
 }
 
 /** `0.0.0.0:8080->80/tcp`, as docker prints a published port. */
-function portText(port: PortMapping): string {
+export function portText(port: PortMapping): string {
   return `${port.hostIp}:${port.hostPort}->${port.containerPort}/${port.protocol}`;
 }
 

@@ -40,3 +40,16 @@ export function humanSince(iso: string | undefined, now = Date.now()): string | 
   else text = `${Math.floor(days / 365)} years`;
   return text;
 }
+
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/** Binary units with 4 significant digits, like docker's `units.BytesSize` (`stats` memory): `1.5MiB`. */
+export function binarySize(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < BINARY_UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number(value.toPrecision(4))}${BINARY_UNITS[unit]}`;
+}

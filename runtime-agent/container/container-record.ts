@@ -21,6 +21,8 @@ export interface ContainerState {
   lastRestartDelayMs: number | undefined;
   /** Set by `stop`/`kill` from a user: a policy other than `always` then leaves it down. */
   stoppedByUser: boolean;
+  /** Frozen by `pause` (cgroup freezer); records written before `pause` existed lack it, meaning false. */
+  paused?: boolean;
 }
 
 /** Everything the agent keeps about one container (`containers/<id>/container.json`). */

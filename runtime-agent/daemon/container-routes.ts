@@ -110,5 +110,6 @@ function summarize(record: ContainerRecord): ContainerSummary {
     finishedAt: record.state.finishedAt,
     restartCount: record.state.restartCount,
     ports: record.network?.ports ?? [],
+    paused: record.state.paused === true,
   };
 }

@@ -21,6 +21,8 @@ import { DEFAULT_RESTART_BACKOFF } from '../container/restart-backoff.js';
 import { ContainerNetwork } from '../network/container-network.js';
 import { RuncRuntime } from '../runtime/runc-runtime.js';
 import { createApiServer } from './api-server.js';
+import { stagingDirectory } from './image-verb-routes.js';
+import { HttpUploadClient } from '../registry/upload-client.js';
 
 /**
  * Starts the agent daemon: state under the data directory (0700), the API on a unix socket (0600), so only
@@ -41,9 +43,11 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
 
   const containers = await startContainers(config, { content, snapshots, images }, logger);
   const leases = new Leases();
+  const credentials = new CredentialStore(config.dataDir);
+  const collector = new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers());
   const server = createApiServer({
     containers,
-    credentials: new CredentialStore(config.dataDir),
+    credentials,
     containerUsing: (imageId) => containers.list(true).find((container) => container.imageId === imageId)?.id,
     puller: new ImagePuller({ content, snapshots, images }, leases, {
       platform: config.platform,
@@ -52,14 +56,31 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       preserveOwnership: isRoot,
     }),
     images,
-    collector: new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers()),
-    registryClient: (registry, credentials) =>
+    collector,
+    registryClient: (registry, saved) =>
       new HttpRegistryClient(registry, {
         insecureRegistries: config.insecureRegistries,
         stallTimeoutMs: config.stallTimeoutSeconds * 1000,
-        credentials,
+        credentials: saved,
       }),
     logger,
+    verbs: {
+      images,
+      content,
+      snapshots,
+      containers,
+      collector,
+      credentials,
+      uploadClient: async (registry, repository, mountSource) =>
+        new HttpUploadClient(registry, repository, {
+          insecureRegistries: config.insecureRegistries,
+          credentials: await credentials.get(registry),
+          mountSource,
+        }),
+      stagingDir: stagingDirectory(config.dataDir),
+      unpack: { keepSetid: config.keepSetid, preserveOwnership: isRoot, platform: config.platform },
+      logger,
+    },
   });
   await listenOnSocket(server, config.socketPath);
   logger.info({ socket: config.socketPath, dataDir: config.dataDir }, 'berth-agent listening');

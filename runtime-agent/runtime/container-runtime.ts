@@ -40,6 +40,9 @@ export interface ContainerRuntime {
   openStdin(bundle: string, shimPid: number): Promise<Writable>;
   /** An extra process in the running container, its stdio piped. */
   exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams;
+  /** Freezes every process of the container (cgroup freezer), and thaws them. */
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
   /** Forgets the container's runtime state (after its run is over, or after a crash). */
   delete(id: string): Promise<void>;
 }

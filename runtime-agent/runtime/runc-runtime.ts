@@ -96,6 +96,14 @@ export class RuncRuntime implements ContainerRuntime {
     return spawn(this.options.binary, [...args, id, ...process.args], { stdio: ['pipe', 'pipe', 'pipe'] });
   }
 
+  async pause(id: string): Promise<void> {
+    await this.runc(['pause', id]);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.runc(['resume', id]);
+  }
+
   async delete(id: string): Promise<void> {
     await this.runc(['delete', '--force', id]).catch((error: Error) => {
       if (!/does not exist|not exist/.test(error.message)) throw error;

@@ -13,7 +13,16 @@ test('logs --since takes docker durations, unix seconds and timestamps, and refu
 });
 
 test("ps words a container's status as docker does", (t) => {
-  const base = { id: 'x', name: 'n', image: 'i', command: 'c', createdAt: '2026-11-23T11:00:00Z', restartCount: 0, ports: [] };
+  const base = {
+    id: 'x',
+    name: 'n',
+    image: 'i',
+    command: 'c',
+    createdAt: '2026-11-23T11:00:00Z',
+    restartCount: 0,
+    ports: [],
+    paused: false,
+  };
   t.is(
     statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW),
     'Up 5 seconds',
@@ -25,6 +34,13 @@ test("ps words a container's status as docker does", (t) => {
   t.is(
     statusText({ ...base, status: 'restarting', startedAt: undefined, exitCode: 1, finishedAt: '2026-11-23T11:59:00Z' }, NOW),
     'Restarting (1) About a minute ago',
+  );
+  t.is(
+    statusText(
+      { ...base, status: 'running', paused: true, startedAt: '2026-11-23T11:57:00Z', exitCode: undefined, finishedAt: undefined },
+      NOW,
+    ),
+    'Up 3 minutes (Paused)',
   );
   t.is(statusText({ ...base, status: 'created', startedAt: undefined, exitCode: undefined, finishedAt: undefined }, NOW), 'Created');
 });
