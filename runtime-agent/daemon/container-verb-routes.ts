@@ -9,6 +9,7 @@ import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { AgentErrors } from '../errors.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
+import { RootfsDir } from '../spec/rootfs.js';
 import { ContainerVerb, PATH_STAT_HEADER, renameRequestSchema, type PathStat } from '../verbs-api.js';
 import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';
 
@@ -22,7 +23,7 @@ const SINGLE_INTERVAL_MS = 500;
 export function containerVerbRoutes(manager: ContainerManager, logger: Logger): Route[] {
   return [
     route('GET', `${CONTAINER}/${ContainerVerb.archive}`, async ({ response, params, url }) => {
-      const root = containerRoot(manager.get(id(params)));
+      const root = containerRoot(manager, manager.get(id(params)));
       const wanted = requiredPath(url);
       const source = await resolveSource(root, wanted, url.searchParams.get('follow') === 'true');
       const stat: PathStat = {
@@ -44,7 +45,7 @@ export function containerVerbRoutes(manager: ContainerManager, logger: Logger): 
       archive.pipe(response);
     }),
     route('PUT', `${CONTAINER}/${ContainerVerb.archive}`, async ({ request, response, params, url }) => {
-      const root = containerRoot(manager.get(id(params)));
+      const root = containerRoot(manager, manager.get(id(params)));
       const wanted = requiredPath(url);
       const sourceName = url.searchParams.get('name') ?? '';
       const source = { name: sourceName, isDirectory: url.searchParams.get('directory') === 'true' };
@@ -105,13 +106,14 @@ function requiredPath(url: URL): string {
 }
 
 /**
- * The container's root as its processes see it, volumes and tmpfs mounts included: its init's root through
- * /proc. Paths are resolved in it with resolveInRoot, so no symlink in the container leads out of it.
+ * The container's root filesystem as mounted on the host (its overlay), a real directory: paths are resolved in
+ * it with resolveInRoot, so no symlink in the container leads out of it. Not /proc/<pid>/root, a magic link
+ * that tools removing or replacing a path would follow.
  */
-function containerRoot(record: ContainerRecord): string {
-  if (record.state.status !== 'running' || record.state.pid === undefined)
+function containerRoot(manager: ContainerManager, record: ContainerRecord): string {
+  if (record.state.status !== 'running')
     throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running: cp needs a running container`);
-  return `/proc/${record.state.pid}/root`;
+  return path.join(manager.directoryOf(record.id), RootfsDir.mount);
 }
 
 /** The source in the container: symlinks on the way resolved in its root; the last one followed only with -L. */
