@@ -46,10 +46,11 @@ export class HttpUploadClient implements UploadClient {
 
   async hasBlob(digest: string): Promise<boolean> {
     const response = await this.send('HEAD', `/v2/${this.repository}/blobs/${digest}`);
-    await response.body?.cancel();
-    if (response.status === 200) return true;
-    if (response.status === 404) return false;
-    throw new RegistryError(response.status, `HEAD blob ${digest} in ${this.repository}: HTTP ${response.status}`);
+    if (response.status === 200 || response.status === 404) {
+      await response.body?.cancel();
+      return response.status === 200;
+    }
+    throw await failure(response, `push to ${this.repository}`);
   }
 
   async mountBlob(digest: string, fromRepository: string): Promise<boolean> {
