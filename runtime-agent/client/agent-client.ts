@@ -162,18 +162,7 @@ export class AgentClient {
 
   /** A request with a streamed body and/or answer (cp, save, load): the answer, once the daemon accepted it. */
   async raw(method: string, path: string, body: Readable | string | undefined, contentType: string): Promise<IncomingMessage> {
-    const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': contentType } }, resolve);
-      outgoing.once('error', (error: NodeJS.ErrnoException) =>
-        reject(
-          error.code === 'ENOENT' || error.code === 'ECONNREFUSED'
-            ? new AgentUnavailableError(`Cannot connect to the berth-agent daemon at unix://${this.socketPath}. Is the daemon running?`)
-            : error,
-        ),
-      );
-      if (body === undefined || typeof body === 'string') outgoing.end(body);
-      else body.pipe(outgoing);
-    });
+    const response = await this.sendBody(method, path, body, contentType);
     if (response.statusCode !== 200) throw await requestError(response);
     return response;
   }
@@ -212,8 +201,12 @@ export class AgentClient {
   }
 
   private send(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
+    return this.sendBody(method, path, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+  }
+
+  private sendBody(method: string, path: string, body: Readable | string | undefined, contentType: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': 'application/json' } }, resolve);
+      const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': contentType } }, resolve);
       outgoing.once('error', (error: NodeJS.ErrnoException) => {
         const unavailable = error.code === 'ENOENT' || error.code === 'ECONNREFUSED';
         reject(
@@ -222,7 +215,8 @@ export class AgentClient {
             : error,
         );
       });
-      outgoing.end(body === undefined ? undefined : JSON.stringify(body));
+      if (body === undefined || typeof body === 'string') outgoing.end(body);
+      else body.pipe(outgoing);
     });
   }
 }

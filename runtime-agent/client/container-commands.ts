@@ -4,7 +4,7 @@ import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentErrors } from '../errors.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
 import { containersTable } from './containers-table.js';
-import { CONTAINER_HEADERS, containerRow, listFormat } from './format-rows.js';
+import { CONTAINER_HEADERS, containerRow, inspectOutput, listFormat } from './format-rows.js';
 import { table } from './table.js';
 
 /** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
@@ -221,9 +221,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .argument('<container...>')
     .option('-f, --format <template>', 'Go-template-like format, e.g. "{{.State.Status}}" or "{{json .Config}}"')
     .action(async (containers: string[], options: { format?: string }, command: Command) => {
-      const format = listFormat(options.format, {});
-      const documents = await Promise.all(containers.map((container) => client(command).inspect(container)));
-      console.log(format ? format.render(documents) : JSON.stringify(documents, null, 4));
+      console.log(inspectOutput(await Promise.all(containers.map((container) => client(command).inspect(container))), options.format));
     });
 }
 

@@ -70,3 +70,9 @@ export function imageRow(image: ImageSummary, noTrunc: boolean, now = Date.now()
 export function listFormat(format: string | undefined, headers: Record<string, string>): OutputFormat | undefined {
   return format === undefined || format === '' ? undefined : compileFormat(format, headers);
 }
+
+/** `inspect`'s output: the documents as indented JSON, or each through `--format`. */
+export function inspectOutput(documents: readonly unknown[], format: string | undefined): string {
+  const compiled = listFormat(format, {});
+  return compiled ? compiled.render(documents) : JSON.stringify(documents, null, 4);
+}

@@ -15,7 +15,7 @@ import {
 import type { AgentClient } from './agent-client.js';
 import { compileFormat } from './format-template.js';
 import { humanAge, humanSize } from './human-format.js';
-import { listFormat } from './format-rows.js';
+import { inspectOutput } from './format-rows.js';
 import { table } from './table.js';
 
 /** docker's image verbs (tag, push, save, load, image inspect, history) and `system df` / `system prune`. */
@@ -81,11 +81,10 @@ export function addImageCommands(program: Command, client: ClientOf): void {
     .argument('<image...>')
     .option('-f, --format <template>', 'Go-template-like format, e.g. "{{.Id}}" or "{{json .Config}}"')
     .action(async (names: string[], options: { format?: string }, command: Command) => {
-      const format = listFormat(options.format, {});
       const documents = await Promise.all(
         names.map((name) => client(command).call<ImageInspect>('GET', `${VerbPath.imageInspect}?${new URLSearchParams({ name })}`)),
       );
-      console.log(format ? format.render(documents) : JSON.stringify(documents, null, 4));
+      console.log(inspectOutput(documents, options.format));
     });
 
   program
