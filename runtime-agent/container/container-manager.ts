@@ -180,6 +180,7 @@ export class ContainerManager {
         restartCount: 0,
         lastRestartDelayMs: undefined,
         stoppedByUser: false,
+        paused: false,
       },
       network: undefined,
     };

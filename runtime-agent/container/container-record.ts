@@ -22,7 +22,7 @@ export interface ContainerState {
   /** Set by `stop`/`kill` from a user: a policy other than `always` then leaves it down. */
   stoppedByUser: boolean;
   /** Frozen by `pause` (cgroup freezer); records written before `pause` existed lack it, meaning false. */
-  paused?: boolean;
+  paused: boolean | undefined;
 }
 
 /** Everything the agent keeps about one container (`containers/<id>/container.json`). */
