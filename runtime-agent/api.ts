@@ -35,9 +35,18 @@ export const pullRequestSchema = z.object({
 });
 export type PullRequest = z.infer<typeof pullRequestSchema>;
 
-/** Docker's per-layer progress vocabulary, so the output reads like `docker pull`. */
+/** Docker's per-layer progress vocabulary, so the output reads like `docker pull` (and `docker push`). */
 export type LayerAction =
-  'Pulling fs layer' | 'Already exists' | 'Downloading' | 'Verifying Checksum' | 'Download complete' | 'Extracting' | 'Pull complete';
+  | 'Pulling fs layer'
+  | 'Already exists'
+  | 'Downloading'
+  | 'Verifying Checksum'
+  | 'Download complete'
+  | 'Extracting'
+  | 'Pull complete'
+  | PushLayerAction;
+
+export type PushLayerAction = 'Preparing' | 'Pushing' | 'Pushed' | 'Layer already exists' | `Mounted from ${string}`;
 
 /** One line of the pull endpoint's NDJSON answer. */
 export type PullEvent =
@@ -146,6 +155,8 @@ export interface ContainerSummary {
   ports: PortMapping[];
   /** The health check's status while it runs one (`ps` shows `Up 2 minutes (healthy)`). */
   health: HealthStatus | undefined;
+  /** Frozen by `pause`: ps shows `Up 5 seconds (Paused)`. */
+  paused: boolean;
 }
 
 /** `GET /v1/volumes`: a named volume and the containers that mount it. */
@@ -185,8 +196,9 @@ export interface InspectResult {
   Path: string;
   Args: string[];
   State: {
-    Status: ContainerStatus;
+    Status: ContainerStatus | 'paused';
     Running: boolean;
+    Paused: boolean;
     Restarting: boolean;
     Pid: number;
     ExitCode: number;

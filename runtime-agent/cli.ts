@@ -7,6 +7,8 @@ import { addContainerCommands } from './client/container-commands.js';
 import { addEventCommands } from './client/event-commands.js';
 import { humanSize } from './client/human-format.js';
 import { imagesTable } from './client/images-table.js';
+import { IMAGE_HEADERS, imageRow, listFormat } from './client/format-rows.js';
+import { addVerbCommands } from './client/verb-commands.js';
 import type { ConfigFlags } from './config/agent-config.js';
 import { shortDigest } from '../oci/digest.js';
 import { DEFAULT_REGISTRY } from '../oci/reference.js';
@@ -104,9 +106,13 @@ program
   .command('images')
   .description('list pulled images')
   .option('-q, --quiet', 'only show image ids')
-  .action(async (options: { quiet?: boolean }, command: Command) => {
+  .option('--no-trunc', 'do not truncate image ids')
+  .option('--format <template>', 'Go-template-like format, e.g. "{{.Repository}}:{{.Tag}}" or "table {{.ID}}\\t{{.Size}}"')
+  .action(async (options: { quiet?: boolean; trunc: boolean; format?: string }, command: Command) => {
+    const format = listFormat(options.format, IMAGE_HEADERS);
     const images = await client(command).images();
-    if (options.quiet) console.log([...new Set(images.map((image) => shortDigest(image.id)))].join('\n'));
+    if (format) console.log(format.render(images.map((image) => imageRow(image, !options.trunc))));
+    else if (options.quiet) console.log([...new Set(images.map((image) => shortDigest(image.id)))].join('\n'));
     else console.log(imagesTable(images));
   });
 
@@ -135,6 +141,7 @@ addContainerCommands(program, client);
 addEventCommands(program, client);
 addAttachCommand(program, client);
 addBuildCommand(program, client);
+addVerbCommands(program, client);
 
 /** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
 async function readStdin(): Promise<string> {

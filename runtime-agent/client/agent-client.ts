@@ -211,6 +211,23 @@ export class AgentClient {
     return this.stream('POST', `${containerPath(container)}/exec`, body, onEvent, 'the exec');
   }
 
+  /** A JSON request to any API path (the everyday verbs, client/verbs-client.ts). */
+  call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.json(method, path, body);
+  }
+
+  /** A request whose answer is NDJSON, one item at a time. */
+  items<T>(method: string, path: string, body: unknown, during: string): AsyncGenerator<T> {
+    return this.ndjson(method, path, body, during);
+  }
+
+  /** A request with a streamed body and/or answer (cp, save, load): the answer, once the daemon accepted it. */
+  async raw(method: string, path: string, body: Readable | string | undefined, contentType: string): Promise<IncomingMessage> {
+    const response = await this.sendBody(method, path, body, contentType);
+    if (response.statusCode !== 200) throw await requestError(response);
+    return response;
+  }
+
   /** Sends one request whose answer is NDJSON, handing each line to `onItem`; resolves with the last. */
   private async stream<T>(method: string, path: string, body: unknown, onItem: (item: T) => void, during: string): Promise<T | undefined> {
     let last: T | undefined;
@@ -249,10 +266,15 @@ export class AgentClient {
   }
 
   private send(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
+    return this.sendBody(method, path, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+  }
+
+  private sendBody(method: string, path: string, body: Readable | string | undefined, contentType: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': 'application/json' } }, resolve);
+      const outgoing = request({ socketPath: this.socketPath, method, path, headers: { 'Content-Type': contentType } }, resolve);
       outgoing.once('error', (error) => reject(this.connectionError(error)));
-      outgoing.end(body === undefined ? undefined : JSON.stringify(body));
+      if (body === undefined || typeof body === 'string') outgoing.end(body);
+      else body.pipe(outgoing);
     });
   }
 

@@ -6,6 +6,7 @@ import { AgentRequestError, type AgentClient } from './agent-client.js';
 import { checkInputIsTerminal, execOnTerminal, startAttached } from './attach-commands.js';
 import { containersTable } from './containers-table.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, terminalSizeOf } from './terminal.js';
+import { CONTAINER_HEADERS, containerRow, inspectOutput, listFormat } from './format-rows.js';
 import { table } from './table.js';
 
 /** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
@@ -109,9 +110,12 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-a, --all', 'show stopped containers too')
     .option('-q, --quiet', 'only show container ids')
     .option('--no-trunc', 'do not truncate ids and commands')
-    .action(async (options: { all?: boolean; quiet?: boolean; trunc: boolean }, command: Command) => {
+    .option('--format <template>', 'Go-template-like format, e.g. "{{.Names}}" or "table {{.ID}}\\t{{.Status}}"')
+    .action(async (options: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }, command: Command) => {
+      const format = listFormat(options.format, CONTAINER_HEADERS);
       const containers = await client(command).containers(options.all === true);
-      if (options.quiet) containers.forEach((container) => console.log(options.trunc ? container.id.slice(0, 12) : container.id));
+      if (format) console.log(format.render(containers.map((container) => containerRow(container, !options.trunc))));
+      else if (options.quiet) containers.forEach((container) => console.log(options.trunc ? container.id.slice(0, 12) : container.id));
       else console.log(containersTable(containers, { noTrunc: !options.trunc }));
     });
 
@@ -244,8 +248,9 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .command('inspect')
     .description("show containers' full records as JSON")
     .argument('<container...>')
-    .action(async (containers: string[], _options, command: Command) => {
-      console.log(JSON.stringify(await Promise.all(containers.map((container) => client(command).inspect(container))), null, 4));
+    .option('-f, --format <template>', 'Go-template-like format, e.g. "{{.State.Status}}" or "{{json .Config}}"')
+    .action(async (containers: string[], options: { format?: string }, command: Command) => {
+      console.log(inspectOutput(await Promise.all(containers.map((container) => client(command).inspect(container))), options.format));
     });
 }
 

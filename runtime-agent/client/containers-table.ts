@@ -24,7 +24,9 @@ export function containersTable(containers: readonly ContainerSummary[], options
 export function statusText(container: ContainerSummary, now = Date.now()): string {
   switch (container.status) {
     case 'running':
-      return `Up ${humanSince(container.startedAt, now) ?? ''}`.trimEnd() + healthSuffix(container.health);
+      return (
+        `Up ${humanSince(container.startedAt, now) ?? ''}`.trimEnd() + (container.paused ? ' (Paused)' : healthSuffix(container.health))
+      );
     case 'restarting':
       return `Restarting (${container.exitCode ?? 0}) ${humanAge(container.finishedAt, now)}`;
     case 'exited':
@@ -41,7 +43,7 @@ function healthSuffix(health: ContainerSummary['health']): string {
 }
 
 /** `0.0.0.0:8080->80/tcp`, as docker prints a published port. */
-function portText(port: PortMapping): string {
+export function portText(port: PortMapping): string {
   return `${port.hostIp}:${port.hostPort}->${port.containerPort}/${port.protocol}`;
 }
 

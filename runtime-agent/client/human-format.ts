@@ -4,13 +4,17 @@ const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
 
 /** Decimal units with 3 significant digits, like docker's `units.HumanSize`: `1.23MB`. */
 export function humanSize(bytes: number): string {
+  return scaledSize(bytes, 1000, SIZE_UNITS, 3);
+}
+
+function scaledSize(bytes: number, base: number, units: readonly string[], digits: number): string {
   let value = bytes;
   let unit = 0;
-  while (value >= 1000 && unit < SIZE_UNITS.length - 1) {
-    value /= 1000;
+  while (value >= base && unit < units.length - 1) {
+    value /= base;
     unit++;
   }
-  return `${Number(value.toPrecision(3))}${SIZE_UNITS[unit]}`;
+  return `${Number(value.toPrecision(digits))}${units[unit]}`;
 }
 
 /** `About a minute ago`, `3 hours ago`, `2 weeks ago`, like docker's `units.HumanDuration` + " ago". */
@@ -39,4 +43,11 @@ export function humanSince(iso: string | undefined, now = Date.now()): string | 
   else if (days < 365 * 2) text = `${Math.floor(days / 30)} months`;
   else text = `${Math.floor(days / 365)} years`;
   return text;
+}
+
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/** Binary units with 4 significant digits, like docker's `units.BytesSize` (`stats` memory): `1.5MiB`. */
+export function binarySize(bytes: number): string {
+  return scaledSize(bytes, 1024, BINARY_UNITS, 4);
 }

@@ -13,7 +13,7 @@ export function pullDisplay(output: NodeJS.WriteStream): PullDisplay {
 }
 
 const BAR_WIDTH = 50;
-const SHOWS_BAR = new Set<LayerAction>(['Downloading', 'Extracting']);
+const SHOWS_BAR = new Set<LayerAction>(['Downloading', 'Extracting', 'Pushing']);
 
 /** Docker's look: `abc123def456: Downloading [=====>      ]  1.2MB/3.4MB`. */
 function layerLine(id: string, action: LayerAction, current: number, total: number): string {

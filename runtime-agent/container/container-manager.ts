@@ -23,7 +23,7 @@ import type { ContainerStore } from './container-store.js';
 import type { VolumeStore } from '../volumes/volume-store.js';
 import { decideRestart, shouldStartAtBoot, type RestartBackoff } from './restart-backoff.js';
 import { resolveArgs } from '../spec/oci-spec.js';
-import { parseRunRequest, parseSignal } from './run-options.js';
+import { parseName, parseRunRequest, parseSignal } from './run-options.js';
 import { RootfsDir, unmountRootfs } from '../spec/rootfs.js';
 import { resolveUser } from '../spec/user-lookup.js';
 
@@ -196,6 +196,7 @@ export class ContainerManager {
         lastRestartDelayMs: undefined,
         stoppedByUser: false,
         health: undefined,
+        paused: false,
       },
       network: undefined,
       healthcheck: mergeHealthcheck(spec.healthcheck, config.Healthcheck),
@@ -221,6 +222,7 @@ export class ContainerManager {
     await this.markStoppedByUser(record);
     const run = this.runs.get(record.id);
     if (!run) return record;
+    await this.thaw(record);
     this.deps.observer.killed(record, record.stopSignal);
     await this.deps.runtime.kill(record.id, record.stopSignal).catch(() => undefined);
     const timeoutMs = (timeoutSeconds ?? record.spec.stopTimeoutSeconds) * 1000;
@@ -262,6 +264,7 @@ export class ContainerManager {
           `You cannot remove a running container ${record.id}. Stop the container before attempting removal or force remove`,
         );
       await this.markStoppedByUser(record);
+      await this.thaw(record);
       this.deps.observer.killed(record, 'SIGKILL');
       await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
       await this.exitHandled.get(record.id);
@@ -285,6 +288,11 @@ export class ContainerManager {
   runEnded(idOrName: string): Promise<void> {
     const run = this.runs.get(this.get(idOrName).id);
     return run ? run.exited.then(() => undefined) : Promise.resolve();
+  }
+
+  /** The container's state directory (its writable layer is `diff` in it): what `system df` measures. */
+  directoryOf(idOrName: string): string {
+    return this.directory(this.get(idOrName).id);
   }
 
   logDirectory(idOrName: string): string {
@@ -328,6 +336,49 @@ export class ContainerManager {
     if (record.spec.tty !== true)
       throw new CodedError(AgentErrors.TERMINAL_ABSENT, `Container ${record.id} has no terminal: attach works with containers run with -t`);
     return this.deps.runtime.openTerminal(this.directory(record.id), run.shimPid);
+  }
+
+  /** docker rename: the new name follows the rules and uniqueness of `--name`. */
+  async rename(idOrName: string, newName: string): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    const name = parseName(newName);
+    if (name === undefined) throw new CodedError(AgentErrors.REQUEST_INVALID, 'Neither old nor new names may be empty');
+    const holder = this.nameTaken(name);
+    if (holder && holder.id !== record.id)
+      throw new CodedError(
+        AgentErrors.NAME_IN_USE,
+        `Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${holder.id}".`,
+      );
+    record.name = name;
+    record.spec.name = name;
+    await this.save(record);
+    return record;
+  }
+
+  /** docker pause: freezes the container's processes (runc pause, the cgroup freezer). */
+  async pause(idOrName: string): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    if (!this.runs.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
+    if (record.state.paused) throw new CodedError(AgentErrors.CONTAINER_PAUSED, `Container ${record.id} is already paused`);
+    await this.deps.runtime.pause(record.id);
+    record.state.paused = true;
+    await this.save(record);
+    return record;
+  }
+
+  async unpause(idOrName: string): Promise<ContainerRecord> {
+    const record = this.get(idOrName);
+    if (!record.state.paused) throw new CodedError(AgentErrors.CONTAINER_NOT_PAUSED, `Container ${record.id} is not paused`);
+    await this.thaw(record);
+    return record;
+  }
+
+  /** A frozen container takes no signal until thawed: stop and rm -f thaw it first, as docker does. */
+  private async thaw(record: ContainerRecord): Promise<void> {
+    if (!record.state.paused) return;
+    await this.deps.runtime.resume(record.id);
+    record.state.paused = false;
+    await this.save(record);
   }
 
   private async startRun(record: ContainerRecord): Promise<void> {
@@ -444,6 +495,7 @@ export class ContainerManager {
       exitCode: exit.exitCode,
       finishedAt: exit.finishedAt,
       error: exit.startError,
+      paused: false,
     });
     record.network = undefined;
   }

@@ -25,6 +25,8 @@ export interface ContainerState {
   stoppedByUser: boolean;
   /** The health check's state once it has run (State.Health); older records lack it. */
   health: HealthState | undefined;
+  /** Frozen by `pause` (cgroup freezer); records written before `pause` existed lack it, meaning false. */
+  paused: boolean | undefined;
 }
 
 /** Everything the agent keeps about one container (`containers/<id>/container.json`). */

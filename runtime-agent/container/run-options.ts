@@ -78,7 +78,7 @@ function fail(message: string): never {
   throw new RunOptionsError(message);
 }
 
-function parseName(name: string | undefined): string | undefined {
+export function parseName(name: string | undefined): string | undefined {
   if (name === undefined || name === '') return undefined;
   const bare = name.startsWith('/') ? name.slice(1) : name;
   if (!NAME_PATTERN.test(bare)) fail(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);

@@ -7,11 +7,13 @@ import type { EventBus } from '../events/event-bus.js';
 import { eventRoutes } from './event-routes.js';
 import { dispatch } from './http-api.js';
 import { imageRoutes, type ImageServices } from './image-routes.js';
+import { verbRoutes, type VerbServices } from './image-verb-routes.js';
 import { volumeRoutes } from './volume-routes.js';
 
 export interface ApiServices extends ImageServices, BuildRouteServices {
   containers: ContainerManager;
   events: EventBus;
+  verbs: VerbServices;
 }
 
 /** The daemon's local HTTP/JSON API. Errors are `{"message": ...}` with a status; pulls, logs and exec stream NDJSON. */
@@ -22,6 +24,7 @@ export function createApiServer(services: ApiServices): Server {
     ...volumeRoutes(services.containers),
     ...eventRoutes(services.events),
     ...buildRoutes(services),
+    ...verbRoutes(services.verbs),
   ];
   const server = createServer((request, response) => void dispatch(routes, request, response, services.logger));
   const terminals = terminalUpgrades(services.containers, services.logger);

@@ -111,5 +111,6 @@ function summarize(record: ContainerRecord): ContainerSummary {
     restartCount: record.state.restartCount,
     ports: record.network?.ports ?? [],
     health: record.state.health?.Status,
+    paused: record.state.paused === true,
   };
 }

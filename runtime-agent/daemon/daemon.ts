@@ -30,6 +30,9 @@ import { EventBus } from '../events/event-bus.js';
 import { EventHistory } from '../events/event-history.js';
 import { ImageEvents } from '../events/image-events.js';
 
+import { stagingDirectory } from './image-verb-routes.js';
+import { HttpUploadClient } from '../registry/upload-client.js';
+
 /** Events kept for `events --since` (docker keeps 256, in memory only). */
 const EVENT_HISTORY_CAPACITY = 1024;
 
@@ -67,6 +70,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       credentials: registryCredentials,
     });
   const build = await createImageBuilder(config, { content, snapshots, images, leases, puller, credentials, registryClient });
+  const collector = new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers());
   const server = createApiServer({
     containers,
     events,
@@ -75,11 +79,28 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
     containerUsing: (imageId) => containers.list(true).find((container) => container.imageId === imageId)?.id,
     puller,
     images,
-    collector: new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers()),
+    collector,
     registryClient,
     builder: build.builder,
     buildContextRoot: build.contextRoot,
     logger,
+    verbs: {
+      images,
+      content,
+      snapshots,
+      containers,
+      collector,
+      credentials,
+      uploadClient: async (registry, repository, mountSource) =>
+        new HttpUploadClient(registry, repository, {
+          insecureRegistries: config.insecureRegistries,
+          credentials: await credentials.get(registry),
+          mountSource,
+        }),
+      stagingDir: stagingDirectory(config.dataDir),
+      unpack: { keepSetid: config.keepSetid, preserveOwnership: isRoot, platform: config.platform },
+      logger,
+    },
   });
   await listenOnSocket(server, config.socketPath);
   logger.info({ socket: config.socketPath, dataDir: config.dataDir }, 'berth-agent listening');

@@ -17,8 +17,9 @@ export function inspectResult(record: ContainerRecord): InspectResult {
     Path: record.path,
     Args: record.args,
     State: {
-      Status: state.status,
+      Status: state.paused ? 'paused' : state.status,
       Running: state.status === 'running',
+      Paused: state.paused === true,
       Restarting: state.status === 'restarting',
       Pid: state.pid ?? 0,
       ExitCode: state.exitCode ?? 0,

@@ -31,7 +31,7 @@ export class RegistryAuthenticator {
     const challenges = parseAuthChallenges(wwwAuthenticate);
     const bearer = challenges.find((challenge) => challenge.scheme === 'bearer');
     if (bearer) {
-      this.tokens.set(pullScope(repository), await this.fetchToken(bearer, repository));
+      this.tokens.set(pullScope(repository), await this.fetchToken(bearer, [bearer.params.scope ?? pullScope(repository)]));
       return;
     }
     if (challenges.some((challenge) => challenge.scheme === 'basic') && this.credentials && !this.basicAccepted) {
@@ -51,7 +51,7 @@ export class RegistryAuthenticator {
     const challenges = parseAuthChallenges(wwwAuthenticate);
     const bearer = challenges.find((challenge) => challenge.scheme === 'bearer');
     if (bearer) {
-      await this.fetchToken(bearer, undefined);
+      await this.fetchToken(bearer, []);
       return 'token';
     }
     if (challenges.some((challenge) => challenge.scheme === 'basic')) {
@@ -61,13 +61,26 @@ export class RegistryAuthenticator {
     throw new RegistryError(401, `unauthorized: the registry asks for an unsupported authentication (${wwwAuthenticate ?? 'none'})`);
   }
 
-  /** A token for the challenge's scope (or the repository's pull scope); none at all when `repository` is undefined. */
-  private async fetchToken(challenge: AuthChallenge, repository: string | undefined): Promise<string> {
+  /**
+   * The Authorization header that answers a 401 for exactly these scopes: a push asks for
+   * `repository:<target>:pull,push` and, to mount a blob, `repository:<source>:pull` in one token.
+   */
+  async authorizationFor(wwwAuthenticate: string | null, scopes: readonly string[]): Promise<string> {
+    const challenges = parseAuthChallenges(wwwAuthenticate);
+    const bearer = challenges.find((challenge) => challenge.scheme === 'bearer');
+    if (bearer) return `Bearer ${await this.fetchToken(bearer, scopes)}`;
+    const basic = basicAuthorization(this.credentials);
+    if (basic && challenges.some((challenge) => challenge.scheme === 'basic')) return basic;
+    throw new RegistryError(401, `unauthorized: ${this.credentials ? 'credentials were refused' : 'authentication required'}`);
+  }
+
+  /** A token for these scopes; with none, a token that only proves the credentials (login). */
+  private async fetchToken(challenge: AuthChallenge, scopes: readonly string[]): Promise<string> {
     const realm = challenge.params.realm;
     if (!realm) throw new RegistryError(401, 'Bearer challenge without a realm');
     const url = new URL(realm);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    if (repository !== undefined) url.searchParams.set('scope', challenge.params.scope ?? pullScope(repository));
+    for (const scope of scopes) url.searchParams.append('scope', scope);
     if (this.credentials) url.searchParams.set('account', this.credentials.username);
     const authorization = basicAuthorization(this.credentials);
     const response = await fetch(url, {

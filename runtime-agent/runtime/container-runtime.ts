@@ -55,6 +55,9 @@ export interface ContainerRuntime {
   exec(id: string, process: ExecProcess): ChildProcessWithoutNullStreams;
   /** An extra process in the running container on a terminal of its own (`exec -t`). */
   execOnTerminal(id: string, process: ExecProcess, size: TerminalSize): Promise<PtyProcess>;
+  /** Freezes every process of the container (cgroup freezer), and thaws them. */
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
   /** Forgets the container's runtime state (after its run is over, or after a crash). */
   delete(id: string): Promise<void>;
 }

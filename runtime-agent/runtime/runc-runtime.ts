@@ -108,6 +108,14 @@ export class RuncRuntime implements ContainerRuntime {
     return [...args, id, ...process.args];
   }
 
+  async pause(id: string): Promise<void> {
+    await this.runc(['pause', id]);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.runc(['resume', id]);
+  }
+
   async delete(id: string): Promise<void> {
     await this.runc(['delete', '--force', id]).catch((error: Error) => {
       if (!/does not exist|not exist/.test(error.message)) throw error;

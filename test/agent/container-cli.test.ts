@@ -22,6 +22,7 @@ test("ps words a container's status as docker does", (t) => {
     restartCount: 0,
     ports: [],
     health: undefined,
+    paused: false,
   };
   t.is(
     statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW),
@@ -35,14 +36,32 @@ test("ps words a container's status as docker does", (t) => {
     statusText({ ...base, status: 'restarting', startedAt: undefined, exitCode: 1, finishedAt: '2026-11-23T11:59:00Z' }, NOW),
     'Restarting (1) About a minute ago',
   );
+  t.is(
+    statusText(
+      { ...base, status: 'running', paused: true, startedAt: '2026-11-23T11:57:00Z', exitCode: undefined, finishedAt: undefined },
+      NOW,
+    ),
+    'Up 3 minutes (Paused)',
+  );
   t.is(statusText({ ...base, status: 'created', startedAt: undefined, exitCode: undefined, finishedAt: undefined }, NOW), 'Created');
 });
 
 test("ps shows a running container's health after Up as docker does", (t) => {
-  const running = { id: 'x', name: 'n', image: 'i', command: 'c', createdAt: '2026-11-23T11:00:00Z', restartCount: 0, ports: [] };
+  const running = {
+    id: 'x',
+    name: 'n',
+    image: 'i',
+    command: 'c',
+    createdAt: '2026-11-23T11:00:00Z',
+    restartCount: 0,
+    ports: [],
+    paused: false,
+  };
   const up = { ...running, status: 'running' as const, startedAt: '2026-11-23T11:58:00Z', exitCode: undefined, finishedAt: undefined };
   t.is(statusText({ ...up, health: 'starting' }, NOW), 'Up 2 minutes (health: starting)');
   t.is(statusText({ ...up, health: 'healthy' }, NOW), 'Up 2 minutes (healthy)');
   t.is(statusText({ ...up, health: 'unhealthy' }, NOW), 'Up 2 minutes (unhealthy)');
   t.is(statusText({ ...up, health: undefined }, NOW), 'Up 2 minutes');
+  // docker shows a paused container's freeze, not its health.
+  t.is(statusText({ ...up, health: 'healthy', paused: true }, NOW), 'Up 2 minutes (Paused)');
 });

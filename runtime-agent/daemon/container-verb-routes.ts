@@ -1,0 +1,131 @@
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
+import { ApiPath } from '../api.js';
+import type { ContainerManager } from '../container/container-manager.js';
+import type { ContainerRecord } from '../container/container-record.js';
+import { sampleStats, topProcesses } from '../container/container-stats.js';
+import { CopyError, copyTarget, extractCopy, packPath } from '../container/copy-archive.js';
+import { CodedError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { AgentErrors } from '../errors.js';
+import { resolveInRoot } from '../unpack/rooted-path.js';
+import { RootfsDir } from '../spec/rootfs.js';
+import { ContainerVerb, PATH_STAT_HEADER, renameRequestSchema, type PathStat } from '../verbs-api.js';
+import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';
+
+const CONTAINER = `${ApiPath.containers}/:id`;
+/** `stats` without --no-stream: one sample a second, as docker. */
+const STREAM_INTERVAL_MS = 1000;
+/** `--no-stream`: two samples this far apart give the CPU %. */
+const SINGLE_INTERVAL_MS = 500;
+
+/** cp (archive), stats, top, rename, pause and unpause of one container. */
+export function containerVerbRoutes(manager: ContainerManager, logger: Logger): Route[] {
+  return [
+    route('GET', `${CONTAINER}/${ContainerVerb.archive}`, async ({ response, params, url }) => {
+      const root = containerRoot(manager, manager.get(id(params)));
+      const wanted = requiredPath(url);
+      const source = await resolveSource(root, wanted, url.searchParams.get('follow') === 'true');
+      const stat: PathStat = {
+        name: path.posix.basename(wanted) || '/',
+        size: source.stats.size,
+        mode: source.stats.mode,
+        isDirectory: source.stats.isDirectory(),
+        linkTarget: '',
+      };
+      // A directory given as `dir/.` (or the root) is copied as its content alone, anything else under its own name.
+      const base = path.posix.basename(wanted);
+      const name = stat.isDirectory && (wanted.endsWith('/.') || base === '') ? '.' : base;
+      response.writeHead(200, { 'Content-Type': 'application/x-tar', [PATH_STAT_HEADER]: JSON.stringify(stat) });
+      const archive = packPath(source.hostPath, name);
+      archive.on('error', (error) => {
+        logger.warn({ err: error }, 'cp from a container failed');
+        response.destroy(error);
+      });
+      archive.pipe(response);
+    }),
+    route('PUT', `${CONTAINER}/${ContainerVerb.archive}`, async ({ request, response, params, url }) => {
+      const root = containerRoot(manager, manager.get(id(params)));
+      const wanted = requiredPath(url);
+      const sourceName = url.searchParams.get('name') ?? '';
+      const source = { name: sourceName, isDirectory: url.searchParams.get('directory') === 'true' };
+      const destination = await resolveInRoot(root, wanted);
+      const warnings: string[] = [];
+      try {
+        const target = await copyTarget(destination, wanted.endsWith('/'), source, wanted);
+        await extractCopy(request, target, sourceName === '.', {
+          preserveOwnership: url.searchParams.get('copyUIDGID') === 'true',
+          warn: (message) => warnings.push(message),
+        });
+      } catch (error) {
+        if (error instanceof CopyError) throw new CodedError(AgentErrors.PATH_UNKNOWN, error.message);
+        throw error;
+      }
+      sendJson(response, 200, { warnings });
+    }),
+    route('GET', `${CONTAINER}/${ContainerVerb.stats}`, async ({ request, response, params, url }) => {
+      const record = manager.get(id(params));
+      const stream = url.searchParams.get('stream') !== 'false';
+      const first = await sampleStats(record);
+      const send = ndjson(response);
+      send(first);
+      let open = true;
+      request.once('close', () => (open = false));
+      for (let count = 0; open && (stream || count < 1); count++) {
+        await sleep(stream ? STREAM_INTERVAL_MS : SINGLE_INTERVAL_MS);
+        if (record.state.status !== 'running') break;
+        send(await sampleStats(record));
+      }
+      response.end();
+    }),
+    route('GET', `${CONTAINER}/${ContainerVerb.top}`, async ({ response, params, url }) => {
+      sendJson(response, 200, await topProcesses(manager.get(id(params)), url.searchParams.getAll('arg')));
+    }),
+    route('POST', `${CONTAINER}/${ContainerVerb.rename}`, async ({ request, response, params }) => {
+      const body = await readRequest(request, renameRequestSchema);
+      const record = await manager.rename(id(params), body.name);
+      sendJson(response, 200, { id: record.id, name: record.name });
+    }),
+    route('POST', `${CONTAINER}/${ContainerVerb.pause}`, async ({ response, params }) => {
+      sendJson(response, 200, { id: (await manager.pause(id(params))).id });
+    }),
+    route('POST', `${CONTAINER}/${ContainerVerb.unpause}`, async ({ response, params }) => {
+      sendJson(response, 200, { id: (await manager.unpause(id(params))).id });
+    }),
+  ];
+}
+
+function id(params: Record<string, string>): string {
+  return decodeURIComponent(params.id ?? '');
+}
+
+function requiredPath(url: URL): string {
+  const wanted = url.searchParams.get('path');
+  if (!wanted) throw new CodedError(AgentErrors.REQUEST_INVALID, 'path is required');
+  return wanted;
+}
+
+/**
+ * The container's root filesystem as mounted on the host (its overlay), a real directory: paths are resolved in
+ * it with resolveInRoot, so no symlink in the container leads out of it. Not /proc/<pid>/root, a magic link
+ * that tools removing or replacing a path would follow.
+ */
+function containerRoot(manager: ContainerManager, record: ContainerRecord): string {
+  if (record.state.status !== 'running')
+    throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running: cp needs a running container`);
+  return path.join(manager.directoryOf(record.id), RootfsDir.mount);
+}
+
+/** The source in the container: symlinks on the way resolved in its root; the last one followed only with -L. */
+async function resolveSource(root: string, wanted: string, follow: boolean) {
+  const parent = await resolveInRoot(root, path.posix.dirname(wanted));
+  const base = path.posix.basename(wanted);
+  const hostPath = follow || base === '' || base === '.' || base === '..' ? await resolveInRoot(root, wanted) : path.join(parent, base);
+  const stats = await lstat(hostPath).catch(() => undefined);
+  if (!stats) throw new CodedError(AgentErrors.PATH_UNKNOWN, `Could not find the file ${wanted} in container`);
+  return { hostPath, stats };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
