@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { parseEventLine, type EventMessage } from '../events/event-message.js';
+import { parseEventLine } from '../events/event-message.js';
 import type { AgentClient } from './agent-client.js';
 import { parseSince } from './container-commands.js';
+import { renderOne } from './format-template.js';
 
 /** `berth-agent events`: docker's event stream, its filters, time window and output. */
 
@@ -52,22 +53,12 @@ function unixSeconds(date: Date): string {
 export function formatEvent(line: string, template: string | undefined): string {
   if (template?.trim() === '{{json .}}') return line;
   const message = parseEventLine(line);
-  if (template !== undefined) return renderTemplate(template, message);
+  if (template !== undefined) return renderOne(template, message);
   const attributes = Object.entries(message.Actor.Attributes)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, value]) => `${key}=${value}`);
   const suffix = attributes.length > 0 ? ` (${attributes.join(', ')})` : '';
   return `${localTimestamp(message.timeNano)} ${message.Type} ${message.Action} ${message.Actor.ID}${suffix}`;
-}
-
-/** `{{.Field.Sub}}` and `{{json .Field}}` of a Go template, the forms scripts use on events. */
-function renderTemplate(template: string, message: EventMessage): string {
-  return template.replace(/\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}/g, (_, json: string | undefined, path: string) => {
-    const value =
-      path === '' ? message : path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], message);
-    if (json) return JSON.stringify(value);
-    return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value ?? '<no value>');
-  });
 }
 
 /** RFC 3339 with nanoseconds in this machine's time zone (`2026-12-07T03:04:05.123456789+01:00`), as docker prints event times. */
