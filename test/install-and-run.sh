@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # iproute2 (ip) and util-linux (nsenter) are what the agent's container networking drives.
 # g++, make and python3 build node-pty's native addon (the agent's terminals) during npm ci.
 PACKAGES=(redis-server docker.io tini skopeo podman runc busybox-static docker-registry uidmap iptables iproute2 util-linux attr zstd openssl
-  g++ make python3)
+  g++ make python3 redis-sentinel haproxy)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

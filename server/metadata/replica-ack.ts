@@ -31,8 +31,8 @@ export class ReplicaAcknowledger {
     // A request's writes went to the primary its connection was on; if that connection broke meanwhile (a
     // failover), they may be on a dead primary only, and a WAIT on the new one proves nothing about them.
     requests.on('close', () => this.connectionEpoch++);
-    // Never queued while disconnected, never resent: a round either runs on the primary it was sent to or fails.
-    this.redis = requests.duplicate({ enableAutoPipelining: false, enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+    // Never resent after its connection broke: a round either completes on the primary it was sent to or fails.
+    this.redis = requests.duplicate({ enableAutoPipelining: false, autoResendUnfulfilledCommands: false });
     this.redis.on('error', () => undefined);
   }
 
