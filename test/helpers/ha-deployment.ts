@@ -3,6 +3,9 @@ import { SentinelRedis } from './redis-sentinel.js';
 import { RegistryProcess } from './registry-process.js';
 import type { S3Server } from './s3-server.js';
 
+// Several Node processes, dockerd and the Redis processes starting on a loaded 2-core machine start slowly.
+const START_TIMEOUT_MS = 60_000;
+
 export interface HaDeploymentOptions {
   replicas: number;
   /** Redis replicas under the primary. */
@@ -11,6 +14,8 @@ export interface HaDeploymentOptions {
   /** Each deployment's own key prefix in the shared bucket. */
   s3Prefix: string;
   env?: Record<string, string>;
+  /** Extra `berth serve` arguments, e.g. `--config <file>`. */
+  args?: string[];
 }
 
 /**
@@ -34,7 +39,8 @@ export class HaDeployment {
         ...options.env,
       };
       // One at a time: Node processes starting together on a loaded 2-core machine all start slowly.
-      for (let index = 0; index < options.replicas; index++) registries.push(await startRegistry(env));
+      for (let index = 0; index < options.replicas; index++)
+        registries.push(await RegistryProcess.start({ env, args: options.args ?? [], startTimeoutMs: START_TIMEOUT_MS }));
       const balancer = await Haproxy.start(registries.map((registry) => registry.port));
       return new HaDeployment(redis, registries, balancer);
     } catch (error) {
@@ -53,14 +59,5 @@ export class HaDeployment {
     await this.balancer.stop();
     await Promise.allSettled(this.registries.map((registry) => registry.destroy()));
     await this.redis.stop();
-  }
-}
-
-// A registry starting on a loaded machine can miss the helper's start timeout: one more try.
-async function startRegistry(env: Record<string, string>): Promise<RegistryProcess> {
-  try {
-    return await RegistryProcess.start({ env });
-  } catch {
-    return RegistryProcess.start({ env });
   }
 }
