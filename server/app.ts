@@ -12,6 +12,8 @@ import { operatorRouters, type OperatorApis } from './routes/served.js';
 /** Operations: request metrics (outermost) and the services behind the operators' routes. */
 export interface OpsExtensions {
   httpMetrics: Middleware;
+  /** Holds back a write's answer until Redis replicas confirm it (redis.minReplicasAcked). */
+  durableWrites: Middleware;
   apis: Omit<OperatorApis, 'auth' | 'gc' | 'deploy'>;
 }
 
@@ -50,6 +52,7 @@ export function createApp(
     await next();
   });
   app.use(errorMiddleware);
+  app.use(ops.durableWrites);
   app.use(unmatchedRequests(router));
   app.use(guardedRoutes(router, refuseWritesWhenReadOnly(ops.apis.maintenance)));
   for (const adminRouter of served.admin) app.use(guardedRoutes(adminRouter, adminGuard));

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadConfig as loadValidated, REGISTRY_ENV, type ConfigSources, type FlagValues } from '../platform/config.js';
 import { deploySchema } from './deploy/deploy-config.js';
+import { redisConfigSchema } from './redis/redis-config.js';
 import { webhooksSchema } from './webhooks/webhook-config.js';
 
 const MiB = 1024 * 1024;
@@ -254,17 +255,7 @@ const configSchema = z
         path: ['s3'],
       })
       .default({ driver: 'filesystem', filesystem: {}, delete: { enabled: true } }),
-    redis: z
-      .object({
-        url: z.string().url().optional(),
-        keyPrefix: z.string().default('berth:'),
-        embedded: z
-          .object({ binary: z.string().min(1).default('redis-server') })
-          .strict()
-          .default({ binary: 'redis-server' }),
-      })
-      .strict()
-      .default({ keyPrefix: 'berth:', embedded: { binary: 'redis-server' } }),
+    redis: redisConfigSchema,
     limits: z
       .object({
         manifestMaxBytes: z

@@ -6,6 +6,7 @@ import { ReadinessChecks } from './health/health.js';
 import { MaintenanceMode } from './maintenance/read-only.js';
 import { RegistryKeys } from './metadata/keys.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
+import { acknowledgeDurably, ReplicaAcknowledger } from './metadata/replica-ack.js';
 import { httpMetrics } from './metrics/http-metrics.js';
 import { RegistryMetrics } from './metrics/metrics.js';
 import { timeRedisCommands } from './metrics/redis-timing.js';
@@ -39,6 +40,7 @@ export function createOps(
   timeRedisCommands(redis, metrics);
   const store = new TimedBlobStore(rawStore, metrics);
   const webhooks = createWebhooks(config, redis, metadata, metrics, logger);
+  const acknowledger = replicaAcknowledger(config, redis);
   const maintenance = new MaintenanceMode(
     redis,
     new RegistryKeys(config.redis.keyPrefix).maintenanceReadOnly(),
@@ -50,8 +52,18 @@ export function createOps(
     events: webhooks.events,
     app: {
       httpMetrics: httpMetrics(metrics),
+      durableWrites: acknowledger ? acknowledgeDurably(acknowledger) : async (_ctx, next) => next(),
       apis: { metrics, readiness: new ReadinessChecks(redis, rawStore, redisWriteProblem), webhooks: webhooks.admin, maintenance },
     },
-    stop: webhooks.stop,
+    stop: async () => {
+      await webhooks.stop();
+      acknowledger?.close();
+    },
   };
+}
+
+function replicaAcknowledger({ redis: options }: Config, redis: Redis): ReplicaAcknowledger | undefined {
+  if (options.minReplicasAcked === 0) return undefined;
+  const marker = new RegistryKeys(options.keyPrefix).durableAckMarker();
+  return new ReplicaAcknowledger(redis, marker, options.minReplicasAcked, options.ackTimeoutMs);
 }

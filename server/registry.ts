@@ -53,12 +53,13 @@ export async function startRegistry(config: Config, logger: Logger): Promise<Run
 }
 
 async function startComponents(config: Config, logger: Logger, started: Array<() => Promise<void>>): Promise<RunningRegistry> {
-  const embedded = config.redis.url ? undefined : new EmbeddedRedis(config.dataDir, config.redis.embedded.binary, logger);
+  const external = config.redis.url !== undefined || config.redis.sentinel !== undefined;
+  const embedded = external ? undefined : new EmbeddedRedis(config.dataDir, config.redis.embedded.binary, logger);
   if (embedded) {
     started.push(() => embedded.stop());
     await embedded.start();
   }
-  const redis: Redis = connectRedis(config.redis.url ? { url: config.redis.url } : { socketPath: embedded!.socketPath }, logger);
+  const redis: Redis = connectRedis(external ? { config: config.redis } : { socketPath: embedded!.socketPath }, logger);
   const metadata = new RedisMetadataStore(redis, config.redis.keyPrefix);
   started.push(() => metadata.close());
   await metadata.ping();
@@ -94,7 +95,13 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
   await listen(server, config.http.host, config.http.port);
   const port = (server.address() as AddressInfo).port;
   logger.info(
-    { host: config.http.host, port, storage: store.kind, redis: config.redis.url ? 'external' : 'embedded', auth: config.auth.enabled },
+    {
+      host: config.http.host,
+      port,
+      storage: store.kind,
+      redis: config.redis.sentinel ? 'sentinel' : external ? 'external' : 'embedded',
+      auth: config.auth.enabled,
+    },
     'berth registry listening',
   );
 

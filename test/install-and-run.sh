@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # buildah is the third builder test/build/conformance.test.ts and bench/build-bench.ts set against docker build.
 # g++, make and python3 build node-pty's native addon (the agent's terminals) during npm ci.
 # tmux is the real terminal the agent's terminal tests type into and read the screen of.
+# redis-sentinel and haproxy are the failover and the load balancer of test/ha/.
 PACKAGES=(redis-server docker.io tini skopeo podman buildah runc busybox-static docker-registry uidmap iptables iproute2 util-linux attr zstd openssl
-  g++ make python3 tmux)
+  g++ make python3 tmux redis-sentinel haproxy)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

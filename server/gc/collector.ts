@@ -46,9 +46,10 @@ export class GarbageCollector {
 
   private async collect(options: GcOptions, lease: HeldLease): Promise<GcReport> {
     const startedAt = new Date();
-    const cutoff = (await this.gc.now()) - options.graceMs;
-    const run = new GcRun(this.gc, this.metadata, this.store, options, cutoff, lease);
-    await this.gc.clearScratch();
+    const gc = this.gc.fencedBy(lease.fence);
+    const cutoff = (await gc.now()) - options.graceMs;
+    const run = new GcRun(gc, this.metadata, this.store, options, cutoff, lease);
+    await gc.clearScratch();
     try {
       await finishLeftoverTombstones(run);
       if (options.deleteUntagged) await deleteUntaggedManifests(run);
@@ -59,7 +60,7 @@ export class GarbageCollector {
       await sweepOrphanBytes(run);
       await expireUploads(run);
     } finally {
-      await this.gc.clearScratch();
+      await gc.clearScratch();
     }
     return { dryRun: options.dryRun, startedAt: startedAt.toISOString(), durationMs: Date.now() - startedAt.getTime(), ...run.counts };
   }

@@ -31,7 +31,9 @@ export class BlobCommitGuard {
       if (Date.now() > deadline) {
         throw new CodedError(DistributionErrors.UNAVAILABLE, `blob ${digest} is being garbage collected; retry the upload`);
       }
-      const finished = await withGcLease(this.metadata, () => deleteTombstonedBlobs(this.gc, this.store, [digest]));
+      const finished = await withGcLease(this.metadata, (lease) =>
+        deleteTombstonedBlobs(this.gc.fencedBy(lease.fence), this.store, [digest]),
+      );
       if (!finished?.length) await sleep(POLL_MS);
     }
   }

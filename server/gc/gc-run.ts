@@ -84,7 +84,7 @@ export class GcRun {
   /** Runs `work` on `items` a batch of batchSize at a time (one Lua call checks a whole batch), with a checkpoint after each. */
   async inBatches<T>(items: T[], work: (batch: T[]) => Promise<void>): Promise<void> {
     for (let start = 0; start < items.length; start += this.options.batchSize) {
-      this.lease.assertHeld();
+      await this.lease.assertHeld();
       await work(items.slice(start, start + this.options.batchSize));
       await this.checkpoint(this.options.batchPauseMs);
     }
@@ -95,7 +95,7 @@ export class GcRun {
    * proportion to the work since the last checkpoint, plus `pauseMs`.
    */
   private async checkpoint(pauseMs = 0): Promise<void> {
-    this.lease.assertHeld();
+    await this.lease.assertHeld();
     const rest = pauseMs + (performance.now() - this.workingSince) * this.options.restRatio;
     if (rest >= 1) await sleep(rest);
     this.workingSince = performance.now();

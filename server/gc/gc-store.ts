@@ -1,3 +1,4 @@
+import type { LeaseFence } from '../metadata/metadata-store.js';
 import type { StoredBlob } from '../storage/blob-store.js';
 
 /**
@@ -29,6 +30,12 @@ export interface UploadRecord {
  * its target is still garbage (metadata/gc-scripts.ts).
  */
 export interface GcStore {
+  /**
+   * The same store whose writes (scripts, scratch clears, dequeues) each first check, atomically, that
+   * `fence` still holds its lease, and fail with LeaseLostError otherwise.
+   */
+  fencedBy(fence: LeaseFence): GcStore;
+
   /** The metadata's clock in ms, the clock every touchedAt is stamped with. */
   now(): Promise<number>;
 

@@ -1,4 +1,4 @@
-import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
+import type { Lease, LeaseFence, MetadataStore } from '../metadata/metadata-store.js';
 import { LeaseNames } from '../metadata/metadata-store.js';
 
 /** One collector (or purge) at a time across replicas; one that dies frees the lease after the TTL. */
@@ -9,10 +9,16 @@ export class LeaseLostError extends Error {
   override name = 'LeaseLostError';
 }
 
-/** What a holder of the collector lease checks before each destructive step. */
+/**
+ * What a holder of the collector lease checks before each destructive step. The check is made in Redis, not
+ * on a local flag: after a failover that lost the lease (it had not reached the replica), or once another
+ * process took it, the next check fails. The GC store's writes are fenced too (GcStore.fencedBy): each one
+ * checks the holder atomically with itself, so a holder that lost its lease cannot act on stale state.
+ */
 export interface HeldLease {
-  /** Throws LeaseLostError once renewal failed: another collector may be running now. */
-  assertHeld(): void;
+  readonly fence: LeaseFence;
+  /** Extends the lease in Redis; throws LeaseLostError when this process no longer holds it. */
+  assertHeld(): Promise<void>;
 }
 
 /**
@@ -36,8 +42,12 @@ export async function withExclusiveLease<T>(
   const renewal = setInterval(() => void renewOrMarkLost(lease, () => (lost = true)), GC_LEASE_RENEW_MS);
   try {
     return await work({
-      assertHeld: () => {
-        if (lost) throw new LeaseLostError(`the ${job} lease was lost; stopping this run`);
+      fence: lease.fence,
+      assertHeld: async () => {
+        if (lost || !(await lease.renew().catch(() => false))) {
+          lost = true;
+          throw new LeaseLostError(`the ${job} lease was lost; stopping this run`);
+        }
       },
     });
   } finally {

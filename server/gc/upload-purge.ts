@@ -32,7 +32,7 @@ export class UploadPurger {
   async run(): Promise<UploadPurgeReport | undefined> {
     const startedAt = Date.now();
     const report = await withExclusiveLease(this.metadata, PURGE_LEASE, 'upload purge', async (lease) => {
-      const run = new GcRun(this.gc, this.metadata, this.store, this.options, 0, lease);
+      const run = new GcRun(this.gc.fencedBy(lease.fence), this.metadata, this.store, this.options, 0, lease);
       await expireUploads(run);
       await purgeOrphanedUploadBytes(run);
       return { uploadsDeleted: run.counts.uploadsDeleted, durationMs: Date.now() - startedAt };

@@ -9,7 +9,10 @@ const STORE_CHECK_CACHE_MS = 5_000;
 
 type Check = () => Promise<void>;
 
-/** Readiness: Redis answers a PING and can persist writes, and the blob store accepts a write. */
+/**
+ * Readiness: Redis answers a PING, is the primary and can persist writes, and the blob store accepts a
+ * write. A lost primary (no answer within the timeout while Sentinel fails over) is reported as such.
+ */
 export interface ReadinessReport {
   ready: boolean;
   /** Per check, 'ok' or why it failed. */
@@ -49,16 +52,21 @@ async function checkRedis(redis: Redis, writeProblem: () => string | undefined):
   await withTimeout(redis.ping());
   const problem = writeProblem();
   if (problem) throw new Error(problem);
+  const [persistence, replication] = await withTimeout(Promise.all([redis.info('persistence'), redis.info('replication')]));
   // A Redis whose AOF writes fail (and that does not exit over it) refuses writes with MISCONF.
-  if (/aof_last_write_status:err/.test(await withTimeout(redis.info('persistence')))) {
+  if (/aof_last_write_status:err/.test(persistence)) {
     throw new Error('redis cannot write its append-only file (is its disk full?): writes are refused, reads still work');
+  }
+  // A primary demoted by a failover, or a redis.url pointing at a replica: every write would be refused.
+  if (!/^role:master\r?$/m.test(replication)) {
+    throw new Error('redis is a replica, not the primary: writes are refused until the client reaches the primary');
   }
 }
 
 async function withTimeout<T>(work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error('redis did not answer in time')), REDIS_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error('redis did not answer in time (its primary is lost or failing over)')), REDIS_TIMEOUT_MS);
   });
   try {
     return await Promise.race([work, timeout]);

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { settleUnreadBody } from './linger.js';
-import { isWriteRefused } from '../metadata/redis-metadata-store.js';
+import { redisFailure } from '../redis/redis-errors.js';
 import { storageFailure } from '../storage/storage-errors.js';
 
 // nginx's status for a request its client closed before the answer: no answer is sent, the log says why.
@@ -34,18 +34,8 @@ function toCodedError(caught: unknown): CodedError {
   if (caught instanceof CodedError) return caught;
   const storage = storageFailure(caught);
   if (storage) return storage;
-  if (isWriteRefused(caught)) {
-    return new CodedError(
-      DistributionErrors.UNAVAILABLE,
-      'the metadata store cannot persist writes (is its disk full?); pulls still work, retry the push later',
-      {
-        headers: { 'Retry-After': '10' },
-      },
-    );
-  }
-  if (isRedisUnavailable(caught)) {
-    return new CodedError(DistributionErrors.UNAVAILABLE, 'metadata store unavailable, retry shortly', { headers: { 'Retry-After': '1' } });
-  }
+  const redis = redisFailure(caught);
+  if (redis) return redis;
   return new CodedError(DistributionErrors.UNKNOWN, 'internal error');
 }
 
@@ -57,11 +47,4 @@ function isClientAbort(ctx: Context, error: unknown): boolean {
   const codes = [error, (error as Error | undefined)?.cause].map((candidate) => (candidate as NodeJS.ErrnoException | undefined)?.code);
   const aborted = codes.some((code) => code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE');
   return aborted && ctx.req.destroyed && !ctx.req.complete;
-}
-
-function isRedisUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  return (
-    error.name === 'MaxRetriesPerRequestError' || /Connection is closed|ECONNREFUSED|LOADING|Stream isn't writeable/.test(error.message)
-  );
 }

@@ -109,6 +109,11 @@ export class RegistryKeys {
     return this.key('maintenance:read-only');
   }
 
+  /** A counter written before each WAIT of durable acknowledgement (metadata/replica-ack.ts). */
+  durableAckMarker(): string {
+    return this.key('durable-ack');
+  }
+
   private key(suffix: string): string {
     return `${this.prefix}${suffix}`;
   }

@@ -72,8 +72,15 @@ export interface PageResult {
   more: boolean;
 }
 
+/** Who holds which lease: what a fenced write checks, atomically with itself, before it changes anything. */
+export interface LeaseFence {
+  name: string;
+  holder: string;
+}
+
 /** A time-limited exclusive claim on a name, shared by all replicas. */
 export interface Lease {
+  readonly fence: LeaseFence;
   /** Extends the lease; false if it was lost (expired and taken by someone else). */
   renew(): Promise<boolean>;
   release(): Promise<void>;

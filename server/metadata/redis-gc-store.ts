@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LeaseLostError } from '../gc/lease.js';
 import { SCRATCH_SETS, type GcStore, type ManifestReferences, type ScratchSet, type UploadRecord } from '../gc/gc-store.js';
 import type { StoredBlob } from '../storage/blob-store.js';
 import {
@@ -11,20 +12,45 @@ import {
   unlinkBlobsScript,
 } from './gc-scripts.js';
 import { KeyFamily, RegistryKeys } from './keys.js';
+import type { LeaseFence } from './metadata-store.js';
 import { LuaScript } from './redis-metadata-store.js';
 
 // Keys per SCAN/SSCAN/HSCAN/ZSCAN round trip: the collector never holds more than a few such pages in memory.
 const SCAN_COUNT = 1000;
 
+/**
+ * Fencing: every script of the collector starts by checking, atomically with what it then does, that the
+ * lease key (ARGV[1]) still holds this holder (ARGV[2]); both are removed from ARGV before the script proper
+ * runs. Empty: an unfenced store (reads, or the tests of the scripts themselves).
+ */
+const FENCE_GUARD = `
+if ARGV[1] ~= '' and redis.call('GET', ARGV[1]) ~= ARGV[2] then
+  return redis.error_reply('LEASELOST ' .. ARGV[1] .. ' is no longer held by this process')
+end
+table.remove(ARGV, 1)
+table.remove(ARGV, 1)
+`;
+
+const DELETE_KEYS_SCRIPT = `return redis.call('DEL', unpack(ARGV))`;
+const POP_SCRIPT = `return redis.call('LPOP', ARGV[1], ARGV[2])`;
+
+function fenced(source: string): LuaScript {
+  return new LuaScript(FENCE_GUARD + source);
+}
+
 const scripts = {
-  tombstoneBlobs: new LuaScript(tombstoneBlobsScript),
-  tombstoneOrphans: new LuaScript(tombstoneOrphansScript),
-  finishBlobs: new LuaScript(finishBlobsScript),
-  deleteUntaggedManifests: new LuaScript(deleteUntaggedManifestsScript),
-  deleteManifestRecords: new LuaScript(deleteManifestRecordsScript),
-  unlinkBlobs: new LuaScript(unlinkBlobsScript),
-  expireUpload: new LuaScript(expireUploadScript),
+  tombstoneBlobs: fenced(tombstoneBlobsScript),
+  tombstoneOrphans: fenced(tombstoneOrphansScript),
+  finishBlobs: fenced(finishBlobsScript),
+  deleteUntaggedManifests: fenced(deleteUntaggedManifestsScript),
+  deleteManifestRecords: fenced(deleteManifestRecordsScript),
+  unlinkBlobs: fenced(unlinkBlobsScript),
+  expireUpload: fenced(expireUploadScript),
+  deleteKeys: fenced(DELETE_KEYS_SCRIPT),
+  pop: fenced(POP_SCRIPT),
 };
+
+const UNFENCED = ['', ''];
 
 /**
  * The garbage collector's store on the registry's Redis: cursor iteration over the key layout of
@@ -40,12 +66,18 @@ export class RedisGcStore implements GcStore {
   constructor(
     private readonly redis: Redis,
     prefix: string,
+    /** The lease key and holder every write checks first (FENCE_GUARD). */
+    private readonly fence: string[] = UNFENCED,
   ) {
     this.keys = new RegistryKeys(prefix);
     this.repoBlobKeys = new KeyFamily((repository) => this.keys.repoBlobs(repository));
     this.blobKeys = new KeyFamily((digest) => this.keys.blob(digest));
     this.manifestKeys = new KeyFamily((digest) => this.keys.manifest(digest));
     this.uploadKeys = new KeyFamily((id) => this.keys.upload(id));
+  }
+
+  fencedBy(fence: LeaseFence): GcStore {
+    return new RedisGcStore(this.redis, this.keys.prefix, [this.keys.lease(fence.name), fence.holder]);
   }
 
   /** Redis's clock in ms, the clock every touchedAt is stamped with. */
@@ -55,11 +87,11 @@ export class RedisGcStore implements GcStore {
   }
 
   async clearScratch(): Promise<void> {
-    await this.redis.del(...SCRATCH_SETS.map((set) => this.keys.gcScratch(set)), this.keys.gcQueue());
+    await this.run(scripts.deleteKeys, [...SCRATCH_SETS.map((set) => this.keys.gcScratch(set)), this.keys.gcQueue()]);
   }
 
   async clear(set: ScratchSet): Promise<void> {
-    await this.redis.del(this.keys.gcScratch(set));
+    await this.run(scripts.deleteKeys, [this.keys.gcScratch(set)]);
   }
 
   async add(set: ScratchSet, members: string[]): Promise<void> {
@@ -81,7 +113,7 @@ export class RedisGcStore implements GcStore {
   }
 
   async dequeue(count: number): Promise<string[]> {
-    return (await this.redis.lpop(this.keys.gcQueue(), count)) ?? [];
+    return ((await this.run(scripts.pop, [this.keys.gcQueue(), count])) as string[] | null) ?? [];
   }
 
   repositories(): AsyncIterable<string[]> {
@@ -145,12 +177,12 @@ export class RedisGcStore implements GcStore {
    * (or, dry, would be) deleted.
    */
   async tombstoneBlobs(digests: string[], cutoff: number, dryRun: boolean): Promise<(number | undefined)[]> {
-    return sizesOf(await scripts.tombstoneBlobs.run(this.redis, [this.keys.prefix, cutoff, flag(dryRun), ...digests]));
+    return sizesOf(await this.run(scripts.tombstoneBlobs, [this.keys.prefix, cutoff, flag(dryRun), ...digests]));
   }
 
   async tombstoneOrphans(blobs: StoredBlob[], dryRun: boolean): Promise<(number | undefined)[]> {
     const digestSizes = blobs.flatMap((blob) => [blob.digest, blob.size]);
-    return sizesOf(await scripts.tombstoneOrphans.run(this.redis, [this.keys.prefix, flag(dryRun), ...digestSizes]));
+    return sizesOf(await this.run(scripts.tombstoneOrphans, [this.keys.prefix, flag(dryRun), ...digestSizes]));
   }
 
   async whichAreTombstoned(digests: string[]): Promise<boolean[]> {
@@ -159,23 +191,32 @@ export class RedisGcStore implements GcStore {
   }
 
   async finishBlobs(digests: string[]): Promise<(number | undefined)[]> {
-    return sizesOf(await scripts.finishBlobs.run(this.redis, [this.keys.prefix, ...digests]));
+    return sizesOf(await this.run(scripts.finishBlobs, [this.keys.prefix, ...digests]));
   }
 
   async deleteUntaggedManifests(repository: string, digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
-    return Number(await scripts.deleteUntaggedManifests.run(this.redis, [this.keys.prefix, repository, cutoff, flag(dryRun), ...digests]));
+    return Number(await this.run(scripts.deleteUntaggedManifests, [this.keys.prefix, repository, cutoff, flag(dryRun), ...digests]));
   }
 
   async deleteManifestRecords(digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
-    return Number(await scripts.deleteManifestRecords.run(this.redis, [this.keys.prefix, cutoff, flag(dryRun), ...digests]));
+    return Number(await this.run(scripts.deleteManifestRecords, [this.keys.prefix, cutoff, flag(dryRun), ...digests]));
   }
 
   async unlinkBlobs(repository: string, digests: string[], cutoff: number, dryRun: boolean): Promise<number> {
-    return Number(await scripts.unlinkBlobs.run(this.redis, [this.keys.prefix, repository, cutoff, flag(dryRun), ...digests]));
+    return Number(await this.run(scripts.unlinkBlobs, [this.keys.prefix, repository, cutoff, flag(dryRun), ...digests]));
   }
 
   async expireUpload(upload: UploadRecord): Promise<boolean> {
-    return (await scripts.expireUpload.run(this.redis, [this.keys.prefix, upload.id, upload.updatedAt])) === 1;
+    return (await this.run(scripts.expireUpload, [this.keys.prefix, upload.id, upload.updatedAt])) === 1;
+  }
+
+  private async run(script: LuaScript, args: (string | number)[]): Promise<unknown> {
+    try {
+      return await script.run(this.redis, [...this.fence, ...args]);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('LEASELOST')) throw new LeaseLostError(error.message, { cause: error });
+      throw error;
+    }
   }
 
   /** The family's argument of every key it built that exists, page by page. */

@@ -211,6 +211,7 @@ export class RedisMetadataStore implements MetadataStore {
     const token = newLeaseHolder();
     if (!(await this.claimLease(key, token, ttlMs))) return undefined;
     return {
+      fence: { name, holder: token },
       renew: async () => (await scripts.renewLease.run(this.redis, [key, token, ttlMs])) === 1,
       release: async () => {
         await scripts.releaseLease.run(this.redis, [key, token]);

@@ -46,6 +46,8 @@
  *   <p>webhooks:log                 LIST the latest delivery outcomes, newest first, capped
  * Maintenance:
  *   <p>maintenance:read-only     STRING '1' while switched to read-only through the admin API
+ * High availability:
+ *   <p>durable-ack               STRING a counter written before each WAIT of durable acknowledgement
  */
 
 /**

@@ -10,7 +10,7 @@ import { EmbeddedRedis } from './embedded-redis.js';
  * one of a registry running on the data directory (which owns that Redis: the command cannot start it).
  */
 export function openRegistryRedis(config: Config, logger: Logger): Redis {
-  if (config.redis.url) return connectRedis({ url: config.redis.url }, logger);
+  if (config.redis.url || config.redis.sentinel) return connectRedis({ config: config.redis }, logger);
   const { socketPath } = new EmbeddedRedis(config.dataDir, config.redis.embedded.binary, logger);
   if (!existsSync(socketPath)) throw new Error(`no registry is running on ${config.dataDir}: start it first (it owns the embedded Redis)`);
   return connectRedis({ socketPath }, logger);

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RegistryKeys } from '../metadata/keys.js';
+import type { LeaseFence } from '../metadata/metadata-store.js';
 
 /** One queued delivery: the exact body that is signed and sent, and what the log shows about it. */
 export interface QueuedEvent {
@@ -21,9 +22,11 @@ export interface DeliveryLogEntry {
   at: string;
 }
 
-// Removes the head only if it is still the entry delivered: a worker that lost its lease while a delivery
-// hung must not pop the event after it, which another replica may not have delivered yet.
+// Removes the head only if it is still the entry delivered and the worker still holds the endpoint's lease
+// (KEYS[5] holds ARGV[6]): a worker that lost its lease while a delivery hung (or in a failover that lost the
+// lease) must not pop the event after it, which another replica may not have delivered yet.
 const FINISH_HEAD = `
+if redis.call('GET', KEYS[5]) ~= ARGV[6] then return 0 end
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
 redis.call('LPOP', KEYS[1])
 redis.call('HDEL', KEYS[2], ARGV[2])
@@ -85,17 +88,19 @@ export class WebhookQueue {
     return Number((await this.redis.hget(this.keys.webhookAttempts(endpoint), eventId)) ?? 0);
   }
 
-  /** Removes the delivered (or given-up) head; false when it was no longer the head. */
-  async finish(raw: string, entry: DeliveryLogEntry): Promise<boolean> {
+  /** Removes the delivered (or given-up) head; false when it was no longer the head or `fence` lost its lease. */
+  async finish(raw: string, entry: DeliveryLogEntry, fence: LeaseFence): Promise<boolean> {
     const { endpoint } = entry;
     const keys = [
       this.keys.webhookQueue(endpoint),
       this.keys.webhookAttempts(endpoint),
       this.keys.webhookLog(),
       this.keys.webhookDeadLetters(endpoint),
+      this.keys.lease(fence.name),
     ];
     const dead = entry.outcome === 'dead_lettered' ? '1' : '0';
-    const done = await this.redis.eval(FINISH_HEAD, keys.length, ...keys, raw, entry.eventId, JSON.stringify(entry), this.logSize, dead);
+    const args = [raw, entry.eventId, JSON.stringify(entry), this.logSize, dead, fence.holder];
+    const done = await this.redis.eval(FINISH_HEAD, keys.length, ...keys, ...args);
     return done === 1;
   }
 

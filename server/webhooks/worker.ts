@@ -1,5 +1,5 @@
 import type { Logger } from '../../platform/logger.js';
-import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
+import type { Lease, LeaseFence, MetadataStore } from '../metadata/metadata-store.js';
 import { LeaseNames } from '../metadata/metadata-store.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
 import { deliver } from './delivery.js';
@@ -84,11 +84,11 @@ export class EndpointWorker {
       }
       const head = await this.queue.head(this.endpoint.name);
       if (!head) await this.pause(IDLE_POLL_MS);
-      else await this.attempt(head.raw, head.event);
+      else await this.attempt(head.raw, head.event, lease.fence);
     }
   }
 
-  private async attempt(raw: string, event: QueuedEvent): Promise<void> {
+  private async attempt(raw: string, event: QueuedEvent, fence: LeaseFence): Promise<void> {
     const name = this.endpoint.name;
     const about = { endpoint: name, eventId: event.id, action: event.action, repository: event.repository };
     const result = await deliver(this.endpoint, event.id, event.body, this.stopping.signal);
@@ -96,21 +96,25 @@ export class EndpointWorker {
     if (!this.running) return;
     if (result.ok) {
       const attempt = (await this.queue.attempts(name, event.id)) + 1;
-      await this.queue.finish(raw, { ...about, attempt, outcome: 'delivered', status: result.status, at: new Date().toISOString() });
+      await this.queue.finish(raw, { ...about, attempt, outcome: 'delivered', status: result.status, at: new Date().toISOString() }, fence);
       this.metrics.webhookDeliveries.inc({ endpoint: name, outcome: 'delivered' });
       return;
     }
     const attempt = await this.queue.recordFailure({ ...about, status: result.status, error: result.error });
     this.metrics.webhookDeliveries.inc({ endpoint: name, outcome: 'failed' });
     if (attempt >= this.config.maxAttempts) {
-      await this.queue.finish(raw, {
-        ...about,
-        attempt,
-        outcome: 'dead_lettered',
-        status: result.status,
-        error: result.error,
-        at: new Date().toISOString(),
-      });
+      await this.queue.finish(
+        raw,
+        {
+          ...about,
+          attempt,
+          outcome: 'dead_lettered',
+          status: result.status,
+          error: result.error,
+          at: new Date().toISOString(),
+        },
+        fence,
+      );
       this.metrics.webhookDeliveries.inc({ endpoint: name, outcome: 'dead_lettered' });
       this.logger.warn({ ...about, attempts: attempt }, 'webhook event dead-lettered');
       return;

@@ -35,6 +35,7 @@ const PLACEHOLDER_ARGUMENTS: Record<string, string[]> = {
   webhookDeadLetters: ['<endpoint>'],
   webhookLog: [],
   maintenanceReadOnly: [],
+  durableAckMarker: [],
 };
 
 test('every key the registry builds is in the key layout documented at the top of redis-scripts.ts', async (t) => {

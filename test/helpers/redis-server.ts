@@ -15,12 +15,13 @@ export class RedisServer {
     readonly port: number,
   ) {}
 
-  static async start(): Promise<RedisServer> {
+  /** `args` are added to the command line (e.g. `--replicaof 127.0.0.1 <port>`). */
+  static async start(args: string[] = []): Promise<RedisServer> {
     const directory = await mkdtemp(path.join(tmpdir(), 'berth-redis-'));
     const port = await freePort();
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--save', '', '--appendonly', 'no'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--save', '', '--appendonly', 'no', ...args],
       {
         stdio: 'ignore',
       },
@@ -38,7 +39,13 @@ export class RedisServer {
     return new Redis(this.url);
   }
 
+  /** SIGSTOP / SIGCONT: a server that hangs (a stalled replica) and comes back. */
+  pause(paused: boolean): void {
+    this.child.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   async stop(): Promise<void> {
+    this.pause(false);
     if (this.child.exitCode === null && this.child.signalCode === null) {
       const exited = new Promise((resolve) => this.child.once('exit', resolve));
       this.child.kill('SIGTERM');

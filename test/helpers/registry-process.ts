@@ -14,6 +14,8 @@ export interface RegistryOptions {
   port?: number;
   env?: Record<string, string>;
   args?: string[];
+  /** How long the start may take (default 20 s). */
+  startTimeoutMs?: number;
 }
 
 /** A real `berth serve` process on a free port, with its own data directory and embedded Redis. */
@@ -38,7 +40,7 @@ export class RegistryProcess {
       {
         name: 'berth registry',
         env: { ...process.env, BERTH_LOG__LEVEL: 'info', ...options.env },
-        timeoutMs: START_TIMEOUT_MS,
+        timeoutMs: options.startTimeoutMs ?? START_TIMEOUT_MS,
         listening: (output) => listeningPort(output, 'berth registry listening'),
       },
     );
