@@ -27,7 +27,7 @@ export class BuildContext {
   constructor(
     readonly root: string,
     readonly filter: ContextFilter,
-    private readonly links: 'refuse' | 'confine' = 'refuse',
+    readonly links: 'refuse' | 'confine' = 'refuse',
   ) {}
 
   /** The sources a COPY names, wildcards expanded; a missing, ignored or escaping source fails with the line. */

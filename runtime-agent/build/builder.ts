@@ -17,10 +17,10 @@ import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
 import { BuildContext, type ContextSource } from './build-context.js';
 import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
-import { contextFilter, type ContextFilter } from './context-files.js';
+import { contextFilter, loadContextFilter, type ContextFilter } from './context-files.js';
 import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
 import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
-import { copyIntoRoot, type CopyItem } from './file-copier.js';
+import { copyIntoRoot, ensureDirectory, type CopyItem } from './file-copier.js';
 import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument } from './image-config.js';
 import { isEmptyDirectory, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
@@ -74,6 +74,8 @@ interface StageResult {
   layers: LayerRecord[];
   config: ConfigDocument;
   key: string;
+  /** The stage's ARG values at its end, which a stage built FROM it starts with (BuildKit's rule). */
+  args: ReadonlyMap<string, string>;
 }
 
 /** What COPY --from reads: a mounted root and how to take it down. */
@@ -99,7 +101,9 @@ export class ImageBuilder {
       const parsed = parseDockerfile(request.dockerfile, request.dockerfileName);
       const plan = planBuild(parsed, request.buildArgs, this.services.platform, request.target);
       progress.done(definition);
-      const context = new BuildContext(request.contextDir, await loadFilter(request.contextDir));
+      // `<Dockerfile>.dockerignore` wins over `.dockerignore`, as the CLI chose when it sent the context.
+      const filter = await loadContextFilter(request.contextDir, path.join(request.contextDir, path.basename(request.dockerfileName)));
+      const context = new BuildContext(request.contextDir, filter);
       const build = new BuildRun(this.services, request, plan, context, progress, work, lease);
       return await build.run();
     } finally {
@@ -107,10 +111,6 @@ export class ImageBuilder {
       await rm(work, { recursive: true, force: true }).catch(() => undefined);
     }
   }
-}
-
-async function loadFilter(contextDir: string): Promise<ContextFilter> {
-  return contextFilter(await readFile(path.join(contextDir, '.dockerignore'), 'utf8').catch(() => ''));
 }
 
 /** One build: its plan, the stage results as promises, the scratch directory and the lease on what it uses. */
@@ -259,7 +259,7 @@ class StageRun {
       if (this.build.isAborted) throw new Error('build aborted');
       await this.dispatch(instruction);
     }
-    return { layers: this.layers, config: this.config, key: this.key };
+    return { layers: this.layers, config: this.config, key: this.key, args: new Map(this.args) };
   }
 
   private stepName(instruction: Instruction | string): string {
@@ -298,6 +298,7 @@ class StageRun {
       const result = await this.build.stageResult(dependency.index);
       this.layers = [...result.layers];
       this.config = structuredClone(result.config);
+      for (const [name, value] of result.args) this.args.set(name, value);
       this.key = digestOf(`stage ${result.key}`);
       return false;
     }
@@ -371,9 +372,11 @@ class StageRun {
       expand(instruction.args, this.variables(), this.escapeCharacter, instruction.line),
     );
     this.config.config.WorkingDir = directory;
-    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory }, async (rootfs) => {
-      const host = await resolveInRoot(rootfs, directory);
-      await mkdir(host, { recursive: true, mode: 0o755 });
+    const user = this.config.config.User ?? '';
+    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory, user }, async (rootfs) => {
+      // As BuildKit does, the directories WORKDIR creates belong to the current USER.
+      const owner = user === '' ? undefined : await resolveOwner(rootfs, user, instruction.line, `USER ${user}`);
+      await ensureDirectory(rootfs, directory, owner);
     });
   }
 
@@ -390,16 +393,51 @@ class StageRun {
     const argEnv = this.runArgEnv();
     const historyArgs = [...this.args].filter(([name]) => !PROXY_ARGS.has(name)).map(([name, value]) => `${name}=${value}`);
     const prefix = historyArgs.length > 0 ? `|${historyArgs.length} ${historyArgs.join(' ')} ` : '';
+    const fromRoots = await this.mountSourceRoots(mounts, instruction);
+    try {
+      await this.runInSandbox(instruction, args, argEnv, `RUN ${prefix}${args.join(' ')} # buildkit`, mounts, fromRoots);
+    } finally {
+      for (const root of fromRoots.values()) await root.release();
+    }
+  }
+
+  /** The roots of the stages or images `--mount=type=bind,from=` names, mounted for the step. */
+  private async mountSourceRoots(mounts: readonly RunMount[], instruction: Instruction): Promise<Map<RunMount, SourceRoot>> {
+    const roots = new Map<RunMount, SourceRoot>();
+    try {
+      for (const mount of mounts) {
+        if (mount.type === 'bind' && mount.from !== undefined)
+          roots.set(
+            mount,
+            await this.sourceRoot(expand(mount.from, this.variables(), this.escapeCharacter, instruction.line), instruction),
+          );
+      }
+    } catch (error) {
+      for (const root of roots.values()) await root.release();
+      throw error;
+    }
+    return roots;
+  }
+
+  private async runInSandbox(
+    instruction: Instruction,
+    args: string[],
+    argEnv: string[],
+    createdBy: string,
+    mounts: readonly RunMount[],
+    fromRoots: ReadonlyMap<RunMount, SourceRoot>,
+  ): Promise<void> {
     const keyParts = {
       args,
       env: this.config.config.Env ?? [],
       argEnv,
       user: this.config.config.User ?? '',
       workdir: this.config.config.WorkingDir || '/',
-      mounts: mounts.map((mount) => ({ ...mount, value: undefined })),
+      // A bind from a stage or image is keyed by that root's content, not its name.
+      mounts: mounts.map((mount) => ({ ...mount, value: undefined, fromKey: fromRoots.get(mount)?.key ?? '' })),
     };
-    await this.filesystemStep(instruction, `RUN ${prefix}${args.join(' ')} # buildkit`, keyParts, async (rootfs, bundle, id, upper) => {
-      const prepared = await this.prepareMounts(mounts, instruction);
+    await this.filesystemStep(instruction, createdBy, keyParts, async (rootfs, bundle, id, upper) => {
+      const prepared = await this.prepareMounts(mounts, instruction, fromRoots);
       const lastLines: string[] = [];
       const { exitCode, stubs } = await this.build.services.sandbox.run({
         id: `berth-build-${randomBytes(6).toString('hex')}`,
@@ -440,7 +478,11 @@ class StageRun {
     return env;
   }
 
-  private async prepareMounts(mounts: readonly RunMount[], instruction: Instruction): Promise<{ mounts: MountSpec[]; env: string[] }> {
+  private async prepareMounts(
+    mounts: readonly RunMount[],
+    instruction: Instruction,
+    fromRoots: ReadonlyMap<RunMount, SourceRoot>,
+  ): Promise<{ mounts: MountSpec[]; env: string[] }> {
     const specs: MountSpec[] = [];
     const env: string[] = [];
     for (const mount of mounts) {
@@ -469,10 +511,10 @@ class StageRun {
         specs.push({ type: 'tmpfs', target, options: ['nosuid', 'nodev', ...(mount.size ? [`size=${mount.size}`] : [])] });
       } else {
         const target = requireTarget(mount, instruction);
-        if (mount.from !== undefined)
-          throw new DockerfileError(instruction.line, `RUN --mount=type=bind,from=${mount.from} is not supported yet`);
         if (!mount.readOnly) throw new DockerfileError(instruction.line, 'RUN --mount=type=bind,rw is not supported yet');
-        const [source] = await this.build.context.resolve([mount.source ?? '.'], instruction.line);
+        const fromRoot = fromRoots.get(mount);
+        const context = fromRoot ? new BuildContext(fromRoot.root, contextFilter(''), 'confine') : this.build.context;
+        const [source] = await context.resolve([mount.source ?? '.'], instruction.line);
         specs.push({
           type: 'bind',
           source: (source as ContextSource).hostPath,
@@ -514,10 +556,8 @@ class StageRun {
         );
       const keyParts = { destination, chown: chownValue ?? '', chmod: chmodValue ?? '', sources: sources.key };
       await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, async (rootfs) => {
-        const owner =
-          chownValue === undefined
-            ? undefined
-            : await resolveOwner(rootfs, expand(chownValue, variables, this.escapeCharacter, instruction.line), instruction.line);
+        const chownSpec = chownValue === undefined ? undefined : expand(chownValue, variables, this.escapeCharacter, instruction.line);
+        const owner = chownSpec === undefined ? undefined : await resolveOwner(rootfs, chownSpec, instruction.line, `--chown=${chownSpec}`);
         await copyIntoRoot(rootfs, sources.items, destination, { owner, mode, filter: sources.filter });
       });
     } finally {
@@ -540,8 +580,12 @@ class StageRun {
     if (fromValue !== undefined) {
       const root = await this.sourceRoot(expand(fromValue, variables, this.escapeCharacter, instruction.line), instruction);
       try {
-        const context = new BuildContext(root.root, excludeFilter(contextFilter(''), excludes), 'confine');
-        const found = await context.resolve(patterns, instruction.line);
+        const { context, found } = await resolveExcluding(
+          new BuildContext(root.root, contextFilter(''), 'confine'),
+          patterns,
+          excludes,
+          instruction.line,
+        );
         return {
           items: found.map(toItem(false)),
           key: `${root.key} ${await context.digest(found)}`,
@@ -553,11 +597,11 @@ class StageRun {
         throw error;
       }
     }
-    const context = new BuildContext(this.build.context.root, excludeFilter(this.build.context.filter, excludes));
     if (!isAdd) {
-      const found = await context.resolve(patterns, instruction.line);
+      const { context, found } = await resolveExcluding(this.build.context, patterns, excludes, instruction.line);
       return { items: found.map(toItem(true)), key: await context.digest(found), filter: context.filter, release: none };
     }
+    const context = new BuildContext(this.build.context.root, excludeFilter(this.build.context.filter, excludes));
     return { ...(await this.addSources(instruction, patterns, context)), filter: context.filter, release: none };
   }
 
@@ -876,7 +920,8 @@ function parseChmod(value: string, line: number): number {
 }
 
 /** --chown user[:group] against the stage's own /etc/passwd and /etc/group; numbers need neither. */
-async function resolveOwner(rootfs: string, spec: string, line: number): Promise<{ uid: number; gid: number }> {
+/** `subject` names what asked, for the error (`--chown=app`, `USER app`). */
+async function resolveOwner(rootfs: string, spec: string, line: number, subject: string): Promise<{ uid: number; gid: number }> {
   const read = async (file: string) => readFile(await resolveInRoot(rootfs, file), 'utf8').catch(() => undefined);
   try {
     const [userPart = '', groupPart] = spec.split(':');
@@ -889,9 +934,27 @@ async function resolveOwner(rootfs: string, spec: string, line: number): Promise
     const gid = groupPart === undefined && /^\d+$/.test(userPart) ? resolved.uid : resolved.gid;
     return { uid: resolved.uid, gid };
   } catch (error) {
-    if (error instanceof UserLookupError) throw new DockerfileError(line, `--chown=${spec}: ${error.message}`);
+    if (error instanceof UserLookupError) throw new DockerfileError(line, `${subject}: ${error.message}`);
     throw error;
   }
+}
+
+/**
+ * The sources a COPY names and the context to copy them with. BuildKit reads `--exclude` patterns relative to
+ * each copied directory (`COPY --exclude=x.txt src /d` leaves out `src/x.txt`), so they are anchored under
+ * every directory source too; the same context computes the cache key, so the key covers exactly what is copied.
+ */
+async function resolveExcluding(
+  base: BuildContext,
+  patterns: string[],
+  excludes: readonly string[],
+  line: number,
+): Promise<{ context: BuildContext; found: ContextSource[] }> {
+  const found = await new BuildContext(base.root, excludeFilter(base.filter, excludes), base.links).resolve(patterns, line);
+  const anchored = found
+    .filter((source) => source.stats.isDirectory() && source.relative !== '' && source.relative !== '.')
+    .flatMap((source) => excludes.map((pattern) => `${source.relative}/${pattern}`));
+  return { context: new BuildContext(base.root, excludeFilter(base.filter, [...excludes, ...anchored]), base.links), found };
 }
 
 function excludeFilter(base: ContextFilter, excludes: readonly string[]): ContextFilter {
@@ -917,7 +980,8 @@ function emptyConfig(platform: Platform): ConfigDocument {
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+    // BuildKit's empty image: the default PATH and `/` as the working directory.
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], WorkingDir: '/' },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
   };

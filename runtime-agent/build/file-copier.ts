@@ -34,22 +34,32 @@ export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], d
   const intoDirectory = destination.endsWith('/') || (await isDirectory(await resolveInRoot(rootfs, destination)));
   for (const item of items) {
     if (item.stats.isDirectory()) {
-      const target = await ensureDirectory(rootfs, destination);
+      const target = await ensureDirectory(rootfs, destination, options.owner);
       await copyDirectoryContent(item, target, options);
     } else {
       const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
-      const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath));
+      const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath), options.owner);
       await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options);
     }
   }
 }
 
-/** Creates the directory (and parents, 0755 root) inside the root; returns its host path. */
-async function ensureDirectory(rootfs: string, containerPath: string): Promise<string> {
+/**
+ * Creates the directory (and parents, 0755) inside the root; returns its host path. As BuildKit does, the
+ * directories it creates belong to `owner` (COPY's --chown, WORKDIR's USER; root without one); existing ones
+ * are left as they are.
+ */
+export async function ensureDirectory(rootfs: string, containerPath: string, owner: CopyOptions['owner']): Promise<string> {
   const host = await resolveInRoot(rootfs, containerPath);
   const stats = await lstat(host).catch(() => undefined);
-  if (stats && !stats.isDirectory()) await rm(host, { force: true });
-  if (!stats?.isDirectory()) await mkdir(host, { recursive: true, mode: 0o755 });
+  if (stats?.isDirectory()) return host;
+  if (stats) await rm(host, { force: true });
+  const firstCreated = await mkdir(host, { recursive: true, mode: 0o755 });
+  if (owner && firstCreated !== undefined) {
+    for (let created = host; created.length >= firstCreated.length; created = path.dirname(created)) {
+      await lchown(created, owner.uid, owner.gid);
+    }
+  }
   return host;
 }
 

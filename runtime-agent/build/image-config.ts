@@ -1,6 +1,6 @@
 import { DockerfileError, checkFlags, flagValue, jsonForm, type Instruction } from './dockerfile.js';
 import { expand, expandList } from './build-plan.js';
-import type { Variables } from './shell-words.js';
+import { splitRawWords, type Variables } from './shell-words.js';
 
 /**
  * The image config a build writes (the OCI image config, with docker's extra runtime fields: Healthcheck,
@@ -145,18 +145,24 @@ export function setEnv(env: readonly string[], key: string, value: string): stri
 
 /** `KEY=value ...`, or the legacy `KEY value with spaces` (one pair, the rest is the value). */
 function keyValues(instruction: Instruction, context: ConfigContext, what: string): Array<[string, string]> {
-  const words = expandList(instruction.args, context.variables, context.escapeCharacter, instruction.line);
-  const rawFirst = instruction.args.split(/\s+/)[0] ?? '';
+  const rawWords = splitRawWords(instruction.args, context.escapeCharacter);
+  const rawFirst = rawWords[0] ?? '';
   if (!rawFirst.includes('=')) {
-    if (words.length < 2) throw new DockerfileError(instruction.line, `${what} must have two arguments`);
-    const value = instruction.args.slice(rawFirst.length).trim();
-    return [[words[0] as string, expand(value, context.variables, context.escapeCharacter, instruction.line)]];
+    if (rawWords.length < 2) throw new DockerfileError(instruction.line, `${what} must have two arguments`);
+    const value = instruction.args.trimStart().slice(rawFirst.length).trim();
+    return [[expandOne(rawFirst), expandOne(value)]];
   }
-  return words.map((word) => {
-    const equals = word.indexOf('=');
-    if (equals <= 0) throw new DockerfileError(instruction.line, `${what} names can not be blank (in "${word}")`);
-    return [word.slice(0, equals), word.slice(equals + 1)];
+  return rawWords.map((word) => {
+    if (word.indexOf('=') <= 0) throw new DockerfileError(instruction.line, `${what} names can not be blank (in "${word}")`);
+    // Expanded as one word after the split: `A=${B}` keeps B's spaces in A.
+    const pair = expandOne(word);
+    const equals = pair.indexOf('=');
+    return [pair.slice(0, equals), pair.slice(equals + 1)];
   });
+
+  function expandOne(text: string): string {
+    return expand(text, context.variables, context.escapeCharacter, instruction.line);
+  }
 }
 
 function exposedPorts(spec: string, line: number): Record<string, object> {

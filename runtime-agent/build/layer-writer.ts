@@ -146,6 +146,10 @@ function baseHeader(name: string, stats: Stats, epoch: number | undefined): Part
   return { name, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid, uname: '', gname: '', mtime };
 }
 
+/** An entry with no content: a `file` one (whiteouts, opaque markers) is given its empty body, or tar-stream waits for it. */
 function addEntry(pack: Pack, header: Partial<Header> & { name: string }): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry(header, (error) => (error ? reject(error) : resolve())));
+  const done = (resolve: () => void, reject: (error: Error) => void) => (error?: Error | null) => (error ? reject(error) : resolve());
+  return new Promise((resolve, reject) =>
+    header.type === 'file' ? pack.entry(header, Buffer.alloc(0), done(resolve, reject)) : pack.entry(header, done(resolve, reject)),
+  );
 }

@@ -17,6 +17,35 @@ export function expandWords(text: string, variables: Variables, escapeCharacter 
   return new WordLexer(text, variables, escapeCharacter).run().words;
 }
 
+/**
+ * Splits at unquoted, unescaped white space without expanding anything, quotes and escapes kept in the words,
+ * as BuildKit splits `ENV`/`LABEL` pairs before it expands each one: a value that expands to several words
+ * stays one value.
+ */
+export function splitRawWords(text: string, escapeCharacter = '\\'): string[] {
+  const words: string[] = [];
+  let word = '';
+  let quote: string | undefined;
+  const characters = [...text];
+  for (let index = 0; index < characters.length; index++) {
+    const character = characters[index] as string;
+    if (quote !== undefined) {
+      if (character === quote) quote = undefined;
+      word += character;
+    } else if (character === escapeCharacter) {
+      word += character + (characters[++index] ?? '');
+    } else if (/\s/u.test(character)) {
+      if (word !== '') words.push(word);
+      word = '';
+    } else {
+      if (character === "'" || character === '"') quote = character;
+      word += character;
+    }
+  }
+  if (word !== '') words.push(word);
+  return words;
+}
+
 const SPECIAL_PARAMETERS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
 
 /** Collects the expanded text and, alongside, the words it splits into. */

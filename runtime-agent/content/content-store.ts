@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -47,6 +47,9 @@ export interface ContentStore {
   removePartial(digest: string): Promise<void>;
 }
 
+/** Separates a one-shot write's unique suffix from the digest in an ingest file's name. */
+const SMALL_WRITE_MARK = '.write-';
+
 /** Network failures are retried from where the partial file ends; a registry's HTTP error or bad content is not. */
 const ATTEMPTS = 3;
 
@@ -85,9 +88,14 @@ export class FileContentStore implements ContentStore {
   async writeSmall(digest: string, bytes: Buffer): Promise<void> {
     const { algorithm } = parseDigest(digest);
     if (digestOf(bytes, algorithm) !== digest) throw new ContentVerificationError(`content does not match digest ${digest}`);
-    const partial = this.partialPath(digest);
-    await writeFile(partial, bytes);
-    await this.commit(partial, digest);
+    // Its own name: two writers of the same bytes (two builds making one config) must not share a file.
+    const partial = `${this.partialPath(digest)}${SMALL_WRITE_MARK}${randomUUID()}`;
+    try {
+      await writeFile(partial, bytes);
+      await this.commit(partial, digest);
+    } finally {
+      await rm(partial, { force: true });
+    }
   }
 
   ingest(descriptor: BlobDescriptor, source: BlobSource, options: IngestOptions = {}): Promise<IngestResult> {
@@ -111,7 +119,7 @@ export class FileContentStore implements ContentStore {
   }
 
   async listPartial(): Promise<string[]> {
-    return (await readdir(this.ingestDir)).map((name) => name.replace('-', ':'));
+    return (await readdir(this.ingestDir)).filter((name) => !name.includes(SMALL_WRITE_MARK)).map((name) => name.replace('-', ':'));
   }
 
   async removePartial(digest: string): Promise<void> {
@@ -160,9 +168,18 @@ export class FileContentStore implements ContentStore {
     return size <= descriptor.size ? size : 0;
   }
 
-  /** After a crash a blob under its digest must be that content, not zeros or nothing. */
-  private commit(partial: string, digest: string): Promise<void> {
-    return commitFile(partial, this.blobPath(digest), { directoryMode: 0o700 });
+  /**
+   * After a crash a blob under its digest must be that content, not zeros or nothing. Only verified bytes
+   * ever reach a digest's name, so a blob already there is this content: another writer got there first.
+   */
+  private async commit(partial: string, digest: string): Promise<void> {
+    if (await this.has(digest)) {
+      await rm(partial, { force: true });
+      return;
+    }
+    await commitFile(partial, this.blobPath(digest), { directoryMode: 0o700 }).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT' || !(await this.has(digest))) throw error;
+    });
   }
 
   private blobPath(digest: string): string {

@@ -38,6 +38,8 @@ import { RegistryProcess } from '../helpers/registry-process.js';
  * docker's BuildKit makes (its legacy builder where BuildKit lacks the feature): same runtime config fields,
  * same flattened filesystem. Until `berth-agent build` exists those comparisons are skipped by name, and the
  * harness proves itself by setting docker's two builders and buildah against each other on the same fixtures.
+ * A case whose case.json names a `berthGap` is a known difference, titled as one, and its test checks that
+ * Berth still differs, so it fails (asking for the entry to go) once the builder is fixed.
  */
 
 const FIXTURES = fileURLToPath(new URL('../../../test/build/fixtures/', import.meta.url));
@@ -62,6 +64,8 @@ const caseFile = z
     crossCheck: z.array(builderName).optional(),
     /** Builders whose image differs from the reference's, and why (the test checks they still do). */
     differs: z.partialRecord(builderName, z.string()).default({}),
+    /** Where `berth-agent build` is known still to differ from the reference, and why (the test checks it still does). */
+    berthGap: z.string().optional(),
   })
   .strict();
 
@@ -229,16 +233,33 @@ for (const buildCase of cases) {
     });
   }
 
-  const berthTitle = `${buildCase.name}: berth-agent build makes the same image as ${reference}`;
+  const berthTitle =
+    buildCase.berthGap === undefined
+      ? `${buildCase.name}: berth-agent build makes the same image as ${reference}`
+      : `${buildCase.name}: berth-agent build still differs from ${reference} (known gap: ${buildCase.berthGap})`;
   if (berthBuilds) {
     test(berthTitle, async (t) => {
       const expected = await referenceView(buildCase, reference);
-      const built = await environment!.berth!.build(buildCase);
-      t.deepEqual(differences(expected, built, [reference, 'berth']), []);
+      const built = await berthBuild(buildCase);
+      if (buildCase.berthGap === undefined) {
+        if (built instanceof Error) throw built;
+        t.deepEqual(differences(expected, built, [reference, 'berth']), []);
+        return;
+      }
+      const found = built instanceof Error ? [built.message] : differences(expected, built, [reference, 'berth']);
+      t.log(found.join('\n'));
+      t.not(found.length, 0, `berth-agent build now makes the same image: drop berthGap from ${buildCase.name}/case.json`);
     });
   } else {
     test.skip(`${berthTitle} — SKIPPED: berth-agent has no build command yet`, (t: ExecutionContext) => t.fail());
   }
+}
+
+/** Berth's image for a case, or the error its build ended with; builds share the reference builders' limit. */
+function berthBuild(buildCase: BuildCase): Promise<ImageView | Error> {
+  return limit(() => environment!.berth!.build(buildCase)).catch((error: unknown) =>
+    error instanceof Error ? error : new Error(String(error)),
+  );
 }
 
 test('every fixture directory has a Dockerfile and every case file names files that exist', (t) => {
