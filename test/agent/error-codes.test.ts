@@ -176,7 +176,7 @@ test.serial('volumes: unknown 404, mounted by a container 409', async (t) => {
 });
 
 test.serial(
-  'a running container: rm without force 409 CONTAINER_RUNNING, stdin without -i 409 STDIN_CLOSED, attach without -t 409 TERMINAL_ABSENT, a second start while one runs 409 CONTAINER_STARTING',
+  'a running container: rm without force 409 CONTAINER_RUNNING, stdin without -i 409 STDIN_CLOSED, attach without -t 409 TERMINAL_ABSENT, a second start while one runs 409 CONTAINER_STARTING, cp of a missing path 404 PATH_UNKNOWN, pause twice 409 CONTAINER_PAUSED, unpause of a running one 409 CONTAINER_NOT_PAUSED',
   async (t) => {
     const id = await createContainer({ name: 'runner', command: ['sleep', '60'] });
     const starts = await Promise.all([api('POST', '/v1/containers/runner/start'), api('POST', '/v1/containers/runner/start')]);
@@ -200,6 +200,20 @@ test.serial(
       'TERMINAL_ABSENT',
       new RegExp(`^Container ${id} has no terminal: attach works with containers run with -t$`),
     );
+    assertError(
+      t,
+      await api('GET', '/v1/containers/runner/archive?path=/nosuch'),
+      'PATH_UNKNOWN',
+      /^Could not find the file \/nosuch in container$/,
+    );
+    assertError(
+      t,
+      await api('POST', '/v1/containers/runner/unpause'),
+      'CONTAINER_NOT_PAUSED',
+      new RegExp(`^Container ${id} is not paused$`),
+    );
+    t.is((await api('POST', '/v1/containers/runner/pause')).status, 200);
+    assertError(t, await api('POST', '/v1/containers/runner/pause'), 'CONTAINER_PAUSED', new RegExp(`^Container ${id} is already paused$`));
     t.is((await api('DELETE', '/v1/containers/runner?force=true')).status, 200);
   },
 );
