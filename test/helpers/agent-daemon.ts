@@ -8,7 +8,8 @@ import { ContainerNetwork } from '../../runtime-agent/network/container-network.
 import { removeDirWithMounts, run, type RunResult } from './exec.js';
 
 const CLI = fileURLToPath(new URL('../../runtime-agent/cli.js', import.meta.url));
-const START_TIMEOUT_MS = 15_000;
+// As for the registry: about 1 s idle, far more when the suite's own builds load both cores.
+const START_TIMEOUT_MS = 60_000;
 
 /** A real `berth-agent daemon` with its own data directory (short, under /tmp: unix socket paths are limited). */
 export class AgentDaemon {

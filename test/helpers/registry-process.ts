@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { listeningPort, spawnUntilListening, type CapturedProcess } from '../../platform/process.js';
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
-const START_TIMEOUT_MS = 20_000;
+// The suite runs two files at once on two cores beside dockerd and builds: a start takes 1 s idle, 10+ s loaded.
+const START_TIMEOUT_MS = 60_000;
 
 export interface RegistryOptions {
   /** Reuse a data directory (to restart a registry over the same state). */
