@@ -45,6 +45,10 @@ import { RegistryProcess } from '../helpers/registry-process.js';
 const FIXTURES = fileURLToPath(new URL('../../../test/build/fixtures/', import.meta.url));
 // Two cores shared with other test files: more builds at once only queue on the CPU.
 const BUILD_CONCURRENCY = 2;
+// The cross-checks hold docker's two builders and buildah to each other: they prove the harness and the fixtures,
+// not Berth, and they triple the builds, so CI runs Berth against the reference only. Set to 1 to run them too.
+const CROSS_CHECK = process.env.BERTH_CONFORMANCE_CROSSCHECK === '1';
+const CROSS_CHECK_SKIPPED = ' — SKIPPED: a cross-check of the reference builders, run with BERTH_CONFORMANCE_CROSSCHECK=1';
 const BASE_IMAGE = 'berth.test/busybox:base';
 
 const builderName = z.enum(['legacy', 'buildkit', 'buildah']);
@@ -109,7 +113,7 @@ async function viewOfImage(image: ImageSource): Promise<ImageView> {
 interface Environment {
   workDir: string;
   docker: DockerDaemon;
-  podman: PodmanEnvironment;
+  podman: PodmanEnvironment | undefined;
   berth: BerthBuilder | undefined;
 }
 
@@ -122,21 +126,23 @@ const berthBuilds = await agentHasBuildCommand();
 
 test.before(async () => {
   const workDir = await mkdtemp(path.join(tmpdir(), 'berth-buildconf-'));
-  const [docker, podman] = await Promise.all([DockerDaemon.start(), PodmanEnvironment.create()]);
+  const [docker, podman] = await Promise.all([DockerDaemon.start(), CROSS_CHECK ? PodmanEnvironment.create() : undefined]);
   environment = { workDir, docker, podman, berth: undefined };
   const imported = await new DockerWorkbench(docker, workDir).importBusybox('buildconf');
   await docker.docker(['tag', imported, BASE_IMAGE]);
   const baseArchive = path.join(workDir, 'base.tar');
   await docker.docker(['save', '--output', baseArchive, BASE_IMAGE]);
-  const pulled = await buildah(podman, ['pull', '--quiet', `docker-archive:${baseArchive}`]);
-  if (pulled.code !== 0) throw new Error(`buildah pull of the base image failed:\n${pulled.stderr}`);
+  if (podman) {
+    const pulled = await buildah(podman, ['pull', '--quiet', `docker-archive:${baseArchive}`]);
+    if (pulled.code !== 0) throw new Error(`buildah pull of the base image failed:\n${pulled.stderr}`);
+  }
   if (berthBuilds) environment.berth = await BerthBuilder.start(baseArchive, workDir);
 });
 
 test.after.always(async () => {
   if (!environment) return;
   await environment.berth?.destroy();
-  await Promise.all([environment.docker.stop(), environment.podman.destroy()]);
+  await Promise.all([environment.docker.stop(), environment.podman?.destroy()]);
   await removeDirWithMounts(environment.workDir);
 });
 
@@ -154,7 +160,7 @@ function buildWith(buildCase: BuildCase, builder: Builder, dockerfile: string): 
     const buildRequest = request(buildCase, dockerfile, tag, BASE_IMAGE);
     build = limit(() =>
       builder === 'buildah'
-        ? buildahBuild(env.podman, buildRequest, env.workDir)
+        ? buildahBuild(env.podman!, buildRequest, env.workDir)
         : dockerBuild(env.docker, builder, buildRequest, env.workDir),
     );
     builds.set(key, build);
@@ -201,8 +207,9 @@ const ALL_BUILDERS: readonly Builder[] = ['legacy', 'buildkit', 'buildah'];
 
 for (const buildCase of cases) {
   const reference = buildCase.reference;
+  const crossTest = CROSS_CHECK ? test : (title: string) => test.skip(`${title}${CROSS_CHECK_SKIPPED}`, (t: ExecutionContext) => t.fail());
   for (const other of buildCase.crossCheck) {
-    test(`${buildCase.name}: ${reference} and ${other} build the same image`, async (t) => {
+    crossTest(`${buildCase.name}: ${reference} and ${other} build the same image`, async (t) => {
       const [expected, actual] = await Promise.all([referenceView(buildCase, reference), referenceView(buildCase, other)]);
       t.true(expected.filesystem.length > 0, 'the image has files');
       t.deepEqual(differences(expected, actual, [reference, other]), []);
@@ -210,7 +217,7 @@ for (const buildCase of cases) {
   }
 
   for (const [builder, reason] of Object.entries(buildCase.differs) as Array<[Builder, string]>) {
-    test(`${buildCase.name}: ${builder} differs from ${reference} (${reason})`, async (t) => {
+    crossTest(`${buildCase.name}: ${builder} differs from ${reference} (${reason})`, async (t) => {
       const dockerfile = referenceDockerfile(buildCase);
       const outcome = await buildWith(buildCase, builder, dockerfile);
       if (!outcome.image) {
@@ -224,7 +231,7 @@ for (const buildCase of cases) {
   }
 
   if (buildCase.equivalent !== undefined) {
-    test(`${buildCase.name}: no reference builder here supports it, so Berth is held to ${buildCase.equivalent}`, async (t) => {
+    crossTest(`${buildCase.name}: no reference builder here supports it, so Berth is held to ${buildCase.equivalent}`, async (t) => {
       const outcomes = await Promise.all(ALL_BUILDERS.map((builder) => buildWith(buildCase, builder, buildCase.dockerfile)));
       for (const [index, outcome] of outcomes.entries()) {
         t.log(`${ALL_BUILDERS[index]}: ${tail(outcome.output, 1)}`);
