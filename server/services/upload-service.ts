@@ -34,8 +34,10 @@ const LEASE_RENEW_MS = 2_000;
 // A cancel waits for a request working on the upload to finish rather than pull the bytes from under it.
 const CANCEL_WAIT_MS = 10_000;
 // A chunk or the final PUT waits this long for the lease: the previous request's release is not waited for
-// before its answer, so a client's next request (on another replica) can arrive a moment before it.
-const HANDOVER_WAIT_MS = 1_000;
+// before its answer, so a client's next request (on another replica) can arrive a moment before it; and a
+// client that pipelines its next chunk behind one still being received is served in turn, not refused. A
+// loaded machine can take seconds to finish the previous chunk; a conflicting duplicate still ends in 416.
+const HANDOVER_WAIT_MS = 5_000;
 const CANCEL_POLL_MS = 50;
 // Hash states kept in memory; beyond this the least recently used is dropped and rebuilt from storage if needed.
 const MAX_CACHED_HASHES = 1_000;
