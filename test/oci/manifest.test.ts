@@ -34,9 +34,9 @@ test('an image config keeps what a container runs with and accepts docker nulls'
   const parsed = imageConfigSchema.parse({
     os: 'linux',
     architecture: 'amd64',
-    config: { Cmd: null, Env: ['A=1'], Healthcheck: {} },
+    config: { Cmd: null, Env: ['A=1'], Healthcheck: { Test: ['CMD', 'true'], Retries: 2 }, NotAContainerField: 1 },
     rootfs: { type: 'layers', diff_ids: [DIGEST] },
   });
-  t.deepEqual(parsed.config, { Cmd: null, Env: ['A=1'] });
+  t.deepEqual(parsed.config, { Cmd: null, Env: ['A=1'], Healthcheck: { Test: ['CMD', 'true'], Retries: 2 } });
   t.false(imageConfigSchema.safeParse({ os: 'linux', architecture: 'amd64', rootfs: { type: 'layers', diff_ids: ['nope'] } }).success);
 });
