@@ -246,7 +246,12 @@ test.serial('a registry restart keeps the stacks and resumes a rollout where it 
   await pushImage(registry.url, repository, { tag: 'main' });
   const port = registry.port;
   const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3']);
-  const slow = { ...webCompose(repository).services.web, deploy: { replicas: 3, update_config: { monitor: '2s' } } };
+  // A deadline far past a restart's length: the rollout must resume across it, not revert for the restart's pause.
+  const slow = {
+    ...webCompose(repository).services.web,
+    'x-berth': { track: 'main', healthy_deadline: '120s' },
+    deploy: { replicas: 3, update_config: { monitor: '2s' } },
+  };
   await admin(registry, 'POST', 'stacks/shop', { compose: { services: { web: slow } } });
   await eventually(
     () => status(registry, 'web'),
