@@ -30,8 +30,7 @@ const TERMINAL_BACKLOG_BYTES = 64 * 1024;
  * How long a terminal no client has attached to yet stays open after its process exits: `run -t` attaches
  * just after the start, and a quick command must not end (and its exit code be gone) before that.
  */
-// 2 s was too short on a loaded machine: the attach that follows the start came later and found no socket.
-const FIRST_ATTACH_GRACE_MS = 10_000;
+const FIRST_ATTACH_GRACE_MS = 2000;
 
 /** The process the shim watches, and what to do once its exit is recorded. */
 interface SupervisedRun {
