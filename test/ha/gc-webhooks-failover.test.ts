@@ -15,6 +15,9 @@ import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 // is SIGKILLed, the other asks for one after the failover, and pushes go on throughout with a webhook endpoint.
 const GRACE_SECONDS = 0.2;
 const LOOP_LIMIT_MS = 60_000;
+// Enough pushes to span the failover, few enough that a collection (one manifest per batch, 100 ms apart) stays
+// well inside a request's 30 s: with 200 it took 31 s, and the second replica's collection outlived its request.
+const MAX_PUSHES = 60;
 
 let s3: S3Server | undefined;
 let receiver: WebhookReceiver | undefined;
@@ -87,7 +90,7 @@ test('across a failover two collections never run at once, and every acknowledge
     let stopPushing = false;
     const pushes = (async () => {
       const deadline = Date.now() + LOOP_LIMIT_MS;
-      for (let index = 0; index < 200 && !stopPushing && Date.now() < deadline; index++) {
+      for (let index = 0; index < MAX_PUSHES && !stopPushing && Date.now() < deadline; index++) {
         const image = await pushImage(second.url, repository, { tag: `during-${index}` }).catch(() => undefined);
         if (image) acknowledged.push(image.digest);
         else await sleep(200);
