@@ -12,18 +12,20 @@ test('logs --since takes docker durations, unix seconds and timestamps, and refu
   t.throws(() => parseSince('yesterday', NOW), { message: /invalid --since "yesterday"/ });
 });
 
+/** The fields of a container summary that no status test looks at. */
+const base = {
+  id: 'x',
+  name: 'n',
+  image: 'i',
+  command: 'c',
+  createdAt: '2026-11-23T11:00:00Z',
+  restartCount: 0,
+  ports: [],
+  health: undefined,
+  paused: false,
+};
+
 test("ps words a container's status as docker does", (t) => {
-  const base = {
-    id: 'x',
-    name: 'n',
-    image: 'i',
-    command: 'c',
-    createdAt: '2026-11-23T11:00:00Z',
-    restartCount: 0,
-    ports: [],
-    health: undefined,
-    paused: false,
-  };
   t.is(
     statusText({ ...base, status: 'running', startedAt: '2026-11-23T11:59:55Z', exitCode: undefined, finishedAt: undefined }, NOW),
     'Up 5 seconds',
@@ -47,17 +49,7 @@ test("ps words a container's status as docker does", (t) => {
 });
 
 test("ps shows a running container's health after Up as docker does", (t) => {
-  const running = {
-    id: 'x',
-    name: 'n',
-    image: 'i',
-    command: 'c',
-    createdAt: '2026-11-23T11:00:00Z',
-    restartCount: 0,
-    ports: [],
-    paused: false,
-  };
-  const up = { ...running, status: 'running' as const, startedAt: '2026-11-23T11:58:00Z', exitCode: undefined, finishedAt: undefined };
+  const up = { ...base, status: 'running' as const, startedAt: '2026-11-23T11:58:00Z', exitCode: undefined, finishedAt: undefined };
   t.is(statusText({ ...up, health: 'starting' }, NOW), 'Up 2 minutes (health: starting)');
   t.is(statusText({ ...up, health: 'healthy' }, NOW), 'Up 2 minutes (healthy)');
   t.is(statusText({ ...up, health: 'unhealthy' }, NOW), 'Up 2 minutes (unhealthy)');
