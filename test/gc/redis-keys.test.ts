@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import type { Redis } from 'ioredis';
 import { SCRATCH_SETS } from '../../server/gc/gc-store.js';
 import { RegistryKeys } from '../../server/metadata/keys.js';
 import { RedisGcStore } from '../../server/metadata/redis-gc-store.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { sharedRedis } from '../helpers/shared-redis.js';
 
 const LAYOUT_SOURCE = fileURLToPath(new URL('../../../server/metadata/redis-scripts.ts', import.meta.url));
 
@@ -54,18 +53,7 @@ test('every key the registry builds is in the key layout documented at the top o
   for (const key of built) t.true(documented.has(key), `${key} is not in the documented layout`);
 });
 
-let server: RedisServer;
-let redis: Redis;
-
-test.before(async () => {
-  server = await RedisServer.start();
-  redis = server.client();
-});
-
-test.after.always(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+const redis = sharedRedis();
 
 async function collect<T>(pages: AsyncIterable<T[]>): Promise<T[]> {
   const all: T[] = [];
@@ -74,10 +62,18 @@ async function collect<T>(pages: AsyncIterable<T[]>): Promise<T[]> {
 }
 
 async function writeRecords(keys: RegistryKeys, repository: string, digest: string): Promise<void> {
-  await redis.hset(keys.blob(digest), 'size', '3', 'createdAt', '0');
-  await redis.hset(keys.manifest(digest), 'content', '{}', 'mediaType', 'application/vnd.oci.image.manifest.v1+json');
-  await redis.sadd(keys.repoBlobs(repository), digest);
-  await redis.hset(keys.upload(`upload-of-${repository.replace('/', '-')}`), 'repository', repository, 'storeState', '', 'updatedAt', '1');
+  await redis().hset(keys.blob(digest), 'size', '3', 'createdAt', '0');
+  await redis().hset(keys.manifest(digest), 'content', '{}', 'mediaType', 'application/vnd.oci.image.manifest.v1+json');
+  await redis().sadd(keys.repoBlobs(repository), digest);
+  await redis().hset(
+    keys.upload(`upload-of-${repository.replace('/', '-')}`),
+    'repository',
+    repository,
+    'storeState',
+    '',
+    'updatedAt',
+    '1',
+  );
 }
 
 test('the collector lists only the records under its own key prefix, even a prefix with glob characters', async (t) => {
@@ -89,7 +85,7 @@ test('the collector lists only the records under its own key prefix, even a pref
   await writeRecords(mine, 'library/app', ownDigest);
   await writeRecords(theirs, 'other/app', otherDigest);
 
-  const gc = new RedisGcStore(redis, mine.prefix);
+  const gc = new RedisGcStore(redis(), mine.prefix);
   t.deepEqual(await collect(gc.blobs()), [ownDigest]);
   t.deepEqual(await collect(gc.manifestRecords()), [ownDigest]);
   t.deepEqual(await collect(gc.linkedRepositories()), ['library/app']);

@@ -1,35 +1,23 @@
 import test from 'ava';
-import type { Redis } from 'ioredis';
 import { LeaseLostError, withGcLease } from '../../server/gc/lease.js';
 import { RegistryKeys } from '../../server/metadata/keys.js';
 import { LeaseNames } from '../../server/metadata/metadata-store.js';
 import { RedisGcStore } from '../../server/metadata/redis-gc-store.js';
 import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.js';
 import { WebhookQueue } from '../../server/webhooks/queue.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { sharedRedis } from '../helpers/shared-redis.js';
 
 // What a failover can do to a lease (the primary acknowledged it, died before the replica had it, and another
 // replica took it on the promoted one) is done here directly: the lease key is dropped and taken again.
-let server: RedisServer | undefined;
-let redis: Redis | undefined;
-
-test.before(async () => {
-  server = await RedisServer.start();
-  redis = server.client();
-});
-
-test.after.always(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+const redis = sharedRedis();
 
 function storesFor(prefix: string): { metadata: RedisMetadataStore; keys: RegistryKeys } {
-  return { metadata: new RedisMetadataStore(redis!.duplicate(), prefix), keys: new RegistryKeys(prefix) };
+  return { metadata: new RedisMetadataStore(redis().duplicate(), prefix), keys: new RegistryKeys(prefix) };
 }
 
 /** The lease is lost as in a failover, and another process takes it. */
 async function loseLeaseToAnother(metadata: RedisMetadataStore, keys: RegistryKeys, name: string): Promise<void> {
-  await redis!.del(keys.lease(name));
+  await redis().del(keys.lease(name));
   const other = await metadata.acquireLease(name, 10_000);
   if (!other) throw new Error('the other process could not take the lease');
 }
@@ -38,7 +26,7 @@ test('a collector that lost its lease cannot clear, dequeue or delete anything: 
   const { metadata, keys } = storesFor('fence-gc:');
   const lease = await metadata.acquireLease(LeaseNames.gc, 10_000);
   t.truthy(lease);
-  const gc = new RedisGcStore(redis!, 'fence-gc:').fencedBy(lease!.fence);
+  const gc = new RedisGcStore(redis(), 'fence-gc:').fencedBy(lease!.fence);
   await gc.add('mark', ['sha256:kept']);
   await gc.enqueue(['queued']);
   t.deepEqual(await gc.dequeue(1), ['queued'], 'the holder works as before');
@@ -52,7 +40,7 @@ test('a collector that lost its lease cannot clear, dequeue or delete anything: 
   await t.throwsAsync(gc.finishBlobs(['sha256:kept']), { instanceOf: LeaseLostError });
   // Nothing of the new holder's state was touched.
   t.true(await gc.whichAreMembers('mark', ['sha256:kept']).then(([member]) => member === true));
-  t.is(await redis!.llen(keys.gcQueue()), 1);
+  t.is(await redis().llen(keys.gcQueue()), 1);
   await metadata.close();
 });
 
@@ -71,7 +59,7 @@ test('the collector lease check asks Redis: a lease dropped by a failover stops 
 test('a webhook worker that lost its lease cannot pop the head it delivered: the new holder still sees it', async (t) => {
   const prefix = 'fence-hooks:';
   const { metadata, keys } = storesFor(prefix);
-  const queue = new WebhookQueue(redis!, prefix, 10);
+  const queue = new WebhookQueue(redis(), prefix, 10);
   const name = LeaseNames.webhook('receiver');
   const lease = await metadata.acquireLease(name, 10_000);
   await queue.enqueue(['receiver'], { id: 'event-1', action: 'push', repository: 'a', body: '{}' });
