@@ -17,6 +17,8 @@ const AOF_FAILURE = /(Error writing to|Short write while writing to|Can't persis
 // While read-only, the data directory's free space is checked this often; writes resume above the threshold.
 const SPACE_CHECK_MS = 2_000;
 const RESUME_FREE_BYTES = 16 << 20;
+// What setpriv (util-linux) prints when it cannot run the binary it was given.
+const SETPRIV_EXEC_FAILED = /^setpriv: failed to execute/;
 
 export class RedisBinaryMissingError extends Error {
   override name = 'RedisBinaryMissingError';
@@ -38,6 +40,8 @@ export class EmbeddedRedis {
   readonly socketPath: string;
   private readonly directory: string;
   private child: ChildProcess | undefined;
+  /** Settles once the child has exited and its output has been read to the end. */
+  private childClosed: Promise<void> = Promise.resolve();
   private stopping = false;
   private restartDelayMs = 500;
   private recentOutput: string[] = [];
@@ -112,18 +116,16 @@ export class EmbeddedRedis {
     this.recentOutput = [];
     return new Promise((resolve, reject) => {
       // Its own process group: a signal to the registry's group (Ctrl-C, `docker stop` through tini -g) must
-      // not stop Redis before the registry has finished with it; the registry stops it last.
-      const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      this.child = child;
-      child.once('error', (error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') {
-          reject(
-            new RedisBinaryMissingError(
-              `redis-server not found (looked for "${this.binary}"): install it with "apt-get install redis-server", or set redis.url (BERTH_REDIS__URL) to use an existing Redis`,
-            ),
-          );
-        } else reject(error);
+      // not stop Redis before the registry has finished with it; the registry stops it last. setpriv gives it a
+      // parent-death signal, so a registry killed outright (SIGKILL, the OOM killer) takes it along instead of
+      // leaving it holding the append-only file; SIGTERM lets Redis finish its last fsync.
+      const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', this.binary, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
+      this.child = child;
+      this.childClosed = new Promise((resolveClosed) => child.once('close', () => resolveClosed()));
+      child.once('error', reject);
       child.once('spawn', () => resolve());
       for (const stream of [child.stdout, child.stderr]) {
         stream?.setEncoding('utf8');
@@ -193,6 +195,12 @@ export class EmbeddedRedis {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (this.child?.exitCode !== null || this.child?.signalCode !== null) {
+        await this.childClosed;
+        if (this.recentOutput.some((line) => SETPRIV_EXEC_FAILED.test(line))) {
+          throw new RedisBinaryMissingError(
+            `redis-server not found (looked for "${this.binary}"): install it with "apt-get install redis-server", or set redis.url (BERTH_REDIS__URL) to use an existing Redis`,
+          );
+        }
         throw new Error(`embedded redis-server exited during start: ${this.recentOutput.slice(-5).join(' | ')}`);
       }
       if (await redisAnswers({ path: this.socketPath })) return;

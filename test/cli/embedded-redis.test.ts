@@ -47,3 +47,14 @@ test('a registry killed with SIGKILL restarts over the same data directory and s
   t.is(response.status, 200);
   t.deepEqual(Buffer.from(await response.arrayBuffer()), blob);
 });
+
+test('a registry killed with SIGKILL takes its embedded redis-server with it', async (t) => {
+  const registry = await RegistryProcess.start();
+  t.teardown(() => registry.destroy());
+  const pid = Number((await readFile(path.join(registry.dataDir, 'redis', 'redis.pid'), 'utf8')).trim());
+  await registry.stop('SIGKILL');
+
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) !== '') await sleep(50);
+  t.is(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''), '', `redis-server ${pid} outlived its registry`);
+});
