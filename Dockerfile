@@ -4,7 +4,7 @@
 #   docker build -t berth .
 # Offline, with the same file (how test/ops/dockerfile.test.ts builds it; no network is used at all):
 #   docker build --build-arg APP_SOURCE=prebuilt --build-arg RUNTIME_PACKAGES=base \
-#     --build-arg NODE_IMAGE=<a local image with node, /bin/sh, redis-server and tini> -t berth <context>
+#     --build-arg NODE_IMAGE=<a local image with node, /bin/sh, setpriv, redis-server and tini> -t berth <context>
 #   where <context> holds this Dockerfile, package.json and prebuilt/ (dist/{oci,platform,server} from `npm run build` and the
 #   node_modules of `npm ci --omit=dev`, made on a machine that has them).
 # Stages are chosen by build arguments, so this needs BuildKit (the default builder since Docker 23; on older

@@ -4,18 +4,19 @@ import type { DockerDaemon } from './dockerd.js';
 import { run } from './exec.js';
 import { createBusyboxRootfs, tarDirectory } from './test-images.js';
 
-// Where the root Dockerfile's base image keeps what the registry runs, as in node:20-bookworm-slim plus the
-// Debian packages the Dockerfile installs.
+// Where the root Dockerfile's base image keeps what the registry runs, as in node:20-bookworm-slim (setpriv is
+// util-linux's, essential in Debian) plus the Debian packages the Dockerfile installs.
 const BASE_PROGRAMS: Record<string, string> = {
   node: 'usr/local/bin/node',
   'redis-server': 'usr/bin/redis-server',
+  setpriv: 'usr/bin/setpriv',
   tini: 'usr/bin/tini',
 };
 const BASE_PATH = '/usr/local/bin:/usr/bin:/bin';
 
 /**
  * Imports a stand-in for the Dockerfile's NODE_IMAGE (Docker Hub is out of reach): a busybox userland plus
- * this machine's node, redis-server and tini and the shared libraries ldd says they load.
+ * this machine's node, redis-server, setpriv and tini and the shared libraries ldd says they load.
  */
 export async function importNodeBaseImage(daemon: DockerDaemon, workDir: string, tag: string): Promise<void> {
   const rootfs = await mkdtemp(path.join(workDir, 'node-base-'));
