@@ -188,6 +188,11 @@ const httpSchema = z
     idleTimeoutSeconds: z.number().min(1).default(300),
     keepAliveTimeoutSeconds: z.number().min(1).default(65),
     /**
+     * On SIGTERM, requests in flight get this long to finish before their connections are cut: below docker
+     * stop's and Kubernetes' default 10 s grace, so the registry still stops its Redis and exits by itself.
+     */
+    drainTimeoutSeconds: z.number().min(0).default(8),
+    /**
      * A request body that delivers fewer than minBytes in any window of windowSeconds (while the registry is
      * waiting for it) is answered 408 and closed. There is no total time limit: a body that keeps moving at
      * this rate is never cut, however large.

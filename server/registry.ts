@@ -9,6 +9,7 @@ import { createGc } from './gc/setup.js';
 import { createDeploy } from './deploy/setup.js';
 import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
 import { applyConnectionLimits } from './http/connection-limits.js';
+import { drainServer } from './http/drain.js';
 import type { UploadPolicy } from './metadata/metadata-store.js';
 import { RedisMetadataStore } from './metadata/redis-metadata-store.js';
 import { createOps } from './ops-setup.js';
@@ -110,10 +111,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
     port,
     routes,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await drainServer(server, config.http.drainTimeoutSeconds * 1000, logger);
       await stopInReverse(started, logger);
     },
   };

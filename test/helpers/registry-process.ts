@@ -61,7 +61,7 @@ export class RegistryProcess {
     return this.process.output;
   }
 
-  /** Stops the registry; SIGKILL simulates a crash (the embedded Redis is then left to the next start). */
+  /** Stops the registry; SIGKILL simulates a crash (the embedded Redis, given a parent-death signal, goes too). */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (this.process.running) this.child.kill(signal);
     await this.process.exited;
