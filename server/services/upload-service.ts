@@ -120,7 +120,11 @@ export class UploadService {
         }
         const prepared = await this.commitGuard.prepare(actual);
         await confirmHeld();
-        await this.store.commitUpload(toHandle(current), actual);
+        // Bytes already recorded under the digest were verified when they were committed: they stay, and this
+        // upload's copy is dropped. Rewriting them would cost a copy and, on an S3-compatible server that
+        // overwrites objects in place (s3rver does), let a reader of the blob find it missing meanwhile.
+        if (prepared === 'existing') await this.store.abortUpload(toHandle(current));
+        else await this.store.commitUpload(toHandle(current), actual);
         return this.recordCommitted(current, actual, prepared, origin);
       },
       HANDOVER_WAIT_MS,

@@ -18,6 +18,8 @@ import { filesystemBackend, s3Backend, type StorageBackend } from '../helpers/st
 // allows (5 MiB), so a 12 MiB blob spans three segments; one S3 server lacks UploadPartCopy, as some
 // S3-compatible servers do, so blobs there are assembled by sending the segments through the registry.
 const MiB = 1024 * 1024;
+// Pushes of a blob the registry already holds, racing reads of it (docker pushes a shared base layer again).
+const REPUSHES = 20;
 const backends: StorageBackend[] = [
   filesystemBackend(),
   s3Backend('s3 (redirect)', { redirect: true }),
@@ -66,6 +68,25 @@ for (const backend of backends) {
     t.is(head.headers.get('content-length'), String(blob.size));
     t.is(head.headers.get('docker-content-digest'), blob.digest);
     await assertBlobReadsBack(t, registry(), repo, blob);
+  });
+
+  test(`${backend.name}: a blob pushed again while clients read it is always served whole`, async (t) => {
+    const repo = uniqueRepo('storage');
+    const blob = makeBlob(MiB);
+    t.is((await postBlob(registry().url, repo, blob)).status, 201);
+    const statuses: string[] = [];
+    let pushing = true;
+    const reading = (async () => {
+      for (let round = 0; pushing && round < 500; round++) {
+        const response = await getBlob(registry(), repo, blob.digest);
+        const bytes = await readBytes(response).catch(() => Buffer.alloc(0));
+        if (response.status !== 200 || !bytes.equals(blob.bytes)) statuses.push(`${response.status} with ${bytes.length} bytes`);
+      }
+    })();
+    for (let push = 0; push < REPUSHES; push++) t.is((await postBlob(registry().url, repo, blob)).status, 201);
+    pushing = false;
+    await reading;
+    t.deepEqual(statuses, [], 'reads during the re-pushes that were not the whole blob');
   });
 
   test(`${backend.name}: an empty blob pushed in one POST reads back empty`, async (t) => {
