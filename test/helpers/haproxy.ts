@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CapturedProcess } from '../../platform/process.js';
 import { freePort } from './free-port.js';
 
 /**
@@ -10,20 +11,11 @@ import { freePort } from './free-port.js';
  * `backends` (also the requests of one keep-alive connection), with /readyz as the health check.
  */
 export class Haproxy {
-  private output = '';
-  private readonly exited: Promise<void>;
-
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly process: CapturedProcess,
     private readonly directory: string,
     readonly port: number,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding('utf8');
-      stream?.on('data', (text: string) => (this.output += text));
-    }
-  }
+  ) {}
 
   static async start(backends: number[]): Promise<Haproxy> {
     const directory = await mkdtemp(path.join(tmpdir(), 'berth-haproxy-'));
@@ -52,7 +44,11 @@ export class Haproxy {
         '',
       ].join('\n'),
     );
-    const proxy = new Haproxy(spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] }), directory, port);
+    const proxy = new Haproxy(
+      new CapturedProcess(spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] })),
+      directory,
+      port,
+    );
     await proxy.waitUntilReady();
     return proxy;
   }
@@ -67,20 +63,19 @@ export class Haproxy {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    await this.exited;
+    await this.process.stop();
     await rm(this.directory, { recursive: true, force: true });
   }
 
   /** Until haproxy answers and its health checks found a replica ready (before that it answers 503 itself). */
   private async waitUntilReady(): Promise<void> {
     for (let attempt = 0; attempt < 200; attempt++) {
-      if (this.child.exitCode !== null) break;
+      if (!this.process.running) break;
       const response = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
       if (response?.ok) return;
       await sleep(50);
     }
     await this.stop();
-    throw new Error(`haproxy did not start:\n${this.output}`);
+    throw new Error(`haproxy did not start:\n${this.process.output}`);
   }
 }

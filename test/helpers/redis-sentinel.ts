@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { CapturedProcess } from '../../platform/process.js';
 import { redisAnswers } from '../../server/redis/connect.js';
 import { eventually } from './eventually.js';
 import { freePort } from './free-port.js';
@@ -14,38 +15,31 @@ const SENTINELS = 3;
 
 /** One redis-server or redis-sentinel child, its output kept for the failure message. */
 class RedisChild {
-  output = '';
-  private readonly exited: Promise<void>;
-
-  constructor(
-    readonly child: ChildProcess,
+  private constructor(
+    private readonly process: CapturedProcess,
     readonly port: number,
-  ) {
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding('utf8');
-      stream?.on('data', (text: string) => (this.output = (this.output + text).slice(-8_000)));
-    }
-  }
+  ) {}
 
   static async start(binary: string, args: string[], port: number): Promise<RedisChild> {
-    const started = new RedisChild(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+    const started = new RedisChild(new CapturedProcess(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })), port);
     for (let attempt = 0; attempt < 200; attempt++) {
       if (await redisAnswers({ host: '127.0.0.1', port })) return started;
-      if (started.child.exitCode !== null) break;
+      if (!started.process.running) break;
       await sleep(25);
     }
-    await started.stop('SIGKILL');
-    throw new Error(`${binary} on port ${port} did not start:\n${started.output}`);
+    await started.kill();
+    throw new Error(`${binary} on port ${port} did not start:\n${started.process.output}`);
   }
 
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+  /** SIGTERM, then SIGKILL if it is still there after a grace period. */
+  stop(): Promise<void> {
+    return this.process.stop();
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.running) this.child.kill(signal);
-    await this.exited;
+  /** SIGKILL: the server dies as in a crash, with no chance to tell its replicas or clients. */
+  async kill(): Promise<void> {
+    if (this.process.running) this.process.child.kill('SIGKILL');
+    await this.process.exited;
   }
 }
 
@@ -203,7 +197,7 @@ export class SentinelRedis {
 
   /** SIGKILL of the primary; its relay then refuses connections like the dead server. */
   async killPrimary(): Promise<void> {
-    await this.primary.stop('SIGKILL');
+    await this.primary.kill();
     await this.relay.stop();
   }
 
