@@ -89,7 +89,7 @@ function sizePairs(references: SizedDigest[]): [string, string][] {
  * Redis refuses writes but still serves reads: it cannot persist (MISCONF), the embedded Redis runs read-only
  * after a full disk (NOREPLICAS, see server/redis/embedded-redis.ts), it is a replica (READONLY) or full (OOM).
  */
-export function isWriteRefused(error: unknown): boolean {
+function isWriteRefused(error: unknown): boolean {
   return error instanceof Error && /^(MISCONF|NOREPLICAS|READONLY|OOM) /.test(error.message);
 }
 
