@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { RegistryKeys } from '../metadata/keys.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
 import { ROBOT_PREFIX, type Identity, type IdentityStore } from './identities.js';
-import { hashPassword, hashRobotSecret, newRobotSecret, passwordMatches, robotSecretMatches } from './secrets.js';
+import { hashPassword, hashRandomSecret, newRandomSecret, passwordMatches, randomSecretMatches } from './secrets.js';
 
 const ACCOUNT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
@@ -89,7 +89,7 @@ export class RedisIdentityStore implements IdentityStore {
       return (await passwordMatches(secret, user?.passwordHash)) && user ? userIdentity(username, user) : undefined;
     }
     const stored = await this.readRobot(robot);
-    if (!robotSecretMatches(secret, stored?.secretHash) || !stored || this.expired(stored)) return undefined;
+    if (!randomSecretMatches(secret, stored?.secretHash) || !stored || this.expired(stored)) return undefined;
     await this.redis.hset(this.robotsUsedKey, robot, this.now().toISOString());
     return robotIdentity(robot, stored);
   }
@@ -135,9 +135,9 @@ export class RedisIdentityStore implements IdentityStore {
   /** Creates a robot and returns its secret: the only time it exists anywhere outside the caller. */
   async createRobot(options: NewRobot): Promise<{ robot: RobotSummary; secret: string }> {
     assertAccountName(options.name);
-    const secret = newRobotSecret();
+    const secret = newRandomSecret();
     const stored: StoredRobot = {
-      secretHash: hashRobotSecret(secret),
+      secretHash: hashRandomSecret(secret),
       groups: options.groups ?? [],
       expiresAt: options.expiresAt?.toISOString(),
       description: options.description,
@@ -153,8 +153,8 @@ export class RedisIdentityStore implements IdentityStore {
   async regenerateRobotSecret(name: string): Promise<{ robot: RobotSummary; secret: string } | undefined> {
     const stored = await this.readRobot(name);
     if (!stored) return undefined;
-    const secret = newRobotSecret();
-    const updated: StoredRobot = { ...stored, secretHash: hashRobotSecret(secret) };
+    const secret = newRandomSecret();
+    const updated: StoredRobot = { ...stored, secretHash: hashRandomSecret(secret) };
     await this.redis.multi().hset(this.robotsKey, name, JSON.stringify(updated)).hincrby(this.generationsKey, `robot:${name}`, 1).exec();
     return { robot: robotSummary(name, updated, (await this.redis.hget(this.robotsUsedKey, name)) ?? undefined), secret };
   }

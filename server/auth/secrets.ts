@@ -16,17 +16,20 @@ export async function passwordMatches(password: string, hash: string | undefined
   return hash !== undefined && matches;
 }
 
-/** 256 random bits: too long to guess, so a fast hash is enough to store it (no bcrypt cost per pull). */
-export function newRobotSecret(): string {
+/**
+ * 256 random bits (robot secrets, join tokens, node credentials): too long to guess, so a fast hash is enough to
+ * store it (no bcrypt cost per pull).
+ */
+export function newRandomSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-export function hashRobotSecret(secret: string): string {
+export function hashRandomSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
 /** Compares digests, not the strings, so the time taken reveals nothing about the stored value. */
-export function robotSecretMatches(secret: string, storedHash: string | undefined): boolean {
+export function randomSecretMatches(secret: string, storedHash: string | undefined): boolean {
   const presented = createHash('sha256').update(secret).digest();
   const stored = Buffer.from(storedHash ?? '', 'hex');
   return stored.length === presented.length && timingSafeEqual(presented, stored);

@@ -3,7 +3,8 @@ import { CodedError } from '../../platform/errors.js';
 import { DeployErrors } from './deploy-errors.js';
 import type { DeployStore } from './deploy-store.js';
 import type { Assignment, NodeRecord, ReplicaReport } from './deploy-types.js';
-import { issueSecret, secretMatches, splitSecret } from './secrets.js';
+import { randomSecretMatches } from '../auth/secrets.js';
+import { issueSecret, splitSecret } from './secrets.js';
 
 export const JOIN_TOKEN_PREFIX = 'berth-join';
 export const NODE_CREDENTIAL_PREFIX = 'berth-node';
@@ -44,7 +45,7 @@ export class NodeService {
   async join(request: JoinRequest): Promise<{ node: string; credential: string }> {
     const parts = splitSecret(JOIN_TOKEN_PREFIX, request.token);
     const stored = parts ? await this.store.joinToken(parts.id) : undefined;
-    if (!parts || !stored || !secretMatches(parts.secret, stored.hash) || stored.expiresAt < this.now())
+    if (!parts || !stored || !randomSecretMatches(parts.secret, stored.hash) || stored.expiresAt < this.now())
       throw new CodedError(DeployErrors.JOIN_TOKEN_INVALID);
     const credential = issueSecret(NODE_CREDENTIAL_PREFIX, request.name);
     const previous = await this.store.node(request.name);
@@ -67,7 +68,7 @@ export class NodeService {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
     const parts = token ? splitSecret(NODE_CREDENTIAL_PREFIX, token) : undefined;
     const node = parts ? await this.store.node(parts.id) : undefined;
-    if (!parts || !node || !secretMatches(parts.secret, node.credentialHash)) throw new CodedError(DeployErrors.NODE_UNAUTHORIZED);
+    if (!parts || !node || !randomSecretMatches(parts.secret, node.credentialHash)) throw new CodedError(DeployErrors.NODE_UNAUTHORIZED);
     return node.name;
   }
 
