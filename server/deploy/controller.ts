@@ -118,8 +118,7 @@ export class DeployController {
   private async snapshot(): Promise<Snapshot> {
     const now = this.options.now();
     const [nodes, seen] = await Promise.all([this.store.nodes(), this.store.lastSeen()]);
-    const reports = new Map<string, ReplicaReport>();
-    for (const node of nodes) for (const report of await this.store.reports(node.name)) reports.set(report.replica, report);
+    const reports = await this.store.reports(nodes.map((node) => node.name));
     return {
       now,
       nodes: nodes.map((node) => placementNode(node, Math.max(seen.get(node.name) ?? 0, this.leaderSince), now, this.options.nodeGraceMs)),

@@ -8,9 +8,37 @@ import type { ServiceSpec } from './compose/stack-spec.js';
 import { DeployErrors } from './deploy-errors.js';
 import { serviceId } from './deploy-keys.js';
 import type { DeployStore, NewRevision } from './deploy-store.js';
-import type { HistoryEntry, Revision, ServiceRecord } from './deploy-types.js';
+import type { HistoryEntry, ReplicaReport, Revision, ServiceRecord } from './deploy-types.js';
 
 const STACK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export interface ServiceStatus {
+  service: string;
+  desired: number;
+  rollout: ServiceRecord['state']['rollout'];
+  unplaced: ServiceRecord['state']['unplaced'];
+  replicas: Array<{ slot: string; node: string; revision: number; health: string; message: string }>;
+}
+
+/** A replica is as healthy as its node last reported it, once that report is of the revision it should run. */
+function statusOf(id: string, record: ServiceRecord, reports: Map<string, ReplicaReport>): ServiceStatus {
+  return {
+    service: id,
+    desired: record.desired,
+    rollout: record.state.rollout,
+    unplaced: record.state.unplaced,
+    replicas: Object.entries(record.state.slots).map(([slot, value]) => {
+      const report = reports.get(`${id}/${slot}`);
+      return {
+        slot,
+        node: value.node,
+        revision: value.revision,
+        health: report?.revision === value.revision ? report.health : 'starting',
+        message: report?.message ?? '',
+      };
+    }),
+  };
+}
 
 export interface DeployResult {
   stack: string;
@@ -99,6 +127,23 @@ export class DeployService {
     const change = newRevision(name, spec, current.digest, 'scale');
     const [number] = await this.store.createRevisions(stack, [change], () => created([change], name));
     return { revision: number! };
+  }
+
+  /** Every service of the stack with its replicas' health, reading the nodes' reports once. */
+  async stackStatus(stack: string): Promise<ServiceStatus[]> {
+    const names = await this.store.stackServices(stack);
+    if (names.length === 0) throw new CodedError(DeployErrors.STACK_UNKNOWN, `no stack ${stack}`);
+    const [records, reports] = await Promise.all([Promise.all(names.map((name) => this.requireService(stack, name))), this.allReports()]);
+    return records.map((record, index) => statusOf(serviceId(stack, names[index]!), record, reports));
+  }
+
+  async serviceStatus(stack: string, name: string): Promise<ServiceStatus> {
+    const [record, reports] = await Promise.all([this.requireService(stack, name), this.allReports()]);
+    return statusOf(serviceId(stack, name), record, reports);
+  }
+
+  private async allReports(): Promise<Map<string, ReplicaReport>> {
+    return this.store.reports((await this.store.nodes()).map((node) => node.name));
   }
 
   async requireService(stack: string, name: string): Promise<ServiceRecord> {

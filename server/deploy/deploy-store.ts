@@ -276,8 +276,19 @@ export class DeployStore {
     await transaction.publish(this.keys.wakeChannel(), 'report').exec();
   }
 
-  async reports(node: string): Promise<ReplicaReport[]> {
-    return Object.values(await this.redis.hgetall(this.keys.reports(node))).map((text) => JSON.parse(text) as ReplicaReport);
+  /** Every replica report of these nodes by replica, in one round trip. */
+  async reports(nodes: string[]): Promise<Map<string, ReplicaReport>> {
+    const pipeline = this.redis.pipeline();
+    for (const node of nodes) pipeline.hgetall(this.keys.reports(node));
+    const reports = new Map<string, ReplicaReport>();
+    for (const [error, fields] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      for (const text of Object.values(fields as Record<string, string>)) {
+        const report = JSON.parse(text) as ReplicaReport;
+        reports.set(report.replica, report);
+      }
+    }
+    return reports;
   }
 
   async addJoinToken(id: string, hash: string, expiresAt: number): Promise<void> {

@@ -32,12 +32,10 @@ export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: Regi
   });
   router.get(`${BASE}/stacks/:stack`, async (ctx: Context) => {
     const stack = ctx.params.stack ?? '';
-    const names = await store.stackServices(stack);
-    if (names.length === 0) throw new CodedError(DeployErrors.STACK_UNKNOWN, `no stack ${stack}`);
-    ctx.body = { stack, services: await Promise.all(names.map((name) => serviceStatus(ctx, stack, name))) };
+    ctx.body = { stack, services: await deploy.stackStatus(stack) };
   });
   router.get(`${BASE}/stacks/:stack/services/:service`, async (ctx: Context) => {
-    ctx.body = await serviceStatus(ctx, ctx.params.stack ?? '', ctx.params.service ?? '');
+    ctx.body = await deploy.serviceStatus(ctx.params.stack ?? '', ctx.params.service ?? '');
   });
   router.get(`${BASE}/stacks/:stack/services/:service/history`, async (ctx: Context) => {
     const { stack = '', service = '' } = ctx.params;
@@ -77,29 +75,6 @@ export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: Regi
     emptyResponse(ctx, 204);
   });
 
-  async function serviceStatus(_ctx: Context, stack: string, name: string) {
-    const record = await deploy.requireService(stack, name);
-    const id = serviceId(stack, name);
-    const reports = new Map(
-      (await Promise.all((await store.nodes()).map((node) => store.reports(node.name)))).flat().map((report) => [report.replica, report]),
-    );
-    return {
-      service: id,
-      desired: record.desired,
-      rollout: record.state.rollout,
-      unplaced: record.state.unplaced,
-      replicas: Object.entries(record.state.slots).map(([slot, value]) => {
-        const report = reports.get(`${id}/${slot}`);
-        return {
-          slot,
-          node: value.node,
-          revision: value.revision,
-          health: report?.revision === value.revision ? report.health : 'starting',
-          message: report?.message ?? '',
-        };
-      }),
-    };
-  }
   return router;
 }
 
