@@ -1,6 +1,6 @@
 /**
  * Every Redis key of the deployment control plane, as metadata/keys.ts does for the registry's: nothing else
- * in server/deploy builds a key name, and the scripts (deploy-scripts.ts) receive them as KEYS.
+ * in server/deploy builds a key name, and the scripts (in deploy-store.ts) receive them as KEYS.
  *
  *   <p>deploy:stacks                   SET stack names
  *   <p>deploy:stack:<stack>            SET service names of the stack

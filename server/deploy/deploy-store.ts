@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LuaScript } from '../redis/lua-script.js';
 import { DeployKeys, serviceId } from './deploy-keys.js';
 import {
   EMPTY_STATE,
@@ -37,7 +38,7 @@ export interface ControllerWrite {
 export type WriteOutcome = 'ok' | 'stale' | 'conflict';
 
 // Every service of a deploy gets its revision in one step: a stack is never half-deployed.
-const CREATE_REVISIONS = `
+const CREATE_REVISIONS = new LuaScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 local numbers = {}
 local n = (#KEYS - 2) / 4
@@ -55,11 +56,11 @@ for i = 0, n - 1 do
 end
 redis.call('PUBLISH', ARGV[#ARGV], 'deploy')
 return numbers
-`;
+`);
 
 // The fencing check and the whole change in one step: a controller whose lease was taken over (another
 // holder, or a newer epoch) changes nothing, nor does one that read the service before another write.
-const CONTROLLER_WRITE = `
+const CONTROLLER_WRITE = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'stale' end
 local generation = redis.call('HGET', KEYS[3], 'generation') or '0'
 if generation ~= ARGV[3] then return 'conflict' end
@@ -84,28 +85,28 @@ for k = 6, #KEYS do
   redis.call('HINCRBY', KEYS[k], 'version', 1)
 end
 return 'ok'
-`;
+`);
 
 // A new holder takes the lease only when it is free, and every taking bumps the epoch: the fencing token.
-const ACQUIRE_LEASE = `
+const ACQUIRE_LEASE = new LuaScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return tonumber(redis.call('GET', KEYS[2]))
 end
 return false
-`;
+`);
 
-const RENEW_LEASE = `
+const RENEW_LEASE = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
-`;
+`);
 
-const RELEASE_LEASE = `
+const RELEASE_LEASE = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
-`;
+`);
 
 /** Stacks, services, revisions, nodes and assignments in the registry's Redis. */
 export class DeployStore {
@@ -133,7 +134,7 @@ export class DeployStore {
       );
     }
     args.push(this.keys.wakeChannel());
-    return (await this.redis.eval(CREATE_REVISIONS, keys.length, ...keys, ...args)) as number[];
+    return (await CREATE_REVISIONS.run(this.redis, args, keys)) as number[];
   }
 
   async stacks(): Promise<string[]> {
@@ -182,19 +183,16 @@ export class DeployStore {
   }
 
   async acquireController(holder: string, ttlMs: number): Promise<number | undefined> {
-    const epoch = await this.redis.eval(ACQUIRE_LEASE, 2, this.keys.controller(), this.keys.controllerEpoch(), holder, String(ttlMs));
+    const epoch = await ACQUIRE_LEASE.run(this.redis, [holder, ttlMs], [this.keys.controller(), this.keys.controllerEpoch()]);
     return typeof epoch === 'number' ? epoch : undefined;
   }
 
   async renewController(holder: string, epoch: number, ttlMs: number): Promise<boolean> {
-    return (
-      (await this.redis.eval(RENEW_LEASE, 2, this.keys.controller(), this.keys.controllerEpoch(), holder, String(epoch), String(ttlMs))) ===
-      1
-    );
+    return (await RENEW_LEASE.run(this.redis, [holder, String(epoch), ttlMs], [this.keys.controller(), this.keys.controllerEpoch()])) === 1;
   }
 
   async releaseController(holder: string): Promise<void> {
-    await this.redis.eval(RELEASE_LEASE, 1, this.keys.controller(), holder);
+    await RELEASE_LEASE.run(this.redis, [holder], [this.keys.controller()]);
   }
 
   async write(change: ControllerWrite): Promise<WriteOutcome> {
@@ -217,7 +215,7 @@ export class DeployStore {
       args.push(String(sets.length), ...sets.flatMap(([replica, assignment]) => [replica, JSON.stringify(assignment)]));
       args.push(String(dels.length), ...dels.map(([replica]) => replica));
     }
-    return (await this.redis.eval(CONTROLLER_WRITE, keys.length, ...keys, ...args)) as WriteOutcome;
+    return (await CONTROLLER_WRITE.run(this.redis, args, keys)) as WriteOutcome;
   }
 
   async nodes(): Promise<NodeRecord[]> {

@@ -13,7 +13,7 @@ import {
 } from './gc-scripts.js';
 import { KeyFamily, RegistryKeys } from './keys.js';
 import type { LeaseFence } from './metadata-store.js';
-import { LuaScript } from './redis-metadata-store.js';
+import { LuaScript } from '../redis/lua-script.js';
 
 // Keys per SCAN/SSCAN/HSCAN/ZSCAN round trip: the collector never holds more than a few such pages in memory.
 const SCAN_COUNT = 1000;

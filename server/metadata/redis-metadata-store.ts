@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
   BlobCommitState,
@@ -15,6 +14,7 @@ import type {
   UploadSession,
 } from './metadata-store.js';
 import type { SizedDigest } from '../oci/manifest.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { RegistryKeys } from './keys.js';
 import { isDeadLocalHolder, newLeaseHolder } from './lease-holder.js';
 import {
@@ -35,45 +35,10 @@ import {
   takeOverLeaseScript,
 } from './redis-scripts.js';
 
-type RedisArgument = string | Buffer | number;
-
 // A blob read (HEAD/GET) refreshes its touchedAt at most this often: garbage collection's grace period is
 // far longer, and one write per blob per second costs nothing next to one per request.
 const TOUCH_RESOLUTION_MS = 1_000;
 const NEVER_TOUCH = -1;
-
-// ioredis has Buffer-reply variants of every command at runtime but declares none for EVAL/EVALSHA
-// (and its callBuffer drops the command name under auto-pipelining).
-interface BufferScripting {
-  evalshaBuffer(sha: string, numberOfKeys: number, ...args: RedisArgument[]): Promise<unknown>;
-  evalBuffer(source: string, numberOfKeys: number, ...args: RedisArgument[]): Promise<unknown>;
-}
-
-/** A Lua script run by its SHA1, loaded into Redis on first use (and again after a Redis restart). */
-export class LuaScript {
-  private readonly sha: string;
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: Redis, args: RedisArgument[]): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, 0, ...args);
-    } catch (error) {
-      if (!isNoScript(error)) throw error;
-      return redis.eval(this.source, 0, ...args);
-    }
-  }
-
-  async runBuffer(redis: Redis, args: RedisArgument[]): Promise<unknown> {
-    try {
-      return await (redis as unknown as BufferScripting).evalshaBuffer(this.sha, 0, ...args);
-    } catch (error) {
-      if (!isNoScript(error)) throw error;
-      return (redis as unknown as BufferScripting).evalBuffer(this.source, 0, ...args);
-    }
-  }
-}
 
 // The record keeps the digest lists for the garbage collector; the scripts compare sizes as the decimal
 // strings Redis stores them as.
@@ -91,10 +56,6 @@ function sizePairs(references: SizedDigest[]): [string, string][] {
  */
 function isWriteRefused(error: unknown): boolean {
   return error instanceof Error && /^(MISCONF|NOREPLICAS|READONLY|OOM) /.test(error.message);
-}
-
-function isNoScript(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('NOSCRIPT');
 }
 
 const scripts = {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RegistryKeys } from '../metadata/keys.js';
+import { LuaScript } from '../redis/lua-script.js';
 import type { LeaseFence } from '../metadata/metadata-store.js';
 
 /** One queued delivery: the exact body that is signed and sent, and what the log shows about it. */
@@ -25,7 +26,7 @@ export interface DeliveryLogEntry {
 // Removes the head only if it is still the entry delivered and the worker still holds the endpoint's lease
 // (KEYS[5] holds ARGV[6]): a worker that lost its lease while a delivery hung (or in a failover that lost the
 // lease) must not pop the event after it, which another replica may not have delivered yet.
-const FINISH_HEAD = `
+const FINISH_HEAD = new LuaScript(`
 if redis.call('GET', KEYS[5]) ~= ARGV[6] then return 0 end
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
 redis.call('LPOP', KEYS[1])
@@ -33,11 +34,11 @@ redis.call('HDEL', KEYS[2], ARGV[2])
 if ARGV[5] == '1' then redis.call('RPUSH', KEYS[4], ARGV[1]) end
 redis.call('LPUSH', KEYS[3], ARGV[3])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-return 1`;
+return 1`);
 
 // Moves dead letters (all, or the one whose event id is ARGV[1]) to the tail of the endpoint's queue, in the
 // order they died, atomically: a redelivery can neither lose an event nor queue it twice.
-const REQUEUE_DEAD = `
+const REQUEUE_DEAD = new LuaScript(`
 local moved = 0
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   if ARGV[1] == '' or cjson.decode(raw).id == ARGV[1] then
@@ -46,7 +47,7 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
     moved = moved + 1
   end
 end
-return moved`;
+return moved`);
 
 /**
  * The durable webhook queues in Redis: a list per endpoint (so each endpoint receives events in order and a
@@ -100,7 +101,7 @@ export class WebhookQueue {
     ];
     const dead = entry.outcome === 'dead_lettered' ? '1' : '0';
     const args = [raw, entry.eventId, JSON.stringify(entry), this.logSize, dead, fence.holder];
-    const done = await this.redis.eval(FINISH_HEAD, keys.length, ...keys, ...args);
+    const done = await FINISH_HEAD.run(this.redis, args, keys);
     return done === 1;
   }
 
@@ -126,7 +127,7 @@ export class WebhookQueue {
    */
   async redeliverDeadLetters(endpoint: string, eventId?: string): Promise<number> {
     return Number(
-      await this.redis.eval(REQUEUE_DEAD, 2, this.keys.webhookDeadLetters(endpoint), this.keys.webhookQueue(endpoint), eventId ?? ''),
+      await REQUEUE_DEAD.run(this.redis, [eventId ?? ''], [this.keys.webhookDeadLetters(endpoint), this.keys.webhookQueue(endpoint)]),
     );
   }
 
