@@ -216,6 +216,22 @@ export class ContainerManager {
     return record;
   }
 
+  /**
+   * `run -t`, `start -a`: starts a `-t` container with a connection to its terminal made before its process
+   * runs, so a command that ends at once still shows all its output and its exit code; a running one is
+   * attached to as it is.
+   */
+  async startAttached(idOrName: string): Promise<Duplex> {
+    const record = this.get(idOrName);
+    this.checkTerminal(record);
+    if (this.runs.has(record.id)) return this.terminal(record.id);
+    this.cancelRestart(record);
+    record.state.stoppedByUser = false;
+    const terminal = (await this.startRun(record, true)).terminal;
+    if (!terminal) throw new Error(`the terminal of container ${record.id} was not connected at its start`);
+    return terminal;
+  }
+
   /** Sends the stop signal, then SIGKILL after the timeout; resolves once the exit is recorded. */
   async stop(idOrName: string, timeoutSeconds?: number): Promise<ContainerRecord> {
     const record = this.get(idOrName);
@@ -333,9 +349,13 @@ export class ContainerManager {
     const record = this.get(idOrName);
     const run = this.runs.get(record.id);
     if (!run) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `You cannot attach to a stopped container, start it first`);
+    this.checkTerminal(record);
+    return this.deps.runtime.openTerminal(this.directory(record.id), run.shimPid);
+  }
+
+  private checkTerminal(record: ContainerRecord): void {
     if (record.spec.tty !== true)
       throw new CodedError(AgentErrors.TERMINAL_ABSENT, `Container ${record.id} has no terminal: attach works with containers run with -t`);
-    return this.deps.runtime.openTerminal(this.directory(record.id), run.shimPid);
   }
 
   /** docker rename: the new name follows the rules and uniqueness of `--name`. */
@@ -381,17 +401,17 @@ export class ContainerManager {
     await this.save(record);
   }
 
-  private async startRun(record: ContainerRecord): Promise<void> {
+  private async startRun(record: ContainerRecord, attachTerminal = false): Promise<RunningContainer> {
     if (this.starting.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_STARTING, `Container ${record.id} is already starting`);
     this.starting.add(record.id);
     try {
-      await this.launch(record);
+      return await this.launch(record, attachTerminal);
     } finally {
       this.starting.delete(record.id);
     }
   }
 
-  private async launch(record: ContainerRecord): Promise<void> {
+  private async launch(record: ContainerRecord, attachTerminal: boolean): Promise<RunningContainer> {
     const directory = this.directory(record.id);
     try {
       record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
@@ -399,6 +419,7 @@ export class ContainerManager {
         openStdin: record.spec.openStdin === true,
         tty: record.spec.tty === true,
         consoleSize: record.spec.consoleSize ?? DEFAULT_TERMINAL_SIZE,
+        attachTerminal,
       });
       Object.assign(record.state, {
         status: 'running',
@@ -412,6 +433,7 @@ export class ContainerManager {
       await this.save(record);
       this.watch(record, run);
       this.deps.observer.started(record, false);
+      return run;
     } catch (error) {
       await this.deps.launcher.release(record, directory).catch(() => undefined);
       const exitCode = error instanceof StartError ? error.exitCode : 125;

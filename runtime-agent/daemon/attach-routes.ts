@@ -61,14 +61,14 @@ export function terminalUpgrades(manager: ContainerManager, logger: Logger) {
 }
 
 async function attachTerminal(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
-  if (url.searchParams.get('start') === 'true') await manager.start(id);
-  const terminal = await manager.terminal(id);
+  const terminal = url.searchParams.get('start') === 'true' ? await manager.startAttached(id) : await manager.terminal(id);
   terminal.on('error', () => client.destroy());
   acceptUpgrade(client);
   client.pipe(terminal);
   terminal.pipe(client);
   client.once('close', () => terminal.destroy());
-  terminal.once('close', () => client.destroy());
+  // Ended, not destroyed: the last frames (the exit code) may still be on their way to a slow client.
+  terminal.once('close', () => client.end());
 }
 
 async function execOnTerminal(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
