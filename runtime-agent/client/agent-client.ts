@@ -160,6 +160,11 @@ export class AgentClient {
     return this.upgrade(`${containerPath(container)}/attach?start=${options.start}`);
   }
 
+  /** `exec -i` without `-t`: a new process whose stdin, stdout and stderr travel as frames; the last is its exit code. */
+  execWithStdin(container: string, body: ExecRequest): Promise<Duplex> {
+    return this.upgrade(`${containerPath(container)}/exec?${new URLSearchParams({ request: JSON.stringify(body), tty: 'false' })}`);
+  }
+
   /** `exec -t`: a new process on a terminal of its own; the connection's last frame is its exit code. */
   execOnTerminal(container: string, body: ExecRequest, options: { interactive: boolean; size: TerminalSize }): Promise<Duplex> {
     const query = new URLSearchParams({

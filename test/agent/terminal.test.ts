@@ -1,4 +1,5 @@
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -191,6 +192,72 @@ test.serial('exec -it into a running container gets a terminal of its own, and i
     await agent.cli(['rm', '-f', 'host']);
   }
 });
+
+test.serial('exec -it: what is typed reaches the process, ctrl-d ends its input, and its exit code comes back', async (t) => {
+  await agent.cli(['run', '-d', '--name', 'typing', image, 'sleep', '300']);
+  const screen = await terminal(['exec', '-it', 'typing', 'sh', '-c', 'read line; echo "got <$line>"; wc -l; exit 4']);
+  try {
+    await typeAndWait(screen, 'hello there', /^got <hello there>$/m);
+    await screen.typeLine('one');
+    await screen.typeLine('two');
+    await screen.keys('C-d');
+    await screen.waitFor(/^\s*2$/m);
+    t.is(await screen.exitCode(), 4);
+  } finally {
+    await screen.kill();
+    await agent.cli(['rm', '-f', 'typing']);
+  }
+});
+
+test.serial(
+  'exec -i without -t: stdin streams to the process and its end closes it; stdout, stderr and the exit code come back',
+  async (t) => {
+    await agent.cli(['run', '-d', '--name', 'piped', image, 'sleep', '300']);
+    try {
+      // More than a pipe holds, so the relay must wait for the reader; wc answers only once its input has ended.
+      const input = `first\n${'x'.repeat(300_000)}\nlast\n`;
+      const counted = await agent.cli(['exec', '-i', 'piped', 'sh', '-c', 'wc -c; echo on-stderr >&2; test -t 0 || echo no-tty; exit 6'], {
+        input,
+        allowFailure: true,
+      });
+      t.is(counted.code, 6);
+      t.is(counted.stdout, `${input.length}\nno-tty\n`);
+      t.is(counted.stderr, 'on-stderr\n');
+      t.is((await agent.cli(['exec', 'piped', 'cat'], { input: 'not sent\n' })).stdout, '', 'without -i the stdin is closed at once');
+
+      // A conversation: each line is answered before the next is written, so nothing waits for the input to end.
+      const command = agent.cliCommand([
+        'exec',
+        '-i',
+        'piped',
+        'sh',
+        '-c',
+        'while read line; do echo "got $line"; done; echo done; exit 3',
+      ]);
+      const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      const exited = new Promise<number | null>((resolve, reject) => {
+        child.once('close', resolve);
+        setTimeout(() => reject(new Error(`exec -i did not end within 30 s; it printed: ${stdout}`)), 30_000).unref();
+      });
+      try {
+        child.stdin.write('one\n');
+        await eventually(
+          async () => stdout,
+          (seen) => seen === 'got one\n',
+        );
+        child.stdin.end('two\n');
+        t.is(await exited, 3);
+        t.is(stdout, 'got one\ngot two\ndone\n');
+      } finally {
+        child.kill('SIGKILL');
+      }
+    } finally {
+      await agent.cli(['rm', '-f', 'piped']);
+    }
+  },
+);
 
 test.serial('start -ai starts a stopped -it container and attaches to its terminal', async (t) => {
   const created = await agent.cli(['run', '-d', '-it', '--name', 'again', image, 'sh']);
