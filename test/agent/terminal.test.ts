@@ -345,6 +345,8 @@ test('terminal frames survive any chunking and malformed ones are refused', (t) 
   const frames: TerminalFrame[] = [
     { type: 'data', data: Buffer.from('héllo\r\n') },
     { type: 'resize', size: { columns: 132, rows: 43 } },
+    { type: 'stderr', data: Buffer.from('oops\n') },
+    { type: 'eof' },
     { type: 'exit', exitCode: 130 },
   ];
   const bytes = Buffer.concat(frames.map(encodeFrame));
@@ -354,6 +356,7 @@ test('terminal frames survive any chunking and malformed ones are refused', (t) 
   t.throws(() => new FrameDecoder().push(Buffer.from([9, 0, 0, 0, 0])), { instanceOf: TerminalProtocolError });
   t.throws(() => new FrameDecoder().push(Buffer.from([2, 0, 0, 0, 4, 0, 0, 0, 24])), { instanceOf: TerminalProtocolError });
   t.throws(() => new FrameDecoder().push(Buffer.from([1, 0xff, 0xff, 0xff, 0xff])), { instanceOf: TerminalProtocolError });
+  t.throws(() => new FrameDecoder().push(Buffer.from([5, 0, 0, 0, 1, 0])), { instanceOf: TerminalProtocolError });
 });
 
 test("detach keys are docker's: ctrl-p ctrl-q by default, held back until they differ, never sent when they match", (t) => {
