@@ -200,6 +200,7 @@ export interface InspectResult {
     Running: boolean;
     Paused: boolean;
     Restarting: boolean;
+    OOMKilled: boolean;
     Pid: number;
     ExitCode: number;
     Error: string;

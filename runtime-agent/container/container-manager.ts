@@ -192,6 +192,7 @@ export class ContainerManager {
         finishedAt: undefined,
         exitCode: undefined,
         error: undefined,
+        oomKilled: false,
         restartCount: 0,
         lastRestartDelayMs: undefined,
         stoppedByUser: false,
@@ -420,6 +421,7 @@ export class ContainerManager {
         tty: record.spec.tty === true,
         consoleSize: record.spec.consoleSize ?? DEFAULT_TERMINAL_SIZE,
         attachTerminal,
+        watchOutOfMemory: record.spec.limits.memoryBytes !== undefined,
       });
       Object.assign(record.state, {
         status: 'running',
@@ -429,6 +431,7 @@ export class ContainerManager {
         finishedAt: undefined,
         exitCode: undefined,
         error: undefined,
+        oomKilled: false,
       });
       await this.save(record);
       this.watch(record, run);
@@ -517,6 +520,7 @@ export class ContainerManager {
       exitCode: exit.exitCode,
       finishedAt: exit.finishedAt,
       error: exit.startError,
+      oomKilled: exit.oomKilled === true,
       paused: false,
     });
     record.network = undefined;

@@ -42,6 +42,8 @@ export interface StartOptions {
   consoleSize: TerminalSize;
   /** With `tty`: connect to the terminal before the process starts, so nothing it prints or its exit is missed. */
   attachTerminal: boolean;
+  /** The container has a memory limit: find out whether the OOM killer acted in it (ExitRecord.oomKilled). */
+  watchOutOfMemory: boolean;
 }
 
 /** The seam to the OCI runtime: everything the container manager asks of runc. */

@@ -44,6 +44,7 @@ export class RuncRuntime implements ContainerRuntime {
       tty: options.tty,
       consoleSize: options.consoleSize,
       attachBeforeStart: options.tty && options.attachTerminal,
+      watchOutOfMemory: options.watchOutOfMemory,
     };
     const shim = this.takeShim();
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));

@@ -27,6 +27,8 @@ export interface ShimArguments {
    * ends. The shim says when the socket listens with a `TerminalListening` line on stdout.
    */
   attachBeforeStart: boolean;
+  /** The container has a memory limit: watch for the kernel's OOM kills in it (oom-watch.ts). */
+  watchOutOfMemory: boolean;
 }
 
 /** Written on stdout ahead of the start report when `attachBeforeStart` is set: terminal.sock takes its first client. */
@@ -43,6 +45,8 @@ export interface ExitRecord {
   finishedAt: string;
   /** Set when the runtime could not start the process (docker's 126/127 cases). */
   startError?: string;
+  /** The OOM killer acted in the container while it ran (docker's State.OOMKilled); older shims leave it out. */
+  oomKilled?: boolean;
 }
 
 export const BundleFile = {

@@ -12,6 +12,7 @@ import { JsonLogWriter } from '../container/logs/json-log-writer.js';
 import { spawnInPty } from '../runtime/pty-process.js';
 import { writeJsonAtomic } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
+import { watchOutOfMemory } from './oom-watch.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from './shim-protocol.js';
 
 /**
@@ -65,10 +66,11 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   ];
   const run = args.tty ? await runOnTerminal(args, runtimeArgs, logs) : await runWithPipes(args, runtimeArgs, logs);
   const pid = await waitForPid(file(BundleFile.pid), run.exited);
+  const oom = pid !== undefined && args.watchOutOfMemory ? watchOutOfMemory(args.runtime, args.runtimeRoot, args.containerId) : undefined;
   if (pid !== undefined) report({ started: true, pid });
   const exitCode = await run.exited;
   await logs.close();
-  const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString() };
+  const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString(), oomKilled: (await oom?.outcome()) === true };
   if (pid === undefined) {
     record.startError = await runtimeError(file(BundleFile.runtimeLog));
     record.exitCode = startFailureExitCode(record.startError);
