@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFile, readlink } from 'node:fs/promises';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
@@ -120,6 +120,14 @@ export class RuncRuntime implements ContainerRuntime {
   }
 
   async delete(id: string): Promise<void> {
+    // `runc run` removes its state as it ends: most runs leave nothing, and runc need not be started to say so.
+    if (
+      !(await stat(path.join(this.options.root, id)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     await this.runc(['delete', '--force', id]).catch((error: Error) => {
       if (!/does not exist|not exist/.test(error.message)) throw error;
     });
