@@ -7,17 +7,7 @@ import type { LogEntry } from './container/logs/log-entry.js';
 
 /** The daemon's HTTP/JSON API over its unix socket: paths and the documents exchanged, shared by daemon and CLI. */
 
-export const ApiPath = {
-  ping: '/v1/ping',
-  images: '/v1/images',
-  pull: '/v1/images/pull',
-  prune: '/v1/prune',
-  containers: '/v1/containers',
-  auth: '/v1/auth',
-  volumes: '/v1/volumes',
-  events: '/v1/events',
-  build: '/v1/build',
-} as const;
+export { ApiPath } from './api-paths.js';
 
 /** `POST /v1/auth` (login): checked against the registry, then saved for its pulls. */
 export const loginRequestSchema = z.object({
@@ -200,6 +190,7 @@ export interface InspectResult {
     Running: boolean;
     Paused: boolean;
     Restarting: boolean;
+    OOMKilled: boolean;
     Pid: number;
     ExitCode: number;
     Error: string;

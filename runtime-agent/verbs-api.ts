@@ -7,26 +7,7 @@ import type { PullEvent } from './api.js';
  * from api.ts so the verbs grow without touching the run/pull API.
  */
 
-export const VerbPath = {
-  tag: '/v1/images/tag',
-  push: '/v1/images/push',
-  save: '/v1/images/save',
-  load: '/v1/images/load',
-  imageInspect: '/v1/images/inspect',
-  history: '/v1/images/history',
-  systemDf: '/v1/system/df',
-  systemPrune: '/v1/system/prune',
-} as const;
-
-/** Per container, under `/v1/containers/{id}`. */
-export const ContainerVerb = {
-  archive: 'archive',
-  stats: 'stats',
-  top: 'top',
-  rename: 'rename',
-  pause: 'pause',
-  unpause: 'unpause',
-} as const;
+export { ContainerVerb, PATH_STAT_HEADER, VerbPath } from './api-paths.js';
 
 export const tagRequestSchema = z.object({ source: z.string().min(1), target: z.string().min(1) });
 export type TagRequest = z.infer<typeof tagRequestSchema>;
@@ -104,8 +85,6 @@ export interface PathStat {
   /** The symlink's target when the path is one (not followed without -L). */
   linkTarget: string;
 }
-
-export const PATH_STAT_HEADER = 'x-berth-path-stat';
 
 export interface DiskUsage {
   images: Array<{ id: string; references: string[]; size: number; sharedSize: number; containers: number }>;

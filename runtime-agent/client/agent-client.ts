@@ -2,23 +2,23 @@ import { request, type IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { Duplex, Readable } from 'node:stream';
 import type { TerminalSize } from '../container/attach/terminal-frames.js';
-import {
-  ApiPath,
-  type ApiError,
-  type ContainerSummary,
-  type CreateRequest,
-  type ExecEvent,
-  type ExecRequest,
-  type ImageSummary,
-  type InspectResult,
-  type LogLine,
-  type LoginRequest,
-  type PruneResult,
-  type PullEvent,
-  type PullRequest,
-  type RemoveResult,
-  type StartFailedDetail,
-  type VolumeSummary,
+import { ApiPath } from '../api-paths.js';
+import type {
+  ApiError,
+  ContainerSummary,
+  CreateRequest,
+  ExecEvent,
+  ExecRequest,
+  ImageSummary,
+  InspectResult,
+  LogLine,
+  LoginRequest,
+  PruneResult,
+  PullEvent,
+  PullRequest,
+  RemoveResult,
+  StartFailedDetail,
+  VolumeSummary,
 } from '../api.js';
 
 export class AgentUnavailableError extends Error {}
@@ -158,6 +158,11 @@ export class AgentClient {
    */
   attachTerminal(container: string, options: { start: boolean }): Promise<Duplex> {
     return this.upgrade(`${containerPath(container)}/attach?start=${options.start}`);
+  }
+
+  /** `exec -i` without `-t`: a new process whose stdin, stdout and stderr travel as frames; the last is its exit code. */
+  execWithStdin(container: string, body: ExecRequest): Promise<Duplex> {
+    return this.upgrade(`${containerPath(container)}/exec?${new URLSearchParams({ request: JSON.stringify(body), tty: 'false' })}`);
   }
 
   /** `exec -t`: a new process on a terminal of its own; the connection's last frame is its exit code. */

@@ -3,6 +3,7 @@ import type { ExecRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import type { AgentClient } from './agent-client.js';
 import { DEFAULT_TERMINAL_SIZE } from '../runtime/pty-process.js';
+import { runPipedSession } from './piped-session.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, runTerminalSession, terminalSizeOf, type SessionEnd } from './terminal.js';
 
 /** docker's terminal verbs: `attach`, and the attached halves of `run -t`, `start -a` and `exec -t`. */
@@ -66,6 +67,12 @@ export async function execOnTerminal(agent: AgentClient, container: string, requ
   const size = terminalSizeOf(process.stdout) ?? DEFAULT_TERMINAL_SIZE;
   const connection = await agent.execOnTerminal(container, request, { interactive: flags.interactive, size });
   return exitCodeOf(await runTerminalSession(connection, { ...sessionStreams(flags), detachKeys }));
+}
+
+/** `exec -i` without `-t`: this side's stdin is the process's until it ends; its exit code. */
+export async function execWithStdin(agent: AgentClient, container: string, request: ExecRequest): Promise<number> {
+  const connection = await agent.execWithStdin(container, request);
+  return exitCodeOf(await runPipedSession(connection, { input: process.stdin, stdout: process.stdout, stderr: process.stderr }));
 }
 
 /** docker refuses `-it` from a pipe: raw mode, echo and line editing need a terminal on this side. */

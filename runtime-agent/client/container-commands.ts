@@ -3,7 +3,7 @@ import type { CreateRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentErrors } from '../errors.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
-import { checkInputIsTerminal, execOnTerminal, startAttached } from './attach-commands.js';
+import { checkInputIsTerminal, execOnTerminal, execWithStdin, startAttached } from './attach-commands.js';
 import { containersTable } from './containers-table.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, terminalSizeOf } from './terminal.js';
 import { CONTAINER_HEADERS, containerRow, inspectOutput, listFormat } from './format-rows.js';
@@ -194,7 +194,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect)
     .option('-u, --user <user[:group]>', 'user name or uid, optional group')
     .option('-w, --workdir <dir>', 'working directory')
-    .option('-i, --interactive', 'with -t: send what is typed to the process')
+    .option('-i, --interactive', "keep the process's stdin open: this side's input goes to it (what is typed, with -t)")
     .option('-t, --tty', 'run the process on a pseudo-terminal')
     .option('--detach-keys <keys>', `keys that detach from the process's terminal (default ${DEFAULT_DETACH_KEYS})`)
     .action(async (container: string, args: string[], options: ExecFlags, command: Command) => {
@@ -202,6 +202,10 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
       if (options.tty) {
         const flags = { interactive: options.interactive === true, detachKeys: options.detachKeys };
         process.exitCode = await execOnTerminal(client(command), container, request, flags);
+        return;
+      }
+      if (options.interactive) {
+        process.exitCode = await execWithStdin(client(command), container, request);
         return;
       }
       const last = await client(command).exec(container, request, (event) => {

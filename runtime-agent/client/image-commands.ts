@@ -3,15 +3,8 @@ import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { shortDigest } from '../../oci/digest.js';
-import {
-  VerbPath,
-  type DiskUsage,
-  type HistoryEntry,
-  type ImageInspect,
-  type LoadResult,
-  type PushEvent,
-  type SystemPruneResult,
-} from '../verbs-api.js';
+import { VerbPath } from '../api-paths.js';
+import type { DiskUsage, HistoryEntry, ImageInspect, LoadResult, PushEvent, SystemPruneResult } from '../verbs-api.js';
 import type { AgentClient } from './agent-client.js';
 import { compileFormat } from './format-template.js';
 import { humanAge, humanSize } from './human-format.js';

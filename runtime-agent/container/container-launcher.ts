@@ -8,9 +8,10 @@ import { BundleFile } from '../shim/shim-protocol.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ContainerRecord } from './container-record.js';
 import { buildOciSpec, containerHostname } from '../spec/oci-spec.js';
-import { mountRootfs, unmountRootfs } from '../spec/rootfs.js';
+import { mountRootfs, RootfsDir, unmountRootfs } from '../spec/rootfs.js';
 import { resolveUser } from '../spec/user-lookup.js';
 import type { VolumeStore } from '../volumes/volume-store.js';
+import { ContainerFilesystem } from './container-filesystem.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 
 export const LOG_DIRECTORY = 'logs';
@@ -59,6 +60,13 @@ export class ContainerLauncher {
     await Promise.all([BundleFile.pid, BundleFile.exit].map((name) => rm(path.join(directory, name), { force: true })));
     await writeFile(path.join(directory, 'config.json'), JSON.stringify(spec, null, 2), { mode: 0o600 });
     return attachment;
+  }
+
+  /** The running container's files as its processes see them: the root with its volumes and bind mounts. */
+  filesystem(record: ContainerRecord, directory: string): ContainerFilesystem {
+    return new ContainerFilesystem(path.join(directory, RootfsDir.mount), record.spec.readOnlyRootfs, record.spec.mounts, (name) =>
+      this.volumes.directory(name),
+    );
   }
 
   async release(record: ContainerRecord, directory: string): Promise<void> {

@@ -14,6 +14,7 @@ import { StartError, type ContainerRuntime, type ExecProcess, type RunningContai
 import type { ExitRecord } from '../shim/shim-protocol.js';
 import { DEFAULT_TERMINAL_SIZE, type PtyProcess } from '../runtime/pty-process.js';
 import type { TerminalSize } from './attach/terminal-frames.js';
+import type { ContainerFilesystem } from './container-filesystem.js';
 import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
 import type { ContainerObserver } from './container-observer.js';
@@ -48,6 +49,13 @@ export interface ContainerManagerDependencies {
   logger: Logger;
 }
 
+/** A container's processes frozen for the copies in it (`cp`); `settled` is the last freeze or thaw. */
+interface CopyFreeze {
+  copies: number;
+  frozen: boolean;
+  settled: Promise<void>;
+}
+
 /**
  * The containers' lifecycle: create, start, stop, kill, remove, the exits of their runs and the restarts
  * their policies ask for. Records live in memory and are saved on every change; each run is owned by a
@@ -61,6 +69,8 @@ export class ContainerManager {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly removing = new Set<string>();
   private readonly starting = new Set<string>();
+  /** The containers `withFilesFrozen` froze for copies. */
+  private readonly copyFreezes = new Map<string, CopyFreeze>();
 
   constructor(private readonly deps: ContainerManagerDependencies) {}
 
@@ -192,6 +202,7 @@ export class ContainerManager {
         finishedAt: undefined,
         exitCode: undefined,
         error: undefined,
+        oomKilled: false,
         restartCount: 0,
         lastRestartDelayMs: undefined,
         stoppedByUser: false,
@@ -214,6 +225,22 @@ export class ContainerManager {
     record.state.stoppedByUser = false;
     await this.startRun(record);
     return record;
+  }
+
+  /**
+   * `run -t`, `start -a`: starts a `-t` container with a connection to its terminal made before its process
+   * runs, so a command that ends at once still shows all its output and its exit code; a running one is
+   * attached to as it is.
+   */
+  async startAttached(idOrName: string): Promise<Duplex> {
+    const record = this.get(idOrName);
+    this.checkTerminal(record);
+    if (this.runs.has(record.id)) return this.terminal(record.id);
+    this.cancelRestart(record);
+    record.state.stoppedByUser = false;
+    const terminal = (await this.startRun(record, true)).terminal;
+    if (!terminal) throw new Error(`the terminal of container ${record.id} was not connected at its start`);
+    return terminal;
   }
 
   /** Sends the stop signal, then SIGKILL after the timeout; resolves once the exit is recorded. */
@@ -333,9 +360,13 @@ export class ContainerManager {
     const record = this.get(idOrName);
     const run = this.runs.get(record.id);
     if (!run) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `You cannot attach to a stopped container, start it first`);
+    this.checkTerminal(record);
+    return this.deps.runtime.openTerminal(this.directory(record.id), run.shimPid);
+  }
+
+  private checkTerminal(record: ContainerRecord): void {
     if (record.spec.tty !== true)
       throw new CodedError(AgentErrors.TERMINAL_ABSENT, `Container ${record.id} has no terminal: attach works with containers run with -t`);
-    return this.deps.runtime.openTerminal(this.directory(record.id), run.shimPid);
   }
 
   /** docker rename: the new name follows the rules and uniqueness of `--name`. */
@@ -355,12 +386,51 @@ export class ContainerManager {
     return record;
   }
 
+  /**
+   * `cp`: the running container's files (root, volumes and bind mounts) and `work` done on them while its
+   * processes are frozen, so none of them can swap a symlink into a path between its resolution and its use
+   * (CVE-2018-15664). A container the user paused stays paused; copies at once share one freeze.
+   */
+  async withFilesFrozen<T>(idOrName: string, work: (files: ContainerFilesystem) => Promise<T>): Promise<T> {
+    const record = this.get(idOrName);
+    if (!this.runs.has(record.id))
+      throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running: cp needs a running container`);
+    const files = this.deps.launcher.filesystem(record, this.directory(record.id));
+    const freeze = this.copyFreezes.get(record.id) ?? { copies: 0, frozen: false, settled: Promise.resolve() };
+    this.copyFreezes.set(record.id, freeze);
+    freeze.copies++;
+    try {
+      await this.settleFreeze(record, freeze);
+      return await work(files);
+    } finally {
+      freeze.copies--;
+      await this.settleFreeze(record, freeze).catch(() => undefined);
+    }
+  }
+
+  /** Freezes or thaws for copies, one change at a time: a copy that starts as another ends must not race its thaw. */
+  private settleFreeze(record: ContainerRecord, freeze: CopyFreeze): Promise<void> {
+    const settle = async () => {
+      if (freeze.copies > 0 && !freeze.frozen) {
+        if (!record.state.paused) await this.deps.runtime.pause(record.id);
+        freeze.frozen = true;
+      } else if (freeze.copies === 0 && freeze.frozen) {
+        freeze.frozen = false;
+        if (!record.state.paused && this.runs.has(record.id)) await this.deps.runtime.resume(record.id);
+      }
+      if (freeze.copies === 0 && !freeze.frozen) this.copyFreezes.delete(record.id);
+    };
+    freeze.settled = freeze.settled.catch(() => undefined).then(settle);
+    return freeze.settled;
+  }
+
   /** docker pause: freezes the container's processes (runc pause, the cgroup freezer). */
   async pause(idOrName: string): Promise<ContainerRecord> {
     const record = this.get(idOrName);
     if (!this.runs.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running`);
     if (record.state.paused) throw new CodedError(AgentErrors.CONTAINER_PAUSED, `Container ${record.id} is already paused`);
-    await this.deps.runtime.pause(record.id);
+    // Frozen for a copy already: it stays frozen when the copy ends.
+    if (!this.copyFreezes.has(record.id)) await this.deps.runtime.pause(record.id);
     record.state.paused = true;
     await this.save(record);
     return record;
@@ -376,22 +446,23 @@ export class ContainerManager {
   /** A frozen container takes no signal until thawed: stop and rm -f thaw it first, as docker does. */
   private async thaw(record: ContainerRecord): Promise<void> {
     if (!record.state.paused) return;
-    await this.deps.runtime.resume(record.id);
+    // Frozen for a copy too: the copy thaws it when it ends.
+    if (!this.copyFreezes.has(record.id)) await this.deps.runtime.resume(record.id);
     record.state.paused = false;
     await this.save(record);
   }
 
-  private async startRun(record: ContainerRecord): Promise<void> {
+  private async startRun(record: ContainerRecord, attachTerminal = false): Promise<RunningContainer> {
     if (this.starting.has(record.id)) throw new CodedError(AgentErrors.CONTAINER_STARTING, `Container ${record.id} is already starting`);
     this.starting.add(record.id);
     try {
-      await this.launch(record);
+      return await this.launch(record, attachTerminal);
     } finally {
       this.starting.delete(record.id);
     }
   }
 
-  private async launch(record: ContainerRecord): Promise<void> {
+  private async launch(record: ContainerRecord, attachTerminal: boolean): Promise<RunningContainer> {
     const directory = this.directory(record.id);
     try {
       record.network = await this.deps.launcher.prepare(record, directory, record.imageConfig);
@@ -399,6 +470,8 @@ export class ContainerManager {
         openStdin: record.spec.openStdin === true,
         tty: record.spec.tty === true,
         consoleSize: record.spec.consoleSize ?? DEFAULT_TERMINAL_SIZE,
+        attachTerminal,
+        watchOutOfMemory: record.spec.limits.memoryBytes !== undefined,
       });
       Object.assign(record.state, {
         status: 'running',
@@ -408,10 +481,12 @@ export class ContainerManager {
         finishedAt: undefined,
         exitCode: undefined,
         error: undefined,
+        oomKilled: false,
       });
       await this.save(record);
       this.watch(record, run);
       this.deps.observer.started(record, false);
+      return run;
     } catch (error) {
       await this.deps.launcher.release(record, directory).catch(() => undefined);
       const exitCode = error instanceof StartError ? error.exitCode : 125;
@@ -495,6 +570,7 @@ export class ContainerManager {
       exitCode: exit.exitCode,
       finishedAt: exit.finishedAt,
       error: exit.startError,
+      oomKilled: exit.oomKilled === true,
       paused: false,
     });
     record.network = undefined;

@@ -18,6 +18,8 @@ export interface ContainerState {
   exitCode: number | undefined;
   /** Why the last start failed, as the runtime said it. */
   error: string | undefined;
+  /** The OOM killer acted during the last run (docker's State.OOMKilled); older records lack it, meaning false. */
+  oomKilled: boolean | undefined;
   restartCount: number;
   /** The delay before the last restart, which the next one doubles (restart-backoff.ts). */
   lastRestartDelayMs: number | undefined;

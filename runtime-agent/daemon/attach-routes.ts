@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { ApiPath, execRequestSchema } from '../api.js';
+import { relayPipedExec } from '../container/attach/piped-exec.js';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { terminalSize } from '../container/attach/terminal-frames.js';
 import type { ContainerManager } from '../container/container-manager.js';
@@ -20,13 +21,15 @@ import { asCodedError } from './http-api.js';
  *   holds it, so this works after a daemon restart too); `start` starts it first (`run -t`, `start -a`).
  * - `POST /v1/containers/{id}/exec?request=<ExecRequest JSON>&interactive=true&columns=C&rows=R`: a new
  *   process on a terminal of its own; its exit code is the stream's last frame.
+ * - `POST /v1/containers/{id}/exec?request=<ExecRequest JSON>&tty=false`: a new process with pipes (`exec -i`):
+ *   the stream carries its stdin, the end of it, its stdout and stderr, and its exit code.
  */
 
 type UpgradeHandler = (manager: ContainerManager, client: Duplex, url: URL, id: string) => Promise<void>;
 
 const UPGRADES: { pattern: RegExp; handle: UpgradeHandler }[] = [
   { pattern: new RegExp(`^${ApiPath.containers}/(?<id>[^/]+)/attach$`), handle: attachTerminal },
-  { pattern: new RegExp(`^${ApiPath.containers}/(?<id>[^/]+)/exec$`), handle: execOnTerminal },
+  { pattern: new RegExp(`^${ApiPath.containers}/(?<id>[^/]+)/exec$`), handle: execAttached },
 ];
 
 /** Exec output kept until the client has taken the connection over: it is there from the start. */
@@ -61,14 +64,25 @@ export function terminalUpgrades(manager: ContainerManager, logger: Logger) {
 }
 
 async function attachTerminal(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
-  if (url.searchParams.get('start') === 'true') await manager.start(id);
-  const terminal = await manager.terminal(id);
+  const terminal = url.searchParams.get('start') === 'true' ? await manager.startAttached(id) : await manager.terminal(id);
   terminal.on('error', () => client.destroy());
   acceptUpgrade(client);
   client.pipe(terminal);
   terminal.pipe(client);
   client.once('close', () => terminal.destroy());
-  terminal.once('close', () => client.destroy());
+  // Ended, not destroyed: the last frames (the exit code) may still be on their way to a slow client.
+  terminal.once('close', () => client.end());
+}
+
+function execAttached(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
+  return url.searchParams.get('tty') === 'false' ? execWithPipes(manager, client, url, id) : execOnTerminal(manager, client, url, id);
+}
+
+async function execWithPipes(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
+  const request = parseExecRequest(url.searchParams.get('request'));
+  const child = await manager.exec(id, { command: request.command, env: request.env ?? [], user: request.user, workdir: request.workdir });
+  acceptUpgrade(client);
+  await relayPipedExec(child, client);
 }
 
 async function execOnTerminal(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {

@@ -1,15 +1,14 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ApiPath } from '../api.js';
 import type { ContainerManager } from '../container/container-manager.js';
-import type { ContainerRecord } from '../container/container-record.js';
 import { sampleStats, topProcesses } from '../container/container-stats.js';
 import { CopyError, copyTarget, extractCopy, packPath } from '../container/copy-archive.js';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { AgentErrors } from '../errors.js';
-import { resolveInRoot } from '../unpack/rooted-path.js';
-import { RootfsDir } from '../spec/rootfs.js';
+import { ContainerPathError, type ContainerFilesystem, type ContainerPath } from '../container/container-filesystem.js';
 import { ContainerVerb, PATH_STAT_HEADER, renameRequestSchema, type PathStat } from '../verbs-api.js';
 import { ndjson, readRequest, route, sendJson, type Route } from './http-api.js';
 
@@ -23,44 +22,47 @@ const SINGLE_INTERVAL_MS = 500;
 export function containerVerbRoutes(manager: ContainerManager, logger: Logger): Route[] {
   return [
     route('GET', `${CONTAINER}/${ContainerVerb.archive}`, async ({ response, params, url }) => {
-      const root = containerRoot(manager, manager.get(id(params)));
       const wanted = requiredPath(url);
-      const source = await resolveSource(root, wanted, url.searchParams.get('follow') === 'true');
-      const stat: PathStat = {
-        name: path.posix.basename(wanted) || '/',
-        size: source.stats.size,
-        mode: source.stats.mode,
-        isDirectory: source.stats.isDirectory(),
-        linkTarget: '',
-      };
-      // A directory given as `dir/.` (or the root) is copied as its content alone, anything else under its own name.
-      const base = path.posix.basename(wanted);
-      const name = stat.isDirectory && (wanted.endsWith('/.') || base === '') ? '.' : base;
-      response.writeHead(200, { 'Content-Type': 'application/x-tar', [PATH_STAT_HEADER]: JSON.stringify(stat) });
-      const archive = packPath(source.hostPath, name);
-      archive.on('error', (error) => {
-        logger.warn({ err: error }, 'cp from a container failed');
-        response.destroy(error);
+      await manager.withFilesFrozen(id(params), async (files) => {
+        const source = await resolveSource(files, wanted, url.searchParams.get('follow') === 'true');
+        const stat: PathStat = {
+          name: path.posix.basename(wanted) || '/',
+          size: source.stats.size,
+          mode: source.stats.mode,
+          isDirectory: source.stats.isDirectory(),
+          linkTarget: '',
+        };
+        // A directory given as `dir/.` (or the root) is copied as its content alone, anything else under its own name.
+        const base = path.posix.basename(wanted);
+        const name = stat.isDirectory && (wanted.endsWith('/.') || base === '') ? '.' : base;
+        response.writeHead(200, { 'Content-Type': 'application/x-tar', [PATH_STAT_HEADER]: JSON.stringify(stat) });
+        // Awaited: the container stays frozen until the last byte has been read.
+        await pipeline(packPath(source.hostPath, name), response).catch((error: Error) => {
+          logger.warn({ err: error }, 'cp from a container failed');
+          response.destroy(error);
+        });
       });
-      archive.pipe(response);
     }),
     route('PUT', `${CONTAINER}/${ContainerVerb.archive}`, async ({ request, response, params, url }) => {
-      const root = containerRoot(manager, manager.get(id(params)));
       const wanted = requiredPath(url);
       const sourceName = url.searchParams.get('name') ?? '';
       const source = { name: sourceName, isDirectory: url.searchParams.get('directory') === 'true' };
-      const destination = await resolveInRoot(root, wanted);
       const warnings: string[] = [];
-      try {
-        const target = await copyTarget(destination, wanted.endsWith('/'), source, wanted);
-        await extractCopy(request, target, sourceName === '.', {
-          preserveOwnership: url.searchParams.get('copyUIDGID') === 'true',
-          warn: (message) => warnings.push(message),
-        });
-      } catch (error) {
-        if (error instanceof CopyError) throw new CodedError(AgentErrors.PATH_UNKNOWN, error.message);
-        throw error;
-      }
+      await manager.withFilesFrozen(id(params), async (files) => {
+        const destination = await resolvePath(files, wanted, true);
+        if (destination.readOnly)
+          throw new CodedError(AgentErrors.REQUEST_INVALID, `${wanted} is on a read-only mount or root filesystem: cp cannot write there`);
+        try {
+          const target = await copyTarget(destination.hostPath, wanted.endsWith('/'), source, wanted);
+          await extractCopy(request, target, sourceName === '.', {
+            preserveOwnership: url.searchParams.get('copyUIDGID') === 'true',
+            warn: (message) => warnings.push(message),
+          });
+        } catch (error) {
+          if (error instanceof CopyError) throw new CodedError(AgentErrors.PATH_UNKNOWN, error.message);
+          throw error;
+        }
+      });
       sendJson(response, 200, { warnings });
     }),
     route('GET', `${CONTAINER}/${ContainerVerb.stats}`, async ({ request, response, params, url }) => {
@@ -105,22 +107,19 @@ function requiredPath(url: URL): string {
   return wanted;
 }
 
-/**
- * The container's root filesystem as mounted on the host (its overlay), a real directory: paths are resolved in
- * it with resolveInRoot, so no symlink in the container leads out of it. Not /proc/<pid>/root, a magic link
- * that tools removing or replacing a path would follow.
- */
-function containerRoot(manager: ContainerManager, record: ContainerRecord): string {
-  if (record.state.status !== 'running')
-    throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${record.id} is not running: cp needs a running container`);
-  return path.join(manager.directoryOf(record.id), RootfsDir.mount);
+/** A container path resolved in its filesystem view; a tmpfs mount is a clear refusal. */
+async function resolvePath(files: ContainerFilesystem, wanted: string, followLast: boolean): Promise<ContainerPath> {
+  try {
+    return await files.resolve(wanted, followLast);
+  } catch (error) {
+    if (error instanceof ContainerPathError) throw new CodedError(AgentErrors.REQUEST_INVALID, error.message);
+    throw error;
+  }
 }
 
-/** The source in the container: symlinks on the way resolved in its root; the last one followed only with -L. */
-async function resolveSource(root: string, wanted: string, follow: boolean) {
-  const parent = await resolveInRoot(root, path.posix.dirname(wanted));
-  const base = path.posix.basename(wanted);
-  const hostPath = follow || base === '' || base === '.' || base === '..' ? await resolveInRoot(root, wanted) : path.join(parent, base);
+/** The source in the container: symlinks on the way resolved in its view; the last one followed only with -L. */
+async function resolveSource(files: ContainerFilesystem, wanted: string, follow: boolean) {
+  const { hostPath } = await resolvePath(files, wanted, follow);
   const stats = await lstat(hostPath).catch(() => undefined);
   if (!stats) throw new CodedError(AgentErrors.PATH_UNKNOWN, `Could not find the file ${wanted} in container`);
   return { hostPath, stats };

@@ -21,6 +21,7 @@ export function inspectResult(record: ContainerRecord): InspectResult {
       Running: state.status === 'running',
       Paused: state.paused === true,
       Restarting: state.status === 'restarting',
+      OOMKilled: state.oomKilled === true,
       Pid: state.pid ?? 0,
       ExitCode: state.exitCode ?? 0,
       Error: state.error ?? '',

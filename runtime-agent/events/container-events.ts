@@ -6,7 +6,7 @@ import type { ExitRecord } from '../shim/shim-protocol.js';
 import type { EventBus } from './event-bus.js';
 
 /**
- * The container lifecycle as docker's events: create, start, kill (signal), die (exitCode, execDuration),
+ * The container lifecycle as docker's events: create, start, kill (signal), oom, die (exitCode, execDuration),
  * stop, destroy and `health_status: <status>`, each with the container's image, name and labels.
  */
 export class ContainerEvents implements ContainerObserver {
@@ -28,6 +28,8 @@ export class ContainerEvents implements ContainerObserver {
   async exited(record: ContainerRecord, exit: ExitRecord): Promise<void> {
     const startedAt = Date.parse(record.state.startedAt ?? exit.finishedAt);
     const seconds = Math.max(0, Math.floor((Date.parse(exit.finishedAt) - startedAt) / 1000));
+    // docker's order: the OOM notification comes first, then the death it caused.
+    if (exit.oomKilled === true) this.publish(record, 'oom');
     this.publish(record, 'die', { exitCode: String(exit.exitCode), execDuration: String(seconds) });
   }
 

@@ -107,12 +107,19 @@ export class ContainerNetwork {
     return stored && { netnsPath: undefined, ipAddress: undefined, gateway: undefined, ...stored };
   }
 
-  /** Removes the container's port rules, veth pair, namespace and claims, whichever exist. */
+  /**
+   * Removes the container's port rules, veth pair, namespace and claims, whichever its recorded attachment
+   * has: each removal spawns iptables or ip, and a container's exit and its removal both come here. The
+   * record is written before anything is made, so without one there is nothing on the host to remove.
+   */
   async detach(containerId: string): Promise<void> {
     checkContainerId(containerId);
-    await this.firewall.unpublish(containerId);
-    await removeLink(hostLinkOf(containerId));
-    await removeNamespace(namespaceOf(containerId));
+    const mode = (await this.records.read(containerId))?.mode;
+    if (mode === 'bridge') {
+      await this.firewall.unpublish(containerId);
+      await removeLink(hostLinkOf(containerId));
+    }
+    if (mode === 'bridge' || mode === 'none') await removeNamespace(namespaceOf(containerId));
     // Released last, so that no new container gets the address while the old one's link still holds it.
     await this.addresses.releaseAllOf(containerId);
     await this.hostPorts.releaseAllOf(containerId);

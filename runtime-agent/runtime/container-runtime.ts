@@ -11,6 +11,8 @@ export interface RunningContainer {
   pid: number;
   shimPid: number;
   exited: Promise<ExitRecord>;
+  /** With `attachTerminal`: the connection to the terminal made before the process started (terminal-frames.ts). */
+  terminal: Duplex | undefined;
 }
 
 /** The process could not be started; `exitCode` is docker's for `run` (125/126/127), also the answer's detail. */
@@ -38,6 +40,10 @@ export interface StartOptions {
   tty: boolean;
   /** With `tty`: the terminal's size until a client resizes it. */
   consoleSize: TerminalSize;
+  /** With `tty`: connect to the terminal before the process starts, so nothing it prints or its exit is missed. */
+  attachTerminal: boolean;
+  /** The container has a memory limit: find out whether the OOM killer acted in it (ExitRecord.oomKilled). */
+  watchOutOfMemory: boolean;
 }
 
 /** The seam to the OCI runtime: everything the container manager asks of runc. */

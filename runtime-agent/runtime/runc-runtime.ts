@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFile, readlink } from 'node:fs/promises';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runHostCommand } from '../support/host-command.js';
 import { readJsonIfExists } from '../support/json-file.js';
-import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from '../shim/shim-protocol.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from '../shim/shim-protocol.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer, type StartOptions } from './container-runtime.js';
 import { spawnInPty, type PtyProcess } from './pty-process.js';
 
@@ -43,15 +43,18 @@ export class RuncRuntime implements ContainerRuntime {
       openStdin: options.openStdin,
       tty: options.tty,
       consoleSize: options.consoleSize,
+      attachBeforeStart: options.tty && options.attachTerminal,
+      watchOutOfMemory: options.watchOutOfMemory,
     };
     const shim = this.takeShim();
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
     shim.stdin?.end(`${JSON.stringify(args)}\n`);
-    const report = await firstLine(shim);
+    const { report, terminal } = await awaitStart(shim, bundle);
+    if (!report?.started) terminal?.destroy();
     if (!report)
       throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
     if (!report.started) throw new StartError(report.message, report.exitCode);
-    return { pid: report.pid, shimPid: shim.pid ?? 0, exited };
+    return { pid: report.pid, shimPid: shim.pid ?? 0, exited, terminal };
   }
 
   async reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
@@ -66,7 +69,7 @@ export class RuncRuntime implements ContainerRuntime {
         });
       }, REATTACHED_POLL_MS);
     });
-    return { pid, shimPid, exited };
+    return { pid, shimPid, exited, terminal: undefined };
   }
 
   /** The spare shim (spawned after the previous start, already past Node's start-up), and a new spare. */
@@ -117,6 +120,14 @@ export class RuncRuntime implements ContainerRuntime {
   }
 
   async delete(id: string): Promise<void> {
+    // `runc run` removes its state as it ends: most runs leave nothing, and runc need not be started to say so.
+    if (
+      !(await stat(path.join(this.options.root, id)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     await this.runc(['delete', '--force', id]).catch((error: Error) => {
       if (!/does not exist|not exist/.test(error.message)) throw error;
     });
@@ -143,12 +154,27 @@ function spawnShim(): ChildProcess {
   return shim;
 }
 
-async function firstLine(shim: ChildProcess): Promise<ShimStartReport | undefined> {
-  if (!shim.stdout) return undefined;
+/**
+ * Reads the shim's stdout up to its start report; when it says the terminal listens first, connects to it
+ * there and then (the process waits for that connection before it starts).
+ */
+async function awaitStart(
+  shim: ChildProcess,
+  bundle: string,
+): Promise<{ report: ShimStartReport | undefined; terminal: Duplex | undefined }> {
+  let terminal: Duplex | undefined;
+  if (!shim.stdout || shim.pid === undefined) return { report: undefined, terminal };
   for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
-    if (line.trim()) return JSON.parse(line) as ShimStartReport;
+    if (!line.trim()) continue;
+    const message = JSON.parse(line) as ShimStartReport | TerminalListening;
+    if (!('terminalListening' in message)) return { report: message, terminal };
+    terminal = await connectToShim(bundle, shim.pid, BundleFile.terminalSocket, "the container's terminal").catch((error: Error) => {
+      // Nothing has started yet: the shim goes, so no process runs that the daemon does not know of.
+      shim.kill('SIGKILL');
+      throw new StartError(error.message, 125);
+    });
   }
-  return undefined;
+  return { report: undefined, terminal };
 }
 
 /** The run's exit as its shim recorded it; a shim that died without a record counts as exit 255. */

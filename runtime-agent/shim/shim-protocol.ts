@@ -21,9 +21,22 @@ export interface ShimArguments {
   tty: boolean;
   /** The terminal's size until a client resizes it. */
   consoleSize: TerminalSize;
+  /**
+   * With `tty`: the process starts only once a first client (the daemon, for `run -t` or `start -a`) has
+   * connected to `terminal.sock`, so that client sees all of its output and its exit code however quickly it
+   * ends. The shim says when the socket listens with a `TerminalListening` line on stdout.
+   */
+  attachBeforeStart: boolean;
+  /** The container has a memory limit: watch for the kernel's OOM kills in it (oom-watch.ts). */
+  watchOutOfMemory: boolean;
 }
 
-/** The one line the shim writes on its stdout once the container has started or failed to. */
+/** Written on stdout ahead of the start report when `attachBeforeStart` is set: terminal.sock takes its first client. */
+export interface TerminalListening {
+  terminalListening: true;
+}
+
+/** The last line the shim writes on its stdout, once the container has started or failed to. */
 export type ShimStartReport = { started: true; pid: number } | { started: false; message: string; exitCode: number };
 
 /** `exit.json`: how the run ended. Written fsynced before the shim exits. */
@@ -32,6 +45,8 @@ export interface ExitRecord {
   finishedAt: string;
   /** Set when the runtime could not start the process (docker's 126/127 cases). */
   startError?: string;
+  /** The OOM killer acted in the container while it ran (docker's State.OOMKilled); older shims leave it out. */
+  oomKilled?: boolean;
 }
 
 export const BundleFile = {

@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -11,7 +12,8 @@ import { JsonLogWriter } from '../container/logs/json-log-writer.js';
 import { spawnInPty } from '../runtime/pty-process.js';
 import { writeJsonAtomic } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
-import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport } from './shim-protocol.js';
+import { watchOutOfMemory } from './oom-watch.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from './shim-protocol.js';
 
 /**
  * The container shim: started detached by the daemon ahead of need (so a run does not wait for a Node
@@ -27,10 +29,10 @@ const PID_POLL_MS = 5;
 /** A screenful or two and then some: the first prompt of a shell, or a program's start-up output. */
 const TERMINAL_BACKLOG_BYTES = 64 * 1024;
 /**
- * How long a terminal no client has attached to yet stays open after its process exits: `run -t` attaches
- * just after the start, and a quick command must not end (and its exit code be gone) before that.
+ * How long a `run -t` start waits for the daemon to connect before it runs the process anyway (as if detached):
+ * the daemon connects as soon as it reads that the socket listens, unless it died in between.
  */
-const FIRST_ATTACH_GRACE_MS = 2000;
+const FIRST_CLIENT_TIMEOUT_MS = 30_000;
 
 /** The process the shim watches, and what to do once its exit is recorded. */
 interface SupervisedRun {
@@ -64,10 +66,11 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   ];
   const run = args.tty ? await runOnTerminal(args, runtimeArgs, logs) : await runWithPipes(args, runtimeArgs, logs);
   const pid = await waitForPid(file(BundleFile.pid), run.exited);
+  const oom = pid !== undefined && args.watchOutOfMemory ? watchOutOfMemory(args.runtime, args.runtimeRoot, args.containerId) : undefined;
   if (pid !== undefined) report({ started: true, pid });
   const exitCode = await run.exited;
   await logs.close();
-  const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString() };
+  const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString(), oomKilled: (await oom?.outcome()) === true };
   if (pid === undefined) {
     record.startError = await runtimeError(file(BundleFile.runtimeLog));
     record.exitCode = startFailureExitCode(record.startError);
@@ -96,22 +99,41 @@ async function runWithPipes(args: ShimArguments, runtimeArgs: string[], logs: Js
  * `runc run` on a pseudo-terminal this shim holds (config.json has `terminal: true`): runc gives the
  * container a terminal of its own and relays it to ours. Its output goes to the log (as stdout, as docker
  * logs a tty) and to the clients of `terminal.sock`; the terminal stays here, so it outlives the daemon.
+ * When the shim exits its clients are let go: one that must see the end connects before the start.
  */
 async function runOnTerminal(args: ShimArguments, runtimeArgs: string[], logs: JsonLogWriter): Promise<SupervisedRun> {
   const server = await listenOn(BundleFile.terminalSocket);
+  const firstClient = args.attachBeforeStart ? await awaitFirstClient(server) : undefined;
   const terminal = await spawnInPty(args.runtime, runtimeArgs, { cwd: args.bundle, size: args.consoleSize });
   const log = logs.stream('stdout');
   terminal.onOutput((data) => log.write(data));
   const hub = new TerminalHub(terminal, { acceptInput: args.openStdin, backlogBytes: TERMINAL_BACKLOG_BYTES });
+  if (firstClient) hub.add(firstClient);
   server.on('connection', (socket) => hub.add(socket));
   return {
     exited: terminal.exited,
     ended: async (exitCode) => {
-      await Promise.race([hub.attached, new Promise((resolve) => setTimeout(resolve, FIRST_ATTACH_GRACE_MS).unref())]);
       server.close();
       hub.end(exitCode);
     },
   };
+}
+
+/**
+ * Says on stdout that `terminal.sock` listens and waits for the daemon's connection. What the client sends
+ * meanwhile (its size) stays in the socket until the hub reads it.
+ */
+async function awaitFirstClient(server: Server): Promise<Socket | undefined> {
+  const timeout = new AbortController();
+  const connected = once(server, 'connection', { signal: timeout.signal }).then(([socket]) => socket as Socket);
+  const listening: TerminalListening = { terminalListening: true };
+  process.stdout.write(`${JSON.stringify(listening)}\n`);
+  const timer = setTimeout(() => timeout.abort(), FIRST_CLIENT_TIMEOUT_MS);
+  try {
+    return await connected.catch(() => undefined);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function readArguments(): Promise<ShimArguments | undefined> {

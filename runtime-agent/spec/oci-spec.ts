@@ -4,7 +4,9 @@ import path from 'node:path';
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import type { ContainerSpec, MountSpec } from '../container/container-spec.js';
 import { checkVolumeName, RunOptionsError } from '../container/run-options.js';
+import { DEFAULT_TERMINAL_SIZE } from '../runtime/pty-process.js';
 import { buildSeccompProfile, type SeccompProfile } from '../security/seccomp.js';
+import { consoleSizeHook, type OciHook } from './console-size-hook.js';
 import type { ResolvedUser } from './user-lookup.js';
 
 /**
@@ -51,6 +53,8 @@ export interface OciSpec {
   ociVersion: string;
   process: {
     terminal: boolean;
+    /** With `terminal`: its first size (runtimes from runc 1.2 apply it; consoleSizeHook does for runc 1.1). */
+    consoleSize?: { height: number; width: number };
     user: { uid: number; gid: number; additionalGids: number[] };
     args: string[];
     env: string[];
@@ -63,6 +67,7 @@ export interface OciSpec {
   root: { path: string; readonly: boolean };
   hostname: string;
   mounts: OciMount[];
+  hooks?: { poststart: OciHook[] };
   linux: {
     namespaces: { type: string; path?: string }[];
     sysctl: Record<string, string>;
@@ -156,10 +161,12 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
   const { spec, image, user } = input;
   const hostname = containerHostname(spec, input.id);
   const capabilities = buildCapabilities(user.uid === 0);
+  const consoleSize = spec.consoleSize ?? DEFAULT_TERMINAL_SIZE;
   return {
     ociVersion: '1.0.2-dev',
     process: {
       terminal: spec.tty === true,
+      ...(spec.tty === true ? { consoleSize: { height: consoleSize.rows, width: consoleSize.columns } } : {}),
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: resolveArgs(spec, image),
       env: resolveEnv(spec.env, [...terminalEnv(spec), ...(image?.Env ?? [])], hostname, user.home),
@@ -172,6 +179,7 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
     root: { path: input.rootfs, readonly: spec.readOnlyRootfs },
     hostname,
     mounts: buildMounts(input),
+    ...(spec.tty === true ? { hooks: { poststart: [consoleSizeHook(consoleSize)] } } : {}),
     linux: {
       namespaces: buildNamespaces(spec, input.netnsPath),
       sysctl: spec.network === 'host' ? {} : { ...PRIVATE_NETWORK_SYSCTLS },

@@ -83,6 +83,15 @@ const MAX_SYMLINKS = 40;
  * FollowSymlinkInScope does). The result is always under `root`; missing components are kept as named.
  */
 export async function resolveInRoot(root: string, target: string): Promise<string> {
+  return path.join(root, ...(await resolveComponents(target, (components) => path.join(root, ...components))));
+}
+
+/**
+ * `target`'s components with every symlink on the way resolved inside the container, `hostPathOf` giving
+ * where a container path is on the host (its root, or a mount's source beneath it). Each component is
+ * looked at with lstat, never followed by the kernel.
+ */
+export async function resolveComponents(target: string, hostPathOf: (components: readonly string[]) => string): Promise<string[]> {
   let resolved: string[] = [];
   const pending = target.split('/');
   let links = 0;
@@ -93,7 +102,7 @@ export async function resolveInRoot(root: string, target: string): Promise<strin
       resolved.pop();
       continue;
     }
-    const candidate = path.join(root, ...resolved, part);
+    const candidate = hostPathOf([...resolved, part]);
     const stats = await lstat(candidate).catch(() => undefined);
     if (!stats?.isSymbolicLink()) {
       resolved.push(part);
@@ -104,5 +113,5 @@ export async function resolveInRoot(root: string, target: string): Promise<strin
     if (link.startsWith('/')) resolved = [];
     pending.unshift(...link.split('/'));
   }
-  return path.join(root, ...resolved);
+  return resolved;
 }

@@ -1,10 +1,12 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chown, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
-import { layerOfTar, pushLayout, writeImageLayout } from '../helpers/agent-images.js';
+import { agentSocket } from '../helpers/agent-api.js';
+import { layerOfTar, pushLayout, tarOf, writeImageLayout } from '../helpers/agent-images.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/free-port.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
@@ -219,6 +221,100 @@ test.serial('cp never leaves the container root: a symlink to / inside it resolv
   await cli(['cp', 'web:/tmp/climb/etc/passwd', path.join(local, 'passwd')]);
   t.regex(await readFile(path.join(local, 'passwd'), 'utf8'), /appuser:x:1234/);
 });
+
+test.serial('cp reaches volumes and bind mounts as the container sees them; read-only and tmpfs mounts are refused', async (t) => {
+  const local = await mkdtemp(path.join(workDir, 'cp-volume-'));
+  const bound = await mkdtemp(path.join(workDir, 'cp-bind-'));
+  await writeFile(path.join(local, 'in.txt'), 'into the volume\n');
+  await cli([
+    'run',
+    '-d',
+    '--name',
+    'vol',
+    '-v',
+    'cpdata:/data',
+    '-v',
+    'cpro:/ro:ro',
+    '-v',
+    `${bound}:/bound`,
+    '--tmpfs',
+    '/scratch',
+    image,
+    'sh',
+    '-c',
+    LOOP,
+  ]);
+  try {
+    await cli(['cp', path.join(local, 'in.txt'), 'vol:/data/']);
+    t.is((await cli(['exec', 'vol', 'cat', '/data/in.txt'])).stdout, 'into the volume\n');
+    const other = await cli(['run', '--rm', '-v', 'cpdata:/seen', image, 'cat', '/seen/in.txt']);
+    t.is(other.stdout, 'into the volume\n', "in the volume itself, not under the mount in the container's root");
+    await cli(['cp', path.join(local, 'in.txt'), 'vol:/bound/copied.txt']);
+    t.is(await readFile(path.join(bound, 'copied.txt'), 'utf8'), 'into the volume\n');
+
+    await cli(['exec', 'vol', 'sh', '-c', 'echo out of the volume > /data/out.txt && ln -s /etc/image-name /data/to-root']);
+    await cli(['cp', 'vol:/data/out.txt', path.join(local, 'out.txt')]);
+    t.is(await readFile(path.join(local, 'out.txt'), 'utf8'), 'out of the volume\n');
+    await cli(['cp', '-L', 'vol:/data/to-root', path.join(local, 'followed')]);
+    t.is(await readFile(path.join(local, 'followed'), 'utf8'), 'verbs-box\n', "a link in a volume to / leads to the container's root");
+
+    const readOnly = await failing(['cp', path.join(local, 'in.txt'), 'vol:/ro/']);
+    t.is(readOnly.code, 1);
+    t.regex(readOnly.stderr, /\/ro\/ is on a read-only mount or root filesystem/);
+    const tmpfs = await failing(['cp', path.join(local, 'in.txt'), 'vol:/scratch/']);
+    t.is(tmpfs.code, 1);
+    t.regex(tmpfs.stderr, /\/scratch is a tmpfs mount, which cp cannot reach from the host/);
+  } finally {
+    await cli(['rm', '-f', 'vol']);
+    await cli(['volume', 'rm', 'cpdata', 'cpro']);
+  }
+});
+
+test.serial(
+  'cp is not fooled by a symlink swapped in while it copies (CVE-2018-15664): it neither reads nor writes the host',
+  async (t) => {
+    // The host has a secret at an absolute path the container also has under /w/real; the container swaps
+    // /w/d between that directory and a symlink to / as fast as it can. Were the last check and the use of
+    // a path apart, the kernel would follow /w/d -> / from the host's root.
+    const secretDir = await mkdtemp(path.join(workDir, 'race-'));
+    await writeFile(path.join(secretDir, 'secret'), 'HOST SECRET\n');
+    const swap = `mkdir -p /w/real${secretDir} && echo inside > /w/real${secretDir}/secret; while :; do mv /w/real /w/d; mv /w/d /w/real; ln -s / /w/d; rm /w/d; done`;
+    await cli(['run', '-d', '--name', 'racer', image, 'sh', '-c', swap]);
+    const planted = await tarOf([{ name: 'planted', content: 'planted\n' }]);
+    try {
+      let copiedOut = 0;
+      for (let attempt = 0; attempt < 40; attempt++) {
+        const read = await rawArchive('GET', `/v1/containers/racer/archive?path=${encodeURIComponent(`/w/d${secretDir}/secret`)}`);
+        t.false(read.body.includes('HOST SECRET'), `attempt ${attempt} read the host's file`);
+        if (read.status === 200) copiedOut++;
+        const written = await rawArchive(
+          'PUT',
+          `/v1/containers/racer/archive?path=${encodeURIComponent(`/w/d${secretDir}/`)}&name=planted`,
+          planted,
+        );
+        t.true([200, 404].includes(written.status), written.body);
+      }
+      t.true(copiedOut > 0, 'some copies found the directory in place');
+      t.deepEqual((await readdir(secretDir)).sort(), ['secret'], 'nothing was written on the host');
+    } finally {
+      await cli(['rm', '-f', 'racer']);
+    }
+  },
+);
+
+/** One cp request on the API (the CLI's start-up would slow the attempts down); its status and body as text. */
+function rawArchive(method: string, apiPath: string, body?: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ socketPath: agentSocket(agent), method, path: apiPath }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.once('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('latin1') }));
+      response.once('error', reject);
+    });
+    outgoing.once('error', reject);
+    outgoing.end(body);
+  });
+}
 
 test.serial('cp copies a symlink as a symlink; -L copies what it points at', async (t) => {
   const local = await mkdtemp(path.join(workDir, 'cp-link-'));

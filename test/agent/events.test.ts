@@ -114,6 +114,32 @@ test.serial("events --since replays a run's create, start, health_status and die
   ]);
 });
 
+test.serial('a container over its memory limit is OOM-killed: events show oom then die with 137, and inspect says OOMKilled', async (t) => {
+  // Waits a moment first, as a program's start would: the OOM watch begins just after the process starts.
+  const hog = 'sleep 2; x=a; while :; do x="$x$x"; done';
+  const id = (
+    await agent.cli(['run', '-d', '--name', 'ev-oom', '--memory', '16m', '--network', 'none', image, 'sh', '-c', hog])
+  ).stdout.trim();
+  t.is((await agent.cli(['wait', 'ev-oom'])).stdout.trim(), '137');
+  const lines = (await pastEvents(['--filter', 'container=ev-oom'])).map(parseLine);
+  t.deepEqual(
+    lines.map((line) => line.action),
+    ['create', 'start', 'oom', 'die'],
+  );
+  t.is(lines[2]?.attributes, `image=${image}, name=ev-oom`);
+  t.regex(lines[3]?.attributes ?? '', /exitCode=137/);
+  t.true((await agentApi<InspectResult>(agent, 'GET', `/v1/containers/${id}`)).body.State.OOMKilled);
+  t.is((await agent.cli(['inspect', '--format', '{{.State.OOMKilled}}', 'ev-oom'])).stdout.trim(), 'true');
+
+  // Under its limit, or killed by a user, a container is not OOMKilled and has no oom event.
+  await agent.cli(['run', '-d', '--name', 'ev-fits', '--memory', '16m', '--network', 'none', image, 'sleep', '30']);
+  await agent.cli(['kill', 'ev-fits']);
+  t.is((await agent.cli(['wait', 'ev-fits'])).stdout.trim(), '137');
+  t.is((await agent.cli(['inspect', '--format', '{{.State.OOMKilled}}', 'ev-fits'])).stdout.trim(), 'false');
+  t.false((await pastEvents(['--filter', 'container=ev-fits'])).some((line) => parseLine(line).action === 'oom'));
+  await agent.cli(['rm', '-f', 'ev-oom', 'ev-fits']);
+});
+
 test.serial('the event stream API delivers live events as they happen: stop is kill, kill, die, stop; rm is destroy', async (t) => {
   const stream = await agentStream(agent, `/v1/events?filters=${encodeURIComponent(JSON.stringify({ type: ['container'] }))}`);
   t.teardown(() => stream.close());

@@ -408,14 +408,26 @@ test('run options refused: --cpus beyond the host CPUs, in docker words', (t) =>
   });
 });
 
-test("-t sets process.terminal and docker's TERM=xterm, which the image's or the user's TERM overrides; nothing else changes", (t) => {
+test("-t sets process.terminal, its size (also set by a poststart hook before the process runs) and docker's TERM=xterm, which the image's or the user's TERM overrides; nothing else changes", (t) => {
   const plain = ociSpecFor({});
-  const tty = ociSpecFor({ tty: true });
+  const tty = ociSpecFor({ tty: true, consoleSize: { columns: 77, rows: 21 } });
   t.false(plain.process.terminal);
   t.true(tty.process.terminal);
+  t.deepEqual(tty.process.consoleSize, { height: 21, width: 77 });
+  t.deepEqual(
+    tty.hooks?.poststart.map((hook) => hook.args.slice(-2)),
+    [['21', '77']],
+  );
+  t.is(plain.hooks, undefined);
   t.true(tty.process.env.includes('TERM=xterm'));
   t.false(plain.process.env.some((entry) => entry.startsWith('TERM=')));
-  t.deepEqual({ ...tty, process: { ...tty.process, terminal: false, env: plain.process.env } }, plain, 'same isolation either way');
+  const { hooks: _hooks, ...ttyWithoutHooks } = tty;
+  const { consoleSize: _size, ...ttyProcess } = tty.process;
+  t.deepEqual(
+    { ...ttyWithoutHooks, process: { ...ttyProcess, terminal: false, env: plain.process.env } },
+    plain,
+    'same isolation either way',
+  );
   t.true(ociSpecFor({ tty: true }, { ...ECHO_IMAGE, Env: ['TERM=vt100'] }).process.env.includes('TERM=vt100'));
   t.true(ociSpecFor({ tty: true, env: ['TERM=screen'] }).process.env.includes('TERM=screen'));
 });

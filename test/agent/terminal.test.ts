@@ -1,4 +1,5 @@
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -149,10 +150,9 @@ test.serial('top and vi draw and take keys on the terminal', async (t) => {
   }
 });
 
-// KNOWN RACE since the agent branches were merged: now and then the daemon's attach finds the shim's terminal
-// socket gone ("the container's terminal cannot be reached"). Skipped by name until it is fixed (issue 15's note).
-test.serial.skip(
-  'run -t without -i: the terminal has the size of the client from the start, and --rm removes the container — SKIPPED: intermittent attach race, see issue 15',
+// The command ends at once: its output, its size and its exit code must not depend on how soon the client attaches.
+test.serial(
+  'run -t without -i: a command that ends at once shows its output on a terminal of the client size from the start, the CLI exits with its exit code, and --rm removes the container',
   async (t) => {
     const screen = await terminal(
       ['run', '-t', '--rm', '--name', 'quick', image, 'sh', '-c', 'stty size; test -t 0 && echo on-a-tty; exit 5'],
@@ -192,6 +192,72 @@ test.serial('exec -it into a running container gets a terminal of its own, and i
     await agent.cli(['rm', '-f', 'host']);
   }
 });
+
+test.serial('exec -it: what is typed reaches the process, ctrl-d ends its input, and its exit code comes back', async (t) => {
+  await agent.cli(['run', '-d', '--name', 'typing', image, 'sleep', '300']);
+  const screen = await terminal(['exec', '-it', 'typing', 'sh', '-c', 'read line; echo "got <$line>"; wc -l; exit 4']);
+  try {
+    await typeAndWait(screen, 'hello there', /^got <hello there>$/m);
+    await screen.typeLine('one');
+    await screen.typeLine('two');
+    await screen.keys('C-d');
+    await screen.waitFor(/^\s*2$/m);
+    t.is(await screen.exitCode(), 4);
+  } finally {
+    await screen.kill();
+    await agent.cli(['rm', '-f', 'typing']);
+  }
+});
+
+test.serial(
+  'exec -i without -t: stdin streams to the process and its end closes it; stdout, stderr and the exit code come back',
+  async (t) => {
+    await agent.cli(['run', '-d', '--name', 'piped', image, 'sleep', '300']);
+    try {
+      // More than a pipe holds, so the relay must wait for the reader; wc answers only once its input has ended.
+      const input = `first\n${'x'.repeat(300_000)}\nlast\n`;
+      const counted = await agent.cli(['exec', '-i', 'piped', 'sh', '-c', 'wc -c; echo on-stderr >&2; test -t 0 || echo no-tty; exit 6'], {
+        input,
+        allowFailure: true,
+      });
+      t.is(counted.code, 6);
+      t.is(counted.stdout, `${input.length}\nno-tty\n`);
+      t.is(counted.stderr, 'on-stderr\n');
+      t.is((await agent.cli(['exec', 'piped', 'cat'], { input: 'not sent\n' })).stdout, '', 'without -i the stdin is closed at once');
+
+      // A conversation: each line is answered before the next is written, so nothing waits for the input to end.
+      const command = agent.cliCommand([
+        'exec',
+        '-i',
+        'piped',
+        'sh',
+        '-c',
+        'while read line; do echo "got $line"; done; echo done; exit 3',
+      ]);
+      const child = spawn(command.file, command.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      const exited = new Promise<number | null>((resolve, reject) => {
+        child.once('close', resolve);
+        setTimeout(() => reject(new Error(`exec -i did not end within 30 s; it printed: ${stdout}`)), 30_000).unref();
+      });
+      try {
+        child.stdin.write('one\n');
+        await eventually(
+          async () => stdout,
+          (seen) => seen === 'got one\n',
+        );
+        child.stdin.end('two\n');
+        t.is(await exited, 3);
+        t.is(stdout, 'got one\ngot two\ndone\n');
+      } finally {
+        child.kill('SIGKILL');
+      }
+    } finally {
+      await agent.cli(['rm', '-f', 'piped']);
+    }
+  },
+);
 
 test.serial('start -ai starts a stopped -it container and attaches to its terminal', async (t) => {
   const created = await agent.cli(['run', '-d', '-it', '--name', 'again', image, 'sh']);
@@ -279,6 +345,8 @@ test('terminal frames survive any chunking and malformed ones are refused', (t) 
   const frames: TerminalFrame[] = [
     { type: 'data', data: Buffer.from('héllo\r\n') },
     { type: 'resize', size: { columns: 132, rows: 43 } },
+    { type: 'stderr', data: Buffer.from('oops\n') },
+    { type: 'eof' },
     { type: 'exit', exitCode: 130 },
   ];
   const bytes = Buffer.concat(frames.map(encodeFrame));
@@ -288,6 +356,7 @@ test('terminal frames survive any chunking and malformed ones are refused', (t) 
   t.throws(() => new FrameDecoder().push(Buffer.from([9, 0, 0, 0, 0])), { instanceOf: TerminalProtocolError });
   t.throws(() => new FrameDecoder().push(Buffer.from([2, 0, 0, 0, 4, 0, 0, 0, 24])), { instanceOf: TerminalProtocolError });
   t.throws(() => new FrameDecoder().push(Buffer.from([1, 0xff, 0xff, 0xff, 0xff])), { instanceOf: TerminalProtocolError });
+  t.throws(() => new FrameDecoder().push(Buffer.from([5, 0, 0, 0, 1, 0])), { instanceOf: TerminalProtocolError });
 });
 
 test("detach keys are docker's: ctrl-p ctrl-q by default, held back until they differ, never sent when they match", (t) => {

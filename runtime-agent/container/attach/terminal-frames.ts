@@ -1,8 +1,9 @@
 /**
- * The byte stream of an attached terminal, between the CLI, the daemon and a container's shim: frames of a
- * one-byte type, a four-byte big-endian length and the payload. Towards the container: `data` (typed
- * input) and `resize`; back: `data` (the terminal's output) and, last, `exit` with the process's exit code.
- * Framing keeps a resize or the exit code apart from the bytes a user types or a program prints.
+ * The byte stream of an attached terminal, between the CLI, the daemon and a container's shim, and of an
+ * `exec -i` without a terminal: frames of a one-byte type, a four-byte big-endian length and the payload.
+ * Towards the container: `data` (typed input or stdin), `resize` and `eof` (stdin is over); back: `data` (the
+ * terminal's output or stdout), `stderr` (only without a terminal) and, last, `exit` with the process's exit
+ * code. Framing keeps a resize, the end of input or the exit code apart from the bytes themselves.
  */
 
 export interface TerminalSize {
@@ -10,9 +11,14 @@ export interface TerminalSize {
   rows: number;
 }
 
-export type TerminalFrame = { type: 'data'; data: Buffer } | { type: 'resize'; size: TerminalSize } | { type: 'exit'; exitCode: number };
+export type TerminalFrame =
+  | { type: 'data'; data: Buffer }
+  | { type: 'stderr'; data: Buffer }
+  | { type: 'resize'; size: TerminalSize }
+  | { type: 'eof' }
+  | { type: 'exit'; exitCode: number };
 
-const TYPE_CODES = { data: 1, resize: 2, exit: 3 } as const;
+const TYPE_CODES = { data: 1, resize: 2, exit: 3, stderr: 4, eof: 5 } as const;
 const HEADER_BYTES = 5;
 /** Far above what one read of a terminal yields; a larger length means the peer is not speaking this protocol. */
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -32,7 +38,10 @@ export function encodeFrame(frame: TerminalFrame): Buffer {
 function framePayload(frame: TerminalFrame): Buffer {
   switch (frame.type) {
     case 'data':
+    case 'stderr':
       return frame.data;
+    case 'eof':
+      return Buffer.alloc(0);
     case 'resize': {
       const payload = Buffer.alloc(4);
       payload.writeUInt16BE(frame.size.columns, 0);
@@ -75,6 +84,11 @@ function decodeFrame(code: number, payload: Buffer): TerminalFrame {
   switch (code) {
     case TYPE_CODES.data:
       return { type: 'data', data: Buffer.from(payload) };
+    case TYPE_CODES.stderr:
+      return { type: 'stderr', data: Buffer.from(payload) };
+    case TYPE_CODES.eof:
+      if (payload.length !== 0) throw new TerminalProtocolError('malformed end-of-input frame');
+      return { type: 'eof' };
     case TYPE_CODES.resize: {
       const size = payload.length === 4 ? terminalSize(payload.readUInt16BE(0), payload.readUInt16BE(2)) : undefined;
       if (!size) throw new TerminalProtocolError('malformed terminal resize frame');

@@ -9,8 +9,8 @@ export interface TerminalHubOptions {
   /** Whether clients may type (`-i`); without it their data frames are dropped, as docker drops stdin. */
   acceptInput: boolean;
   /**
-   * Output kept until the first client attaches, so `run -it` sees the shell's first prompt though it attaches
-   * just after the start; later clients see what comes after they attach, as with docker.
+   * Output kept until the first client attaches, so the first `attach` to a `run -dit` container sees the
+   * shell's prompt; later clients see what comes after they attach, as with docker.
    */
   backlogBytes: number;
 }
@@ -25,9 +25,6 @@ export class TerminalHub {
   private backlog: Buffer[] | undefined = [];
   private backlogSize = 0;
   private exitCode: number | undefined;
-  private firstClient: () => void = () => undefined;
-  /** Settles when the first client attaches. */
-  readonly attached = new Promise<void>((resolve) => (this.firstClient = resolve));
 
   constructor(
     private readonly terminal: PtyProcess,
@@ -42,7 +39,6 @@ export class TerminalHub {
       return;
     }
     this.clients.add(client);
-    this.firstClient();
     const drop = () => {
       this.clients.delete(client);
       client.destroy();
