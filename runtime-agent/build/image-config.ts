@@ -1,3 +1,4 @@
+import { parseGoDuration } from '../../platform/go-duration.js';
 import { DockerfileError, checkFlags, flagValue, jsonForm, type Instruction } from './dockerfile.js';
 import { expand, expandList } from './build-plan.js';
 import { splitRawWords, type Variables } from './shell-words.js';
@@ -218,14 +219,10 @@ function healthcheck(instruction: Instruction): Healthcheck {
   return check;
 }
 
-const UNIT_NANOSECONDS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-/** Go's time.ParseDuration (`1m30s`, `500ms`) in nanoseconds; docker refuses a duration under 1ms (0 means the default). */
+/** A Go duration (`1m30s`, `500ms`) in nanoseconds; docker refuses a duration under 1ms (0 means the default). */
 function parseDuration(text: string, flag: string, line: number): number {
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== text)
-    throw new DockerfileError(line, `invalid duration ${text} for --${flag}`);
-  const total = parts.reduce((sum, part) => sum + Number(part[1]) * (UNIT_NANOSECONDS[part[2] as string] as number), 0);
-  if (total !== 0 && total < 1e6) throw new DockerfileError(line, `--${flag} cannot be less than 1ms`);
-  return Math.round(total);
+  const parsed = parseGoDuration(text);
+  if ('error' in parsed || parsed.nanoseconds < 0) throw new DockerfileError(line, `invalid duration ${text} for --${flag}`);
+  if (parsed.nanoseconds !== 0 && parsed.nanoseconds < 1e6) throw new DockerfileError(line, `--${flag} cannot be less than 1ms`);
+  return parsed.nanoseconds;
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseGoDuration } from '../../platform/go-duration.js';
 import type { CreateRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentErrors } from '../errors.js';
@@ -374,17 +375,11 @@ async function createPullingIfMissing(agent: AgentClient, request: CreateRequest
   }
 }
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** docker's --since: a duration before now (`42m`, `1h30m`), unix seconds, or a timestamp. */
 export function parseSince(text: string, now = Date.now()): Date {
-  if (/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) {
-    const ms = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)].reduce(
-      (sum, [, amount, unit]) => sum + Number(amount) * (DURATION_UNITS_MS[unit ?? 's'] ?? 0),
-      0,
-    );
-    return new Date(now - ms);
-  }
+  // As docker: "0" is the epoch, not a duration.
+  const duration = text === '0' ? undefined : parseGoDuration(text);
+  if (duration && 'nanoseconds' in duration) return new Date(now - duration.nanoseconds / 1e6);
   const date = /^\d+(\.\d+)?$/.test(text) ? new Date(Number(text) * 1000) : new Date(text);
   if (Number.isNaN(date.getTime()))
     throw new Error(`invalid --since ${JSON.stringify(text)}: a timestamp, unix seconds or a duration such as 10m`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InspectResult } from '../../runtime-agent/api.js';
-import { formatGoDuration, parseGoDuration } from '../../runtime-agent/container/health/go-duration.js';
+import { formatGoDuration, parseGoDuration } from '../../platform/go-duration.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { agentApi } from '../helpers/agent-api.js';
 import { busyboxEntries, layerOf, pushLayout, writeImageLayout } from '../helpers/agent-images.js';

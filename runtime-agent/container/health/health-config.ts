@@ -1,6 +1,6 @@
 import type { ImageHealthcheck } from '../../../oci/manifest.js';
 import type { RunRequest } from '../../api.js';
-import { formatGoDuration, parseGoDuration } from './go-duration.js';
+import { formatGoDuration, parseGoDuration } from '../../../platform/go-duration.js';
 
 /**
  * A container's health check as docker keeps it (Config.Healthcheck): the probe (`["CMD", ...]`,

@@ -2,7 +2,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exitCodeOf } from '../../../platform/process-exit.js';
-import { formatGoDuration } from './go-duration.js';
+import { formatGoDuration } from '../../../platform/go-duration.js';
 import type { HealthResult } from './health-state.js';
 
 /** docker keeps 4 KiB of a probe's output (stdout and stderr together) and marks a cut with `...`. */

@@ -1,21 +1,14 @@
-/**
- * The compose specification's value formats: durations (`1m30s`, `500ms`, `1.5h`: Go's time.ParseDuration
- * units from us to h, several parts in a row) and byte values (`512m`, `1gb`, or a plain number of bytes).
- */
-const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(us|µs|ms|s|m|h)/gy;
-const DURATION_UNIT_MS: Record<string, number> = { us: 0.001, µs: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+import { parseGoDuration } from '../../../platform/go-duration.js';
 
-/** Milliseconds, or undefined when `text` is not a compose duration. */
+/**
+ * The compose specification's value formats: durations (`1m30s`, `500ms`, `1.5h`: Go's time.ParseDuration, as
+ * docker compose reads them) and byte values (`512m`, `1gb`, or a plain number of bytes).
+ */
+
+/** Milliseconds, or undefined when `text` is not a duration (or is negative). */
 export function parseDuration(text: string): number | undefined {
-  if (text === '0') return 0;
-  DURATION_PART.lastIndex = 0;
-  let total = 0;
-  let consumed = 0;
-  for (let match = DURATION_PART.exec(text); match; match = DURATION_PART.exec(text)) {
-    total += Number(match[1]) * DURATION_UNIT_MS[match[2]!]!;
-    consumed = DURATION_PART.lastIndex;
-  }
-  return consumed > 0 && consumed === text.length ? Math.round(total) : undefined;
+  const parsed = parseGoDuration(text);
+  return 'error' in parsed || parsed.nanoseconds < 0 ? undefined : Math.round(parsed.nanoseconds / 1e6);
 }
 
 const BYTE_VALUE = /^(\d+(?:\.\d+)?)\s*([kmg]?b?)$/i;

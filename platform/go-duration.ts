@@ -1,6 +1,7 @@
 /**
- * Durations as Go writes and reads them (time.ParseDuration, Duration.String), in nanoseconds: docker's
- * health flags take them (`--health-interval 1m30s`) and its probe timeout message prints them.
+ * Durations as Go writes and reads them (time.ParseDuration, Duration.String), in nanoseconds: docker's health
+ * flags and `--since`, a Dockerfile's HEALTHCHECK options and compose files take them, and docker's probe
+ * timeout message prints them.
  */
 
 const UNIT_NANOSECONDS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
