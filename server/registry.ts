@@ -6,6 +6,7 @@ import { createApp, type ServedRoute } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
+import { createBuilds } from './builds/setup.js';
 import { createDeploy } from './deploy/setup.js';
 import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
 import { applyConnectionLimits } from './http/connection-limits.js';
@@ -85,7 +86,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
     },
     logger,
     ops.app,
-    { auth: auth.api, gc: gc.adminApi, deploy },
+    { auth: auth.api, gc: gc.adminApi, deploy, builds: createBuilds(config, redis, ops.metrics, logger) },
     auth.adminGuard,
   );
 

@@ -1,0 +1,38 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../platform/logger.js';
+import type { Config } from '../config.js';
+import type { RegistryMetrics } from '../metrics/metrics.js';
+import { BuildQueue } from './build-queue.js';
+import { BuildService } from './build-service.js';
+import { ProjectStore } from './project-store.js';
+import { WorkerService, type BuildObserver } from './worker-service.js';
+
+export interface RegistryBuilds {
+  builds: BuildService;
+  workers: WorkerService;
+  maxWebhookBytes: number;
+  workerTokenTtlMs: number;
+}
+
+/** Automated builds on the registry's Redis: projects, the queue, the workers' API, and their metrics. */
+export function createBuilds(config: Config, redis: Redis, metrics: RegistryMetrics, logger: Logger): RegistryBuilds {
+  const log = logger.child({ component: 'builds' });
+  const settings = config.builds;
+  const prefix = config.redis.keyPrefix;
+  const projects = new ProjectStore(redis, prefix);
+  const queue = new BuildQueue(redis, prefix, Math.ceil(settings.retentionDays * 86400));
+  metrics.gaugeOnScrape('berth_build_queue_depth', 'Builds waiting for a worker.', 'queue', async () => [['builds', await queue.depth()]]);
+  const observer: BuildObserver = {
+    started: (_record, waitedMs) => metrics.buildQueueWait.observe(waitedMs / 1000),
+    finished: (record) => {
+      if (record.claimedAt !== null && record.finishedAt !== null)
+        metrics.buildDuration.observe({ outcome: record.state }, (record.finishedAt - record.claimedAt) / 1000);
+    },
+  };
+  return {
+    builds: new BuildService(projects, queue, settings, log),
+    workers: new WorkerService(redis, prefix, queue, projects, settings, observer, log),
+    maxWebhookBytes: settings.maxWebhookBytes,
+    workerTokenTtlMs: settings.workerTokenTtlSeconds * 1000,
+  };
+}
