@@ -99,6 +99,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
           insecureRegistries: config.insecureRegistries,
           credentials: await credentials.get(registry),
           mountSource,
+          bearerToken: undefined,
         }),
       stagingDir: stagingDirectory(config.dataDir),
       unpack: { keepSetid: config.keepSetid, preserveOwnership: isRoot, platform: config.platform },
@@ -127,8 +128,13 @@ function startBuildWorker(
     client,
     builder: parts.builder,
     content: parts.content,
-    uploadClient: (repository) =>
-      new HttpUploadClient(registry, repository, { insecureRegistries, credentials: undefined, mountSource: undefined }),
+    uploadClient: (repository, token) =>
+      new HttpUploadClient(registry, repository, {
+        insecureRegistries,
+        credentials: undefined,
+        mountSource: undefined,
+        bearerToken: token,
+      }),
     workRoot: path.join(config.dataDir, 'build', 'jobs'),
     logger: logger.child({ component: 'build-worker' }),
   });

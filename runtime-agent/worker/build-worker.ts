@@ -16,8 +16,8 @@ export interface BuildWorkerServices {
   client: WorkerClient;
   builder: ImageBuilder;
   content: ContentStore;
-  /** The upload client for a repository of the worker's registry. */
-  uploadClient: (repository: string) => UploadClient;
+  /** The upload client for a repository of the worker's registry, with the job's push token (undefined: auth is off). */
+  uploadClient: (repository: string, token: string | undefined) => UploadClient;
   /** Each job's checkout and private files, removed after the job. */
   workRoot: string;
   logger: Logger;
@@ -157,7 +157,8 @@ export class BuildWorker {
   }
 
   private async push(job: BuildJob, spec: BuildSpec, manifestDigest: string, jobLog: JobLog): Promise<void> {
-    const uploadClient = this.services.uploadClient(job.repository);
+    const { token } = await this.services.client.pushToken(job);
+    const uploadClient = this.services.uploadClient(job.repository, token ?? undefined);
     for (const tag of spec.tags) {
       await pushImage(
         { manifestDigest, mountFrom: undefined },

@@ -72,6 +72,11 @@ export class WorkerClient {
     })) as BuildSpec;
   }
 
+  /** A token to push the job's image to its repository (and nothing else), minted now; null when the registry has no auth. */
+  async pushToken(job: BuildJob): Promise<{ token: string | null }> {
+    return (await this.post(`/jobs/${job.id}/push-token`, { attempt: job.attempt })) as { token: string | null };
+  }
+
   async log(job: BuildJob, lines: string[]): Promise<void> {
     await this.post(`/jobs/${job.id}/log`, { attempt: job.attempt, lines });
   }

@@ -5,7 +5,7 @@ import type { RegistryMetrics } from '../metrics/metrics.js';
 import { BuildQueue } from './build-queue.js';
 import { BuildService } from './build-service.js';
 import { ProjectStore } from './project-store.js';
-import { WorkerService, type BuildObserver } from './worker-service.js';
+import { WorkerService, type BuildObserver, type PushTokens } from './worker-service.js';
 
 export interface RegistryBuilds {
   builds: BuildService;
@@ -15,7 +15,13 @@ export interface RegistryBuilds {
 }
 
 /** Automated builds on the registry's Redis: projects, the queue, the workers' API, and their metrics. */
-export function createBuilds(config: Config, redis: Redis, metrics: RegistryMetrics, logger: Logger): RegistryBuilds {
+export function createBuilds(
+  config: Config,
+  redis: Redis,
+  metrics: RegistryMetrics,
+  pushTokens: PushTokens,
+  logger: Logger,
+): RegistryBuilds {
   const log = logger.child({ component: 'builds' });
   const settings = config.builds;
   const prefix = config.redis.keyPrefix;
@@ -31,7 +37,7 @@ export function createBuilds(config: Config, redis: Redis, metrics: RegistryMetr
   };
   return {
     builds: new BuildService(projects, queue, settings, log),
-    workers: new WorkerService(redis, prefix, queue, projects, settings, observer, log),
+    workers: new WorkerService(redis, prefix, queue, projects, settings, observer, pushTokens, log),
     maxWebhookBytes: settings.maxWebhookBytes,
     workerTokenTtlMs: settings.workerTokenTtlSeconds * 1000,
   };

@@ -10,6 +10,8 @@ import type { BuildRecord, GitCredentials } from './build-types.js';
 import type { ProjectStore } from './project-store.js';
 import { finalTags } from './tag-rules.js';
 import type { Redis } from 'ioredis';
+import type { TokenService } from '../auth/token-service.js';
+import type { JobTokens } from './job-tokens.js';
 
 const TOKEN_PREFIX = 'bbw';
 const CLAIM_POLL_MS = 200;
@@ -43,6 +45,12 @@ export interface BuildObserver {
   finished(record: BuildRecord): void;
 }
 
+/** Mints the job-scoped push tokens; `signer` is undefined when auth is off. */
+export interface PushTokens {
+  jobs: JobTokens;
+  signer: TokenService | undefined;
+}
+
 export interface WorkerLease {
   worker: string;
   attempt: number;
@@ -62,6 +70,7 @@ export class WorkerService {
     private readonly projects: ProjectStore,
     private readonly settings: BuildsConfig,
     private readonly observer: BuildObserver,
+    private readonly pushTokens: PushTokens,
     private readonly logger: Logger,
   ) {
     this.keys = new BuildKeys(prefix);
@@ -123,6 +132,14 @@ export class WorkerService {
     const cancel = await this.queue.renew(id, lease.worker, lease.attempt, this.settings.leaseSeconds * 1000);
     if (cancel === undefined) throw lost(id);
     return cancel;
+  }
+
+  /** A token that pushes to the job's repository only, while this attempt runs. */
+  async pushToken(id: string, lease: WorkerLease): Promise<{ token: string | null }> {
+    await this.renew(id, lease);
+    const record = await this.queue.record(id);
+    if (!record) throw lost(id);
+    return { token: this.pushTokens.jobs.mint(this.pushTokens.signer, id, lease.attempt, record.repository) };
   }
 
   async appendLog(id: string, lease: WorkerLease, lines: string[]): Promise<void> {

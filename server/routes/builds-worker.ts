@@ -68,6 +68,11 @@ export function buildWorkerRouter({ workers }: RegistryBuilds): Router {
       ctx.host,
     );
   });
+  router.post(`${BASE}/jobs/:id/push-token`, asWorker, async (ctx: Context) => {
+    const body = parseBody(leaseBody, await readJsonBody(ctx));
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await workers.pushToken(ctx.params.id ?? '', lease(ctx, body));
+  });
   router.post(`${BASE}/jobs/:id/log`, asWorker, async (ctx: Context) => {
     const body = parseBody(logBody, await readJsonBody(ctx));
     await workers.appendLog(ctx.params.id ?? '', lease(ctx, body), body.lines);

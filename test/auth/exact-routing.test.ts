@@ -38,6 +38,7 @@ const OPEN_ROUTES = [
   'POST /builds/v1/worker/jobs/some-id/lease',
   'POST /builds/v1/worker/jobs/some-id/source',
   'POST /builds/v1/worker/jobs/some-id/log',
+  'POST /builds/v1/worker/jobs/some-id/push-token',
   'POST /builds/v1/worker/jobs/some-id/finish',
 ];
 

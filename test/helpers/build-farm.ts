@@ -2,11 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from './agent-daemon.js';
+import { ADMIN, AuthRegistry } from './auth-registry.js';
 import { DockerDaemon } from './dockerd.js';
 import { eventually } from './eventually.js';
 import { postHook, type ForgeRequest } from './forge-hooks.js';
 import { GitHttpServer, type GitWorkTree } from './git-http-server.js';
-import { RegistryProcess } from './registry-process.js';
+import type { RegistryProcess } from './registry-process.js';
 import { createBusyboxRootfs } from './test-images.js';
 
 export const WEBHOOK_SECRET = 'the-project-webhook-secret';
@@ -27,12 +28,12 @@ export interface BuildView {
 
 /**
  * Automated builds with real parts: a git repository served by git's own http-backend (behind an
- * HTTPS-style token), a registry (3 s leases), two `berth-agent daemon --build-worker` agents (a1, a2), and
+ * HTTPS-style token), a registry with token auth on (so the agents push with their jobs' tokens; 3 s leases), two `berth-agent daemon --build-worker` agents (a1, a2), and
  * dockerd to pull and run what they built and pushed.
  */
 export class BuildFarm {
   private constructor(
-    readonly registry: RegistryProcess,
+    private readonly auth: AuthRegistry,
     readonly git: GitHttpServer,
     readonly agents: AgentDaemon[],
     readonly docker: DockerDaemon,
@@ -41,12 +42,14 @@ export class BuildFarm {
 
   static async start(): Promise<BuildFarm> {
     const scratch = await mkdtemp(path.join(tmpdir(), 'berth-build-farm-'));
-    const [registry, git, docker] = await Promise.all([
-      RegistryProcess.start({ env: { BERTH_BUILDS__LEASE_SECONDS: String(LEASE_SECONDS), BERTH_BUILDS__CLAIM_WAIT_SECONDS: '2' } }),
+    const [auth, git, docker] = await Promise.all([
+      AuthRegistry.start({ env: { BERTH_BUILDS__LEASE_SECONDS: String(LEASE_SECONDS), BERTH_BUILDS__CLAIM_WAIT_SECONDS: '2' } }),
       GitHttpServer.start({ token: GIT_TOKEN }),
       DockerDaemon.start(),
     ]);
-    const farm = new BuildFarm(registry, git, [], docker, scratch);
+    const registry = auth.process;
+    const farm = new BuildFarm(auth, git, [], docker, scratch);
+    await docker.docker(['login', '--username', ADMIN.username, '--password-stdin', registry.host], { input: ADMIN.password });
     const { token } = (await farm.admin('POST', 'build-workers/tokens', { name: 'ci' })) as { token: string };
     farm.agents.push(
       ...(await Promise.all(
@@ -58,21 +61,18 @@ export class BuildFarm {
     return farm;
   }
 
+  get registry(): RegistryProcess {
+    return this.auth.process;
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.agents.map((agent) => agent.destroy()), this.docker.stop()]);
     await Promise.all([this.registry.destroy(), this.git.stop()]);
     await rm(this.scratch, { recursive: true, force: true });
   }
 
-  async admin(method: string, route: string, body?: unknown): Promise<unknown> {
-    const response = await fetch(`${this.registry.url}/admin/v1/${route}`, {
-      method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${text}`);
-    return text ? (JSON.parse(text) as unknown) : undefined;
+  admin(method: string, route: string, body?: unknown): Promise<unknown> {
+    return this.auth.admin(method, `/${route}`, body);
   }
 
   build(id: string): Promise<BuildView> {
