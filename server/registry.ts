@@ -92,7 +92,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
       auth: auth.api,
       gc: gc.adminApi,
       deploy,
-      builds: createBuilds(config, redis, ops.metrics, { jobs: jobTokens, signer: auth.tokens }, logger),
+      builds: createBuilds(config, redis, ops, { jobs: jobTokens, signer: auth.tokens }, logger),
     },
     auth.adminGuard,
   );

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/logger.js';
 import type { Config } from '../config.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
+import type { BuildEventSink } from '../webhooks/build-events.js';
 import { BuildQueue } from './build-queue.js';
 import { BuildService } from './build-service.js';
 import { ProjectStore } from './project-store.js';
@@ -14,11 +15,11 @@ export interface RegistryBuilds {
   workerTokenTtlMs: number;
 }
 
-/** Automated builds on the registry's Redis: projects, the queue, the workers' API, and their metrics. */
+/** Automated builds on the registry's Redis: projects, the queue, the workers' API, their metrics and outgoing build events. */
 export function createBuilds(
   config: Config,
   redis: Redis,
-  metrics: RegistryMetrics,
+  { metrics, buildEvents }: { metrics: RegistryMetrics; buildEvents: BuildEventSink },
   pushTokens: PushTokens,
   logger: Logger,
 ): RegistryBuilds {
@@ -29,10 +30,14 @@ export function createBuilds(
   const queue = new BuildQueue(redis, prefix, Math.ceil(settings.retentionDays * 86400));
   metrics.gaugeOnScrape('berth_build_queue_depth', 'Builds waiting for a worker.', 'queue', async () => [['builds', await queue.depth()]]);
   const observer: BuildObserver = {
-    started: (_record, waitedMs) => metrics.buildQueueWait.observe(waitedMs / 1000),
+    started: (record, waitedMs) => {
+      metrics.buildQueueWait.observe(waitedMs / 1000);
+      void buildEvents.emit('build.started', record);
+    },
     finished: (record) => {
       if (record.claimedAt !== null && record.finishedAt !== null)
         metrics.buildDuration.observe({ outcome: record.state }, (record.finishedAt - record.claimedAt) / 1000);
+      if (record.state === 'succeeded' || record.state === 'failed') void buildEvents.emit(`build.${record.state}`, record);
     },
   };
   return {

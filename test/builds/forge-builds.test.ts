@@ -1,10 +1,14 @@
 import test from 'ava';
-import { BuildFarm, GIT_TOKEN, sourceDockerfile, WEBHOOK_SECRET } from '../helpers/build-farm.js';
+import { createHmac } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { ADMIN } from '../helpers/auth-registry.js';
+import { BuildFarm, EVENTS_SECRET, GIT_TOKEN, sourceDockerfile, WEBHOOK_SECRET } from '../helpers/build-farm.js';
 import path from 'node:path';
 import { run } from '../helpers/exec.js';
 import { githubHook, githubPushPayload, giteaHook, gitlabHook, gitlabPushPayload } from '../helpers/forge-hooks.js';
 
 const API_KEY = 'sk-live-0123456789abcdef';
+const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 
 /**
  * Forge pushes built by agents (build-farm.ts): the images under the rules' tags as docker pulls and runs them, and build secrets kept out of images and logs.
@@ -99,3 +103,52 @@ test.serial('a build secret reaches RUN --mount=type=secret and is in no layer, 
   t.false(farm.agents.some((agent) => agent.logs.includes(API_KEY)));
   t.false(farm.registry.logs.includes(API_KEY));
 });
+
+test.serial(
+  "berth build start builds the ref's newest commit; logs -f follows it to the end; build events and metrics report it",
+  async (t) => {
+    const work = await farm.project('watched', [{ sourceType: 'branch', source: 'main', tag: 'latest' }]);
+    await work.write({ Dockerfile: sourceDockerfile('RUN echo watching the build && sleep 2') });
+    const commit = await work.commit('watched', 1_700_000_500);
+    await work.push('main');
+    const berth = (...args: string[]) =>
+      run(process.execPath, [CLI, ...args, '--registry', farm.registry.url], {
+        allowFailure: true,
+        env: { BERTH_ADMIN_USER: ADMIN.username, BERTH_ADMIN_PASSWORD: ADMIN.password },
+        timeoutMs: 90_000,
+      });
+    const started = await berth('build', 'start', 'watched', '--ref', 'main');
+    t.is(started.code, 0, started.stderr);
+    const [id] = (JSON.parse(started.stdout) as { builds: string[] }).builds;
+    const followed = await berth('build', 'logs', '-f', id!);
+    t.is(followed.code, 0, followed.stderr);
+    t.regex(followed.stdout, /watching the build/);
+    t.regex(followed.stdout, /latest: digest: sha256:[0-9a-f]{64}/);
+    const record = await farm.build(id!);
+    t.like(record, { state: 'succeeded', commit, tags: ['latest'] });
+    t.true(record.steps.some((step) => step.name.includes('RUN echo watching the build') && step.seconds >= 2));
+
+    await farm.receiver.waitFor(() =>
+      farm.receiver.deliveries.some((delivery) => delivery.body.includes('"build.succeeded"') && delivery.body.includes(`"id":"${id}"`)),
+    );
+    const events = farm.receiver.deliveries
+      .filter((delivery) => delivery.body.includes(`"id":"${id}"`))
+      .map((delivery) => {
+        const signature = `sha256=${createHmac('sha256', EVENTS_SECRET).update(delivery.body).digest('hex')}`;
+        t.is(delivery.headers['x-berth-signature-256'], signature);
+        return (
+          JSON.parse(delivery.body) as { events: Array<{ action: string; target: { repository: string; digest?: string; tag?: string } }> }
+        ).events[0]!;
+      });
+    t.deepEqual(
+      events.map((event) => event.action),
+      ['build.started', 'build.succeeded'],
+    );
+    t.like(events[1]!.target, { repository: 'team/watched', digest: record.digest, tag: 'latest' });
+
+    const metrics = await (await fetch(`${farm.registry.url}/metrics`)).text();
+    t.regex(metrics, /^berth_build_duration_seconds_count\{outcome="succeeded"\} [1-9]\d*$/m);
+    t.regex(metrics, /^berth_build_queue_wait_seconds_count [1-9]\d*$/m);
+    t.regex(metrics, /^berth_build_queue_depth\{queue="builds"\} 0$/m);
+  },
+);

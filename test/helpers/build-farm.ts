@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from './agent-daemon.js';
@@ -9,9 +9,12 @@ import { postHook, type ForgeRequest } from './forge-hooks.js';
 import { GitHttpServer, type GitWorkTree } from './git-http-server.js';
 import type { RegistryProcess } from './registry-process.js';
 import { createBusyboxRootfs } from './test-images.js';
+import { WebhookReceiver } from './webhook-receiver.js';
 
 export const WEBHOOK_SECRET = 'the-project-webhook-secret';
 export const GIT_TOKEN = 'git-token-not-to-be-seen';
+/** Signs the registry's outgoing build events to the farm's receiver. */
+export const EVENTS_SECRET = 'outgoing-events-secret';
 const LEASE_SECONDS = 3;
 
 export interface BuildView {
@@ -29,7 +32,7 @@ export interface BuildView {
 /**
  * Automated builds with real parts: a git repository served by git's own http-backend (behind an
  * HTTPS-style token), a registry with token auth on (so the agents push with their jobs' tokens; 3 s leases), two `berth-agent daemon --build-worker` agents (a1, a2), and
- * dockerd to pull and run what they built and pushed.
+ * dockerd to pull and run what they built and pushed; the registry's build events go to a webhook receiver.
  */
 export class BuildFarm {
   private constructor(
@@ -38,17 +41,31 @@ export class BuildFarm {
     readonly agents: AgentDaemon[],
     readonly docker: DockerDaemon,
     readonly scratch: string,
+    readonly receiver: WebhookReceiver,
   ) {}
 
   static async start(): Promise<BuildFarm> {
     const scratch = await mkdtemp(path.join(tmpdir(), 'berth-build-farm-'));
+    const receiver = new WebhookReceiver();
+    await receiver.start();
+    const config = path.join(scratch, 'registry.yaml');
+    const endpoint = {
+      name: 'builds',
+      url: receiver.url,
+      secret: EVENTS_SECRET,
+      actions: ['build.started', 'build.succeeded', 'build.failed'],
+    };
+    await writeFile(config, JSON.stringify({ webhooks: { endpoints: [endpoint] } }));
     const [auth, git, docker] = await Promise.all([
-      AuthRegistry.start({ env: { BERTH_BUILDS__LEASE_SECONDS: String(LEASE_SECONDS), BERTH_BUILDS__CLAIM_WAIT_SECONDS: '2' } }),
+      AuthRegistry.start({
+        args: ['--config', config],
+        env: { BERTH_BUILDS__LEASE_SECONDS: String(LEASE_SECONDS), BERTH_BUILDS__CLAIM_WAIT_SECONDS: '2' },
+      }),
       GitHttpServer.start({ token: GIT_TOKEN }),
       DockerDaemon.start(),
     ]);
     const registry = auth.process;
-    const farm = new BuildFarm(auth, git, [], docker, scratch);
+    const farm = new BuildFarm(auth, git, [], docker, scratch, receiver);
     await docker.docker(['login', '--username', ADMIN.username, '--password-stdin', registry.host], { input: ADMIN.password });
     const { token } = (await farm.admin('POST', 'build-workers/tokens', { name: 'ci' })) as { token: string };
     farm.agents.push(
@@ -67,7 +84,7 @@ export class BuildFarm {
 
   async stop(): Promise<void> {
     await Promise.all([...this.agents.map((agent) => agent.destroy()), this.docker.stop()]);
-    await Promise.all([this.registry.destroy(), this.git.stop()]);
+    await Promise.all([this.registry.destroy(), this.git.stop(), this.receiver.stop()]);
     await rm(this.scratch, { recursive: true, force: true });
   }
 
