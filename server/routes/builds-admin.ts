@@ -8,6 +8,7 @@ import { projectInputSchema } from '../builds/build-types.js';
 import type { RegistryBuilds } from '../builds/setup.js';
 import { createRouter } from '../http/router.js';
 import { emptyResponse } from '../http/responses.js';
+import { validated } from '../http/validated.js';
 
 const BASE = '/admin/v1/builds';
 
@@ -90,10 +91,7 @@ export function buildsAdminRouter({ builds, workers, workerTokenTtlMs }: Registr
 }
 
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
-  throw new CodedError(BuildErrors.REQUEST_INVALID, issues.join('; '), { detail: { issues } });
+  return validated(schema, body, BuildErrors.REQUEST_INVALID);
 }
 
 function param(ctx: Context, name: string): string {
