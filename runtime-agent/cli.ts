@@ -52,6 +52,10 @@ program
   .option('--bridge-subnet <cidr>', 'container addresses (env BERTH_AGENT_BRIDGE_SUBNET, default 10.87.0.0/16)')
   .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
   .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
+  .option('--build-worker', "also build images for a registry's automated builds (env BERTH_AGENT_BUILD_WORKER=true)")
+  .option('--registry <url>', 'the registry whose build jobs to take (env BERTH_AGENT_REGISTRY)')
+  .option('--token <token>', 'its `berth build worker-token` (env BERTH_AGENT_TOKEN)')
+  .option('--worker-name <name>', 'this agent in build records (env BERTH_AGENT_WORKER_NAME, default the host name)')
   .action(async (_options, command: Command) => {
     const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([
       import('../platform/logger.js'),

@@ -14,7 +14,7 @@ export interface OpsExtensions {
   httpMetrics: Middleware;
   /** Holds back a write's answer until Redis replicas confirm it (redis.minReplicasAcked). */
   durableWrites: Middleware;
-  apis: Omit<OperatorApis, 'auth' | 'gc' | 'deploy'>;
+  apis: Omit<OperatorApis, 'auth' | 'gc' | 'deploy' | 'builds'>;
 }
 
 /** A served route and the guard in front of it: `registry` routes declare their access themselves. */
@@ -36,7 +36,7 @@ export function createApp(
   services: RegistryServices,
   logger: Logger,
   ops: OpsExtensions,
-  features: Pick<OperatorApis, 'auth' | 'gc' | 'deploy'>,
+  features: Pick<OperatorApis, 'auth' | 'gc' | 'deploy' | 'builds'>,
   adminGuard: Middleware,
 ): RegistryApp {
   const app = new Koa();

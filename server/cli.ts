@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { registerAuthCommands } from './auth/cli-commands.js';
 import { ConfigError } from '../platform/config.js';
+import { registerBuildCommands } from './builds/cli-commands.js';
 import { registerDeployCommands } from './deploy/cli-commands.js';
 import { loadConfig, locationFlags } from './config.js';
 import { registerGcCommand } from './gc/gc-command.js';
@@ -82,5 +83,6 @@ program
 registerAuthCommands(program);
 registerGcCommand(program);
 registerDeployCommands(program);
+registerBuildCommands(program);
 
 await program.parseAsync();

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { loadConfig as loadValidated, REGISTRY_ENV, type ConfigSources, type FlagValues } from '../platform/config.js';
+import { buildsSchema } from './builds/build-config.js';
 import { deploySchema } from './deploy/deploy-config.js';
 import { redisConfigSchema } from './redis/redis-config.js';
 import { webhooksSchema } from './webhooks/webhook-config.js';
@@ -308,6 +309,7 @@ const configSchema = z
     uploads: uploadsSchema,
     webhooks: webhooksSchema,
     deploy: deploySchema,
+    builds: buildsSchema,
     /** Read-only mode: pulls are served, writes refused; also switchable at /admin/v1/maintenance. */
     maintenance: z
       .object({ readOnly: z.boolean().default(false) })

@@ -12,6 +12,7 @@ import { RegistryMetrics } from './metrics/metrics.js';
 import { timeRedisCommands } from './metrics/redis-timing.js';
 import { TimedBlobStore } from './metrics/timed-store.js';
 import type { BlobStore } from './storage/blob-store.js';
+import type { BuildEventSink } from './webhooks/build-events.js';
 import type { EventSink } from './webhooks/events.js';
 import { createWebhooks } from './webhooks/setup.js';
 
@@ -20,6 +21,7 @@ export interface RegistryOps {
   /** The blob store with its operations timed; the services use this one. */
   store: BlobStore;
   events: EventSink;
+  buildEvents: BuildEventSink;
   app: OpsExtensions;
   stop(): Promise<void>;
 }
@@ -50,6 +52,7 @@ export function createOps(
     metrics,
     store,
     events: webhooks.events,
+    buildEvents: webhooks.buildEvents,
     app: {
       httpMetrics: httpMetrics(metrics),
       durableWrites: acknowledger ? acknowledgeDurably(acknowledger) : async (_ctx, next) => next(),

@@ -6,6 +6,8 @@ import { createApp, type ServedRoute } from './app.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
+import { JobTokens } from './builds/job-tokens.js';
+import { createBuilds } from './builds/setup.js';
 import { createDeploy } from './deploy/setup.js';
 import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
 import { applyConnectionLimits } from './http/connection-limits.js';
@@ -71,7 +73,8 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
   const deploy = await createDeploy(config, redis, metadata, ops.events, logger);
   started.push(() => deploy.stop());
   const { events } = deploy;
-  const auth = await createAuth(config, redis, logger);
+  const jobTokens = new JobTokens(redis, config.redis.keyPrefix);
+  const auth = await createAuth(config, redis, jobTokens, logger);
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
   started.push(() => gc.stop());
 
@@ -86,7 +89,12 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
     },
     logger,
     ops.app,
-    { auth: auth.api, gc: gc.adminApi, deploy },
+    {
+      auth: auth.api,
+      gc: gc.adminApi,
+      deploy,
+      builds: createBuilds(config, redis, ops, { jobs: jobTokens, signer: auth.tokens }, logger),
+    },
     auth.adminGuard,
   );
 

@@ -47,6 +47,8 @@ export interface BuildRequest {
   secrets: Map<string, Buffer>;
   /** Seconds since the epoch: clamps file times, sets the config's and history's times. */
   sourceDateEpoch: number | undefined;
+  /** Aborting it stops the build: a running RUN step is killed, no further step starts. */
+  signal: AbortSignal;
 }
 
 export interface BuildResult {
@@ -154,7 +156,7 @@ class BuildRun {
   }
 
   get isAborted(): boolean {
-    return this.aborted;
+    return this.aborted || this.request.signal.aborted;
   }
 
   get createdAt(): string {
@@ -450,6 +452,7 @@ class StageRun {
         workingDir: this.config.config.WorkingDir || '/',
         mounts: prepared.mounts,
         network: 'none',
+        signal: this.build.request.signal,
         onOutput: (line) => {
           lastLines.push(line);
           if (lastLines.length > 10) lastLines.shift();

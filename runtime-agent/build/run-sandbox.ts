@@ -35,6 +35,8 @@ export interface SandboxRun {
   workingDir: string;
   mounts: MountSpec[];
   network: 'none' | 'host';
+  /** Aborted: the process is killed (the step then fails). */
+  signal: AbortSignal;
   onOutput: (line: string) => void;
 }
 
@@ -77,10 +79,17 @@ export class RunSandbox {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream, crlfDelay: Infinity }).on('line', request.onOutput);
-    return new Promise((resolve, reject) => {
+    // runc in the foreground cannot pass on a SIGKILL: the container's processes are killed through runc itself.
+    const kill = () =>
+      void runHostCommand(this.options.runtime, ['--root', this.options.runcRoot, 'kill', '--all', request.id, 'KILL']).catch(
+        () => undefined,
+      );
+    if (request.signal.aborted) kill();
+    request.signal.addEventListener('abort', kill);
+    return new Promise<number>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', (code, signal) => resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15)));
-    });
+    }).finally(() => request.signal.removeEventListener('abort', kill));
   }
 }
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parsePlatform, hostPlatform } from '../../oci/platform.js';
@@ -56,6 +57,15 @@ const agentConfigSchema = z
     logMaxFiles: z.coerce.number().int().min(1).max(100).default(3),
     /** First restart delay of a restart policy; doubles per restart up to 5 minutes (docker's 100 ms; issue 7 asks 10 s). */
     restartDelayMs: z.coerce.number().int().min(1).default(10_000),
+    /** Take build jobs from a registry (`registry`, with a `berth build worker-token` token). */
+    buildWorker: z.boolean().default(false),
+    registry: z.string().url('the registry URL, e.g. http://10.0.0.1:5000').optional(),
+    token: z.string().min(1).optional(),
+    /** This agent's name in the registry's build records; unset: the host name. */
+    workerName: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ., _ and -')
+      .optional(),
   })
   .strict()
   .transform((config, context) => {
@@ -69,6 +79,14 @@ const agentConfigSchema = z
       if (config.platform) platform = parsePlatform(config.platform);
     } catch (error) {
       context.addIssue({ code: 'custom', path: ['platform'], message: (error as Error).message });
+      return z.NEVER;
+    }
+    if (config.buildWorker && (config.registry === undefined || config.token === undefined)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['buildWorker'],
+        message: '--build-worker needs --registry URL and --token T (berth build worker-token)',
+      });
       return z.NEVER;
     }
     const dataDir = path.resolve(config.dataDir);
@@ -86,6 +104,10 @@ const agentConfigSchema = z
       logMaxSizeBytes,
       logMaxFiles: config.logMaxFiles,
       restartDelayMs: config.restartDelayMs,
+      buildWorker:
+        config.buildWorker && config.registry && config.token
+          ? { registry: config.registry, token: config.token, name: config.workerName ?? hostname() }
+          : null,
     };
   });
 
@@ -103,6 +125,10 @@ export interface ConfigFlags extends LocationFlags {
   bridgeSubnet?: string;
   logMaxSize?: string;
   logMaxFiles?: string;
+  buildWorker?: boolean;
+  registry?: string;
+  token?: string;
+  workerName?: string;
 }
 
 export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -123,5 +149,9 @@ function flagValues(flags: ConfigFlags): FlagValues {
     bridgeSubnet: { flag: '--bridge-subnet', value: flags.bridgeSubnet },
     logMaxSize: { flag: '--log-max-size', value: flags.logMaxSize },
     logMaxFiles: { flag: '--log-max-files', value: flags.logMaxFiles },
+    buildWorker: { flag: '--build-worker', value: flags.buildWorker },
+    registry: { flag: '--registry', value: flags.registry },
+    token: { flag: '--token', value: flags.token },
+    workerName: { flag: '--worker-name', value: flags.workerName },
   };
 }

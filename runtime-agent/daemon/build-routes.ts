@@ -31,11 +31,18 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
       const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
       const send = ndjson(response);
       const log = services.logger.child({ build: path.basename(directory) });
+      // A client that goes away (docker build's Ctrl-C) stops the build, its RUN step included.
+      const abort = new AbortController();
+      response.once('close', () => {
+        if (!response.writableFinished) abort.abort();
+      });
       try {
         await mkdir(directory, { recursive: true, mode: 0o700 });
         await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
         const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
-        const result = await services.builder.build(buildRequest(options, directory, dockerfile, tags), (event: BuildEvent) => send(event));
+        const result = await services.builder.build(buildRequest(options, directory, dockerfile, tags, abort.signal), (event: BuildEvent) =>
+          send(event),
+        );
         log.info({ imageId: result.imageId }, 'built');
         send({ type: 'done', ...result, tags: options.tags } satisfies BuildEvent);
       } catch (error) {
@@ -53,7 +60,13 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
   ];
 }
 
-function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfile: string, tags: BuildRequest['tags']): BuildRequest {
+function buildRequest(
+  options: ParsedBuildOptions,
+  contextDir: string,
+  dockerfile: string,
+  tags: BuildRequest['tags'],
+  signal: AbortSignal,
+): BuildRequest {
   const epoch = options.buildArgs.SOURCE_DATE_EPOCH;
   return {
     dockerfile,
@@ -66,6 +79,7 @@ function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfil
     tags,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
+    signal,
   };
 }
 

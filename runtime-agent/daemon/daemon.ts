@@ -32,6 +32,9 @@ import { ImageEvents } from '../events/image-events.js';
 
 import { stagingDirectory } from './image-verb-routes.js';
 import { HttpUploadClient } from '../registry/upload-client.js';
+import type { ImageBuilder } from '../build/builder.js';
+import { BuildWorker } from '../worker/build-worker.js';
+import { WorkerClient } from '../worker/worker-client.js';
 
 /** Events kept for `events --since` (docker keeps 256, in memory only). */
 const EVENT_HISTORY_CAPACITY = 1024;
@@ -96,15 +99,48 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
           insecureRegistries: config.insecureRegistries,
           credentials: await credentials.get(registry),
           mountSource,
+          bearerToken: undefined,
         }),
       stagingDir: stagingDirectory(config.dataDir),
       unpack: { keepSetid: config.keepSetid, preserveOwnership: isRoot, platform: config.platform },
       logger,
     },
   });
+  if (config.buildWorker) startBuildWorker(config, config.buildWorker, { builder: build.builder, content }, server, logger);
   await listenOnSocket(server, config.socketPath);
   logger.info({ socket: config.socketPath, dataDir: config.dataDir }, 'berth-agent listening');
   return server;
+}
+
+/** The builder role: build jobs from the registry, pushed back to it; stopped with the API server. */
+function startBuildWorker(
+  config: AgentConfig,
+  settings: NonNullable<AgentConfig['buildWorker']>,
+  parts: { builder: ImageBuilder; content: FileContentStore },
+  server: Server,
+  logger: Logger,
+): void {
+  const client = new WorkerClient(settings.registry, settings.token, settings.name);
+  const registry = client.registryHost;
+  // The registry the worker was pointed at over http is reached over http for its pushes too.
+  const insecureRegistries = settings.registry.startsWith('http://') ? [...config.insecureRegistries, registry] : config.insecureRegistries;
+  const worker = new BuildWorker({
+    client,
+    builder: parts.builder,
+    content: parts.content,
+    uploadClient: (repository, token) =>
+      new HttpUploadClient(registry, repository, {
+        insecureRegistries,
+        credentials: undefined,
+        mountSource: undefined,
+        bearerToken: token,
+      }),
+    workRoot: path.join(config.dataDir, 'build', 'jobs'),
+    logger: logger.child({ component: 'build-worker' }),
+  });
+  worker.start();
+  server.once('close', () => void worker.stop());
+  logger.info({ registry: settings.registry, name: settings.name }, 'build worker started');
 }
 
 /** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */

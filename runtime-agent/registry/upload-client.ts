@@ -19,6 +19,8 @@ export interface UploadClientOptions {
   credentials: Credentials | undefined;
   /** Another repository of this registry whose blobs may be mounted: its pull scope joins the token. */
   mountSource: string | undefined;
+  /** A token the registry already issued for this push (a build job's): sent from the first request on. */
+  bearerToken: string | undefined;
 }
 
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -42,6 +44,7 @@ export class HttpUploadClient implements UploadClient {
     this.baseUrl = registryBaseUrl(registry, options.insecureRegistries);
     this.auth = new RegistryAuthenticator(options.credentials);
     this.scopes = [`repository:${repository}:pull,push`, ...(options.mountSource ? [`repository:${options.mountSource}:pull`] : [])];
+    this.authorization = options.bearerToken === undefined ? undefined : `Bearer ${options.bearerToken}`;
   }
 
   async hasBlob(digest: string): Promise<boolean> {

@@ -18,6 +18,16 @@ export function subjectOf(identity: Identity): string {
   return identity.kind === 'robot' ? `robot:${identity.name.slice(ROBOT_PREFIX.length)}` : `user:${identity.name}`;
 }
 
+/**
+ * Token subjects that are not accounts, whose tokens another part of the registry issues and revokes (a
+ * build job's push token, current while that attempt of the job runs).
+ */
+export interface DelegatedSubjects {
+  owns(subject: string): boolean;
+  /** The current revision of the subject; undefined: none of its tokens is current. */
+  revision(subject: string): Promise<string | undefined>;
+}
+
 interface CachedRevision {
   /** undefined: the account no longer exists (or has expired), so none of its tokens is current. */
   revision: Promise<string | undefined>;
@@ -38,6 +48,7 @@ export class RevocationChecker {
     prefix: string,
     private readonly identities: IdentityStore,
     private readonly cacheMs: number,
+    private readonly delegated: DelegatedSubjects,
     private readonly now: () => number = Date.now,
   ) {
     this.key = new RegistryKeys(prefix).authGenerations();
@@ -93,6 +104,7 @@ export class RevocationChecker {
   }
 
   private async currentRevision(subject: string): Promise<string | undefined> {
+    if (this.delegated.owns(subject)) return this.delegated.revision(subject);
     const identity = subject === '' ? ANONYMOUS : await this.identities.lookup(subject);
     return identity && this.revisionOf(identity);
   }

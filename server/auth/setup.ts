@@ -18,13 +18,15 @@ import { loadPreviousKey, loadSigningKey } from './keys.js';
 import { PermissionStore } from './permissions.js';
 import { LoginRateLimiter } from './rate-limit.js';
 import { RedisIdentityStore } from './redis-identities.js';
-import { RevocationChecker } from './revocation.js';
+import { RevocationChecker, type DelegatedSubjects } from './revocation.js';
 import { TokenService } from './token-service.js';
 
 export interface RegistryAuth {
   guard: AccessGuard;
   /** In front of every admin route; lets everything through when auth is off. */
   adminGuard: Middleware;
+  /** Signs the registry's tokens (a build job's push token too); undefined when auth is off. */
+  tokens: TokenService | undefined;
   /** What the token endpoint and JWKS (open) and the account API (admin) call; undefined when auth is off, and they are not served. */
   api: { token: TokenEndpointServices; admin: AdminApiServices } | undefined;
 }
@@ -41,8 +43,8 @@ export function authStores(
 }
 
 /** Builds token auth from the config, or the open guard when `auth.enabled` is false. */
-export async function createAuth(config: Config, redis: Redis, logger?: Logger): Promise<RegistryAuth> {
-  if (!config.auth.enabled) return { guard: OPEN_ACCESS, adminGuard: PASS_THROUGH, api: undefined };
+export async function createAuth(config: Config, redis: Redis, delegated: DelegatedSubjects, logger?: Logger): Promise<RegistryAuth> {
+  if (!config.auth.enabled) return { guard: OPEN_ACCESS, adminGuard: PASS_THROUGH, tokens: undefined, api: undefined };
   const { token, rateLimit } = config.auth;
   const { accounts, identities, rules } = authStores(config, redis);
   const key = await loadSigningKey({ algorithm: token.algorithm, keyFile: token.signingKey, dataDir: config.dataDir });
@@ -59,11 +61,12 @@ export async function createAuth(config: Config, redis: Redis, logger?: Logger):
   await Promise.all(externalIssuers.map((issuer) => issuer.start()));
   const tokens = new TokenService({ ...token, key, previousKeys, externalIssuers });
   const authorizer = new RuleAuthorizer(rules);
-  const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000);
+  const revocations = new RevocationChecker(redis, config.redis.keyPrefix, identities, token.revocationCacheSeconds * 1000, delegated);
   const authenticator = new Authenticator(identities, new LoginRateLimiter(redis, config.redis.keyPrefix, rateLimit), tokens, revocations);
   return {
     guard: bearerGuard({ tokens, identities, authorizer, revocations, service: token.service, realm: token.realm }),
     adminGuard: adminGuard({ authenticator, tokens, identities, revocations }),
+    tokens,
     api: { token: { authenticator, authorizer, tokens, revocations }, admin: { authorizer, identities, accounts, rules } },
   };
 }

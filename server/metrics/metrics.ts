@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 // Registry latencies range from sub-millisecond metadata reads to minutes-long blob streams.
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const GC_BUCKETS = [0.1, 1, 10, 60, 300, 1800, 3600];
+const BUILD_BUCKETS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 /**
  * Every Prometheus metric the registry exports, on one prom-client registry (not the global one, so two
@@ -77,6 +78,20 @@ export class RegistryMetrics {
     help: 'Redis command round trips, by command.',
     labelNames: ['command'] as const,
     buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly buildQueueWait = new Histogram({
+    name: 'berth_build_queue_wait_seconds',
+    help: 'Time from a build being queued to a worker claiming it.',
+    buckets: BUILD_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly buildDuration = new Histogram({
+    name: 'berth_build_duration_seconds',
+    help: 'Time from a worker claiming a build to its end, by outcome (succeeded, failed, cancelled).',
+    labelNames: ['outcome'] as const,
+    buckets: BUILD_BUCKETS,
     registers: [this.registry],
   });
 

@@ -8,6 +8,7 @@ import { serviceId } from '../deploy/deploy-keys.js';
 import type { RegistryDeploy } from '../deploy/setup.js';
 import { createRouter } from '../http/router.js';
 import { emptyResponse } from '../http/responses.js';
+import { validated } from '../http/validated.js';
 
 const BASE = '/admin/v1';
 
@@ -79,8 +80,5 @@ export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: Regi
 }
 
 export function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
-  throw new CodedError(DeployErrors.REQUEST_INVALID, issues.join('; '), { detail: { issues } });
+  return validated(schema, body, DeployErrors.REQUEST_INVALID);
 }

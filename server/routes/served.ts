@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { RegistryBuilds } from '../builds/setup.js';
 import type { RegistryDeploy } from '../deploy/setup.js';
 import type { ReadinessChecks } from '../health/health.js';
 import { createRouter } from '../http/router.js';
@@ -7,6 +8,9 @@ import type { RegistryMetrics } from '../metrics/metrics.js';
 import { registerAdminRoutes, type AdminApiServices } from './admin-api.js';
 import { gcAdminRouter, type GcAdminServices } from './admin-gc.js';
 import { webhookAdminRouter, type WebhookAdminServices } from './admin-webhooks.js';
+import { buildsAdminRouter } from './builds-admin.js';
+import { buildHooksRouter } from './builds-hooks.js';
+import { buildWorkerRouter } from './builds-worker.js';
 import { deployAdminRouter } from './deploy-admin.js';
 import { nodeApiRouter } from './deploy-nodes.js';
 import { healthRouter } from './health.js';
@@ -23,6 +27,8 @@ export interface OperatorApis {
   webhooks: WebhookAdminServices;
   /** Stacks and nodes (admin), and the agents' node API (open, each route behind the node credential). */
   deploy: RegistryDeploy;
+  /** Build projects and builds (admin), the forges' webhooks and the build workers' API (open, each signed or token-checked). */
+  builds: RegistryBuilds;
   maintenance: MaintenanceMode;
   metrics: RegistryMetrics;
   readiness: ReadinessChecks;
@@ -52,5 +58,7 @@ export function operatorRouters(apis: OperatorApis): ServedRouters {
   admin.push(webhookAdminRouter(apis.webhooks), maintenanceAdminRouter(apis.maintenance));
   admin.push(deployAdminRouter(apis.deploy));
   open.push(nodeApiRouter(apis.deploy.nodes));
+  admin.push(buildsAdminRouter(apis.builds));
+  open.push(buildHooksRouter(apis.builds), buildWorkerRouter(apis.builds));
   return { open, admin };
 }

@@ -34,7 +34,9 @@ export class WebhookNotifier implements EventSink {
 
 function wants(endpoint: WebhookEndpoint, event: RegistryEvent): boolean {
   const actionWanted = endpoint.actions.length === 0 || endpoint.actions.includes(event.action);
-  const repositoryWanted =
-    endpoint.repositories.length === 0 || endpoint.repositories.some((pattern) => matchesPattern(pattern, event.repository));
-  return actionWanted && repositoryWanted;
+  return actionWanted && wantsRepository(endpoint, event.repository);
+}
+
+export function wantsRepository(endpoint: WebhookEndpoint, repository: string): boolean {
+  return endpoint.repositories.length === 0 || endpoint.repositories.some((pattern) => matchesPattern(pattern, repository));
 }

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
 import type { WebhookAdminServices } from '../routes/admin-webhooks.js';
+import { BuildEventNotifier, NO_BUILD_EVENTS, type BuildEventSink } from './build-events.js';
 import { NO_EVENTS, type EventSink } from './events.js';
 import { WebhookNotifier } from './notifier.js';
 import { WebhookQueue } from './queue.js';
@@ -13,6 +14,7 @@ import { EndpointWorker } from './worker.js';
 
 export interface RegistryWebhooks {
   events: EventSink;
+  buildEvents: BuildEventSink;
   /** What the admin routes (routes/admin-webhooks.ts) read and redeliver. */
   admin: WebhookAdminServices;
   /** Stops the delivery workers; queued events stay in Redis for the next start. */
@@ -41,6 +43,7 @@ export function createWebhooks(
   const nudge = (name: string) => workers.get(name)?.nudge();
   return {
     events: endpoints.length === 0 ? NO_EVENTS : new WebhookNotifier(endpoints, queue, source, log, nudge),
+    buildEvents: endpoints.length === 0 ? NO_BUILD_EVENTS : new BuildEventNotifier(endpoints, queue, source, log, nudge),
     admin: { endpoints, queue, nudge },
     stop: async () => {
       await Promise.all([...workers.values()].map((worker) => worker.stop()));

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
 export const EVENT_ACTIONS = ['push', 'pull', 'delete', 'mount'] as const;
+/** Automated builds' events: sent only to endpoints that list them, so a consumer written for registry:2 never sees one. */
+export const BUILD_ACTIONS = ['build.started', 'build.succeeded', 'build.failed'] as const;
 
 const endpointSchema = z
   .object({
@@ -11,8 +13,8 @@ const endpointSchema = z
     secret: z.string().min(1),
     /** Repository patterns (`*` within a path component, `**` across them); empty: every repository. */
     repositories: z.array(z.string().min(1)).default([]),
-    /** Empty: every action. */
-    actions: z.array(z.enum(EVENT_ACTIONS)).default([]),
+    /** Empty: every registry action (push, pull, delete, mount); build actions only when listed. */
+    actions: z.array(z.enum([...EVENT_ACTIONS, ...BUILD_ACTIONS])).default([]),
     /** Sent with every delivery, e.g. an Authorization header the receiver wants. */
     headers: z.record(z.string(), z.string()).default({}),
     timeoutMs: z.number().int().positive().default(10_000),
@@ -49,3 +51,4 @@ export const webhooksSchema = z
 export type WebhooksConfig = z.infer<typeof webhooksSchema>;
 export type WebhookEndpoint = WebhooksConfig['endpoints'][number];
 export type EventAction = (typeof EVENT_ACTIONS)[number];
+export type BuildAction = (typeof BUILD_ACTIONS)[number];

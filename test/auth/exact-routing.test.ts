@@ -21,6 +21,7 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const REPOSITORY = 'library/app';
 // Open to anyone by design; a new open route has to be added here on purpose.
 // The node API is open to the guards here: joining needs a join token, the rest a node credential (deploy-nodes.ts).
+// So are the forges' webhooks (signed with the project's secret) and the build workers' API (a worker token).
 const OPEN_ROUTES = [
   'GET /token',
   'POST /token',
@@ -32,6 +33,13 @@ const OPEN_ROUTES = [
   'POST /deploy/v1/node/heartbeat',
   'GET /deploy/v1/node/assignments',
   'PUT /deploy/v1/node/reports',
+  'POST /builds/v1/hooks/some-project',
+  'POST /builds/v1/worker/claim',
+  'POST /builds/v1/worker/jobs/some-id/lease',
+  'POST /builds/v1/worker/jobs/some-id/source',
+  'POST /builds/v1/worker/jobs/some-id/log',
+  'POST /builds/v1/worker/jobs/some-id/push-token',
+  'POST /builds/v1/worker/jobs/some-id/finish',
 ];
 
 interface Started {

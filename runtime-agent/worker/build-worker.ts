@@ -1,0 +1,176 @@
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../platform/logger.js';
+import { formatBuildEvent, type BuildEvent } from '../build/build-progress.js';
+import type { ImageBuilder } from '../build/builder.js';
+import type { ContentStore } from '../content/content-store.js';
+import { pushImage } from '../registry/image-pusher.js';
+import type { UploadClient } from '../registry/upload-client.js';
+import { resolveInRoot } from '../unpack/rooted-path.js';
+import { checkoutCommit } from './git-checkout.js';
+import { LeaseLostError, type BuildJob, type BuildSpec, type FinishReport, type WorkerClient } from './worker-client.js';
+import { JobLog } from './job-log.js';
+
+export interface BuildWorkerServices {
+  client: WorkerClient;
+  builder: ImageBuilder;
+  content: ContentStore;
+  /** The upload client for a repository of the worker's registry, with the job's push token (undefined: auth is off). */
+  uploadClient: (repository: string, token: string | undefined) => UploadClient;
+  /** Each job's checkout and private files, removed after the job. */
+  workRoot: string;
+  logger: Logger;
+}
+
+const CLAIM_WAIT_SECONDS = 20;
+const ERROR_BACKOFF_MS = 2_000;
+
+/**
+ * An agent's builder role: claims one job at a time from the registry, holds its lease (renewed at a third of
+ * its length; a cancel heard there aborts the build), fetches the commit, builds it with the agent's
+ * builder and pushes the image under the rule's tags. A job whose lease was lost is dropped silently: the
+ * registry has given it to another worker.
+ */
+export class BuildWorker {
+  private stopped = false;
+  private readonly current = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly services: BuildWorkerServices) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.current.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { client, logger } = this.services;
+    while (!this.stopped) {
+      try {
+        const job = await client.claim(CLAIM_WAIT_SECONDS);
+        if (job) await this.runJob(job);
+      } catch (error) {
+        if (this.stopped) return;
+        logger.warn({ err: error }, 'build worker: the registry could not be reached');
+        await sleep(ERROR_BACKOFF_MS);
+      }
+    }
+  }
+
+  private async runJob(job: BuildJob): Promise<void> {
+    const { client, logger } = this.services;
+    const log = logger.child({ build: job.id, attempt: job.attempt });
+    const abort = new AbortController();
+    const stopOnShutdown = () => abort.abort();
+    this.current.signal.addEventListener('abort', stopOnShutdown);
+    let leaseLost = false;
+    const renewal = setInterval(
+      () => {
+        client.renew(job).then(
+          (cancel) => {
+            if (cancel) abort.abort();
+          },
+          (error: unknown) => {
+            if (!(error instanceof LeaseLostError)) return log.warn({ err: error }, 'lease renewal failed; retrying');
+            leaseLost = true;
+            abort.abort();
+          },
+        );
+      },
+      Math.max(500, (job.leaseSeconds * 1000) / 3),
+    );
+    const jobLog = new JobLog(
+      client,
+      job,
+      job.secrets.map((secret) => secret.value),
+    );
+    const dir = path.join(this.services.workRoot, `${job.id}-${job.attempt}`);
+    let report: FinishReport;
+    try {
+      report = await this.build(job, dir, jobLog, abort.signal);
+    } catch (error) {
+      const message = abort.signal.aborted ? 'cancelled' : (error as Error).message;
+      jobLog.line(`ERROR: ${message}`);
+      report = { outcome: 'failed', digest: '', tags: [], error: message, steps: jobLog.steps() };
+    } finally {
+      clearInterval(renewal);
+      this.current.signal.removeEventListener('abort', stopOnShutdown);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    if (leaseLost || this.stopped) return log.warn('build abandoned: its lease is lost or the agent is stopping');
+    try {
+      await jobLog.close();
+      await client.finish(job, { ...report, error: jobLog.redact(report.error) });
+      log.info({ outcome: report.outcome, digest: report.digest }, 'build finished');
+    } catch (error) {
+      log.warn({ err: error }, 'the build result could not be reported');
+    }
+  }
+
+  private async build(job: BuildJob, dir: string, jobLog: JobLog, signal: AbortSignal): Promise<FinishReport> {
+    const { client } = this.services;
+    const checkout = path.join(dir, 'source');
+    const refName = `refs/${job.ref.type === 'branch' ? 'heads' : 'tags'}/${job.ref.name}`;
+    jobLog.line(`fetching ${job.commit || refName} from ${job.git.url.replace(/\/\/[^@/]*@/, '//')}`);
+    const commit = await checkoutCommit({
+      url: job.git.url,
+      credentials: job.git.credentials,
+      commit: job.commit,
+      ref: refName,
+      dir: checkout,
+      privateDir: path.join(dir, 'private'),
+      signal,
+      output: (line) => jobLog.line(line),
+    });
+    await rm(path.join(checkout, '.git'), { recursive: true, force: true });
+    const spec = await client.source(job, commit);
+    jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
+    const contextDir = await resolveInRoot(checkout, job.build.context);
+    const dockerfilePath = await resolveInRoot(contextDir, job.build.dockerfile);
+    const dockerfile = await readFile(dockerfilePath, 'utf8').catch(() => {
+      throw new Error(`${job.build.dockerfile} not found in ${job.build.context} of ${commit.sha}`);
+    });
+    const result = await this.services.builder.build(
+      {
+        dockerfile,
+        dockerfileName: path.basename(job.build.dockerfile),
+        contextDir,
+        buildArgs: new Map(Object.entries(spec.buildArgs)),
+        target: job.build.target ?? undefined,
+        noCache: !job.build.cache,
+        labels: spec.labels,
+        tags: [],
+        secrets: new Map(job.secrets.map((secret) => [secret.id, Buffer.from(secret.value)])),
+        sourceDateEpoch: commit.time,
+        signal,
+      },
+      (event: BuildEvent) => jobLog.event(event, formatBuildEvent(event)),
+    );
+    await this.push(job, spec, result.manifestDigest, jobLog);
+    return { outcome: 'succeeded', digest: result.manifestDigest, tags: spec.tags, error: '', steps: jobLog.steps() };
+  }
+
+  private async push(job: BuildJob, spec: BuildSpec, manifestDigest: string, jobLog: JobLog): Promise<void> {
+    const { token } = await this.services.client.pushToken(job);
+    const uploadClient = this.services.uploadClient(job.repository, token ?? undefined);
+    for (const tag of spec.tags) {
+      await pushImage(
+        { manifestDigest, mountFrom: undefined },
+        { registry: this.services.client.registryHost, repository: job.repository, tag },
+        {
+          content: this.services.content,
+          uploadClient,
+          report: (event) => {
+            if (event.type === 'status') jobLog.line(event.message);
+          },
+        },
+      );
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import type { BuildEvent } from '../build/build-progress.js';
+import type { FinishReport } from './worker-client.js';
+import type { BuildJob, WorkerClient } from './worker-client.js';
+
+const FLUSH_INTERVAL_MS = 300;
+// The registry reads a worker call whole up to 64 KiB: a batch stays well under it.
+const MAX_BATCH_BYTES = 32 * 1024;
+const MAX_LINE_BYTES = 8 * 1024;
+
+/**
+ * A job's log on its way to the registry, in batches, with every secret value masked (a RUN step that
+ * prints a secret must not put it in the log), and the steps' times collected for the build record.
+ */
+export class JobLog {
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private sending: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private readonly names = new Map<number, { name: string; cached: boolean; seconds: number }>();
+
+  constructor(
+    private readonly client: WorkerClient,
+    private readonly job: BuildJob,
+    private readonly secrets: readonly string[],
+  ) {
+    this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);
+  }
+
+  line(text: string): void {
+    const line = this.redact(text).slice(0, MAX_LINE_BYTES);
+    this.pending.push(line);
+    this.pendingBytes += Buffer.byteLength(line) + 4;
+    if (this.pendingBytes >= MAX_BATCH_BYTES) this.flush();
+  }
+
+  event(event: BuildEvent, text: string | undefined): void {
+    if (event.type === 'step') this.names.set(event.id, { name: event.name, cached: false, seconds: 0 });
+    if (event.type === 'cached') this.update(event.id, { cached: true });
+    if (event.type === 'step-done' || event.type === 'step-error') this.update(event.id, { seconds: event.seconds });
+    if (text !== undefined) for (const line of text.split('\n')) if (line !== '') this.line(line);
+  }
+
+  steps(): FinishReport['steps'] {
+    return [...this.names.values()].map((step) => ({ ...step, seconds: Math.round(step.seconds * 1000) / 1000 }));
+  }
+
+  redact(text: string): string {
+    let redacted = text;
+    for (const secret of this.secrets) if (secret.length > 0) redacted = redacted.split(secret).join('***');
+    return redacted;
+  }
+
+  /** Sends what is left; the log is complete once this resolves. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.flush();
+    await this.sending;
+  }
+
+  private update(id: number, change: Partial<{ cached: boolean; seconds: number }>): void {
+    const step = this.names.get(id);
+    if (step) this.names.set(id, { ...step, ...change });
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // In order, one batch at a time; a lost batch is not worth failing the build for.
+    this.sending = this.sending.then(() => this.client.log(this.job, batch).catch(() => undefined));
+  }
+}

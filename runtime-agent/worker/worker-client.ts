@@ -1,0 +1,100 @@
+import type { GitCredentials } from './git-checkout.js';
+
+/** A job as the registry hands it over (server/builds/worker-service.ts ClaimedJob). */
+export interface BuildJob {
+  id: string;
+  attempt: number;
+  leaseSeconds: number;
+  project: string;
+  repository: string;
+  git: { url: string; credentials: GitCredentials };
+  ref: { type: 'branch' | 'tag'; name: string };
+  commit: string;
+  build: { dockerfile: string; context: string; target: string | null; cache: boolean };
+  secrets: Array<{ id: string; value: string }>;
+  cacheRepository: string | null;
+}
+
+export interface BuildSpec {
+  tags: string[];
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface FinishReport {
+  outcome: 'succeeded' | 'failed';
+  digest: string;
+  tags: string[];
+  error: string;
+  steps: Array<{ name: string; seconds: number; cached: boolean }>;
+}
+
+/** The registry's answer that this worker no longer holds the job (its lease ran out, another took it). */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** The build workers' API of the registry (/builds/v1/worker), with the worker token. */
+export class WorkerClient {
+  private readonly base: string;
+
+  constructor(
+    registry: string,
+    private readonly token: string,
+    private readonly agent: string,
+  ) {
+    this.base = `${registry.replace(/\/+$/, '')}/builds/v1/worker`;
+  }
+
+  /** The registry's `host:port`, where images are pushed. */
+  get registryHost(): string {
+    return new URL(this.base).host;
+  }
+
+  async claim(waitSeconds: number): Promise<BuildJob | undefined> {
+    const response = await this.post('/claim', { waitSeconds }, (waitSeconds + 30) * 1000);
+    return response === undefined ? undefined : (response as BuildJob);
+  }
+
+  /** True when the build was asked to cancel. */
+  async renew(job: BuildJob): Promise<boolean> {
+    return ((await this.post(`/jobs/${job.id}/lease`, { attempt: job.attempt })) as { cancel: boolean }).cancel;
+  }
+
+  async source(job: BuildJob, commit: { sha: string; time: number; message: string }): Promise<BuildSpec> {
+    return (await this.post(`/jobs/${job.id}/source`, {
+      attempt: job.attempt,
+      commit: commit.sha,
+      time: commit.time,
+      message: commit.message,
+    })) as BuildSpec;
+  }
+
+  /** A token to push the job's image to its repository (and nothing else), minted now; null when the registry has no auth. */
+  async pushToken(job: BuildJob): Promise<{ token: string | null }> {
+    return (await this.post(`/jobs/${job.id}/push-token`, { attempt: job.attempt })) as { token: string | null };
+  }
+
+  async log(job: BuildJob, lines: string[]): Promise<void> {
+    await this.post(`/jobs/${job.id}/log`, { attempt: job.attempt, lines });
+  }
+
+  async finish(job: BuildJob, report: FinishReport): Promise<void> {
+    await this.post(`/jobs/${job.id}/finish`, { attempt: job.attempt, ...report });
+  }
+
+  private async post(path: string, body: object, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> {
+    const response = await fetch(this.base + path, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ agent: this.agent, ...body }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    if (response.status === 409) throw new LeaseLostError(`build ${path}: ${text}`);
+    if (!response.ok) throw new Error(`registry answered ${response.status} to ${path}: ${text.slice(0, 500)}`);
+    return text === '' ? undefined : (JSON.parse(text) as unknown);
+  }
+}

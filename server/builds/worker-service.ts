@@ -1,0 +1,204 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CodedError } from '../../platform/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { issueSecret, secretMatches, splitSecret } from '../deploy/secrets.js';
+import type { BuildsConfig } from './build-config.js';
+import { BuildErrors } from './build-errors.js';
+import { BuildKeys } from './build-keys.js';
+import type { BuildQueue, FinishReport } from './build-queue.js';
+import type { BuildRecord, GitCredentials } from './build-types.js';
+import type { ProjectStore } from './project-store.js';
+import { finalTags } from './tag-rules.js';
+import type { Redis } from 'ioredis';
+import type { TokenService } from '../auth/token-service.js';
+import type { JobTokens } from './job-tokens.js';
+
+const TOKEN_PREFIX = 'bbw';
+const CLAIM_POLL_MS = 200;
+
+/** What the worker needs to build a claimed job; the credentials and secrets leave the registry only here. */
+export interface ClaimedJob {
+  id: string;
+  attempt: number;
+  leaseSeconds: number;
+  project: string;
+  repository: string;
+  git: { url: string; credentials: GitCredentials };
+  ref: BuildRecord['ref'];
+  commit: string;
+  build: { dockerfile: string; context: string; target: string | null; cache: boolean };
+  secrets: Array<{ id: string; value: string }>;
+  /** Where the build cache is exported to and imported from (the builder's --cache-to/--cache-from); null: none. */
+  cacheRepository: string | null;
+}
+
+/** The image a fetched commit becomes: its tags, build args and labels. */
+export interface BuildSpec {
+  tags: string[];
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** Told when builds start and end: metrics and the registry's outgoing webhooks. */
+export interface BuildObserver {
+  started(record: BuildRecord, waitedMs: number): void;
+  finished(record: BuildRecord): void;
+}
+
+/** Mints the job-scoped push tokens; `signer` is undefined when auth is off. */
+export interface PushTokens {
+  jobs: JobTokens;
+  signer: TokenService | undefined;
+}
+
+export interface WorkerLease {
+  worker: string;
+  attempt: number;
+}
+
+/**
+ * The API build workers call, with a credential `berth build worker-token` issued: claim a job (long-poll),
+ * renew its lease (and hear of a cancel), learn what its commit becomes, send log lines, report the end.
+ */
+export class WorkerService {
+  private readonly keys: BuildKeys;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly queue: BuildQueue,
+    private readonly projects: ProjectStore,
+    private readonly settings: BuildsConfig,
+    private readonly observer: BuildObserver,
+    private readonly pushTokens: PushTokens,
+    private readonly logger: Logger,
+  ) {
+    this.keys = new BuildKeys(prefix);
+  }
+
+  async issueToken(name: string, ttlMs: number): Promise<{ token: string; name: string; expiresAt: string }> {
+    const issued = issueSecret(TOKEN_PREFIX);
+    const expiresAt = Date.now() + ttlMs;
+    await this.redis.hset(this.keys.workers(), issued.id, JSON.stringify({ hash: issued.hash, expiresAt, name }));
+    return { token: issued.token, name, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  /** The worker's name from `Authorization: Bearer <token>`; 401 otherwise. */
+  async authenticate(authorization: string | undefined): Promise<string> {
+    const parts = splitSecret(TOKEN_PREFIX, authorization?.replace(/^Bearer\s+/i, '') ?? '');
+    const text = parts && (await this.redis.hget(this.keys.workers(), parts.id));
+    const stored = text ? (JSON.parse(text) as { hash: string; expiresAt: number; name: string }) : undefined;
+    if (!parts || !stored || stored.expiresAt < Date.now() || !secretMatches(parts.secret, stored.hash))
+      throw new CodedError(BuildErrors.WORKER_UNAUTHORIZED);
+    return `${stored.name}-${parts.id}`;
+  }
+
+  /** The oldest runnable job, waiting up to `waitMs` for one; undefined if none came. */
+  async claim(worker: string, agent: string, waitMs: number, gone: () => boolean): Promise<ClaimedJob | undefined> {
+    const deadline = Date.now() + Math.min(waitMs, this.settings.claimWaitSeconds * 1000);
+    const leaseMs = this.settings.leaseSeconds * 1000;
+    for (;;) {
+      const claim = await this.queue.claim(`${agent}@${worker}`, leaseMs);
+      if (claim) {
+        const record = await this.queue.record(claim.id);
+        const project = record && (await this.projects.get(record.project));
+        if (!record || !project) {
+          await this.queue.finish(claim.id, record?.project ?? '', `${agent}@${worker}`, claim.attempt, failure('the project was removed'));
+          continue;
+        }
+        this.logger.info({ build: claim.id, attempt: claim.attempt, worker: `${agent}@${worker}` }, 'build claimed');
+        this.observer.started(record, claim.waitedMs);
+        return {
+          id: claim.id,
+          attempt: claim.attempt,
+          leaseSeconds: this.settings.leaseSeconds,
+          project: project.name,
+          repository: record.repository,
+          git: { url: project.git.url, credentials: project.git.credentials },
+          ref: record.ref,
+          commit: record.commit,
+          build: { dockerfile: record.rule.dockerfile, context: record.rule.context, target: record.rule.target, cache: record.rule.cache },
+          secrets: Object.entries(await this.projects.secrets(project.name)).map(([id, value]) => ({ id, value })),
+          cacheRepository: project.cacheRepository,
+        };
+      }
+      if (Date.now() >= deadline || gone()) return undefined;
+      await sleep(CLAIM_POLL_MS);
+    }
+  }
+
+  /** Renews the lease; true when the build was asked to cancel. */
+  async renew(id: string, lease: WorkerLease): Promise<boolean> {
+    const cancel = await this.queue.renew(id, lease.worker, lease.attempt, this.settings.leaseSeconds * 1000);
+    if (cancel === undefined) throw lost(id);
+    return cancel;
+  }
+
+  /** A token that pushes to the job's repository only, while this attempt runs. */
+  async pushToken(id: string, lease: WorkerLease): Promise<{ token: string | null }> {
+    await this.renew(id, lease);
+    const record = await this.queue.record(id);
+    if (!record) throw lost(id);
+    return { token: this.pushTokens.jobs.mint(this.pushTokens.signer, id, lease.attempt, record.repository) };
+  }
+
+  async appendLog(id: string, lease: WorkerLease, lines: string[]): Promise<void> {
+    if (!(await this.queue.appendLog(id, lease.worker, lease.attempt, lines, this.settings.maxLogLines))) throw lost(id);
+  }
+
+  /** The fetched commit is recorded; the answer says what it becomes (Docker Hub's build variables among the args). */
+  async source(
+    id: string,
+    lease: WorkerLease,
+    commit: { sha: string; time: number; message: string },
+    registryHost: string,
+  ): Promise<BuildSpec> {
+    const record = await this.queue.record(id);
+    if (!record) throw lost(id);
+    const tags = finalTags(record.tagTemplates, commit.sha);
+    if (!(await this.queue.setSource(id, lease.worker, lease.attempt, commit.sha, tags))) throw lost(id);
+    const repo = `${registryHost}/${record.repository}`;
+    const project = await this.projects.get(record.project);
+    return {
+      tags,
+      buildArgs: {
+        ...record.rule.buildArgs,
+        SOURCE_BRANCH: record.ref.name,
+        SOURCE_COMMIT: commit.sha,
+        COMMIT_MSG: commit.message,
+        DOCKER_REPO: repo,
+        DOCKER_TAG: tags[0] ?? '',
+        IMAGE_NAME: `${repo}:${tags[0] ?? ''}`,
+        SOURCE_DATE_EPOCH: String(commit.time),
+      },
+      labels: {
+        'org.opencontainers.image.revision': commit.sha,
+        'org.opencontainers.image.source': withoutUserinfo(project?.git.url ?? ''),
+        'io.berth.build.ref': `refs/${record.ref.type === 'branch' ? 'heads' : 'tags'}/${record.ref.name}`,
+        'io.berth.build.id': id,
+      },
+    };
+  }
+
+  async finish(id: string, lease: WorkerLease, report: FinishReport): Promise<string> {
+    const record = await this.queue.record(id);
+    const state = record && (await this.queue.finish(id, record.project, lease.worker, lease.attempt, report));
+    if (!state) throw lost(id);
+    this.logger.info({ build: id, state, digest: report.digest, error: report.error || undefined }, 'build finished');
+    const finished = await this.queue.record(id);
+    if (finished) this.observer.finished(finished);
+    return state;
+  }
+}
+
+function failure(error: string): FinishReport {
+  return { outcome: 'failed', digest: '', tags: [], error, steps: [] };
+}
+
+function lost(id: string): CodedError {
+  return new CodedError(BuildErrors.LEASE_LOST, `build ${id} is no longer held by this worker`);
+}
+
+function withoutUserinfo(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/)[^@/]*@/i, '$1');
+}
