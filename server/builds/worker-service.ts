@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
-import { issueSecret, secretMatches, splitSecret } from '../deploy/secrets.js';
+import { issueSecret, splitSecret } from '../auth/issued-secrets.js';
+import { randomSecretMatches } from '../auth/secrets.js';
 import type { BuildsConfig } from './build-config.js';
 import { BuildErrors } from './build-errors.js';
 import { BuildKeys } from './build-keys.js';
@@ -88,7 +89,7 @@ export class WorkerService {
     const parts = splitSecret(TOKEN_PREFIX, authorization?.replace(/^Bearer\s+/i, '') ?? '');
     const text = parts && (await this.redis.hget(this.keys.workers(), parts.id));
     const stored = text ? (JSON.parse(text) as { hash: string; expiresAt: number; name: string }) : undefined;
-    if (!parts || !stored || stored.expiresAt < Date.now() || !secretMatches(parts.secret, stored.hash))
+    if (!parts || !stored || stored.expiresAt < Date.now() || !randomSecretMatches(parts.secret, stored.hash))
       throw new CodedError(BuildErrors.WORKER_UNAUTHORIZED);
     return `${stored.name}-${parts.id}`;
   }

@@ -4,7 +4,7 @@ import { DeployErrors } from './deploy-errors.js';
 import type { DeployStore } from './deploy-store.js';
 import type { Assignment, NodeRecord, ReplicaReport } from './deploy-types.js';
 import { randomSecretMatches } from '../auth/secrets.js';
-import { issueSecret, splitSecret } from './secrets.js';
+import { issueSecret, splitSecret } from '../auth/issued-secrets.js';
 
 export const JOIN_TOKEN_PREFIX = 'berth-join';
 export const NODE_CREDENTIAL_PREFIX = 'berth-node';

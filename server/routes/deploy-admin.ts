@@ -1,7 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { CodedError } from '../../platform/errors.js';
 import { readJsonBody } from '../auth/small-body.js';
 import { DeployErrors } from '../deploy/deploy-errors.js';
 import { serviceId } from '../deploy/deploy-keys.js';

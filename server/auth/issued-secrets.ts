@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { hashRandomSecret, newRandomSecret } from '../auth/secrets.js';
+import { hashRandomSecret, newRandomSecret } from './secrets.js';
 
 /**
- * Join tokens and node credentials: `<prefix>.<id>.<secret>`. Only the SHA-256 of the secret is stored (the
+ * Join tokens, node credentials and build worker tokens: `<prefix>.<id>.<secret>`. Only the SHA-256 of the secret is stored (the
  * secret is random, 256 bits: a slow hash would add nothing), found by its id and compared in constant time
  * (randomSecretMatches).
  */
