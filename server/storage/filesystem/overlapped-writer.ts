@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 
 // Request chunks (16-64 KiB) are gathered into writes of about this size.
 const WRITE_BATCH_BYTES = 1 << 20;
@@ -17,17 +17,16 @@ const MAX_UNSYNCED_BYTES = 32 << 20;
  * Writes `source` at `position` of the file and returns the bytes written, without flushing the tail: the
  * caller's datasync before its acknowledgement does that. Receiving, writing and flushing overlap: writes run
  * one after the other in the background while the next batch is received, and a datasync runs whenever 4 MiB
- * are unflushed; reading waits only when the queue or the unflushed bytes pass their bounds.
+ * are unflushed; the source is paused only while the queue or the unflushed bytes are past their bounds.
  *
- * A write or datasync that fails (a full disk) while the loop waits for the client's next bytes ends the loop
- * at once by destroying `source`, and is rethrown. Nothing is left running when this returns or throws, so
+ * A write or datasync that fails (a full disk) while the client's next bytes are awaited ends the write at once
+ * by destroying `source`, and is rethrown. Nothing is left running when this returns or throws, so
  * the caller may truncate or close the file.
  */
 export async function writeOverlapped(handle: FileHandle, source: Readable, position: number): Promise<number> {
   const writer = new OverlappedWriter(handle, source, position);
   try {
-    for await (const chunk of source as AsyncIterable<Buffer>) await writer.add(chunk);
-    writer.submit();
+    await writer.receive();
   } catch (error) {
     throw writer.failure ?? error;
   } finally {
@@ -47,7 +46,6 @@ class OverlappedWriter {
   // Writes run in order on this chain, which never rejects: a failure lands in `failure`.
   private writes: Promise<void> = Promise.resolve();
   private syncing: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
 
   constructor(
     private readonly handle: FileHandle,
@@ -55,14 +53,24 @@ class OverlappedWriter {
     private position: number,
   ) {}
 
-  async add(chunk: Buffer): Promise<void> {
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
-    if (this.batchBytes >= WRITE_BATCH_BYTES) this.submit();
-    while (!this.failure && (this.queued > MAX_QUEUED_BYTES || this.written - this.synced > MAX_UNSYNCED_BYTES)) {
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
-    if (this.failure) throw this.failure;
+  /**
+   * Takes the source's chunks as they come ('data' events: a read() or an async iterator would concatenate
+   * what is buffered, one more copy of every byte), pausing it while the disk is behind.
+   */
+  receive(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.source.on('data', (chunk: Buffer) => {
+        this.batch.push(chunk);
+        this.batchBytes += chunk.length;
+        if (this.batchBytes >= WRITE_BATCH_BYTES) this.submit();
+        if (this.behind()) this.source.pause();
+      });
+      finished(this.source, (error) => {
+        if (error) return reject(error);
+        this.submit();
+        resolve();
+      });
+    });
   }
 
   /** Queues the batch received so far for writing. */
@@ -113,16 +121,17 @@ class OverlappedWriter {
     );
   }
 
+  private behind(): boolean {
+    return this.queued > MAX_QUEUED_BYTES || this.written - this.synced > MAX_UNSYNCED_BYTES;
+  }
+
   private fail(error: Error): void {
     this.failure ??= error;
     this.source.destroy(error);
-    this.notify();
   }
 
   private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    if (this.source.isPaused() && !this.failure && !this.behind()) this.source.resume();
   }
 }
 
