@@ -85,7 +85,8 @@ class OverlappedWriter {
     this.batchBytes = 0;
     this.writes = this.writes.then(async () => {
       try {
-        if (!this.failure) await writeFully(this.handle, buffers, at);
+        if (this.failure) return;
+        await writeFully(this.handle, buffers, at);
         this.written += bytes;
         this.syncIfDue();
       } catch (error) {
