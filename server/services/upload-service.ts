@@ -39,6 +39,8 @@ const CANCEL_WAIT_MS = 10_000;
 // loaded machine can take seconds to finish the previous chunk; a conflicting duplicate still ends in 416.
 const HANDOVER_WAIT_MS = 5_000;
 const CANCEL_POLL_MS = 50;
+// With the default 16 KiB, each 64 KiB read of the request would fill the hashing stream and pause the socket.
+const HASHING_BUFFER_BYTES = 1 << 20;
 // Hash states kept in memory; beyond this the least recently used is dropped and rebuilt from storage if needed.
 const MAX_CACHED_HASHES = 1_000;
 
@@ -218,6 +220,7 @@ export class UploadService {
     const range = checkedRange(session, chunk);
     const hashed = await this.hashAt(session);
     const hashing = new Transform({
+      highWaterMark: HASHING_BUFFER_BYTES,
       transform(data: Buffer, _encoding, callback) {
         hashed.hash.update(data);
         callback(null, data);

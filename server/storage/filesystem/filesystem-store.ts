@@ -3,6 +3,7 @@ import { mkdir, open, opendir, rm, stat, type FileHandle } from 'node:fs/promise
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { commitFile, syncPath } from '../../../platform/durable-file.js';
+import { writeOverlapped } from './overlapped-writer.js';
 import { CodedError, DistributionErrors } from '../../../platform/errors.js';
 import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 
@@ -40,9 +41,10 @@ export class FilesystemBlobStore implements BlobStore {
     const handle = await this.openUpload(upload.id);
     try {
       if (upload.offset === 0) await syncPath(this.uploadsDir);
-      await handle.truncate(upload.offset);
+      await cutToOffset(handle, upload.offset);
       const written = await writeOverlapped(handle, source, upload.offset);
-      await handle.sync();
+      // The acknowledgement's flush: a datasync writes the bytes and the file's size (the times are not needed).
+      await handle.datasync();
       return { written, storeState: upload.storeState };
     } finally {
       await handle.close();
@@ -64,6 +66,7 @@ export class FilesystemBlobStore implements BlobStore {
     const handle = await this.openUpload(upload.id);
     try {
       await cutToOffset(handle, upload.offset);
+      await markCommitted(handle);
     } finally {
       await handle.close();
     }
@@ -162,74 +165,11 @@ export class FilesystemBlobStore implements BlobStore {
   }
 }
 
-const WRITE_BATCH_BYTES = 1 << 20;
-// Flushing to disk every so often while bytes arrive leaves little for the fsync before the acknowledgement.
-const DATASYNC_INTERVAL_BYTES = 4 << 20;
-
-/**
- * Writes `source` at `position`, batching request chunks (usually 16-64 KiB) into ~1 MiB writes. One write
- * is in flight while the next batch is received, and a datasync runs in the background every 4 MiB, so
- * receiving, writing and flushing overlap. Returns the bytes written.
- *
- * A write or datasync that fails (a full disk) while the loop waits for the client's next bytes must not be
- * left unawaited: its failure is recorded and ends the loop at once by destroying `source`, then rethrown.
- */
-async function writeOverlapped(handle: FileHandle, source: Readable, position: number): Promise<number> {
-  const start = position;
-  let failure: Error | undefined;
-  // Background work as a promise that never rejects: its failure lands in `failure`.
-  const settled = (work: Promise<unknown>): Promise<void> =>
-    work.then(
-      () => undefined,
-      (error: Error) => {
-        failure ??= error;
-        source.destroy(error);
-      },
-    );
-  let inFlight: Promise<void> = Promise.resolve();
-  let syncing: Promise<void> = Promise.resolve();
-  let unsynced = 0;
-  let batch: Buffer[] = [];
-  let batchBytes = 0;
-  const flush = async () => {
-    await inFlight;
-    if (failure) throw failure;
-    const write = handle.writev(batch, position);
-    inFlight = settled(write);
-    position += batchBytes;
-    unsynced += batchBytes;
-    batch = [];
-    batchBytes = 0;
-    if (unsynced >= DATASYNC_INTERVAL_BYTES) {
-      unsynced = 0;
-      await syncing;
-      syncing = settled(write.then(() => handle.datasync()));
-    }
-  };
-  try {
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      batch.push(chunk);
-      batchBytes += chunk.length;
-      if (batchBytes >= WRITE_BATCH_BYTES) await flush();
-    }
-    if (batchBytes > 0) await flush();
-  } catch (error) {
-    throw failure ?? error;
-  } finally {
-    // Never leave a write racing the caller's truncate or close, even when the source failed.
-    await Promise.all([inFlight, syncing]);
-  }
-  if (failure) throw failure;
-  return position - start;
-}
-
 const LIST_PAGE_SIZE = 1000;
 
 // A crash after a chunk's bytes reached the file but before its offset was recorded leaves a longer file;
-// the recorded offset is the truth, so cut the file to it before it becomes a blob. A shorter file lost
-// acknowledged bytes: it must never become a blob. The modification time is set to now, as the garbage
-// collector spares bytes without a record only while they are recent (the commit records them next).
-// commitFile flushes both to disk before the rename.
+// the recorded offset is the truth, so cut the file to it before more bytes are written or it becomes a blob.
+// A shorter file lost acknowledged bytes: it must never be extended (with zeros) or become a blob.
 async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
   const { size } = await handle.stat();
   if (size < length) {
@@ -239,6 +179,11 @@ async function cutToOffset(handle: FileHandle, length: number): Promise<void> {
     );
   }
   if (size > length) await handle.truncate(length);
+}
+
+// The garbage collector spares bytes without a record only while they are recent, and the commit records
+// them next. commitFile flushes the time to disk with the bytes before the rename.
+async function markCommitted(handle: FileHandle): Promise<void> {
   const now = new Date();
   await handle.utimes(now, now);
 }
