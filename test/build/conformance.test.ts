@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import {
-  agentHasBuildCommand,
   buildahBuild,
   buildah,
   buildFlags,
@@ -114,6 +113,7 @@ interface Environment {
   workDir: string;
   docker: DockerDaemon;
   podman: PodmanEnvironment | undefined;
+  /** Undefined only until test.before has started it. */
   berth: BerthBuilder | undefined;
 }
 
@@ -121,8 +121,6 @@ let environment: Environment | undefined;
 const limit = concurrencyLimit(BUILD_CONCURRENCY);
 const builds = new Map<string, Promise<BuildOutcome>>();
 const views = new Map<string, Promise<ImageView>>();
-
-const berthBuilds = await agentHasBuildCommand();
 
 test.before(async () => {
   const workDir = await mkdtemp(path.join(tmpdir(), 'berth-buildconf-'));
@@ -136,7 +134,7 @@ test.before(async () => {
     const pulled = await buildah(podman, ['pull', '--quiet', `docker-archive:${baseArchive}`]);
     if (pulled.code !== 0) throw new Error(`buildah pull of the base image failed:\n${pulled.stderr}`);
   }
-  if (berthBuilds) environment.berth = await BerthBuilder.start(baseArchive, workDir);
+  environment.berth = await BerthBuilder.start(baseArchive, workDir);
 });
 
 test.after.always(async () => {
@@ -244,22 +242,18 @@ for (const buildCase of cases) {
     buildCase.berthGap === undefined
       ? `${buildCase.name}: berth-agent build makes the same image as ${reference}`
       : `${buildCase.name}: berth-agent build still differs from ${reference} (known gap: ${buildCase.berthGap})`;
-  if (berthBuilds) {
-    test(berthTitle, async (t) => {
-      const expected = await referenceView(buildCase, reference);
-      const built = await berthBuild(buildCase);
-      if (buildCase.berthGap === undefined) {
-        if (built instanceof Error) throw built;
-        t.deepEqual(differences(expected, built, [reference, 'berth']), []);
-        return;
-      }
-      const found = built instanceof Error ? [built.message] : differences(expected, built, [reference, 'berth']);
-      t.log(found.join('\n'));
-      t.not(found.length, 0, `berth-agent build now makes the same image: drop berthGap from ${buildCase.name}/case.json`);
-    });
-  } else {
-    test.skip(`${berthTitle} — SKIPPED: berth-agent has no build command yet`, (t: ExecutionContext) => t.fail());
-  }
+  test(berthTitle, async (t) => {
+    const expected = await referenceView(buildCase, reference);
+    const built = await berthBuild(buildCase);
+    if (buildCase.berthGap === undefined) {
+      if (built instanceof Error) throw built;
+      t.deepEqual(differences(expected, built, [reference, 'berth']), []);
+      return;
+    }
+    const found = built instanceof Error ? [built.message] : differences(expected, built, [reference, 'berth']);
+    t.log(found.join('\n'));
+    t.not(found.length, 0, `berth-agent build now makes the same image: drop berthGap from ${buildCase.name}/case.json`);
+  });
 }
 
 /** Berth's image for a case, or the error its build ended with; builds share the reference builders' limit. */
@@ -276,7 +270,6 @@ test('every fixture directory has a Dockerfile and every case file names files t
       t.true(existsSync(path.join(buildCase.dir, file)), `${buildCase.name}/${file}`);
     }
   }
-  if (!berthBuilds) t.log('berth-agent has no build command: every Berth comparison in this file is SKIPPED');
 });
 
 /** `berth-agent build` on an agent whose base image comes from a Berth registry, read back from its content store. */
