@@ -14,6 +14,10 @@ export const buildOptionsSchema = z.object({
   labels: z.record(z.string(), z.string()).default({}),
   /** Secret values (base64), for RUN --mount=type=secret only. */
   secrets: z.array(z.object({ id: z.string().min(1), value: z.string() })).default([]),
+  /** Registry repositories (`host/repo:tag`) whose build cache this build may use. */
+  cacheFrom: z.array(z.string().min(1)).default([]),
+  /** The registry repository (`host/repo:tag`) this build's whole cache is exported to. */
+  cacheTo: z.string().min(1).optional(),
 });
 export type BuildOptions = z.input<typeof buildOptionsSchema>;
 export type ParsedBuildOptions = z.output<typeof buildOptionsSchema>;

@@ -9,6 +9,7 @@ import type { Leases } from '../image/leases.js';
 import type { CredentialStore } from '../registry/credential-store.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
+import type { UploadClient } from '../registry/upload-client.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { hostNofileLimit } from '../spec/oci-spec.js';
 import { parseReference } from '../../oci/reference.js';
@@ -16,6 +17,7 @@ import { CodedError } from '../../platform/errors.js';
 import { AgentErrors } from '../errors.js';
 import { BuildCache } from './build-cache.js';
 import { ImageBuilder } from './builder.js';
+import { RegistryCacheStore } from './registry-cache.js';
 import { RunSandbox } from './run-sandbox.js';
 
 /** The daemon's builder on its stores: scratch space, cache index and cache mounts under `<data-dir>/build*`. */
@@ -28,6 +30,8 @@ export interface BuilderStores {
   puller: ImagePuller;
   credentials: CredentialStore;
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  /** An upload client for a repository, with the credentials login saved for its registry. */
+  uploadClient: (registry: string, repository: string, mountSource: string | undefined) => Promise<UploadClient>;
 }
 
 export async function createImageBuilder(
@@ -46,6 +50,7 @@ export async function createImageBuilder(
     leases: stores.leases,
     sandbox: new RunSandbox({ runtime: config.runtime, runcRoot: path.join(root, 'runc'), nofileLimit: await hostNofileLimit() }),
     cache,
+    cacheRegistry: new RegistryCacheStore(stores),
     workRoot: path.join(root, 'work'),
     cacheMountsRoot: path.join(root, 'cache-mounts'),
     platform: config.platform,

@@ -15,13 +15,14 @@ import { runHostCommand } from '../support/host-command.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
+import { formatCacheReference, type CacheReference, type CacheRegistry, type RemoteCache } from './registry-cache.js';
 import { BuildContext, type ContextSource } from './build-context.js';
 import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
 import { contextFilter, loadContextFilter, type ContextFilter } from './context-files.js';
 import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
 import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
 import { copyIntoRoot, ensureDirectory, type CopyItem } from './file-copier.js';
-import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument } from './image-config.js';
+import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument, type HistoryEntry } from './image-config.js';
 import { isEmptyDirectory, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
 import { removeStubs, type RunSandbox } from './run-sandbox.js';
@@ -47,6 +48,10 @@ export interface BuildRequest {
   secrets: Map<string, Buffer>;
   /** Seconds since the epoch: clamps file times, sets the config's and history's times. */
   sourceDateEpoch: number | undefined;
+  /** Registry caches whose steps count as cached here (`--cache-from`), in the order given. */
+  cacheFrom: CacheReference[];
+  /** Where every step of this build (intermediate ones included) is exported (`--cache-to`). */
+  cacheTo: CacheReference | undefined;
 }
 
 export interface BuildResult {
@@ -61,6 +66,7 @@ export interface BuilderServices {
   leases: Leases;
   sandbox: RunSandbox;
   cache: BuildCache;
+  cacheRegistry: CacheRegistry;
   /** Per-build scratch space (mounts, uppers, secrets), removed after each build. */
   workRoot: string;
   /** Where RUN --mount=type=cache directories persist between builds. */
@@ -86,6 +92,8 @@ interface SourceRoot {
 }
 
 const EMPTY_DIRECTORY = 'empty';
+/** A metadata step's history time until the image is written: that of the layer step before it (see datedHistory). */
+const UNDATED = '';
 const FS_KEYWORDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
 
 export class ImageBuilder {
@@ -119,6 +127,9 @@ class BuildRun {
   private readonly created: string;
   private aborted = false;
   private scratchCounter = 0;
+  private remotes: RemoteCache[] = [];
+  /** Every filesystem step of this build by cache key: what `--cache-to` exports. */
+  private readonly steps = new Map<string, CacheEntry>();
 
   constructor(
     readonly services: BuilderServices,
@@ -134,11 +145,67 @@ class BuildRun {
   }
 
   async run(): Promise<BuildResult> {
+    if (!this.request.noCache) this.remotes = await this.importCaches();
     for (const index of [...this.plan.needed].sort((a, b) => a - b)) this.stageResult(index);
     const settled = await Promise.allSettled([...this.results.values()]);
     const failure = settled.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
-    return this.record(await this.stageResult(this.plan.target.index));
+    const result = await this.record(await this.stageResult(this.plan.target.index));
+    if (this.request.cacheTo) await this.exportCache(this.request.cacheTo);
+    return result;
+  }
+
+  /** A step's cache entry: the agent's own, else the first `--cache-from` cache that has it (its layer fetched). */
+  async lookupCache(key: string): Promise<CacheEntry | undefined> {
+    if (this.request.noCache) return undefined;
+    const local = await this.services.cache.get(key);
+    if (local) return local;
+    for (const remote of this.remotes) {
+      const entry = remote.entry(key);
+      if (!entry) continue;
+      if (entry.layer) {
+        await this.lease.add([entry.layer.digest]);
+        if (!(await remote.fetch(entry.layer))) continue;
+      }
+      await this.services.cache.put(key, entry);
+      return entry;
+    }
+    return undefined;
+  }
+
+  /** Notes a step's outcome for `--cache-to`. */
+  remember(key: string, entry: CacheEntry): void {
+    this.steps.set(key, entry);
+  }
+
+  /** `--cache-from`: each cache's key map read once, before any step; one that cannot be read is reported and skipped. */
+  private async importCaches(): Promise<RemoteCache[]> {
+    const remotes: RemoteCache[] = [];
+    for (const reference of this.request.cacheFrom) {
+      const id = this.progress.begin(`importing cache manifest from ${formatCacheReference(reference)}`);
+      const report = (message: string) => this.progress.log(id, message);
+      try {
+        const remote = await this.services.cacheRegistry.load(reference, report);
+        if (remote) remotes.push(remote);
+      } catch (error) {
+        // As BuildKit: a cache that cannot be imported makes a slower build, not a failed one.
+        report(`cannot import the cache: ${(error as Error).message}`);
+      }
+      this.progress.done(id);
+    }
+    return remotes;
+  }
+
+  private async exportCache(reference: CacheReference): Promise<void> {
+    const id = this.progress.begin(`exporting cache to registry ${formatCacheReference(reference)}`);
+    try {
+      const records = [...this.steps].map(([key, entry]) => ({ key, entry }));
+      await this.services.cacheRegistry.save(reference, records, this.lease, (message) => this.progress.log(id, message));
+      this.progress.done(id);
+    } catch (error) {
+      this.progress.failed(id, (error as Error).message);
+      throw new Error(`exporting the build cache to ${formatCacheReference(reference)}: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   stageResult(index: number): Promise<StageResult> {
@@ -172,7 +239,8 @@ class BuildRun {
   /** Writes config and manifest, and records the image under each tag (or untagged). */
   private async record(result: StageResult): Promise<BuildResult> {
     const { content, images, snapshots } = this.services;
-    const config: ConfigDocument = { ...result.config, created: this.created };
+    const history = datedHistory(result.config.history, this.created);
+    const config: ConfigDocument = { ...result.config, history, created: history.at(-1)?.created ?? this.created };
     if (Object.keys(this.request.labels).length > 0)
       config.config = { ...config.config, Labels: { ...config.config.Labels, ...this.request.labels } };
     const configBytes = Buffer.from(JSON.stringify(config));
@@ -197,7 +265,7 @@ class BuildRun {
       configDigest,
       layers: result.layers,
       platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
-      created: this.created,
+      created: config.created ?? this.created,
       size,
       pulledAt: new Date().toISOString(),
     };
@@ -358,7 +426,7 @@ class StageRun {
 
   private metadataHistory(createdBy: string): void {
     this.config.history.push({
-      created: this.build.createdAt,
+      created: UNDATED,
       created_by: createdBy,
       comment: 'buildkit.dockerfile.v0',
       empty_layer: true,
@@ -709,9 +777,9 @@ class StageRun {
     const id = progress.begin(this.stepName(instruction));
     const key = digestOf(JSON.stringify([this.key, instruction.keyword, createdBy, keyParts]));
     try {
-      const cached = this.build.request.noCache ? undefined : await services.cache.get(key);
+      const cached = await this.build.lookupCache(key);
       if (cached && (await this.ensureSnapshot(cached))) {
-        this.apply(key, cached.layer, createdBy);
+        this.apply(key, cached, createdBy);
         progress.cached(id);
         progress.done(id);
         return;
@@ -729,9 +797,9 @@ class StageRun {
         await unmountRootfs(stepDirectory);
       }
       if (after) await after();
-      const layer = await this.commitLayer(path.join(stepDirectory, 'diff'), stepDirectory);
-      await services.cache.put(key, { layer });
-      this.apply(key, layer, createdBy);
+      const entry = { layer: await this.commitLayer(path.join(stepDirectory, 'diff'), stepDirectory), created: new Date().toISOString() };
+      await services.cache.put(key, entry);
+      this.apply(key, entry, createdBy);
       progress.done(id);
     } catch (error) {
       progress.failed(id, (error as Error).message);
@@ -781,9 +849,12 @@ class StageRun {
     return chainIds([...this.layers.map((layer) => layer.diffId), diffId]).at(-1) as string;
   }
 
-  private apply(key: string, layer: CachedLayer | null, createdBy: string): void {
+  private apply(key: string, cached: CacheEntry, createdBy: string): void {
     this.key = key;
-    const entry = { created: this.build.createdAt, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
+    this.build.remember(key, cached);
+    const { layer } = cached;
+    const created = this.build.request.sourceDateEpoch === undefined ? cached.created : this.build.createdAt;
+    const entry = { created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
     if (!layer) {
       this.config.history.push({ ...entry, empty_layer: true });
       return;
@@ -997,4 +1068,17 @@ function baseConfig(document: Partial<ConfigDocument>): ConfigDocument {
     rootfs: { type: 'layers', diff_ids: [...(document.rootfs?.diff_ids ?? [])] },
     history: [...(document.history ?? [])],
   };
+}
+
+/**
+ * BuildKit's history times: a step that made a layer (or found it cached) carries the time it first ran, a
+ * metadata step the time of the step before it (the first dated one's, when none is before). The image is as
+ * old as its last step, so a build that runs nothing writes the same config as the one that filled the cache.
+ */
+function datedHistory(history: readonly HistoryEntry[], fallback: string): HistoryEntry[] {
+  let previous = history.find((entry) => entry.created !== UNDATED)?.created ?? fallback;
+  return history.map((entry) => {
+    if (entry.created !== UNDATED) previous = entry.created;
+    return { ...entry, created: previous };
+  });
 }

@@ -26,6 +26,8 @@ interface BuildFlags {
   iidfile?: string;
   secret?: string[];
   quiet?: boolean;
+  cacheFrom?: string[];
+  cacheTo?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -45,6 +47,8 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('-q, --quiet', 'print only the image id')
+    .option('--cache-from <ref>', 'use the build cache in this registry repository (REF or type=registry,ref=REF; repeatable)', collect)
+    .option('--cache-to <ref>', 'export every step’s layer and key to this registry repository (REF or type=registry,ref=REF)')
     .action(async (contextArgument: string, flags: BuildFlags, command: Command) => {
       // Loaded here, not at start-up: other commands do not pay for the build's modules.
       const { formatBuildEvent } = await import('../build/build-progress.js');
@@ -74,6 +78,8 @@ async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ op
     noCache: flags.cache === false,
     labels: keyValues(flags.label ?? [], '--label'),
     secrets: await Promise.all((flags.secret ?? []).map(readSecret)),
+    cacheFrom: (flags.cacheFrom ?? []).map((spec) => cacheReference(spec, '--cache-from')),
+    ...(flags.cacheTo !== undefined ? { cacheTo: cacheReference(flags.cacheTo, '--cache-to') } : {}),
   };
   if (contextArgument === '-') return stdinContext(base, flags.file);
   const contextDir = path.resolve(contextArgument);
@@ -158,6 +164,33 @@ async function readSecret(spec: string): Promise<{ id: string; value: string }> 
   const value = process.env[variable];
   if (value === undefined) throw new Error(`invalid --secret ${spec}: neither a file (src=) nor the variable ${variable} is set`);
   return { id, value: Buffer.from(value).toString('base64') };
+}
+
+/** Cache export options that every Berth cache has already (an image manifest, OCI types, every layer). */
+const FIXED_CACHE_OPTIONS = new Map([
+  ['mode', 'max'],
+  ['image-manifest', 'true'],
+  ['oci-mediatypes', 'true'],
+]);
+
+/**
+ * `REF` or buildx's `type=registry,ref=REF[,mode=max]`: the registry repository of a build cache. Only the
+ * registry type exists here, and it always keeps every intermediate layer (buildx's mode=max).
+ */
+function cacheReference(spec: string, flag: string): string {
+  if (!spec.includes('=')) return spec;
+  const fields = new Map(spec.split(',').map((part) => part.split('=', 2) as [string, string | undefined]));
+  const type = fields.get('type') ?? 'registry';
+  if (type !== 'registry') throw new Error(`invalid ${flag} ${spec}: only type=registry is supported`);
+  const ref = fields.get('ref');
+  if (!ref) throw new Error(`invalid ${flag} ${spec}: ref=REPOSITORY[:TAG] is required`);
+  for (const [key, value] of fields) {
+    if (key === 'type' || key === 'ref') continue;
+    const fixed = FIXED_CACHE_OPTIONS.get(key);
+    if (fixed === undefined) throw new Error(`invalid ${flag} ${spec}: unknown option ${key}`);
+    if (value !== fixed) throw new Error(`invalid ${flag} ${spec}: only ${key}=${fixed} is supported`);
+  }
+  return ref;
 }
 
 async function readAll(input: NodeJS.ReadStream): Promise<string> {

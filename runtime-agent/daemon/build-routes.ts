@@ -27,7 +27,7 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
   return [
     route('POST', ApiPath.build, async ({ request, response }) => {
       const { options, context } = await readBuildRequest(request);
-      const tags = options.tags.map(parseTag);
+      const names = parseNames(options);
       const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
       const send = ndjson(response);
       const log = services.logger.child({ build: path.basename(directory) });
@@ -35,7 +35,9 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
         await mkdir(directory, { recursive: true, mode: 0o700 });
         await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
         const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
-        const result = await services.builder.build(buildRequest(options, directory, dockerfile, tags), (event: BuildEvent) => send(event));
+        const result = await services.builder.build(buildRequest(options, directory, dockerfile, names), (event: BuildEvent) =>
+          send(event),
+        );
         log.info({ imageId: result.imageId }, 'built');
         send({ type: 'done', ...result, tags: options.tags } satisfies BuildEvent);
       } catch (error) {
@@ -53,7 +55,18 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
   ];
 }
 
-function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfile: string, tags: BuildRequest['tags']): BuildRequest {
+type BuildNames = Pick<BuildRequest, 'tags' | 'cacheFrom' | 'cacheTo'>;
+
+/** The image and cache names, checked before the build starts: a bad one is a 400, not a failed build. */
+function parseNames(options: ParsedBuildOptions): BuildNames {
+  return {
+    tags: options.tags.map((text) => parseRepositoryTag(text, 'tag')),
+    cacheFrom: options.cacheFrom.map((text) => parseRepositoryTag(text, 'cache reference')),
+    cacheTo: options.cacheTo === undefined ? undefined : parseRepositoryTag(options.cacheTo, 'cache reference'),
+  };
+}
+
+function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfile: string, names: BuildNames): BuildRequest {
   const epoch = options.buildArgs.SOURCE_DATE_EPOCH;
   return {
     dockerfile,
@@ -63,15 +76,16 @@ function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfil
     target: options.target,
     noCache: options.noCache,
     labels: options.labels,
-    tags,
+    ...names,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
   };
 }
 
-function parseTag(text: string): BuildRequest['tags'][number] {
+/** A repository and tag (`latest` when none is given): what `-t`, `--cache-from` and `--cache-to` name. */
+function parseRepositoryTag(text: string, what: string): BuildRequest['tags'][number] {
   const reference = parseReference(text);
-  if (reference.digest) throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid tag ${text}: a tag cannot name a digest`);
+  if (reference.digest) throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid ${what} ${text}: it cannot name a digest`);
   return { registry: reference.registry, repository: reference.repository, tag: reference.tag ?? 'latest' };
 }
 

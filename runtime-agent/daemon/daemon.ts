@@ -69,7 +69,13 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
       credentials: registryCredentials,
     });
-  const build = await createImageBuilder(config, { content, snapshots, images, leases, puller, credentials, registryClient });
+  const uploadClient = async (registry: string, repository: string, mountSource: string | undefined) =>
+    new HttpUploadClient(registry, repository, {
+      insecureRegistries: config.insecureRegistries,
+      credentials: await credentials.get(registry),
+      mountSource,
+    });
+  const build = await createImageBuilder(config, { content, snapshots, images, leases, puller, credentials, registryClient, uploadClient });
   const collector = new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers());
   const server = createApiServer({
     containers,
@@ -91,12 +97,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       containers,
       collector,
       credentials,
-      uploadClient: async (registry, repository, mountSource) =>
-        new HttpUploadClient(registry, repository, {
-          insecureRegistries: config.insecureRegistries,
-          credentials: await credentials.get(registry),
-          mountSource,
-        }),
+      uploadClient,
       stagingDir: stagingDirectory(config.dataDir),
       unpack: { keepSetid: config.keepSetid, preserveOwnership: isRoot, platform: config.platform },
       logger,
