@@ -18,6 +18,8 @@ export const buildOptionsSchema = z.object({
   cacheFrom: z.array(z.string().min(1)).default([]),
   /** The registry repository (`host/repo:tag`) this build's whole cache is exported to. */
   cacheTo: z.string().min(1).optional(),
+  /** Push the image under every tag once built. */
+  push: z.boolean().default(false),
 });
 export type BuildOptions = z.input<typeof buildOptionsSchema>;
 export type ParsedBuildOptions = z.output<typeof buildOptionsSchema>;

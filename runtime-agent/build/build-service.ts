@@ -17,6 +17,7 @@ import { CodedError } from '../../platform/errors.js';
 import { AgentErrors } from '../errors.js';
 import { BuildCache } from './build-cache.js';
 import { ImageBuilder } from './builder.js';
+import { registryPublisher } from './image-publisher.js';
 import { RegistryCacheStore } from './registry-cache.js';
 import { RunSandbox } from './run-sandbox.js';
 
@@ -43,6 +44,7 @@ export async function createImageBuilder(
   await cache.init();
   for (const directory of ['work', 'contexts', 'cache-mounts', 'runc'])
     await mkdir(path.join(root, directory), { recursive: true, mode: 0o700 });
+  const publisher = registryPublisher(stores.content, stores.uploadClient);
   const builder = new ImageBuilder({
     content: stores.content,
     snapshots: stores.snapshots,
@@ -50,7 +52,8 @@ export async function createImageBuilder(
     leases: stores.leases,
     sandbox: new RunSandbox({ runtime: config.runtime, runcRoot: path.join(root, 'runc'), nofileLimit: await hostNofileLimit() }),
     cache,
-    cacheRegistry: new RegistryCacheStore(stores),
+    cacheRegistry: new RegistryCacheStore({ ...stores, publisher }),
+    publisher,
     workRoot: path.join(root, 'work'),
     cacheMountsRoot: path.join(root, 'cache-mounts'),
     platform: config.platform,

@@ -15,7 +15,8 @@ import { runHostCommand } from '../support/host-command.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
-import { formatCacheReference, type CacheReference, type CacheRegistry, type RemoteCache } from './registry-cache.js';
+import type { ImagePublisher } from './image-publisher.js';
+import { formatRepositoryTag, type CacheReference, type CacheRegistry, type RemoteCache } from './registry-cache.js';
 import { BuildContext, type ContextSource } from './build-context.js';
 import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
 import { contextFilter, loadContextFilter, type ContextFilter } from './context-files.js';
@@ -52,6 +53,8 @@ export interface BuildRequest {
   cacheFrom: CacheReference[];
   /** Where every step of this build (intermediate ones included) is exported (`--cache-to`). */
   cacheTo: CacheReference | undefined;
+  /** Push the image under every tag once it is built (`--push`). */
+  push: boolean;
 }
 
 export interface BuildResult {
@@ -67,6 +70,7 @@ export interface BuilderServices {
   sandbox: RunSandbox;
   cache: BuildCache;
   cacheRegistry: CacheRegistry;
+  publisher: ImagePublisher;
   /** Per-build scratch space (mounts, uppers, secrets), removed after each build. */
   workRoot: string;
   /** Where RUN --mount=type=cache directories persist between builds. */
@@ -151,6 +155,7 @@ class BuildRun {
     const failure = settled.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
     const result = await this.record(await this.stageResult(this.plan.target.index));
+    if (this.request.push) await this.pushTags(result.manifestDigest);
     if (this.request.cacheTo) await this.exportCache(this.request.cacheTo);
     return result;
   }
@@ -182,7 +187,7 @@ class BuildRun {
   private async importCaches(): Promise<RemoteCache[]> {
     const remotes: RemoteCache[] = [];
     for (const reference of this.request.cacheFrom) {
-      const id = this.progress.begin(`importing cache manifest from ${formatCacheReference(reference)}`);
+      const id = this.progress.begin(`importing cache manifest from ${formatRepositoryTag(reference)}`);
       const report = (message: string) => this.progress.log(id, message);
       try {
         const remote = await this.services.cacheRegistry.load(reference, report);
@@ -196,15 +201,31 @@ class BuildRun {
     return remotes;
   }
 
+  /** `--push`: each tag in turn, as BuildKit's image exporter with push=true. */
+  private async pushTags(manifestDigest: string): Promise<void> {
+    for (const tag of this.request.tags) {
+      const name = formatRepositoryTag(tag);
+      const id = this.progress.begin(`pushing ${name}`);
+      try {
+        const pushed = await this.services.publisher.push(manifestDigest, tag, (line) => this.progress.log(id, line));
+        this.progress.log(id, `pushing manifest for ${name}@${pushed.digest} done`);
+        this.progress.done(id);
+      } catch (error) {
+        this.progress.failed(id, (error as Error).message);
+        throw new Error(`pushing ${name}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+  }
+
   private async exportCache(reference: CacheReference): Promise<void> {
-    const id = this.progress.begin(`exporting cache to registry ${formatCacheReference(reference)}`);
+    const id = this.progress.begin(`exporting cache to registry ${formatRepositoryTag(reference)}`);
     try {
       const records = [...this.steps].map(([key, entry]) => ({ key, entry }));
       await this.services.cacheRegistry.save(reference, records, this.lease, (message) => this.progress.log(id, message));
       this.progress.done(id);
     } catch (error) {
       this.progress.failed(id, (error as Error).message);
-      throw new Error(`exporting the build cache to ${formatCacheReference(reference)}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`exporting the build cache to ${formatRepositoryTag(reference)}: ${(error as Error).message}`, { cause: error });
     }
   }
 

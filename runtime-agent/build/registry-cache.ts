@@ -6,12 +6,12 @@ import type { ContentStore } from '../content/content-store.js';
 import type { Lease } from '../image/leases.js';
 import { parseManifest } from '../image/manifest.js';
 import type { CredentialStore } from '../registry/credential-store.js';
-import { pushImage } from '../registry/image-pusher.js';
+import type { PushTarget } from '../registry/image-pusher.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import { RegistryError } from '../registry/registry-error.js';
-import type { UploadClient } from '../registry/upload-client.js';
 import type { CacheEntry, CachedLayer } from './build-cache.js';
+import type { ImagePublisher } from './image-publisher.js';
 
 /**
  * The build cache in a registry repository (`--cache-to`/`--cache-from`), laid out as BuildKit's registry
@@ -26,11 +26,7 @@ export const BUILD_CACHE_CONFIG_TYPE = 'application/vnd.berth.build-cache.config
 export const BUILD_CACHE_ARTIFACT_TYPE = 'application/vnd.berth.build-cache.v1';
 
 /** A repository and tag that holds (or will hold) a build cache. */
-export interface CacheReference {
-  registry: string;
-  repository: string;
-  tag: string;
-}
+export type CacheReference = PushTarget;
 
 /** One step of a build as the cache keeps it. */
 export interface CacheRecord {
@@ -81,7 +77,7 @@ export interface CacheRegistryDependencies {
   content: ContentStore;
   credentials: CredentialStore;
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
-  uploadClient: (registry: string, repository: string, mountSource: string | undefined) => Promise<UploadClient>;
+  publisher: ImagePublisher;
 }
 
 /** The registry cache over the agent's content store, with the credentials `login` saved for each registry. */
@@ -96,14 +92,14 @@ export class RegistryCacheStore implements CacheRegistry {
       manifestBytes = (await client.fetchManifest(reference.repository, reference.tag)).bytes;
     } catch (error) {
       if (error instanceof RegistryError && error.status === 404) {
-        report(`no build cache at ${formatCacheReference(reference)} yet`);
+        report(`no build cache at ${formatRepositoryTag(reference)} yet`);
         return undefined;
       }
       throw error;
     }
     const parsed = parseManifest(manifestBytes, undefined);
     if (parsed.kind !== 'image' || parsed.manifest.config.mediaType !== BUILD_CACHE_CONFIG_TYPE) {
-      report(`${formatCacheReference(reference)} is not a build cache: ignored`);
+      report(`${formatRepositoryTag(reference)} is not a build cache: ignored`);
       return undefined;
     }
     const configDescriptor = parsed.manifest.config;
@@ -150,21 +146,14 @@ export class RegistryCacheStore implements CacheRegistry {
     await lease.add([configDigest, manifestDigest]);
     await content.writeSmall(configDigest, configBytes);
     await content.writeSmall(manifestDigest, manifestBytes);
-    const uploadClient = await this.deps.uploadClient(reference.registry, reference.repository, undefined);
-    await pushImage({ manifestDigest, mountFrom: undefined }, reference, {
-      content,
-      uploadClient,
-      report: (event) => {
-        if (event.type === 'layer' && (event.action === 'Pushed' || event.action === 'Layer already exists'))
-          report(`writing layer sha256:${event.id} (${event.action === 'Pushed' ? 'pushed' : 'already there'})`);
-      },
-    });
+    await this.deps.publisher.push(manifestDigest, reference, report);
     report(`writing cache manifest ${manifestDigest} done`);
     return manifestDigest;
   }
 }
 
-export function formatCacheReference(reference: CacheReference): string {
+/** `registry/repository:tag`, as progress lines and messages name an image or a cache. */
+export function formatRepositoryTag(reference: PushTarget): string {
   return `${reference.registry}/${reference.repository}:${reference.tag}`;
 }
 

@@ -28,6 +28,7 @@ interface BuildFlags {
   quiet?: boolean;
   cacheFrom?: string[];
   cacheTo?: string;
+  push?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -47,6 +48,7 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('-q, --quiet', 'print only the image id')
+    .option('--push', 'push the image under every -t name once built')
     .option('--cache-from <ref>', 'use the build cache in this registry repository (REF or type=registry,ref=REF; repeatable)', collect)
     .option('--cache-to <ref>', 'export every step’s layer and key to this registry repository (REF or type=registry,ref=REF)')
     .action(async (contextArgument: string, flags: BuildFlags, command: Command) => {
@@ -71,6 +73,8 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
 }
 
 async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ options: BuildOptions; context: Readable }> {
+  if (flags.push === true && (flags.tag ?? []).length === 0)
+    throw new Error('a tag is needed when pushing to a registry: give one with -t');
   const base: Omit<BuildOptions, 'dockerfile'> = {
     tags: flags.tag ?? [],
     buildArgs: buildArgs(flags.buildArg ?? []),
@@ -78,6 +82,7 @@ async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ op
     noCache: flags.cache === false,
     labels: keyValues(flags.label ?? [], '--label'),
     secrets: await Promise.all((flags.secret ?? []).map(readSecret)),
+    push: flags.push === true,
     cacheFrom: (flags.cacheFrom ?? []).map((spec) => cacheReference(spec, '--cache-from')),
     ...(flags.cacheTo !== undefined ? { cacheTo: cacheReference(flags.cacheTo, '--cache-to') } : {}),
   };

@@ -28,6 +28,8 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
     route('POST', ApiPath.build, async ({ request, response }) => {
       const { options, context } = await readBuildRequest(request);
       const names = parseNames(options);
+      if (options.push && names.tags.length === 0)
+        throw new CodedError(AgentErrors.REQUEST_INVALID, 'a tag is needed when pushing to a registry: give one with -t');
       const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
       const send = ndjson(response);
       const log = services.logger.child({ build: path.basename(directory) });
@@ -76,6 +78,7 @@ function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfil
     target: options.target,
     noCache: options.noCache,
     labels: options.labels,
+    push: options.push,
     ...names,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
