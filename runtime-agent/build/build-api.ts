@@ -20,6 +20,8 @@ export const buildOptionsSchema = z.object({
   cacheTo: z.string().min(1).optional(),
   /** Push the image under every tag once built. */
   push: z.boolean().default(false),
+  /** RUN's network unless a RUN names its own. */
+  network: z.enum(['default', 'none', 'host']).default('default'),
 });
 export type BuildOptions = z.input<typeof buildOptionsSchema>;
 export type ParsedBuildOptions = z.output<typeof buildOptionsSchema>;

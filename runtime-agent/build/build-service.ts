@@ -6,6 +6,7 @@ import { findImage } from '../image/image-lookup.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import type { ImageRecord, ImageStore } from '../image/image-store.js';
 import type { Leases } from '../image/leases.js';
+import type { ContainerNetwork } from '../network/container-network.js';
 import type { CredentialStore } from '../registry/credential-store.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
@@ -33,6 +34,8 @@ export interface BuilderStores {
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
   /** An upload client for a repository, with the credentials login saved for its registry. */
   uploadClient: (registry: string, repository: string, mountSource: string | undefined) => Promise<UploadClient>;
+  /** The containers' bridge, which RUN joins on the default network. */
+  network: ContainerNetwork;
 }
 
 export async function createImageBuilder(
@@ -50,7 +53,12 @@ export async function createImageBuilder(
     snapshots: stores.snapshots,
     images: stores.images,
     leases: stores.leases,
-    sandbox: new RunSandbox({ runtime: config.runtime, runcRoot: path.join(root, 'runc'), nofileLimit: await hostNofileLimit() }),
+    sandbox: new RunSandbox({
+      runtime: config.runtime,
+      runcRoot: path.join(root, 'runc'),
+      nofileLimit: await hostNofileLimit(),
+      network: stores.network,
+    }),
     cache,
     cacheRegistry: new RegistryCacheStore({ ...stores, publisher }),
     publisher,

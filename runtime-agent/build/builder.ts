@@ -26,7 +26,7 @@ import { copyIntoRoot, ensureDirectory, type CopyItem } from './file-copier.js';
 import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument, type HistoryEntry } from './image-config.js';
 import { isEmptyDirectory, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
-import { removeStubs, type RunSandbox } from './run-sandbox.js';
+import { removeStubs, type RunNetwork, type RunSandbox } from './run-sandbox.js';
 
 /**
  * Builds an image from a Dockerfile on the agent's own parts: each stage's root is an overlay of snapshots,
@@ -55,6 +55,8 @@ export interface BuildRequest {
   cacheTo: CacheReference | undefined;
   /** Push the image under every tag once it is built (`--push`). */
   push: boolean;
+  /** RUN's network unless the instruction names one (`build --network`). */
+  network: RunNetwork;
 }
 
 export interface BuildResult {
@@ -471,9 +473,7 @@ class StageRun {
 
   private async runStep(instruction: Instruction): Promise<void> {
     checkFlags(instruction, ['mount', 'network', 'security'], ['mount']);
-    const network = flagValue(instruction, 'network') ?? 'default';
-    if (network !== 'default' && network !== 'none')
-      throw new DockerfileError(instruction.line, `RUN --network=${network} is not allowed here (none or default)`);
+    const network = this.runNetwork(instruction);
     const security = flagValue(instruction, 'security') ?? 'sandbox';
     if (security !== 'sandbox')
       throw new DockerfileError(instruction.line, `RUN --security=${security} is not allowed: RUN gets no more privilege than a container`);
@@ -484,10 +484,25 @@ class StageRun {
     const prefix = historyArgs.length > 0 ? `|${historyArgs.length} ${historyArgs.join(' ')} ` : '';
     const fromRoots = await this.mountSourceRoots(mounts, instruction);
     try {
-      await this.runInSandbox(instruction, args, argEnv, `RUN ${prefix}${args.join(' ')} # buildkit`, mounts, fromRoots);
+      await this.runInSandbox(instruction, { args, argEnv, network }, `RUN ${prefix}${args.join(' ')} # buildkit`, mounts, fromRoots);
     } finally {
       for (const root of fromRoots.values()) await root.release();
     }
+  }
+
+  /**
+   * `RUN --network=` wins over the build's `--network`; the host's network is an entitlement the build must
+   * grant (`build --network host`, as buildx's `--allow network.host`), never one a Dockerfile takes.
+   */
+  private runNetwork(instruction: Instruction): RunNetwork {
+    const chosen = this.build.request.network;
+    const value = flagValue(instruction, 'network');
+    if (value === undefined) return chosen;
+    if (value !== 'default' && value !== 'none' && value !== 'host')
+      throw new DockerfileError(instruction.line, `RUN --network=${value}: the network is default, none or host`);
+    if (value === 'host' && chosen !== 'host')
+      throw new DockerfileError(instruction.line, 'RUN --network=host is only allowed in a build started with --network host');
+    return value === 'default' ? chosen : value;
   }
 
   /** The roots of the stages or images `--mount=type=bind,from=` names, mounted for the step. */
@@ -510,8 +525,7 @@ class StageRun {
 
   private async runInSandbox(
     instruction: Instruction,
-    args: string[],
-    argEnv: string[],
+    { args, argEnv, network }: { args: string[]; argEnv: string[]; network: RunNetwork },
     createdBy: string,
     mounts: readonly RunMount[],
     fromRoots: ReadonlyMap<RunMount, SourceRoot>,
@@ -522,6 +536,7 @@ class StageRun {
       argEnv,
       user: this.config.config.User ?? '',
       workdir: this.config.config.WorkingDir || '/',
+      network,
       // A bind from a stage or image is keyed by that root's content, not its name.
       mounts: mounts.map((mount) => ({ ...mount, value: undefined, fromKey: fromRoots.get(mount)?.key ?? '' })),
     };
@@ -538,7 +553,7 @@ class StageRun {
         user: this.config.config.User || undefined,
         workingDir: this.config.config.WorkingDir || '/',
         mounts: prepared.mounts,
-        network: 'none',
+        network,
         onOutput: (line) => {
           lastLines.push(line);
           if (lastLines.length > 10) lastLines.shift();

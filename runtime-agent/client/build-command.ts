@@ -29,6 +29,7 @@ interface BuildFlags {
   cacheFrom?: string[];
   cacheTo?: string;
   push?: boolean;
+  network?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -48,6 +49,7 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     .option('--iidfile <file>', 'write the image id to this file')
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('-q, --quiet', 'print only the image id')
+    .option('--network <mode>', 'the network RUN steps get: default (the containers’ bridge), none or host')
     .option('--push', 'push the image under every -t name once built')
     .option('--cache-from <ref>', 'use the build cache in this registry repository (REF or type=registry,ref=REF; repeatable)', collect)
     .option('--cache-to <ref>', 'export every step’s layer and key to this registry repository (REF or type=registry,ref=REF)')
@@ -83,6 +85,7 @@ async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ op
     labels: keyValues(flags.label ?? [], '--label'),
     secrets: await Promise.all((flags.secret ?? []).map(readSecret)),
     push: flags.push === true,
+    network: runNetwork(flags.network),
     cacheFrom: (flags.cacheFrom ?? []).map((spec) => cacheReference(spec, '--cache-from')),
     ...(flags.cacheTo !== undefined ? { cacheTo: cacheReference(flags.cacheTo, '--cache-to') } : {}),
   };
@@ -169,6 +172,12 @@ async function readSecret(spec: string): Promise<{ id: string; value: string }> 
   const value = process.env[variable];
   if (value === undefined) throw new Error(`invalid --secret ${spec}: neither a file (src=) nor the variable ${variable} is set`);
   return { id, value: Buffer.from(value).toString('base64') };
+}
+
+function runNetwork(value: string | undefined): 'default' | 'none' | 'host' {
+  if (value === undefined || value === 'default' || value === 'bridge') return 'default';
+  if (value === 'none' || value === 'host') return value;
+  throw new Error(`invalid --network ${value}: default, none or host`);
 }
 
 /** Cache export options that every Berth cache has already (an image manifest, OCI types, every layer). */

@@ -79,6 +79,7 @@ function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfil
     noCache: options.noCache,
     labels: options.labels,
     push: options.push,
+    network: options.network,
     ...names,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,

@@ -54,7 +54,11 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   if (leftovers > 0) logger.info({ leftovers }, 'removed half-written snapshots of an earlier run');
 
   const events = await startEvents(config, logger);
-  const containers = await startContainers(config, { content, snapshots, images }, events, logger);
+  const network = new ContainerNetwork(
+    { bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') },
+    logger,
+  );
+  const containers = await startContainers(config, { content, snapshots, images, network }, events, logger);
   const leases = new Leases();
   const credentials = new CredentialStore(config.dataDir);
   const puller = new ImagePuller({ content, snapshots, images }, leases, {
@@ -75,7 +79,17 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       credentials: await credentials.get(registry),
       mountSource,
     });
-  const build = await createImageBuilder(config, { content, snapshots, images, leases, puller, credentials, registryClient, uploadClient });
+  const build = await createImageBuilder(config, {
+    content,
+    snapshots,
+    images,
+    leases,
+    puller,
+    credentials,
+    registryClient,
+    uploadClient,
+    network,
+  });
   const collector = new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers());
   const server = createApiServer({
     containers,
@@ -111,17 +125,14 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
 /** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */
 async function startContainers(
   config: AgentConfig,
-  stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore },
+  stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore; network: ContainerNetwork },
   events: EventBus,
   logger: Logger,
 ): Promise<ContainerManager> {
   const store = new ContainerStore(path.join(config.dataDir, 'containers'));
   const volumes = new VolumeStore(path.join(config.dataDir, 'volumes'));
   await store.init();
-  const network = new ContainerNetwork(
-    { bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') },
-    logger,
-  );
+  const { network } = stores;
   const runtime = new RuncRuntime({
     binary: config.runtime,
     root: path.join(config.dataDir, 'runc'),

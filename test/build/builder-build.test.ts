@@ -167,3 +167,36 @@ test.serial('ADD unpacks a local tar.gz keeping its owners, and downloads a URL 
     server.close();
   }
 });
+
+const INTERFACES = "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev | sort";
+
+test.serial("RUN gets the containers' bridge by default, only lo with --network=none, the host's with build --network host", async (t) => {
+  const directory = await context('network', {
+    Dockerfile: [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      // /proc/net/dev lists the interfaces of the process's own network namespace.
+      `RUN echo $(${INTERFACES}) > /default.txt && grep -c nameserver /etc/resolv.conf > /resolvers.txt`,
+      `RUN --network=none echo $(${INTERFACES}) > /none.txt`,
+      // Without a network no resolver files are mounted: this lists what the layers hold in /etc.
+      'RUN --network=none ls /etc > /etc.txt',
+      'CMD ["cat", "/default.txt", "/none.txt", "/resolvers.txt"]',
+    ].join('\n'),
+    'host.Dockerfile': ['FROM scratch', 'COPY rootfs/ /', `RUN --network=host ${INTERFACES} > /host.txt`, 'CMD ["cat", "/host.txt"]'].join(
+      '\n',
+    ),
+  });
+  await agent.cli(['build', '-t', 'builder/network:1', directory]);
+  const image = (...args: string[]) => agent.cli(['run', '--rm', '--network', 'none', 'builder/network:1', ...args]);
+  t.deepEqual((await image()).stdout.split('\n'), ['eth0 lo', 'lo', '1', '']);
+  // The resolver file RUN saw was mounted, never written into a layer.
+  t.notRegex((await image('cat', '/etc.txt')).stdout, /resolv\.conf|hosts/);
+
+  const hostDockerfile = path.join(directory, 'host.Dockerfile');
+  const refused = await agent.cli(['build', '-f', hostDockerfile, directory], { allowFailure: true });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /Dockerfile:3: RUN --network=host is only allowed in a build started with --network host/);
+  await agent.cli(['build', '--network', 'host', '-f', hostDockerfile, '-t', 'builder/network:host', directory]);
+  const host = (await agent.cli(['run', '--rm', '--network', 'none', 'builder/network:host'])).stdout.split('\n');
+  t.true(host.includes(agent.bridgeName));
+});
