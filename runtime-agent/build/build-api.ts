@@ -22,6 +22,9 @@ export const buildOptionsSchema = z.object({
   push: z.boolean().default(false),
   /** RUN's network unless a RUN names its own. */
   network: z.enum(['default', 'none', 'host']).default('default'),
+  pull: z.boolean().default(false),
+  /** `os/architecture[/variant]`; only the agent's own platform (or one it runs natively) builds. */
+  platform: z.string().min(1).optional(),
 });
 export type BuildOptions = z.input<typeof buildOptionsSchema>;
 export type ParsedBuildOptions = z.output<typeof buildOptionsSchema>;

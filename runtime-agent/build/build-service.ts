@@ -65,17 +65,19 @@ export async function createImageBuilder(
     workRoot: path.join(root, 'work'),
     cacheMountsRoot: path.join(root, 'cache-mounts'),
     platform: config.platform,
-    resolveImage: (reference, report) => resolveImage(stores, reference, report),
+    resolveImage: (reference, pull, report) => resolveImage(stores, reference, pull, report),
   });
   return { builder, contextRoot: path.join(root, 'contexts') };
 }
 
-/** A base image from the store, else pulled with the saved credentials, as docker build does. */
-async function resolveImage(stores: BuilderStores, text: string, report: (message: string) => void): Promise<ImageRecord> {
-  try {
-    return await findImage(text, stores.images);
-  } catch (error) {
-    if (!(error instanceof CodedError) || error.code !== AgentErrors.IMAGE_UNKNOWN.code) throw error;
+/** A base image from the store, else (or with --pull, always) pulled with the saved credentials, as docker build does. */
+async function resolveImage(stores: BuilderStores, text: string, pull: boolean, report: (message: string) => void): Promise<ImageRecord> {
+  if (!pull) {
+    try {
+      return await findImage(text, stores.images);
+    } catch (error) {
+      if (!(error instanceof CodedError) || error.code !== AgentErrors.IMAGE_UNKNOWN.code) throw error;
+    }
   }
   const reference = parseReference(text);
   const client = stores.registryClient(reference.registry, await stores.credentials.get(reference.registry));

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chainIds, digestOf } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
-import type { Platform } from '../../oci/platform.js';
+import { formatPlatform, platformRank, type Platform } from '../../oci/platform.js';
 import type { ContentStore } from '../content/content-store.js';
 import type { MountSpec } from '../container/container-spec.js';
 import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.js';
@@ -57,6 +58,10 @@ export interface BuildRequest {
   push: boolean;
   /** RUN's network unless the instruction names one (`build --network`). */
   network: RunNetwork;
+  /** Pull every image FROM or --from names, even one the store has (`--pull`). */
+  pull: boolean;
+  /** `--platform`: the platform to build for; only one this host runs is accepted. */
+  platform: Platform | undefined;
 }
 
 export interface BuildResult {
@@ -78,8 +83,8 @@ export interface BuilderServices {
   /** Where RUN --mount=type=cache directories persist between builds. */
   cacheMountsRoot: string;
   platform: Platform;
-  /** A base image from the store, pulled when missing. */
-  resolveImage: (reference: string, report: (message: string) => void) => Promise<ImageRecord>;
+  /** A base image from the store, pulled when missing or when `pull` is set. */
+  resolveImage: (reference: string, pull: boolean, report: (message: string) => void) => Promise<ImageRecord>;
 }
 
 interface StageResult {
@@ -111,6 +116,7 @@ export class ImageBuilder {
     await mkdir(path.join(work, EMPTY_DIRECTORY), { recursive: true, mode: 0o700 });
     const lease = await this.services.leases.acquire();
     try {
+      if (request.platform) checkBuildPlatform(request.platform, this.services.platform);
       const definition = progress.begin(`[internal] load build definition from ${request.dockerfileName}`);
       const parsed = parseDockerfile(request.dockerfile, request.dockerfileName);
       const plan = planBuild(parsed, request.buildArgs, this.services.platform, request.target);
@@ -136,6 +142,8 @@ class BuildRun {
   private remotes: RemoteCache[] = [];
   /** Every filesystem step of this build by cache key: what `--cache-to` exports. */
   private readonly steps = new Map<string, CacheEntry>();
+  /** Each image reference resolves (and with --pull, is pulled) once per build: every stage sees the same image. */
+  private readonly images = new Map<string, Promise<ImageRecord>>();
 
   constructor(
     readonly services: BuilderServices,
@@ -178,6 +186,16 @@ class BuildRun {
       return entry;
     }
     return undefined;
+  }
+
+  /** An image FROM or --from names; the first caller's report shows the pull. */
+  resolveImage(reference: string, report: (message: string) => void): Promise<ImageRecord> {
+    let record = this.images.get(reference);
+    if (!record) {
+      record = this.services.resolveImage(reference, this.request.pull, report);
+      this.images.set(reference, record);
+    }
+    return record;
   }
 
   /** Notes a step's outcome for `--cache-to`. */
@@ -394,7 +412,7 @@ class StageRun {
       return false;
     }
     let pulled = false;
-    const record = await this.build.services.resolveImage(reference, (message) => {
+    const record = await this.build.resolveImage(reference, (message) => {
       pulled = true;
       report(message);
     });
@@ -770,7 +788,7 @@ class StageRun {
       layers = result.layers;
       key = `stage ${result.key}`;
     } else {
-      const record = await this.build.services
+      const record = await this.build
         .resolveImage(reference, () => undefined)
         .catch((error: Error) => {
           throw new DockerfileError(
@@ -1118,3 +1136,23 @@ function datedHistory(history: readonly HistoryEntry[], fallback: string): Histo
     return { ...entry, created: previous };
   });
 }
+
+/** Where the kernel lists the emulators it runs foreign binaries with (qemu-user-static registers `qemu-<arch>`). */
+const BINFMT_DIRECTORY = '/proc/sys/fs/binfmt_misc';
+
+/**
+ * `--platform`: a platform this host runs natively is built as usual; any other is refused before anything
+ * runs, saying whether an emulator is there (this builder does not cross-build even then: its pulls and RUN
+ * steps are for the host's platform only).
+ */
+function checkBuildPlatform(wanted: Platform, own: Platform): void {
+  if (platformRank(wanted, own) !== undefined) return;
+  const emulator = existsSync(path.join(BINFMT_DIRECTORY, `qemu-${QEMU_ARCHITECTURES[wanted.architecture] ?? wanted.architecture}`));
+  const why = emulator
+    ? 'cross-platform builds are not supported, even with the qemu emulator registered here'
+    : `this host cannot run ${wanted.architecture} binaries (no qemu emulator is registered in ${BINFMT_DIRECTORY})`;
+  throw new Error(`--platform ${formatPlatform(wanted)}: this agent builds for ${formatPlatform(own)} only; ${why}`);
+}
+
+/** The architecture names of qemu's binfmt handlers, where they differ from Go's. */
+const QEMU_ARCHITECTURES: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', '386': 'i386', ppc64le: 'ppc64le' };

@@ -30,6 +30,8 @@ interface BuildFlags {
   cacheTo?: string;
   push?: boolean;
   network?: string;
+  pull?: boolean;
+  platform?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -50,6 +52,8 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
     .option('-q, --quiet', 'print only the image id')
     .option('--network <mode>', 'the network RUN steps get: default (the containers’ bridge), none or host')
+    .option('--pull', 'pull every image FROM names, even one the store has')
+    .option('--platform <os/arch>', 'the platform to build for (this host’s own only)')
     .option('--push', 'push the image under every -t name once built')
     .option('--cache-from <ref>', 'use the build cache in this registry repository (REF or type=registry,ref=REF; repeatable)', collect)
     .option('--cache-to <ref>', 'export every step’s layer and key to this registry repository (REF or type=registry,ref=REF)')
@@ -86,6 +90,8 @@ async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ op
     secrets: await Promise.all((flags.secret ?? []).map(readSecret)),
     push: flags.push === true,
     network: runNetwork(flags.network),
+    pull: flags.pull === true,
+    ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
     cacheFrom: (flags.cacheFrom ?? []).map((spec) => cacheReference(spec, '--cache-from')),
     ...(flags.cacheTo !== undefined ? { cacheTo: cacheReference(flags.cacheTo, '--cache-to') } : {}),
   };

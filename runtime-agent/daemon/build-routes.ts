@@ -10,6 +10,7 @@ import { RunFailedError, type BuildRequest, type ImageBuilder } from '../build/b
 import { DockerfileError } from '../build/dockerfile.js';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { parsePlatform } from '../../oci/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { AgentErrors, invalidRequest } from '../errors.js';
 import { applyLayerTar } from '../unpack/layer-applier.js';
@@ -27,8 +28,8 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
   return [
     route('POST', ApiPath.build, async ({ request, response }) => {
       const { options, context } = await readBuildRequest(request);
-      const names = parseNames(options);
-      if (options.push && names.tags.length === 0)
+      const checked = checkOptions(options);
+      if (options.push && checked.tags.length === 0)
         throw new CodedError(AgentErrors.REQUEST_INVALID, 'a tag is needed when pushing to a registry: give one with -t');
       const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
       const send = ndjson(response);
@@ -37,7 +38,7 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
         await mkdir(directory, { recursive: true, mode: 0o700 });
         await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
         const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
-        const result = await services.builder.build(buildRequest(options, directory, dockerfile, names), (event: BuildEvent) =>
+        const result = await services.builder.build(buildRequest(options, directory, dockerfile, checked), (event: BuildEvent) =>
           send(event),
         );
         log.info({ imageId: result.imageId }, 'built');
@@ -57,18 +58,28 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
   ];
 }
 
-type BuildNames = Pick<BuildRequest, 'tags' | 'cacheFrom' | 'cacheTo'>;
+function parseBuildPlatform(text: string | undefined): BuildRequest['platform'] {
+  if (text === undefined) return undefined;
+  try {
+    return parsePlatform(text);
+  } catch (error) {
+    throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid platform ${text}: ${(error as Error).message}`);
+  }
+}
 
-/** The image and cache names, checked before the build starts: a bad one is a 400, not a failed build. */
-function parseNames(options: ParsedBuildOptions): BuildNames {
+type CheckedOptions = Pick<BuildRequest, 'tags' | 'cacheFrom' | 'cacheTo' | 'platform'>;
+
+/** The image and cache names and the platform, checked before the build starts: a bad one is a 400, not a failed build. */
+function checkOptions(options: ParsedBuildOptions): CheckedOptions {
   return {
+    platform: parseBuildPlatform(options.platform),
     tags: options.tags.map((text) => parseRepositoryTag(text, 'tag')),
     cacheFrom: options.cacheFrom.map((text) => parseRepositoryTag(text, 'cache reference')),
     cacheTo: options.cacheTo === undefined ? undefined : parseRepositoryTag(options.cacheTo, 'cache reference'),
   };
 }
 
-function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfile: string, names: BuildNames): BuildRequest {
+function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfile: string, checked: CheckedOptions): BuildRequest {
   const epoch = options.buildArgs.SOURCE_DATE_EPOCH;
   return {
     dockerfile,
@@ -80,7 +91,8 @@ function buildRequest(options: ParsedBuildOptions, contextDir: string, dockerfil
     labels: options.labels,
     push: options.push,
     network: options.network,
-    ...names,
+    pull: options.pull,
+    ...checked,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
   };

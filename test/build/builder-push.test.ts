@@ -67,3 +67,26 @@ test.serial('build --push without a tag, or to a repository the credentials cann
   t.is(denied.code, 1);
   t.regex(denied.stderr, new RegExp(`failed to build: pushing ${registry.host.replace(/[.]/g, '\\.')}/other/app:1: .*denied`));
 });
+
+test.serial('build --pull pulls a FROM image again: a newer push of its tag is used, the stored one otherwise', async (t) => {
+  const docker = new DockerWorkbench(dockerd, workDir);
+  const base = `${registry.host}/team/base:1`;
+  const busybox = await docker.importBusybox('build-pull');
+  const pushBase = async (version: string) => {
+    await docker.build(base, [`FROM ${busybox}`, `RUN echo ${version} > /version`].join('\n'));
+    await docker.push(base);
+  };
+  const child = path.join(workDir, 'child');
+  await mkdir(child, { recursive: true });
+  await writeFile(path.join(child, 'Dockerfile'), [`FROM ${base}`, 'CMD ["cat", "/version"]'].join('\n'));
+  const version = async (...flags: string[]) => {
+    await agent.cli(['build', '-t', 'local/child:1', ...flags, child]);
+    return (await agent.cli(['run', '--rm', '--network', 'none', 'local/child:1'])).stdout;
+  };
+
+  await pushBase('v1');
+  t.is(await version(), 'v1\n');
+  await pushBase('v2');
+  t.is(await version(), 'v1\n');
+  t.is(await version('--pull'), 'v2\n');
+});
