@@ -32,6 +32,7 @@ interface BuildFlags {
   network?: string;
   pull?: boolean;
   platform?: string;
+  output?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -54,12 +55,14 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     .option('--network <mode>', 'the network RUN steps get: default (the containers’ bridge), none or host')
     .option('--pull', 'pull every image FROM names, even one the store has')
     .option('--platform <os/arch>', 'the platform to build for (this host’s own only)')
+    .option('-o, --output <type=...>', 'type=image (the store, the default), or type=oci|docker,dest=FILE for an archive too')
     .option('--push', 'push the image under every -t name once built')
     .option('--cache-from <ref>', 'use the build cache in this registry repository (REF or type=registry,ref=REF; repeatable)', collect)
     .option('--cache-to <ref>', 'export every step’s layer and key to this registry repository (REF or type=registry,ref=REF)')
     .action(async (contextArgument: string, flags: BuildFlags, command: Command) => {
       // Loaded here, not at start-up: other commands do not pay for the build's modules.
       const { formatBuildEvent } = await import('../build/build-progress.js');
+      const output = parseOutput(flags.output);
       const { options, context } = await prepare(contextArgument, flags);
       const quiet = flags.quiet === true || flags.progress === 'quiet';
       if (!['auto', 'plain', 'quiet', 'tty'].includes(flags.progress))
@@ -74,6 +77,10 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
         throw new Error(`failed to build: ${message}`);
       }
       if (flags.iidfile) await writeFile(flags.iidfile, last.imageId);
+      if (output) {
+        const { saveImages } = await import('./image-commands.js');
+        await saveImages(client(command), last.tags.length > 0 ? last.tags : [last.imageId], output.format, output.dest);
+      }
       if (quiet) process.stdout.write(`${last.imageId}\n`);
     });
 }
@@ -178,6 +185,25 @@ async function readSecret(spec: string): Promise<{ id: string; value: string }> 
   const value = process.env[variable];
   if (value === undefined) throw new Error(`invalid --secret ${spec}: neither a file (src=) nor the variable ${variable} is set`);
   return { id, value: Buffer.from(value).toString('base64') };
+}
+
+/**
+ * buildx's `--output`: `type=image` (the default) keeps the result in the store only; `type=oci` and
+ * `type=docker` also write it as an archive (a plain OCI layout, or docker's `save` layout) to `dest`
+ * (`-` for stdout; type=docker without dest is the store alone). Other exporters (local, tar) are refused.
+ */
+function parseOutput(spec: string | undefined): { format: 'oci' | 'docker'; dest: string | undefined } | undefined {
+  if (spec === undefined) return undefined;
+  const fields = new Map(spec.split(',').map((part) => part.split('=', 2) as [string, string | undefined]));
+  const type = fields.get('type') ?? (spec.includes('=') ? undefined : 'local');
+  if (type === 'image' || type === 'docker-image') return undefined;
+  if (type !== 'oci' && type !== 'docker') throw new Error(`invalid --output ${spec}: type=image, type=oci or type=docker`);
+  const dest = fields.get('dest');
+  // buildx's type=docker without dest loads the image into the engine: here it is in the store already.
+  if (!dest && type === 'docker') return undefined;
+  if (!dest) throw new Error(`invalid --output ${spec}: dest=FILE is required for type=${type}`);
+  if (dest === '-' && process.stdout.isTTY) throw new Error('cowardly refusing to write an archive to a terminal: give dest=FILE');
+  return { format: type, dest: dest === '-' ? undefined : dest };
 }
 
 function runNetwork(value: string | undefined): 'default' | 'none' | 'host' {

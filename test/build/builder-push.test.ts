@@ -6,6 +6,7 @@ import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { ADMIN, AuthRegistry } from '../helpers/auth-registry.js';
 import { DockerDaemon } from '../helpers/dockerd.js';
 import { DockerWorkbench } from '../helpers/docker-workbench.js';
+import { run } from '../helpers/exec.js';
 import { createBusyboxRootfs } from '../helpers/test-images.js';
 
 /** `berth-agent build --push`: every -t name pushed to its Berth registry with the saved credentials, then pulled and run by docker. */
@@ -89,4 +90,21 @@ test.serial('build --pull pulls a FROM image again: a newer push of its tag is u
   await pushBase('v2');
   t.is(await version(), 'v1\n');
   t.is(await version('--pull'), 'v2\n');
+});
+
+test.serial('build --output type=docker writes an archive docker loads and runs; type=oci a plain OCI layout', async (t) => {
+  const dockerArchive = path.join(workDir, 'built-docker.tar');
+  const ociArchive = path.join(workDir, 'built-oci.tar');
+  await agent.cli(['build', '-t', 'local/exported:1', '--output', `type=docker,dest=${dockerArchive}`, contextDir]);
+  t.regex((await dockerd.docker(['load', '-i', dockerArchive])).stdout, /Loaded image: local\/exported:1/);
+  t.is((await dockerd.docker(['run', '--rm', '--network', 'none', 'local/exported:1'])).stdout, 'built by berth\n');
+
+  await agent.cli(['build', '-t', 'local/exported:1', '--output', `type=oci,dest=${ociArchive}`, contextDir]);
+  const listing = (await run('tar', ['-tf', ociArchive])).stdout.split('\n');
+  t.true(listing.includes('oci-layout') && listing.includes('index.json'));
+  t.false(listing.includes('manifest.json'));
+
+  const refused = await agent.cli(['build', '--output', 'type=local,dest=out', contextDir], { allowFailure: true });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /invalid --output type=local,dest=out: type=image, type=oci or type=docker/);
 });
