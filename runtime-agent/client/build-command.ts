@@ -41,7 +41,7 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
   program
     .command('build')
     .description('build an image from a Dockerfile into the agent’s image store')
-    .argument('<context>', 'a directory, or - for a tar (or a Dockerfile alone) on stdin')
+    .argument('<context>', 'a directory, a git URL (https://host/repo.git#ref:subdir), or - for a tar (or a Dockerfile alone) on stdin')
     .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect)
     .option('-f, --file <path>', 'the Dockerfile (default <context>/Dockerfile; - reads it from stdin)')
     .option('--build-arg <KEY[=VALUE]>', 'set a build argument (KEY alone takes it from here)', collect)
@@ -63,15 +63,17 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
       // Loaded here, not at start-up: other commands do not pay for the build's modules.
       const { formatBuildEvent } = await import('../build/build-progress.js');
       const output = parseOutput(flags.output);
-      const { options, context } = await prepare(contextArgument, flags);
-      const quiet = flags.quiet === true || flags.progress === 'quiet';
       if (!['auto', 'plain', 'quiet', 'tty'].includes(flags.progress))
         throw new Error(`invalid --progress ${flags.progress}: auto, plain or quiet`);
-      const last = await client(command).build<BuildEvent>(options, context, (event) => {
-        if (quiet) return;
-        const text = formatBuildEvent(event);
-        if (text !== undefined) process.stderr.write(`${text}\n`);
-      });
+      const quiet = flags.quiet === true || flags.progress === 'quiet';
+      const { options, context, remove } = await prepare(contextArgument, flags);
+      const last = await client(command)
+        .build<BuildEvent>(options, context, (event) => {
+          if (quiet) return;
+          const text = formatBuildEvent(event);
+          if (text !== undefined) process.stderr.write(`${text}\n`);
+        })
+        .finally(remove);
       if (last?.type !== 'done') {
         const message = last?.type === 'error' ? last.message : 'the daemon ended the build without a result';
         throw new Error(`failed to build: ${message}`);
@@ -85,7 +87,11 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     });
 }
 
-async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ options: BuildOptions; context: Readable }> {
+/** The options and the context stream; `remove` takes down what fetching the context left (a git checkout). */
+async function prepare(
+  contextArgument: string,
+  flags: BuildFlags,
+): Promise<{ options: BuildOptions; context: Readable; remove: () => Promise<void> }> {
   if (flags.push === true && (flags.tag ?? []).length === 0)
     throw new Error('a tag is needed when pushing to a registry: give one with -t');
   const base: Omit<BuildOptions, 'dockerfile'> = {
@@ -102,12 +108,42 @@ async function prepare(contextArgument: string, flags: BuildFlags): Promise<{ op
     cacheFrom: (flags.cacheFrom ?? []).map((spec) => cacheReference(spec, '--cache-from')),
     ...(flags.cacheTo !== undefined ? { cacheTo: cacheReference(flags.cacheTo, '--cache-to') } : {}),
   };
+  const { fetchGitContext, parseGitContext } = await import('./git-context.js');
+  const gitUrl = parseGitContext(contextArgument);
+  if (gitUrl) {
+    const checkout = await fetchGitContext(gitUrl);
+    try {
+      // As docker: -f names a file of the repository, relative to the context.
+      const dockerfile = flags.file === '-' ? undefined : path.join(checkout.contextDir, flags.file ?? 'Dockerfile');
+      return { ...(await directoryContext(base, checkout.contextDir, dockerfile)), remove: checkout.remove };
+    } catch (error) {
+      await checkout.remove();
+      throw error;
+    }
+  }
+  return { ...(await localContext(base, contextArgument, flags)), remove: async () => undefined };
+}
+
+async function localContext(
+  base: Omit<BuildOptions, 'dockerfile'>,
+  contextArgument: string,
+  flags: BuildFlags,
+): Promise<{ options: BuildOptions; context: Readable }> {
   if (contextArgument === '-') return stdinContext(base, flags.file);
   const contextDir = path.resolve(contextArgument);
   if (!(await stat(contextDir).catch(() => undefined))?.isDirectory())
     throw new Error(`unable to prepare context: path "${contextArgument}" not found or not a directory`);
   const dockerfilePath =
     flags.file === undefined ? path.join(contextDir, 'Dockerfile') : flags.file === '-' ? undefined : path.resolve(flags.file);
+  return directoryContext(base, contextDir, dockerfilePath);
+}
+
+/** A directory as the context (filtered by its .dockerignore); the Dockerfile from a file, or from stdin when undefined. */
+async function directoryContext(
+  base: Omit<BuildOptions, 'dockerfile'>,
+  contextDir: string,
+  dockerfilePath: string | undefined,
+): Promise<{ options: BuildOptions; context: Readable }> {
   const content =
     dockerfilePath === undefined ? await readAll(process.stdin) : await readFile(dockerfilePath, 'utf8').catch(() => undefined);
   if (content === undefined) throw new Error(`unable to prepare context: the Dockerfile ${dockerfilePath} cannot be read`);

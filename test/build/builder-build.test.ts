@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { digestOf } from '../../oci/digest.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { run as runCommand } from '../helpers/exec.js';
+import { GitHttpServer } from '../helpers/git-server.js';
 import { createBusyboxRootfs } from '../helpers/test-images.js';
 
 /**
@@ -199,4 +200,43 @@ test.serial("RUN gets the containers' bridge by default, only lo with --network=
   await agent.cli(['build', '--network', 'host', '-f', hostDockerfile, '-t', 'builder/network:host', directory]);
   const host = (await agent.cli(['run', '--rm', '--network', 'none', 'builder/network:host'])).stdout.split('\n');
   t.true(host.includes(agent.bridgeName));
+});
+
+test.serial('a git URL context builds the ref and subdirectory it names, fetched with the git CLI over smart HTTP', async (t) => {
+  const projects = path.join(workDir, 'git-projects');
+  const source = path.join(workDir, 'git-source');
+  const app = path.join(source, 'app');
+  await createBusyboxRootfs(path.join(app, 'rootfs'), 'builder-git');
+  await writeFile(
+    path.join(app, 'Dockerfile'),
+    ['FROM scratch', 'COPY rootfs/ /', 'COPY version.txt /', 'CMD ["cat", "/version.txt"]'].join('\n'),
+  );
+  await writeFile(path.join(app, 'version.txt'), 'tagged\n');
+  const git = (...args: string[]) => runCommand('git', ['-C', source, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+  await git('init', '--quiet', '--initial-branch', 'main');
+  await git('add', '.');
+  await git('commit', '--quiet', '-m', 'first');
+  await git('tag', 'v1');
+  await writeFile(path.join(app, 'version.txt'), 'main\n');
+  await git('commit', '--quiet', '-am', 'second');
+  await mkdir(projects, { recursive: true });
+  await runCommand('git', ['clone', '--quiet', '--bare', source, path.join(projects, 'repo.git')]);
+  const server = await GitHttpServer.start(projects);
+  try {
+    const url = server.url('repo');
+    await agent.cli(['build', '-t', 'builder/git:tag', `${url}#v1:app`]);
+    t.is((await agent.cli(['run', '--rm', '--network', 'none', 'builder/git:tag'])).stdout, 'tagged\n');
+    // -f names a file of the context (the subdirectory), as with docker.
+    await agent.cli(['build', '-t', 'builder/git:main', '-f', 'Dockerfile', `${url}#main:app`]);
+    t.is((await agent.cli(['run', '--rm', '--network', 'none', 'builder/git:main'])).stdout, 'main\n');
+
+    const missing = await agent.cli(['build', `${url}#no-such-branch:app`], { allowFailure: true });
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /unable to prepare context: git fetch failed: .*no-such-branch/);
+    const outside = await agent.cli(['build', `${url}#main:../..`], { allowFailure: true });
+    t.is(outside.code, 1);
+    t.regex(outside.stderr, /unable to prepare context: \.\.\/\.\. is not a directory of the repository/);
+  } finally {
+    await server.close();
+  }
 });
