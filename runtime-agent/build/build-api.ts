@@ -8,6 +8,12 @@ export const buildOptionsSchema = z.object({
   /** The Dockerfile's text, or its path inside the context (a context sent as a tar on stdin). */
   dockerfile: z.object({ content: z.string().optional(), path: z.string().default('Dockerfile') }),
   tags: z.array(z.string()).default([]),
+  /**
+   * A directory on the agent's host to read as the context, instead of a tar after the options line: the CLI
+   * on the same host sends its path (nothing to pack, send and unpack, and file digests can be kept between
+   * builds). Only root talks to the daemon's socket, and root can read the directory anyway.
+   */
+  contextPath: z.string().startsWith('/').optional(),
   buildArgs: z.record(z.string(), z.string()).default({}),
   target: z.string().optional(),
   noCache: z.boolean().default(false),

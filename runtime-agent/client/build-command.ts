@@ -147,12 +147,14 @@ async function directoryContext(
   const content =
     dockerfilePath === undefined ? await readAll(process.stdin) : await readFile(dockerfilePath, 'utf8').catch(() => undefined);
   if (content === undefined) throw new Error(`unable to prepare context: the Dockerfile ${dockerfilePath} cannot be read`);
+  const options = { ...base, dockerfile: { content, path: path.basename(dockerfilePath ?? 'Dockerfile') } };
+  // The daemon on this host reads the directory itself, finding `.dockerignore` or `<Dockerfile>.dockerignore`
+  // at the context's root; a Dockerfile elsewhere may have its own ignore file beside it, so that context is sent.
+  if (dockerfilePath === undefined || path.dirname(dockerfilePath) === contextDir)
+    return { options: { ...options, contextPath: contextDir }, context: Readable.from([]) };
   const { loadContextFilter, packContext } = await import('../build/context-files.js');
   const filter = await loadContextFilter(contextDir, dockerfilePath);
-  return {
-    options: { ...base, dockerfile: { content, path: path.basename(dockerfilePath ?? 'Dockerfile') } },
-    context: packContext(contextDir, filter),
-  };
+  return { options, context: packContext(contextDir, filter) };
 }
 
 /** `build -`: a tar on stdin is the context; anything else is a Dockerfile alone, with an empty context. */

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -31,12 +31,17 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
       const checked = checkOptions(options);
       if (options.push && checked.tags.length === 0)
         throw new CodedError(AgentErrors.REQUEST_INVALID, 'a tag is needed when pushing to a registry: give one with -t');
-      const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
+      if (options.contextPath !== undefined && !(await stat(options.contextPath).catch(() => undefined))?.isDirectory())
+        throw new CodedError(AgentErrors.REQUEST_INVALID, `the context ${options.contextPath} is not a directory on the agent's host`);
+      const unpacked = options.contextPath === undefined;
+      const directory = options.contextPath ?? path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
       const send = ndjson(response);
       const log = services.logger.child({ build: path.basename(directory) });
       try {
-        await mkdir(directory, { recursive: true, mode: 0o700 });
-        await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
+        if (unpacked) {
+          await mkdir(directory, { recursive: true, mode: 0o700 });
+          await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
+        }
         const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
         const result = await services.builder.build(buildRequest(options, directory, dockerfile, checked), (event: BuildEvent) =>
           send(event),
@@ -52,7 +57,7 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
         } satisfies BuildEvent);
       } finally {
         response.end();
-        await rm(directory, { recursive: true, force: true });
+        if (unpacked) await rm(directory, { recursive: true, force: true });
       }
     }),
   ];
