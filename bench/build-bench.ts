@@ -79,7 +79,8 @@ interface Tool {
   name: string;
   /** Its own copy of the context: one tool's source change must not be another's. */
   context: string;
-  build(noCache: boolean): CommandLine;
+  /** `exportCache`: Berth exports its cache to the registry (the build before the second agent's only, so the other builds compare like with like). */
+  build(noCache: boolean, exportCache: boolean): CommandLine;
   /** Berth only. */
   secondAgent?: () => Promise<number>;
 }
@@ -158,7 +159,8 @@ async function berthTool(source: string): Promise<Tool> {
   return {
     name: 'Berth agent',
     context,
-    build: (noCache) => agent.cliCommand(['build', '--cache-to', cacheRef, ...(noCache ? ['--no-cache'] : []), ...flags]),
+    build: (noCache, exportCache) =>
+      agent.cliCommand(['build', ...(exportCache ? ['--cache-to', cacheRef] : []), ...(noCache ? ['--no-cache'] : []), ...flags]),
     secondAgent: async () => {
       const second = await AgentDaemon.start(['--insecure-registry', host]);
       try {
@@ -171,10 +173,10 @@ async function berthTool(source: string): Promise<Tool> {
 }
 
 async function measure(tool: Tool, round: number): Promise<Scenario> {
-  const cold = (await timeCommand(tool.build(true))).exitMs;
-  const unchanged = (await timeCommand(tool.build(false))).exitMs;
+  const cold = (await timeCommand(tool.build(true, false))).exitMs;
+  const unchanged = (await timeCommand(tool.build(false, false))).exitMs;
   await touchSource(tool.context, round);
-  const changed = (await timeCommand(tool.build(false))).exitMs;
+  const changed = (await timeCommand(tool.build(false, true))).exitMs;
   const secondAgent = tool.secondAgent ? await tool.secondAgent() : undefined;
   return { cold, unchanged, changed, ...(secondAgent === undefined ? {} : { secondAgent }) };
 }

@@ -555,8 +555,10 @@ class StageRun {
       user: this.config.config.User ?? '',
       workdir: this.config.config.WorkingDir || '/',
       network,
-      // A bind from a stage or image is keyed by that root's content, not its name.
-      mounts: mounts.map((mount) => ({ ...mount, value: undefined, fromKey: fromRoots.get(mount)?.key ?? '' })),
+      // A bind is keyed by what it shows: a stage's or image's root by its key, a context path by its content.
+      mounts: await Promise.all(
+        mounts.map(async (mount) => ({ ...mount, value: undefined, fromKey: await this.bindKey(mount, instruction, fromRoots) })),
+      ),
     };
     await this.filesystemStep(instruction, createdBy, keyParts, async (rootfs, bundle, id, upper) => {
       const prepared = await this.prepareMounts(mounts, instruction, fromRoots);
@@ -590,6 +592,15 @@ class StageRun {
         }
       };
     });
+  }
+
+  /** The content a bind mount shows, for the step's cache key: empty for the other mount types. */
+  private async bindKey(mount: RunMount, instruction: Instruction, fromRoots: ReadonlyMap<RunMount, SourceRoot>): Promise<string> {
+    if (mount.type !== 'bind') return '';
+    const fromRoot = fromRoots.get(mount);
+    if (fromRoot) return fromRoot.key;
+    const context = this.build.context;
+    return context.digest(await context.resolve([mount.source ?? '.'], instruction.line));
   }
 
   /** Build args in scope and the proxy variables given as build args: the RUN's environment, never the image's. */
