@@ -12,7 +12,7 @@ import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentDaemon } from '../test/helpers/agent-daemon.js';
-import { agentHasBuildCommand, buildah, buildFlags, type BuildRequest } from '../test/helpers/docker-build.js';
+import { buildah, buildFlags, type BuildRequest } from '../test/helpers/docker-build.js';
 import { DockerDaemon } from '../test/helpers/dockerd.js';
 import { DockerWorkbench } from '../test/helpers/docker-workbench.js';
 import { run } from '../test/helpers/exec.js';
@@ -79,7 +79,8 @@ interface Tool {
   name: string;
   /** Its own copy of the context: one tool's source change must not be another's. */
   context: string;
-  build(noCache: boolean): CommandLine;
+  /** `exportCache`: Berth exports its cache to the registry (the build before the second agent's only, so the other builds compare like with like). */
+  build(noCache: boolean, exportCache: boolean): CommandLine;
   /** Berth only. */
   secondAgent?: () => Promise<number>;
 }
@@ -158,7 +159,8 @@ async function berthTool(source: string): Promise<Tool> {
   return {
     name: 'Berth agent',
     context,
-    build: (noCache) => agent.cliCommand(['build', '--cache-to', cacheRef, ...(noCache ? ['--no-cache'] : []), ...flags]),
+    build: (noCache, exportCache) =>
+      agent.cliCommand(['build', ...(exportCache ? ['--cache-to', cacheRef] : []), ...(noCache ? ['--no-cache'] : []), ...flags]),
     secondAgent: async () => {
       const second = await AgentDaemon.start(['--insecure-registry', host]);
       try {
@@ -171,10 +173,10 @@ async function berthTool(source: string): Promise<Tool> {
 }
 
 async function measure(tool: Tool, round: number): Promise<Scenario> {
-  const cold = (await timeCommand(tool.build(true))).exitMs;
-  const unchanged = (await timeCommand(tool.build(false))).exitMs;
+  const cold = (await timeCommand(tool.build(true, false))).exitMs;
+  const unchanged = (await timeCommand(tool.build(false, false))).exitMs;
   await touchSource(tool.context, round);
-  const changed = (await timeCommand(tool.build(false))).exitMs;
+  const changed = (await timeCommand(tool.build(false, true))).exitMs;
   const secondAgent = tool.secondAgent ? await tool.secondAgent() : undefined;
   return { cold, unchanged, changed, ...(secondAgent === undefined ? {} : { secondAgent }) };
 }
@@ -207,9 +209,7 @@ function table(tools: Tool[], samples: Scenario[][]): string {
 await reportBench('build-bench', session, options, async () => {
   const source = path.join(session.workDir, 'context');
   await writeContext(source, options.files);
-  const tools = [await dockerTool(source), await buildahTool(source)];
-  if (await agentHasBuildCommand()) tools.unshift(await berthTool(source));
-  else process.stderr.write('berth-agent has no build command yet: its column is left out\n');
+  const tools = [await berthTool(source), await dockerTool(source), await buildahTool(source)];
   const samples = await alternate(`builds of ${options.files} files`, tools, options.runs, measure);
   return [
     `multi-stage Dockerfile, 5 RUN steps, a context of ${options.files} source files; seconds per build, every run:`,

@@ -21,6 +21,8 @@ export interface CachedLayer {
 
 export interface CacheEntry {
   layer: CachedLayer | null;
+  /** When the step first ran: its history time, so a cached rebuild (here or on another agent) gives the same image. */
+  created: string;
 }
 
 export class BuildCache {
@@ -36,9 +38,10 @@ export class BuildCache {
   async get(key: string): Promise<CacheEntry | undefined> {
     const text = await readFile(this.file(key), 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
-    const entry = JSON.parse(text) as CacheEntry;
-    if (entry.layer && !(await this.content.has(entry.layer.digest))) return undefined;
-    return entry;
+    const entry = JSON.parse(text) as Partial<CacheEntry>;
+    if (entry.layer === undefined || (entry.layer && !(await this.content.has(entry.layer.digest)))) return undefined;
+    // Entries written before creation times were kept count as made now.
+    return { layer: entry.layer, created: entry.created ?? new Date().toISOString() };
   }
 
   async put(key: string, entry: CacheEntry): Promise<void> {

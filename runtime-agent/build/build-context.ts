@@ -142,11 +142,37 @@ export class BuildContext {
     } else if (stats.isSymbolicLink()) {
       hash.update(`link ${name} ${await readlink(hostPath)}\n`);
     } else if (stats.isFile()) {
-      hash.update(`file ${name} ${(stats.mode & 0o7777).toString(8)} ${stats.size}\n`);
-      for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
+      hash.update(`file ${name} ${(stats.mode & 0o7777).toString(8)} ${stats.size} ${await fileDigests.digest(hostPath, stats)}\n`);
     }
   }
 }
+
+/**
+ * File content digests kept between builds while a file's identity and times stay the same (the daemon reads a
+ * local context in place, at the same paths each build): a rebuild with nothing changed reads no file
+ * again. Any write changes the ctime, so a changed file is always hashed anew. Bounded: the oldest go first.
+ */
+class FileDigestCache {
+  private readonly entries = new Map<string, { stamp: string; digest: string }>();
+
+  constructor(private readonly capacity: number) {}
+
+  async digest(hostPath: string, stats: Stats): Promise<string> {
+    const stamp = `${stats.dev} ${stats.ino} ${stats.size} ${stats.mtimeMs} ${stats.ctimeMs}`;
+    const known = this.entries.get(hostPath);
+    if (known?.stamp === stamp) return known.digest;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
+    const digest = hash.digest('hex');
+    this.entries.delete(hostPath);
+    this.entries.set(hostPath, { stamp, digest });
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    return digest;
+  }
+}
+
+/** About 200 bytes an entry: some 20 MB for the largest contexts' files. */
+const fileDigests = new FileDigestCache(100_000);
 
 function outside(pattern: string, line: number): DockerfileError {
   return new DockerfileError(line, `COPY source ${pattern} goes through a symbolic link that points outside the build context`);

@@ -6,9 +6,11 @@ import { findImage } from '../image/image-lookup.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import type { ImageRecord, ImageStore } from '../image/image-store.js';
 import type { Leases } from '../image/leases.js';
+import type { ContainerNetwork } from '../network/container-network.js';
 import type { CredentialStore } from '../registry/credential-store.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
+import type { UploadClient } from '../registry/upload-client.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { hostNofileLimit } from '../spec/oci-spec.js';
 import { parseReference } from '../../oci/reference.js';
@@ -16,6 +18,8 @@ import { CodedError } from '../../platform/errors.js';
 import { AgentErrors } from '../errors.js';
 import { BuildCache } from './build-cache.js';
 import { ImageBuilder } from './builder.js';
+import { registryPublisher } from './image-publisher.js';
+import { RegistryCacheStore } from './registry-cache.js';
 import { RunSandbox } from './run-sandbox.js';
 
 /** The daemon's builder on its stores: scratch space, cache index and cache mounts under `<data-dir>/build*`. */
@@ -28,6 +32,10 @@ export interface BuilderStores {
   puller: ImagePuller;
   credentials: CredentialStore;
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  /** An upload client for a repository, with the credentials login saved for its registry. */
+  uploadClient: (registry: string, repository: string, mountSource: string | undefined) => Promise<UploadClient>;
+  /** The containers' bridge, which RUN joins on the default network. */
+  network: ContainerNetwork;
 }
 
 export async function createImageBuilder(
@@ -39,27 +47,37 @@ export async function createImageBuilder(
   await cache.init();
   for (const directory of ['work', 'contexts', 'cache-mounts', 'runc'])
     await mkdir(path.join(root, directory), { recursive: true, mode: 0o700 });
+  const publisher = registryPublisher(stores.content, stores.uploadClient);
   const builder = new ImageBuilder({
     content: stores.content,
     snapshots: stores.snapshots,
     images: stores.images,
     leases: stores.leases,
-    sandbox: new RunSandbox({ runtime: config.runtime, runcRoot: path.join(root, 'runc'), nofileLimit: await hostNofileLimit() }),
+    sandbox: new RunSandbox({
+      runtime: config.runtime,
+      runcRoot: path.join(root, 'runc'),
+      nofileLimit: await hostNofileLimit(),
+      network: stores.network,
+    }),
     cache,
+    cacheRegistry: new RegistryCacheStore({ ...stores, publisher }),
+    publisher,
     workRoot: path.join(root, 'work'),
     cacheMountsRoot: path.join(root, 'cache-mounts'),
     platform: config.platform,
-    resolveImage: (reference, report) => resolveImage(stores, reference, report),
+    resolveImage: (reference, pull, report) => resolveImage(stores, reference, pull, report),
   });
   return { builder, contextRoot: path.join(root, 'contexts') };
 }
 
-/** A base image from the store, else pulled with the saved credentials, as docker build does. */
-async function resolveImage(stores: BuilderStores, text: string, report: (message: string) => void): Promise<ImageRecord> {
-  try {
-    return await findImage(text, stores.images);
-  } catch (error) {
-    if (!(error instanceof CodedError) || error.code !== AgentErrors.IMAGE_UNKNOWN.code) throw error;
+/** A base image from the store, else (or with --pull, always) pulled with the saved credentials, as docker build does. */
+async function resolveImage(stores: BuilderStores, text: string, pull: boolean, report: (message: string) => void): Promise<ImageRecord> {
+  if (!pull) {
+    try {
+      return await findImage(text, stores.images);
+    } catch (error) {
+      if (!(error instanceof CodedError) || error.code !== AgentErrors.IMAGE_UNKNOWN.code) throw error;
+    }
   }
   const reference = parseReference(text);
   const client = stores.registryClient(reference.registry, await stores.credentials.get(reference.registry));

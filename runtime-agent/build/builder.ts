@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chainIds, digestOf } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
-import type { Platform } from '../../oci/platform.js';
+import { formatPlatform, platformRank, type Platform } from '../../oci/platform.js';
 import type { ContentStore } from '../content/content-store.js';
 import type { MountSpec } from '../container/container-spec.js';
 import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.js';
@@ -15,16 +16,18 @@ import { runHostCommand } from '../support/host-command.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
+import type { ImagePublisher } from './image-publisher.js';
+import { formatRepositoryTag, type CacheReference, type CacheRegistry, type RemoteCache } from './registry-cache.js';
 import { BuildContext, type ContextSource } from './build-context.js';
 import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY_ARGS, type BuildPlan, type Stage } from './build-plan.js';
 import { contextFilter, loadContextFilter, type ContextFilter } from './context-files.js';
 import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
 import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
 import { copyIntoRoot, ensureDirectory, type CopyItem } from './file-copier.js';
-import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument } from './image-config.js';
+import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument, type HistoryEntry } from './image-config.js';
 import { isEmptyDirectory, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
-import { removeStubs, type RunSandbox } from './run-sandbox.js';
+import { removeStubs, type RunNetwork, type RunSandbox } from './run-sandbox.js';
 
 /**
  * Builds an image from a Dockerfile on the agent's own parts: each stage's root is an overlay of snapshots,
@@ -49,6 +52,18 @@ export interface BuildRequest {
   sourceDateEpoch: number | undefined;
   /** Aborting it stops the build: a running RUN step is killed, no further step starts. */
   signal: AbortSignal;
+  /** Registry caches whose steps count as cached here (`--cache-from`), in the order given. */
+  cacheFrom: CacheReference[];
+  /** Where every step of this build (intermediate ones included) is exported (`--cache-to`). */
+  cacheTo: CacheReference | undefined;
+  /** Push the image under every tag once it is built (`--push`). */
+  push: boolean;
+  /** RUN's network unless the instruction names one (`build --network`). */
+  network: RunNetwork;
+  /** Pull every image FROM or --from names, even one the store has (`--pull`). */
+  pull: boolean;
+  /** `--platform`: the platform to build for; only one this host runs is accepted. */
+  platform: Platform | undefined;
 }
 
 export interface BuildResult {
@@ -63,13 +78,15 @@ export interface BuilderServices {
   leases: Leases;
   sandbox: RunSandbox;
   cache: BuildCache;
+  cacheRegistry: CacheRegistry;
+  publisher: ImagePublisher;
   /** Per-build scratch space (mounts, uppers, secrets), removed after each build. */
   workRoot: string;
   /** Where RUN --mount=type=cache directories persist between builds. */
   cacheMountsRoot: string;
   platform: Platform;
-  /** A base image from the store, pulled when missing. */
-  resolveImage: (reference: string, report: (message: string) => void) => Promise<ImageRecord>;
+  /** A base image from the store, pulled when missing or when `pull` is set. */
+  resolveImage: (reference: string, pull: boolean, report: (message: string) => void) => Promise<ImageRecord>;
 }
 
 interface StageResult {
@@ -88,6 +105,8 @@ interface SourceRoot {
 }
 
 const EMPTY_DIRECTORY = 'empty';
+/** A metadata step's history time until the image is written: that of the layer step before it (see datedHistory). */
+const UNDATED = '';
 const FS_KEYWORDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
 
 export class ImageBuilder {
@@ -99,6 +118,7 @@ export class ImageBuilder {
     await mkdir(path.join(work, EMPTY_DIRECTORY), { recursive: true, mode: 0o700 });
     const lease = await this.services.leases.acquire();
     try {
+      if (request.platform) checkBuildPlatform(request.platform, this.services.platform);
       const definition = progress.begin(`[internal] load build definition from ${request.dockerfileName}`);
       const parsed = parseDockerfile(request.dockerfile, request.dockerfileName);
       const plan = planBuild(parsed, request.buildArgs, this.services.platform, request.target);
@@ -121,6 +141,11 @@ class BuildRun {
   private readonly created: string;
   private aborted = false;
   private scratchCounter = 0;
+  private remotes: RemoteCache[] = [];
+  /** Every filesystem step of this build by cache key: what `--cache-to` exports. */
+  private readonly steps = new Map<string, CacheEntry>();
+  /** Each image reference resolves (and with --pull, is pulled) once per build: every stage sees the same image. */
+  private readonly images = new Map<string, Promise<ImageRecord>>();
 
   constructor(
     readonly services: BuilderServices,
@@ -136,11 +161,94 @@ class BuildRun {
   }
 
   async run(): Promise<BuildResult> {
+    if (!this.request.noCache) this.remotes = await this.importCaches();
     for (const index of [...this.plan.needed].sort((a, b) => a - b)) this.stageResult(index);
     const settled = await Promise.allSettled([...this.results.values()]);
     const failure = settled.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
-    return this.record(await this.stageResult(this.plan.target.index));
+    const result = await this.record(await this.stageResult(this.plan.target.index));
+    if (this.request.push) await this.pushTags(result.manifestDigest);
+    if (this.request.cacheTo) await this.exportCache(this.request.cacheTo);
+    return result;
+  }
+
+  /** A step's cache entry: the agent's own, else the first `--cache-from` cache that has it (its layer fetched). */
+  async lookupCache(key: string): Promise<CacheEntry | undefined> {
+    if (this.request.noCache) return undefined;
+    const local = await this.services.cache.get(key);
+    if (local) return local;
+    for (const remote of this.remotes) {
+      const entry = remote.entry(key);
+      if (!entry) continue;
+      if (entry.layer) {
+        await this.lease.add([entry.layer.digest]);
+        if (!(await remote.fetch(entry.layer))) continue;
+      }
+      await this.services.cache.put(key, entry);
+      return entry;
+    }
+    return undefined;
+  }
+
+  /** An image FROM or --from names; the first caller's report shows the pull. */
+  resolveImage(reference: string, report: (message: string) => void): Promise<ImageRecord> {
+    let record = this.images.get(reference);
+    if (!record) {
+      record = this.services.resolveImage(reference, this.request.pull, report);
+      this.images.set(reference, record);
+    }
+    return record;
+  }
+
+  /** Notes a step's outcome for `--cache-to`. */
+  remember(key: string, entry: CacheEntry): void {
+    this.steps.set(key, entry);
+  }
+
+  /** `--cache-from`: each cache's key map read once, before any step; one that cannot be read is reported and skipped. */
+  private async importCaches(): Promise<RemoteCache[]> {
+    const remotes: RemoteCache[] = [];
+    for (const reference of this.request.cacheFrom) {
+      const id = this.progress.begin(`importing cache manifest from ${formatRepositoryTag(reference)}`);
+      const report = (message: string) => this.progress.log(id, message);
+      try {
+        const remote = await this.services.cacheRegistry.load(reference, report);
+        if (remote) remotes.push(remote);
+      } catch (error) {
+        // As BuildKit: a cache that cannot be imported makes a slower build, not a failed one.
+        report(`cannot import the cache: ${(error as Error).message}`);
+      }
+      this.progress.done(id);
+    }
+    return remotes;
+  }
+
+  /** `--push`: each tag in turn, as BuildKit's image exporter with push=true. */
+  private async pushTags(manifestDigest: string): Promise<void> {
+    for (const tag of this.request.tags) {
+      const name = formatRepositoryTag(tag);
+      const id = this.progress.begin(`pushing ${name}`);
+      try {
+        const pushed = await this.services.publisher.push(manifestDigest, tag, (line) => this.progress.log(id, line));
+        this.progress.log(id, `pushing manifest for ${name}@${pushed.digest} done`);
+        this.progress.done(id);
+      } catch (error) {
+        this.progress.failed(id, (error as Error).message);
+        throw new Error(`pushing ${name}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+  }
+
+  private async exportCache(reference: CacheReference): Promise<void> {
+    const id = this.progress.begin(`exporting cache to registry ${formatRepositoryTag(reference)}`);
+    try {
+      const records = [...this.steps].map(([key, entry]) => ({ key, entry }));
+      await this.services.cacheRegistry.save(reference, records, this.lease, (message) => this.progress.log(id, message));
+      this.progress.done(id);
+    } catch (error) {
+      this.progress.failed(id, (error as Error).message);
+      throw new Error(`exporting the build cache to ${formatRepositoryTag(reference)}: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   stageResult(index: number): Promise<StageResult> {
@@ -174,7 +282,8 @@ class BuildRun {
   /** Writes config and manifest, and records the image under each tag (or untagged). */
   private async record(result: StageResult): Promise<BuildResult> {
     const { content, images, snapshots } = this.services;
-    const config: ConfigDocument = { ...result.config, created: this.created };
+    const history = datedHistory(result.config.history, this.created);
+    const config: ConfigDocument = { ...result.config, history, created: history.at(-1)?.created ?? this.created };
     if (Object.keys(this.request.labels).length > 0)
       config.config = { ...config.config, Labels: { ...config.config.Labels, ...this.request.labels } };
     const configBytes = Buffer.from(JSON.stringify(config));
@@ -199,7 +308,7 @@ class BuildRun {
       configDigest,
       layers: result.layers,
       platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
-      created: this.created,
+      created: config.created ?? this.created,
       size,
       pulledAt: new Date().toISOString(),
     };
@@ -305,7 +414,7 @@ class StageRun {
       return false;
     }
     let pulled = false;
-    const record = await this.build.services.resolveImage(reference, (message) => {
+    const record = await this.build.resolveImage(reference, (message) => {
       pulled = true;
       report(message);
     });
@@ -360,7 +469,7 @@ class StageRun {
 
   private metadataHistory(createdBy: string): void {
     this.config.history.push({
-      created: this.build.createdAt,
+      created: UNDATED,
       created_by: createdBy,
       comment: 'buildkit.dockerfile.v0',
       empty_layer: true,
@@ -384,9 +493,7 @@ class StageRun {
 
   private async runStep(instruction: Instruction): Promise<void> {
     checkFlags(instruction, ['mount', 'network', 'security'], ['mount']);
-    const network = flagValue(instruction, 'network') ?? 'default';
-    if (network !== 'default' && network !== 'none')
-      throw new DockerfileError(instruction.line, `RUN --network=${network} is not allowed here (none or default)`);
+    const network = this.runNetwork(instruction);
     const security = flagValue(instruction, 'security') ?? 'sandbox';
     if (security !== 'sandbox')
       throw new DockerfileError(instruction.line, `RUN --security=${security} is not allowed: RUN gets no more privilege than a container`);
@@ -397,10 +504,25 @@ class StageRun {
     const prefix = historyArgs.length > 0 ? `|${historyArgs.length} ${historyArgs.join(' ')} ` : '';
     const fromRoots = await this.mountSourceRoots(mounts, instruction);
     try {
-      await this.runInSandbox(instruction, args, argEnv, `RUN ${prefix}${args.join(' ')} # buildkit`, mounts, fromRoots);
+      await this.runInSandbox(instruction, { args, argEnv, network }, `RUN ${prefix}${args.join(' ')} # buildkit`, mounts, fromRoots);
     } finally {
       for (const root of fromRoots.values()) await root.release();
     }
+  }
+
+  /**
+   * `RUN --network=` wins over the build's `--network`; the host's network is an entitlement the build must
+   * grant (`build --network host`, as buildx's `--allow network.host`), never one a Dockerfile takes.
+   */
+  private runNetwork(instruction: Instruction): RunNetwork {
+    const chosen = this.build.request.network;
+    const value = flagValue(instruction, 'network');
+    if (value === undefined) return chosen;
+    if (value !== 'default' && value !== 'none' && value !== 'host')
+      throw new DockerfileError(instruction.line, `RUN --network=${value}: the network is default, none or host`);
+    if (value === 'host' && chosen !== 'host')
+      throw new DockerfileError(instruction.line, 'RUN --network=host is only allowed in a build started with --network host');
+    return value === 'default' ? chosen : value;
   }
 
   /** The roots of the stages or images `--mount=type=bind,from=` names, mounted for the step. */
@@ -423,8 +545,7 @@ class StageRun {
 
   private async runInSandbox(
     instruction: Instruction,
-    args: string[],
-    argEnv: string[],
+    { args, argEnv, network }: { args: string[]; argEnv: string[]; network: RunNetwork },
     createdBy: string,
     mounts: readonly RunMount[],
     fromRoots: ReadonlyMap<RunMount, SourceRoot>,
@@ -435,8 +556,11 @@ class StageRun {
       argEnv,
       user: this.config.config.User ?? '',
       workdir: this.config.config.WorkingDir || '/',
-      // A bind from a stage or image is keyed by that root's content, not its name.
-      mounts: mounts.map((mount) => ({ ...mount, value: undefined, fromKey: fromRoots.get(mount)?.key ?? '' })),
+      network,
+      // A bind is keyed by what it shows: a stage's or image's root by its key, a context path by its content.
+      mounts: await Promise.all(
+        mounts.map(async (mount) => ({ ...mount, value: undefined, fromKey: await this.bindKey(mount, instruction, fromRoots) })),
+      ),
     };
     await this.filesystemStep(instruction, createdBy, keyParts, async (rootfs, bundle, id, upper) => {
       const prepared = await this.prepareMounts(mounts, instruction, fromRoots);
@@ -451,7 +575,7 @@ class StageRun {
         user: this.config.config.User || undefined,
         workingDir: this.config.config.WorkingDir || '/',
         mounts: prepared.mounts,
-        network: 'none',
+        network,
         signal: this.build.request.signal,
         onOutput: (line) => {
           lastLines.push(line);
@@ -471,6 +595,15 @@ class StageRun {
         }
       };
     });
+  }
+
+  /** The content a bind mount shows, for the step's cache key: empty for the other mount types. */
+  private async bindKey(mount: RunMount, instruction: Instruction, fromRoots: ReadonlyMap<RunMount, SourceRoot>): Promise<string> {
+    if (mount.type !== 'bind') return '';
+    const fromRoot = fromRoots.get(mount);
+    if (fromRoot) return fromRoot.key;
+    const context = this.build.context;
+    return context.digest(await context.resolve([mount.source ?? '.'], instruction.line));
   }
 
   /** Build args in scope and the proxy variables given as build args: the RUN's environment, never the image's. */
@@ -669,7 +802,7 @@ class StageRun {
       layers = result.layers;
       key = `stage ${result.key}`;
     } else {
-      const record = await this.build.services
+      const record = await this.build
         .resolveImage(reference, () => undefined)
         .catch((error: Error) => {
           throw new DockerfileError(
@@ -712,9 +845,9 @@ class StageRun {
     const id = progress.begin(this.stepName(instruction));
     const key = digestOf(JSON.stringify([this.key, instruction.keyword, createdBy, keyParts]));
     try {
-      const cached = this.build.request.noCache ? undefined : await services.cache.get(key);
+      const cached = await this.build.lookupCache(key);
       if (cached && (await this.ensureSnapshot(cached))) {
-        this.apply(key, cached.layer, createdBy);
+        this.apply(key, cached, createdBy);
         progress.cached(id);
         progress.done(id);
         return;
@@ -732,9 +865,9 @@ class StageRun {
         await unmountRootfs(stepDirectory);
       }
       if (after) await after();
-      const layer = await this.commitLayer(path.join(stepDirectory, 'diff'), stepDirectory);
-      await services.cache.put(key, { layer });
-      this.apply(key, layer, createdBy);
+      const entry = { layer: await this.commitLayer(path.join(stepDirectory, 'diff'), stepDirectory), created: new Date().toISOString() };
+      await services.cache.put(key, entry);
+      this.apply(key, entry, createdBy);
       progress.done(id);
     } catch (error) {
       progress.failed(id, (error as Error).message);
@@ -784,9 +917,12 @@ class StageRun {
     return chainIds([...this.layers.map((layer) => layer.diffId), diffId]).at(-1) as string;
   }
 
-  private apply(key: string, layer: CachedLayer | null, createdBy: string): void {
+  private apply(key: string, cached: CacheEntry, createdBy: string): void {
     this.key = key;
-    const entry = { created: this.build.createdAt, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
+    this.build.remember(key, cached);
+    const { layer } = cached;
+    const created = this.build.request.sourceDateEpoch === undefined ? cached.created : this.build.createdAt;
+    const entry = { created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
     if (!layer) {
       this.config.history.push({ ...entry, empty_layer: true });
       return;
@@ -1001,3 +1137,36 @@ function baseConfig(document: Partial<ConfigDocument>): ConfigDocument {
     history: [...(document.history ?? [])],
   };
 }
+
+/**
+ * BuildKit's history times: a step that made a layer (or found it cached) carries the time it first ran, a
+ * metadata step the time of the step before it (the first dated one's, when none is before). The image is as
+ * old as its last step, so a build that runs nothing writes the same config as the one that filled the cache.
+ */
+function datedHistory(history: readonly HistoryEntry[], fallback: string): HistoryEntry[] {
+  let previous = history.find((entry) => entry.created !== UNDATED)?.created ?? fallback;
+  return history.map((entry) => {
+    if (entry.created !== UNDATED) previous = entry.created;
+    return { ...entry, created: previous };
+  });
+}
+
+/** Where the kernel lists the emulators it runs foreign binaries with (qemu-user-static registers `qemu-<arch>`). */
+const BINFMT_DIRECTORY = '/proc/sys/fs/binfmt_misc';
+
+/**
+ * `--platform`: a platform this host runs natively is built as usual; any other is refused before anything
+ * runs, saying whether an emulator is there (this builder does not cross-build even then: its pulls and RUN
+ * steps are for the host's platform only).
+ */
+function checkBuildPlatform(wanted: Platform, own: Platform): void {
+  if (platformRank(wanted, own) !== undefined) return;
+  const emulator = existsSync(path.join(BINFMT_DIRECTORY, `qemu-${QEMU_ARCHITECTURES[wanted.architecture] ?? wanted.architecture}`));
+  const why = emulator
+    ? 'cross-platform builds are not supported, even with the qemu emulator registered here'
+    : `this host cannot run ${wanted.architecture} binaries (no qemu emulator is registered in ${BINFMT_DIRECTORY})`;
+  throw new Error(`--platform ${formatPlatform(wanted)}: this agent builds for ${formatPlatform(own)} only; ${why}`);
+}
+
+/** The architecture names of qemu's binfmt handlers, where they differ from Go's. */
+const QEMU_ARCHITECTURES: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64', '386': 'i386', ppc64le: 'ppc64le' };

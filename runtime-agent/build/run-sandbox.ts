@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { lstat, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ContainerSpec, MountSpec } from '../container/container-spec.js';
+import type { ContainerNetwork } from '../network/container-network.js';
+import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { runHostCommand } from '../support/host-command.js';
 import { buildOciSpec } from '../spec/oci-spec.js';
 import { resolveUser } from '../spec/user-lookup.js';
@@ -19,7 +22,21 @@ export interface SandboxOptions {
   runtime: string;
   runcRoot: string;
   nofileLimit: number;
+  /** The containers' bridge: a RUN on the default network joins it as a container does. */
+  network: ContainerNetwork;
 }
+
+/** docker build's choices: the containers' bridge, no network at all (only `lo`), or the host's. */
+export type RunNetwork = 'default' | 'none' | 'host';
+
+/** What the process's network is made of, and how to take it down. */
+interface NetworkSetup {
+  netnsPath: string | undefined;
+  networkFiles: { hosts: string; resolvConf: string } | undefined;
+  release: () => Promise<void>;
+}
+
+const HOSTNAME = 'buildkitsandbox';
 
 export interface SandboxRun {
   id: string;
@@ -34,7 +51,7 @@ export interface SandboxRun {
   user: string | undefined;
   workingDir: string;
   mounts: MountSpec[];
-  network: 'none' | 'host';
+  network: RunNetwork;
   /** Aborted: the process is killed (the step then fails). */
   signal: AbortSignal;
   onOutput: (line: string) => void;
@@ -51,26 +68,63 @@ export class RunSandbox {
 
   /** Runs the process; the stubs are for removeStubs once the overlay is unmounted. */
   async run(request: SandboxRun): Promise<{ exitCode: number; stubs: MountStub[] }> {
-    const spec = buildOciSpec({
-      id: request.id,
-      spec: containerSpecOf(request),
-      image: { Env: request.argEnv },
-      user: await resolveUser(request.rootfs, request.user || undefined),
-      rootfs: request.rootfs,
-      volumesRoot: request.bundle,
-      cgroupsPath: `/berth/${request.id}`,
-      nofileLimit: this.options.nofileLimit,
-    });
-    spec.hostname = 'buildkitsandbox';
-    const stubs = await missingMountPoints(
-      request.rootfs,
-      spec.mounts.map((mount) => mount.destination),
-    );
-    await writeFile(path.join(request.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+    const network = await this.setUpNetwork(request);
     try {
-      return { exitCode: await this.runc(request), stubs };
+      const spec = buildOciSpec({
+        id: request.id,
+        spec: containerSpecOf(request),
+        image: { Env: request.argEnv },
+        user: await resolveUser(request.rootfs, request.user || undefined),
+        rootfs: request.rootfs,
+        volumesRoot: request.bundle,
+        cgroupsPath: `/berth/${request.id}`,
+        nofileLimit: this.options.nofileLimit,
+        ...(network.netnsPath ? { netnsPath: network.netnsPath } : {}),
+        ...(network.networkFiles ? { networkFiles: network.networkFiles } : {}),
+      });
+      spec.hostname = HOSTNAME;
+      const stubs = await missingMountPoints(
+        request.rootfs,
+        spec.mounts.map((mount) => mount.destination),
+      );
+      await writeFile(path.join(request.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
+      try {
+        return { exitCode: await this.runc(request), stubs };
+      } finally {
+        await runHostCommand(this.options.runtime, ['--root', this.options.runcRoot, 'delete', '--force', request.id]).catch(
+          () => undefined,
+        );
+      }
     } finally {
-      await runHostCommand(this.options.runtime, ['--root', this.options.runcRoot, 'delete', '--force', request.id]).catch(() => undefined);
+      await network.release();
+    }
+  }
+
+  /**
+   * 'none' is a fresh namespace with only `lo` (runc makes it) and no resolver files; 'default' a namespace on
+   * the containers' bridge and 'host' the host's, each with the hosts and resolv.conf a container gets there
+   * (bind-mounted, so never part of the layer, as with BuildKit).
+   */
+  private async setUpNetwork(request: SandboxRun): Promise<NetworkSetup> {
+    if (request.network === 'none') return { netnsPath: undefined, networkFiles: undefined, release: async () => undefined };
+    const etc = path.join(request.bundle, 'etc');
+    if (request.network === 'host') {
+      const files = await writeContainerEtcFiles(etc, { hostname: HOSTNAME, ipAddress: undefined, mode: 'host' });
+      return { netnsPath: undefined, networkFiles: { hosts: files.hosts, resolvConf: files.resolvConf }, release: async () => undefined };
+    }
+    // The network's names derive from a container id (hex); a build step has none of its own.
+    const attachmentId = randomBytes(32).toString('hex');
+    const attachment = await this.options.network.attach(attachmentId, 'bridge', []);
+    try {
+      const files = await writeContainerEtcFiles(etc, { hostname: HOSTNAME, ipAddress: attachment.ipAddress, mode: 'bridge' });
+      return {
+        netnsPath: attachment.netnsPath,
+        networkFiles: { hosts: files.hosts, resolvConf: files.resolvConf },
+        release: () => this.options.network.detach(attachmentId),
+      };
+    } catch (error) {
+      await this.options.network.detach(attachmentId);
+      throw error;
     }
   }
 
@@ -102,14 +156,14 @@ function containerSpecOf(request: SandboxRun): ContainerSpec {
     env: request.env,
     user: request.user,
     workingDir: request.workingDir,
-    hostname: 'buildkitsandbox',
+    hostname: HOSTNAME,
     mounts: request.mounts,
     readOnlyRootfs: false,
     openStdin: false,
     tty: false,
     consoleSize: undefined,
     healthcheck: undefined,
-    network: request.network,
+    network: request.network === 'default' ? 'bridge' : request.network,
     ports: [],
     limits: { memoryBytes: undefined, cpuQuota: undefined, cpuPeriod: undefined, pidsLimit: undefined },
     restart: { name: 'no' },

@@ -11,6 +11,17 @@ import { humanAge, humanSize } from './human-format.js';
 import { inspectOutput } from './format-rows.js';
 import { table } from './table.js';
 
+/** `save`: the daemon writes the archive (docker's layout, or a plain OCI layout); it goes to the file or to stdout. */
+export async function saveImages(
+  client: AgentClient,
+  images: string[],
+  format: 'docker' | 'oci',
+  output: string | undefined,
+): Promise<void> {
+  const answer = await client.raw('POST', VerbPath.save, JSON.stringify({ images, format }), 'application/json');
+  await pipeline(answer, output ? createWriteStream(output) : process.stdout);
+}
+
 /** docker's image verbs (tag, push, save, load, image inspect, history) and `system df` / `system prune`. */
 
 type ClientOf = (command: Command) => AgentClient;
@@ -45,13 +56,7 @@ export function addImageCommands(program: Command, client: ClientOf): void {
       if (options.format !== 'docker' && options.format !== 'oci')
         throw new Error(`unknown --format ${JSON.stringify(options.format)}: docker or oci`);
       if (!options.output && process.stdout.isTTY) throw new Error('cowardly refusing to save to a terminal. Use the -o flag or redirect');
-      const answer = await client(command).raw(
-        'POST',
-        VerbPath.save,
-        JSON.stringify({ images, format: options.format }),
-        'application/json',
-      );
-      await pipeline(answer, options.output ? createWriteStream(options.output) : process.stdout);
+      await saveImages(client(command), images, options.format, options.output);
     });
 
   program

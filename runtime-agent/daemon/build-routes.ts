@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ import { RunFailedError, type BuildRequest, type ImageBuilder } from '../build/b
 import { DockerfileError } from '../build/dockerfile.js';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { parsePlatform } from '../../oci/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { AgentErrors, invalidRequest } from '../errors.js';
 import { applyLayerTar } from '../unpack/layer-applier.js';
@@ -27,8 +28,13 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
   return [
     route('POST', ApiPath.build, async ({ request, response }) => {
       const { options, context } = await readBuildRequest(request);
-      const tags = options.tags.map(parseTag);
-      const directory = path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
+      const checked = checkOptions(options);
+      if (options.push && checked.tags.length === 0)
+        throw new CodedError(AgentErrors.REQUEST_INVALID, 'a tag is needed when pushing to a registry: give one with -t');
+      if (options.contextPath !== undefined && !(await stat(options.contextPath).catch(() => undefined))?.isDirectory())
+        throw new CodedError(AgentErrors.REQUEST_INVALID, `the context ${options.contextPath} is not a directory on the agent's host`);
+      const unpacked = options.contextPath === undefined;
+      const directory = options.contextPath ?? path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
       const send = ndjson(response);
       const log = services.logger.child({ build: path.basename(directory) });
       // A client that goes away (docker build's Ctrl-C) stops the build, its RUN step included.
@@ -37,11 +43,14 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
         if (!response.writableFinished) abort.abort();
       });
       try {
-        await mkdir(directory, { recursive: true, mode: 0o700 });
-        await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
+        if (unpacked) {
+          await mkdir(directory, { recursive: true, mode: 0o700 });
+          await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
+        }
         const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
-        const result = await services.builder.build(buildRequest(options, directory, dockerfile, tags, abort.signal), (event: BuildEvent) =>
-          send(event),
+        const result = await services.builder.build(
+          buildRequest(options, directory, dockerfile, checked, abort.signal),
+          (event: BuildEvent) => send(event),
         );
         log.info({ imageId: result.imageId }, 'built');
         send({ type: 'done', ...result, tags: options.tags } satisfies BuildEvent);
@@ -54,17 +63,38 @@ export function buildRoutes(services: BuildRouteServices): Route[] {
         } satisfies BuildEvent);
       } finally {
         response.end();
-        await rm(directory, { recursive: true, force: true });
+        if (unpacked) await rm(directory, { recursive: true, force: true });
       }
     }),
   ];
+}
+
+function parseBuildPlatform(text: string | undefined): BuildRequest['platform'] {
+  if (text === undefined) return undefined;
+  try {
+    return parsePlatform(text);
+  } catch (error) {
+    throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid platform ${text}: ${(error as Error).message}`);
+  }
+}
+
+type CheckedOptions = Pick<BuildRequest, 'tags' | 'cacheFrom' | 'cacheTo' | 'platform'>;
+
+/** The image and cache names and the platform, checked before the build starts: a bad one is a 400, not a failed build. */
+function checkOptions(options: ParsedBuildOptions): CheckedOptions {
+  return {
+    platform: parseBuildPlatform(options.platform),
+    tags: options.tags.map((text) => parseRepositoryTag(text, 'tag')),
+    cacheFrom: options.cacheFrom.map((text) => parseRepositoryTag(text, 'cache reference')),
+    cacheTo: options.cacheTo === undefined ? undefined : parseRepositoryTag(options.cacheTo, 'cache reference'),
+  };
 }
 
 function buildRequest(
   options: ParsedBuildOptions,
   contextDir: string,
   dockerfile: string,
-  tags: BuildRequest['tags'],
+  checked: CheckedOptions,
   signal: AbortSignal,
 ): BuildRequest {
   const epoch = options.buildArgs.SOURCE_DATE_EPOCH;
@@ -76,16 +106,20 @@ function buildRequest(
     target: options.target,
     noCache: options.noCache,
     labels: options.labels,
-    tags,
+    push: options.push,
+    network: options.network,
+    pull: options.pull,
+    ...checked,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
     signal,
   };
 }
 
-function parseTag(text: string): BuildRequest['tags'][number] {
+/** A repository and tag (`latest` when none is given): what `-t`, `--cache-from` and `--cache-to` name. */
+function parseRepositoryTag(text: string, what: string): BuildRequest['tags'][number] {
   const reference = parseReference(text);
-  if (reference.digest) throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid tag ${text}: a tag cannot name a digest`);
+  if (reference.digest) throw new CodedError(AgentErrors.REQUEST_INVALID, `invalid ${what} ${text}: it cannot name a digest`);
   return { registry: reference.registry, repository: reference.repository, tag: reference.tag ?? 'latest' };
 }
 

@@ -57,7 +57,11 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
   if (leftovers > 0) logger.info({ leftovers }, 'removed half-written snapshots of an earlier run');
 
   const events = await startEvents(config, logger);
-  const containers = await startContainers(config, { content, snapshots, images }, events, logger);
+  const network = new ContainerNetwork(
+    { bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') },
+    logger,
+  );
+  const containers = await startContainers(config, { content, snapshots, images, network }, events, logger);
   const leases = new Leases();
   const credentials = new CredentialStore(config.dataDir);
   const puller = new ImagePuller({ content, snapshots, images }, leases, {
@@ -72,7 +76,24 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
       credentials: registryCredentials,
     });
-  const build = await createImageBuilder(config, { content, snapshots, images, leases, puller, credentials, registryClient });
+  const uploadClient = async (registry: string, repository: string, mountSource: string | undefined) =>
+    new HttpUploadClient(registry, repository, {
+      insecureRegistries: config.insecureRegistries,
+      credentials: await credentials.get(registry),
+      mountSource,
+      bearerToken: undefined,
+    });
+  const build = await createImageBuilder(config, {
+    content,
+    snapshots,
+    images,
+    leases,
+    puller,
+    credentials,
+    registryClient,
+    uploadClient,
+    network,
+  });
   const collector = new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers());
   const server = createApiServer({
     containers,
@@ -94,13 +115,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       containers,
       collector,
       credentials,
-      uploadClient: async (registry, repository, mountSource) =>
-        new HttpUploadClient(registry, repository, {
-          insecureRegistries: config.insecureRegistries,
-          credentials: await credentials.get(registry),
-          mountSource,
-          bearerToken: undefined,
-        }),
+      uploadClient,
       stagingDir: stagingDirectory(config.dataDir),
       unpack: { keepSetid: config.keepSetid, preserveOwnership: isRoot, platform: config.platform },
       logger,
@@ -146,17 +161,14 @@ function startBuildWorker(
 /** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */
 async function startContainers(
   config: AgentConfig,
-  stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore },
+  stores: { content: FileContentStore; snapshots: DirectorySnapshotter; images: JsonFileImageStore; network: ContainerNetwork },
   events: EventBus,
   logger: Logger,
 ): Promise<ContainerManager> {
   const store = new ContainerStore(path.join(config.dataDir, 'containers'));
   const volumes = new VolumeStore(path.join(config.dataDir, 'volumes'));
   await store.init();
-  const network = new ContainerNetwork(
-    { bridgeName: config.bridgeName, subnet: config.bridgeSubnet, stateDir: path.join(config.dataDir, 'network') },
-    logger,
-  );
+  const { network } = stores;
   const runtime = new RuncRuntime({
     binary: config.runtime,
     root: path.join(config.dataDir, 'runc'),

@@ -149,6 +149,14 @@ export class BuildWorker {
         secrets: new Map(job.secrets.map((secret) => [secret.id, Buffer.from(secret.value)])),
         sourceDateEpoch: commit.time,
         signal,
+        // The job's push token covers its repository alone, and the builder reaches a registry cache with the
+        // agent's saved credentials: sharing the project's cache repository waits for the token to cover it.
+        cacheFrom: [],
+        cacheTo: undefined,
+        push: false,
+        network: 'default',
+        pull: false,
+        platform: undefined,
       },
       (event: BuildEvent) => jobLog.event(event, formatBuildEvent(event)),
     );

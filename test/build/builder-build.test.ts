@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { digestOf } from '../../oci/digest.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { run as runCommand } from '../helpers/exec.js';
+import { GitHttpServer } from '../helpers/git-server.js';
 import { createBusyboxRootfs } from '../helpers/test-images.js';
 
 /**
@@ -165,5 +166,77 @@ test.serial('ADD unpacks a local tar.gz keeping its owners, and downloads a URL 
     t.regex(failed.stderr, /Dockerfile:4: ADD http:\/\/127\.0\.0\.1:\d+\/file\.txt: digest mismatch/);
   } finally {
     server.close();
+  }
+});
+
+const INTERFACES = "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev | sort";
+
+test.serial("RUN gets the containers' bridge by default, only lo with --network=none, the host's with build --network host", async (t) => {
+  const directory = await context('network', {
+    Dockerfile: [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      // /proc/net/dev lists the interfaces of the process's own network namespace.
+      `RUN echo $(${INTERFACES}) > /default.txt && grep -c nameserver /etc/resolv.conf > /resolvers.txt`,
+      `RUN --network=none echo $(${INTERFACES}) > /none.txt`,
+      // Without a network no resolver files are mounted: this lists what the layers hold in /etc.
+      'RUN --network=none ls /etc > /etc.txt',
+      'CMD ["cat", "/default.txt", "/none.txt", "/resolvers.txt"]',
+    ].join('\n'),
+    'host.Dockerfile': ['FROM scratch', 'COPY rootfs/ /', `RUN --network=host ${INTERFACES} > /host.txt`, 'CMD ["cat", "/host.txt"]'].join(
+      '\n',
+    ),
+  });
+  await agent.cli(['build', '-t', 'builder/network:1', directory]);
+  const image = (...args: string[]) => agent.cli(['run', '--rm', '--network', 'none', 'builder/network:1', ...args]);
+  t.deepEqual((await image()).stdout.split('\n'), ['eth0 lo', 'lo', '1', '']);
+  // The resolver file RUN saw was mounted, never written into a layer.
+  t.notRegex((await image('cat', '/etc.txt')).stdout, /resolv\.conf|hosts/);
+
+  const hostDockerfile = path.join(directory, 'host.Dockerfile');
+  const refused = await agent.cli(['build', '-f', hostDockerfile, directory], { allowFailure: true });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /Dockerfile:3: RUN --network=host is only allowed in a build started with --network host/);
+  await agent.cli(['build', '--network', 'host', '-f', hostDockerfile, '-t', 'builder/network:host', directory]);
+  const host = (await agent.cli(['run', '--rm', '--network', 'none', 'builder/network:host'])).stdout.split('\n');
+  t.true(host.includes(agent.bridgeName));
+});
+
+test.serial('a git URL context builds the ref and subdirectory it names, fetched with the git CLI over smart HTTP', async (t) => {
+  const projects = path.join(workDir, 'git-projects');
+  const source = path.join(workDir, 'git-source');
+  const app = path.join(source, 'app');
+  await createBusyboxRootfs(path.join(app, 'rootfs'), 'builder-git');
+  await writeFile(
+    path.join(app, 'Dockerfile'),
+    ['FROM scratch', 'COPY rootfs/ /', 'COPY version.txt /', 'CMD ["cat", "/version.txt"]'].join('\n'),
+  );
+  await writeFile(path.join(app, 'version.txt'), 'tagged\n');
+  const git = (...args: string[]) => runCommand('git', ['-C', source, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+  await git('init', '--quiet', '--initial-branch', 'main');
+  await git('add', '.');
+  await git('commit', '--quiet', '-m', 'first');
+  await git('tag', 'v1');
+  await writeFile(path.join(app, 'version.txt'), 'main\n');
+  await git('commit', '--quiet', '-am', 'second');
+  await mkdir(projects, { recursive: true });
+  await runCommand('git', ['clone', '--quiet', '--bare', source, path.join(projects, 'repo.git')]);
+  const server = await GitHttpServer.start(projects);
+  try {
+    const url = server.url('repo');
+    await agent.cli(['build', '-t', 'builder/git:tag', `${url}#v1:app`]);
+    t.is((await agent.cli(['run', '--rm', '--network', 'none', 'builder/git:tag'])).stdout, 'tagged\n');
+    // -f names a file of the context (the subdirectory), as with docker.
+    await agent.cli(['build', '-t', 'builder/git:main', '-f', 'Dockerfile', `${url}#main:app`]);
+    t.is((await agent.cli(['run', '--rm', '--network', 'none', 'builder/git:main'])).stdout, 'main\n');
+
+    const missing = await agent.cli(['build', `${url}#no-such-branch:app`], { allowFailure: true });
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /unable to prepare context: git fetch failed: .*no-such-branch/);
+    const outside = await agent.cli(['build', `${url}#main:../..`], { allowFailure: true });
+    t.is(outside.code, 1);
+    t.regex(outside.stderr, /unable to prepare context: \.\.\/\.\. is not a directory of the repository/);
+  } finally {
+    await server.close();
   }
 });

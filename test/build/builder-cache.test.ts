@@ -115,3 +115,31 @@ test.serial('with SOURCE_DATE_EPOCH two builds without cache give the same image
   t.regex(ids[0] as string, /^sha256:[0-9a-f]{64}$/);
   t.is(ids[0], ids[1]);
 });
+
+test.serial('a change to a file RUN --mount=type=bind reads from the context reruns that RUN', async (t) => {
+  const directory = path.join(workDir, 'bind-context');
+  await createBusyboxRootfs(path.join(directory, 'rootfs'), 'builder-cache-bind');
+  await writeFile(path.join(directory, 'bound.txt'), 'first\n');
+  await writeFile(
+    path.join(directory, 'Dockerfile'),
+    [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      'RUN --mount=type=bind,source=bound.txt,target=/bound cat /bound > /seen',
+      'CMD ["cat", "/seen"]',
+    ].join('\n'),
+  );
+  const buildBound = async () => steps((await agent.cli(['build', '-t', 'builder/bind:1', directory])).stderr);
+  await buildBound();
+  t.true((await buildBound()).every((step) => step.cached));
+  await writeFile(path.join(directory, 'bound.txt'), 'second\n');
+  t.deepEqual(
+    (await buildBound()).map((step) => [step.text.split(' ')[0], step.cached]),
+    [
+      ['FROM', true],
+      ['COPY', true],
+      ['RUN', false],
+    ],
+  );
+  t.is((await agent.cli(['run', '--rm', '--network', 'none', 'builder/bind:1'])).stdout, 'second\n');
+});

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
+import { formatPlatform, hostPlatform } from '../../oci/platform.js';
 import { createBusyboxRootfs } from '../helpers/test-images.js';
 
 /** What a build refuses, and how it says so: the Dockerfile line, the RUN's exit code and last output; secrets kept out. */
@@ -92,4 +93,19 @@ test.serial('a secret reaches its RUN step only: in no layer, no history, no lat
   t.true(scanned > 3);
   const run = await agent.cli(['run', '--rm', 'builder/secret:1', 'sh', '-c', 'cat /seen /clean; ls /run/secrets 2>&1 || true']);
   t.regex(run.stdout, /^15\nclean\n/);
+});
+
+test.serial('--platform this host cannot run is refused before any step, naming the platform; the host’s own builds', async (t) => {
+  await writeFile(path.join(contextDir, 'Dockerfile'), ['FROM scratch', 'COPY rootfs/ /', 'RUN echo ran'].join('\n'));
+  const own = formatPlatform(hostPlatform());
+  const foreign = own === 'linux/s390x' ? 'linux/riscv64' : 'linux/s390x';
+  const refused = await agent.cli(['build', '--platform', foreign, contextDir], { allowFailure: true });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, new RegExp(`--platform ${foreign}: this agent builds for ${own} only; `));
+  t.notRegex(refused.stderr, /RUN echo ran/);
+  const malformed = await agent.cli(['build', '--platform', 's390x', contextDir], { allowFailure: true });
+  t.is(malformed.code, 1);
+  t.regex(malformed.stderr, /invalid platform s390x/);
+  const built = await agent.cli(['build', '--platform', own, contextDir]);
+  t.regex(built.stderr, /RUN echo ran/);
 });

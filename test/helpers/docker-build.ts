@@ -1,6 +1,5 @@
 import { mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DockerDaemon } from './dockerd.js';
 import { run, type RunResult } from './exec.js';
 import { openDockerArchive, type ImageSource } from './image-filesystem.js';
@@ -26,14 +25,6 @@ export interface BuildOutcome {
   output: string;
   /** Opens the built image for the image-filesystem helper; undefined when the build failed. */
   image: (() => Promise<ImageSource>) | undefined;
-}
-
-const AGENT_CLI = fileURLToPath(new URL('../../runtime-agent/cli.js', import.meta.url));
-
-/** `berth-agent build` exists once the CLI's help lists it (`build --help` alone would print the general help). */
-export async function agentHasBuildCommand(): Promise<boolean> {
-  const help = await run(process.execPath, [AGENT_CLI, '--help'], { allowFailure: true });
-  return /^\s+build\b/m.test(help.stdout);
 }
 
 /** The `docker build` flags for a request, which `buildah bud` and `berth-agent build` take too. */
