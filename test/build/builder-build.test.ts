@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { digestOf } from '../../oci/digest.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { run as runCommand } from '../helpers/exec.js';
-import { GitHttpServer } from '../helpers/git-server.js';
+import { GitHttpServer } from '../helpers/git-http-server.js';
 import { createBusyboxRootfs } from '../helpers/test-images.js';
 
 /**
@@ -203,26 +203,20 @@ test.serial("RUN gets the containers' bridge by default, only lo with --network=
 });
 
 test.serial('a git URL context builds the ref and subdirectory it names, fetched with the git CLI over smart HTTP', async (t) => {
-  const projects = path.join(workDir, 'git-projects');
-  const source = path.join(workDir, 'git-source');
-  const app = path.join(source, 'app');
-  await createBusyboxRootfs(path.join(app, 'rootfs'), 'builder-git');
-  await writeFile(
-    path.join(app, 'Dockerfile'),
-    ['FROM scratch', 'COPY rootfs/ /', 'COPY version.txt /', 'CMD ["cat", "/version.txt"]'].join('\n'),
-  );
-  await writeFile(path.join(app, 'version.txt'), 'tagged\n');
-  const git = (...args: string[]) => runCommand('git', ['-C', source, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
-  await git('init', '--quiet', '--initial-branch', 'main');
-  await git('add', '.');
-  await git('commit', '--quiet', '-m', 'first');
-  await git('tag', 'v1');
-  await writeFile(path.join(app, 'version.txt'), 'main\n');
-  await git('commit', '--quiet', '-am', 'second');
-  await mkdir(projects, { recursive: true });
-  await runCommand('git', ['clone', '--quiet', '--bare', source, path.join(projects, 'repo.git')]);
-  const server = await GitHttpServer.start(projects);
+  const server = await GitHttpServer.start();
   try {
+    const repo = await server.createRepository('repo');
+    await createBusyboxRootfs(path.join(repo.dir, 'app', 'rootfs'), 'builder-git');
+    await repo.write({
+      'app/Dockerfile': ['FROM scratch', 'COPY rootfs/ /', 'COPY version.txt /', 'CMD ["cat", "/version.txt"]'].join('\n'),
+      'app/version.txt': 'tagged\n',
+    });
+    await repo.commit('first', 1_700_000_000);
+    await repo.tag('v1');
+    await repo.write({ 'app/version.txt': 'main\n' });
+    await repo.commit('second', 1_700_000_100);
+    await repo.push('main');
+    await repo.push('v1');
     const url = server.url('repo');
     await agent.cli(['build', '-t', 'builder/git:tag', `${url}#v1:app`]);
     t.is((await agent.cli(['run', '--rm', '--network', 'none', 'builder/git:tag'])).stdout, 'tagged\n');
@@ -237,6 +231,6 @@ test.serial('a git URL context builds the ref and subdirectory it names, fetched
     t.is(outside.code, 1);
     t.regex(outside.stderr, /unable to prepare context: \.\.\/\.\. is not a directory of the repository/);
   } finally {
-    await server.close();
+    await server.stop();
   }
 });
