@@ -100,6 +100,7 @@ function containerSpecOf(request: SandboxRun): ContainerSpec {
     tty: false,
     consoleSize: undefined,
     healthcheck: undefined,
+    labels: undefined,
     network: request.network,
     ports: [],
     limits: { memoryBytes: undefined, cpuQuota: undefined, cpuPeriod: undefined, pidsLimit: undefined },

@@ -63,6 +63,7 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     stopTimeoutSeconds: parseStopTimeout(request.stopTimeout),
     ...parseSecurityOptions(request.securityOpt ?? []),
     healthcheck: parseHealthFlags(request, fail),
+    labels: parseLabels(request.labels ?? {}),
   };
 }
 
@@ -72,6 +73,12 @@ export function runWarnings(request: RunRequest): string[] {
   if (request.network === 'host' && (request.publish ?? []).length > 0)
     warnings.push('Published ports are discarded when using host network mode');
   return warnings;
+}
+
+/** docker refuses an empty key (`--label =x`); values may be anything, empty included. */
+function parseLabels(labels: Record<string, string>): Record<string, string> {
+  for (const key of Object.keys(labels)) if (key.trim() === '') fail('invalid label: a label key cannot be empty');
+  return { ...labels };
 }
 
 function fail(message: string): never {
