@@ -216,7 +216,7 @@ function tmpfsOptionKey(option: string): string | undefined {
 }
 
 /** `-p [ip:][hostPort:]containerPort[/proto]`, ports or equal-length ranges (`8080-8081:80-81`). */
-function parsePublish(spec: string): PortMapping[] {
+export function parsePublish(spec: string): PortMapping[] {
   const invalid = (why: string): never => fail(`invalid publish spec "${spec}": ${why}`);
   const slash = spec.lastIndexOf('/');
   const protocol = slash === -1 ? 'tcp' : spec.slice(slash + 1).toLowerCase();

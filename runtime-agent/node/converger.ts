@@ -16,6 +16,11 @@ export interface ReplicaRuntime {
   /** Stops with the container's own stop signal and grace period (stop_grace_period), then SIGKILL. */
   stop(id: string): Promise<void>;
   remove(id: string): Promise<void>;
+  /**
+   * Gives `toId` (running, created without ports) the host ports `fromId` publishes, or `publish` (run's
+   * `-p` values) when `fromId` is undefined or publishes none.
+   */
+  movePorts(fromId: string | undefined, toId: string, publish: string[]): Promise<void>;
 }
 
 /** A failed attempt to make a replica's container is tried again after this long. */
@@ -64,6 +69,8 @@ export class Converger {
         managed.filter((candidate) => candidate.replica === assignment.replica && candidate.revision === assignment.revision),
       );
       const base = { replica: assignment.replica, revision: assignment.revision };
+      if (container && awaitsPorts(assignment, container) && containerHealth(container.record).health === 'healthy')
+        return { ...base, health: 'starting', message: 'healthy, taking over the published ports' };
       if (container) return { ...base, ...containerHealth(container.record) };
       const problem = this.problems.get(keyOf(assignment));
       if (problem) return { ...base, health: 'failed', message: problem.message };
@@ -85,8 +92,9 @@ export class Converger {
     for (const extra of current) if (extra !== keep) this.retire(extra, 'a duplicate of the replica');
     if (keep) {
       if (keep.record.state.status === 'created') this.startAdopted(keep);
-      if (containerHealth(keep.record).health === 'healthy')
-        for (const old of others) this.retire(old, `revision ${assignment.revision} is healthy`);
+      if (containerHealth(keep.record).health !== 'healthy') return;
+      if (awaitsPorts(assignment, keep)) this.handOverPorts(assignment, keep, others);
+      else for (const old of others) this.retire(old, `revision ${assignment.revision} is healthy`);
       return;
     }
     const key = keyOf(assignment);
@@ -105,12 +113,32 @@ export class Converger {
     const request = replicaRequest(assignment, this.registryHost);
     // Pulled first: a revision whose image cannot be had leaves the running replica alone.
     await this.runtime.pull(request.image);
-    if (assignment.spec.deploy.update.order === 'stop-first' || publishesHostPorts(assignment.spec)) {
+    const running = others.filter((old) => old.record.state.status === 'running');
+    if (assignment.spec.deploy.update.order === 'stop-first') {
       await Promise.all(others.map((old) => this.retireNow(old, `revision ${assignment.revision} replaces it (stop-first)`)));
+    } else if (publishesHostPorts(assignment.spec) && running.length > 0) {
+      // Start-first on host ports: the new container starts without them and takes them over once healthy.
+      request.publish = [];
     }
     const record = await this.runtime.create(request);
     this.logger.info({ replica: assignment.replica, revision: assignment.revision, container: record.id }, 'starting a replica');
     await this.runtime.start(record.id);
+  }
+
+  /** The new container is healthy: it takes the published ports over, then the old ones stop after their grace period. */
+  private handOverPorts(assignment: Assignment, keep: ReplicaContainer, others: ReplicaContainer[]): void {
+    const key = `ports:${keyOf(assignment)}`;
+    if (this.making.has(key)) return;
+    this.making.add(key);
+    const holder = others.find((old) => old.record.state.status === 'running' && old.record.spec.ports.length > 0);
+    this.runtime
+      .movePorts(holder?.record.id, keep.record.id, replicaRequest(assignment, this.registryHost).publish ?? [])
+      .then(() => {
+        this.logger.info({ replica: assignment.replica, revision: assignment.revision, from: holder?.record.id }, 'published ports moved');
+        for (const old of others) this.retire(old, `revision ${assignment.revision} is healthy and has the ports`);
+      })
+      .catch((error: Error) => this.logger.warn({ replica: assignment.replica, err: error }, 'could not move the published ports'))
+      .finally(() => this.making.delete(key));
   }
 
   /** A container made by an agent that died before starting it. */
@@ -144,6 +172,11 @@ export class Converger {
       this.retiring.delete(container.record.id);
     }
   }
+}
+
+/** A start-first container that still runs without the host ports its service publishes. */
+function awaitsPorts(assignment: Assignment, container: ReplicaContainer): boolean {
+  return publishesHostPorts(assignment.spec) && container.record.spec.ports.length === 0;
 }
 
 function keyOf(assignment: Assignment): string {

@@ -1,5 +1,6 @@
 import { parseReference } from '../../oci/reference.js';
 import type { ContainerManager } from '../container/container-manager.js';
+import { parsePublish } from '../container/run-options.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import type { CredentialStore } from '../registry/credential-store.js';
 import type { Credentials } from '../registry/registry-auth.js';
@@ -32,6 +33,9 @@ export function daemonReplicas(parts: DaemonParts): ReplicaRuntime {
     },
     remove: async (id) => {
       await containers.remove(id, true);
+    },
+    movePorts: async (fromId, toId, publish) => {
+      await containers.movePorts(fromId, toId, publish.flatMap(parsePublish));
     },
   };
 }

@@ -40,6 +40,33 @@ async function answer(address: string): Promise<string> {
   return `${response.status} ${(await response.text()).trim()}`;
 }
 
+/** Requests to each address in turn, as fast as they are answered, until stopped: what a client saw. */
+function clientLoop(addresses: string[]): { stop(): Promise<{ ok: number; failures: string[]; bodies: Set<string> }> } {
+  const result = { ok: 0, failures: [] as string[], bodies: new Set<string>() };
+  let running = true;
+  const loop = (async () => {
+    for (let round = 0; running && round < 100_000; round++) {
+      const address = addresses[round % addresses.length]!;
+      try {
+        const [status, body] = (await answer(address)).split(' ');
+        if (status === '200') {
+          result.ok++;
+          result.bodies.add(body!);
+        } else result.failures.push(`${address}: ${status}`);
+      } catch (error) {
+        result.failures.push(`${address}: ${(error as Error).message}`);
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return result;
+    },
+  };
+}
+
 /** Samples the service until `done`, keeping every sample: what the rollout looked like as it went. */
 async function watch(cluster: DeployCluster, done: (service: Json) => boolean): Promise<Array<{ at: number; service: Json }>> {
   const samples: Array<{ at: number; service: Json }> = [];
@@ -85,8 +112,13 @@ test.serial(
     t.regex(deployed.stdout, /shop\/web: succeeded/);
     for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v1');
 
+    const load = clientLoop(cluster.nodes.map((node) => cluster.addressOf(node)));
     const v2 = await cluster.pushWebImage(repository, 'main', 'v2');
     const rolled = await watch(cluster, settledOn(2));
+    const requests = await load.stop();
+    t.true(requests.ok > 20, `the client loop ran (${requests.ok} answers)`);
+    t.deepEqual(requests.failures, [], 'no request failed while the service rolled out (start-first on the published port)');
+    t.true(requests.bodies.has('v1') && requests.bodies.has('v2'), 'the answers went from v1 to v2');
     t.is(rolled.at(-1)!.service.rollout.status, 'succeeded');
     // One at a time: the second slot gets revision 2 only once the first one is healthy on it.
     const firstOn2 = (slot: string) =>
