@@ -19,17 +19,20 @@ const stackCompose = (repository: string) => ({
   services: {
     web: {
       image: `${repository}:main`,
+      stop_grace_period: '1s',
       ports: ['8080:80'],
       deploy: { replicas: 3, update_config: { monitor: '1s' } },
       'x-berth': { track: 'main', healthy_deadline: '30s' },
     },
     worker: {
       image: `${repository}:main`,
+      stop_grace_period: '1s',
       deploy: { replicas: 3, update_config: { monitor: '1s' } },
       'x-berth': { healthy_deadline: '30s' },
     },
     edge: {
       image: `${repository}:main`,
+      stop_grace_period: '1s',
       ports: ['8081:80'],
       deploy: { mode: 'global', placement: { constraints: ['node.labels.zone == a'] }, update_config: { monitor: '1s' } },
       'x-berth': { healthy_deadline: '30s' },
