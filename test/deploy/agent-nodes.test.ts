@@ -79,15 +79,26 @@ const replicasRunningOn = async (cluster: DeployCluster, node: string): Promise<
     .filter((id) => id !== undefined)
     .sort();
 
+// One cluster for the file, each step a test of its own: under load a step takes minutes, and ava's
+// timeout counts from the last finished test.
+let cluster: DeployCluster;
+const repository = uniqueRepo('h18');
+
+test.before(async () => {
+  cluster = await DeployCluster.start(NODES, FAST);
+});
+
+test.after.always(async () => {
+  await cluster?.destroy();
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed) t.log(cluster.logs());
+});
+
 test.serial(
-  'agents on three hosts converge a stack; stack ps shows every replica healthy where the constraints allow; an agent killed is replaced and rejoins without duplicates',
+  'agents on three hosts converge a stack; stack ps shows every replica healthy on the nodes the constraints allow, answering on its node',
   async (t) => {
-    const cluster = await DeployCluster.start(NODES, FAST);
-    t.teardown(async () => {
-      if (!t.passed) t.log(cluster.logs());
-      await cluster.destroy();
-    });
-    const repository = uniqueRepo('h18');
     await cluster.pushWebImage(repository, 'main', 'v1');
 
     const deployed = await cluster.admin('POST', 'stacks/shop', { compose: stackCompose(repository) });
@@ -122,7 +133,12 @@ test.serial(
       assignedTo(converged, 'n1'),
       'n1 runs exactly its replicas, labelled with their ids',
     );
+  },
+);
 
+test.serial(
+  'an agent killed: its replicas are placed on the other nodes; restarted, it rejoins and runs each of its replicas once; containers Berth did not make are left alone',
+  async (t) => {
     // An unmanaged container on n3 is left alone by the node's convergence.
     await cluster.agent('n3').cli(['run', '-d', '--name', 'mine', '--network', 'none', `${cluster.registry.host}/${repository}:main`]);
 
