@@ -87,23 +87,37 @@ const settledOn = (revision: number) => (service: Json) =>
   replicas(service).length === 2 &&
   replicas(service).every((r) => r.revision === revision && r.health === 'healthy');
 
+// One two-node cluster for the rollout steps, each a test of its own: under load a step takes minutes, and
+// ava's timeout counts from the last finished test.
+let cluster: DeployCluster;
+let directory: string;
+const repository = uniqueRepo('h18');
+let v2 = '';
+let bad = '';
+
+test.before(async () => {
+  cluster = await DeployCluster.start(
+    [
+      { name: 'n1', labels: {} },
+      { name: 'n2', labels: {} },
+    ],
+    FAST,
+  );
+  directory = await mkdtemp(path.join(tmpdir(), 'berth-h18-compose-'));
+});
+
+test.after.always(async () => {
+  await cluster?.destroy();
+  if (directory) await rm(directory, { recursive: true, force: true });
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed && cluster) t.log(cluster.logs());
+});
+
 test.serial(
-  'a push to the tracked tag rolls the service out one replica at a time; a push whose health check fails is reverted by itself and deploy --wait says why',
+  'a push to the tracked tag rolls the service out one replica at a time, each healthy before the next, and a client loop sees no failed request',
   async (t) => {
-    const cluster = await DeployCluster.start(
-      [
-        { name: 'n1', labels: {} },
-        { name: 'n2', labels: {} },
-      ],
-      FAST,
-    );
-    const directory = await mkdtemp(path.join(tmpdir(), 'berth-h18-compose-'));
-    t.teardown(async () => {
-      if (!t.passed) t.log(cluster.logs());
-      await cluster.destroy();
-      await rm(directory, { recursive: true, force: true });
-    });
-    const repository = uniqueRepo('h18');
     const v1 = await cluster.pushWebImage(repository, 'main', 'v1');
     const file = path.join(directory, 'compose.yaml');
     await writeFile(file, JSON.stringify(compose(repository)));
@@ -113,7 +127,7 @@ test.serial(
     for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v1');
 
     const load = clientLoop(cluster.nodes.map((node) => cluster.addressOf(node)));
-    const v2 = await cluster.pushWebImage(repository, 'main', 'v2');
+    v2 = await cluster.pushWebImage(repository, 'main', 'v2');
     const rolled = await watch(cluster, settledOn(2));
     const requests = await load.stop();
     t.true(requests.ok > 20, `the client loop ran (${requests.ok} answers)`);
@@ -135,55 +149,61 @@ test.serial(
     const history = (await cluster.admin('GET', 'stacks/shop/services/web/history')).body;
     t.regex(JSON.stringify(history), new RegExp(`push: ${repository}@${v2}`));
 
-    const bad = await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', false);
-    const reverted = await watch(cluster, (service) => service.rollout?.status === 'reverted' && settledOn(2)(service));
-    t.regex(reverted.at(-1)!.service.rollout.reason as string, /unhealthy|failed/);
-    for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v2', 'back on the previous digest');
-    const status = await cluster.berth(['rollout', 'status', 'shop/web']);
-    t.is(status.code, 1);
-    t.regex(status.stdout, /reverted/);
-    const afterRevert = JSON.stringify((await cluster.admin('GET', 'stacks/shop/services/web/history')).body);
-    t.regex(afterRevert, new RegExp(`quarantined.*${bad.slice(7, 19)}|${bad}`));
-
-    // The same bad digest pushed again under the tag is not rolled out again.
-    await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', false);
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    t.is(
-      (await cluster.admin('GET', 'stacks/shop/services/web')).body.desired,
-      reverted.at(-1)!.service.desired,
-      'no new revision for a quarantined digest',
-    );
-
-    // The tag now names the failing digest: a deploy of the file is refused, naming it.
-    const refused = await cluster.berth(['deploy', '-f', file, 'shop', '--wait', '--timeout', '120']);
-    t.not(refused.code, 0);
-    t.regex(refused.stderr, new RegExp(`${bad} failed a rollout`));
-
-    // A deploy whose own health check fails, on the good digest: --wait exits non-zero with the reason.
-    const pinned = { image: `${repository}@${v2}`, 'x-berth': { healthy_deadline: '30s' } };
-    await writeFile(file, JSON.stringify(compose(repository, pinned)));
-    const pinnedDeploy = await cluster.berth(['deploy', '-f', file, 'shop', '--wait', '--timeout', '120']);
-    t.is(pinnedDeploy.code, 0, pinnedDeploy.stderr);
-    const failingCheck = { ...pinned, healthcheck: { test: ['CMD', 'false'], interval: '200ms', timeout: '1s', retries: 2 } };
-    await writeFile(
-      file,
-      JSON.stringify(compose(repository, { ...failingCheck, deploy: { replicas: 2, update_config: { monitor: '3s' } } })),
-    );
-    const failing = await cluster.berth(['deploy', '-f', file, 'shop', '--wait', '--timeout', '120']);
-    t.is(failing.code, 1, failing.stdout + failing.stderr);
-    t.regex(failing.stdout, /shop\/web: reverted: replica \d+: the new replica became unhealthy/);
-    for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v2');
     t.not(v1, v2);
   },
 );
 
+test.serial('a push whose health check fails is reverted by itself to the previous digest, which is quarantined for the tag', async (t) => {
+  bad = await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', false);
+  const reverted = await watch(cluster, (service) => service.rollout?.status === 'reverted' && settledOn(2)(service));
+  t.regex(reverted.at(-1)!.service.rollout.reason as string, /unhealthy|failed/);
+  for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v2', 'back on the previous digest');
+  const status = await cluster.berth(['rollout', 'status', 'shop/web']);
+  t.is(status.code, 1);
+  t.regex(status.stdout, /reverted/);
+  const afterRevert = JSON.stringify((await cluster.admin('GET', 'stacks/shop/services/web/history')).body);
+  t.regex(afterRevert, new RegExp(`quarantined.*${bad.slice(7, 19)}|${bad}`));
+
+  // The same bad digest pushed again under the tag is not rolled out again.
+  await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', false);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  t.is(
+    (await cluster.admin('GET', 'stacks/shop/services/web')).body.desired,
+    reverted.at(-1)!.service.desired,
+    'no new revision for a quarantined digest',
+  );
+});
+
+test.serial('deploy --wait: refused for a quarantined digest; non-zero with the reason when the rollout is reverted', async (t) => {
+  const file = path.join(directory, 'compose.yaml');
+  // The tag now names the failing digest: a deploy of the file is refused, naming it.
+  const refused = await cluster.berth(['deploy', '-f', file, 'shop', '--wait', '--timeout', '120']);
+  t.not(refused.code, 0);
+  t.regex(refused.stderr, new RegExp(`${bad} failed a rollout`));
+
+  // A deploy whose own health check fails, on the good digest: --wait exits non-zero with the reason.
+  const pinned = { image: `${repository}@${v2}`, 'x-berth': { healthy_deadline: '30s' } };
+  await writeFile(file, JSON.stringify(compose(repository, pinned)));
+  const pinnedDeploy = await cluster.berth(['deploy', '-f', file, 'shop', '--wait', '--timeout', '120']);
+  t.is(pinnedDeploy.code, 0, pinnedDeploy.stderr);
+  const failingCheck = { ...pinned, healthcheck: { test: ['CMD', 'false'], interval: '200ms', timeout: '1s', retries: 2 } };
+  await writeFile(
+    file,
+    JSON.stringify(compose(repository, { ...failingCheck, deploy: { replicas: 2, update_config: { monitor: '3s' } } })),
+  );
+  const failing = await cluster.berth(['deploy', '-f', file, 'shop', '--wait', '--timeout', '120']);
+  t.is(failing.code, 1, failing.stdout + failing.stderr);
+  t.regex(failing.stdout, /shop\/web: reverted: replica \d+: the new replica became unhealthy/);
+  for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v2');
+});
+
 test.serial(
   'a forged or missing join token is refused: by the node API with 401, and an agent given one stops with the reason',
   async (t) => {
-    const cluster = await DeployCluster.start([], FAST);
-    t.teardown(() => cluster.destroy());
+    const bare = await DeployCluster.start([], FAST);
+    t.teardown(() => bare.destroy());
     const join = (token: string | undefined) =>
-      fetch(`${cluster.registry.url}/deploy/v1/join`, {
+      fetch(`${bare.registry.url}/deploy/v1/join`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({
@@ -195,15 +215,15 @@ test.serial(
       });
     t.is((await join('berth-join.forged.c2VjcmV0')).status, 401);
     t.is((await join(undefined)).status, 401);
-    const unauthenticated = await fetch(`${cluster.registry.url}/deploy/v1/node/assignments`);
+    const unauthenticated = await fetch(`${bare.registry.url}/deploy/v1/node/assignments`);
     t.is(unauthenticated.status, 401);
 
     const error = await t.throwsAsync(
       AgentDaemon.start([
         '--insecure-registry',
-        cluster.registry.host,
+        bare.registry.host,
         '--join',
-        cluster.registry.url,
+        bare.registry.url,
         '--token',
         'berth-join.forged.c2VjcmV0',
         '--node-name',
@@ -211,6 +231,6 @@ test.serial(
       ]),
     );
     t.regex(error.message, /joining http:\/\/.* failed: the registry refused the node/);
-    t.deepEqual((await cluster.admin('GET', 'nodes')).body.nodes, [], 'no node was registered');
+    t.deepEqual((await bare.admin('GET', 'nodes')).body.nodes, [], 'no node was registered');
   },
 );
