@@ -123,6 +123,8 @@ export const runRequestSchema = z.object({
   healthRetries: z.union([z.number(), z.string()]).optional(),
   /** `--no-healthcheck`: disables the image's HEALTHCHECK. */
   noHealthcheck: z.boolean().optional(),
+  /** `--label KEY=VALUE`: the container's own labels (the image's are not merged in). */
+  labels: z.record(z.string(), z.string()).optional(),
 });
 export type RunRequest = z.infer<typeof runRequestSchema>;
 
@@ -228,6 +230,7 @@ export interface InspectResult {
     StopTimeout: number;
     /** The image's HEALTHCHECK merged with the --health-* flags, zero fields left out (as docker shows it). */
     Healthcheck: Partial<HealthConfig> | undefined;
+    Labels: Record<string, string>;
   };
   Mounts: Array<{ Type: 'volume' | 'bind' | 'tmpfs'; Name: string; Source: string; Destination: string; RW: boolean }>;
   NetworkSettings: {

@@ -52,9 +52,21 @@ program
   .option('--bridge-subnet <cidr>', 'container addresses (env BERTH_AGENT_BRIDGE_SUBNET, default 10.87.0.0/16)')
   .option('--log-max-size <size>', 'rotate a container log at this size (env BERTH_AGENT_LOG_MAX_SIZE, default 10m)')
   .option('--log-max-files <n>', 'log files kept per container (env BERTH_AGENT_LOG_MAX_FILES, default 3)')
+  .option('--join <url>', 'join this Berth registry as a deployment node and run what it assigns (env BERTH_AGENT_JOIN)')
+  .option('--token <token>', 'the join token (berth node token) for --join (env BERTH_AGENT_TOKEN)')
+  .option(
+    '--label <key=value>',
+    'a label of this node, for placement constraints (repeatable; env BERTH_AGENT_LABEL, comma-separated)',
+    collectValues,
+  )
+  .option('--node-name <name>', "this node's name in the registry (env BERTH_AGENT_NODE_NAME, default the host name)")
+  .option(
+    '--advertise-address <ip>',
+    "where this node's published ports answer (env BERTH_AGENT_ADVERTISE_ADDRESS, default the address that reaches the registry)",
+  )
   .option('--build-worker', "also build images for a registry's automated builds (env BERTH_AGENT_BUILD_WORKER=true)")
   .option('--registry <url>', 'the registry whose build jobs to take (env BERTH_AGENT_REGISTRY)')
-  .option('--token <token>', 'its `berth build worker-token` (env BERTH_AGENT_TOKEN)')
+  .option('--worker-token <token>', 'its `berth build worker-token` for --build-worker (env BERTH_AGENT_WORKER_TOKEN)')
   .option('--worker-name <name>', 'this agent in build records (env BERTH_AGENT_WORKER_NAME, default the host name)')
   .action(async (_options, command: Command) => {
     const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([
@@ -63,14 +75,15 @@ program
       import('./daemon/daemon.js'),
     ]);
     const logger = createLogger({ service: 'berth-agent', level: 'info', format: 'json' });
-    const server = await startDaemon(resolveConfig(command.optsWithGlobals<ConfigFlags>()), logger);
-    const shutdown = (signal: string) => {
+    const { server, node } = await startDaemon(resolveConfig(command.optsWithGlobals<ConfigFlags>()), logger);
+    const shutdown = async (signal: string) => {
       logger.info({ signal }, 'shutting down');
+      await node?.stop();
       server.close(() => process.exit(0));
       server.closeAllConnections();
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    process.once('SIGINT', () => void shutdown('SIGINT'));
   });
 
 program
@@ -146,6 +159,10 @@ addEventCommands(program, client);
 addAttachCommand(program, client);
 addBuildCommand(program, client);
 addVerbCommands(program, client);
+
+function collectValues(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
 
 /** The whole of standard input without its trailing newline, as docker's --password-stdin reads it. */
 async function readStdin(): Promise<string> {

@@ -163,6 +163,7 @@ function containerSpecOf(request: SandboxRun): ContainerSpec {
     tty: false,
     consoleSize: undefined,
     healthcheck: undefined,
+    labels: undefined,
     network: request.network === 'default' ? 'bridge' : request.network,
     ports: [],
     limits: { memoryBytes: undefined, cpuQuota: undefined, cpuPeriod: undefined, pidsLimit: undefined },

@@ -17,6 +17,7 @@ type ClientOf = (command: Command) => AgentClient;
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 interface RunFlags {
+  label?: string[];
   detach?: boolean;
   rm?: boolean;
   name?: string;
@@ -63,6 +64,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('--detach-keys <keys>', `keys that detach from the container's terminal (default ${DEFAULT_DETACH_KEYS})`)
     .option('--name <name>', 'container name')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect)
+    .option('-l, --label <KEY=VALUE>', 'set a label on the container (KEY alone: an empty value)', collect)
     .option('-v, --volume <name-or-path:/path[:ro]>', 'mount a named volume or a host path', collect)
     .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
     .option('-p, --publish <[ip:][hostPort:]containerPort[/proto]>', 'publish a container port on the host', collect)
@@ -328,6 +330,7 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     healthStartInterval: flags.healthStartInterval,
     healthRetries: flags.healthRetries,
     noHealthcheck: !flags.healthcheck,
+    labels: labelsOf(flags.label),
     // An attached run removes its container itself, after the last of its output has been read; one on a
     // terminal leaves it to the daemon, as the user may detach.
     autoRemove: flags.rm === true && (flags.detach === true || flags.tty === true),
@@ -387,6 +390,13 @@ export function parseSince(text: string, now = Date.now()): Date {
 }
 
 /** `KEY=VALUE` stays; a bare `KEY` takes this process's value and is dropped when unset, as docker does. */
+/** docker's `--label KEY=VALUE` (a bare KEY has an empty value); a later KEY wins. */
+function labelsOf(labels: string[] = []): Record<string, string> {
+  return Object.fromEntries(
+    labels.map((label) => [label.split('=', 1)[0]!, label.includes('=') ? label.slice(label.indexOf('=') + 1) : '']),
+  );
+}
+
 function resolveEnv(variables: string[] = []): string[] {
   return variables.flatMap((variable) => {
     if (variable.includes('=')) return [variable];

@@ -57,10 +57,22 @@ const agentConfigSchema = z
     logMaxFiles: z.coerce.number().int().min(1).max(100).default(3),
     /** First restart delay of a restart policy; doubles per restart up to 5 minutes (docker's 100 ms; issue 7 asks 10 s). */
     restartDelayMs: z.coerce.number().int().min(1).default(10_000),
-    /** Take build jobs from a registry (`registry`, with a `berth build worker-token` token). */
+    /** A Berth registry to join as a deployment node (`http[s]://host[:port]`), with a join token (`berth node token`). */
+    join: z.url({ protocol: /^https?$/, error: 'an http or https URL of the registry, such as http://10.0.0.1:5000' }).optional(),
+    token: z.string().min(1).optional(),
+    /** The node's labels (`zone=a`), for placement constraints `node.labels.zone == a`. */
+    label: listSchema.default([]),
+    /** The node's name in the registry; this host's name unless set. */
+    nodeName: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'lowercase letters, digits, . and - (at most 63)')
+      .optional(),
+    /** Where this node's published ports answer; the address of the route to the registry unless set. */
+    advertiseAddress: z.ipv4().optional(),
+    /** Take build jobs from a registry (`registry`, with a `berth build worker-token` as workerToken). */
     buildWorker: z.boolean().default(false),
     registry: z.string().url('the registry URL, e.g. http://10.0.0.1:5000').optional(),
-    token: z.string().min(1).optional(),
+    workerToken: z.string().min(1).optional(),
     /** This agent's name in the registry's build records; unset: the host name. */
     workerName: z
       .string()
@@ -81,14 +93,16 @@ const agentConfigSchema = z
       context.addIssue({ code: 'custom', path: ['platform'], message: (error as Error).message });
       return z.NEVER;
     }
-    if (config.buildWorker && (config.registry === undefined || config.token === undefined)) {
+    if (config.buildWorker && (config.registry === undefined || config.workerToken === undefined)) {
       context.addIssue({
         code: 'custom',
         path: ['buildWorker'],
-        message: '--build-worker needs --registry URL and --token T (berth build worker-token)',
+        message: '--build-worker needs --registry URL and --worker-token T (berth build worker-token)',
       });
       return z.NEVER;
     }
+    const node = nodeConfig(config, context);
+    if (node === z.NEVER) return z.NEVER;
     const dataDir = path.resolve(config.dataDir);
     return {
       dataDir,
@@ -104,12 +118,62 @@ const agentConfigSchema = z
       logMaxSizeBytes,
       logMaxFiles: config.logMaxFiles,
       restartDelayMs: config.restartDelayMs,
+      node,
       buildWorker:
-        config.buildWorker && config.registry && config.token
-          ? { registry: config.registry, token: config.token, name: config.workerName ?? hostname() }
+        config.buildWorker && config.registry && config.workerToken
+          ? { registry: config.registry, token: config.workerToken, name: config.workerName ?? hostname() }
           : null,
     };
   });
+
+/** The deployment node settings, when the agent joins a registry. */
+export interface NodeConfig {
+  joinUrl: string;
+  token: string;
+  labels: Record<string, string>;
+  /** undefined: the host's name. */
+  name: string | undefined;
+  /** undefined: the local address of the route to the registry. */
+  advertiseAddress: string | undefined;
+}
+
+function nodeConfig(
+  config: { join?: string; token?: string; label: string[]; nodeName?: string; advertiseAddress?: string },
+  context: z.RefinementCtx,
+): NodeConfig | null | typeof z.NEVER {
+  if (config.join === undefined) {
+    const stray = (['token', 'nodeName', 'advertiseAddress'] as const).find((key) => config[key] !== undefined);
+    if (stray !== undefined || config.label.length > 0) {
+      context.addIssue({ code: 'custom', path: [stray ?? 'label'], message: 'only meaningful with --join' });
+      return z.NEVER;
+    }
+    return null;
+  }
+  if (config.token === undefined) {
+    context.addIssue({ code: 'custom', path: ['token'], message: 'a join token (berth node token) is required with --join' });
+    return z.NEVER;
+  }
+  const labels: Record<string, string> = {};
+  for (const label of config.label) {
+    const match = /^([A-Za-z0-9][A-Za-z0-9._/-]*)=(.*)$/.exec(label);
+    if (!match) {
+      context.addIssue({
+        code: 'custom',
+        path: ['label'],
+        message: `${JSON.stringify(label)} is not KEY=VALUE (a key of letters, digits, . _ / -)`,
+      });
+      return z.NEVER;
+    }
+    labels[match[1]!] = match[2]!;
+  }
+  return {
+    joinUrl: config.join.replace(/\/+$/, ''),
+    token: config.token,
+    labels,
+    name: config.nodeName,
+    advertiseAddress: config.advertiseAddress,
+  };
+}
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 
@@ -125,9 +189,14 @@ export interface ConfigFlags extends LocationFlags {
   bridgeSubnet?: string;
   logMaxSize?: string;
   logMaxFiles?: string;
+  join?: string;
+  token?: string;
+  label?: string[];
+  nodeName?: string;
+  advertiseAddress?: string;
   buildWorker?: boolean;
   registry?: string;
-  token?: string;
+  workerToken?: string;
   workerName?: string;
 }
 
@@ -149,9 +218,14 @@ function flagValues(flags: ConfigFlags): FlagValues {
     bridgeSubnet: { flag: '--bridge-subnet', value: flags.bridgeSubnet },
     logMaxSize: { flag: '--log-max-size', value: flags.logMaxSize },
     logMaxFiles: { flag: '--log-max-files', value: flags.logMaxFiles },
+    join: { flag: '--join', value: flags.join },
+    token: { flag: '--token', value: flags.token },
+    label: { flag: '--label', value: flags.label },
+    nodeName: { flag: '--node-name', value: flags.nodeName },
+    advertiseAddress: { flag: '--advertise-address', value: flags.advertiseAddress },
     buildWorker: { flag: '--build-worker', value: flags.buildWorker },
     registry: { flag: '--registry', value: flags.registry },
-    token: { flag: '--token', value: flags.token },
+    workerToken: { flag: '--worker-token', value: flags.workerToken },
     workerName: { flag: '--worker-name', value: flags.workerName },
   };
 }

@@ -18,6 +18,7 @@ import type { ContainerFilesystem } from './container-filesystem.js';
 import { LOG_DIRECTORY, type ContainerLauncher } from './container-launcher.js';
 import { generateName } from './container-names.js';
 import type { ContainerObserver } from './container-observer.js';
+import type { PortMapping } from './container-spec.js';
 import { mergeHealthcheck } from './health/health-config.js';
 import type { ContainerRecord } from './container-record.js';
 import type { ContainerStore } from './container-store.js';
@@ -367,6 +368,26 @@ export class ContainerManager {
   private checkTerminal(record: ContainerRecord): void {
     if (record.spec.tty !== true)
       throw new CodedError(AgentErrors.TERMINAL_ABSENT, `Container ${record.id} has no terminal: attach works with containers run with -t`);
+  }
+
+  /**
+   * A start-first update of a container publishing host ports: `to` (running, created without ports) takes
+   * the ports `from` publishes, or `ports` when `from` publishes none; `from` keeps running without them.
+   */
+  async movePorts(fromId: string | undefined, toIdOrName: string, ports: PortMapping[]): Promise<ContainerRecord> {
+    const from = fromId === undefined ? undefined : this.records.get(fromId);
+    const to = this.get(toIdOrName);
+    if (!this.runs.has(to.id) || !to.network) throw new CodedError(AgentErrors.CONTAINER_NOT_RUNNING, `Container ${to.id} is not running`);
+    const published = await this.deps.network.movePorts(from && this.runs.has(from.id) ? from.id : undefined, to.id, ports);
+    to.spec.ports = ports;
+    to.network = { ...to.network, ports: published };
+    await this.save(to);
+    if (from) {
+      from.spec.ports = [];
+      if (from.network) from.network = { ...from.network, ports: [] };
+      await this.save(from);
+    }
+    return to;
   }
 
   /** docker rename: the new name follows the rules and uniqueness of `--name`. */

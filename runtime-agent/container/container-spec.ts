@@ -79,4 +79,6 @@ export interface ContainerSpec {
   noNewPrivileges: boolean;
   /** The --health-* flags (`["NONE"]` for --no-healthcheck); undefined keeps the image's HEALTHCHECK. Older records lack it. */
   healthcheck: HealthConfig | undefined;
+  /** `--label KEY=VALUE`; records written before labels existed lack them: none. */
+  labels: Record<string, string> | undefined;
 }

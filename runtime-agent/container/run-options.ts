@@ -63,6 +63,7 @@ export function parseRunRequest(untrusted: RunRequest): ParsedRun {
     stopTimeoutSeconds: parseStopTimeout(request.stopTimeout),
     ...parseSecurityOptions(request.securityOpt ?? []),
     healthcheck: parseHealthFlags(request, fail),
+    labels: parseLabels(request.labels ?? {}),
   };
 }
 
@@ -72,6 +73,12 @@ export function runWarnings(request: RunRequest): string[] {
   if (request.network === 'host' && (request.publish ?? []).length > 0)
     warnings.push('Published ports are discarded when using host network mode');
   return warnings;
+}
+
+/** docker refuses an empty key (`--label =x`); values may be anything, empty included. */
+function parseLabels(labels: Record<string, string>): Record<string, string> {
+  for (const key of Object.keys(labels)) if (key.trim() === '') fail('invalid label: a label key cannot be empty');
+  return { ...labels };
 }
 
 function fail(message: string): never {
@@ -209,7 +216,7 @@ function tmpfsOptionKey(option: string): string | undefined {
 }
 
 /** `-p [ip:][hostPort:]containerPort[/proto]`, ports or equal-length ranges (`8080-8081:80-81`). */
-function parsePublish(spec: string): PortMapping[] {
+export function parsePublish(spec: string): PortMapping[] {
   const invalid = (why: string): never => fail(`invalid publish spec "${spec}": ${why}`);
   const slash = spec.lastIndexOf('/');
   const protocol = slash === -1 ? 'tcp' : spec.slice(slash + 1).toLowerCase();

@@ -30,6 +30,9 @@ import { EventBus } from '../events/event-bus.js';
 import { EventHistory } from '../events/event-history.js';
 import { ImageEvents } from '../events/image-events.js';
 
+import { Converger } from '../node/converger.js';
+import { daemonReplicas } from '../node/daemon-replicas.js';
+import { NodeAgent } from '../node/node-agent.js';
 import { stagingDirectory } from './image-verb-routes.js';
 import { HttpUploadClient } from '../registry/upload-client.js';
 import type { ImageBuilder } from '../build/builder.js';
@@ -39,11 +42,17 @@ import { WorkerClient } from '../worker/worker-client.js';
 /** Events kept for `events --since` (docker keeps 256, in memory only). */
 const EVENT_HISTORY_CAPACITY = 1024;
 
+/** A started daemon: its API server, and the deployment node loop when it joined a registry. */
+export interface RunningDaemon {
+  server: Server;
+  node: NodeAgent | undefined;
+}
+
 /**
  * Starts the agent daemon: state under the data directory (0700), the API on a unix socket (0600), so only
- * root talks to it. Returns the listening server.
+ * root talks to it; with `--join`, the deployment node loop too.
  */
-export async function startDaemon(config: AgentConfig, logger: Logger): Promise<Server> {
+export async function startDaemon(config: AgentConfig, logger: Logger): Promise<RunningDaemon> {
   const isRoot = process.getuid?.() === 0;
   if (!isRoot) logger.warn('not running as root: file ownership from images is not applied');
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -122,9 +131,16 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
     },
   });
   if (config.buildWorker) startBuildWorker(config, config.buildWorker, { builder: build.builder, content }, server, logger);
+  const node =
+    config.node &&
+    (await NodeAgent.start(
+      config.node,
+      new Converger(daemonReplicas({ containers, puller, credentials, registryClient }), new URL(config.node.joinUrl).host, logger),
+      logger,
+    ));
   await listenOnSocket(server, config.socketPath);
   logger.info({ socket: config.socketPath, dataDir: config.dataDir }, 'berth-agent listening');
-  return server;
+  return { server, node: node ?? undefined };
 }
 
 /** The builder role: build jobs from the registry, pushed back to it; stopped with the API server. */

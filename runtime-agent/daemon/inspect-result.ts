@@ -59,6 +59,7 @@ export function inspectResult(record: ContainerRecord): InspectResult {
       StopSignal: record.stopSignal,
       StopTimeout: spec.stopTimeoutSeconds,
       Healthcheck: healthcheckShown(record.healthcheck),
+      Labels: spec.labels ?? {},
     },
     Mounts: spec.mounts.map(mountOf),
     NetworkSettings: {

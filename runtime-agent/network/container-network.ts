@@ -108,6 +108,30 @@ export class ContainerNetwork {
   }
 
   /**
+   * Hands the published ports of `fromId` to `toId`, a container on the bridge started without them (a
+   * start-first update): `toId`'s rules are added before `fromId`'s are removed, so a new connection always
+   * finds one, and established connections stay with `fromId` until it stops. When `fromId` holds none (it
+   * is gone), `requested` are claimed for `toId` as at an attach. Returns `toId`'s published ports.
+   */
+  async movePorts(fromId: string | undefined, toId: string, requested: readonly PortMapping[]): Promise<PortMapping[]> {
+    checkContainerId(toId);
+    const to = await this.records.read(toId);
+    if (to?.mode !== 'bridge' || to.ipAddress === undefined) throw new Error(`container ${toId} is not attached to the bridge`);
+    if (fromId !== undefined) checkContainerId(fromId);
+    const from = fromId === undefined ? undefined : await this.records.read(fromId);
+    const moving = from && from.ports.length > 0 ? from.ports : await this.claimHostPorts(toId, requested);
+    await this.firewall.publish(toId, to.ipAddress, moving);
+    if (from && fromId !== undefined) {
+      await this.firewall.unpublish(fromId);
+      await this.hostPorts.transfer(fromId, toId);
+      await this.records.write(fromId, { ...from, ports: [] });
+    }
+    const ports = [...to.ports, ...moving];
+    await this.records.write(toId, { ...to, ports });
+    return ports;
+  }
+
+  /**
    * Removes the container's port rules, veth pair, namespace and claims, whichever its recorded attachment
    * has: each removal spawns iptables or ip, and a container's exit and its removal both come here. The
    * record is written before anything is made, so without one there is nothing on the host to remove.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ignoreMissing, listDirectory } from './state-files.js';
 
@@ -34,6 +34,16 @@ export class Reservations {
 
   async owners(): Promise<Set<string>> {
     return new Set((await this.claims()).map((claim) => claim.owner));
+  }
+
+  /** Gives every claim of `from` to `to`, each in one step (rename(2) over the claim): never unclaimed in between. */
+  async transfer(from: string, to: string): Promise<void> {
+    for (const claim of await this.claims()) {
+      if (claim.owner !== from) continue;
+      const draft = path.join(this.directory, `.${claim.name}.${randomBytes(6).toString('hex')}`);
+      await writeFile(draft, to, { mode: 0o600 });
+      await rename(draft, path.join(this.directory, claim.name));
+    }
   }
 
   async releaseAllOf(owner: string): Promise<void> {

@@ -100,7 +100,7 @@ export function registerBuildCommands(program: Command): void {
     .description('build the same rule and commit again')
     .action(run(async (api, id: string) => print(await api.call('POST', `builds/${enc(id)}/retry`))));
   withApi(build.command('worker-token'))
-    .description('issue a token for `berth-agent daemon --build-worker --registry URL --token T` (printed once)')
+    .description('issue a token for `berth-agent daemon --build-worker --registry URL --worker-token T` (printed once)')
     .option('--name <name>', 'names the workers using it', 'worker')
     .option('--ttl <seconds>', 'how long it is valid')
     .action(

@@ -1,3 +1,5 @@
+import { KeySpace } from '../metadata/keys.js';
+
 /**
  * Every Redis key of the deployment control plane, as metadata/keys.ts does for the registry's: nothing else
  * in server/deploy builds a key name, and the scripts (in deploy-store.ts) receive them as KEYS.
@@ -17,8 +19,10 @@
  *   <p>deploy:join-tokens              HASH token id -> JSON { hash, expiresAt }
  *   <p>deploy:controller               STRING the controller lease's holder; :epoch its fencing counter
  */
-export class DeployKeys {
-  constructor(private readonly prefix: string) {}
+export class DeployKeys extends KeySpace {
+  constructor(prefix: string) {
+    super(prefix, 'deploy:');
+  }
 
   stacks(): string {
     return this.key('stacks');
@@ -79,10 +83,6 @@ export class DeployKeys {
   /** The pub/sub channel that wakes the controller (a push to a tracked tag, a deploy, a report). */
   wakeChannel(): string {
     return this.key('wake');
-  }
-
-  private key(suffix: string): string {
-    return `${this.prefix}deploy:${suffix}`;
   }
 }
 

@@ -1,12 +1,30 @@
 import type { ScratchSet } from '../gc/gc-store.js';
 
 /**
+ * Key names under the configured prefix (`redis.keyPrefix`), a family of keys in a namespace of its own
+ * (the registry's at the root, `deploy:` for the control plane): each family's class names its keys
+ * through `key` and builds no prefix itself.
+ */
+export abstract class KeySpace {
+  constructor(
+    readonly prefix: string,
+    private readonly namespace: string,
+  ) {}
+
+  protected key(suffix: string): string {
+    return `${this.prefix}${this.namespace}${suffix}`;
+  }
+}
+
+/**
  * Every Redis key of the registry, as the TypeScript side spells it: nothing else in server/ builds a key
  * name. The layout (what each key holds) is documented once, at the top of redis-scripts.ts; the Lua scripts
  * there and in gc-scripts.ts build the same names from the prefix they receive as ARGV[1].
  */
-export class RegistryKeys {
-  constructor(readonly prefix: string) {}
+export class RegistryKeys extends KeySpace {
+  constructor(prefix: string) {
+    super(prefix, '');
+  }
 
   /** Repositories with at least one manifest, for _catalog. */
   repositories(): string {
@@ -112,10 +130,6 @@ export class RegistryKeys {
   /** A counter written before each WAIT of durable acknowledgement (metadata/replica-ack.ts). */
   durableAckMarker(): string {
     return this.key('durable-ack');
-  }
-
-  private key(suffix: string): string {
-    return `${this.prefix}${suffix}`;
   }
 
   private repoKey(repository: string, suffix: string): string {

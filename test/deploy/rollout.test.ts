@@ -61,6 +61,13 @@ class Fleet {
     this.now += ms;
   }
 
+  /** The slot reports healthy, stays so for `ms`, and the rollout steps: what it assigned then. */
+  healthyFor(slot: string, ms: number): string[] {
+    this.report(slot, 'healthy');
+    this.advance(ms);
+    return this.step();
+  }
+
   revisions(): number[] {
     return [...this.slots.values()].map((view) => view.revision);
   }
@@ -71,17 +78,11 @@ test('one replica at a time: the next starts only after the last was healthy for
   t.deepEqual(fleet.step(), ['1@2']);
   fleet.advance(500);
   t.deepEqual(fleet.step(), [], 'still starting');
-  fleet.report('1', 'healthy');
-  fleet.advance(999);
-  t.deepEqual(fleet.step(), [], 'healthy, but not yet for the monitor window');
+  t.deepEqual(fleet.healthyFor('1', 999), [], 'healthy, but not yet for the monitor window');
   fleet.advance(1);
   t.deepEqual(fleet.step(), ['2@2']);
-  fleet.report('2', 'healthy');
-  fleet.advance(1000);
-  t.deepEqual(fleet.step(), ['3@2']);
-  fleet.report('3', 'healthy');
-  fleet.advance(1000);
-  t.deepEqual(fleet.step(), []);
+  t.deepEqual(fleet.healthyFor('2', 1000), ['3@2']);
+  t.deepEqual(fleet.healthyFor('3', 1000), []);
   t.like(fleet.state, { status: 'succeeded', lastHealthy: 2 });
   t.deepEqual(fleet.events, [{ kind: 'succeeded', revision: 2, reason: null }]);
 });
@@ -90,9 +91,7 @@ test('parallelism replaces that many at once, 0 all at once, and delay waits bet
   const pairs = new Fleet({ parallelism: 2, delayMs: 3000 });
   t.deepEqual(pairs.step(), ['1@2', '2@2']);
   pairs.report('1', 'healthy');
-  pairs.report('2', 'healthy');
-  pairs.advance(1000);
-  t.deepEqual(pairs.step(), [], 'the delay starts');
+  t.deepEqual(pairs.healthyFor('2', 1000), [], 'the delay starts');
   pairs.advance(2999);
   t.deepEqual(pairs.step(), []);
   pairs.advance(1);
@@ -103,9 +102,7 @@ test('parallelism replaces that many at once, 0 all at once, and delay waits bet
 test('an unhealthy new replica reverts the fleet to the last healthy revision, with the rollback policy', (t) => {
   const fleet = new Fleet({}, { rollback: { parallelism: 0 } });
   fleet.step();
-  fleet.report('1', 'healthy');
-  fleet.advance(1000);
-  fleet.step();
+  fleet.healthyFor('1', 1000);
   fleet.advance(200);
   fleet.report('2', 'unhealthy');
   t.deepEqual(fleet.step(), []);
@@ -113,9 +110,7 @@ test('an unhealthy new replica reverts the fleet to the last healthy revision, w
   fleet.advance(10);
   t.deepEqual(fleet.step(), ['1@1', '2@1'], 'every slot not on revision 1 goes back, all at once as rollback_config says');
   fleet.report('1', 'healthy');
-  fleet.report('2', 'healthy');
-  fleet.advance(1000);
-  fleet.step();
+  fleet.healthyFor('2', 1000);
   t.deepEqual(fleet.revisions(), [1, 1, 1]);
   t.like(fleet.state, { status: 'reverted', lastHealthy: 1 });
   t.deepEqual(
@@ -128,9 +123,7 @@ test('an unhealthy new replica reverts the fleet to the last healthy revision, w
 test('a replica healthy at first that fails inside the monitor window fails the rollout', (t) => {
   const fleet = new Fleet();
   fleet.step();
-  fleet.report('1', 'healthy');
-  fleet.advance(900);
-  fleet.step();
+  fleet.healthyFor('1', 900);
   fleet.report('1', 'unhealthy');
   fleet.step();
   t.is(fleet.state.status, 'reverting');
@@ -150,12 +143,8 @@ test('a replica never healthy within healthy_deadline fails the rollout', (t) =>
 test('a rollout past progress_deadline fails even while each replica is within its own deadline', (t) => {
   const fleet = new Fleet({ monitorMs: 50_000 });
   fleet.step();
-  fleet.report('1', 'healthy');
-  fleet.advance(50_000);
-  fleet.step();
-  fleet.report('2', 'healthy');
-  fleet.advance(10_001);
-  fleet.step();
+  fleet.healthyFor('1', 50_000);
+  fleet.healthyFor('2', 10_001);
   t.like(fleet.state, { status: 'reverting', reason: 'the rollout did not finish within progress_deadline (60000 ms)' });
 });
 
@@ -182,12 +171,8 @@ test('failure_action pause stops where it is; continue carries on and reports th
   continued.step();
   continued.report('1', 'failed');
   t.deepEqual(continued.step(), ['2@2']);
-  continued.report('2', 'healthy');
-  continued.advance(1000);
-  continued.step();
-  continued.report('3', 'healthy');
-  continued.advance(1000);
-  continued.step();
+  continued.healthyFor('2', 1000);
+  continued.healthyFor('3', 1000);
   t.like(continued.state, { status: 'failed', lastHealthy: 1, reason: '1 replica(s) failed (failure_action: continue)' });
 });
 

@@ -22,10 +22,12 @@ export class AgentDaemon {
     readonly dataDir: string,
     private readonly args: string[],
     private readonly env: Record<string, string>,
+    private readonly netns: string | undefined,
   ) {}
 
-  static async start(args: string[] = [], env: Record<string, string> = {}): Promise<AgentDaemon> {
-    const daemon = new AgentDaemon(await mkdtemp('/tmp/berth-agent-'), args, env);
+  /** `netns`: the name of a network namespace (`ip netns`) the daemon runs in, as a host of its own. */
+  static async start(args: string[] = [], env: Record<string, string> = {}, netns?: string): Promise<AgentDaemon> {
+    const daemon = new AgentDaemon(await mkdtemp('/tmp/berth-agent-'), args, env, netns);
     try {
       await daemon.launch();
     } catch (error) {
@@ -41,14 +43,33 @@ export class AgentDaemon {
 
   /** SIGKILLs the daemon (no chance to clean up) and starts it again on the same data directory. */
   async killAndRestart(): Promise<void> {
-    this.process.child.kill('SIGKILL');
-    await this.process.exited;
+    await this.kill();
     await this.launch();
   }
 
-  private async launch(): Promise<void> {
-    const daemonArgs = ['--bridge-name', this.bridgeName, '--bridge-subnet', this.bridgeSubnet, ...this.args];
-    const started = await spawnUntilListening(process.execPath, [CLI, '--data-dir', this.dataDir, 'daemon', ...daemonArgs], {
+  /** SIGKILLs the daemon; its containers keep running (their shims own them). */
+  async kill(): Promise<void> {
+    this.process.child.kill('SIGKILL');
+    await this.process.exited;
+  }
+
+  /** Starts the daemon again on the same data directory, after kill(). */
+  async restart(): Promise<void> {
+    await this.launch();
+  }
+
+  get running(): boolean {
+    return this.process.running;
+  }
+
+  private async launch(args = this.args): Promise<void> {
+    const daemonArgs = ['--bridge-name', this.bridgeName, '--bridge-subnet', this.bridgeSubnet, ...args];
+    const command = [CLI, '--data-dir', this.dataDir, 'daemon', ...daemonArgs];
+    // nsenter --net (not `ip netns exec`, which makes a mount namespace of its own) execs node: the pid is the daemon's.
+    const [file, argv] = this.netns
+      ? ['nsenter', [`--net=/run/netns/${this.netns}`, process.execPath, ...command]]
+      : [process.execPath, command];
+    const started = await spawnUntilListening(file, argv, {
       name: 'berth-agent',
       env: { ...process.env, ...this.env },
       timeoutMs: START_TIMEOUT_MS,
@@ -87,8 +108,17 @@ export class AgentDaemon {
     return path.join(this.dataDir, 'snapshots', chainId.replace(':', '-'), 'fs');
   }
 
-  /** Removes every container (they outlive the daemon by design), stops the daemon, deletes its state and bridge. */
+  /**
+   * Removes every container (they outlive the daemon by design), stops the daemon, deletes its state and
+   * bridge. A daemon that was killed is started again first, to remove its containers the way it made them.
+   */
   async destroy(): Promise<void> {
+    if (this.process && (!this.process.running || this.args.includes('--join'))) {
+      // A node would make its assigned containers again as they are removed: it is restarted as a plain agent.
+      this.process.child.kill('SIGTERM');
+      await this.process.exited;
+      await this.launch(withoutNodeFlags(this.args)).catch(() => undefined);
+    }
     const running = this.process?.running ?? false;
     if (running) {
       const ids = (await this.cli(['ps', '-a', '-q', '--no-trunc'], { allowFailure: true })).stdout.split('\n').filter(Boolean);
@@ -96,10 +126,18 @@ export class AgentDaemon {
       this.process.child.kill('SIGTERM');
     }
     await this.process?.exited;
-    await new ContainerNetwork(
-      { bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') },
-      silentLogger(),
-    ).destroy();
+    // Inside a namespace of its own, the bridge and rules go with the namespace (its owner deletes it).
+    if (!this.netns)
+      await new ContainerNetwork(
+        { bridgeName: this.bridgeName, subnet: this.bridgeSubnet, stateDir: path.join(this.dataDir, 'network') },
+        silentLogger(),
+      ).destroy();
     await removeDirWithMounts(this.dataDir);
   }
+}
+
+const NODE_FLAGS = new Set(['--join', '--token', '--label', '--node-name', '--advertise-address']);
+
+function withoutNodeFlags(args: readonly string[]): string[] {
+  return args.filter((arg, index) => !NODE_FLAGS.has(arg) && !NODE_FLAGS.has(args[index - 1] ?? ''));
 }

@@ -71,7 +71,7 @@ export class BuildFarm {
     farm.agents.push(
       ...(await Promise.all(
         ['a1', 'a2'].map((name) =>
-          AgentDaemon.start(['--build-worker', '--registry', registry.url, '--token', token, '--worker-name', name]),
+          AgentDaemon.start(['--build-worker', '--registry', registry.url, '--worker-token', token, '--worker-name', name]),
         ),
       )),
     );

@@ -13,6 +13,8 @@ export interface RegistryOptions {
   /** Reuse a data directory (to restart a registry over the same state). */
   dataDir?: string;
   port?: number;
+  /** The address to listen on (default 127.0.0.1), e.g. a test bridge's address that network namespaces reach. */
+  host?: string;
   env?: Record<string, string>;
   args?: string[];
   /** How long the start may take (default 20 s). */
@@ -26,6 +28,7 @@ export class RegistryProcess {
     readonly dataDir: string,
     private readonly ownsDataDir: boolean,
     readonly port: number,
+    private readonly address: string,
   ) {}
 
   get child(): ChildProcess {
@@ -37,7 +40,17 @@ export class RegistryProcess {
     const dataDir = options.dataDir ?? (await mkdtemp(path.join(tmpdir(), 'berth-test-')));
     const started = await spawnUntilListening(
       process.execPath,
-      [CLI, 'serve', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, ...(options.args ?? [])],
+      [
+        CLI,
+        'serve',
+        '--host',
+        options.host ?? '127.0.0.1',
+        '--port',
+        String(options.port ?? 0),
+        '--data-dir',
+        dataDir,
+        ...(options.args ?? []),
+      ],
       {
         name: 'berth registry',
         env: { ...process.env, BERTH_LOG__LEVEL: 'info', ...options.env },
@@ -45,12 +58,12 @@ export class RegistryProcess {
         listening: (output) => listeningPort(output, 'berth registry listening'),
       },
     );
-    return new RegistryProcess(started.process, dataDir, ownsDataDir, started.listening);
+    return new RegistryProcess(started.process, dataDir, ownsDataDir, started.listening, options.host ?? '127.0.0.1');
   }
 
-  /** `127.0.0.1:<port>`, as docker, skopeo and podman want it. */
+  /** `127.0.0.1:<port>` (or the address it listens on), as docker, skopeo and podman want it. */
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.address}:${this.port}`;
   }
 
   get url(): string {

@@ -51,6 +51,11 @@ test('every variable the README documents for the agent still configures it', (t
       BERTH_AGENT_LOG_MAX_SIZE: '1m',
       BERTH_AGENT_LOG_MAX_FILES: '7',
       BERTH_AGENT_RESTART_DELAY_MS: '250',
+      BERTH_AGENT_JOIN: 'https://registry.example:5000',
+      BERTH_AGENT_TOKEN: 'berth-join.a.b',
+      BERTH_AGENT_LABEL: 'zone=a, disk=ssd',
+      BERTH_AGENT_NODE_NAME: 'web-1',
+      BERTH_AGENT_ADVERTISE_ADDRESS: '10.0.0.7',
     },
   );
   t.deepEqual(config, {
@@ -67,6 +72,13 @@ test('every variable the README documents for the agent still configures it', (t
     logMaxSizeBytes: 1024 * 1024,
     logMaxFiles: 7,
     restartDelayMs: 250,
+    node: {
+      joinUrl: 'https://registry.example:5000',
+      token: 'berth-join.a.b',
+      labels: { zone: 'a', disk: 'ssd' },
+      name: 'web-1',
+      advertiseAddress: '10.0.0.7',
+    },
   });
 });
 
@@ -118,4 +130,25 @@ test('the agent reads its own file variable, not the registry one', async (t) =>
   const file = path.join(dir, 'agent.yml');
   await writeFile(file, 'runtime: crun\n');
   t.is(resolveConfig({}, { [AGENT_ENV.fileVariable]: file }).runtime, 'crun');
+});
+
+test('the agent joins as a node with --join, --token and --label k=v; a node setting without --join or a bad one is refused by name', (t) => {
+  const node = resolveConfig(
+    { join: 'http://10.0.0.1:5000/', token: 'berth-join.a.b', label: ['zone=a', 'disk=ssd'], nodeName: 'web-1' },
+    { BERTH_AGENT_ADVERTISE_ADDRESS: '10.0.0.7' },
+  ).node;
+  t.deepEqual(node, {
+    joinUrl: 'http://10.0.0.1:5000',
+    token: 'berth-join.a.b',
+    labels: { zone: 'a', disk: 'ssd' },
+    name: 'web-1',
+    advertiseAddress: '10.0.0.7',
+  });
+  t.is(resolveConfig({}, {}).node, null, 'no --join: not a node');
+  const refused = (flags: Parameters<typeof resolveConfig>[0]) =>
+    t.throws(() => resolveConfig(flags, {}), { instanceOf: ConfigError })?.message ?? '';
+  t.regex(refused({ label: ['zone=a'] }), /label: only meaningful with --join/);
+  t.regex(refused({ join: 'http://10.0.0.1:5000' }), /token: a join token .* is required with --join/);
+  t.regex(refused({ join: 'ftp://10.0.0.1', token: 't' }), /join: an http or https URL/);
+  t.regex(refused({ join: 'http://10.0.0.1', token: 't', label: ['zone'] }), /label: "zone" is not KEY=VALUE/);
 });

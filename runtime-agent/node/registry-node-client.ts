@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { assignmentsAnswerSchema, type Assignment, type ReplicaReport } from './assignment.js';
+
+/** What a node tells the registry about itself when it joins. */
+export interface NodeIdentity {
+  name: string;
+  labels: Record<string, string>;
+  address: string;
+  capacity: { cpus: number; memoryBytes: number };
+}
+
+/** An answer of the node API that says the node must join again (its credential was replaced or it was removed). */
+export class NodeRejectedError extends Error {}
+
+/** A request the registry refused as invalid (4xx other than 401), e.g. a report on a replica just taken away. */
+export class NodeRequestRefusedError extends Error {}
+
+const joinAnswerSchema = z.object({ node: z.string(), credential: z.string().min(1) });
+const API = '/deploy/v1';
+/** Past the registry's longest long-poll, so that a poll ends by the registry's answer. */
+const POLL_SLACK_MS = 10_000;
+const CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * The agent's side of the registry's node API, over HTTP only: join with the join token, then act as the
+ * node with the credential the join returned.
+ */
+export class RegistryNodeClient {
+  private credential: string | undefined;
+
+  constructor(private readonly baseUrl: string) {}
+
+  async join(token: string, identity: NodeIdentity): Promise<void> {
+    const response = await this.fetch(`${API}/join`, { method: 'POST', body: JSON.stringify({ token, ...identity }) }, CALL_TIMEOUT_MS);
+    const body = await answer(response);
+    this.credential = joinAnswerSchema.parse(body).credential;
+  }
+
+  /** The node's assignments once they differ from `version`, or after `waitSeconds` unchanged. */
+  async assignments(version: number, waitSeconds: number, stop: AbortSignal): Promise<{ version: number; assignments: Assignment[] }> {
+    const response = await this.fetch(
+      `${API}/node/assignments?version=${version}&wait=${waitSeconds}`,
+      { method: 'GET', signal: stop },
+      waitSeconds * 1000 + POLL_SLACK_MS,
+    );
+    return assignmentsAnswerSchema.parse(await answer(response));
+  }
+
+  /** The state of every assigned replica; also the node's heartbeat. */
+  async report(replicas: ReplicaReport[], stop: AbortSignal): Promise<void> {
+    await answer(
+      await this.fetch(`${API}/node/reports`, { method: 'PUT', body: JSON.stringify({ replicas }), signal: stop }, CALL_TIMEOUT_MS),
+    );
+  }
+
+  async heartbeat(stop: AbortSignal): Promise<void> {
+    await answer(await this.fetch(`${API}/node/heartbeat`, { method: 'POST', signal: stop }, CALL_TIMEOUT_MS));
+  }
+
+  private fetch(path: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+    return fetch(`${this.baseUrl}${path}`, {
+      ...init,
+      signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+      headers: {
+        'Content-Type': 'application/json',
+        ...(this.credential === undefined ? {} : { Authorization: `Bearer ${this.credential}` }),
+      },
+    });
+  }
+}
+
+async function answer(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (response.status === 401) throw new NodeRejectedError(`the registry refused the node: ${errorMessage(text)}`);
+  if (response.status >= 400 && response.status < 500)
+    throw new NodeRequestRefusedError(`the registry refused the request (${response.status}): ${errorMessage(text)}`);
+  if (!response.ok) throw new Error(`the registry answered ${response.status}: ${errorMessage(text)}`);
+  return text === '' ? undefined : (JSON.parse(text) as unknown);
+}
+
+function errorMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as { errors?: Array<{ message?: string }> };
+    return body.errors?.[0]?.message ?? text;
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,138 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentDaemon } from './agent-daemon.js';
+import { busyboxEntries, layerOf, pushLayout, writeImageLayout } from './agent-images.js';
+import { run, type RunResult } from './exec.js';
+import { RegistryProcess } from './registry-process.js';
+import { TestHosts } from './test-hosts.js';
+
+const BERTH_CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+
+export interface ClusterNode {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** A JSON answer of the admin API, asserted field by field by the tests. */
+export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * A registry and real agents as separate hosts (TestHosts), each agent joined with `berth-agent daemon
+ * --join`: the deployment tests' whole system. destroy() removes the agents' containers, the agents, the
+ * registry and the namespaces, whatever state a failed test left them in.
+ */
+export class DeployCluster {
+  private readonly agents = new Map<string, AgentDaemon>();
+  private token = '';
+
+  private constructor(
+    readonly hosts: TestHosts,
+    readonly registry: RegistryProcess,
+    private readonly workDir: string,
+    /** The nodes' names, in the order of the hosts. */
+    readonly nodes: string[],
+  ) {}
+
+  static async start(nodes: ClusterNode[], registryEnv: Record<string, string>): Promise<DeployCluster> {
+    const hosts = await TestHosts.create(nodes.length);
+    const workDir = await mkdtemp(path.join(tmpdir(), 'berth-h18-'));
+    let registry: RegistryProcess | undefined;
+    try {
+      registry = await RegistryProcess.start({ host: hosts.gateway, env: registryEnv });
+      const cluster = new DeployCluster(
+        hosts,
+        registry,
+        workDir,
+        nodes.map((node) => node.name),
+      );
+      cluster.token = (await cluster.admin('POST', 'nodes/tokens', {})).body.token as string;
+      try {
+        await Promise.all(nodes.map((node, index) => cluster.startAgent(node, index)));
+      } catch (error) {
+        await cluster.destroy();
+        throw error;
+      }
+      return cluster;
+    } catch (error) {
+      await registry?.destroy();
+      await hosts.destroy();
+      await rm(workDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The joined agent of a node; its address is `addressOf(name)`. */
+  agent(name: string): AgentDaemon {
+    const agent = this.agents.get(name);
+    if (!agent) throw new Error(`no agent ${name}`);
+    return agent;
+  }
+
+  addressOf(name: string): string {
+    const host = this.hosts.hosts[this.nodes.indexOf(name)];
+    if (!host) throw new Error(`no node ${name}`);
+    return host.address;
+  }
+
+  private async startAgent(node: ClusterNode, index: number): Promise<void> {
+    const labels = Object.entries(node.labels).flatMap(([key, value]) => ['--label', `${key}=${value}`]);
+    const args = ['--insecure-registry', this.registry.host, '--join', this.registry.url, '--token', this.token, '--node-name', node.name];
+    this.agents.set(node.name, await AgentDaemon.start([...args, ...labels], {}, this.hosts.hosts[index]!.netns));
+  }
+
+  async admin(method: string, apiPath: string, body?: unknown): Promise<{ status: number; body: Json }> {
+    const response = await fetch(`${this.registry.url}/admin/v1/${apiPath}`, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? (JSON.parse(text) as Json) : {} };
+  }
+
+  /** `berth <args> --registry <url>`, as a user runs it. */
+  berth(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+    return run(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url], { allowFailure: true, env, timeoutMs: 90_000 });
+  }
+
+  /**
+   * Pushes a busybox web server answering `body` on port 80, with a HEALTHCHECK that fetches it (or, with
+   * `healthy: false`, one that always fails); returns the manifest digest.
+   */
+  async pushWebImage(repository: string, tag: string, body: string, healthy = true): Promise<string> {
+    const layout = await mkdtemp(path.join(this.workDir, 'layout-'));
+    const layer = await layerOf(
+      [
+        ...(await busyboxEntries(['sh', 'httpd', 'wget', 'false', 'true'])),
+        { name: 'www', type: 'directory' },
+        { name: 'www/index.html', content: body },
+      ],
+      'gzip',
+    );
+    const check = healthy ? 'wget -q -O /dev/null http://127.0.0.1/' : 'false';
+    const { manifestDigest } = await writeImageLayout(layout, tag, {
+      layers: [layer],
+      config: {
+        Cmd: ['httpd', '-f', '-p', '80', '-h', '/www'],
+        Env: ['PATH=/bin'],
+        Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 2e9, Retries: 2 },
+      },
+    });
+    await pushLayout(layout, tag, `${this.registry.host}/${repository}:${tag}`);
+    return manifestDigest;
+  }
+
+  /** The end of every agent's log, for a failed test's report. */
+  logs(): string {
+    return [...this.agents.entries()].map(([name, agent]) => `--- ${name}\n${agent.logs.slice(-4000)}`).join('\n');
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((agent) => agent.destroy().catch(() => undefined)));
+    await this.registry.destroy();
+    await this.hosts.destroy();
+    await rm(this.workDir, { recursive: true, force: true });
+  }
+}
