@@ -1,6 +1,6 @@
 import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { AGENT_ENV, ConfigError, REGISTRY_ENV, loadConfig } from '../../platform/config.js';
@@ -56,6 +56,10 @@ test('every variable the README documents for the agent still configures it', (t
       BERTH_AGENT_LABEL: 'zone=a, disk=ssd',
       BERTH_AGENT_NODE_NAME: 'web-1',
       BERTH_AGENT_ADVERTISE_ADDRESS: '10.0.0.7',
+      BERTH_AGENT_BUILD_WORKER: 'true',
+      BERTH_AGENT_REGISTRY: 'https://registry.example:5000',
+      BERTH_AGENT_WORKER_TOKEN: 'berth-worker.a.b',
+      BERTH_AGENT_WORKER_NAME: 'builder-1',
     },
   );
   t.deepEqual(config, {
@@ -79,6 +83,7 @@ test('every variable the README documents for the agent still configures it', (t
       name: 'web-1',
       advertiseAddress: '10.0.0.7',
     },
+    buildWorker: { registry: 'https://registry.example:5000', token: 'berth-worker.a.b', name: 'builder-1' },
   });
 });
 
@@ -151,4 +156,22 @@ test('the agent joins as a node with --join, --token and --label k=v; a node set
   t.regex(refused({ join: 'http://10.0.0.1:5000' }), /token: a join token .* is required with --join/);
   t.regex(refused({ join: 'ftp://10.0.0.1', token: 't' }), /join: an http or https URL/);
   t.regex(refused({ join: 'http://10.0.0.1', token: 't', label: ['zone'] }), /label: "zone" is not KEY=VALUE/);
+});
+
+test('a build worker takes --registry and --worker-token beside a node join; --build-worker without them is refused by name', (t) => {
+  const config = resolveConfig(
+    {
+      buildWorker: true,
+      registry: 'http://10.0.0.1:5000',
+      workerToken: 'berth-worker.a.b',
+      join: 'http://10.0.0.1:5000',
+      token: 'berth-join.c.d',
+    },
+    {},
+  );
+  t.deepEqual(config.buildWorker, { registry: 'http://10.0.0.1:5000', token: 'berth-worker.a.b', name: hostname() });
+  t.is(config.node?.token, 'berth-join.c.d', 'the join token and the worker token are two settings');
+  t.is(resolveConfig({}, {}).buildWorker, null, 'no --build-worker: no build jobs');
+  const error = t.throws(() => resolveConfig({ buildWorker: true, registry: 'http://10.0.0.1:5000' }, {}), { instanceOf: ConfigError });
+  t.regex(error?.message ?? '', /buildWorker: --build-worker needs --registry URL and --worker-token T/);
 });
