@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../platform/logger.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { EventSource } from './envelope.js';
-import { wantsRepository } from './notifier.js';
+import { queueEnvelope, wantsRepository } from './notifier.js';
 import type { WebhookQueue } from './queue.js';
 import type { BuildAction, WebhookEndpoint } from './webhook-config.js';
 
@@ -63,12 +63,9 @@ export class BuildEventNotifier implements BuildEventSink {
       actor: { name: `build-job:${build.id}` },
       source: this.source,
     };
-    try {
-      await this.queue.enqueue(targets, { id, action, repository: build.repository, body: JSON.stringify({ events: [event] }) });
-      for (const target of targets) this.nudge(target);
-    } catch (error) {
-      this.logger.error({ err: error, action, build: build.id }, 'build event could not be queued');
-    }
+    await queueEnvelope(this.queue, this.nudge, targets, event, build.repository).catch((error: unknown) =>
+      this.logger.error({ err: error, action, build: build.id }, 'build event could not be queued'),
+    );
   }
 
   private manifestUrl(build: BuildEventSubject): string {

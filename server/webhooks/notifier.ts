@@ -22,14 +22,22 @@ export class WebhookNotifier implements EventSink {
     const targets = this.endpoints.filter((endpoint) => wants(endpoint, event)).map((endpoint) => endpoint.name);
     if (targets.length === 0) return;
     const envelope = distributionEvent(event, this.source);
-    try {
-      const body = JSON.stringify({ events: [envelope] });
-      await this.queue.enqueue(targets, { id: envelope.id, action: event.action, repository: event.repository, body });
-      for (const target of targets) this.nudge(target);
-    } catch (error) {
-      this.logger.error({ err: error, action: event.action, repository: event.repository }, 'webhook event could not be queued');
-    }
+    await queueEnvelope(this.queue, this.nudge, targets, envelope, event.repository).catch((error: unknown) =>
+      this.logger.error({ err: error, action: event.action, repository: event.repository }, 'webhook event could not be queued'),
+    );
   }
+}
+
+/** Queues one signed-envelope event (`{"events": [event]}`) for every target and wakes their workers. */
+export async function queueEnvelope(
+  queue: WebhookQueue,
+  nudge: (endpoint: string) => void,
+  targets: string[],
+  event: { id: string; action: string },
+  repository: string,
+): Promise<void> {
+  await queue.enqueue(targets, { id: event.id, action: event.action, repository, body: JSON.stringify({ events: [event] }) });
+  for (const target of targets) nudge(target);
 }
 
 function wants(endpoint: WebhookEndpoint, event: RegistryEvent): boolean {
