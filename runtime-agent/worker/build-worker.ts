@@ -9,7 +9,8 @@ import { pushImage } from '../registry/image-pusher.js';
 import type { UploadClient } from '../registry/upload-client.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { checkoutCommit } from './git-checkout.js';
-import { LeaseLostError, type BuildJob, type BuildSpec, type FinishReport, type WorkerClient } from './worker-client.js';
+import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
+import { LeaseLostError, type WorkerClient } from './worker-client.js';
 import { JobLog } from './job-log.js';
 
 export interface BuildWorkerServices {
@@ -63,7 +64,7 @@ export class BuildWorker {
     }
   }
 
-  private async runJob(job: BuildJob): Promise<void> {
+  private async runJob(job: ClaimedBuildJob): Promise<void> {
     const { client, logger } = this.services;
     const log = logger.child({ build: job.id, attempt: job.attempt });
     const abort = new AbortController();
@@ -113,7 +114,7 @@ export class BuildWorker {
     }
   }
 
-  private async build(job: BuildJob, dir: string, jobLog: JobLog, signal: AbortSignal): Promise<FinishReport> {
+  private async build(job: ClaimedBuildJob, dir: string, jobLog: JobLog, signal: AbortSignal): Promise<FinishReport> {
     const { client } = this.services;
     const checkout = path.join(dir, 'source');
     const refName = `refs/${job.ref.type === 'branch' ? 'heads' : 'tags'}/${job.ref.name}`;
@@ -164,7 +165,7 @@ export class BuildWorker {
     return { outcome: 'succeeded', digest: result.manifestDigest, tags: spec.tags, error: '', steps: jobLog.steps() };
   }
 
-  private async push(job: BuildJob, spec: BuildSpec, manifestDigest: string, jobLog: JobLog): Promise<void> {
+  private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, jobLog: JobLog): Promise<void> {
     const { token } = await this.services.client.pushToken(job);
     const uploadClient = this.services.uploadClient(job.repository, token ?? undefined);
     for (const tag of spec.tags) {

@@ -1,8 +1,7 @@
+import type { GitCredentials } from '../../platform/build-worker-api.js';
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-
-export type GitCredentials = { type: 'none' } | { type: 'token'; username: string; token: string } | { type: 'ssh'; privateKey: string };
 
 export interface CheckoutRequest {
   url: string;

@@ -1,6 +1,6 @@
 import type { BuildEvent } from '../build/build-progress.js';
-import type { FinishReport } from './worker-client.js';
-import type { BuildJob, WorkerClient } from './worker-client.js';
+import type { ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
+import type { WorkerClient } from './worker-client.js';
 
 const FLUSH_INTERVAL_MS = 300;
 // The registry reads a worker call whole up to 64 KiB: a batch stays well under it.
@@ -20,7 +20,7 @@ export class JobLog {
 
   constructor(
     private readonly client: WorkerClient,
-    private readonly job: BuildJob,
+    private readonly job: ClaimedBuildJob,
     private readonly secrets: readonly string[],
   ) {
     this.timer = setInterval(() => this.flush(), FLUSH_INTERVAL_MS);

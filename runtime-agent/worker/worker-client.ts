@@ -1,33 +1,4 @@
-import type { GitCredentials } from './git-checkout.js';
-
-/** A job as the registry hands it over (server/builds/worker-service.ts ClaimedJob). */
-export interface BuildJob {
-  id: string;
-  attempt: number;
-  leaseSeconds: number;
-  project: string;
-  repository: string;
-  git: { url: string; credentials: GitCredentials };
-  ref: { type: 'branch' | 'tag'; name: string };
-  commit: string;
-  build: { dockerfile: string; context: string; target: string | null; cache: boolean };
-  secrets: Array<{ id: string; value: string }>;
-  cacheRepository: string | null;
-}
-
-export interface BuildSpec {
-  tags: string[];
-  buildArgs: Record<string, string>;
-  labels: Record<string, string>;
-}
-
-export interface FinishReport {
-  outcome: 'succeeded' | 'failed';
-  digest: string;
-  tags: string[];
-  error: string;
-  steps: Array<{ name: string; seconds: number; cached: boolean }>;
-}
+import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
 
 /** The registry's answer that this worker no longer holds the job (its lease ran out, another took it). */
 export class LeaseLostError extends Error {
@@ -53,17 +24,17 @@ export class WorkerClient {
     return new URL(this.base).host;
   }
 
-  async claim(waitSeconds: number): Promise<BuildJob | undefined> {
+  async claim(waitSeconds: number): Promise<ClaimedBuildJob | undefined> {
     const response = await this.post('/claim', { waitSeconds }, (waitSeconds + 30) * 1000);
-    return response === undefined ? undefined : (response as BuildJob);
+    return response === undefined ? undefined : (response as ClaimedBuildJob);
   }
 
   /** True when the build was asked to cancel. */
-  async renew(job: BuildJob): Promise<boolean> {
+  async renew(job: ClaimedBuildJob): Promise<boolean> {
     return ((await this.post(`/jobs/${job.id}/lease`, { attempt: job.attempt })) as { cancel: boolean }).cancel;
   }
 
-  async source(job: BuildJob, commit: { sha: string; time: number; message: string }): Promise<BuildSpec> {
+  async source(job: ClaimedBuildJob, commit: { sha: string; time: number; message: string }): Promise<BuildSpec> {
     return (await this.post(`/jobs/${job.id}/source`, {
       attempt: job.attempt,
       commit: commit.sha,
@@ -73,15 +44,15 @@ export class WorkerClient {
   }
 
   /** A token to push the job's image to its repository (and nothing else), minted now; null when the registry has no auth. */
-  async pushToken(job: BuildJob): Promise<{ token: string | null }> {
+  async pushToken(job: ClaimedBuildJob): Promise<{ token: string | null }> {
     return (await this.post(`/jobs/${job.id}/push-token`, { attempt: job.attempt })) as { token: string | null };
   }
 
-  async log(job: BuildJob, lines: string[]): Promise<void> {
+  async log(job: ClaimedBuildJob, lines: string[]): Promise<void> {
     await this.post(`/jobs/${job.id}/log`, { attempt: job.attempt, lines });
   }
 
-  async finish(job: BuildJob, report: FinishReport): Promise<void> {
+  async finish(job: ClaimedBuildJob, report: FinishReport): Promise<void> {
     await this.post(`/jobs/${job.id}/finish`, { attempt: job.attempt, ...report });
   }
 

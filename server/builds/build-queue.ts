@@ -1,3 +1,4 @@
+import type { FinishReport } from '../../platform/build-worker-api.js';
 import type { Redis } from 'ioredis';
 import { BuildKeys } from './build-keys.js';
 import type { BuildJob, BuildRecord, BuildState } from './build-types.js';
@@ -21,14 +22,6 @@ export interface Claim {
   attempt: number;
   /** How long the job sat in the queue (ms) since it was created. */
   waitedMs: number;
-}
-
-export interface FinishReport {
-  outcome: 'succeeded' | 'failed';
-  digest: string;
-  tags: string[];
-  error: string;
-  steps: BuildRecord['steps'];
 }
 
 // Queues the builds of one push in one step (with the delivery id, so a redelivery queues nothing), each

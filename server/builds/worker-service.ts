@@ -6,8 +6,9 @@ import { randomSecretMatches } from '../auth/secrets.js';
 import type { BuildsConfig } from './build-config.js';
 import { BuildErrors } from './build-errors.js';
 import { BuildKeys } from './build-keys.js';
-import type { BuildQueue, FinishReport } from './build-queue.js';
-import type { BuildRecord, GitCredentials } from './build-types.js';
+import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
+import type { BuildQueue } from './build-queue.js';
+import type { BuildRecord } from './build-types.js';
 import type { ProjectStore } from './project-store.js';
 import { finalTags } from './tag-rules.js';
 import type { Redis } from 'ioredis';
@@ -16,29 +17,6 @@ import type { JobTokens } from './job-tokens.js';
 
 const TOKEN_PREFIX = 'bbw';
 const CLAIM_POLL_MS = 200;
-
-/** What the worker needs to build a claimed job; the credentials and secrets leave the registry only here. */
-export interface ClaimedJob {
-  id: string;
-  attempt: number;
-  leaseSeconds: number;
-  project: string;
-  repository: string;
-  git: { url: string; credentials: GitCredentials };
-  ref: BuildRecord['ref'];
-  commit: string;
-  build: { dockerfile: string; context: string; target: string | null; cache: boolean };
-  secrets: Array<{ id: string; value: string }>;
-  /** Where the build cache is exported to and imported from (the builder's --cache-to/--cache-from); null: none. */
-  cacheRepository: string | null;
-}
-
-/** The image a fetched commit becomes: its tags, build args and labels. */
-export interface BuildSpec {
-  tags: string[];
-  buildArgs: Record<string, string>;
-  labels: Record<string, string>;
-}
 
 /** Told when builds start and end: metrics and the registry's outgoing webhooks. */
 export interface BuildObserver {
@@ -95,7 +73,7 @@ export class WorkerService {
   }
 
   /** The oldest runnable job, waiting up to `waitMs` for one; undefined if none came. */
-  async claim(worker: string, agent: string, waitMs: number, gone: () => boolean): Promise<ClaimedJob | undefined> {
+  async claim(worker: string, agent: string, waitMs: number, gone: () => boolean): Promise<ClaimedBuildJob | undefined> {
     const deadline = Date.now() + Math.min(waitMs, this.settings.claimWaitSeconds * 1000);
     const leaseMs = this.settings.leaseSeconds * 1000;
     for (;;) {
