@@ -21,7 +21,11 @@ const RETRY_MS = 1_000;
  * registry stops accepting (the node was removed, or joined again elsewhere) makes it join again.
  */
 export class NodeAgent {
-  private assignments: Assignment[] = [];
+  /**
+   * Undefined until the registry first answers: a restarted agent that converged towards "nothing" before
+   * then would stop the replicas it adopted and then race their successors for the published ports.
+   */
+  private assignments: Assignment[] | undefined;
   private version = 0;
   private joined = false;
   private readonly stopping = new AbortController();
@@ -85,7 +89,7 @@ export class NodeAgent {
   private async tickLoop(): Promise<void> {
     while (!this.stopping.signal.aborted) {
       try {
-        this.converger.converge(this.assignments);
+        if (this.assignments !== undefined) this.converger.converge(this.assignments);
         if (this.joined) await this.report();
       } catch (error) {
         await this.failed(error, 'reporting to the registry failed');
@@ -103,7 +107,8 @@ export class NodeAgent {
    */
   private async report(): Promise<void> {
     try {
-      await this.client.report(this.converger.reports(this.assignments), this.stopping.signal);
+      if (this.assignments === undefined) await this.client.heartbeat(this.stopping.signal);
+      else await this.client.report(this.converger.reports(this.assignments), this.stopping.signal);
     } catch (error) {
       if (!(error instanceof NodeRequestRefusedError)) throw error;
       this.logger.info({ reason: error.message }, 'report refused: the assignments changed meanwhile');

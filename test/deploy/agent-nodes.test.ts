@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { DeployCluster, type Json } from '../helpers/deploy-cluster.js';
 import { eventually } from '../helpers/eventually.js';
+import { run } from '../helpers/exec.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
 const FAST = {
@@ -133,6 +135,46 @@ test.serial(
       assignedTo(converged, 'n1'),
       'n1 runs exactly its replicas, labelled with their ids',
     );
+  },
+);
+
+test.serial(
+  'an agent restarted while the registry cannot be reached keeps running the containers it adopted until the registry answers',
+  async (t) => {
+    const idsOf = async () => (await containersOf(cluster, 'n1')).map((c) => c.Id as string).sort();
+    const before = await idsOf();
+    t.true(before.length > 0, 'n1 runs replicas');
+    const { netns } = cluster.hosts.hosts[0]!;
+    const registryPort = new URL(cluster.registry.url).port;
+    const unreachable = [
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      cluster.hosts.gateway,
+      '--dport',
+      registryPort,
+      '-j',
+      'REJECT',
+      '--reject-with',
+      'tcp-reset',
+    ];
+    await run('ip', ['netns', 'exec', netns, 'iptables', '-I', ...unreachable]);
+    try {
+      await cluster.agent('n1').kill();
+      await cluster.agent('n1').restart();
+      // Several of the node's 1 s ticks, and past the replicas' 1 s stop_grace_period.
+      await sleep(4_000);
+      t.deepEqual(await idsOf(), before, 'the same containers run while the registry is out of reach');
+    } finally {
+      await run('ip', ['netns', 'exec', netns, 'iptables', '-D', ...unreachable]);
+    }
+    await eventually(
+      async () => JSON.parse((await cluster.berth(['stack', 'ps', 'shop'])).stdout) as Json,
+      (stack) => SERVICES.every((service) => replicasOf(stack, service).every((r) => r.node !== 'n1' || r.health === 'healthy')),
+      CONVERGE_MS,
+    );
+    t.deepEqual(await idsOf(), before, 'once the registry answers, the adopted containers are its replicas: none is replaced');
   },
 );
 
