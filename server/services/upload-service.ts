@@ -120,13 +120,14 @@ export class UploadService {
             detail: { expected: expected.value, actual },
           });
         }
-        const prepared = await this.commitGuard.prepare(actual);
+        let prepared = await this.commitGuard.prepare(actual);
         await confirmHeld();
-        // Bytes already recorded under the digest were verified when they were committed: they stay, and this
-        // upload's copy is dropped. Rewriting them would cost a copy and, on an S3-compatible server that
-        // overwrites objects in place (s3rver does), let a reader of the blob find it missing meanwhile.
-        if (prepared === 'existing') await this.store.abortUpload(toHandle(current));
-        else await this.store.commitUpload(toHandle(current), actual);
+        if (prepared === 'existing') {
+          if (await this.recordAgainstStoredBlob(current, actual, origin)) return actual;
+          // The collector took the record since prepare: this upload's bytes, still here, become the blob.
+          prepared = await this.commitGuard.prepare(actual);
+        }
+        await this.store.commitUpload(toHandle(current), actual);
         return this.recordCommitted(current, actual, prepared, origin);
       },
       HANDOVER_WAIT_MS,
@@ -162,6 +163,25 @@ export class UploadService {
     return `${digest.algorithm}:${hash.digest('hex')}`;
   }
 
+  /**
+   * Bytes already recorded under the digest were verified when they were committed: they stay, the upload is
+   * recorded against them, and only then is its own copy dropped, so that a collection racing the commit
+   * still finds this upload's bytes to fall back on (false). Rewriting the stored bytes would cost a copy
+   * and, on an S3-compatible server that overwrites objects in place (s3rver does), let a reader of the
+   * blob find it missing meanwhile.
+   */
+  private async recordAgainstStoredBlob(session: UploadSession, digest: string, origin?: EventOrigin): Promise<boolean> {
+    const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, true);
+    if (result === 'collected') return false;
+    if (result === 'unknown-upload') throw cancelledWhileCompleting();
+    // Bytes a failed abort leaves behind belong to no session any more: the purge of stored uploads takes them.
+    await this.store
+      .abortUpload(toHandle(session))
+      .catch((error: unknown) => this.logger.warn({ err: error, uploadId: session.id }, 'could not drop the copy of an existing blob'));
+    await this.recorded(session, digest, origin);
+    return true;
+  }
+
   /** Records bytes now at the digest's address as the upload's blob, ending the session. */
   private async recordCommitted(
     session: UploadSession,
@@ -170,9 +190,7 @@ export class UploadService {
     origin?: EventOrigin,
   ): Promise<string> {
     const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, prepared === 'existing');
-    if (result === 'unknown-upload') {
-      throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'upload was cancelled while it was being completed');
-    }
+    if (result === 'unknown-upload') throw cancelledWhileCompleting();
     if (result === 'collected') {
       // The collector deleted this digest's bytes (maybe ours) while the upload completed: start over.
       await this.discard(session);
@@ -181,6 +199,11 @@ export class UploadService {
         'the blob was garbage collected while this upload completed; upload it again',
       );
     }
+    await this.recorded(session, digest, origin);
+    return digest;
+  }
+
+  private async recorded(session: UploadSession, digest: string, origin?: EventOrigin): Promise<void> {
     this.hashes.delete(session.id);
     await this.events.emit({
       action: 'push',
@@ -188,7 +211,6 @@ export class UploadService {
       target: { mediaType: BLOB_MEDIA_TYPE, digest, size: session.offset },
       origin,
     });
-    return digest;
   }
 
   /** POST with ?digest=: a whole blob in one request. */
@@ -422,4 +444,8 @@ function truncatedBody(): CodedError {
 function isClientAbort(error: unknown, source: Readable): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || source.destroyed;
+}
+
+function cancelledWhileCompleting(): CodedError {
+  return new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'upload was cancelled while it was being completed');
 }
