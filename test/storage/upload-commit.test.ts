@@ -131,6 +131,29 @@ class HookedStore implements BlobStore {
   storedUploads = () => this.inner.storedUploads();
 }
 
+/** Metadata whose next completeUpload first lets `collect` run: a collection racing an upload's commit. */
+class CollectingBeforeRecord extends RedisMetadataStore {
+  collected = false;
+
+  constructor(
+    client: Redis,
+    prefix: string,
+    private readonly collect: () => Promise<unknown>,
+  ) {
+    super(client, prefix);
+  }
+
+  override async completeUpload(
+    ...args: Parameters<RedisMetadataStore['completeUpload']>
+  ): ReturnType<RedisMetadataStore['completeUpload']> {
+    if (!this.collected) {
+      this.collected = true;
+      await this.collect();
+    }
+    return super.completeUpload(...args);
+  }
+}
+
 const TEST_UPLOAD_POLICY = { ttlMs: 0, maxPerRepository: 1000, maxPerOwner: 1000 };
 
 interface Harness {
@@ -304,6 +327,25 @@ for (const name of ['filesystem', 's3'] as const) {
     t.is(await h.store.blobSize(orphan.digest), undefined, 'the orphan bytes are still in the store');
     // The session now has nothing to complete from: the client is told to start over.
     t.is(await outcome(h.service().complete(repo, id, orphan.digest)), 404);
+  });
+
+  test(`${name}: a blob pushed again while the collector deletes the stored copy is committed from the new upload and reads back`, async (t) => {
+    const h = await harness(name);
+    const blob = makeBlob(300_000);
+    await h.service().complete('first', await startWithBytes(h.service(), 'first', blob), blob.digest);
+    // The collector (grace 0: the blob is in no manifest) runs right after the second upload found the blob
+    // recorded and before it recorded itself against it.
+    let collectedBlobs = 0;
+    const metadata = new CollectingBeforeRecord(redis, `${h.name}:`, async () => {
+      collectedBlobs = (await new GarbageCollector(h.metadata, h.gc, h.store, logger).run(gcOptions(0)))?.blobsDeleted ?? 0;
+    });
+    const service = new UploadService(metadata, h.store, logger, new BlobCommitGuard(metadata, h.gc, h.store), TEST_UPLOAD_POLICY);
+    const id = await startWithBytes(service, 'second', blob);
+
+    t.is(await service.complete('second', id, blob.digest), blob.digest);
+    t.is(collectedBlobs, 1, 'the collector deleted the stored blob inside the commit');
+    t.is(await h.metadata.getRepositoryBlobSize('second', blob.digest), blob.size);
+    t.is(await assertAddressHonest(t, h.store, blob.digest), 'blob');
   });
 }
 
