@@ -32,6 +32,7 @@ import { ImageEvents } from '../events/image-events.js';
 
 import { Converger } from '../node/converger.js';
 import { daemonReplicas } from '../node/daemon-replicas.js';
+import { NodeCredentialFile } from '../node/node-credential-file.js';
 import { NodeAgent } from '../node/node-agent.js';
 import { stagingDirectory } from './image-verb-routes.js';
 import { HttpUploadClient } from '../registry/upload-client.js';
@@ -135,6 +136,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
     config.node &&
     (await NodeAgent.start(
       config.node,
+      new NodeCredentialFile(config.dataDir),
       new Converger(daemonReplicas({ containers, puller, credentials, registryClient }), new URL(config.node.joinUrl).host, logger),
       logger,
     ));

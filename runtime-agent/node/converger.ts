@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../platform/logger.js';
 import type { CreateRequest } from '../api.js';
 import type { ContainerRecord } from '../container/container-record.js';
@@ -25,6 +26,8 @@ export interface ReplicaRuntime {
 
 /** A failed attempt to make a replica's container is tried again after this long. */
 const RETRY_AFTER_MS = 5_000;
+/** How much longer than its grace period a stopping container holding host ports is waited for. */
+const STOP_SLACK_MS = 10_000;
 
 /**
  * Makes the node's managed containers match its assignments, one step per call, never waiting for a pull or
@@ -39,8 +42,8 @@ export class Converger {
   private readonly problems = new Map<string, { message: string; retryAt: number }>();
   /** `replica@revision` being pulled and created. */
   private readonly making = new Set<string>();
-  /** Container ids being stopped and removed. */
-  private readonly retiring = new Set<string>();
+  /** Container ids being stopped and removed, and when that ends. */
+  private readonly retiring = new Map<string, Promise<void>>();
 
   constructor(
     private readonly runtime: ReplicaRuntime,
@@ -113,6 +116,9 @@ export class Converger {
     const request = replicaRequest(assignment, this.registryHost);
     // Pulled first: a revision whose image cannot be had leaves the running replica alone.
     await this.runtime.pull(request.image);
+    // A container still stopping (its replica taken away, or an adopted one retired) keeps its host ports
+    // until it is gone, within its grace period: claimed before then, the new one could not start.
+    await this.portHoldersRetired(assignment);
     const running = others.filter((old) => old.record.state.status === 'running');
     if (assignment.spec.deploy.update.order === 'stop-first') {
       await Promise.all(others.map((old) => this.retireNow(old, `revision ${assignment.revision} replaces it (stop-first)`)));
@@ -122,7 +128,38 @@ export class Converger {
     }
     const record = await this.runtime.create(request);
     this.logger.info({ replica: assignment.replica, revision: assignment.revision, container: record.id }, 'starting a replica');
-    await this.runtime.start(record.id);
+    await this.startOrDiscard(record.id);
+  }
+
+  /**
+   * A container whose start failed never ran: it goes, so that the replica is made again after the retry
+   * delay (kept, it would stand for the replica as failed for good).
+   */
+  private async startOrDiscard(id: string): Promise<void> {
+    try {
+      await this.runtime.start(id);
+    } catch (error) {
+      await this.runtime
+        .remove(id)
+        .catch((removal: Error) => this.logger.warn({ container: id, err: removal }, 'could not remove a replica that failed to start'));
+      throw error;
+    }
+  }
+
+  private async portHoldersRetired(assignment: Assignment): Promise<void> {
+    const wanted = new Set(
+      assignment.spec.ports.filter((port) => port.published !== null).map((port) => `${port.protocol}-${port.published}`),
+    );
+    if (wanted.size === 0) return;
+    const holders = this.runtime
+      .containers()
+      .filter(
+        (record) => this.retiring.has(record.id) && record.spec.ports.some((port) => wanted.has(`${port.protocol}-${port.hostPort}`)),
+      );
+    if (holders.length === 0) return;
+    // Bounded: a stop that never ends must not hold the replica back for good (its start then fails and is retried).
+    const boundMs = Math.max(...holders.map((record) => record.spec.stopTimeoutSeconds * 1000)) + STOP_SLACK_MS;
+    await Promise.race([Promise.all(holders.map((record) => this.retiring.get(record.id))), sleep(boundMs, undefined, { ref: false })]);
   }
 
   /** The new container is healthy: it takes the published ports over, then the old ones stop after their grace period. */
@@ -146,8 +183,7 @@ export class Converger {
     const key = `${container.replica}@${container.revision}`;
     if (this.making.has(key)) return;
     this.making.add(key);
-    this.runtime
-      .start(container.record.id)
+    this.startOrDiscard(container.record.id)
       .catch((error: Error) => this.logger.warn({ container: container.record.id, err: error }, 'could not start an adopted replica'))
       .finally(() => this.making.delete(key));
   }
@@ -159,18 +195,21 @@ export class Converger {
     );
   }
 
-  private async retireNow(container: ReplicaContainer, why: string): Promise<void> {
-    this.retiring.add(container.record.id);
-    try {
-      this.logger.info(
-        { replica: container.replica, revision: container.revision, container: container.record.id, why },
-        'stopping a replica',
-      );
-      await this.runtime.stop(container.record.id);
-      await this.runtime.remove(container.record.id);
-    } finally {
-      this.retiring.delete(container.record.id);
-    }
+  /** Stops and removes; settles (never rejects, for those waiting on the ports) once done or failed. */
+  private retireNow(container: ReplicaContainer, why: string): Promise<void> {
+    const { id } = container.record;
+    this.logger.info({ replica: container.replica, revision: container.revision, container: id, why }, 'stopping a replica');
+    const done = (async () => {
+      await this.runtime.stop(id);
+      await this.runtime.remove(id);
+    })();
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.retiring.set(id, settled);
+    void settled.then(() => this.retiring.delete(id));
+    return done;
   }
 }
 

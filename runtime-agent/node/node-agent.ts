@@ -6,6 +6,7 @@ import { runHostCommand } from '../support/host-command.js';
 import type { NodeConfig } from '../config/agent-config.js';
 import type { Assignment } from './assignment.js';
 import type { Converger } from './converger.js';
+import type { NodeCredentialFile } from './node-credential-file.js';
 import { NodeRejectedError, NodeRequestRefusedError, RegistryNodeClient, type NodeIdentity } from './registry-node-client.js';
 
 /** How often the node reports its replicas (its heartbeat) and steps its containers towards the assignments. */
@@ -18,7 +19,8 @@ const RETRY_MS = 1_000;
  * The agent as a deployment node: joins the registry, then long-polls its assignments and, every tick and
  * at each change, steps its containers towards them and reports every replica's state (which is also the
  * heartbeat). Only HTTP to the registry: no agent ever reaches the registry's Redis. A credential the
- * registry stops accepting (the node was removed, or joined again elsewhere) makes it join again.
+ * registry stops accepting (an operator removed the node, or it was down and joined again elsewhere)
+ * makes it join again.
  */
 export class NodeAgent {
   /**
@@ -36,20 +38,31 @@ export class NodeAgent {
     private readonly config: NodeConfig,
     private readonly identity: NodeIdentity,
     private readonly client: RegistryNodeClient,
+    private readonly credentialFile: NodeCredentialFile,
     private readonly converger: Converger,
     private readonly logger: Logger,
   ) {}
 
-  /** Joins (a refused token is an error the daemon stops with; an unreachable registry is tried again) and runs. */
-  static async start(config: NodeConfig, converger: Converger, logger: Logger): Promise<NodeAgent> {
+  /**
+   * Resumes as the node this agent joined as before (its saved credential), else joins (a refused token or a
+   * name in use is an error the daemon stops with; an unreachable registry is tried again), and runs.
+   */
+  static async start(config: NodeConfig, credentialFile: NodeCredentialFile, converger: Converger, logger: Logger): Promise<NodeAgent> {
     const identity = await nodeIdentity(config);
-    const agent = new NodeAgent(config, identity, new RegistryNodeClient(config.joinUrl), converger, logger.child({ node: identity.name }));
-    try {
-      await agent.join();
-    } catch (error) {
-      if (error instanceof NodeRejectedError) throw new Error(`joining ${config.joinUrl} failed: ${error.message}`, { cause: error });
-      agent.logger.warn({ err: error }, 'the registry cannot be reached yet: joining again shortly');
-    }
+    const client = new RegistryNodeClient(config.joinUrl);
+    const agent = new NodeAgent(config, identity, client, credentialFile, converger, logger.child({ node: identity.name }));
+    const saved = await credentialFile.read(config.joinUrl, identity.name);
+    if (saved !== undefined) {
+      client.resume(saved);
+      agent.joined = true;
+      agent.logger.info({ registry: config.joinUrl }, 'resuming as the node this agent joined as before');
+    } else
+      try {
+        await agent.join();
+      } catch (error) {
+        if (error instanceof NodeRejectedError) throw new Error(`joining ${config.joinUrl} failed: ${error.message}`, { cause: error });
+        agent.logger.warn({ err: error }, 'the registry cannot be reached yet: joining again shortly');
+      }
     agent.loops = [agent.pollLoop(), agent.tickLoop()];
     return agent;
   }
@@ -62,7 +75,8 @@ export class NodeAgent {
   }
 
   private async join(): Promise<void> {
-    await this.client.join(this.config.token, this.identity);
+    const credential = await this.client.join(this.config.token, this.identity);
+    await this.credentialFile.save(this.config.joinUrl, this.identity.name, credential);
     this.joined = true;
     this.logger.info(
       { registry: this.config.joinUrl, address: this.identity.address, labels: this.identity.labels },

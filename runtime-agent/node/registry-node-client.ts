@@ -30,10 +30,19 @@ export class RegistryNodeClient {
 
   constructor(private readonly baseUrl: string) {}
 
-  async join(token: string, identity: NodeIdentity): Promise<void> {
+  /** Joins as a new node and returns the credential issued for it. */
+  async join(token: string, identity: NodeIdentity): Promise<string> {
     const response = await this.fetch(`${API}/join`, { method: 'POST', body: JSON.stringify({ token, ...identity }) }, CALL_TIMEOUT_MS);
+    // The name of a live node: joining again cannot succeed until an operator removes that node.
+    if (response.status === 409) throw new NodeRejectedError(`the registry refused the join: ${errorMessage(await response.text())}`);
     const body = await answer(response);
     this.credential = joinAnswerSchema.parse(body).credential;
+    return this.credential;
+  }
+
+  /** Acts as the node a previous join made, with the credential it returned. */
+  resume(credential: string): void {
+    this.credential = credential;
   }
 
   /** The node's assignments once they differ from `version`, or after `waitSeconds` unchanged. */

@@ -9,6 +9,7 @@ export const DeployErrors = registerErrorCodes('deploy', {
   STACK_UNKNOWN: { status: 404, message: 'no such stack' },
   SERVICE_UNKNOWN: { status: 404, message: 'no such service' },
   NODE_UNKNOWN: { status: 404, message: 'no such node' },
+  NODE_NAME_IN_USE: { status: 409, message: 'a live node has this name' },
   JOIN_TOKEN_INVALID: { status: 401, message: 'the join token is invalid or expired' },
   NODE_UNAUTHORIZED: { status: 401, message: 'node credentials required' },
 });

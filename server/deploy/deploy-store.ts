@@ -243,6 +243,12 @@ export class DeployStore {
     await this.redis.zadd(this.keys.seen(), now, name);
   }
 
+  /** The node's last heartbeat (ms), if it ever sent one. */
+  async seenAt(name: string): Promise<number | undefined> {
+    const score = await this.redis.zscore(this.keys.seen(), name);
+    return score === null ? undefined : Number(score);
+  }
+
   /** Node name -> last heartbeat (ms). */
   async lastSeen(): Promise<Map<string, number>> {
     const flat = await this.redis.zrange(this.keys.seen(), 0, -1, 'WITHSCORES');

@@ -41,14 +41,27 @@ export class NodeService {
     return { token: issued.token, expiresAt: new Date(expiresAt).toISOString() };
   }
 
-  /** Registers (or re-registers) the node and returns its new credential; the old one stops working. */
+  /**
+   * Registers the node and returns its credential. A name whose node was seen within the grace period is
+   * refused: the join token alone must not let its holder take over a live node (its assignments carry the
+   * services' specs, environment included). The agent of a node resumes with its credential instead; a
+   * node that is down, or removed by an operator, can be joined again (the old credential then stops working).
+   */
   async join(request: JoinRequest): Promise<{ node: string; credential: string }> {
     const parts = splitSecret(JOIN_TOKEN_PREFIX, request.token);
     const stored = parts ? await this.store.joinToken(parts.id) : undefined;
     if (!parts || !stored || !randomSecretMatches(parts.secret, stored.hash) || stored.expiresAt < this.now())
       throw new CodedError(DeployErrors.JOIN_TOKEN_INVALID);
-    const credential = issueSecret(NODE_CREDENTIAL_PREFIX, request.name);
     const previous = await this.store.node(request.name);
+    const seenAt = previous ? await this.store.seenAt(request.name) : undefined;
+    if (seenAt !== undefined && this.now() - seenAt <= this.graceMs) {
+      throw new CodedError(
+        DeployErrors.NODE_NAME_IN_USE,
+        `node name ${request.name} is in use by a node seen ${Math.round((this.now() - seenAt) / 1000)} s ago: ` +
+          `remove that node first (berth node rm ${request.name}, or DELETE /admin/v1/nodes/${request.name}) or join under another name`,
+      );
+    }
+    const credential = issueSecret(NODE_CREDENTIAL_PREFIX, request.name);
     await this.store.putNode({
       name: request.name,
       labels: request.labels,

@@ -198,7 +198,7 @@ test.serial('deploy --wait: refused for a quarantined digest; non-zero with the 
 });
 
 test.serial(
-  'a forged or missing join token is refused: by the node API with 401, and an agent given one stops with the reason',
+  "a forged or missing join token is refused: by the node API with 401, and an agent given one stops with the reason; so is an agent joining under a live node's name",
   async (t) => {
     const bare = await DeployCluster.start([], FAST);
     t.teardown(() => bare.destroy());
@@ -232,5 +232,27 @@ test.serial(
     );
     t.regex(error.message, /joining http:\/\/.* failed: the registry refused the node/);
     t.deepEqual((await bare.admin('GET', 'nodes')).body.nodes, [], 'no node was registered');
+
+    // A valid token does not let an agent take the name of a live node.
+    const token = (await cluster.admin('POST', 'nodes/tokens', {})).body.token as string;
+    const takeover = await AgentDaemon.start([
+      '--insecure-registry',
+      cluster.registry.host,
+      '--join',
+      cluster.registry.url,
+      '--token',
+      token,
+      '--node-name',
+      'n1',
+    ]).then(
+      async (daemon) => {
+        await daemon.destroy();
+        return 'the agent started';
+      },
+      (refusal: Error) => refusal.message,
+    );
+    t.regex(takeover, /failed: the registry refused the join: node name n1 is in use .*berth node rm n1/);
+    const n1 = ((await cluster.admin('GET', 'nodes')).body.nodes as Json[]).find((node) => node.name === 'n1');
+    t.is(n1?.address, cluster.addressOf('n1'), 'n1 is still the node its own agent joined as');
   },
 );

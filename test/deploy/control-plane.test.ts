@@ -138,46 +138,60 @@ test.serial(
   },
 );
 
-test.serial('node credentials: a forged or missing join token is 401, and a node acts only as itself', async (t) => {
-  const registry = await RegistryProcess.start({ env: FAST });
-  t.teardown(() => registry.destroy());
-  const { body } = await admin(registry, 'POST', 'nodes/tokens', {});
-  const token = body.token as string;
-  const join = (payload: Record<string, unknown>) =>
-    fetch(`${registry.url}/deploy/v1/join`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(payload),
-    });
-  const base = { name: 'n1', address: '127.0.0.1', capacity: { cpus: 1, memoryBytes: 1024 } };
-  const forged = token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
-  for (const payload of [{ ...base, token: forged }, base, { ...base, token: 'berth-join.nope.x' }]) {
-    const response = await join(payload);
-    t.is(response.status, 401);
-    t.is(((await response.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'JOIN_TOKEN_INVALID');
-  }
-  t.deepEqual((await admin(registry, 'GET', 'nodes')).body, { nodes: [] }, 'nothing was registered');
+test.serial(
+  "node credentials: a forged or missing join token is 401, a live node's name is 409 until it is removed, and a node acts only as itself",
+  async (t) => {
+    const registry = await RegistryProcess.start({ env: FAST });
+    t.teardown(() => registry.destroy());
+    const { body } = await admin(registry, 'POST', 'nodes/tokens', {});
+    const token = body.token as string;
+    const join = (payload: Record<string, unknown>) =>
+      fetch(`${registry.url}/deploy/v1/join`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(payload),
+      });
+    const base = { name: 'n1', address: '127.0.0.1', capacity: { cpus: 1, memoryBytes: 1024 } };
+    const forged = token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    for (const payload of [{ ...base, token: forged }, base, { ...base, token: 'berth-join.nope.x' }]) {
+      const response = await join(payload);
+      t.is(response.status, 401);
+      t.is(((await response.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'JOIN_TOKEN_INVALID');
+    }
+    t.deepEqual((await admin(registry, 'GET', 'nodes')).body, { nodes: [] }, 'nothing was registered');
 
-  const node = await SimulatedNode.join(registry.url, token, 'n1');
-  t.is((await node.call('heartbeat', { method: 'POST' })).status, 204);
-  const noCredential = await fetch(`${registry.url}/deploy/v1/node/assignments`);
-  t.is(noCredential.status, 401);
-  const wrongSecret = await fetch(`${registry.url}/deploy/v1/node/assignments`, {
-    headers: { Authorization: `Bearer ${node.credential.slice(0, -4)}AAAA` },
-  });
-  t.is(wrongSecret.status, 401);
-  const foreign = await node.call('reports', {
-    method: 'PUT',
-    body: JSON.stringify({ replicas: [{ replica: 'other/web/1', revision: 1, health: 'healthy' }] }),
-  });
-  t.is(foreign.status, 400, 'a node cannot report for a replica not assigned to it');
-  const rejoined = await SimulatedNode.join(registry.url, token, 'n1');
-  t.is((await node.call('heartbeat', { method: 'POST' })).status, 401, 'a new join replaces the old credential');
-  t.is((await rejoined.call('heartbeat', { method: 'POST' })).status, 204);
-  const listed = (await admin(registry, 'GET', 'nodes')).body.nodes;
-  t.is(listed.length, 1);
-  t.false('credentialHash' in listed[0]);
-});
+    const node = await SimulatedNode.join(registry.url, token, 'n1');
+    t.is((await node.call('heartbeat', { method: 'POST' })).status, 204);
+    const noCredential = await fetch(`${registry.url}/deploy/v1/node/assignments`);
+    t.is(noCredential.status, 401);
+    const wrongSecret = await fetch(`${registry.url}/deploy/v1/node/assignments`, {
+      headers: { Authorization: `Bearer ${node.credential.slice(0, -4)}AAAA` },
+    });
+    t.is(wrongSecret.status, 401);
+    const foreign = await node.call('reports', {
+      method: 'PUT',
+      body: JSON.stringify({ replicas: [{ replica: 'other/web/1', revision: 1, health: 'healthy' }] }),
+    });
+    t.is(foreign.status, 400, 'a node cannot report for a replica not assigned to it');
+
+    // The join token does not let its holder take the name of a live node.
+    const takeover = await join({ ...base, token });
+    t.is(takeover.status, 409);
+    const refusal = ((await takeover.json()) as { errors: Array<{ code: string; message: string }> }).errors[0]!;
+    t.is(refusal.code, 'NODE_NAME_IN_USE');
+    t.regex(refusal.message, /node name n1 is in use .*berth node rm n1.*DELETE \/admin\/v1\/nodes\/n1/);
+    t.is((await node.call('heartbeat', { method: 'POST' })).status, 204, 'the live node keeps its credential');
+
+    // Removed by an operator, the name can be joined again, and the old credential stops working.
+    t.is((await admin(registry, 'DELETE', 'nodes/n1')).status, 204);
+    const rejoined = await SimulatedNode.join(registry.url, token, 'n1');
+    t.is((await node.call('heartbeat', { method: 'POST' })).status, 401, 'the new join replaces the old credential');
+    t.is((await rejoined.call('heartbeat', { method: 'POST' })).status, 204);
+    const listed = (await admin(registry, 'GET', 'nodes')).body.nodes;
+    t.is(listed.length, 1);
+    t.false('credentialHash' in listed[0]);
+  },
+);
 
 test.serial('bad compose input is refused naming the key, and nothing is stored', async (t) => {
   const registry = await RegistryProcess.start({ env: FAST });
