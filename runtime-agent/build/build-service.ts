@@ -10,7 +10,7 @@ import type { ContainerNetwork } from '../network/container-network.js';
 import type { CredentialStore } from '../registry/credential-store.js';
 import type { Credentials } from '../registry/registry-auth.js';
 import type { RegistryClient } from '../registry/registry-client.js';
-import type { UploadClient } from '../registry/upload-client.js';
+import type { RegistryConnector } from '../registry/registry-access.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { hostNofileLimit } from '../spec/oci-spec.js';
 import { parseReference } from '../../oci/reference.js';
@@ -32,8 +32,8 @@ export interface BuilderStores {
   puller: ImagePuller;
   credentials: CredentialStore;
   registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
-  /** An upload client for a repository, with the credentials login saved for its registry. */
-  uploadClient: (registry: string, repository: string, mountSource: string | undefined) => Promise<UploadClient>;
+  /** The cache's and the pushes' registry clients, with each build's access. */
+  connector: RegistryConnector;
   /** The containers' bridge, which RUN joins on the default network. */
   network: ContainerNetwork;
 }
@@ -47,7 +47,7 @@ export async function createImageBuilder(
   await cache.init();
   for (const directory of ['work', 'contexts', 'cache-mounts', 'runc'])
     await mkdir(path.join(root, directory), { recursive: true, mode: 0o700 });
-  const publisher = registryPublisher(stores.content, stores.uploadClient);
+  const publisher = registryPublisher(stores.content, stores.connector);
   const builder = new ImageBuilder({
     content: stores.content,
     snapshots: stores.snapshots,
@@ -60,7 +60,7 @@ export async function createImageBuilder(
       network: stores.network,
     }),
     cache,
-    cacheRegistry: new RegistryCacheStore({ ...stores, publisher }),
+    cacheRegistry: new RegistryCacheStore({ content: stores.content, connector: stores.connector, publisher }),
     publisher,
     workRoot: path.join(root, 'work'),
     cacheMountsRoot: path.join(root, 'cache-mounts'),

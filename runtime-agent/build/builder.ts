@@ -9,6 +9,7 @@ import type { ContentStore } from '../content/content-store.js';
 import type { MountSpec } from '../container/container-spec.js';
 import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.js';
 import type { Lease, Leases } from '../image/leases.js';
+import type { RegistryAccess } from '../registry/registry-access.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { mountRootfs, unmountRootfs } from '../spec/rootfs.js';
 import { resolveUserSpec, UserLookupError } from '../spec/user-lookup.js';
@@ -58,6 +59,8 @@ export interface BuildRequest {
   cacheTo: CacheReference | undefined;
   /** Push the image under every tag once it is built (`--push`). */
   push: boolean;
+  /** How the cache's and the pushes' registry is reached: the agent's saved credentials, or a build job's token. */
+  registryAccess: RegistryAccess;
   /** RUN's network unless the instruction names one (`build --network`). */
   network: RunNetwork;
   /** Pull every image FROM or --from names, even one the store has (`--pull`). */
@@ -212,7 +215,7 @@ class BuildRun {
       const id = this.progress.begin(`importing cache manifest from ${formatRepositoryTag(reference)}`);
       const report = (message: string) => this.progress.log(id, message);
       try {
-        const remote = await this.services.cacheRegistry.load(reference, report);
+        const remote = await this.services.cacheRegistry.load(reference, this.request.registryAccess, report);
         if (remote) remotes.push(remote);
       } catch (error) {
         // As BuildKit: a cache that cannot be imported makes a slower build, not a failed one.
@@ -229,7 +232,9 @@ class BuildRun {
       const name = formatRepositoryTag(tag);
       const id = this.progress.begin(`pushing ${name}`);
       try {
-        const pushed = await this.services.publisher.push(manifestDigest, tag, (line) => this.progress.log(id, line));
+        const pushed = await this.services.publisher.push(manifestDigest, tag, this.request.registryAccess, (line) =>
+          this.progress.log(id, line),
+        );
         this.progress.log(id, `pushing manifest for ${name}@${pushed.digest} done`);
         this.progress.done(id);
       } catch (error) {
@@ -243,7 +248,9 @@ class BuildRun {
     const id = this.progress.begin(`exporting cache to registry ${formatRepositoryTag(reference)}`);
     try {
       const records = [...this.steps].map(([key, entry]) => ({ key, entry }));
-      await this.services.cacheRegistry.save(reference, records, this.lease, (message) => this.progress.log(id, message));
+      await this.services.cacheRegistry.save(reference, records, this.lease, this.request.registryAccess, (message) =>
+        this.progress.log(id, message),
+      );
       this.progress.done(id);
     } catch (error) {
       this.progress.failed(id, (error as Error).message);

@@ -5,10 +5,8 @@ import { MediaType } from '../../oci/media-types.js';
 import type { ContentStore } from '../content/content-store.js';
 import type { Lease } from '../image/leases.js';
 import { parseManifest } from '../image/manifest.js';
-import type { CredentialStore } from '../registry/credential-store.js';
 import type { PushTarget } from '../registry/image-pusher.js';
-import type { Credentials } from '../registry/registry-auth.js';
-import type { RegistryClient } from '../registry/registry-client.js';
+import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { RegistryError } from '../registry/registry-error.js';
 import type { CacheEntry, CachedLayer } from './build-cache.js';
 import type { ImagePublisher } from './image-publisher.js';
@@ -44,9 +42,15 @@ export interface RemoteCache {
 /** What the builder asks of the registry for `--cache-from` and `--cache-to`. */
 export interface CacheRegistry {
   /** The cache the reference holds, or undefined (with the reason reported) when there is none to use. */
-  load(reference: CacheReference, report: (message: string) => void): Promise<RemoteCache | undefined>;
+  load(reference: CacheReference, access: RegistryAccess, report: (message: string) => void): Promise<RemoteCache | undefined>;
   /** Pushes the records' layers, the key map and the manifest under the reference's tag; returns the manifest digest. */
-  save(reference: CacheReference, records: readonly CacheRecord[], lease: Lease, report: (message: string) => void): Promise<string>;
+  save(
+    reference: CacheReference,
+    records: readonly CacheRecord[],
+    lease: Lease,
+    access: RegistryAccess,
+    report: (message: string) => void,
+  ): Promise<string>;
 }
 
 const cachedLayerSchema = z.object({
@@ -75,18 +79,17 @@ const MAX_CACHE_CONFIG_BYTES = 16 * 1024 * 1024;
 
 export interface CacheRegistryDependencies {
   content: ContentStore;
-  credentials: CredentialStore;
-  registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  connector: RegistryConnector;
   publisher: ImagePublisher;
 }
 
-/** The registry cache over the agent's content store, with the credentials `login` saved for each registry. */
+/** The registry cache over the agent's content store, reached with each build's access (saved credentials or a job's token). */
 export class RegistryCacheStore implements CacheRegistry {
   constructor(private readonly deps: CacheRegistryDependencies) {}
 
-  async load(reference: CacheReference, report: (message: string) => void): Promise<RemoteCache | undefined> {
-    const { content, credentials } = this.deps;
-    const client = this.deps.registryClient(reference.registry, await credentials.get(reference.registry));
+  async load(reference: CacheReference, access: RegistryAccess, report: (message: string) => void): Promise<RemoteCache | undefined> {
+    const { content } = this.deps;
+    const client = await this.deps.connector.reader(reference.registry, access);
     let manifestBytes: Buffer;
     try {
       manifestBytes = (await client.fetchManifest(reference.repository, reference.tag)).bytes;
@@ -129,7 +132,13 @@ export class RegistryCacheStore implements CacheRegistry {
     };
   }
 
-  async save(reference: CacheReference, records: readonly CacheRecord[], lease: Lease, report: (message: string) => void): Promise<string> {
+  async save(
+    reference: CacheReference,
+    records: readonly CacheRecord[],
+    lease: Lease,
+    access: RegistryAccess,
+    report: (message: string) => void,
+  ): Promise<string> {
     const { content } = this.deps;
     const config = cacheConfig(records);
     const configBytes = Buffer.from(JSON.stringify(config));
@@ -146,7 +155,7 @@ export class RegistryCacheStore implements CacheRegistry {
     await lease.add([configDigest, manifestDigest]);
     await content.writeSmall(configDigest, configBytes);
     await content.writeSmall(manifestDigest, manifestBytes);
-    await this.deps.publisher.push(manifestDigest, reference, report);
+    await this.deps.publisher.push(manifestDigest, reference, access, report);
     report(`writing cache manifest ${manifestDigest} done`);
     return manifestDigest;
   }

@@ -15,6 +15,7 @@ import { parseReference } from '../../oci/reference.js';
 import { AgentErrors, invalidRequest } from '../errors.js';
 import { applyLayerTar } from '../unpack/layer-applier.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
+import { SAVED_CREDENTIALS } from '../registry/registry-access.js';
 import { ndjson, route, type Route } from './http-api.js';
 
 export interface BuildRouteServices {
@@ -107,6 +108,7 @@ function buildRequest(
     noCache: options.noCache,
     labels: options.labels,
     push: options.push,
+    registryAccess: SAVED_CREDENTIALS,
     network: options.network,
     pull: options.pull,
     ...checked,

@@ -39,6 +39,7 @@ import { HttpUploadClient } from '../registry/upload-client.js';
 import type { ImageBuilder } from '../build/builder.js';
 import { BuildWorker } from '../worker/build-worker.js';
 import { WorkerClient } from '../worker/worker-client.js';
+import { registryConnector, type RegistryConnector } from '../registry/registry-access.js';
 
 /** Events kept for `events --since` (docker keeps 256, in memory only). */
 const EVENT_HISTORY_CAPACITY = 1024;
@@ -85,7 +86,13 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       insecureRegistries: config.insecureRegistries,
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
       credentials: registryCredentials,
+      bearerToken: undefined,
     });
+  const connector = registryConnector({
+    insecureRegistries: buildInsecureRegistries(config),
+    stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+    credentials,
+  });
   const uploadClient = async (registry: string, repository: string, mountSource: string | undefined) =>
     new HttpUploadClient(registry, repository, {
       insecureRegistries: config.insecureRegistries,
@@ -101,7 +108,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
     puller,
     credentials,
     registryClient,
-    uploadClient,
+    connector,
     network,
   });
   const collector = new GarbageCollector(images, content, snapshots, leases, () => containers.usedLayers());
@@ -131,7 +138,7 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
       logger,
     },
   });
-  if (config.buildWorker) startBuildWorker(config, config.buildWorker, { builder: build.builder, content }, server, logger);
+  if (config.buildWorker) startBuildWorker(config, config.buildWorker, { builder: build.builder, content, connector }, server, logger);
   const node =
     config.node &&
     (await NodeAgent.start(
@@ -149,31 +156,27 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
 function startBuildWorker(
   config: AgentConfig,
   settings: NonNullable<AgentConfig['buildWorker']>,
-  parts: { builder: ImageBuilder; content: FileContentStore },
+  parts: { builder: ImageBuilder; content: FileContentStore; connector: RegistryConnector },
   server: Server,
   logger: Logger,
 ): void {
-  const client = new WorkerClient(settings.registry, settings.token, settings.name);
-  const registry = client.registryHost;
-  // The registry the worker was pointed at over http is reached over http for its pushes too.
-  const insecureRegistries = settings.registry.startsWith('http://') ? [...config.insecureRegistries, registry] : config.insecureRegistries;
   const worker = new BuildWorker({
-    client,
+    client: new WorkerClient(settings.registry, settings.token, settings.name),
     builder: parts.builder,
     content: parts.content,
-    uploadClient: (repository, token) =>
-      new HttpUploadClient(registry, repository, {
-        insecureRegistries,
-        credentials: undefined,
-        mountSource: undefined,
-        bearerToken: token,
-      }),
+    connector: parts.connector,
     workRoot: path.join(config.dataDir, 'build', 'jobs'),
     logger: logger.child({ component: 'build-worker' }),
   });
   worker.start();
   server.once('close', () => void worker.stop());
   logger.info({ registry: settings.registry, name: settings.name }, 'build worker started');
+}
+
+/** The registries builds reach over http: the configured ones, and the build worker's registry when it was given as http://. */
+function buildInsecureRegistries(config: AgentConfig): readonly string[] {
+  const worker = config.buildWorker?.registry;
+  return worker?.startsWith('http://') ? [...config.insecureRegistries, new URL(worker).host] : config.insecureRegistries;
 }
 
 /** The container side: records, runc behind its shims, the network; re-attaches to what survived the last daemon. */

@@ -29,7 +29,9 @@ export interface RegistryClientOptions {
   insecureRegistries: readonly string[];
   /** A blob download that receives no byte for this long is aborted (and can then be resumed). */
   stallTimeoutMs: number;
-  credentials?: Credentials;
+  credentials: Credentials | undefined;
+  /** A token the registry already issued (a build job's): sent from the first request on, never exchanged. */
+  bearerToken: string | undefined;
 }
 
 /** Manifests are small JSON documents; anything bigger is refused rather than buffered. */
@@ -53,11 +55,13 @@ export class HttpRegistryClient implements RegistryClient {
   private readonly baseUrl: string;
   private readonly auth: RegistryAuthenticator;
   private readonly stallTimeoutMs: number;
+  private readonly bearer: string | undefined;
 
   constructor(registry: string, options: RegistryClientOptions) {
     this.baseUrl = registryBaseUrl(registry, options.insecureRegistries);
     this.auth = new RegistryAuthenticator(options.credentials);
     this.stallTimeoutMs = options.stallTimeoutMs;
+    this.bearer = options.bearerToken === undefined ? undefined : `Bearer ${options.bearerToken}`;
   }
 
   async fetchManifest(repository: string, reference: string): Promise<FetchedManifest> {
@@ -120,14 +124,14 @@ export class HttpRegistryClient implements RegistryClient {
   /** Sends a GET (with a deadline unless a signal is given); on a 401 answers the challenge once and retries. */
   private async send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
     const attempt = () => {
-      const authorization = this.auth.authorization(repository);
+      const authorization = this.bearer ?? this.auth.authorization(repository);
       return fetch(`${this.baseUrl}${path}`, {
         headers: { ...headers, ...(authorization ? { Authorization: authorization } : {}) },
         signal: signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     };
     const response = await attempt();
-    if (response.status !== 401) return response;
+    if (response.status !== 401 || this.bearer) return response;
     await response.body?.cancel();
     await this.auth.answer(response.headers.get('www-authenticate'), repository);
     return attempt();

@@ -3,10 +3,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../platform/logger.js';
 import { formatBuildEvent, type BuildEvent } from '../build/build-progress.js';
+import type { CacheReference } from '../build/registry-cache.js';
 import type { ImageBuilder } from '../build/builder.js';
 import type { ContentStore } from '../content/content-store.js';
 import { pushImage } from '../registry/image-pusher.js';
-import type { UploadClient } from '../registry/upload-client.js';
+import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { checkoutCommit } from './git-checkout.js';
 import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
@@ -17,8 +18,8 @@ export interface BuildWorkerServices {
   client: WorkerClient;
   builder: ImageBuilder;
   content: ContentStore;
-  /** The upload client for a repository of the worker's registry, with the job's push token (undefined: auth is off). */
-  uploadClient: (repository: string, token: string | undefined) => UploadClient;
+  /** Registry clients: the job's cache and image go to the worker's registry with the job's token. */
+  connector: RegistryConnector;
   /** Each job's checkout and private files, removed after the job. */
   workRoot: string;
   logger: Logger;
@@ -131,6 +132,8 @@ export class BuildWorker {
     });
     await rm(path.join(checkout, '.git'), { recursive: true, force: true });
     const spec = await client.source(job, commit);
+    const access: RegistryAccess = { type: 'job-token', token: async () => (await client.pushToken(job)).token };
+    const cache = this.cacheReference(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
     const dockerfilePath = await resolveInRoot(contextDir, job.build.dockerfile);
@@ -150,24 +153,32 @@ export class BuildWorker {
         secrets: new Map(job.secrets.map((secret) => [secret.id, Buffer.from(secret.value)])),
         sourceDateEpoch: commit.time,
         signal,
-        // The job's push token covers its repository alone, and the builder reaches a registry cache with the
-        // agent's saved credentials: sharing the project's cache repository waits for the token to cover it.
-        cacheFrom: [],
-        cacheTo: undefined,
+        cacheFrom: cache && job.build.cache ? [cache] : [],
+        cacheTo: cache,
         push: false,
+        registryAccess: access,
         network: 'default',
         pull: false,
         platform: undefined,
       },
       (event: BuildEvent) => jobLog.event(event, formatBuildEvent(event)),
     );
-    await this.push(job, spec, result.manifestDigest, jobLog);
+    await this.push(job, spec, result.manifestDigest, access, jobLog);
     return { outcome: 'succeeded', digest: result.manifestDigest, tags: spec.tags, error: '', steps: jobLog.steps() };
   }
 
-  private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, jobLog: JobLog): Promise<void> {
-    const { token } = await this.services.client.pushToken(job);
-    const uploadClient = this.services.uploadClient(job.repository, token ?? undefined);
+  /**
+   * The project's cache repository under a tag per ref (`branch-main`, `tag-v1.2`), as CI setups keep one cache
+   * per branch: a build imports the cache its ref's last build exported, and exports its own there.
+   */
+  private cacheReference(job: ClaimedBuildJob): CacheReference | undefined {
+    if (job.cacheRepository === null) return undefined;
+    const tag = `${job.ref.type}-${job.ref.name}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 128);
+    return { registry: this.services.client.registryHost, repository: job.cacheRepository, tag };
+  }
+
+  private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, access: RegistryAccess, jobLog: JobLog): Promise<void> {
+    const uploadClient = await this.services.connector.uploader(this.services.client.registryHost, job.repository, access);
     for (const tag of spec.tags) {
       await pushImage(
         { manifestDigest, mountFrom: undefined },

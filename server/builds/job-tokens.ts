@@ -7,7 +7,7 @@ const SUBJECT_PREFIX = 'build-job:';
 
 /**
  * A build job's push token: an access token of the registry for the subject `build-job:<id>`, granting
- * pull and push on the job's repository alone, current only while that attempt of the job runs (the bearer
+ * pull and push on the job's repository and its project's cache repository alone, current only while that attempt of the job runs (the bearer
  * guard's revocation check asks here), and short-lived (auth.token.ttlSeconds).
  */
 export class JobTokens implements DelegatedSubjects {
@@ -30,12 +30,12 @@ export class JobTokens implements DelegatedSubjects {
     return state === 'running' && attempt !== null ? revisionOf(id, Number(attempt)) : undefined;
   }
 
-  /** A push token for this attempt of the job; null when the registry has no auth (pushes need none). */
-  mint(tokens: TokenService | undefined, id: string, attempt: number, repository: string): string | null {
+  /** A push token for this attempt of the job, on these repositories; null when the registry has no auth (pushes need none). */
+  mint(tokens: TokenService | undefined, id: string, attempt: number, repositories: readonly string[]): string | null {
     if (!tokens) return null;
     return tokens.issueAccessToken(
       `${SUBJECT_PREFIX}${id}`,
-      [{ type: 'repository', name: repository, actions: ['pull', 'push'] }],
+      [...new Set(repositories)].map((name) => ({ type: 'repository', name, actions: ['pull', 'push'] })),
       revisionOf(id, attempt),
     ).token;
   }

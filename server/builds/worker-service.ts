@@ -113,12 +113,14 @@ export class WorkerService {
     return cancel;
   }
 
-  /** A token that pushes to the job's repository only, while this attempt runs. */
+  /** A token that pulls and pushes the job's repository and its project's cache repository only, while this attempt runs. */
   async pushToken(id: string, lease: WorkerLease): Promise<{ token: string | null }> {
     await this.renew(id, lease);
     const record = await this.queue.record(id);
     if (!record) throw lost(id);
-    return { token: this.pushTokens.jobs.mint(this.pushTokens.signer, id, lease.attempt, record.repository) };
+    const cacheRepository = (await this.projects.get(record.project))?.cacheRepository;
+    const repositories = cacheRepository ? [record.repository, cacheRepository] : [record.repository];
+    return { token: this.pushTokens.jobs.mint(this.pushTokens.signer, id, lease.attempt, repositories) };
   }
 
   async appendLog(id: string, lease: WorkerLease, lines: string[]): Promise<void> {

@@ -32,7 +32,7 @@ test.after.always(async () => {
 });
 
 function clientFor(proxy: AuthProxy, credentials?: { username: string; password: string }) {
-  return new HttpRegistryClient(proxy.host, { insecureRegistries: [], stallTimeoutMs: 10_000, credentials });
+  return new HttpRegistryClient(proxy.host, { insecureRegistries: [], stallTimeoutMs: 10_000, credentials, bearerToken: undefined });
 }
 
 test('a Bearer challenge is answered with an anonymous token, fetched once per repository', async (t) => {

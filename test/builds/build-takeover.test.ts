@@ -17,7 +17,7 @@ test.after.always(async () => {
 });
 
 test.serial("two pushes in a row to a branch: the first build is cancelled mid-RUN, the second one's image is the tag", async (t) => {
-  const work = await farm.project('twice', [{ sourceType: 'branch', source: 'main', tag: 'latest' }], 1);
+  const work = await farm.project('twice', [{ sourceType: 'branch', source: 'main', tag: 'latest' }], { concurrency: 1 });
   await work.write({ Dockerfile: sourceDockerfile('RUN echo started && sleep 60') });
   const slow = await work.commit('slow', 1_700_000_100);
   await work.push('main');

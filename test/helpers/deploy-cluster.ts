@@ -36,7 +36,7 @@ export class DeployCluster {
   ) {}
 
   static async start(nodes: ClusterNode[], registryEnv: Record<string, string>): Promise<DeployCluster> {
-    const hosts = await TestHosts.create(nodes.length);
+    const hosts = await TestHosts.create(nodes.length, 'h18');
     const workDir = await mkdtemp(path.join(tmpdir(), 'berth-h18-'));
     let registry: RegistryProcess | undefined;
     try {

@@ -15,7 +15,8 @@ const AUTHOR = {
 };
 
 /**
- * Git's own smart HTTP server (`git http-backend` run as a CGI by a few lines of Node) on 127.0.0.1, over
+ * Git's own smart HTTP server (`git http-backend` run as a CGI by a few lines of Node) on 127.0.0.1 (or the
+ * address given, e.g. a test bridge's that network namespaces reach), over
  * bare repositories in a temp directory, with a working clone per repository to commit and push from.
  * With `token` set, every request must carry it as basic auth (any user name), as a forge's HTTPS token.
  */
@@ -26,14 +27,16 @@ export class GitHttpServer {
     private readonly root: string,
     private readonly server: Server,
     private readonly token: string | undefined,
+    private readonly host: string,
   ) {}
 
-  static async start(options: { token?: string } = {}): Promise<GitHttpServer> {
+  static async start(options: { token?: string; host?: string } = {}): Promise<GitHttpServer> {
     const root = await mkdtemp(path.join(tmpdir(), 'berth-git-'));
     const server = createServer();
-    const git = new GitHttpServer(root, server, options.token);
+    const host = options.host ?? '127.0.0.1';
+    const git = new GitHttpServer(root, server, options.token, host);
     server.on('request', (request: IncomingMessage, response: ServerResponse) => git.handle(request, response));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
     return git;
   }
 
@@ -43,7 +46,7 @@ export class GitHttpServer {
 
   /** The clone URL of a repository. */
   url(name: string): string {
-    return `http://127.0.0.1:${this.port}/${name}.git`;
+    return `http://${this.host}:${this.port}/${name}.git`;
   }
 
   /** A new bare repository `<name>.git` served here, and a working clone of it to commit in. */

@@ -12,8 +12,9 @@ export interface TestHost {
  * Several hosts on this machine (machine-notes.md, "Several hosts on one machine"): a bridge in the root
  * namespace with an address of its own (where a registry listens for them), and per host a network
  * namespace plugged into it by a veth pair, with its own address, default route, iptables and (once an
- * agent runs in it) container bridge. Names carry `h18` and a random suffix, so parallel test files never
- * collide; destroy() removes every namespace and link, also after a half-made setup.
+ * agent runs in it) container bridge. Names carry the caller's tag (its branch, e.g. `h18`) and a random
+ * suffix, so parallel test files never collide; destroy() removes every namespace and link, also after a
+ * half-made setup.
  */
 export class TestHosts {
   readonly hosts: TestHost[] = [];
@@ -21,11 +22,12 @@ export class TestHosts {
   /** 10.2-99.x.0/24: apart from AgentDaemon's container subnets (10.100-250.x.0/24). */
   private readonly prefix = `10.${randomInt(2, 100)}.${randomInt(0, 256)}`;
 
-  private constructor() {}
+  /** `tag`: a few letters and digits that mark these names as the caller's. */
+  private constructor(private readonly tag: string) {}
 
   /** The bridge's name (at most 15 characters). */
   get bridge(): string {
-    return `bh18${this.suffix}`;
+    return `b${this.tag}${this.suffix}`;
   }
 
   /** The root namespace's address on the bridge: what the hosts reach the registry at. */
@@ -33,8 +35,9 @@ export class TestHosts {
     return `${this.prefix}.1`;
   }
 
-  static async create(count: number): Promise<TestHosts> {
-    const hosts = new TestHosts();
+  static async create(count: number, tag: string): Promise<TestHosts> {
+    if (!/^[a-z0-9]{1,5}$/.test(tag)) throw new Error(`a host tag is 1 to 5 letters and digits: ${tag}`);
+    const hosts = new TestHosts(tag);
     try {
       await run('ip', ['link', 'add', hosts.bridge, 'type', 'bridge']);
       await run('ip', ['addr', 'add', `${hosts.gateway}/24`, 'dev', hosts.bridge]);
@@ -48,7 +51,7 @@ export class TestHosts {
   }
 
   private async addHost(index: number): Promise<void> {
-    const host: TestHost = { netns: `bh18-${this.suffix}-${index}`, address: `${this.prefix}.${index + 1}` };
+    const host: TestHost = { netns: `b${this.tag}-${this.suffix}-${index}`, address: `${this.prefix}.${index + 1}` };
     const link = `${this.bridge}v${index}`;
     await run('ip', ['netns', 'add', host.netns]);
     this.hosts.push(host);
