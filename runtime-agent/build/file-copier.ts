@@ -1,6 +1,8 @@
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { READ_AHEAD, walkTree } from '../archive/directory-tar.js';
+import { concurrencyLimit } from '../support/concurrency.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import type { ContextFilter } from './context-files.js';
 
@@ -63,29 +65,46 @@ export async function ensureDirectory(rootfs: string, containerPath: string, own
   return host;
 }
 
-/** Below a resolved directory nothing is followed: an image's symlink where a copied entry goes is replaced. */
+/**
+ * Below a resolved directory nothing is followed: an image's symlink where a copied entry goes is replaced.
+ * Directories are made in walk order (a parent before its entries), files copied several at once, and the
+ * directories' own modes and times set last, deepest first, so that nothing written into them changes those.
+ */
 async function copyDirectoryContent(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
-  for (const name of (await readdir(item.hostPath)).sort()) {
-    const relative = item.relative === undefined ? undefined : item.relative === '' ? name : `${item.relative}/${name}`;
-    if (relative !== undefined && options.filter?.ignores(relative)) continue;
-    const child: CopyItem = {
-      hostPath: path.join(item.hostPath, name),
-      stats: await lstat(path.join(item.hostPath, name)),
-      relative,
-      keepOwners: item.keepOwners,
-    };
-    const { stats } = child;
-    const childTarget = path.join(target, name);
-    if (stats.isDirectory()) {
+  const contextPath = (relative: string) =>
+    item.relative === undefined ? undefined : item.relative === '' ? relative : `${item.relative}/${relative}`;
+  const ignored = (relative: string) => {
+    const inContext = contextPath(relative);
+    return inContext !== undefined && options.filter !== undefined && options.filter.ignores(inContext);
+  };
+  const rules = {
+    include: (relative: string) => !ignored(relative),
+    descend: (_relative: string, _stats: Stats, included: boolean) => included,
+  };
+  const limit = concurrencyLimit(READ_AHEAD);
+  const copies: Array<Promise<void>> = [];
+  const directories: Array<{ child: CopyItem; childTarget: string }> = [];
+  try {
+    for await (const { relative, hostPath, stats } of walkTree(item.hostPath, rules)) {
+      const child: CopyItem = { hostPath, stats, relative: contextPath(relative), keepOwners: item.keepOwners };
+      const childTarget = path.join(target, relative);
+      if (!stats.isDirectory()) {
+        const copy = limit(() => copyLeaf(child, childTarget, options));
+        // Awaited below with the others; this only keeps an early failure from counting as unhandled meanwhile.
+        copy.catch(() => undefined);
+        copies.push(copy);
+        continue;
+      }
       const existing = await lstat(childTarget).catch(() => undefined);
       if (existing && !existing.isDirectory()) await rm(childTarget, { force: true });
       if (!existing?.isDirectory()) await mkdir(childTarget, { mode: 0o755 });
-      await copyDirectoryContent(child, childTarget, options);
-      await applyMetadata(childTarget, child, options);
-    } else {
-      await copyLeaf(child, childTarget, options);
+      directories.push({ child, childTarget });
     }
+  } finally {
+    await Promise.allSettled(copies);
   }
+  await Promise.all(copies);
+  for (const { child, childTarget } of directories.reverse()) await applyMetadata(childTarget, child, options);
 }
 
 async function copyLeaf(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
