@@ -39,7 +39,7 @@ export interface TarItem {
 }
 
 /** Files up to this size are read whole, ahead of their turn; larger ones stream when their entry is written. */
-const READ_AHEAD_MAX_FILE = 256 * 1024;
+export const READ_AHEAD_MAX_FILE = 256 * 1024;
 /** Entries whose stats or small contents are read ahead: enough to keep the thread pool busy, bounded in memory. */
 export const READ_AHEAD = 32;
 
@@ -77,14 +77,34 @@ export async function* mapAhead<T, R>(
   while (pending.length > 0) yield await (pending.shift() as Promise<R>);
 }
 
-/** The items as a tar stream, small files' contents read ahead. */
+/**
+ * The items as a tar stream, small files' contents read ahead. The packer's 512-byte headers and small bodies
+ * leave in chunks of about OUTPUT_CHUNK: each chunk costs every stage after it (digests, gzip's thread-pool
+ * job) the same whatever its size.
+ */
 export function packTar(items: AsyncIterable<TarItem>): Readable {
   const pack = tar.pack();
   void (async () => {
     for await (const { item, content } of mapAhead(items, READ_AHEAD, readSmallContent)) await addItem(pack, item, content);
     pack.finalize();
   })().catch((error: Error) => pack.destroy(error));
-  return Readable.from(pack);
+  return Readable.from(coalesce(pack, OUTPUT_CHUNK));
+}
+
+const OUTPUT_CHUNK = 64 * 1024;
+
+async function* coalesce(source: AsyncIterable<unknown>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    parts.push(chunk);
+    length += chunk.length;
+    if (length < size) continue;
+    yield Buffer.concat(parts, length);
+    parts = [];
+    length = 0;
+  }
+  if (length > 0) yield Buffer.concat(parts, length);
 }
 
 async function readSmallContent(item: TarItem): Promise<{ item: TarItem; content: Buffer | undefined }> {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { mapAhead, READ_AHEAD, walkTree, type TreeEntry } from '../archive/directory-tar.js';
+import { mapAhead, READ_AHEAD, READ_AHEAD_MAX_FILE, walkTree, type TreeEntry } from '../archive/directory-tar.js';
 import { PathEscapeError, resolveInRoot, UnsafePathError, type RootEscape } from '../unpack/rooted-path.js';
 import type { ContextFilter } from './context-files.js';
 import { DockerfileError } from './dockerfile.js';
@@ -146,7 +146,8 @@ class FileDigestCache {
     const known = this.entries.get(hostPath);
     if (known?.stamp === stamp) return known.digest;
     const hash = createHash('sha256');
-    for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
+    if (stats.size <= READ_AHEAD_MAX_FILE) hash.update(await readFile(hostPath));
+    else for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
     const digest = hash.digest('hex');
     this.entries.delete(hostPath);
     this.entries.set(hostPath, { stamp, digest });

@@ -41,7 +41,7 @@ export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], d
     } else {
       const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
       const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath), options.owner);
-      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options);
+      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options, false);
     }
   }
 }
@@ -84,20 +84,26 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
   const limit = concurrencyLimit(READ_AHEAD);
   const copies: Array<Promise<void>> = [];
   const directories: Array<{ child: CopyItem; childTarget: string }> = [];
+  // Directories this copy made: nothing can be in the way of their entries.
+  const made = new Set<string>();
   try {
     for await (const { relative, hostPath, stats } of walkTree(item.hostPath, rules)) {
       const child: CopyItem = { hostPath, stats, relative: contextPath(relative), keepOwners: item.keepOwners };
       const childTarget = path.join(target, relative);
+      const inMade = made.has(path.dirname(childTarget));
       if (!stats.isDirectory()) {
-        const copy = limit(() => copyLeaf(child, childTarget, options));
+        const copy = limit(() => copyLeaf(child, childTarget, options, inMade));
         // Awaited below with the others; this only keeps an early failure from counting as unhandled meanwhile.
         copy.catch(() => undefined);
         copies.push(copy);
         continue;
       }
-      const existing = await lstat(childTarget).catch(() => undefined);
+      const existing = inMade ? undefined : await lstat(childTarget).catch(() => undefined);
       if (existing && !existing.isDirectory()) await rm(childTarget, { force: true });
-      if (!existing?.isDirectory()) await mkdir(childTarget, { mode: 0o755 });
+      if (!existing?.isDirectory()) {
+        await mkdir(childTarget, { mode: 0o755 });
+        made.add(childTarget);
+      }
       directories.push({ child, childTarget });
     }
   } finally {
@@ -107,9 +113,8 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
   for (const { child, childTarget } of directories.reverse()) await applyMetadata(childTarget, child, options);
 }
 
-async function copyLeaf(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
-  const existing = await lstat(target).catch(() => undefined);
-  if (existing) await rm(target, { recursive: true, force: true });
+async function copyLeaf(item: CopyItem, target: string, options: CopyOptions, nothingThere: boolean): Promise<void> {
+  if (!nothingThere && (await lstat(target).catch(() => undefined))) await rm(target, { recursive: true, force: true });
   if (item.stats.isSymbolicLink()) await symlink(await readlink(item.hostPath), target);
   else if (item.stats.isFile()) await copyFile(item.hostPath, target);
   else return; // sockets, fifos and devices in a context are not copied, as docker skips them
@@ -120,7 +125,9 @@ async function applyMetadata(target: string, item: CopyItem, options: CopyOption
   const { stats } = item;
   const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
   await lchown(target, owner.uid, owner.gid);
-  if (!stats.isSymbolicLink()) await chmod(target, options.mode ?? stats.mode & 0o7777);
+  // copyFile gave a file its source's mode already; a change of owner clears only setuid and setgid.
+  const modeKept = stats.isFile() && options.mode === undefined && (stats.mode & 0o6000) === 0;
+  if (!stats.isSymbolicLink() && !modeKept) await chmod(target, options.mode ?? stats.mode & 0o7777);
   await lutimes(target, stats.atime, stats.mtime);
 }
 
