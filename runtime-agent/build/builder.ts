@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chainIds, digestOf } from '../../oci/digest.js';
-import { MediaType } from '../../oci/media-types.js';
+import { layerTypeIn, MANIFEST_TYPES, type ManifestFamily } from '../../oci/media-types.js';
 import { formatPlatform, platformRank, type Platform } from '../../oci/platform.js';
 import type { ContentStore } from '../content/content-store.js';
 import type { MountSpec } from '../container/container-spec.js';
@@ -58,6 +58,8 @@ export interface BuildRequest {
   cacheTo: CacheReference | undefined;
   /** Push the image under every tag once it is built (`--push`). */
   push: boolean;
+  /** OCI's manifest, config and layer media types, or docker's (v2s2): `--output oci-mediatypes=`. */
+  mediaTypes: ManifestFamily;
   /** RUN's network unless the instruction names one (`build --network`). */
   network: RunNetwork;
   /** Pull every image FROM or --from names, even one the store has (`--pull`). */
@@ -303,11 +305,17 @@ class BuildRun {
     const configDigest = digestOf(configBytes);
     await this.lease.add([configDigest]);
     await content.writeSmall(configDigest, configBytes);
+    const types = MANIFEST_TYPES[this.request.mediaTypes];
     const manifest = {
       schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: configDigest, size: configBytes.length },
-      layers: result.layers.map((layer) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size })),
+      mediaType: types.manifest,
+      config: { mediaType: types.config, digest: configDigest, size: configBytes.length },
+      // A base image's layers take the family of the manifest that lists them, as BuildKit's exporter does.
+      layers: result.layers.map((layer) => ({
+        mediaType: layerTypeIn(layer.mediaType, this.request.mediaTypes),
+        digest: layer.digest,
+        size: layer.size,
+      })),
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const manifestDigest = digestOf(manifestBytes);

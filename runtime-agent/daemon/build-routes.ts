@@ -117,6 +117,7 @@ function buildRequest(
     noCache: options.noCache,
     labels: options.labels,
     push: options.push,
+    mediaTypes: options.mediaTypes,
     network: options.network,
     pull: options.pull,
     ...checked,

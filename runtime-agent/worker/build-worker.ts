@@ -155,6 +155,8 @@ export class BuildWorker {
         cacheFrom: [],
         cacheTo: undefined,
         push: false,
+        // Automated builds push OCI images, the builder's default.
+        mediaTypes: 'oci',
         network: 'default',
         pull: false,
         platform: undefined,
