@@ -58,14 +58,14 @@ export interface BuildRequest {
   cacheTo: CacheReference | undefined;
   /** Push the image under every tag once it is built (`--push`). */
   push: boolean;
-  /** OCI's manifest, config and layer media types, or docker's (v2s2): `--output oci-mediatypes=`. */
-  mediaTypes: ManifestFamily;
   /** RUN's network unless the instruction names one (`build --network`). */
   network: RunNetwork;
   /** Pull every image FROM or --from names, even one the store has (`--pull`). */
   pull: boolean;
   /** `--platform`: the platform to build for; only one this host runs is accepted. */
   platform: Platform | undefined;
+  /** OCI's manifest, config and layer media types, or docker's (v2s2): `--output oci-mediatypes=`. */
+  mediaTypes: ManifestFamily;
 }
 
 export interface BuildResult {

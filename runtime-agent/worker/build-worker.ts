@@ -155,11 +155,11 @@ export class BuildWorker {
         cacheFrom: [],
         cacheTo: undefined,
         push: false,
-        // Automated builds push OCI images, the builder's default.
-        mediaTypes: 'oci',
         network: 'default',
         pull: false,
         platform: undefined,
+        // Automated builds push OCI images, the builder's default.
+        mediaTypes: 'oci',
       },
       (event: BuildEvent) => jobLog.event(event, formatBuildEvent(event)),
     );
