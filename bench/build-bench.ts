@@ -160,11 +160,17 @@ async function berthTool(source: string): Promise<Tool> {
     name: 'Berth agent',
     context,
     build: (noCache, exportCache) =>
-      agent.cliCommand(['build', ...(exportCache ? ['--cache-to', cacheRef] : []), ...(noCache ? ['--no-cache'] : []), ...flags]),
+      agent.cliCommand([
+        'build',
+        '--network=none',
+        ...(exportCache ? ['--cache-to', cacheRef] : []),
+        ...(noCache ? ['--no-cache'] : []),
+        ...flags,
+      ]),
     secondAgent: async () => {
       const second = await AgentDaemon.start(['--insecure-registry', host]);
       try {
-        return (await timeCommand(second.cliCommand(['build', '--cache-from', cacheRef, ...flags]))).exitMs;
+        return (await timeCommand(second.cliCommand(['build', '--network=none', '--cache-from', cacheRef, ...flags]))).exitMs;
       } finally {
         await second.destroy();
       }
@@ -209,7 +215,9 @@ function table(tools: Tool[], samples: Scenario[][]): string {
 await reportBench('build-bench', session, options, async () => {
   const source = path.join(session.workDir, 'context');
   await writeContext(source, options.files);
-  const tools = [await berthTool(source), await dockerTool(source), await buildahTool(source)];
+  // docker's tool saves the base image that the other two import.
+  const docker = await dockerTool(source);
+  const tools = [await berthTool(source), docker, await buildahTool(source)];
   const samples = await alternate(`builds of ${options.files} files`, tools, options.runs, measure);
   return [
     `multi-stage Dockerfile, 5 RUN steps, a context of ${options.files} source files; seconds per build, every run:`,

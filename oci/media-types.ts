@@ -72,3 +72,27 @@ export function layerCompression(mediaType: string): Compression {
   if (compression === undefined) throw new UnsupportedMediaTypeError(`unsupported layer media type ${mediaType}`);
   return compression;
 }
+
+/** The two manifest families an image can be written in: OCI's, or docker's schema 2 (v2s2). */
+export type ManifestFamily = 'oci' | 'docker';
+
+export const MANIFEST_TYPES: Record<ManifestFamily, { manifest: string; config: string }> = {
+  oci: { manifest: MediaType.ociManifest, config: MediaType.ociConfig },
+  docker: { manifest: MediaType.dockerManifest, config: MediaType.dockerConfig },
+};
+
+const DOCKER_LAYER_TYPE: Record<Compression, string> = {
+  none: 'application/vnd.docker.image.rootfs.diff.tar',
+  gzip: MediaType.dockerLayer,
+  zstd: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
+};
+
+/**
+ * A layer's media type in a manifest of this family, for the same bytes: its compression decides. Foreign
+ * and non-distributable layers keep theirs (where their bytes come from is part of that type).
+ */
+export function layerTypeIn(mediaType: string, family: ManifestFamily): string {
+  if (mediaType === MediaType.dockerForeignLayer || mediaType.startsWith(MediaType.ociNondistributableLayerPrefix)) return mediaType;
+  const compression = layerCompression(mediaType);
+  return family === 'oci' ? OCI_LAYER_TYPE[compression] : DOCKER_LAYER_TYPE[compression];
+}

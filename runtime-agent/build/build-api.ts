@@ -26,6 +26,8 @@ export const buildOptionsSchema = z.object({
   cacheTo: z.string().min(1).optional(),
   /** Push the image under every tag once built. */
   push: z.boolean().default(false),
+  /** The image manifest's media types: OCI's, or docker's (v2s2) for clients and registries that want those. */
+  mediaTypes: z.enum(['oci', 'docker']).default('oci'),
   /** RUN's network unless a RUN names its own. */
   network: z.enum(['default', 'none', 'host']).default('default'),
   pull: z.boolean().default(false),

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { mapAhead, READ_AHEAD, READ_AHEAD_MAX_FILE, walkTree, type TreeEntry } from '../archive/directory-tar.js';
+import { PathEscapeError, resolveInRoot, UnsafePathError, type RootEscape } from '../unpack/rooted-path.js';
 import type { ContextFilter } from './context-files.js';
 import { DockerfileError } from './dockerfile.js';
 import { escapeRegExp } from './shell-words.js';
@@ -16,7 +18,6 @@ export interface ContextSource {
   stats: Stats;
 }
 
-const MAX_SYMLINKS = 40;
 const GLOB_CHARACTERS = /[*?[]/;
 
 export class BuildContext {
@@ -27,7 +28,7 @@ export class BuildContext {
   constructor(
     readonly root: string,
     readonly filter: ContextFilter,
-    readonly links: 'refuse' | 'confine' = 'refuse',
+    readonly links: RootEscape = 'refuse',
   ) {}
 
   /** The sources a COPY names, wildcards expanded; a missing, ignored or escaping source fails with the line. */
@@ -51,9 +52,22 @@ export class BuildContext {
     const hash = createHash('sha256');
     for (const source of sources) {
       hash.update(`source ${source.relative}\n`);
-      await this.hashEntry(hash, source.hostPath, source.stats, source.relative, '.');
+      // Files are hashed (or found in the digest cache) ahead of their turn; the lines go in in walk order.
+      for await (const line of mapAhead(this.sourceEntries(source), READ_AHEAD, entryLine)) if (line !== undefined) hash.update(line);
     }
     return `sha256:${hash.digest('hex')}`;
+  }
+
+  /** A source and, for a directory, everything under it that the filter keeps; names relative to the source (`.`). */
+  private async *sourceEntries(source: ContextSource): AsyncGenerator<TreeEntry> {
+    yield { relative: '.', hostPath: source.hostPath, stats: source.stats };
+    if (!source.stats.isDirectory()) return;
+    const within = (relative: string) => (source.relative === '' ? relative : `${source.relative}/${relative}`);
+    const rules = {
+      include: (relative: string) => !this.filter.ignores(within(relative)),
+      descend: (_: string, __: Stats, included: boolean) => included,
+    };
+    for await (const entry of walkTree(source.hostPath, rules)) yield { ...entry, relative: `./${entry.relative}` };
   }
 
   /** The pattern as a path inside the context; `..` that climbs out is refused. */
@@ -74,31 +88,14 @@ export class BuildContext {
 
   /** Follows every symlink on the way as inside the context; one that points out of it is the Dockerfile's error. */
   private async follow(relative: string, pattern: string, line: number): Promise<string> {
-    const resolved: string[] = [];
-    const pending = relative.split('/').filter((part) => part !== '' && part !== '.');
-    let links = 0;
-    while (pending.length > 0) {
-      const part = pending.shift() as string;
-      if (part === '..') {
-        if (resolved.length === 0 && this.links === 'refuse') throw outside(pattern, line);
-        resolved.pop();
-        continue;
-      }
-      const candidate = path.join(this.root, ...resolved, part);
-      const stats = await lstat(candidate).catch(() => undefined);
-      if (!stats?.isSymbolicLink()) {
-        resolved.push(part);
-        continue;
-      }
-      if (++links > MAX_SYMLINKS) throw new DockerfileError(line, `too many symbolic links resolving ${pattern}`);
-      const target = await readlink(candidate);
-      if (target.startsWith('/')) {
-        if (this.links === 'refuse') throw outside(pattern, line);
-        resolved.length = 0;
-      }
-      pending.unshift(...target.split('/').filter((item) => item !== '' && item !== '.'));
+    try {
+      return await resolveInRoot(this.root, relative, this.links);
+    } catch (error) {
+      if (error instanceof PathEscapeError)
+        throw new DockerfileError(line, `COPY source ${pattern} goes through a symbolic link that points outside the build context`);
+      if (error instanceof UnsafePathError) throw new DockerfileError(line, `too many symbolic links resolving ${pattern}`);
+      throw error;
     }
-    return path.join(this.root, ...resolved);
   }
 
   /** Path segments matched one by one with filepath.Match's rules (`*` and `?` stop at `/`). */
@@ -123,28 +120,15 @@ export class BuildContext {
     }
     return matches;
   }
+}
 
-  private async hashEntry(
-    hash: ReturnType<typeof createHash>,
-    hostPath: string,
-    stats: Stats,
-    relative: string,
-    name: string,
-  ): Promise<void> {
-    if (stats.isDirectory()) {
-      hash.update(`dir ${name} ${(stats.mode & 0o7777).toString(8)}\n`);
-      for (const child of (await readdir(hostPath)).sort()) {
-        const childRelative = relative === '' ? child : `${relative}/${child}`;
-        if (this.filter.ignores(childRelative)) continue;
-        const childPath = path.join(hostPath, child);
-        await this.hashEntry(hash, childPath, await lstat(childPath), childRelative, `${name}/${child}`);
-      }
-    } else if (stats.isSymbolicLink()) {
-      hash.update(`link ${name} ${await readlink(hostPath)}\n`);
-    } else if (stats.isFile()) {
-      hash.update(`file ${name} ${(stats.mode & 0o7777).toString(8)} ${stats.size} ${await fileDigests.digest(hostPath, stats)}\n`);
-    }
-  }
+/** An entry's line in a COPY's content digest. */
+async function entryLine({ relative, hostPath, stats }: TreeEntry): Promise<string | undefined> {
+  if (stats.isDirectory()) return `dir ${relative} ${(stats.mode & 0o7777).toString(8)}\n`;
+  if (stats.isSymbolicLink()) return `link ${relative} ${await readlink(hostPath)}\n`;
+  if (stats.isFile())
+    return `file ${relative} ${(stats.mode & 0o7777).toString(8)} ${stats.size} ${await fileDigests.digest(hostPath, stats)}\n`;
+  return undefined;
 }
 
 /**
@@ -162,7 +146,8 @@ class FileDigestCache {
     const known = this.entries.get(hostPath);
     if (known?.stamp === stamp) return known.digest;
     const hash = createHash('sha256');
-    for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
+    if (stats.size <= READ_AHEAD_MAX_FILE) hash.update(await readFile(hostPath));
+    else for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
     const digest = hash.digest('hex');
     this.entries.delete(hostPath);
     this.entries.set(hostPath, { stamp, digest });
@@ -173,10 +158,6 @@ class FileDigestCache {
 
 /** About 200 bytes an entry: some 20 MB for the largest contexts' files. */
 const fileDigests = new FileDigestCache(100_000);
-
-function outside(pattern: string, line: number): DockerfileError {
-  return new DockerfileError(line, `COPY source ${pattern} goes through a symbolic link that points outside the build context`);
-}
 
 /** A glob segment (`*`, `?`, `[a-z]`, `[!x]`, `\` escapes) as a whole-name regular expression. */
 export function segmentMatcher(segment: string): RegExp {

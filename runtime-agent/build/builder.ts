@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chainIds, digestOf } from '../../oci/digest.js';
-import { MediaType } from '../../oci/media-types.js';
+import { layerTypeIn, MANIFEST_TYPES, type ManifestFamily } from '../../oci/media-types.js';
 import { formatPlatform, platformRank, type Platform } from '../../oci/platform.js';
 import type { ContentStore } from '../content/content-store.js';
 import type { MountSpec } from '../container/container-spec.js';
@@ -67,6 +67,8 @@ export interface BuildRequest {
   pull: boolean;
   /** `--platform`: the platform to build for; only one this host runs is accepted. */
   platform: Platform | undefined;
+  /** OCI's manifest, config and layer media types, or docker's (v2s2): `--output oci-mediatypes=`. */
+  mediaTypes: ManifestFamily;
 }
 
 export interface BuildResult {
@@ -100,7 +102,20 @@ interface StageResult {
   args: ReadonlyMap<string, string>;
 }
 
-/** What COPY --from reads: a mounted root and how to take it down. */
+/** What COPY/ADD copies: the cache key of its content, and the items themselves when the step runs. */
+interface CopySources {
+  key: string;
+  open(): Promise<OpenedSources>;
+}
+
+interface OpenedSources {
+  items: CopyItem[];
+  filter: ContextFilter | undefined;
+  /** Unmounts a --from root. */
+  release: () => Promise<void>;
+}
+
+/** What --from reads: a mounted root and how to take it down. */
 interface SourceRoot {
   root: string;
   key: string;
@@ -297,11 +312,17 @@ class BuildRun {
     const configDigest = digestOf(configBytes);
     await this.lease.add([configDigest]);
     await content.writeSmall(configDigest, configBytes);
+    const types = MANIFEST_TYPES[this.request.mediaTypes];
     const manifest = {
       schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: configDigest, size: configBytes.length },
-      layers: result.layers.map((layer) => ({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size })),
+      mediaType: types.manifest,
+      config: { mediaType: types.config, digest: configDigest, size: configBytes.length },
+      // A base image's layers take the family of the manifest that lists them, as BuildKit's exporter does.
+      layers: result.layers.map((layer) => ({
+        mediaType: layerTypeIn(layer.mediaType, this.request.mediaTypes),
+        digest: layer.digest,
+        size: layer.size,
+      })),
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const manifestDigest = digestOf(manifestBytes);
@@ -691,61 +712,78 @@ class StageRun {
     const mode = chmodValue === undefined ? undefined : parseChmod(chmodValue, instruction.line);
     const excludes = instruction.flags.filter((flag) => flag.name === 'exclude').map((flag) => flag.value ?? '');
     const sources = await this.copySources(instruction, patterns, excludes, variables, isAdd);
-    try {
-      if (sources.items.length > 1 && !destination.endsWith('/'))
-        throw new DockerfileError(
-          instruction.line,
-          `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
-        );
-      const keyParts = { destination, chown: chownValue ?? '', chmod: chmodValue ?? '', sources: sources.key };
-      await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, async (rootfs) => {
+    const keyParts = { destination, chown: chownValue ?? '', chmod: chmodValue ?? '', sources: sources.key };
+    await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, async (rootfs) => {
+      const { items, filter, release } = await sources.open();
+      try {
+        if (items.length > 1 && !destination.endsWith('/'))
+          throw new DockerfileError(
+            instruction.line,
+            `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
+          );
         const chownSpec = chownValue === undefined ? undefined : expand(chownValue, variables, this.escapeCharacter, instruction.line);
         const owner = chownSpec === undefined ? undefined : await resolveOwner(rootfs, chownSpec, instruction.line, `--chown=${chownSpec}`);
-        await copyIntoRoot(rootfs, sources.items, destination, { owner, mode, filter: sources.filter });
-      });
-    } finally {
-      await sources.release();
-    }
+        await copyIntoRoot(rootfs, items, destination, { owner, mode, filter });
+      } finally {
+        await release();
+      }
+    });
   }
 
-  /** The items a COPY/ADD copies and the cache key of their content; `release` unmounts a --from root. */
+  /**
+   * The cache key of what a COPY/ADD copies, and how to get the items (`release` unmounts a --from root). The
+   * content of another stage or image follows from its key: a cache hit mounts nothing.
+   */
   private async copySources(
     instruction: Instruction,
     patterns: string[],
     excludes: string[],
     variables: Map<string, string>,
     isAdd: boolean,
-  ): Promise<{ items: CopyItem[]; key: string; filter: ContextFilter | undefined; release: () => Promise<void> }> {
+  ): Promise<CopySources> {
     const none = async () => undefined;
-    if (instruction.heredocs.length > 0)
-      return { ...(await this.heredocSources(instruction, patterns, variables)), filter: undefined, release: none };
+    const ready = (items: CopyItem[], filter: ContextFilter | undefined) => async () => ({ items, filter, release: none });
+    if (instruction.heredocs.length > 0) {
+      const { items, key } = await this.heredocSources(instruction, patterns, variables);
+      return { key, open: ready(items, undefined) };
+    }
     const fromValue = flagValue(instruction, 'from');
     if (fromValue !== undefined) {
-      const root = await this.sourceRoot(expand(fromValue, variables, this.escapeCharacter, instruction.line), instruction);
-      try {
-        const { context, found } = await resolveExcluding(
-          new BuildContext(root.root, contextFilter(''), 'confine'),
-          patterns,
-          excludes,
-          instruction.line,
-        );
-        return {
-          items: found.map(toItem(false)),
-          key: `${root.key} ${await context.digest(found)}`,
-          filter: context.filter,
-          release: root.release,
-        };
-      } catch (error) {
-        await root.release();
-        throw error;
-      }
+      const source = await this.sourceLayers(expand(fromValue, variables, this.escapeCharacter, instruction.line), instruction);
+      return {
+        key: `${source.key} ${JSON.stringify([patterns, excludes])}`,
+        open: () => this.openFromSources(source, patterns, excludes, instruction),
+      };
     }
     if (!isAdd) {
       const { context, found } = await resolveExcluding(this.build.context, patterns, excludes, instruction.line);
-      return { items: found.map(toItem(true)), key: await context.digest(found), filter: context.filter, release: none };
+      return { key: await context.digest(found), open: ready(found.map(toItem(true)), context.filter) };
     }
     const context = new BuildContext(this.build.context.root, excludeFilter(this.build.context.filter, excludes));
-    return { ...(await this.addSources(instruction, patterns, context)), filter: context.filter, release: none };
+    const { items, key } = await this.addSources(instruction, patterns, context);
+    return { key, open: ready(items, context.filter) };
+  }
+
+  /** COPY --from's items, found in the stage's or image's root, mounted until `release`. */
+  private async openFromSources(
+    source: { layers: LayerRecord[]; key: string },
+    patterns: string[],
+    excludes: string[],
+    instruction: Instruction,
+  ): Promise<OpenedSources> {
+    const root = await this.mountLayers(source);
+    try {
+      const { context, found } = await resolveExcluding(
+        new BuildContext(root.root, contextFilter(''), 'confine'),
+        patterns,
+        excludes,
+        instruction.line,
+      );
+      return { items: found.map(toItem(false)), filter: context.filter, release: root.release };
+    } catch (error) {
+      await root.release();
+      throw error;
+    }
   }
 
   /** ADD: URLs downloaded, local archives unpacked, anything else copied as COPY does. */
@@ -799,28 +837,31 @@ class StageRun {
     return { items, key: digestOf(JSON.stringify(instruction.heredocs)) };
   }
 
-  /** The root COPY --from reads: an earlier stage's filesystem or an image's, as a read-only overlay. */
+  /** The root `--mount=type=bind,from=` reads: an earlier stage's filesystem or an image's, as a read-only overlay. */
   private async sourceRoot(reference: string, instruction: Instruction): Promise<SourceRoot> {
+    return this.mountLayers(await this.sourceLayers(reference, instruction));
+  }
+
+  /** The layers of the stage or image a `--from` names, and the key their content follows from. */
+  private async sourceLayers(reference: string, instruction: Instruction): Promise<{ layers: LayerRecord[]; key: string }> {
     const stage = findStage(this.build.plan.stages, reference, this.stage.index);
-    let layers: LayerRecord[];
-    let key: string;
     if (stage) {
       const result = await this.build.stageResult(stage.index);
-      layers = result.layers;
-      key = `stage ${result.key}`;
-    } else {
-      const record = await this.build
-        .resolveImage(reference, () => undefined)
-        .catch((error: Error) => {
-          throw new DockerfileError(
-            instruction.line,
-            `${instruction.keyword} --from=${reference}: no stage or image of that name (${error.message})`,
-          );
-        });
-      await this.build.lease.add(record.layers.flatMap((layer) => [layer.digest, layer.chainId]));
-      layers = record.layers;
-      key = `image ${record.configDigest}`;
+      return { layers: result.layers, key: `stage ${result.key}` };
     }
+    const record = await this.build
+      .resolveImage(reference, () => undefined)
+      .catch((error: Error) => {
+        throw new DockerfileError(
+          instruction.line,
+          `${instruction.keyword} --from=${reference}: no stage or image of that name (${error.message})`,
+        );
+      });
+    await this.build.lease.add(record.layers.flatMap((layer) => [layer.digest, layer.chainId]));
+    return { layers: record.layers, key: `image ${record.configDigest}` };
+  }
+
+  private async mountLayers({ layers, key }: { layers: LayerRecord[]; key: string }): Promise<SourceRoot> {
     if (layers.length === 0) return { root: this.build.emptyDirectory(), key, release: async () => undefined };
     const root = this.build.scratch('from');
     await mkdir(root, { recursive: true, mode: 0o700 });

@@ -1,9 +1,8 @@
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
-import { createReadStream, type Stats } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import dockerignore from '@balena/dockerignore';
-import tar, { type Header, type Pack } from 'tar-stream';
+import { packTar, walkTree, type TarItem, type WalkRules } from '../archive/directory-tar.js';
 
 /**
  * The files of a build context as docker sees them: `.dockerignore` (or `<Dockerfile>.dockerignore` next to
@@ -38,42 +37,25 @@ export function contextFilter(text: string): ContextFilter {
   };
 }
 
-export interface ContextEntry {
-  /** Relative to the context root, `/`-separated. */
-  relative: string;
-  stats: Stats;
+/** Walks what is not ignored; an ignored directory is still walked when an exception may bring back something in it. */
+export function contextRules(filter: ContextFilter): WalkRules {
+  return {
+    include: (relative) => !filter.ignores(relative),
+    descend: (_relative, _stats, included) => included || filter.hasExceptions,
+  };
 }
 
-/** Every entry not ignored, depth first in name order (parents before children). */
-export async function* contextEntries(root: string, filter: ContextFilter, relative = ''): AsyncGenerator<ContextEntry> {
-  const names = (await readdir(path.join(root, relative))).sort();
-  for (const name of names) {
-    const child = relative === '' ? name : `${relative}/${name}`;
-    const stats = await lstat(path.join(root, child));
-    const ignored = filter.ignores(child);
-    if (!ignored) yield { relative: child, stats };
-    if (stats.isDirectory() && (!ignored || filter.hasExceptions)) yield* contextEntries(root, filter, child);
-  }
-}
-
-/** The context as a tar stream (owner 0:0, as docker sends it), file contents streamed one after the other. */
+/** The context as a tar stream (owner 0:0, as docker sends it): directories, symlinks and regular files. */
 export function packContext(root: string, filter: ContextFilter): Readable {
-  const pack = tar.pack();
-  void (async () => {
-    for await (const { relative, stats } of contextEntries(root, filter)) {
-      const header = { name: relative, mode: stats.mode & 0o7777, mtime: stats.mtime, uid: 0, gid: 0 };
-      if (stats.isDirectory()) pack.entry({ ...header, type: 'directory' });
-      else if (stats.isSymbolicLink()) pack.entry({ ...header, type: 'symlink', linkname: await readlink(path.join(root, relative)) });
-      else if (stats.isFile()) await writeFileEntry(pack, { ...header, size: stats.size }, path.join(root, relative));
-    }
-    pack.finalize();
-  })().catch((error: Error) => pack.destroy(error));
-  return Readable.from(pack);
+  return packTar(contextItems(root, filter));
 }
 
-function writeFileEntry(pack: Pack, header: Partial<Header> & { name: string }, file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const entry = pack.entry(header, (error) => (error ? reject(error) : resolve()));
-    createReadStream(file).once('error', reject).pipe(entry);
-  });
+async function* contextItems(root: string, filter: ContextFilter): AsyncGenerator<TarItem> {
+  for await (const { relative, hostPath, stats } of walkTree(root, contextRules(filter))) {
+    const header = { name: relative, mode: stats.mode & 0o7777, mtime: stats.mtime, uid: 0, gid: 0 };
+    if (stats.isDirectory()) yield { header: { ...header, type: 'directory' }, contentPath: undefined };
+    else if (stats.isSymbolicLink())
+      yield { header: { ...header, type: 'symlink', linkname: await readlink(hostPath) }, contentPath: undefined };
+    else if (stats.isFile()) yield { header: { ...header, type: 'file', size: stats.size }, contentPath: hostPath };
+  }
 }

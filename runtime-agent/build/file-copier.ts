@@ -1,6 +1,8 @@
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { READ_AHEAD, walkTree } from '../archive/directory-tar.js';
+import { concurrencyLimit } from '../support/concurrency.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import type { ContextFilter } from './context-files.js';
 
@@ -39,7 +41,7 @@ export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], d
     } else {
       const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
       const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath), options.owner);
-      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options);
+      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options, false);
     }
   }
 }
@@ -63,34 +65,56 @@ export async function ensureDirectory(rootfs: string, containerPath: string, own
   return host;
 }
 
-/** Below a resolved directory nothing is followed: an image's symlink where a copied entry goes is replaced. */
+/**
+ * Below a resolved directory nothing is followed: an image's symlink where a copied entry goes is replaced.
+ * Directories are made in walk order (a parent before its entries), files copied several at once, and the
+ * directories' own modes and times set last, deepest first, so that nothing written into them changes those.
+ */
 async function copyDirectoryContent(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
-  for (const name of (await readdir(item.hostPath)).sort()) {
-    const relative = item.relative === undefined ? undefined : item.relative === '' ? name : `${item.relative}/${name}`;
-    if (relative !== undefined && options.filter?.ignores(relative)) continue;
-    const child: CopyItem = {
-      hostPath: path.join(item.hostPath, name),
-      stats: await lstat(path.join(item.hostPath, name)),
-      relative,
-      keepOwners: item.keepOwners,
-    };
-    const { stats } = child;
-    const childTarget = path.join(target, name);
-    if (stats.isDirectory()) {
-      const existing = await lstat(childTarget).catch(() => undefined);
+  const contextPath = (relative: string) =>
+    item.relative === undefined ? undefined : item.relative === '' ? relative : `${item.relative}/${relative}`;
+  const ignored = (relative: string) => {
+    const inContext = contextPath(relative);
+    return inContext !== undefined && options.filter !== undefined && options.filter.ignores(inContext);
+  };
+  const rules = {
+    include: (relative: string) => !ignored(relative),
+    descend: (_relative: string, _stats: Stats, included: boolean) => included,
+  };
+  const limit = concurrencyLimit(READ_AHEAD);
+  const copies: Array<Promise<void>> = [];
+  const directories: Array<{ child: CopyItem; childTarget: string }> = [];
+  // Directories this copy made: nothing can be in the way of their entries.
+  const made = new Set<string>();
+  try {
+    for await (const { relative, hostPath, stats } of walkTree(item.hostPath, rules)) {
+      const child: CopyItem = { hostPath, stats, relative: contextPath(relative), keepOwners: item.keepOwners };
+      const childTarget = path.join(target, relative);
+      const inMade = made.has(path.dirname(childTarget));
+      if (!stats.isDirectory()) {
+        const copy = limit(() => copyLeaf(child, childTarget, options, inMade));
+        // Awaited below with the others; this only keeps an early failure from counting as unhandled meanwhile.
+        copy.catch(() => undefined);
+        copies.push(copy);
+        continue;
+      }
+      const existing = inMade ? undefined : await lstat(childTarget).catch(() => undefined);
       if (existing && !existing.isDirectory()) await rm(childTarget, { force: true });
-      if (!existing?.isDirectory()) await mkdir(childTarget, { mode: 0o755 });
-      await copyDirectoryContent(child, childTarget, options);
-      await applyMetadata(childTarget, child, options);
-    } else {
-      await copyLeaf(child, childTarget, options);
+      if (!existing?.isDirectory()) {
+        await mkdir(childTarget, { mode: 0o755 });
+        made.add(childTarget);
+      }
+      directories.push({ child, childTarget });
     }
+  } finally {
+    await Promise.allSettled(copies);
   }
+  await Promise.all(copies);
+  for (const { child, childTarget } of directories.reverse()) await applyMetadata(childTarget, child, options);
 }
 
-async function copyLeaf(item: CopyItem, target: string, options: CopyOptions): Promise<void> {
-  const existing = await lstat(target).catch(() => undefined);
-  if (existing) await rm(target, { recursive: true, force: true });
+async function copyLeaf(item: CopyItem, target: string, options: CopyOptions, nothingThere: boolean): Promise<void> {
+  if (!nothingThere && (await lstat(target).catch(() => undefined))) await rm(target, { recursive: true, force: true });
   if (item.stats.isSymbolicLink()) await symlink(await readlink(item.hostPath), target);
   else if (item.stats.isFile()) await copyFile(item.hostPath, target);
   else return; // sockets, fifos and devices in a context are not copied, as docker skips them
@@ -101,7 +125,9 @@ async function applyMetadata(target: string, item: CopyItem, options: CopyOption
   const { stats } = item;
   const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
   await lchown(target, owner.uid, owner.gid);
-  if (!stats.isSymbolicLink()) await chmod(target, options.mode ?? stats.mode & 0o7777);
+  // copyFile gave a file its source's mode already; a change of owner clears only setuid and setgid.
+  const modeKept = stats.isFile() && options.mode === undefined && (stats.mode & 0o6000) === 0;
+  if (!stats.isSymbolicLink() && !modeKept) await chmod(target, options.mode ?? stats.mode & 0o7777);
   await lutimes(target, stats.atime, stats.mtime);
 }
 

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink, rm } from 'node:fs/promises';
+import { createWriteStream, type Stats } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import tar, { type Header, type Pack } from 'tar-stream';
+import type { Header } from 'tar-stream';
+import { EVERY_ENTRY, packTar, walkTree, type TarItem } from '../archive/directory-tar.js';
 import { DigestingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { ContentStore } from '../content/content-store.js';
@@ -41,17 +41,15 @@ export async function isEmptyDirectory(directory: string): Promise<boolean> {
 
 export async function writeLayer(upper: string, content: ContentStore, options: LayerWriteOptions): Promise<WrittenLayer> {
   const opaque = await opaqueDirectories(upper);
-  const pack = tar.pack();
   const uncompressed = DigestingStream.fresh('sha256');
   const compressed = DigestingStream.fresh('sha256');
-  const packing = packDirectory(pack, upper, opaque, options.sourceDateEpoch).then(
-    () => pack.finalize(),
-    (error: Error) => pack.destroy(error),
+  await pipeline(
+    packTar(layerItems(upper, opaque, options.sourceDateEpoch)),
+    uncompressed,
+    createGzip({ level: 6 }),
+    compressed,
+    createWriteStream(options.scratchFile),
   );
-  await Promise.all([
-    pipeline(Readable.from(pack), uncompressed, createGzip({ level: 6 }), compressed, createWriteStream(options.scratchFile)),
-    packing,
-  ]);
   const layer = {
     digest: compressed.digest('sha256'),
     size: compressed.bytes,
@@ -59,8 +57,8 @@ export async function writeLayer(upper: string, content: ContentStore, options: 
     mediaType: MediaType.ociLayerGzip,
     uncompressedSize: uncompressed.bytes,
   };
-  await content.ingest(layer, async (offset) => ({ stream: createReadStream(options.scratchFile, { start: offset }), offset }));
-  await rm(options.scratchFile, { force: true });
+  // Digested while it was written: moved into the store, not copied there.
+  await content.adopt(layer, options.scratchFile);
   return layer;
 }
 
@@ -83,56 +81,53 @@ async function opaqueDirectories(upper: string): Promise<Set<string>> {
   return opaque;
 }
 
-async function packDirectory(pack: Pack, upper: string, opaque: Set<string>, epoch: number | undefined): Promise<void> {
+/** The upper directory's entries as tar items, in name order: whiteouts and opaque markers in overlay's form turned into OCI's. */
+async function* layerItems(upper: string, opaque: Set<string>, epoch: number | undefined): AsyncGenerator<TarItem> {
   const hardlinks = new Map<string, string>();
-  const walk = async (relative: string): Promise<void> => {
-    const directory = path.join(upper, relative);
-    const names = (await readdir(directory)).sort();
-    for (const name of names) {
-      const entryPath = relative === '' ? name : `${relative}/${name}`;
-      const hostPath = path.join(upper, entryPath);
-      const stats = await lstat(hostPath);
-      if (stats.isCharacterDevice() && stats.rdev === 0) {
-        await addEntry(pack, { ...baseHeader(`${parentOf(entryPath)}${WHITEOUT_PREFIX}${name}`, stats, epoch), type: 'file', size: 0 });
-        continue;
-      }
-      if (stats.isDirectory()) {
-        await addEntry(pack, { ...baseHeader(`${entryPath}/`, stats, epoch), type: 'directory' });
-        if (opaque.has(hostPath))
-          await addEntry(pack, { ...baseHeader(`${entryPath}/${OPAQUE_MARKER}`, stats, epoch), type: 'file', size: 0 });
-        await walk(entryPath);
-        continue;
-      }
-      await addLeaf(pack, hostPath, entryPath, stats, epoch, hardlinks);
+  for await (const { relative, hostPath, stats } of walkTree(upper, EVERY_ENTRY)) {
+    const header = baseHeader(relative, stats, epoch);
+    if (isWhiteout(stats)) {
+      const name = path.posix.basename(relative);
+      yield emptyFile({ ...header, name: `${parentOf(relative)}${WHITEOUT_PREFIX}${name}` });
+    } else if (stats.isDirectory()) {
+      yield { header: { ...header, name: `${relative}/`, type: 'directory' }, contentPath: undefined };
+      if (opaque.has(hostPath)) yield emptyFile({ ...header, name: `${relative}/${OPAQUE_MARKER}` });
+    } else {
+      const leaf = await leafItem(hostPath, header, stats, hardlinks);
+      if (leaf) yield leaf;
     }
-  };
-  await walk('');
+  }
 }
 
-async function addLeaf(
-  pack: Pack,
+function isWhiteout(stats: Stats): boolean {
+  return stats.isCharacterDevice() && stats.rdev === 0;
+}
+
+function emptyFile(header: Partial<Header> & { name: string }): TarItem {
+  return { header: { ...header, type: 'file', size: 0 }, contentPath: undefined };
+}
+
+async function leafItem(
   hostPath: string,
-  name: string,
+  header: Partial<Header> & { name: string },
   stats: Stats,
-  epoch: number | undefined,
   hardlinks: Map<string, string>,
-): Promise<void> {
-  const header = baseHeader(name, stats, epoch);
-  if (stats.isSymbolicLink()) return addEntry(pack, { ...header, type: 'symlink', linkname: await readlink(hostPath) });
-  if (stats.isFIFO()) return addEntry(pack, { ...header, type: 'fifo' });
+): Promise<TarItem | undefined> {
+  if (stats.isSymbolicLink()) return { header: { ...header, type: 'symlink', linkname: await readlink(hostPath) }, contentPath: undefined };
+  if (stats.isFIFO()) return { header: { ...header, type: 'fifo' }, contentPath: undefined };
   if (stats.isCharacterDevice() || stats.isBlockDevice()) {
     const device = { devmajor: Math.floor(stats.rdev / 256) & 0xfff, devminor: (stats.rdev & 0xff) | ((stats.rdev >> 12) & 0xfff00) };
-    return addEntry(pack, { ...header, ...device, type: stats.isCharacterDevice() ? 'character-device' : 'block-device' });
+    return {
+      header: { ...header, ...device, type: stats.isCharacterDevice() ? 'character-device' : 'block-device' },
+      contentPath: undefined,
+    };
   }
-  if (!stats.isFile()) return; // sockets have no tar form
+  if (!stats.isFile()) return undefined; // sockets have no tar form
   const inode = `${stats.dev}:${stats.ino}`;
   const first = stats.nlink > 1 ? hardlinks.get(inode) : undefined;
-  if (first !== undefined) return addEntry(pack, { ...header, type: 'link', linkname: first });
-  if (stats.nlink > 1) hardlinks.set(inode, name);
-  await new Promise<void>((resolve, reject) => {
-    const entry = pack.entry({ ...header, type: 'file', size: stats.size }, (error) => (error ? reject(error) : resolve()));
-    createReadStream(hostPath).once('error', reject).pipe(entry);
-  });
+  if (first !== undefined) return { header: { ...header, type: 'link', linkname: first }, contentPath: undefined };
+  if (stats.nlink > 1) hardlinks.set(inode, header.name);
+  return { header: { ...header, type: 'file', size: stats.size }, contentPath: hostPath };
 }
 
 function parentOf(entryPath: string): string {
@@ -144,12 +139,4 @@ function baseHeader(name: string, stats: Stats, epoch: number | undefined): Part
   const seconds = Math.floor(stats.mtimeMs / 1000);
   const mtime = new Date((epoch !== undefined && seconds > epoch ? epoch : seconds) * 1000);
   return { name, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid, uname: '', gname: '', mtime };
-}
-
-/** An entry with no content: a `file` one (whiteouts, opaque markers) is given its empty body, or tar-stream waits for it. */
-function addEntry(pack: Pack, header: Partial<Header> & { name: string }): Promise<void> {
-  const done = (resolve: () => void, reject: (error: Error) => void) => (error?: Error | null) => (error ? reject(error) : resolve());
-  return new Promise((resolve, reject) =>
-    header.type === 'file' ? pack.entry(header, Buffer.alloc(0), done(resolve, reject)) : pack.entry(header, done(resolve, reject)),
-  );
 }

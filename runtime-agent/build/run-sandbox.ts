@@ -91,9 +91,7 @@ export class RunSandbox {
       try {
         return { exitCode: await this.runc(request), stubs };
       } finally {
-        await runHostCommand(this.options.runtime, ['--root', this.options.runcRoot, 'delete', '--force', request.id]).catch(
-          () => undefined,
-        );
+        await this.deleteLeftover(request.id);
       }
     } finally {
       await network.release();
@@ -126,6 +124,15 @@ export class RunSandbox {
       await this.options.network.detach(attachmentId);
       throw error;
     }
+  }
+
+  /**
+   * `runc run` in the foreground deletes its container when the process ends; only a runc that was itself
+   * killed leaves its state behind, and a delete (another runc start-up) is spent only then.
+   */
+  private async deleteLeftover(id: string): Promise<void> {
+    if (!(await lstat(path.join(this.options.runcRoot, id)).catch(() => undefined))) return;
+    await runHostCommand(this.options.runtime, ['--root', this.options.runcRoot, 'delete', '--force', id]).catch(() => undefined);
   }
 
   private runc(request: SandboxRun): Promise<number> {

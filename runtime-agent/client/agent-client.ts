@@ -195,7 +195,15 @@ export class AgentClient {
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const outgoing = request(
         { socketPath: this.socketPath, method: 'POST', path: ApiPath.build, headers: { 'Content-Type': 'application/octet-stream' } },
-        resolve,
+        (answer) => {
+          // Refused (a bad option): the rest of the context is not wanted, and an unfinished body would keep this process alive.
+          if (answer.statusCode !== 200) {
+            context.unpipe(outgoing);
+            context.destroy();
+            outgoing.end();
+          }
+          resolve(answer);
+        },
       );
       outgoing.once('error', reject);
       outgoing.write(`${JSON.stringify(options)}\n`);

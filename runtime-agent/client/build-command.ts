@@ -55,7 +55,10 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
     .option('--network <mode>', 'the network RUN steps get: default (the containers’ bridge), none or host')
     .option('--pull', 'pull every image FROM names, even one the store has')
     .option('--platform <os/arch>', 'the platform to build for (this host’s own only)')
-    .option('-o, --output <type=...>', 'type=image (the store, the default), or type=oci|docker,dest=FILE for an archive too')
+    .option(
+      '-o, --output <type=...>',
+      'type=image (the store, the default), or type=oci|docker,dest=FILE for an archive too; oci-mediatypes=false for docker (v2s2) manifests',
+    )
     .option('--push', 'push the image under every -t name once built')
     .option('--cache-from <ref>', 'use the build cache in this registry repository (REF or type=registry,ref=REF; repeatable)', collect)
     .option('--cache-to <ref>', 'export every step’s layer and key to this registry repository (REF or type=registry,ref=REF)')
@@ -66,7 +69,7 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
       if (!['auto', 'plain', 'quiet', 'tty'].includes(flags.progress))
         throw new Error(`invalid --progress ${flags.progress}: auto, plain or quiet`);
       const quiet = flags.quiet === true || flags.progress === 'quiet';
-      const { options, context, remove } = await prepare(contextArgument, flags);
+      const { options, context, remove } = await prepare(contextArgument, flags, output.mediaTypes);
       const last = await client(command)
         .build<BuildEvent>(options, context, (event) => {
           if (quiet) return;
@@ -79,9 +82,9 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
         throw new Error(`failed to build: ${message}`);
       }
       if (flags.iidfile) await writeFile(flags.iidfile, last.imageId);
-      if (output) {
+      if (output.archive) {
         const { saveImages } = await import('./image-commands.js');
-        await saveImages(client(command), last.tags.length > 0 ? last.tags : [last.imageId], output.format, output.dest);
+        await saveImages(client(command), last.tags.length > 0 ? last.tags : [last.imageId], output.archive.format, output.archive.dest);
       }
       if (quiet) process.stdout.write(`${last.imageId}\n`);
     });
@@ -91,6 +94,7 @@ export function addBuildCommand(program: Command, client: ClientOf): void {
 async function prepare(
   contextArgument: string,
   flags: BuildFlags,
+  mediaTypes: OutputChoice['mediaTypes'],
 ): Promise<{ options: BuildOptions; context: Readable; remove: () => Promise<void> }> {
   if (flags.push === true && (flags.tag ?? []).length === 0)
     throw new Error('a tag is needed when pushing to a registry: give one with -t');
@@ -102,6 +106,7 @@ async function prepare(
     labels: keyValues(flags.label ?? [], '--label'),
     secrets: await Promise.all((flags.secret ?? []).map(readSecret)),
     push: flags.push === true,
+    mediaTypes,
     network: runNetwork(flags.network),
     pull: flags.pull === true,
     ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
@@ -225,23 +230,41 @@ async function readSecret(spec: string): Promise<{ id: string; value: string }> 
   return { id, value: Buffer.from(value).toString('base64') };
 }
 
+/** What `--output` asks for: the manifests' media types, and an archive written besides the store. */
+interface OutputChoice {
+  mediaTypes: 'oci' | 'docker';
+  archive: { format: 'oci' | 'docker'; dest: string | undefined } | undefined;
+}
+
 /**
  * buildx's `--output`: `type=image` (the default) keeps the result in the store only; `type=oci` and
  * `type=docker` also write it as an archive (a plain OCI layout, or docker's `save` layout) to `dest`
  * (`-` for stdout; type=docker without dest is the store alone). Other exporters (local, tar) are refused.
+ * Manifests are OCI's except with type=docker, as buildx's docker exporter; `oci-mediatypes=` chooses.
  */
-function parseOutput(spec: string | undefined): { format: 'oci' | 'docker'; dest: string | undefined } | undefined {
-  if (spec === undefined) return undefined;
+function parseOutput(spec: string | undefined): OutputChoice {
+  if (spec === undefined) return { mediaTypes: 'oci', archive: undefined };
   const fields = new Map(spec.split(',').map((part) => part.split('=', 2) as [string, string | undefined]));
   const type = fields.get('type') ?? (spec.includes('=') ? undefined : 'local');
-  if (type === 'image' || type === 'docker-image') return undefined;
-  if (type !== 'oci' && type !== 'docker') throw new Error(`invalid --output ${spec}: type=image, type=oci or type=docker`);
+  if (type !== 'image' && type !== 'docker-image' && type !== 'oci' && type !== 'docker')
+    throw new Error(`invalid --output ${spec}: type=image, type=oci or type=docker`);
+  for (const key of fields.keys())
+    if (!OUTPUT_KEYS.has(key)) throw new Error(`invalid --output ${spec}: unknown option ${key} (type, dest, oci-mediatypes)`);
+  const mediaTypes = ociMediaTypes(fields.get('oci-mediatypes'), type === 'docker', spec) ? 'oci' : 'docker';
   const dest = fields.get('dest');
   // buildx's type=docker without dest loads the image into the engine: here it is in the store already.
-  if (!dest && type === 'docker') return undefined;
+  if (type === 'image' || type === 'docker-image' || (!dest && type === 'docker')) return { mediaTypes, archive: undefined };
   if (!dest) throw new Error(`invalid --output ${spec}: dest=FILE is required for type=${type}`);
   if (dest === '-' && process.stdout.isTTY) throw new Error('cowardly refusing to write an archive to a terminal: give dest=FILE');
-  return { format: type, dest: dest === '-' ? undefined : dest };
+  return { mediaTypes, archive: { format: type, dest: dest === '-' ? undefined : dest } };
+}
+
+const OUTPUT_KEYS = new Set(['type', 'dest', 'oci-mediatypes']);
+
+function ociMediaTypes(value: string | undefined, dockerExporter: boolean, spec: string): boolean {
+  if (value === undefined) return !dockerExporter;
+  if (value !== 'true' && value !== 'false') throw new Error(`invalid --output ${spec}: oci-mediatypes is true or false`);
+  return value === 'true';
 }
 
 function runNetwork(value: string | undefined): 'default' | 'none' | 'host' {

@@ -1,9 +1,10 @@
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar, { type Header } from 'tar-stream';
+import tar from 'tar-stream';
+import { EVERY_ENTRY, packTar, walkTree, type TarItem } from '../archive/directory-tar.js';
 import { applyLayerTar } from '../unpack/layer-applier.js';
 import { WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
 import { archivePathComponents } from '../unpack/rooted-path.js';
@@ -24,34 +25,30 @@ export interface SourceInfo {
 
 /** Streams a tar of `hostPath` whose entries start with `name` (`.` for the content of a directory). */
 export function packPath(hostPath: string, name: string): Readable {
-  const pack = tar.pack();
-  const output = new PassThrough();
-  pipeline(pack, output).catch((error: Error) => output.destroy(error));
-  addEntry(pack, hostPath, name)
-    .then(() => pack.finalize())
-    .catch((error: Error) => pack.destroy(error));
-  return output;
+  return packTar(copyItems(hostPath, name));
 }
 
-async function addEntry(pack: tar.Pack, hostPath: string, name: string): Promise<void> {
+async function* copyItems(hostPath: string, name: string): AsyncGenerator<TarItem> {
   const stats = await lstat(hostPath);
-  const header: Partial<Header> & { name: string } = {
-    name,
-    mode: stats.mode & 0o7777,
-    uid: stats.uid,
-    gid: stats.gid,
-    mtime: stats.mtime,
-  };
-  if (stats.isDirectory()) {
-    if (name !== '.') pack.entry({ ...header, type: 'directory' });
-    for (const child of (await readdir(hostPath)).sort())
-      await addEntry(pack, path.join(hostPath, child), name === '.' ? child : `${name}/${child}`);
-  } else if (stats.isSymbolicLink()) {
-    pack.entry({ ...header, type: 'symlink', linkname: await readlink(hostPath) });
-  } else if (stats.isFile()) {
-    await pipeline(createReadStream(hostPath), pack.entry({ ...header, type: 'file', size: stats.size }));
+  const contentOnly = stats.isDirectory() && name === '.';
+  if (!contentOnly) {
+    const top = await copyItem(hostPath, name, stats);
+    if (top) yield top;
   }
+  if (!stats.isDirectory()) return;
+  for await (const entry of walkTree(hostPath, EVERY_ENTRY)) {
+    const item = await copyItem(entry.hostPath, contentOnly ? entry.relative : `${name}/${entry.relative}`, entry.stats);
+    if (item) yield item;
+  }
+}
+
+async function copyItem(hostPath: string, name: string, stats: Stats): Promise<TarItem | undefined> {
+  const header = { name, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid, mtime: stats.mtime };
+  if (stats.isDirectory()) return { header: { ...header, type: 'directory' }, contentPath: undefined };
+  if (stats.isSymbolicLink()) return { header: { ...header, type: 'symlink', linkname: await readlink(hostPath) }, contentPath: undefined };
+  if (stats.isFile()) return { header: { ...header, type: 'file', size: stats.size }, contentPath: hostPath };
   // Sockets, fifos and devices are not copied, as docker cp skips what it cannot archive meaningfully.
+  return undefined;
 }
 
 export interface CopyTarget {

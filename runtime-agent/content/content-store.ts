@@ -1,6 +1,6 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -40,6 +40,11 @@ export interface ContentStore {
   writeSmall(digest: string, bytes: Buffer): Promise<void>;
   /** Downloads a blob into the store, resuming a partial download and verifying size and digest while streaming. */
   ingest(descriptor: BlobDescriptor, source: BlobSource, options?: IngestOptions): Promise<IngestResult>;
+  /**
+   * Takes a complete file the caller wrote itself and digested while writing (a layer the builder made) into
+   * the store under that digest: moved, not copied. The file is gone afterwards, stored or not.
+   */
+  adopt(descriptor: BlobDescriptor, file: string): Promise<void>;
   list(): Promise<Array<{ digest: string; size: number }>>;
   remove(digest: string): Promise<void>;
   /** Digests of downloads left unfinished (interrupted pulls). */
@@ -88,6 +93,8 @@ export class FileContentStore implements ContentStore {
   async writeSmall(digest: string, bytes: Buffer): Promise<void> {
     const { algorithm } = parseDigest(digest);
     if (digestOf(bytes, algorithm) !== digest) throw new ContentVerificationError(`content does not match digest ${digest}`);
+    // A rebuild with nothing changed makes the same config and manifest again: nothing to write or flush.
+    if (await this.has(digest)) return;
     // Its own name: two writers of the same bytes (two builds making one config) must not share a file.
     const partial = `${this.partialPath(digest)}${SMALL_WRITE_MARK}${randomUUID()}`;
     try {
@@ -101,6 +108,26 @@ export class FileContentStore implements ContentStore {
   ingest(descriptor: BlobDescriptor, source: BlobSource, options: IngestOptions = {}): Promise<IngestResult> {
     const { promise, shared } = this.ingests.run(descriptor.digest, () => this.ingestWithRetries(descriptor, source, options));
     return shared ? promise.then((result) => ({ ...result, downloaded: false })) : promise;
+  }
+
+  async adopt(descriptor: BlobDescriptor, file: string): Promise<void> {
+    const { size } = await stat(file);
+    if (size !== descriptor.size) {
+      await rm(file, { force: true });
+      throw new ContentVerificationError(`${descriptor.digest}: the file has ${size} bytes, expected ${descriptor.size}`);
+    }
+    // The store's own directory: a rename there never crosses file systems.
+    const partial = `${this.partialPath(descriptor.digest)}${SMALL_WRITE_MARK}${randomUUID()}`;
+    try {
+      await rename(file, partial).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EXDEV') throw error;
+        await copyFile(file, partial);
+      });
+      await this.commit(partial, descriptor.digest);
+    } finally {
+      await rm(partial, { force: true });
+      await rm(file, { force: true });
+    }
   }
 
   async list(): Promise<Array<{ digest: string; size: number }>> {

@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -28,46 +28,56 @@ export interface BuildRouteServices {
 export function buildRoutes(services: BuildRouteServices): Route[] {
   return [
     route('POST', ApiPath.build, async ({ request, response }) => {
-      const { options, context } = await readBuildRequest(request);
-      const checked = checkOptions(options);
-      if (options.push && checked.tags.length === 0)
-        throw new CodedError(AgentErrors.REQUEST_INVALID, 'a tag is needed when pushing to a registry: give one with -t');
-      if (options.contextPath !== undefined && !(await stat(options.contextPath).catch(() => undefined))?.isDirectory())
-        throw new CodedError(AgentErrors.REQUEST_INVALID, `the context ${options.contextPath} is not a directory on the agent's host`);
-      const unpacked = options.contextPath === undefined;
-      const directory = options.contextPath ?? path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
-      const send = ndjson(response);
-      const log = services.logger.child({ build: path.basename(directory) });
-      // A client that goes away (docker build's Ctrl-C) stops the build, its RUN step included.
-      const abort = new AbortController();
-      response.once('close', () => {
-        if (!response.writableFinished) abort.abort();
-      });
+      const body = new BuildRequestBody(request);
       try {
-        if (unpacked) {
-          await mkdir(directory, { recursive: true, mode: 0o700 });
-          await applyLayerTar(context, directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
-        }
-        const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
-        const result = await services.builder.build(
-          buildRequest(options, directory, dockerfile, checked, abort.signal),
-          (event: BuildEvent) => send(event),
-        );
-        log.info({ imageId: result.imageId }, 'built');
-        send({ type: 'done', ...result, tags: options.tags } satisfies BuildEvent);
-      } catch (error) {
-        log.warn({ err: error }, 'build failed');
-        send({
-          type: 'error',
-          message: (error as Error).message,
-          exitCode: error instanceof RunFailedError ? error.exitCode : undefined,
-        } satisfies BuildEvent);
+        await buildFromRequest(services, body, response);
       } finally {
-        response.end();
-        if (unpacked) await rm(directory, { recursive: true, force: true });
+        // Whatever was not read (a refused request's context, a build that failed half-way through it) is read and
+        // dropped, so the client finishes sending and reads the answer instead of waiting on a full socket.
+        void body.discardRest();
       }
     }),
   ];
+}
+
+async function buildFromRequest(services: BuildRouteServices, body: BuildRequestBody, response: ServerResponse): Promise<void> {
+  const options = await body.options();
+  const checked = checkOptions(options);
+  if (options.push && checked.tags.length === 0)
+    throw new CodedError(AgentErrors.REQUEST_INVALID, 'a tag is needed when pushing to a registry: give one with -t');
+  if (options.contextPath !== undefined && !(await stat(options.contextPath).catch(() => undefined))?.isDirectory())
+    throw new CodedError(AgentErrors.REQUEST_INVALID, `the context ${options.contextPath} is not a directory on the agent's host`);
+  const unpacked = options.contextPath === undefined;
+  const directory = options.contextPath ?? path.join(services.buildContextRoot, randomBytes(8).toString('hex'));
+  const send = ndjson(response);
+  const log = services.logger.child({ build: path.basename(directory) });
+  // A client that goes away (docker build's Ctrl-C) stops the build, its RUN step included.
+  const abort = new AbortController();
+  response.once('close', () => {
+    if (!response.writableFinished) abort.abort();
+  });
+  try {
+    if (unpacked) {
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      await applyLayerTar(body.context(), directory, { keepSetid: true, preserveOwnership: false, warn: () => undefined });
+    }
+    const dockerfile = options.dockerfile.content ?? (await readContextDockerfile(directory, options.dockerfile.path));
+    const result = await services.builder.build(buildRequest(options, directory, dockerfile, checked, abort.signal), (event: BuildEvent) =>
+      send(event),
+    );
+    log.info({ imageId: result.imageId }, 'built');
+    send({ type: 'done', ...result, tags: options.tags } satisfies BuildEvent);
+  } catch (error) {
+    log.warn({ err: error }, 'build failed');
+    send({
+      type: 'error',
+      message: (error as Error).message,
+      exitCode: error instanceof RunFailedError ? error.exitCode : undefined,
+    } satisfies BuildEvent);
+  } finally {
+    response.end();
+    if (unpacked) await rm(directory, { recursive: true, force: true });
+  }
 }
 
 function parseBuildPlatform(text: string | undefined): BuildRequest['platform'] {
@@ -111,6 +121,7 @@ function buildRequest(
     registryAccess: SAVED_CREDENTIALS,
     network: options.network,
     pull: options.pull,
+    mediaTypes: options.mediaTypes,
     ...checked,
     secrets: new Map(options.secrets.map((secret) => [secret.id, Buffer.from(secret.value, 'base64')])),
     sourceDateEpoch: epoch !== undefined && /^\d+$/.test(epoch) ? Number(epoch) : undefined,
@@ -132,27 +143,47 @@ async function readContextDockerfile(contextDir: string, dockerfilePath: string)
   return text;
 }
 
-/** The options line (bounded), then the rest of the body as the context tar stream. */
-async function readBuildRequest(request: IncomingMessage): Promise<{ options: ParsedBuildOptions; context: Readable }> {
-  const chunks = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let head = Buffer.alloc(0);
-  for (;;) {
-    const newline = head.indexOf(0x0a);
-    if (newline !== -1) {
-      const options = parseOptions(head.subarray(0, newline));
-      const rest = head.subarray(newline + 1);
-      return { options, context: Readable.from(remainder(rest, chunks)) };
-    }
-    if (head.length > MAX_BUILD_OPTIONS_BYTES) throw new CodedError(AgentErrors.REQUEST_INVALID, 'build options line too long');
-    const next = await chunks.next();
-    if (next.done) throw new CodedError(AgentErrors.REQUEST_INVALID, 'the build request ended before its options line');
-    head = Buffer.concat([head, next.value]);
-  }
-}
+/** The request's body: the options line (bounded), then the context tar, streamed. */
+class BuildRequestBody {
+  private readonly chunks: AsyncIterator<Buffer>;
+  private rest = Buffer.alloc(0);
 
-async function* remainder(first: Buffer, chunks: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
-  if (first.length > 0) yield first;
-  for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+  constructor(request: IncomingMessage) {
+    this.chunks = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  async options(): Promise<ParsedBuildOptions> {
+    let head = Buffer.alloc(0);
+    for (;;) {
+      const newline = head.indexOf(0x0a);
+      if (newline !== -1) {
+        this.rest = head.subarray(newline + 1);
+        return parseOptions(head.subarray(0, newline));
+      }
+      if (head.length > MAX_BUILD_OPTIONS_BYTES) throw new CodedError(AgentErrors.REQUEST_INVALID, 'build options line too long');
+      const next = await this.chunks.next();
+      if (next.done) throw new CodedError(AgentErrors.REQUEST_INVALID, 'the build request ended before its options line');
+      head = Buffer.concat([head, next.value]);
+    }
+  }
+
+  /** The body after the options line. */
+  context(): Readable {
+    return Readable.from(this.remainder());
+  }
+
+  async discardRest(): Promise<void> {
+    try {
+      for (let next = await this.chunks.next(); !next.done; next = await this.chunks.next());
+    } catch {
+      // A client that went away has nothing more to send.
+    }
+  }
+
+  private async *remainder(): AsyncGenerator<Buffer> {
+    if (this.rest.length > 0) yield this.rest;
+    for (let next = await this.chunks.next(); !next.done; next = await this.chunks.next()) yield next.value;
+  }
 }
 
 function parseOptions(bytes: Buffer): ParsedBuildOptions {

@@ -5,6 +5,15 @@ import path from 'node:path';
 /** An archive entry that would have to go through a symlink or a file to be written. */
 export class UnsafePathError extends Error {}
 
+/** A path that leaves its root (`..` above it, or an absolute symlink) where leaving is refused. */
+export class PathEscapeError extends UnsafePathError {}
+
+/**
+ * What a path that leaves its root means: 'confine' resolves it as if the root were `/` (a container's view
+ * of its own filesystem); 'refuse' makes it a PathEscapeError (a build context, where nothing outside exists).
+ */
+export type RootEscape = 'confine' | 'refuse';
+
 /**
  * An archive path as components below the root. `..` and absolute names are confined lexically, as if the
  * root were `/` (what containerd does): `../../etc/x` and `/etc/x` both mean `<root>/etc/x`.
@@ -82,8 +91,8 @@ const MAX_SYMLINKS = 40;
  * container would see it: absolute links and `..` stop at `root`, as if it were `/` (what docker's
  * FollowSymlinkInScope does). The result is always under `root`; missing components are kept as named.
  */
-export async function resolveInRoot(root: string, target: string): Promise<string> {
-  return path.join(root, ...(await resolveComponents(target, (components) => path.join(root, ...components))));
+export async function resolveInRoot(root: string, target: string, escapes: RootEscape = 'confine'): Promise<string> {
+  return path.join(root, ...(await resolveComponents(target, (components) => path.join(root, ...components), escapes)));
 }
 
 /**
@@ -91,7 +100,11 @@ export async function resolveInRoot(root: string, target: string): Promise<strin
  * where a container path is on the host (its root, or a mount's source beneath it). Each component is
  * looked at with lstat, never followed by the kernel.
  */
-export async function resolveComponents(target: string, hostPathOf: (components: readonly string[]) => string): Promise<string[]> {
+export async function resolveComponents(
+  target: string,
+  hostPathOf: (components: readonly string[]) => string,
+  escapes: RootEscape = 'confine',
+): Promise<string[]> {
   let resolved: string[] = [];
   const pending = target.split('/');
   let links = 0;
@@ -99,7 +112,7 @@ export async function resolveComponents(target: string, hostPathOf: (components:
     const part = pending.shift() as string;
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      resolved.pop();
+      if (resolved.pop() === undefined && escapes === 'refuse') throw new PathEscapeError(`${target} climbs out of its root`);
       continue;
     }
     const candidate = hostPathOf([...resolved, part]);
@@ -110,7 +123,10 @@ export async function resolveComponents(target: string, hostPathOf: (components:
     }
     if (++links > MAX_SYMLINKS) throw new UnsafePathError(`too many levels of symbolic links resolving ${target}`);
     const link = await readlink(candidate);
-    if (link.startsWith('/')) resolved = [];
+    if (link.startsWith('/')) {
+      if (escapes === 'refuse') throw new PathEscapeError(`${target} goes through the absolute symbolic link ${link}`);
+      resolved = [];
+    }
     pending.unshift(...link.split('/'));
   }
   return resolved;

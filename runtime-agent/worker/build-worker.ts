@@ -160,6 +160,8 @@ export class BuildWorker {
         network: 'default',
         pull: false,
         platform: undefined,
+        // Automated builds push OCI images, the builder's default.
+        mediaTypes: 'oci',
       },
       (event: BuildEvent) => jobLog.event(event, formatBuildEvent(event)),
     );

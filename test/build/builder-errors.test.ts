@@ -1,5 +1,6 @@
 import test from 'ava';
-import { mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -109,3 +110,27 @@ test.serial('--platform this host cannot run is refused before any step, naming 
   const built = await agent.cli(['build', '--platform', own, contextDir]);
   t.regex(built.stderr, /RUN echo ran/);
 });
+
+test.serial(
+  'an option the daemon refuses while a context of several MB is still being sent ends the CLI at once, naming the option',
+  async (t) => {
+    // A Dockerfile outside its context: the CLI packs the context and streams it after the options.
+    const bigContext = path.join(workDir, 'big-context');
+    await mkdir(bigContext, { recursive: true });
+    await writeFile(path.join(bigContext, 'payload.bin'), randomBytes(8 * 1024 * 1024));
+    const dockerfile = path.join(workDir, 'Dockerfile.big');
+    await writeFile(dockerfile, 'FROM scratch\nCOPY payload.bin /\n');
+    for (const [flags, message] of [
+      [['--platform', 's390x'], /invalid platform s390x/],
+      [['-t', 'Upper/Case:1'], /Upper\/Case:1/],
+    ] as const) {
+      const started = performance.now();
+      const result = await agent.cli(['build', ...flags, '-f', dockerfile, bigContext], { allowFailure: true });
+      const seconds = (performance.now() - started) / 1000;
+      t.is(result.code, 1, result.stderr);
+      t.regex(result.stderr, message);
+      // A client left sending into a body nobody reads is only freed by the daemon's 5 s keep-alive timeout.
+      t.true(seconds < 4, `the CLI took ${seconds.toFixed(1)} s`);
+    }
+  },
+);

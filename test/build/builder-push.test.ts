@@ -2,6 +2,7 @@ import test from 'ava';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { MediaType } from '../../oci/media-types.js';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { ADMIN, AuthRegistry } from '../helpers/auth-registry.js';
 import { DockerDaemon } from '../helpers/dockerd.js';
@@ -58,6 +59,47 @@ test.serial('build --push pushes every -t name; docker pulls the same digest and
     t.is(pulled.digest, digests[0] as string);
     t.is((await dockerd.docker(['run', '--rm', '--network', 'none', name])).stdout, 'built by berth\n');
   }
+});
+
+/** The manifest a registry serves for a tag, as a docker client asking for either family would get it. */
+async function registryManifest(repository: string, tag: string): Promise<{ contentType: string | null; manifest: ManifestDocument }> {
+  const token = await registry.token([`repository:${repository}:pull`], CI);
+  const response = await fetch(`${registry.url}/v2/${repository}/manifests/${tag}`, {
+    headers: { Authorization: `Bearer ${token}`, Accept: [MediaType.dockerManifest, MediaType.ociManifest].join(', ') },
+  });
+  return { contentType: response.headers.get('content-type'), manifest: (await response.json()) as ManifestDocument };
+}
+
+interface ManifestDocument {
+  mediaType: string;
+  config: { mediaType: string };
+  layers: Array<{ mediaType: string }>;
+}
+
+test.serial('--output oci-mediatypes=false pushes a docker (v2s2) manifest docker runs; OCI types by default', async (t) => {
+  const docker = new DockerWorkbench(dockerd, workDir);
+  for (const [tag, output, family] of [
+    ['v2s2', 'type=image,oci-mediatypes=false', 'docker'],
+    ['docker-exporter', 'type=docker', 'docker'],
+    ['oci', undefined, 'oci'],
+  ] as const) {
+    const name = `${registry.host}/team/media-types:${tag}`;
+    await agent.cli(['build', '-t', name, '--push', ...(output ? ['--output', output] : []), contextDir]);
+    const { contentType, manifest } = await registryManifest('team/media-types', tag);
+    const expected =
+      family === 'docker'
+        ? { manifest: MediaType.dockerManifest, config: MediaType.dockerConfig, layer: MediaType.dockerLayer }
+        : { manifest: MediaType.ociManifest, config: MediaType.ociConfig, layer: MediaType.ociLayerGzip };
+    t.is(contentType, expected.manifest, tag);
+    t.is(manifest.mediaType, expected.manifest, tag);
+    t.is(manifest.config.mediaType, expected.config, tag);
+    t.deepEqual([...new Set(manifest.layers.map((layer) => layer.mediaType))], [expected.layer], tag);
+    await docker.pull(name);
+    t.is((await dockerd.docker(['run', '--rm', '--network', 'none', name])).stdout, 'built by berth\n', tag);
+  }
+  const refused = await agent.cli(['build', '--output', 'type=image,oci-mediatypes=no', contextDir], { allowFailure: true });
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /invalid --output type=image,oci-mediatypes=no: oci-mediatypes is true or false/);
 });
 
 test.serial('build --push without a tag, or to a repository the credentials cannot push to, fails with the reason', async (t) => {

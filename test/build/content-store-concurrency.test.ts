@@ -1,5 +1,6 @@
 import test from 'ava';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -57,4 +58,24 @@ test('writing a blob that is already stored leaves it in place and succeeds', as
   await store.writeSmall(digest, bytes);
   await store.writeSmall(digest, bytes);
   t.deepEqual(await store.list(), [{ digest, size: bytes.length }]);
+});
+
+test('a layer the builder wrote is moved into the store, not copied; a file of the wrong size is refused and removed', async (t) => {
+  const { store, root } = await freshStore(t);
+  const bytes = Buffer.alloc(64 * 1024, 'built layer ');
+  const digest = digestOf(bytes);
+  const file = path.join(root, 'scratch.tar.gz');
+  await writeFile(file, bytes);
+  const { ino } = await stat(file);
+  await store.adopt({ digest, size: bytes.length }, file);
+  t.is((await stat(path.join(root, 'blobs', 'sha256', digest.slice('sha256:'.length)))).ino, ino);
+  t.false(existsSync(file));
+  t.deepEqual(await readdir(path.join(root, 'ingest')), []);
+
+  const short = path.join(root, 'short.tar.gz');
+  await writeFile(short, bytes.subarray(1));
+  const other = digestOf(bytes.subarray(1));
+  await t.throwsAsync(store.adopt({ digest: other, size: bytes.length }, short), { message: /has 65535 bytes, expected 65536/ });
+  t.false(existsSync(short));
+  t.false(await store.has(other));
 });

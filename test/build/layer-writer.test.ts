@@ -1,5 +1,6 @@
 import test from 'ava';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -34,7 +35,13 @@ test('an upper directory with whiteouts and an opaque directory becomes a layer 
   const store = new FileContentStore(path.join(root, 'content'));
   await store.init();
 
-  const layer = await writeLayer(upper, store, { sourceDateEpoch: undefined, scratchFile: path.join(root, 'layer.tar.gz') });
+  const scratchFile = path.join(root, 'layer.tar.gz');
+  const layer = await writeLayer(upper, store, { sourceDateEpoch: undefined, scratchFile });
+
+  // Written once: the scratch file moved into the store, no copy of it left anywhere.
+  t.false(existsSync(scratchFile));
+  t.deepEqual(await store.list(), [{ digest: layer.digest, size: layer.size }]);
+  t.deepEqual(await readdir(path.join(root, 'content', 'ingest')), []);
 
   t.deepEqual(await entryNames(store, layer.digest), [
     'data/',
