@@ -6,12 +6,15 @@ import type { EventSink } from '../webhooks/events.js';
 import { DeployController } from './controller.js';
 import { DeployService } from './deploy-service.js';
 import { DeployStore } from './deploy-store.js';
+import { LogRelay } from './log-relay.js';
 import { NodeService } from './node-service.js';
 
 export interface RegistryDeploy {
   deploy: DeployService;
   nodes: NodeService;
   store: DeployStore;
+  /** `berth service logs`: requests to the nodes and their lines back. */
+  logs: LogRelay;
   joinTokenTtlMs: number;
   /** The registry's event sink, with pushes to tracked tags also starting rollouts. */
   events: EventSink;
@@ -42,6 +45,7 @@ export async function createDeploy(
     deploy,
     nodes: new NodeService(store, graceMs, Date.now),
     store,
+    logs: new LogRelay(redis, store.keys),
     joinTokenTtlMs: settings.joinTokenTtlSeconds * 1000,
     events: deploy.pushHook(events),
     stop: () => controller.stop(),
