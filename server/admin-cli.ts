@@ -30,6 +30,19 @@ export class AdminClient {
   }
 
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await this.request(method, path, body);
+    const text = await response.text();
+    return text ? (JSON.parse(text) as unknown) : undefined;
+  }
+
+  /** A GET whose answer is streamed (logs): its body, once the status says it is not an error. */
+  async stream(path: string): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.request('GET', path);
+    if (!response.body) throw new CliError(`the registry sent no body for ${path}`);
+    return response.body;
+  }
+
+  private async request(method: string, path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.authorization) headers.Authorization = this.authorization;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -38,13 +51,18 @@ export class AdminClient {
         throw new CliError(`cannot reach the registry at ${this.base}: ${(error.cause as Error | undefined)?.message ?? error.message}`);
       },
     );
-    const text = await response.text();
-    const parsed: unknown = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
-      const message = (parsed as { errors?: Array<{ message: string }> } | undefined)?.errors?.[0]?.message ?? `HTTP ${response.status}`;
-      throw new CliError(message);
+      const text = await response.text();
+      const parsed = (() => {
+        try {
+          return JSON.parse(text) as { errors?: Array<{ message: string }> };
+        } catch {
+          return undefined;
+        }
+      })();
+      throw new CliError(parsed?.errors?.[0]?.message ?? `HTTP ${response.status}`);
     }
-    return parsed;
+    return response;
   }
 }
 

@@ -2,8 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../platform/logger.js';
 import type { CreateRequest } from '../api.js';
 import type { ContainerRecord } from '../container/container-record.js';
+import type { LogEntry } from '../container/logs/log-entry.js';
 import type { Assignment, ReplicaReport } from './assignment.js';
 import { containerHealth } from './replica-health.js';
+import { replicaLogs, type LogRequest, type ReplicaLogLine } from './replica-logs.js';
 import { publishesHostPorts, replicaOf, replicaRequest, type ReplicaContainer } from './replica-container.js';
 
 /** The agent's containers and images, as the converger uses them (the daemon's container manager and puller behind). */
@@ -22,6 +24,8 @@ export interface ReplicaRuntime {
    * `-p` values) when `fromId` is undefined or publishes none.
    */
   movePorts(fromId: string | undefined, toId: string, publish: string[]): Promise<void>;
+  /** The container's log (its json-file), from its last `tail` lines, followed until `signal` or its run ends. */
+  logs(id: string, options: { tail: number | undefined; follow: boolean; signal: AbortSignal }): AsyncIterable<LogEntry>;
 }
 
 /** A failed attempt to make a replica's container is tried again after this long. */
@@ -62,6 +66,11 @@ export class Converger {
         managed.filter((container) => container.replica === assignment.replica),
       );
     }
+  }
+
+  /** The logs of the containers of the requested replicas (`berth service logs`). */
+  logs(request: LogRequest, signal: AbortSignal): AsyncGenerator<ReplicaLogLine> {
+    return replicaLogs(this.runtime, request, signal);
   }
 
   /** The state of each assigned replica, for the registry. */

@@ -1,5 +1,6 @@
 import { parseReference } from '../../oci/reference.js';
 import type { ContainerManager } from '../container/container-manager.js';
+import { readLogs } from '../container/logs/log-reader.js';
 import { parsePublish } from '../container/run-options.js';
 import type { ImagePuller } from '../image/image-puller.js';
 import type { CredentialStore } from '../registry/credential-store.js';
@@ -37,5 +38,6 @@ export function daemonReplicas(parts: DaemonParts): ReplicaRuntime {
     movePorts: async (fromId, toId, publish) => {
       await containers.movePorts(fromId, toId, publish.flatMap(parsePublish));
     },
+    logs: (id, options) => readLogs(containers.logDirectory(id), { ...options, stopWhen: containers.runEnded(id) }),
   };
 }

@@ -7,6 +7,7 @@ import type { NodeConfig } from '../config/agent-config.js';
 import type { Assignment } from './assignment.js';
 import type { Converger } from './converger.js';
 import type { NodeCredentialFile } from './node-credential-file.js';
+import type { LogRequest } from './replica-logs.js';
 import { NodeRejectedError, NodeRequestRefusedError, RegistryNodeClient, type NodeIdentity } from './registry-node-client.js';
 
 /** How often the node reports its replicas (its heartbeat) and steps its containers towards the assignments. */
@@ -63,7 +64,7 @@ export class NodeAgent {
         if (error instanceof NodeRejectedError) throw new Error(`joining ${config.joinUrl} failed: ${error.message}`, { cause: error });
         agent.logger.warn({ err: error }, 'the registry cannot be reached yet: joining again shortly');
       }
-    agent.loops = [agent.pollLoop(), agent.tickLoop()];
+    agent.loops = [agent.pollLoop(), agent.tickLoop(), agent.logLoop()];
     return agent;
   }
 
@@ -98,6 +99,34 @@ export class NodeAgent {
         await this.failed(error, 'polling the assignments failed');
       }
     }
+  }
+
+  /** Answers `berth service logs`: each request the registry has for this node, streamed back while the loop goes on. */
+  private async logLoop(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      try {
+        if (!this.joined) {
+          await sleep(RETRY_MS, undefined, { ref: false });
+          continue;
+        }
+        for (const request of await this.client.logRequests(POLL_WAIT_SECONDS, this.stopping.signal)) this.sendLogs(request);
+      } catch (error) {
+        await this.failed(error, 'polling the log requests failed');
+      }
+    }
+  }
+
+  private sendLogs(request: LogRequest): void {
+    const done = new AbortController();
+    const stop = () => done.abort();
+    this.stopping.signal.addEventListener('abort', stop, { once: true });
+    this.client
+      .sendLogs(request.id, this.converger.logs(request, done.signal), done)
+      .catch((error: Error) => {
+        // Also how a followed request ends: the registry answers (its reader went away) while lines still go.
+        if (!this.stopping.signal.aborted) this.logger.info({ request: request.id, reason: error.message }, 'a log request ended early');
+      })
+      .finally(() => this.stopping.signal.removeEventListener('abort', stop));
   }
 
   private async tickLoop(): Promise<void> {

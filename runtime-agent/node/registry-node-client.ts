@@ -1,5 +1,7 @@
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { assignmentsAnswerSchema, type Assignment, type ReplicaReport } from './assignment.js';
+import type { LogRequest, ReplicaLogLine } from './replica-logs.js';
 
 /** What a node tells the registry about itself when it joins. */
 export interface NodeIdentity {
@@ -15,6 +17,11 @@ export class NodeRejectedError extends Error {}
 /** A request the registry refused as invalid (4xx other than 401), e.g. a report on a replica just taken away. */
 export class NodeRequestRefusedError extends Error {}
 
+const logRequestsSchema = z.object({
+  requests: z.array(
+    z.object({ id: z.string().min(1), replicas: z.array(z.string()), tail: z.number().int().min(0).nullable(), follow: z.boolean() }),
+  ),
+});
 const joinAnswerSchema = z.object({ node: z.string(), credential: z.string().min(1) });
 const API = '/deploy/v1';
 /** Past the registry's longest long-poll, so that a poll ends by the registry's answer. */
@@ -62,6 +69,36 @@ export class RegistryNodeClient {
     );
   }
 
+  /** The log requests addressed to this node, once there are some or after `waitSeconds`. */
+  async logRequests(waitSeconds: number, stop: AbortSignal): Promise<LogRequest[]> {
+    const response = await this.fetch(
+      `${API}/node/log-requests?wait=${waitSeconds}`,
+      { method: 'GET', signal: stop },
+      waitSeconds * 1000 + POLL_SLACK_MS,
+    );
+    return logRequestsSchema.parse(await answer(response)).requests;
+  }
+
+  /**
+   * Streams the lines (NDJSON) as the answer to request `id`, until they end or the registry answers (its
+   * reader went away): then `lines` is ended too.
+   */
+  async sendLogs(id: string, lines: AsyncIterable<ReplicaLogLine>, done: AbortController): Promise<void> {
+    const body = Readable.toWeb(Readable.from(ndjson(lines))) as ReadableStream<Uint8Array>;
+    try {
+      const response = await fetch(`${this.baseUrl}${API}/node/logs/${encodeURIComponent(id)}`, {
+        method: 'POST',
+        body,
+        duplex: 'half',
+        signal: done.signal,
+        headers: { 'Content-Type': 'application/x-ndjson', Authorization: `Bearer ${this.credential ?? ''}` },
+      } as RequestInit);
+      await answer(response);
+    } finally {
+      done.abort();
+    }
+  }
+
   async heartbeat(stop: AbortSignal): Promise<void> {
     await answer(await this.fetch(`${API}/node/heartbeat`, { method: 'POST', signal: stop }, CALL_TIMEOUT_MS));
   }
@@ -94,4 +131,8 @@ function errorMessage(text: string): string {
   } catch {
     return text;
   }
+}
+
+async function* ndjson(lines: AsyncIterable<ReplicaLogLine>): AsyncGenerator<string> {
+  for await (const line of lines) yield `${JSON.stringify(line)}\n`;
 }

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { ComposeError } from './compose/compose.js';
 import { loadComposeFile } from './compose/load-compose.js';
 import { type AdminClient, CliError, count, enc, print, run, withApi } from '../admin-cli.js';
@@ -24,16 +27,23 @@ const TERMINAL = new Set(['succeeded', 'reverted', 'paused', 'failed']);
  * compose does: variables from this environment, env files relative to the file.
  */
 export function registerDeployCommands(program: Command): void {
-  withApi(program.command('deploy <stack>'))
-    .description(
-      'deploy (or update) a stack from a compose file; with --wait, exit 0 once healthy, non-zero with the reason if reverted or paused',
-    )
-    .requiredOption('-f, --file <compose.yaml>', 'the compose file')
-    .option('--wait', 'wait until every changed service finished rolling out')
-    .option('--timeout <seconds>', 'give up waiting after this long', '900')
-    .action(run(async (api, stack: string, options: { file: string; wait?: boolean; timeout: string }) => deploy(api, stack, options)));
+  const description =
+    'deploy (or update) a stack from a compose file; with --wait, exit 0 once healthy, non-zero with the reason if reverted or paused';
+  withDeployOptions(
+    withApi(program.command('deploy <stack>')).description(description).requiredOption('-f, --file <compose.yaml>', 'the compose file'),
+  ).action(run(async (api, stack: string, options: DeployOptions) => deploy(api, stack, options)));
 
-  const stack = program.command('stack').description('list, inspect and remove stacks');
+  const stack = program.command('stack').description('deploy, list, inspect and remove stacks');
+  // docker stack deploy's spelling of the same.
+  withDeployOptions(
+    withApi(stack.command('deploy <stack>'))
+      .description(description)
+      .requiredOption('-c, --compose-file <compose.yaml>', 'the compose file'),
+  ).action(
+    run(async (api, name: string, options: Omit<DeployOptions, 'file'> & { composeFile: string }) =>
+      deploy(api, name, { ...options, file: options.composeFile }),
+    ),
+  );
   withApi(stack.command('ls'))
     .description('list stacks')
     .action(run(async (api) => print(await api.call('GET', 'stacks'))));
@@ -53,6 +63,17 @@ export function registerDeployCommands(program: Command): void {
   withApi(service.command('ps <service>'))
     .description('the replicas of one service')
     .action(run(async (api, id: string) => print(await api.call('GET', servicePath(id)))));
+  withApi(service.command('logs <service>'))
+    .description("the logs of the service's replicas, gathered from their nodes, each line prefixed with its replica and node")
+    .option('-f, --follow', 'follow the logs')
+    .option('-n, --tail <lines>', 'the number of lines from the end of each replica\'s log ("all")', 'all')
+    .action(
+      run(async (api, id: string, options: { follow?: boolean; tail: string }) => {
+        const tail = options.tail === 'all' ? 'all' : String(count(options.tail));
+        const body = await api.stream(`${servicePath(id)}/logs?tail=${tail}&follow=${options.follow === true}`);
+        await pipeline(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), process.stdout, { end: false });
+      }),
+    );
   withApi(service.command('history <service>'))
     .description('revisions and rollout events, newest first')
     .action(run(async (api, id: string) => print(await api.call('GET', `${servicePath(id)}/history`))));
@@ -110,7 +131,19 @@ export function registerDeployCommands(program: Command): void {
     .action(run(async (api, name: string) => print(await api.call('DELETE', `nodes/${enc(name)}`))));
 }
 
-async function deploy(api: AdminClient, stack: string, options: { file: string; wait?: boolean; timeout: string }): Promise<void> {
+interface DeployOptions {
+  file: string;
+  wait?: boolean;
+  timeout: string;
+}
+
+function withDeployOptions(command: Command): Command {
+  return command
+    .option('--wait', 'wait until every changed service finished rolling out')
+    .option('--timeout <seconds>', 'give up waiting after this long', '900');
+}
+
+async function deploy(api: AdminClient, stack: string, options: DeployOptions): Promise<void> {
   let document: Record<string, unknown>;
   try {
     document = (await loadComposeFile(options.file, process.env)).document;

@@ -18,6 +18,10 @@ import { KeySpace } from '../metadata/keys.js';
  *   <p>deploy:report:<node>            HASH replica id -> reported state JSON
  *   <p>deploy:join-tokens              HASH token id -> JSON { hash, expiresAt }
  *   <p>deploy:controller               STRING the controller lease's holder; :epoch its fencing counter
+ *   <p>deploy:assignments-changed      CHANNEL a node's assign key, published by the controller's write
+ *   <p>deploy:log-requests:<node>      LIST log requests for the node to take (short-lived)
+ *   <p>deploy:logs:<id>                STREAM the lines of one log request; :senders HASH node -> replicas it may
+ *                                      send; :closed STRING once its reader went away (all short-lived)
  */
 export class DeployKeys extends KeySpace {
   constructor(prefix: string) {
@@ -78,6 +82,31 @@ export class DeployKeys extends KeySpace {
 
   controllerEpoch(): string {
     return this.key('controller:epoch');
+  }
+
+  /** Log requests (`berth service logs`) waiting for the node to take them. */
+  logRequests(node: string): string {
+    return this.key(`log-requests:${node}`);
+  }
+
+  /** The lines the nodes send for one log request. */
+  logLines(id: string): string {
+    return this.key(`logs:${id}`);
+  }
+
+  /** Which replicas each node asked by one log request may send lines of. */
+  logSenders(id: string): string {
+    return this.key(`logs:${id}:senders`);
+  }
+
+  /** Set once the reader of a log request went away: the nodes stop sending. */
+  logClosed(id: string): string {
+    return this.key(`logs:${id}:closed`);
+  }
+
+  /** The pub/sub channel that gets a node's assignments key when the controller changed them (long-polls wake). */
+  assignmentsChannel(): string {
+    return this.key('assignments-changed');
   }
 
   /** The pub/sub channel that wakes the controller (a push to a tracked tag, a deploy, a report). */

@@ -63,6 +63,7 @@ export class DeployService {
     let services: Record<string, ServiceSpec>;
     try {
       services = validateCompose(document).services;
+      await this.checkPortsFreeOfOtherStacks(stack, services);
     } catch (error) {
       if (error instanceof ComposeError)
         throw new CodedError(DeployErrors.COMPOSE_INVALID, error.message, { detail: { issues: error.issues } });
@@ -137,6 +138,15 @@ export class DeployService {
     return records.map((record, index) => statusOf(serviceId(stack, names[index]!), record, reports));
   }
 
+  /** Node -> the ids of the service's replicas placed on it: whom `service logs` asks. */
+  async logTargets(stack: string, name: string): Promise<Map<string, string[]>> {
+    const record = await this.requireService(stack, name);
+    const targets = new Map<string, string[]>();
+    for (const [slot, { node }] of Object.entries(record.state.slots))
+      targets.set(node, [...(targets.get(node) ?? []), `${serviceId(stack, name)}/${slot}`]);
+    return targets;
+  }
+
   async serviceStatus(stack: string, name: string): Promise<ServiceStatus> {
     const [record, reports] = await Promise.all([this.requireService(stack, name), this.allReports()]);
     return statusOf(serviceId(stack, name), record, reports);
@@ -164,6 +174,35 @@ export class DeployService {
         );
       },
     };
+  }
+
+  /**
+   * A host port is published by one stack: two stacks' replicas publishing it could be placed on one node,
+   * where the second could never start (as within a stack, refused before anything is stored).
+   */
+  private async checkPortsFreeOfOtherStacks(stack: string, services: Record<string, ServiceSpec>): Promise<void> {
+    const owners = new Map<string, string>();
+    for (const other of await this.store.stacks()) {
+      if (other === stack) continue;
+      for (const name of await this.store.stackServices(other)) {
+        for (const port of (await this.currentRevision(other, name))?.spec.ports ?? [])
+          if (port.published !== null) owners.set(`${port.published}/${port.protocol}`, serviceId(other, name));
+      }
+    }
+    const issues = Object.entries(services).flatMap(([name, spec]) =>
+      spec.ports.flatMap((port, index) => {
+        const owner = owners.get(`${port.published}/${port.protocol}`);
+        return owner === undefined
+          ? []
+          : [
+              {
+                path: `services.${name}.ports[${index}]`,
+                message: `port ${port.published}/${port.protocol} is already published by ${owner}`,
+              },
+            ];
+      }),
+    );
+    if (issues.length > 0) throw new ComposeError(issues);
   }
 
   private async currentRevision(stack: string, name: string): Promise<Revision | undefined> {

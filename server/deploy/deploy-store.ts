@@ -83,6 +83,7 @@ for k = 6, #KEYS do
     redis.call('HDEL', KEYS[k], ARGV[a]); a = a + 1
   end
   redis.call('HINCRBY', KEYS[k], 'version', 1)
+  redis.call('PUBLISH', ARGV[#ARGV], KEYS[k])
 end
 return 'ok'
 `);
@@ -215,6 +216,7 @@ export class DeployStore {
       args.push(String(sets.length), ...sets.flatMap(([replica, assignment]) => [replica, JSON.stringify(assignment)]));
       args.push(String(dels.length), ...dels.map(([replica]) => replica));
     }
+    args.push(this.keys.assignmentsChannel());
     return (await CONTROLLER_WRITE.run(this.redis, args, keys)) as WriteOutcome;
   }
 

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError } from '../../platform/errors.js';
 import { DeployErrors } from './deploy-errors.js';
+import type { AssignmentWatch } from './assignment-watch.js';
 import type { DeployStore } from './deploy-store.js';
 import type { Assignment, NodeRecord, ReplicaReport } from './deploy-types.js';
 import { randomSecretMatches } from '../auth/secrets.js';
@@ -8,7 +8,8 @@ import { issueSecret, splitSecret } from '../auth/issued-secrets.js';
 
 export const JOIN_TOKEN_PREFIX = 'berth-join';
 export const NODE_CREDENTIAL_PREFIX = 'berth-node';
-const LONG_POLL_CHECK_MS = 200;
+/** A long-poll reads the version again this often even unwoken: a client gone, a message lost with a connection. */
+const RECHECK_MS = 2_000;
 
 export interface JoinRequest {
   token: string;
@@ -30,6 +31,7 @@ export interface NodeView extends Omit<NodeRecord, 'credentialHash'> {
 export class NodeService {
   constructor(
     private readonly store: DeployStore,
+    private readonly watch: AssignmentWatch,
     private readonly graceMs: number,
     private readonly now: () => number,
   ) {}
@@ -96,8 +98,14 @@ export class NodeService {
     waitMs: number,
     aborted: () => boolean,
   ): Promise<{ version: number; assignments: Assignment[] }> {
+    const key = this.store.keys.assignments(node);
     const deadline = Date.now() + waitMs;
-    while (Date.now() < deadline && !aborted() && (await this.store.assignmentVersion(node)) === known) await sleep(LONG_POLL_CHECK_MS);
+    for (;;) {
+      const left = deadline - Date.now();
+      const changed = this.watch.changed(key, Math.min(Math.max(left, 0), RECHECK_MS));
+      if (left <= 0 || aborted() || (await this.store.assignmentVersion(node)) !== known) break;
+      await changed;
+    }
     return this.store.assignments(node);
   }
 

@@ -3,15 +3,19 @@ import type { Logger } from '../../platform/logger.js';
 import type { Config } from '../config.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { EventSink } from '../webhooks/events.js';
+import { AssignmentWatch } from './assignment-watch.js';
 import { DeployController } from './controller.js';
 import { DeployService } from './deploy-service.js';
 import { DeployStore } from './deploy-store.js';
+import { LogRelay } from './log-relay.js';
 import { NodeService } from './node-service.js';
 
 export interface RegistryDeploy {
   deploy: DeployService;
   nodes: NodeService;
   store: DeployStore;
+  /** `berth service logs`: requests to the nodes and their lines back. */
+  logs: LogRelay;
   joinTokenTtlMs: number;
   /** The registry's event sink, with pushes to tracked tags also starting rollouts. */
   events: EventSink;
@@ -38,12 +42,18 @@ export async function createDeploy(
     now: Date.now,
   });
   await controller.start();
+  const watch = new AssignmentWatch(redis.duplicate(), store.keys.assignmentsChannel());
+  await watch.start();
   return {
     deploy,
-    nodes: new NodeService(store, graceMs, Date.now),
+    nodes: new NodeService(store, watch, graceMs, Date.now),
     store,
+    logs: new LogRelay(redis, store.keys),
     joinTokenTtlMs: settings.joinTokenTtlSeconds * 1000,
     events: deploy.pushHook(events),
-    stop: () => controller.stop(),
+    stop: async () => {
+      watch.stop();
+      await controller.stop();
+    },
   };
 }

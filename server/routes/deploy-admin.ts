@@ -1,9 +1,11 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { readJsonBody } from '../auth/small-body.js';
 import { DeployErrors } from '../deploy/deploy-errors.js';
 import { serviceId } from '../deploy/deploy-keys.js';
+import type { RelayedLine } from '../deploy/log-relay.js';
 import type { RegistryDeploy } from '../deploy/setup.js';
 import { createRouter } from '../http/router.js';
 import { emptyResponse } from '../http/responses.js';
@@ -18,9 +20,16 @@ const nodeChange = z.strictObject({
   availability: z.enum(['active', 'drain']).optional(),
 });
 const tokenBody = z.strictObject({ ttlSeconds: z.number().int().positive().optional() });
+const logsQuery = z.strictObject({
+  tail: z.union([z.literal('all'), z.coerce.number().int().min(0)]).default('all'),
+  follow: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
+});
 
 /** Stacks, services, rollouts and nodes for operators (`berth deploy|stack|service|rollout|node`). An admin router. */
-export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: RegistryDeploy): Router {
+export function deployAdminRouter({ deploy, nodes, store, logs, joinTokenTtlMs }: RegistryDeploy): Router {
   const router = createRouter();
   router.post(`${BASE}/stacks/:stack`, async (ctx: Context) => {
     const { compose } = parse(deployBody, await readJsonBody(ctx));
@@ -50,6 +59,23 @@ export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: Regi
     }));
     ctx.body = { service: id, revisions, history: await store.history(id, 100) };
   });
+  router.get(`${BASE}/stacks/:stack/services/:service/logs`, async (ctx: Context) => {
+    const { stack = '', service = '' } = ctx.params;
+    const { tail, follow } = parse(logsQuery, ctx.query);
+    const targets = await deploy.logTargets(stack, service);
+    const stop = new AbortController();
+    ctx.req.once('close', () => stop.abort());
+    ctx.set('Content-Type', 'text/plain; charset=utf-8');
+    ctx.set('Cache-Control', 'no-store');
+    const out = new PassThrough();
+    ctx.body = out;
+    void (async () => {
+      for await (const line of logs.gather(targets, { tail: tail === 'all' ? null : tail, follow }, stop.signal))
+        out.write(`${replicaLabel(line)} | ${line.text}\n`);
+    })()
+      .catch((error: Error) => out.write(`berth: the logs could not all be read: ${error.message}\n`))
+      .finally(() => out.end());
+  });
   router.post(`${BASE}/stacks/:stack/services/:service/rollback`, async (ctx: Context) => {
     ctx.body = await deploy.rollback(ctx.params.stack ?? '', ctx.params.service ?? '');
   });
@@ -76,6 +102,12 @@ export function deployAdminRouter({ deploy, nodes, store, joinTokenTtlMs }: Regi
   });
 
   return router;
+}
+
+/** As `docker service logs`: `<stack>_<service>.<slot>@<node>`. */
+function replicaLabel(line: RelayedLine): string {
+  const [stack, service, slot] = line.replica.split('/');
+  return `${stack}_${service}.${slot}@${line.node}`;
 }
 
 export function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import { readJsonBody } from '../auth/small-body.js';
+import type { LogRelay } from '../deploy/log-relay.js';
 import type { NodeService } from '../deploy/node-service.js';
 import { createRouter } from '../http/router.js';
 import { emptyResponse } from '../http/responses.js';
@@ -30,6 +31,8 @@ const reportBody = z.strictObject({
   ),
 });
 
+const logPollQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0) });
+
 const pollQuery = z.strictObject({
   version: z.coerce.number().int().min(0).default(0),
   wait: z.coerce.number().int().min(0).max(MAX_WAIT_SECONDS).default(0),
@@ -40,7 +43,7 @@ const pollQuery = z.strictObject({
  * and acts only on the node that credential names: its heartbeat, its assignments, its replicas' states.
  * Served open (no admin or registry guard): the node guard below runs in front of each route but the join.
  */
-export function nodeApiRouter(nodes: NodeService): Router {
+export function nodeApiRouter(nodes: NodeService, logs: LogRelay): Router {
   const router = createRouter();
   const asNode = async (ctx: Context, next: Next) => {
     ctx.state.node = await nodes.authenticate(ctx.get('Authorization') || undefined);
@@ -58,6 +61,16 @@ export function nodeApiRouter(nodes: NodeService): Router {
   router.get(`${BASE}/node/assignments`, asNode, async (ctx: Context) => {
     const { version, wait } = parse(pollQuery, ctx.query);
     ctx.body = await nodes.assignments(ctx.state.node as string, version, wait * 1000, () => ctx.req.destroyed);
+  });
+  router.get(`${BASE}/node/log-requests`, asNode, async (ctx: Context) => {
+    const { wait } = parse(logPollQuery, ctx.query);
+    ctx.body = { requests: await logs.pending(ctx.state.node as string, wait * 1000, () => ctx.req.destroyed) };
+  });
+  router.post(`${BASE}/node/logs/:id`, asNode, async (ctx: Context) => {
+    await logs.receive(ctx.state.node as string, ctx.params.id ?? '', ctx.req);
+    // The reader may have gone before the node's lines ended: what is left of the body is not read.
+    ctx.set('Connection', 'close');
+    emptyResponse(ctx, 204);
   });
   router.put(`${BASE}/node/reports`, asNode, async (ctx: Context) => {
     const { replicas } = parse(reportBody, await readJsonBody(ctx));

@@ -57,7 +57,7 @@ export function operatorRouters(apis: OperatorApis): ServedRouters {
   open.push(metricsRouter(apis.metrics), healthRouter(apis.readiness));
   admin.push(webhookAdminRouter(apis.webhooks), maintenanceAdminRouter(apis.maintenance));
   admin.push(deployAdminRouter(apis.deploy));
-  open.push(nodeApiRouter(apis.deploy.nodes));
+  open.push(nodeApiRouter(apis.deploy.nodes, apis.deploy.logs));
   admin.push(buildsAdminRouter(apis.builds));
   open.push(buildHooksRouter(apis.builds), buildWorkerRouter(apis.builds));
   return { open, admin };

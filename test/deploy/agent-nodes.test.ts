@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
 import { DeployCluster, type Json } from '../helpers/deploy-cluster.js';
 import { eventually } from '../helpers/eventually.js';
@@ -8,7 +9,7 @@ import { run } from '../helpers/exec.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
 const FAST = {
-  // Past an agent's restart under load plus the 4 s the restart test keeps the registry out of reach.
+  // Past an agent's restart (seconds; 40 s seen at load 25) plus the 4 s the restart test keeps the registry out of reach.
   BERTH_DEPLOY__NODE_GRACE_SECONDS: '20',
   BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
   BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
@@ -144,15 +145,10 @@ test.serial(
 test.serial(
   'an agent restarted while the registry cannot be reached keeps running the containers it adopted until the registry answers',
   async (t) => {
-    // Replica id -> the container running it on n1.
-    const containerOfReplica = async () =>
-      Object.fromEntries(
-        (await containersOf(cluster, 'n1'))
-          .filter((c) => c.Config.Labels['io.berth.replica'] !== undefined)
-          .map((c) => [c.Config.Labels['io.berth.replica'] as string, c.Id as string]),
-      );
-    const before = await containerOfReplica();
-    t.true(Object.keys(before).length > 0, 'n1 runs replicas');
+    const idsOf = async () => (await containersOf(cluster, 'n1')).map((c) => c.Id as string).sort();
+    const before = await idsOf();
+    t.true(before.length > 0, 'n1 runs replicas');
+    const assignedBefore = assignedTo(JSON.parse((await cluster.berth(['stack', 'ps', 'shop'])).stdout) as Json, 'n1');
     const { netns } = cluster.hosts.hosts[0]!;
     const registryPort = new URL(cluster.registry.url).port;
     const unreachable = [
@@ -174,23 +170,23 @@ test.serial(
       await cluster.agent('n1').restart();
       // Several of the node's 1 s ticks, and past the replicas' 1 s stop_grace_period.
       await sleep(4_000);
-      t.deepEqual(await containerOfReplica(), before, 'the same containers run while the registry is out of reach');
+      t.deepEqual(await idsOf(), before, 'the same containers run while the registry is out of reach');
     } finally {
       await run('ip', ['netns', 'exec', netns, 'iptables', '-D', ...unreachable]);
     }
-    // Out of reach past the node grace period (a slow restart), n1 was taken for down and its replicas were
-    // placed anew, as Swarm does: what is checked then is that n1 ends up running exactly what it is given.
     const settled = await eventually(
-      async () => ({
-        stack: JSON.parse((await cluster.berth(['stack', 'ps', 'shop'])).stdout) as Json,
-        running: await replicasRunningOn(cluster, 'n1'),
-      }),
-      ({ stack, running }) =>
-        SERVICES.every((service) => replicasOf(stack, service).every((r) => r.node !== 'n1' || r.health === 'healthy')) &&
-        JSON.stringify(running) === JSON.stringify(assignedTo(stack, 'n1')),
+      async () => JSON.parse((await cluster.berth(['stack', 'ps', 'shop'])).stdout) as Json,
+      (stack) => SERVICES.every((service) => replicasOf(stack, service).every((r) => r.node !== 'n1' || r.health === 'healthy')),
       CONVERGE_MS,
     );
-    t.true(settled.running.length > 0, 'once the registry answers, n1 runs the replicas it is given, healthy');
+    if (isDeepStrictEqual(assignedTo(settled, 'n1'), assignedBefore))
+      t.deepEqual(await idsOf(), before, 'once the registry answers, the adopted containers are its replicas: none is replaced');
+    else {
+      // Under heavy load the restart outlasted the node grace period: the registry rightly placed the
+      // replicas elsewhere, and the node runs what it has now.
+      t.log('n1 was silent past the grace period: its replicas were placed anew');
+      t.deepEqual(await replicasRunningOn(cluster, 'n1'), assignedTo(settled, 'n1'), 'n1 runs exactly its replicas');
+    }
   },
 );
 

@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
-import { DeployCluster, type Json } from '../helpers/deploy-cluster.js';
+import { clientLoop, replicas, servedBy, watchService } from '../helpers/deploy-checks.js';
+import { DeployCluster, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
 const FAST = {
@@ -11,16 +11,6 @@ const FAST = {
   BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
   BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
 };
-const SETTLE_MS = 90_000;
-const POLL_MS = 200;
-
-interface Replica {
-  slot: string;
-  node: string;
-  revision: number;
-  health: string;
-}
-
 const compose = (repository: string, web: Json = {}) => ({
   services: {
     web: {
@@ -35,85 +25,23 @@ const compose = (repository: string, web: Json = {}) => ({
   },
 });
 
-async function answer(address: string): Promise<string> {
-  const response = await fetch(`http://${address}:8080/`, { signal: AbortSignal.timeout(3000) });
-  return `${response.status} ${(await response.text()).trim()}`;
-}
+const answer = (address: string) => servedBy(address, 8080);
+const watch = (cluster: DeployCluster, done: (service: Json) => boolean) => watchService(cluster, 'shop/web', done);
 
-/** Requests to each address in turn, as fast as they are answered, until stopped: what a client saw. */
-function clientLoop(addresses: string[]): { stop(): Promise<{ ok: number; failures: string[]; bodies: Set<string> }> } {
-  const result = { ok: 0, failures: [] as string[], bodies: new Set<string>() };
-  let running = true;
-  const loop = (async () => {
-    for (let round = 0; running && round < 100_000; round++) {
-      const address = addresses[round % addresses.length]!;
-      try {
-        const [status, body] = (await answer(address)).split(' ');
-        if (status === '200') {
-          result.ok++;
-          result.bodies.add(body!);
-        } else result.failures.push(`${address}: ${status}`);
-      } catch (error) {
-        result.failures.push(`${address}: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return result;
-    },
-  };
-}
-
-/** Samples the service until `done`, keeping every sample: what the rollout looked like as it went. */
-async function watch(cluster: DeployCluster, done: (service: Json) => boolean): Promise<Array<{ at: number; service: Json }>> {
-  const samples: Array<{ at: number; service: Json }> = [];
-  const deadline = Date.now() + SETTLE_MS;
-  while (Date.now() < deadline) {
-    const service = (await cluster.admin('GET', 'stacks/shop/services/web')).body;
-    samples.push({ at: Date.now(), service });
-    if (done(service)) return samples;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-  throw new Error(`not done within ${SETTLE_MS} ms; last: ${JSON.stringify(samples.at(-1)?.service)}`);
-}
-
-const replicas = (service: Json) => service.replicas as Replica[];
 const settledOn = (revision: number) => (service: Json) =>
   service.rollout?.status !== 'rolling' &&
   service.rollout?.status !== 'reverting' &&
   replicas(service).length === 2 &&
   replicas(service).every((r) => r.revision === revision && r.health === 'healthy');
 
-// One two-node cluster for the rollout steps, each a test of its own: under load a step takes minutes, and
-// ava's timeout counts from the last finished test.
+// One two-node cluster for the rollout steps (withTwoNodeCluster).
 let cluster: DeployCluster;
 let directory: string;
 const repository = uniqueRepo('h18');
 let v2 = '';
 let bad = '';
 
-test.before(async () => {
-  cluster = await DeployCluster.start(
-    [
-      { name: 'n1', labels: {} },
-      { name: 'n2', labels: {} },
-    ],
-    FAST,
-  );
-  directory = await mkdtemp(path.join(tmpdir(), 'berth-h18-compose-'));
-});
-
-test.after.always(async () => {
-  await cluster?.destroy();
-  if (directory) await rm(directory, { recursive: true, force: true });
-});
-
-test.afterEach.always((t) => {
-  if (!t.passed && cluster) t.log(cluster.logs());
-});
+withTwoNodeCluster(test, FAST, (made) => ({ cluster, directory } = made));
 
 test.serial(
   'a push to the tracked tag rolls the service out one replica at a time, each healthy before the next, and a client loop sees no failed request',

@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { AssignmentWatch } from '../../server/deploy/assignment-watch.js';
 import { DeployStore, type ControllerWrite } from '../../server/deploy/deploy-store.js';
 import { EMPTY_STATE } from '../../server/deploy/deploy-types.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -76,4 +77,21 @@ test('a holder that lost the lease and took it again cannot use its old epoch; a
   t.is(await store.write(change('controller-a', current!, 0)), 'ok');
   t.is(await store.write(change('controller-a', current!, 0)), 'conflict', 'generation 0 was already written over');
   t.is(await store.write(change('controller-a', current!, 1)), 'ok');
+});
+
+test("a node's assignment long-poll is woken by the controller's write, not by a timer", async (t) => {
+  const { store, redis } = await storeWithService(t);
+  const watch = new AssignmentWatch(redis.duplicate(), store.keys.assignmentsChannel());
+  await watch.start();
+  t.teardown(() => watch.stop());
+  const epoch = await store.acquireController('controller-a', 10_000);
+  const woken = { n1: false, n2: false };
+  const n1 = watch.changed(store.keys.assignments('n1'), 30_000).then(() => (woken.n1 = true));
+  void watch.changed(store.keys.assignments('n2'), 30_000).then(() => (woken.n2 = true));
+
+  const started = Date.now();
+  t.is(await store.write(change('controller-a', epoch!, 0)), 'ok');
+  await n1;
+  t.true(Date.now() - started < 10_000, 'woken by the write, long before its 30 s wait');
+  t.false(woken.n2, 'a node whose assignments did not change is left waiting');
 });

@@ -2,6 +2,7 @@ import test from 'ava';
 import { silentLogger } from '../../platform/logger.js';
 import type { CreateRequest } from '../../runtime-agent/api.js';
 import type { ContainerRecord } from '../../runtime-agent/container/container-record.js';
+import type { LogEntry } from '../../runtime-agent/container/logs/log-entry.js';
 import { parsePublish } from '../../runtime-agent/container/run-options.js';
 import type { Assignment, ReplicaReport } from '../../runtime-agent/node/assignment.js';
 import { Converger, type ReplicaRuntime } from '../../runtime-agent/node/converger.js';
@@ -79,6 +80,10 @@ class FakeHost implements ReplicaRuntime {
   }
 
   async movePorts(): Promise<void> {
+    throw new Error('not used here');
+  }
+
+  logs(): AsyncIterable<LogEntry> {
     throw new Error('not used here');
   }
 

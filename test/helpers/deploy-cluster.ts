@@ -1,7 +1,9 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TestFn } from 'ava';
 import { AgentDaemon } from './agent-daemon.js';
 import { busyboxEntries, layerOf, pushLayout, writeImageLayout } from './agent-images.js';
 import { run, type RunResult } from './exec.js';
@@ -29,7 +31,8 @@ export class DeployCluster {
 
   private constructor(
     readonly hosts: TestHosts,
-    readonly registry: RegistryProcess,
+    private current: RegistryProcess,
+    private readonly registryEnv: Record<string, string>,
     private readonly workDir: string,
     /** The nodes' names, in the order of the hosts. */
     readonly nodes: string[],
@@ -40,10 +43,12 @@ export class DeployCluster {
     const workDir = await mkdtemp(path.join(tmpdir(), 'berth-h18-'));
     let registry: RegistryProcess | undefined;
     try {
-      registry = await RegistryProcess.start({ host: hosts.gateway, env: registryEnv });
+      const dataDir = await mkdtemp(path.join(workDir, 'registry-'));
+      registry = await RegistryProcess.start({ host: hosts.gateway, env: registryEnv, dataDir });
       const cluster = new DeployCluster(
         hosts,
         registry,
+        registryEnv,
         workDir,
         nodes.map((node) => node.name),
       );
@@ -61,6 +66,24 @@ export class DeployCluster {
       await rm(workDir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  get registry(): RegistryProcess {
+    return this.current;
+  }
+
+  /**
+   * Kills the registry (SIGKILL: a crash, its Redis with it; its AOF keeps every acknowledged write) and
+   * starts it again on the same data directory, address and port: the agents' calls fail meanwhile.
+   */
+  async restartRegistry(): Promise<void> {
+    await this.current.stop('SIGKILL');
+    this.current = await RegistryProcess.start({
+      host: this.hosts.gateway,
+      env: this.registryEnv,
+      dataDir: this.current.dataDir,
+      port: this.current.port,
+    });
   }
 
   /** The joined agent of a node; its address is `addressOf(name)`. */
@@ -95,6 +118,11 @@ export class DeployCluster {
   /** `berth <args> --registry <url>`, as a user runs it. */
   berth(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
     return run(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url], { allowFailure: true, env, timeoutMs: 90_000 });
+  }
+
+  /** `berth <args>` left running (`service logs -f`), for a test to read its output as it comes, then kill. */
+  spawnBerth(args: string[]): ChildProcessWithoutNullStreams {
+    return spawn(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url]);
   }
 
   /**
@@ -135,4 +163,40 @@ export class DeployCluster {
     await this.hosts.destroy();
     await rm(this.workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One two-node cluster (n1, n2) and a scratch directory for a whole test file, each step a test of its own
+ * (under load a step takes minutes, and ava's timeout counts from the last finished test): made before the
+ * tests and handed to `use`, destroyed after them; a failed test shows the agents' and the registry's logs.
+ */
+export function withTwoNodeCluster(
+  test: TestFn,
+  env: Record<string, string>,
+  use: (made: { cluster: DeployCluster; directory: string }) => void,
+): void {
+  let made: { cluster: DeployCluster; directory: string } | undefined;
+  test.before(async () => {
+    const directory = await mkdtemp(path.join(tmpdir(), 'berth-h18-compose-'));
+    const cluster = await DeployCluster.start(
+      [
+        { name: 'n1', labels: {} },
+        { name: 'n2', labels: {} },
+      ],
+      env,
+    ).catch(async (error: unknown) => {
+      await rm(directory, { recursive: true, force: true });
+      throw error;
+    });
+    made = { cluster, directory };
+    use(made);
+  });
+  test.after.always(async () => {
+    if (!made) return;
+    await made.cluster.destroy();
+    await rm(made.directory, { recursive: true, force: true });
+  });
+  test.afterEach.always((t) => {
+    if (!t.passed && made) t.log(`${made.cluster.logs()}\n--- registry\n${made.cluster.registry.logs.slice(-4000)}`);
+  });
 }
