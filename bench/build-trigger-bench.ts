@@ -2,26 +2,35 @@
 /**
  * Automated builds: the time from a signed GitHub push webhook's POST to the build's image manifest in the
  * registry, for a small Dockerfile, cold (a commit whose RUN step no agent has run) and warm (the same commit
- * again: every step cached on the agent that built it), and the webhook endpoint's own latency. Real parts:
- * the test build farm (git http-backend, a registry with auth, two build-worker agents). Every run is printed;
- * the target is a cached build visible within 3 s. Not a test: CI does not run it. Needs root.
+ * again: every step cached, on the agent that built it or through the project's cache repository), where a
+ * warm build's time goes (queue wait, git fetch, push), builds per minute with the two agents (distinct
+ * branches pushed at once), and the webhook endpoint's own latency. Real parts: the test build farm (git
+ * http-backend, a registry with auth, two build-worker agents). Every run is printed; the target is a cached
+ * build visible within 3 s. Not a test: CI does not run it. Needs root.
  *
- *   node dist/bench/build-trigger-bench.js [--runs 3] [--pings 50]
+ *   node dist/bench/build-trigger-bench.js [--runs 3] [--pings 50] [--burst 6]
  */
 import { parseArgs } from 'node:util';
-import { BuildFarm, sourceDockerfile, WEBHOOK_SECRET } from '../test/helpers/build-farm.js';
+import { BuildFarm, sourceDockerfile, WEBHOOK_SECRET, type BuildView } from '../test/helpers/build-farm.js';
+import type { GitWorkTree } from '../test/helpers/git-http-server.js';
 import { githubHook, githubPushPayload, postHook } from '../test/helpers/forge-hooks.js';
 import { alignColumns, formatNumber } from './report.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, pings: { type: 'string', default: '50' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, pings: { type: 'string', default: '50' }, burst: { type: 'string', default: '6' } },
+});
 const runs = Number(values.runs);
 const pings = Number(values.pings);
+const burst = Number(values.burst);
 const TARGET_WARM_SECONDS = 3;
 
 const farm = await BuildFarm.start();
 try {
-  const work = await farm.project('bench', [{ sourceType: 'branch', source: 'main', tag: 'latest' }]);
+  const work = await farm.project('bench', [{ sourceType: 'branch', source: '/^(.*)$/', tag: '{\\1}' }], {
+    cacheRepository: 'team/bench-cache',
+  });
   const rows: string[][] = [];
+  const throughput: string[][] = [];
   for (let index = 1; index <= runs; index++) {
     await work.write({ Dockerfile: sourceDockerfile(`RUN echo run ${index} ${Date.now()} > /run-${index}`) });
     const commit = await work.commit(`bench run ${index}`, 1_700_000_000 + index);
@@ -35,17 +44,22 @@ try {
       formatNumber(warm.hookMs),
       formatNumber(warm.seconds),
       warm.cached,
+      warm.agent,
+      ...warm.phases.map(formatNumber),
     ]);
+    throughput.push([String(index), formatNumber(await buildsPerMinute(work, index))]);
   }
   const latencies = await endpointLatencies();
   console.log('\nwebhook POST -> manifest in the registry (seconds), per run');
   console.log(
     alignColumns(
-      ['run', 'cold POST ms', 'cold s', 'warm POST ms', 'warm s', 'warm steps cached'],
+      ['run', 'cold POST ms', 'cold s', 'warm POST ms', 'warm s', 'warm steps cached', 'warm on', 'queue wait s', 'git fetch s', 'push s'],
       rows,
-      (column) => column > 0 && column < 5,
+      (column) => column > 0 && column !== 5 && column !== 6,
     ),
   );
+  console.log(`\n${burst} branches pushed at once, two agents: builds per minute, per run`);
+  console.log(alignColumns(['run', 'builds/min'], throughput, (column) => column > 0));
   console.log(`\nwarm target: visible within ${TARGET_WARM_SECONDS} s`);
   console.log(
     `webhook endpoint, ${pings} signed pings: median ${formatNumber(percentile(latencies, 0.5))} ms, p95 ${formatNumber(percentile(latencies, 0.95))} ms`,
@@ -54,24 +68,58 @@ try {
   await farm.stop();
 }
 
-/** Posts a push of the commit and waits for its build to succeed; the POST's own time and the whole time. */
-async function pushToManifest(commit: string): Promise<{ hookMs: number; seconds: number; cached: string }> {
+interface Timed {
+  hookMs: number;
+  seconds: number;
+  cached: string;
+  agent: string;
+  /** Seconds in the queue, fetching the commit, pushing the image. */
+  phases: number[];
+}
+
+/** Posts a push of the commit and waits for its build to succeed; the POST's own time, the whole time and its parts. */
+async function pushToManifest(commit: string, branch = 'main'): Promise<Timed> {
   const started = performance.now();
   const answer = await postHook(
     farm.registry.url,
     'bench',
-    githubHook(WEBHOOK_SECRET, 'push', githubPushPayload({ ref: 'refs/heads/main', commit })),
+    githubHook(WEBHOOK_SECRET, 'push', githubPushPayload({ ref: `refs/heads/${branch}`, commit })),
   );
   const hookMs = performance.now() - started;
   const [id] = answer.body.builds as string[];
+  const build = await succeeded(id!);
+  // The worker reports success only after the manifest PUT under every tag was answered.
+  const seconds = (performance.now() - started) / 1000;
+  const builderSteps = build.steps.filter((step) => !step.name.startsWith('[source]') && !step.name.startsWith('[push]'));
+  const phase = (prefix: string) => build.steps.find((step) => step.name.startsWith(prefix))?.seconds ?? 0;
+  return {
+    hookMs,
+    seconds,
+    cached: `${builderSteps.filter((step) => step.cached).length}/${builderSteps.length}`,
+    agent: build.worker.split('@')[0] ?? '',
+    phases: [((build.claimedAt ?? 0) - build.createdAt) / 1000, phase('[source]'), phase('[push]')],
+  };
+}
+
+/** Distinct commits on `burst` branches pushed at once, built by the two agents: builds finished per minute. */
+async function buildsPerMinute(work: GitWorkTree, run: number): Promise<number> {
+  const commits: Array<{ branch: string; commit: string }> = [];
+  for (let index = 1; index <= burst; index++) {
+    await work.write({ Dockerfile: sourceDockerfile(`RUN echo burst ${run}.${index} ${Date.now()} > /burst`) });
+    const branch = `burst-${run}-${index}`;
+    commits.push({ branch, commit: await work.commit(`burst ${run}.${index}`, 1_700_001_000 + run * 100 + index) });
+    await work.push(`HEAD:${branch}`);
+  }
+  const started = performance.now();
+  await Promise.all(commits.map(({ branch, commit }) => pushToManifest(commit, branch)));
+  return (burst * 60_000) / (performance.now() - started);
+}
+
+async function succeeded(id: string): Promise<BuildView> {
   const deadline = Date.now() + 300_000;
   for (;;) {
-    const build = await farm.build(id!);
-    if (build.state === 'succeeded') {
-      // The worker reports success only after the manifest PUT under every tag was answered.
-      const seconds = (performance.now() - started) / 1000;
-      return { hookMs, seconds, cached: `${build.steps.filter((step) => step.cached).length}/${build.steps.length}` };
-    }
+    const build = await farm.build(id);
+    if (build.state === 'succeeded') return build;
     if (build.state !== 'queued' && build.state !== 'running') throw new Error(`build ${id} ${build.state}: ${build.error}`);
     if (Date.now() > deadline) throw new Error(`build ${id} still ${build.state} after 300 s`);
     await new Promise((resolve) => setTimeout(resolve, 25));

@@ -77,6 +77,8 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
   const auth = await createAuth(config, redis, jobTokens, logger);
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
   started.push(() => gc.stop());
+  const builds = createBuilds(config, redis, ops, { jobs: jobTokens, signer: auth.tokens }, logger);
+  started.push(() => builds.stop());
 
   const { app, routes } = createApp(
     {
@@ -93,7 +95,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
       auth: auth.api,
       gc: gc.adminApi,
       deploy,
-      builds: createBuilds(config, redis, ops, { jobs: jobTokens, signer: auth.tokens }, logger),
+      builds,
     },
     auth.adminGuard,
   );

@@ -152,12 +152,26 @@ export class RegistryCacheStore implements CacheRegistry {
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const manifestDigest = digestOf(manifestBytes);
+    if ((await this.currentDigest(reference, access)) === manifestDigest) {
+      report(`the cache at ${formatRepositoryTag(reference)} is already this build's (${manifestDigest}): not written again`);
+      return manifestDigest;
+    }
     await lease.add([configDigest, manifestDigest]);
     await content.writeSmall(configDigest, configBytes);
     await content.writeSmall(manifestDigest, manifestBytes);
     await this.deps.publisher.push(manifestDigest, reference, access, report);
     report(`writing cache manifest ${manifestDigest} done`);
     return manifestDigest;
+  }
+
+  /** The digest of the manifest the reference holds now; undefined when it holds none or cannot be read (the save then writes it). */
+  private async currentDigest(reference: CacheReference, access: RegistryAccess): Promise<string | undefined> {
+    try {
+      const client = await this.deps.connector.reader(reference.registry, access);
+      return digestOf((await client.fetchManifest(reference.repository, reference.tag)).bytes);
+    } catch {
+      return undefined;
+    }
   }
 }
 

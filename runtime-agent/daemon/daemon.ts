@@ -166,6 +166,7 @@ function startBuildWorker(
     content: parts.content,
     connector: parts.connector,
     workRoot: path.join(config.dataDir, 'build', 'jobs'),
+    mirrorRoot: path.join(config.dataDir, 'build', 'git'),
     logger: logger.child({ component: 'build-worker' }),
   });
   worker.start();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,10 +23,14 @@ export interface BuildWorkerServices {
   connector: RegistryConnector;
   /** Each job's checkout and private files, removed after the job. */
   workRoot: string;
+  /** The projects' git mirrors, kept between jobs. */
+  mirrorRoot: string;
   logger: Logger;
 }
 
 const CLAIM_WAIT_SECONDS = 20;
+/** A job's token is asked for again once this old: the registry's tokens live 10 s at the least. */
+const TOKEN_REUSE_MS = 5_000;
 const ERROR_BACKOFF_MS = 2_000;
 
 /**
@@ -120,19 +125,24 @@ export class BuildWorker {
     const checkout = path.join(dir, 'source');
     const refName = `refs/${job.ref.type === 'branch' ? 'heads' : 'tags'}/${job.ref.name}`;
     jobLog.line(`fetching ${job.commit || refName} from ${job.git.url.replace(/\/\/[^@/]*@/, '//')}`);
-    const commit = await checkoutCommit({
-      url: job.git.url,
-      credentials: job.git.credentials,
-      commit: job.commit,
-      ref: refName,
-      dir: checkout,
-      privateDir: path.join(dir, 'private'),
-      signal,
-      output: (line) => jobLog.line(line),
-    });
-    await rm(path.join(checkout, '.git'), { recursive: true, force: true });
+    const commit = await jobLog.phase('[source] git fetch', () =>
+      checkoutCommit({
+        url: job.git.url,
+        credentials: job.git.credentials,
+        commit: job.commit,
+        ref: refName,
+        mirror: path.join(
+          this.services.mirrorRoot,
+          createHash('sha256').update(`${job.project}\n${job.git.url}`).digest('hex').slice(0, 32),
+        ),
+        dir: checkout,
+        privateDir: path.join(dir, 'private'),
+        signal,
+        output: (line) => jobLog.line(line),
+      }),
+    );
     const spec = await client.source(job, commit);
-    const access: RegistryAccess = { type: 'job-token', token: async () => (await client.pushToken(job)).token };
+    const access = jobAccess(client, job);
     const cache = this.cacheReference(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
@@ -165,7 +175,7 @@ export class BuildWorker {
       },
       (event: BuildEvent) => jobLog.event(event, formatBuildEvent(event)),
     );
-    await this.push(job, spec, result.manifestDigest, access, jobLog);
+    await jobLog.phase(`[push] ${job.repository}`, () => this.push(job, spec, result.manifestDigest, access, jobLog));
     return { outcome: 'succeeded', digest: result.manifestDigest, tags: spec.tags, error: '', steps: jobLog.steps() };
   }
 
@@ -195,4 +205,17 @@ export class BuildWorker {
       );
     }
   }
+}
+
+/** The job's access to its registry: its token, minted by the registry for this attempt, reused for a few seconds. */
+function jobAccess(client: WorkerClient, job: ClaimedBuildJob): RegistryAccess {
+  let minted: { token: string | null; at: number } | undefined;
+  return {
+    type: 'job-token',
+    token: async () => {
+      if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS)
+        minted = { token: (await client.pushToken(job)).token, at: performance.now() };
+      return minted.token;
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import type { GitCredentials } from '../../platform/build-worker-api.js';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -10,9 +11,11 @@ export interface CheckoutRequest {
   commit: string;
   /** `refs/heads/main` or `refs/tags/v1`: fetched when no commit is given. */
   ref: string;
+  /** A bare repository kept between jobs (one per project and URL): what it holds is not fetched again. */
+  mirror: string;
   /** Empty or missing: the checkout goes here. */
   dir: string;
-  /** Credentials files (an SSH key) are written here, outside the checkout and so outside the build context. */
+  /** Credentials files (an SSH key) and the checkout's index are written here, outside the build context. */
   privateDir: string;
   signal: AbortSignal;
   /** Git's progress and messages, line by line. */
@@ -28,17 +31,32 @@ export interface CheckedOutCommit {
 
 /**
  * Exactly one commit with the git CLI, shallow: `git fetch --depth 1 URL <sha>` (the server must allow a
- * want by id, as GitHub, GitLab, Gitea and git's protocol v2 do), then a detached checkout. Credentials
- * reach git through its environment (GIT_CONFIG_* and GIT_SSH_COMMAND), never the command line or the URL.
+ * want by id, as GitHub, GitLab, Gitea and git's protocol v2 do) into the project's mirror, unless the mirror
+ * already has that commit (a rebuild, a retry: no network at all), then its files written out with an index
+ * of the job's own, so the checkout has no .git and the mirror's HEAD never moves. Credentials reach git
+ * through its environment (GIT_CONFIG_* and GIT_SSH_COMMAND), never the command line or the URL. One job at
+ * a time uses a mirror: a worker runs one job at a time.
  */
 export async function checkoutCommit(request: CheckoutRequest): Promise<CheckedOutCommit> {
   await mkdir(request.dir, { recursive: true, mode: 0o700 });
-  const env = await credentialEnv(request.credentials, request.privateDir);
-  const git = (args: string[]) => runGit(['-C', request.dir, ...args], env, request.signal, request.output);
-  await git(['init', '--quiet']);
-  await git(['fetch', '--depth', '1', '--no-tags', '--progress', request.url, request.commit || request.ref]);
-  await git(['checkout', '--quiet', '--detach', 'FETCH_HEAD']);
-  const shown = await runGit(['-C', request.dir, 'log', '-1', '--format=%H%n%ct%n%B'], env, request.signal, () => undefined);
+  await mkdir(request.privateDir, { recursive: true, mode: 0o700 });
+  const env = { ...(await credentialEnv(request.credentials, request.privateDir)), GIT_INDEX_FILE: path.join(request.privateDir, 'index') };
+  const git = (args: string[], output = request.output) => runGit(['--git-dir', request.mirror, ...args], env, request.signal, output);
+  const quiet = () => undefined;
+  if (!existsSync(path.join(request.mirror, 'HEAD')))
+    await runGit(['init', '--quiet', '--bare', request.mirror], env, request.signal, quiet);
+  const known =
+    request.commit !== '' &&
+    (await git(['cat-file', '-e', `${request.commit}^{commit}`], quiet).then(
+      () => true,
+      () => false,
+    ));
+  if (known) request.output(`${request.commit} is in the agent's mirror of the repository: not fetched again`);
+  else await git(['fetch', '--depth', '1', '--no-tags', '--progress', request.url, request.commit || request.ref]);
+  const target = known ? request.commit : 'FETCH_HEAD';
+  await git(['read-tree', target], quiet);
+  await git(['--work-tree', request.dir, 'checkout-index', '--all', '--force'], quiet);
+  const shown = await git(['log', '-1', '--format=%H%n%ct%n%B', target], quiet);
   const [sha = '', time = '0', ...message] = shown.split('\n');
   if (request.commit && sha !== request.commit) throw new Error(`fetched ${sha}, not the commit ${request.commit}`);
   return { sha, time: Number(time), message: message.join('\n').trim() };
@@ -51,7 +69,6 @@ async function credentialEnv(credentials: GitCredentials, privateDir: string): P
     return { ...base, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
   }
   if (credentials.type === 'ssh') {
-    await mkdir(privateDir, { recursive: true, mode: 0o700 });
     const key = path.join(privateDir, 'deploy-key');
     await writeFile(key, credentials.privateKey.endsWith('\n') ? credentials.privateKey : `${credentials.privateKey}\n`, { mode: 0o600 });
     const knownHosts = path.join(privateDir, 'known_hosts');
@@ -76,7 +93,12 @@ function runGit(args: string[], env: Record<string, string>, signal: AbortSignal
     child.once('error', (error) => reject(signal.aborted ? new Error('cancelled') : error));
     child.once('close', (code) => {
       if (code === 0) resolve(stdout);
-      else reject(new Error(`git ${args[2] ?? ''} failed: ${stderr.trim().split('\n').pop() ?? `exit code ${code}`}`));
+      else
+        reject(
+          new Error(
+            `git ${args.find((arg) => /^[a-z][a-z-]*$/.test(arg)) ?? ''} failed: ${stderr.trim().split('\n').pop() ?? `exit code ${code}`}`,
+          ),
+        );
     });
   });
 }

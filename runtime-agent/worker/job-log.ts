@@ -16,7 +16,9 @@ export class JobLog {
   private pendingBytes = 0;
   private sending: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
-  private readonly names = new Map<number, { name: string; cached: boolean; seconds: number }>();
+  /** The build record's steps in order: the builder's (by their event id) and the worker's own phases. */
+  private readonly entries: Array<{ name: string; cached: boolean; seconds: number }> = [];
+  private readonly builderSteps = new Map<number, number>();
 
   constructor(
     private readonly client: WorkerClient,
@@ -34,14 +36,25 @@ export class JobLog {
   }
 
   event(event: BuildEvent, text: string | undefined): void {
-    if (event.type === 'step') this.names.set(event.id, { name: event.name, cached: false, seconds: 0 });
+    if (event.type === 'step') this.builderSteps.set(event.id, this.entries.push({ name: event.name, cached: false, seconds: 0 }) - 1);
     if (event.type === 'cached') this.update(event.id, { cached: true });
     if (event.type === 'step-done' || event.type === 'step-error') this.update(event.id, { seconds: event.seconds });
     if (text !== undefined) for (const line of text.split('\n')) if (line !== '') this.line(line);
   }
 
+  /** A phase of the worker's own (fetching the commit, pushing the image), timed as a step of the build record. */
+  async phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const index = this.entries.push({ name, cached: false, seconds: 0 }) - 1;
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.entries[index]!.seconds = (performance.now() - started) / 1000;
+    }
+  }
+
   steps(): FinishReport['steps'] {
-    return [...this.names.values()].map((step) => ({ ...step, seconds: Math.round(step.seconds * 1000) / 1000 }));
+    return this.entries.map((step) => ({ ...step, seconds: Math.round(step.seconds * 1000) / 1000 }));
   }
 
   redact(text: string): string {
@@ -58,8 +71,8 @@ export class JobLog {
   }
 
   private update(id: number, change: Partial<{ cached: boolean; seconds: number }>): void {
-    const step = this.names.get(id);
-    if (step) this.names.set(id, { ...step, ...change });
+    const index = this.builderSteps.get(id);
+    if (index !== undefined) Object.assign(this.entries[index]!, change);
   }
 
   private flush(): void {

@@ -55,21 +55,35 @@ end
 return ids
 `;
 
-// Jobs whose lease ran out go back to the front of the queue (a cancelled one ends instead); then the oldest
-// job whose project is under its concurrency limit is leased to the worker.
-const CLAIM = `
-local now, lease, worker, prefix, active = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
-  local key = prefix .. id
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('SREM', active .. (redis.call('HGET', key, 'project') or ''), id)
-  if redis.call('HGET', key, 'cancel') == '1' then
-    redis.call('HSET', key, 'state', 'cancelled', 'finishedAt', now, 'error', 'cancelled while its worker was gone')
-  elseif redis.call('HGET', key, 'state') == 'running' then
-    redis.call('HSET', key, 'state', 'queued', 'worker', '')
-    redis.call('ZADD', KEYS[1], tonumber(redis.call('HGET', key, 'createdAt')), id)
+// Jobs whose lease ran out (their worker is gone) go back to the front of the queue; a cancelled one ends instead.
+const REQUEUE_EXPIRED = `
+local function requeueExpired(queue, running, now, prefix, active)
+  local count = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', running, '-inf', now, 'LIMIT', 0, 100)) do
+    local key = prefix .. id
+    redis.call('ZREM', running, id)
+    redis.call('SREM', active .. (redis.call('HGET', key, 'project') or ''), id)
+    if redis.call('HGET', key, 'cancel') == '1' then
+      redis.call('HSET', key, 'state', 'cancelled', 'finishedAt', now, 'error', 'cancelled while its worker was gone')
+    elseif redis.call('HGET', key, 'state') == 'running' then
+      redis.call('HSET', key, 'state', 'queued', 'worker', '')
+      redis.call('ZADD', queue, tonumber(redis.call('HGET', key, 'createdAt')), id)
+    end
+    count = count + 1
   end
+  return count
 end
+`;
+
+const SWEEP = `${REQUEUE_EXPIRED}
+return requeueExpired(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2], ARGV[3])
+`;
+
+// Expired leases first (a claim sees the jobs of gone workers even between sweeps); then the oldest job whose
+// project is under its concurrency limit is leased to the worker.
+const CLAIM = `${REQUEUE_EXPIRED}
+local now, lease, worker, prefix, active = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+requeueExpired(KEYS[1], KEYS[2], now, prefix, active)
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)) do
   local key = prefix .. id
   local project = redis.call('HGET', key, 'project')
@@ -192,6 +206,19 @@ export class BuildQueue {
       '200',
     )) as [string, number, number] | null;
     return claimed ? { id: claimed[0], attempt: claimed[1], waitedMs: claimed[2] } : undefined;
+  }
+
+  /** Puts the jobs whose lease ran out back in the queue (or ends them, if asked to cancel); how many there were. */
+  async requeueExpired(): Promise<number> {
+    return (await this.redis.eval(
+      SWEEP,
+      2,
+      this.keys.queue(),
+      this.keys.running(),
+      String(Date.now()),
+      this.keys.jobPrefix(),
+      this.keys.activePrefix(),
+    )) as number;
   }
 
   /** Whether the build was asked to cancel; undefined when the worker no longer holds it. */

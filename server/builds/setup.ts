@@ -5,6 +5,7 @@ import type { RegistryMetrics } from '../metrics/metrics.js';
 import type { BuildEventSink } from '../webhooks/build-events.js';
 import { BuildQueue } from './build-queue.js';
 import { BuildService } from './build-service.js';
+import { LeaseSweeper, sweepIntervalMs } from './lease-sweeper.js';
 import { ProjectStore } from './project-store.js';
 import { WorkerService, type BuildObserver, type PushTokens } from './worker-service.js';
 
@@ -13,6 +14,8 @@ export interface RegistryBuilds {
   workers: WorkerService;
   maxWebhookBytes: number;
   workerTokenTtlMs: number;
+  /** Stops the registry's lease sweep. */
+  stop: () => Promise<void>;
 }
 
 /** Automated builds on the registry's Redis: projects, the queue, the workers' API, their metrics and outgoing build events. */
@@ -40,10 +43,13 @@ export function createBuilds(
       if (record.state === 'succeeded' || record.state === 'failed') void buildEvents.emit(`build.${record.state}`, record);
     },
   };
+  const sweeper = new LeaseSweeper(queue, sweepIntervalMs(settings.leaseSeconds), log);
+  sweeper.start();
   return {
     builds: new BuildService(projects, queue, settings, log),
     workers: new WorkerService(redis, prefix, queue, projects, settings, observer, pushTokens, log),
     maxWebhookBytes: settings.maxWebhookBytes,
     workerTokenTtlMs: settings.workerTokenTtlSeconds * 1000,
+    stop: () => sweeper.stop(),
   };
 }

@@ -36,6 +36,9 @@ export interface BuildView {
   tags: string[];
   error: string;
   steps: Array<{ name: string; seconds: number; cached: boolean }>;
+  createdAt: number;
+  claimedAt: number | null;
+  finishedAt: number | null;
 }
 
 export interface BuildFarmOptions {

@@ -1,0 +1,104 @@
+import test from 'ava';
+import { AuthRegistry } from '../helpers/auth-registry.js';
+import { eventually } from '../helpers/eventually.js';
+import { assertRegistryError, request } from '../helpers/http-client.js';
+
+/**
+ * The build workers' API on a registry with auth on (3 s leases), driven as a worker would, without an agent:
+ * a job's token (POST /builds/v1/worker/jobs/:id/push-token) pulls and pushes the job's repository and its
+ * project's cache repository and nothing else; a job whose worker is gone goes back to the queue by itself.
+ */
+
+const LEASE_SECONDS = 3;
+
+let registry: AuthRegistry;
+let workerToken: string;
+
+test.before(async () => {
+  registry = await AuthRegistry.start({ env: { BERTH_BUILDS__LEASE_SECONDS: String(LEASE_SECONDS) } });
+  workerToken = (await registry.admin<{ token: string }>('POST', '/build-workers/tokens', { name: 'ci' })).token;
+});
+
+test.after.always(async () => {
+  await registry?.process.destroy();
+});
+
+async function worker<T>(path: string, body: object): Promise<T> {
+  const response = await request(registry.url, `/builds/v1/worker${path}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${workerToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ agent: 'a1', ...body }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+/** Starts an upload in the repository with the token: 202 when the token may push there. */
+function startUpload(repository: string, token: string): Promise<Response> {
+  return request(registry.url, `/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+}
+
+async function createProject(name: string, cacheRepository: string | null): Promise<void> {
+  await registry.admin('POST', `/builds/projects/${name}`, {
+    repository: `team/${name}`,
+    git: { url: `http://127.0.0.1:9/${name}.git` },
+    webhookSecret: 'a-webhook-secret-of-enough-length',
+    cacheRepository,
+  });
+}
+
+interface Job {
+  id: string;
+  attempt: number;
+  project: string;
+  cacheRepository: string | null;
+}
+
+test.serial('a job token pushes to the job and cache repositories and is refused 401 UNAUTHORIZED for any other', async (t) => {
+  await createProject('scoped', 'team/scoped-cache');
+  await registry.admin('POST', '/builds/projects/scoped/builds', { ref: 'main' });
+  const job = await worker<Job>('/claim', { waitSeconds: 5 });
+  t.is(job.cacheRepository, 'team/scoped-cache');
+  // The lease is held as a worker holds it while the token is used.
+  const renewal = setInterval(() => void worker(`/jobs/${job.id}/lease`, { attempt: job.attempt }).catch(() => undefined), 500);
+  t.teardown(() => clearInterval(renewal));
+  const { token } = await worker<{ token: string }>(`/jobs/${job.id}/push-token`, { attempt: job.attempt });
+
+  for (const repository of ['team/scoped', 'team/scoped-cache']) {
+    const started = await startUpload(repository, token);
+    await started.body?.cancel();
+    t.is(started.status, 202, `push to ${repository}`);
+  }
+  for (const repository of ['team/other', 'team/scoped-cache-2', 'library/busybox']) {
+    await assertRegistryError(t, await startUpload(repository, token), 401, 'UNAUTHORIZED');
+    const pulled = await request(registry.url, `/v2/${repository}/manifests/latest`, { headers: { Authorization: `Bearer ${token}` } });
+    await assertRegistryError(t, pulled, 401, 'UNAUTHORIZED');
+  }
+  await worker(`/jobs/${job.id}/finish`, { attempt: job.attempt, outcome: 'failed', error: 'test over' });
+});
+
+test.serial('a job whose worker stops renewing its lease is queued again by the registry, before any worker asks for work', async (t) => {
+  await createProject('abandoned', null);
+  const [id] = (await registry.admin<{ builds: string[] }>('POST', '/builds/projects/abandoned/builds', { ref: 'main' })).builds;
+  const job = await worker<Job>('/claim', { waitSeconds: 5 });
+  t.like(job, { id, attempt: 1 });
+  const claimed = await registry.admin<{ state: string; worker: string }>('GET', `/builds/${id}`);
+  t.is(claimed.state, 'running');
+  t.regex(claimed.worker, /^a1@/);
+  const started = Date.now();
+  const requeued = await eventually(
+    () => registry.admin<{ state: string; worker: string; attempt: number }>('GET', `/builds/${id}`),
+    (record) => record.state !== 'running',
+    (LEASE_SECONDS + 10) * 1000,
+  );
+  t.like(requeued, { state: 'queued', worker: '', attempt: 1 });
+  t.true(Date.now() - started < (LEASE_SECONDS + 3) * 1000, `requeued ${Date.now() - started} ms after the claim`);
+  const lost = await request(registry.url, `/builds/v1/worker/jobs/${id}/lease`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${workerToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ agent: 'a1', attempt: 1 }),
+  });
+  t.is(lost.status, 409, 'the gone worker no longer holds it');
+  t.like(await worker<Job>('/claim', { waitSeconds: 5 }), { id, attempt: 2 });
+});
