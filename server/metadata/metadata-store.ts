@@ -60,6 +60,12 @@ export interface UploadSession {
   updatedAt: number;
 }
 
+/** The upload's lease if it was free (else undefined: another request holds it) and its session, if any. */
+export interface UploadClaim {
+  lease: Lease | undefined;
+  session: UploadSession | undefined;
+}
+
 export interface Page {
   /** Exclusive lower bound, as the spec's `last` parameter. */
   after?: string;
@@ -97,7 +103,8 @@ export interface MetadataStore {
   /**
    * Records a stored blob and links it to the repository, atomically with ending the upload session.
    * `expectExisting`: prepareBlobCommit said 'existing'. 'collected' when garbage collection removed the
-   * digest since then, so the bytes the store kept may be gone: the upload must be retried.
+   * digest since then, so the bytes the store kept may be gone: the upload must be retried. Any other
+   * outcome also releases `release`, the upload's lease, in the same step.
    */
   completeUpload(
     uploadId: string,
@@ -105,6 +112,7 @@ export interface MetadataStore {
     digest: string,
     size: number,
     expectExisting: boolean,
+    release: LeaseFence | undefined,
   ): Promise<CompleteUploadResult>;
   /** Links a blob visible in `from` to `to`; returns its size, or undefined if `from` cannot see it. */
   mountBlob(from: string, to: string, digest: string): Promise<number | undefined>;
@@ -113,8 +121,20 @@ export interface MetadataStore {
   /** Opens a session unless its repository or owner already has `policy`'s maximum of open sessions. */
   createUpload(session: UploadSession, policy: UploadPolicy): Promise<CreateUploadResult>;
   getUpload(uploadId: string): Promise<UploadSession | undefined>;
-  /** Compare-and-set of the offset, restarting the session's TTL: false if another request moved it first. */
-  advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string, policy: UploadPolicy): Promise<boolean>;
+  /** Claims the upload's lease (LeaseNames.upload) and reads its session in one step. */
+  claimUpload(uploadId: string, ttlMs: number): Promise<UploadClaim>;
+  /**
+   * Compare-and-set of the offset, restarting the session's TTL: false if another request moved it first.
+   * Releases `release`, the upload's lease, in the same step whatever the outcome.
+   */
+  advanceUpload(
+    uploadId: string,
+    fromOffset: number,
+    toOffset: number,
+    storeState: string,
+    policy: UploadPolicy,
+    release: LeaseFence | undefined,
+  ): Promise<boolean>;
   deleteUpload(uploadId: string): Promise<boolean>;
   acquireLease(name: string, ttlMs: number): Promise<Lease | undefined>;
 

@@ -4,12 +4,14 @@ import type {
   CompleteUploadResult,
   CreateUploadResult,
   Lease,
+  LeaseFence,
   ManifestLookup,
   ManifestRecord,
   MetadataStore,
   Page,
   PageResult,
   PutManifestResult,
+  UploadClaim,
   UploadPolicy,
   UploadSession,
 } from './metadata-store.js';
@@ -17,8 +19,10 @@ import type { SizedDigest } from '../oci/manifest.js';
 import { LuaScript } from '../redis/lua-script.js';
 import { RegistryKeys } from './keys.js';
 import { isDeadLocalHolder, newLeaseHolder } from './lease-holder.js';
+import { LeaseNames } from './metadata-store.js';
 import {
   advanceUploadScript,
+  claimUploadScript,
   completeUploadScript,
   createUploadScript,
   deleteManifestScript,
@@ -68,6 +72,7 @@ const scripts = {
   prepareBlobCommit: new LuaScript(prepareBlobCommitScript),
   repositoryBlobSize: new LuaScript(repositoryBlobSizeScript),
   advanceUpload: new LuaScript(advanceUploadScript),
+  claimUpload: new LuaScript(claimUploadScript),
   createUpload: new LuaScript(createUploadScript),
   deleteUpload: new LuaScript(deleteUploadScript),
   renewLease: new LuaScript(renewLeaseScript),
@@ -112,8 +117,9 @@ export class RedisMetadataStore implements MetadataStore {
     digest: string,
     size: number,
     expectExisting: boolean,
+    release: LeaseFence | undefined,
   ): Promise<CompleteUploadResult> {
-    const args = [this.prefix, uploadId, repository, digest, size, Date.now(), expectExisting ? '1' : '0'];
+    const args = [this.prefix, uploadId, repository, digest, size, Date.now(), expectExisting ? '1' : '0', ...this.leaseArgs(release)];
     return (await scripts.completeUpload.run(this.redis, args)) as CompleteUploadResult;
   }
 
@@ -137,20 +143,34 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async getUpload(uploadId: string): Promise<UploadSession | undefined> {
-    const fields = await this.redis.hgetall(this.keys.upload(uploadId));
-    if (!fields.repository) return undefined;
-    return {
-      id: uploadId,
-      repository: fields.repository,
-      owner: fields.owner ?? '',
-      offset: Number(fields.offset),
-      storeState: fields.storeState ?? '',
-      startedAt: Number(fields.startedAt),
-      updatedAt: Number(fields.updatedAt),
-    };
+    return uploadSession(uploadId, await this.redis.hgetall(this.keys.upload(uploadId)));
   }
 
-  async advanceUpload(uploadId: string, fromOffset: number, toOffset: number, storeState: string, policy: UploadPolicy): Promise<boolean> {
+  async claimUpload(uploadId: string, ttlMs: number): Promise<UploadClaim> {
+    const name = LeaseNames.upload(uploadId);
+    const key = this.keys.lease(name);
+    const holder = newLeaseHolder();
+    const [claimed, fields, current] = (await scripts.claimUpload.run(this.redis, [this.prefix, key, holder, ttlMs, uploadId])) as [
+      number,
+      string[],
+      string | undefined,
+    ];
+    if (claimed === 1) return { lease: this.lease(name, holder, ttlMs), session: uploadSession(uploadId, pairs(fields)) };
+    // The rare restart after a crash: the dead holder's lease is taken over, and the session read again under it.
+    if (current && isDeadLocalHolder(current) && (await scripts.takeOverLease.run(this.redis, [key, current, holder, ttlMs])) === 1) {
+      return { lease: this.lease(name, holder, ttlMs), session: await this.getUpload(uploadId) };
+    }
+    return { lease: undefined, session: uploadSession(uploadId, pairs(fields)) };
+  }
+
+  async advanceUpload(
+    uploadId: string,
+    fromOffset: number,
+    toOffset: number,
+    storeState: string,
+    policy: UploadPolicy,
+    release: LeaseFence | undefined,
+  ): Promise<boolean> {
     const result = await scripts.advanceUpload.run(this.redis, [
       this.prefix,
       uploadId,
@@ -159,8 +179,14 @@ export class RedisMetadataStore implements MetadataStore {
       storeState,
       Date.now(),
       policy.ttlMs,
+      ...this.leaseArgs(release),
     ]);
     return result === 1;
+  }
+
+  /** The lease key and holder a script releases; '' names none. */
+  private leaseArgs(release: LeaseFence | undefined): string[] {
+    return release ? [this.keys.lease(release.name), release.holder] : ['', ''];
   }
 
   async deleteUpload(uploadId: string): Promise<boolean> {
@@ -168,14 +194,17 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   async acquireLease(name: string, ttlMs: number): Promise<Lease | undefined> {
+    const holder = newLeaseHolder();
+    return (await this.claimLease(this.keys.lease(name), holder, ttlMs)) ? this.lease(name, holder, ttlMs) : undefined;
+  }
+
+  private lease(name: string, holder: string, ttlMs: number): Lease {
     const key = this.keys.lease(name);
-    const token = newLeaseHolder();
-    if (!(await this.claimLease(key, token, ttlMs))) return undefined;
     return {
-      fence: { name, holder: token },
-      renew: async () => (await scripts.renewLease.run(this.redis, [key, token, ttlMs])) === 1,
+      fence: { name, holder },
+      renew: async () => (await scripts.renewLease.run(this.redis, [key, holder, ttlMs])) === 1,
       release: async () => {
-        await scripts.releaseLease.run(this.redis, [key, token]);
+        await scripts.releaseLease.run(this.redis, [key, holder]);
       },
     };
   }
@@ -263,6 +292,26 @@ export class RedisMetadataStore implements MetadataStore {
     if (page.limit === 0) return { items: [], more: false };
     return pageResult(await this.redis.zrangebylex(key, pageStart(page), '+', 'LIMIT', 0, page.limit + 1), page);
   }
+}
+
+function uploadSession(uploadId: string, fields: Record<string, string>): UploadSession | undefined {
+  if (!fields.repository) return undefined;
+  return {
+    id: uploadId,
+    repository: fields.repository,
+    owner: fields.owner ?? '',
+    offset: Number(fields.offset),
+    storeState: fields.storeState ?? '',
+    startedAt: Number(fields.startedAt),
+    updatedAt: Number(fields.updatedAt),
+  };
+}
+
+/** A flat HGETALL reply of a script ([field, value, ...]) as an object. */
+function pairs(flat: string[]): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+  return fields;
 }
 
 function pageStart(page: Page): string {

@@ -234,16 +234,31 @@ export const deleteUploadScript =
 return forgetUpload(ARGV[1], ARGV[2])
 `;
 
-// 'collected': the record the upload relied on (ARGV[7] = '1': it existed when the commit was prepared,
-// so the store may have kept the old bytes instead of ours) was garbage collected meanwhile.
+/**
+ * `releaseLease(key, holder)`: frees a lease if `holder` still has it; a key of '' names none. A request's
+ * last write releases its lease in the same step, so the client's next request finds it free (one Redis
+ * log fsync per request instead of two).
+ */
+const RELEASE_LEASE = `
+local function releaseLease(key, holder)
+  if key ~= '' and redis.call('GET', key) == holder then redis.call('DEL', key) end
+end
+`;
+
+// ARGV: prefix, id, repository, digest, size, createdAt, expectExisting, lease key ('' none), lease holder.
+// 'collected': the record the upload relied on (expectExisting = '1': it existed when the commit was prepared,
+// so the store may have kept the old bytes instead of ours) was garbage collected meanwhile; the lease is then
+// kept (the caller goes on with the upload's own bytes), else released with the session's end.
 export const completeUploadScript =
   NOW_MS +
   FORGET_UPLOAD +
+  RELEASE_LEASE +
   `
 local p, id, repo, digest, size, createdAt, expectExisting = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = p .. 'b:' .. digest
 local record = redis.call('HMGET', key, 'size', 'state')
 if record[2] == 'deleting' or (expectExisting == '1' and not record[1]) then return 'collected' end
+releaseLease(ARGV[8], ARGV[9])
 if forgetUpload(p, id) == 0 then return 'unknown-upload' end
 redis.call('HSET', key, 'size', size, 'touchedAt', now)
 redis.call('HSETNX', key, 'createdAt', createdAt)
@@ -289,18 +304,35 @@ if count == 0 then return {} end
 return redis.call('ZRANGEBYLEX', p .. 'r:' .. repo .. ':tags', start, '+', 'LIMIT', 0, count)
 `;
 
-/** ARGV: prefix, id, from, to, storeState, updatedAt, ttlMs (0: none). A chunk moves the offset and restarts the TTL. */
+/**
+ * ARGV: prefix, id, from, to, storeState, updatedAt, ttlMs (0: none), lease key ('' none), lease holder. A
+ * chunk moves the offset and restarts the TTL (1), unless another request moved it first (0); either way the
+ * lease named is released, as the request ends with this write.
+ */
 export const advanceUploadScript =
   NOW_MS +
   KEEP_UPLOAD_OPEN +
+  RELEASE_LEASE +
   `
 local p, id, from, to, storeState, updatedAt, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+releaseLease(ARGV[8], ARGV[9])
 local key = p .. 'u:' .. id
 local session = redis.call('HMGET', key, 'offset', 'repository', 'owner')
 if session[1] ~= from then return 0 end
 redis.call('HSET', key, 'offset', to, 'storeState', storeState, 'updatedAt', updatedAt)
 keepOpen(p, session[2], session[3] or '', id, ttl)
 return 1
+`;
+
+/**
+ * ARGV: prefix, lease key, holder, ttl, upload id. Claims an upload's lease and reads its session in one
+ * trip: {1, session fields} when claimed, {0, session fields, current holder} when someone holds it.
+ */
+export const claimUploadScript = `
+local claimed = redis.call('SET', ARGV[2], ARGV[3], 'PX', ARGV[4], 'NX')
+local session = redis.call('HGETALL', ARGV[1] .. 'u:' .. ARGV[5])
+if claimed then return {1, session} end
+return {0, session, redis.call('GET', ARGV[2]) or ''}
 `;
 
 export const renewLeaseScript = `

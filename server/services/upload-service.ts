@@ -4,8 +4,15 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../platform/logger.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
-import type { CreateUploadResult, Lease, MetadataStore, UploadPolicy, UploadSession } from '../metadata/metadata-store.js';
-import { LeaseNames } from '../metadata/metadata-store.js';
+import type {
+  CreateUploadResult,
+  Lease,
+  LeaseFence,
+  MetadataStore,
+  UploadClaim,
+  UploadPolicy,
+  UploadSession,
+} from '../metadata/metadata-store.js';
 import { createDigester, parseDigest, type DigestAlgorithm, type ParsedDigest } from '../../oci/digest.js';
 import type { BlobStore, UploadHandle } from '../storage/blob-store.js';
 import { storageFailure } from '../storage/storage-errors.js';
@@ -33,10 +40,11 @@ const UPLOAD_LEASE_MS = 8_000;
 const LEASE_RENEW_MS = 2_000;
 // A cancel waits for a request working on the upload to finish rather than pull the bytes from under it.
 const CANCEL_WAIT_MS = 10_000;
-// A chunk or the final PUT waits this long for the lease: the previous request's release is not waited for
-// before its answer, so a client's next request (on another replica) can arrive a moment before it; and a
-// client that pipelines its next chunk behind one still being received is served in turn, not refused. A
-// loaded machine can take seconds to finish the previous chunk; a conflicting duplicate still ends in 416.
+// A chunk or the final PUT waits this long for the lease, so that a client that sends its next chunk while the
+// previous one is still being received (pipelined, or on another connection) is served in turn, not refused.
+// A request releases the lease in the same step as it records its offset, before its answer, so a client
+// that waits for each answer never waits here. A loaded machine can take seconds to receive the previous
+// chunk; a conflicting duplicate still ends in 416.
 const HANDOVER_WAIT_MS = 5_000;
 const CANCEL_POLL_MS = 50;
 // With the default 16 KiB, each 64 KiB read of the request would fill the hashing stream and pause the socket.
@@ -101,7 +109,7 @@ export class UploadService {
   }
 
   async append(repository: string, uploadId: string, chunk: ChunkRequest): Promise<UploadSession> {
-    return this.withUploadLease(repository, uploadId, (session) => this.appendLocked(session, chunk), HANDOVER_WAIT_MS);
+    return this.withUploadLease(repository, uploadId, (held) => this.appendLocked(held.session, chunk, held), HANDOVER_WAIT_MS);
   }
 
   /** Finishes an upload, with an optional last chunk, verifying the digest; returns the canonical digest. */
@@ -110,9 +118,10 @@ export class UploadService {
     return this.withUploadLease(
       repository,
       uploadId,
-      async (session, confirmHeld) => {
-        if (!(await this.store.hasUpload(toHandle(session)))) return this.completeFromStoredBlob(session, expected, chunk, origin);
-        const current = chunk ? await this.appendLocked(session, chunk) : session;
+      async (held) => {
+        const { session } = held;
+        if (!(await this.store.hasUpload(toHandle(session)))) return this.completeFromStoredBlob(held, expected, chunk, origin);
+        const current = chunk ? await this.appendLocked(session, chunk, undefined) : session;
         const actual = await this.computeDigest(current, expected.algorithm);
         if (actual !== expected.value) {
           await this.discard(current);
@@ -121,14 +130,14 @@ export class UploadService {
           });
         }
         let prepared = await this.commitGuard.prepare(actual);
-        await confirmHeld();
+        await held.confirmHeld();
         if (prepared === 'existing') {
-          if (await this.recordAgainstStoredBlob(current, actual, origin)) return actual;
+          if (await this.recordAgainstStoredBlob(current, held, actual, origin)) return actual;
           // The collector took the record since prepare: this upload's bytes, still here, become the blob.
           prepared = await this.commitGuard.prepare(actual);
         }
         await this.store.commitUpload(toHandle(current), actual);
-        return this.recordCommitted(current, actual, prepared, origin);
+        return this.recordCommitted(current, held, actual, prepared, origin);
       },
       HANDOVER_WAIT_MS,
     );
@@ -140,14 +149,16 @@ export class UploadService {
    * this upload's (its size, hashing to the digest asked for); otherwise the client must start over.
    */
   private async completeFromStoredBlob(
-    session: UploadSession,
+    held: HeldUpload,
     expected: ParsedDigest,
     chunk: ChunkRequest | undefined,
     origin?: EventOrigin,
   ): Promise<string> {
+    const { session } = held;
     if (chunk === undefined && (await this.store.blobSize(expected.value)) === session.offset) {
       const prepared = await this.commitGuard.prepare(expected.value);
-      if ((await this.hashStoredBlob(expected)) === expected.value) return this.recordCommitted(session, expected.value, prepared, origin);
+      if ((await this.hashStoredBlob(expected)) === expected.value)
+        return this.recordCommitted(session, held, expected.value, prepared, origin);
     }
     await this.discard(session);
     throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the bytes of this upload are gone; start the upload again', {
@@ -170,9 +181,10 @@ export class UploadService {
    * and, on an S3-compatible server that overwrites objects in place (s3rver does), let a reader of the
    * blob find it missing meanwhile.
    */
-  private async recordAgainstStoredBlob(session: UploadSession, digest: string, origin?: EventOrigin): Promise<boolean> {
-    const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, true);
+  private async recordAgainstStoredBlob(session: UploadSession, held: HeldUpload, digest: string, origin?: EventOrigin): Promise<boolean> {
+    const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, true, held.fence);
     if (result === 'collected') return false;
+    held.releasedByWrite();
     if (result === 'unknown-upload') throw cancelledWhileCompleting();
     // Bytes a failed abort leaves behind belong to no session any more: the purge of stored uploads takes them.
     await this.store
@@ -185,11 +197,14 @@ export class UploadService {
   /** Records bytes now at the digest's address as the upload's blob, ending the session. */
   private async recordCommitted(
     session: UploadSession,
+    held: HeldUpload,
     digest: string,
     prepared: 'new' | 'existing',
     origin?: EventOrigin,
   ): Promise<string> {
-    const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, prepared === 'existing');
+    const existing = prepared === 'existing';
+    const result = await this.metadata.completeUpload(session.id, session.repository, digest, session.offset, existing, held.fence);
+    if (result !== 'collected') held.releasedByWrite();
     if (result === 'unknown-upload') throw cancelledWhileCompleting();
     if (result === 'collected') {
       // The collector deleted this digest's bytes (maybe ours) while the upload completed: start over.
@@ -227,18 +242,15 @@ export class UploadService {
 
   /** Serialized with the upload's other requests: a commit under way finishes (or fails) before the bytes go. */
   async cancel(repository: string, uploadId: string): Promise<void> {
-    await this.withUploadLease(repository, uploadId, (session) => this.discard(session), CANCEL_WAIT_MS);
+    await this.withUploadLease(repository, uploadId, (held) => this.discard(held.session), CANCEL_WAIT_MS);
   }
 
   private async session(repository: string, uploadId: string): Promise<UploadSession> {
-    const session = await this.metadata.getUpload(uploadId);
-    if (!session || session.repository !== repository) {
-      throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, undefined, { detail: { uploadId } });
-    }
-    return session;
+    return knownSession(repository, uploadId, await this.metadata.getUpload(uploadId));
   }
 
-  private async appendLocked(session: UploadSession, chunk: ChunkRequest): Promise<UploadSession> {
+  /** `releasing`: the request ends with this chunk, so the offset's record also releases its lease. */
+  private async appendLocked(session: UploadSession, chunk: ChunkRequest, releasing: HeldUpload | undefined): Promise<UploadSession> {
     const range = checkedRange(session, chunk);
     const hashed = await this.hashAt(session);
     const hashing = new Transform({
@@ -267,7 +279,9 @@ export class UploadService {
       });
     }
     const offset = session.offset + written;
-    if (!(await this.metadata.advanceUpload(session.id, session.offset, offset, storeState, this.policy))) {
+    const advanced = await this.metadata.advanceUpload(session.id, session.offset, offset, storeState, this.policy, releasing?.fence);
+    releasing?.releasedByWrite();
+    if (!advanced) {
       this.hashes.delete(session.id);
       throw outOfOrder(session);
     }
@@ -317,45 +331,75 @@ export class UploadService {
 
   /**
    * Runs `work` holding the upload's lease, with the session as it is once the lease is held: a session read
-   * before could be stale, and writing at a stale offset would overwrite acknowledged bytes. `confirmHeld`
-   * renews the lease and throws if it was lost (this process stalled past its TTL and another request may
-   * hold it now): called before an irreversible step. A busy lease is waited for up to `waitMs`.
+   * before could be stale, and writing at a stale offset would overwrite acknowledged bytes. The lease is
+   * claimed and the session read in one step. A busy lease is waited for up to `waitMs`.
    */
   private async withUploadLease<T>(
     repository: string,
     uploadId: string,
-    work: (session: UploadSession, confirmHeld: () => Promise<void>) => Promise<T>,
-    waitMs = 0,
+    work: (held: HeldUpload) => Promise<T>,
+    waitMs: number,
   ): Promise<T> {
-    const lease = await this.acquireUploadLease(uploadId, waitMs);
-    if (!lease) {
-      const session = await this.session(repository, uploadId);
-      throw busy(session);
-    }
+    const { lease, session } = await this.claimUpload(uploadId, waitMs);
+    if (!lease) throw busy(knownSession(repository, uploadId, session));
+    if (!session || session.repository !== repository) void lease.release().catch(() => undefined);
+    const held = new HeldUpload(knownSession(repository, uploadId, session), lease);
     const renewal = setInterval(() => void renewQuietly(lease), LEASE_RENEW_MS);
     try {
-      const session = await this.session(repository, uploadId);
-      return await work(session, async () => {
-        if (!(await lease.renew())) throw busy(session);
-      });
+      return await work(held);
     } finally {
       clearInterval(renewal);
-      // Sent before the answer and not waited for: under appendfsync always its reply waits for an fsync of
-      // Redis's log (~3 ms here), a tenth of an 8 MiB chunk's time. Redis applies a connection's commands in
-      // order, so this process's next claim of the upload comes after the release; a lost release only
+      // Unless the request's last write released it: sent before the answer and not waited for (under
+      // appendfsync always its reply waits for an fsync of Redis's log). Redis applies a connection's commands
+      // in order, so this process's next claim of the upload comes after the release; a lost release only
       // leaves the lease to expire, as a failed one always did.
-      void lease.release().catch(() => undefined);
+      if (!held.released) void lease.release().catch(() => undefined);
     }
   }
 
-  private async acquireUploadLease(uploadId: string, waitMs: number): Promise<Lease | undefined> {
+  private async claimUpload(uploadId: string, waitMs: number): Promise<UploadClaim> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const lease = await this.metadata.acquireLease(LeaseNames.upload(uploadId), UPLOAD_LEASE_MS);
-      if (lease || Date.now() >= deadline) return lease;
+      const claim = await this.metadata.claimUpload(uploadId, UPLOAD_LEASE_MS);
+      if (claim.lease || !claim.session || Date.now() >= deadline) return claim;
       await sleep(CANCEL_POLL_MS);
     }
   }
+}
+
+/** An upload's lease held by a request, and the session as it was read when the lease was claimed. */
+class HeldUpload {
+  private releasedWithWrite = false;
+
+  constructor(
+    readonly session: UploadSession,
+    private readonly lease: Lease,
+  ) {}
+
+  get fence(): LeaseFence {
+    return this.lease.fence;
+  }
+
+  /** Renews the lease and throws if it was lost (this process stalled past its TTL and another request may hold it now): before an irreversible step. */
+  async confirmHeld(): Promise<void> {
+    if (!(await this.lease.renew())) throw busy(this.session);
+  }
+
+  /** A metadata write that ends the request released the lease with it: nothing is left to release. */
+  releasedByWrite(): void {
+    this.releasedWithWrite = true;
+  }
+
+  get released(): boolean {
+    return this.releasedWithWrite;
+  }
+}
+
+function knownSession(repository: string, uploadId: string, session: UploadSession | undefined): UploadSession {
+  if (!session || session.repository !== repository) {
+    throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, undefined, { detail: { uploadId } });
+  }
+  return session;
 }
 
 async function renewQuietly(lease: Lease): Promise<void> {

@@ -15,10 +15,10 @@ import {
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from '../../../platform/logger.js';
 import { CodedError, DistributionErrors } from '../../../platform/errors.js';
 import type { ByteRange } from '../blob-store.js';
+import { BlobUrlSigner } from './blob-url-signer.js';
 
 export interface ListedObject {
   key: string;
@@ -42,11 +42,15 @@ const BODY_RETRY_BASE_MS = 100;
  * the SDK's retries is logged with the S3 operation and key, then thrown as 503 UNAVAILABLE — never a 500.
  */
 export class S3Objects {
+  private readonly signer: BlobUrlSigner;
+
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.signer = new BlobUrlSigner(client, bucket);
+  }
 
   put(key: string, body: Buffer): Promise<void> {
     return this.call('PutObject', key, async () => {
@@ -135,9 +139,7 @@ export class S3Objects {
   }
 
   presign(key: string, expiresIn: number): Promise<string> {
-    return this.call('GetObject (presign)', key, () =>
-      getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn }),
-    );
+    return this.call('GetObject (presign)', key, () => this.signer.presign(key, expiresIn));
   }
 
   async createMultipartUpload(key: string): Promise<string> {
