@@ -153,14 +153,11 @@ function contentRangeStart(header: string | null): number {
  * sends leaves it open). The download then fails like any network error and resumes on the next attempt.
  */
 function stallGuarded(body: Readable, timeoutMs: number, abort: AbortController, digest: string): Readable {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => abort.abort(new Error(`blob ${digest}: no data for ${timeoutMs / 1000} s`)), timeoutMs);
-  };
+  // One timer for the whole download, pushed back per chunk (refresh() re-arms it without a new allocation).
+  const timer = setTimeout(() => abort.abort(new Error(`blob ${digest}: no data for ${timeoutMs / 1000} s`)), timeoutMs);
   const guard = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      arm();
+      timer.refresh();
       callback(null, chunk);
     },
     flush(callback) {
@@ -168,7 +165,6 @@ function stallGuarded(body: Readable, timeoutMs: number, abort: AbortController,
       callback();
     },
   });
-  arm();
   // pipeline, not pipe: a consumer giving up on the guard must also close the HTTP body.
   return pipeline(body, guard, () => clearTimeout(timer));
 }
