@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header } from 'tar-stream';
-import { applyLayerTar } from '../unpack/layer-applier.js';
+import { applyArchiveEntries, type ArchiveEntry } from '../unpack/layer-applier.js';
 import { WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
 import { archivePathComponents } from '../unpack/rooted-path.js';
 
@@ -27,13 +27,17 @@ export function packPath(hostPath: string, name: string): Readable {
   const pack = tar.pack();
   const output = new PassThrough();
   pipeline(pack, output).catch((error: Error) => output.destroy(error));
-  addEntry(pack, hostPath, name)
+  addEntry(pack, hostPath, name, new Map())
     .then(() => pack.finalize())
     .catch((error: Error) => pack.destroy(error));
   return output;
 }
 
-async function addEntry(pack: tar.Pack, hostPath: string, name: string): Promise<void> {
+/**
+ * `linked`: the archive name of each file with more than one link, by device and inode, so that its other
+ * names go in as hard links to it (as docker cp and tar archive them), not as copies.
+ */
+async function addEntry(pack: tar.Pack, hostPath: string, name: string, linked: Map<string, string>): Promise<void> {
   const stats = await lstat(hostPath);
   const header: Partial<Header> & { name: string } = {
     name,
@@ -45,10 +49,17 @@ async function addEntry(pack: tar.Pack, hostPath: string, name: string): Promise
   if (stats.isDirectory()) {
     if (name !== '.') pack.entry({ ...header, type: 'directory' });
     for (const child of (await readdir(hostPath)).sort())
-      await addEntry(pack, path.join(hostPath, child), name === '.' ? child : `${name}/${child}`);
+      await addEntry(pack, path.join(hostPath, child), name === '.' ? child : `${name}/${child}`, linked);
   } else if (stats.isSymbolicLink()) {
     pack.entry({ ...header, type: 'symlink', linkname: await readlink(hostPath) });
   } else if (stats.isFile()) {
+    const inode = `${stats.dev}:${stats.ino}`;
+    const first = stats.nlink > 1 ? linked.get(inode) : undefined;
+    if (first !== undefined) {
+      pack.entry({ ...header, type: 'link', linkname: first });
+      return;
+    }
+    if (stats.nlink > 1) linked.set(inode, name);
     await pipeline(createReadStream(hostPath), pack.entry({ ...header, type: 'file', size: stats.size }));
   }
   // Sockets, fifos and devices are not copied, as docker cp skips what it cannot archive meaningfully.
@@ -87,45 +98,69 @@ export interface ExtractOptions {
 }
 
 /**
- * Writes a cp archive at its target: the top entry renamed if asked (a content-only archive gets a directory of
- * that name), overlay whiteout names refused rather than turned into deletions, then the layer applier.
+ * Writes a cp archive at its target in one pass over its entries: the top entry renamed if asked (a
+ * content-only archive gets a directory of that name), hard links renamed with what they point at, overlay
+ * whiteout names refused rather than turned into deletions, each entry then written by the layer applier.
  */
 export async function extractCopy(archive: Readable, target: CopyTarget, contentOnly: boolean, options: ExtractOptions): Promise<void> {
   const extract = tar.extract();
-  const repack = tar.pack();
   const feeding = pipeline(archive, extract);
-  const repacked = new PassThrough();
-  const repacking = pipeline(repack, repacked);
-  const applying = applyLayerTar(repacked, target.directory, {
-    keepSetid: false,
-    preserveOwnership: options.preserveOwnership,
-    warn: options.warn,
-  });
   try {
-    if (contentOnly && target.rename) repack.entry({ name: target.rename, type: 'directory', mode: 0o755 });
-    for await (const entry of extract) {
-      const { components } = archivePathComponents(entry.header.name);
-      if (components.some((component) => component.startsWith(WHITEOUT_PREFIX))) {
-        options.warn(`${entry.header.name}: skipped, a name overlayfs reserves for deletions`);
-        entry.resume();
-        continue;
-      }
-      const renamed = rename(components, target.rename, contentOnly);
-      const header = { ...entry.header, name: renamed };
-      if (entry.header.type === 'file') await pipeline(entry, repack.entry(header));
-      else {
-        repack.entry(header);
-        entry.resume();
-      }
-    }
+    await applyArchiveEntries(copyEntries(extract, target.rename, contentOnly, options.warn), target.directory, {
+      keepSetid: false,
+      preserveOwnership: options.preserveOwnership,
+      warn: options.warn,
+    });
     await feeding;
-    repack.finalize();
   } catch (error) {
-    repack.destroy(error as Error);
-    await Promise.allSettled([applying, repacking]);
+    extract.destroy(error as Error);
+    await feeding.catch(() => undefined);
     throw error;
   }
-  await Promise.all([applying, repacking]);
+}
+
+async function* copyEntries(
+  entries: AsyncIterable<ArchiveEntry>,
+  newTop: string | undefined,
+  contentOnly: boolean,
+  warn: (message: string) => void,
+): AsyncGenerator<ArchiveEntry> {
+  if (contentOnly && newTop) yield newDirectoryEntry(newTop);
+  for await (const entry of entries) {
+    const { components } = archivePathComponents(entry.header.name);
+    if (components.some((component) => component.startsWith(WHITEOUT_PREFIX))) {
+      warn(`${entry.header.name}: skipped, a name overlayfs reserves for deletions`);
+      entry.resume();
+      continue;
+    }
+    const header = { ...entry.header, name: rename(components, newTop, contentOnly) };
+    // A hard link names another entry of the archive, which this copy renames too; a symlink's text is content.
+    if (header.type === 'link') header.linkname = rename(archivePathComponents(header.linkname).components, newTop, contentOnly);
+    yield withHeader(entry, header);
+  }
+}
+
+function withHeader(entry: ArchiveEntry, header: Header): ArchiveEntry {
+  return { header, resume: () => entry.resume(), [Symbol.asyncIterator]: () => entry[Symbol.asyncIterator]() };
+}
+
+/** The directory a content-only copy to a new name creates (docker cp's `dir/.` to a path that does not exist). */
+function newDirectoryEntry(name: string): ArchiveEntry {
+  const header: Header = {
+    name,
+    type: 'directory',
+    mode: 0o755,
+    mtime: new Date(),
+    size: 0,
+    linkname: '',
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+  };
+  return { header, resume: () => undefined, [Symbol.asyncIterator]: async function* () {} };
 }
 
 function rename(components: readonly string[], newTop: string | undefined, contentOnly: boolean): string {

@@ -54,17 +54,31 @@ const writeAsync = promisify(write);
 export async function applyLayerTar(tarStream: Readable, root: string, options: ApplyOptions): Promise<void> {
   const extract = tar.extract();
   const feeding = pipeline(tarStream, extract);
-  const applier = new EntryApplier(root, options);
   try {
-    for await (const entry of extract) {
-      await applier.apply(entry.header, entry);
-      entry.resume();
-    }
+    await applyArchiveEntries(extract, root, options);
     await feeding;
   } catch (error) {
     extract.destroy(error as Error);
     await feeding.catch(() => undefined);
     throw error;
+  }
+}
+
+/** An entry as tar-stream's extract yields it: the header, its content, and resume() to skip what is not read. */
+export interface ArchiveEntry extends AsyncIterable<unknown> {
+  header: Header;
+  resume(): unknown;
+}
+
+/**
+ * applyLayerTar's work on entries already parsed, for a caller that renames or filters them first (cp):
+ * each entry's content is read (or skipped) before the next is asked for, then directory attributes are set.
+ */
+export async function applyArchiveEntries(entries: AsyncIterable<ArchiveEntry>, root: string, options: ApplyOptions): Promise<void> {
+  const applier = new EntryApplier(root, options);
+  for await (const entry of entries) {
+    await applier.apply(entry.header, entry);
+    entry.resume();
   }
   await applier.applyDirectoryAttributes();
 }
