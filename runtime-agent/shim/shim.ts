@@ -13,6 +13,7 @@ import { spawnInPty } from '../runtime/pty-process.js';
 import { writeJsonAtomic } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { watchOutOfMemory } from './oom-watch.js';
+import { logTerminalOutput } from './terminal-log.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from './shim-protocol.js';
 
 /**
@@ -105,8 +106,7 @@ async function runOnTerminal(args: ShimArguments, runtimeArgs: string[], logs: J
   const server = await listenOn(BundleFile.terminalSocket);
   const firstClient = args.attachBeforeStart ? await awaitFirstClient(server) : undefined;
   const terminal = await spawnInPty(args.runtime, runtimeArgs, { cwd: args.bundle, size: args.consoleSize });
-  const log = logs.stream('stdout');
-  terminal.onOutput((data) => log.write(data));
+  logTerminalOutput(terminal, logs.stream('stdout'));
   const hub = new TerminalHub(terminal, { acceptInput: args.openStdin, backlogBytes: TERMINAL_BACKLOG_BYTES });
   if (firstClient) hub.add(firstClient);
   server.on('connection', (socket) => hub.add(socket));
