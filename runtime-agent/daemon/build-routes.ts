@@ -12,10 +12,10 @@ import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseReference } from '../../oci/reference.js';
-import { AgentErrors, invalidRequest } from '../errors.js';
+import { AgentErrors } from '../errors.js';
 import { applyLayerTar } from '../unpack/layer-applier.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
-import { ndjson, route, type Route } from './http-api.js';
+import { ndjson, parseJsonRequest, route, type Route } from './http-api.js';
 
 export interface BuildRouteServices {
   builder: ImageBuilder;
@@ -137,7 +137,7 @@ async function readBuildRequest(request: IncomingMessage): Promise<{ options: Pa
   for (;;) {
     const newline = head.indexOf(0x0a);
     if (newline !== -1) {
-      const options = parseOptions(head.subarray(0, newline));
+      const options = parseJsonRequest(head.subarray(0, newline).toString('utf8'), buildOptionsSchema, 'the build options');
       const rest = head.subarray(newline + 1);
       return { options, context: Readable.from(remainder(rest, chunks)) };
     }
@@ -151,16 +151,4 @@ async function readBuildRequest(request: IncomingMessage): Promise<{ options: Pa
 async function* remainder(first: Buffer, chunks: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
   if (first.length > 0) yield first;
   for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
-}
-
-function parseOptions(bytes: Buffer): ParsedBuildOptions {
-  let document: unknown;
-  try {
-    document = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new CodedError(AgentErrors.REQUEST_INVALID, 'the build options are not JSON');
-  }
-  const checked = buildOptionsSchema.safeParse(document);
-  if (!checked.success) throw invalidRequest(checked.error);
-  return checked.data;
 }

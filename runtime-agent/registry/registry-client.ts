@@ -3,6 +3,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ACCEPTED_MANIFEST_TYPES } from '../../oci/media-types.js';
 import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
 import { RegistryError } from './registry-error.js';
+import { REQUEST_TIMEOUT_MS, sendToRegistry } from './registry-transport.js';
 
 /** What the agent needs from a registry: manifests by tag or digest, and blobs from an offset on. */
 export interface RegistryClient {
@@ -34,7 +35,6 @@ export interface RegistryClientOptions {
 
 /** Manifests are small JSON documents; anything bigger is refused rather than buffered. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-const REQUEST_TIMEOUT_MS = 60_000;
 
 export function registryBaseUrl(registry: string, insecureRegistries: readonly string[]): string {
   // Docker Hub's API lives on another host than its name.
@@ -117,20 +117,13 @@ export class HttpRegistryClient implements RegistryClient {
     if (!retried.ok) throw new RegistryError(retried.status, `${this.baseUrl}/v2/ answered ${retried.status}`);
   }
 
-  /** Sends a GET (with a deadline unless a signal is given); on a 401 answers the challenge once and retries. */
-  private async send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
-    const attempt = () => {
-      const authorization = this.auth.authorization(repository);
-      return fetch(`${this.baseUrl}${path}`, {
-        headers: { ...headers, ...(authorization ? { Authorization: authorization } : {}) },
-        signal: signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
-    };
-    const response = await attempt();
-    if (response.status !== 401) return response;
-    await response.body?.cancel();
-    await this.auth.answer(response.headers.get('www-authenticate'), repository);
-    return attempt();
+  /** A GET in `repository`, authorized for pulling from it (see sendToRegistry). */
+  private send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    return sendToRegistry(
+      this.baseUrl,
+      { method: 'GET', target: path, headers, body: undefined, deadline: signal ?? 'timeout' },
+      { current: () => this.auth.authorization(repository), answer: (challenge) => this.auth.answer(challenge, repository) },
+    );
   }
 }
 

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
@@ -188,7 +189,7 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
     );
     if (found) return Number((await readFile(pidFile, 'utf8')).trim());
     if (done) return undefined;
-    await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));
+    await delay(PID_POLL_MS);
   }
 }
 
