@@ -347,11 +347,14 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     console.log(id);
     return 0;
   }
+  // Asked for now, answered at the exit: the exit code is there as soon as the output ends.
+  const exited = agent.act<{ exitCode: number }>(id, 'wait');
+  exited.catch(() => undefined);
   const stdin = flags.interactive ? agent.attachStdin(id, process.stdin) : undefined;
   stdin?.done.catch((error: Error) => console.error(`Error: stdin: ${error.message}`));
   await printLogEntries(agent.logs(id, { follow: true }), process, false);
   stdin?.stop();
-  const { exitCode } = await agent.act<{ exitCode: number }>(id, 'wait');
+  const { exitCode } = await exited;
   if (flags.rm) await agent.removeContainer(id, true);
   return exitCode;
 }

@@ -1,5 +1,6 @@
 import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { settleAll } from '../support/concurrency.js';
 import { runHostCommand } from '../support/host-command.js';
 import type { ImageRuntimeConfig } from '../../oci/manifest.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
@@ -33,10 +34,8 @@ export class ContainerLauncher {
 
   async prepare(record: ContainerRecord, directory: string, image: ImageRuntimeConfig): Promise<NetworkAttachment> {
     const lowerDirs = [...record.layers].reverse().map((chainId) => this.snapshots.filesPath(chainId));
-    const rootfs = await mountRootfs(directory, lowerDirs);
-    // A run the daemon could not take down (it crashed) may have left its attachment behind.
-    if (await this.network.attachment(record.id)) await this.network.detach(record.id);
-    const attachment = await this.network.attach(record.id, record.spec.network, record.spec.ports);
+    // The mount and the network each spawn host commands: made side by side, as they are taken down.
+    const [rootfs, attachment] = await settleAll([mountRootfs(directory, lowerDirs), this.attachNetwork(record)]);
     const hostname = containerHostname(record.spec, record.id);
     const networkFiles = await writeContainerEtcFiles(path.join(directory, ETC_DIRECTORY), {
       hostname,
@@ -70,8 +69,13 @@ export class ContainerLauncher {
   }
 
   async release(record: ContainerRecord, directory: string): Promise<void> {
-    await this.network.detach(record.id);
-    await unmountRootfs(directory);
+    await settleAll([this.network.detach(record.id), unmountRootfs(directory)]);
+  }
+
+  private async attachNetwork(record: ContainerRecord): Promise<NetworkAttachment> {
+    // A run the daemon could not take down (it crashed) may have left its attachment behind.
+    if (await this.network.attachment(record.id)) await this.network.detach(record.id);
+    return this.network.attach(record.id, record.spec.network, record.spec.ports);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { RunRequest, VolumeSummary } from '../api.js';
@@ -254,7 +255,7 @@ export class ContainerManager {
     this.deps.observer.killed(record, record.stopSignal);
     await this.deps.runtime.kill(record.id, record.stopSignal).catch(() => undefined);
     const timeoutMs = (timeoutSeconds ?? record.spec.stopTimeoutSeconds) * 1000;
-    const exitedInTime = await Promise.race([run.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+    const exitedInTime = await Promise.race([run.exited.then(() => true), delay(timeoutMs, false, { ref: false })]);
     if (!exitedInTime) {
       this.deps.observer.killed(record, 'SIGKILL');
       await this.deps.runtime.kill(record.id, 'SIGKILL').catch(() => undefined);
@@ -613,8 +614,4 @@ export class ContainerManager {
 /** docker's `always`: a container the user stopped stays down only until the daemon restarts. */
 function alwaysStoppedByUser(record: ContainerRecord): boolean {
   return record.spec.restart.name === 'always' && record.state.status === 'exited' && record.state.stoppedByUser;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

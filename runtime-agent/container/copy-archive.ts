@@ -1,11 +1,11 @@
 import type { Stats } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import tar, { type Header } from 'tar-stream';
 import { EVERY_ENTRY, packTar, walkTree, type TarItem } from '../archive/directory-tar.js';
-import { applyLayerTar } from '../unpack/layer-applier.js';
+import { applyArchiveEntries, type ArchiveEntry } from '../unpack/layer-applier.js';
 import { WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
 import { archivePathComponents } from '../unpack/rooted-path.js';
 
@@ -31,22 +31,33 @@ export function packPath(hostPath: string, name: string): Readable {
 async function* copyItems(hostPath: string, name: string): AsyncGenerator<TarItem> {
   const stats = await lstat(hostPath);
   const contentOnly = stats.isDirectory() && name === '.';
+  const linked = new Map<string, string>();
   if (!contentOnly) {
-    const top = await copyItem(hostPath, name, stats);
+    const top = await copyItem(hostPath, name, stats, linked);
     if (top) yield top;
   }
   if (!stats.isDirectory()) return;
   for await (const entry of walkTree(hostPath, EVERY_ENTRY)) {
-    const item = await copyItem(entry.hostPath, contentOnly ? entry.relative : `${name}/${entry.relative}`, entry.stats);
+    const item = await copyItem(entry.hostPath, contentOnly ? entry.relative : `${name}/${entry.relative}`, entry.stats, linked);
     if (item) yield item;
   }
 }
 
-async function copyItem(hostPath: string, name: string, stats: Stats): Promise<TarItem | undefined> {
+/**
+ * `linked`: the archive name of each file with more than one link, by device and inode, so that its other
+ * names go in as hard links to it (as docker cp and tar archive them), not as copies.
+ */
+async function copyItem(hostPath: string, name: string, stats: Stats, linked: Map<string, string>): Promise<TarItem | undefined> {
   const header = { name, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid, mtime: stats.mtime };
   if (stats.isDirectory()) return { header: { ...header, type: 'directory' }, contentPath: undefined };
   if (stats.isSymbolicLink()) return { header: { ...header, type: 'symlink', linkname: await readlink(hostPath) }, contentPath: undefined };
-  if (stats.isFile()) return { header: { ...header, type: 'file', size: stats.size }, contentPath: hostPath };
+  if (stats.isFile()) {
+    const inode = `${stats.dev}:${stats.ino}`;
+    const first = stats.nlink > 1 ? linked.get(inode) : undefined;
+    if (first !== undefined) return { header: { ...header, type: 'link', linkname: first }, contentPath: undefined };
+    if (stats.nlink > 1) linked.set(inode, name);
+    return { header: { ...header, type: 'file', size: stats.size }, contentPath: hostPath };
+  }
   // Sockets, fifos and devices are not copied, as docker cp skips what it cannot archive meaningfully.
   return undefined;
 }
@@ -84,45 +95,69 @@ export interface ExtractOptions {
 }
 
 /**
- * Writes a cp archive at its target: the top entry renamed if asked (a content-only archive gets a directory of
- * that name), overlay whiteout names refused rather than turned into deletions, then the layer applier.
+ * Writes a cp archive at its target in one pass over its entries: the top entry renamed if asked (a
+ * content-only archive gets a directory of that name), hard links renamed with what they point at, overlay
+ * whiteout names refused rather than turned into deletions, each entry then written by the layer applier.
  */
 export async function extractCopy(archive: Readable, target: CopyTarget, contentOnly: boolean, options: ExtractOptions): Promise<void> {
   const extract = tar.extract();
-  const repack = tar.pack();
   const feeding = pipeline(archive, extract);
-  const repacked = new PassThrough();
-  const repacking = pipeline(repack, repacked);
-  const applying = applyLayerTar(repacked, target.directory, {
-    keepSetid: false,
-    preserveOwnership: options.preserveOwnership,
-    warn: options.warn,
-  });
   try {
-    if (contentOnly && target.rename) repack.entry({ name: target.rename, type: 'directory', mode: 0o755 });
-    for await (const entry of extract) {
-      const { components } = archivePathComponents(entry.header.name);
-      if (components.some((component) => component.startsWith(WHITEOUT_PREFIX))) {
-        options.warn(`${entry.header.name}: skipped, a name overlayfs reserves for deletions`);
-        entry.resume();
-        continue;
-      }
-      const renamed = rename(components, target.rename, contentOnly);
-      const header = { ...entry.header, name: renamed };
-      if (entry.header.type === 'file') await pipeline(entry, repack.entry(header));
-      else {
-        repack.entry(header);
-        entry.resume();
-      }
-    }
+    await applyArchiveEntries(copyEntries(extract, target.rename, contentOnly, options.warn), target.directory, {
+      keepSetid: false,
+      preserveOwnership: options.preserveOwnership,
+      warn: options.warn,
+    });
     await feeding;
-    repack.finalize();
   } catch (error) {
-    repack.destroy(error as Error);
-    await Promise.allSettled([applying, repacking]);
+    extract.destroy(error as Error);
+    await feeding.catch(() => undefined);
     throw error;
   }
-  await Promise.all([applying, repacking]);
+}
+
+async function* copyEntries(
+  entries: AsyncIterable<ArchiveEntry>,
+  newTop: string | undefined,
+  contentOnly: boolean,
+  warn: (message: string) => void,
+): AsyncGenerator<ArchiveEntry> {
+  if (contentOnly && newTop) yield newDirectoryEntry(newTop);
+  for await (const entry of entries) {
+    const { components } = archivePathComponents(entry.header.name);
+    if (components.some((component) => component.startsWith(WHITEOUT_PREFIX))) {
+      warn(`${entry.header.name}: skipped, a name overlayfs reserves for deletions`);
+      entry.resume();
+      continue;
+    }
+    const header = { ...entry.header, name: rename(components, newTop, contentOnly) };
+    // A hard link names another entry of the archive, which this copy renames too; a symlink's text is content.
+    if (header.type === 'link') header.linkname = rename(archivePathComponents(header.linkname).components, newTop, contentOnly);
+    yield withHeader(entry, header);
+  }
+}
+
+function withHeader(entry: ArchiveEntry, header: Header): ArchiveEntry {
+  return { header, resume: () => entry.resume(), [Symbol.asyncIterator]: () => entry[Symbol.asyncIterator]() };
+}
+
+/** The directory a content-only copy to a new name creates (docker cp's `dir/.` to a path that does not exist). */
+function newDirectoryEntry(name: string): ArchiveEntry {
+  const header: Header = {
+    name,
+    type: 'directory',
+    mode: 0o755,
+    mtime: new Date(),
+    size: 0,
+    linkname: '',
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+  };
+  return { header, resume: () => undefined, [Symbol.asyncIterator]: async function* () {} };
 }
 
 function rename(components: readonly string[], newTop: string | undefined, contentOnly: boolean): string {

@@ -1,11 +1,11 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitFile } from '../../platform/durable-file.js';
-import { SingleFlight } from '../support/concurrency.js';
+import { settleAll, SingleFlight } from '../support/concurrency.js';
 import { ContentVerificationError, DigestingStream, digestOf, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
 import { RegistryError } from '../registry/registry-error.js';
 
@@ -20,6 +20,12 @@ export type BlobSource = (offset: number) => Promise<{ stream: Readable; offset:
 export interface IngestOptions {
   /** Called with the bytes on disk so far, including a resumed prefix. */
   onProgress?: (bytes: number) => void;
+  /**
+   * Given the downloaded blob once it is verified, while it is being flushed to disk and committed (a pull
+   * unpacks it meanwhile instead of after); the ingest settles when both are done. Not called when the blob
+   * was in the store already or another ingest of it was under way: read() it then.
+   */
+  whileCommitting?: (verified: Readable) => Promise<void>;
 }
 
 export interface IngestResult {
@@ -55,6 +61,9 @@ export interface ContentStore {
 /** Separates a one-shot write's unique suffix from the digest in an ingest file's name. */
 const SMALL_WRITE_MARK = '.write-';
 
+/** Blobs are read a MiB at a time: a 16th of the calls (and chunks downstream) of the default 64 KiB. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+
 /** Network failures are retried from where the partial file ends; a registry's HTTP error or bad content is not. */
 const ATTEMPTS = 3;
 
@@ -83,7 +92,7 @@ export class FileContentStore implements ContentStore {
   }
 
   read(digest: string): Readable {
-    return createReadStream(this.blobPath(digest));
+    return createReadStream(this.blobPath(digest), { highWaterMark: READ_CHUNK_BYTES });
   }
 
   readSmall(digest: string): Promise<Buffer> {
@@ -159,14 +168,28 @@ export class FileContentStore implements ContentStore {
       const resumedFrom = await this.partialSize(descriptor);
       try {
         await this.download(descriptor, source, resumedFrom, options);
-        return { downloaded: true, resumedFrom };
       } catch (error) {
         const badContent = error instanceof ContentVerificationError;
         if (badContent) await this.removePartial(descriptor.digest);
         // A bad resumed download may just have had a bad prefix on disk: one fresh try settles it.
         const retry = badContent ? resumedFrom > 0 : !(error instanceof RegistryError) && attempt < ATTEMPTS;
         if (!retry) throw error;
+        continue;
       }
+      // Outside the retries: what goes wrong from here on is this disk's or the reader's, not the download's.
+      await this.commitWhileReading(this.partialPath(descriptor.digest), descriptor.digest, options.whileCommitting);
+      return { downloaded: true, resumedFrom };
+    }
+  }
+
+  /** The verified partial is opened before it is renamed: the reader's descriptor follows the file. */
+  private async commitWhileReading(partial: string, digest: string, reader: IngestOptions['whileCommitting']): Promise<void> {
+    if (!reader) return this.commit(partial, digest);
+    const verified = (await open(partial, 'r')).createReadStream({ highWaterMark: READ_CHUNK_BYTES });
+    try {
+      await settleAll([this.commit(partial, digest), reader(verified)]);
+    } finally {
+      verified.destroy();
     }
   }
 
@@ -187,7 +210,6 @@ export class FileContentStore implements ContentStore {
     }
     const actual = counter.digest(algorithm);
     if (actual !== descriptor.digest) throw new ContentVerificationError(`${descriptor.digest}: content hashes to ${actual}`);
-    await this.commit(partial, descriptor.digest);
   }
 
   private async partialSize(descriptor: BlobDescriptor): Promise<number> {

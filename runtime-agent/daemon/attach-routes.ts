@@ -1,16 +1,16 @@
 import type { IncomingMessage } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CodedError } from '../../platform/errors.js';
+import { rawErrorResponse } from '../../platform/raw-error-response.js';
 import type { Logger } from '../../platform/logger.js';
 import { ApiPath, execRequestSchema } from '../api.js';
 import { relayPipedExec } from '../container/attach/piped-exec.js';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { terminalSize } from '../container/attach/terminal-frames.js';
 import type { ContainerManager } from '../container/container-manager.js';
-import { AgentErrors, invalidRequest } from '../errors.js';
+import { AgentErrors } from '../errors.js';
 import { DEFAULT_TERMINAL_SIZE } from '../runtime/pty-process.js';
-import { asCodedError } from './http-api.js';
+import { asCodedError, parseJsonRequest } from './http-api.js';
 
 /**
  * Terminals over the daemon's API, as docker hijacks its attach and exec connections: the client sends
@@ -50,7 +50,7 @@ export function terminalUpgrades(manager: ContainerManager, logger: Logger) {
     const found = UPGRADES.map((upgrade) => ({ upgrade, match: upgrade.pattern.exec(url.pathname) })).find(({ match }) => match);
     const refuse = (error: CodedError) => {
       if (error.status >= 500) logger.error({ err: error }, 'terminal request failed');
-      if (!client.destroyed) respondWithError(client, error);
+      if (!client.destroyed) client.end(rawErrorResponse(error));
     };
     if (!found || request.method !== 'POST' || request.headers.upgrade?.toLowerCase() !== 'tcp') {
       refuse(new CodedError(AgentErrors.ROUTE_UNKNOWN, `no route ${request.method} ${url.pathname} with Upgrade: tcp`));
@@ -79,14 +79,14 @@ function execAttached(manager: ContainerManager, client: Duplex, url: URL, id: s
 }
 
 async function execWithPipes(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
-  const request = parseExecRequest(url.searchParams.get('request'));
+  const request = parseJsonRequest(url.searchParams.get('request') ?? '', execRequestSchema, 'the request query parameter');
   const child = await manager.exec(id, { command: request.command, env: request.env ?? [], user: request.user, workdir: request.workdir });
   acceptUpgrade(client);
   await relayPipedExec(child, client);
 }
 
 async function execOnTerminal(manager: ContainerManager, client: Duplex, url: URL, id: string): Promise<void> {
-  const request = parseExecRequest(url.searchParams.get('request'));
+  const request = parseJsonRequest(url.searchParams.get('request') ?? '', execRequestSchema, 'the request query parameter');
   const size = terminalSize(Number(url.searchParams.get('columns')), Number(url.searchParams.get('rows'))) ?? DEFAULT_TERMINAL_SIZE;
   const terminal = await manager.execOnTerminal(
     id,
@@ -99,27 +99,6 @@ async function execOnTerminal(manager: ContainerManager, client: Duplex, url: UR
   hub.end(await terminal.exited);
 }
 
-function parseExecRequest(text: string | null) {
-  let body: unknown;
-  try {
-    body = JSON.parse(text ?? '');
-  } catch {
-    throw new CodedError(AgentErrors.REQUEST_INVALID, 'the request query parameter must be an exec request as JSON');
-  }
-  const checked = execRequestSchema.safeParse(body);
-  if (!checked.success) throw invalidRequest(checked.error);
-  return checked.data;
-}
-
 function acceptUpgrade(client: Duplex): void {
   client.write('HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
-}
-
-/** The daemon's usual error answer, written by hand: the connection left the HTTP server at the upgrade. */
-function respondWithError(client: Duplex, error: CodedError): void {
-  const body = JSON.stringify(error.toJSON());
-  client.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }

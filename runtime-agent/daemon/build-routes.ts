@@ -12,11 +12,11 @@ import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseReference } from '../../oci/reference.js';
-import { AgentErrors, invalidRequest } from '../errors.js';
+import { AgentErrors } from '../errors.js';
 import { applyLayerTar } from '../unpack/layer-applier.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { SAVED_CREDENTIALS } from '../registry/registry-access.js';
-import { ndjson, route, type Route } from './http-api.js';
+import { ndjson, parseJsonRequest, route, type Route } from './http-api.js';
 
 export interface BuildRouteServices {
   builder: ImageBuilder;
@@ -158,7 +158,7 @@ class BuildRequestBody {
       const newline = head.indexOf(0x0a);
       if (newline !== -1) {
         this.rest = head.subarray(newline + 1);
-        return parseOptions(head.subarray(0, newline));
+        return parseJsonRequest(head.subarray(0, newline).toString('utf8'), buildOptionsSchema, 'the build options');
       }
       if (head.length > MAX_BUILD_OPTIONS_BYTES) throw new CodedError(AgentErrors.REQUEST_INVALID, 'build options line too long');
       const next = await this.chunks.next();
@@ -184,16 +184,4 @@ class BuildRequestBody {
     if (this.rest.length > 0) yield this.rest;
     for (let next = await this.chunks.next(); !next.done; next = await this.chunks.next()) yield next.value;
   }
-}
-
-function parseOptions(bytes: Buffer): ParsedBuildOptions {
-  let document: unknown;
-  try {
-    document = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new CodedError(AgentErrors.REQUEST_INVALID, 'the build options are not JSON');
-  }
-  const checked = buildOptionsSchema.safeParse(document);
-  if (!checked.success) throw invalidRequest(checked.error);
-  return checked.data;
 }

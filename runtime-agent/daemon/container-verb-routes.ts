@@ -1,6 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApiPath } from '../api.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import { sampleStats, topProcesses } from '../container/container-stats.js';
@@ -74,7 +75,7 @@ export function containerVerbRoutes(manager: ContainerManager, logger: Logger): 
       let open = true;
       request.once('close', () => (open = false));
       for (let count = 0; open && (stream || count < 1); count++) {
-        await sleep(stream ? STREAM_INTERVAL_MS : SINGLE_INTERVAL_MS);
+        await delay(stream ? STREAM_INTERVAL_MS : SINGLE_INTERVAL_MS, undefined, { ref: false });
         if (record.state.status !== 'running') break;
         send(await sampleStats(record));
       }
@@ -123,8 +124,4 @@ async function resolveSource(files: ContainerFilesystem, wanted: string, follow:
   const stats = await lstat(hostPath).catch(() => undefined);
   if (!stats) throw new CodedError(AgentErrors.PATH_UNKNOWN, `Could not find the file ${wanted} in container`);
   return { hostPath, stats };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -64,13 +64,18 @@ export function asCodedError(error: unknown): CodedError {
 /** The request's JSON body, checked against the API's schema for it. */
 export async function readRequest<T extends z.ZodType>(request: IncomingMessage, schema: T): Promise<z.output<T>> {
   const text = (await readBoundedBody(request, { limit: MAX_REQUEST_BYTES })).toString('utf8');
-  let body: unknown;
+  return parseJsonRequest(text || '{}', schema, 'request body');
+}
+
+/** `text` (`what` names it in the errors) as JSON checked against `schema`; REQUEST_INVALID when it is not JSON or does not fit. */
+export function parseJsonRequest<T extends z.ZodType>(text: string, schema: T, what: string): z.output<T> {
+  let document: unknown;
   try {
-    body = JSON.parse(text || '{}');
+    document = JSON.parse(text);
   } catch {
-    throw new CodedError(AgentErrors.REQUEST_INVALID, 'request body is not JSON');
+    throw new CodedError(AgentErrors.REQUEST_INVALID, `${what} is not JSON`);
   }
-  const checked = schema.safeParse(body);
+  const checked = schema.safeParse(document);
   if (!checked.success) throw invalidRequest(checked.error);
   return checked.data;
 }

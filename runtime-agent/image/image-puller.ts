@@ -1,6 +1,8 @@
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { LayerAction, PullEvent } from '../api.js';
-import { concurrencyLimit } from '../support/concurrency.js';
-import type { ContentStore } from '../content/content-store.js';
+import { concurrencyLimit, settleAll } from '../support/concurrency.js';
+import type { BlobSource, ContentStore } from '../content/content-store.js';
 import { chainIds, digestOf, isDigest, shortDigest } from '../../oci/digest.js';
 import type { Platform } from '../../oci/platform.js';
 import { formatReference, type ImageReference } from '../../oci/reference.js';
@@ -29,6 +31,8 @@ interface PullServices {
   options: PullerOptions;
   downloadSlot: <T>(task: () => Promise<T>) => Promise<T>;
 }
+
+type LayerProgress = (action: LayerAction, current?: number, total?: number) => void;
 
 /** Image configs are read whole; a bigger one is refused rather than buffered. */
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
@@ -95,10 +99,7 @@ class PullOperation {
     }));
     await this.lease.add(layers.flatMap((layer) => [layer.digest, layer.chainId]));
     // Settle every layer before failing: none may go on writing after the pull has ended and its lease is gone.
-    const outcomes = await Promise.allSettled(layers.map((layer, index) => this.pullLayer(layer, layers[index - 1]?.chainId)));
-    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-    if (failure) throw failure.reason;
-    const fetched = outcomes.map((outcome) => outcome.status === 'fulfilled' && outcome.value);
+    const fetched = await settleAll(layers.map((layer, index) => this.pullLayer(layer, layers[index - 1]?.chainId)));
 
     const record = await this.record(top.digest, image.digest, image.manifest, config, layers);
     const previous = await this.deps.images.get(record.reference);
@@ -137,7 +138,10 @@ class PullOperation {
     return this.deps.content.readSmall(descriptor.digest);
   }
 
-  /** Returns whether anything was downloaded or unpacked. */
+  /**
+   * Returns whether anything was downloaded or unpacked. A downloaded layer is unpacked while its blob is
+   * flushed to disk (which, on a slow disk, takes as long as the download); one already stored is read back.
+   */
   private async pullLayer(layer: LayerRecord, parent: string | undefined): Promise<boolean> {
     const progress = this.layerProgress(layer);
     if (await this.deps.snapshots.info(layer.chainId)) {
@@ -145,27 +149,52 @@ class PullOperation {
       return false;
     }
     progress('Pulling fs layer');
-    const { downloaded } = await this.deps.downloadSlot(() =>
-      this.deps.content.ingest(layer, (offset) => this.registry.fetchBlob(this.reference.repository, layer.digest, offset), {
-        onProgress: (bytes) => progress('Downloading', bytes, layer.size),
-      }),
-    );
-    if (downloaded) progress('Verifying Checksum');
-    progress('Download complete');
+    let created: boolean | undefined;
+    const { downloaded } = await this.deps.content.ingest(layer, this.slottedSource(layer.digest), {
+      onProgress: (bytes) => progress('Downloading', bytes, layer.size),
+      whileCommitting: async (verified) => {
+        progress('Verifying Checksum');
+        progress('Download complete');
+        created = await this.unpack(layer, parent, verified, progress);
+      },
+    });
+    if (created === undefined) {
+      progress('Download complete');
+      created = await this.unpack(layer, parent, this.deps.content.read(layer.digest), progress);
+    }
+    progress('Pull complete');
+    return downloaded || created;
+  }
+
+  /** The blob's bytes from the registry, each download holding one of the daemon's download slots until its stream ends. */
+  private slottedSource(digest: string): BlobSource {
+    return (offset) =>
+      new Promise((resolve, reject) => {
+        this.deps
+          .downloadSlot(async () => {
+            const served = await this.registry.fetchBlob(this.reference.repository, digest, offset);
+            resolve(served);
+            await finished(served.stream);
+          })
+          .catch(reject);
+      });
+  }
+
+  private async unpack(layer: LayerRecord, parent: string | undefined, blob: Readable, progress: LayerProgress): Promise<boolean> {
     const { created } = await this.deps.snapshots.create({ chainId: layer.chainId, diffId: layer.diffId, parent }, (directory) =>
-      unpackLayer({ ...layer, blob: this.deps.content.read(layer.digest) }, directory, {
+      unpackLayer({ ...layer, blob }, directory, {
         keepSetid: this.deps.options.keepSetid,
         preserveOwnership: this.deps.options.preserveOwnership,
         warn: (message) => this.report({ type: 'warning', message: `layer ${shortDigest(layer.digest)}: ${message}` }),
         onProgress: (bytes) => progress('Extracting', bytes, layer.size),
       }),
     );
-    progress('Pull complete');
-    return downloaded || created;
+    if (!created) blob.destroy();
+    return created;
   }
 
   /** Reports a layer's state changes at once and its byte progress at most every PROGRESS_INTERVAL_MS. */
-  private layerProgress(layer: LayerRecord): (action: LayerAction, current?: number, total?: number) => void {
+  private layerProgress(layer: LayerRecord): LayerProgress {
     const id = shortDigest(layer.digest);
     let last: { action: LayerAction; at: number } | undefined;
     return (action, current, total) => {

@@ -4,7 +4,7 @@ import type { ContentStore } from '../content/content-store.js';
 import { shortDigest } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import { parseManifest } from '../image/manifest.js';
-import { concurrencyLimit } from '../support/concurrency.js';
+import { concurrencyLimit, settleAll } from '../support/concurrency.js';
 import type { PushEvent } from '../verbs-api.js';
 import type { UploadClient } from './upload-client.js';
 
@@ -53,12 +53,10 @@ export async function pushImage(image: ImageToPush, target: PushTarget, deps: Pu
   const layers = [...manifest.layers].reverse();
   for (const layer of layers) deps.report({ type: 'layer', id: shortDigest(layer.digest), action: 'Preparing' });
   const slot = concurrencyLimit(CONCURRENT_UPLOADS);
-  const outcomes = await Promise.allSettled([
+  await settleAll([
     ...layers.map((layer) => slot(() => pushBlob(layer, image.mountFrom, deps, true))),
     slot(() => pushBlob(manifest.config, image.mountFrom, deps, false)),
   ]);
-  const failed = outcomes.find((outcome) => outcome.status === 'rejected');
-  if (failed) throw failed.reason;
   const mediaType = manifest.mediaType ?? MediaType.ociManifest;
   await deps.uploadClient.putManifest(target.tag, mediaType, bytes);
   const result = { digest: image.manifestDigest, size: bytes.length };

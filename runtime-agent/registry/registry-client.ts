@@ -3,6 +3,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ACCEPTED_MANIFEST_TYPES } from '../../oci/media-types.js';
 import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
 import { RegistryError } from './registry-error.js';
+import { REQUEST_TIMEOUT_MS, sendToRegistry } from './registry-transport.js';
 
 /** What the agent needs from a registry: manifests by tag or digest, and blobs from an offset on. */
 export interface RegistryClient {
@@ -36,7 +37,6 @@ export interface RegistryClientOptions {
 
 /** Manifests are small JSON documents; anything bigger is refused rather than buffered. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-const REQUEST_TIMEOUT_MS = 60_000;
 
 export function registryBaseUrl(registry: string, insecureRegistries: readonly string[]): string {
   // Docker Hub's API lives on another host than its name.
@@ -121,20 +121,21 @@ export class HttpRegistryClient implements RegistryClient {
     if (!retried.ok) throw new RegistryError(retried.status, `${this.baseUrl}/v2/ answered ${retried.status}`);
   }
 
-  /** Sends a GET (with a deadline unless a signal is given); on a 401 answers the challenge once and retries. */
-  private async send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
-    const attempt = () => {
-      const authorization = this.bearer ?? this.auth.authorization(repository);
-      return fetch(`${this.baseUrl}${path}`, {
-        headers: { ...headers, ...(authorization ? { Authorization: authorization } : {}) },
-        signal: signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
-    };
-    const response = await attempt();
-    if (response.status !== 401 || this.bearer) return response;
-    await response.body?.cancel();
-    await this.auth.answer(response.headers.get('www-authenticate'), repository);
-    return attempt();
+  /**
+   * A GET in `repository`, authorized for pulling from it (see sendToRegistry). A build's bearer token is
+   * sent as it is: its 401 has no challenge this client could answer better, so the retry gets the same 401.
+   */
+  private send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    return sendToRegistry(
+      this.baseUrl,
+      { method: 'GET', target: path, headers, body: undefined, deadline: signal ?? 'timeout' },
+      {
+        current: () => this.bearer ?? this.auth.authorization(repository),
+        answer: async (challenge) => {
+          if (!this.bearer) await this.auth.answer(challenge, repository);
+        },
+      },
+    );
   }
 }
 
@@ -157,14 +158,11 @@ function contentRangeStart(header: string | null): number {
  * sends leaves it open). The download then fails like any network error and resumes on the next attempt.
  */
 function stallGuarded(body: Readable, timeoutMs: number, abort: AbortController, digest: string): Readable {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => abort.abort(new Error(`blob ${digest}: no data for ${timeoutMs / 1000} s`)), timeoutMs);
-  };
+  // One timer for the whole download, pushed back per chunk (refresh() re-arms it without a new allocation).
+  const timer = setTimeout(() => abort.abort(new Error(`blob ${digest}: no data for ${timeoutMs / 1000} s`)), timeoutMs);
   const guard = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      arm();
+      timer.refresh();
       callback(null, chunk);
     },
     flush(callback) {
@@ -172,7 +170,6 @@ function stallGuarded(body: Readable, timeoutMs: number, abort: AbortController,
       callback();
     },
   });
-  arm();
   // pipeline, not pipe: a consumer giving up on the guard must also close the HTTP body.
   return pipeline(body, guard, () => clearTimeout(timer));
 }

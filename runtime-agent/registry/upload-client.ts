@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
 import { registryBaseUrl } from './registry-client.js';
 import { RegistryError } from './registry-error.js';
+import { sendToRegistry } from './registry-transport.js';
 
 /** The push half of the distribution API for one repository of one registry. */
 export interface UploadClient {
@@ -22,8 +23,6 @@ export interface UploadClientOptions {
   /** A token the registry already issued for this push (a build job's): sent from the first request on. */
   bearerToken: string | undefined;
 }
-
-const REQUEST_TIMEOUT_MS = 60_000;
 
 /**
  * docker's push protocol: a token with `pull,push` on the target (and `pull` on a mount source) is asked for
@@ -99,29 +98,22 @@ export class HttpUploadClient implements UploadClient {
     return location;
   }
 
-  /**
-   * One request; a 401 is answered once with a token for the push scopes and the request repeated, which is
-   * only done for requests without a stream body (the first request of a push always is one).
-   */
-  private async send(
+  /** One request authorized for the push's scopes (see sendToRegistry). */
+  private send(
     method: string,
     target: string,
     options: { headers?: Record<string, string>; body?: Buffer | Readable; timeout?: boolean } = {},
   ): Promise<Response> {
-    const attempt = () =>
-      fetch(new URL(target, this.baseUrl), {
-        method,
-        headers: { ...options.headers, ...(this.authorization ? { Authorization: this.authorization } : {}) },
-        body: options.body as BodyInit | undefined,
-        ...(options.body && !Buffer.isBuffer(options.body) ? { duplex: 'half' } : {}),
-        signal: options.timeout === false ? undefined : AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      } as RequestInit);
-    const response = await attempt();
-    const streamed = options.body !== undefined && !Buffer.isBuffer(options.body);
-    if (response.status !== 401 || streamed) return response;
-    await response.body?.cancel();
-    this.authorization = await this.auth.authorizationFor(response.headers.get('www-authenticate'), this.scopes);
-    return attempt();
+    return sendToRegistry(
+      this.baseUrl,
+      { method, target, headers: options.headers ?? {}, body: options.body, deadline: options.timeout === false ? 'none' : 'timeout' },
+      {
+        current: () => this.authorization,
+        answer: async (challenge) => {
+          this.authorization = await this.auth.authorizationFor(challenge, this.scopes);
+        },
+      },
+    );
   }
 }
 

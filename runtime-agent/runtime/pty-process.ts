@@ -11,6 +11,9 @@ export interface PtyProcess {
   write(data: Buffer): void;
   resize(size: TerminalSize): void;
   onOutput(listener: (data: Buffer) => void): void;
+  /** Stops reading the terminal (its program blocks once the terminal's buffer is full) until resume(). */
+  pause(): void;
+  resume(): void;
   /** The program's exit code (128 + signal when a signal ended it), once its output has been read. */
   exited: Promise<number>;
 }
@@ -41,6 +44,8 @@ export async function spawnInPty(file: string, args: string[], options: { cwd: s
         // The terminal is already gone (the process exited): there is nothing left to resize.
       }
     },
+    pause: () => pty.pause(),
+    resume: () => pty.resume(),
     onOutput: (listener) => {
       // With `encoding: null` node-pty hands Buffers; its typings only know strings.
       pty.onData((data) => listener(Buffer.isBuffer(data) ? data : Buffer.from(data)));

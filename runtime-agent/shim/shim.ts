@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
@@ -13,6 +14,7 @@ import { spawnInPty } from '../runtime/pty-process.js';
 import { writeJsonAtomic } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { watchOutOfMemory } from './oom-watch.js';
+import { logTerminalOutput } from './terminal-log.js';
 import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from './shim-protocol.js';
 
 /**
@@ -105,8 +107,7 @@ async function runOnTerminal(args: ShimArguments, runtimeArgs: string[], logs: J
   const server = await listenOn(BundleFile.terminalSocket);
   const firstClient = args.attachBeforeStart ? await awaitFirstClient(server) : undefined;
   const terminal = await spawnInPty(args.runtime, runtimeArgs, { cwd: args.bundle, size: args.consoleSize });
-  const log = logs.stream('stdout');
-  terminal.onOutput((data) => log.write(data));
+  logTerminalOutput(terminal, logs.stream('stdout'));
   const hub = new TerminalHub(terminal, { acceptInput: args.openStdin, backlogBytes: TERMINAL_BACKLOG_BYTES });
   if (firstClient) hub.add(firstClient);
   server.on('connection', (socket) => hub.add(socket));
@@ -188,7 +189,7 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
     );
     if (found) return Number((await readFile(pidFile, 'utf8')).trim());
     if (done) return undefined;
-    await new Promise((resolve) => setTimeout(resolve, PID_POLL_MS));
+    await delay(PID_POLL_MS);
   }
 }
 

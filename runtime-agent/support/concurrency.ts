@@ -31,3 +31,14 @@ export class SingleFlight<T> {
     return { promise, shared: false };
   }
 }
+
+/**
+ * Promise.all that waits for every step before failing with the first failure: what undoes a failed step
+ * must not run while another is still making what it would take down.
+ */
+export async function settleAll<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const outcomes = await Promise.allSettled(steps);
+  const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return outcomes.map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

@@ -12,11 +12,13 @@ import {
   openSync,
   rmSync,
   symlinkSync,
+  write,
   writeSync,
 } from 'node:fs';
 import { chmod, link, lstat, lutimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Header } from 'tar-stream';
 import { LayerFormatError } from './decompression.js';
@@ -37,6 +39,12 @@ const SETID_BITS = 0o6000;
 const AUFS_METADATA_PREFIX = `${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`;
 /** Written with O_NOFOLLOW and O_EXCL: an existing symlink at the path was removed first and must not be reused. */
 const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/**
+ * Files from this size on are written through the thread pool: a synchronous write of a large file blocks the
+ * event loop for as long as the page cache makes it wait, and with it the pull's other downloads.
+ */
+const ASYNC_WRITE_BYTES = 1024 * 1024;
+const writeAsync = promisify(write);
 
 /**
  * Writes an uncompressed layer tar into `root`, an empty directory, turning OCI whiteouts into overlayfs
@@ -46,17 +54,31 @@ const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL
 export async function applyLayerTar(tarStream: Readable, root: string, options: ApplyOptions): Promise<void> {
   const extract = tar.extract();
   const feeding = pipeline(tarStream, extract);
-  const applier = new EntryApplier(root, options);
   try {
-    for await (const entry of extract) {
-      await applier.apply(entry.header, entry);
-      entry.resume();
-    }
+    await applyArchiveEntries(extract, root, options);
     await feeding;
   } catch (error) {
     extract.destroy(error as Error);
     await feeding.catch(() => undefined);
     throw error;
+  }
+}
+
+/** An entry as tar-stream's extract yields it: the header, its content, and resume() to skip what is not read. */
+export interface ArchiveEntry extends AsyncIterable<unknown> {
+  header: Header;
+  resume(): unknown;
+}
+
+/**
+ * applyLayerTar's work on entries already parsed, for a caller that renames or filters them first (cp):
+ * each entry's content is read (or skipped) before the next is asked for, then directory attributes are set.
+ */
+export async function applyArchiveEntries(entries: AsyncIterable<ArchiveEntry>, root: string, options: ApplyOptions): Promise<void> {
+  const applier = new EntryApplier(root, options);
+  for await (const entry of entries) {
+    await applier.apply(entry.header, entry);
+    entry.resume();
   }
   await applier.applyDirectoryAttributes();
 }
@@ -161,6 +183,7 @@ class EntryApplier {
     const fd = openSync(target, NEW_FILE_FLAGS, 0o600);
     try {
       if (sparse) await writeSparseContent(fd, content, sparse);
+      else if ((header.size ?? 0) >= ASYNC_WRITE_BYTES) for await (const chunk of content) await writeAllAsync(fd, chunk as Buffer);
       else for await (const chunk of content) writeAll(fd, chunk as Buffer, null);
       if (this.options.preserveOwnership) fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
       fchmodSync(fd, this.sanitizedMode(header));
@@ -216,6 +239,11 @@ function writeAll(fd: number, chunk: Buffer, position: number | null): void {
   let written = 0;
   while (written < chunk.length)
     written += writeSync(fd, chunk, written, chunk.length - written, position === null ? null : position + written);
+}
+
+async function writeAllAsync(fd: number, chunk: Buffer): Promise<void> {
+  let written = 0;
+  while (written < chunk.length) written += (await writeAsync(fd, chunk, written, chunk.length - written, null)).bytesWritten;
 }
 
 /** Writes each data run at its offset and sizes the file: the holes between runs are never written, so they stay holes. */

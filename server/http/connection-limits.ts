@@ -1,7 +1,8 @@
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config.js';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
+import { rawErrorResponse } from '../../platform/raw-error-response.js';
 
 // How often body rates are checked; a slow body is cut at most this long after its window ends.
 const RATE_CHECK_INTERVAL_MS = 1_000;
@@ -59,14 +60,9 @@ function capConnections(server: Server, limits: HttpLimits): void {
 }
 
 function refuse(socket: Socket, error: CodedError): void {
-  const body = JSON.stringify(error.toJSON());
   socket.on('error', () => undefined);
   socket.setTimeout(REFUSAL_LINGER_MS, () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n` +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nDocker-Distribution-API-Version: registry/2.0\r\n` +
-      `Retry-After: 1\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(rawErrorResponse(error, { 'Docker-Distribution-API-Version': 'registry/2.0', 'Retry-After': '1' }));
 }
 
 interface WatchedBody {

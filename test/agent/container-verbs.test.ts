@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -186,6 +186,27 @@ test.serial('cp copies a file and a directory into the container and back, as do
   t.is(await readFile(path.join(back, 'site', 'index.html'), 'utf8'), '<h1>hi</h1>\n');
   await cli(['cp', 'web:/srv/.', path.join(local, 'content-only')]);
   t.is(await readFile(path.join(local, 'content-only', 'index.html'), 'utf8'), '<h1>hi</h1>\n');
+});
+
+test.serial('cp keeps hard links as links both ways, pointing into the copy when it renames their directory', async (t) => {
+  const local = await mkdtemp(path.join(workDir, 'cp-hardlink-'));
+  await mkdir(path.join(local, 'hard'));
+  await writeFile(path.join(local, 'hard', 'a.txt'), 'linked\n');
+  await link(path.join(local, 'hard', 'a.txt'), path.join(local, 'hard', 'b.txt'));
+  // A file at the link's name before the rename: a link left unrenamed would point at it.
+  await cli(['exec', 'web', 'sh', '-c', 'mkdir -p /tmp/hard && echo stale > /tmp/hard/a.txt']);
+
+  await cli(['cp', path.join(local, 'hard'), 'web:/tmp/copy']);
+  const inside = ['cat /tmp/copy/b.txt', 'stat -c %h /tmp/copy/a.txt', 'stat -c %i /tmp/copy/a.txt /tmp/copy/b.txt | uniq | wc -l'];
+  t.is((await cli(['exec', 'web', 'sh', '-c', inside.join('; ')])).stdout, 'linked\n2\n1\n');
+  t.is((await cli(['exec', 'web', 'cat', '/tmp/hard/a.txt'])).stdout, 'stale\n', 'the file at the old name is left alone');
+
+  const back = path.join(local, 'back');
+  await cli(['cp', 'web:/tmp/copy', back]);
+  const [a, b] = await Promise.all([stat(path.join(back, 'a.txt')), stat(path.join(back, 'b.txt'))]);
+  t.is(a.ino, b.ino);
+  t.is(a.nlink, 2);
+  t.is(await readFile(path.join(back, 'b.txt'), 'utf8'), 'linked\n');
 });
 
 test.serial('cp -a keeps ownership both ways; without it the copy belongs to root', async (t) => {

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -247,6 +248,24 @@ test('a GNU-format (type S) sparse file is refused with a message instead of unp
     ),
   );
   t.false(existsSync(snapshots[0]!));
+});
+
+test('files of several MiB unpack with every byte, mode and owner, beside small ones', async (t) => {
+  const big = randomBytes(5 * 1024 * 1024 + 7);
+  const justOver = randomBytes(1024 * 1024);
+  const entries: TarEntry[] = [
+    { name: 'data/', type: 'directory' },
+    { name: 'data/big.bin', content: big, mode: 0o640, uid: 12, gid: 34 },
+    { name: 'data/one-mib.bin', content: justOver, mode: 0o600 },
+    { name: 'data/small.txt', content: 'small\n' },
+  ];
+  const { snapshots } = await pushAndPull('agent/big-files', [await layerOf(entries, 'gzip')]);
+  const root = snapshots[0]!;
+  t.true((await readFile(path.join(root, 'data/big.bin'))).equals(big));
+  t.true((await readFile(path.join(root, 'data/one-mib.bin'))).equals(justOver));
+  t.is(await readFile(path.join(root, 'data/small.txt'), 'utf8'), 'small\n');
+  const stats = await stat(path.join(root, 'data/big.bin'));
+  t.deepEqual([stats.mode & 0o7777, stats.uid, stats.gid], [0o640, 12, 34]);
 });
 
 test('a layer of 20,000 small files unpacks every file with its content and mode', async (t) => {
