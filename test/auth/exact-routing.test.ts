@@ -33,6 +33,8 @@ const OPEN_ROUTES = [
   'POST /deploy/v1/node/heartbeat',
   'GET /deploy/v1/node/assignments',
   'PUT /deploy/v1/node/reports',
+  'GET /deploy/v1/node/log-requests',
+  'POST /deploy/v1/node/logs/some-id',
   'POST /builds/v1/hooks/some-project',
   'POST /builds/v1/worker/claim',
   'POST /builds/v1/worker/jobs/some-id/lease',

@@ -164,6 +164,13 @@ test.serial(
     t.is((await node.call('heartbeat', { method: 'POST' })).status, 204);
     const noCredential = await fetch(`${registry.url}/deploy/v1/node/assignments`);
     t.is(noCredential.status, 401);
+    for (const [method, route] of [
+      ['GET', 'log-requests'],
+      ['POST', 'logs/some-id'],
+    ]) {
+      const response = await fetch(`${registry.url}/deploy/v1/node/${route}`, { method });
+      t.is(response.status, 401, `${method} ${route} without a node credential`);
+    }
     const wrongSecret = await fetch(`${registry.url}/deploy/v1/node/assignments`, {
       headers: { Authorization: `Bearer ${node.credential.slice(0, -4)}AAAA` },
     });
