@@ -55,10 +55,11 @@ test.serial('a service whose x-berth http check path answers becomes healthy on 
 test.serial(
   'a service whose x-berth http check path answers 404 is never reported healthy, and its rollout is reverted naming the check',
   async (t) => {
-    const reverted = (service: Json) => service.rollout?.status === 'reverted';
-    const [samples, deployed] = await Promise.all([watchService(cluster, 'shop/web', reverted), deploy('/healthz')]);
+    const ended = (service: Json) => service.rollout?.revision === 2 && !['rolling', 'reverting'].includes(service.rollout.status);
+    const [samples, deployed] = await Promise.all([watchService(cluster, 'shop/web', ended), deploy('/healthz')]);
     t.is(deployed.code, 1, deployed.stdout + deployed.stderr);
     t.regex(deployed.stdout, /shop\/web: reverted: replica \d+: the new replica became unhealthy: http :80\/healthz answered 404/);
+    t.is(samples.at(-1)!.service.rollout.status, 'reverted');
     t.regex(samples.at(-1)!.service.rollout.reason as string, /http :80\/healthz answered 404/);
     t.false(
       samples.some((sample) => replicas(sample.service).some((replica) => replica.revision === 2 && replica.health === 'healthy')),
