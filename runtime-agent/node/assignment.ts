@@ -15,6 +15,21 @@ const healthcheckSchema = z.object({
   startIntervalMs: z.number(),
 });
 
+const checkTimingSchema = healthcheckSchema.omit({ test: true });
+
+/** An `x-berth` check: http passes on a 2xx or 3xx answer, tcp when the port accepts a connection. */
+const replicaCheckSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('http'),
+    port: z.number().int().min(1).max(65535),
+    path: z.string().startsWith('/'),
+    timing: checkTimingSchema,
+  }),
+  z.object({ kind: z.literal('tcp'), port: z.number().int().min(1).max(65535), timing: checkTimingSchema }),
+]);
+
+export type ReplicaCheck = z.infer<typeof replicaCheckSchema>;
+
 const replicaSpecSchema = z.object({
   command: z.array(z.string()).nullable(),
   entrypoint: z.array(z.string()).nullable(),
@@ -38,6 +53,7 @@ const replicaSpecSchema = z.object({
     restartPolicy: z.object({ condition: z.enum(['none', 'on-failure', 'any']), maxAttempts: z.number().nullable() }),
     update: z.object({ order: z.enum(['start-first', 'stop-first']) }),
   }),
+  berth: z.object({ checks: z.array(replicaCheckSchema) }),
 });
 
 export type ReplicaSpec = z.infer<typeof replicaSpecSchema>;

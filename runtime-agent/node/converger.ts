@@ -4,6 +4,7 @@ import type { CreateRequest } from '../api.js';
 import type { ContainerRecord } from '../container/container-record.js';
 import type { LogEntry } from '../container/logs/log-entry.js';
 import type { Assignment, ReplicaReport } from './assignment.js';
+import { ReplicaChecks, replicaHealth } from './replica-checks.js';
 import { containerHealth } from './replica-health.js';
 import { replicaLogs, type LogRequest, type ReplicaLogLine } from './replica-logs.js';
 import { publishesHostPorts, replicaOf, replicaRequest, type ReplicaContainer } from './replica-container.js';
@@ -48,6 +49,7 @@ export class Converger {
   private readonly making = new Set<string>();
   /** Container ids being stopped and removed, and when that ends. */
   private readonly retiring = new Map<string, Promise<void>>();
+  private readonly checks = new ReplicaChecks();
 
   constructor(
     private readonly runtime: ReplicaRuntime,
@@ -66,6 +68,17 @@ export class Converger {
         managed.filter((container) => container.replica === assignment.replica),
       );
     }
+    this.checks.follow(
+      assignments.flatMap((assignment) => {
+        const container = currentOf(managed, assignment);
+        return container ? [{ record: container.record, checks: assignment.spec.berth.checks }] : [];
+      }),
+    );
+  }
+
+  /** Ends the x-berth checks (the agent stops; its containers keep running). */
+  stop(): void {
+    this.checks.stop();
   }
 
   /** The logs of the containers of the requested replicas (`berth service logs`). */
@@ -77,17 +90,21 @@ export class Converger {
   reports(assignments: readonly Assignment[]): ReplicaReport[] {
     const managed = this.managed();
     return assignments.map((assignment) => {
-      const container = newestOf(
-        managed.filter((candidate) => candidate.replica === assignment.replica && candidate.revision === assignment.revision),
-      );
+      const container = currentOf(managed, assignment);
       const base = { replica: assignment.replica, revision: assignment.revision };
-      if (container && awaitsPorts(assignment, container) && containerHealth(container.record).health === 'healthy')
+      const health = container && this.health(assignment, container);
+      if (container && health && awaitsPorts(assignment, container) && health.health === 'healthy')
         return { ...base, health: 'starting', message: 'healthy, taking over the published ports' };
-      if (container) return { ...base, ...containerHealth(container.record) };
+      if (health) return { ...base, ...health };
       const problem = this.problems.get(keyOf(assignment));
       if (problem) return { ...base, health: 'failed', message: problem.message };
       return { ...base, health: 'starting', message: this.making.has(keyOf(assignment)) ? 'pulling the image' : 'pending' };
     });
+  }
+
+  /** The container's own health check and the replica's x-berth checks together. */
+  private health(assignment: Assignment, container: ReplicaContainer): { health: ReplicaReport['health']; message: string } {
+    return replicaHealth(containerHealth(container.record), this.checks.statuses(container.record, assignment.spec.berth.checks));
   }
 
   private managed(): ReplicaContainer[] {
@@ -104,7 +121,7 @@ export class Converger {
     for (const extra of current) if (extra !== keep) this.retire(extra, 'a duplicate of the replica');
     if (keep) {
       if (keep.record.state.status === 'created') this.startAdopted(keep);
-      if (containerHealth(keep.record).health !== 'healthy') return;
+      if (this.health(assignment, keep).health !== 'healthy') return;
       if (awaitsPorts(assignment, keep)) this.handOverPorts(assignment, keep, others);
       else for (const old of others) this.retire(old, `revision ${assignment.revision} is healthy`);
       return;
@@ -225,6 +242,11 @@ export class Converger {
 /** A start-first container that still runs without the host ports its service publishes. */
 function awaitsPorts(assignment: Assignment, container: ReplicaContainer): boolean {
   return publishesHostPorts(assignment.spec) && container.record.spec.ports.length === 0;
+}
+
+/** The replica's container of the assigned revision. */
+function currentOf(managed: ReplicaContainer[], assignment: Assignment): ReplicaContainer | undefined {
+  return newestOf(managed.filter((candidate) => candidate.replica === assignment.replica && candidate.revision === assignment.revision));
 }
 
 function keyOf(assignment: Assignment): string {

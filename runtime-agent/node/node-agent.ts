@@ -73,6 +73,7 @@ export class NodeAgent {
     this.stopping.abort();
     this.wakeUp?.();
     await Promise.all(this.loops);
+    this.converger.stop();
   }
 
   private async join(): Promise<void> {

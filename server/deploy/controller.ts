@@ -294,8 +294,15 @@ function observe(slot: SlotRecord, report: ReplicaReport | undefined, now: numbe
 }
 
 function slotView(slot: string, record: SlotRecord, report: ReplicaReport | undefined): SlotView {
-  const health = report?.revision === record.revision ? report.health : 'starting';
-  return { slot, revision: record.revision, health, startedAt: record.startedAt, healthySince: record.healthySince };
+  const current = report?.revision === record.revision ? report : undefined;
+  return {
+    slot,
+    revision: record.revision,
+    health: current?.health ?? 'starting',
+    message: current?.message ?? '',
+    startedAt: record.startedAt,
+    healthySince: record.healthySince,
+  };
 }
 
 function entry(now: number, revision: number, event: HistoryEntry['event'], detail: string | null): HistoryEntry {

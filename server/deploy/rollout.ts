@@ -20,6 +20,8 @@ export interface SlotView {
   revision: number;
   /** What the node reported for that revision; `starting` until it reports. */
   health: ReplicaHealth;
+  /** The node's word on it (which check fails, how the container ended); empty until it reports. */
+  message: string;
   /** When the slot got its revision. */
   startedAt: number;
   healthySince: number | null;
@@ -139,8 +141,9 @@ function judge(view: SlotView | undefined, state: RolloutState, policy: UpdatePo
   // Not yet applied by the controller, or the slot went away (scaled down): nothing to wait for.
   if (view === undefined) return 'done';
   if (view.revision !== state.target) return 'waiting';
-  if (view.health === 'failed') return 'the new replica failed';
-  if (view.health === 'unhealthy') return 'the new replica became unhealthy';
+  const why = view.message === '' ? '' : `: ${view.message}`;
+  if (view.health === 'failed') return `the new replica failed${why}`;
+  if (view.health === 'unhealthy') return `the new replica became unhealthy${why}`;
   if (view.health === 'healthy') return now - (view.healthySince ?? now) >= policy.monitorMs ? 'done' : 'waiting';
   if (now - view.startedAt > state.healthyDeadlineMs) return `not healthy within healthy_deadline (${state.healthyDeadlineMs} ms)`;
   return 'waiting';

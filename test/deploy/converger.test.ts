@@ -129,6 +129,7 @@ const edge: Assignment = {
       restartPolicy: { condition: 'any', maxAttempts: null },
       update: { order: 'start-first' },
     },
+    berth: { checks: [] },
   },
 };
 

@@ -31,7 +31,7 @@ class Fleet {
     options: { lastHealthy?: number | null; slots?: number; rollback?: Partial<UpdatePolicy> } = {},
   ) {
     for (let slot = 1; slot <= (options.slots ?? 3); slot++)
-      this.slots.set(String(slot), { slot: String(slot), revision: 1, health: 'healthy', startedAt: 0, healthySince: 0 });
+      this.slots.set(String(slot), { slot: String(slot), revision: 1, health: 'healthy', message: '', startedAt: 0, healthySince: 0 });
     this.state = startRollout({
       revision: 2,
       lastHealthy: options.lastHealthy === undefined ? 1 : options.lastHealthy,
@@ -48,7 +48,7 @@ class Fleet {
     this.state = result.state;
     this.events.push(...result.events);
     for (const { slot, revision } of result.assign)
-      this.slots.set(slot, { slot, revision, health: 'starting', startedAt: this.now, healthySince: null });
+      this.slots.set(slot, { slot, revision, health: 'starting', message: '', startedAt: this.now, healthySince: null });
     return result.assign.map(({ slot, revision }) => `${slot}@${revision}`);
   }
 
