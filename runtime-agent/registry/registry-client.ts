@@ -121,10 +121,7 @@ export class HttpRegistryClient implements RegistryClient {
     if (!retried.ok) throw new RegistryError(retried.status, `${this.baseUrl}/v2/ answered ${retried.status}`);
   }
 
-  /**
-   * A GET in `repository`, authorized for pulling from it (see sendToRegistry). A build's bearer token is
-   * sent as it is: its 401 has no challenge this client could answer better, so the retry gets the same 401.
-   */
+  /** A GET in `repository`, authorized for pulling from it (see sendToRegistry); a build's bearer token as it is. */
   private send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
     return sendToRegistry(
       this.baseUrl,
@@ -132,7 +129,9 @@ export class HttpRegistryClient implements RegistryClient {
       {
         current: () => this.bearer ?? this.auth.authorization(repository),
         answer: async (challenge) => {
-          if (!this.bearer) await this.auth.answer(challenge, repository);
+          if (this.bearer) return false;
+          await this.auth.answer(challenge, repository);
+          return true;
         },
       },
     );

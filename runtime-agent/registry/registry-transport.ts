@@ -6,8 +6,11 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 /** How one client's requests are authorized: the header to send, and how a 401's challenge is answered. */
 export interface RequestAuthorization {
   current(): string | undefined;
-  /** Makes current() the answer to this WWW-Authenticate header; throws when the challenge cannot be answered. */
-  answer(wwwAuthenticate: string | null): Promise<void>;
+  /**
+   * Makes current() the answer to this WWW-Authenticate header; throws when the challenge cannot be answered.
+   * False when there is nothing better to send (a token given from outside): the 401 then stands.
+   */
+  answer(wwwAuthenticate: string | null): Promise<boolean>;
 }
 
 export interface RegistryRequest {
@@ -39,8 +42,8 @@ export async function sendToRegistry(baseUrl: string, request: RegistryRequest, 
   };
   const response = await attempt();
   if (response.status !== 401 || streamed) return response;
+  if (!(await authorization.answer(response.headers.get('www-authenticate')))) return response;
   await response.body?.cancel();
-  await authorization.answer(response.headers.get('www-authenticate'));
   return attempt();
 }
 

@@ -111,6 +111,7 @@ export class HttpUploadClient implements UploadClient {
         current: () => this.authorization,
         answer: async (challenge) => {
           this.authorization = await this.auth.authorizationFor(challenge, this.scopes);
+          return true;
         },
       },
     );
