@@ -21,7 +21,7 @@ const MS = 1_000_000;
 const IMAGE_HEALTHCHECK = {
   Test: ['CMD-SHELL', 'cat /tmp/ready'],
   Interval: 200 * MS,
-  Timeout: 2000 * MS,
+  Timeout: 10_000 * MS,
   StartPeriod: 30_000 * MS,
   StartInterval: 200 * MS,
   Retries: 3,

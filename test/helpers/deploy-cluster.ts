@@ -145,7 +145,7 @@ export class DeployCluster {
       config: {
         Cmd: ['httpd', '-f', '-p', '80', '-h', '/www'],
         Env: ['PATH=/bin'],
-        Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 2e9, Retries: 2 },
+        Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 10e9, Retries: 3 },
       },
     });
     await pushLayout(layout, tag, `${this.registry.host}/${repository}:${tag}`);
