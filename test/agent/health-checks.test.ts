@@ -228,7 +228,7 @@ test.serial('after an agent SIGKILL and restart the status, failing streak and l
   const resumed = await eventually(
     () => inspect('sick'),
     (inspected) => Date.parse(inspected.State.Health?.Log.at(-1)?.Start ?? '') > restartedAt,
-    10_000,
+    30_000,
   );
   t.true(resumed.State.Health!.FailingStreak > after.FailingStreak, 'the streak goes on counting');
   t.regex(await psStatus('good'), /^Up .* \(healthy\)$/);
