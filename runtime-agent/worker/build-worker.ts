@@ -143,7 +143,7 @@ export class BuildWorker {
     );
     const spec = await client.source(job, commit);
     const access = jobAccess(client, job);
-    const cache = this.cacheReference(job);
+    const cache = this.cacheReferences(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
     const dockerfilePath = await resolveInRoot(contextDir, job.build.dockerfile);
@@ -163,8 +163,8 @@ export class BuildWorker {
         secrets: new Map(job.secrets.map((secret) => [secret.id, Buffer.from(secret.value)])),
         sourceDateEpoch: commit.time,
         signal,
-        cacheFrom: cache && job.build.cache ? [cache] : [],
-        cacheTo: cache,
+        cacheFrom: cache.from,
+        cacheTo: cache.to,
         push: false,
         registryAccess: access,
         network: 'default',
@@ -179,14 +179,12 @@ export class BuildWorker {
     return { outcome: 'succeeded', digest: result.manifestDigest, tags: spec.tags, error: '', steps: jobLog.steps() };
   }
 
-  /**
-   * The project's cache repository under a tag per ref (`branch-main`, `tag-v1.2`), as CI setups keep one cache
-   * per branch: a build imports the cache its ref's last build exported, and exports its own there.
-   */
-  private cacheReference(job: ClaimedBuildJob): CacheReference | undefined {
-    if (job.cacheRepository === null) return undefined;
-    const tag = `${job.ref.type}-${job.ref.name}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 128);
-    return { registry: this.services.client.registryHost, repository: job.cacheRepository, tag };
+  /** The job's cache tags (chosen by the registry) as the builder's cache references. */
+  private cacheReferences(job: ClaimedBuildJob): { from: CacheReference[]; to: CacheReference | undefined } {
+    if (job.cache === null) return { from: [], to: undefined };
+    const { repository } = job.cache;
+    const reference = (tag: string): CacheReference => ({ registry: this.services.client.registryHost, repository, tag });
+    return { from: job.build.cache ? job.cache.from.map(reference) : [], to: reference(job.cache.to) };
   }
 
   private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, access: RegistryAccess, jobLog: JobLog): Promise<void> {
