@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +10,7 @@ import { pushImage } from '../registry/image-pusher.js';
 import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { checkoutCommit } from './git-checkout.js';
+import type { GitMirrors } from './git-mirrors.js';
 import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
 import { LeaseLostError, type WorkerClient } from './worker-client.js';
 import { JobLog } from './job-log.js';
@@ -23,8 +23,8 @@ export interface BuildWorkerServices {
   connector: RegistryConnector;
   /** Each job's checkout and private files, removed after the job. */
   workRoot: string;
-  /** The projects' git mirrors, kept between jobs. */
-  mirrorRoot: string;
+  /** The projects' git mirrors, kept between jobs within their limits. */
+  mirrors: GitMirrors;
   logger: Logger;
 }
 
@@ -58,15 +58,29 @@ export class BuildWorker {
 
   private async run(): Promise<void> {
     const { client, logger } = this.services;
+    await this.pruneMirrors();
     while (!this.stopped) {
       try {
         const job = await client.claim(CLAIM_WAIT_SECONDS);
-        if (job) await this.runJob(job);
+        if (job) {
+          await this.runJob(job);
+          await this.pruneMirrors();
+        }
       } catch (error) {
         if (this.stopped) return;
         logger.warn({ err: error }, 'build worker: the registry could not be reached');
         await sleep(ERROR_BACKOFF_MS);
       }
+    }
+  }
+
+  /** Between jobs (one runs at a time), so no job is reading a mirror it removes. */
+  private async pruneMirrors(): Promise<void> {
+    try {
+      const pruned = await this.services.mirrors.prune();
+      if (pruned.removed.length > 0) this.services.logger.info(pruned, 'git mirrors pruned');
+    } catch (error) {
+      this.services.logger.warn({ err: error }, 'git mirrors could not be pruned');
     }
   }
 
@@ -125,16 +139,14 @@ export class BuildWorker {
     const checkout = path.join(dir, 'source');
     const refName = `refs/${job.ref.type === 'branch' ? 'heads' : 'tags'}/${job.ref.name}`;
     jobLog.line(`fetching ${job.commit || refName} from ${job.git.url.replace(/\/\/[^@/]*@/, '//')}`);
+    const mirror = await this.services.mirrors.use(job.project, job.git.url);
     const commit = await jobLog.phase('[source] git fetch', () =>
       checkoutCommit({
         url: job.git.url,
         credentials: job.git.credentials,
         commit: job.commit,
         ref: refName,
-        mirror: path.join(
-          this.services.mirrorRoot,
-          createHash('sha256').update(`${job.project}\n${job.git.url}`).digest('hex').slice(0, 32),
-        ),
+        mirror,
         dir: checkout,
         privateDir: path.join(dir, 'private'),
         signal,
