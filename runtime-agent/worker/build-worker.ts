@@ -140,6 +140,9 @@ export class BuildWorker {
     const refName = `refs/${job.ref.type === 'branch' ? 'heads' : 'tags'}/${job.ref.name}`;
     jobLog.line(`fetching ${job.commit || refName} from ${job.git.url.replace(/\/\/[^@/]*@/, '//')}`);
     const mirror = await this.services.mirrors.use(job.project, job.git.url);
+    const access = jobAccess(client, job);
+    // The token the cache import and the push present is minted while git fetches.
+    access.token().catch(() => undefined);
     const commit = await jobLog.phase('[source] git fetch', () =>
       checkoutCommit({
         url: job.git.url,
@@ -154,7 +157,6 @@ export class BuildWorker {
       }),
     );
     const spec = await client.source(job, commit);
-    const access = jobAccess(client, job);
     const cache = this.cacheReferences(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
@@ -218,13 +220,17 @@ export class BuildWorker {
 }
 
 /** The job's access to its registry: its token, minted by the registry for this attempt, reused for a few seconds. */
-function jobAccess(client: WorkerClient, job: ClaimedBuildJob): RegistryAccess {
-  let minted: { token: string | null; at: number } | undefined;
+function jobAccess(client: WorkerClient, job: ClaimedBuildJob): Extract<RegistryAccess, { type: 'job-token' }> {
+  let minted: { token: Promise<string | null>; at: number } | undefined;
   return {
     type: 'job-token',
-    token: async () => {
-      if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS)
-        minted = { token: (await client.pushToken(job)).token, at: performance.now() };
+    token: () => {
+      if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS) {
+        const token = client.pushToken(job).then((answer) => answer.token);
+        minted = { token, at: performance.now() };
+        // A failed mint is asked again at the next use, not reused.
+        token.catch(() => (minted = undefined));
+      }
       return minted.token;
     },
   };
