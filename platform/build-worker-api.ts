@@ -18,8 +18,19 @@ export interface ClaimedBuildJob {
   commit: string;
   build: { dockerfile: string; context: string; target: string | null; cache: boolean };
   secrets: Array<{ id: string; value: string }>;
-  /** Where the build cache is exported to and imported from (the builder's --cache-to/--cache-from); null: none. */
-  cacheRepository: string | null;
+  /** The build cache in the registry; null: the project keeps none. */
+  cache: JobCache | null;
+}
+
+/**
+ * The builder's --cache-from and --cache-to, tags of the project's cache repository: a build imports its ref's
+ * cache, then the default branch's (a new branch starts from main's cache, as BuildKit users pass several
+ * --cache-from), and exports its ref's.
+ */
+export interface JobCache {
+  repository: string;
+  from: string[];
+  to: string;
 }
 
 /** The image a fetched commit becomes: its tags, build args and labels. */

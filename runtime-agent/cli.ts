@@ -68,6 +68,14 @@ program
   .option('--registry <url>', 'the registry whose build jobs to take (env BERTH_AGENT_REGISTRY)')
   .option('--worker-token <token>', 'its `berth build worker-token` for --build-worker (env BERTH_AGENT_WORKER_TOKEN)')
   .option('--worker-name <name>', 'this agent in build records (env BERTH_AGENT_WORKER_NAME, default the host name)')
+  .option(
+    '--git-mirror-max-age <duration>',
+    "remove a build worker's git mirror of a project unused this long (env BERTH_AGENT_GIT_MIRROR_MAX_AGE, default 48h)",
+  )
+  .option(
+    '--git-mirror-max-size <size>',
+    'remove the least recently used git mirrors beyond this size (env BERTH_AGENT_GIT_MIRROR_MAX_SIZE, default 2g)',
+  )
   .action(async (_options, command: Command) => {
     const [{ createLogger }, { resolveConfig }, { startDaemon }] = await Promise.all([
       import('../platform/logger.js'),

@@ -223,22 +223,28 @@ class BuildRun {
     this.steps.set(key, entry);
   }
 
-  /** `--cache-from`: each cache's key map read once, before any step; one that cannot be read is reported and skipped. */
+  /**
+   * `--cache-from`: each cache's key map read once, before any step, all at once (a branch's build imports its
+   * own cache and the default branch's); one that cannot be read is reported and skipped. Steps look in them in
+   * the order given.
+   */
   private async importCaches(): Promise<RemoteCache[]> {
-    const remotes: RemoteCache[] = [];
-    for (const reference of this.request.cacheFrom) {
-      const id = this.progress.begin(`importing cache manifest from ${formatRepositoryTag(reference)}`);
-      const report = (message: string) => this.progress.log(id, message);
-      try {
-        const remote = await this.services.cacheRegistry.load(reference, this.request.registryAccess, report);
-        if (remote) remotes.push(remote);
-      } catch (error) {
-        // As BuildKit: a cache that cannot be imported makes a slower build, not a failed one.
-        report(`cannot import the cache: ${(error as Error).message}`);
-      }
+    const imported = await Promise.all(this.request.cacheFrom.map((reference) => this.importCache(reference)));
+    return imported.filter((remote) => remote !== undefined);
+  }
+
+  private async importCache(reference: CacheReference): Promise<RemoteCache | undefined> {
+    const id = this.progress.begin(`importing cache manifest from ${formatRepositoryTag(reference)}`);
+    const report = (message: string) => this.progress.log(id, message);
+    try {
+      return await this.services.cacheRegistry.load(reference, this.request.registryAccess, report);
+    } catch (error) {
+      // As BuildKit: a cache that cannot be imported makes a slower build, not a failed one.
+      report(`cannot import the cache: ${(error as Error).message}`);
+      return undefined;
+    } finally {
       this.progress.done(id);
     }
-    return remotes;
   }
 
   /** `--push`: each tag in turn, as BuildKit's image exporter with push=true. */

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parsePlatform, hostPlatform } from '../../oci/platform.js';
 import { AGENT_ENV, loadConfig, type FlagValues } from '../../platform/config.js';
+import { parseGoDuration } from '../../platform/go-duration.js';
 import { parseByteSize } from '../support/byte-size.js';
+import type { GitMirrorLimits } from '../worker/git-mirrors.js';
 import { DEFAULT_BRIDGE_NAME, DEFAULT_SUBNET } from '../network/container-network.js';
 import { DEFAULT_DATA_DIR, type LocationFlags } from './socket-path.js';
 
@@ -78,6 +80,9 @@ const agentConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ., _ and -')
       .optional(),
+    /** A build worker's git mirrors: one unused this long (a Go duration) is removed, and the least recently used beyond this size. */
+    gitMirrorMaxAge: z.string().default('48h'),
+    gitMirrorMaxSize: z.union([z.string(), z.number()]).default('2g'),
   })
   .strict()
   .transform((config, context) => {
@@ -103,6 +108,8 @@ const agentConfigSchema = z
     }
     const node = nodeConfig(config, context);
     if (node === z.NEVER) return z.NEVER;
+    const gitMirrors = gitMirrorLimits(config, context);
+    if (gitMirrors === z.NEVER) return z.NEVER;
     const dataDir = path.resolve(config.dataDir);
     return {
       dataDir,
@@ -121,10 +128,27 @@ const agentConfigSchema = z
       node,
       buildWorker:
         config.buildWorker && config.registry && config.workerToken
-          ? { registry: config.registry, token: config.workerToken, name: config.workerName ?? hostname() }
+          ? { registry: config.registry, token: config.workerToken, name: config.workerName ?? hostname(), gitMirrors }
           : null,
     };
   });
+
+function gitMirrorLimits(
+  config: { gitMirrorMaxAge: string; gitMirrorMaxSize: string | number },
+  context: z.RefinementCtx,
+): GitMirrorLimits | typeof z.NEVER {
+  const age = parseGoDuration(config.gitMirrorMaxAge);
+  if (!('nanoseconds' in age) || age.nanoseconds <= 0) {
+    context.addIssue({ code: 'custom', path: ['gitMirrorMaxAge'], message: 'a positive duration such as 48h or 30m' });
+    return z.NEVER;
+  }
+  const maxBytes = parseByteSize(String(config.gitMirrorMaxSize));
+  if (maxBytes === undefined) {
+    context.addIssue({ code: 'custom', path: ['gitMirrorMaxSize'], message: 'a size such as 2g or 500m (0 keeps no mirror)' });
+    return z.NEVER;
+  }
+  return { maxAgeMs: age.nanoseconds / 1e6, maxBytes };
+}
 
 /** The deployment node settings, when the agent joins a registry. */
 export interface NodeConfig {
@@ -198,6 +222,8 @@ export interface ConfigFlags extends LocationFlags {
   registry?: string;
   workerToken?: string;
   workerName?: string;
+  gitMirrorMaxAge?: string;
+  gitMirrorMaxSize?: string;
 }
 
 export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -227,5 +253,7 @@ function flagValues(flags: ConfigFlags): FlagValues {
     registry: { flag: '--registry', value: flags.registry },
     workerToken: { flag: '--worker-token', value: flags.workerToken },
     workerName: { flag: '--worker-name', value: flags.workerName },
+    gitMirrorMaxAge: { flag: '--git-mirror-max-age', value: flags.gitMirrorMaxAge },
+    gitMirrorMaxSize: { flag: '--git-mirror-max-size', value: flags.gitMirrorMaxSize },
   };
 }

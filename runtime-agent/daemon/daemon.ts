@@ -37,6 +37,7 @@ import { NodeAgent } from '../node/node-agent.js';
 import { stagingDirectory } from './image-verb-routes.js';
 import { HttpUploadClient } from '../registry/upload-client.js';
 import type { ImageBuilder } from '../build/builder.js';
+import { GitMirrors } from '../worker/git-mirrors.js';
 import { BuildWorker } from '../worker/build-worker.js';
 import { WorkerClient } from '../worker/worker-client.js';
 import { registryConnector, type RegistryConnector } from '../registry/registry-access.js';
@@ -166,7 +167,7 @@ function startBuildWorker(
     content: parts.content,
     connector: parts.connector,
     workRoot: path.join(config.dataDir, 'build', 'jobs'),
-    mirrorRoot: path.join(config.dataDir, 'build', 'git'),
+    mirrors: new GitMirrors(path.join(config.dataDir, 'build', 'git'), settings.gitMirrors),
     logger: logger.child({ component: 'build-worker' }),
   });
   worker.start();

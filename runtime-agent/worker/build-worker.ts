@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +10,7 @@ import { pushImage } from '../registry/image-pusher.js';
 import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { checkoutCommit } from './git-checkout.js';
+import type { GitMirrors } from './git-mirrors.js';
 import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
 import { LeaseLostError, type WorkerClient } from './worker-client.js';
 import { JobLog } from './job-log.js';
@@ -23,8 +23,8 @@ export interface BuildWorkerServices {
   connector: RegistryConnector;
   /** Each job's checkout and private files, removed after the job. */
   workRoot: string;
-  /** The projects' git mirrors, kept between jobs. */
-  mirrorRoot: string;
+  /** The projects' git mirrors, kept between jobs within their limits. */
+  mirrors: GitMirrors;
   logger: Logger;
 }
 
@@ -58,15 +58,29 @@ export class BuildWorker {
 
   private async run(): Promise<void> {
     const { client, logger } = this.services;
+    await this.pruneMirrors();
     while (!this.stopped) {
       try {
         const job = await client.claim(CLAIM_WAIT_SECONDS);
-        if (job) await this.runJob(job);
+        if (job) {
+          await this.runJob(job);
+          await this.pruneMirrors();
+        }
       } catch (error) {
         if (this.stopped) return;
         logger.warn({ err: error }, 'build worker: the registry could not be reached');
         await sleep(ERROR_BACKOFF_MS);
       }
+    }
+  }
+
+  /** Between jobs (one runs at a time), so no job is reading a mirror it removes. */
+  private async pruneMirrors(): Promise<void> {
+    try {
+      const pruned = await this.services.mirrors.prune();
+      if (pruned.removed.length > 0) this.services.logger.info(pruned, 'git mirrors pruned');
+    } catch (error) {
+      this.services.logger.warn({ err: error }, 'git mirrors could not be pruned');
     }
   }
 
@@ -125,16 +139,17 @@ export class BuildWorker {
     const checkout = path.join(dir, 'source');
     const refName = `refs/${job.ref.type === 'branch' ? 'heads' : 'tags'}/${job.ref.name}`;
     jobLog.line(`fetching ${job.commit || refName} from ${job.git.url.replace(/\/\/[^@/]*@/, '//')}`);
+    const mirror = await this.services.mirrors.use(job.project, job.git.url);
+    const access = jobAccess(client, job);
+    // The token the cache import and the push present is minted while git fetches.
+    access.token().catch(() => undefined);
     const commit = await jobLog.phase('[source] git fetch', () =>
       checkoutCommit({
         url: job.git.url,
         credentials: job.git.credentials,
         commit: job.commit,
         ref: refName,
-        mirror: path.join(
-          this.services.mirrorRoot,
-          createHash('sha256').update(`${job.project}\n${job.git.url}`).digest('hex').slice(0, 32),
-        ),
+        mirror,
         dir: checkout,
         privateDir: path.join(dir, 'private'),
         signal,
@@ -142,8 +157,7 @@ export class BuildWorker {
       }),
     );
     const spec = await client.source(job, commit);
-    const access = jobAccess(client, job);
-    const cache = this.cacheReference(job);
+    const cache = this.cacheReferences(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
     const dockerfilePath = await resolveInRoot(contextDir, job.build.dockerfile);
@@ -163,8 +177,8 @@ export class BuildWorker {
         secrets: new Map(job.secrets.map((secret) => [secret.id, Buffer.from(secret.value)])),
         sourceDateEpoch: commit.time,
         signal,
-        cacheFrom: cache && job.build.cache ? [cache] : [],
-        cacheTo: cache,
+        cacheFrom: cache.from,
+        cacheTo: cache.to,
         push: false,
         registryAccess: access,
         network: 'default',
@@ -179,14 +193,12 @@ export class BuildWorker {
     return { outcome: 'succeeded', digest: result.manifestDigest, tags: spec.tags, error: '', steps: jobLog.steps() };
   }
 
-  /**
-   * The project's cache repository under a tag per ref (`branch-main`, `tag-v1.2`), as CI setups keep one cache
-   * per branch: a build imports the cache its ref's last build exported, and exports its own there.
-   */
-  private cacheReference(job: ClaimedBuildJob): CacheReference | undefined {
-    if (job.cacheRepository === null) return undefined;
-    const tag = `${job.ref.type}-${job.ref.name}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 128);
-    return { registry: this.services.client.registryHost, repository: job.cacheRepository, tag };
+  /** The job's cache tags (chosen by the registry) as the builder's cache references. */
+  private cacheReferences(job: ClaimedBuildJob): { from: CacheReference[]; to: CacheReference | undefined } {
+    if (job.cache === null) return { from: [], to: undefined };
+    const { repository } = job.cache;
+    const reference = (tag: string): CacheReference => ({ registry: this.services.client.registryHost, repository, tag });
+    return { from: job.build.cache ? job.cache.from.map(reference) : [], to: reference(job.cache.to) };
   }
 
   private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, access: RegistryAccess, jobLog: JobLog): Promise<void> {
@@ -208,13 +220,17 @@ export class BuildWorker {
 }
 
 /** The job's access to its registry: its token, minted by the registry for this attempt, reused for a few seconds. */
-function jobAccess(client: WorkerClient, job: ClaimedBuildJob): RegistryAccess {
-  let minted: { token: string | null; at: number } | undefined;
+function jobAccess(client: WorkerClient, job: ClaimedBuildJob): Extract<RegistryAccess, { type: 'job-token' }> {
+  let minted: { token: Promise<string | null>; at: number } | undefined;
   return {
     type: 'job-token',
-    token: async () => {
-      if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS)
-        minted = { token: (await client.pushToken(job)).token, at: performance.now() };
+    token: () => {
+      if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS) {
+        const token = client.pushToken(job).then((answer) => answer.token);
+        minted = { token, at: performance.now() };
+        // A failed mint is asked again at the next use, not reused.
+        token.catch(() => (minted = undefined));
+      }
       return minted.token;
     },
   };

@@ -45,20 +45,18 @@ export async function checkoutCommit(request: CheckoutRequest): Promise<CheckedO
   const quiet = () => undefined;
   if (!existsSync(path.join(request.mirror, 'HEAD')))
     await runGit(['init', '--quiet', '--bare', request.mirror], env, request.signal, quiet);
-  const known =
-    request.commit !== '' &&
-    (await git(['cat-file', '-e', `${request.commit}^{commit}`], quiet).then(
-      () => true,
-      () => false,
-    ));
-  if (known) request.output(`${request.commit} is in the agent's mirror of the repository: not fetched again`);
-  else await git(['fetch', '--depth', '1', '--no-tags', '--progress', request.url, request.commit || request.ref]);
-  const target = known ? request.commit : 'FETCH_HEAD';
-  await git(['read-tree', target], quiet);
-  await git(['--work-tree', request.dir, 'checkout-index', '--all', '--force'], quiet);
-  const shown = await git(['log', '-1', '--format=%H%n%ct%n%B', target], quiet);
+  // One git process per step on the warm path: the commit's own `log` tells whether the mirror has it.
+  const describe = (target: string) => git(['log', '-1', '--format=%H%n%ct%n%B', target], quiet);
+  let shown = request.commit === '' ? undefined : await describe(`${request.commit}^{commit}`).catch(() => undefined);
+  if (shown !== undefined) request.output(`${request.commit} is in the agent's mirror of the repository: not fetched again`);
+  else {
+    await git(['fetch', '--depth', '1', '--no-tags', '--no-auto-maintenance', '--progress', request.url, request.commit || request.ref]);
+    shown = await describe('FETCH_HEAD');
+  }
   const [sha = '', time = '0', ...message] = shown.split('\n');
   if (request.commit && sha !== request.commit) throw new Error(`fetched ${sha}, not the commit ${request.commit}`);
+  // read-tree -u writes the files of a tree into the empty checkout through the job's own index.
+  await git(['--work-tree', request.dir, 'read-tree', '--reset', '-u', sha], quiet);
   return { sha, time: Number(time), message: message.join('\n').trim() };
 }
 

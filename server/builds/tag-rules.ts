@@ -42,6 +42,13 @@ export function finalTags(templates: readonly string[], commit: string): string[
   return [...new Set(tags.filter((tag) => tag !== ''))];
 }
 
+/** The cache tags of a build of `ref` (see JobCache): one per branch or tag, `branch-main`, `tag-v1.2`. */
+export function cacheTags(ref: GitRef, defaultBranch: string): { from: string[]; to: string } {
+  const own = sanitizeTag(`${ref.type}-${ref.name}`);
+  const fallback = sanitizeTag(`branch-${defaultBranch}`);
+  return { from: own === fallback ? [own] : [own, fallback], to: own };
+}
+
 function sanitizeTag(tag: string): string {
   return tag
     .replace(/[^A-Za-z0-9_.-]/g, '-')

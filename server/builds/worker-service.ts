@@ -10,7 +10,7 @@ import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/bu
 import type { BuildQueue } from './build-queue.js';
 import type { BuildRecord } from './build-types.js';
 import type { ProjectStore } from './project-store.js';
-import { finalTags } from './tag-rules.js';
+import { cacheTags, finalTags } from './tag-rules.js';
 import type { Redis } from 'ioredis';
 import type { TokenService } from '../auth/token-service.js';
 import type { JobTokens } from './job-tokens.js';
@@ -98,7 +98,10 @@ export class WorkerService {
           commit: record.commit,
           build: { dockerfile: record.rule.dockerfile, context: record.rule.context, target: record.rule.target, cache: record.rule.cache },
           secrets: Object.entries(await this.projects.secrets(project.name)).map(([id, value]) => ({ id, value })),
-          cacheRepository: project.cacheRepository,
+          cache:
+            project.cacheRepository === null
+              ? null
+              : { repository: project.cacheRepository, ...cacheTags(record.ref, project.git.defaultBranch) },
         };
       }
       if (Date.now() >= deadline || gone()) return undefined;

@@ -20,7 +20,7 @@ test.after.always(async () => {
   await farm?.stop();
 });
 
-test('a second build of the same commit on another agent runs no RUN step: its cache comes from the registry', async (t) => {
+test.serial('a second build of the same commit on another agent runs no RUN step: its cache comes from the registry', async (t) => {
   const work = await farm.project('shared', [{ sourceType: 'branch', source: 'main', tag: 'latest' }], {
     cacheRepository: 'team/shared-cache',
   });
@@ -66,4 +66,54 @@ test('a second build of the same commit on another agent runs no RUN step: its c
   t.deepEqual(image.config.rootfs, firstImage.config.rootfs);
   t.deepEqual(image.config.history, firstImage.config.history);
   t.like(image.config.config.Labels, { 'org.opencontainers.image.revision': commit, 'io.berth.build.id': again.id });
+});
+
+test.serial("the first build of a new branch takes its cache from the default branch's, since its own does not exist yet", async (t) => {
+  for (const agent of farm.agents) if (!agent.running) await agent.restart();
+  const rules = [
+    { sourceType: 'branch', source: 'main', tag: 'latest' },
+    { sourceType: 'branch', source: '/feature-.*/', tag: '{sourceref}' },
+  ];
+  const work = await farm.project('branching', rules, { cacheRepository: 'team/branching-cache' });
+  await work.write({ Dockerfile: 'FROM scratch\nCOPY rootfs/ /\nRUN echo ran-on-main && date +%s%N > /stamp\nCMD ["cat", "/stamp"]\n' });
+  const onMain = await work.commit('main', 1_700_000_500);
+  await work.push('main');
+  const [first] = await farm.queue(
+    'branching',
+    githubHook(WEBHOOK_SECRET, 'push', githubPushPayload({ ref: 'refs/heads/main', commit: onMain })),
+  );
+  const built = await farm.finished(first!);
+  t.like(built, { state: 'succeeded', commit: onMain });
+  t.true((await farm.logLines(first!)).some((line) => / ran-on-main$/.test(line)));
+  // The other agent builds the branch: this one's own cache would hit whatever the registry holds.
+  await farm.agents[built.worker.startsWith('a1@') ? 0 : 1]!.kill();
+
+  await work.write({ 'README.md': 'not in any COPY\n' });
+  const onBranch = await work.commit('a feature', 1_700_000_600);
+  await work.push('HEAD:refs/heads/feature-login');
+  const hook = githubHook(WEBHOOK_SECRET, 'push', githubPushPayload({ ref: 'refs/heads/feature-login', commit: onBranch }));
+  const [second] = await farm.queue('branching', hook);
+  const branchBuild = await farm.finished(second!);
+  t.like(branchBuild, { state: 'succeeded', commit: onBranch, tags: ['feature-login'] });
+  t.not(branchBuild.worker.slice(0, 3), built.worker.slice(0, 3), `built by the other agent (${built.worker}, then ${branchBuild.worker})`);
+
+  const log = await farm.logLines(second!);
+  const cache = `${farm.registry.host}/team/branching-cache`;
+  t.true(
+    log.some((line) => line.endsWith(`no build cache at ${cache}:branch-feature-login yet`)),
+    log.join('\n'),
+  );
+  t.true(log.some((line) => line.includes(`importing cache manifest from ${cache}:branch-main`)));
+  t.false(
+    log.some((line) => / ran-on-main$/.test(line)),
+    `the RUN step did not run:\n${log.join('\n')}`,
+  );
+  const runStep = branchBuild.steps.find((step) => / RUN /.test(step.name));
+  t.like(runStep, { cached: true }, JSON.stringify(branchBuild.steps));
+  t.true(log.some((line) => line.includes(`exporting cache to registry ${cache}:branch-feature-login`)));
+  const [mainImage, branchImage] = await Promise.all([
+    farm.image('team/branching', built.digest),
+    farm.image('team/branching', 'feature-login'),
+  ]);
+  t.deepEqual(branchImage.layers, mainImage.layers, "main's layers, from its cache");
 });

@@ -52,14 +52,14 @@ interface Job {
   id: string;
   attempt: number;
   project: string;
-  cacheRepository: string | null;
+  cache: { repository: string; from: string[]; to: string } | null;
 }
 
 test.serial('a job token pushes to the job and cache repositories and is refused 401 UNAUTHORIZED for any other', async (t) => {
   await createProject('scoped', 'team/scoped-cache');
   await registry.admin('POST', '/builds/projects/scoped/builds', { ref: 'main' });
   const job = await worker<Job>('/claim', { waitSeconds: 5 });
-  t.is(job.cacheRepository, 'team/scoped-cache');
+  t.deepEqual(job.cache, { repository: 'team/scoped-cache', from: ['branch-main'], to: 'branch-main' });
   // The lease is held as a worker holds it while the token is used.
   const renewal = setInterval(() => void worker(`/jobs/${job.id}/lease`, { attempt: job.attempt }).catch(() => undefined), 500);
   t.teardown(() => clearInterval(renewal));
@@ -76,6 +76,25 @@ test.serial('a job token pushes to the job and cache repositories and is refused
     await assertRegistryError(t, pulled, 401, 'UNAUTHORIZED');
   }
   await worker(`/jobs/${job.id}/finish`, { attempt: job.attempt, outcome: 'failed', error: 'test over' });
+});
+
+test.serial("a branch's job imports its own cache tag, then the default branch's, and exports its own", async (t) => {
+  await registry.admin('POST', '/builds/projects/branches', {
+    repository: 'team/branches',
+    git: { url: 'http://127.0.0.1:9/branches.git', defaultBranch: 'trunk' },
+    webhookSecret: 'a-webhook-secret-of-enough-length',
+    rules: [{ sourceType: 'branch', source: '/.*/', tag: '{sourceref}' }],
+    cacheRepository: 'team/branches-cache',
+  });
+  for (const [ref, from] of [
+    ['feature/login', ['branch-feature-login', 'branch-trunk']],
+    ['trunk', ['branch-trunk']],
+  ] as const) {
+    await registry.admin('POST', '/builds/projects/branches/builds', { ref });
+    const job = await worker<Job>('/claim', { waitSeconds: 5 });
+    t.deepEqual(job.cache, { repository: 'team/branches-cache', from, to: from[0] }, ref);
+    await worker(`/jobs/${job.id}/finish`, { attempt: job.attempt, outcome: 'failed', error: 'test over' });
+  }
 });
 
 test.serial('a job whose worker stops renewing its lease is queued again by the registry, before any worker asks for work', async (t) => {

@@ -60,6 +60,8 @@ test('every variable the README documents for the agent still configures it', (t
       BERTH_AGENT_REGISTRY: 'https://registry.example:5000',
       BERTH_AGENT_WORKER_TOKEN: 'berth-worker.a.b',
       BERTH_AGENT_WORKER_NAME: 'builder-1',
+      BERTH_AGENT_GIT_MIRROR_MAX_AGE: '30m',
+      BERTH_AGENT_GIT_MIRROR_MAX_SIZE: '500m',
     },
   );
   t.deepEqual(config, {
@@ -83,7 +85,12 @@ test('every variable the README documents for the agent still configures it', (t
       name: 'web-1',
       advertiseAddress: '10.0.0.7',
     },
-    buildWorker: { registry: 'https://registry.example:5000', token: 'berth-worker.a.b', name: 'builder-1' },
+    buildWorker: {
+      registry: 'https://registry.example:5000',
+      token: 'berth-worker.a.b',
+      name: 'builder-1',
+      gitMirrors: { maxAgeMs: 30 * 60_000, maxBytes: 500 * 1024 ** 2 },
+    },
   });
 });
 
@@ -169,9 +176,27 @@ test('a build worker takes --registry and --worker-token beside a node join; --b
     },
     {},
   );
-  t.deepEqual(config.buildWorker, { registry: 'http://10.0.0.1:5000', token: 'berth-worker.a.b', name: hostname() });
+  t.deepEqual(config.buildWorker, {
+    registry: 'http://10.0.0.1:5000',
+    token: 'berth-worker.a.b',
+    name: hostname(),
+    gitMirrors: { maxAgeMs: 48 * 3_600_000, maxBytes: 2 * 1024 ** 3 },
+  });
   t.is(config.node?.token, 'berth-join.c.d', 'the join token and the worker token are two settings');
   t.is(resolveConfig({}, {}).buildWorker, null, 'no --build-worker: no build jobs');
   const error = t.throws(() => resolveConfig({ buildWorker: true, registry: 'http://10.0.0.1:5000' }, {}), { instanceOf: ConfigError });
   t.regex(error?.message ?? '', /buildWorker: --build-worker needs --registry URL and --worker-token T/);
+  const worker = { buildWorker: true, registry: 'http://10.0.0.1:5000', workerToken: 't' };
+  const refused = (flags: Parameters<typeof resolveConfig>[0]) =>
+    t.throws(() => resolveConfig({ ...worker, ...flags }, {}), { instanceOf: ConfigError })?.message ?? '';
+  t.regex(
+    refused({ gitMirrorMaxAge: '2 days' }),
+    /gitMirrorMaxAge: a positive duration such as 48h or 30m \(set by --git-mirror-max-age\)/,
+  );
+  t.regex(refused({ gitMirrorMaxAge: '0' }), /gitMirrorMaxAge: a positive duration/);
+  t.regex(
+    refused({ gitMirrorMaxSize: 'lots' }),
+    /gitMirrorMaxSize: a size such as 2g or 500m \(0 keeps no mirror\) \(set by --git-mirror-max-size\)/,
+  );
+  t.is(resolveConfig({ ...worker, gitMirrorMaxSize: '0' }, {}).buildWorker?.gitMirrors.maxBytes, 0, '0: no mirror is kept');
 });
