@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # tmux is the real terminal the agent's terminal tests type into and read the screen of.
 # redis-sentinel and haproxy are the failover and the load balancer of test/ha/.
 PACKAGES=(redis-server docker.io tini skopeo podman buildah runc busybox-static docker-registry uidmap iptables iproute2 util-linux attr zstd openssl
-  g++ make python3 tmux redis-sentinel haproxy git)
+  g++ make python3 tmux redis-sentinel haproxy git openssh-server)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

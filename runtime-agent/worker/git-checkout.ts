@@ -91,12 +91,19 @@ function runGit(args: string[], env: Record<string, string>, signal: AbortSignal
     child.once('error', (error) => reject(signal.aborted ? new Error('cancelled') : error));
     child.once('close', (code) => {
       if (code === 0) resolve(stdout);
-      else
-        reject(
-          new Error(
-            `git ${args.find((arg) => /^[a-z][a-z-]*$/.test(arg)) ?? ''} failed: ${stderr.trim().split('\n').pop() ?? `exit code ${code}`}`,
-          ),
-        );
+      else reject(new Error(`git ${args.find((arg) => /^[a-z][a-z-]*$/.test(arg)) ?? ''} failed: ${failureReason(stderr, code)}`));
     });
   });
+}
+
+/**
+ * What git said went wrong: its `fatal:`/`error:` lines and ssh's own refusals, not the advice git prints after
+ * them ("Please make sure you have the correct access rights and the repository exists.").
+ */
+function failureReason(stderr: string, code: number | null): string {
+  const lines = stderr.split(/[\r\n]+/).map((line) => line.trim());
+  const reasons = lines.filter((line) =>
+    /^(fatal|error):|Permission denied|Host key verification failed|Could not resolve hostname/.test(line),
+  );
+  return (reasons.length > 0 ? reasons : lines.filter((line) => line !== '').slice(-1)).join(' ') || `exit code ${code}`;
 }
