@@ -15,17 +15,21 @@ import { agentSocketPath, DEFAULT_DATA_DIR } from './config/socket-path.js';
 const args = process.argv.slice(2);
 const program = new Command('berth-agent')
   .description('Berth runtime agent: pulls images and runs them as containers')
-  .version(`berth-agent version ${packageVersion()}`, '-v, --version', 'print the version')
+  .option('-v, --version', 'print the version')
   .enablePositionalOptions()
   .option('--data-dir <dir>', `state directory (env BERTH_AGENT_DATA_DIR, default ${DEFAULT_DATA_DIR})`)
   .option('--socket <path>', 'API socket (env BERTH_AGENT_SOCKET, default <data-dir>/agent.sock)')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .on('option:version', () => {
+    console.log(`berth-agent version ${packageVersion()}`);
+    process.exit(0);
+  });
 
 function client(command: Command): AgentClient {
   return new AgentClient(agentSocketPath(command.optsWithGlobals<ConfigFlags>()));
 }
 
-/** From the package.json beside dist/ (a small synchronous read: the version is needed before parsing). */
+/** From the package.json beside dist/, read only when asked for: a copy of dist/ alone runs every other command. */
 function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
