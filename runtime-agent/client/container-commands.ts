@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseGoDuration } from '../../platform/go-duration.js';
-import type { CreateRequest } from '../api.js';
+import type { CreateRequest, LogLine, RunExit } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentErrors } from '../errors.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
@@ -348,26 +348,38 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
   };
   const { id } = await createPullingIfMissing(agent, request);
   if (attachTty) return startAttachedRemovingOnFailure(agent, id, flags);
+  let started = false;
+  let stdin: { done: Promise<void>; stop(): void } | undefined;
+  const exit: { code?: number } = {};
   try {
-    await agent.act(id, 'start');
+    if (flags.detach) {
+      await agent.act(id, 'start');
+      console.log(id);
+      return 0;
+    }
+    const output = agent.startWithOutput(id, () => {
+      started = true;
+      stdin = flags.interactive ? agent.attachStdin(id, process.stdin) : undefined;
+      stdin?.done.catch((error: Error) => console.error(`Error: stdin: ${error.message}`));
+    });
+    await printLogEntries(logLinesUntilExit(output, exit), process, false);
   } catch (error) {
-    if (flags.rm) await agent.removeContainer(id, true);
+    if (flags.rm && !started) await agent.removeContainer(id, true);
     throw error;
+  } finally {
+    stdin?.stop();
   }
-  if (flags.detach) {
-    console.log(id);
-    return 0;
-  }
-  // Asked for now, answered at the exit: the exit code is there as soon as the output ends.
-  const exited = agent.act<{ exitCode: number }>(id, 'wait');
-  exited.catch(() => undefined);
-  const stdin = flags.interactive ? agent.attachStdin(id, process.stdin) : undefined;
-  stdin?.done.catch((error: Error) => console.error(`Error: stdin: ${error.message}`));
-  await printLogEntries(agent.logs(id, { follow: true }), process, false);
-  stdin?.stop();
-  const { exitCode } = await exited;
+  if (exit.code === undefined) throw new Error(`the daemon ended the output of container ${id} without its exit code`);
   if (flags.rm) await agent.removeContainer(id, true);
-  return exitCode;
+  return exit.code;
+}
+
+/** The log lines of an attached start, up to the last line: the exit code, kept in `exit`. */
+async function* logLinesUntilExit(lines: AsyncIterable<LogLine | RunExit>, exit: { code?: number }): AsyncGenerator<LogLine> {
+  for await (const line of lines) {
+    if ('exitCode' in line) exit.code = line.exitCode;
+    else yield line;
+  }
 }
 
 /** The daemon removes a `--rm` container once it has run; one that could not start is removed here, as docker does. */
