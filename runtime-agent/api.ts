@@ -161,6 +161,11 @@ export interface VolumeSummary {
 /** One line of `GET /v1/containers/{id}/logs` (NDJSON): an entry of the container's json-file log. */
 export type LogLine = LogEntry;
 
+/** The last line of `POST /v1/containers/{id}/start?attach=true`, after the run's log lines. */
+export interface RunExit {
+  exitCode: number;
+}
+
 /** `POST /v1/containers/{id}/exec`. */
 export const execRequestSchema = z.object({
   command: z.array(z.string()).min(1),

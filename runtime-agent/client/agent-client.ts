@@ -17,6 +17,7 @@ import type {
   PullEvent,
   PullRequest,
   RemoveResult,
+  RunExit,
   StartFailedDetail,
   VolumeSummary,
 } from '../api.js';
@@ -105,6 +106,17 @@ export class AgentClient {
   /** `start`, `stop`, `kill`, `wait`: an action on one container, with its query parameters. */
   act<T = ContainerSummary>(container: string, action: 'start' | 'stop' | 'kill' | 'wait', query: Record<string, string> = {}): Promise<T> {
     return this.json('POST', `${containerPath(container)}/${action}?${new URLSearchParams(query)}`);
+  }
+
+  /**
+   * Starts the container and streams its output back in the same answer (docker attaches before it starts),
+   * ending with its exit code; `onStarted` runs once the daemon has answered that it runs.
+   */
+  async *startWithOutput(container: string, onStarted: () => void): AsyncGenerator<LogLine | RunExit> {
+    const response = await this.send('POST', `${containerPath(container)}/start?attach=true`);
+    if (response.statusCode !== 200) throw await requestError(response);
+    onStarted();
+    for await (const line of this.answerLines(response, 'the run')) yield JSON.parse(line) as LogLine | RunExit;
   }
 
   removeContainer(container: string, force: boolean): Promise<ContainerSummary> {
@@ -259,6 +271,10 @@ export class AgentClient {
   private async *lines(method: string, path: string, body: unknown, during: string): AsyncGenerator<string> {
     const response = await this.send(method, path, body);
     if (response.statusCode !== 200) throw await requestError(response);
+    yield* this.answerLines(response, during);
+  }
+
+  private async *answerLines(response: IncomingMessage, during: string): AsyncGenerator<string> {
     const lines = createInterface({ input: response, crlfDelay: Infinity })[Symbol.asyncIterator]();
     for (;;) {
       const next = await lines.next().catch((error: NodeJS.ErrnoException) => {

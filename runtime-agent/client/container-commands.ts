@@ -1,16 +1,19 @@
 import type { Command } from 'commander';
 import { parseGoDuration } from '../../platform/go-duration.js';
-import type { CreateRequest } from '../api.js';
+import type { CreateRequest, LogLine, RunExit } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
 import { AgentErrors } from '../errors.js';
 import { AgentRequestError, type AgentClient } from './agent-client.js';
-import { checkInputIsTerminal, execOnTerminal, execWithStdin, startAttached } from './attach-commands.js';
-import { containersTable } from './containers-table.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, terminalSizeOf } from './terminal.js';
-import { CONTAINER_HEADERS, containerRow, inspectOutput, listFormat } from './format-rows.js';
 import { table } from './table.js';
 
-/** docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. */
+/**
+ * docker's container verbs: run, start, ps, logs, stop, kill, rm, exec, inspect. What only some of them use
+ * (terminals, list formats) is imported by those: a plain `run` loads neither.
+ */
+
+const attachCommands = () => import('./attach-commands.js');
+const formatRows = () => import('./format-rows.js');
 
 type ClientOf = (command: Command) => AgentClient;
 
@@ -115,6 +118,10 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .option('--no-trunc', 'do not truncate ids and commands')
     .option('--format <template>', 'Go-template-like format, e.g. "{{.Names}}" or "table {{.ID}}\\t{{.Status}}"')
     .action(async (options: { all?: boolean; quiet?: boolean; trunc: boolean; format?: string }, command: Command) => {
+      const [{ CONTAINER_HEADERS, containerRow, listFormat }, { containersTable }] = await Promise.all([
+        formatRows(),
+        import('./containers-table.js'),
+      ]);
       const format = listFormat(options.format, CONTAINER_HEADERS);
       const containers = await client(command).containers(options.all === true);
       if (format) console.log(format.render(containers.map((container) => containerRow(container, !options.trunc))));
@@ -204,10 +211,12 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
       const request = { command: args, env: resolveEnv(options.env), user: options.user, workdir: options.workdir };
       if (options.tty) {
         const flags = { interactive: options.interactive === true, detachKeys: options.detachKeys };
+        const { execOnTerminal } = await attachCommands();
         process.exitCode = await execOnTerminal(client(command), container, request, flags);
         return;
       }
       if (options.interactive) {
+        const { execWithStdin } = await attachCommands();
         process.exitCode = await execWithStdin(client(command), container, request);
         return;
       }
@@ -257,6 +266,7 @@ export function addContainerCommands(program: Command, client: ClientOf): void {
     .argument('<container...>')
     .option('-f, --format <template>', 'Go-template-like format, e.g. "{{.State.Status}}" or "{{json .Config}}"')
     .action(async (containers: string[], options: { format?: string }, command: Command) => {
+      const { inspectOutput } = await formatRows();
       console.log(inspectOutput(await Promise.all(containers.map((container) => client(command).inspect(container))), options.format));
     });
 }
@@ -277,6 +287,7 @@ async function startAndAttach(agent: AgentClient, containers: string[], options:
   const { Config } = await agent.inspect(container);
   if (!Config.Tty)
     throw new Error(`start -a works with containers run with -t here; use logs -f ${container} to follow the output of others`);
+  const { startAttached } = await attachCommands();
   return startAttached(agent, container, { interactive: options.interactive === true && Config.OpenStdin, detachKeys: options.detachKeys });
 }
 
@@ -297,7 +308,7 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
   const attachTty = flags.tty === true && flags.detach !== true;
   if (attachTty) {
     parseDetachKeys(flags.detachKeys ?? DEFAULT_DETACH_KEYS);
-    checkInputIsTerminal(flags.interactive === true);
+    (await attachCommands()).checkInputIsTerminal(flags.interactive === true);
   }
   const request: CreateRequest = {
     image,
@@ -337,30 +348,43 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
   };
   const { id } = await createPullingIfMissing(agent, request);
   if (attachTty) return startAttachedRemovingOnFailure(agent, id, flags);
+  let started = false;
+  let stdin: { done: Promise<void>; stop(): void } | undefined;
+  const exit: { code?: number } = {};
   try {
-    await agent.act(id, 'start');
+    if (flags.detach) {
+      await agent.act(id, 'start');
+      console.log(id);
+      return 0;
+    }
+    const output = agent.startWithOutput(id, () => {
+      started = true;
+      stdin = flags.interactive ? agent.attachStdin(id, process.stdin) : undefined;
+      stdin?.done.catch((error: Error) => console.error(`Error: stdin: ${error.message}`));
+    });
+    await printLogEntries(logLinesUntilExit(output, exit), process, false);
   } catch (error) {
-    if (flags.rm) await agent.removeContainer(id, true);
+    if (flags.rm && !started) await agent.removeContainer(id, true);
     throw error;
+  } finally {
+    stdin?.stop();
   }
-  if (flags.detach) {
-    console.log(id);
-    return 0;
-  }
-  // Asked for now, answered at the exit: the exit code is there as soon as the output ends.
-  const exited = agent.act<{ exitCode: number }>(id, 'wait');
-  exited.catch(() => undefined);
-  const stdin = flags.interactive ? agent.attachStdin(id, process.stdin) : undefined;
-  stdin?.done.catch((error: Error) => console.error(`Error: stdin: ${error.message}`));
-  await printLogEntries(agent.logs(id, { follow: true }), process, false);
-  stdin?.stop();
-  const { exitCode } = await exited;
+  if (exit.code === undefined) throw new Error(`the daemon ended the output of container ${id} without its exit code`);
   if (flags.rm) await agent.removeContainer(id, true);
-  return exitCode;
+  return exit.code;
+}
+
+/** The log lines of an attached start, up to the last line: the exit code, kept in `exit`. */
+async function* logLinesUntilExit(lines: AsyncIterable<LogLine | RunExit>, exit: { code?: number }): AsyncGenerator<LogLine> {
+  for await (const line of lines) {
+    if ('exitCode' in line) exit.code = line.exitCode;
+    else yield line;
+  }
 }
 
 /** The daemon removes a `--rm` container once it has run; one that could not start is removed here, as docker does. */
 async function startAttachedRemovingOnFailure(agent: AgentClient, id: string, flags: RunFlags): Promise<number> {
+  const { startAttached } = await attachCommands();
   try {
     return await startAttached(agent, id, { interactive: flags.interactive === true, detachKeys: flags.detachKeys });
   } catch (error) {
@@ -392,7 +416,6 @@ export function parseSince(text: string, now = Date.now()): Date {
   return date;
 }
 
-/** `KEY=VALUE` stays; a bare `KEY` takes this process's value and is dropped when unset, as docker does. */
 /** docker's `--label KEY=VALUE` (a bare KEY has an empty value); a later KEY wins. */
 function labelsOf(labels: string[] = []): Record<string, string> {
   return Object.fromEntries(
@@ -400,6 +423,7 @@ function labelsOf(labels: string[] = []): Record<string, string> {
   );
 }
 
+/** `KEY=VALUE` stays; a bare `KEY` takes this process's value and is dropped when unset, as docker does. */
 function resolveEnv(variables: string[] = []): string[] {
   return variables.flatMap((variable) => {
     if (variable.includes('=')) return [variable];

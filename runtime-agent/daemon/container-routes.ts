@@ -1,5 +1,14 @@
+import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { ApiPath, createRequestSchema, execRequestSchema, type ContainerSummary, type ExecEvent, type LogLine } from '../api.js';
+import {
+  ApiPath,
+  createRequestSchema,
+  execRequestSchema,
+  type ContainerSummary,
+  type ExecEvent,
+  type LogLine,
+  type RunExit,
+} from '../api.js';
 import type { ContainerManager } from '../container/container-manager.js';
 import type { ContainerRecord } from '../container/container-record.js';
 import { readLogs } from '../container/logs/log-reader.js';
@@ -23,9 +32,11 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       sendJson(response, 201, { id: record.id, name: record.name });
     }),
     route('GET', CONTAINER, async ({ response, params }) => sendJson(response, 200, inspectResult(manager.get(id(params))))),
-    route('POST', `${CONTAINER}/start`, async ({ response, params }) =>
-      sendJson(response, 200, summarize(await manager.start(id(params)))),
-    ),
+    route('POST', `${CONTAINER}/start`, async ({ response, params, url }) => {
+      const record = await manager.start(id(params));
+      if (url.searchParams.get('attach') === 'true') await sendRunOutput(manager, record, response);
+      else sendJson(response, 200, summarize(record));
+    }),
     route('POST', `${CONTAINER}/stop`, async ({ response, params, url }) => {
       const timeout = url.searchParams.get('t');
       sendJson(response, 200, summarize(await manager.stop(id(params), timeout === null ? undefined : nonNegative(timeout, 't'))));
@@ -77,6 +88,23 @@ export function containerRoutes(manager: ContainerManager): Route[] {
       response.end();
     }),
   ];
+}
+
+/**
+ * `start?attach=true` (an attached `run`): the run's log lines as `logs -f` sends them, then its exit code,
+ * in the answer to the start itself: no second request before the first output, none for the exit.
+ */
+async function sendRunOutput(manager: ContainerManager, record: ContainerRecord, response: ServerResponse): Promise<void> {
+  const stop = new AbortController();
+  response.once('close', () => stop.abort());
+  const exited = manager.wait(record.id);
+  const send = ndjson(response);
+  // The client attaches a -i run's stdin once it knows the run started: before any output, which may wait for it.
+  response.flushHeaders();
+  const entries = readLogs(manager.logDirectory(record.id), { follow: true, signal: stop.signal, stopWhen: manager.runEnded(record.id) });
+  for await (const entry of entries) send(entry satisfies LogLine);
+  send({ exitCode: await exited } satisfies RunExit);
+  response.end();
 }
 
 function id(params: Record<string, string>): string {

@@ -34,7 +34,7 @@ export interface NetworkAttachment {
   mode: NetworkMode;
   /**
    * A bind-mounted network namespace for the OCI config's `linux.namespaces[network].path`: undefined for
-   * 'host' (the container shares the host's); for 'none' a namespace with only `lo`.
+   * 'host' (the container shares the host's) and 'none' (runc makes the container one with only `lo`).
    */
   netnsPath: string | undefined;
   ipAddress: string | undefined;
@@ -138,12 +138,13 @@ export class ContainerNetwork {
    */
   async detach(containerId: string): Promise<void> {
     checkContainerId(containerId);
-    const mode = (await this.records.read(containerId))?.mode;
-    if (mode === 'bridge') {
+    const stored = await this.records.read(containerId);
+    if (stored?.mode === 'bridge') {
       await this.firewall.unpublish(containerId);
       await removeLink(hostLinkOf(containerId));
     }
-    if (mode === 'bridge' || mode === 'none') await removeNamespace(namespaceOf(containerId));
+    // Bridge attachments, and 'none' ones made by agents before 'none' left the namespace to runc.
+    if (stored?.netnsPath !== undefined) await removeNamespace(namespaceOf(containerId));
     // Released last, so that no new container gets the address while the old one's link still holds it.
     await this.addresses.releaseAllOf(containerId);
     await this.hostPorts.releaseAllOf(containerId);
@@ -193,16 +194,13 @@ export class ContainerNetwork {
     return attachment;
   }
 
+  /**
+   * Nothing to create either: without a namespace to join, runc makes the container one of its own with
+   * only `lo`, up, and it goes with the container (no `ip netns` commands at the start and the removal).
+   */
   private async attachIsolated(containerId: string): Promise<NetworkAttachment> {
-    const attachment: NetworkAttachment = {
-      mode: 'none',
-      netnsPath: namespacePathOf(containerId),
-      ipAddress: undefined,
-      gateway: undefined,
-      ports: [],
-    };
+    const attachment: NetworkAttachment = { mode: 'none', netnsPath: undefined, ipAddress: undefined, gateway: undefined, ports: [] };
     await this.records.write(containerId, attachment);
-    await createNamespace(namespaceOf(containerId));
     return attachment;
   }
 

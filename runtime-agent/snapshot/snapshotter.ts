@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleFlight } from '../support/concurrency.js';
+import { runHostCommand } from '../support/host-command.js';
+import { syncPath } from '../../platform/durable-file.js';
 import { parseDigest } from '../../oci/digest.js';
 
 /** One unpacked layer on top of its exact parents, usable as an overlayfs lowerdir. */
@@ -20,7 +22,8 @@ export interface Snapshotter {
   filesPath(chainId: string): string;
   /**
    * Creates the snapshot by letting `fill` write into an empty directory, unless it exists; concurrent
-   * calls for one chain id share one fill. Either the whole snapshot appears or none.
+   * calls for one chain id share one fill. Either the whole snapshot appears or none, and it appears with
+   * its files on disk: a crash after it does not leave files short or empty under a complete snapshot.
    */
   create(
     info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
@@ -36,17 +39,33 @@ const INFO_FILE = 'snapshot.json';
 const FILES_DIR = 'fs';
 const INCOMPLETE_PREFIX = '.incomplete-';
 
+/** Flushes everything written on the filesystem that holds `directory` to disk. */
+export type FileSystemFlush = (directory: string) => Promise<void>;
+
+/**
+ * syncfs(2), through coreutils' `sync --file-system` (Node has no binding): one flush of the filesystem
+ * instead of an fsync per file and directory, each its own journal commit, for the thousands a layer can hold.
+ */
+export const syncFileSystem: FileSystemFlush = async (directory) => {
+  await runHostCommand('sync', ['--file-system', directory]);
+};
+
 /**
  * Snapshots as directories `<root>/<algorithm>-<hex>/{fs,snapshot.json}`. A snapshot is filled in a
- * `.incomplete-*` directory and renamed into place when done, and removed by renaming it away first, so a
- * crash never leaves a half snapshot under its chain id.
+ * `.incomplete-*` directory, flushed to disk, and renamed into place, and removed by renaming it away
+ * first, so a crash never leaves a half snapshot under its chain id. Nothing checks a snapshot's files
+ * again after a crash (the image that uses it is complete once its record is): the flush before the
+ * rename is what keeps them whole.
  */
 export class DirectorySnapshotter implements Snapshotter {
   private readonly creations = new SingleFlight<{ created: boolean }>();
   /** Work directories of creations in progress, which a sweep must leave alone. */
   private readonly working = new Set<string>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly flush: FileSystemFlush = syncFileSystem,
+  ) {}
 
   async init(): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
@@ -107,7 +126,10 @@ export class DirectorySnapshotter implements Snapshotter {
       const { size } = await fill(path.join(work, FILES_DIR));
       const complete: SnapshotInfo = { ...info, size, createdAt: new Date().toISOString() };
       await writeFile(path.join(work, INFO_FILE), JSON.stringify(complete, null, 2));
+      await this.flush(work);
       await rename(work, this.snapshotPath(info.chainId));
+      // The rename on disk before anything (an image record) names the snapshot.
+      await syncPath(this.root);
       return { created: true };
     } catch (error) {
       await rm(work, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
@@ -131,6 +132,57 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
 });
 
+/** A request on the agent's socket: the status and the answer's lines, each parsed. */
+function apiLines(method: string, apiPath: string, body?: unknown): Promise<{ status: number; lines: unknown[] }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      { socketPath: path.join(agent.dataDir, 'agent.sock'), method, path: apiPath, headers: { 'Content-Type': 'application/json' } },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.once('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            lines: text
+              .split('\n')
+              .filter(Boolean)
+              .map((line) => JSON.parse(line)),
+          }),
+        );
+      },
+    );
+    outgoing.once('error', reject);
+    outgoing.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+test.serial(
+  "an attached start answers with the run's output and then its exit code; one that cannot start answers its error",
+  async (t) => {
+    const created = await apiLines('POST', '/v1/containers', {
+      image,
+      network: 'none',
+      command: ['sh', '-c', 'echo out; echo err >&2; exit 3'],
+    });
+    const { id } = created.lines[0] as { id: string };
+    t.teardown(() => agent.cli(['rm', '-f', id], { allowFailure: true }).then(() => undefined));
+    const started = await apiLines('POST', `/v1/containers/${id}/start?attach=true`);
+    t.is(started.status, 200);
+    // The two streams are written to the log side by side: their order is the log's.
+    const output = (started.lines.slice(0, -1) as Array<{ stream: string; log: string }>).map((line) => `${line.stream}: ${line.log}`);
+    t.deepEqual(output.sort(), ['stderr: err\n', 'stdout: out\n']);
+    t.deepEqual(started.lines.at(-1), { exitCode: 3 });
+
+    const broken = await apiLines('POST', '/v1/containers', { image, network: 'none', command: ['no-such-binary'] });
+    const brokenId = (broken.lines[0] as { id: string }).id;
+    t.teardown(() => agent.cli(['rm', '-f', brokenId], { allowFailure: true }).then(() => undefined));
+    const refused = await apiLines('POST', `/v1/containers/${brokenId}/start?attach=true`);
+    t.is(refused.status, 500);
+    t.like(refused.lines, [{ errors: [{ code: 'START_FAILED', detail: { exitCode: 127 } }] }]);
+  },
+);
+
 test.serial('run pulls a missing image first, and rmi refuses the last reference to an image a container uses', async (t) => {
   await agent.cli(['rmi', image]);
   const run = await agent.cli(['run', '--name', 'keeper', image, 'echo', 'ok']);
@@ -238,13 +290,14 @@ test.serial(
         image,
         'sh',
         '-c',
-        'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /sys/class/net; unshare -U true',
+        'echo pid=$$; hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /sys/class/net; cat /sys/class/net/lo/flags; unshare -U true',
       ],
       { allowFailure: true },
     );
     t.is(code, 1);
     t.is(stderr, 'unshare: unshare(0x10000000): Operation not permitted\n');
-    t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nSeccomp:\t2\nlo\n`);
+    // lo's flags: IFF_UP | IFF_LOOPBACK, as in docker's --network none.
+    t.is(stdout, `pid=1\nbox\nCapEff:\t${DEFAULT_CAPABILITIES}\nNoNewPrivs:\t1\nSeccomp:\t2\nlo\n0x9\n`);
     const unconfined = await agent.cli([
       'run',
       '--rm',
