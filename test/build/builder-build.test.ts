@@ -240,6 +240,31 @@ test.serial(
   },
 );
 
+test.serial(
+  'COPY gives root:root to every file and directory it copies, in a new directory as in a setgid one whose group would pass down',
+  async (t) => {
+    const directory = await context('copy-owners', {
+      'tree/a.txt': 'a\n',
+      'tree/deep/b.txt': 'b\n',
+      Dockerfile: [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        'RUN mkdir -m 2775 /shared && chgrp 50 /shared',
+        'COPY tree/ /shared/sub/',
+        'COPY tree/ /plain/',
+      ].join('\n'),
+    });
+    await runCommand('chown', ['-R', '1000:1000', path.join(directory, 'tree')]);
+    await agent.cli(['build', '-t', 'builder/owners:1', directory]);
+    const copied = ['/shared/sub/a.txt', '/shared/sub/deep', '/shared/sub/deep/b.txt', '/plain/a.txt', '/plain/deep', '/plain/deep/b.txt'];
+    const owners = await agent.cli(['run', '--rm', 'builder/owners:1', 'stat', '-c', '%n %u:%g', ...copied]);
+    t.deepEqual(
+      owners.stdout.trim().split('\n'),
+      copied.map((file) => `${file} 0:0`),
+    );
+  },
+);
+
 test.serial('a git URL context builds the ref and subdirectory it names, fetched with the git CLI over smart HTTP', async (t) => {
   const server = await GitHttpServer.start();
   try {
