@@ -21,6 +21,7 @@ import { ImageBuilder } from './builder.js';
 import { registryPublisher } from './image-publisher.js';
 import { RegistryCacheStore } from './registry-cache.js';
 import { RunSandbox } from './run-sandbox.js';
+import { OpaqueMarks } from '../snapshot/layered-root.js';
 
 /** The daemon's builder on its stores: scratch space, cache index and cache mounts under `<data-dir>/build*`. */
 
@@ -58,6 +59,7 @@ export async function createImageBuilder(
       runcRoot: path.join(root, 'runc'),
       nofileLimit: await hostNofileLimit(),
       network: stores.network,
+      opaqueMarks: new OpaqueMarks(),
     }),
     cache,
     cacheRegistry: new RegistryCacheStore({ content: stores.content, connector: stores.connector, publisher }),

@@ -11,7 +11,7 @@ import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.
 import type { Lease, Leases } from '../image/leases.js';
 import type { RegistryAccess } from '../registry/registry-access.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
-import { mountRootfs, unmountRootfs } from '../spec/rootfs.js';
+import { prepareOverlay, withMountedOverlay, type OverlayDirectories } from '../spec/rootfs.js';
 import { resolveUserSpec, UserLookupError } from '../spec/user-lookup.js';
 import { runHostCommand } from '../support/host-command.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
@@ -518,11 +518,13 @@ class StageRun {
     );
     this.config.config.WorkingDir = directory;
     const user = this.config.config.User ?? '';
-    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory, user }, async (rootfs) => {
-      // As BuildKit does, the directories WORKDIR creates belong to the current USER.
-      const owner = user === '' ? undefined : await resolveOwner(rootfs, user, instruction.line, `USER ${user}`);
-      await ensureDirectory(rootfs, directory, owner);
-    });
+    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory, user }, (overlay) =>
+      withMountedOverlay(overlay, async (rootfs) => {
+        // As BuildKit does, the directories WORKDIR creates belong to the current USER.
+        const owner = user === '' ? undefined : await resolveOwner(rootfs, user, instruction.line, `USER ${user}`);
+        await ensureDirectory(rootfs, directory, owner);
+      }),
+    );
   }
 
   private async runStep(instruction: Instruction): Promise<void> {
@@ -596,13 +598,13 @@ class StageRun {
         mounts.map(async (mount) => ({ ...mount, value: undefined, fromKey: await this.bindKey(mount, instruction, fromRoots) })),
       ),
     };
-    await this.filesystemStep(instruction, createdBy, keyParts, async (rootfs, bundle, id, upper) => {
+    await this.filesystemStep(instruction, createdBy, keyParts, async (overlay, bundle, id) => {
       const prepared = await this.prepareMounts(mounts, instruction, fromRoots);
       const lastLines: string[] = [];
       const { exitCode, stubs } = await this.build.services.sandbox.run({
         id: `berth-build-${randomBytes(6).toString('hex')}`,
         bundle,
-        rootfs,
+        overlay,
         args,
         env: this.config.config.Env ?? [],
         argEnv: [...argEnv, ...prepared.env],
@@ -617,17 +619,16 @@ class StageRun {
           this.build.progress.log(id, line);
         },
       });
-      return async () => {
-        await removeStubs(upper, stubs);
-        if (exitCode !== 0) {
-          const output = lastLines.length > 0 ? `\n${lastLines.map((text) => `  > ${text}`).join('\n')}` : '';
-          throw new RunFailedError(
-            instruction.line,
-            `${instructionText(instruction)}: process "${args.join(' ')}" did not complete successfully: exit code: ${exitCode}${output}`,
-            exitCode,
-          );
-        }
-      };
+      // runc has exited: the overlay went with the container's mount namespace.
+      await removeStubs(overlay.upper, stubs);
+      if (exitCode !== 0) {
+        const output = lastLines.length > 0 ? `\n${lastLines.map((text) => `  > ${text}`).join('\n')}` : '';
+        throw new RunFailedError(
+          instruction.line,
+          `${instructionText(instruction)}: process "${args.join(' ')}" did not complete successfully: exit code: ${exitCode}${output}`,
+          exitCode,
+        );
+      }
     });
   }
 
@@ -719,21 +720,24 @@ class StageRun {
     const excludes = instruction.flags.filter((flag) => flag.name === 'exclude').map((flag) => flag.value ?? '');
     const sources = await this.copySources(instruction, patterns, excludes, variables, isAdd);
     const keyParts = { destination, chown: chownValue ?? '', chmod: chmodValue ?? '', sources: sources.key };
-    await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, async (rootfs) => {
-      const { items, filter, release } = await sources.open();
-      try {
-        if (items.length > 1 && !destination.endsWith('/'))
-          throw new DockerfileError(
-            instruction.line,
-            `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
-          );
-        const chownSpec = chownValue === undefined ? undefined : expand(chownValue, variables, this.escapeCharacter, instruction.line);
-        const owner = chownSpec === undefined ? undefined : await resolveOwner(rootfs, chownSpec, instruction.line, `--chown=${chownSpec}`);
-        await copyIntoRoot(rootfs, items, destination, { owner, mode, filter });
-      } finally {
-        await release();
-      }
-    });
+    await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, (overlay) =>
+      withMountedOverlay(overlay, async (rootfs) => {
+        const { items, filter, release } = await sources.open();
+        try {
+          if (items.length > 1 && !destination.endsWith('/'))
+            throw new DockerfileError(
+              instruction.line,
+              `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
+            );
+          const chownSpec = chownValue === undefined ? undefined : expand(chownValue, variables, this.escapeCharacter, instruction.line);
+          const owner =
+            chownSpec === undefined ? undefined : await resolveOwner(rootfs, chownSpec, instruction.line, `--chown=${chownSpec}`);
+          await copyIntoRoot(rootfs, items, destination, { owner, mode, filter });
+        } finally {
+          await release();
+        }
+      }),
+    );
   }
 
   /**
@@ -885,14 +889,14 @@ class StageRun {
 
   /**
    * A step that changes files: a cache hit reuses its layer without running anything; otherwise the action
-   * runs on an overlay of the stage's snapshots and the upper directory becomes the layer (none if empty).
-   * An action may return a check to run once the overlay is down (a failed RUN).
+   * runs on an overlay of the stage's snapshots (prepared, not mounted: a RUN's runtime mounts it, a COPY
+   * mounts it on the host) and the upper directory becomes the layer (none if empty).
    */
   private async filesystemStep(
     instruction: Instruction,
     createdBy: string,
     keyParts: unknown,
-    action: (rootfs: string, bundle: string, progressId: number, upper: string) => Promise<void | (() => Promise<void>)>,
+    action: (overlay: OverlayDirectories, stepDirectory: string, progressId: number) => Promise<void>,
   ): Promise<void> {
     this.step++;
     const { progress, services } = this.build;
@@ -911,15 +915,9 @@ class StageRun {
         this.layers.length > 0
           ? [...this.layers].reverse().map((layer) => services.snapshots.filesPath(layer.chainId))
           : [this.build.emptyDirectory()];
-      const rootfs = await mountRootfs(stepDirectory, lowers);
-      let after: void | (() => Promise<void>);
-      try {
-        after = await action(rootfs, stepDirectory, id, path.join(stepDirectory, 'diff'));
-      } finally {
-        await unmountRootfs(stepDirectory);
-      }
-      if (after) await after();
-      const entry = { layer: await this.commitLayer(path.join(stepDirectory, 'diff'), stepDirectory), created: new Date().toISOString() };
+      const overlay = await prepareOverlay(stepDirectory, lowers);
+      await action(overlay, stepDirectory, id);
+      const entry = { layer: await this.commitLayer(overlay.upper, stepDirectory), created: new Date().toISOString() };
       await services.cache.put(key, entry);
       this.apply(key, entry, createdBy);
       progress.done(id);

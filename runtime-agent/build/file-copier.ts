@@ -41,7 +41,7 @@ export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], d
     } else {
       const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
       const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath), options.owner);
-      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options, false);
+      await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options, false, false);
     }
   }
 }
@@ -81,9 +81,10 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
     include: (relative: string) => !ignored(relative),
     descend: (_relative: string, _stats: Stats, included: boolean) => included,
   };
+  const createdAsWanted = await createdWithWantedOwner(item, target, options);
   const limit = concurrencyLimit(READ_AHEAD);
   const copies: Array<Promise<void>> = [];
-  const directories: Array<{ child: CopyItem; childTarget: string }> = [];
+  const directories: Array<{ child: CopyItem; childTarget: string; owned: boolean }> = [];
   // Directories this copy made: nothing can be in the way of their entries.
   const made = new Set<string>();
   try {
@@ -92,7 +93,7 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
       const childTarget = path.join(target, relative);
       const inMade = made.has(path.dirname(childTarget));
       if (!stats.isDirectory()) {
-        const copy = limit(() => copyLeaf(child, childTarget, options, inMade));
+        const copy = limit(() => copyLeaf(child, childTarget, options, inMade, inMade && createdAsWanted));
         // Awaited below with the others; this only keeps an early failure from counting as unhandled meanwhile.
         copy.catch(() => undefined);
         copies.push(copy);
@@ -104,27 +105,41 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
         await mkdir(childTarget, { mode: 0o755 });
         made.add(childTarget);
       }
-      directories.push({ child, childTarget });
+      directories.push({ child, childTarget, owned: made.has(childTarget) && createdAsWanted });
     }
   } finally {
     await Promise.allSettled(copies);
   }
   await Promise.all(copies);
-  for (const { child, childTarget } of directories.reverse()) await applyMetadata(childTarget, child, options);
+  for (const { child, childTarget, owned } of directories.reverse()) await applyMetadata(childTarget, child, options, owned);
 }
 
-async function copyLeaf(item: CopyItem, target: string, options: CopyOptions, nothingThere: boolean): Promise<void> {
+const SETGID = 0o2000;
+
+/**
+ * Whether what this copy creates in directories it made already has the owner COPY gives it: the daemon
+ * (root:root) creates it, the owner wanted is root:root, and no setgid directory passes its group down. An
+ * lchown through the overlay costs about as much as the copy of a small file; it is spared then.
+ */
+async function createdWithWantedOwner(item: CopyItem, target: string, options: CopyOptions): Promise<boolean> {
+  const wanted = options.owner ?? { uid: 0, gid: 0 };
+  if (item.keepOwners || wanted.uid !== 0 || wanted.gid !== 0 || process.geteuid?.() !== 0 || process.getegid?.() !== 0) return false;
+  return ((await lstat(target)).mode & SETGID) === 0;
+}
+
+async function copyLeaf(item: CopyItem, target: string, options: CopyOptions, nothingThere: boolean, owned: boolean): Promise<void> {
   if (!nothingThere && (await lstat(target).catch(() => undefined))) await rm(target, { recursive: true, force: true });
   if (item.stats.isSymbolicLink()) await symlink(await readlink(item.hostPath), target);
   else if (item.stats.isFile()) await copyFile(item.hostPath, target);
   else return; // sockets, fifos and devices in a context are not copied, as docker skips them
-  await applyMetadata(target, item, options);
+  await applyMetadata(target, item, options, owned);
 }
 
-async function applyMetadata(target: string, item: CopyItem, options: CopyOptions): Promise<void> {
+/** `owned`: the entry was created with the owner it must have (createdWithWantedOwner). */
+async function applyMetadata(target: string, item: CopyItem, options: CopyOptions, owned: boolean): Promise<void> {
   const { stats } = item;
   const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
-  await lchown(target, owner.uid, owner.gid);
+  if (!owned) await lchown(target, owner.uid, owner.gid);
   // copyFile gave a file its source's mode already; a change of owner clears only setuid and setgid.
   const modeKept = stats.isFile() && options.mode === undefined && (stats.mode & 0o6000) === 0;
   if (!stats.isSymbolicLink() && !modeKept) await chmod(target, options.mode ?? stats.mode & 0o7777);

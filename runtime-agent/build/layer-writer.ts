@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { createWriteStream, type Stats } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,7 +8,7 @@ import { EVERY_ENTRY, packTar, walkTree, type TarItem } from '../archive/directo
 import { DigestingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { ContentStore } from '../content/content-store.js';
-import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
+import { isWhiteout, OPAQUE_MARKER, opaqueDirectories, WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
 
 /**
  * A build step's layer: the overlay's upper directory (what the step changed, nothing else) as an OCI layer
@@ -40,7 +39,7 @@ export async function isEmptyDirectory(directory: string): Promise<boolean> {
 }
 
 export async function writeLayer(upper: string, content: ContentStore, options: LayerWriteOptions): Promise<WrittenLayer> {
-  const opaque = await opaqueDirectories(upper);
+  const opaque = await opaqueDirectories([upper], true);
   const uncompressed = DigestingStream.fresh('sha256');
   const compressed = DigestingStream.fresh('sha256');
   await pipeline(
@@ -62,25 +61,6 @@ export async function writeLayer(upper: string, content: ContentStore, options: 
   return layer;
 }
 
-/**
- * Directories marked opaque, found in one pass: `getfattr -R` prints only the entries that have the attribute
- * (and exits 1 because others lack it, which says nothing here).
- */
-async function opaqueDirectories(upper: string): Promise<Set<string>> {
-  const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) =>
-    execFile('getfattr', ['-R', '-P', '--absolute-names', '-n', OPAQUE_XATTR, upper], { maxBuffer: 64 * 1024 * 1024 }, (error, out) =>
-      error && (error as NodeJS.ErrnoException).code === 'ENOENT' ? reject(error) : resolve({ stdout: out }),
-    ),
-  );
-  const opaque = new Set<string>();
-  let current: string | undefined;
-  for (const line of stdout.split('\n')) {
-    if (line.startsWith('# file: ')) current = line.slice('# file: '.length);
-    else if (current !== undefined && line === `${OPAQUE_XATTR}="y"`) opaque.add(current);
-  }
-  return opaque;
-}
-
 /** The upper directory's entries as tar items, in name order: whiteouts and opaque markers in overlay's form turned into OCI's. */
 async function* layerItems(upper: string, opaque: Set<string>, epoch: number | undefined): AsyncGenerator<TarItem> {
   const hardlinks = new Map<string, string>();
@@ -97,10 +77,6 @@ async function* layerItems(upper: string, opaque: Set<string>, epoch: number | u
       if (leaf) yield leaf;
     }
   }
-}
-
-function isWhiteout(stats: Stats): boolean {
-  return stats.isCharacterDevice() && stats.rdev === 0;
 }
 
 function emptyFile(header: Partial<Header> & { name: string }): TarItem {

@@ -8,14 +8,19 @@ import type { ContainerNetwork } from '../network/container-network.js';
 import { writeContainerEtcFiles } from '../network/etc-files.js';
 import { runHostCommand } from '../support/host-command.js';
 import { buildOciSpec } from '../spec/oci-spec.js';
-import { resolveUser } from '../spec/user-lookup.js';
+import { overlayOptions, type OverlayDirectories } from '../spec/rootfs.js';
+import { resolveUserWith } from '../spec/user-lookup.js';
+import { LayeredRoot, type OpaqueMarks } from '../snapshot/layered-root.js';
 
 /**
  * A RUN step's process, in the same sandbox a container gets: the OCI config comes from the container code
  * (buildOciSpec: docker's capabilities, seccomp profile, masked paths, namespaces, no_new_privileges), runc
- * runs it in the foreground with its output piped back. Mount points runc had to create in the root (for
- * secrets, caches, /proc of a scratch image...) are taken out of the step's changes afterwards, so they
- * never reach a layer.
+ * runs it in the foreground with its output piped back. The step's overlay is the first mount runc makes, on
+ * `/` in the container's own mount namespace: it goes away with the container, so no `mount` or `umount`
+ * process is spent on it, and what the agent needs to know of the root beforehand (the user's passwd entry,
+ * which mount points are missing) is read from the layers themselves (LayeredRoot). Mount points runc had to
+ * create (for secrets, caches, /proc of a scratch image...) are taken out of the step's changes afterwards,
+ * so they never reach a layer.
  */
 
 export interface SandboxOptions {
@@ -24,6 +29,8 @@ export interface SandboxOptions {
   nofileLimit: number;
   /** The containers' bridge: a RUN on the default network joins it as a container does. */
   network: ContainerNetwork;
+  /** Which snapshot directories are opaque, remembered across steps and builds. */
+  opaqueMarks: OpaqueMarks;
 }
 
 /** docker build's choices: the containers' bridge, no network at all (only `lo`), or the host's. */
@@ -42,7 +49,8 @@ export interface SandboxRun {
   id: string;
   /** Where config.json is written. */
   bundle: string;
-  rootfs: string;
+  /** The step's overlay, prepared but not mounted: runc mounts it. */
+  overlay: OverlayDirectories;
   args: string[];
   /** The image's Env (wins over argEnv, as ENV wins over ARG). */
   env: string[];
@@ -70,12 +78,13 @@ export class RunSandbox {
   async run(request: SandboxRun): Promise<{ exitCode: number; stubs: MountStub[] }> {
     const network = await this.setUpNetwork(request);
     try {
+      const layers = new LayeredRoot(request.overlay.lowerDirsTopFirst, this.options.opaqueMarks);
       const spec = buildOciSpec({
         id: request.id,
         spec: containerSpecOf(request),
         image: { Env: request.argEnv },
-        user: await resolveUser(request.rootfs, request.user || undefined),
-        rootfs: request.rootfs,
+        user: await resolveUserWith((file) => layers.hostPath(file), request.user || undefined),
+        rootfs: request.overlay.target,
         volumesRoot: request.bundle,
         cgroupsPath: `/berth/${request.id}`,
         nofileLimit: this.options.nofileLimit,
@@ -84,9 +93,10 @@ export class RunSandbox {
       });
       spec.hostname = HOSTNAME;
       const stubs = await missingMountPoints(
-        request.rootfs,
+        layers,
         spec.mounts.map((mount) => mount.destination),
       );
+      spec.mounts.unshift({ destination: '/', type: 'overlay', source: 'overlay', options: [overlayOptions(request.overlay)] });
       await writeFile(path.join(request.bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
       try {
         return { exitCode: await this.runc(request), stubs };
@@ -183,14 +193,13 @@ function containerSpecOf(request: SandboxRun): ContainerSpec {
 }
 
 /** For each mount destination the root lacks: the path runc creates for it and its first missing ancestor. */
-async function missingMountPoints(rootfs: string, destinations: readonly string[]): Promise<MountStub[]> {
+async function missingMountPoints(root: LayeredRoot, destinations: readonly string[]): Promise<MountStub[]> {
   const missing: MountStub[] = [];
   for (const destination of destinations) {
     const parts = destination.split('/').filter(Boolean);
     for (let depth = 1; depth <= parts.length; depth++) {
-      const prefix = parts.slice(0, depth).join('/');
-      if (await lstat(path.join(rootfs, prefix)).catch(() => undefined)) continue;
-      missing.push({ target: parts.join('/'), top: prefix });
+      if (await root.locate(parts.slice(0, depth))) continue;
+      missing.push({ target: parts.join('/'), top: parts.slice(0, depth).join('/') });
       break;
     }
   }

@@ -9,19 +9,51 @@ import { runHostCommand } from '../support/host-command.js';
  */
 export const RootfsDir = { mount: 'rootfs', upper: 'diff', work: 'work' } as const;
 
-/** Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path. */
-export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[]): Promise<string> {
+/** An overlay's directories: where it is mounted, its writable upper and work directories, and its lower ones. */
+export interface OverlayDirectories {
+  target: string;
+  upper: string;
+  work: string;
+  lowerDirsTopFirst: readonly string[];
+}
+
+/** The overlay of `lowerDirsTopFirst` for `containerDir`, its directories created; not mounted. */
+export async function prepareOverlay(containerDir: string, lowerDirsTopFirst: readonly string[]): Promise<OverlayDirectories> {
   const [target, upper, work] = [RootfsDir.mount, RootfsDir.upper, RootfsDir.work].map((name) => path.join(containerDir, name)) as [
     string,
     string,
     string,
   ];
-  if (await isMountPoint(target)) return target;
   await Promise.all([target, upper, work].map((directory) => mkdir(directory, { recursive: true, mode: 0o755 })));
-  // The kernel takes at most a page of mount options: about 35 layers at the default data dir.
-  const options = `lowerdir=${lowerDirsTopFirst.join(':')},upperdir=${upper},workdir=${work}`;
-  await runHostCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, target]);
+  return { target, upper, work, lowerDirsTopFirst };
+}
+
+/** The overlay's mount options. The kernel takes at most a page of them: about 35 layers at the default data dir. */
+export function overlayOptions(overlay: OverlayDirectories): string {
+  return `lowerdir=${overlay.lowerDirsTopFirst.join(':')},upperdir=${overlay.upper},workdir=${overlay.work}`;
+}
+
+function overlayMountArguments(overlay: OverlayDirectories): string[] {
+  return ['-t', 'overlay', 'overlay', '-o', overlayOptions(overlay), overlay.target];
+}
+
+/** Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path. */
+export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[]): Promise<string> {
+  const target = path.join(containerDir, RootfsDir.mount);
+  if (await isMountPoint(target)) return target;
+  const overlay = await prepareOverlay(containerDir, lowerDirsTopFirst);
+  await runHostCommand('mount', overlayMountArguments(overlay));
   return target;
+}
+
+/** Runs `use` with the overlay mounted at its target, and unmounts it after, whatever happened. */
+export async function withMountedOverlay<T>(overlay: OverlayDirectories, use: (target: string) => Promise<T>): Promise<T> {
+  await runHostCommand('mount', overlayMountArguments(overlay));
+  try {
+    return await use(overlay.target);
+  } finally {
+    await runHostCommand('umount', [overlay.target]);
+  }
 }
 
 export async function unmountRootfs(containerDir: string): Promise<void> {

@@ -36,8 +36,16 @@ interface GroupEntry {
 const MAX_ID = 2 ** 31 - 1;
 
 /** Reads the rootfs's /etc/passwd and /etc/group without leaving it, then resolves `spec` (undefined or '' is root). */
-export async function resolveUser(rootfs: string, spec: string | undefined): Promise<ResolvedUser> {
-  const [passwd, group] = await Promise.all([readFileInRoot(rootfs, '/etc/passwd'), readFileInRoot(rootfs, '/etc/group')]);
+export function resolveUser(rootfs: string, spec: string | undefined): Promise<ResolvedUser> {
+  return resolveUserWith((file) => resolveInRoot(rootfs, file), spec);
+}
+
+/** The same, the files found by `hostPathOf` (a path in the container to where it is on the host; undefined when absent). */
+export async function resolveUserWith(
+  hostPathOf: (file: string) => Promise<string | undefined>,
+  spec: string | undefined,
+): Promise<ResolvedUser> {
+  const [passwd, group] = await Promise.all(['/etc/passwd', '/etc/group'].map(async (file) => readRegularFile(await hostPathOf(file))));
   return resolveUserSpec(spec ?? '', passwd, group);
 }
 
@@ -112,11 +120,11 @@ function atoi(field: string | undefined): number {
 }
 
 /**
- * A file of the container read through symlinks resolved inside the rootfs, never outside it; a missing or
- * non-regular file (a FIFO would block the agent) reads as absent.
+ * A file of the container, its path resolved inside the container's root (symlinks never followed by the
+ * kernel); a missing or non-regular file (a FIFO would block the agent) reads as absent.
  */
-async function readFileInRoot(rootfs: string, file: string): Promise<string | undefined> {
-  const hostPath = await resolveInRoot(rootfs, file);
+async function readRegularFile(hostPath: string | undefined): Promise<string | undefined> {
+  if (hostPath === undefined) return undefined;
   const handle = await open(hostPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
     (error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR' || error.code === 'ELOOP') return undefined;

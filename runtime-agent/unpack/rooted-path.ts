@@ -97,12 +97,12 @@ export async function resolveInRoot(root: string, target: string, escapes: RootE
 
 /**
  * `target`'s components with every symlink on the way resolved inside the container, `hostPathOf` giving
- * where a container path is on the host (its root, or a mount's source beneath it). Each component is
- * looked at with lstat, never followed by the kernel.
+ * where a container path is on the host (its root, a mount's source beneath it, or the layer that shows it;
+ * undefined when nothing is there). Each component is looked at with lstat, never followed by the kernel.
  */
 export async function resolveComponents(
   target: string,
-  hostPathOf: (components: readonly string[]) => string,
+  hostPathOf: (components: readonly string[]) => string | Promise<string | undefined>,
   escapes: RootEscape = 'confine',
 ): Promise<string[]> {
   let resolved: string[] = [];
@@ -115,9 +115,9 @@ export async function resolveComponents(
       if (resolved.pop() === undefined && escapes === 'refuse') throw new PathEscapeError(`${target} climbs out of its root`);
       continue;
     }
-    const candidate = hostPathOf([...resolved, part]);
-    const stats = await lstat(candidate).catch(() => undefined);
-    if (!stats?.isSymbolicLink()) {
+    const candidate = await hostPathOf([...resolved, part]);
+    const stats = candidate === undefined ? undefined : await lstat(candidate).catch(() => undefined);
+    if (candidate === undefined || !stats?.isSymbolicLink()) {
       resolved.push(part);
       continue;
     }

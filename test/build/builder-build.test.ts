@@ -202,6 +202,69 @@ test.serial("RUN gets the containers' bridge by default, only lo with --network=
   t.true(host.includes(agent.bridgeName));
 });
 
+test.serial(
+  'RUN resolves USER and its mount points through every layer as the overlay shows them: a later /etc is searched below, an opaque one hides it; runc-made mount points stay out of the layer',
+  async (t) => {
+    const directory = await context('layered-root', {
+      Dockerfile: [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        "RUN echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'app:x:1234:1234::/home/app:/bin/sh' >> /etc/passwd",
+        "RUN echo 'app:x:1234:' > /etc/group && echo 'extra:x:4321:app' >> /etc/group",
+        // A layer with /etc but neither file: the lookup goes on to the layers below.
+        'RUN mkdir /etc/conf.d && echo 1 > /etc/conf.d/one',
+        'USER app',
+        'RUN echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"',
+        'USER root',
+        // None of these mount points exists in the root: runc makes each, and none may reach the layer.
+        'RUN --mount=type=cache,target=/var/cache/tool --mount=type=tmpfs,target=/scratch/space echo mounted > /mounted',
+      ].join('\n'),
+      'opaque.Dockerfile': [
+        'FROM builder/layered:1',
+        // rm and mkdir make /etc an opaque directory in this layer: the passwd file below it is gone (no network: nothing mounted in /etc).
+        'RUN --network=none cp /etc/group /group && rm -rf /etc && mkdir /etc && cp /group /etc/group',
+        'USER app',
+        'RUN id',
+      ].join('\n'),
+    });
+    const build = await agent.cli(['build', '--progress', 'plain', '-t', 'builder/layered:1', directory]);
+    t.regex(build.stderr, /uid=1234 gid=1234 groups=1234 4321/);
+    const listing = await agent.cli(['run', '--rm', 'builder/layered:1', 'sh', '-c', 'cat /mounted; ls -d /var /scratch 2>&1; true']);
+    t.regex(listing.stdout, /^mounted\n/);
+    t.regex(listing.stdout, /\/var: No such file or directory/);
+    t.regex(listing.stdout, /\/scratch: No such file or directory/);
+
+    const opaque = await agent.cli(['build', '-f', path.join(directory, 'opaque.Dockerfile'), directory], { allowFailure: true });
+    t.is(opaque.code, 1);
+    t.regex(opaque.stderr, /unable to find user app: no matching entries in passwd file/);
+  },
+);
+
+test.serial(
+  'COPY gives root:root to every file and directory it copies, in a new directory as in a setgid one whose group would pass down',
+  async (t) => {
+    const directory = await context('copy-owners', {
+      'tree/a.txt': 'a\n',
+      'tree/deep/b.txt': 'b\n',
+      Dockerfile: [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        'RUN mkdir -m 2775 /shared && chgrp 50 /shared',
+        'COPY tree/ /shared/sub/',
+        'COPY tree/ /plain/',
+      ].join('\n'),
+    });
+    await runCommand('chown', ['-R', '1000:1000', path.join(directory, 'tree')]);
+    await agent.cli(['build', '-t', 'builder/owners:1', directory]);
+    const copied = ['/shared/sub/a.txt', '/shared/sub/deep', '/shared/sub/deep/b.txt', '/plain/a.txt', '/plain/deep', '/plain/deep/b.txt'];
+    const owners = await agent.cli(['run', '--rm', 'builder/owners:1', 'stat', '-c', '%n %u:%g', ...copied]);
+    t.deepEqual(
+      owners.stdout.trim().split('\n'),
+      copied.map((file) => `${file} 0:0`),
+    );
+  },
+);
+
 test.serial('a git URL context builds the ref and subdirectory it names, fetched with the git CLI over smart HTTP', async (t) => {
   const server = await GitHttpServer.start();
   try {

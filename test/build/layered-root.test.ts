@@ -1,0 +1,89 @@
+import test from 'ava';
+import { lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LayeredRoot, OpaqueMarks } from '../../runtime-agent/snapshot/layered-root.js';
+import { createWhiteout, markOpaque } from '../../runtime-agent/unpack/overlay-whiteouts.js';
+import { run } from '../helpers/exec.js';
+
+/**
+ * A build's RUN step reads its root's /etc/passwd and mount points from the layers without mounting them: what
+ * it finds must be what the kernel's overlay of the same layers shows, path for path.
+ */
+
+let workDir: string;
+
+test.before(async () => {
+  workDir = await mkdtemp(path.join(tmpdir(), 'berth-layered-root-'));
+});
+
+test.after.always(async () => {
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+async function file(layer: string, relative: string, content: string): Promise<void> {
+  await mkdir(path.dirname(path.join(layer, relative)), { recursive: true });
+  await writeFile(path.join(layer, relative), content);
+}
+
+/** Three layers, bottom first, with every way a layer hides what is below it. */
+async function layers(): Promise<string[]> {
+  const [bottom, middle, top] = ['bottom', 'middle', 'top'].map((name) => path.join(workDir, name)) as [string, string, string];
+  await file(bottom, 'etc/passwd', 'bottom passwd\n');
+  await file(bottom, 'etc/group', 'bottom group\n');
+  await file(bottom, 'opaque/hidden', 'hidden by an opaque directory\n');
+  await file(bottom, 'whited/out', 'hidden by a whiteout\n');
+  await file(bottom, 'replaced/below', 'hidden by a file above\n');
+  await file(bottom, 'real/target', 'through a symlink\n');
+  await file(bottom, 'kept/deep/file', 'shown through directories above\n');
+  await file(middle, 'etc/group', 'middle group\n');
+  await file(middle, 'opaque/shown', 'in the opaque directory\n');
+  await markOpaque(path.join(middle, 'opaque'));
+  await createWhiteout(path.join(middle, 'whited'));
+  await file(middle, 'replaced', 'a file where a directory was\n');
+  await file(top, 'etc/hosts', 'top hosts\n');
+  await mkdir(path.join(top, 'kept', 'deep'), { recursive: true });
+  await symlink('real', path.join(top, 'link'));
+  await symlink('../real/target', path.join(top, 'kept', 'relative'));
+  return [top, middle, bottom];
+}
+
+const PATHS = [
+  '/etc/passwd',
+  '/etc/group',
+  '/etc/hosts',
+  '/etc/shadow',
+  '/opaque/hidden',
+  '/opaque/shown',
+  '/whited',
+  '/whited/out',
+  '/replaced',
+  '/replaced/below',
+  '/kept/deep/file',
+  '/link/target',
+  '/kept/relative',
+  '/link/../etc/passwd',
+  '/nothing/here',
+];
+
+test('every path reads as the kernel overlay of the same layers shows it: whiteouts, opaque directories, files over directories, symlinks', async (t) => {
+  const topFirst = await layers();
+  const mounted = path.join(workDir, 'mounted');
+  await mkdir(mounted);
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${topFirst.join(':')}`, mounted]);
+  try {
+    const root = new LayeredRoot(topFirst, new OpaqueMarks());
+    for (const target of PATHS) {
+      const expected = await readFile(path.join(mounted, target), 'utf8').catch((error: NodeJS.ErrnoException) => error.code);
+      const hostPath = await root.hostPath(target);
+      const found =
+        hostPath === undefined ? 'ENOENT' : await readFile(hostPath, 'utf8').catch((error: NodeJS.ErrnoException) => error.code);
+      t.is(found === 'ENOTDIR' ? 'ENOENT' : found, expected === 'ENOTDIR' ? 'ENOENT' : expected, target);
+    }
+    t.truthy((await lstat(path.join(mounted, 'opaque'))).isDirectory());
+    t.is(await root.locate(['whited']), undefined);
+    t.is(await root.locate(['link']), path.join(topFirst[0] as string, 'link'), 'a symlink located, not followed');
+  } finally {
+    await run('umount', [mounted]);
+  }
+});
