@@ -1,5 +1,5 @@
 import { randomUUID, type Hash } from 'node:crypto';
-import { Transform, finished, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../platform/logger.js';
@@ -47,8 +47,6 @@ const CANCEL_WAIT_MS = 10_000;
 // chunk; a conflicting duplicate still ends in 416.
 const HANDOVER_WAIT_MS = 5_000;
 const CANCEL_POLL_MS = 50;
-// With the default 16 KiB, each 64 KiB read of the request would fill the hashing stream and pause the socket.
-const HASHING_BUFFER_BYTES = 1 << 20;
 // Hash states kept in memory; beyond this the least recently used is dropped and rebuilt from storage if needed.
 const MAX_CACHED_HASHES = 1_000;
 
@@ -253,17 +251,10 @@ export class UploadService {
   private async appendLocked(session: UploadSession, chunk: ChunkRequest, releasing: HeldUpload | undefined): Promise<UploadSession> {
     const range = checkedRange(session, chunk);
     const hashed = await this.hashAt(session);
-    const hashing = new Transform({
-      highWaterMark: HASHING_BUFFER_BYTES,
-      transform(data: Buffer, _encoding, callback) {
-        hashed.hash.update(data);
-        callback(null, data);
-      },
-    });
     let written: number;
     let storeState: string;
     try {
-      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedBody(chunk.source, hashing)));
+      ({ written, storeState } = await this.store.writeUpload(toHandle(session), chunk.source, (data) => hashed.hash.update(data)));
     } catch (error) {
       this.hashes.delete(session.id);
       // A full or failing disk is the registry's fault, answered as such (server/storage/storage-errors.ts).
@@ -464,21 +455,6 @@ function tooManyUploads(result: Exclude<CreateUploadResult, 'ok'>, policy: Uploa
     detail: { limit },
     headers: { 'Retry-After': '60' },
   });
-}
-
-/**
- * The request body through `hashing`. A client that disconnects mid-body fails the write (pipe alone would
- * leave `hashing` waiting). A store that gives up (a full disk) destroys `hashing`, which only unpipes the
- * request: destroying the request would close the socket before the client is told why.
- */
-function hashedBody(body: Readable, hashing: Transform): Readable {
-  finished(body, (error) => {
-    if (error) hashing.destroy(error);
-  });
-  // The store learns of a failure from its reading; without a listener, a failure before it starts reading
-  // (while it opens the file) would be an uncaught 'error' event that ends the process.
-  hashing.on('error', () => undefined);
-  return body.pipe(hashing);
 }
 
 function truncatedBody(): CodedError {
