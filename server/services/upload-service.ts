@@ -19,9 +19,12 @@ import { storageFailure } from '../storage/storage-errors.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
-/** Waits out a garbage collection of the digest before its bytes are committed (server/gc/commit-guard.ts). */
+/**
+ * Waits out a garbage collection of the digest before its bytes are committed, renewing the upload's lease in
+ * the same step (server/gc/commit-guard.ts).
+ */
 export interface CommitGuard {
-  prepare(digest: string): Promise<'new' | 'existing'>;
+  prepare(digest: string, lease: Lease): Promise<'new' | 'existing' | 'lease-lost'>;
 }
 
 /**
@@ -127,12 +130,11 @@ export class UploadService {
             detail: { expected: expected.value, actual },
           });
         }
-        let prepared = await this.commitGuard.prepare(actual);
-        await held.confirmHeld();
+        let prepared = await this.prepareCommit(held, actual);
         if (prepared === 'existing') {
           if (await this.recordAgainstStoredBlob(current, held, actual, origin)) return actual;
           // The collector took the record since prepare: this upload's bytes, still here, become the blob.
-          prepared = await this.commitGuard.prepare(actual);
+          prepared = await this.prepareCommit(held, actual);
         }
         await this.store.commitUpload(toHandle(current), actual);
         return this.recordCommitted(current, held, actual, prepared, origin);
@@ -154,7 +156,7 @@ export class UploadService {
   ): Promise<string> {
     const { session } = held;
     if (chunk === undefined && (await this.store.blobSize(expected.value)) === session.offset) {
-      const prepared = await this.commitGuard.prepare(expected.value);
+      const prepared = await this.prepareCommit(held, expected.value);
       if ((await this.hashStoredBlob(expected)) === expected.value)
         return this.recordCommitted(session, held, expected.value, prepared, origin);
     }
@@ -162,6 +164,17 @@ export class UploadService {
     throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the bytes of this upload are gone; start the upload again', {
       detail: { uploadId: session.id },
     });
+  }
+
+  /**
+   * The digest cleared for commit, and the lease confirmed held (renewed in the same step): the move and the
+   * record that follow cannot be undone, and a lease lost meanwhile (this process stalled past its TTL) may
+   * be another request's now.
+   */
+  private async prepareCommit(held: HeldUpload, digest: string): Promise<'new' | 'existing'> {
+    const prepared = await this.commitGuard.prepare(digest, held.lease);
+    if (prepared === 'lease-lost') throw busy(held.session);
+    return prepared;
   }
 
   private async hashStoredBlob(digest: ParsedDigest): Promise<string> {
@@ -364,16 +377,11 @@ class HeldUpload {
 
   constructor(
     readonly session: UploadSession,
-    private readonly lease: Lease,
+    readonly lease: Lease,
   ) {}
 
   get fence(): LeaseFence {
     return this.lease.fence;
-  }
-
-  /** Renews the lease and throws if it was lost (this process stalled past its TTL and another request may hold it now): before an irreversible step. */
-  async confirmHeld(): Promise<void> {
-    if (!(await this.lease.renew())) throw busy(this.session);
   }
 
   /** A metadata write that ends the request released the lease with it: nothing is left to release. */
