@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError, DistributionErrors } from '../../platform/errors.js';
-import type { MetadataStore } from '../metadata/metadata-store.js';
+import type { Lease, MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { deleteTombstonedBlobs } from './blob-deletion.js';
 import type { GcStore } from './gc-store.js';
@@ -22,17 +22,20 @@ export class BlobCommitGuard {
     private readonly store: BlobStore,
   ) {}
 
-  /** Resolves once the digest may be committed: 'existing' (now protected from collection) or 'new'. */
-  async prepare(digest: string): Promise<'new' | 'existing'> {
+  /**
+   * Resolves once the digest may be committed: 'existing' (now protected from collection) or 'new', with the
+   * upload's lease renewed in the same step; 'lease-lost' when the lease is no longer held.
+   */
+  async prepare(digest: string, uploadLease: Lease): Promise<'new' | 'existing' | 'lease-lost'> {
     const deadline = Date.now() + MAX_WAIT_MS;
     for (;;) {
-      const state = await this.metadata.prepareBlobCommit(digest);
+      const state = await this.metadata.prepareBlobCommit(digest, uploadLease);
       if (state !== 'deleting') return state;
       if (Date.now() > deadline) {
         throw new CodedError(DistributionErrors.UNAVAILABLE, `blob ${digest} is being garbage collected; retry the upload`);
       }
-      const finished = await withGcLease(this.metadata, (lease) =>
-        deleteTombstonedBlobs(this.gc.fencedBy(lease.fence), this.store, [digest]),
+      const finished = await withGcLease(this.metadata, (gcLease) =>
+        deleteTombstonedBlobs(this.gc.fencedBy(gcLease.fence), this.store, [digest]),
       );
       if (!finished?.length) await sleep(POLL_MS);
     }

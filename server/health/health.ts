@@ -81,7 +81,7 @@ async function probeStore(store: BlobStore): Promise<void> {
   const storeState = await store.createUpload(id);
   let handle = { id, offset: 0, storeState };
   try {
-    const written = await store.writeUpload(handle, Readable.from([Buffer.from('readyz')]));
+    const written = await store.writeUpload(handle, Readable.from([Buffer.from('readyz')]), () => undefined);
     handle = { ...handle, storeState: written.storeState };
   } finally {
     await store.abortUpload(handle).catch(() => undefined);

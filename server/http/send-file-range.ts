@@ -43,7 +43,8 @@ async function writeRange({ handle, start }: BlobFileRange, length: number, resp
   await new Promise<void>((resolve) => response.end(resolve));
 }
 
-function written(response: ServerResponse, chunk: Buffer): Promise<void> {
+/** Writes `chunk`; settles once the socket has taken it. A rejection nobody awaits yet is not unhandled. */
+export function written(response: ServerResponse, chunk: Buffer): Promise<void> {
   const promise = new Promise<void>((resolve, reject) => response.write(chunk, (error) => (error ? reject(error) : resolve())));
   // Awaited on the next turn of the loop; until then a client that went away must not count as unhandled.
   promise.catch(() => undefined);

@@ -31,7 +31,7 @@ export interface ManifestRecord {
   requiredManifests: SizedDigest[];
 }
 
-export type BlobCommitState = 'new' | 'existing' | 'deleting';
+export type BlobCommitState = 'new' | 'existing' | 'deleting' | 'lease-lost';
 export type CompleteUploadResult = 'ok' | 'unknown-upload' | 'collected';
 
 export type CreateUploadResult = 'ok' | 'repository-full' | 'owner-full';
@@ -87,6 +87,8 @@ export interface LeaseFence {
 /** A time-limited exclusive claim on a name, shared by all replicas. */
 export interface Lease {
   readonly fence: LeaseFence;
+  /** How long a renewal extends it by. */
+  readonly ttlMs: number;
   /** Extends the lease; false if it was lost (expired and taken by someone else). */
   renew(): Promise<boolean>;
   release(): Promise<void>;
@@ -96,10 +98,13 @@ export interface MetadataStore {
   /** The size of a blob the repository may see; also marks the blob as recently used for garbage collection. */
   getRepositoryBlobSize(repository: string, digest: string): Promise<number | undefined>;
   /**
-   * Called before an upload's bytes are moved to their content address. 'deleting': garbage collection is
-   * removing this digest's bytes right now; 'existing' (now protected from collection) or 'new' otherwise.
+   * Called before an upload's bytes are moved to their content address, renewing the upload's `lease` in the
+   * same step (an irreversible step follows: a separate renewal would cost another round trip and, under
+   * appendfsync always, another fsync). 'lease-lost': the lease is no longer held, and nothing else is done.
+   * 'deleting': garbage collection is removing this digest's bytes right now; 'existing' (now protected from
+   * collection) or 'new' otherwise.
    */
-  prepareBlobCommit(digest: string): Promise<BlobCommitState>;
+  prepareBlobCommit(digest: string, lease: Lease): Promise<BlobCommitState>;
   /**
    * Records a stored blob and links it to the repository, atomically with ending the upload session.
    * `expectExisting`: prepareBlobCommit said 'existing'. 'collected' when garbage collection removed the

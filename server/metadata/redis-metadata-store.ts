@@ -107,8 +107,10 @@ export class RedisMetadataStore implements MetadataStore {
     return typeof size === 'string' ? Number(size) : undefined;
   }
 
-  async prepareBlobCommit(digest: string): Promise<BlobCommitState> {
-    return (await scripts.prepareBlobCommit.run(this.redis, [this.prefix, digest])) as BlobCommitState;
+  async prepareBlobCommit(digest: string, lease: Lease): Promise<BlobCommitState> {
+    const { name, holder } = lease.fence;
+    const args = [this.prefix, digest, this.keys.lease(name), holder, lease.ttlMs];
+    return (await scripts.prepareBlobCommit.run(this.redis, args)) as BlobCommitState;
   }
 
   async completeUpload(
@@ -202,6 +204,7 @@ export class RedisMetadataStore implements MetadataStore {
     const key = this.keys.lease(name);
     return {
       fence: { name, holder },
+      ttlMs,
       renew: async () => (await scripts.renewLease.run(this.redis, [key, holder, ttlMs])) === 1,
       release: async () => {
         await scripts.releaseLease.run(this.redis, [key, holder]);

@@ -163,13 +163,16 @@ return 1
 `;
 
 /**
- * Before an upload's bytes go to their content address: 'deleting' while the garbage collector removes that
- * digest (the caller waits, then writes the bytes anew), else 'existing' (stamped touchedAt, so no collector
- * starts deleting it now) or 'new'.
+ * Before an upload's bytes go to their content address. ARGV: prefix, digest, the upload's lease key, its
+ * holder, its TTL. 'lease-lost' when the lease is not held by that holder (nothing else done); otherwise the
+ * lease is renewed, then: 'deleting' while the garbage collector removes that digest (the caller waits, then
+ * writes the bytes anew), else 'existing' (stamped touchedAt, so no collector starts deleting it now) or 'new'.
  */
 export const prepareBlobCommitScript =
   NOW_MS +
   `
+if redis.call('GET', ARGV[3]) ~= ARGV[4] then return 'lease-lost' end
+redis.call('PEXPIRE', ARGV[3], ARGV[5])
 local key = ARGV[1] .. 'b:' .. ARGV[2]
 local record = redis.call('HMGET', key, 'size', 'state')
 if record[2] == 'deleting' then return 'deleting' end

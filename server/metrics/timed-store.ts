@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../storage/blob-store.js';
+import type { BlobStore, ByteRange, ChunkReceiver, StoredBlob, StoredUpload, UploadHandle } from '../storage/blob-store.js';
 import type { RegistryMetrics } from './metrics.js';
 
 /**
@@ -22,10 +22,10 @@ export class TimedBlobStore implements BlobStore {
     return this.timed('create_upload', () => this.inner.createUpload(uploadId));
   }
 
-  async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
+  async writeUpload(upload: UploadHandle, source: Readable, received: ChunkReceiver): Promise<{ written: number; storeState: string }> {
     this.metrics.activeUploads.inc();
     try {
-      return await this.timed('write_upload', () => this.inner.writeUpload(upload, source));
+      return await this.timed('write_upload', () => this.inner.writeUpload(upload, source, received));
     } finally {
       this.metrics.activeUploads.dec();
     }

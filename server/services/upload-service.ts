@@ -1,5 +1,5 @@
 import { randomUUID, type Hash } from 'node:crypto';
-import { Transform, finished, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../platform/logger.js';
@@ -19,9 +19,12 @@ import { storageFailure } from '../storage/storage-errors.js';
 import { BLOB_MEDIA_TYPE } from '../webhooks/envelope.js';
 import { NO_EVENTS, type EventOrigin, type EventSink } from '../webhooks/events.js';
 
-/** Waits out a garbage collection of the digest before its bytes are committed (server/gc/commit-guard.ts). */
+/**
+ * Waits out a garbage collection of the digest before its bytes are committed, renewing the upload's lease in
+ * the same step (server/gc/commit-guard.ts).
+ */
 export interface CommitGuard {
-  prepare(digest: string): Promise<'new' | 'existing'>;
+  prepare(digest: string, lease: Lease): Promise<'new' | 'existing' | 'lease-lost'>;
 }
 
 /**
@@ -47,8 +50,6 @@ const CANCEL_WAIT_MS = 10_000;
 // chunk; a conflicting duplicate still ends in 416.
 const HANDOVER_WAIT_MS = 5_000;
 const CANCEL_POLL_MS = 50;
-// With the default 16 KiB, each 64 KiB read of the request would fill the hashing stream and pause the socket.
-const HASHING_BUFFER_BYTES = 1 << 20;
 // Hash states kept in memory; beyond this the least recently used is dropped and rebuilt from storage if needed.
 const MAX_CACHED_HASHES = 1_000;
 
@@ -129,12 +130,11 @@ export class UploadService {
             detail: { expected: expected.value, actual },
           });
         }
-        let prepared = await this.commitGuard.prepare(actual);
-        await held.confirmHeld();
+        let prepared = await this.prepareCommit(held, actual);
         if (prepared === 'existing') {
           if (await this.recordAgainstStoredBlob(current, held, actual, origin)) return actual;
           // The collector took the record since prepare: this upload's bytes, still here, become the blob.
-          prepared = await this.commitGuard.prepare(actual);
+          prepared = await this.prepareCommit(held, actual);
         }
         await this.store.commitUpload(toHandle(current), actual);
         return this.recordCommitted(current, held, actual, prepared, origin);
@@ -156,7 +156,7 @@ export class UploadService {
   ): Promise<string> {
     const { session } = held;
     if (chunk === undefined && (await this.store.blobSize(expected.value)) === session.offset) {
-      const prepared = await this.commitGuard.prepare(expected.value);
+      const prepared = await this.prepareCommit(held, expected.value);
       if ((await this.hashStoredBlob(expected)) === expected.value)
         return this.recordCommitted(session, held, expected.value, prepared, origin);
     }
@@ -164,6 +164,17 @@ export class UploadService {
     throw new CodedError(DistributionErrors.BLOB_UPLOAD_UNKNOWN, 'the bytes of this upload are gone; start the upload again', {
       detail: { uploadId: session.id },
     });
+  }
+
+  /**
+   * The digest cleared for commit, and the lease confirmed held (renewed in the same step): the move and the
+   * record that follow cannot be undone, and a lease lost meanwhile (this process stalled past its TTL) may
+   * be another request's now.
+   */
+  private async prepareCommit(held: HeldUpload, digest: string): Promise<'new' | 'existing'> {
+    const prepared = await this.commitGuard.prepare(digest, held.lease);
+    if (prepared === 'lease-lost') throw busy(held.session);
+    return prepared;
   }
 
   private async hashStoredBlob(digest: ParsedDigest): Promise<string> {
@@ -253,17 +264,10 @@ export class UploadService {
   private async appendLocked(session: UploadSession, chunk: ChunkRequest, releasing: HeldUpload | undefined): Promise<UploadSession> {
     const range = checkedRange(session, chunk);
     const hashed = await this.hashAt(session);
-    const hashing = new Transform({
-      highWaterMark: HASHING_BUFFER_BYTES,
-      transform(data: Buffer, _encoding, callback) {
-        hashed.hash.update(data);
-        callback(null, data);
-      },
-    });
     let written: number;
     let storeState: string;
     try {
-      ({ written, storeState } = await this.store.writeUpload(toHandle(session), hashedBody(chunk.source, hashing)));
+      ({ written, storeState } = await this.store.writeUpload(toHandle(session), chunk.source, (data) => hashed.hash.update(data)));
     } catch (error) {
       this.hashes.delete(session.id);
       // A full or failing disk is the registry's fault, answered as such (server/storage/storage-errors.ts).
@@ -373,16 +377,11 @@ class HeldUpload {
 
   constructor(
     readonly session: UploadSession,
-    private readonly lease: Lease,
+    readonly lease: Lease,
   ) {}
 
   get fence(): LeaseFence {
     return this.lease.fence;
-  }
-
-  /** Renews the lease and throws if it was lost (this process stalled past its TTL and another request may hold it now): before an irreversible step. */
-  async confirmHeld(): Promise<void> {
-    if (!(await this.lease.renew())) throw busy(this.session);
   }
 
   /** A metadata write that ends the request released the lease with it: nothing is left to release. */
@@ -464,21 +463,6 @@ function tooManyUploads(result: Exclude<CreateUploadResult, 'ok'>, policy: Uploa
     detail: { limit },
     headers: { 'Retry-After': '60' },
   });
-}
-
-/**
- * The request body through `hashing`. A client that disconnects mid-body fails the write (pipe alone would
- * leave `hashing` waiting). A store that gives up (a full disk) destroys `hashing`, which only unpipes the
- * request: destroying the request would close the socket before the client is told why.
- */
-function hashedBody(body: Readable, hashing: Transform): Readable {
-  finished(body, (error) => {
-    if (error) hashing.destroy(error);
-  });
-  // The store learns of a failure from its reading; without a listener, a failure before it starts reading
-  // (while it opens the file) would be an uncaught 'error' event that ends the process.
-  hashing.on('error', () => undefined);
-  return body.pipe(hashing);
 }
 
 function truncatedBody(): CodedError {

@@ -10,6 +10,9 @@ export interface UploadHandle {
   storeState: string;
 }
 
+/** Sees each chunk of an upload's body, in order, as the store takes it. */
+export type ChunkReceiver = (chunk: Buffer) => void;
+
 /** An upload that has bytes in the store. */
 export interface StoredUpload {
   id: string;
@@ -47,9 +50,12 @@ export interface BlobStore {
   createUpload(uploadId: string): Promise<string>;
   /**
    * Writes `source` at `upload.offset`, discarding anything past that offset first, and makes it durable
-   * before resolving. Rejects (leaving `upload.offset` authoritative) if the source fails or ends early.
+   * before resolving. Each chunk taken from `source` goes to `received` first, in order (the upload's running
+   * hash is kept there, without a stream stage of its own). Rejects (leaving `upload.offset` authoritative) if
+   * the source fails or ends early. A store that gives up leaves `source` undestroyed: it is the request, whose
+   * socket still has to carry the answer.
    */
-  writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }>;
+  writeUpload(upload: UploadHandle, source: Readable, received: ChunkReceiver): Promise<{ written: number; storeState: string }>;
   /** The bytes received so far, to rebuild a digest when the in-memory hash state was lost. */
   readUpload(upload: UploadHandle): Readable;
   /**

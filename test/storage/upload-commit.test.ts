@@ -13,7 +13,7 @@ import { RedisGcStore } from '../../server/metadata/redis-gc-store.js';
 import { RedisMetadataStore } from '../../server/metadata/redis-metadata-store.js';
 import { digestOf } from '../../oci/digest.js';
 import { UploadService } from '../../server/services/upload-service.js';
-import type { BlobStore, UploadHandle } from '../../server/storage/blob-store.js';
+import type { BlobStore, ChunkReceiver, UploadHandle } from '../../server/storage/blob-store.js';
 import { FilesystemBlobStore } from '../../server/storage/filesystem/filesystem-store.js';
 import { S3BlobStore } from '../../server/storage/s3/s3-store.js';
 import { makeBlob, uniqueRepo, type Blob } from '../helpers/oci-content.js';
@@ -119,7 +119,7 @@ class HookedStore implements BlobStore {
   }
 
   createUpload = (id: string) => this.inner.createUpload(id);
-  writeUpload = (upload: UploadHandle, source: Readable) => this.inner.writeUpload(upload, source);
+  writeUpload = (upload: UploadHandle, source: Readable, received: ChunkReceiver) => this.inner.writeUpload(upload, source, received);
   readUpload = (upload: UploadHandle) => this.inner.readUpload(upload);
   hasUpload = (upload: UploadHandle) => this.inner.hasUpload(upload);
   openBlob = (digest: string) => this.inner.openBlob(digest);

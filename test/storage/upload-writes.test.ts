@@ -55,26 +55,29 @@ async function newUpload(): Promise<UploadHandle> {
   return { id, offset: 0, storeState: await store.createUpload(id) };
 }
 
+const ignore = () => undefined;
 const uploadFile = (upload: UploadHandle) => path.join(root, 'uploads', upload.id);
 const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
-test('a 40 MiB body, past every write queue and flush bound, is stored byte-identical in order', async (t) => {
+test('a 40 MiB body, past every write queue and flush bound, is stored byte-identical in order, and seen whole and in order by its receiver', async (t) => {
   const upload = await newUpload();
   const { source, sha256 } = body(40 * MiB + 123);
-  const { written } = await store.writeUpload(upload, source);
+  const seen = createHash('sha256');
+  const { written } = await store.writeUpload(upload, source, (chunk) => seen.update(chunk));
   t.is(written, 40 * MiB + 123);
   const stored = await readFile(uploadFile(upload));
   t.is(stored.length, written);
   t.is(sha256Of(stored), sha256());
+  t.is(seen.digest('hex'), sha256Of(stored));
 });
 
 test('a chunk after a crash that left bytes past the recorded offset replaces them from that offset', async (t) => {
   const upload = await newUpload();
-  const first = await store.writeUpload(upload, body(3 * MiB).source);
+  const first = await store.writeUpload(upload, body(3 * MiB).source, ignore);
   // The crash: the bytes of an unacknowledged chunk reached the file, its offset was never recorded.
   const recorded = { ...upload, offset: 2 * MiB };
   const next = body(MiB + 5);
-  const { written } = await store.writeUpload(recorded, next.source);
+  const { written } = await store.writeUpload(recorded, next.source, ignore);
   t.is(first.written, 3 * MiB);
   t.is(written, MiB + 5);
   const stored = await readFile(uploadFile(upload));
@@ -84,19 +87,19 @@ test('a chunk after a crash that left bytes past the recorded offset replaces th
 
 test('a chunk for an upload whose stored bytes are shorter than its recorded offset is refused and pads nothing with zeros', async (t) => {
   const upload = await newUpload();
-  await store.writeUpload(upload, body(2 * MiB).source);
+  await store.writeUpload(upload, body(2 * MiB).source, ignore);
   await truncate(uploadFile(upload), MiB);
-  const error = await t.throwsAsync(store.writeUpload({ ...upload, offset: 2 * MiB }, body(MiB).source));
+  const error = await t.throwsAsync(store.writeUpload({ ...upload, offset: 2 * MiB }, body(MiB).source, ignore));
   t.true(error instanceof CodedError && error.errorCode === DistributionErrors.BLOB_UPLOAD_INVALID, String(error));
   t.is((await stat(uploadFile(upload))).size, MiB);
 });
 
 test('a body that fails mid-way rejects the write, and the upload can be written again from its offset', async (t) => {
   const upload = await newUpload();
-  await t.throwsAsync(store.writeUpload(upload, body(20 * MiB, 10 * MiB).source), { message: /client went away/ });
+  await t.throwsAsync(store.writeUpload(upload, body(20 * MiB, 10 * MiB).source, ignore), { message: /client went away/ });
   // Nothing of the failed write is still running: the retry's bytes are the only ones in the file.
   const retry = body(3 * MiB);
-  t.is((await store.writeUpload(upload, retry.source)).written, 3 * MiB);
+  t.is((await store.writeUpload(upload, retry.source, ignore)).written, 3 * MiB);
   const stored = await readFile(uploadFile(upload));
   t.is(stored.length, 3 * MiB);
   t.is(sha256Of(stored), retry.sha256());

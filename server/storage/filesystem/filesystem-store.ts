@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { commitFile, syncPath } from '../../../platform/durable-file.js';
 import { writeOverlapped } from './overlapped-writer.js';
 import { CodedError, DistributionErrors } from '../../../platform/errors.js';
-import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
+import type { BlobStore, ByteRange, ChunkReceiver, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 
 // Upload files stat'ed per page when listing the uploads directory.
 const UPLOADS_PAGE_SIZE = 1000;
@@ -37,12 +37,12 @@ export class FilesystemBlobStore implements BlobStore {
     return '';
   }
 
-  async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
+  async writeUpload(upload: UploadHandle, source: Readable, received: ChunkReceiver): Promise<{ written: number; storeState: string }> {
     const handle = await this.openUpload(upload.id);
     try {
       if (upload.offset === 0) await syncPath(this.uploadsDir);
       await cutToOffset(handle, upload.offset);
-      const written = await writeOverlapped(handle, source, upload.offset);
+      const written = await writeOverlapped(handle, source, upload.offset, received);
       // The acknowledgement's flush: a datasync writes the bytes and the file's size (the times are not needed).
       await handle.datasync();
       return { written, storeState: upload.storeState };

@@ -15,16 +15,24 @@ const MAX_UNSYNCED_BYTES = 32 << 20;
 
 /**
  * Writes `source` at `position` of the file and returns the bytes written, without flushing the tail: the
- * caller's datasync before its acknowledgement does that. Receiving, writing and flushing overlap: writes run
- * one after the other in the background while the next batch is received, and a datasync runs whenever 4 MiB
- * are unflushed; the source is paused only while the queue or the unflushed bytes are past their bounds.
+ * caller's datasync before its acknowledgement does that. Each chunk goes to `received` (the upload's running
+ * hash) as it is taken, in order, in the same step: no stream stage between the socket and the file. Receiving,
+ * writing and flushing overlap: writes run one after the other in the background while the next batch is
+ * received, and a datasync runs whenever 4 MiB are unflushed; the source is paused only while the queue or the
+ * unflushed bytes are past their bounds.
  *
  * A write or datasync that fails (a full disk) while the client's next bytes are awaited ends the write at once
- * by destroying `source`, and is rethrown. Nothing is left running when this returns or throws, so
- * the caller may truncate or close the file.
+ * and is rethrown: the source is left paused, not destroyed, because it is the request and its socket must
+ * still carry the answer that says why. Nothing is left running when this returns or throws, so the caller may
+ * truncate or close the file.
  */
-export async function writeOverlapped(handle: FileHandle, source: Readable, position: number): Promise<number> {
-  const writer = new OverlappedWriter(handle, source, position);
+export async function writeOverlapped(
+  handle: FileHandle,
+  source: Readable,
+  position: number,
+  received: (chunk: Buffer) => void,
+): Promise<number> {
+  const writer = new OverlappedWriter(handle, source, position, received);
   try {
     await writer.receive();
   } catch (error) {
@@ -46,11 +54,14 @@ class OverlappedWriter {
   // Writes run in order on this chain, which never rejects: a failure lands in `failure`.
   private writes: Promise<void> = Promise.resolve();
   private syncing: Promise<void> | undefined;
+  // Ends receive() early with a failure of the disk (set as receive() starts).
+  private stopReceiving: (error: Error) => void = () => undefined;
 
   constructor(
     private readonly handle: FileHandle,
     private readonly source: Readable,
     private position: number,
+    private readonly received: (chunk: Buffer) => void,
   ) {}
 
   /**
@@ -59,17 +70,26 @@ class OverlappedWriter {
    */
   receive(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.source.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
+        this.received(chunk);
         this.batch.push(chunk);
         this.batchBytes += chunk.length;
         if (this.batchBytes >= WRITE_BATCH_BYTES) this.submit();
         if (this.behind()) this.source.pause();
-      });
-      finished(this.source, (error) => {
+      };
+      const stopWatching = finished(this.source, (error) => {
+        this.source.off('data', onData);
         if (error) return reject(error);
         this.submit();
         resolve();
       });
+      this.stopReceiving = (error) => {
+        stopWatching();
+        this.source.off('data', onData);
+        this.source.pause();
+        reject(error);
+      };
+      this.source.on('data', onData);
     });
   }
 
@@ -128,7 +148,7 @@ class OverlappedWriter {
 
   private fail(error: Error): void {
     this.failure ??= error;
-    this.source.destroy(error);
+    this.stopReceiving(error);
   }
 
   private notify(): void {

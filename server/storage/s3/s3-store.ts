@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from '../../../platform/logger.js';
 import { CodedError, DistributionErrors } from '../../../platform/errors.js';
-import type { BlobStore, ByteRange, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
+import type { BlobStore, ByteRange, ChunkReceiver, StoredBlob, StoredUpload, UploadHandle } from '../blob-store.js';
 import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
 import { S3Layout } from './s3-layout.js';
@@ -40,9 +40,9 @@ export class S3BlobStore implements BlobStore {
     return JSON.stringify({ partSize: this.config.partSize } satisfies S3UploadState);
   }
 
-  async writeUpload(upload: UploadHandle, source: Readable): Promise<{ written: number; storeState: string }> {
+  async writeUpload(upload: UploadHandle, source: Readable, received: ChunkReceiver): Promise<{ written: number; storeState: string }> {
     const write = { uploadId: upload.id, offset: upload.offset, partSize: uploadState(upload).partSize };
-    return { written: await appendToSegments(this.objects, this.layout, write, source), storeState: upload.storeState };
+    return { written: await appendToSegments(this.objects, this.layout, write, source, received), storeState: upload.storeState };
   }
 
   readUpload(upload: UploadHandle): Readable {
