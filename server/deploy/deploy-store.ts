@@ -173,6 +173,25 @@ end
 return 'ok'
 `);
 
+// A node's reports replace the last ones; only a change wakes the controller: every node reports each second,
+// and a wake-up per report would run a pass over every service per node per second.
+const REPLACE_REPORTS = new LuaScript(`
+local old = redis.call('HGETALL', KEYS[1])
+if #old == #ARGV - 1 then
+  local last = {}
+  for i = 1, #old, 2 do last[old[i]] = old[i + 1] end
+  local same = true
+  for i = 2, #ARGV, 2 do
+    if last[ARGV[i]] ~= ARGV[i + 1] then same = false; break end
+  end
+  if same then return 0 end
+end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PUBLISH', ARGV[1], 'report')
+return 1
+`);
+
 // A new holder takes the lease only when it is free, and every taking bumps the epoch: the fencing token.
 const ACQUIRE_LEASE = new LuaScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end
@@ -404,12 +423,10 @@ export class DeployStore {
     return Number((await this.redis.hget(this.keys.assignments(node), 'version')) ?? 0);
   }
 
-  /** Replaces what the node reported about its replicas; wakes the controller. */
+  /** Replaces what the node reported about its replicas; wakes the controller when that changed anything. */
   async report(node: string, reports: ReplicaReport[]): Promise<void> {
-    const key = this.keys.reports(node);
-    const transaction = this.redis.multi().del(key);
-    if (reports.length > 0) transaction.hset(key, Object.fromEntries(reports.map((report) => [report.replica, JSON.stringify(report)])));
-    await transaction.publish(this.keys.wakeChannel(), 'report').exec();
+    const fields = reports.flatMap((report) => [report.replica, JSON.stringify(report)]);
+    await REPLACE_REPORTS.run(this.redis, [this.keys.wakeChannel(), ...fields], [this.keys.reports(node)]);
   }
 
   /** Every replica report of these nodes by replica, in one round trip. */

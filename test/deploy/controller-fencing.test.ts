@@ -3,6 +3,7 @@ import { AssignmentWatch } from '../../server/deploy/assignment-watch.js';
 import { DeployStore, REVISIONS_KEPT, type ControllerWrite } from '../../server/deploy/deploy-store.js';
 import { EMPTY_STATE } from '../../server/deploy/deploy-types.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { eventually } from '../helpers/eventually.js';
 
 const serviceSpecLess = {
   spec: {} as never,
@@ -145,4 +146,28 @@ test('a service keeps its last revisions and every one its state refers to; olde
   const numbers = (await store.revisions('shop/web')).map((revision) => revision.number);
   t.deepEqual(numbers, [...Array.from({ length: REVISIONS_KEPT }, (_, index) => last - index), 1]);
   t.is((await store.service('shop', 'web'))?.desired, last);
+});
+
+test("a node's report wakes the controller only when it changes what the node reported", async (t) => {
+  const { store, redis } = await storeWithService(t);
+  const subscriber = redis.duplicate();
+  t.teardown(() => subscriber.disconnect());
+  const wakes: string[] = [];
+  subscriber.on('message', (_channel: string, reason: string) => wakes.push(reason));
+  await subscriber.subscribe(store.keys.wakeChannel());
+  const healthy = { replica: 'shop/web/1', revision: 1, health: 'healthy' as const, message: '' };
+
+  await store.report('n1', [healthy]);
+  await store.report('n1', [healthy]);
+  await store.report('n1', [{ ...healthy, health: 'unhealthy', message: 'exit 1' }]);
+  await store.report('n1', []);
+  await store.report('n1', []);
+  // A marker after the reports: every wake they caused has arrived before it.
+  await store.wake('marker');
+  await eventually(
+    () => Promise.resolve(wakes),
+    (seen) => seen.includes('marker'),
+  );
+  t.deepEqual(wakes, ['report', 'report', 'report', 'marker'], 'the first report, the change, and the emptying');
+  t.deepEqual([...(await store.reports(['n1'])).values()], []);
 });
