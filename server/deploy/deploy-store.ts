@@ -95,6 +95,27 @@ redis.call('PUBLISH', ARGV[#ARGV], 'deploy')
 return numbers
 `);
 
+/**
+ * The Lua that applies a controller write's assignment changes: from KEYS[first] on, one node's assignments
+ * key each, and from ARGV[a] on, per node: the number of replicas set, replica and assignment JSON each, the
+ * number removed, their ids; each node's version is bumped and its key published on the channel in the last
+ * ARGV (its long-poll wakes).
+ */
+function assignmentChanges(first: string): string {
+  return `for k = ${first}, #KEYS do
+  local sets = tonumber(ARGV[a]); a = a + 1
+  for i = 1, sets do
+    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
+  end
+  local dels = tonumber(ARGV[a]); a = a + 1
+  for i = 1, dels do
+    redis.call('HDEL', KEYS[k], ARGV[a]); a = a + 1
+  end
+  redis.call('HINCRBY', KEYS[k], 'version', 1)
+  redis.call('PUBLISH', ARGV[#ARGV], KEYS[k])
+end`;
+}
+
 // The fencing check and the whole change in one step: a controller whose lease was taken over (another
 // holder, or a newer epoch) changes nothing, nor does one that read the service before another write, nor
 // one placing a service removed since it read it.
@@ -113,18 +134,7 @@ end
 redis.call('LTRIM', KEYS[4], 0, ${HISTORY_LENGTH - 1})
 if ARGV[a] ~= '' then redis.call('SADD', KEYS[5], ARGV[a]) end
 a = a + 1
-for k = 6, #KEYS do
-  local sets = tonumber(ARGV[a]); a = a + 1
-  for i = 1, sets do
-    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
-  end
-  local dels = tonumber(ARGV[a]); a = a + 1
-  for i = 1, dels do
-    redis.call('HDEL', KEYS[k], ARGV[a]); a = a + 1
-  end
-  redis.call('HINCRBY', KEYS[k], 'version', 1)
-  redis.call('PUBLISH', ARGV[#ARGV], KEYS[k])
-end
+${assignmentChanges('6')}
 return 'ok'
 `);
 
@@ -162,14 +172,7 @@ redis.call('SREM', KEYS[6], ARGV[4])
 local trackers = tonumber(ARGV[5])
 for k = 7, 6 + trackers do redis.call('SREM', KEYS[k], ARGV[4]) end
 local a = 6
-for k = 7 + trackers, #KEYS do
-  local dels = tonumber(ARGV[a]); a = a + 1
-  for i = 1, dels do
-    redis.call('HDEL', KEYS[k], ARGV[a]); a = a + 1
-  end
-  redis.call('HINCRBY', KEYS[k], 'version', 1)
-  redis.call('PUBLISH', ARGV[#ARGV], KEYS[k])
-end
+${assignmentChanges('7 + trackers')}
 return 'ok'
 `);
 
@@ -290,7 +293,7 @@ export class DeployStore {
       ...nodes.map((node) => this.keys.assignments(node)),
     ];
     const args = [change.holder, String(change.epoch), String(change.generation), id, String(change.tracked.length)];
-    for (const node of nodes) args.push(String(change.assignments[node]!.length), ...change.assignments[node]!);
+    for (const node of nodes) args.push('0', String(change.assignments[node]!.length), ...change.assignments[node]!);
     args.push(this.keys.assignmentsChannel());
     return (await REMOVE_SERVICE.run(this.redis, args, keys)) as WriteOutcome;
   }

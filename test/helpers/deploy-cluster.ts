@@ -151,7 +151,7 @@ export class DeployCluster {
       config: {
         Cmd: ['httpd', '-f', '-p', '80', '-h', '/www'],
         Env: ['PATH=/bin'],
-        ...(kind === 'shell-less' ? {} : { Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 2e9, Retries: 2 } }),
+        ...(kind === 'shell-less' ? {} : { Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 10e9, Retries: 2 } }),
       },
     });
     await pushLayout(layout, tag, `${this.registry.host}/${repository}:${tag}`);
