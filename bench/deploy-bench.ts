@@ -108,7 +108,7 @@ async function servingEverywhere(addresses: string[], body: string, since: numbe
 
 /** A push whose health check fails: seconds until the service is reverted and every replica healthy on the good revision. */
 async function revertSeconds(repository: string, index: number): Promise<number> {
-  await cluster.pushWebImage(repository, 'main', `bad ${index}`, false);
+  await cluster.pushWebImage(repository, 'main', `bad ${index}`, 'unhealthy');
   const pushed = Date.now();
   const samples = await watchService(
     cluster,

@@ -116,6 +116,11 @@ export const runRequestSchema = z.object({
   securityOpt: stringList,
   /** `--health-cmd` (a CMD-SHELL probe) and the durations as Go writes them (`30s`, `1m30s`, `200ms`). */
   healthCmd: z.string().optional(),
+  /**
+   * The probe as the Engine API's Healthcheck.Test takes it, for API clients (a deployed replica's compose
+   * healthcheck): `["CMD", ...argv]` runs without a shell, `["CMD-SHELL", command]` through the image's.
+   */
+  healthTest: z.array(z.string()).optional(),
   healthInterval: z.string().optional(),
   healthTimeout: z.string().optional(),
   healthStartPeriod: z.string().optional(),

@@ -70,7 +70,9 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
   const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger, () => embedded?.writeProblem);
   started.push(() => ops.stop());
   const { store } = ops;
-  const deploy = await createDeploy(config, redis, metadata, ops.events, logger);
+  const deploy = await createDeploy(config, redis, metadata, ops.events, logger, (seconds) =>
+    ops.metrics.deployControllerPass.observe(seconds),
+  );
   started.push(() => deploy.stop());
   const { events } = deploy;
   const jobTokens = new JobTokens(redis, config.redis.keyPrefix);

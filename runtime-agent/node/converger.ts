@@ -62,6 +62,10 @@ export class Converger {
     const managed = this.managed();
     const wanted = new Set(assignments.map((assignment) => assignment.replica));
     for (const container of managed) if (!wanted.has(container.replica)) this.retire(container, 'no longer assigned to this node');
+    // A problem is the assignment's: one taken away is forgotten (kept, it would grow with every failed
+    // revision, and a replica assigned again would start out failed for a cause that may be gone).
+    const assigned = new Set(assignments.map(keyOf));
+    for (const key of this.problems.keys()) if (!assigned.has(key)) this.problems.delete(key);
     for (const assignment of assignments) {
       this.convergeReplica(
         assignment,

@@ -101,22 +101,18 @@ function restartFlag(policy: ReplicaSpec['deploy']['restartPolicy']): string {
   return policy.maxAttempts === null ? 'on-failure' : `on-failure:${policy.maxAttempts}`;
 }
 
-/** The compose healthcheck as the run flags: null keeps the image's; a CMD probe is run through the shell, quoted word by word. */
+/** The compose healthcheck as the run flags: null keeps the image's; a CMD probe runs without a shell, as docker runs it. */
 function healthFlags(check: ReplicaSpec['healthcheck']): Partial<CreateRequest> {
   if (check === null) return {};
   const [kind, ...args] = check.test;
   if (kind === 'NONE') return { noHealthcheck: true };
   const duration = (ms: number) => (ms > 0 ? `${ms}ms` : undefined);
   return {
-    healthCmd: kind === 'CMD-SHELL' ? args.join(' ') : args.map(shellQuote).join(' '),
+    healthTest: kind === 'CMD-SHELL' ? ['CMD-SHELL', args.join(' ')] : ['CMD', ...args],
     healthInterval: duration(check.intervalMs),
     healthTimeout: duration(check.timeoutMs),
     healthStartPeriod: duration(check.startPeriodMs),
     healthStartInterval: duration(check.startIntervalMs),
     healthRetries: check.retries > 0 ? check.retries : undefined,
   };
-}
-
-function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

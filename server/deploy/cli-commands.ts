@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { ComposeError } from './compose/compose.js';
 import { loadComposeFile } from './compose/load-compose.js';
+import { TERMINAL_ROLLOUTS, watchRollout, type WatchedService } from './rollout-watch.js';
 import { type AdminClient, CliError, count, enc, print, run, withApi } from '../admin-cli.js';
 
 interface RolloutView {
@@ -19,7 +20,6 @@ interface ServiceView {
 }
 
 const WAIT_POLL_MS = 500;
-const TERMINAL = new Set(['succeeded', 'reverted', 'paused', 'failed']);
 
 /**
  * `berth deploy|stack|service|rollout|node`: the deployment commands, clients of the registry's admin API
@@ -47,6 +47,25 @@ export function registerDeployCommands(program: Command): void {
   withApi(stack.command('ls'))
     .description('list stacks')
     .action(run(async (api) => print(await api.call('GET', 'stacks'))));
+  withApi(stack.command('rm <stack...>'))
+    .alias('remove')
+    .description("remove stacks: their services go at once, and the nodes stop and remove the services' containers")
+    .action(
+      run(async (api, names: string[]) => {
+        // As docker: every stack named is tried, and the refusals are told at the end.
+        const refused: string[] = [];
+        for (const name of names) {
+          try {
+            const removed = (await api.call('DELETE', `stacks/${enc(name)}`)) as { services: string[] };
+            for (const each of removed.services) process.stdout.write(`Removing service ${name}/${each}\n`);
+          } catch (error) {
+            if (!(error instanceof CliError)) throw error;
+            refused.push(error.message);
+          }
+        }
+        if (refused.length > 0) throw new CliError(refused.join('\n'));
+      }),
+    );
   withApi(stack.command('ps <stack>'))
     .description('every replica of the stack: node, revision, health')
     .action(run(async (api, name: string) => print(await api.call('GET', `stacks/${enc(name)}`))));
@@ -91,8 +110,11 @@ export function registerDeployCommands(program: Command): void {
   const rollout = program.command('rollout').description('rollouts');
   withApi(rollout.command('status <service>'))
     .description("the service's current or last rollout; exit 1 when it was reverted, paused or failed")
+    .option('-w, --watch', 'follow the rollout, a line per change, until it ends')
+    .option('--timeout <seconds>', 'with --watch: give up after this long', '900')
     .action(
-      run(async (api, id: string) => {
+      run(async (api, id: string, options: { watch?: boolean; timeout: string }) => {
+        if (options.watch) return watch(api, id, count(options.timeout));
         const body = (await api.call('GET', servicePath(id))) as ServiceView;
         print(body.rollout);
         if (body.rollout && ['reverted', 'paused', 'failed'].includes(body.rollout.status)) process.exitCode = 1;
@@ -170,10 +192,24 @@ async function deploy(api: AdminClient, stack: string, options: DeployOptions): 
 async function waitForRollout(api: AdminClient, id: string, revision: number, deadline: number): Promise<RolloutView> {
   while (Date.now() < deadline) {
     const { rollout } = (await api.call('GET', servicePath(id))) as ServiceView;
-    if (rollout && rollout.revision >= revision && TERMINAL.has(rollout.status)) return rollout;
+    if (rollout && rollout.revision >= revision && TERMINAL_ROLLOUTS.has(rollout.status)) return rollout;
     await sleep(WAIT_POLL_MS);
   }
   throw new CliError(`${id}: still rolling out after --timeout; see berth rollout status ${id}`);
+}
+
+/** `rollout status --watch`: each change as it comes; exit 0 once succeeded, 1 with the reason otherwise. */
+async function watch(api: AdminClient, id: string, timeoutSeconds: number): Promise<void> {
+  const path = servicePath(id);
+  const last = await watchRollout(
+    async () => (await api.call('GET', path)) as WatchedService,
+    (line) => process.stdout.write(`${line}\n`),
+    { deadline: Date.now() + timeoutSeconds * 1000, pollMs: WAIT_POLL_MS },
+  );
+  if (!last) throw new CliError(`${id}: still rolling out after --timeout ${timeoutSeconds}`);
+  const rollout = last.rollout!;
+  if (rollout.status !== 'succeeded')
+    throw new CliError(`${id} ${rollout.status} revision ${rollout.revision}${rollout.reason ? `: ${rollout.reason}` : ''}`);
 }
 
 function servicePath(id: string): string {

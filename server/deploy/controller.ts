@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/logger.js';
 import { newLeaseHolder } from '../metadata/lease-holder.js';
 import { serviceId } from './deploy-keys.js';
-import type { ControllerWrite, DeployStore } from './deploy-store.js';
+import type { ControllerWrite, DeployStore, WriteOutcome } from './deploy-store.js';
 import type {
   Assignment,
   HistoryEntry,
@@ -23,6 +23,8 @@ export interface ControllerOptions {
   /** A node silent this long is down and its replicas are placed elsewhere. */
   nodeGraceMs: number;
   now: () => number;
+  /** How long a pass over every service took (the controller's tick time), for the metrics. */
+  observePass: (seconds: number) => void;
 }
 
 /** Everything one reconciliation pass reads once, for every service. */
@@ -95,6 +97,12 @@ export class DeployController {
 
   private async pass(): Promise<void> {
     if (!(await this.holdLease())) return;
+    const started = performance.now();
+    await this.reconcileAll();
+    this.options.observePass((performance.now() - started) / 1000);
+  }
+
+  private async reconcileAll(): Promise<void> {
     const snapshot = await this.snapshot();
     for (const stack of await this.store.stacks()) {
       for (const name of await this.store.stackServices(stack)) {
@@ -102,6 +110,32 @@ export class DeployController {
         if (record && !(await this.reconcile(record, snapshot))) return;
       }
     }
+    for (const id of await this.store.removingServices()) {
+      const [stack = '', name = ''] = id.split('/');
+      const record = await this.store.service(stack, name);
+      if (record?.desired === 0 && !(await this.remove(record))) return;
+    }
+  }
+
+  /** A service of a removed stack: its replicas' assignments and its records go, in one fenced write. */
+  private async remove(record: ServiceRecord): Promise<boolean> {
+    const id = serviceId(record.stack, record.name);
+    const assignments: Record<string, string[]> = {};
+    for (const [slot, { node }] of Object.entries(record.state.slots)) (assignments[node] ??= []).push(replicaId(id, slot));
+    const tracked = new Map<string, { repository: string; tag: string }>();
+    for (const { spec } of await this.store.revisions(id))
+      if (spec.berth.track !== null)
+        tracked.set(`${spec.repository}:${spec.berth.track}`, { repository: spec.repository, tag: spec.berth.track });
+    const outcome = await this.store.removeService({
+      holder: this.holder,
+      epoch: this.epoch!,
+      serviceId: id,
+      generation: record.generation,
+      tracked: [...tracked.values()],
+      assignments,
+    });
+    if (outcome === 'ok') this.logger.info({ service: id, replicas: Object.values(assignments).flat().length }, 'service removed');
+    return this.written(outcome);
   }
 
   private async holdLease(): Promise<boolean> {
@@ -185,12 +219,16 @@ export class DeployController {
       quarantine,
       assignments,
     });
+    return this.written(outcome);
+  }
+
+  /** false when the write was refused for a lost lease; a conflict (another write came first) is read again next pass. */
+  private written(outcome: WriteOutcome): boolean {
     if (outcome === 'stale') {
       this.logger.warn({ epoch: this.epoch }, 'deploy controller write refused: the lease is held by another controller');
       this.epoch = undefined;
       return false;
     }
-    // A conflict means another write came first (a previous pass of ours repeated): the next pass reads it.
     if (outcome === 'conflict') this.again = true;
     return true;
   }

@@ -6,9 +6,13 @@ import { KeySpace } from '../metadata/keys.js';
  *
  *   <p>deploy:stacks                   SET stack names
  *   <p>deploy:stack:<stack>            SET service names of the stack
+ *   <p>deploy:removing                 SET <stack>/<svc> of removed stacks whose replicas the controller has
+ *                                      yet to take back (desired 0)
  *   <p>deploy:svc:<stack>/<svc>        HASH desired (revision number the admin API asked for), state (the
  *                                      controller's JSON: rollout, slots, generation)
  *   <p>deploy:revs:<stack>/<svc>       HASH revision number -> revision JSON (spec + digest); seq: last number
+ *                                      (the last REVISIONS_KEPT and those its state refers to; only seq stays
+ *                                      once the service is removed)
  *   <p>deploy:history:<stack>/<svc>    LIST history entries, newest first, capped
  *   <p>deploy:quarantine:<repo>:<tag>  SET digests that failed a rollout of that tag
  *   <p>deploy:track:<repo>:<tag>       SET <stack>/<svc> following that tag
@@ -34,6 +38,10 @@ export class DeployKeys extends KeySpace {
 
   stack(stack: string): string {
     return this.key(`stack:${stack}`);
+  }
+
+  removing(): string {
+    return this.key('removing');
   }
 
   service(id: string): string {

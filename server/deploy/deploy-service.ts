@@ -130,6 +130,18 @@ export class DeployService {
     return { revision: number! };
   }
 
+  /**
+   * `stack rm`: the stack and its services are gone at once (from \`stack ls\` and every view); the controller
+   * then takes their replicas back from the nodes, which stop and remove the containers.
+   */
+  async removeStack(stack: string): Promise<{ stack: string; services: string[] }> {
+    assertStackName(stack);
+    const services = await this.store.removeStack(stack);
+    if (services.length === 0) throw new CodedError(DeployErrors.STACK_UNKNOWN, `no stack ${stack}`);
+    this.logger.info({ stack, services }, 'stack removed');
+    return { stack, services };
+  }
+
   /** Every service of the stack with its replicas' health, reading the nodes' reports once. */
   async stackStatus(stack: string): Promise<ServiceStatus[]> {
     const names = await this.store.stackServices(stack);
@@ -158,7 +170,8 @@ export class DeployService {
 
   async requireService(stack: string, name: string): Promise<ServiceRecord> {
     const record = await this.store.service(stack, name);
-    if (!record) throw new CodedError(DeployErrors.SERVICE_UNKNOWN, `no service ${serviceId(stack, name)}`);
+    // desired 0: its stack was removed, and the controller is taking its replicas back.
+    if (!record || record.desired === 0) throw new CodedError(DeployErrors.SERVICE_UNKNOWN, `no service ${serviceId(stack, name)}`);
     return record;
   }
 

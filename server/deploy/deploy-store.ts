@@ -13,6 +13,11 @@ import {
 } from './deploy-types.js';
 
 const HISTORY_LENGTH = 200;
+/**
+ * Revisions kept per service besides those its state refers to (running, rolling to, last healthy): every
+ * push to a tracked tag makes one, and kept all they would grow without end.
+ */
+export const REVISIONS_KEPT = 20;
 
 /** The revisions of one deploy, stored at once. `revision` lacks its number, which the script assigns. */
 export interface NewRevision {
@@ -37,18 +42,50 @@ export interface ControllerWrite {
 
 export type WriteOutcome = 'ok' | 'stale' | 'conflict';
 
-// Every service of a deploy gets its revision in one step: a stack is never half-deployed.
+/** The controller's removal of a service marked removed, fenced as a ControllerWrite. */
+export interface ServiceRemoval {
+  holder: string;
+  epoch: number;
+  serviceId: string;
+  generation: number;
+  /** The tags its revisions followed. */
+  tracked: Array<{ repository: string; tag: string }>;
+  /** Per node: the ids of its replicas assigned there. */
+  assignments: Record<string, string[]>;
+}
+
+// Every service of a deploy gets its revision in one step: a stack is never half-deployed. A service being
+// removed (desired 0) that is deployed again is no longer being removed. Revisions older than the last
+// REVISIONS_KEPT go, unless the controller's state refers to them.
 const CREATE_REVISIONS = new LuaScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 local numbers = {}
-local n = (#KEYS - 2) / 4
+local n = (#KEYS - 3) / 4
 for i = 0, n - 1 do
-  local svc, revs, hist, track = KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
+  local svc, revs, hist, track = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i], KEYS[7 + 4 * i]
   local name, rev, entry, tracked = ARGV[2 + 4 * i], ARGV[3 + 4 * i], ARGV[4 + 4 * i], ARGV[5 + 4 * i]
   redis.call('SADD', KEYS[2], name)
+  redis.call('SREM', KEYS[3], ARGV[1] .. '/' .. name)
   local number = redis.call('HINCRBY', revs, 'seq', 1)
   redis.call('HSET', revs, tostring(number), rev)
   redis.call('HSET', svc, 'desired', number)
+  if number > ${REVISIONS_KEPT} then
+    local kept = {}
+    local text = redis.call('HGET', svc, 'state')
+    if text then
+      local state = cjson.decode(text)
+      kept[tostring(state.revision)] = true
+      if type(state.rollout) == 'table' then
+        kept[tostring(state.rollout.target)] = true
+        kept[tostring(state.rollout.revision)] = true
+        kept[tostring(state.rollout.lastHealthy)] = true
+      end
+      for _, slot in pairs(state.slots) do kept[tostring(slot.revision)] = true end
+    end
+    for _, field in ipairs(redis.call('HKEYS', revs)) do
+      if field ~= 'seq' and tonumber(field) <= number - ${REVISIONS_KEPT} and not kept[field] then redis.call('HDEL', revs, field) end
+    end
+  end
   redis.call('LPUSH', hist, (string.gsub(entry, '"revision":0', '"revision":' .. number, 1)))
   redis.call('LTRIM', hist, 0, ${HISTORY_LENGTH - 1})
   if tracked == '1' then redis.call('SADD', track, ARGV[1] .. '/' .. name) end
@@ -58,22 +95,14 @@ redis.call('PUBLISH', ARGV[#ARGV], 'deploy')
 return numbers
 `);
 
-// The fencing check and the whole change in one step: a controller whose lease was taken over (another
-// holder, or a newer epoch) changes nothing, nor does one that read the service before another write.
-const CONTROLLER_WRITE = new LuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'stale' end
-local generation = redis.call('HGET', KEYS[3], 'generation') or '0'
-if generation ~= ARGV[3] then return 'conflict' end
-redis.call('HSET', KEYS[3], 'state', ARGV[4], 'generation', tonumber(ARGV[3]) + 1)
-local a = 5
-local entries = tonumber(ARGV[a]); a = a + 1
-for i = 1, entries do
-  redis.call('LPUSH', KEYS[4], ARGV[a]); a = a + 1
-end
-redis.call('LTRIM', KEYS[4], 0, ${HISTORY_LENGTH - 1})
-if ARGV[a] ~= '' then redis.call('SADD', KEYS[5], ARGV[a]) end
-a = a + 1
-for k = 6, #KEYS do
+/**
+ * The Lua that applies a controller write's assignment changes: from KEYS[first] on, one node's assignments
+ * key each, and from ARGV[a] on, per node: the number of replicas set, replica and assignment JSON each, the
+ * number removed, their ids; each node's version is bumped and its key published on the channel in the last
+ * ARGV (its long-poll wakes).
+ */
+function assignmentChanges(first: string): string {
+  return `for k = ${first}, #KEYS do
   local sets = tonumber(ARGV[a]); a = a + 1
   for i = 1, sets do
     redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
@@ -84,8 +113,86 @@ for k = 6, #KEYS do
   end
   redis.call('HINCRBY', KEYS[k], 'version', 1)
   redis.call('PUBLISH', ARGV[#ARGV], KEYS[k])
+end`;
+}
+
+// The fencing check and the whole change in one step: a controller whose lease was taken over (another
+// holder, or a newer epoch) changes nothing, nor does one that read the service before another write, nor
+// one placing a service removed since it read it.
+const CONTROLLER_WRITE = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'stale' end
+local generation = redis.call('HGET', KEYS[3], 'generation') or '0'
+if generation ~= ARGV[3] then return 'conflict' end
+local desired = redis.call('HGET', KEYS[3], 'desired')
+if not desired or desired == '0' then return 'conflict' end
+redis.call('HSET', KEYS[3], 'state', ARGV[4], 'generation', tonumber(ARGV[3]) + 1)
+local a = 5
+local entries = tonumber(ARGV[a]); a = a + 1
+for i = 1, entries do
+  redis.call('LPUSH', KEYS[4], ARGV[a]); a = a + 1
 end
+redis.call('LTRIM', KEYS[4], 0, ${HISTORY_LENGTH - 1})
+if ARGV[a] ~= '' then redis.call('SADD', KEYS[5], ARGV[a]) end
+a = a + 1
+${assignmentChanges('6')}
 return 'ok'
+`);
+
+// \`stack rm\`: every service of the stack is marked for removal (desired 0) and the stack is gone from the
+// lists, in one step; the controller then takes the replicas back. The caller names the services it read:
+// a stack changed since (a service deployed into it) answers -1, to be read again; an unknown stack 0.
+const REMOVE_STACK = new LuaScript(`
+local names = #KEYS - 3
+if redis.call('SCARD', KEYS[2]) == 0 then return 0 end
+if redis.call('SCARD', KEYS[2]) ~= names then return -1 end
+for i = 1, names do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[2 + i]) == 0 then return -1 end
+end
+for i = 1, names do
+  redis.call('HSET', KEYS[3 + i], 'desired', 0)
+  redis.call('SADD', KEYS[3], ARGV[1] .. '/' .. ARGV[2 + i])
+end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'remove')
+return names
+`);
+
+// The controller's last write of a removed service, fenced as every write: its replicas' assignments go,
+// and so does everything of it but the revision counter (a service deployed again under the name goes on
+// numbering, so a node never takes a container of the old service for a revision of the new).
+const REMOVE_SERVICE = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'stale' end
+if (redis.call('HGET', KEYS[3], 'generation') or '0') ~= ARGV[3] then return 'conflict' end
+if redis.call('HGET', KEYS[3], 'desired') ~= '0' then return 'conflict' end
+local seq = redis.call('HGET', KEYS[5], 'seq')
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
+if seq then redis.call('HSET', KEYS[5], 'seq', seq) end
+redis.call('SREM', KEYS[6], ARGV[4])
+local trackers = tonumber(ARGV[5])
+for k = 7, 6 + trackers do redis.call('SREM', KEYS[k], ARGV[4]) end
+local a = 6
+${assignmentChanges('7 + trackers')}
+return 'ok'
+`);
+
+// A node's reports replace the last ones; only a change wakes the controller: every node reports each second,
+// and a wake-up per report would run a pass over every service per node per second.
+const REPLACE_REPORTS = new LuaScript(`
+local old = redis.call('HGETALL', KEYS[1])
+if #old == #ARGV - 1 then
+  local last = {}
+  for i = 1, #old, 2 do last[old[i]] = old[i + 1] end
+  local same = true
+  for i = 2, #ARGV, 2 do
+    if last[ARGV[i]] ~= ARGV[i + 1] then same = false; break end
+  end
+  if same then return 0 end
+end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PUBLISH', ARGV[1], 'report')
+return 1
 `);
 
 // A new holder takes the lease only when it is free, and every taking bumps the epoch: the fencing token.
@@ -121,7 +228,7 @@ export class DeployStore {
   }
 
   async createRevisions(stack: string, revisions: NewRevision[], history: (service: string) => HistoryEntry): Promise<number[]> {
-    const keys = [this.keys.stacks(), this.keys.stack(stack)];
+    const keys = [this.keys.stacks(), this.keys.stack(stack), this.keys.removing()];
     const args = [stack];
     for (const entry of revisions) {
       const id = serviceId(stack, entry.service);
@@ -144,6 +251,51 @@ export class DeployStore {
 
   async stackServices(stack: string): Promise<string[]> {
     return (await this.redis.smembers(this.keys.stack(stack))).sort();
+  }
+
+  /**
+   * Marks every service of the stack for removal and takes the stack off the lists, in one step: the names
+   * removed, none when there was no such stack (a stack changing meanwhile is read again, a few times).
+   */
+  async removeStack(stack: string): Promise<string[]> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const names = await this.stackServices(stack);
+      if (names.length === 0) return [];
+      const keys = [
+        this.keys.stacks(),
+        this.keys.stack(stack),
+        this.keys.removing(),
+        ...names.map((name) => this.keys.service(serviceId(stack, name))),
+      ];
+      const removed = (await REMOVE_STACK.run(this.redis, [stack, this.keys.wakeChannel(), ...names], keys)) as number;
+      if (removed >= 0) return removed === 0 ? [] : names;
+    }
+    throw new Error(`stack ${stack} kept changing while it was being removed`);
+  }
+
+  /** The ids of services being removed: the controller still has to take their replicas back. */
+  async removingServices(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.removing())).sort();
+  }
+
+  /** The controller's fenced removal of a service marked removed (desired 0), with its assignments. */
+  async removeService(change: ServiceRemoval): Promise<WriteOutcome> {
+    const nodes = Object.keys(change.assignments);
+    const id = change.serviceId;
+    const keys = [
+      this.keys.controller(),
+      this.keys.controllerEpoch(),
+      this.keys.service(id),
+      this.keys.history(id),
+      this.keys.revisions(id),
+      this.keys.removing(),
+      ...change.tracked.map(({ repository, tag }) => this.keys.trackers(repository, tag)),
+      ...nodes.map((node) => this.keys.assignments(node)),
+    ];
+    const args = [change.holder, String(change.epoch), String(change.generation), id, String(change.tracked.length)];
+    for (const node of nodes) args.push('0', String(change.assignments[node]!.length), ...change.assignments[node]!);
+    args.push(this.keys.assignmentsChannel());
+    return (await REMOVE_SERVICE.run(this.redis, args, keys)) as WriteOutcome;
   }
 
   async service(stack: string, name: string): Promise<ServiceRecord | undefined> {
@@ -274,12 +426,10 @@ export class DeployStore {
     return Number((await this.redis.hget(this.keys.assignments(node), 'version')) ?? 0);
   }
 
-  /** Replaces what the node reported about its replicas; wakes the controller. */
+  /** Replaces what the node reported about its replicas; wakes the controller when that changed anything. */
   async report(node: string, reports: ReplicaReport[]): Promise<void> {
-    const key = this.keys.reports(node);
-    const transaction = this.redis.multi().del(key);
-    if (reports.length > 0) transaction.hset(key, Object.fromEntries(reports.map((report) => [report.replica, JSON.stringify(report)])));
-    await transaction.publish(this.keys.wakeChannel(), 'report').exec();
+    const fields = reports.flatMap((report) => [report.replica, JSON.stringify(report)]);
+    await REPLACE_REPORTS.run(this.redis, [this.keys.wakeChannel(), ...fields], [this.keys.reports(node)]);
   }
 
   /** Every replica report of these nodes by replica, in one round trip. */

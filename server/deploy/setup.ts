@@ -29,6 +29,7 @@ export async function createDeploy(
   metadata: MetadataStore,
   events: EventSink,
   logger: Logger,
+  observePass: (seconds: number) => void,
 ): Promise<RegistryDeploy> {
   const log = logger.child({ component: 'deploy' });
   const store = new DeployStore(redis, config.redis.keyPrefix);
@@ -40,6 +41,7 @@ export async function createDeploy(
     tickMs: settings.controllerTickMs,
     nodeGraceMs: graceMs,
     now: Date.now,
+    observePass,
   });
   await controller.start();
   const watch = new AssignmentWatch(redis.duplicate(), store.keys.assignmentsChannel());

@@ -94,6 +94,12 @@ export class RegistryMetrics {
     buckets: BUILD_BUCKETS,
     registers: [this.registry],
   });
+  readonly deployControllerPass = new Histogram({
+    name: 'berth_deploy_controller_pass_seconds',
+    help: 'One pass of the deployment controller over every service, in the registry replica holding its lease.',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

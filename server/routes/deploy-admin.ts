@@ -43,6 +43,10 @@ export function deployAdminRouter({ deploy, nodes, store, logs, joinTokenTtlMs }
     const stack = ctx.params.stack ?? '';
     ctx.body = { stack, services: await deploy.stackStatus(stack) };
   });
+  router.delete(`${BASE}/stacks/:stack`, async (ctx: Context) => {
+    ctx.status = 202;
+    ctx.body = await deploy.removeStack(ctx.params.stack ?? '');
+  });
   router.get(`${BASE}/stacks/:stack/services/:service`, async (ctx: Context) => {
     ctx.body = await deploy.serviceStatus(ctx.params.stack ?? '', ctx.params.service ?? '');
   });

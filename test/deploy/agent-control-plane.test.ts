@@ -72,7 +72,9 @@ async function fleet(): Promise<Record<string, string[]>> {
 }
 
 test.serial('a bad compose file through berth stack deploy is refused with the reason, and nothing changes on the agents', async (t) => {
-  const before = await fleet();
+  // The first step's retired containers may still be stopping (under load, past their grace period): what a
+  // refused deploy must leave alone is the fleet once they are gone, one replica per node.
+  const before = await eventually(fleet, (containers) => Object.values(containers).every((ids) => ids.length === 1), 90_000);
   const service = (await cluster.admin('GET', 'stacks/shop/services/web')).body;
   const deploy = async (stack: string, document: Json) => {
     const file = path.join(directory, `${stack}-bad.yaml`);
@@ -182,7 +184,8 @@ test.serial(
         return followed;
       },
       (text) => /^talk_echo\.[12]@n2 \| .*: url:\/later$/m.test(text),
-      20_000,
+      // The follower's request reaches the node on its next long-poll: seconds, but a minute under load.
+      60_000,
     );
     t.false(followed.includes('from-n1'), '--tail 0: only what came after');
     t.is(follower.exitCode, null, 'still following');
@@ -190,5 +193,79 @@ test.serial(
     const unknown = await cluster.berth(['service', 'logs', 'talk/nope']);
     t.is(unknown.code, 1);
     t.regex(unknown.stderr, /no service talk\/nope/);
+  },
+);
+
+test.serial('a compose healthcheck in CMD form runs in an image without /bin/sh, and its replicas become healthy', async (t) => {
+  const bare = uniqueRepo('h18-bare');
+  await cluster.pushWebImage(bare, 'main', 'bare', 'shell-less');
+  const probe = ['CMD', 'wget', '-q', '-O', '/dev/null', 'http://127.0.0.1/'];
+  const file = path.join(directory, 'bare.yaml');
+  const bareWeb = {
+    image: `${bare}:main`,
+    ports: ['8070:80'],
+    stop_grace_period: '1s',
+    healthcheck: { test: probe, interval: '500ms', timeout: '10s', retries: 1 },
+    deploy: { replicas: 2, update_config: { parallelism: 0 } },
+    'x-berth': { healthy_deadline: '120s' },
+  };
+  await writeFile(file, JSON.stringify({ services: { web: bareWeb } }));
+  const deployed = await cluster.berth(['stack', 'deploy', '-c', file, 'bare', '--wait', '--timeout', '150']);
+  t.is(deployed.code, 0, deployed.stderr + deployed.stdout);
+  t.regex(deployed.stdout, /bare\/web: succeeded/);
+
+  for (const node of cluster.nodes) {
+    const agent = cluster.agent(node);
+    const rows = (await agent.cli(['ps', '--no-trunc', '--format', '{{.ID}} {{.Names}}'])).stdout.split('\n');
+    const id = rows.find((row) => row.split(' ')[1]?.startsWith('bare_web.'))?.split(' ')[0];
+    t.truthy(id, `${node} runs a replica: ${rows.join('; ')}`);
+    const config = JSON.parse((await agent.cli(['inspect', '-f', '{{json .Config.Healthcheck}}', id!])).stdout) as Json;
+    t.deepEqual(config.Test, probe, `${node}: the probe as the compose file gave it, no shell around it`);
+    const health = JSON.parse((await agent.cli(['inspect', '-f', '{{json .State.Health}}', id!])).stdout) as Json;
+    t.is(health.Status, 'healthy', node);
+    const shell = await agent.cli(['exec', id!, '/bin/sh', '-c', 'true'], { allowFailure: true });
+    t.not(shell.code, 0, `${node}: the image has no shell`);
+    t.is(await servedBy(cluster.addressOf(node), 8070), '200 bare');
+  }
+});
+
+/** How a connection to a published port ends once nothing publishes it: refused, not answered. */
+async function closed(address: string, port: number): Promise<string> {
+  try {
+    return `answered ${await servedBy(address, port)}`;
+  } catch (error) {
+    return ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (error as Error).message;
+  }
+}
+
+test.serial(
+  "berth stack rm removes every service of the stacks: the agents stop and remove the replicas' containers and the published ports close",
+  async (t) => {
+    const stacks = ((await cluster.admin('GET', 'stacks')).body.stacks as Json[]).map((stack) => stack.name as string);
+    t.deepEqual(stacks, ['bare', 'shop', 'talk'], 'the stacks the earlier steps deployed');
+    t.true(
+      Object.values(await fleet()).every((ids) => ids.length > 0),
+      'every node runs replicas',
+    );
+
+    const removed = await cluster.berth(['stack', 'rm', 'shop', 'talk', 'bare']);
+    t.is(removed.code, 0, removed.stderr);
+    t.is(removed.stdout, 'Removing service shop/web\nRemoving service talk/echo\nRemoving service bare/web\n');
+    const listed = await cluster.berth(['stack', 'ls']);
+    t.deepEqual(JSON.parse(listed.stdout), { stacks: [] }, 'gone from stack ls at once');
+
+    const emptied = await eventually(
+      () => fleet(),
+      (fleetNow) => Object.values(fleetNow).every((ids) => ids.length === 0),
+      90_000,
+    );
+    t.deepEqual(emptied, { n1: [], n2: [] }, 'no container left on either node, stopped or not');
+    for (const node of cluster.nodes)
+      for (const port of [8080, 8090, 8070]) t.is(await closed(cluster.addressOf(node), port), 'ECONNREFUSED', `${node}:${port}`);
+
+    const again = await cluster.berth(['stack', 'rm', 'shop']);
+    t.is(again.code, 1);
+    t.is(again.stderr, 'berth: no stack shop\n');
+    t.is(again.stdout, '');
   },
 );

@@ -82,7 +82,7 @@ test.serial(
 );
 
 test.serial('a push whose health check fails is reverted by itself to the previous digest, which is quarantined for the tag', async (t) => {
-  bad = await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', false);
+  bad = await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', 'unhealthy');
   const reverted = await watch(cluster, (service) => service.rollout?.status === 'reverted' && settledOn(2)(service));
   t.regex(reverted.at(-1)!.service.rollout.reason as string, /unhealthy|failed/);
   for (const node of cluster.nodes) t.is(await answer(cluster.addressOf(node)), '200 v2', 'back on the previous digest');
@@ -93,7 +93,7 @@ test.serial('a push whose health check fails is reverted by itself to the previo
   t.regex(afterRevert, new RegExp(`quarantined.*${bad.slice(7, 19)}|${bad}`));
 
   // The same bad digest pushed again under the tag is not rolled out again.
-  await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', false);
+  await cluster.pushWebImage(repository, 'main', 'v3 unhealthy', 'unhealthy');
   await new Promise((resolve) => setTimeout(resolve, 3000));
   t.is(
     (await cluster.admin('GET', 'stacks/shop/services/web')).body.desired,

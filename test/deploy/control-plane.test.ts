@@ -298,3 +298,61 @@ test.serial('a registry restart keeps the stacks and resumes a rollout where it 
   t.true(nodes.every((node) => node.assignments.every((assignment) => assignment.revision === 2)));
   t.deepEqual((await admin(registry, 'GET', 'stacks')).body, { stacks: [{ name: 'shop', services: ['web'] }] });
 });
+
+test.serial(
+  'DELETE on a stack answers 202 naming its services, which are gone at once; the nodes lose their replicas; a second DELETE is 404 naming the stack',
+  async (t) => {
+    const registry = await RegistryProcess.start({ env: FAST });
+    t.teardown(() => registry.destroy());
+    const repository = uniqueRepo('shop');
+    await pushImage(registry.url, repository, { tag: 'main' });
+    const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3']);
+    const compose = webCompose(repository);
+    const withWorker = { services: { ...compose.services, worker: { image: `${repository}:main`, deploy: { mode: 'global' } } } };
+    await admin(registry, 'POST', 'stacks/shop', { compose: withWorker });
+    await admin(registry, 'POST', 'stacks/keep', { compose: { services: { api: { image: `${repository}:main` } } } });
+    await eventually(
+      () => Promise.all([status(registry, 'web'), status(registry, 'worker')]),
+      (states) => states.every((state) => state.rollout?.status === 'succeeded'),
+    );
+    t.is(nodes.flatMap((node) => node.assignments).filter((assignment) => assignment.replica.startsWith('shop/')).length, 6);
+
+    const removed = await admin(registry, 'DELETE', 'stacks/shop');
+    t.is(removed.status, 202, JSON.stringify(removed.body));
+    t.deepEqual(removed.body, { stack: 'shop', services: ['web', 'worker'] });
+    t.deepEqual((await admin(registry, 'GET', 'stacks')).body, { stacks: [{ name: 'keep', services: ['api'] }] });
+    const gone = await admin(registry, 'GET', 'stacks/shop');
+    t.is(gone.status, 404);
+    t.is(gone.body.errors[0].code, 'STACK_UNKNOWN');
+    t.is((await admin(registry, 'GET', 'stacks/shop/services/web')).status, 404);
+
+    await eventually(
+      () => Promise.resolve(nodes.flatMap((node) => node.assignments.map((assignment) => assignment.replica))),
+      (replicas) => replicas.length === 1,
+    );
+    t.deepEqual(
+      nodes.flatMap((node) => node.assignments.map((assignment) => assignment.replica)),
+      ['keep/api/1'],
+      "only the other stack's replica is left",
+    );
+
+    const again = await admin(registry, 'DELETE', 'stacks/shop');
+    t.is(again.status, 404);
+    t.like(again.body.errors[0], { code: 'STACK_UNKNOWN', message: 'no stack shop' });
+    t.is((await admin(registry, 'DELETE', 'stacks/Bad Name!')).status, 400);
+
+    // Deployed again, the service goes on numbering its revisions: no node takes an old container for the new one.
+    const redeployed = await admin(registry, 'POST', 'stacks/shop', { compose });
+    t.is(redeployed.body.services.web.revision, 2);
+    const history = await admin(registry, 'GET', 'stacks/shop/services/web/history');
+    t.deepEqual(
+      history.body.revisions.map((revision: { number: number }) => revision.number),
+      [2],
+      'nothing of the removed service is left but its counter',
+    );
+    await eventually(
+      () => status(registry, 'web'),
+      (state) => state.rollout?.status === 'succeeded' && state.replicas.length === 3,
+    );
+  },
+);

@@ -1,8 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { AssignmentWatch } from '../../server/deploy/assignment-watch.js';
-import { DeployStore, type ControllerWrite } from '../../server/deploy/deploy-store.js';
+import { DeployStore, REVISIONS_KEPT, type ControllerWrite } from '../../server/deploy/deploy-store.js';
 import { EMPTY_STATE } from '../../server/deploy/deploy-types.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { eventually } from '../helpers/eventually.js';
 
 const serviceSpecLess = {
   spec: {} as never,
@@ -94,4 +95,79 @@ test("a node's assignment long-poll is woken by the controller's write, not by a
   await n1;
   t.true(Date.now() - started < 10_000, 'woken by the write, long before its 30 s wait');
   t.false(woken.n2, 'a node whose assignments did not change is left waiting');
+});
+
+test('a removed service is taken back only by the lease holder, from a current read; placing it after its removal is refused', async (t) => {
+  const { store, redis } = await storeWithService(t);
+  const old = await store.acquireController('controller-a', 100);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const epoch = await store.acquireController('controller-b', 10_000);
+  t.is(await store.write(change('controller-b', epoch!, 0)), 'ok');
+
+  t.deepEqual(await store.removeStack('shop'), ['web']);
+  t.deepEqual(await store.stacks(), []);
+  t.deepEqual(await store.removingServices(), ['shop/web']);
+  t.deepEqual(await store.removeStack('shop'), [], 'removed once');
+  t.is(await store.write(change('controller-b', epoch!, 1)), 'conflict', 'a pass that read the service before its removal places nothing');
+
+  const removal = (holder: string, at: number, generation: number) => ({
+    holder,
+    epoch: at,
+    serviceId: 'shop/web',
+    generation,
+    tracked: [{ repository: 'shop/web', tag: 'main' }],
+    assignments: { n1: ['shop/web/1'] },
+  });
+  t.is(await store.removeService(removal('controller-a', old!, 1)), 'stale');
+  t.is(await store.removeService(removal('controller-b', epoch!, 0)), 'conflict');
+  t.is((await store.assignments('n1')).assignments.length, 1, 'nothing taken back by a refused removal');
+
+  t.is(await store.removeService(removal('controller-b', epoch!, 1)), 'ok');
+  t.deepEqual(await store.assignments('n1'), { version: 2, assignments: [] });
+  t.deepEqual(await store.removingServices(), []);
+  t.is(await store.service('shop', 'web'), undefined);
+  t.deepEqual(await redis.hgetall('test:deploy:revs:shop/web'), { seq: '1' }, 'only the revision counter stays');
+  t.is(await redis.exists('test:deploy:history:shop/web'), 0);
+  t.is(await store.removeService(removal('controller-b', epoch!, 1)), 'conflict', 'safe to repeat: a second removal changes nothing');
+});
+
+test('a service keeps its last revisions and every one its state refers to; older ones go as new ones come', async (t) => {
+  const { store } = await storeWithService(t);
+  const epoch = await store.acquireController('controller-a', 10_000);
+  // The controller ran revision 1 on n1 and found it healthy: the rollout's last healthy revision.
+  const state = change('controller-a', epoch!, 0);
+  state.state.rollout = { target: 1, revision: 1, lastHealthy: 1, status: 'succeeded' } as never;
+  t.is(await store.write(state), 'ok');
+  const created = () => ({ at: new Date(0).toISOString(), revision: 0, event: 'created' as const, detail: null });
+  for (let index = 0; index < REVISIONS_KEPT + 9; index++)
+    await store.createRevisions('shop', [{ service: 'web', revision: serviceSpecLess, tracked: null }], created);
+
+  const last = REVISIONS_KEPT + 10;
+  const numbers = (await store.revisions('shop/web')).map((revision) => revision.number);
+  t.deepEqual(numbers, [...Array.from({ length: REVISIONS_KEPT }, (_, index) => last - index), 1]);
+  t.is((await store.service('shop', 'web'))?.desired, last);
+});
+
+test("a node's report wakes the controller only when it changes what the node reported", async (t) => {
+  const { store, redis } = await storeWithService(t);
+  const subscriber = redis.duplicate();
+  t.teardown(() => subscriber.disconnect());
+  const wakes: string[] = [];
+  subscriber.on('message', (_channel: string, reason: string) => wakes.push(reason));
+  await subscriber.subscribe(store.keys.wakeChannel());
+  const healthy = { replica: 'shop/web/1', revision: 1, health: 'healthy' as const, message: '' };
+
+  await store.report('n1', [healthy]);
+  await store.report('n1', [healthy]);
+  await store.report('n1', [{ ...healthy, health: 'unhealthy', message: 'exit 1' }]);
+  await store.report('n1', []);
+  await store.report('n1', []);
+  // A marker after the reports: every wake they caused has arrived before it.
+  await store.wake('marker');
+  await eventually(
+    () => Promise.resolve(wakes),
+    (seen) => seen.includes('marker'),
+  );
+  t.deepEqual(wakes, ['report', 'report', 'report', 'marker'], 'the first report, the change, and the emptying');
+  t.deepEqual([...(await store.reports(['n1'])).values()], []);
 });

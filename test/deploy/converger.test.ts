@@ -199,3 +199,17 @@ test('a replica whose container cannot start is reported failed with the reason,
   t.is(reports[0]!.health, 'healthy', JSON.stringify(reports));
   t.is(host.records.length, 1);
 });
+
+test('a replica that failed, was taken away and is assigned again is made at once, not reported failed for the old cause', async (t) => {
+  const host = new FakeHost();
+  const { tick } = node(host);
+  const theirs = host.occupy('tcp-8081');
+  t.is((await tick([edge]))[0]!.health, 'failed');
+
+  await tick([]);
+  await host.remove(theirs.id);
+  // Within the 5 s retry delay of the old failure: a new assignment owes it nothing.
+  const reports = await tick([edge]);
+  t.is(reports[0]!.health, 'healthy', JSON.stringify(reports));
+  t.is(host.records.length, 1);
+});

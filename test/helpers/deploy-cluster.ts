@@ -126,26 +126,32 @@ export class DeployCluster {
   }
 
   /**
-   * Pushes a busybox web server answering `body` on port 80, with a HEALTHCHECK that fetches it (or, with
-   * `healthy: false`, one that always fails); returns the manifest digest.
+   * Pushes a busybox web server answering `body` on port 80; returns the manifest digest. `healthy`: with a
+   * HEALTHCHECK that fetches the page; `unhealthy`: one that always fails; `shell-less`: no /bin/sh in the
+   * image at all, and no HEALTHCHECK (a compose healthcheck must run without a shell).
    */
-  async pushWebImage(repository: string, tag: string, body: string, healthy = true): Promise<string> {
+  async pushWebImage(
+    repository: string,
+    tag: string,
+    body: string,
+    kind: 'healthy' | 'unhealthy' | 'shell-less' = 'healthy',
+  ): Promise<string> {
     const layout = await mkdtemp(path.join(this.workDir, 'layout-'));
     const layer = await layerOf(
       [
-        ...(await busyboxEntries(['sh', 'httpd', 'wget', 'false', 'true'])),
+        ...(await busyboxEntries(kind === 'shell-less' ? ['httpd', 'wget'] : ['sh', 'httpd', 'wget', 'false', 'true'])),
         { name: 'www', type: 'directory' },
         { name: 'www/index.html', content: body },
       ],
       'gzip',
     );
-    const check = healthy ? 'wget -q -O /dev/null http://127.0.0.1/' : 'false';
+    const check = kind === 'healthy' ? 'wget -q -O /dev/null http://127.0.0.1/' : 'false';
     const { manifestDigest } = await writeImageLayout(layout, tag, {
       layers: [layer],
       config: {
         Cmd: ['httpd', '-f', '-p', '80', '-h', '/www'],
         Env: ['PATH=/bin'],
-        Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 10e9, Retries: 3 },
+        ...(kind === 'shell-less' ? {} : { Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 10e9, Retries: 3 } }),
       },
     });
     await pushLayout(layout, tag, `${this.registry.host}/${repository}:${tag}`);

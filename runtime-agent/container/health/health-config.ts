@@ -18,7 +18,14 @@ export interface HealthConfig {
 /** The `--health-*` flags of a run request, as typed. */
 export type HealthFlags = Pick<
   RunRequest,
-  'healthCmd' | 'healthInterval' | 'healthTimeout' | 'healthStartPeriod' | 'healthStartInterval' | 'healthRetries' | 'noHealthcheck'
+  | 'healthCmd'
+  | 'healthTest'
+  | 'healthInterval'
+  | 'healthTimeout'
+  | 'healthStartPeriod'
+  | 'healthStartInterval'
+  | 'healthRetries'
+  | 'noHealthcheck'
 >;
 
 /** docker's defaults (daemon/health.go) for a zero field. */
@@ -48,15 +55,15 @@ const DURATION_FLAGS = [
 export function parseHealthFlags(flags: HealthFlags, fail: (message: string) => never): HealthConfig | undefined {
   const durations = DURATION_FLAGS.map(([flag, field, name]) => [field, parseDurationFlag(flags[flag], name, fail)] as const);
   const retries = parseRetries(flags.healthRetries, fail);
-  const cmd = flags.healthCmd ?? '';
-  const given = cmd !== '' || retries !== 0 || durations.some(([, value]) => value !== 0);
+  const test = probeOf(flags, fail);
+  const given = test.length > 0 || retries !== 0 || durations.some(([, value]) => value !== 0);
   if (flags.noHealthcheck) {
     if (given) fail('--no-healthcheck conflicts with --health-* options');
     return { Test: ['NONE'], Interval: 0, Timeout: 0, StartPeriod: 0, StartInterval: 0, Retries: 0 };
   }
   if (!given) return undefined;
   const config: HealthConfig = {
-    Test: cmd === '' ? [] : ['CMD-SHELL', cmd],
+    Test: test,
     Interval: 0,
     Timeout: 0,
     StartPeriod: 0,
@@ -69,6 +76,17 @@ export function parseHealthFlags(flags: HealthFlags, fail: (message: string) => 
     config[field] = value;
   }
   return config;
+}
+
+/** `--health-cmd` is a shell command; `healthTest` is the probe as given, in either form. */
+function probeOf(flags: HealthFlags, fail: (message: string) => never): string[] {
+  const cmd = flags.healthCmd ?? '';
+  if (flags.healthTest === undefined) return cmd === '' ? [] : ['CMD-SHELL', cmd];
+  if (cmd !== '') fail('--health-cmd conflicts with healthTest: give the probe once');
+  const [kind, ...rest] = flags.healthTest;
+  if ((kind !== 'CMD' && kind !== 'CMD-SHELL') || rest.length === 0 || (kind === 'CMD-SHELL' && rest.length > 1))
+    fail(`healthTest is ["CMD", program, ...args] or ["CMD-SHELL", command], not ${JSON.stringify(flags.healthTest)}`);
+  return flags.healthTest;
 }
 
 function parseDurationFlag(text: string | undefined, name: string, fail: (message: string) => never): number {
