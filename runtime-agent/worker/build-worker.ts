@@ -211,7 +211,7 @@ export class BuildWorker {
 function jobAccess(client: WorkerClient, job: ClaimedBuildJob): RegistryAccess {
   let minted: { token: string | null; at: number } | undefined;
   return {
-    type: 'job-token',
+    type: 'scoped-token',
     token: async () => {
       if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS)
         minted = { token: (await client.pushToken(job)).token, at: performance.now() };
