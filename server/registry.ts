@@ -3,11 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.js';
 import { createApp, type ServedRoute } from './app.js';
+import { delegatedSubjects } from './auth/revocation.js';
 import { createAuth } from './auth/setup.js';
 import type { Config } from './config.js';
 import { createGc } from './gc/setup.js';
 import { JobTokens } from './builds/job-tokens.js';
 import { createBuilds } from './builds/setup.js';
+import { DeployStore } from './deploy/deploy-store.js';
+import { NodePullTokens } from './deploy/node-pull-tokens.js';
 import { createDeploy } from './deploy/setup.js';
 import { DescriptorUrlPolicy } from './oci/descriptor-urls.js';
 import { applyConnectionLimits } from './http/connection-limits.js';
@@ -70,13 +73,14 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
   const ops = createOps(config, redis, metadata, await createBlobStore(config, logger), logger, () => embedded?.writeProblem);
   started.push(() => ops.stop());
   const { store } = ops;
-  const deploy = await createDeploy(config, redis, metadata, ops.events, logger, (seconds) =>
+  const jobTokens = new JobTokens(redis, config.redis.keyPrefix);
+  const pullTokens = new NodePullTokens(new DeployStore(redis, config.redis.keyPrefix));
+  const auth = await createAuth(config, redis, delegatedSubjects(jobTokens, pullTokens), logger);
+  const deploy = await createDeploy(config, redis, metadata, ops.events, { nodes: pullTokens, signer: auth.tokens }, logger, (seconds) =>
     ops.metrics.deployControllerPass.observe(seconds),
   );
   started.push(() => deploy.stop());
   const { events } = deploy;
-  const jobTokens = new JobTokens(redis, config.redis.keyPrefix);
-  const auth = await createAuth(config, redis, jobTokens, logger);
   const gc = createGc(config, redis, metadata, store, logger, (report) => ops.metrics.recordGc(report));
   started.push(() => gc.stop());
   const builds = createBuilds(config, redis, ops, { jobs: jobTokens, signer: auth.tokens }, logger);

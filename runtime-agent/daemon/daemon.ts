@@ -140,12 +140,14 @@ export async function startDaemon(config: AgentConfig, logger: Logger): Promise<
     },
   });
   if (config.buildWorker) startBuildWorker(config, config.buildWorker, { builder: build.builder, content, connector }, server, logger);
+  const nodeConfig = config.node;
   const node =
-    config.node &&
+    nodeConfig &&
     (await NodeAgent.start(
-      config.node,
+      nodeConfig,
       new NodeCredentialFile(config.dataDir),
-      new Converger(daemonReplicas({ containers, puller, credentials, registryClient }), new URL(config.node.joinUrl).host, logger),
+      (pullAccess) =>
+        new Converger(daemonReplicas({ containers, puller, connector, pullAccess }), new URL(nodeConfig.joinUrl).host, logger),
       logger,
     ));
   await listenOnSocket(server, config.socketPath);

@@ -3,16 +3,15 @@ import type { ContainerManager } from '../container/container-manager.js';
 import { readLogs } from '../container/logs/log-reader.js';
 import { parsePublish } from '../container/run-options.js';
 import type { ImagePuller } from '../image/image-puller.js';
-import type { CredentialStore } from '../registry/credential-store.js';
-import type { Credentials } from '../registry/registry-auth.js';
-import type { RegistryClient } from '../registry/registry-client.js';
+import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import type { ReplicaRuntime } from './converger.js';
 
 export interface DaemonParts {
   containers: ContainerManager;
   puller: ImagePuller;
-  credentials: CredentialStore;
-  registryClient: (registry: string, credentials: Credentials | undefined) => RegistryClient;
+  connector: RegistryConnector;
+  /** The node's pull token for its registry. */
+  pullAccess: RegistryAccess;
 }
 
 /** The converger's runtime: the daemon's own container manager and puller, as `run` and `pull` use them. */
@@ -22,8 +21,7 @@ export function daemonReplicas(parts: DaemonParts): ReplicaRuntime {
     containers: () => containers.list(true),
     pull: async (text) => {
       const reference = parseReference(text);
-      const client = parts.registryClient(reference.registry, await parts.credentials.get(reference.registry));
-      await parts.puller.pull(reference, client, () => undefined);
+      await parts.puller.pull(reference, await parts.connector.reader(reference.registry, parts.pullAccess), () => undefined);
     },
     create: (request) => containers.create(request, false),
     start: async (id) => {

@@ -5,8 +5,10 @@ import type { Logger } from '../../platform/logger.js';
 import { runHostCommand } from '../support/host-command.js';
 import type { NodeConfig } from '../config/agent-config.js';
 import type { Assignment } from './assignment.js';
+import type { RegistryAccess } from '../registry/registry-access.js';
 import type { Converger } from './converger.js';
 import type { NodeCredentialFile } from './node-credential-file.js';
+import { NodePullAccess } from './node-pull-access.js';
 import type { LogRequest } from './replica-logs.js';
 import { NodeRejectedError, NodeRequestRefusedError, RegistryNodeClient, type NodeIdentity } from './registry-node-client.js';
 
@@ -41,17 +43,33 @@ export class NodeAgent {
     private readonly client: RegistryNodeClient,
     private readonly credentialFile: NodeCredentialFile,
     private readonly converger: Converger,
+    private readonly pulls: NodePullAccess,
     private readonly logger: Logger,
   ) {}
 
   /**
    * Resumes as the node this agent joined as before (its saved credential), else joins (a refused token or a
-   * name in use is an error the daemon stops with; an unreachable registry is tried again), and runs.
+   * name in use is an error the daemon stops with; an unreachable registry is tried again), and runs. Its
+   * converger pulls with the node's pull token (`pullAccess`), not with a login saved on the host.
    */
-  static async start(config: NodeConfig, credentialFile: NodeCredentialFile, converger: Converger, logger: Logger): Promise<NodeAgent> {
+  static async start(
+    config: NodeConfig,
+    credentialFile: NodeCredentialFile,
+    convergerFor: (pullAccess: RegistryAccess) => Converger,
+    logger: Logger,
+  ): Promise<NodeAgent> {
     const identity = await nodeIdentity(config);
     const client = new RegistryNodeClient(config.joinUrl);
-    const agent = new NodeAgent(config, identity, client, credentialFile, converger, logger.child({ node: identity.name }));
+    const pulls = new NodePullAccess(() => client.pullToken());
+    const agent = new NodeAgent(
+      config,
+      identity,
+      client,
+      credentialFile,
+      convergerFor(pulls.access),
+      pulls,
+      logger.child({ node: identity.name }),
+    );
     const saved = await credentialFile.read(config.joinUrl, identity.name);
     if (saved !== undefined) {
       client.resume(saved);
@@ -93,6 +111,7 @@ export class NodeAgent {
         const answer = await this.client.assignments(this.version, POLL_WAIT_SECONDS, this.stopping.signal);
         if (answer.version !== this.version) {
           this.version = answer.version;
+          this.pulls.assignmentsChanged(answer.version);
           this.assignments = answer.assignments;
           this.wakeUp?.();
         }

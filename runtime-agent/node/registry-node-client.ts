@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { assignmentsAnswerSchema, type Assignment, type ReplicaReport } from './assignment.js';
+import type { MintedPullToken } from './node-pull-access.js';
 import type { LogRequest, ReplicaLogLine } from './replica-logs.js';
 
 /** What a node tells the registry about itself when it joins. */
@@ -23,6 +24,7 @@ const logRequestsSchema = z.object({
   ),
 });
 const joinAnswerSchema = z.object({ node: z.string(), credential: z.string().min(1) });
+const pullTokenSchema = z.object({ token: z.string().min(1).nullable(), expiresIn: z.number().int().positive().nullable() });
 const API = '/deploy/v1';
 /** Past the registry's longest long-poll, so that a poll ends by the registry's answer. */
 const POLL_SLACK_MS = 10_000;
@@ -97,6 +99,11 @@ export class RegistryNodeClient {
     } finally {
       done.abort();
     }
+  }
+
+  /** A token that pulls the images of the node's assigned replicas and nothing else; null when the registry has no auth. */
+  async pullToken(): Promise<MintedPullToken> {
+    return pullTokenSchema.parse(await answer(await this.fetch(`${API}/node/pull-token`, { method: 'POST' }, CALL_TIMEOUT_MS)));
   }
 
   async heartbeat(stop: AbortSignal): Promise<void> {

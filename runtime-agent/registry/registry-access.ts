@@ -3,11 +3,11 @@ import { HttpRegistryClient, type RegistryClient } from './registry-client.js';
 import { HttpUploadClient, type UploadClient } from './upload-client.js';
 
 /**
- * Who a build is to a registry (for its cache and its pushes): the agent, with the credentials `login` saved,
- * or a build job, with a token its registry minted for that job's repositories alone. The token is asked for
- * at each use: a job's tokens are short-lived and its build may outlast one.
+ * Who the agent is to a registry: itself, with the credentials `login` saved, or a build job or a deployment
+ * node, with a token the registry minted for that job's or node's repositories alone. The token is asked for
+ * at each use: such tokens are short-lived, a build may outlast one, and a node's assignments change.
  */
-export type RegistryAccess = { type: 'saved-credentials' } | { type: 'job-token'; token: () => Promise<string | null> };
+export type RegistryAccess = { type: 'saved-credentials' } | { type: 'scoped-token'; token: () => Promise<string | null> };
 
 export const SAVED_CREDENTIALS: RegistryAccess = { type: 'saved-credentials' };
 

@@ -220,10 +220,10 @@ export class BuildWorker {
 }
 
 /** The job's access to its registry: its token, minted by the registry for this attempt, reused for a few seconds. */
-function jobAccess(client: WorkerClient, job: ClaimedBuildJob): Extract<RegistryAccess, { type: 'job-token' }> {
+function jobAccess(client: WorkerClient, job: ClaimedBuildJob): Extract<RegistryAccess, { type: 'scoped-token' }> {
   let minted: { token: Promise<string | null>; at: number } | undefined;
   return {
-    type: 'job-token',
+    type: 'scoped-token',
     token: () => {
       if (!minted || performance.now() - minted.at > TOKEN_REUSE_MS) {
         const token = client.pushToken(job).then((answer) => answer.token);

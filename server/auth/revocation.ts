@@ -20,12 +20,20 @@ export function subjectOf(identity: Identity): string {
 
 /**
  * Token subjects that are not accounts, whose tokens another part of the registry issues and revokes (a
- * build job's push token, current while that attempt of the job runs).
+ * build job's push token, current while that attempt of the job runs; a deployment node's pull token).
  */
 export interface DelegatedSubjects {
   owns(subject: string): boolean;
   /** The current revision of the subject; undefined: none of its tokens is current. */
   revision(subject: string): Promise<string | undefined>;
+}
+
+/** Several parts' delegated subjects together, each subject answered by the part that owns it. */
+export function delegatedSubjects(...parts: DelegatedSubjects[]): DelegatedSubjects {
+  return {
+    owns: (subject) => parts.some((part) => part.owns(subject)),
+    revision: async (subject) => parts.find((part) => part.owns(subject))?.revision(subject),
+  };
 }
 
 interface CachedRevision {

@@ -31,6 +31,8 @@ export interface ControllerOptions {
 interface Snapshot {
   now: number;
   nodes: PlacementNode[];
+  /** The nodes silent past the grace period. */
+  down: Set<string>;
   reports: Map<string, ReplicaReport>;
 }
 
@@ -153,9 +155,13 @@ export class DeployController {
     const now = this.options.now();
     const [nodes, seen] = await Promise.all([this.store.nodes(), this.store.lastSeen()]);
     const reports = await this.store.reports(nodes.map((node) => node.name));
+    const placementNodes = nodes.map((node) =>
+      placementNode(node, Math.max(seen.get(node.name) ?? 0, this.leaderSince), now, this.options.nodeGraceMs),
+    );
     return {
       now,
-      nodes: nodes.map((node) => placementNode(node, Math.max(seen.get(node.name) ?? 0, this.leaderSince), now, this.options.nodeGraceMs)),
+      nodes: placementNodes,
+      down: new Set(placementNodes.filter((node) => node.availability === 'down').map((node) => node.id)),
       reports,
     };
   }
@@ -195,16 +201,25 @@ export class DeployController {
           : { node, revision: previous?.revision ?? steady, startedAt: now, healthySince: null };
     }
     let quarantine: ControllerWrite['quarantine'] = null;
+    // A global replica kept on a node taken for down is left out of rollouts until the node is back.
     if (state.rollout && isActive(state.rollout)) {
       const step = stepRollout(
         state.rollout,
-        Object.entries(slots).map(([slot, value]) => slotView(slot, value, snapshot.reports.get(replicaId(id, slot)))),
+        Object.entries(slots)
+          .filter(([, value]) => !snapshot.down.has(value.node))
+          .map(([slot, value]) => slotView(slot, value, snapshot.reports.get(replicaId(id, slot)))),
         now,
       );
       for (const { slot, revision } of step.assign) slots[slot] = { ...slots[slot]!, revision, startedAt: now, healthySince: null };
       for (const event of step.events) history.push(entry(now, event.revision, event.kind, event.reason));
       quarantine = await this.quarantineOf(step.events, revisions, history, now);
       state = { ...state, rollout: step.state };
+    }
+    // A replica back on its node after a rollout that completed without it catches up.
+    const settled = settledRevision(state);
+    for (const [slot, value] of Object.entries(slots)) {
+      if (settled !== null && value.revision !== settled && !snapshot.down.has(value.node))
+        slots[slot] = { ...value, revision: settled, startedAt: now, healthySince: null };
     }
     const next: ServiceState = { ...state, slots, unplaced: placement.reason };
     const assignments = await this.assignmentChanges(record, id, record.state.slots, slots, revisions);
@@ -322,6 +337,16 @@ function placementNode(node: NodeRecord, lastSeen: number, now: number, graceMs:
     availability: node.availability === 'drain' ? 'drain' : down ? 'down' : 'ready',
     load: 0,
   };
+}
+
+/**
+ * The revision every replica runs once a rollout has completed (succeeded, or reverted): what a replica that
+ * sat out the rollout on a node taken for down is given on the node's return. Null while a rollout runs or
+ * after one paused or failed part-way, when replicas rightly differ.
+ */
+function settledRevision(state: ServiceState): number | null {
+  const status = state.rollout?.status;
+  return status === 'succeeded' || status === 'reverted' ? state.rollout!.target : null;
 }
 
 /** Keeps `healthySince` in step with what the node reports for the slot's revision. */

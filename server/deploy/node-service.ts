@@ -5,6 +5,8 @@ import type { DeployStore } from './deploy-store.js';
 import type { Assignment, NodeRecord, ReplicaReport } from './deploy-types.js';
 import { randomSecretMatches } from '../auth/secrets.js';
 import { issueSecret, splitSecret } from '../auth/issued-secrets.js';
+import type { TokenService } from '../auth/token-service.js';
+import type { NodePullToken, NodePullTokens } from './node-pull-tokens.js';
 
 export const JOIN_TOKEN_PREFIX = 'berth-join';
 export const NODE_CREDENTIAL_PREFIX = 'berth-node';
@@ -17,6 +19,12 @@ export interface JoinRequest {
   labels: Record<string, string>;
   address: string;
   capacity: NodeRecord['capacity'];
+}
+
+/** Who mints the nodes' pull tokens, and with what signer (undefined: the registry has no auth). */
+export interface PullTokenIssuer {
+  nodes: NodePullTokens;
+  signer: TokenService | undefined;
 }
 
 export interface NodeView extends Omit<NodeRecord, 'credentialHash'> {
@@ -32,6 +40,7 @@ export class NodeService {
   constructor(
     private readonly store: DeployStore,
     private readonly watch: AssignmentWatch,
+    private readonly pullTokens: PullTokenIssuer,
     private readonly graceMs: number,
     private readonly now: () => number,
   ) {}
@@ -107,6 +116,17 @@ export class NodeService {
       await changed;
     }
     return this.store.assignments(node);
+  }
+
+  /**
+   * A token that pulls the repositories of the replicas assigned to the node now, and nothing else (no push,
+   * no catalog, no other repository): what its agent pulls their images with, rather than a login of the host.
+   */
+  async pullToken(name: string): Promise<{ token: NodePullToken | null; repositories: string[] }> {
+    const [node, { assignments }] = await Promise.all([this.store.node(name), this.store.assignments(name)]);
+    if (!node) throw new CodedError(DeployErrors.NODE_UNAUTHORIZED);
+    const repositories = [...new Set(assignments.map((assignment) => assignment.spec.repository))].sort();
+    return { token: this.pullTokens.nodes.mint(this.pullTokens.signer, node, repositories), repositories };
   }
 
   async report(node: string, reports: ReplicaReport[]): Promise<void> {

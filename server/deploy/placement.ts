@@ -4,7 +4,8 @@ import type { PlacementConstraint } from './compose/stack-spec.js';
  * Where a service's replicas run: pure logic over the nodes and the current placement, so it can be tested
  * without a cluster. Replicas are numbered slots (`1`..`N`, or a node id for a global service); a slot that
  * sits on a node still eligible stays there, the others go to the eligible node with the fewest replicas of
- * the service (then the fewest replicas overall, then by name), as Swarm's spread strategy does.
+ * the service (then the fewest replicas overall, then by name), as Swarm's spread strategy does. A global
+ * service's slot stays on its node while the node is down.
  */
 export interface PlacementNode {
   id: string;
@@ -45,7 +46,14 @@ export function eligibleNodes(nodes: PlacementNode[], constraints: PlacementCons
 export function place(rule: PlacementRule, nodes: PlacementNode[], current: Record<string, string>): Placement {
   const eligible = eligibleNodes(nodes, rule.constraints);
   if (rule.mode === 'global') {
-    const slots = Object.fromEntries(eligible.map((node) => [node.id, node.id]));
+    // As Swarm does: a node taken for down keeps its replica, so that on its return it goes on running the
+    // same container (placed anew, it would be stopped and another started). Drained, removed or no longer
+    // matching the constraints, it gives it up.
+    const returning = nodes.filter(
+      (node) =>
+        node.availability === 'down' && current[node.id] === node.id && rule.constraints.every((constraint) => satisfies(node, constraint)),
+    );
+    const slots = Object.fromEntries([...eligible, ...returning].map((node) => [node.id, node.id]));
     return { slots, unplaced: [], reason: eligible.length === 0 ? noNodeReason(nodes) : null };
   }
   const perNodeLimit = rule.publishesPorts ? 1 : (rule.maxReplicasPerNode ?? Infinity);

@@ -8,7 +8,7 @@ import { DeployController } from './controller.js';
 import { DeployService } from './deploy-service.js';
 import { DeployStore } from './deploy-store.js';
 import { LogRelay } from './log-relay.js';
-import { NodeService } from './node-service.js';
+import { NodeService, type PullTokenIssuer } from './node-service.js';
 
 export interface RegistryDeploy {
   deploy: DeployService;
@@ -28,6 +28,7 @@ export async function createDeploy(
   redis: Redis,
   metadata: MetadataStore,
   events: EventSink,
+  pullTokens: PullTokenIssuer,
   logger: Logger,
   observePass: (seconds: number) => void,
 ): Promise<RegistryDeploy> {
@@ -48,7 +49,7 @@ export async function createDeploy(
   await watch.start();
   return {
     deploy,
-    nodes: new NodeService(store, watch, graceMs, Date.now),
+    nodes: new NodeService(store, watch, pullTokens, graceMs, Date.now),
     store,
     logs: new LogRelay(redis, store.keys),
     joinTokenTtlMs: settings.joinTokenTtlSeconds * 1000,

@@ -72,6 +72,11 @@ export function nodeApiRouter(nodes: NodeService, logs: LogRelay): Router {
     ctx.set('Connection', 'close');
     emptyResponse(ctx, 204);
   });
+  router.post(`${BASE}/node/pull-token`, asNode, async (ctx: Context) => {
+    const { token, repositories } = await nodes.pullToken(ctx.state.node as string);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { token: token?.token ?? null, expiresIn: token?.expiresIn ?? null, repositories };
+  });
   router.put(`${BASE}/node/reports`, asNode, async (ctx: Context) => {
     const { replicas } = parse(reportBody, await readJsonBody(ctx));
     await nodes.report(ctx.state.node as string, replicas);

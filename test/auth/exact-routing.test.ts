@@ -33,6 +33,7 @@ const OPEN_ROUTES = [
   'POST /deploy/v1/node/heartbeat',
   'GET /deploy/v1/node/assignments',
   'PUT /deploy/v1/node/reports',
+  'POST /deploy/v1/node/pull-token',
   'GET /deploy/v1/node/log-requests',
   'POST /deploy/v1/node/logs/some-id',
   'POST /builds/v1/hooks/some-project',

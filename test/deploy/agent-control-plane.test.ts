@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { access, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
 import { clientLoop, replicas, servedBy, watchService } from '../helpers/deploy-checks.js';
@@ -7,6 +7,8 @@ import { eventually } from '../helpers/eventually.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
 const FAST = {
+  // Every pull needs a token: the agents have no login, and pull with their node's pull token.
+  BERTH_AUTH__ENABLED: 'true',
   BERTH_DEPLOY__NODE_GRACE_SECONDS: '20',
   BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
   BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
@@ -35,13 +37,32 @@ const settledOn = (revision: number) => (service: Json) =>
   replicas(service).length === 2 &&
   replicas(service).every((r) => r.revision === revision && r.health === 'healthy');
 
-test.serial('a registry killed mid-rollout and started again finishes the rollout, and the agents keep serving throughout', async (t) => {
-  await cluster.pushWebImage(repository, 'main', 'v1');
-  const file = path.join(directory, 'compose.yaml');
-  await writeFile(file, JSON.stringify({ services: { web: web(repository) } }));
-  const deployed = await cluster.berth(['stack', 'deploy', '-c', file, 'shop', '--wait', '--timeout', '120']);
-  t.is(deployed.code, 0, deployed.stderr + deployed.stdout);
+test.serial(
+  'with a registry that requires auth and no login saved on the agent hosts, a stack converges: each node pulls with its own pull token',
+  async (t) => {
+    await cluster.pushWebImage(repository, 'main', 'v1');
+    for (const node of cluster.nodes) {
+      await t.throwsAsync(access(path.join(cluster.agent(node).dataDir, 'credentials.json')), { code: 'ENOENT' }, `no login on ${node}`);
+      const byHand = await cluster.agent(node).cli(['pull', `${cluster.registry.host}/${repository}:main`], { allowFailure: true });
+      t.not(byHand.code, 0, `a pull by hand on ${node}, with the host's (absent) login, is refused`);
+      t.regex(byHand.stderr, /401|unauthorized|authentication required/i);
+    }
+    const file = path.join(directory, 'compose.yaml');
+    await writeFile(file, JSON.stringify({ services: { web: web(repository) } }));
+    const deployed = await cluster.berth(['stack', 'deploy', '-c', file, 'shop', '--wait', '--timeout', '120']);
+    t.is(deployed.code, 0, deployed.stderr + deployed.stdout);
+    const service = (await cluster.admin('GET', 'stacks/shop/services/web')).body;
+    t.deepEqual(
+      replicas(service)
+        .map((r) => `${r.node} ${r.revision} ${r.health}`)
+        .sort(),
+      ['n1 1 healthy', 'n2 1 healthy'],
+    );
+    for (const node of cluster.nodes) t.is(await servedBy(cluster.addressOf(node), 8080), '200 v1');
+  },
+);
 
+test.serial('a registry killed mid-rollout and started again finishes the rollout, and the agents keep serving throughout', async (t) => {
   const load = clientLoop(cluster.nodes.map((node) => cluster.addressOf(node)));
   await cluster.pushWebImage(repository, 'main', 'v2');
   const midway = await watchService(cluster, 'shop/web', (service) =>

@@ -1,5 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
+import { ADMIN, AuthRegistry, pushImageWithToken } from '../helpers/auth-registry.js';
 import { eventually } from '../helpers/eventually.js';
+import { assertRegistryError } from '../helpers/http-client.js';
 import { pushImage, uniqueRepo } from '../helpers/oci-content.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 import { SimulatedNode, type SimulatedAssignment } from '../helpers/simulated-node.js';
@@ -44,6 +46,15 @@ async function joinNodes(t: ExecutionContext, registry: RegistryProcess, names: 
   return nodes;
 }
 
+/** A registry with an image pushed to `<repository>:main` and these nodes joined, all gone after the test. */
+async function registryWithNodes(t: ExecutionContext, names: string[]) {
+  const registry = await RegistryProcess.start({ env: FAST });
+  t.teardown(() => registry.destroy());
+  const repository = uniqueRepo('shop');
+  const image = await pushImage(registry.url, repository, { tag: 'main' });
+  return { registry, repository, image, nodes: await joinNodes(t, registry, names) };
+}
+
 const webCompose = (repository: string) => ({
   services: {
     web: {
@@ -57,11 +68,7 @@ const webCompose = (repository: string) => ({
 });
 
 test.serial('a deploy stores a revision with the digest the tag resolved to, and the nodes converge to it', async (t) => {
-  const registry = await RegistryProcess.start({ env: FAST });
-  t.teardown(() => registry.destroy());
-  const repository = uniqueRepo('shop');
-  const image = await pushImage(registry.url, repository, { tag: 'main' });
-  const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3', 'n4']);
+  const { registry, repository, image, nodes } = await registryWithNodes(t, ['n1', 'n2', 'n3', 'n4']);
 
   const deployed = await admin(registry, 'POST', 'stacks/shop', { compose: webCompose(repository) });
   t.is(deployed.status, 200, JSON.stringify(deployed.body));
@@ -92,11 +99,7 @@ test.serial('a deploy stores a revision with the digest the tag resolved to, and
 test.serial(
   'a push to the tracked tag rolls out by itself; a push whose replicas fail is reverted and its digest quarantined',
   async (t) => {
-    const registry = await RegistryProcess.start({ env: FAST });
-    t.teardown(() => registry.destroy());
-    const repository = uniqueRepo('shop');
-    await pushImage(registry.url, repository, { tag: 'main' });
-    const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3']);
+    const { registry, repository, nodes } = await registryWithNodes(t, ['n1', 'n2', 'n3']);
     await admin(registry, 'POST', 'stacks/shop', { compose: webCompose(repository) });
     await eventually(
       () => status(registry, 'web'),
@@ -167,6 +170,7 @@ test.serial(
     for (const [method, route] of [
       ['GET', 'log-requests'],
       ['POST', 'logs/some-id'],
+      ['POST', 'pull-token'],
     ]) {
       const response = await fetch(`${registry.url}/deploy/v1/node/${route}`, { method });
       t.is(response.status, 401, `${method} ${route} without a node credential`);
@@ -225,11 +229,7 @@ test.serial('bad compose input is refused naming the key, and nothing is stored'
 test.serial(
   'a node that stops heartbeating is marked down and its replica is placed on another node; a drained node gives its replicas up',
   async (t) => {
-    const registry = await RegistryProcess.start({ env: FAST });
-    t.teardown(() => registry.destroy());
-    const repository = uniqueRepo('shop');
-    await pushImage(registry.url, repository, { tag: 'main' });
-    const nodes = await joinNodes(t, registry, ['n1', 'n2', 'n3', 'n4']);
+    const { registry, repository, nodes } = await registryWithNodes(t, ['n1', 'n2', 'n3', 'n4']);
     await admin(registry, 'POST', 'stacks/shop', { compose: webCompose(repository) });
     const first = await eventually(
       () => status(registry, 'web'),
@@ -354,5 +354,180 @@ test.serial(
       () => status(registry, 'web'),
       (state) => state.rollout?.status === 'succeeded' && state.replicas.length === 3,
     );
+  },
+);
+
+test.serial(
+  "a node's pull token pulls the repositories of its replicas and nothing else: another repository, a push and the catalog are 401; a removed node gets none",
+  async (t) => {
+    // Revocations seen at once, rather than within the default 5 s cache.
+    const registry = await AuthRegistry.start({ env: { ...FAST, BERTH_AUTH__TOKEN__REVOCATION_CACHE_SECONDS: '0' } });
+    t.teardown(() => registry.destroy());
+    const [assigned, other] = [uniqueRepo('shop'), uniqueRepo('other')];
+    const pushed = new Map<string, string>();
+    for (const repository of [assigned, other]) {
+      const token = await registry.token([`repository:${repository}:push,pull`], ADMIN);
+      pushed.set(repository, (await pushImageWithToken(registry.url, token, repository, 'main')).manifest.digest);
+    }
+    const { token: joinToken } = await registry.admin<{ token: string }>('POST', '/nodes/tokens', {});
+    const node = await SimulatedNode.join(registry.url, joinToken, 'n1');
+    node.start();
+    t.teardown(() => node.stop());
+    await registry.admin('POST', '/stacks/shop', {
+      compose: { services: { web: { image: `${assigned}:main`, deploy: { replicas: 1 }, 'x-berth': { healthy_deadline: '3s' } } } },
+    });
+    await eventually(
+      async () => node.assignments.length,
+      (count) => count === 1,
+    );
+
+    const issued = await node.call('pull-token', { method: 'POST' });
+    t.is(issued.status, 200);
+    t.is(issued.headers.get('cache-control'), 'no-store');
+    const { token, expiresIn, repositories } = (await issued.json()) as { token: string; expiresIn: number; repositories: string[] };
+    t.deepEqual(repositories, [assigned]);
+    t.is(expiresIn, 300, "the registry's access token lifetime");
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string; access: unknown };
+    t.is(claims.sub, 'deploy-node:n1');
+    t.deepEqual(
+      claims.access,
+      [{ type: 'repository', name: assigned, actions: ['pull'] }],
+      'pull on the assigned repository, nothing more',
+    );
+
+    const bearer = { Authorization: `Bearer ${token}` };
+    const v2 = (path: string, init: RequestInit = {}) =>
+      fetch(`${registry.url}/v2/${path}`, { ...init, headers: { ...bearer, ...init.headers } });
+    const manifest = await v2(`${assigned}/manifests/${pushed.get(assigned)}`);
+    t.is(manifest.status, 200, 'the assigned repository pulls');
+    await manifest.arrayBuffer();
+    const refusals: Array<[string, Response, string]> = [
+      ['another repository', await v2(`${other}/manifests/main`), `repository:${other}:pull`],
+      ['a push to the assigned repository', await v2(`${assigned}/blobs/uploads/`, { method: 'POST' }), `repository:${assigned}:pull,push`],
+      ['the catalog', await v2('_catalog'), 'registry:catalog:*'],
+    ];
+    for (const [what, response, scope] of refusals) {
+      const challenge = response.headers.get('www-authenticate') ?? '';
+      t.true(
+        challenge.startsWith('Bearer ') && challenge.includes(`scope="${scope}"`) && challenge.includes('error="insufficient_scope"'),
+        `${what}: ${challenge}`,
+      );
+      await assertRegistryError(t, response, 401, 'UNAUTHORIZED');
+    }
+
+    // A second service on the node: the next token covers both of its repositories.
+    await registry.admin('POST', '/stacks/tools', {
+      compose: { services: { cli: { image: `${other}:main`, deploy: { replicas: 1 }, 'x-berth': { healthy_deadline: '3s' } } } },
+    });
+    await eventually(
+      async () => node.assignments.length,
+      (count) => count === 2,
+    );
+    const widened = (await (await node.call('pull-token', { method: 'POST' })).json()) as { token: string; repositories: string[] };
+    t.deepEqual(widened.repositories, [assigned, other].sort());
+    const otherManifest = await fetch(`${registry.url}/v2/${other}/manifests/main`, {
+      headers: { Authorization: `Bearer ${widened.token}` },
+    });
+    t.is(otherManifest.status, 200, "the new token pulls the new service's repository");
+    await otherManifest.arrayBuffer();
+
+    const noCredential = await fetch(`${registry.url}/deploy/v1/node/pull-token`, { method: 'POST' });
+    t.is(noCredential.status, 401, 'no token without a node credential');
+    const wrongCredential = await fetch(`${registry.url}/deploy/v1/node/pull-token`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${node.credential.slice(0, -4)}AAAA` },
+    });
+    t.is(wrongCredential.status, 401, 'nor with a wrong one');
+
+    await node.stop();
+    await registry.admin('DELETE', '/nodes/n1');
+    t.is((await node.call('pull-token', { method: 'POST' })).status, 401, 'a removed node gets no token');
+    const afterRemoval = await v2(`${assigned}/manifests/${pushed.get(assigned)}`);
+    t.regex(afterRemoval.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+    await assertRegistryError(t, afterRemoval, 401, 'UNAUTHORIZED');
+  },
+);
+
+test.serial(
+  'a node taken for down keeps its global replica and, back, runs it on as it was; its replicated one moves and is not run twice; a rollout meanwhile completes without it, and it catches up on its return',
+  async (t) => {
+    const { registry, repository, nodes } = await registryWithNodes(t, ['n1', 'n2', 'n3']);
+    const n1 = nodes[0]!;
+    const check = { test: ['CMD', 'true'], interval: '100ms', timeout: '100ms', retries: 1 };
+    const compose = {
+      services: {
+        edge: {
+          image: `${repository}:main`,
+          healthcheck: check,
+          deploy: { mode: 'global', update_config: { monitor: '300ms' } },
+          'x-berth': { track: 'main', healthy_deadline: '3s' },
+        },
+        // Two replicas over three nodes: one on n1, one on n2 (the spread's tie goes by name).
+        worker: { image: `${repository}:main`, healthcheck: check, deploy: { replicas: 2, update_config: { monitor: '300ms' } } },
+      },
+    };
+    t.is((await admin(registry, 'POST', 'stacks/shop', { compose })).status, 200);
+    const succeeded = (state: ServiceStatus) => state.rollout?.status === 'succeeded';
+    await eventually(() => status(registry, 'edge'), succeeded);
+    const workers = await eventually(() => status(registry, 'worker'), succeeded);
+    t.deepEqual(workers.replicas.map((replica) => replica.node).sort(), ['n1', 'n2']);
+    const edgeOn = (state: ServiceStatus, node: string) => state.replicas.find((replica) => replica.node === node);
+    const assignedTo = (node: SimulatedNode) => node.assignments.map((assignment) => `${assignment.replica}@${assignment.revision}`).sort();
+    t.deepEqual(assignedTo(n1), ['shop/edge/n1@1', `shop/worker/${workers.replicas.find((r) => r.node === 'n1')!.slot}@1`]);
+
+    const takenForDown = async () => {
+      await n1.stop();
+      await eventually(
+        async () => (await admin(registry, 'GET', 'nodes')).body.nodes as Array<{ name: string; status: string }>,
+        (listed) => listed.find((node) => node.name === 'n1')?.status === 'down',
+      );
+      const moved = await eventually(
+        () => status(registry, 'worker'),
+        (state) => state.replicas.length === 2 && state.replicas.every((replica) => replica.node !== 'n1' && replica.health === 'healthy'),
+      );
+      t.deepEqual(moved.replicas.map((replica) => replica.node).sort(), ['n2', 'n3'], "n1's worker replica went to n3");
+    };
+
+    // Down, then back, with nothing rolled out meanwhile: the same replica, on the same revision.
+    await takenForDown();
+    t.like(edgeOn(await status(registry, 'edge'), 'n1'), { slot: 'n1', revision: 1 }, 'the global replica stays on n1 while it is down');
+    n1.start();
+    const back = await eventually(
+      async () => assignedTo(n1),
+      (assigned) => !assigned.some((replica) => replica.startsWith('shop/worker/')),
+    );
+    t.deepEqual(back, ['shop/edge/n1@1'], 'back, n1 runs its global replica as it was, and no worker');
+    const direct = await n1.call('assignments?version=0');
+    t.deepEqual(
+      ((await direct.json()) as { assignments: SimulatedAssignment[] }).assignments.map((assignment) => assignment.replica),
+      ['shop/edge/n1'],
+    );
+    const workersBack = await status(registry, 'worker');
+    t.deepEqual(workersBack.replicas.map((replica) => replica.node).sort(), ['n2', 'n3'], 'no worker replica runs twice');
+
+    // Down again while a push rolls edge out: the rollout completes on the nodes that answer.
+    await takenForDown();
+    await pushImage(registry.url, repository, { tag: 'main' });
+    const rolled = await eventually(
+      () => status(registry, 'edge'),
+      (state) => state.rollout?.revision === 2 && state.rollout.status !== 'rolling',
+    );
+    t.is(rolled.rollout?.status, 'succeeded', 'not held back, nor reverted, by the node that is down');
+    t.deepEqual(
+      rolled.replicas.map((replica) => `${replica.node}@${replica.revision}`).sort(),
+      ['n1@1', 'n2@2', 'n3@2'],
+      'n1 keeps its replica, on the revision it had',
+    );
+    n1.start();
+    await eventually(
+      async () => assignedTo(n1),
+      (assigned) => assigned.length === 1 && assigned[0] === 'shop/edge/n1@2',
+    );
+    const caughtUp = await eventually(
+      () => status(registry, 'edge'),
+      (state) => edgeOn(state, 'n1')?.revision === 2 && edgeOn(state, 'n1')?.health === 'healthy',
+    );
+    t.is(caughtUp.replicas.length, 3);
+    t.is((await status(registry, 'worker')).replicas.length, 2);
   },
 );

@@ -98,3 +98,23 @@ test('a global service runs once on every eligible node', (t) => {
   );
   t.deepEqual(placement.slots, { 'id-a': 'id-a', 'id-c': 'id-c' });
 });
+
+test("a global service's replica stays on a node taken for down that ran it; a drained node or one the constraints no longer allow gives it up", (t) => {
+  const edge = { field: { kind: 'label' as const, name: 'edge' }, operator: '==' as const, value: 'yes' };
+  const nodes = [
+    node('a', { edge: 'yes' }),
+    node('b', { edge: 'yes' }, 'down'),
+    node('c', { edge: 'yes' }, 'down'),
+    node('d', { edge: 'yes' }, 'drain'),
+    node('e', { edge: 'no' }, 'down'),
+  ];
+  const current = { 'id-a': 'id-a', 'id-b': 'id-b', 'id-d': 'id-d', 'id-e': 'id-e' };
+  const placement = place(rule({ mode: 'global', constraints: [edge] }), nodes, current);
+  t.deepEqual(placement.slots, { 'id-a': 'id-a', 'id-b': 'id-b' }, 'b keeps its replica; c, down, never had one');
+  t.is(placement.reason, null);
+  t.deepEqual(
+    place(rule({ replicas: 1 }), [node('a'), node('b', {}, 'down')], { 1: 'id-b' }).slots,
+    { 1: 'id-a' },
+    'a replicated replica moves',
+  );
+});

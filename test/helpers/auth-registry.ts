@@ -25,6 +25,15 @@ export function basic({ username, password }: Credentials): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 }
 
+function registryCli(registry: RegistryProcess, args: string[], options: { input?: string; allowFailure?: boolean }): Promise<RunResult> {
+  return run(process.execPath, [CLI, ...args, '--data-dir', registry.dataDir], options);
+}
+
+/** Makes the ADMIN account on a registry with auth on, with the CLI, as an operator bootstraps one. */
+export async function addAdmin(registry: RegistryProcess): Promise<void> {
+  await registryCli(registry, ['user', 'add', ADMIN.username, '--admin'], { input: ADMIN.password });
+}
+
 /**
  * A `berth serve` with auth on and an admin made with the CLI (as an operator bootstraps one); everything
  * else is set up through the admin API, as an admin would.
@@ -33,9 +42,9 @@ export class AuthRegistry {
   private constructor(readonly process: RegistryProcess) {}
 
   static async start(options: RegistryOptions = {}): Promise<AuthRegistry> {
-    const registry = new AuthRegistry(await RegistryProcess.start({ ...options, env: { BERTH_AUTH__ENABLED: 'true', ...options.env } }));
-    await registry.cli(['user', 'add', ADMIN.username, '--admin'], { input: ADMIN.password });
-    return registry;
+    const registry = await RegistryProcess.start({ ...options, env: { BERTH_AUTH__ENABLED: 'true', ...options.env } });
+    await addAdmin(registry);
+    return new AuthRegistry(registry);
   }
 
   get host(): string {
@@ -48,7 +57,7 @@ export class AuthRegistry {
 
   /** `berth <args>` against this registry's data directory. */
   cli(args: string[], options: { input?: string; allowFailure?: boolean } = {}): Promise<RunResult> {
-    return run(process.execPath, [CLI, ...args, '--data-dir', this.process.dataDir], options);
+    return registryCli(this.process, args, options);
   }
 
   /** An admin API call; throws unless it succeeds. */

@@ -5,12 +5,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestFn } from 'ava';
 import { AgentDaemon } from './agent-daemon.js';
+import { ADMIN, addAdmin, basic, type Credentials } from './auth-registry.js';
 import { busyboxEntries, layerOf, pushLayout, writeImageLayout } from './agent-images.js';
 import { run, type RunResult } from './exec.js';
 import { RegistryProcess } from './registry-process.js';
 import { TestHosts } from './test-hosts.js';
 
 const BERTH_CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+
+/** A registry started with auth on needs a login for its admin API and pushes, and a token for every pull. */
+function requiresAuth(registryEnv: Record<string, string>): boolean {
+  return registryEnv.BERTH_AUTH__ENABLED === 'true';
+}
 
 export interface ClusterNode {
   name: string;
@@ -45,6 +51,7 @@ export class DeployCluster {
     try {
       const dataDir = await mkdtemp(path.join(workDir, 'registry-'));
       registry = await RegistryProcess.start({ host: hosts.gateway, env: registryEnv, dataDir });
+      if (requiresAuth(registryEnv)) await addAdmin(registry);
       const cluster = new DeployCluster(
         hosts,
         registry,
@@ -105,10 +112,24 @@ export class DeployCluster {
     this.agents.set(node.name, await AgentDaemon.start([...args, ...labels], {}, this.hosts.hosts[index]!.netns));
   }
 
+  /** With auth on (BERTH_AUTH__ENABLED), the admin's login: what the admin API, `berth` and pushes use. Never given to the agents. */
+  private get adminLogin(): Credentials | undefined {
+    return requiresAuth(this.registryEnv) ? ADMIN : undefined;
+  }
+
+  private get adminEnv(): Record<string, string> {
+    const login = this.adminLogin;
+    return login ? { BERTH_ADMIN_USER: login.username, BERTH_ADMIN_PASSWORD: login.password } : {};
+  }
+
   async admin(method: string, apiPath: string, body?: unknown): Promise<{ status: number; body: Json }> {
+    const login = this.adminLogin;
     const response = await fetch(`${this.registry.url}/admin/v1/${apiPath}`, {
       method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers: {
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        ...(login ? { Authorization: basic(login) } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await response.text();
@@ -117,12 +138,16 @@ export class DeployCluster {
 
   /** `berth <args> --registry <url>`, as a user runs it. */
   berth(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-    return run(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url], { allowFailure: true, env, timeoutMs: 90_000 });
+    return run(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url], {
+      allowFailure: true,
+      env: { ...this.adminEnv, ...env },
+      timeoutMs: 90_000,
+    });
   }
 
   /** `berth <args>` left running (`service logs -f`), for a test to read its output as it comes, then kill. */
   spawnBerth(args: string[]): ChildProcessWithoutNullStreams {
-    return spawn(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url]);
+    return spawn(process.execPath, [BERTH_CLI, ...args, '--registry', this.registry.url], { env: { ...process.env, ...this.adminEnv } });
   }
 
   /**
@@ -154,7 +179,7 @@ export class DeployCluster {
         ...(kind === 'shell-less' ? {} : { Healthcheck: { Test: ['CMD-SHELL', check], Interval: 200e6, Timeout: 10e9, Retries: 3 } }),
       },
     });
-    await pushLayout(layout, tag, `${this.registry.host}/${repository}:${tag}`);
+    await pushLayout(layout, tag, `${this.registry.host}/${repository}:${tag}`, this.adminLogin);
     return manifestDigest;
   }
 
