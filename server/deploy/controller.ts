@@ -154,9 +154,10 @@ export class DeployController {
   private async snapshot(): Promise<Snapshot> {
     const now = this.options.now();
     const [nodes, seen] = await Promise.all([this.store.nodes(), this.store.lastSeen()]);
-    const reports = await this.store.reports(nodes.map((node) => node.name));
+    const names = nodes.map((node) => node.name);
+    const [reports, loads] = await Promise.all([this.store.reports(names), this.store.assignmentCounts(names)]);
     const placementNodes = nodes.map((node) =>
-      placementNode(node, Math.max(seen.get(node.name) ?? 0, this.leaderSince), now, this.options.nodeGraceMs),
+      placementNode(node, Math.max(seen.get(node.name) ?? 0, this.leaderSince), now, this.options.nodeGraceMs, loads.get(node.name) ?? 0),
     );
     return {
       now,
@@ -200,6 +201,7 @@ export class DeployController {
           ? observe(previous, snapshot.reports.get(replicaId(id, slot)), now)
           : { node, revision: previous?.revision ?? steady, startedAt: now, healthySince: null };
     }
+    shiftLoads(snapshot.nodes, record.state.slots, slots);
     let quarantine: ControllerWrite['quarantine'] = null;
     // A global replica kept on a node taken for down is left out of rollouts until the node is back.
     if (state.rollout && isActive(state.rollout)) {
@@ -328,14 +330,14 @@ export function replicaId(id: string, slot: string): string {
   return `${id}/${slot}`;
 }
 
-function placementNode(node: NodeRecord, lastSeen: number, now: number, graceMs: number): PlacementNode {
+function placementNode(node: NodeRecord, lastSeen: number, now: number, graceMs: number, load: number): PlacementNode {
   const down = now - lastSeen > graceMs;
   return {
     id: node.name,
     hostname: node.name,
     labels: node.labels,
     availability: node.availability === 'drain' ? 'drain' : down ? 'down' : 'ready',
-    load: 0,
+    load,
   };
 }
 
@@ -347,6 +349,16 @@ function placementNode(node: NodeRecord, lastSeen: number, now: number, graceMs:
 function settledRevision(state: ServiceState): number | null {
   const status = state.rollout?.status;
   return status === 'succeeded' || status === 'reverted' ? state.rollout!.target : null;
+}
+
+/**
+ * Moves the service's replicas from the nodes it had to the nodes it now has in the pass's view of each node's
+ * load, so the next service placed in the same pass spreads over what this one took.
+ */
+function shiftLoads(nodes: PlacementNode[], before: Record<string, SlotRecord>, after: Record<string, SlotRecord>): void {
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  for (const { node } of Object.values(before)) if (byId.has(node)) byId.get(node)!.load -= 1;
+  for (const { node } of Object.values(after)) if (byId.has(node)) byId.get(node)!.load += 1;
 }
 
 /** Keeps `healthySince` in step with what the node reports for the slot's revision. */

@@ -422,6 +422,18 @@ export class DeployStore {
     };
   }
 
+  /** How many replicas each of these nodes is assigned, over every service, in one round trip. */
+  async assignmentCounts(nodes: string[]): Promise<Map<string, number>> {
+    const pipeline = this.redis.pipeline();
+    for (const node of nodes) pipeline.hlen(this.keys.assignments(node)).hexists(this.keys.assignments(node), 'version');
+    const answers = ((await pipeline.exec()) ?? []).map(([error, value]) => {
+      if (error) throw error;
+      return Number(value);
+    });
+    // The hash holds a `version` field beside one field per replica.
+    return new Map(nodes.map((node, index) => [node, answers[2 * index]! - answers[2 * index + 1]!]));
+  }
+
   async assignmentVersion(node: string): Promise<number> {
     return Number((await this.redis.hget(this.keys.assignments(node), 'version')) ?? 0);
   }

@@ -299,6 +299,26 @@ test.serial('a registry restart keeps the stacks and resumes a rollout where it 
   t.deepEqual((await admin(registry, 'GET', 'stacks')).body, { stacks: [{ name: 'shop', services: ['web'] }] });
 });
 
+test.serial('single-replica services spread over the nodes: each is placed where the fewest replicas of any service run', async (t) => {
+  const registry = await RegistryProcess.start({ env: FAST });
+  t.teardown(() => registry.destroy());
+  const repository = uniqueRepo('shop');
+  await pushImage(registry.url, repository, { tag: 'main' });
+  const nodes = await joinNodes(t, registry, ['n1', 'n2']);
+  const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const services = Object.fromEntries(names.map((name) => [name, { image: `${repository}:main` }]));
+  t.is((await admin(registry, 'POST', 'stacks/shop', { compose: { services } })).status, 200);
+  await eventually(
+    () => Promise.all(names.map((name) => status(registry, name))),
+    (states) => states.every((state) => state.rollout?.status === 'succeeded'),
+  );
+  t.deepEqual(
+    nodes.map((node) => node.assignments.length),
+    [3, 3],
+    'three replicas on each node, not all six on the first by name',
+  );
+});
+
 test.serial(
   'DELETE on a stack answers 202 naming its services, which are gone at once; the nodes lose their replicas; a second DELETE is 404 naming the stack',
   async (t) => {
