@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { run } from '../helpers/exec.js';
 import { pushImage, uniqueRepo } from '../helpers/oci-content.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
@@ -11,7 +11,8 @@ import { SimulatedNode, type SimulatedAssignment } from '../helpers/simulated-no
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 
-test('berth node token, berth deploy --wait, rollout status and service history, as a user runs them', async (t) => {
+/** A registry and a scratch directory for the test, and `berth` run against that registry as a user runs it. */
+async function deployCli(t: ExecutionContext, options: { env?: Record<string, string>; timeoutMs: number }) {
   const registry = await RegistryProcess.start({ env: { BERTH_DEPLOY__CONTROLLER_TICK_MS: '200' } });
   const directory = await mkdtemp(path.join(tmpdir(), 'berth-deploy-cli-'));
   t.teardown(async () => {
@@ -19,7 +20,12 @@ test('berth node token, berth deploy --wait, rollout status and service history,
     await rm(directory, { recursive: true, force: true });
   });
   const berth = (...args: string[]) =>
-    run(process.execPath, [CLI, ...args, '--registry', registry.url], { allowFailure: true, env: { TAG: 'main' }, timeoutMs: 60_000 });
+    run(process.execPath, [CLI, ...args, '--registry', registry.url], { allowFailure: true, ...options });
+  return { registry, directory, berth };
+}
+
+test('berth node token, berth deploy --wait, rollout status and service history, as a user runs them', async (t) => {
+  const { registry, directory, berth } = await deployCli(t, { env: { TAG: 'main' }, timeoutMs: 60_000 });
   const repository = uniqueRepo('shop');
   const good = await pushImage(registry.url, repository, { tag: 'main' });
 
@@ -78,14 +84,7 @@ test('berth node token, berth deploy --wait, rollout status and service history,
 });
 
 test('berth rollout status --watch follows a rollout replica by replica: exit 0 once it succeeded, 1 with the reason when reverted, 1 past --timeout', async (t) => {
-  const registry = await RegistryProcess.start({ env: { BERTH_DEPLOY__CONTROLLER_TICK_MS: '200' } });
-  const directory = await mkdtemp(path.join(tmpdir(), 'berth-deploy-cli-'));
-  t.teardown(async () => {
-    await registry.destroy();
-    await rm(directory, { recursive: true, force: true });
-  });
-  const berth = (...args: string[]) =>
-    run(process.execPath, [CLI, ...args, '--registry', registry.url], { allowFailure: true, timeoutMs: 120_000 });
+  const { registry, directory, berth } = await deployCli(t, { timeoutMs: 120_000 });
   const repository = uniqueRepo('shop');
   const good = await pushImage(registry.url, repository, { tag: 'good' });
   const bad = await pushImage(registry.url, repository, { tag: 'bad' });
