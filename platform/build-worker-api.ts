@@ -4,7 +4,8 @@
  */
 
 /** How a worker reaches the project's git repository. */
-export type GitCredentials = { type: 'none' } | { type: 'token'; username: string; token: string } | { type: 'ssh'; privateKey: string };
+export type GitCredentials =
+  { type: 'none' } | { type: 'token'; username: string; token: string } | { type: 'ssh'; privateKey: string; knownHosts: string | null };
 
 /** A claimed job: everything the worker needs to build it; the credentials and secrets leave the registry only here. */
 export interface ClaimedBuildJob {

@@ -68,14 +68,21 @@ async function credentialEnv(credentials: GitCredentials, privateDir: string): P
   }
   if (credentials.type === 'ssh') {
     const key = path.join(privateDir, 'deploy-key');
-    await writeFile(key, credentials.privateKey.endsWith('\n') ? credentials.privateKey : `${credentials.privateKey}\n`, { mode: 0o600 });
+    await writeFile(key, withNewline(credentials.privateKey), { mode: 0o600 });
     const knownHosts = path.join(privateDir, 'known_hosts');
+    // Projects stored before host keys could be pinned have no knownHosts field at all.
+    if (credentials.knownHosts) await writeFile(knownHosts, withNewline(credentials.knownHosts), { mode: 0o600 });
+    const hostKeyCheck = credentials.knownHosts ? 'yes' : 'accept-new';
     return {
       ...base,
-      GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=${knownHosts}`,
+      GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=${hostKeyCheck} -o UserKnownHostsFile=${knownHosts}`,
     };
   }
   return base;
+}
+
+function withNewline(text: string): string {
+  return text.endsWith('\n') ? text : `${text}\n`;
 }
 
 function runGit(args: string[], env: Record<string, string>, signal: AbortSignal, output: (line: string) => void): Promise<string> {

@@ -24,7 +24,11 @@ export const credentialsSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('none') }),
   /** An HTTPS token (GitHub/Gitea personal or deploy token, GitLab project token): sent as basic auth. */
   z.strictObject({ type: z.literal('token'), username: z.string().min(1).default('x-access-token'), token: z.string().min(1) }),
-  z.strictObject({ type: z.literal('ssh'), privateKey: z.string().min(1) }),
+  /**
+   * An SSH deploy key; `knownHosts` (known_hosts lines, as `ssh-keyscan` prints them) pins the server's host key.
+   * Without it the first key the server shows is accepted for that job.
+   */
+  z.strictObject({ type: z.literal('ssh'), privateKey: z.string().min(1), knownHosts: z.string().min(1).nullable().default(null) }),
 ]);
 export type GitCredentials = z.output<typeof credentialsSchema>;
 

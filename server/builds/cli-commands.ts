@@ -11,6 +11,7 @@ interface ProjectOptions {
   tokenStdin?: boolean;
   tokenUser?: string;
   sshKey?: string;
+  sshKnownHosts?: string;
   webhookSecretStdin?: boolean;
   rules?: string;
   concurrency?: string;
@@ -123,6 +124,10 @@ function projectOptions(command: Command): Command {
     .option('--token-stdin', 'read an HTTPS token for the clone URL from standard input')
     .option('--token-user <name>', 'the user name sent with the token', 'x-access-token')
     .option('--ssh-key <file>', 'an SSH deploy key for the clone URL')
+    .option(
+      '--ssh-known-hosts <file>',
+      "the git server's host keys for --ssh-key, as ssh-keyscan prints them (default: trust the first seen)",
+    )
     .option('--webhook-secret-stdin', 'read the webhook secret from standard input (default: generated)')
     .option('--rules <file>', 'build rules, a YAML or JSON list (default: the default branch builds latest)')
     .option('--concurrency <n>', 'builds of this project at once', '1')
@@ -134,10 +139,15 @@ async function projectBody(options: ProjectOptions): Promise<Record<string, unkn
   if (options.tokenStdin && options.webhookSecretStdin)
     throw new CliError('--token-stdin and --webhook-secret-stdin both read standard input', 2);
   if (options.tokenStdin && options.sshKey) throw new CliError('give an HTTPS token or an SSH key, not both', 2);
+  if (options.sshKnownHosts && !options.sshKey) throw new CliError('--ssh-known-hosts goes with --ssh-key', 2);
   const credentials = options.tokenStdin
     ? { type: 'token', username: options.tokenUser, token: await readStdin() }
     : options.sshKey
-      ? { type: 'ssh', privateKey: await readFile(options.sshKey, 'utf8').catch(() => fail(`cannot read ${options.sshKey}`)) }
+      ? {
+          type: 'ssh',
+          privateKey: await readText(options.sshKey),
+          knownHosts: options.sshKnownHosts ? await readText(options.sshKnownHosts) : null,
+        }
       : { type: 'none' };
   return {
     repository: options.repository,
@@ -150,8 +160,12 @@ async function projectBody(options: ProjectOptions): Promise<Record<string, unkn
   };
 }
 
+function readText(file: string): Promise<string> {
+  return readFile(file, 'utf8').catch(() => fail(`cannot read ${file}`));
+}
+
 async function readRules(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8').catch(() => fail(`cannot read ${file}`));
+  const text = await readText(file);
   try {
     return parseYaml(text) as unknown;
   } catch (error) {

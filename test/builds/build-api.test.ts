@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { run } from '../helpers/exec.js';
@@ -115,6 +118,33 @@ test.serial(
     });
     t.is(badRule.status, 400);
     t.regex(JSON.stringify(badRule.body), /rules\.0\.source: a \/regex\/ must be a valid regular expression/);
+  },
+);
+
+test.serial(
+  'berth build project create --ssh-key takes a deploy key and pinned host keys; the key is never shown; host keys alone are refused',
+  async (t) => {
+    const directory = await mkdtemp(join(tmpdir(), 'berth-build-ssh-'));
+    t.teardown(() => rm(directory, { recursive: true, force: true }));
+    const key = join(directory, 'deploy-key');
+    const knownHosts = join(directory, 'known_hosts');
+    await writeFile(key, '-----BEGIN OPENSSH PRIVATE KEY-----\nnever-shown-key-material\n-----END OPENSSH PRIVATE KEY-----\n');
+    await writeFile(knownHosts, 'git.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfGitExample\n');
+    const base = ['build', 'project', 'create', 'ssh-app', '--repository', 'team/ssh-app', '--git-url', 'ssh://git@git.example/app.git'];
+
+    const alone = await berth([...base, '--ssh-known-hosts', knownHosts]);
+    t.is(alone.code, 2);
+    t.is(alone.stderr, 'berth: --ssh-known-hosts goes with --ssh-key\n');
+    const missing = await berth([...base, '--ssh-key', join(directory, 'absent')]);
+    t.is(missing.code, 2);
+    t.regex(missing.stderr, /cannot read .*absent/);
+
+    const created = await berth([...base, '--ssh-key', key, '--ssh-known-hosts', knownHosts]);
+    t.is(created.code, 0, created.stderr);
+    t.is((JSON.parse(created.stdout) as { git: { credentials: string } }).git.credentials, 'ssh');
+    const shown = await berth(['build', 'project', 'show', 'ssh-app']);
+    t.false(shown.stdout.includes('never-shown-key-material'), shown.stdout);
+    t.false(registry.logs.includes('never-shown-key-material'));
   },
 );
 

@@ -23,6 +23,9 @@ let url: string;
 let commit: string;
 let deployKey: string;
 let otherKey: string;
+/** known_hosts lines for the test server: its own host key, and another key under its address. */
+let serverHostKey: string;
+let impostorHostKey: string;
 
 async function keyPair(file: string): Promise<string> {
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', path.basename(file), '-f', file]);
@@ -78,6 +81,10 @@ test.before(async () => {
     20_000,
   );
   url = `ssh://root@127.0.0.1:${port}${bare}`;
+  const hostLine = async (publicKey: string) =>
+    `[127.0.0.1]:${port} ${(await readFile(publicKey, 'utf8')).split(' ').slice(0, 2).join(' ')}\n`;
+  serverHostKey = await hostLine(path.join(scratch, 'host.pub'));
+  impostorHostKey = await hostLine(path.join(scratch, 'other.pub'));
 });
 
 test.after.always(async () => {
@@ -102,7 +109,7 @@ async function checkout(credentials: GitCredentials) {
 }
 
 test('a commit is checked out over SSH with the project deploy key; the key is a 0600 file outside the build context', async (t) => {
-  const { request } = await checkout({ type: 'ssh', privateKey: deployKey });
+  const { request } = await checkout({ type: 'ssh', privateKey: deployKey, knownHosts: null });
   const checkedOut = await checkoutCommit(request);
   t.is(checkedOut.sha, commit);
   t.is(checkedOut.message, 'one');
@@ -113,8 +120,22 @@ test('a commit is checked out over SSH with the project deploy key; the key is a
 });
 
 test("a key the server does not accept fails the checkout naming ssh's refusal and git's error (not git's advice), and writes no files", async (t) => {
-  const { request } = await checkout({ type: 'ssh', privateKey: otherKey });
+  const { request } = await checkout({ type: 'ssh', privateKey: otherKey, knownHosts: null });
   const error = await t.throwsAsync(checkoutCommit(request));
   t.regex(error.message, /^git fetch failed: .*Permission denied \(publickey\).* fatal: Could not read from remote repository\.$/);
   t.deepEqual(await readdir(request.dir), []);
+});
+
+test('with the project known_hosts, the server host key is checked: its own key passes; another key under its address, or none for it, fails the checkout', async (t) => {
+  const pinned = await checkout({ type: 'ssh', privateKey: deployKey, knownHosts: serverHostKey });
+  t.is((await checkoutCommit(pinned.request)).sha, commit);
+
+  const impostor = await checkout({ type: 'ssh', privateKey: deployKey, knownHosts: impostorHostKey });
+  const error = await t.throwsAsync(checkoutCommit(impostor.request));
+  t.regex(error.message, /^git fetch failed: .*Host key verification failed/);
+  t.deepEqual(await readdir(impostor.request.dir), []);
+
+  // Pinned keys that do not name this server refuse it too, rather than trusting its first key.
+  const elsewhere = await checkout({ type: 'ssh', privateKey: deployKey, knownHosts: serverHostKey.replace('[127.0.0.1]', '[127.0.0.2]') });
+  t.regex((await t.throwsAsync(checkoutCommit(elsewhere.request))).message, /Host key verification failed/);
 });
