@@ -191,7 +191,7 @@ test.serial(
 );
 
 test.serial(
-  'an agent killed: its replicas are placed on the other nodes; restarted, it resumes as the same node and runs each of its replicas once; containers Berth did not make are left alone',
+  'an agent killed: its replicated replicas are placed on the other nodes and its global one kept for its return; restarted, it resumes as the same node and runs each of its replicas once; containers Berth did not make are left alone',
   async (t) => {
     // An unmanaged container on n3 is left alone by the node's convergence.
     await cluster.agent('n3').cli(['run', '-d', '--name', 'mine', '--network', 'none', `${cluster.registry.host}/${repository}:main`]);
@@ -204,8 +204,13 @@ test.serial(
       CONVERGE_MS,
     );
     t.false(
-      SERVICES.some((service) => replicasOf(moved, service).some((r) => r.node === 'n2')),
-      'no replica left on the killed node',
+      ['web', 'worker'].some((service) => replicasOf(moved, service).some((r) => r.node === 'n2')),
+      'no replica of a replicated service left on the killed node',
+    );
+    t.is(
+      replicasOf(moved, 'edge').filter((r) => r.node === 'n2').length,
+      1,
+      'the global service keeps its replica on the down node (as Swarm keeps a global task), to run it there on its return',
     );
     t.is(replicasOf(moved, 'web').length, 2, 'a web replica publishing 8080 cannot go to a node that already runs one');
 
