@@ -26,8 +26,7 @@ export function sendFileRange(ctx: Context, file: BlobFileRange, length: number)
 }
 
 async function writeRange({ handle, start }: BlobFileRange, length: number, response: ServerResponse): Promise<void> {
-  const size = Math.min(CHUNK_BYTES, Math.max(length, 1));
-  const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] as const;
+  const buffers = bodyBuffers(length);
   const flushed: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
   let sent = 0;
   for (let turn = 0; sent < length; turn ^= 1) {
@@ -41,6 +40,12 @@ async function writeRange({ handle, start }: BlobFileRange, length: number, resp
   }
   await Promise.all(flushed);
   await new Promise<void>((resolve) => response.end(resolve));
+}
+
+/** The two buffers a body of `length` bytes is sent through in turn: 1 MiB each, or the body's size if smaller. */
+export function bodyBuffers(length: number): readonly [Buffer, Buffer] {
+  const size = Math.min(CHUNK_BYTES, Math.max(length, 1));
+  return [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
 }
 
 /** Writes `chunk`; settles once the socket has taken it. A rejection nobody awaits yet is not unhandled. */

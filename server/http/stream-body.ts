@@ -1,9 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
-import { written } from './send-file-range.js';
-
-const BUFFER_BYTES = 1 << 20;
+import { bodyBuffers, written } from './send-file-range.js';
 
 /**
  * Sends `source` as a body of exactly `length` bytes. Once the headers are out, a status can no longer tell
@@ -32,7 +30,7 @@ export function streamBody(ctx: Context, source: Readable, length: number): void
 }
 
 async function copyBody(source: Readable, response: ServerResponse, length: number): Promise<void> {
-  const buffers = [Buffer.allocUnsafeSlow(BUFFER_BYTES), Buffer.allocUnsafeSlow(BUFFER_BYTES)] as const;
+  const buffers = bodyBuffers(length);
   const flushed: [Promise<void>, Promise<void>] = [Promise.resolve(), Promise.resolve()];
   const busy = [false, false];
   let turn = 0;
@@ -57,7 +55,7 @@ async function copyBody(source: Readable, response: ServerResponse, length: numb
       const copied = chunk.copy(buffers[turn]!, filled, position);
       position += copied;
       filled += copied;
-      if (filled === BUFFER_BYTES) submit();
+      if (filled === buffers[turn]!.length) submit();
     }
     if (filled > 0 && !busy[turn ^ 1]) submit();
   }
