@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { clientLoop, replicas, servedBy, watchService } from '../test/helpers/deploy-checks.js';
-import { DeployCluster } from '../test/helpers/deploy-cluster.js';
+import { DeployCluster, fastDeployEnv } from '../test/helpers/deploy-cluster.js';
 import { alignColumns, formatNumber } from './report.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
@@ -25,7 +25,7 @@ const DEADLINE_MS = 120_000;
 
 const cluster = await DeployCluster.start(
   ['b1', 'b2', 'b3'].map((name) => ({ name, labels: {} })),
-  { BERTH_DEPLOY__NODE_GRACE_SECONDS: '30', BERTH_DEPLOY__CONTROLLER_TICK_MS: '250' },
+  fastDeployEnv(30),
 );
 try {
   const repository = `bench/web-${Date.now()}`;

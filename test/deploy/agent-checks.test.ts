@@ -2,14 +2,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
 import { replicas, servedBy, watchService } from '../helpers/deploy-checks.js';
-import { type DeployCluster, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
+import { type DeployCluster, fastDeployEnv, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
-const FAST = {
-  BERTH_DEPLOY__NODE_GRACE_SECONDS: '10',
-  BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
-  BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
-};
+const FAST = fastDeployEnv(10);
 
 /** The web service with one x-berth http check on the container port (the published port is 8080). */
 const compose = (repository: string, checkPath: string) => ({

@@ -2,17 +2,12 @@ import { access, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
 import { clientLoop, replicas, servedBy, watchService } from '../helpers/deploy-checks.js';
-import { type DeployCluster, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
+import { type DeployCluster, fastDeployEnv, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
-const FAST = {
-  // Every pull needs a token: the agents have no login, and pull with their node's pull token.
-  BERTH_AUTH__ENABLED: 'true',
-  BERTH_DEPLOY__NODE_GRACE_SECONDS: '20',
-  BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
-  BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
-};
+// Every pull needs a token: the agents have no login, and pull with their node's pull token.
+const FAST = { ...fastDeployEnv(20), BERTH_AUTH__ENABLED: 'true' };
 
 const web = (repository: string) => ({
   image: `${repository}:main`,

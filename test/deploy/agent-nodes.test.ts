@@ -3,17 +3,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
-import { DeployCluster, type Json } from '../helpers/deploy-cluster.js';
+import { DeployCluster, fastDeployEnv, type Json } from '../helpers/deploy-cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { run } from '../helpers/exec.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
-const FAST = {
-  // Past an agent's restart (seconds; 40 s seen at load 25) plus the 4 s the restart test keeps the registry out of reach.
-  BERTH_DEPLOY__NODE_GRACE_SECONDS: '20',
-  BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
-  BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
-};
+// Past an agent's restart (seconds; 40 s seen at load 25) plus the 4 s the restart test keeps the registry out of reach.
+const FAST = fastDeployEnv(20);
 const NODES = [
   { name: 'n1', labels: { zone: 'a' } },
   { name: 'n2', labels: { zone: 'a' } },

@@ -3,14 +3,10 @@ import path from 'node:path';
 import test from 'ava';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { clientLoop, replicas, servedBy, watchService } from '../helpers/deploy-checks.js';
-import { DeployCluster, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
+import { DeployCluster, fastDeployEnv, type Json, withTwoNodeCluster } from '../helpers/deploy-cluster.js';
 import { uniqueRepo } from '../helpers/oci-content.js';
 
-const FAST = {
-  BERTH_DEPLOY__NODE_GRACE_SECONDS: '10',
-  BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
-  BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
-};
+const FAST = fastDeployEnv(10);
 const compose = (repository: string, web: Json = {}) => ({
   services: {
     web: {

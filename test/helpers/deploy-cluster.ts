@@ -18,6 +18,19 @@ function requiresAuth(registryEnv: Record<string, string>): boolean {
   return registryEnv.BERTH_AUTH__ENABLED === 'true';
 }
 
+/**
+ * The controller settings of the real-agent deployment tests: a pass every 250 ms and a 5 s lease, so a change
+ * converges in a second; a node is declared down after `nodeGraceSeconds` without a report, which each file
+ * picks past the longest pause its agents take on purpose (a restart under CI's load takes tens of seconds).
+ */
+export function fastDeployEnv(nodeGraceSeconds: number): Record<string, string> {
+  return {
+    BERTH_DEPLOY__NODE_GRACE_SECONDS: String(nodeGraceSeconds),
+    BERTH_DEPLOY__CONTROLLER_TICK_MS: '250',
+    BERTH_DEPLOY__CONTROLLER_LEASE_SECONDS: '5',
+  };
+}
+
 export interface ClusterNode {
   name: string;
   labels: Record<string, string>;
