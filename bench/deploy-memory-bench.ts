@@ -5,15 +5,16 @@
  * cluster: a registry and `--nodes` agents, each in a network namespace of its own), then left steady, then
  * removed with `stack rm`; the same cluster again for each run, so that what a run leaves behind shows in
  * the next. At each point: the registry's RSS (the controller runs in it) and its Redis's, each agent
- * daemon's RSS and its containers' shims' (summed), and the controller's pass time (its tick: one pass over
- * every service), from the registry's `berth_deploy_controller_pass_seconds` while steady. Every run is
- * printed. Not a test: CI does not run it. Needs root.
+ * daemon's RSS, its containers' shims' summed as RSS and as PSS (which counts the pages the shims share
+ * once: the node binary, mapped by each), and the controller's pass time (its tick: one pass over every
+ * service), from the registry's `berth_deploy_controller_pass_seconds` while steady. Every run is printed.
+ * Not a test: CI does not run it. Needs root.
  *
  *   node dist/bench/deploy-memory-bench.js [--services 100] [--nodes 2] [--runs 2] [--steady 30]
  */
 import { parseArgs } from 'node:util';
 import { DeployCluster, type Json } from '../test/helpers/deploy-cluster.js';
-import { descendantPids, rssBytes } from './process-stats.js';
+import { descendantPids, pssBytes, rssBytes } from './process-stats.js';
 import { alignColumns, formatNumber } from './report.js';
 
 const { values } = parseArgs({
@@ -38,6 +39,8 @@ interface Sample {
   agents: number[];
   /** Every agent's shims and what runs under them, summed. */
   containers: number;
+  /** The same processes' proportional set sizes, summed: what they take together, shared pages counted once. */
+  containersPss: number;
 }
 
 const names = Array.from({ length: Number(values.nodes) }, (_, index) => `m${index + 1}`);
@@ -77,10 +80,10 @@ try {
     rows.push(row(`${run}: removed`, formatNumber((Date.now() - removedAt) / 1000), sample(), null));
     console.error(`run ${run}: converged in ${formatNumber(converged)} s, pass ${formatNumber(pass.ms)} ms`);
   }
-  console.log(`\n${services} services, 1 replica each, on ${names.length} agents (RSS in MiB; agents: each daemon's own)`);
+  console.log(`\n${services} services, 1 replica each, on ${names.length} agents (RSS and PSS in MiB; agents: each daemon's own)`);
   console.log(
     alignColumns(
-      ['point', 'took s', 'registry', 'redis', 'agents', 'containers (shims)', 'controller pass ms', 'passes'],
+      ['point', 'took s', 'registry', 'redis', 'agents', 'containers (shims)', 'containers PSS', 'controller pass ms', 'passes'],
       rows,
       (column) => column > 1,
     ),
@@ -100,11 +103,13 @@ function healthy(view: Json): boolean {
 function sample(): Sample {
   const registryPid = cluster.registry.child.pid!;
   const agentPids = names.map((name) => cluster.agent(name).pid!);
+  const containerPids = agentPids.flatMap(descendantPids);
   return {
     registry: rssBytes(registryPid),
     redis: descendantPids(registryPid).reduce((sum, pid) => sum + rssBytes(pid), 0),
     agents: agentPids.map(rssBytes),
-    containers: agentPids.flatMap(descendantPids).reduce((sum, pid) => sum + rssBytes(pid), 0),
+    containers: containerPids.reduce((sum, pid) => sum + rssBytes(pid), 0),
+    containersPss: containerPids.reduce((sum, pid) => sum + pssBytes(pid), 0),
   };
 }
 
@@ -116,6 +121,7 @@ function row(point: string, took: string, at: Sample, pass: { ms: number; count:
     formatNumber(at.redis / MIB),
     at.agents.map((bytes) => formatNumber(bytes / MIB)).join(' / '),
     formatNumber(at.containers / MIB),
+    formatNumber(at.containersPss / MIB),
     pass ? formatNumber(pass.ms) : '-',
     pass ? String(pass.count) : '-',
   ];

@@ -10,6 +10,20 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/**
+ * Proportional set size of one process in bytes (Pss in smaps_rollup), or 0 once it has gone: its private pages
+ * plus its share of the pages it maps with others. Unlike RSS, summing it over many processes of one program
+ * (Node shims sharing the node binary) counts each shared page once.
+ */
+export function pssBytes(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** All live descendants of a process (children of every thread, recursively). */
 export function descendantPids(pid: number): number[] {
   let children: number[] = [];
