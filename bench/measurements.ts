@@ -5,7 +5,7 @@ import { MediaType } from '../oci/media-types.js';
 import { blobDigest, blobStream } from './blob-data.js';
 import { curlDownload } from './curl.js';
 import type { BenchOptions } from './options.js';
-import { sampleRss, type RssPeaks } from './process-stats.js';
+import { measureCpu, sampleRss, type RssPeaks } from './process-stats.js';
 import type { RegistryClient } from './registry-client.js';
 import type { ServerProcess } from './servers.js';
 import { runWrk, type WrkResult } from './wrk.js';
@@ -27,6 +27,10 @@ export interface BlobThroughput {
   pushMonolithic: number;
   pushChunked: number;
   pull: number;
+  /** The server's CPU seconds (user + system, its child processes included) for each of the three. */
+  pushMonolithicCpu: number;
+  pushChunkedCpu: number;
+  pullCpu: number;
 }
 
 /** One push (monolithic), one push (chunked) and one pull of a blob of options.blobBytes; content differs per run. */
@@ -35,16 +39,25 @@ export async function measureBlobThroughput(target: Target, options: BenchOption
   const size = options.blobBytes;
   const monolithic = { seed: 1000 + run, digest: await blobDigest(1000 + run, size) };
   const chunked = { seed: 2000 + run, digest: await blobDigest(2000 + run, size) };
-  return {
-    pushMonolithic: await throughput(size, () =>
-      target.client.pushMonolithic(repository, monolithic.digest, size, blobStream(monolithic.seed, 0, size)),
-    ),
-    pushChunked: await throughput(size, () =>
+  const { pid } = target.server;
+  const pushMonolithic = await measureCpu(pid, () =>
+    throughput(size, () => target.client.pushMonolithic(repository, monolithic.digest, size, blobStream(monolithic.seed, 0, size))),
+  );
+  const pushChunked = await measureCpu(pid, () =>
+    throughput(size, () =>
       target.client.pushChunked(repository, chunked.digest, size, options.chunkBytes, (offset, length) =>
         blobStream(chunked.seed, offset, length),
       ),
     ),
-    pull: await curlDownload(`${target.server.url}/v2/${repository}/blobs/${monolithic.digest}`, size),
+  );
+  const pull = await measureCpu(pid, () => curlDownload(`${target.server.url}/v2/${repository}/blobs/${monolithic.digest}`, size));
+  return {
+    pushMonolithic: pushMonolithic.result,
+    pushChunked: pushChunked.result,
+    pull: pull.result,
+    pushMonolithicCpu: pushMonolithic.cpuSeconds,
+    pushChunkedCpu: pushChunked.cpuSeconds,
+    pullCpu: pull.cpuSeconds,
   };
 }
 

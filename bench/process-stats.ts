@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 /** Resident set size of one process in bytes (VmRSS), or 0 once it has gone. */
@@ -22,6 +23,32 @@ export function pssBytes(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+let clockTicksPerSecond: number | undefined;
+
+/** User + system CPU seconds one process has used so far (utime + stime of /proc/<pid>/stat), or 0 once it has gone. */
+export function cpuSeconds(pid: number): number {
+  clockTicksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  try {
+    // The command name (field 2) may hold spaces and parentheses: count the fields after its closing ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU seconds that a process and its live descendants (Berth's embedded redis-server) spend while `work` runs:
+ * the other engineers' load on this machine stretches wall time far more than the work a server does.
+ */
+export async function measureCpu<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
+  const total = () => [pid, ...descendantPids(pid)].reduce((sum, each) => sum + cpuSeconds(each), 0);
+  const before = total();
+  const result = await work();
+  return { result, cpuSeconds: total() - before };
 }
 
 /** All live descendants of a process (children of every thread, recursively). */

@@ -20,7 +20,7 @@ import { parseOptions } from './options.js';
 import { reportBench, startBenchSession } from './session.js';
 import { rssBytes } from './process-stats.js';
 import { RegistryClient } from './registry-client.js';
-import { buildRows, formatTable, type DockerRates, type TargetResults } from './report.js';
+import { buildRows, formatBlobRuns, formatTable, type DockerRates, type TargetResults } from './report.js';
 import { startBerth, startDistribution } from './servers.js';
 
 const options = parseOptions(process.argv.slice(2));
@@ -55,6 +55,7 @@ async function run(): Promise<TargetResults[]> {
 
   return targets.map((_, i) => ({
     blobs: medianOf(blobs[i]!),
+    blobRuns: blobs[i]!,
     memory: memory[i]![0]!,
     manifestPutsPerSecond: median(puts[i]!),
     manifestGets: medianOf(gets[i]!),
@@ -78,5 +79,6 @@ async function measureDocker(targets: Target[]): Promise<Array<DockerRates | und
 
 await reportBench('berth-bench', session, options, async () => {
   const [berth, distribution] = await run();
-  return formatTable(buildRows(berth!, distribution!, options));
+  const runs = formatBlobRuns([{ label: '', berth: berth!.blobRuns, reference: distribution!.blobRuns }]);
+  return `${formatTable(buildRows(berth!, distribution!, options))}\n\n${runs}`;
 });

@@ -9,7 +9,9 @@ export interface DockerRates {
 }
 
 export interface TargetResults {
+  /** The per-field median of blobRuns. */
   blobs: BlobThroughput;
+  blobRuns: BlobThroughput[];
   memory: MemoryUse;
   manifestPutsPerSecond: number;
   manifestGets: WrkResult;
@@ -31,6 +33,8 @@ export interface Row {
   /** Whether Berth/reference is worth printing (not for derived or Berth-only targets). */
   ratio: boolean;
   target?: { text: string; met: boolean };
+  /** The servers' CPU seconds for the work the row measures, where they were measured. */
+  cpu?: { berth: number; reference: number };
 }
 
 const MiB = 1024 * 1024;
@@ -58,10 +62,17 @@ export function buildRows(berth: TargetResults, distribution: TargetResults, opt
   const growth = (r: TargetResults) => (r.tagPages.at(-1)?.ms ?? Number.NaN) / (r.tagPages[0]?.ms ?? Number.NaN);
   const smallest = berth.tagPages[0]?.tags;
   const largest = berth.tagPages.at(-1)?.tags;
+  const cpu = (pick: (b: BlobThroughput) => number) => ({ berth: pick(berth.blobs), reference: pick(distribution.blobs) });
   return [
-    row(`push ${size} blob, monolithic`, 'MB/s', (r) => r.blobs.pushMonolithic, atLeast(1.5)),
-    row(`push ${size} blob, ${formatBytes(options.chunkBytes)} chunks`, 'MB/s', (r) => r.blobs.pushChunked, atLeast(1.5)),
-    row(`pull ${size} blob (curl)`, 'MB/s', (r) => r.blobs.pull, atLeast(1.5)),
+    {
+      ...row(`push ${size} blob, monolithic`, 'MB/s', (r) => r.blobs.pushMonolithic, atLeast(1.5)),
+      cpu: cpu((b) => b.pushMonolithicCpu),
+    },
+    {
+      ...row(`push ${size} blob, ${formatBytes(options.chunkBytes)} chunks`, 'MB/s', (r) => r.blobs.pushChunked, atLeast(1.5)),
+      cpu: cpu((b) => b.pushChunkedCpu),
+    },
+    { ...row(`pull ${size} blob (curl)`, 'MB/s', (r) => r.blobs.pull, atLeast(1.5)), cpu: cpu((b) => b.pullCpu) },
     row(`small blob GET 16 B-1 KiB, wrk ${options.connections} conns`, 'req/s', (r) => r.smallBlobGets.requestsPerSecond, atLeast(5)),
     row(`small blob GET p99 latency`, 'ms', (r) => r.smallBlobGets.p99Ms),
     row(`manifest PUT, ${options.concurrency} in flight`, '/s', (r) => r.manifestPutsPerSecond),
@@ -101,19 +112,63 @@ function pageNote(returned: number | undefined): string {
   return returned !== undefined && returned > PAGE_SIZE ? ` [Distribution ignores n: sent ${returned}]` : '';
 }
 
-/** The table every benchmark prints: Berth, the reference (named in the header, e.g. `Distribution`/`Dist`), their ratio and the target. */
+/**
+ * The table every benchmark prints: Berth, the reference (named in the header, e.g. `Distribution`/`Dist`), their
+ * ratio and the target; when rows carry CPU seconds, each server's and their ratio too.
+ */
 export function formatTable(rows: Row[], reference = { name: 'Distribution', short: 'Dist' }): string {
-  const header = ['measurement', 'unit', 'Berth', reference.name, `Berth/${reference.short}`, 'target', 'status'];
+  const withCpu = rows.some((r) => r.cpu);
+  const header = [
+    'measurement',
+    'unit',
+    'Berth',
+    reference.name,
+    `Berth/${reference.short}`,
+    ...(withCpu ? ['CPU s Berth', `CPU s ${reference.short}`, `CPU Berth/${reference.short}`] : []),
+    'target',
+    'status',
+  ];
   const body = rows.map((r) => [
     r.label,
     r.unit,
     formatNumber(r.berth),
     formatNumber(r.reference),
     r.ratio ? `${formatNumber(r.berth / r.reference)}x` : '',
+    ...(withCpu ? cpuCells(r.cpu) : []),
     r.target?.text ?? '',
     r.target ? (r.target.met ? 'met' : 'NOT MET') : '',
   ]);
-  return alignColumns(header, body, (column) => column >= 2 && column <= 4);
+  const numericColumns = withCpu ? 7 : 4;
+  return alignColumns(header, body, (column) => column >= 2 && column <= numericColumns);
+}
+
+function cpuCells(cpu: Row['cpu']): string[] {
+  return cpu ? [formatNumber(cpu.berth), formatNumber(cpu.reference), `${formatNumber(cpu.berth / cpu.reference)}x`] : ['', '', ''];
+}
+
+/** Blob runs of Berth and its reference side by side: one registry pair (a storage mode) and its label. */
+export interface BlobRunPair {
+  label: string;
+  berth: BlobThroughput[];
+  reference: BlobThroughput[];
+}
+
+/**
+ * Every run's Berth/reference ratios of the blob measurements, MB/s and server CPU seconds, beside the medians of
+ * the table: on a shared machine one run's ratio says little, the spread says how much.
+ */
+export function formatBlobRuns(pairs: BlobRunPair[]): string {
+  const kinds: Array<[string, keyof BlobThroughput, keyof BlobThroughput]> = [
+    ['push monolithic', 'pushMonolithic', 'pushMonolithicCpu'],
+    ['push chunked', 'pushChunked', 'pushChunkedCpu'],
+    ['pull', 'pull', 'pullCpu'],
+  ];
+  const ratios = (pair: BlobRunPair, field: keyof BlobThroughput) =>
+    pair.berth.map((run, index) => `${formatNumber(run[field] / (pair.reference[index]?.[field] ?? Number.NaN))}x`).join(' ');
+  const body = pairs.flatMap((pair) =>
+    kinds.map(([kind, rate, cpu]) => [`${pair.label}${pair.label ? ', ' : ''}${kind}`, ratios(pair, rate), ratios(pair, cpu)]),
+  );
+  return `Every run, Berth / reference:\n${alignColumns(['blob', 'MB/s ratio per run', 'CPU s ratio per run'], body, () => false)}`;
 }
 
 /** A plain-text table: columns padded to their widest cell, the numeric ones right-aligned, a dashed rule under the header. */

@@ -19,7 +19,7 @@ import { parseOptions } from './options.js';
 import { reportBench, startBenchSession } from './session.js';
 import { rssBytes } from './process-stats.js';
 import { RegistryClient } from './registry-client.js';
-import { formatBytes, formatTable, type Row } from './report.js';
+import { formatBlobRuns, formatBytes, formatTable, type Row } from './report.js';
 import { ServerProcess, startBerth, startDistribution } from './servers.js';
 
 const MiB = 1024 * 1024;
@@ -149,22 +149,39 @@ function buildRows({ blobs, memory }: Results): Row[] {
     target,
   });
   // Push does not depend on the redirect setting: the samples of both instances of a registry are pooled.
-  const push = (pick: (b: BlobThroughput) => number, label: string) => {
-    const b = median([...berthRedirect, ...berthProxy].map(pick));
-    const d = median([...distRedirect, ...distProxy].map(pick));
-    return row(label, 'MB/s', b, d, atLeast(b, d));
+  const medians = (berth: BlobThroughput[], dist: BlobThroughput[], pick: (b: BlobThroughput) => number) => ({
+    berth: median(berth.map(pick)),
+    reference: median(dist.map(pick)),
+  });
+  const blobRow = (label: string, rate: { berth: number; reference: number }, cpu: Row['cpu']): Row => ({
+    ...row(label, 'MB/s', rate.berth, rate.reference, atLeast(rate.berth, rate.reference)),
+    cpu,
+  });
+  const push = (rate: (b: BlobThroughput) => number, cpu: (b: BlobThroughput) => number, label: string) => {
+    const berth = [...berthRedirect, ...berthProxy];
+    const dist = [...distRedirect, ...distProxy];
+    return blobRow(label, medians(berth, dist, rate), medians(berth, dist, cpu));
   };
-  const pull = (berth: BlobThroughput[], dist: BlobThroughput[], label: string) => {
-    const b = median(berth.map((x) => x.pull));
-    const d = median(dist.map((x) => x.pull));
-    return row(label, 'MB/s', b, d, atLeast(b, d));
-  };
+  const pull = (berth: BlobThroughput[], dist: BlobThroughput[], label: string) =>
+    blobRow(
+      label,
+      medians(berth, dist, (b) => b.pull),
+      medians(berth, dist, (b) => b.pullCpu),
+    );
   const smallSize = formatBytes(Math.round(options.rssBlobBytes / 4));
   const largeSize = formatBytes(options.rssBlobBytes);
   const growth = (m: Results['memory'][number]) => m.large.push.process / m.small.push.process;
   return [
-    push((b) => b.pushMonolithic, `push ${size} blob, monolithic`),
-    push((b) => b.pushChunked, `push ${size} blob, ${formatBytes(options.chunkBytes)} chunks`),
+    push(
+      (b) => b.pushMonolithic,
+      (b) => b.pushMonolithicCpu,
+      `push ${size} blob, monolithic`,
+    ),
+    push(
+      (b) => b.pushChunked,
+      (b) => b.pushChunkedCpu,
+      `push ${size} blob, ${formatBytes(options.chunkBytes)} chunks`,
+    ),
     pull(berthRedirect, distRedirect, `pull ${size} blob, redirect (307 to s3rver followed)`),
     pull(berthProxy, distProxy, `pull ${size} blob, proxied by the registry`),
     row('RSS idle after start', 'MiB', berthMemory.small.idle / MiB, distMemory.small.idle / MiB),
@@ -180,4 +197,15 @@ function buildRows({ blobs, memory }: Results): Row[] {
   ];
 }
 
-await reportBench('s3-bench', session, options, async () => formatTable(buildRows(await run())));
+function blobRuns({ blobs }: Results): string {
+  const [berthRedirect, berthProxy, distRedirect, distProxy] = blobs as [BlobThroughput[], ...BlobThroughput[][]];
+  return formatBlobRuns([
+    { label: 'redirect', berth: berthRedirect, reference: distRedirect! },
+    { label: 'proxy', berth: berthProxy!, reference: distProxy! },
+  ]);
+}
+
+await reportBench('s3-bench', session, options, async () => {
+  const results = await run();
+  return `${formatTable(buildRows(results))}\n\n${blobRuns(results)}`;
+});

@@ -41,6 +41,29 @@ const s3Schema = z
       })
       .strict()
       .default({ enabled: true, expirySeconds: 1200 }),
+    /**
+     * Blob bodies the registry streams itself (redirects off) of at least `minBytes` are read as ranged GETs of
+     * `partSize`, `concurrency` of them in flight: one GET stream is limited by one connection's rate. Memory per
+     * such body is at most concurrency x partSize.
+     */
+    rangedReads: z
+      .object({
+        enabled: z.boolean().default(true),
+        minBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * MiB),
+        partSize: z
+          .number()
+          .int()
+          .min(256 * KiB)
+          .max(64 * MiB)
+          .default(8 * MiB),
+        concurrency: z.number().int().min(2).max(16).default(4),
+      })
+      .strict()
+      .default({ enabled: true, minBytes: 64 * MiB, partSize: 8 * MiB, concurrency: 4 }),
     /** Attempts per S3 call, including the first, with exponential backoff and jitter between them. */
     maxAttempts: z.number().int().min(1).max(20).default(5),
     /** A call whose socket is silent this long is abandoned and retried. */

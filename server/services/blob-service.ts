@@ -33,7 +33,8 @@ export class BlobService {
     const cached = await this.smallBlob(digest, size);
     if (cached) return range ? cached.subarray(range.start, range.end + 1) : cached;
     const handle = await this.store.openBlobFile(digest);
-    return handle ? { handle, start: range?.start ?? 0 } : this.store.openBlob(digest, range);
+    if (handle) return { handle, start: range?.start ?? 0 };
+    return this.store.openBlob(digest, range ?? (size > 0 ? { start: 0, end: size - 1 } : undefined));
   }
 
   // Asked only after the metadata lookup found the blob (not a tombstone), so bytes of a blob garbage

@@ -72,7 +72,10 @@ export interface BlobStore {
   abortUpload(upload: UploadHandle): Promise<void>;
   /** The uploads that have bytes in the store, a page at a time, so abandoned ones can be purged. */
   storedUploads(): AsyncIterable<StoredUpload[]>;
-  /** Streams a stored blob, or a byte range of it. */
+  /**
+   * Streams a stored blob, or a byte range of it. The range's length lets a store plan its reads (S3 reads a
+   * large one as parallel ranged GETs), so a reader that knows the blob's size passes the whole range.
+   */
   openBlob(digest: string, range?: ByteRange): Promise<Readable>;
   /**
    * The blob as an open file, for stores that keep files: the server then sends it through two reused

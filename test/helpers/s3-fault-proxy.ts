@@ -28,6 +28,8 @@ export class S3FaultProxy {
   private matched = 0;
   /** Faults injected since the rule was set. */
   injected = 0;
+  /** The Range header of every GET that reached the proxy ('' for none), oldest first. */
+  readonly getRanges: string[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -59,6 +61,7 @@ export class S3FaultProxy {
   }
 
   private handle(request: IncomingMessage, response: ServerResponse): void {
+    if (request.method === 'GET') this.getRanges.push(request.headers.range ?? '');
     const fault = this.faultFor(request);
     if (fault === 'reset') {
       request.socket.destroy();

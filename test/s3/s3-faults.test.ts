@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import test, { type ExecutionContext } from 'ava';
 import { assertRegistryError, fetchUrl, readBytes, request } from '../helpers/http-client.js';
 import { makeBlob, patchChunk, postBlob, startUpload, uniqueRepo, withDigest, type Blob } from '../helpers/oci-content.js';
@@ -9,27 +10,55 @@ import { blobKey } from '../helpers/storage-backends.js';
 // Every test runs a registry whose S3 calls go through a fault-injecting proxy, and pulls through the
 // registry (redirect off) so that the pulls meet the faults too.
 const MiB = 1024 * 1024;
+const KiB = 1024;
+// Proxied bodies of 1 MiB and more read as 256 KiB ranged GETs, 3 in flight (the ranged-read tests).
+const RANGED_READS = { minBytes: MiB, partSize: 256 * KiB, concurrency: 3 };
 
 interface FaultyS3 {
   registry: RegistryProcess;
   proxy: S3FaultProxy;
   s3: S3Server;
+  stop(): Promise<void>;
 }
 
-async function withFaultyS3(options: RegistryS3Options, run: (setup: FaultyS3) => Promise<void>): Promise<void> {
+async function startFaultyS3(options: RegistryS3Options): Promise<FaultyS3> {
   const s3 = await S3Server.start();
   let proxy: S3FaultProxy | undefined;
   let registry: RegistryProcess | undefined;
-  try {
-    proxy = await S3FaultProxy.start(s3.port);
-    registry = await RegistryProcess.start({ env: s3.registryEnv({ endpoint: proxy.endpoint, redirect: false, ...options }) });
-    await run({ registry, proxy, s3 });
-  } finally {
+  const stop = async () => {
     await registry?.destroy();
     await proxy?.stop();
     await s3.stop();
+  };
+  try {
+    proxy = await S3FaultProxy.start(s3.port);
+    registry = await RegistryProcess.start({ env: s3.registryEnv({ endpoint: proxy.endpoint, redirect: false, ...options }) });
+    return { registry, proxy, s3, stop };
+  } catch (error) {
+    await stop();
+    throw error;
   }
 }
+
+async function withFaultyS3(options: RegistryS3Options, run: (setup: FaultyS3) => Promise<void>): Promise<void> {
+  const setup = await startFaultyS3(options);
+  try {
+    await run(setup);
+  } finally {
+    await setup.stop();
+  }
+}
+
+// One registry for the ranged-read tests, which run one after the other on it (each sets the proxy's faults).
+let ranged: FaultyS3 | undefined;
+
+test.before(async () => {
+  ranged = await startFaultyS3({ maxAttempts: 2, rangedReads: RANGED_READS });
+});
+
+test.after.always(async () => {
+  await ranged?.stop();
+});
 
 /** Pushes `blob` as two PATCHes and a PUT; returns the upload URL and the PUT's response. */
 async function pushInTwoChunks(registry: RegistryProcess, repo: string, blob: Blob): Promise<{ location: URL; put: Response }> {
@@ -145,3 +174,79 @@ test('a pull while S3 is unreachable answers 503 UNAVAILABLE with a JSON body, a
     t.deepEqual(error.detail, { operation: 'GetObject' });
   });
 });
+
+/** The GETs the proxy saw since `from`, as [start, end] of their Range headers. */
+function rangesSince(proxy: S3FaultProxy, from: number): Array<[number, number]> {
+  return proxy.getRanges.slice(from).map((header) => {
+    const match = /^bytes=(\d+)-(\d+)$/.exec(header);
+    if (!match) throw new Error(`a GET without a closed range: '${header}'`);
+    return [Number(match[1]), Number(match[2])];
+  });
+}
+
+test.serial(
+  'a large proxied blob is read as parallel ranged GETs and arrives byte-identical, also when S3 resets a part once; a Range request gets exactly its bytes',
+  async (t) => {
+    const { registry, proxy } = ranged!;
+    const repo = uniqueRepo('faults');
+    const blob = makeBlob(3 * MiB + 123);
+    t.is((await postBlob(registry.url, repo, blob)).status, 201);
+
+    const before = proxy.getRanges.length;
+    await assertPullsBack(t, registry, repo, blob);
+    const parts = rangesSince(proxy, before).sort(([a], [b]) => a - b);
+    t.is(parts.length, Math.ceil(blob.size / RANGED_READS.partSize), 'one GET per part');
+    parts.forEach(([start, end], index) => {
+      t.is(start, index * RANGED_READS.partSize);
+      t.is(end, Math.min(start + RANGED_READS.partSize, blob.size) - 1);
+    });
+
+    proxy.inject({ fault: 'reset', matches: (incoming) => incoming.method === 'GET', every: 5, limit: 1 });
+    await assertPullsBack(t, registry, repo, blob);
+    t.is(proxy.injected, 1);
+    proxy.inject(undefined);
+
+    for (const [start, end] of [
+      [100_000, 100_000 + 1.5 * MiB],
+      [0, 1000],
+      [blob.size - MiB - 7, blob.size - 1],
+    ] as const) {
+      const response = await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`, { headers: { Range: `bytes=${start}-${end}` } });
+      t.is(response.status, 206);
+      t.is(response.headers.get('content-range'), `bytes ${start}-${end}/${blob.size}`);
+      t.true((await readBytes(response)).equals(blob.bytes.subarray(start, end + 1)), `bytes ${start}-${end} differ`);
+    }
+  },
+);
+
+test.serial(
+  'a proxied ranged read whose later part S3 keeps failing aborts the response after the bytes before it; a failing first part answers 503',
+  async (t) => {
+    const { registry, proxy } = ranged!;
+    const repo = uniqueRepo('faults');
+    const blob = makeBlob(3 * MiB);
+    t.is((await postBlob(registry.url, repo, blob)).status, 201);
+    const failing = 8 * RANGED_READS.partSize;
+    const getFrom = (at: number) => (incoming: IncomingMessage) =>
+      incoming.method === 'GET' && incoming.headers.range?.startsWith(`bytes=${at}-`) === true;
+    try {
+      proxy.inject({ fault: 'reset', matches: getFrom(failing) });
+      const response = await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`);
+      t.is(response.status, 200);
+      const received: Buffer[] = [];
+      const reading = (async () => {
+        for await (const chunk of response.body as AsyncIterable<Uint8Array>) received.push(Buffer.from(chunk));
+      })();
+      await t.throwsAsync(reading, undefined, 'the body ended as if complete');
+      const bytes = Buffer.concat(received);
+      t.true(bytes.length <= failing, `${bytes.length} bytes arrived, past the failing part`);
+      t.true(bytes.equals(blob.bytes.subarray(0, bytes.length)), 'the bytes before the failure differ');
+
+      proxy.inject({ fault: 'reset', matches: getFrom(0) });
+      const error = await assertRegistryError(t, await request(registry.url, `/v2/${repo}/blobs/${blob.digest}`), 503, 'UNAVAILABLE');
+      t.deepEqual(error.detail, { operation: 'GetObject' });
+    } finally {
+      proxy.inject(undefined);
+    }
+  },
+);

@@ -55,6 +55,7 @@ async function newStore(backend: BackendName, name: string): Promise<BlobStore> 
       },
       partSize: 5 * MiB,
       redirect: { enabled: false, expirySeconds: 60 },
+      rangedReads: { enabled: true, minBytes: 64 * MiB, partSize: 8 * MiB, concurrency: 4 },
       maxAttempts: 3,
       requestTimeoutMs: 30_000,
     };

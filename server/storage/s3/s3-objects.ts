@@ -86,13 +86,21 @@ export class S3Objects {
 
   /** A range of an object read into memory (at most a segment), retried as a whole if the body is cut off. */
   async read(key: string, range: ByteRange): Promise<Buffer> {
+    const bytes = await this.readIfExists(key, range);
+    if (!bytes) throw this.unavailable('GetObject', key, new Error('upload segment is missing'));
+    return bytes;
+  }
+
+  /** As read, but undefined when the object does not exist. */
+  async readIfExists(key: string, range: ByteRange): Promise<Buffer | undefined> {
+    const length = range.end - range.start + 1;
     for (let attempt = 1; ; attempt++) {
       const body = await this.open(key, range);
-      if (!body) throw this.unavailable('GetObject', key, new Error('upload segment is missing'));
+      if (!body) return undefined;
       try {
-        const bytes = await collect(body);
-        if (bytes.length === range.end - range.start + 1) return bytes;
-        throw new Error(`expected ${range.end - range.start + 1} bytes, got ${bytes.length}`);
+        const bytes = await collect(body, length);
+        if (bytes.length === length) return bytes;
+        throw new Error(`expected ${length} bytes, got ${bytes.length}`);
       } catch (error) {
         if (attempt >= BODY_READ_ATTEMPTS) throw this.unavailable('GetObject', key, error);
         await sleep(jitteredBackoff(attempt));
@@ -250,10 +258,16 @@ function isNotImplemented(error: unknown): boolean {
   return (error as Error | undefined)?.name === 'NotImplemented' || errorStatus(error) === 501;
 }
 
-async function collect(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
-  return Buffer.concat(chunks);
+/** The body's bytes in one buffer of the expected length (one copy of each chunk); a longer body is an error. */
+async function collect(body: Readable, expected: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(expected);
+  let received = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    // Leaving the loop destroys the body.
+    if (received + chunk.length > expected) throw new Error(`expected ${expected} bytes, got more`);
+    received += chunk.copy(bytes, received);
+  }
+  return bytes.subarray(0, received);
 }
 
 // Full jitter (a random delay up to the exponential bound), as the SDK does, so retries do not align.

@@ -6,6 +6,7 @@ import { BlobAssembler } from './s3-assembly.js';
 import { createS3Client, type S3Config } from './s3-client.js';
 import { S3Layout } from './s3-layout.js';
 import { S3Objects } from './s3-objects.js';
+import { openRanged } from './s3-ranged-reads.js';
 import { appendToSegments } from './s3-segment-writer.js';
 
 /** What an S3 upload's session carries in Redis: the segment size it was started with. */
@@ -98,7 +99,10 @@ export class S3BlobStore implements BlobStore {
   }
 
   async openBlob(digest: string, range?: ByteRange): Promise<Readable> {
-    const body = await this.objects.open(this.layout.blobKey(digest), range);
+    const key = this.layout.blobKey(digest);
+    const { rangedReads } = this.config;
+    const ranged = range && rangedReads.enabled && range.end - range.start + 1 >= rangedReads.minBytes;
+    const body = ranged ? await openRanged(this.objects, key, range, rangedReads) : await this.objects.open(key, range);
     if (!body) throw new CodedError(DistributionErrors.BLOB_UNKNOWN, undefined, { detail: { digest } });
     return body;
   }
