@@ -133,7 +133,7 @@ export const runRequestSchema = z.object({
 });
 export type RunRequest = z.infer<typeof runRequestSchema>;
 
-/** `POST /v1/containers`: creates (does not start) a container. `autoRemove` is `--rm` for detached runs. */
+/** `POST /v1/containers`: creates (does not start) a container. `autoRemove` is `--rm` (docker's AutoRemove). */
 export const createRequestSchema = runRequestSchema.extend({ autoRemove: z.boolean().optional() });
 export type CreateRequest = z.infer<typeof createRequestSchema>;
 

@@ -342,9 +342,9 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     healthRetries: flags.healthRetries,
     noHealthcheck: !flags.healthcheck,
     labels: labelsOf(flags.label),
-    // An attached run removes its container itself, after the last of its output has been read; one on a
-    // terminal leaves it to the daemon, as the user may detach.
-    autoRemove: flags.rm === true && (flags.detach === true || flags.tty === true),
+    // The daemon removes the container once it has run (and an attached start has sent all its output), as
+    // docker's AutoRemove: no request for it, and none is needed when this command is killed or detached.
+    autoRemove: flags.rm === true,
   };
   const { id } = await createPullingIfMissing(agent, request);
   if (attachTty) return startAttachedRemovingOnFailure(agent, id, flags);
@@ -370,7 +370,6 @@ async function runContainer(agent: AgentClient, image: string, args: string[], f
     stdin?.stop();
   }
   if (exit.code === undefined) throw new Error(`the daemon ended the output of container ${id} without its exit code`);
-  if (flags.rm) await agent.removeContainer(id, true);
   return exit.code;
 }
 

@@ -73,6 +73,8 @@ export class ContainerManager {
   private readonly starting = new Set<string>();
   /** The containers `withFilesFrozen` froze for copies. */
   private readonly copyFreezes = new Map<string, CopyFreeze>();
+  /** Readings of a run's log by attached starts: a `--rm` container is removed once they have ended. */
+  private readonly outputReadings = new Map<string, Set<Promise<unknown>>>();
 
   constructor(private readonly deps: ContainerManagerDependencies) {}
 
@@ -84,6 +86,8 @@ export class ContainerManager {
       // A daemon that died while starting a container may have left its root mounted.
       if (!wasUp) await unmountRootfs(this.directory(record.id));
       const startNow = wasUp ? await this.reattachOrSettle(record) : alwaysStoppedByUser(record);
+      // A `--rm` run that ended while the daemon was down (or before its removal was done) goes, as docker's does.
+      if (record.autoRemove && !startNow && !this.runs.has(record.id)) await this.remove(record.id, false);
       if (!startNow) continue;
       record.state.stoppedByUser = false;
       await this.startRun(record).catch((error: Error) =>
@@ -304,6 +308,23 @@ export class ContainerManager {
     this.records.delete(record.id);
     await this.deps.store.remove(record.id);
     this.deps.observer.destroyed(record);
+  }
+
+  /**
+   * Runs `read` (an attached start: the start, then the reading of its output) with the container's removal
+   * on exit held until `read` has ended: a `--rm` run's last output is still in its log when it is read.
+   */
+  async whileReadingOutput<T>(idOrName: string, read: () => Promise<T>): Promise<T> {
+    const { id } = this.get(idOrName);
+    const reading = read();
+    const readings = this.outputReadings.get(id) ?? new Set<Promise<unknown>>();
+    this.outputReadings.set(id, readings.add(reading));
+    try {
+      return await reading;
+    } finally {
+      readings.delete(reading);
+      if (readings.size === 0) this.outputReadings.delete(id);
+    }
   }
 
   /** The exit code of the current run once it ends, or of the last one if none runs. */
@@ -551,8 +572,14 @@ export class ContainerManager {
       record.state.lastRestartDelayMs = decision.delayMs;
       this.scheduleRestart(record, decision.delayMs);
     }
-    await this.save(record);
-    if (!decision.restart && record.autoRemove && !this.removing.has(record.id)) await this.remove(record.id, false);
+    if (!decision.restart && record.autoRemove) await this.removeOnceRead(record);
+    else await this.save(record);
+  }
+
+  /** docker's AutoRemove: the container goes once its run has ended and the attached starts have read its output. */
+  private async removeOnceRead(record: ContainerRecord): Promise<void> {
+    await Promise.allSettled(this.outputReadings.get(record.id) ?? []);
+    if (this.records.has(record.id) && !this.removing.has(record.id)) await this.remove(record.id, false);
   }
 
   private scheduleRestart(record: ContainerRecord, delayMs: number): void {

@@ -33,9 +33,8 @@ export function containerRoutes(manager: ContainerManager): Route[] {
     }),
     route('GET', CONTAINER, async ({ response, params }) => sendJson(response, 200, inspectResult(manager.get(id(params))))),
     route('POST', `${CONTAINER}/start`, async ({ response, params, url }) => {
-      const record = await manager.start(id(params));
-      if (url.searchParams.get('attach') === 'true') await sendRunOutput(manager, record, response);
-      else sendJson(response, 200, summarize(record));
+      if (url.searchParams.get('attach') === 'true') await sendRunOutput(manager, id(params), response);
+      else sendJson(response, 200, summarize(await manager.start(id(params))));
     }),
     route('POST', `${CONTAINER}/stop`, async ({ response, params, url }) => {
       const timeout = url.searchParams.get('t');
@@ -92,17 +91,23 @@ export function containerRoutes(manager: ContainerManager): Route[] {
 
 /**
  * `start?attach=true` (an attached `run`): the run's log lines as `logs -f` sends them, then its exit code,
- * in the answer to the start itself: no second request before the first output, none for the exit.
+ * in the answer to the start itself: no second request before the first output, none for the exit. A `--rm`
+ * container is removed by then (the daemon removes it once its output is read), so a `run --rm` that has its
+ * exit code has nothing left to do.
  */
-async function sendRunOutput(manager: ContainerManager, record: ContainerRecord, response: ServerResponse): Promise<void> {
-  const stop = new AbortController();
-  response.once('close', () => stop.abort());
-  const exited = manager.wait(record.id);
-  const send = ndjson(response);
-  // The client attaches a -i run's stdin once it knows the run started: before any output, which may wait for it.
-  response.flushHeaders();
-  const entries = readLogs(manager.logDirectory(record.id), { follow: true, signal: stop.signal, stopWhen: manager.runEnded(record.id) });
-  for await (const entry of entries) send(entry satisfies LogLine);
+async function sendRunOutput(manager: ContainerManager, container: string, response: ServerResponse): Promise<void> {
+  const { exited, send } = await manager.whileReadingOutput(container, async () => {
+    const record = await manager.start(container);
+    // Wrapped: the exit is awaited once the reading has ended, as the removal waits for that.
+    const run = { exited: manager.wait(record.id), send: ndjson(response) };
+    const stop = new AbortController();
+    response.once('close', () => stop.abort());
+    // The client attaches a -i run's stdin once it knows the run started: before any output, which may wait for it.
+    response.flushHeaders();
+    const entries = readLogs(manager.logDirectory(record.id), { follow: true, signal: stop.signal, stopWhen: manager.runEnded(record.id) });
+    for await (const entry of entries) run.send(entry satisfies LogLine);
+    return run;
+  });
   send({ exitCode: await exited } satisfies RunExit);
   response.end();
 }

@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
-import { access, readFile, rm } from 'node:fs/promises';
+import { appendFileSync, watch } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
@@ -27,7 +26,8 @@ import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, 
  * It ignores the signals a terminal or a dying daemon would send: stopping a container is `runc kill`.
  */
 
-const PID_POLL_MS = 5;
+/** The safety net for a pid file whose creation inotify did not report. */
+const PID_POLL_MS = 100;
 /** A screenful or two and then some: the first prompt of a shell, or a program's start-up output. */
 const TERMINAL_BACKLOG_BYTES = 64 * 1024;
 /**
@@ -178,18 +178,40 @@ function feedStdin(server: Server, stdin: Writable): void {
   });
 }
 
-/** The container's pid once runc has written its pid file (it does so only after a successful start). */
+/**
+ * The container's pid once runc has written its pid file (it does so only after a successful start), or
+ * undefined when runc exits without it. runc writes the file under another name and renames it: inotify on
+ * the directory wakes this at once, where polling would cost a file system call every few milliseconds of
+ * a start that competes with runc for the CPU.
+ */
 async function waitForPid(pidFile: string, exited: Promise<number>): Promise<number | undefined> {
+  let changed = false;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    changed = true;
+    wake?.();
+  };
+  const watcher = watch(path.dirname(pidFile), notify).on('error', () => undefined);
   let done = false;
-  void exited.then(() => (done = true));
-  for (;;) {
-    const found = await access(pidFile).then(
-      () => true,
-      () => false,
-    );
-    if (found) return Number((await readFile(pidFile, 'utf8')).trim());
-    if (done) return undefined;
-    await delay(PID_POLL_MS);
+  void exited.then(() => {
+    done = true;
+    notify();
+  });
+  try {
+    for (;;) {
+      const text = await readFile(pidFile, 'utf8').catch(() => undefined);
+      if (text !== undefined) return Number(text.trim());
+      if (done) return undefined;
+      if (!changed) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, PID_POLL_MS);
+        });
+      }
+      changed = false;
+    }
+  } finally {
+    watcher.close();
   }
 }
 

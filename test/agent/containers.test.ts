@@ -1,4 +1,5 @@
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,8 @@ let workDir: string;
 let image: string;
 
 const DEFAULT_CAPABILITIES = '00000000a80425fb';
+/** A container's command that ends once the test creates `go` in the directory mounted at /signals. */
+const WAIT_FOR_GO = 'while [ ! -e /signals/go ]; do sleep 0.1; done';
 
 test.before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'berth-agent-run-'));
@@ -131,6 +134,56 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.regex(notFound.stderr, /no-such-binary.*not found/);
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
 });
+
+test.serial(
+  'run --rm: the daemon removes the container once its output is read, before the exit code comes back, even with the CLI killed',
+  async (t) => {
+    // The removal is done when run returns: the name is free for the next run at once.
+    for (const word of ['one', 'two']) {
+      const run = await agent.cli(['run', '--rm', '--name', 'rm-reused', '--network', 'none', image, 'sh', '-c', `echo ${word}; exit 3`], {
+        allowFailure: true,
+      });
+      t.is(run.code, 3);
+      t.is(run.stdout, `${word}\n`);
+    }
+    t.regex((await agent.cli(['inspect', 'rm-reused'], { allowFailure: true })).stderr, /No such container: rm-reused/);
+    // Written just before the exit: read before the container's log goes with it.
+    const lines = (await agent.cli(['run', '--rm', '--network', 'none', image, 'seq', '1', '20000'])).stdout.split('\n');
+    t.is(lines.length, 20001);
+    t.is(lines.at(-2), '20000');
+
+    const signals = await mkdtemp(path.join(workDir, 'signals-'));
+    const command = agent.cliCommand([
+      'run',
+      '--rm',
+      '--name',
+      'rm-orphan',
+      '--network',
+      'none',
+      '-v',
+      `${signals}:/signals`,
+      image,
+      'sh',
+      '-c',
+      `echo started; ${WAIT_FOR_GO}`,
+    ]);
+    const cli = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      cli.stdout.setEncoding('utf8').on('data', (text: string) => (output += text).includes('started') && resolve());
+      cli.once('exit', () => reject(new Error(`the CLI exited before the run's output; it printed ${JSON.stringify(output)}`)));
+    });
+    cli.kill('SIGKILL');
+    await new Promise((resolve) => cli.once('close', resolve));
+    t.regex((await agent.cli(['ps'])).stdout, /rm-orphan/, 'the run goes on without its CLI');
+    await writeFile(path.join(signals, 'go'), '');
+    await eventually(
+      async () => (await agent.cli(['ps', '-a'])).stdout,
+      (ps) => !ps.includes('rm-orphan'),
+    );
+    t.pass();
+  },
+);
 
 /** A request on the agent's socket: the status and the answer's lines, each parsed. */
 function apiLines(method: string, apiPath: string, body?: unknown): Promise<{ status: number; lines: unknown[] }> {
@@ -421,4 +474,37 @@ test.serial('containers keep running when the agent is SIGKILLed, and the restar
   await agent.cli(['stop', '-t', '5', 'survivor']);
   t.is((await inspect('survivor')).State.ExitCode, 0, 'the re-attached run reports its exit');
   await agent.cli(['rm', '-f', 'survivor', 'always', 'unless']);
+});
+
+test.serial('a --rm container whose run ended while the agent was down is removed when the agent comes back', async (t) => {
+  const signals = await mkdtemp(path.join(workDir, 'signals-'));
+  await agent.cli([
+    'run',
+    '-d',
+    '--rm',
+    '--name',
+    'rm-while-down',
+    '--network',
+    'none',
+    '-v',
+    `${signals}:/signals`,
+    image,
+    'sh',
+    '-c',
+    WAIT_FOR_GO,
+  ]);
+  const { Id, State } = await inspect('rm-while-down');
+  await agent.kill();
+  await writeFile(path.join(signals, 'go'), '');
+  await eventually(
+    () =>
+      access(`/proc/${State.Pid}`).then(
+        () => true,
+        () => false,
+      ),
+    (alive) => !alive,
+  );
+  await agent.restart();
+  t.notRegex((await agent.cli(['ps', '-a'])).stdout, /rm-while-down/);
+  await t.throwsAsync(access(path.join(agent.dataDir, 'containers', Id)));
 });
