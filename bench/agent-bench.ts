@@ -4,28 +4,48 @@
  * on this machine: `run --rm IMG echo hi` with the image present, and the pull of a large image from a Berth
  * registry. See bench/README.md ("Runtime agent benchmark"). Not a test: it is not run in CI. Needs root.
  */
+import { loadavg } from 'node:os';
 import { run } from '../test/helpers/exec.js';
 import { parseAgentBenchOptions } from './agent-options.js';
-import { pullTable, runTable, targetTable, type AgentBenchResults } from './agent-report.js';
+import { pullRunsTable, pullTable, runTable, targetTable, type AgentBenchResults, type Measured, type PullSample } from './agent-report.js';
 import {
+  agentPullSubject,
   engineVersions,
   pullEverywhere,
   pullSubjects,
   pushBusyboxImage,
   runSubjects,
+  startAgentOfBuild,
   startEngines,
   type PullSubject,
+  type Engines,
   type RunSubject,
 } from './container-engines.js';
 import { alternate } from './measurements.js';
 import { pushRandomLayerImage } from './random-layer-image.js';
 import { reportBench, startBenchSession } from './session.js';
 import { startBerth } from './servers.js';
-import { timeCommand } from './timed-command.js';
+import { reapedChildrenCpuMs, treeCpuMs } from './process-stats.js';
+import { timeCommand, type CommandTiming } from './timed-command.js';
 
 const options = parseAgentBenchOptions(process.argv.slice(2));
 const session = await startBenchSession('berth-agent-bench-');
 const { workDir, servers } = session;
+
+/** `run --rm IMG echo hi` with every engine, interleaved, after pulling the image everywhere. */
+async function measureRuns(engines: Engines, registry: string): Promise<Measured<CommandTiming>[]> {
+  const runImage = `${registry}/bench/busybox:1`;
+  await pushBusyboxImage(engines, workDir, runImage);
+  await pullEverywhere(engines, runImage);
+  const runners = runSubjects(engines, runImage);
+  const runOnce = (subject: RunSubject) => timeCommand(subject.command, 'hi\n');
+  if (options.warmups > 0) await alternate('warm-up: run --rm IMG echo hi', runners, options.warmups, runOnce);
+  const samples = await alternate('run --rm IMG echo hi', runners, options.runs, runOnce);
+  return runners.map((subject, i) => ({ name: subject.name, role: subject.role, detail: subject.network, samples: samples[i]! }));
+}
+
+/** The CPU time of the daemon doing a pull's work (and its helpers), 0 for a daemonless tool. */
+const daemonCpuMs = (subject: PullSubject) => (subject.daemonPid === undefined ? 0 : treeCpuMs(subject.daemonPid));
 
 async function measure(): Promise<{ results: AgentBenchResults; versions: string }> {
   servers.push(await startBerth(workDir));
@@ -33,35 +53,39 @@ async function measure(): Promise<{ results: AgentBenchResults; versions: string
   const engines = await startEngines(session);
   const versions = await engineVersions(engines);
 
-  const runImage = `${registry}/bench/busybox:1`;
-  await pushBusyboxImage(engines, workDir, runImage);
-  await pullEverywhere(engines, runImage);
-  const runners = runSubjects(engines, runImage);
-  const runOnce = (subject: RunSubject) => timeCommand(subject.command, 'hi\n');
-  if (options.warmups > 0) await alternate('warm-up: run --rm IMG echo hi', runners, options.warmups, runOnce);
-  const runSamples = await alternate('run --rm IMG echo hi', runners, options.runs, runOnce);
+  const runs = options.pullOnly ? [] : await measureRuns(engines, registry);
 
   process.stderr.write(`building and pushing a ${options.layers}-layer image of random data ...\n`);
   const pullImage = await pushRandomLayerImage(workDir, `${registry}/bench/pull:1`, options.layers, options.layerBytes);
   const pullers = pullSubjects(engines, pullImage, workDir);
+  if (options.compareBuild !== '') {
+    const other = await startAgentOfBuild(session, options.compareBuild);
+    pullers.splice(1, 0, agentPullSubject(other, `Berth agent pull (${options.compareBuild})`, 'other', pullImage));
+  }
+  const registryPid = servers[0]!.pid;
   // Each pull starts with the previous one's writes on disk, and leaves nothing behind for the next.
-  const pullOnce = async (subject: PullSubject) => {
+  const pullOnce = async (subject: PullSubject): Promise<PullSample> => {
     await run('sync', []);
+    const load = loadavg()[0]!;
+    const before = { client: reapedChildrenCpuMs(), daemon: daemonCpuMs(subject), registry: treeCpuMs(registryPid) };
     const { exitMs } = await timeCommand(subject.pull);
+    const sample = {
+      wallMs: exitMs,
+      clientCpuMs: reapedChildrenCpuMs() - before.client,
+      daemonCpuMs: daemonCpuMs(subject) - before.daemon,
+      registryCpuMs: treeCpuMs(registryPid) - before.registry,
+      load,
+    };
     await subject.remove();
-    return { pullMs: exitMs };
+    return sample;
   };
   const pullSamples = await alternate(`pull ${pullImage.reference}`, pullers, options.pullRuns, pullOnce);
 
   return {
     versions,
     results: {
-      runs: runners.map((subject, i) => ({ name: subject.name, role: subject.role, detail: subject.network, samples: runSamples[i]! })),
-      pulls: pullers.map((subject, i) => ({
-        name: subject.name,
-        role: subject.role,
-        samples: pullSamples[i]!.map((sample) => sample.pullMs),
-      })),
+      runs,
+      pulls: pullers.map((subject, i) => ({ name: subject.name, role: subject.role, samples: pullSamples[i]! })),
       pullImage: { layers: options.layers, bytes: pullImage.bytes },
     },
   };
@@ -69,14 +93,22 @@ async function measure(): Promise<{ results: AgentBenchResults; versions: string
 
 await reportBench('agent-bench', session, options, async () => {
   const { results, versions } = await measure();
+  const runReport = options.pullOnly
+    ? []
+    : [
+        `${options.runs} timed runs per tool after ${options.warmups} warm-ups, interleaved; ms from spawning the CLI:`,
+        runTable(results.runs),
+        '',
+      ];
   return [
     targetTable(results),
     '',
-    `${options.runs} timed runs per tool after ${options.warmups} warm-ups, interleaved; ms from spawning the CLI:`,
-    runTable(results.runs),
-    '',
+    ...runReport,
     `${options.pullRuns} pulls per tool from the Berth registry, interleaved, each after removing everything the previous one stored:`,
     pullTable(results),
+    '',
+    'Every pull: wall and CPU time (CLI + daemon, user + system; the registry apart), the 1-minute load at its start:',
+    pullRunsTable(results.pulls),
     '',
     versions,
   ].join('\n');

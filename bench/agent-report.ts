@@ -12,9 +12,23 @@ export interface Measured<T> {
   samples: T[];
 }
 
+/** One pull: its wall time, the CPU time of the processes that did it, and the machine's load when it started. */
+export interface PullSample {
+  wallMs: number;
+  /** The CLI (and for skopeo, all the work). */
+  clientCpuMs: number;
+  /** The daemon that did the work for the CLI (the agent; dockerd with its containerd); 0 for skopeo. */
+  daemonCpuMs: number;
+  /** The registry serving the pull: the same for every tool, unless a tool fetches differently. */
+  registryCpuMs: number;
+  /** The 1-minute load average. */
+  load: number;
+}
+
 export interface AgentBenchResults {
+  /** Empty with --pull-only. */
   runs: Measured<CommandTiming>[];
-  pulls: Measured<number>[];
+  pulls: Measured<PullSample>[];
   /** What the pull downloads: layer count and total compressed bytes. */
   pullImage: { layers: number; bytes: number };
 }
@@ -38,14 +52,20 @@ export function targetTable({ runs, pulls, pullImage }: AgentBenchResults): stri
     const docker = pick(only(runs, 'docker'), field, stat);
     return { label, unit: 'ms', berth, reference: docker, ratio: true, target: target ? atMost(berth, docker) : undefined };
   };
-  const berthPull = median(only(pulls, 'berth').samples) / 1000;
-  const dockerPull = median(only(pulls, 'docker').samples) / 1000;
+  const berthPull = median(only(pulls, 'berth').samples.map(wallMs)) / 1000;
+  const dockerPull = median(only(pulls, 'docker').samples.map(wallMs)) / 1000;
+  const runRows =
+    runs.length === 0
+      ? []
+      : [
+          runRow('run --rm, --network none: first output, median', 'firstOutputMs', median, true),
+          runRow('run --rm, --network none: first output, p90', 'firstOutputMs', p90, false),
+          runRow('run --rm, --network none: exit, median', 'exitMs', median, false),
+          runRow('run --rm, --network none: exit, p90', 'exitMs', p90, false),
+        ];
   return formatTable(
     [
-      runRow('run --rm, --network none: first output, median', 'firstOutputMs', median, true),
-      runRow('run --rm, --network none: first output, p90', 'firstOutputMs', p90, false),
-      runRow('run --rm, --network none: exit, median', 'exitMs', median, false),
-      runRow('run --rm, --network none: exit, p90', 'exitMs', p90, false),
+      ...runRows,
       {
         label: `pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}: median`,
         unit: 's',
@@ -86,20 +106,63 @@ export function runTable(runs: Measured<CommandTiming>[]): string {
   return alignColumns(header, body, (column) => column >= 2);
 }
 
-/** Every tool's pull time (median, fastest, slowest) and throughput, with Berth's time over each other tool's. */
+const wallMs = (sample: PullSample) => sample.wallMs;
+/** What the pull cost the tool itself: its CLI and its daemon. */
+const toolCpuMs = (sample: PullSample) => sample.clientCpuMs + sample.daemonCpuMs;
+
+/**
+ * Every tool's pull time (median, fastest, slowest), throughput and CPU time (median), with Berth's over each
+ * other tool's.
+ */
 export function pullTable({ pulls, pullImage }: AgentBenchResults): string {
-  const own = median(only(pulls, 'berth').samples);
+  const berth = only(pulls, 'berth').samples;
   const body = pulls.map((m) => {
-    const ms = median(m.samples);
+    const times = m.samples.map(wallMs);
+    const ms = median(times);
+    const cpu = median(m.samples.map(toolCpuMs));
     return [
       m.name,
       formatNumber(ms / 1000),
-      formatNumber(Math.min(...m.samples) / 1000),
-      formatNumber(Math.max(...m.samples) / 1000),
+      formatNumber(Math.min(...times) / 1000),
+      formatNumber(Math.max(...times) / 1000),
       formatNumber(pullImage.bytes / 1e6 / (ms / 1000)),
-      m.role === 'berth' ? '' : ratio(own, ms),
+      formatNumber(cpu / 1000),
+      formatNumber(median(m.samples.map((sample) => sample.registryCpuMs)) / 1000),
+      m.role === 'berth' ? '' : ratio(median(berth.map(wallMs)), ms),
+      m.role === 'berth' ? '' : ratio(median(berth.map(toolCpuMs)), cpu),
     ];
   });
-  const header = [`pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}`, 'median s', 'min s', 'max s', 'MB/s', 'Berth/x time'];
+  const header = [
+    `pull ${pullImage.layers} layers, ${formatBytes(pullImage.bytes)}`,
+    'median s',
+    'min s',
+    'max s',
+    'MB/s',
+    'CPU s',
+    'registry CPU s',
+    'Berth/x time',
+    'Berth/x CPU',
+  ];
   return alignColumns(header, body, (column) => column >= 1);
+}
+
+/** Every pull of every round (the tools took turns), with Berth's time and CPU over the other tool's of the same round. */
+export function pullRunsTable(pulls: Measured<PullSample>[]): string {
+  const berth = only(pulls, 'berth').samples;
+  const body = pulls.flatMap((m) =>
+    m.samples.map((sample, round) => [
+      String(round + 1),
+      m.name,
+      formatNumber(sample.load),
+      formatNumber(sample.wallMs / 1000),
+      formatNumber(sample.clientCpuMs / 1000),
+      formatNumber(sample.daemonCpuMs / 1000),
+      formatNumber(sample.registryCpuMs / 1000),
+      m.role === 'berth' ? '' : ratio(berth[round]!.wallMs, sample.wallMs),
+      m.role === 'berth' ? '' : ratio(toolCpuMs(berth[round]!), toolCpuMs(sample)),
+    ]),
+  );
+  body.sort((a, b) => Number(a[0]) - Number(b[0]));
+  const header = ['run', 'tool', 'load', 'wall s', 'CLI CPU s', 'daemon CPU s', 'registry CPU s', 'Berth/x time', 'Berth/x CPU'];
+  return alignColumns(header, body, (column) => column !== 1);
 }

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { AgentDaemon } from '../test/helpers/agent-daemon.js';
 import { DockerDaemon } from '../test/helpers/dockerd.js';
 import { DockerWorkbench } from '../test/helpers/docker-workbench.js';
@@ -86,6 +87,8 @@ export interface PullSubject {
   name: string;
   role: Role;
   pull: CommandLine;
+  /** The daemon that does the pull's work for the CLI, whose CPU time counts with the CLI's; none for skopeo. */
+  daemonPid: number | undefined;
   /** Removes everything the pull stored, so that the next pull downloads and unpacks every layer again. */
   remove(): Promise<void>;
 }
@@ -100,34 +103,61 @@ export function pullSubjects(
   const layout = path.join(workDir, 'skopeo-layout');
   const skopeo = (destination: string): string[] => ['copy', '--src-tls-verify=false', `docker://${reference}`, destination];
   return [
-    {
-      name: 'Berth agent pull',
-      role: 'berth',
-      pull: agent.cliCommand(['pull', reference]),
-      remove: async () => {
-        await agent.cli(['rmi', reference]);
-        await agent.cli(['prune']);
-        const left = (await agent.blobs()).filter((digest) => image.layerDigests.includes(digest));
-        if (left.length > 0) throw new Error(`the agent still stores layers after rmi and prune: ${left.join(', ')}`);
-      },
-    },
+    agentPullSubject(agent, 'Berth agent pull', 'berth', image),
     {
       name: 'docker pull',
       role: 'docker',
       pull: { file: 'docker', args: ['pull', reference], env: dockerd.cliEnv },
+      daemonPid: dockerd.pid,
       remove: () => new DockerWorkbench(dockerd, workDir).removeLocally(reference),
     },
     {
       name: 'skopeo copy to oci: (no unpack)',
       role: 'other',
       pull: { file: 'skopeo', args: skopeo(`oci:${layout}:bench`) },
+      daemonPid: undefined,
       remove: () => rm(layout, { recursive: true, force: true }),
     },
     {
       name: 'skopeo copy to containers-storage:',
       role: 'other',
       pull: { file: 'skopeo', args: skopeo(`containers-storage:${reference}`), env: podman.env },
+      daemonPid: undefined,
       remove: async () => void (await podman.podman(['rmi', reference])),
     },
   ];
+}
+
+/** A pull with an agent daemon; `role` other for a second agent (another build's) pulling beside it. */
+export function agentPullSubject(
+  agent: AgentDaemon,
+  name: string,
+  role: Role,
+  image: { reference: string; layerDigests: string[] },
+): PullSubject {
+  const { reference } = image;
+  return {
+    name,
+    role,
+    pull: agent.cliCommand(['pull', reference]),
+    daemonPid: agent.pid,
+    remove: async () => {
+      await agent.cli(['rmi', reference]);
+      await agent.cli(['prune']);
+      const left = (await agent.blobs()).filter((digest) => image.layerDigests.includes(digest));
+      if (left.length > 0) throw new Error(`the agent still stores layers after rmi and prune: ${left.join(', ')}`);
+    },
+  };
+}
+
+/**
+ * The agent daemon of another build of this repository (its `dist` directory, e.g. a copy of main's), to pull
+ * side by side with this build's in one run.
+ */
+export async function startAgentOfBuild(session: BenchSession, distDirectory: string): Promise<AgentDaemon> {
+  const helper = pathToFileURL(path.resolve(distDirectory, 'test/helpers/agent-daemon.js')).href;
+  const { AgentDaemon: OtherBuildAgent } = (await import(helper)) as { AgentDaemon: typeof AgentDaemon };
+  const agent = await OtherBuildAgent.start();
+  session.teardowns.push(() => agent.destroy());
+  return agent;
 }

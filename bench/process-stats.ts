@@ -91,3 +91,30 @@ export async function sampleRss(pid: number, work: () => Promise<void>, interval
   }
   return peaks;
 }
+
+/** Clock ticks per second of the CPU times in `/proc/<pid>/stat` (USER_HZ: 100 on every Linux architecture this runs on). */
+const USER_HZ = 100;
+
+/** A process's utime, stime, cutime and cstime (fields 14-17 of `/proc/<pid>/stat`) in ms; zeros once it has gone. */
+function cpuFieldsMs(pid: number | 'self'): [number, number, number, number] {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command's closing parenthesis start at field 3 (state).
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ms = (index: number) => (Number(fields[index]) * 1000) / USER_HZ;
+    return [ms(11), ms(12), ms(13), ms(14)];
+  } catch {
+    return [0, 0, 0, 0];
+  }
+}
+
+/** CPU time (user + system, ms) a daemon and its live descendants (dockerd's containerd) have used, reaped children included. */
+export function treeCpuMs(pid: number): number {
+  return [pid, ...descendantPids(pid)].reduce((sum, each) => sum + cpuFieldsMs(each).reduce((a, b) => a + b, 0), 0);
+}
+
+/** CPU time (ms) of the children this process has waited for: its difference over a spawned CLI's run is that CLI's. */
+export function reapedChildrenCpuMs(): number {
+  const [, , cutime, cstime] = cpuFieldsMs('self');
+  return cutime + cstime;
+}

@@ -938,9 +938,10 @@ class StageRun {
     const layer: CachedLayer = { ...written, uncompressedSize: written.uncompressedSize };
     const chainId = this.chainIdWith(layer.diffId);
     await this.build.lease.add([layer.digest, chainId]);
-    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, async (directory) => {
+    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, async (directory, files) => {
       await rm(directory, { recursive: true, force: true });
       await rename(upper, directory);
+      files.filledUntracked();
       return { size: layer.uncompressedSize };
     });
     return layer;
@@ -955,12 +956,13 @@ class StageRun {
     await this.build.lease.add([layer.digest, chainId]);
     if (await snapshots.info(chainId)) return true;
     if (!(await content.has(layer.digest))) return false;
-    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, (directory) =>
-      unpackLayer({ blob: content.read(layer.digest), digest: layer.digest, mediaType: layer.mediaType, diffId: layer.diffId }, directory, {
-        keepSetid: true,
-        preserveOwnership: process.getuid?.() === 0,
-        warn: () => undefined,
-      }),
+    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, (directory, files) =>
+      unpackLayer(
+        { blob: content.read(layer.digest), digest: layer.digest, mediaType: layer.mediaType, diffId: layer.diffId },
+        directory,
+        { keepSetid: true, preserveOwnership: process.getuid?.() === 0, warn: () => undefined },
+        files,
+      ),
     );
     return true;
   }

@@ -319,11 +319,13 @@ class ArchiveLoader {
       await this.stores.content.ingest(layer, async (offset) => ({ stream: createReadStream(file, { start: offset }), offset }));
     }
     if (!existing)
-      await this.stores.snapshots.create({ chainId: layer.chainId, diffId: layer.diffId, parent }, (directory) =>
-        unpackLayer({ ...layer, blob: this.stores.content.read(layer.digest) }, directory, {
-          ...this.options.apply,
-          warn: this.options.warn,
-        }),
+      await this.stores.snapshots.create({ chainId: layer.chainId, diffId: layer.diffId, parent }, (directory, files) =>
+        unpackLayer(
+          { ...layer, blob: this.stores.content.read(layer.digest) },
+          directory,
+          { ...this.options.apply, warn: this.options.warn },
+          files,
+        ),
       );
     return (await this.stores.snapshots.info(layer.chainId))?.size ?? 0;
   }

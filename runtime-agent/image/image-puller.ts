@@ -181,13 +181,18 @@ class PullOperation {
   }
 
   private async unpack(layer: LayerRecord, parent: string | undefined, blob: Readable, progress: LayerProgress): Promise<boolean> {
-    const { created } = await this.deps.snapshots.create({ chainId: layer.chainId, diffId: layer.diffId, parent }, (directory) =>
-      unpackLayer({ ...layer, blob }, directory, {
-        keepSetid: this.deps.options.keepSetid,
-        preserveOwnership: this.deps.options.preserveOwnership,
-        warn: (message) => this.report({ type: 'warning', message: `layer ${shortDigest(layer.digest)}: ${message}` }),
-        onProgress: (bytes) => progress('Extracting', bytes, layer.size),
-      }),
+    const { created } = await this.deps.snapshots.create({ chainId: layer.chainId, diffId: layer.diffId, parent }, (directory, files) =>
+      unpackLayer(
+        { ...layer, blob },
+        directory,
+        {
+          keepSetid: this.deps.options.keepSetid,
+          preserveOwnership: this.deps.options.preserveOwnership,
+          warn: (message) => this.report({ type: 'warning', message: `layer ${shortDigest(layer.digest)}: ${message}` }),
+          onProgress: (bytes) => progress('Extracting', bytes, layer.size),
+        },
+        files,
+      ),
     );
     if (!created) blob.destroy();
     return created;

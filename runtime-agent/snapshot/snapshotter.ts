@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SingleFlight } from '../support/concurrency.js';
-import { runHostCommand } from '../support/host-command.js';
+import { concurrencyLimit, SingleFlight } from '../support/concurrency.js';
+import type { WrittenFiles } from '../unpack/layer-applier.js';
 import { syncPath } from '../../platform/durable-file.js';
 import { parseDigest } from '../../oci/digest.js';
+import { hostDiskFlush, SnapshotFlush, type DiskFlush } from './snapshot-flush.js';
 
 /** One unpacked layer on top of its exact parents, usable as an overlayfs lowerdir. */
 export interface SnapshotInfo {
@@ -25,34 +26,38 @@ export interface Snapshotter {
    * calls for one chain id share one fill. Either the whole snapshot appears or none, and it appears with
    * its files on disk: a crash after it does not leave files short or empty under a complete snapshot.
    */
-  create(
-    info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
-    fill: (directory: string) => Promise<{ size: number }>,
-  ): Promise<{ created: boolean }>;
+  create(info: Omit<SnapshotInfo, 'size' | 'createdAt'>, fill: SnapshotFill): Promise<{ created: boolean }>;
   list(): Promise<SnapshotInfo[]>;
   remove(chainId: string): Promise<void>;
   /** Removes what a crash or failed unpack left half-written. */
   removeIncomplete(): Promise<number>;
 }
 
+/**
+ * What a fill is told to hand over as it writes: every regular file it finishes and every directory it
+ * makes, which are then flushed to disk before the snapshot appears; or, when it put its files in place
+ * some other way, that it did.
+ */
+export interface SnapshotFiles extends WrittenFiles {
+  filledUntracked(): void;
+}
+
+export type SnapshotFill = (directory: string, files: SnapshotFiles) => Promise<{ size: number }>;
+
 const INFO_FILE = 'snapshot.json';
 const FILES_DIR = 'fs';
 const INCOMPLETE_PREFIX = '.incomplete-';
 
-/** Flushes everything written on the filesystem that holds `directory` to disk. */
-export type FileSystemFlush = (directory: string) => Promise<void>;
-
 /**
- * syncfs(2), through coreutils' `sync --file-system` (Node has no binding): one flush of the filesystem
- * instead of an fsync per file and directory, each its own journal commit, for the thousands a layer can hold.
+ * File flushes at once over all snapshots being made: each holds one of the thread pool's four threads,
+ * which downloads, decompression and the unpacker's writes need too.
  */
-export const syncFileSystem: FileSystemFlush = async (directory) => {
-  await runHostCommand('sync', ['--file-system', directory]);
-};
+const FLUSHES_AT_ONCE = 2;
 
 /**
  * Snapshots as directories `<root>/<algorithm>-<hex>/{fs,snapshot.json}`. A snapshot is filled in a
- * `.incomplete-*` directory, flushed to disk, and renamed into place, and removed by renaming it away
+ * `.incomplete-*` directory, flushed to disk (its own files, as the fill writes them: see SnapshotFlush),
+ * and renamed into place, and removed by renaming it away
  * first, so a crash never leaves a half snapshot under its chain id. Nothing checks a snapshot's files
  * again after a crash (the image that uses it is complete once its record is): the flush before the
  * rename is what keeps them whole.
@@ -61,10 +66,11 @@ export class DirectorySnapshotter implements Snapshotter {
   private readonly creations = new SingleFlight<{ created: boolean }>();
   /** Work directories of creations in progress, which a sweep must leave alone. */
   private readonly working = new Set<string>();
+  private readonly flushSlot = concurrencyLimit(FLUSHES_AT_ONCE);
 
   constructor(
     private readonly root: string,
-    private readonly flush: FileSystemFlush = syncFileSystem,
+    private readonly disk: DiskFlush = hostDiskFlush,
   ) {}
 
   async init(): Promise<void> {
@@ -80,10 +86,7 @@ export class DirectorySnapshotter implements Snapshotter {
     return path.join(this.snapshotPath(chainId), FILES_DIR);
   }
 
-  create(
-    info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
-    fill: (directory: string) => Promise<{ size: number }>,
-  ): Promise<{ created: boolean }> {
+  create(info: Omit<SnapshotInfo, 'size' | 'createdAt'>, fill: SnapshotFill): Promise<{ created: boolean }> {
     const { promise, shared } = this.creations.run(info.chainId, () => this.createOnce(info, fill));
     return shared ? promise.then(() => ({ created: false })) : promise;
   }
@@ -114,19 +117,19 @@ export class DirectorySnapshotter implements Snapshotter {
     return leftovers.length;
   }
 
-  private async createOnce(
-    info: Omit<SnapshotInfo, 'size' | 'createdAt'>,
-    fill: (directory: string) => Promise<{ size: number }>,
-  ): Promise<{ created: boolean }> {
+  private async createOnce(info: Omit<SnapshotInfo, 'size' | 'createdAt'>, fill: SnapshotFill): Promise<{ created: boolean }> {
     if (await this.info(info.chainId)) return { created: false };
     const work = this.incompletePath();
+    const files = path.join(work, FILES_DIR);
+    const record = path.join(work, INFO_FILE);
+    const flush = new SnapshotFlush(this.disk, this.flushSlot);
     this.working.add(work);
     try {
-      await mkdir(path.join(work, FILES_DIR), { recursive: true, mode: 0o755 });
-      const { size } = await fill(path.join(work, FILES_DIR));
+      await mkdir(files, { recursive: true, mode: 0o755 });
+      const { size } = await fill(files, flush).finally(() => flush.settle());
       const complete: SnapshotInfo = { ...info, size, createdAt: new Date().toISOString() };
-      await writeFile(path.join(work, INFO_FILE), JSON.stringify(complete, null, 2));
-      await this.flush(work);
+      await writeFile(record, JSON.stringify(complete, null, 2));
+      await flush.complete([files, record, work]);
       await rename(work, this.snapshotPath(info.chainId));
       // The rename on disk before anything (an image record) names the snapshot.
       await syncPath(this.root);

@@ -47,15 +47,35 @@ const ASYNC_WRITE_BYTES = 1024 * 1024;
 const writeAsync = promisify(write);
 
 /**
+ * What the applier hands over as it makes files and directories: a snapshot flushes them to disk (and
+ * must hear of every one), a copy into a container or a build context only closes its files.
+ */
+export interface WrittenFiles {
+  /** Takes over a regular file whose content, owner, mode and times are written, and closes it. */
+  closeFile(fd: number, bytes: number): Promise<void>;
+  directoryCreated(directory: string): void;
+}
+
+export const unflushedFiles: WrittenFiles = {
+  closeFile: async (fd) => closeSync(fd),
+  directoryCreated: () => undefined,
+};
+
+/**
  * Writes an uncompressed layer tar into `root`, an empty directory, turning OCI whiteouts into overlayfs
  * form. Every entry stays inside `root`: paths are confined lexically, parents are never symlinks, hardlinks
  * only point at entries of this layer, and device nodes are not created.
  */
-export async function applyLayerTar(tarStream: Readable, root: string, options: ApplyOptions): Promise<void> {
+export async function applyLayerTar(
+  tarStream: Readable,
+  root: string,
+  options: ApplyOptions,
+  files: WrittenFiles = unflushedFiles,
+): Promise<void> {
   const extract = tar.extract();
   const feeding = pipeline(tarStream, extract);
   try {
-    await applyArchiveEntries(extract, root, options);
+    await applyArchiveEntries(extract, root, options, files);
     await feeding;
   } catch (error) {
     extract.destroy(error as Error);
@@ -74,8 +94,13 @@ export interface ArchiveEntry extends AsyncIterable<unknown> {
  * applyLayerTar's work on entries already parsed, for a caller that renames or filters them first (cp):
  * each entry's content is read (or skipped) before the next is asked for, then directory attributes are set.
  */
-export async function applyArchiveEntries(entries: AsyncIterable<ArchiveEntry>, root: string, options: ApplyOptions): Promise<void> {
-  const applier = new EntryApplier(root, options);
+export async function applyArchiveEntries(
+  entries: AsyncIterable<ArchiveEntry>,
+  root: string,
+  options: ApplyOptions,
+  files: WrittenFiles = unflushedFiles,
+): Promise<void> {
+  const applier = new EntryApplier(root, options, files);
   for await (const entry of entries) {
     await applier.apply(entry.header, entry);
     entry.resume();
@@ -102,8 +127,9 @@ class EntryApplier {
   constructor(
     private readonly root: string,
     private readonly options: ApplyOptions,
+    private readonly files: WrittenFiles,
   ) {
-    this.parents = new LayerDirectories(root);
+    this.parents = new LayerDirectories(root, (directory) => files.directoryCreated(directory));
   }
 
   async apply(header: Header, content: AsyncIterable<unknown>): Promise<void> {
@@ -145,7 +171,10 @@ class EntryApplier {
     const target = this.parents.ensureParents(components);
     switch (header.type ?? 'file') {
       case 'directory':
-        if (this.clearPath(target, true) === 'cleared') mkdirSync(target, { mode: 0o700 });
+        if (this.clearPath(target, true) === 'cleared') {
+          mkdirSync(target, { mode: 0o700 });
+          this.files.directoryCreated(target);
+        }
         this.parents.created(target);
         if (this.options.preserveOwnership) lchownSync(target, header.uid ?? 0, header.gid ?? 0);
         this.directories.push({ components, mode: this.sanitizedMode(header), mtime: header.mtime });
@@ -188,9 +217,11 @@ class EntryApplier {
       if (this.options.preserveOwnership) fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
       fchmodSync(fd, this.sanitizedMode(header));
       if (header.mtime) futimesSync(fd, header.mtime, header.mtime);
-    } finally {
+    } catch (error) {
       closeSync(fd);
+      throw error;
     }
+    await this.files.closeFile(fd, sparse?.realSize ?? header.size ?? 0);
   }
 
   /** A hardlink may only point at an entry already written into this layer, reached without symlinks. */

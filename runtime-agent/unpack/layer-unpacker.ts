@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { ContentVerificationError, DigestingStream, parseDigest } from '../../oci/digest.js';
 import { layerCompression } from '../../oci/media-types.js';
 import { compressionGuard, decompressor, LayerFormatError } from './decompression.js';
-import { applyLayerTar, type ApplyOptions } from './layer-applier.js';
+import { applyLayerTar, type ApplyOptions, type WrittenFiles } from './layer-applier.js';
 
 export interface LayerToUnpack {
   /** The compressed blob as stored. */
@@ -24,6 +24,7 @@ export async function unpackLayer(
   layer: LayerToUnpack,
   directory: string,
   options: ApplyOptions & { onProgress?: (compressedBytes: number) => void },
+  files: WrittenFiles,
 ): Promise<{ size: number }> {
   const compression = layerCompression(layer.mediaType);
   const diffIdAlgorithm = parseDigest(layer.diffId).algorithm;
@@ -35,7 +36,7 @@ export async function unpackLayer(
     decompressor(compression),
     uncompressed,
   );
-  const [fed, applied] = await Promise.allSettled([feeding, applyLayerTar(uncompressed, directory, options)]);
+  const [fed, applied] = await Promise.allSettled([feeding, applyLayerTar(uncompressed, directory, options, files)]);
   // A feed that failed on its own (download, decompression) is the cause; a premature close is the applier's doing.
   if (fed.status === 'rejected' && (fed.reason as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw fed.reason;
   if (applied.status === 'rejected') throw inLayer(layer.digest, applied.reason);

@@ -42,7 +42,10 @@ export function archivePathComponents(name: string): { components: string[]; cli
 export class LayerDirectories {
   private readonly known = new Set<string>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly onCreated: (directory: string) => void = () => undefined,
+  ) {}
 
   /** Creates the parents of `components` as needed and returns the entry's absolute path. */
   ensureParents(components: readonly string[]): string {
@@ -51,8 +54,10 @@ export class LayerDirectories {
       current = path.join(current, component);
       if (this.known.has(current)) continue;
       const stats = lstatSync(current, { throwIfNoEntry: false });
-      if (!stats) mkdirSync(current, { mode: 0o755 });
-      else if (!stats.isDirectory())
+      if (!stats) {
+        mkdirSync(current, { mode: 0o755 });
+        this.onCreated(current);
+      } else if (!stats.isDirectory())
         throw new UnsafePathError(
           `${path.relative(this.root, current)} is a ${stats.isSymbolicLink() ? 'symlink' : 'non-directory'}, not followed`,
         );

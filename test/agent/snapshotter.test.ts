@@ -1,10 +1,14 @@
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DirectorySnapshotter, type FileSystemFlush } from '../../runtime-agent/snapshot/snapshotter.js';
+import { Readable } from 'node:stream';
+import { layerOf, type Layer, type TarEntry } from '../helpers/agent-images.js';
+import { hostDiskFlush, type DiskFlush } from '../../runtime-agent/snapshot/snapshot-flush.js';
+import { DirectorySnapshotter, type SnapshotFill } from '../../runtime-agent/snapshot/snapshotter.js';
+import { unpackLayer } from '../../runtime-agent/unpack/layer-unpacker.js';
 
 async function newRoot(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const root = await mkdtemp(path.join(tmpdir(), 'berth-snapshotter-'));
@@ -17,55 +21,174 @@ function newLayer() {
   return { chainId: `sha256:${hex}`, diffId: `sha256:${hex}`, parent: undefined };
 }
 
-async function fillWithOneFile(directory: string): Promise<{ size: number }> {
-  await writeFile(path.join(directory, 'hello.txt'), 'hello\n');
-  return { size: 6 };
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** A fill that unpacks `layer` as a pull does. */
+function unpacking(layer: Layer): SnapshotFill {
+  return (directory, files) =>
+    unpackLayer(
+      { ...layer, blob: Readable.from([layer.blob]) },
+      directory,
+      { keepSetid: false, preserveOwnership: true, warn: () => undefined },
+      files,
+    );
 }
 
-test('a snapshot is flushed to disk, files and record, before it appears under its chain id', async (t) => {
-  const root = await newRoot(t);
-  const layer = newLayer();
-  const seenAtFlush: Array<{ flushed: string; files: string; record: boolean; visible: boolean; listed: number }> = [];
-  const flush: FileSystemFlush = async (directory) => {
-    seenAtFlush.push({
-      flushed: path.dirname(directory),
-      files: await readFile(path.join(directory, 'fs', 'hello.txt'), 'utf8'),
-      record: existsSync(path.join(directory, 'snapshot.json')),
-      visible: (await snapshots.info(layer.chainId)) !== undefined,
-      listed: (await snapshots.list()).length,
-    });
+interface Flushed {
+  /** Relative to the snapshot's work directory (`fs/...`, `snapshot.json`, `.` for the work directory itself). */
+  path: string;
+  /** sha256 of a regular file's bytes at the moment it was flushed. */
+  content?: string;
+  visible: boolean;
+}
+
+/**
+ * The host's flushes, recording what each one flushed and whether the snapshot could already be seen. A
+ * file is named by its descriptor, as the kernel sees it.
+ */
+function recordingDisk(root: string, chainId: string, failFile?: RegExp): { disk: DiskFlush; flushed: Flushed[]; fileSystems: Flushed[] } {
+  const flushed: Flushed[] = [];
+  const fileSystems: Flushed[] = [];
+  const visible = () => existsSync(path.join(root, chainId.replace(':', '-')));
+  const relative = (target: string) => {
+    const work = readdirSync(root).find((name) => name.startsWith('.incomplete-'));
+    return path.relative(path.join(root, work ?? ''), target) || '.';
   };
-  const snapshots = new DirectorySnapshotter(root, flush);
+  const disk: DiskFlush = {
+    file: async (fd) => {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (failFile?.test(target)) throw new Error(`EIO: i/o error, fsync of ${target}`);
+      flushed.push({ path: relative(target), content: sha256(readFileSync(target)), visible: visible() });
+      await hostDiskFlush.file(fd);
+    },
+    path: async (target) => {
+      flushed.push({ path: relative(target), visible: visible() });
+      await hostDiskFlush.path(target);
+    },
+    fileSystem: async (target) => {
+      fileSystems.push({ path: relative(target), visible: visible() });
+      await hostDiskFlush.fileSystem(target);
+    },
+  };
+  return { disk, flushed, fileSystems };
+}
+
+test('an unpacked snapshot flushes each of its files whole, then its directories and record, before it appears; no syncfs', async (t) => {
+  const root = await newRoot(t);
+  const big = randomBytes(3 * 1024 * 1024 + 5);
+  const entries: TarEntry[] = [
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/os-release', content: 'NAME=test\n' },
+    { name: 'usr/lib/big.so', content: big, mode: 0o755 },
+    { name: 'usr/bin/tool', type: 'symlink', linkname: '../lib/big.so' },
+    { name: 'usr/lib/hard.so', type: 'link', linkname: 'usr/lib/big.so' },
+  ];
+  const layer = await layerOf(entries, 'gzip');
+  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
+  const { disk, flushed, fileSystems } = recordingDisk(root, info.chainId);
+  const snapshots = new DirectorySnapshotter(root, disk);
   await snapshots.init();
 
-  t.deepEqual(await snapshots.create(layer, fillWithOneFile), { created: true });
+  t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
 
-  t.deepEqual(seenAtFlush, [{ flushed: root, files: 'hello\n', record: true, visible: false, listed: 0 }]);
-  t.like(await snapshots.info(layer.chainId), { chainId: layer.chainId, size: 6 });
-  t.is(await readFile(path.join(snapshots.filesPath(layer.chainId), 'hello.txt'), 'utf8'), 'hello\n');
+  const byPath = new Map(flushed.map((entry) => [entry.path, entry]));
+  t.is(byPath.size, flushed.length, 'nothing is flushed twice');
+  t.deepEqual(
+    [...byPath.keys()].sort(),
+    ['.', 'fs', 'fs/etc', 'fs/etc/os-release', 'fs/usr', 'fs/usr/bin', 'fs/usr/lib', 'fs/usr/lib/big.so', 'snapshot.json'].sort(),
+  );
+  t.is(byPath.get('fs/usr/lib/big.so')?.content, sha256(big));
+  t.is(byPath.get('fs/etc/os-release')?.content, sha256(Buffer.from('NAME=test\n')));
+  t.true(
+    flushed.every((entry) => !entry.visible),
+    'every flush is done before the snapshot appears',
+  );
+  t.is(flushed.at(-1)?.path, '.', 'the work directory, which names the record, last');
+  t.deepEqual(fileSystems, []);
+  t.true((await readFile(path.join(snapshots.filesPath(info.chainId), 'usr/bin/tool'))).equals(big));
 });
 
-test('a snapshot whose flush fails does not appear, and leaves no work directory behind', async (t) => {
+test('a layer of more small files than are flushed one by one is flushed by one syncfs, before it appears', async (t) => {
+  const root = await newRoot(t);
+  const entries: TarEntry[] = Array.from({ length: 300 }, (_, index) => ({ name: `many/f${index}`, content: `file ${index}\n` }));
+  const layer = await layerOf(entries, 'gzip');
+  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
+  const { disk, fileSystems } = recordingDisk(root, info.chainId);
+  const snapshots = new DirectorySnapshotter(root, disk);
+  await snapshots.init();
+
+  t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
+
+  t.deepEqual(fileSystems, [{ path: 'fs', visible: false }]);
+  t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'many/f299'), 'utf8'), 'file 299\n');
+});
+
+test('a snapshot whose files were moved into place, not handed over, is flushed by syncfs before it appears', async (t) => {
   const root = await newRoot(t);
   const layer = newLayer();
-  const snapshots = new DirectorySnapshotter(root, async () => {
-    throw new Error('EIO: the disk went away');
+  const { disk, fileSystems } = recordingDisk(root, layer.chainId);
+  const snapshots = new DirectorySnapshotter(root, disk);
+  await snapshots.init();
+  const upper = path.join(root, 'upper');
+  await mkdir(upper);
+  await writeFile(path.join(upper, 'built.txt'), 'built\n');
+
+  await snapshots.create(layer, async (directory, files) => {
+    await rm(directory, { recursive: true });
+    await rename(upper, directory);
+    files.filledUntracked();
+    return { size: 6 };
   });
-  await snapshots.init();
 
-  await t.throwsAsync(snapshots.create(layer, fillWithOneFile), { message: /EIO/ });
-
-  t.is(await snapshots.info(layer.chainId), undefined);
-  t.deepEqual(await readdir(root), []);
+  t.deepEqual(fileSystems, [{ path: 'fs', visible: false }]);
+  t.is(await readFile(path.join(snapshots.filesPath(layer.chainId), 'built.txt'), 'utf8'), 'built\n');
 });
 
-test('the default flush (syncfs of the snapshot filesystem) creates a complete snapshot', async (t) => {
+test('a snapshot one of whose file flushes fails does not appear, leaves no work directory, and keeps no file open', async (t) => {
   const root = await newRoot(t);
-  const layer = newLayer();
+  const entries: TarEntry[] = [
+    { name: 'a.bin', content: randomBytes(2 * 1024 * 1024) },
+    { name: 'b.txt', content: 'b\n' },
+  ];
+  const layer = await layerOf(entries, 'none');
+  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
+  const { disk } = recordingDisk(root, info.chainId, /a\.bin$/);
+  const snapshots = new DirectorySnapshotter(root, disk);
+  await snapshots.init();
+
+  await t.throwsAsync(snapshots.create(info, unpacking(layer)), { message: /EIO/ });
+
+  t.is(await snapshots.info(info.chainId), undefined);
+  t.deepEqual(await readdir(root), []);
+  const open = (await readdir('/proc/self/fd')).map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  t.deepEqual(
+    open.filter((target) => target.startsWith(root)),
+    [],
+  );
+});
+
+test("the host's flush creates a complete snapshot of the layer's bytes", async (t) => {
+  const root = await newRoot(t);
+  const big = randomBytes(2 * 1024 * 1024);
+  const layer = await layerOf(
+    [
+      { name: 'big.bin', content: big },
+      { name: 'hello.txt', content: 'hello\n' },
+    ],
+    'gzip',
+  );
+  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
   const snapshots = new DirectorySnapshotter(root);
   await snapshots.init();
 
-  t.deepEqual(await snapshots.create(layer, fillWithOneFile), { created: true });
-  t.deepEqual(await snapshots.create(layer, fillWithOneFile), { created: false });
-  t.is(await readFile(path.join(snapshots.filesPath(layer.chainId), 'hello.txt'), 'utf8'), 'hello\n');
+  t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
+  t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: false });
+  t.true((await readFile(path.join(snapshots.filesPath(info.chainId), 'big.bin'))).equals(big));
+  t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'hello.txt'), 'utf8'), 'hello\n');
 });
