@@ -50,3 +50,32 @@ export async function sampleRss(pid: number, work: () => Promise<void>, interval
   }
   return peaks;
 }
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+/** Where utime, stime, cutime and cstime (fields 14-17 of /proc/PID/stat) are after the command name. */
+const OWN_CPU = 11;
+const CHILDREN_CPU = 13;
+const CPU_END = 15;
+
+/** CPU seconds from /proc/PID/stat fields [from, CPU_END), or 0 once the process has gone. */
+function cpuSeconds(pid: number | 'self', from: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the parenthesised command name, which may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields.slice(from, CPU_END).reduce((sum, field) => sum + Number(field), 0) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds (user + system) of a service process and its live descendants, with the children they reaped. */
+export function treeCpuSeconds(pid: number): number {
+  return [pid, ...descendantPids(pid)].reduce((sum, member) => sum + cpuSeconds(member, OWN_CPU), 0);
+}
+
+/** CPU seconds of this process's children that have exited and been waited for: a timed command's, once it closed. */
+export function exitedChildrenCpuSeconds(): number {
+  return cpuSeconds('self', CHILDREN_CPU);
+}

@@ -74,6 +74,11 @@ export class DockerDaemon {
     return new DockerDaemon(dir, child);
   }
 
+  /** dockerd's own process (BuildKit runs inside it). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get host(): string {
     return `unix://${path.join(this.dir, 'docker.sock')}`;
   }
