@@ -25,7 +25,7 @@ import { alternate } from './measurements.js';
 import { pushRandomLayerImage } from './random-layer-image.js';
 import { reportBench, startBenchSession } from './session.js';
 import { startBerth } from './servers.js';
-import { reapedChildrenCpuMs, treeCpuMs } from './process-stats.js';
+import { exitedChildrenCpuSeconds, treeCpuSeconds } from './process-stats.js';
 import { timeCommand, type CommandTiming } from './timed-command.js';
 
 const options = parseAgentBenchOptions(process.argv.slice(2));
@@ -45,7 +45,7 @@ async function measureRuns(engines: Engines, registry: string): Promise<Measured
 }
 
 /** The CPU time of the daemon doing a pull's work (and its helpers), 0 for a daemonless tool. */
-const daemonCpuMs = (subject: PullSubject) => (subject.daemonPid === undefined ? 0 : treeCpuMs(subject.daemonPid));
+const daemonCpuMs = (subject: PullSubject) => (subject.daemonPid === undefined ? 0 : treeCpuSeconds(subject.daemonPid) * 1000);
 
 async function measure(): Promise<{ results: AgentBenchResults; versions: string }> {
   servers.push(await startBerth(workDir));
@@ -67,13 +67,17 @@ async function measure(): Promise<{ results: AgentBenchResults; versions: string
   const pullOnce = async (subject: PullSubject): Promise<PullSample> => {
     await run('sync', []);
     const load = loadavg()[0]!;
-    const before = { client: reapedChildrenCpuMs(), daemon: daemonCpuMs(subject), registry: treeCpuMs(registryPid) };
+    const before = {
+      client: exitedChildrenCpuSeconds() * 1000,
+      daemon: daemonCpuMs(subject),
+      registry: treeCpuSeconds(registryPid) * 1000,
+    };
     const { exitMs } = await timeCommand(subject.pull);
     const sample = {
       wallMs: exitMs,
-      clientCpuMs: reapedChildrenCpuMs() - before.client,
+      clientCpuMs: exitedChildrenCpuSeconds() * 1000 - before.client,
       daemonCpuMs: daemonCpuMs(subject) - before.daemon,
-      registryCpuMs: treeCpuMs(registryPid) - before.registry,
+      registryCpuMs: treeCpuSeconds(registryPid) * 1000 - before.registry,
       load,
     };
     await subject.remove();

@@ -25,6 +25,7 @@ import { DockerWorkbench } from '../test/helpers/docker-workbench.js';
 import { run } from '../test/helpers/exec.js';
 import { PodmanEnvironment } from '../test/helpers/podman.js';
 import { alternate } from './measurements.js';
+import { exitedChildrenCpuSeconds, treeCpuSeconds } from './process-stats.js';
 import { alignColumns, formatNumber } from './report.js';
 import { startBerth } from './servers.js';
 import { reportBench, startBenchSession } from './session.js';
@@ -99,10 +100,14 @@ function touchSource(context: string, round: number): Promise<void> {
 
 interface Scenario {
   cold: number;
+  /** CPU time of the build: the tool's service (daemon and what it ran) and its command line, user + system. */
+  coldCpu: number;
   unchanged: number;
+  unchangedCpu: number;
   /** Berth only: the nothing-changed rebuild through the daemon's API from this process, no CLI start. */
   unchangedDaemon?: number;
   changed: number;
+  changedCpu: number;
   /** Berth only: a fresh agent whose cache comes from the registry. */
   secondAgent?: number;
 }
@@ -120,6 +125,8 @@ interface Tool {
   name: string;
   /** Its own copy of the context: one tool's source change must not be another's. */
   context: string;
+  /** The daemon that does the builds (Berth's agent, dockerd with its BuildKit); none for buildah. */
+  servicePid: number | undefined;
   /** `exportCache`: Berth exports its cache to the registry (the build before the second agent's only, so the other builds compare like with like). */
   build(dockerfile: Dockerfile, noCache: boolean, exportCache: boolean): CommandLine;
   /** Berth only. */
@@ -142,6 +149,7 @@ async function dockerTool(source: string): Promise<Tool> {
   return {
     name: 'docker BuildKit',
     context,
+    servicePid: dockerd.pid,
     build: (dockerfile, noCache) => ({
       file: '/usr/bin/docker',
       args: [
@@ -166,6 +174,7 @@ async function buildahTool(source: string): Promise<Tool> {
   return {
     name: 'buildah bud --layers',
     context,
+    servicePid: undefined,
     build: (dockerfile, noCache) => ({
       file: 'buildah',
       args: [
@@ -206,6 +215,7 @@ async function berthTool(source: string): Promise<Tool> {
   return {
     name: 'Berth agent',
     context,
+    servicePid: agent.pid,
     build: (dockerfile, noCache, exportCache) =>
       agent.cliCommand([
         'build',
@@ -241,18 +251,33 @@ async function daemonBuild(client: AgentClient, context: string, base: string): 
   return performance.now() - started;
 }
 
+/**
+ * A build's wall time and CPU time in milliseconds. The CPU time is the service's (its process tree's, the
+ * children it reaped included) and the command's own with its children's: much less disturbed by other load
+ * on the machine than the wall time, it shows whether a change saved work.
+ */
+async function timedBuild(tool: Tool, command: CommandLine): Promise<{ wallMs: number; cpuMs: number }> {
+  const cpu = () => (tool.servicePid === undefined ? 0 : treeCpuSeconds(tool.servicePid)) + exitedChildrenCpuSeconds();
+  const before = cpu();
+  const { exitMs } = await timeCommand(command);
+  return { wallMs: exitMs, cpuMs: (cpu() - before) * 1000 };
+}
+
 async function measure(tool: Tool, round: number): Promise<Scenario> {
-  const cold = (await timeCommand(tool.build('Dockerfile', true, false))).exitMs;
-  const unchanged = (await timeCommand(tool.build('Dockerfile', false, false))).exitMs;
+  const cold = await timedBuild(tool, tool.build('Dockerfile', true, false));
+  const unchanged = await timedBuild(tool, tool.build('Dockerfile', false, false));
   const unchangedDaemon = tool.daemonBuild ? await tool.daemonBuild() : undefined;
   await touchSource(tool.context, round);
-  const changed = (await timeCommand(tool.build('Dockerfile', false, true))).exitMs;
+  const changed = await timedBuild(tool, tool.build('Dockerfile', false, true));
   const secondAgent = tool.secondAgent ? await tool.secondAgent() : undefined;
   return {
-    cold,
-    unchanged,
+    cold: cold.wallMs,
+    coldCpu: cold.cpuMs,
+    unchanged: unchanged.wallMs,
+    unchangedCpu: unchanged.cpuMs,
     ...(unchangedDaemon === undefined ? {} : { unchangedDaemon }),
-    changed,
+    changed: changed.wallMs,
+    changedCpu: changed.cpuMs,
     ...(secondAgent === undefined ? {} : { secondAgent }),
   };
 }
@@ -265,9 +290,12 @@ async function measureSteps(tool: Tool): Promise<StepCost> {
 
 const SCENARIOS: Array<{ key: keyof Scenario; label: string }> = [
   { key: 'cold', label: 'cold build (--no-cache)' },
+  { key: 'coldCpu', label: 'cold build, CPU time (service + command)' },
   { key: 'unchanged', label: 'rebuild, nothing changed' },
+  { key: 'unchangedCpu', label: 'rebuild, nothing changed, CPU time' },
   { key: 'unchangedDaemon', label: 'rebuild, nothing changed, daemon only (API, no CLI start)' },
   { key: 'changed', label: 'rebuild, one source file changed' },
+  { key: 'changedCpu', label: 'rebuild, one source file changed, CPU time' },
   { key: 'secondAgent', label: 'cold build on a second agent, cache from the registry' },
 ];
 

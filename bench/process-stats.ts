@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 /** Resident set size of one process in bytes (VmRSS), or 0 once it has gone. */
@@ -23,32 +22,6 @@ export function pssBytes(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-let clockTicksPerSecond: number | undefined;
-
-/** User + system CPU seconds one process has used so far (utime + stime of /proc/<pid>/stat), or 0 once it has gone. */
-export function cpuSeconds(pid: number): number {
-  clockTicksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-  try {
-    // The command name (field 2) may hold spaces and parentheses: count the fields after its closing ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * CPU seconds that a process and its live descendants (Berth's embedded redis-server) spend while `work` runs:
- * the other engineers' load on this machine stretches wall time far more than the work a server does.
- */
-export async function measureCpu<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
-  const total = () => [pid, ...descendantPids(pid)].reduce((sum, each) => sum + cpuSeconds(each), 0);
-  const before = total();
-  const result = await work();
-  return { result, cpuSeconds: total() - before };
 }
 
 /** All live descendants of a process (children of every thread, recursively). */
@@ -92,29 +65,44 @@ export async function sampleRss(pid: number, work: () => Promise<void>, interval
   return peaks;
 }
 
-/** Clock ticks per second of the CPU times in `/proc/<pid>/stat` (USER_HZ: 100 on every Linux architecture this runs on). */
-const USER_HZ = 100;
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on every Linux architecture this runs on). */
+const TICKS_PER_SECOND = 100;
+/** Where utime, stime, cutime and cstime (fields 14-17 of /proc/PID/stat) start after the command name. */
+const OWN_CPU = 11;
+const CHILDREN_CPU = 13;
+const CPU_END = 15;
 
-/** A process's utime, stime, cutime and cstime (fields 14-17 of `/proc/<pid>/stat`) in ms; zeros once it has gone. */
-function cpuFieldsMs(pid: number | 'self'): [number, number, number, number] {
+/** CPU seconds from /proc/PID/stat's fields [from, CPU_END), or 0 once the process has gone. */
+function statCpuSeconds(pid: number | 'self', from: number): number {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The fields after the command's closing parenthesis start at field 3 (state).
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const ms = (index: number) => (Number(fields[index]) * 1000) / USER_HZ;
-    return [ms(11), ms(12), ms(13), ms(14)];
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count the fields after its closing ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields.slice(from, CPU_END).reduce((sum, field) => sum + Number(field), 0) / TICKS_PER_SECOND;
   } catch {
-    return [0, 0, 0, 0];
+    return 0;
   }
 }
 
-/** CPU time (user + system, ms) a daemon and its live descendants (dockerd's containerd) have used, reaped children included. */
-export function treeCpuMs(pid: number): number {
-  return [pid, ...descendantPids(pid)].reduce((sum, each) => sum + cpuFieldsMs(each).reduce((a, b) => a + b, 0), 0);
+/**
+ * CPU seconds (user + system) a server has used so far: the process and its live descendants (Berth's embedded
+ * redis-server, dockerd's containerd), with the children they reaped.
+ */
+export function treeCpuSeconds(pid: number): number {
+  return [pid, ...descendantPids(pid)].reduce((sum, member) => sum + statCpuSeconds(member, OWN_CPU), 0);
 }
 
-/** CPU time (ms) of the children this process has waited for: its difference over a spawned CLI's run is that CLI's. */
-export function reapedChildrenCpuMs(): number {
-  const [, , cutime, cstime] = cpuFieldsMs('self');
-  return cutime + cstime;
+/** CPU seconds of this process's children that have exited and been waited for: a timed command's, once it closed. */
+export function exitedChildrenCpuSeconds(): number {
+  return statCpuSeconds('self', CHILDREN_CPU);
+}
+
+/**
+ * CPU seconds that a server (treeCpuSeconds) spends while `work` runs: the other engineers' load on this
+ * machine stretches wall time far more than the work a server does.
+ */
+export async function measureCpu<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
+  const before = treeCpuSeconds(pid);
+  const result = await work();
+  return { result, cpuSeconds: treeCpuSeconds(pid) - before };
 }

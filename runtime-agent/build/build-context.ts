@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { mapAhead, READ_AHEAD, READ_AHEAD_MAX_FILE, walkTree, type TreeEntry } from '../archive/directory-tar.js';
+import { mapAhead, READ_AHEAD, READ_AHEAD_MAX_FILE, readWholeFile, walkTree, type TreeEntry } from '../archive/directory-tar.js';
 import { PathEscapeError, resolveInRoot, UnsafePathError, type RootEscape } from '../unpack/rooted-path.js';
 import type { ContextFilter } from './context-files.js';
 import { DockerfileError } from './dockerfile.js';
@@ -146,7 +146,7 @@ class FileDigestCache {
     const known = this.entries.get(hostPath);
     if (known?.stamp === stamp) return known.digest;
     const hash = createHash('sha256');
-    if (stats.size <= READ_AHEAD_MAX_FILE) hash.update(await readFile(hostPath));
+    if (stats.size <= READ_AHEAD_MAX_FILE) hash.update(await readWholeFile(hostPath, stats.size));
     else for await (const chunk of createReadStream(hostPath)) hash.update(chunk as Buffer);
     const digest = hash.digest('hex');
     this.entries.delete(hostPath);

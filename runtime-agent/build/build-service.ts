@@ -49,6 +49,7 @@ export async function createImageBuilder(
   for (const directory of ['work', 'contexts', 'cache-mounts', 'runc'])
     await mkdir(path.join(root, directory), { recursive: true, mode: 0o700 });
   const publisher = registryPublisher(stores.content, stores.connector);
+  const opaqueMarks = new OpaqueMarks();
   const builder = new ImageBuilder({
     content: stores.content,
     snapshots: stores.snapshots,
@@ -59,8 +60,9 @@ export async function createImageBuilder(
       runcRoot: path.join(root, 'runc'),
       nofileLimit: await hostNofileLimit(),
       network: stores.network,
-      opaqueMarks: new OpaqueMarks(),
+      opaqueMarks,
     }),
+    opaqueMarks,
     cache,
     cacheRegistry: new RegistryCacheStore({ content: stores.content, connector: stores.connector, publisher }),
     publisher,

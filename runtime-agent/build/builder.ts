@@ -10,11 +10,11 @@ import type { MountSpec } from '../container/container-spec.js';
 import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.js';
 import type { Lease, Leases } from '../image/leases.js';
 import type { RegistryAccess } from '../registry/registry-access.js';
+import type { OpaqueMarks } from '../snapshot/layered-root.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
-import { prepareOverlay, withMountedOverlay, type OverlayDirectories } from '../spec/rootfs.js';
+import { prepareOverlay, type OverlayDirectories } from '../spec/rootfs.js';
 import { resolveUserSpec, UserLookupError } from '../spec/user-lookup.js';
 import { runHostCommand } from '../support/host-command.js';
-import { resolveInRoot } from '../unpack/rooted-path.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
 import type { ImagePublisher } from './image-publisher.js';
@@ -24,7 +24,8 @@ import { declareArgs, expand, expandList, findStage, fromImage, planBuild, PROXY
 import { contextFilter, loadContextFilter, type ContextFilter } from './context-files.js';
 import { archiveCompression, downloadSource, isUrl, unpackArchive } from './add-sources.js';
 import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfile, parseTrigger, type Instruction } from './dockerfile.js';
-import { copyIntoRoot, ensureDirectory, type CopyItem } from './file-copier.js';
+import { copyIntoRoot, type CopyItem } from './file-copier.js';
+import { DirectRoot } from './direct-root.js';
 import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument, type HistoryEntry } from './image-config.js';
 import { isEmptyDirectory, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
@@ -82,6 +83,8 @@ export interface BuilderServices {
   images: ImageStore;
   leases: Leases;
   sandbox: RunSandbox;
+  /** Which snapshot directories are opaque, remembered across steps and builds (shared with the sandbox). */
+  opaqueMarks: OpaqueMarks;
   cache: BuildCache;
   cacheRegistry: CacheRegistry;
   publisher: ImagePublisher;
@@ -518,13 +521,12 @@ class StageRun {
     );
     this.config.config.WorkingDir = directory;
     const user = this.config.config.User ?? '';
-    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory, user }, (overlay) =>
-      withMountedOverlay(overlay, async (rootfs) => {
-        // As BuildKit does, the directories WORKDIR creates belong to the current USER.
-        const owner = user === '' ? undefined : await resolveOwner(rootfs, user, instruction.line, `USER ${user}`);
-        await ensureDirectory(rootfs, directory, owner);
-      }),
-    );
+    await this.filesystemStep(instruction, `WORKDIR ${directory}`, { workdir: directory, user }, 'files', async (overlay) => {
+      const root = this.directRoot(overlay);
+      // As BuildKit does, the directories WORKDIR creates belong to the current USER.
+      const owner = user === '' ? undefined : await resolveOwner(root, user, instruction.line, `USER ${user}`);
+      await root.ensureDirectory(directory, owner);
+    });
   }
 
   private async runStep(instruction: Instruction): Promise<void> {
@@ -598,7 +600,7 @@ class StageRun {
         mounts.map(async (mount) => ({ ...mount, value: undefined, fromKey: await this.bindKey(mount, instruction, fromRoots) })),
       ),
     };
-    await this.filesystemStep(instruction, createdBy, keyParts, async (overlay, bundle, id) => {
+    await this.filesystemStep(instruction, createdBy, keyParts, 'run', async (overlay, bundle, id) => {
       const prepared = await this.prepareMounts(mounts, instruction, fromRoots);
       const lastLines: string[] = [];
       const { exitCode, stubs } = await this.build.services.sandbox.run({
@@ -720,24 +722,27 @@ class StageRun {
     const excludes = instruction.flags.filter((flag) => flag.name === 'exclude').map((flag) => flag.value ?? '');
     const sources = await this.copySources(instruction, patterns, excludes, variables, isAdd);
     const keyParts = { destination, chown: chownValue ?? '', chmod: chmodValue ?? '', sources: sources.key };
-    await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, (overlay) =>
-      withMountedOverlay(overlay, async (rootfs) => {
-        const { items, filter, release } = await sources.open();
-        try {
-          if (items.length > 1 && !destination.endsWith('/'))
-            throw new DockerfileError(
-              instruction.line,
-              `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
-            );
-          const chownSpec = chownValue === undefined ? undefined : expand(chownValue, variables, this.escapeCharacter, instruction.line);
-          const owner =
-            chownSpec === undefined ? undefined : await resolveOwner(rootfs, chownSpec, instruction.line, `--chown=${chownSpec}`);
-          await copyIntoRoot(rootfs, items, destination, { owner, mode, filter });
-        } finally {
-          await release();
-        }
-      }),
-    );
+    await this.filesystemStep(instruction, `${instructionText(instruction)} # buildkit`, keyParts, 'files', async (overlay) => {
+      const root = this.directRoot(overlay);
+      const { items, filter, release } = await sources.open();
+      try {
+        if (items.length > 1 && !destination.endsWith('/'))
+          throw new DockerfileError(
+            instruction.line,
+            `When using ${instruction.keyword} with more than one source file, the destination must be a directory and end with a /`,
+          );
+        const chownSpec = chownValue === undefined ? undefined : expand(chownValue, variables, this.escapeCharacter, instruction.line);
+        const owner = chownSpec === undefined ? undefined : await resolveOwner(root, chownSpec, instruction.line, `--chown=${chownSpec}`);
+        await copyIntoRoot(root, items, destination, { owner, mode, filter });
+      } finally {
+        await release();
+      }
+    });
+  }
+
+  /** A COPY's or WORKDIR's root: written straight into the step's upper directory, read through the layers. */
+  private directRoot(overlay: OverlayDirectories): DirectRoot {
+    return new DirectRoot(overlay.upper, overlay.lowerDirsTopFirst, this.build.services.opaqueMarks);
   }
 
   /**
@@ -889,13 +894,16 @@ class StageRun {
 
   /**
    * A step that changes files: a cache hit reuses its layer without running anything; otherwise the action
-   * runs on an overlay of the stage's snapshots (prepared, not mounted: a RUN's runtime mounts it, a COPY
-   * mounts it on the host) and the upper directory becomes the layer (none if empty).
+   * runs on an overlay of the stage's snapshots (prepared, not mounted: a RUN's runtime mounts it, a COPY or
+   * WORKDIR writes straight into its upper directory) and the upper directory becomes the layer (none if
+   * empty). Only a RUN's (`kind`) can hold opaque directories: its process may remove a directory and make it
+   * again through the overlay.
    */
   private async filesystemStep(
     instruction: Instruction,
     createdBy: string,
     keyParts: unknown,
+    kind: 'run' | 'files',
     action: (overlay: OverlayDirectories, stepDirectory: string, progressId: number) => Promise<void>,
   ): Promise<void> {
     this.step++;
@@ -917,7 +925,7 @@ class StageRun {
           : [this.build.emptyDirectory()];
       const overlay = await prepareOverlay(stepDirectory, lowers);
       await action(overlay, stepDirectory, id);
-      const entry = { layer: await this.commitLayer(overlay.upper, stepDirectory), created: new Date().toISOString() };
+      const entry = { layer: await this.commitLayer(overlay.upper, stepDirectory, kind === 'run'), created: new Date().toISOString() };
       await services.cache.put(key, entry);
       this.apply(key, entry, createdBy);
       progress.done(id);
@@ -928,12 +936,13 @@ class StageRun {
   }
 
   /** The upper directory as a layer blob and, moved into place, the snapshot for the next steps. */
-  private async commitLayer(upper: string, stepDirectory: string): Promise<CachedLayer | null> {
+  private async commitLayer(upper: string, stepDirectory: string, findOpaque: boolean): Promise<CachedLayer | null> {
     if (await isEmptyDirectory(upper)) return null;
     const { content, snapshots } = this.build.services;
     const written = await writeLayer(upper, content, {
       sourceDateEpoch: this.build.request.sourceDateEpoch,
       scratchFile: `${stepDirectory}.tar.gz`,
+      findOpaque,
     });
     const layer: CachedLayer = { ...written, uncompressedSize: written.uncompressedSize };
     const chainId = this.chainIdWith(layer.diffId);
@@ -1114,8 +1123,11 @@ function parseChmod(value: string, line: number): number {
 
 /** --chown user[:group] against the stage's own /etc/passwd and /etc/group; numbers need neither. */
 /** `subject` names what asked, for the error (`--chown=app`, `USER app`). */
-async function resolveOwner(rootfs: string, spec: string, line: number, subject: string): Promise<{ uid: number; gid: number }> {
-  const read = async (file: string) => readFile(await resolveInRoot(rootfs, file), 'utf8').catch(() => undefined);
+async function resolveOwner(root: DirectRoot, spec: string, line: number, subject: string): Promise<{ uid: number; gid: number }> {
+  const read = async (file: string) => {
+    const found = await root.readablePath(file);
+    return found === undefined ? undefined : readFile(found, 'utf8').catch(() => undefined);
+  };
   try {
     const [userPart = '', groupPart] = spec.split(':');
     const resolved = resolveUserSpec(

@@ -3,19 +3,19 @@ import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readlink, rm, symlink }
 import path from 'node:path';
 import { READ_AHEAD, walkTree } from '../archive/directory-tar.js';
 import { concurrencyLimit } from '../support/concurrency.js';
-import { resolveInRoot } from '../unpack/rooted-path.js';
 import type { ContextFilter } from './context-files.js';
+import type { DirectRoot, Owner } from './direct-root.js';
 
 /**
- * Copies files into a stage's mounted root filesystem as COPY does: a directory's content (not the directory
- * itself) goes into the destination, a file into a directory destination keeps its name, modes and times come
- * along, owners are 0:0 unless --chown says otherwise. Every destination path is resolved inside the root
- * (the image's symlinks followed as the container would), and an existing symlink where a file goes is
- * replaced, never written through.
+ * Copies files into a step's root as COPY does: a directory's content (not the directory itself) goes into the
+ * destination, a file into a directory destination keeps its name, modes and times come along, owners are 0:0
+ * unless --chown says otherwise. The destination is resolved inside the root (the image's symlinks followed as
+ * the container would) and everything is written into the step's new layer (DirectRoot); an existing symlink
+ * where a file goes is replaced, never written through.
  */
 
 export interface CopyOptions {
-  owner: { uid: number; gid: number } | undefined;
+  owner: Owner | undefined;
   /** --chmod: for every copied file and directory. */
   mode: number | undefined;
   /** Entries under a copied directory that the context's .dockerignore excludes (relative to the context). */
@@ -32,37 +32,27 @@ export interface CopyItem {
 }
 
 /** `destination` is a path inside the root; it names a directory when it ends in `/` or already is one. */
-export async function copyIntoRoot(rootfs: string, items: readonly CopyItem[], destination: string, options: CopyOptions): Promise<void> {
-  const intoDirectory = destination.endsWith('/') || (await isDirectory(await resolveInRoot(rootfs, destination)));
+export async function copyIntoRoot(root: DirectRoot, items: readonly CopyItem[], destination: string, options: CopyOptions): Promise<void> {
+  const intoDirectory = destination.endsWith('/') || (await root.isDirectory(destination));
+  // Every item goes into the same directory (or, alone, next to it): it is resolved and made once.
+  const directories = new Map<string, Promise<string>>();
+  const directory = (target: string) => {
+    let made = directories.get(target);
+    if (!made) {
+      made = root.directory(target, options.owner);
+      directories.set(target, made);
+    }
+    return made;
+  };
   for (const item of items) {
     if (item.stats.isDirectory()) {
-      const target = await ensureDirectory(rootfs, destination, options.owner);
-      await copyDirectoryContent(item, target, options);
+      await copyDirectoryContent(item, await directory(destination), options);
     } else {
       const containerPath = intoDirectory ? path.posix.join(destination, path.basename(item.hostPath)) : destination;
-      const parent = await ensureDirectory(rootfs, path.posix.dirname(containerPath), options.owner);
+      const parent = await directory(path.posix.dirname(containerPath));
       await copyLeaf(item, path.join(parent, path.posix.basename(containerPath)), options, false, false);
     }
   }
-}
-
-/**
- * Creates the directory (and parents, 0755) inside the root; returns its host path. As BuildKit does, the
- * directories it creates belong to `owner` (COPY's --chown, WORKDIR's USER; root without one); existing ones
- * are left as they are.
- */
-export async function ensureDirectory(rootfs: string, containerPath: string, owner: CopyOptions['owner']): Promise<string> {
-  const host = await resolveInRoot(rootfs, containerPath);
-  const stats = await lstat(host).catch(() => undefined);
-  if (stats?.isDirectory()) return host;
-  if (stats) await rm(host, { force: true });
-  const firstCreated = await mkdir(host, { recursive: true, mode: 0o755 });
-  if (owner && firstCreated !== undefined) {
-    for (let created = host; created.length >= firstCreated.length; created = path.dirname(created)) {
-      await lchown(created, owner.uid, owner.gid);
-    }
-  }
-  return host;
 }
 
 /**
@@ -144,8 +134,4 @@ async function applyMetadata(target: string, item: CopyItem, options: CopyOption
   const modeKept = stats.isFile() && options.mode === undefined && (stats.mode & 0o6000) === 0;
   if (!stats.isSymbolicLink() && !modeKept) await chmod(target, options.mode ?? stats.mode & 0o7777);
   await lutimes(target, stats.atime, stats.mtime);
-}
-
-async function isDirectory(hostPath: string): Promise<boolean> {
-  return (await lstat(hostPath).catch(() => undefined))?.isDirectory() ?? false;
 }

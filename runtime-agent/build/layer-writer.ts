@@ -31,6 +31,8 @@ export interface LayerWriteOptions {
   sourceDateEpoch: number | undefined;
   /** A scratch file for the compressed blob before it enters the content store. */
   scratchFile: string;
+  /** Whether the directory may hold opaque directories (an overlay's upper): asked with one `getfattr` process. */
+  findOpaque: boolean;
 }
 
 /** Whether the step changed nothing at all (BuildKit drops such layers and marks the history entry empty). */
@@ -39,7 +41,7 @@ export async function isEmptyDirectory(directory: string): Promise<boolean> {
 }
 
 export async function writeLayer(upper: string, content: ContentStore, options: LayerWriteOptions): Promise<WrittenLayer> {
-  const opaque = await opaqueDirectories([upper], true);
+  const opaque = options.findOpaque ? await opaqueDirectories([upper], true) : new Set<string>();
   const uncompressed = DigestingStream.fresh('sha256');
   const compressed = DigestingStream.fresh('sha256');
   await pipeline(

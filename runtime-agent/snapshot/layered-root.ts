@@ -13,7 +13,7 @@ import { resolveComponents } from '../unpack/rooted-path.js';
 export class LayeredRoot {
   constructor(
     private readonly layersTopFirst: readonly string[],
-    private readonly opaque: OpaqueMarks,
+    private readonly opaque: OpaqueLookup,
   ) {}
 
   /** The host path of the entry the overlay would show at `components` (a symlink there is not followed), or undefined. */
@@ -53,6 +53,11 @@ async function entryInLayer(layer: string, components: readonly string[]): Promi
   return { kind: 'entry', hostPath: current };
 }
 
+/** Whether any of a lookup's directories is opaque. */
+export interface OpaqueLookup {
+  anyOpaque(directories: readonly string[]): Promise<boolean>;
+}
+
 /** Directories remembered: about a few hundred bytes each. */
 const MAX_REMEMBERED = 20_000;
 
@@ -61,7 +66,7 @@ const MAX_REMEMBERED = 20_000;
  * snapshot never changes, and most lookups meet none (a path is usually found in the first layer that has
  * any of it).
  */
-export class OpaqueMarks {
+export class OpaqueMarks implements OpaqueLookup {
   private readonly known = new Map<string, boolean>();
 
   async anyOpaque(directories: readonly string[]): Promise<boolean> {

@@ -36,7 +36,7 @@ test('an upper directory with whiteouts and an opaque directory becomes a layer 
   await store.init();
 
   const scratchFile = path.join(root, 'layer.tar.gz');
-  const layer = await writeLayer(upper, store, { sourceDateEpoch: undefined, scratchFile });
+  const layer = await writeLayer(upper, store, { sourceDateEpoch: undefined, scratchFile, findOpaque: true });
 
   // Written once: the scratch file moved into the store, no copy of it left anywhere.
   t.false(existsSync(scratchFile));

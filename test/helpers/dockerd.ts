@@ -74,7 +74,7 @@ export class DockerDaemon {
     return new DockerDaemon(dir, child);
   }
 
-  /** dockerd's pid (containerd runs as its child), for a benchmark's CPU accounting. */
+  /** dockerd's own process (BuildKit runs inside it; containerd is its child), for a benchmark's CPU accounting. */
   get pid(): number | undefined {
     return this.child.pid;
   }
