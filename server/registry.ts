@@ -127,6 +127,7 @@ async function startComponents(config: Config, logger: Logger, started: Array<()
     port,
     routes,
     close: async () => {
+      builds.workers.release();
       await drainServer(server, config.http.drainTimeoutSeconds * 1000, logger);
       await stopInReverse(started, logger);
     },

@@ -61,7 +61,7 @@ export class BuildWorker {
     await this.pruneMirrors();
     while (!this.stopped) {
       try {
-        const job = await client.claim(CLAIM_WAIT_SECONDS);
+        const job = await client.claim(CLAIM_WAIT_SECONDS, this.current.signal);
         if (job) {
           await this.runJob(job);
           await this.pruneMirrors();
@@ -126,8 +126,7 @@ export class BuildWorker {
     }
     if (leaseLost || this.stopped) return log.warn('build abandoned: its lease is lost or the agent is stopping');
     try {
-      await jobLog.close();
-      await client.finish(job, { ...report, error: jobLog.redact(report.error) });
+      await client.finish(job, { ...report, error: jobLog.redact(report.error) }, await jobLog.close());
       log.info({ outcome: report.outcome, digest: report.digest }, 'build finished');
     } catch (error) {
       log.warn({ err: error }, 'the build result could not be reported');

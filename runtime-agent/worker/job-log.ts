@@ -6,6 +6,8 @@ const FLUSH_INTERVAL_MS = 300;
 // The registry reads a worker call whole up to 64 KiB: a batch stays well under it.
 const MAX_BATCH_BYTES = 32 * 1024;
 const MAX_LINE_BYTES = 8 * 1024;
+// The finish call also carries the error (up to a few KiB in practice) and the steps.
+const MAX_FINAL_BYTES = 16 * 1024;
 
 /**
  * A job's log on its way to the registry, in batches, with every secret value masked (a RUN step that
@@ -63,11 +65,19 @@ export class JobLog {
     return redacted;
   }
 
-  /** Sends what is left; the log is complete once this resolves. */
-  async close(): Promise<void> {
+  /**
+   * Ends the log: the batches under way are sent, and the last lines are returned to go with the finish call
+   * (one request less at the end of every build), unless they would make that call too large: then they are
+   * sent as a batch of their own and none are returned.
+   */
+  async close(): Promise<string[]> {
     clearInterval(this.timer);
-    this.flush();
+    if (this.pendingBytes > MAX_FINAL_BYTES) this.flush();
     await this.sending;
+    const rest = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return rest;
   }
 
   private update(id: number, change: Partial<{ cached: boolean; seconds: number }>): void {

@@ -24,8 +24,9 @@ export class WorkerClient {
     return new URL(this.base).host;
   }
 
-  async claim(waitSeconds: number): Promise<ClaimedBuildJob | undefined> {
-    const response = await this.post('/claim', { waitSeconds }, (waitSeconds + 30) * 1000);
+  /** Long-polls for a job; `stop` hangs up (the registry hands no job to a closed connection). */
+  async claim(waitSeconds: number, stop: AbortSignal): Promise<ClaimedBuildJob | undefined> {
+    const response = await this.post('/claim', { waitSeconds }, (waitSeconds + 30) * 1000, stop);
     return response === undefined ? undefined : (response as ClaimedBuildJob);
   }
 
@@ -52,16 +53,17 @@ export class WorkerClient {
     await this.post(`/jobs/${job.id}/log`, { attempt: job.attempt, lines });
   }
 
-  async finish(job: ClaimedBuildJob, report: FinishReport): Promise<void> {
-    await this.post(`/jobs/${job.id}/finish`, { attempt: job.attempt, ...report });
+  /** The job's end, with the log's last lines. */
+  async finish(job: ClaimedBuildJob, report: FinishReport, lastLines: string[]): Promise<void> {
+    await this.post(`/jobs/${job.id}/finish`, { attempt: job.attempt, ...report, log: lastLines });
   }
 
-  private async post(path: string, body: object, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> {
+  private async post(path: string, body: object, timeoutMs = REQUEST_TIMEOUT_MS, stop?: AbortSignal): Promise<unknown> {
     const response = await fetch(this.base + path, {
       method: 'POST',
       headers: { Authorization: `Bearer ${this.token}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ agent: this.agent, ...body }),
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: stop ? AbortSignal.any([stop, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text();
     if (response.status === 409) throw new LeaseLostError(`build ${path}: ${text}`);

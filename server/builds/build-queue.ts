@@ -1,6 +1,7 @@
 import type { FinishReport } from '../../platform/build-worker-api.js';
 import type { Redis } from 'ioredis';
 import { BuildKeys } from './build-keys.js';
+import { QueueSignal } from './queue-signal.js';
 import type { BuildJob, BuildRecord, BuildState } from './build-types.js';
 
 /** A build to queue: the job without its id (the queue numbers it) and the slot a newer build of it takes over. */
@@ -115,11 +116,18 @@ redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[5])
 return tonumber(redis.call('HGET', KEYS[1], 'cancel'))
 `;
 
-const APPEND_LOG = `${HOLDS}
+// The lines ARGV[first..] join the log while it has room for them; one line says when some did not.
+const APPEND = `
+local function append(log, maxLines, first)
+  local room = maxLines - redis.call('LLEN', log)
+  for i = first, math.min(#ARGV, first - 1 + room) do redis.call('RPUSH', log, ARGV[i]) end
+  if room > 0 and #ARGV - first + 1 > room then redis.call('RPUSH', log, '[log truncated: too many lines]') end
+end
+`;
+
+const APPEND_LOG = `${HOLDS}${APPEND}
 if not holds() then return -1 end
-local room = tonumber(ARGV[3]) - redis.call('LLEN', KEYS[2])
-for i = 4, math.min(#ARGV, 3 + room) do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-if room > 0 and #ARGV - 3 > room then redis.call('RPUSH', KEYS[2], '[log truncated: too many lines]') end
+append(KEYS[2], tonumber(ARGV[3]), 4)
 return 1
 `;
 
@@ -129,9 +137,11 @@ redis.call('HSET', KEYS[1], 'commit', ARGV[3], 'tags', ARGV[4])
 return 1
 `;
 
-// A failure of a build asked to cancel is its cancellation; the lease, the project's slot and the queue entry go.
-const FINISH = `${HOLDS}
+// A failure of a build asked to cancel is its cancellation; the log's last lines join it; the lease, the
+// project's slot and the queue entry go.
+const FINISH = `${HOLDS}${APPEND}
 if not holds() then return false end
+append(KEYS[4], tonumber(ARGV[8]), 9)
 local state = ARGV[3]
 if state == 'failed' and redis.call('HGET', KEYS[1], 'cancel') == '1' then state = 'cancelled' end
 redis.call('HSET', KEYS[1], 'state', state, 'finishedAt', ARGV[4], 'result', ARGV[5])
@@ -161,6 +171,8 @@ return state
 /** The durable build queue: jobs, leases, superseding and logs in the registry's Redis, every change one script. */
 export class BuildQueue {
   readonly keys: BuildKeys;
+  /** Told of every change that may make a job claimable on this replica. */
+  readonly changes = new QueueSignal();
 
   constructor(
     private readonly redis: Redis,
@@ -189,7 +201,9 @@ export class BuildQueue {
       String(this.retentionSeconds),
       ...builds.map((build) => JSON.stringify(build.job)),
     ];
-    return (await this.redis.eval(ENQUEUE, keys.length, ...keys, ...args)) as string[] | 'duplicate';
+    const ids = (await this.redis.eval(ENQUEUE, keys.length, ...keys, ...args)) as string[] | 'duplicate';
+    if (ids !== 'duplicate' && ids.length > 0) this.changes.notify();
+    return ids;
   }
 
   async claim(worker: string, leaseMs: number): Promise<Claim | undefined> {
@@ -210,7 +224,7 @@ export class BuildQueue {
 
   /** Puts the jobs whose lease ran out back in the queue (or ends them, if asked to cancel); how many there were. */
   async requeueExpired(): Promise<number> {
-    return (await this.redis.eval(
+    const count = (await this.redis.eval(
       SWEEP,
       2,
       this.keys.queue(),
@@ -219,6 +233,8 @@ export class BuildQueue {
       this.keys.jobPrefix(),
       this.keys.activePrefix(),
     )) as number;
+    if (count > 0) this.changes.notify();
+    return count;
   }
 
   /** Whether the build was asked to cancel; undefined when the worker no longer holds it. */
@@ -256,8 +272,15 @@ export class BuildQueue {
     return (await this.redis.eval(SET_SOURCE, 1, this.keys.job(id), worker, String(attempt), commit, JSON.stringify(tags))) === 1;
   }
 
-  /** The final state, or undefined when the worker no longer holds the build. */
-  async finish(id: string, project: string, worker: string, attempt: number, report: FinishReport): Promise<BuildState | undefined> {
+  /** The final state, or undefined when the worker no longer holds the build. `lastLines` end its log. */
+  async finish(
+    id: string,
+    project: string,
+    worker: string,
+    attempt: number,
+    report: FinishReport,
+    log: { lastLines: string[]; maxLines: number },
+  ): Promise<BuildState | undefined> {
     const { outcome, ...result } = report;
     const state = (await this.redis.eval(
       FINISH,
@@ -273,7 +296,11 @@ export class BuildQueue {
       JSON.stringify(result),
       String(this.retentionSeconds),
       id,
+      String(log.maxLines),
+      ...log.lastLines,
     )) as BuildState | null;
+    // The project's slot is free: a job of it held back by its concurrency limit can run.
+    if (state) this.changes.notify();
     return state ?? undefined;
   }
 

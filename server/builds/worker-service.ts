@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CodedError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { issueSecret, splitSecret } from '../auth/issued-secrets.js';
@@ -41,6 +40,7 @@ export interface WorkerLease {
  */
 export class WorkerService {
   private readonly keys: BuildKeys;
+  private released = false;
 
   constructor(
     private readonly redis: Redis,
@@ -72,17 +72,32 @@ export class WorkerService {
     return `${stored.name}-${parts.id}`;
   }
 
-  /** The oldest runnable job, waiting up to `waitMs` for one; undefined if none came. */
-  async claim(worker: string, agent: string, waitMs: number, gone: () => boolean): Promise<ClaimedBuildJob | undefined> {
+  /**
+   * The oldest runnable job, waiting up to `waitMs` for one; undefined if none came or the worker hung up
+   * (`gone`: no job is handed to a closed connection). A job queued on this replica is taken at once; one
+   * another replica queued, at the next poll.
+   */
+  async claim(worker: string, agent: string, waitMs: number, gone: AbortSignal): Promise<ClaimedBuildJob | undefined> {
     const deadline = Date.now() + Math.min(waitMs, this.settings.claimWaitSeconds * 1000);
     const leaseMs = this.settings.leaseSeconds * 1000;
     for (;;) {
+      const mark = this.queue.changes.mark;
       const claim = await this.queue.claim(`${agent}@${worker}`, leaseMs);
       if (claim) {
         const record = await this.queue.record(claim.id);
         const project = record && (await this.projects.get(record.project));
         if (!record || !project) {
-          await this.queue.finish(claim.id, record?.project ?? '', `${agent}@${worker}`, claim.attempt, failure('the project was removed'));
+          await this.queue.finish(
+            claim.id,
+            record?.project ?? '',
+            `${agent}@${worker}`,
+            claim.attempt,
+            failure('the project was removed'),
+            {
+              lastLines: [],
+              maxLines: this.settings.maxLogLines,
+            },
+          );
           continue;
         }
         this.logger.info({ build: claim.id, attempt: claim.attempt, worker: `${agent}@${worker}` }, 'build claimed');
@@ -104,9 +119,16 @@ export class WorkerService {
               : { repository: project.cacheRepository, ...cacheTags(record.ref, project.git.defaultBranch) },
         };
       }
-      if (Date.now() >= deadline || gone()) return undefined;
-      await sleep(CLAIM_POLL_MS);
+      if (Date.now() >= deadline || gone.aborted || this.released) return undefined;
+      await this.queue.changes.wait(mark, Math.min(CLAIM_POLL_MS, deadline - Date.now()), gone);
+      if (gone.aborted || this.released) return undefined;
     }
+  }
+
+  /** The registry is stopping: waiting claims answer now, with no job, so its drain does not wait out their long-polls. */
+  release(): void {
+    this.released = true;
+    this.queue.changes.notify();
   }
 
   /** Renews the lease; true when the build was asked to cancel. */
@@ -164,9 +186,11 @@ export class WorkerService {
     };
   }
 
-  async finish(id: string, lease: WorkerLease, report: FinishReport): Promise<string> {
+  /** The build's end, with its log's last lines (sent here rather than in a log call of their own). */
+  async finish(id: string, lease: WorkerLease, report: FinishReport, lastLines: string[]): Promise<string> {
     const record = await this.queue.record(id);
-    const state = record && (await this.queue.finish(id, record.project, lease.worker, lease.attempt, report));
+    const log = { lastLines, maxLines: this.settings.maxLogLines };
+    const state = record && (await this.queue.finish(id, record.project, lease.worker, lease.attempt, report, log));
     if (!state) throw lost(id);
     this.logger.info({ build: id, state, digest: report.digest, error: report.error || undefined }, 'build finished');
     const finished = await this.queue.record(id);

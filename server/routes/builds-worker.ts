@@ -14,7 +14,8 @@ const AGENT = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'an agent na
 const claimBody = z.strictObject({ agent: AGENT, waitSeconds: z.number().int().min(0).max(60).default(0) });
 const leaseFields = { agent: AGENT, attempt: z.number().int().min(1) };
 const leaseBody = z.strictObject(leaseFields);
-const logBody = z.strictObject({ ...leaseFields, lines: z.array(z.string().max(64 * 1024)).max(1000) });
+const logLines = z.array(z.string().max(64 * 1024)).max(1000);
+const logBody = z.strictObject({ ...leaseFields, lines: logLines });
 const sourceBody = z.strictObject({
   ...leaseFields,
   commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/),
@@ -32,6 +33,8 @@ const finishBody = z.strictObject({
     .max(64 * 1024)
     .default(''),
   steps: z.array(step).max(1000).default([]),
+  /** The log's last lines; a worker from before they came with the finish sends them in a log call. */
+  log: logLines.default([]),
 });
 
 /**
@@ -50,7 +53,10 @@ export function buildWorkerRouter({ workers }: RegistryBuilds): Router {
   });
   router.post(`${BASE}/claim`, asWorker, async (ctx: Context) => {
     const { agent, waitSeconds } = parseBody(claimBody, await readJsonBody(ctx));
-    const job = await workers.claim(ctx.state.worker as string, agent, waitSeconds * 1000, () => ctx.req.destroyed);
+    // The response's close (not the request's, which Node destroys once its body is read) tells of a worker gone.
+    const gone = new AbortController();
+    ctx.res.once('close', () => gone.abort());
+    const job = await workers.claim(ctx.state.worker as string, agent, waitSeconds * 1000, gone.signal);
     ctx.set('Cache-Control', 'no-store');
     if (job) ctx.body = job;
     else emptyResponse(ctx, 204);
@@ -79,8 +85,8 @@ export function buildWorkerRouter({ workers }: RegistryBuilds): Router {
     emptyResponse(ctx, 204);
   });
   router.post(`${BASE}/jobs/:id/finish`, asWorker, async (ctx: Context) => {
-    const { agent, attempt, ...report } = parseBody(finishBody, await readJsonBody(ctx));
-    ctx.body = { state: await workers.finish(ctx.params.id ?? '', lease(ctx, { agent, attempt }), report) };
+    const { agent, attempt, log, ...report } = parseBody(finishBody, await readJsonBody(ctx));
+    ctx.body = { state: await workers.finish(ctx.params.id ?? '', lease(ctx, { agent, attempt }), report, log) };
   });
   return router;
 }

@@ -31,7 +31,7 @@ async function worker<T>(path: string, body: object): Promise<T> {
   });
   const text = await response.text();
   if (!response.ok) throw new Error(`${path}: ${response.status} ${text}`);
-  return JSON.parse(text) as T;
+  return (text === '' ? undefined : JSON.parse(text)) as T;
 }
 
 /** Starts an upload in the repository with the token: 202 when the token may push there. */
@@ -96,6 +96,83 @@ test.serial("a branch's job imports its own cache tag, then the default branch's
     await worker(`/jobs/${job.id}/finish`, { attempt: job.attempt, outcome: 'failed', error: 'test over' });
   }
 });
+
+/** A claim as a worker sends it; the answer's status and job (204: none). */
+async function claim(waitSeconds: number, signal?: AbortSignal): Promise<{ status: number; job: Job | undefined }> {
+  const response = await request(registry.url, '/builds/v1/worker/claim', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${workerToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ agent: 'a1', waitSeconds }),
+    signal: signal ?? AbortSignal.timeout(60_000),
+  });
+  const text = await response.text();
+  return { status: response.status, job: text === '' ? undefined : (JSON.parse(text) as Job) };
+}
+
+test.serial(
+  'a claim with nothing queued waits out its waitSeconds before answering 204, and takes a job queued while it waits',
+  async (t) => {
+    const started = Date.now();
+    t.like(await claim(2), { status: 204, job: undefined });
+    // A lower bound only: an idle worker must not be answered at once and ask again in a loop.
+    t.true(Date.now() - started >= 1_900, `answered after ${Date.now() - started} ms`);
+
+    await createProject('waiting', null);
+    const waiting = claim(30);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const [id] = (await registry.admin<{ builds: string[] }>('POST', '/builds/projects/waiting/builds', { ref: 'main' })).builds;
+    const answer = await waiting;
+    t.is(answer.status, 200);
+    t.like(answer.job, { id, attempt: 1, project: 'waiting' });
+    await worker(`/jobs/${id}/finish`, { attempt: 1, outcome: 'failed', error: 'test over' });
+  },
+);
+
+test.serial('a claim whose worker hung up takes no job: the next claim gets it on its first attempt', async (t) => {
+  await createProject('hung-up', null);
+  const hangUp = new AbortController();
+  const abandoned = claim(30, hangUp.signal).catch((error: unknown) => error);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  hangUp.abort();
+  await abandoned;
+  // Long enough for the registry to see the closed connection.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const [id] = (await registry.admin<{ builds: string[] }>('POST', '/builds/projects/hung-up/builds', { ref: 'main' })).builds;
+  const answer = await claim(10);
+  t.like(answer.job, { id, attempt: 1 });
+  t.like(await registry.admin<{ state: string; attempt: number }>('GET', `/builds/${id}`), { state: 'running', attempt: 1 });
+  await worker(`/jobs/${id}/finish`, { attempt: 1, outcome: 'failed', error: 'test over' });
+});
+
+test.serial(
+  "the finish call carries the log's last lines: they follow the lines sent before; a finish of a lost lease adds none",
+  async (t) => {
+    await createProject('last-lines', null);
+    const [id] = (await registry.admin<{ builds: string[] }>('POST', '/builds/projects/last-lines/builds', { ref: 'main' })).builds;
+    const job = (await claim(10)).job!;
+    t.like(job, { id, attempt: 1 });
+    await worker(`/jobs/${job.id}/log`, { attempt: 1, lines: ['#1 step one'] });
+    const stale = await request(registry.url, `/builds/v1/worker/jobs/${job.id}/finish`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${workerToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ agent: 'a1', attempt: 2, outcome: 'succeeded', log: ['from a lost lease'] }),
+    });
+    t.is(stale.status, 409);
+    t.like(
+      await worker(`/jobs/${job.id}/finish`, {
+        attempt: 1,
+        outcome: 'failed',
+        error: 'test over',
+        log: ['#2 step two', 'ERROR: test over'],
+      }),
+      {
+        state: 'failed',
+      },
+    );
+    const { lines } = await registry.admin<{ lines: string[] }>('GET', `/builds/${job.id}/logs`);
+    t.deepEqual(lines, ['#1 step one', '#2 step two', 'ERROR: test over']);
+  },
+);
 
 test.serial('a job whose worker stops renewing its lease is queued again by the registry, before any worker asks for work', async (t) => {
   await createProject('abandoned', null);
