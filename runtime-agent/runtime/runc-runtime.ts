@@ -49,7 +49,7 @@ export class RuncRuntime implements ContainerRuntime {
     const shim = this.takeShim();
     const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
     shim.stdin?.end(`${JSON.stringify(args)}\n`);
-    const { report, terminal } = await awaitStart(shim, bundle);
+    const { report, terminal } = await awaitStart(shim, bundle).finally(() => this.spawnSpare());
     if (!report?.started) terminal?.destroy();
     if (!report)
       throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
@@ -72,11 +72,19 @@ export class RuncRuntime implements ContainerRuntime {
     return { pid, shimPid, exited, terminal: undefined };
   }
 
-  /** The spare shim (spawned after the previous start, already past Node's start-up), and a new spare. */
+  /** The spare shim (spawned after the previous start, already past Node's start-up), or a new one. */
   private takeShim(): ChildProcess {
     const spare = this.spare;
-    this.spare = spawnShim();
+    this.spare = undefined;
     return spare && spare.exitCode === null && spare.signalCode === null ? spare : spawnShim();
+  }
+
+  /**
+   * The next start's shim, spawned once this start is reported: the start does not wait for a fork of the
+   * daemon, and the spare's Node start-up does not compete with runc's for the CPU.
+   */
+  private spawnSpare(): void {
+    this.spare ??= spawnShim();
   }
 
   openStdin(bundle: string, shimPid: number): Promise<Writable> {

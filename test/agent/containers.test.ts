@@ -22,8 +22,26 @@ let workDir: string;
 let image: string;
 
 const DEFAULT_CAPABILITIES = '00000000a80425fb';
-/** A container's command that ends once the test creates `go` in the directory mounted at /signals. */
-const WAIT_FOR_GO = 'while [ ! -e /signals/go ]; do sleep 0.1; done';
+
+/** `run --rm` of a container that runs `script`, then waits until the test creates `go` in `signals`. */
+function runRmUntilGo(name: string, signals: string, flags: string[], script: string): string[] {
+  const waitForGo = 'while [ ! -e /signals/go ]; do sleep 0.1; done';
+  return [
+    'run',
+    ...flags,
+    '--rm',
+    '--name',
+    name,
+    '--network',
+    'none',
+    '-v',
+    `${signals}:/signals`,
+    image,
+    'sh',
+    '-c',
+    `${script}; ${waitForGo}`,
+  ];
+}
 
 test.before(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), 'berth-agent-run-'));
@@ -153,20 +171,7 @@ test.serial(
     t.is(lines.at(-2), '20000');
 
     const signals = await mkdtemp(path.join(workDir, 'signals-'));
-    const command = agent.cliCommand([
-      'run',
-      '--rm',
-      '--name',
-      'rm-orphan',
-      '--network',
-      'none',
-      '-v',
-      `${signals}:/signals`,
-      image,
-      'sh',
-      '-c',
-      `echo started; ${WAIT_FOR_GO}`,
-    ]);
+    const command = agent.cliCommand(runRmUntilGo('rm-orphan', signals, [], 'echo started'));
     const cli = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let output = '';
     await new Promise<void>((resolve, reject) => {
@@ -478,21 +483,7 @@ test.serial('containers keep running when the agent is SIGKILLed, and the restar
 
 test.serial('a --rm container whose run ended while the agent was down is removed when the agent comes back', async (t) => {
   const signals = await mkdtemp(path.join(workDir, 'signals-'));
-  await agent.cli([
-    'run',
-    '-d',
-    '--rm',
-    '--name',
-    'rm-while-down',
-    '--network',
-    'none',
-    '-v',
-    `${signals}:/signals`,
-    image,
-    'sh',
-    '-c',
-    WAIT_FOR_GO,
-  ]);
+  await agent.cli(runRmUntilGo('rm-while-down', signals, ['-d'], 'true'));
   const { Id, State } = await inspect('rm-while-down');
   await agent.kill();
   await writeFile(path.join(signals, 'go'), '');
