@@ -177,6 +177,9 @@ export class ContainerManager {
 
   async create(request: RunRequest, autoRemove: boolean): Promise<ContainerRecord> {
     const spec = parseRunRequest(request);
+    // A container removed when its run ends has nothing to restart (docker refuses the pair the same way).
+    if (autoRemove && spec.restart.name !== 'no')
+      throw new CodedError(AgentErrors.RUN_OPTIONS_INVALID, 'Conflicting options: --restart and --rm');
     const image = await findImage(request.image, this.deps.images);
     const name = spec.name ?? generateName((candidate) => this.nameTaken(candidate) !== undefined);
     const holder = this.nameTaken(name);

@@ -126,6 +126,12 @@ test.serial('run flags docker refuses answer 400 RUN_OPTIONS_INVALID with docker
     'RUN_OPTIONS_INVALID',
     /^invalid --memory "lots": invalid size: 'lots'$/,
   );
+  assertError(
+    t,
+    await api('POST', '/v1/containers', { image, restart: 'always', autoRemove: true }),
+    'RUN_OPTIONS_INVALID',
+    /^Conflicting options: --restart and --rm$/,
+  );
 });
 
 test.serial('an image the agent does not have answers 404 IMAGE_UNKNOWN, for create and for rmi', async (t) => {
