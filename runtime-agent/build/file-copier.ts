@@ -1,6 +1,7 @@
 import { chmodSync, copyFileSync, lchownSync, lutimesSync, type Stats } from 'node:fs';
 import { copyFile, lstat, mkdir, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { READ_AHEAD, SYNC_READ_MAX_FILE, walkTree } from '../archive/directory-tar.js';
 import { concurrencyLimit } from '../support/concurrency.js';
 import type { ContextFilter } from './context-files.js';
@@ -77,8 +78,11 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
   const directories: Array<{ child: CopyItem; childTarget: string; owned: boolean }> = [];
   // Directories this copy made: nothing can be in the way of their entries.
   const made = new Set<string>();
+  let entries = 0;
   try {
     for await (const { relative, hostPath, stats } of walkTree(item.hostPath, rules)) {
+      // Small files are copied synchronously: the daemon's other work gets its turn between batches.
+      if (++entries % SYNC_BATCH === 0) await nextTurn();
       const child: CopyItem = { hostPath, stats, relative: contextPath(relative), keepOwners: item.keepOwners };
       const childTarget = path.join(target, relative);
       const inMade = made.has(path.dirname(childTarget));
@@ -105,6 +109,8 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
 }
 
 const SETGID = 0o2000;
+/** Entries copied between two turns of the event loop: some tens of milliseconds of synchronous copies at the most. */
+const SYNC_BATCH = 64;
 
 /**
  * Whether what this copy creates in directories it made already has the owner COPY gives it: the daemon
