@@ -1,7 +1,8 @@
-import type { Stats } from 'node:fs';
-import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readlink, rm, symlink } from 'node:fs/promises';
+import { chmodSync, copyFileSync, lchownSync, lutimesSync, type Stats } from 'node:fs';
+import { copyFile, lstat, mkdir, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { READ_AHEAD, walkTree } from '../archive/directory-tar.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { READ_AHEAD, SYNC_READ_MAX_FILE, walkTree } from '../archive/directory-tar.js';
 import { concurrencyLimit } from '../support/concurrency.js';
 import type { ContextFilter } from './context-files.js';
 import type { DirectRoot, Owner } from './direct-root.js';
@@ -77,8 +78,11 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
   const directories: Array<{ child: CopyItem; childTarget: string; owned: boolean }> = [];
   // Directories this copy made: nothing can be in the way of their entries.
   const made = new Set<string>();
+  let entries = 0;
   try {
     for await (const { relative, hostPath, stats } of walkTree(item.hostPath, rules)) {
+      // Small files are copied synchronously: the daemon's other work gets its turn between batches.
+      if (++entries % SYNC_BATCH === 0) await nextTurn();
       const child: CopyItem = { hostPath, stats, relative: contextPath(relative), keepOwners: item.keepOwners };
       const childTarget = path.join(target, relative);
       const inMade = made.has(path.dirname(childTarget));
@@ -101,10 +105,12 @@ async function copyDirectoryContent(item: CopyItem, target: string, options: Cop
     await Promise.allSettled(copies);
   }
   await Promise.all(copies);
-  for (const { child, childTarget, owned } of directories.reverse()) await applyMetadata(childTarget, child, options, owned);
+  for (const { child, childTarget, owned } of directories.reverse()) applyMetadata(childTarget, child, options, owned);
 }
 
 const SETGID = 0o2000;
+/** Entries copied between two turns of the event loop: some tens of milliseconds of synchronous copies at the most. */
+const SYNC_BATCH = 64;
 
 /**
  * Whether what this copy creates in directories it made already has the owner COPY gives it: the daemon
@@ -120,18 +126,31 @@ async function createdWithWantedOwner(item: CopyItem, target: string, options: C
 async function copyLeaf(item: CopyItem, target: string, options: CopyOptions, nothingThere: boolean, owned: boolean): Promise<void> {
   if (!nothingThere && (await lstat(target).catch(() => undefined))) await rm(target, { recursive: true, force: true });
   if (item.stats.isSymbolicLink()) await symlink(await readlink(item.hostPath), target);
-  else if (item.stats.isFile()) await copyFile(item.hostPath, target);
+  else if (item.stats.isFile()) await copyRegularFile(item, target);
   else return; // sockets, fifos and devices in a context are not copied, as docker skips them
-  await applyMetadata(target, item, options, owned);
+  applyMetadata(target, item, options, owned);
 }
 
-/** `owned`: the entry was created with the owner it must have (createdWithWantedOwner). */
-async function applyMetadata(target: string, item: CopyItem, options: CopyOptions, owned: boolean): Promise<void> {
+/**
+ * A small file (as directory-tar reads one synchronously) is copied by one synchronous call: its data is a
+ * page or two, and the thread-pool round trip cost more CPU than the copy (3,000 small files with their times:
+ * 1.5-1.6 s of CPU through the promise API, 0.8-1.2 s synchronously, at load 16). Larger files go to the pool.
+ */
+async function copyRegularFile(item: CopyItem, target: string): Promise<void> {
+  if (item.stats.size <= SYNC_READ_MAX_FILE) copyFileSync(item.hostPath, target);
+  else await copyFile(item.hostPath, target);
+}
+
+/**
+ * `owned`: the entry was created with the owner it must have (createdWithWantedOwner). Each call is one system
+ * call on an inode just written, made synchronously for the same reason as copyRegularFile.
+ */
+function applyMetadata(target: string, item: CopyItem, options: CopyOptions, owned: boolean): void {
   const { stats } = item;
   const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
-  if (!owned) await lchown(target, owner.uid, owner.gid);
+  if (!owned) lchownSync(target, owner.uid, owner.gid);
   // copyFile gave a file its source's mode already; a change of owner clears only setuid and setgid.
   const modeKept = stats.isFile() && options.mode === undefined && (stats.mode & 0o6000) === 0;
-  if (!stats.isSymbolicLink() && !modeKept) await chmod(target, options.mode ?? stats.mode & 0o7777);
-  await lutimes(target, stats.atime, stats.mtime);
+  if (!stats.isSymbolicLink() && !modeKept) chmodSync(target, options.mode ?? stats.mode & 0o7777);
+  lutimesSync(target, stats.atime, stats.mtime);
 }
