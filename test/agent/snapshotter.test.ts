@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,7 +62,8 @@ function recordingDisk(root: string, chainId: string, failFile?: RegExp): { disk
       await hostDiskFlush.file(fd);
     },
     path: async (target) => {
-      flushed.push({ path: relative(target), visible: visible() });
+      const content = lstatSync(target).isFile() ? sha256(readFileSync(target)) : undefined;
+      flushed.push({ path: relative(target), ...(content ? { content } : {}), visible: visible() });
       await hostDiskFlush.path(target);
     },
     fileSystem: async (target) => {
@@ -113,13 +114,14 @@ test('a layer of more small files than are flushed one by one is flushed by one 
   const entries: TarEntry[] = Array.from({ length: 300 }, (_, index) => ({ name: `many/f${index}`, content: `file ${index}\n` }));
   const layer = await layerOf(entries, 'gzip');
   const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk, fileSystems } = recordingDisk(root, info.chainId);
+  const { disk, flushed, fileSystems } = recordingDisk(root, info.chainId);
   const snapshots = new DirectorySnapshotter(root, disk);
   await snapshots.init();
 
   t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
 
   t.deepEqual(fileSystems, [{ path: 'fs', visible: false }]);
+  t.deepEqual(flushed, [], 'no small file was flushed on its own first');
   t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'many/f299'), 'utf8'), 'file 299\n');
 });
 
