@@ -74,8 +74,23 @@ function recordingDisk(root: string, chainId: string, failFile?: RegExp): { disk
   return { disk, flushed, fileSystems };
 }
 
-test('an unpacked snapshot flushes each of its files whole, then its directories and record, before it appears; no syncfs', async (t) => {
+/** A snapshotter on the recording disk, and a layer of `entries` to unpack into it under a fresh chain id. */
+async function recordedUnpack(
+  t: { teardown(fn: () => Promise<void>): void },
+  entries: TarEntry[],
+  compression: 'gzip' | 'none',
+  failFile?: RegExp,
+) {
   const root = await newRoot(t);
+  const layer = await layerOf(entries, compression);
+  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
+  const recorded = recordingDisk(root, info.chainId, failFile);
+  const snapshots = new DirectorySnapshotter(root, recorded.disk);
+  await snapshots.init();
+  return { root, layer, info, snapshots, ...recorded };
+}
+
+test('an unpacked snapshot flushes each of its files whole, then its directories and record, before it appears; no syncfs', async (t) => {
   const big = randomBytes(3 * 1024 * 1024 + 5);
   const entries: TarEntry[] = [
     { name: 'etc/', type: 'directory' },
@@ -84,11 +99,7 @@ test('an unpacked snapshot flushes each of its files whole, then its directories
     { name: 'usr/bin/tool', type: 'symlink', linkname: '../lib/big.so' },
     { name: 'usr/lib/hard.so', type: 'link', linkname: 'usr/lib/big.so' },
   ];
-  const layer = await layerOf(entries, 'gzip');
-  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk, flushed, fileSystems } = recordingDisk(root, info.chainId);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+  const { layer, info, snapshots, flushed, fileSystems } = await recordedUnpack(t, entries, 'gzip');
 
   t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
 
@@ -110,13 +121,8 @@ test('an unpacked snapshot flushes each of its files whole, then its directories
 });
 
 test('a layer of more small files than are flushed one by one is flushed by one syncfs, before it appears', async (t) => {
-  const root = await newRoot(t);
   const entries: TarEntry[] = Array.from({ length: 300 }, (_, index) => ({ name: `many/f${index}`, content: `file ${index}\n` }));
-  const layer = await layerOf(entries, 'gzip');
-  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk, flushed, fileSystems } = recordingDisk(root, info.chainId);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+  const { layer, info, snapshots, flushed, fileSystems } = await recordedUnpack(t, entries, 'gzip');
 
   t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
 
@@ -147,16 +153,11 @@ test('a snapshot whose files were moved into place, not handed over, is flushed 
 });
 
 test('a snapshot one of whose file flushes fails does not appear, leaves no work directory, and keeps no file open', async (t) => {
-  const root = await newRoot(t);
   const entries: TarEntry[] = [
     { name: 'a.bin', content: randomBytes(2 * 1024 * 1024) },
     { name: 'b.txt', content: 'b\n' },
   ];
-  const layer = await layerOf(entries, 'none');
-  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk } = recordingDisk(root, info.chainId, /a\.bin$/);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+  const { root, layer, info, snapshots } = await recordedUnpack(t, entries, 'none', /a\.bin$/);
 
   await t.throwsAsync(snapshots.create(info, unpacking(layer)), { message: /EIO/ });
 
