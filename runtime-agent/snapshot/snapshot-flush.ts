@@ -32,19 +32,20 @@ export type FlushSlot = <T>(task: () => Promise<T>) => Promise<T>;
  * (20,000 files of 200 bytes: 13-23 s with four at a time, against 2-10 s for writing them and one syncfs).
  */
 const SMALL_FILE_BYTES = 1024 * 1024;
-/** Past this many small files a snapshot is flushed by one syncfs at the end instead (about 0.2-0.3 s of fsyncs here). */
+/** Past this many small files a snapshot is flushed by one syncfs instead (they break even around here). */
 const SMALL_FILES_FLUSHED_ONE_BY_ONE = 256;
 
 /**
- * Puts one snapshot's files on disk while it is being filled, rather than flushing the whole filesystem at
- * the end: each regular file is fsynced (then closed) in the thread pool as the fill hands it over, while
- * the fill goes on, and at the end every directory it created is fsynced so the names in it stay. A fill
- * of many small files, or one that did not hand over its files, gets one syncfs instead.
+ * Puts one snapshot's files on disk, rather than flushing the whole filesystem: each large file is fsynced
+ * (then closed) in the thread pool as the fill hands it over, while the fill goes on; at the end the small
+ * files and every directory the fill created are fsynced, so the names in them stay. A fill of many small
+ * files, or one that did not hand over its files, gets one syncfs at the end instead.
  */
 export class SnapshotFlush implements WrittenFiles {
   private readonly flushing = new Set<Promise<void>>();
   private readonly directories: string[] = [];
-  private smallFiles = 0;
+  /** Small files to flush by path at the end: not one by one as they close, since most may turn out to be many. */
+  private smallFiles: string[] = [];
   private wholeFileSystem = false;
   private failure: unknown;
 
@@ -53,11 +54,11 @@ export class SnapshotFlush implements WrittenFiles {
     private readonly slot: FlushSlot,
   ) {}
 
-  /** Resolves once the file's flush has started (a slot was free), so a fill is held back by a slow disk. */
-  closeFile(fd: number, bytes: number): Promise<void> {
-    if (bytes < SMALL_FILE_BYTES && ++this.smallFiles > SMALL_FILES_FLUSHED_ONE_BY_ONE) {
-      this.wholeFileSystem = true;
+  /** Resolves once a large file's flush has started (a slot was free), so a fill is held back by a slow disk. */
+  closeFile(fd: number, file: string, bytes: number): Promise<void> {
+    if (bytes < SMALL_FILE_BYTES) {
       closeSync(fd);
+      this.smallFileClosed(file);
       return Promise.resolve();
     }
     return new Promise((started) => {
@@ -86,15 +87,15 @@ export class SnapshotFlush implements WrittenFiles {
   }
 
   /**
-   * Waits for every file's flush, then flushes the directories the fill created and `written` (what the
-   * snapshotter wrote around the fill, directories last), or the whole filesystem. Fails with the first
-   * failed flush: the snapshot must not appear then.
+   * Waits for every large file's flush, then flushes the small files, the directories the fill created and
+   * `written` (what the snapshotter wrote around the fill, its work directory last), or the whole
+   * filesystem. Fails with the first failed flush: the snapshot must not appear then.
    */
   async complete(written: string[]): Promise<void> {
     await this.settle();
     if (this.failure !== undefined) throw this.failure;
     if (this.wholeFileSystem) return this.disk.fileSystem(written[0] as string);
-    const paths = [...this.directories, ...written];
+    const paths = [...this.smallFiles, ...this.directories, ...written];
     const outcomes = await Promise.allSettled(paths.map((target) => this.slot(() => this.disk.path(target))));
     const failed = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failed) throw failed.reason;
@@ -103,6 +104,14 @@ export class SnapshotFlush implements WrittenFiles {
   /** Waits for the flushes under way (each closes its file), after a fill failed too. */
   async settle(): Promise<void> {
     while (this.flushing.size > 0) await Promise.all(this.flushing);
+  }
+
+  private smallFileClosed(file: string): void {
+    if (this.wholeFileSystem) return;
+    this.smallFiles.push(file);
+    if (this.smallFiles.length <= SMALL_FILES_FLUSHED_ONE_BY_ONE) return;
+    this.wholeFileSystem = true;
+    this.smallFiles = [];
   }
 }
 

@@ -56,9 +56,8 @@ const FLUSHES_AT_ONCE = 2;
 
 /**
  * Snapshots as directories `<root>/<algorithm>-<hex>/{fs,snapshot.json}`. A snapshot is filled in a
- * `.incomplete-*` directory, flushed to disk (its own files, as the fill writes them: see SnapshotFlush),
- * and renamed into place, and removed by renaming it away
- * first, so a crash never leaves a half snapshot under its chain id. Nothing checks a snapshot's files
+ * `.incomplete-*` directory, flushed to disk (its own files: see SnapshotFlush), and renamed into place,
+ * and removed by renaming it away first, so a crash never leaves a half snapshot under its chain id. Nothing checks a snapshot's files
  * again after a crash (the image that uses it is complete once its record is): the flush before the
  * rename is what keeps them whole.
  */

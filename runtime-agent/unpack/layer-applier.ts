@@ -51,8 +51,8 @@ const writeAsync = promisify(write);
  * must hear of every one), a copy into a container or a build context only closes its files.
  */
 export interface WrittenFiles {
-  /** Takes over a regular file whose content, owner, mode and times are written, and closes it. */
-  closeFile(fd: number, bytes: number): Promise<void>;
+  /** Takes over a regular file (`fd`, open at `file`) whose content, owner, mode and times are written, and closes it. */
+  closeFile(fd: number, file: string, bytes: number): Promise<void>;
   directoryCreated(directory: string): void;
 }
 
@@ -221,7 +221,7 @@ class EntryApplier {
       closeSync(fd);
       throw error;
     }
-    await this.files.closeFile(fd, sparse?.realSize ?? header.size ?? 0);
+    await this.files.closeFile(fd, target, sparse?.realSize ?? header.size ?? 0);
   }
 
   /** A hardlink may only point at an entry already written into this layer, reached without symlinks. */

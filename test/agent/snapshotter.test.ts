@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,7 +62,8 @@ function recordingDisk(root: string, chainId: string, failFile?: RegExp): { disk
       await hostDiskFlush.file(fd);
     },
     path: async (target) => {
-      flushed.push({ path: relative(target), visible: visible() });
+      const content = lstatSync(target).isFile() ? sha256(readFileSync(target)) : undefined;
+      flushed.push({ path: relative(target), ...(content ? { content } : {}), visible: visible() });
       await hostDiskFlush.path(target);
     },
     fileSystem: async (target) => {
@@ -73,8 +74,23 @@ function recordingDisk(root: string, chainId: string, failFile?: RegExp): { disk
   return { disk, flushed, fileSystems };
 }
 
-test('an unpacked snapshot flushes each of its files whole, then its directories and record, before it appears; no syncfs', async (t) => {
+/** A snapshotter on the recording disk, and a layer of `entries` to unpack into it under a fresh chain id. */
+async function recordedUnpack(
+  t: { teardown(fn: () => Promise<void>): void },
+  entries: TarEntry[],
+  compression: 'gzip' | 'none',
+  failFile?: RegExp,
+) {
   const root = await newRoot(t);
+  const layer = await layerOf(entries, compression);
+  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
+  const recorded = recordingDisk(root, info.chainId, failFile);
+  const snapshots = new DirectorySnapshotter(root, recorded.disk);
+  await snapshots.init();
+  return { root, layer, info, snapshots, ...recorded };
+}
+
+test('an unpacked snapshot flushes each of its files whole, then its directories and record, before it appears; no syncfs', async (t) => {
   const big = randomBytes(3 * 1024 * 1024 + 5);
   const entries: TarEntry[] = [
     { name: 'etc/', type: 'directory' },
@@ -83,11 +99,7 @@ test('an unpacked snapshot flushes each of its files whole, then its directories
     { name: 'usr/bin/tool', type: 'symlink', linkname: '../lib/big.so' },
     { name: 'usr/lib/hard.so', type: 'link', linkname: 'usr/lib/big.so' },
   ];
-  const layer = await layerOf(entries, 'gzip');
-  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk, flushed, fileSystems } = recordingDisk(root, info.chainId);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+  const { layer, info, snapshots, flushed, fileSystems } = await recordedUnpack(t, entries, 'gzip');
 
   t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
 
@@ -109,17 +121,13 @@ test('an unpacked snapshot flushes each of its files whole, then its directories
 });
 
 test('a layer of more small files than are flushed one by one is flushed by one syncfs, before it appears', async (t) => {
-  const root = await newRoot(t);
   const entries: TarEntry[] = Array.from({ length: 300 }, (_, index) => ({ name: `many/f${index}`, content: `file ${index}\n` }));
-  const layer = await layerOf(entries, 'gzip');
-  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk, fileSystems } = recordingDisk(root, info.chainId);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+  const { layer, info, snapshots, flushed, fileSystems } = await recordedUnpack(t, entries, 'gzip');
 
   t.deepEqual(await snapshots.create(info, unpacking(layer)), { created: true });
 
   t.deepEqual(fileSystems, [{ path: 'fs', visible: false }]);
+  t.deepEqual(flushed, [], 'no small file was flushed on its own first');
   t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'many/f299'), 'utf8'), 'file 299\n');
 });
 
@@ -145,16 +153,11 @@ test('a snapshot whose files were moved into place, not handed over, is flushed 
 });
 
 test('a snapshot one of whose file flushes fails does not appear, leaves no work directory, and keeps no file open', async (t) => {
-  const root = await newRoot(t);
   const entries: TarEntry[] = [
     { name: 'a.bin', content: randomBytes(2 * 1024 * 1024) },
     { name: 'b.txt', content: 'b\n' },
   ];
-  const layer = await layerOf(entries, 'none');
-  const info = { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined };
-  const { disk } = recordingDisk(root, info.chainId, /a\.bin$/);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+  const { root, layer, info, snapshots } = await recordedUnpack(t, entries, 'none', /a\.bin$/);
 
   await t.throwsAsync(snapshots.create(info, unpacking(layer)), { message: /EIO/ });
 
