@@ -6,7 +6,8 @@ import { formatBuildEvent, type BuildEvent } from '../build/build-progress.js';
 import type { CacheReference } from '../build/registry-cache.js';
 import type { ImageBuilder } from '../build/builder.js';
 import type { ContentStore } from '../content/content-store.js';
-import { pushImage } from '../registry/image-pusher.js';
+import { pushImage, tagPushedImage } from '../registry/image-pusher.js';
+import type { PushEvent } from '../verbs-api.js';
 import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
 import { checkoutCommit } from './git-checkout.js';
@@ -200,21 +201,20 @@ export class BuildWorker {
     return { from: job.build.cache ? job.cache.from.map(reference) : [], to: reference(job.cache.to) };
   }
 
+  /** The blobs and the manifest under the first tag, then the manifest alone under each other tag. */
   private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, access: RegistryAccess, jobLog: JobLog): Promise<void> {
-    const uploadClient = await this.services.connector.uploader(this.services.client.registryHost, job.repository, access);
-    for (const tag of spec.tags) {
-      await pushImage(
-        { manifestDigest, mountFrom: undefined },
-        { registry: this.services.client.registryHost, repository: job.repository, tag },
-        {
-          content: this.services.content,
-          uploadClient,
-          report: (event) => {
-            if (event.type === 'status') jobLog.line(event.message);
-          },
-        },
-      );
-    }
+    const [first, ...others] = spec.tags;
+    if (first === undefined) return;
+    const registry = this.services.client.registryHost;
+    const deps = {
+      content: this.services.content,
+      uploadClient: await this.services.connector.uploader(registry, job.repository, access),
+      report: (event: PushEvent) => {
+        if (event.type === 'status') jobLog.line(event.message);
+      },
+    };
+    await pushImage({ manifestDigest, mountFrom: undefined }, { registry, repository: job.repository, tag: first }, deps);
+    await Promise.all(others.map((tag) => tagPushedImage(manifestDigest, tag, deps)));
   }
 }
 
