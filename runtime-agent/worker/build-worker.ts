@@ -10,7 +10,7 @@ import { pushImage, tagPushedImage } from '../registry/image-pusher.js';
 import type { PushEvent } from '../verbs-api.js';
 import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
-import { checkoutCommit } from './git-checkout.js';
+import { fetchCommit, writeCommitFiles, type CheckoutRequest } from './git-checkout.js';
 import type { GitMirrors } from './git-mirrors.js';
 import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
 import { LeaseLostError, type WorkerClient } from './worker-client.js';
@@ -143,20 +143,25 @@ export class BuildWorker {
     const access = jobAccess(client, job);
     // The token the cache import and the push present is minted while git fetches.
     access.token().catch(() => undefined);
-    const commit = await jobLog.phase('[source] git fetch', () =>
-      checkoutCommit({
-        url: job.git.url,
-        credentials: job.git.credentials,
-        commit: job.commit,
-        ref: refName,
-        mirror,
-        dir: checkout,
-        privateDir: path.join(dir, 'private'),
-        signal,
-        output: (line) => jobLog.line(line),
-      }),
-    );
-    const spec = await client.source(job, commit);
+    const source: CheckoutRequest = {
+      url: job.git.url,
+      credentials: job.git.credentials,
+      commit: job.commit,
+      ref: refName,
+      mirror,
+      dir: checkout,
+      privateDir: path.join(dir, 'private'),
+      signal,
+      output: (line) => jobLog.line(line),
+    };
+    const commit = await jobLog.phase('[source] git fetch', () => fetchCommit(source));
+    // What the commit becomes is asked while its files are written; a refusal waits for git to end before the job's directory goes.
+    const writing = jobLog.phase('[source] checkout', () => writeCommitFiles(source, commit.sha));
+    const spec = await client.source(job, commit).catch(async (error: unknown) => {
+      await writing.catch(() => undefined);
+      throw error;
+    });
+    await writing;
     const cache = this.cacheReferences(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
