@@ -103,7 +103,9 @@ async function pushToManifest(commit: string, branch = 'main'): Promise<Timed> {
   // The worker reports success only after the manifest PUT under every tag was answered.
   const seconds = (performance.now() - started) / 1000;
   const builderSteps = build.steps.filter((step) => !step.name.startsWith('[source]') && !step.name.startsWith('[push]'));
-  const phase = (prefix: string) => build.steps.find((step) => step.name.startsWith(prefix))?.seconds ?? 0;
+  // The source phase is the fetch and, beside the registry's answer about the commit, the checkout.
+  const phase = (prefix: string) =>
+    build.steps.filter((step) => step.name.startsWith(prefix)).reduce((total, step) => total + step.seconds, 0);
   if (values.steps) {
     const steps = build.steps.map((step) => `  ${formatNumber(step.seconds)} s ${step.cached ? 'CACHED ' : ''}${step.name}`);
     const times = `claimed +${build.claimedAt! - build.createdAt} ms, finished +${build.finishedAt! - build.createdAt} ms`;

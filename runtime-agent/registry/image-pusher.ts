@@ -36,6 +36,8 @@ export interface PushResult {
 
 /** Blobs uploaded at once, as docker's max-concurrent-uploads (5). */
 const CONCURRENT_UPLOADS = 5;
+/** A blob up to this size (an image config, the layer of a RUN that writes one file) is sent in one request, from memory. */
+const SMALL_BLOB_BYTES = 64 * 1024;
 /** How often a blob's byte progress is reported; state changes always are. */
 const PROGRESS_INTERVAL_MS = 100;
 
@@ -57,10 +59,30 @@ export async function pushImage(image: ImageToPush, target: PushTarget, deps: Pu
     ...layers.map((layer) => slot(() => pushBlob(layer, image.mountFrom, deps, true))),
     slot(() => pushBlob(manifest.config, image.mountFrom, deps, false)),
   ]);
-  const mediaType = manifest.mediaType ?? MediaType.ociManifest;
-  await deps.uploadClient.putManifest(target.tag, mediaType, bytes);
-  const result = { digest: image.manifestDigest, size: bytes.length };
-  deps.report({ type: 'status', message: `${target.tag}: digest: ${result.digest} size: ${result.size}` });
+  return putUnderTag(image.manifestDigest, bytes, manifest.mediaType, target.tag, deps);
+}
+
+/**
+ * Another tag for an image pushImage already sent to the same repository: the manifest alone, one request,
+ * without the blobs' checks again.
+ */
+export async function tagPushedImage(manifestDigest: string, tag: string, deps: PushDependencies): Promise<PushResult> {
+  const bytes = await deps.content.readSmall(manifestDigest);
+  const parsed = parseManifest(bytes, undefined);
+  if (parsed.kind !== 'image') throw new Error(`${manifestDigest} is an index: push the image manifest of one platform`);
+  return putUnderTag(manifestDigest, bytes, parsed.manifest.mediaType, tag, deps);
+}
+
+async function putUnderTag(
+  digest: string,
+  bytes: Buffer,
+  mediaType: string | undefined,
+  tag: string,
+  deps: PushDependencies,
+): Promise<PushResult> {
+  await deps.uploadClient.putManifest(tag, mediaType ?? MediaType.ociManifest, bytes);
+  const result = { digest, size: bytes.length };
+  deps.report({ type: 'status', message: `${tag}: digest: ${result.digest} size: ${result.size}` });
   return result;
 }
 
@@ -74,6 +96,12 @@ async function pushBlob(
   if (await deps.uploadClient.hasBlob(blob.digest)) return progress('Layer already exists');
   if (mountFrom && (await deps.uploadClient.mountBlob(blob.digest, mountFrom))) return progress(`Mounted from ${mountFrom}`);
   if (!(await deps.content.has(blob.digest))) throw new Error(`blob ${blob.digest} is not in the content store`);
+  progress('Pushing', 0, blob.size);
+  if (blob.size <= SMALL_BLOB_BYTES) {
+    // Two round trips fewer than a session: most of a small blob's push time is round trips.
+    await deps.uploadClient.uploadSmallBlob(blob.digest, await deps.content.readSmall(blob.digest));
+    return progress('Pushed');
+  }
   let sent = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -82,7 +110,6 @@ async function pushBlob(
       callback(null, chunk);
     },
   });
-  progress('Pushing', 0, blob.size);
   // pipeline, not pipe: a read error must fail the upload rather than end it short.
   await deps.uploadClient.uploadBlob(
     blob.digest,

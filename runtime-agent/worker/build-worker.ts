@@ -6,10 +6,11 @@ import { formatBuildEvent, type BuildEvent } from '../build/build-progress.js';
 import type { CacheReference } from '../build/registry-cache.js';
 import type { ImageBuilder } from '../build/builder.js';
 import type { ContentStore } from '../content/content-store.js';
-import { pushImage } from '../registry/image-pusher.js';
+import { pushImage, tagPushedImage } from '../registry/image-pusher.js';
+import type { PushEvent } from '../verbs-api.js';
 import type { RegistryAccess, RegistryConnector } from '../registry/registry-access.js';
 import { resolveInRoot } from '../unpack/rooted-path.js';
-import { checkoutCommit } from './git-checkout.js';
+import { fetchCommit, writeCommitFiles, type CheckoutRequest } from './git-checkout.js';
 import type { GitMirrors } from './git-mirrors.js';
 import type { BuildSpec, ClaimedBuildJob, FinishReport } from '../../platform/build-worker-api.js';
 import { LeaseLostError, type WorkerClient } from './worker-client.js';
@@ -142,20 +143,25 @@ export class BuildWorker {
     const access = jobAccess(client, job);
     // The token the cache import and the push present is minted while git fetches.
     access.token().catch(() => undefined);
-    const commit = await jobLog.phase('[source] git fetch', () =>
-      checkoutCommit({
-        url: job.git.url,
-        credentials: job.git.credentials,
-        commit: job.commit,
-        ref: refName,
-        mirror,
-        dir: checkout,
-        privateDir: path.join(dir, 'private'),
-        signal,
-        output: (line) => jobLog.line(line),
-      }),
-    );
-    const spec = await client.source(job, commit);
+    const source: CheckoutRequest = {
+      url: job.git.url,
+      credentials: job.git.credentials,
+      commit: job.commit,
+      ref: refName,
+      mirror,
+      dir: checkout,
+      privateDir: path.join(dir, 'private'),
+      signal,
+      output: (line) => jobLog.line(line),
+    };
+    const commit = await jobLog.phase('[source] git fetch', () => fetchCommit(source));
+    // What the commit becomes is asked while its files are written; a refusal waits for git to end before the job's directory goes.
+    const writing = jobLog.phase('[source] checkout', () => writeCommitFiles(source, commit.sha));
+    const spec = await client.source(job, commit).catch(async (error: unknown) => {
+      await writing.catch(() => undefined);
+      throw error;
+    });
+    await writing;
     const cache = this.cacheReferences(job);
     jobLog.line(`building ${commit.sha} as ${spec.tags.join(', ')}`);
     const contextDir = await resolveInRoot(checkout, job.build.context);
@@ -200,21 +206,20 @@ export class BuildWorker {
     return { from: job.build.cache ? job.cache.from.map(reference) : [], to: reference(job.cache.to) };
   }
 
+  /** The blobs and the manifest under the first tag, then the manifest alone under each other tag. */
   private async push(job: ClaimedBuildJob, spec: BuildSpec, manifestDigest: string, access: RegistryAccess, jobLog: JobLog): Promise<void> {
-    const uploadClient = await this.services.connector.uploader(this.services.client.registryHost, job.repository, access);
-    for (const tag of spec.tags) {
-      await pushImage(
-        { manifestDigest, mountFrom: undefined },
-        { registry: this.services.client.registryHost, repository: job.repository, tag },
-        {
-          content: this.services.content,
-          uploadClient,
-          report: (event) => {
-            if (event.type === 'status') jobLog.line(event.message);
-          },
-        },
-      );
-    }
+    const [first, ...others] = spec.tags;
+    if (first === undefined) return;
+    const registry = this.services.client.registryHost;
+    const deps = {
+      content: this.services.content,
+      uploadClient: await this.services.connector.uploader(registry, job.repository, access),
+      report: (event: PushEvent) => {
+        if (event.type === 'status') jobLog.line(event.message);
+      },
+    };
+    await pushImage({ manifestDigest, mountFrom: undefined }, { registry, repository: job.repository, tag: first }, deps);
+    await Promise.all(others.map((tag) => tagPushedImage(manifestDigest, tag, deps)));
   }
 }
 

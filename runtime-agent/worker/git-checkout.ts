@@ -38,9 +38,16 @@ export interface CheckedOutCommit {
  * a time uses a mirror: a worker runs one job at a time.
  */
 export async function checkoutCommit(request: CheckoutRequest): Promise<CheckedOutCommit> {
+  const commit = await fetchCommit(request);
+  await writeCommitFiles(request, commit.sha);
+  return commit;
+}
+
+/** The first half of checkoutCommit: the commit in the mirror, and what it is; its files are not written yet. */
+export async function fetchCommit(request: CheckoutRequest): Promise<CheckedOutCommit> {
   await mkdir(request.dir, { recursive: true, mode: 0o700 });
   await mkdir(request.privateDir, { recursive: true, mode: 0o700 });
-  const env = { ...(await credentialEnv(request.credentials, request.privateDir)), GIT_INDEX_FILE: path.join(request.privateDir, 'index') };
+  const env = await credentialEnv(request.credentials, request.privateDir);
   const git = (args: string[], output = request.output) => runGit(['--git-dir', request.mirror, ...args], env, request.signal, output);
   const quiet = () => undefined;
   if (!existsSync(path.join(request.mirror, 'HEAD')))
@@ -55,9 +62,19 @@ export async function checkoutCommit(request: CheckoutRequest): Promise<CheckedO
   }
   const [sha = '', time = '0', ...message] = shown.split('\n');
   if (request.commit && sha !== request.commit) throw new Error(`fetched ${sha}, not the commit ${request.commit}`);
-  // read-tree -u writes the files of a tree into the empty checkout through the job's own index.
-  await git(['--work-tree', request.dir, 'read-tree', '--reset', '-u', sha], quiet);
   return { sha, time: Number(time), message: message.join('\n').trim() };
+}
+
+/** The second half of checkoutCommit: the files of a commit fetchCommit brought into the mirror, in the empty `dir`. */
+export async function writeCommitFiles(request: CheckoutRequest, sha: string): Promise<void> {
+  // read-tree -u writes the files of a tree into the empty checkout through the job's own index.
+  const env = { GIT_INDEX_FILE: path.join(request.privateDir, 'index') };
+  await runGit(
+    ['--git-dir', request.mirror, '--work-tree', request.dir, 'read-tree', '--reset', '-u', sha],
+    env,
+    request.signal,
+    () => undefined,
+  );
 }
 
 async function credentialEnv(credentials: GitCredentials, privateDir: string): Promise<Record<string, string>> {
