@@ -15,6 +15,8 @@
  *   <p>builds:active:<project>      SET build ids of the project running now (its concurrency)
  *   <p>builds:slot:<slot>           STRING the newest build id of a project, rule and ref (superseding)
  *   <p>builds:workers               HASH worker token id -> JSON { hash, expiresAt, name }
+ *   <p>builds:waiting               ZSET agent@worker -> end of its long-poll (ms): workers asking for work now
+ *   <p>builds:builders              HASH project -> agent@worker that took its last job (it has the mirror and cache)
  */
 export class BuildKeys {
   constructor(private readonly prefix: string) {}
@@ -74,6 +76,14 @@ export class BuildKeys {
 
   workers(): string {
     return this.key('workers');
+  }
+
+  waiting(): string {
+    return this.key('waiting');
+  }
+
+  builders(): string {
+    return this.key('builders');
   }
 
   private key(suffix: string): string {

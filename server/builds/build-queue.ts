@@ -81,26 +81,42 @@ return requeueExpired(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2], ARGV[3])
 `;
 
 // Expired leases first (a claim sees the jobs of gone workers even between sweeps); then the oldest job whose
-// project is under its concurrency limit is leased to the worker.
+// project is under its concurrency limit is leased to the worker. A job queued less than the affinity window
+// ago is left to the worker that took its project's last job while that one is asking for work too: it has
+// the project's git mirror and build cache. A worker that gets nothing is marked waiting until its poll ends.
 const CLAIM = `${REQUEUE_EXPIRED}
 local now, lease, worker, prefix, active = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local affinityMs, pollEnd = tonumber(ARGV[7]), tonumber(ARGV[8])
 requeueExpired(KEYS[1], KEYS[2], now, prefix, active)
+local function leftToItsBuilder(key, project)
+  if now - tonumber(redis.call('HGET', key, 'createdAt')) >= affinityMs then return false end
+  local builder = redis.call('HGET', KEYS[4], project)
+  if builder == false or builder == worker then return false end
+  local waitsUntil = redis.call('ZSCORE', KEYS[3], builder)
+  return waitsUntil ~= false and tonumber(waitsUntil) > now
+end
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[6]) - 1)) do
   local key = prefix .. id
   local project = redis.call('HGET', key, 'project')
   if project == false then
     redis.call('ZREM', KEYS[1], id)
-  elseif redis.call('SCARD', active .. project) < tonumber(redis.call('HGET', key, 'concurrency')) then
+  elseif redis.call('SCARD', active .. project) < tonumber(redis.call('HGET', key, 'concurrency')) and not leftToItsBuilder(key, project) then
     redis.call('ZREM', KEYS[1], id)
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     redis.call('HSET', key, 'state', 'running', 'worker', worker, 'claimedAt', now)
     redis.call('ZADD', KEYS[2], now + lease, id)
     redis.call('SADD', active .. project, id)
+    redis.call('HSET', KEYS[4], project, worker)
+    redis.call('ZREM', KEYS[3], worker)
     return {id, attempt, now - tonumber(redis.call('HGET', key, 'createdAt'))}
   end
 end
+redis.call('ZADD', KEYS[3], pollEnd, worker)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 return false
 `;
+
+const STOP_WAITING = `redis.call('ZREM', KEYS[1], ARGV[1])`;
 
 // Every worker call proves it still holds the job: the worker and attempt it was given, the job still running.
 const HOLDS = `
@@ -206,20 +222,33 @@ export class BuildQueue {
     return ids;
   }
 
-  async claim(worker: string, leaseMs: number): Promise<Claim | undefined> {
+  /**
+   * The oldest job the worker may take, leased to it; with none, the worker counts as waiting for work until
+   * `pollEnd` (ms) or stopWaiting, so that a new job of a project it built last is left to it for `affinityMs`.
+   */
+  async claim(worker: string, leaseMs: number, pollEnd: number, affinityMs: number): Promise<Claim | undefined> {
     const claimed = (await this.redis.eval(
       CLAIM,
-      2,
+      4,
       this.keys.queue(),
       this.keys.running(),
+      this.keys.waiting(),
+      this.keys.builders(),
       String(Date.now()),
       String(leaseMs),
       worker,
       this.keys.jobPrefix(),
       this.keys.activePrefix(),
       '200',
+      String(affinityMs),
+      String(pollEnd),
     )) as [string, number, number] | null;
     return claimed ? { id: claimed[0], attempt: claimed[1], waitedMs: claimed[2] } : undefined;
+  }
+
+  /** The worker's poll ended without a job: its builds' new jobs are no longer left to it. */
+  async stopWaiting(worker: string): Promise<void> {
+    await this.redis.eval(STOP_WAITING, 1, this.keys.waiting(), worker);
   }
 
   /** Puts the jobs whose lease ran out back in the queue (or ends them, if asked to cancel); how many there were. */
@@ -348,6 +377,11 @@ export class BuildQueue {
 
   async depth(): Promise<number> {
     return this.redis.zcard(this.keys.queue());
+  }
+
+  /** Workers asking for work now (their long-poll open, no job yet): the idle part of the build farm. */
+  async waitingWorkers(): Promise<number> {
+    return this.redis.zcount(this.keys.waiting(), `(${Date.now()}`, '+inf');
   }
 }
 

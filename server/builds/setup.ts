@@ -32,6 +32,9 @@ export function createBuilds(
   const projects = new ProjectStore(redis, prefix);
   const queue = new BuildQueue(redis, prefix, Math.ceil(settings.retentionDays * 86400));
   metrics.gaugeOnScrape('berth_build_queue_depth', 'Builds waiting for a worker.', 'queue', async () => [['builds', await queue.depth()]]);
+  metrics.gaugeOnScrape('berth_build_workers_waiting', 'Build workers asking for work now.', 'queue', async () => [
+    ['builds', await queue.waitingWorkers()],
+  ]);
   const observer: BuildObserver = {
     started: (record, waitedMs) => {
       metrics.buildQueueWait.observe(waitedMs / 1000);

@@ -16,6 +16,12 @@ import type { JobTokens } from './job-tokens.js';
 
 const TOKEN_PREFIX = 'bbw';
 const CLAIM_POLL_MS = 200;
+/**
+ * How long a new job waits for the worker that built its project last, while that worker is asking for work:
+ * it has the commit's mirror and the cache at hand, where another worker fetches both (seconds). Past it, or
+ * when that worker is busy or gone, any worker takes the job.
+ */
+const BUILDER_AFFINITY_MS = 5_000;
 
 /** Told when builds start and end: metrics and the registry's outgoing webhooks. */
 export interface BuildObserver {
@@ -80,9 +86,10 @@ export class WorkerService {
   async claim(worker: string, agent: string, waitMs: number, gone: AbortSignal): Promise<ClaimedBuildJob | undefined> {
     const deadline = Date.now() + Math.min(waitMs, this.settings.claimWaitSeconds * 1000);
     const leaseMs = this.settings.leaseSeconds * 1000;
+    const claimer = `${agent}@${worker}`;
     for (;;) {
       const mark = this.queue.changes.mark;
-      const claim = await this.queue.claim(`${agent}@${worker}`, leaseMs);
+      const claim = await this.queue.claim(claimer, leaseMs, deadline, BUILDER_AFFINITY_MS);
       if (claim) {
         const record = await this.queue.record(claim.id);
         const project = record && (await this.projects.get(record.project));
@@ -119,10 +126,15 @@ export class WorkerService {
               : { repository: project.cacheRepository, ...cacheTags(record.ref, project.git.defaultBranch) },
         };
       }
-      if (Date.now() >= deadline || gone.aborted || this.released) return undefined;
+      if (Date.now() >= deadline || gone.aborted || this.released) return await this.noJob(claimer);
       await this.queue.changes.wait(mark, Math.min(CLAIM_POLL_MS, deadline - Date.now()), gone);
-      if (gone.aborted || this.released) return undefined;
+      if (gone.aborted || this.released) return await this.noJob(claimer);
     }
+  }
+
+  private async noJob(claimer: string): Promise<undefined> {
+    await this.queue.stopWaiting(claimer);
+    return undefined;
   }
 
   /** The registry is stopping: waiting claims answer now, with no job, so its drain does not wait out their long-polls. */

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { AuthRegistry } from '../helpers/auth-registry.js';
 import { eventually } from '../helpers/eventually.js';
+import { scrapeMetrics, total } from '../helpers/prometheus.js';
 import { assertRegistryError, request } from '../helpers/http-client.js';
 
 /**
@@ -97,12 +98,12 @@ test.serial("a branch's job imports its own cache tag, then the default branch's
   }
 });
 
-/** A claim as a worker sends it; the answer's status and job (204: none). */
-async function claim(waitSeconds: number, signal?: AbortSignal): Promise<{ status: number; job: Job | undefined }> {
+/** A claim as a worker's agent (a1 unless named) sends it; the answer's status and job (204: none). */
+async function claim(waitSeconds: number, signal?: AbortSignal, agent = 'a1'): Promise<{ status: number; job: Job | undefined }> {
   const response = await request(registry.url, '/builds/v1/worker/claim', {
     method: 'POST',
     headers: { Authorization: `Bearer ${workerToken}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ agent: 'a1', waitSeconds }),
+    body: JSON.stringify({ agent, waitSeconds }),
     signal: signal ?? AbortSignal.timeout(60_000),
   });
   const text = await response.text();
@@ -171,6 +172,44 @@ test.serial(
     );
     const { lines } = await registry.admin<{ lines: string[] }>('GET', `/builds/${job.id}/logs`);
     t.deepEqual(lines, ['#1 step one', '#2 step two', 'ERROR: test over']);
+  },
+);
+
+/** Waits until the registry counts `count` workers asking for work (berth_build_workers_waiting). */
+async function workersWaiting(count: number): Promise<void> {
+  await eventually(
+    async () => total(await scrapeMetrics(registry.url), 'berth_build_workers_waiting'),
+    (waiting) => waiting === count,
+  );
+}
+
+test.serial(
+  "a project's new job goes to the agent that built the project last while it asks for work, and to another agent when it does not",
+  async (t) => {
+    await createProject('affinity', null);
+    const queue = async () =>
+      (await registry.admin<{ builds: string[] }>('POST', '/builds/projects/affinity/builds', { ref: 'main' })).builds[0];
+    const finish = (id: string | undefined, agent: string) =>
+      worker(`/jobs/${id}/finish`, { agent, attempt: 1, outcome: 'failed', error: 'test over' });
+    const first = await queue();
+    t.like((await claim(10, undefined, 'builder')).job, { id: first });
+    await finish(first, 'builder');
+
+    // The other agent asks first and longer; the builder's wait is open too when the job comes.
+    const other = claim(4, undefined, 'other');
+    await workersWaiting(1);
+    const builder = claim(20, undefined, 'builder');
+    await workersWaiting(2);
+    const second = await queue();
+    t.like(await builder, { status: 200, job: { id: second } });
+    // Ended before its lease (3 s) runs out: an expired lease would put the job back for the other agent.
+    await finish(second, 'builder');
+    t.like(await other, { status: 204, job: undefined });
+
+    // The builder is not asking now: the job is not kept for it.
+    const third = await queue();
+    t.like(await claim(10, undefined, 'other'), { status: 200, job: { id: third } });
+    await finish(third, 'other');
   },
 );
 
