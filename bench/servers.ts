@@ -102,8 +102,8 @@ function slug(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 }
 
-// As the registry image sets it (Dockerfile): glibc keeps up to 64 MiB of freed heap instead of trimming it.
-const IMAGE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=67108864';
+// As the registry image sets it (Dockerfile): glibc keeps up to 32 MiB of freed heap instead of trimming it.
+const IMAGE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=33554432';
 
 /**
  * `berth serve` on a free port with its own data directory (and embedded Redis), with the image's malloc
