@@ -64,7 +64,7 @@ USER berth
 ENV BERTH_DATA_DIR=/var/lib/berth
 # Node's HTTP parser gives every 64 KiB of a request body a buffer of its own, freed in bulk when the collector
 # runs; glibc's default (trim the heap as soon as 128 KiB are free at its top) hands those pages back to the kernel
-# and faults them in again for the next body. Keeping up to 32 MiB cut the CPU of a 256 MiB push by 40-50%
+# and faults them in again for the next body. Keeping up to 32 MiB cut the CPU of a 256 MiB push by 20-50%
 # (bench/README.md, session 8). redis-server uses jemalloc and ignores this.
 ENV GLIBC_TUNABLES=glibc.malloc.trim_threshold=33554432
 VOLUME /var/lib/berth
