@@ -62,6 +62,11 @@ COPY --from=app /src/dist ./dist
 COPY package.json ./
 USER berth
 ENV BERTH_DATA_DIR=/var/lib/berth
+# Node's HTTP parser gives every 64 KiB of a request body a buffer of its own, freed in bulk when the collector
+# runs; glibc's default (trim the heap as soon as 128 KiB are free at its top) hands those pages back to the kernel
+# and faults them in again for the next body. Keeping up to 32 MiB cut the CPU of a 256 MiB push by 20-50%
+# (bench/README.md, session 8). redis-server uses jemalloc and ignores this.
+ENV GLIBC_TUNABLES=glibc.malloc.trim_threshold=33554432
 VOLUME /var/lib/berth
 EXPOSE 5000
 # Follows BERTH_HTTP__PORT, so a container moved to another port (e.g. with --network host) stays healthy.

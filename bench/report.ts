@@ -133,7 +133,7 @@ export function formatTable(rows: Row[], reference = { name: 'Distribution', sho
     r.unit,
     formatNumber(r.berth),
     formatNumber(r.reference),
-    r.ratio ? `${formatNumber(r.berth / r.reference)}x` : '',
+    r.ratio ? formatRatio(r.berth, r.reference) : '',
     ...(withCpu ? cpuCells(r.cpu) : []),
     r.target?.text ?? '',
     r.target ? (r.target.met ? 'met' : 'NOT MET') : '',
@@ -143,7 +143,7 @@ export function formatTable(rows: Row[], reference = { name: 'Distribution', sho
 }
 
 function cpuCells(cpu: Row['cpu']): string[] {
-  return cpu ? [formatNumber(cpu.berth), formatNumber(cpu.reference), `${formatNumber(cpu.berth / cpu.reference)}x`] : ['', '', ''];
+  return cpu ? [formatNumber(cpu.berth), formatNumber(cpu.reference), formatRatio(cpu.berth, cpu.reference)] : ['', '', ''];
 }
 
 /** Blob runs of Berth and its reference side by side: one registry pair (a storage mode) and its label. */
@@ -164,7 +164,7 @@ export function formatBlobRuns(pairs: BlobRunPair[]): string {
     ['pull', 'pull', 'pullCpu'],
   ];
   const ratios = (pair: BlobRunPair, field: keyof BlobThroughput) =>
-    pair.berth.map((run, index) => `${formatNumber(run[field] / (pair.reference[index]?.[field] ?? Number.NaN))}x`).join(' ');
+    pair.berth.map((run, index) => formatRatio(run[field], pair.reference[index]?.[field] ?? Number.NaN)).join(' ');
   const body = pairs.flatMap((pair) =>
     kinds.map(([kind, rate, cpu]) => [`${pair.label}${pair.label ? ', ' : ''}${kind}`, ratios(pair, rate), ratios(pair, cpu)]),
   );
@@ -180,6 +180,12 @@ export function alignColumns(header: string[], body: string[][], numeric: (colum
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+/** `b/r` as `1.23x`, or n/a when it is not a number (a reference that measured 0 CPU ticks). */
+function formatRatio(berth: number, reference: number): string {
+  const ratio = berth / reference;
+  return Number.isFinite(ratio) ? `${formatNumber(ratio)}x` : 'n/a';
 }
 
 export function formatNumber(value: number): string {

@@ -102,7 +102,13 @@ function slug(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 }
 
-/** `berth serve` on a free port with its own data directory (and embedded Redis). */
+// As the registry image sets it (Dockerfile): glibc keeps up to 32 MiB of freed heap instead of trimming it.
+const IMAGE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=33554432';
+
+/**
+ * `berth serve` on a free port with its own data directory (and embedded Redis), with the image's malloc
+ * tunables unless `options.env` sets GLIBC_TUNABLES (empty: glibc's defaults).
+ */
 export function startBerth(workDir: string, options: ServerOptions = {}): Promise<ServerProcess> {
   const name = options.name ?? 'Berth';
   const dataDir = path.join(workDir, slug(name));
@@ -116,7 +122,7 @@ export function startBerth(workDir: string, options: ServerOptions = {}): Promis
       const port = listeningPort(log, 'berth registry listening');
       return port === undefined ? undefined : `http://127.0.0.1:${port}`;
     },
-    options.env,
+    { GLIBC_TUNABLES: IMAGE_MALLOC_TUNABLES, ...options.env },
   );
 }
 

@@ -44,11 +44,13 @@ const s3Schema = z
     /**
      * Blob bodies the registry streams itself (redirects off) of at least `minBytes` are read as ranged GETs of
      * `partSize`, `concurrency` of them in flight: one GET stream is limited by one connection's rate. Memory per
-     * such body is at most concurrency x partSize.
+     * such body is at most (concurrency + 2) x partSize (24 MiB by default). Off by default: against one s3rver it
+     * gained nothing measurable and cost that memory per pull (bench/README.md, session 8); it is for S3 endpoints
+     * that serve each connection slower than the registry can send.
      */
     rangedReads: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: z.boolean().default(false),
         minBytes: z
           .number()
           .int()
@@ -59,11 +61,11 @@ const s3Schema = z
           .int()
           .min(256 * KiB)
           .max(64 * MiB)
-          .default(8 * MiB),
+          .default(4 * MiB),
         concurrency: z.number().int().min(2).max(16).default(4),
       })
       .strict()
-      .default({ enabled: true, minBytes: 64 * MiB, partSize: 8 * MiB, concurrency: 4 }),
+      .default({ enabled: false, minBytes: 64 * MiB, partSize: 4 * MiB, concurrency: 4 }),
     /** Attempts per S3 call, including the first, with exponential backoff and jitter between them. */
     maxAttempts: z.number().int().min(1).max(20).default(5),
     /** A call whose socket is silent this long is abandoned and retried. */

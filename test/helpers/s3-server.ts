@@ -23,7 +23,7 @@ export interface RegistryS3Options {
   prefix?: string;
   maxAttempts?: number;
   requestTimeoutMs?: number;
-  /** Proxied blob bodies of at least minBytes read as ranged GETs (storage.s3.rangedReads); the defaults when absent. */
+  /** Proxied blob bodies of at least minBytes read as ranged GETs (storage.s3.rangedReads); off when absent. */
   rangedReads?: { minBytes: number; partSize: number; concurrency: number };
 }
 
@@ -68,6 +68,7 @@ export class S3Server {
       ...(options.requestTimeoutMs ? { BERTH_STORAGE__S3__REQUEST_TIMEOUT_MS: String(options.requestTimeoutMs) } : {}),
       ...(options.rangedReads
         ? {
+            BERTH_STORAGE__S3__RANGED_READS__ENABLED: 'true',
             BERTH_STORAGE__S3__RANGED_READS__MIN_BYTES: String(options.rangedReads.minBytes),
             BERTH_STORAGE__S3__RANGED_READS__PART_SIZE: String(options.rangedReads.partSize),
             BERTH_STORAGE__S3__RANGED_READS__CONCURRENCY: String(options.rangedReads.concurrency),
