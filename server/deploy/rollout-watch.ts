@@ -37,13 +37,15 @@ export function rolloutChanges(before: WatchedService | undefined, now: WatchedS
       (replica) =>
         `${stack}/${service}.${replica.slot}@${replica.node}: revision ${replica.revision} ${replica.health}${replica.message === '' ? '' : ` (${replica.message})`}`,
     );
-  // An ended rollout is told last, after the replicas that ended it.
-  if (!rollout || TERMINAL_ROLLOUTS.has(rollout.status)) return [...replicaLines, ...phaseLines];
+  if (!rollout) return replicaLines;
   const progress = healthyOn(now, rollout.target);
   const progressLines =
     before === undefined || progress !== healthyOn(before, rollout.target)
       ? [`${now.service}: ${progress} of ${now.replicas.length} replicas healthy on revision ${rollout.target}`]
       : [];
+  // An ended rollout is told last, after the replicas that ended it and the count they make (the last replica's
+  // health and the end often arrive in one look).
+  if (TERMINAL_ROLLOUTS.has(rollout.status)) return [...replicaLines, ...progressLines, ...phaseLines];
   return [...phaseLines, ...replicaLines, ...progressLines];
 }
 
