@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import type { Logger } from '../../platform/logger.js';
 
+const IDLE_SWEEP_MS = 100;
+
 /**
  * Stops accepting connections and waits for the requests in flight, for at most `timeoutMs`: then the
  * connections still open (long-polls, an upload that would outlast the orchestrator's kill) are cut. Clients
@@ -15,8 +17,12 @@ export function drainServer(server: Server, timeoutMs: number, logger: Logger): 
       );
       server.closeAllConnections();
     }, timeoutMs);
+    // A request answered during the drain leaves its keep-alive connection idle, and only its client would
+    // close it: closing idle connections as they appear lets the stop end with the last answer.
+    const sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
     server.close(() => {
       clearTimeout(cut);
+      clearInterval(sweep);
       resolve();
     });
     server.closeIdleConnections();
