@@ -38,7 +38,12 @@ export class ProjectStore {
   }
 
   async remove(name: string): Promise<boolean> {
-    const replies = await this.redis.multi().hdel(this.keys.projects(), name).del(this.keys.secrets(name)).exec();
+    const replies = await this.redis
+      .multi()
+      .hdel(this.keys.projects(), name)
+      .del(this.keys.secrets(name))
+      .hdel(this.keys.builders(), name)
+      .exec();
     return replies?.[0]?.[1] === 1;
   }
 

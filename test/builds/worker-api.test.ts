@@ -237,3 +237,29 @@ test.serial('a job whose worker stops renewing its lease is queued again by the 
   t.is(lost.status, 409, 'the gone worker no longer holds it');
   t.like(await worker<Job>('/claim', { waitSeconds: 5 }), { id, attempt: 2 });
 });
+
+test.serial('a stopping registry answers a waiting claim 204 at once, instead of holding its stop until the long-poll ends', async (t) => {
+  const stopping = await AuthRegistry.start({
+    env: { BERTH_BUILDS__CLAIM_WAIT_SECONDS: '60', BERTH_HTTP__DRAIN_TIMEOUT_SECONDS: '60' },
+  });
+  t.teardown(() => stopping.process.destroy());
+  const { token } = await stopping.admin<{ token: string }>('POST', '/build-workers/tokens', { name: 'stopping' });
+  const answer = request(stopping.url, '/builds/v1/worker/claim', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ agent: 'a1', waitSeconds: 60 }),
+    signal: AbortSignal.timeout(120_000),
+  });
+  await eventually(
+    async () => total(await scrapeMetrics(stopping.url), 'berth_build_workers_waiting'),
+    (waiting) => waiting === 1,
+  );
+  const stopped = Date.now();
+  const stop = stopping.process.stop();
+  t.is((await answer).status, 204);
+  // Far below the 60 s long-poll (and drain) a registry that did not answer its claims would wait out.
+  t.true(Date.now() - stopped < 30_000, `answered ${Date.now() - stopped} ms after the stop began`);
+  // The answered claim's keep-alive connection does not hold the drain open either.
+  await stop;
+  t.true(Date.now() - stopped < 30_000, `stopped ${Date.now() - stopped} ms after the stop began`);
+});
