@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chainIds, digestOf } from '../../oci/digest.js';
 import { layerTypeIn, MANIFEST_TYPES, type ManifestFamily } from '../../oci/media-types.js';
@@ -27,7 +27,7 @@ import { checkFlags, DockerfileError, flagValue, instructionText, parseDockerfil
 import { copyIntoRoot, type CopyItem } from './file-copier.js';
 import { DirectRoot } from './direct-root.js';
 import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument, type HistoryEntry } from './image-config.js';
-import { isEmptyDirectory, writeLayer } from './layer-writer.js';
+import { isEmptyDirectory, movedUpperFill, writeLayer } from './layer-writer.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
 import { removeStubs, type RunNetwork, type RunSandbox } from './run-sandbox.js';
 
@@ -944,16 +944,11 @@ class StageRun {
       scratchFile: `${stepDirectory}.tar.gz`,
       findOpaque,
     });
-    const layer: CachedLayer = { ...written, uncompressedSize: written.uncompressedSize };
-    const chainId = this.chainIdWith(layer.diffId);
-    await this.build.lease.add([layer.digest, chainId]);
-    await snapshots.create({ chainId, diffId: layer.diffId, parent: this.layers.at(-1)?.chainId }, async (directory, files) => {
-      await rm(directory, { recursive: true, force: true });
-      await rename(upper, directory);
-      files.filledUntracked();
-      return { size: layer.uncompressedSize };
-    });
-    return layer;
+    const { digest, size, mediaType, diffId, uncompressedSize } = written;
+    const chainId = this.chainIdWith(diffId);
+    await this.build.lease.add([digest, chainId]);
+    await snapshots.create({ chainId, diffId, parent: this.layers.at(-1)?.chainId }, movedUpperFill(upper, written));
+    return { digest, size, mediaType, diffId, uncompressedSize };
   }
 
   /** A cached layer's snapshot exists, or is unpacked again from the content store. */

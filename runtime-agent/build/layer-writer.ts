@@ -1,5 +1,5 @@
 import { createWriteStream, type Stats } from 'node:fs';
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readlink, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -8,6 +8,7 @@ import { EVERY_ENTRY, packTar, walkTree, type TarItem } from '../archive/directo
 import { DigestingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { ContentStore } from '../content/content-store.js';
+import type { SnapshotFill } from '../snapshot/snapshotter.js';
 import { isWhiteout, OPAQUE_MARKER, opaqueDirectories, WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
 
 /**
@@ -24,6 +25,14 @@ export interface WrittenLayer {
   mediaType: string;
   /** Bytes of the uncompressed tar (the snapshot's size). */
   uncompressedSize: number;
+  /** What the layer holds besides links, devices and whiteouts: for the snapshot to flush exactly these. */
+  tree: PackedTree;
+}
+
+/** The regular files and directories a layer was packed from, relative to its upper directory. */
+export interface PackedTree {
+  files: Array<{ relative: string; bytes: number }>;
+  directories: string[];
 }
 
 export interface LayerWriteOptions {
@@ -44,8 +53,9 @@ export async function writeLayer(upper: string, content: ContentStore, options: 
   const opaque = options.findOpaque ? await opaqueDirectories([upper], true) : new Set<string>();
   const uncompressed = DigestingStream.fresh('sha256');
   const compressed = DigestingStream.fresh('sha256');
+  const tree: PackedTree = { files: [], directories: [] };
   await pipeline(
-    packTar(layerItems(upper, opaque, options.sourceDateEpoch)),
+    packTar(layerItems(upper, opaque, options.sourceDateEpoch, tree)),
     uncompressed,
     createGzip({ level: 6 }),
     compressed,
@@ -60,11 +70,28 @@ export async function writeLayer(upper: string, content: ContentStore, options: 
   };
   // Digested while it was written: moved into the store, not copied there.
   await content.adopt(layer, options.scratchFile);
-  return layer;
+  return { ...layer, tree };
 }
 
-/** The upper directory's entries as tar items, in name order: whiteouts and opaque markers in overlay's form turned into OCI's. */
-async function* layerItems(upper: string, opaque: Set<string>, epoch: number | undefined): AsyncGenerator<TarItem> {
+/**
+ * A snapshot of the layer made by moving its upper directory into place whole. Its own files and directories
+ * are named for the flush, as a pulled layer's are: a step that wrote a few files costs no syncfs of the disk.
+ */
+export function movedUpperFill(upper: string, layer: WrittenLayer): SnapshotFill {
+  return async (directory, files) => {
+    await rm(directory, { recursive: true, force: true });
+    await rename(upper, directory);
+    for (const relative of layer.tree.directories) files.directoryCreated(path.join(directory, relative));
+    for (const { relative, bytes } of layer.tree.files) files.fileInPlace(path.join(directory, relative), bytes);
+    return { size: layer.uncompressedSize };
+  };
+}
+
+/**
+ * The upper directory's entries as tar items, in name order: whiteouts and opaque markers in overlay's form
+ * turned into OCI's. Its regular files and directories are noted in `tree` as they go by.
+ */
+async function* layerItems(upper: string, opaque: Set<string>, epoch: number | undefined, tree: PackedTree): AsyncGenerator<TarItem> {
   const hardlinks = new Map<string, string>();
   for await (const { relative, hostPath, stats } of walkTree(upper, EVERY_ENTRY)) {
     const header = baseHeader(relative, stats, epoch);
@@ -72,10 +99,12 @@ async function* layerItems(upper: string, opaque: Set<string>, epoch: number | u
       const name = path.posix.basename(relative);
       yield emptyFile({ ...header, name: `${parentOf(relative)}${WHITEOUT_PREFIX}${name}` });
     } else if (stats.isDirectory()) {
+      tree.directories.push(relative);
       yield { header: { ...header, name: `${relative}/`, type: 'directory' }, contentPath: undefined };
       if (opaque.has(hostPath)) yield emptyFile({ ...header, name: `${relative}/${OPAQUE_MARKER}` });
     } else {
       const leaf = await leafItem(hostPath, header, stats, hardlinks);
+      if (leaf?.contentPath !== undefined) tree.files.push({ relative, bytes: stats.size });
       if (leaf) yield leaf;
     }
   }

@@ -39,7 +39,7 @@ const SMALL_FILES_FLUSHED_ONE_BY_ONE = 256;
  * Puts one snapshot's files on disk, rather than flushing the whole filesystem: each large file is fsynced
  * (then closed) in the thread pool as the fill hands it over, while the fill goes on; at the end the small
  * files and every directory the fill created are fsynced, so the names in them stay. A fill of many small
- * files, or one that did not hand over its files, gets one syncfs at the end instead.
+ * files gets one syncfs at the end instead.
  */
 export class SnapshotFlush implements WrittenFiles {
   private readonly flushing = new Set<Promise<void>>();
@@ -61,29 +61,22 @@ export class SnapshotFlush implements WrittenFiles {
       this.smallFileClosed(file);
       return Promise.resolve();
     }
-    return new Promise((started) => {
-      const flushed = this.slot(async () => {
-        started();
-        try {
-          await this.disk.file(fd);
-        } finally {
-          await closeAsync(fd);
-        }
-      }).catch((error: unknown) => {
-        this.failure ??= error;
-      });
-      this.flushing.add(flushed);
-      void flushed.then(() => this.flushing.delete(flushed));
+    return this.flushLarge(async () => {
+      try {
+        await this.disk.file(fd);
+      } finally {
+        await closeAsync(fd);
+      }
     });
+  }
+
+  fileInPlace(file: string, bytes: number): void {
+    if (bytes < SMALL_FILE_BYTES) this.smallFileClosed(file);
+    else void this.flushLarge(() => this.disk.path(file));
   }
 
   directoryCreated(directory: string): void {
     this.directories.push(directory);
-  }
-
-  /** The fill put files in place without handing them over (a directory moved in whole): only a syncfs covers them. */
-  filledUntracked(): void {
-    this.wholeFileSystem = true;
   }
 
   /**
@@ -104,6 +97,20 @@ export class SnapshotFlush implements WrittenFiles {
   /** Waits for the flushes under way (each closes its file), after a fill failed too. */
   async settle(): Promise<void> {
     while (this.flushing.size > 0) await Promise.all(this.flushing);
+  }
+
+  /** Starts a large file's flush in a slot; resolves once it has started. A failure fails `complete`. */
+  private flushLarge(flush: () => Promise<void>): Promise<void> {
+    return new Promise((started) => {
+      const flushed = this.slot(async () => {
+        started();
+        await flush();
+      }).catch((error: unknown) => {
+        this.failure ??= error;
+      });
+      this.flushing.add(flushed);
+      void flushed.then(() => this.flushing.delete(flushed));
+    });
   }
 
   private smallFileClosed(file: string): void {

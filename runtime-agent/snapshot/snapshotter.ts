@@ -35,11 +35,13 @@ export interface Snapshotter {
 
 /**
  * What a fill is told to hand over as it writes: every regular file it finishes and every directory it
- * makes, which are then flushed to disk before the snapshot appears; or, when it put its files in place
- * some other way, that it did.
+ * makes, which are then flushed to disk before the snapshot appears. A fill that moves a finished tree into
+ * place (a build step's upper directory) names its regular files with `fileInPlace` and its directories
+ * with `directoryCreated`.
  */
 export interface SnapshotFiles extends WrittenFiles {
-  filledUntracked(): void;
+  /** A regular file of `bytes` the fill put in place already written and closed. */
+  fileInPlace(file: string, bytes: number): void;
 }
 
 export type SnapshotFill = (directory: string, files: SnapshotFiles) => Promise<{ size: number }>;

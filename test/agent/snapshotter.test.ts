@@ -1,11 +1,14 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { layerOf, type Layer, type TarEntry } from '../helpers/agent-images.js';
+import { run } from '../helpers/exec.js';
+import { movedUpperFill, writeLayer } from '../../runtime-agent/build/layer-writer.js';
+import { FileContentStore } from '../../runtime-agent/content/content-store.js';
 import { hostDiskFlush, type DiskFlush } from '../../runtime-agent/snapshot/snapshot-flush.js';
 import { DirectorySnapshotter, type SnapshotFill } from '../../runtime-agent/snapshot/snapshotter.js';
 import { unpackLayer } from '../../runtime-agent/unpack/layer-unpacker.js';
@@ -14,11 +17,6 @@ async function newRoot(t: { teardown(fn: () => Promise<void>): void }): Promise<
   const root = await mkdtemp(path.join(tmpdir(), 'berth-snapshotter-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   return root;
-}
-
-function newLayer() {
-  const hex = randomBytes(32).toString('hex');
-  return { chainId: `sha256:${hex}`, diffId: `sha256:${hex}`, parent: undefined };
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -131,25 +129,79 @@ test('a layer of more small files than are flushed one by one is flushed by one 
   t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'many/f299'), 'utf8'), 'file 299\n');
 });
 
-test('a snapshot whose files were moved into place, not handed over, is flushed by syncfs before it appears', async (t) => {
-  const root = await newRoot(t);
-  const layer = newLayer();
-  const { disk, fileSystems } = recordingDisk(root, layer.chainId);
-  const snapshots = new DirectorySnapshotter(root, disk);
-  await snapshots.init();
+/** A build step's upper directory with `smallFiles` small files, a 2 MiB one, a symlink and a whiteout, packed as its layer. */
+async function packedUpper(root: string, smallFiles: number) {
   const upper = path.join(root, 'upper');
-  await mkdir(upper);
-  await writeFile(path.join(upper, 'built.txt'), 'built\n');
-
-  await snapshots.create(layer, async (directory, files) => {
-    await rm(directory, { recursive: true });
-    await rename(upper, directory);
-    files.filledUntracked();
-    return { size: 6 };
+  await mkdir(path.join(upper, 'app', 'src'), { recursive: true });
+  for (let index = 0; index < smallFiles; index += 1) await writeFile(path.join(upper, 'app', 'src', `f${index}.txt`), `file ${index}\n`);
+  const big = randomBytes(2 * 1024 * 1024);
+  await writeFile(path.join(upper, 'app', 'big.bin'), big);
+  await symlink('big.bin', path.join(upper, 'app', 'link'));
+  await run('mknod', [path.join(upper, 'app', 'gone'), 'c', '0', '0']);
+  const store = new FileContentStore(path.join(root, 'content'));
+  await store.init();
+  const layer = await writeLayer(upper, store, {
+    sourceDateEpoch: undefined,
+    scratchFile: path.join(root, 'layer.tar.gz'),
+    findOpaque: true,
   });
+  return { upper, big, layer, info: { chainId: `sha256:${sha256(randomBytes(8))}`, diffId: layer.diffId, parent: undefined } };
+}
+
+test("a build step's upper directory moved into a snapshot flushes its own files and directories before it appears; no syncfs", async (t) => {
+  const root = await newRoot(t);
+  const { upper, big, layer, info } = await packedUpper(root, 3);
+  const snapshotsRoot = path.join(root, 'snapshots');
+  const { disk, flushed, fileSystems } = recordingDisk(snapshotsRoot, info.chainId);
+  const snapshots = new DirectorySnapshotter(snapshotsRoot, disk);
+  await snapshots.init();
+
+  t.deepEqual(await snapshots.create(info, movedUpperFill(upper, layer)), { created: true });
+
+  t.deepEqual(fileSystems, []);
+  const byPath = new Map(flushed.map((entry) => [entry.path, entry]));
+  t.deepEqual(
+    [...byPath.keys()].sort(),
+    [
+      '.',
+      'fs',
+      'fs/app',
+      'fs/app/big.bin',
+      'fs/app/src',
+      'fs/app/src/f0.txt',
+      'fs/app/src/f1.txt',
+      'fs/app/src/f2.txt',
+      'snapshot.json',
+    ].sort(),
+  );
+  t.is(byPath.get('fs/app/big.bin')?.content, sha256(big));
+  t.is(byPath.get('fs/app/src/f2.txt')?.content, sha256(Buffer.from('file 2\n')));
+  t.true(
+    flushed.every((entry) => !entry.visible),
+    'every flush is done before the snapshot appears',
+  );
+  t.is(flushed.at(-1)?.path, '.');
+  t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'app/link'), 'utf8'), big.toString('utf8'));
+  t.false(existsSync(upper), 'the upper directory was moved, not copied');
+});
+
+test("a build step's upper directory of more small files than are flushed one by one is flushed by one syncfs before it appears", async (t) => {
+  const root = await newRoot(t);
+  const { upper, layer, info } = await packedUpper(root, 300);
+  const snapshotsRoot = path.join(root, 'snapshots');
+  const { disk, flushed, fileSystems } = recordingDisk(snapshotsRoot, info.chainId);
+  const snapshots = new DirectorySnapshotter(snapshotsRoot, disk);
+  await snapshots.init();
+
+  await snapshots.create(info, movedUpperFill(upper, layer));
 
   t.deepEqual(fileSystems, [{ path: 'fs', visible: false }]);
-  t.is(await readFile(path.join(snapshots.filesPath(layer.chainId), 'built.txt'), 'utf8'), 'built\n');
+  t.deepEqual(
+    flushed.map((entry) => entry.path),
+    ['fs/app/big.bin'],
+    'only the large file was flushed on its own',
+  );
+  t.is(await readFile(path.join(snapshots.filesPath(info.chainId), 'app/src/f299.txt'), 'utf8'), 'file 299\n');
 });
 
 test('a snapshot one of whose file flushes fails does not appear, leaves no work directory, and keeps no file open', async (t) => {
