@@ -9,8 +9,12 @@
  * See bench/README.md ("Image builds"). Not a test: CI does not run it. Needs root.
  *
  *   node dist/bench/build-bench.js [--files 3000] [--runs 3] [--steps 11] [--scenarios builds,steps]
+ *                                  [--compare-build <dist directory>]
+ *
+ * `--compare-build` adds a Berth built from another copy of this repository (e.g. main's `dist`), its builds
+ * interleaved with this one's in every run: an A/B of the builder's code.
  */
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -24,6 +28,7 @@ import { DockerDaemon } from '../test/helpers/dockerd.js';
 import { DockerWorkbench } from '../test/helpers/docker-workbench.js';
 import { run } from '../test/helpers/exec.js';
 import { PodmanEnvironment } from '../test/helpers/podman.js';
+import { agentOfBuild } from './container-engines.js';
 import { alternate } from './measurements.js';
 import { exitedChildrenCpuSeconds, treeCpuSeconds } from './process-stats.js';
 import { alignColumns, formatNumber } from './report.js';
@@ -37,6 +42,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     steps: { type: 'string', default: '11' },
     scenarios: { type: 'string', default: 'builds,steps' },
+    'compare-build': { type: 'string', default: '' },
   },
 });
 const options = {
@@ -44,6 +50,7 @@ const options = {
   runs: Number(values.runs),
   steps: Number(values.steps),
   scenarios: values.scenarios.split(','),
+  compareBuild: values['compare-build'],
 };
 for (const scenario of options.scenarios)
   if (scenario !== 'builds' && scenario !== 'steps') throw new Error(`unknown scenario ${scenario}: builds or steps`);
@@ -193,8 +200,11 @@ async function buildahTool(source: string): Promise<Tool> {
   };
 }
 
-/** Two agents and a Berth registry: the base image and, after each build on the first agent, its cache. */
-async function berthTool(source: string): Promise<Tool> {
+/**
+ * Two agents and a Berth registry: the base image and, after each build on the first agent, its cache.
+ * `Agent` starts this build's daemons, or another build's (`--compare-build`).
+ */
+async function berthTool(source: string, name: string, Agent: typeof AgentDaemon): Promise<Tool> {
   const registry = await startBerth(session.workDir);
   session.servers.push(registry);
   const host = new URL(registry.url).host;
@@ -206,14 +216,14 @@ async function berthTool(source: string): Promise<Tool> {
     `docker-archive:${path.join(session.workDir, 'base.tar')}`,
     `docker://${base}`,
   ]);
-  const agent = await AgentDaemon.start(['--insecure-registry', host]);
+  const agent = await Agent.start(['--insecure-registry', host]);
   session.teardowns.push(() => agent.destroy());
-  const context = path.join(session.workDir, 'context-berth');
+  const context = await mkdtemp(path.join(session.workDir, 'context-berth-'));
   await cp(source, context, { recursive: true });
   const cacheRef = `${host}/bench/app-cache:build`;
   const flags = (dockerfile: Dockerfile) => buildFlags(requestFor(context, dockerfile, 'bench/app:berth', base));
   return {
-    name: 'Berth agent',
+    name,
     context,
     servicePid: agent.pid,
     build: (dockerfile, noCache, exportCache) =>
@@ -225,7 +235,7 @@ async function berthTool(source: string): Promise<Tool> {
         ...flags(dockerfile),
       ]),
     secondAgent: async () => {
-      const second = await AgentDaemon.start(['--insecure-registry', host]);
+      const second = await Agent.start(['--insecure-registry', host]);
       try {
         return (await timeCommand(second.cliCommand(['build', '--network=none', '--cache-from', cacheRef, ...flags('Dockerfile')]))).exitMs;
       } finally {
@@ -332,7 +342,12 @@ await reportBench('build-bench', session, options, async () => {
   await writeContext(source, options.files);
   // docker's tool saves the base image that the other two import.
   const docker = await dockerTool(source);
-  const tools = [await berthTool(source), docker, await buildahTool(source)];
+  const berth = await berthTool(source, 'Berth agent', AgentDaemon);
+  const compared =
+    options.compareBuild === ''
+      ? []
+      : [await berthTool(source, `Berth (${options.compareBuild})`, await agentOfBuild(options.compareBuild))];
+  const tools = [berth, ...compared, docker, await buildahTool(source)];
   const report: string[] = [];
   if (options.scenarios.includes('steps')) {
     const steps = await alternate(`1 and ${options.steps} trivial RUN steps`, tools, options.runs, measureSteps);

@@ -154,10 +154,14 @@ export function agentPullSubject(
  * The agent daemon of another build of this repository (its `dist` directory, e.g. a copy of main's), to pull
  * side by side with this build's in one run.
  */
-export async function startAgentOfBuild(session: BenchSession, distDirectory: string): Promise<AgentDaemon> {
-  const helper = pathToFileURL(path.resolve(distDirectory, 'test/helpers/agent-daemon.js')).href;
-  const { AgentDaemon: OtherBuildAgent } = (await import(helper)) as { AgentDaemon: typeof AgentDaemon };
-  const agent = await OtherBuildAgent.start();
+export async function startAgentOfBuild(session: BenchSession, distDirectory: string, args: string[] = []): Promise<AgentDaemon> {
+  const agent = await (await agentOfBuild(distDirectory)).start(args);
   session.teardowns.push(() => agent.destroy());
   return agent;
+}
+
+/** The test helper that starts the agent daemon of another build of this repository (its `dist` directory). */
+export async function agentOfBuild(distDirectory: string): Promise<typeof AgentDaemon> {
+  const helper = pathToFileURL(path.resolve(distDirectory, 'test/helpers/agent-daemon.js')).href;
+  return ((await import(helper)) as { AgentDaemon: typeof AgentDaemon }).AgentDaemon;
 }
