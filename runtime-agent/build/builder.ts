@@ -948,6 +948,11 @@ class StageRun {
     const chainId = this.chainIdWith(diffId);
     await this.build.lease.add([digest, chainId]);
     await snapshots.create({ chainId, diffId, parent: this.layers.at(-1)?.chainId }, movedUpperFill(upper, written));
+    // Later steps look paths up through this layer: which of its directories are opaque is known already.
+    const files = snapshots.filesPath(chainId);
+    const opaque = new Set(written.tree.opaque);
+    for (const relative of written.tree.directories)
+      this.build.services.opaqueMarks.learn(path.join(files, relative), opaque.has(relative));
     return { digest, size, mediaType, diffId, uncompressedSize };
   }
 

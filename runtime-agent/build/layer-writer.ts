@@ -33,6 +33,8 @@ export interface WrittenLayer {
 export interface PackedTree {
   files: Array<{ relative: string; bytes: number }>;
   directories: string[];
+  /** Those of `directories` that are opaque. */
+  opaque: string[];
 }
 
 export interface LayerWriteOptions {
@@ -53,7 +55,7 @@ export async function writeLayer(upper: string, content: ContentStore, options: 
   const opaque = options.findOpaque ? await opaqueDirectories([upper], true) : new Set<string>();
   const uncompressed = DigestingStream.fresh('sha256');
   const compressed = DigestingStream.fresh('sha256');
-  const tree: PackedTree = { files: [], directories: [] };
+  const tree: PackedTree = { files: [], directories: [], opaque: [] };
   await pipeline(
     packTar(layerItems(upper, opaque, options.sourceDateEpoch, tree)),
     uncompressed,
@@ -89,7 +91,7 @@ export function movedUpperFill(upper: string, layer: WrittenLayer): SnapshotFill
 
 /**
  * The upper directory's entries as tar items, in name order: whiteouts and opaque markers in overlay's form
- * turned into OCI's. Its regular files and directories are noted in `tree` as they go by.
+ * turned into OCI's. Its regular files and directories (and which are opaque) are noted in `tree` as they go by.
  */
 async function* layerItems(upper: string, opaque: Set<string>, epoch: number | undefined, tree: PackedTree): AsyncGenerator<TarItem> {
   const hardlinks = new Map<string, string>();
@@ -101,7 +103,10 @@ async function* layerItems(upper: string, opaque: Set<string>, epoch: number | u
     } else if (stats.isDirectory()) {
       tree.directories.push(relative);
       yield { header: { ...header, name: `${relative}/`, type: 'directory' }, contentPath: undefined };
-      if (opaque.has(hostPath)) yield emptyFile({ ...header, name: `${relative}/${OPAQUE_MARKER}` });
+      if (opaque.has(hostPath)) {
+        tree.opaque.push(relative);
+        yield emptyFile({ ...header, name: `${relative}/${OPAQUE_MARKER}` });
+      }
     } else {
       const leaf = await leafItem(hostPath, header, stats, hardlinks);
       if (leaf?.contentPath !== undefined) tree.files.push({ relative, bytes: stats.size });

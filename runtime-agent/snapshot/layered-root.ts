@@ -73,12 +73,13 @@ export class OpaqueMarks implements OpaqueLookup {
     const unknown = directories.filter((directory) => !this.known.has(directory));
     if (unknown.length > 0) {
       const opaque = await opaqueDirectories(unknown, false);
-      for (const directory of unknown) this.remember(directory, opaque.has(directory));
+      for (const directory of unknown) this.learn(directory, opaque.has(directory));
     }
     return directories.some((directory) => this.known.get(directory) === true);
   }
 
-  private remember(directory: string, opaque: boolean): void {
+  /** Whether a snapshot directory is opaque, known without asking (its layer was just packed from it). */
+  learn(directory: string, opaque: boolean): void {
     this.known.set(directory, opaque);
     if (this.known.size > MAX_REMEMBERED) this.known.delete(this.known.keys().next().value as string);
   }

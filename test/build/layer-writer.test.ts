@@ -50,4 +50,9 @@ test('an upper directory with whiteouts and an opaque directory becomes a layer 
     'data/replaced/.wh..wh..opq',
     'data/replaced/new',
   ]);
+  t.deepEqual(
+    layer.tree,
+    { files: [{ relative: 'data/replaced/new', bytes: 4 }], directories: ['data', 'data/replaced'], opaque: ['data/replaced'] },
+    'what the snapshot flushes, and which directories later lookups know as opaque without asking',
+  );
 });

@@ -87,3 +87,19 @@ test('every path reads as the kernel overlay of the same layers shows it: whiteo
     await run('umount', [mounted]);
   }
 });
+
+test('a directory learned as opaque or not (its layer was just packed) is answered so without asking its attributes again', async (t) => {
+  const layer = path.join(workDir, 'learned');
+  await file(layer, 'marked/file', 'x\n');
+  await file(layer, 'plain/file', 'x\n');
+  await markOpaque(path.join(layer, 'marked'));
+  const marks = new OpaqueMarks();
+  t.true(await new OpaqueMarks().anyOpaque([path.join(layer, 'marked')]), 'asked, the attribute says opaque');
+
+  // Learned answers that contradict the disk: only an answer taken from what was learned can give them.
+  marks.learn(path.join(layer, 'marked'), false);
+  marks.learn(path.join(layer, 'plain'), true);
+
+  t.false(await marks.anyOpaque([path.join(layer, 'marked')]));
+  t.true(await marks.anyOpaque([path.join(layer, 'plain')]));
+});
