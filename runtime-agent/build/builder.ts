@@ -10,7 +10,7 @@ import type { MountSpec } from '../container/container-spec.js';
 import type { ImageRecord, ImageStore, LayerRecord } from '../image/image-store.js';
 import type { Lease, Leases } from '../image/leases.js';
 import type { RegistryAccess } from '../registry/registry-access.js';
-import type { OpaqueMarks } from '../snapshot/layered-root.js';
+import { LayeredRoot, type OpaqueMarks } from '../snapshot/layered-root.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { prepareOverlay, type OverlayDirectories } from '../spec/rootfs.js';
 import { resolveUserSpec, UserLookupError } from '../spec/user-lookup.js';
@@ -28,6 +28,7 @@ import { copyIntoRoot, type CopyItem } from './file-copier.js';
 import { DirectRoot } from './direct-root.js';
 import { applyMetadata, commandOf, DEFAULT_SHELL, metadataHistory, type ConfigDocument, type HistoryEntry } from './image-config.js';
 import { isEmptyDirectory, movedUpperFill, writeLayer } from './layer-writer.js';
+import { sourcesInLayers } from './layer-sources.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
 import { removeStubs, type RunNetwork, type RunSandbox } from './run-sandbox.js';
 
@@ -779,13 +780,20 @@ class StageRun {
     return { key, open: ready(items, context.filter) };
   }
 
-  /** COPY --from's items, found in the stage's or image's root, mounted until `release`. */
+  /**
+   * COPY --from's items: read from the snapshots when they show the same as the overlay would (sourcesInLayers:
+   * no `mount` and `umount` process then), else found in the stage's or image's root, mounted until `release`.
+   */
   private async openFromSources(
     source: { layers: LayerRecord[]; key: string },
     patterns: string[],
     excludes: string[],
     instruction: Instruction,
   ): Promise<OpenedSources> {
+    const { snapshots, opaqueMarks } = this.build.services;
+    const layersTopFirst = [...source.layers].reverse().map((layer) => snapshots.filesPath(layer.chainId));
+    const unmounted = excludes.length === 0 ? await sourcesInLayers(new LayeredRoot(layersTopFirst, opaqueMarks), patterns) : undefined;
+    if (unmounted) return { items: unmounted.map(toItem(false)), filter: contextFilter(''), release: async () => undefined };
     const root = await this.mountLayers(source);
     try {
       const { context, found } = await resolveExcluding(

@@ -30,6 +30,18 @@ export class LayeredRoot {
   async hostPath(target: string): Promise<string | undefined> {
     return this.locate(await resolveComponents(target, (components) => this.locate(components)));
   }
+
+  /**
+   * Whether an entry `locate` found (its host path) is the only one at its path in every layer: no layer below
+   * adds to a directory there, so the overlay shows that layer's tree beneath it as it is.
+   */
+  async aloneInItsLayer(hostPath: string): Promise<boolean> {
+    const own = this.layersTopFirst.find((layer) => hostPath.startsWith(`${layer}${path.sep}`));
+    if (own === undefined) return false;
+    const components = path.relative(own, hostPath).split(path.sep);
+    for (const layer of this.layersTopFirst) if (layer !== own && (await entryInLayer(layer, components)).kind !== 'absent') return false;
+    return true;
+  }
 }
 
 type LayerLookup = { kind: 'entry'; hostPath: string } | { kind: 'hidden' } | { kind: 'absent'; directories: string[] };

@@ -1,7 +1,8 @@
 import test from 'ava';
-import { lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sourcesInLayers } from '../../runtime-agent/build/layer-sources.js';
 import { LayeredRoot, OpaqueMarks } from '../../runtime-agent/snapshot/layered-root.js';
 import { createWhiteout, markOpaque } from '../../runtime-agent/unpack/overlay-whiteouts.js';
 import { run } from '../helpers/exec.js';
@@ -102,4 +103,37 @@ test('a directory learned as opaque or not (its layer was just packed) is answer
 
   t.false(await marks.anyOpaque([path.join(layer, 'marked')]));
   t.true(await marks.anyOpaque([path.join(layer, 'plain')]));
+});
+
+test('COPY --from reads a file, or a directory only one layer has, from the snapshots as the overlay shows it; a merged directory, a wildcard or a missing path need the mount', async (t) => {
+  const [top, bottom] = ['from-top', 'from-bottom'].map((name) => path.join(workDir, name)) as [string, string];
+  await file(bottom, 'app/lib/x', 'lib\n');
+  await file(bottom, 'app/config', 'bottom config\n');
+  await file(bottom, 'shared/one', 'one\n');
+  await file(top, 'app/out/b', 'b\n');
+  await file(top, 'app/config', 'top config\n');
+  await file(top, 'shared/two', 'two\n');
+  await symlink('/app/out', path.join(top, 'link'));
+  const root = new LayeredRoot([top, bottom], new OpaqueMarks());
+  const mounted = path.join(workDir, 'from-mounted');
+  await mkdir(mounted);
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${top}:${bottom}`, mounted]);
+  try {
+    const found = async (...patterns: string[]) => (await sourcesInLayers(root, patterns))?.map((source) => source.hostPath);
+
+    t.deepEqual(await found('app/out', '/app/lib/', 'app/config', 'link'), [
+      path.join(top, 'app/out'),
+      path.join(bottom, 'app/lib'),
+      path.join(top, 'app/config'),
+      path.join(top, 'app/out'),
+    ]);
+    t.deepEqual(await readdir(path.join(top, 'app/out')), await readdir(path.join(mounted, 'app/out')));
+    t.deepEqual(await readdir(path.join(bottom, 'app/lib')), await readdir(path.join(mounted, 'app/lib')));
+    t.is(await readFile(path.join(top, 'app/config'), 'utf8'), await readFile(path.join(mounted, 'app/config'), 'utf8'));
+
+    for (const needsMount of [['shared'], ['app'], ['.'], ['app/*'], ['missing'], ['../app/out'], ['app/out', 'shared']])
+      t.is(await found(...needsMount), undefined, needsMount.join(' '));
+  } finally {
+    await run('umount', [mounted]);
+  }
 });
