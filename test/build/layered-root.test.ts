@@ -107,12 +107,11 @@ test('a directory learned as opaque or not (its layer was just packed) is answer
 
 test('COPY --from reads a file, or a directory only one layer has, from the snapshots as the overlay shows it; a merged directory, a wildcard or a missing path need the mount', async (t) => {
   const [top, bottom] = ['from-top', 'from-bottom'].map((name) => path.join(workDir, name)) as [string, string];
-  await file(bottom, 'app/lib/x', 'lib\n');
-  await file(bottom, 'app/config', 'bottom config\n');
-  await file(bottom, 'shared/one', 'one\n');
-  await file(top, 'app/out/b', 'b\n');
-  await file(top, 'app/config', 'top config\n');
-  await file(top, 'shared/two', 'two\n');
+  const contents: Array<[string, string[]]> = [
+    [bottom, ['app/lib/x', 'app/config', 'shared/one']],
+    [top, ['app/out/b', 'app/config', 'shared/two']],
+  ];
+  for (const [layer, relatives] of contents) for (const relative of relatives) await file(layer, relative, `${layer} ${relative}\n`);
   await symlink('/app/out', path.join(top, 'link'));
   const root = new LayeredRoot([top, bottom], new OpaqueMarks());
   const mounted = path.join(workDir, 'from-mounted');
