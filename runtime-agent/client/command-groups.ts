@@ -19,8 +19,9 @@ export interface CommandGroup {
 
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { verbs: ['daemon'], load: async () => (await import('../daemon/daemon-command.js')).addDaemonCommand },
+  { verbs: ['pull'], load: async () => (await import('./pull-command.js')).addPullCommand },
   {
-    verbs: ['pull', 'login', 'logout', 'images', 'rmi', 'prune'],
+    verbs: ['login', 'logout', 'images', 'rmi', 'prune'],
     load: async () => (await import('./image-store-commands.js')).addImageStoreCommands,
   },
   {

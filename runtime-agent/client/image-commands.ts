@@ -126,7 +126,7 @@ export function addImageCommands(program: Command, client: ClientOf): void {
 /** Pushes through the daemon with docker-style progress on `output`. */
 export async function pushWithProgress(agent: AgentClient, reference: string, output: NodeJS.WriteStream): Promise<void> {
   const { pullDisplay } = await import('./pull-display.js');
-  const display = pullDisplay(output);
+  const display = await pullDisplay(output);
   let last: PushEvent | undefined;
   try {
     for await (const event of agent.items<PushEvent>('POST', VerbPath.push, { reference }, 'the push')) {

@@ -6,21 +6,11 @@ import { IMAGE_HEADERS, imageRow, listFormat } from './format-rows.js';
 import { humanSize } from './human-format.js';
 import { imagesTable } from './images-table.js';
 
-/** docker's image store and registry verbs: pull, login, logout, images, rmi, prune. */
+/** docker's image store and registry verbs: login, logout, images, rmi, prune (pull is pull-command.ts). */
 
 type ClientOf = (command: Command) => AgentClient;
 
 export function addImageStoreCommands(program: Command, client: ClientOf): void {
-  program
-    .command('pull')
-    .description('pull an image from a registry')
-    .argument('<reference>', 'e.g. 127.0.0.1:5000/team/app:1.0 or name@sha256:...')
-    .option('--creds <user:password>', 'credentials for the registry')
-    .action(async (reference: string, options: { creds?: string }, command: Command) => {
-      const { pullImage } = await import('./pull-image.js');
-      await pullImage(client(command), reference, options.creds, process.stdout);
-    });
-
   program
     .command('login')
     .description('log in to a registry: the daemon checks the credentials and uses them for its pulls')

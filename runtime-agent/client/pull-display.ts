@@ -1,4 +1,4 @@
-import { MultiBar, type SingleBar } from 'cli-progress';
+import type { MultiBar, SingleBar } from 'cli-progress';
 import type { LayerAction, PullEvent } from '../api.js';
 import { humanSize } from './human-format.js';
 
@@ -8,8 +8,11 @@ export interface PullDisplay {
   stop(): void;
 }
 
-export function pullDisplay(output: NodeJS.WriteStream): PullDisplay {
-  return output.isTTY ? new TerminalPullDisplay(output) : new PlainPullDisplay(output);
+/** cli-progress (and the string-width modules under it) is loaded for a terminal only: a piped pull starts without it. */
+export async function pullDisplay(output: NodeJS.WriteStream): Promise<PullDisplay> {
+  if (!output.isTTY) return new PlainPullDisplay(output);
+  const { MultiBar: Bars } = await import('cli-progress');
+  return new TerminalPullDisplay(output, Bars);
 }
 
 const BAR_WIDTH = 50;
@@ -39,8 +42,11 @@ class TerminalPullDisplay implements PullDisplay {
   private readonly layers = new Map<string, SingleBar>();
   private readonly trailer: string[] = [];
 
-  constructor(private readonly output: NodeJS.WriteStream) {
-    this.bars = new MultiBar({
+  constructor(
+    private readonly output: NodeJS.WriteStream,
+    Bars: typeof MultiBar,
+  ) {
+    this.bars = new Bars({
       stream: output,
       hideCursor: true,
       clearOnComplete: false,

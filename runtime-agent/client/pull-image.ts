@@ -9,7 +9,7 @@ export async function pullImage(
   output: NodeJS.WriteStream,
 ): Promise<void> {
   const [username, ...password] = creds?.split(':') ?? [];
-  const display = pullDisplay(output);
+  const display = await pullDisplay(output);
   let last;
   try {
     last = await agent.pull({ reference, ...(username !== undefined ? { username, password: password.join(':') } : {}) }, (event) =>

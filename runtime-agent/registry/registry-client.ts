@@ -1,9 +1,8 @@
-import { pipeline, Readable, Transform } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import { ACCEPTED_MANIFEST_TYPES } from '../../oci/media-types.js';
 import { RegistryAuthenticator, type Credentials } from './registry-auth.js';
 import { RegistryError } from './registry-error.js';
-import { REQUEST_TIMEOUT_MS, sendToRegistry } from './registry-transport.js';
+import { REQUEST_TIMEOUT_MS, sendToRegistry, streamFromRegistry, type RequestAuthorization } from './registry-transport.js';
 
 /** What the agent needs from a registry: manifests by tag or digest, and blobs from an offset on. */
 export interface RegistryClient {
@@ -81,18 +80,17 @@ export class HttpRegistryClient implements RegistryClient {
 
   async fetchBlob(repository: string, digest: string, offset: number): Promise<BlobStream> {
     const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-    const abort = new AbortController();
-    const response = await this.send(repository, `/v2/${repository}/blobs/${digest}`, headers, abort.signal);
-    if (response.status === 416) {
+    const path = `/v2/${repository}/blobs/${digest}`;
+    const response = await streamFromRegistry(this.baseUrl, path, headers, this.authorizationIn(repository), this.stallTimeoutMs);
+    const status = response.statusCode ?? 0;
+    if (status === 416) {
       // The partial file is not a prefix the registry recognizes: start over.
-      await response.body?.cancel();
+      response.resume();
       return this.fetchBlob(repository, digest, 0);
     }
-    await expectOk(response, `blob ${digest}`, [200, 206]);
-    const servedFrom = response.status === 206 ? contentRangeStart(response.headers.get('content-range')) : 0;
-    if (!response.body) throw new RegistryError(response.status, `blob ${digest} has no body`);
-    const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-    return { stream: stallGuarded(body, this.stallTimeoutMs, abort, digest), offset: servedFrom };
+    if (status !== 200 && status !== 206) throw registryFailure(status, await leadingText(response), `blob ${digest}`);
+    const servedFrom = status === 206 ? contentRangeStart(response.headers['content-range'] ?? null) : 0;
+    return { stream: response, offset: servedFrom };
   }
 
   async verifyCredentials(): Promise<void> {
@@ -121,54 +119,58 @@ export class HttpRegistryClient implements RegistryClient {
     if (!retried.ok) throw new RegistryError(retried.status, `${this.baseUrl}/v2/ answered ${retried.status}`);
   }
 
-  /** A GET in `repository`, authorized for pulling from it (see sendToRegistry); a build's bearer token as it is. */
-  private send(repository: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  /** A GET in `repository`, authorized for pulling from it (see sendToRegistry). */
+  private send(repository: string, path: string, headers: Record<string, string>): Promise<Response> {
     return sendToRegistry(
       this.baseUrl,
-      { method: 'GET', target: path, headers, body: undefined, deadline: signal ?? 'timeout' },
-      {
-        current: () => this.bearer ?? this.auth.authorization(repository),
-        answer: async (challenge) => {
-          if (this.bearer) return false;
-          await this.auth.answer(challenge, repository);
-          return true;
-        },
-      },
+      { method: 'GET', target: path, headers, body: undefined, deadline: 'timeout' },
+      this.authorizationIn(repository),
     );
+  }
+
+  /** Pulling from `repository`: a build's bearer token as it is, or the answers to the registry's challenges. */
+  private authorizationIn(repository: string): RequestAuthorization {
+    return {
+      current: () => this.bearer ?? this.auth.authorization(repository),
+      answer: async (challenge) => {
+        if (this.bearer) return false;
+        await this.auth.answer(challenge, repository);
+        return true;
+      },
+    };
   }
 }
 
 async function expectOk(response: Response, what: string, statuses: number[]): Promise<void> {
   if (statuses.includes(response.status)) return;
-  const text = (await response.text().catch(() => '')).slice(0, 500);
-  const reason = response.status === 404 ? 'not found' : response.status === 401 ? 'unauthorized' : `HTTP ${response.status}`;
-  throw new RegistryError(response.status, `${what}: ${reason}${text ? ` (${text.trim()})` : ''}`);
+  throw registryFailure(response.status, (await response.text().catch(() => '')).slice(0, ERROR_TEXT_CHARS), what);
+}
+
+function registryFailure(status: number, text: string, what: string): RegistryError {
+  const reason = status === 404 ? 'not found' : status === 401 ? 'unauthorized' : `HTTP ${status}`;
+  return new RegistryError(status, `${what}: ${reason}${text.trim() ? ` (${text.trim()})` : ''}`);
+}
+
+/** How much of an error's body is quoted in its message. */
+const ERROR_TEXT_CHARS = 500;
+
+/** The start of an error answer's body, for its message; the rest is not read. */
+async function leadingText(response: Readable): Promise<string> {
+  let text = '';
+  try {
+    for await (const chunk of response) {
+      text += String(chunk);
+      if (text.length >= ERROR_TEXT_CHARS) break;
+    }
+  } catch {
+    // The status says what went wrong; the body only adds to it.
+  }
+  response.destroy();
+  return text.slice(0, ERROR_TEXT_CHARS);
 }
 
 function contentRangeStart(header: string | null): number {
   const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header ?? '');
   if (!match) throw new RegistryError(206, `partial content with an unreadable Content-Range ${JSON.stringify(header)}`);
   return Number(match[1]);
-}
-
-/**
- * A blob can take any time to stream, so it has no deadline; but a connection on which nothing arrives
- * for `timeoutMs` is aborted rather than waited on forever (a registry that promised more bytes than it
- * sends leaves it open). The download then fails like any network error and resumes on the next attempt.
- */
-function stallGuarded(body: Readable, timeoutMs: number, abort: AbortController, digest: string): Readable {
-  // One timer for the whole download, pushed back per chunk (refresh() re-arms it without a new allocation).
-  const timer = setTimeout(() => abort.abort(new Error(`blob ${digest}: no data for ${timeoutMs / 1000} s`)), timeoutMs);
-  const guard = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      timer.refresh();
-      callback(null, chunk);
-    },
-    flush(callback) {
-      clearTimeout(timer);
-      callback();
-    },
-  });
-  // pipeline, not pipe: a consumer giving up on the guard must also close the HTTP body.
-  return pipeline(body, guard, () => clearTimeout(timer));
 }

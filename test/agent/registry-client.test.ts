@@ -1,11 +1,14 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { AuthProxy } from '../helpers/agent-auth-proxy.js';
-import { layerOf, pushLayout, writeImageLayout } from '../helpers/agent-images.js';
+import { layerOf, pushLayout, writeImageLayout, type Layer } from '../helpers/agent-images.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
+import { S3FaultProxy } from '../helpers/s3-fault-proxy.js';
+import { S3Server } from '../helpers/s3-server.js';
 import { selectPlatform } from '../../runtime-agent/image/manifest.js';
 import { formatReference, parseReference } from '../../oci/reference.js';
 import { parseAuthChallenges } from '../../runtime-agent/registry/auth-challenge.js';
@@ -14,6 +17,7 @@ import { HttpRegistryClient, registryBaseUrl } from '../../runtime-agent/registr
 let registry: RegistryProcess;
 let workDir: string;
 let manifestDigest: string;
+let layer: Layer;
 const REPOSITORY = 'agent/private';
 
 test.before(async () => {
@@ -21,7 +25,7 @@ test.before(async () => {
   registry = await RegistryProcess.start();
   const layout = path.join(workDir, 'layout');
   ({ manifestDigest } = await writeImageLayout(layout, 'v1', {
-    layers: [await layerOf([{ name: 'secret', content: 'behind auth\n' }], 'gzip')],
+    layers: [(layer = await layerOf([{ name: 'secret', content: 'behind auth\n' }], 'gzip'))],
   }));
   await pushLayout(layout, 'v1', `${registry.host}/${REPOSITORY}:v1`);
 });
@@ -80,6 +84,49 @@ test('the CLI pulls through a token-auth registry with --creds', async (t) => {
   t.regex(pull.stdout, /Pull complete/);
   t.regex((await agent.cli(['images'])).stdout, new RegExp(`${proxy.host}/${REPOSITORY}\\s+v1`));
 });
+
+test('a blob the registry redirects to a presigned S3 URL is read from there, with its Range and without the registry token', async (t) => {
+  const s3 = await S3Server.start();
+  const s3Front = await S3FaultProxy.start(s3.port);
+  const s3Registry = await RegistryProcess.start({ env: s3.registryEnv({ redirect: true, endpoint: s3Front.endpoint }) });
+  const proxy = await AuthProxy.start(s3Registry.url, 'bearer');
+  t.teardown(async () => {
+    await proxy.close();
+    await s3Registry.destroy();
+    await s3Front.stop();
+    await s3.stop();
+  });
+  const layout = path.join(workDir, 'layout-s3');
+  await writeImageLayout(layout, 'v1', { layers: [layer] });
+  await pushLayout(layout, 'v1', `${s3Registry.host}/${REPOSITORY}:v1`);
+  s3Front.gets.length = 0;
+
+  const client = clientFor(proxy);
+  const whole = await client.fetchBlob(REPOSITORY, layer.digest, 0);
+  t.is(whole.offset, 0);
+  t.is(
+    `sha256:${createHash('sha256')
+      .update(await bytesOf(whole.stream))
+      .digest('hex')}`,
+    layer.digest,
+  );
+  const tail = await client.fetchBlob(REPOSITORY, layer.digest, 10);
+  t.is(tail.offset, 10);
+  t.deepEqual(await bytesOf(tail.stream), layer.blob.subarray(10));
+
+  const blobGets = s3Front.gets.filter((get) => get.url.includes(layer.digest.slice('sha256:'.length)));
+  t.is(blobGets.length, 2);
+  for (const get of blobGets) {
+    t.regex(get.url, /X-Amz-Signature=/);
+    t.is(get.authorization, undefined, 'the registry token stays with the registry');
+  }
+});
+
+async function bytesOf(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 test('WWW-Authenticate parsing: several challenges, quoted commas and escapes, token68', (t) => {
   t.deepEqual(

@@ -64,6 +64,8 @@ export class AuthProxy {
       headers: Object.fromEntries(
         ['accept', 'range'].flatMap((name) => (request.headers[name] ? [[name, String(request.headers[name])]] : [])),
       ),
+      // A registry's redirect (to a presigned S3 URL) is for its client to follow.
+      redirect: 'manual',
     });
     response.writeHead(upstream.status, Object.fromEntries(upstream.headers));
     if (upstream.body) Readable.fromWeb(upstream.body as WebReadableStream<Uint8Array>).pipe(response);

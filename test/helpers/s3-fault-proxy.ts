@@ -30,6 +30,8 @@ export class S3FaultProxy {
   injected = 0;
   /** The Range header of every GET that reached the proxy ('' for none), oldest first. */
   readonly getRanges: string[] = [];
+  /** The URL and Authorization header of every GET that reached the proxy, oldest first. */
+  readonly gets: Array<{ url: string; authorization: string | undefined }> = [];
 
   private constructor(
     private readonly server: Server,
@@ -61,7 +63,10 @@ export class S3FaultProxy {
   }
 
   private handle(request: IncomingMessage, response: ServerResponse): void {
-    if (request.method === 'GET') this.getRanges.push(request.headers.range ?? '');
+    if (request.method === 'GET') {
+      this.getRanges.push(request.headers.range ?? '');
+      this.gets.push({ url: request.url ?? '', authorization: request.headers.authorization });
+    }
     const fault = this.faultFor(request);
     if (fault === 'reset') {
       request.socket.destroy();
