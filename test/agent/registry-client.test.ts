@@ -1,5 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -120,6 +122,44 @@ test('a blob the registry redirects to a presigned S3 URL is read from there, wi
     t.regex(get.url, /X-Amz-Signature=/);
     t.is(get.authorization, undefined, 'the registry token stays with the registry');
   }
+});
+
+test('a registry that accepts a blob request and never answers is given up after the stall timeout, not waited on', async (t) => {
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    silent.closeAllConnections();
+    silent.close();
+  });
+  const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const client = new HttpRegistryClient(host, {
+    insecureRegistries: [],
+    stallTimeoutMs: 1_000,
+    credentials: undefined,
+    bearerToken: undefined,
+  });
+  await t.throwsAsync(client.fetchBlob(REPOSITORY, layer.digest, 0), { message: /no data for 1 s/ });
+});
+
+test("a registry that pauses longer than node's default socket timeout (5 s) but within the stall timeout is waited for", async (t) => {
+  const slow = createServer((_request, response) => {
+    const timer = setTimeout(() => response.writeHead(200, { 'Content-Length': String(layer.blob.length) }).end(layer.blob), 6_000);
+    response.on('close', () => clearTimeout(timer));
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    slow.closeAllConnections();
+    slow.close();
+  });
+  const host = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const client = new HttpRegistryClient(host, {
+    insecureRegistries: [],
+    stallTimeoutMs: 30_000,
+    credentials: undefined,
+    bearerToken: undefined,
+  });
+  const { stream } = await client.fetchBlob(REPOSITORY, layer.digest, 0);
+  t.deepEqual(await bytesOf(stream), layer.blob);
 });
 
 async function bytesOf(stream: NodeJS.ReadableStream): Promise<Buffer> {
