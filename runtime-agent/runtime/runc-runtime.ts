@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { readFile, readlink, stat } from 'node:fs/promises';
+import { getPriority, setPriority } from 'node:os';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
@@ -8,13 +10,22 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runHostCommand } from '../support/host-command.js';
 import { readJsonIfExists } from '../support/json-file.js';
-import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from '../shim/shim-protocol.js';
+import {
+  BundleFile,
+  type ExitRecord,
+  type ShimArguments,
+  type ShimExitReport,
+  type ShimStartReport,
+  type TerminalListening,
+} from '../shim/shim-protocol.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer, type StartOptions } from './container-runtime.js';
 import { spawnInPty, type PtyProcess } from './pty-process.js';
 
 const SHIM = fileURLToPath(new URL('../shim/shim.js', import.meta.url));
 /** How often a re-attached run's shim is looked for; a spawned shim reports its exit at once. */
 const REATTACHED_POLL_MS = 500;
+/** The spare shim's niceness until it is taken: the lowest priority. */
+const SPARE_NICENESS = 19;
 
 export interface RuncOptions {
   /** The runtime binary (runc or a compatible one). */
@@ -47,14 +58,15 @@ export class RuncRuntime implements ContainerRuntime {
       watchOutOfMemory: options.watchOutOfMemory,
     };
     const shim = this.takeShim();
-    const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
+    const gone = new Promise<void>((resolve) => shim.once('exit', () => resolve()));
+    const messages = shimMessages(shim);
     shim.stdin?.end(`${JSON.stringify(args)}\n`);
-    const { report, terminal } = await awaitStart(shim, bundle).finally(() => this.spawnSpare());
+    const { report, terminal } = await awaitStart(shim, messages, bundle).finally(() => this.spawnSpare());
     if (!report?.started) terminal?.destroy();
     if (!report)
       throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
     if (!report.started) throw new StartError(report.message, report.exitCode);
-    return { pid: report.pid, shimPid: shim.pid ?? 0, exited, terminal };
+    return { pid: report.pid, shimPid: shim.pid ?? 0, exited: awaitExit(messages, gone, bundle), terminal };
   }
 
   async reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
@@ -72,19 +84,33 @@ export class RuncRuntime implements ContainerRuntime {
     return { pid, shimPid, exited, terminal: undefined };
   }
 
-  /** The spare shim (spawned after the previous start, already past Node's start-up), or a new one. */
+  /**
+   * The spare shim (spawned after the previous start, usually past Node's start-up) back at the daemon's
+   * priority before it has its arguments, so runc and the container inherit that; or a new shim.
+   */
   private takeShim(): ChildProcess {
     const spare = this.spare;
     this.spare = undefined;
-    return spare && spare.exitCode === null && spare.signalCode === null ? spare : spawnShim();
+    if (spare?.pid === undefined || spare.exitCode !== null || spare.signalCode !== null) return spawnShim();
+    if (!restorePriority(spare.pid)) return spawnShim();
+    return spare;
   }
 
   /**
    * The next start's shim, spawned once this start is reported: the start does not wait for a fork of the
-   * daemon, and the spare's Node start-up does not compete with runc's for the CPU.
+   * daemon. It waits at the lowest priority (nice 19), so its Node start-up takes only CPU time that the
+   * run's own processes leave (a short run's exit, the CLI, the next run's start), not theirs. Lowered as
+   * soon as it is spawned (spawn returns once the child has exec'd node, before node starts its threads).
    */
   private spawnSpare(): void {
-    this.spare ??= spawnShim();
+    if (this.spare) return;
+    const spare = spawnShim();
+    this.spare = spare;
+    try {
+      if (spare.pid !== undefined) setPriority(spare.pid, SPARE_NICENESS);
+    } catch {
+      // Gone already: the next start spawns a shim of its own.
+    }
   }
 
   openStdin(bundle: string, shimPid: number): Promise<Writable> {
@@ -163,18 +189,53 @@ function spawnShim(): ChildProcess {
 }
 
 /**
+ * Brings every thread of process `pid` back to the daemon's priority (Linux keeps a nice value per thread).
+ * The main thread goes first: a thread it starts after that inherits the restored value, one it started
+ * before is in the list. False when that cannot be done (the process is gone): the shim is not used.
+ */
+function restorePriority(pid: number): boolean {
+  const niceness = getPriority();
+  let threads: number[];
+  try {
+    setPriority(pid, niceness);
+    threads = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return false;
+  }
+  for (const thread of threads.filter((tid) => tid !== pid)) {
+    try {
+      setPriority(thread, niceness);
+    } catch {
+      // A thread that ended meanwhile.
+    }
+  }
+  return true;
+}
+
+type ShimMessage = TerminalListening | ShimStartReport | ShimExitReport;
+
+/** The JSON lines of the shim's stdout, read one at a time: the start first, the exit later. */
+async function* shimMessages(shim: ChildProcess): AsyncGenerator<ShimMessage> {
+  if (!shim.stdout) return;
+  for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
+    if (line.trim()) yield JSON.parse(line) as ShimMessage;
+  }
+}
+
+/**
  * Reads the shim's stdout up to its start report; when it says the terminal listens first, connects to it
  * there and then (the process waits for that connection before it starts).
  */
 async function awaitStart(
   shim: ChildProcess,
+  messages: AsyncGenerator<ShimMessage>,
   bundle: string,
 ): Promise<{ report: ShimStartReport | undefined; terminal: Duplex | undefined }> {
   let terminal: Duplex | undefined;
-  if (!shim.stdout || shim.pid === undefined) return { report: undefined, terminal };
-  for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
-    if (!line.trim()) continue;
-    const message = JSON.parse(line) as ShimStartReport | TerminalListening;
+  if (shim.pid === undefined) return { report: undefined, terminal };
+  for (let next = await messages.next(); !next.done; next = await messages.next()) {
+    const message = next.value;
+    if ('exited' in message) break;
     if (!('terminalListening' in message)) return { report: message, terminal };
     terminal = await connectToShim(bundle, shim.pid, BundleFile.terminalSocket, "the container's terminal").catch((error: Error) => {
       // Nothing has started yet: the shim goes, so no process runs that the daemon does not know of.
@@ -183,6 +244,16 @@ async function awaitStart(
     });
   }
   return { report: undefined, terminal };
+}
+
+/**
+ * The run's exit as the shim reports it once recorded, without waiting for the shim's own exit; from
+ * exit.json when the shim ended without the report (it failed).
+ */
+async function awaitExit(messages: AsyncGenerator<ShimMessage>, gone: Promise<void>, bundle: string): Promise<ExitRecord> {
+  for await (const message of messages) if ('exited' in message) return message.exited;
+  await gone;
+  return readExit(bundle);
 }
 
 /** The run's exit as its shim recorded it; a shim that died without a record counts as exit 255. */

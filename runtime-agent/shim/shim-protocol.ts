@@ -36,10 +36,18 @@ export interface TerminalListening {
   terminalListening: true;
 }
 
-/** The last line the shim writes on its stdout, once the container has started or failed to. */
+/** The line the shim writes on its stdout once the container has started or failed to. */
 export type ShimStartReport = { started: true; pid: number } | { started: false; message: string; exitCode: number };
 
-/** `exit.json`: how the run ended. Written fsynced before the shim exits. */
+/**
+ * The last line on the shim's stdout, once `exit.json` is on disk: the daemon takes the exit from it rather
+ * than waiting for the shim's own exit (a Node process's teardown, on the path of every `run`'s exit).
+ */
+export interface ShimExitReport {
+  exited: ExitRecord;
+}
+
+/** `exit.json`: how the run ended. Written fsynced before the shim reports it and exits. */
 export interface ExitRecord {
   exitCode: number;
   finishedAt: string;

@@ -14,7 +14,14 @@ import { writeJsonAtomic } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { watchOutOfMemory } from './oom-watch.js';
 import { logTerminalOutput } from './terminal-log.js';
-import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from './shim-protocol.js';
+import {
+  BundleFile,
+  type ExitRecord,
+  type ShimArguments,
+  type ShimExitReport,
+  type ShimStartReport,
+  type TerminalListening,
+} from './shim-protocol.js';
 
 /**
  * The container shim: started detached by the daemon ahead of need (so a run does not wait for a Node
@@ -49,6 +56,8 @@ async function main(): Promise<void> {
 
 async function superviseRun(args: ShimArguments): Promise<void> {
   process.chdir(args.bundle);
+  // A daemon that went away leaves the pipe without a reader: the run goes on, and exit.json has its end.
+  process.stdout.on('error', () => undefined);
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
   const file = (name: string) => path.join(args.bundle, name);
   const logs = await JsonLogWriter.open(args.logDirectory, { maxSizeBytes: args.logMaxSizeBytes, maxFiles: args.logMaxFiles });
@@ -80,6 +89,7 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   }
   await writeJsonAtomic(file(BundleFile.exit), record);
   await run.ended(record.exitCode);
+  reportExit({ exited: record });
 }
 
 /** `runc run` with its stdio piped: stdout and stderr to the log, stdin from the first attached client (`-i`). */
@@ -216,7 +226,11 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
 }
 
 function report(startReport: ShimStartReport): void {
-  process.stdout.end(`${JSON.stringify(startReport)}\n`);
+  process.stdout.write(`${JSON.stringify(startReport)}\n`);
+}
+
+function reportExit(exitReport: ShimExitReport): void {
+  process.stdout.end(`${JSON.stringify(exitReport)}\n`);
 }
 
 /** runc's own last error, from its JSON log. */

@@ -8,6 +8,7 @@ import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { DockerDaemon } from '../helpers/dockerd.js';
 import { DockerWorkbench } from '../helpers/docker-workbench.js';
 import { eventually } from '../helpers/eventually.js';
+import { run as runHost } from '../helpers/exec.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
 /**
@@ -151,6 +152,27 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.is(notFound.code, 127);
   t.regex(notFound.stderr, /no-such-binary.*not found/);
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+});
+
+test.serial("containers run at the agent's priority, though the spare shim each run takes waits at nice 19", async (t) => {
+  // Field 19 of /proc/<pid>/stat is the niceness. Each run after the first takes the spare its predecessor left.
+  const niceness = ['sh', '-c', 'cut -d " " -f 19 /proc/self/stat'];
+  for (const flags of [[], [], ['-t']]) {
+    const ran = await agent.cli(['run', '--rm', ...flags, '--network', 'none', image, ...niceness]);
+    t.is(ran.stdout.trim(), '0');
+  }
+  const exec = await agent.cli(['run', '-d', '--name', 'nice-exec', '--network', 'none', image, 'sleep', '60']);
+  try {
+    t.is((await agent.cli(['exec', 'nice-exec', ...niceness])).stdout.trim(), '0');
+  } finally {
+    await agent.cli(['rm', '-f', exec.stdout.trim()]);
+  }
+  // The daemon's only child left is the spare: every one of its threads at nice 19.
+  const spareThreads = await eventually(
+    async () => (await runHost('ps', ['-L', '-o', 'ni=,args=', '--ppid', String(agent.pid)])).stdout.trim().split('\n'),
+    (threads) => threads.length > 1 && threads.every((thread) => /^\s*19 .*shim\.js$/.test(thread)),
+  );
+  t.true(spareThreads.length > 1);
 });
 
 test.serial(
