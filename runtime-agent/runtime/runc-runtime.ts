@@ -56,6 +56,7 @@ export class RuncRuntime implements ContainerRuntime {
       consoleSize: options.consoleSize,
       attachBeforeStart: options.tty && options.attachTerminal,
       watchOutOfMemory: options.watchOutOfMemory,
+      removedAfterRun: options.removedAfterRun,
     };
     const shim = this.takeShim();
     const gone = new Promise<void>((resolve) => shim.once('exit', () => resolve()));

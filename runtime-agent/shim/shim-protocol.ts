@@ -29,6 +29,8 @@ export interface ShimArguments {
   attachBeforeStart: boolean;
   /** The container has a memory limit: watch for the kernel's OOM kills in it (oom-watch.ts). */
   watchOutOfMemory: boolean;
+  /** Removed when the run ends: the log and exit.json are written without fsync (StartOptions.removedAfterRun). */
+  removedAfterRun: boolean;
 }
 
 /** Written on stdout ahead of the start report when `attachBeforeStart` is set: terminal.sock takes its first client. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
 import { spawnInPty } from '../runtime/pty-process.js';
-import { writeJsonAtomic } from '../support/json-file.js';
+import { writeJsonAtomic, writeJsonWhole } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { watchOutOfMemory } from './oom-watch.js';
 import { logTerminalOutput } from './terminal-log.js';
@@ -80,14 +80,15 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   const oom = pid !== undefined && args.watchOutOfMemory ? watchOutOfMemory(args.runtime, args.runtimeRoot, args.containerId) : undefined;
   if (pid !== undefined) report({ started: true, pid });
   const exitCode = await run.exited;
-  await logs.close();
+  const durable = !args.removedAfterRun;
+  await logs.close(durable);
   const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString(), oomKilled: (await oom?.outcome()) === true };
   if (pid === undefined) {
     record.startError = await runtimeError(file(BundleFile.runtimeLog));
     record.exitCode = startFailureExitCode(record.startError);
     report({ started: false, message: record.startError, exitCode: record.exitCode });
   }
-  await writeJsonAtomic(file(BundleFile.exit), record);
+  await (durable ? writeJsonAtomic : writeJsonWhole)(file(BundleFile.exit), record);
   await run.ended(record.exitCode);
   reportExit({ exited: record });
 }
