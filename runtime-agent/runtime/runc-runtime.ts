@@ -26,6 +26,11 @@ const SHIM = fileURLToPath(new URL('../shim/shim.js', import.meta.url));
 const REATTACHED_POLL_MS = 500;
 /** The spare shim's niceness until it is taken: the lowest priority. */
 const SPARE_NICENESS = 19;
+/**
+ * How long after a start the next start's shim is spawned when no shim is idle by then: a short run's own
+ * shim comes back first and is reused, so sequential short runs spawn none.
+ */
+const SPARE_DELAY_MS = 1000;
 
 export interface RuncOptions {
   /** The runtime binary (runc or a compatible one). */
@@ -36,9 +41,18 @@ export interface RuncOptions {
   logMaxFiles: number;
 }
 
+/** A shim process, with the JSON lines of its stdout (read across its runs) and its exit. */
+interface Shim {
+  process: ChildProcess;
+  messages: AsyncGenerator<ShimMessage>;
+  gone: Promise<void>;
+}
+
 /** Runs containers with runc, each run owned by a detached shim process (runtime-agent/shim). */
 export class RuncRuntime implements ContainerRuntime {
-  private spare: ChildProcess | undefined;
+  /** An idle shim waiting for a start's arguments: the one of an ended run, or one spawned ahead. */
+  private spare: Shim | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RuncOptions) {}
 
@@ -59,15 +73,18 @@ export class RuncRuntime implements ContainerRuntime {
       removedAfterRun: options.removedAfterRun,
     };
     const shim = this.takeShim();
-    const gone = new Promise<void>((resolve) => shim.once('exit', () => resolve()));
-    const messages = shimMessages(shim);
-    shim.stdin?.end(`${JSON.stringify(args)}\n`);
-    const { report, terminal } = await awaitStart(shim, messages, bundle).finally(() => this.spawnSpare());
+    shim.process.stdin?.write(`${JSON.stringify(args)}\n`);
+    const { report, terminal } = await awaitStart(shim, bundle).finally(() => this.scheduleSpare());
+    // Also after a failed start: the shim reports that run's end too, and is then idle.
+    const exited = awaitExit(shim, bundle).then((exit) => {
+      this.idle(shim);
+      return exit;
+    });
     if (!report?.started) terminal?.destroy();
     if (!report)
       throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
     if (!report.started) throw new StartError(report.message, report.exitCode);
-    return { pid: report.pid, shimPid: shim.pid ?? 0, exited: awaitExit(messages, gone, bundle), terminal };
+    return { pid: report.pid, shimPid: shim.process.pid ?? 0, exited, terminal };
   }
 
   async reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
@@ -86,32 +103,47 @@ export class RuncRuntime implements ContainerRuntime {
   }
 
   /**
-   * The spare shim (spawned after the previous start, usually past Node's start-up) back at the daemon's
-   * priority before it has its arguments, so runc and the container inherit that; or a new shim.
+   * The idle shim, or a new one. A spare spawned ahead is brought back to the daemon's priority before it has
+   * its arguments, so runc and the container inherit that.
    */
-  private takeShim(): ChildProcess {
+  private takeShim(): Shim {
     const spare = this.spare;
     this.spare = undefined;
-    if (spare?.pid === undefined || spare.exitCode !== null || spare.signalCode !== null) return spawnShim();
-    if (!restorePriority(spare.pid)) return spawnShim();
+    if (spare === undefined || !isAlive(spare) || !restorePriority(spare.process.pid!)) return spawnShim();
     return spare;
   }
 
   /**
-   * The next start's shim, spawned once this start is reported: the start does not wait for a fork of the
-   * daemon. It waits at the lowest priority (nice 19), so its Node start-up takes only CPU time that the
-   * run's own processes leave (a short run's exit, the CLI, the next run's start), not theirs. Lowered as
-   * soon as it is spawned (spawn returns once the child has exec'd node, before node starts its threads).
+   * A shim whose run has ended becomes the spare: the next start needs no Node start-up. It replaces a spare
+   * spawned meanwhile, which may still be starting, and which is retired (its stdin ends).
    */
-  private spawnSpare(): void {
-    if (this.spare) return;
-    const spare = spawnShim();
-    this.spare = spare;
-    try {
-      if (spare.pid !== undefined) setPriority(spare.pid, SPARE_NICENESS);
-    } catch {
-      // Gone already: the next start spawns a shim of its own.
-    }
+  private idle(shim: Shim): void {
+    if (!isAlive(shim)) return;
+    const previous = this.spare;
+    this.spare = shim;
+    previous?.process.stdin?.end();
+  }
+
+  /**
+   * The next start's shim, when none is idle a while after this start: the start then does not wait for a
+   * fork of the daemon. It waits at the lowest priority (nice 19), so its Node start-up takes only CPU time
+   * the runs' own processes leave. Lowered as soon as it is spawned (spawn returns once the child has exec'd
+   * node, before node starts its threads).
+   */
+  private scheduleSpare(): void {
+    if (this.spare || this.spareTimer) return;
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined;
+      if (this.spare) return;
+      const spare = spawnShim();
+      this.spare = spare;
+      try {
+        if (spare.process.pid !== undefined) setPriority(spare.process.pid, SPARE_NICENESS);
+      } catch {
+        // Gone already: the next start spawns a shim of its own.
+      }
+    }, SPARE_DELAY_MS);
+    this.spareTimer.unref();
   }
 
   openStdin(bundle: string, shimPid: number): Promise<Writable> {
@@ -183,10 +215,17 @@ function connectToShim(bundle: string, shimPid: number, name: string, what: stri
 }
 
 /** A shim waiting for its arguments on stdin; detached, so it outlives the daemon once it has them. */
-function spawnShim(): ChildProcess {
-  const shim = spawn(process.execPath, [SHIM], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
-  shim.unref();
-  return shim;
+function spawnShim(): Shim {
+  const child = spawn(process.execPath, [SHIM], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
+  child.unref();
+  // A shim that died before its arguments were written: the start learns it from the shim's ended stdout.
+  child.stdin?.on('error', () => undefined);
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { process: child, messages: shimMessages(child), gone };
+}
+
+function isAlive({ process: child }: Shim): boolean {
+  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
 /**
@@ -228,12 +267,12 @@ async function* shimMessages(shim: ChildProcess): AsyncGenerator<ShimMessage> {
  * there and then (the process waits for that connection before it starts).
  */
 async function awaitStart(
-  shim: ChildProcess,
-  messages: AsyncGenerator<ShimMessage>,
+  { process: shim, messages }: Shim,
   bundle: string,
 ): Promise<{ report: ShimStartReport | undefined; terminal: Duplex | undefined }> {
   let terminal: Duplex | undefined;
   if (shim.pid === undefined) return { report: undefined, terminal };
+  // next() and never a for-await: leaving one would close the lines that the shim's later runs write.
   for (let next = await messages.next(); !next.done; next = await messages.next()) {
     const message = next.value;
     if ('exited' in message) break;
@@ -251,8 +290,12 @@ async function awaitStart(
  * The run's exit as the shim reports it once recorded, without waiting for the shim's own exit; from
  * exit.json when the shim ended without the report (it failed).
  */
-async function awaitExit(messages: AsyncGenerator<ShimMessage>, gone: Promise<void>, bundle: string): Promise<ExitRecord> {
-  for await (const message of messages) if ('exited' in message) return message.exited;
+async function awaitExit({ messages, gone }: Shim, bundle: string): Promise<ExitRecord> {
+  try {
+    for (let next = await messages.next(); !next.done; next = await messages.next()) if ('exited' in next.value) return next.value.exited;
+  } catch {
+    // A line that is not JSON: the shim is broken, and its exit.json tells.
+  }
   await gone;
   return readExit(bundle);
 }
