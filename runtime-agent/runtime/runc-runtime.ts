@@ -10,14 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runHostCommand } from '../support/host-command.js';
 import { readJsonIfExists } from '../support/json-file.js';
-import {
-  BundleFile,
-  type ExitRecord,
-  type ShimArguments,
-  type ShimExitReport,
-  type ShimStartReport,
-  type TerminalListening,
-} from '../shim/shim-protocol.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimMessage, type ShimStartReport } from '../shim/shim-protocol.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer, type StartOptions } from './container-runtime.js';
 import { spawnInPty, type PtyProcess } from './pty-process.js';
 
@@ -251,8 +244,6 @@ function restorePriority(pid: number): boolean {
   }
   return true;
 }
-
-type ShimMessage = TerminalListening | ShimStartReport | ShimExitReport;
 
 /** The JSON lines of the shim's stdout, read one at a time: the start first, the exit later. */
 async function* shimMessages(shim: ChildProcess): AsyncGenerator<ShimMessage> {

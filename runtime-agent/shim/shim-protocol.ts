@@ -49,6 +49,9 @@ export interface ShimExitReport {
   exited: ExitRecord;
 }
 
+/** A line of the shim's stdout: for each run, the terminal's socket (with `attachBeforeStart`), the start, the exit. */
+export type ShimMessage = TerminalListening | ShimStartReport | ShimExitReport;
+
 /** `exit.json`: how the run ended. Written fsynced before the shim reports it and exits. */
 export interface ExitRecord {
   exitCode: number;
