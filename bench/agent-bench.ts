@@ -7,7 +7,17 @@
 import { loadavg } from 'node:os';
 import { run } from '../test/helpers/exec.js';
 import { parseAgentBenchOptions } from './agent-options.js';
-import { pullRunsTable, pullTable, runTable, targetTable, type AgentBenchResults, type Measured, type PullSample } from './agent-report.js';
+import {
+  pullRunsTable,
+  pullTable,
+  runRoundsTable,
+  runTable,
+  targetTable,
+  type AgentBenchResults,
+  type Measured,
+  type PullSample,
+  type RunSample,
+} from './agent-report.js';
 import {
   agentPullSubject,
   engineVersions,
@@ -19,6 +29,7 @@ import {
   startEngines,
   type PullSubject,
   type Engines,
+  type OtherBuildAgent,
   type RunSubject,
 } from './container-engines.js';
 import { alternate } from './measurements.js';
@@ -26,19 +37,27 @@ import { pushRandomLayerImage } from './random-layer-image.js';
 import { reportBench, startBenchSession } from './session.js';
 import { startBerth } from './servers.js';
 import { exitedChildrenCpuSeconds, treeCpuSeconds } from './process-stats.js';
-import { timeCommand, type CommandTiming } from './timed-command.js';
+import { timeCommand } from './timed-command.js';
 
 const options = parseAgentBenchOptions(process.argv.slice(2));
 const session = await startBenchSession('berth-agent-bench-');
 const { workDir, servers } = session;
 
 /** `run --rm IMG echo hi` with every engine, interleaved, after pulling the image everywhere. */
-async function measureRuns(engines: Engines, registry: string): Promise<Measured<CommandTiming>[]> {
+async function measureRuns(engines: Engines, registry: string, other: OtherBuildAgent | undefined): Promise<Measured<RunSample>[]> {
   const runImage = `${registry}/bench/busybox:1`;
   await pushBusyboxImage(engines, workDir, runImage);
   await pullEverywhere(engines, runImage);
-  const runners = runSubjects(engines, runImage);
-  const runOnce = (subject: RunSubject) => timeCommand(subject.command, 'hi\n');
+  if (other) await other.agent.cli(['pull', runImage]);
+  const runners = runSubjects(engines, runImage, other);
+  // CPU time: the CLI's (a reaped child of this process) and the daemon's tree (its shims and runc, reaped by it).
+  const runOnce = async (subject: RunSubject): Promise<RunSample> => {
+    const load = loadavg()[0]!;
+    const before = { client: exitedChildrenCpuSeconds(), daemon: subject.daemonPid === undefined ? 0 : treeCpuSeconds(subject.daemonPid) };
+    const timing = await timeCommand(subject.command, 'hi\n');
+    const daemon = subject.daemonPid === undefined ? 0 : treeCpuSeconds(subject.daemonPid) - before.daemon;
+    return { ...timing, cpuMs: (exitedChildrenCpuSeconds() - before.client + daemon) * 1000, load };
+  };
   if (options.warmups > 0) await alternate('warm-up: run --rm IMG echo hi', runners, options.warmups, runOnce);
   const samples = await alternate('run --rm IMG echo hi', runners, options.runs, runOnce);
   return runners.map((subject, i) => ({ name: subject.name, role: subject.role, detail: subject.network, samples: samples[i]! }));
@@ -53,15 +72,16 @@ async function measure(): Promise<{ results: AgentBenchResults; versions: string
   const engines = await startEngines(session);
   const versions = await engineVersions(engines);
 
-  const runs = options.pullOnly ? [] : await measureRuns(engines, registry);
+  const other =
+    options.compareBuild === ''
+      ? undefined
+      : { build: options.compareBuild, agent: await startAgentOfBuild(session, options.compareBuild) };
+  const runs = options.pullOnly ? [] : await measureRuns(engines, registry, other);
 
   process.stderr.write(`building and pushing a ${options.layers}-layer image of random data ...\n`);
   const pullImage = await pushRandomLayerImage(workDir, `${registry}/bench/pull:1`, options.layers, options.layerBytes);
   const pullers = pullSubjects(engines, pullImage, workDir);
-  if (options.compareBuild !== '') {
-    const other = await startAgentOfBuild(session, options.compareBuild);
-    pullers.splice(1, 0, agentPullSubject(other, `Berth agent pull (${options.compareBuild})`, 'other', pullImage));
-  }
+  if (other) pullers.splice(1, 0, agentPullSubject(other.agent, `Berth agent pull (${other.build})`, 'other', pullImage));
   const registryPid = servers[0]!.pid;
   // Each pull starts with the previous one's writes on disk, and leaves nothing behind for the next.
   const pullOnce = async (subject: PullSubject): Promise<PullSample> => {
@@ -102,6 +122,9 @@ await reportBench('agent-bench', session, options, async () => {
     : [
         `${options.runs} timed runs per tool after ${options.warmups} warm-ups, interleaved; ms from spawning the CLI:`,
         runTable(results.runs),
+        '',
+        'Every run: wall ms, CPU ms (CLI + daemon tree, user + system; podman: its CLI only), Berth over each tool in the same round:',
+        runRoundsTable(results.runs),
         '',
       ];
   return [

@@ -25,9 +25,16 @@ export interface PullSample {
   load: number;
 }
 
+/** One `run --rm IMG echo hi`: its timings, the CPU time of the CLI and its daemon's tree, the load when it started. */
+export interface RunSample extends CommandTiming {
+  cpuMs: number;
+  /** The 1-minute load average. */
+  load: number;
+}
+
 export interface AgentBenchResults {
   /** Empty with --pull-only. */
-  runs: Measured<CommandTiming>[];
+  runs: Measured<RunSample>[];
   pulls: Measured<PullSample>[];
   /** What the pull downloads: layer count and total compressed bytes. */
   pullImage: { layers: number; bytes: number };
@@ -104,6 +111,31 @@ export function runTable(runs: Measured<CommandTiming>[]): string {
   });
   const header = ['run --rm IMG echo hi', 'network', 'first output ms', 'p90', 'exit ms', 'p90', 'Berth/x first', 'Berth/x exit'];
   return alignColumns(header, body, (column) => column >= 2);
+}
+
+/** Every run of every tool, round by round, with Berth's first output, exit and CPU over the tool's in that round. */
+export function runRoundsTable(runs: Measured<RunSample>[]): string {
+  const berth = only(runs, 'berth').samples;
+  const body = runs.flatMap((m) =>
+    m.samples.map((sample, round) => {
+      const own = berth[round]!;
+      const over = (field: keyof RunSample) => (m.role === 'berth' ? '' : ratio(own[field], sample[field]));
+      return [
+        String(round + 1),
+        m.name,
+        formatNumber(sample.load),
+        formatNumber(sample.firstOutputMs),
+        formatNumber(sample.exitMs),
+        formatNumber(sample.cpuMs),
+        over('firstOutputMs'),
+        over('exitMs'),
+        over('cpuMs'),
+      ];
+    }),
+  );
+  body.sort((a, b) => Number(a[0]) - Number(b[0]));
+  const header = ['run', 'tool', 'load', 'first output', 'exit', 'CPU', 'Berth/x first', 'Berth/x exit', 'Berth/x CPU'];
+  return alignColumns(header, body, (column) => column !== 1);
 }
 
 const wallMs = (sample: PullSample) => sample.wallMs;

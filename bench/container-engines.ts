@@ -65,22 +65,52 @@ export interface RunSubject {
   role: Role;
   network: string;
   command: CommandLine;
+  /** The daemon whose process tree does the run's work with the CLI, counted in its CPU time; none for podman. */
+  daemonPid: number | undefined;
 }
 
-/** `run --rm IMAGE echo hi` with each engine, all with `--network none`; the agent also in its default bridge mode. */
-export function runSubjects({ agent, dockerd, podman }: Engines, image: string): RunSubject[] {
+/**
+ * `run --rm IMAGE echo hi` with each engine, all with `--network none`; the agent also in its default bridge
+ * mode, and the agent of another build (`--compare-build`) when there is one.
+ */
+export function runSubjects({ agent, dockerd, podman }: Engines, image: string, other: OtherBuildAgent | undefined): RunSubject[] {
   const none = ['run', '--rm', '--network', 'none', image, 'echo', 'hi'];
+  const compared: RunSubject[] = other
+    ? [
+        {
+          name: `Berth agent (${other.build})`,
+          role: 'other',
+          network: 'none',
+          command: other.agent.cliCommand(none),
+          daemonPid: other.agent.pid,
+        },
+      ]
+    : [];
   return [
-    { name: 'Berth agent', role: 'berth', network: 'none', command: agent.cliCommand(none) },
-    { name: 'docker', role: 'docker', network: 'none', command: { file: 'docker', args: none, env: dockerd.cliEnv } },
-    { name: 'podman', role: 'other', network: 'none', command: { file: 'podman', args: none, env: podman.env } },
+    { name: 'Berth agent', role: 'berth', network: 'none', command: agent.cliCommand(none), daemonPid: agent.pid },
+    ...compared,
+    {
+      name: 'docker',
+      role: 'docker',
+      network: 'none',
+      command: { file: 'docker', args: none, env: dockerd.cliEnv },
+      daemonPid: dockerd.pid,
+    },
+    { name: 'podman', role: 'other', network: 'none', command: { file: 'podman', args: none, env: podman.env }, daemonPid: undefined },
     {
       name: 'Berth agent, bridge',
       role: 'other',
       network: 'bridge (default)',
       command: agent.cliCommand(['run', '--rm', image, 'echo', 'hi']),
+      daemonPid: agent.pid,
     },
   ];
+}
+
+/** The agent of another build's dist directory, beside this build's. */
+export interface OtherBuildAgent {
+  build: string;
+  agent: AgentDaemon;
 }
 
 export interface PullSubject {

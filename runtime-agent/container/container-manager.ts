@@ -518,6 +518,7 @@ export class ContainerManager {
         consoleSize: record.spec.consoleSize ?? DEFAULT_TERMINAL_SIZE,
         attachTerminal,
         watchOutOfMemory: record.spec.limits.memoryBytes !== undefined,
+        removedAfterRun: record.autoRemove,
       });
       Object.assign(record.state, {
         status: 'running',

@@ -44,6 +44,11 @@ export interface StartOptions {
   attachTerminal: boolean;
   /** The container has a memory limit: find out whether the OOM killer acted in it (ExitRecord.oomKilled). */
   watchOutOfMemory: boolean;
+  /**
+   * The container is removed when its run ends (`--rm`): its log and exit record need not survive a host
+   * crash (the agent removes such a container when it comes back), so the shim writes them without fsync.
+   */
+  removedAfterRun: boolean;
 }
 
 /** The seam to the OCI runtime: everything the container manager asks of runc. */

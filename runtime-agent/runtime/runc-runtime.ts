@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { readFile, readlink, stat } from 'node:fs/promises';
+import { getPriority, setPriority } from 'node:os';
 import { connect } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
@@ -8,13 +10,20 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runHostCommand } from '../support/host-command.js';
 import { readJsonIfExists } from '../support/json-file.js';
-import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from '../shim/shim-protocol.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimMessage, type ShimStartReport } from '../shim/shim-protocol.js';
 import { StartError, type ContainerRuntime, type ExecProcess, type RunningContainer, type StartOptions } from './container-runtime.js';
 import { spawnInPty, type PtyProcess } from './pty-process.js';
 
 const SHIM = fileURLToPath(new URL('../shim/shim.js', import.meta.url));
 /** How often a re-attached run's shim is looked for; a spawned shim reports its exit at once. */
 const REATTACHED_POLL_MS = 500;
+/** The spare shim's niceness until it is taken: the lowest priority. */
+const SPARE_NICENESS = 19;
+/**
+ * How long after a start the next start's shim is spawned when no shim is idle by then: a short run's own
+ * shim comes back first and is reused, so sequential short runs spawn none.
+ */
+const SPARE_DELAY_MS = 1000;
 
 export interface RuncOptions {
   /** The runtime binary (runc or a compatible one). */
@@ -25,9 +34,18 @@ export interface RuncOptions {
   logMaxFiles: number;
 }
 
+/** A shim process, with the JSON lines of its stdout (read across its runs) and its exit. */
+interface Shim {
+  process: ChildProcess;
+  messages: AsyncGenerator<ShimMessage>;
+  gone: Promise<void>;
+}
+
 /** Runs containers with runc, each run owned by a detached shim process (runtime-agent/shim). */
 export class RuncRuntime implements ContainerRuntime {
-  private spare: ChildProcess | undefined;
+  /** An idle shim waiting for a start's arguments: the one of an ended run, or one spawned ahead. */
+  private spare: Shim | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RuncOptions) {}
 
@@ -45,16 +63,21 @@ export class RuncRuntime implements ContainerRuntime {
       consoleSize: options.consoleSize,
       attachBeforeStart: options.tty && options.attachTerminal,
       watchOutOfMemory: options.watchOutOfMemory,
+      removedAfterRun: options.removedAfterRun,
     };
     const shim = this.takeShim();
-    const exited = new Promise<ExitRecord>((resolve) => shim.once('exit', () => resolve(readExit(bundle))));
-    shim.stdin?.end(`${JSON.stringify(args)}\n`);
-    const { report, terminal } = await awaitStart(shim, bundle).finally(() => this.spawnSpare());
+    shim.process.stdin?.write(`${JSON.stringify(args)}\n`);
+    const { report, terminal } = await awaitStart(shim, bundle).finally(() => this.scheduleSpare());
+    // Also after a failed start: the shim reports that run's end too, and is then idle.
+    const exited = awaitExit(shim, bundle).then((exit) => {
+      this.idle(shim);
+      return exit;
+    });
     if (!report?.started) terminal?.destroy();
     if (!report)
       throw new StartError(`the container shim exited without starting the container (see ${path.join(bundle, BundleFile.shimLog)})`, 125);
     if (!report.started) throw new StartError(report.message, report.exitCode);
-    return { pid: report.pid, shimPid: shim.pid ?? 0, exited, terminal };
+    return { pid: report.pid, shimPid: shim.process.pid ?? 0, exited, terminal };
   }
 
   async reattach(bundle: string, shimPid: number): Promise<RunningContainer | ExitRecord> {
@@ -72,19 +95,48 @@ export class RuncRuntime implements ContainerRuntime {
     return { pid, shimPid, exited, terminal: undefined };
   }
 
-  /** The spare shim (spawned after the previous start, already past Node's start-up), or a new one. */
-  private takeShim(): ChildProcess {
+  /**
+   * The idle shim, or a new one. A spare spawned ahead is brought back to the daemon's priority before it has
+   * its arguments, so runc and the container inherit that.
+   */
+  private takeShim(): Shim {
     const spare = this.spare;
     this.spare = undefined;
-    return spare && spare.exitCode === null && spare.signalCode === null ? spare : spawnShim();
+    if (spare === undefined || !isAlive(spare) || !restorePriority(spare.process.pid!)) return spawnShim();
+    return spare;
   }
 
   /**
-   * The next start's shim, spawned once this start is reported: the start does not wait for a fork of the
-   * daemon, and the spare's Node start-up does not compete with runc's for the CPU.
+   * A shim whose run has ended becomes the spare: the next start needs no Node start-up. It replaces a spare
+   * spawned meanwhile, which may still be starting, and which is retired (its stdin ends).
    */
-  private spawnSpare(): void {
-    this.spare ??= spawnShim();
+  private idle(shim: Shim): void {
+    if (!isAlive(shim)) return;
+    const previous = this.spare;
+    this.spare = shim;
+    previous?.process.stdin?.end();
+  }
+
+  /**
+   * The next start's shim, when none is idle a while after this start: the start then does not wait for a
+   * fork of the daemon. It waits at the lowest priority (nice 19), so its Node start-up takes only CPU time
+   * the runs' own processes leave. Lowered as soon as it is spawned (spawn returns once the child has exec'd
+   * node, before node starts its threads).
+   */
+  private scheduleSpare(): void {
+    if (this.spare || this.spareTimer) return;
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = undefined;
+      if (this.spare) return;
+      const spare = spawnShim();
+      this.spare = spare;
+      try {
+        if (spare.process.pid !== undefined) setPriority(spare.process.pid, SPARE_NICENESS);
+      } catch {
+        // Gone already: the next start spawns a shim of its own.
+      }
+    }, SPARE_DELAY_MS);
+    this.spareTimer.unref();
   }
 
   openStdin(bundle: string, shimPid: number): Promise<Writable> {
@@ -156,10 +208,49 @@ function connectToShim(bundle: string, shimPid: number, name: string, what: stri
 }
 
 /** A shim waiting for its arguments on stdin; detached, so it outlives the daemon once it has them. */
-function spawnShim(): ChildProcess {
-  const shim = spawn(process.execPath, [SHIM], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
-  shim.unref();
-  return shim;
+function spawnShim(): Shim {
+  const child = spawn(process.execPath, [SHIM], { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
+  child.unref();
+  // A shim that died before its arguments were written: the start learns it from the shim's ended stdout.
+  child.stdin?.on('error', () => undefined);
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { process: child, messages: shimMessages(child), gone };
+}
+
+function isAlive({ process: child }: Shim): boolean {
+  return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+/**
+ * Brings every thread of process `pid` back to the daemon's priority (Linux keeps a nice value per thread).
+ * The main thread goes first: a thread it starts after that inherits the restored value, one it started
+ * before is in the list. False when that cannot be done (the process is gone): the shim is not used.
+ */
+function restorePriority(pid: number): boolean {
+  const niceness = getPriority();
+  let threads: number[];
+  try {
+    setPriority(pid, niceness);
+    threads = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return false;
+  }
+  for (const thread of threads.filter((tid) => tid !== pid)) {
+    try {
+      setPriority(thread, niceness);
+    } catch {
+      // A thread that ended meanwhile.
+    }
+  }
+  return true;
+}
+
+/** The JSON lines of the shim's stdout, read one at a time: the start first, the exit later. */
+async function* shimMessages(shim: ChildProcess): AsyncGenerator<ShimMessage> {
+  if (!shim.stdout) return;
+  for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
+    if (line.trim()) yield JSON.parse(line) as ShimMessage;
+  }
 }
 
 /**
@@ -167,14 +258,15 @@ function spawnShim(): ChildProcess {
  * there and then (the process waits for that connection before it starts).
  */
 async function awaitStart(
-  shim: ChildProcess,
+  { process: shim, messages }: Shim,
   bundle: string,
 ): Promise<{ report: ShimStartReport | undefined; terminal: Duplex | undefined }> {
   let terminal: Duplex | undefined;
-  if (!shim.stdout || shim.pid === undefined) return { report: undefined, terminal };
-  for await (const line of createInterface({ input: shim.stdout, crlfDelay: Infinity })) {
-    if (!line.trim()) continue;
-    const message = JSON.parse(line) as ShimStartReport | TerminalListening;
+  if (shim.pid === undefined) return { report: undefined, terminal };
+  // next() and never a for-await: leaving one would close the lines that the shim's later runs write.
+  for (let next = await messages.next(); !next.done; next = await messages.next()) {
+    const message = next.value;
+    if ('exited' in message) break;
     if (!('terminalListening' in message)) return { report: message, terminal };
     terminal = await connectToShim(bundle, shim.pid, BundleFile.terminalSocket, "the container's terminal").catch((error: Error) => {
       // Nothing has started yet: the shim goes, so no process runs that the daemon does not know of.
@@ -183,6 +275,20 @@ async function awaitStart(
     });
   }
   return { report: undefined, terminal };
+}
+
+/**
+ * The run's exit as the shim reports it once recorded, without waiting for the shim's own exit; from
+ * exit.json when the shim ended without the report (it failed).
+ */
+async function awaitExit({ messages, gone }: Shim, bundle: string): Promise<ExitRecord> {
+  try {
+    for (let next = await messages.next(); !next.done; next = await messages.next()) if ('exited' in next.value) return next.value.exited;
+  } catch {
+    // A line that is not JSON: the shim is broken, and its exit.json tells.
+  }
+  await gone;
+  return readExit(bundle);
 }
 
 /** The run's exit as its shim recorded it; a shim that died without a record counts as exit 255. */

@@ -29,6 +29,8 @@ export interface ShimArguments {
   attachBeforeStart: boolean;
   /** The container has a memory limit: watch for the kernel's OOM kills in it (oom-watch.ts). */
   watchOutOfMemory: boolean;
+  /** Removed when the run ends: the log and exit.json are written without fsync (StartOptions.removedAfterRun). */
+  removedAfterRun: boolean;
 }
 
 /** Written on stdout ahead of the start report when `attachBeforeStart` is set: terminal.sock takes its first client. */
@@ -36,10 +38,21 @@ export interface TerminalListening {
   terminalListening: true;
 }
 
-/** The last line the shim writes on its stdout, once the container has started or failed to. */
+/** The line the shim writes on its stdout once the container has started or failed to. */
 export type ShimStartReport = { started: true; pid: number } | { started: false; message: string; exitCode: number };
 
-/** `exit.json`: how the run ended. Written fsynced before the shim exits. */
+/**
+ * The last line on the shim's stdout, once `exit.json` is on disk: the daemon takes the exit from it rather
+ * than waiting for the shim's own exit (a Node process's teardown, on the path of every `run`'s exit).
+ */
+export interface ShimExitReport {
+  exited: ExitRecord;
+}
+
+/** A line of the shim's stdout: for each run, the terminal's socket (with `attachBeforeStart`), the start, the exit. */
+export type ShimMessage = TerminalListening | ShimStartReport | ShimExitReport;
+
+/** `exit.json`: how the run ended. Written fsynced before the shim reports it and exits. */
 export interface ExitRecord {
   exitCode: number;
   finishedAt: string;

@@ -10,19 +10,27 @@ import path from 'node:path';
 import { TerminalHub } from '../container/attach/terminal-hub.js';
 import { JsonLogWriter } from '../container/logs/json-log-writer.js';
 import { spawnInPty } from '../runtime/pty-process.js';
-import { writeJsonAtomic } from '../support/json-file.js';
+import { writeJsonAtomic, writeJsonWhole } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { watchOutOfMemory } from './oom-watch.js';
 import { logTerminalOutput } from './terminal-log.js';
-import { BundleFile, type ExitRecord, type ShimArguments, type ShimStartReport, type TerminalListening } from './shim-protocol.js';
+import {
+  BundleFile,
+  type ExitRecord,
+  type ShimArguments,
+  type ShimExitReport,
+  type ShimStartReport,
+  type TerminalListening,
+} from './shim-protocol.js';
 
 /**
  * The container shim: started detached by the daemon ahead of need (so a run does not wait for a Node
- * start-up), it waits for its arguments as one JSON line on stdin and quits if stdin ends first (the daemon
- * went away). Then it moves into the bundle directory (how a restarted daemon recognizes it), runs
- * `runc run` in the foreground (runc stays the container's parent and exits with its status), copies the
- * container's stdout and stderr (or, with `-t`, its terminal) into the JSON-lines log, serves the clients
- * that attach, reports the start on stdout and records the exit.
+ * start-up), it waits for a run's arguments as one JSON line on stdin, and after the run for the next one
+ * (the daemon reuses it); it quits when stdin ends (the daemon retired it or went away). For each run it
+ * moves into the bundle directory (how a restarted daemon recognizes it), runs `runc run` in the foreground
+ * (runc stays the container's parent and exits with its status), copies the container's stdout and stderr
+ * (or, with `-t`, its terminal) into the JSON-lines log, serves the clients that attach, reports the start
+ * on stdout, records the exit and reports it.
  * It ignores the signals a terminal or a dying daemon would send: stopping a container is `runc kill`.
  */
 
@@ -42,14 +50,23 @@ interface SupervisedRun {
   ended(exitCode: number): Promise<void>;
 }
 
+/**
+ * One run per line of arguments, one after the other: the daemon gives the shim of an ended run the next
+ * start, which then needs no Node start-up. The end of stdin (the daemon retired the shim, or went away) ends
+ * the shim once its run is over.
+ */
 async function main(): Promise<void> {
-  const args = await readArguments();
-  if (args) await superviseRun(args).catch((error: Error) => fail(args, error));
+  // A daemon that went away leaves the pipe without a reader: the run goes on, and exit.json has its end.
+  process.stdout.on('error', () => undefined);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    const args = JSON.parse(line) as ShimArguments;
+    await superviseRun(args).catch((error: Error) => fail(args, error));
+  }
 }
 
 async function superviseRun(args: ShimArguments): Promise<void> {
   process.chdir(args.bundle);
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
   const file = (name: string) => path.join(args.bundle, name);
   const logs = await JsonLogWriter.open(args.logDirectory, { maxSizeBytes: args.logMaxSizeBytes, maxFiles: args.logMaxFiles });
   const runtimeArgs = [
@@ -71,15 +88,17 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   const oom = pid !== undefined && args.watchOutOfMemory ? watchOutOfMemory(args.runtime, args.runtimeRoot, args.containerId) : undefined;
   if (pid !== undefined) report({ started: true, pid });
   const exitCode = await run.exited;
-  await logs.close();
+  const durable = !args.removedAfterRun;
+  await logs.close(durable);
   const record: ExitRecord = { exitCode, finishedAt: new Date().toISOString(), oomKilled: (await oom?.outcome()) === true };
   if (pid === undefined) {
     record.startError = await runtimeError(file(BundleFile.runtimeLog));
     record.exitCode = startFailureExitCode(record.startError);
     report({ started: false, message: record.startError, exitCode: record.exitCode });
   }
-  await writeJsonAtomic(file(BundleFile.exit), record);
+  await (durable ? writeJsonAtomic : writeJsonWhole)(file(BundleFile.exit), record);
   await run.ended(record.exitCode);
+  reportExit({ exited: record });
 }
 
 /** `runc run` with its stdio piped: stdout and stderr to the log, stdin from the first attached client (`-i`). */
@@ -135,14 +154,6 @@ async function awaitFirstClient(server: Server): Promise<Socket | undefined> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function readArguments(): Promise<ShimArguments | undefined> {
-  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
-    process.stdin.destroy();
-    return JSON.parse(line) as ShimArguments;
-  }
-  return undefined;
 }
 
 /** The shim's own failure, where the daemon's error message points: `shim.log` in the bundle. */
@@ -216,7 +227,11 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
 }
 
 function report(startReport: ShimStartReport): void {
-  process.stdout.end(`${JSON.stringify(startReport)}\n`);
+  process.stdout.write(`${JSON.stringify(startReport)}\n`);
+}
+
+function reportExit(exitReport: ShimExitReport): void {
+  process.stdout.write(`${JSON.stringify(exitReport)}\n`);
 }
 
 /** runc's own last error, from its JSON log. */

@@ -9,13 +9,25 @@ export function writeJsonAtomic(file: string, document: unknown): Promise<void> 
   return writeTextAtomic(file, JSON.stringify(document, null, 2));
 }
 
+/**
+ * Replaces `file` with `document` as writeJsonAtomic does, without the fsync: a reader sees the old document or
+ * the new one, but a host crash may leave neither. For a file that does not outlive its container's run.
+ */
+export function writeJsonWhole(file: string, document: unknown): Promise<void> {
+  return replaceFile(file, JSON.stringify(document, null, 2), false);
+}
+
 /** Replaces `file` with `text` the same way: the old text or the new one, never half of one. */
-export async function writeTextAtomic(file: string, text: string): Promise<void> {
+export function writeTextAtomic(file: string, text: string): Promise<void> {
+  return replaceFile(file, text, true);
+}
+
+async function replaceFile(file: string, text: string, sync: boolean): Promise<void> {
   const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(temporary, 'w', 0o600);
   try {
     await handle.writeFile(text);
-    await handle.sync();
+    if (sync) await handle.sync();
   } finally {
     await handle.close();
   }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import { AgentDaemon } from '../helpers/agent-daemon.js';
 import { DockerDaemon } from '../helpers/dockerd.js';
 import { DockerWorkbench } from '../helpers/docker-workbench.js';
 import { eventually } from '../helpers/eventually.js';
+import { run as runHost } from '../helpers/exec.js';
 import { RegistryProcess } from '../helpers/registry-process.js';
 
 /**
@@ -151,6 +152,53 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.is(notFound.code, 127);
   t.regex(notFound.stderr, /no-such-binary.*not found/);
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+});
+
+/** The shim process running container `id`: a shim works in its container's directory. */
+async function shimOf(id: string): Promise<number | undefined> {
+  const containerDirectory = path.join(agent.dataDir, 'containers', id);
+  const { stdout } = await runHost('ps', ['-o', 'pid=', '--ppid', String(agent.pid)]);
+  const pids = stdout.trim().split(/\s+/).filter(Boolean).map(Number);
+  const directories = await Promise.all(pids.map((pid) => readlink(`/proc/${pid}/cwd`).catch(() => '')));
+  return pids.find((_pid, index) => directories[index] === containerDirectory);
+}
+
+test.serial("containers run at the agent's priority, though a shim spawned ahead of a start waits at nice 19", async (t) => {
+  // Field 19 of /proc/<pid>/stat is the niceness.
+  const niceness = ['sh', '-c', 'cut -d " " -f 19 /proc/self/stat'];
+  const busy = (await agent.cli(['run', '-d', '--network', 'none', image, 'sleep', '60'])).stdout.trim();
+  try {
+    // No shim is idle while this one runs: the next start's is spawned ahead, every one of its threads at nice 19.
+    await eventually(
+      async () => (await runHost('ps', ['-L', '-o', 'ni=,args=', '--ppid', String(agent.pid)])).stdout.trim().split('\n'),
+      (threads) => threads.filter((thread) => /^\s*19 .*shim\.js$/.test(thread)).length > 1,
+    );
+    // The first run takes that shim, the second the first's, idle again.
+    for (const flags of [[], ['-t']]) {
+      const ran = await agent.cli(['run', '--rm', ...flags, '--network', 'none', image, ...niceness]);
+      t.is(ran.stdout.trim(), '0');
+    }
+    t.is((await agent.cli(['exec', busy, ...niceness])).stdout.trim(), '0');
+  } finally {
+    await agent.cli(['rm', '-f', busy]);
+  }
+});
+
+test.serial("a run's shim, idle once the run has ended, runs the next container: no new shim process", async (t) => {
+  const first = (await agent.cli(['run', '-d', '--network', 'none', image, 'sleep', '60'])).stdout.trim();
+  const firstShim = await shimOf(first);
+  t.truthy(firstShim);
+  await agent.cli(['rm', '-f', first]);
+  const second = (await agent.cli(['run', '-d', '--network', 'none', image, 'sh', '-c', 'echo second; sleep 60'])).stdout.trim();
+  try {
+    t.is(await shimOf(second), firstShim);
+    await eventually(
+      () => logsOf(second),
+      (logs) => logs === 'second\n',
+    );
+  } finally {
+    await agent.cli(['rm', '-f', second]);
+  }
 });
 
 test.serial(

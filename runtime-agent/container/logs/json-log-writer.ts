@@ -71,21 +71,22 @@ export class JsonLogWriter {
   /**
    * Ends both streams (flushing a last unterminated line), waits for everything queued to reach the file, then
    * syncs it once: no fsync per line, but what the container printed survives a host crash after it exited.
+   * `sync` false skips that, for a log removed with its container at the end of the run (`--rm`).
    * Call it once the container's pipes have ended. Rejects with the first write that failed, if any.
    */
-  close(): Promise<void> {
-    this.closing ??= this.finish();
+  close(sync = true): Promise<void> {
+    this.closing ??= this.finish(sync);
     return this.closing;
   }
 
-  private async finish(): Promise<void> {
+  private async finish(sync: boolean): Promise<void> {
     for (const sink of this.streams.values()) {
       if (!sink.writableEnded) sink.end();
       await finished(sink);
     }
     await this.appending;
     try {
-      await this.file.datasync();
+      if (sync) await this.file.datasync();
     } finally {
       await this.file.close();
     }
