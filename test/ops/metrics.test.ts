@@ -12,17 +12,6 @@ function scrape(): Promise<Sample[]> {
 
 const MANIFEST_ROUTE = '/v2/*name/manifests/:reference';
 
-// V8 would double it at each scavenge of startup's long-lived allocations, to its 32 MiB maximum, and an idle
-// registry kept it: about 14 MiB of RSS (server/startup-heap.ts).
-const IDLE_YOUNG_GENERATION_BOUND = 4 * 1024 * 1024;
-
-// Serial: AVA runs it before the file's concurrent tests, so it sees the registry as started, before any traffic.
-test.serial('a started registry has not grown its young generation: /metrics shows the new space at its initial size', async (t) => {
-  const newSpace = total(await scrape(), 'nodejs_heap_space_size_total_bytes', { space: 'new' });
-  t.true(newSpace > 0, 'the new space is reported');
-  t.true(newSpace <= IDLE_YOUNG_GENERATION_BOUND, `new space ${newSpace} bytes`);
-});
-
 test('/metrics is Prometheus text with the registry, storage, Redis and process metrics', async (t) => {
   const response = await request(registry.url, '/metrics');
   t.is(response.status, 200);
