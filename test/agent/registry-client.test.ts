@@ -1,6 +1,6 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -125,42 +125,34 @@ test('a blob the registry redirects to a presigned S3 URL is read from there, wi
 });
 
 test('a registry that accepts a blob request and never answers is given up after the stall timeout, not waited on', async (t) => {
-  const silent = createServer(() => undefined);
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    silent.closeAllConnections();
-    silent.close();
-  });
-  const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  const client = new HttpRegistryClient(host, {
-    insecureRegistries: [],
-    stallTimeoutMs: 1_000,
-    credentials: undefined,
-    bearerToken: undefined,
-  });
+  const client = await clientOfStub(t, () => undefined, 1_000);
   await t.throwsAsync(client.fetchBlob(REPOSITORY, layer.digest, 0), { message: /no data for 1 s/ });
 });
 
 test("a registry that pauses longer than node's default socket timeout (5 s) but within the stall timeout is waited for", async (t) => {
-  const slow = createServer((_request, response) => {
-    const timer = setTimeout(() => response.writeHead(200, { 'Content-Length': String(layer.blob.length) }).end(layer.blob), 6_000);
-    response.on('close', () => clearTimeout(timer));
-  });
-  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    slow.closeAllConnections();
-    slow.close();
-  });
-  const host = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
-  const client = new HttpRegistryClient(host, {
-    insecureRegistries: [],
-    stallTimeoutMs: 30_000,
-    credentials: undefined,
-    bearerToken: undefined,
-  });
+  const client = await clientOfStub(
+    t,
+    (_request, response) => {
+      const timer = setTimeout(() => response.writeHead(200, { 'Content-Length': String(layer.blob.length) }).end(layer.blob), 6_000);
+      response.on('close', () => clearTimeout(timer));
+    },
+    30_000,
+  );
   const { stream } = await client.fetchBlob(REPOSITORY, layer.digest, 0);
   t.deepEqual(await bytesOf(stream), layer.blob);
 });
+
+/** A client of a registry stand-in on a loopback port that answers blob requests with `handler`; closed at the test's end. */
+async function clientOfStub(t: ExecutionContext, handler: RequestListener, stallTimeoutMs: number): Promise<HttpRegistryClient> {
+  const stub = createServer(handler);
+  await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    stub.closeAllConnections();
+    stub.close();
+  });
+  const host = `127.0.0.1:${(stub.address() as AddressInfo).port}`;
+  return new HttpRegistryClient(host, { insecureRegistries: [], stallTimeoutMs, credentials: undefined, bearerToken: undefined });
+}
 
 async function bytesOf(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
