@@ -136,9 +136,9 @@ async function run(): Promise<Results> {
 }
 
 /**
- * CPU seconds of a proxied pull of a blob of options.blobBytes, the first since the registry started. Node runs that
- * path unoptimized until it has been compiled, which costs Berth's first pull about as much CPU again as a later one;
- * taken before the timed runs so that their CPU column compares steady states.
+ * CPU seconds of a proxied pull of a blob of options.blobBytes, the first since the registry started: it costs Berth
+ * about twice a later pull (most likely Node running the path before it is optimized), so it is reported apart and
+ * taken before the timed runs, which then measure a registry past its warm-up.
  */
 async function measureFirstPullCpu(target: Target): Promise<number> {
   const repository = 'bench/first-pull';
