@@ -138,7 +138,14 @@ export async function measureManifestGets(target: Target, options: BenchOptions)
   return wrkWithoutFailures(target.name, url, headers, options);
 }
 
-/** runWrk with --connections and --duration; any failed request fails the measurement. */
+/**
+ * Seconds of untimed wrk before each timed one, so both servers are measured warm, as a registry in use is: Node
+ * compiles its hot paths during the first thousands of requests (Berth's first timed run was 15-35% below its later
+ * ones), a Go binary is compiled ahead.
+ */
+const WRK_WARM_UP_SECONDS = 1;
+
+/** runWrk with --connections and --duration, after a warm-up; any failed request fails the measurement. */
 async function wrkWithoutFailures(
   name: string,
   url: string,
@@ -146,6 +153,7 @@ async function wrkWithoutFailures(
   options: BenchOptions,
   script?: string,
 ): Promise<WrkResult> {
+  await runWrk(url, headers, options.connections, WRK_WARM_UP_SECONDS, script);
   const result = await runWrk(url, headers, options.connections, options.wrkSeconds, script);
   if (result.failures > 0) throw new Error(`${name}: wrk saw ${result.failures} failed requests`);
   return result;
