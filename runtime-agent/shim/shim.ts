@@ -62,6 +62,8 @@ async function main(): Promise<void> {
   for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
     const args = JSON.parse(line) as ShimArguments;
     await superviseRun(args).catch((error: Error) => fail(args, error));
+    // Idle, it is no bundle's shim: a restarted daemon takes a shim working in a bundle for that container's.
+    process.chdir('/');
   }
 }
 
