@@ -790,9 +790,11 @@ class StageRun {
     excludes: string[],
     instruction: Instruction,
   ): Promise<OpenedSources> {
-    const { snapshots, opaqueMarks } = this.build.services;
-    const layersTopFirst = [...source.layers].reverse().map((layer) => snapshots.filesPath(layer.chainId));
-    const unmounted = excludes.length === 0 ? await sourcesInLayers(new LayeredRoot(layersTopFirst, opaqueMarks), patterns) : undefined;
+    const { opaqueMarks } = this.build.services;
+    const unmounted =
+      excludes.length === 0
+        ? await sourcesInLayers(new LayeredRoot(this.snapshotsTopFirst(source.layers), opaqueMarks), patterns)
+        : undefined;
     if (unmounted) return { items: unmounted.map(toItem(false)), filter: contextFilter(''), release: async () => undefined };
     const root = await this.mountLayers(source);
     try {
@@ -884,11 +886,16 @@ class StageRun {
     return { layers: record.layers, key: `image ${record.configDigest}` };
   }
 
+  /** The layers' snapshot directories, topmost first, as overlay's lowerdir and LayeredRoot take them. */
+  private snapshotsTopFirst(layers: readonly LayerRecord[]): string[] {
+    return [...layers].reverse().map((layer) => this.build.services.snapshots.filesPath(layer.chainId));
+  }
+
   private async mountLayers({ layers, key }: { layers: LayerRecord[]; key: string }): Promise<SourceRoot> {
     if (layers.length === 0) return { root: this.build.emptyDirectory(), key, release: async () => undefined };
     const root = this.build.scratch('from');
     await mkdir(root, { recursive: true, mode: 0o700 });
-    const lowers = [...layers].reverse().map((layer) => this.build.services.snapshots.filesPath(layer.chainId));
+    const lowers = this.snapshotsTopFirst(layers);
     await runHostCommand('mount', [
       '-t',
       'overlay',
@@ -927,10 +934,7 @@ class StageRun {
         return;
       }
       const stepDirectory = this.build.scratch('step');
-      const lowers =
-        this.layers.length > 0
-          ? [...this.layers].reverse().map((layer) => services.snapshots.filesPath(layer.chainId))
-          : [this.build.emptyDirectory()];
+      const lowers = this.layers.length > 0 ? this.snapshotsTopFirst(this.layers) : [this.build.emptyDirectory()];
       const overlay = await prepareOverlay(stepDirectory, lowers);
       await action(overlay, stepDirectory, id);
       const entry = { layer: await this.commitLayer(overlay.upper, stepDirectory, kind === 'run'), created: new Date().toISOString() };
