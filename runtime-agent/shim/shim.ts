@@ -14,14 +14,7 @@ import { writeJsonAtomic, writeJsonWhole } from '../support/json-file.js';
 import { exitCodeOf } from '../../platform/process-exit.js';
 import { watchOutOfMemory } from './oom-watch.js';
 import { logTerminalOutput } from './terminal-log.js';
-import {
-  BundleFile,
-  type ExitRecord,
-  type ShimArguments,
-  type ShimExitReport,
-  type ShimStartReport,
-  type TerminalListening,
-} from './shim-protocol.js';
+import { BundleFile, type ExitRecord, type ShimArguments, type ShimMessage } from './shim-protocol.js';
 
 /**
  * The container shim: started detached by the daemon ahead of need (so a run does not wait for a Node
@@ -100,7 +93,7 @@ async function superviseRun(args: ShimArguments): Promise<void> {
   }
   await (durable ? writeJsonAtomic : writeJsonWhole)(file(BundleFile.exit), record);
   await run.ended(record.exitCode);
-  reportExit({ exited: record });
+  report({ exited: record });
 }
 
 /** `runc run` with its stdio piped: stdout and stderr to the log, stdin from the first attached client (`-i`). */
@@ -148,8 +141,7 @@ async function runOnTerminal(args: ShimArguments, runtimeArgs: string[], logs: J
 async function awaitFirstClient(server: Server): Promise<Socket | undefined> {
   const timeout = new AbortController();
   const connected = once(server, 'connection', { signal: timeout.signal }).then(([socket]) => socket as Socket);
-  const listening: TerminalListening = { terminalListening: true };
-  process.stdout.write(`${JSON.stringify(listening)}\n`);
+  report({ terminalListening: true });
   const timer = setTimeout(() => timeout.abort(), FIRST_CLIENT_TIMEOUT_MS);
   try {
     return await connected.catch(() => undefined);
@@ -228,12 +220,9 @@ async function waitForPid(pidFile: string, exited: Promise<number>): Promise<num
   }
 }
 
-function report(startReport: ShimStartReport): void {
-  process.stdout.write(`${JSON.stringify(startReport)}\n`);
-}
-
-function reportExit(exitReport: ShimExitReport): void {
-  process.stdout.write(`${JSON.stringify(exitReport)}\n`);
+/** One line to the daemon: the terminal listening, the start, then the exit. */
+function report(message: ShimMessage): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
 /** runc's own last error, from its JSON log. */
