@@ -162,8 +162,9 @@ const gcSchema = z
     uploadMaxAgeSeconds: z.number().min(0).default(86400),
     /** Also delete manifests no tag reaches (directly, as an index child, or as a referrer of one that is). */
     deleteUntagged: z.boolean().default(false),
-    /** Deletion candidates per Lua call (and store deletes in flight); the lease is checked and batchPauseMs taken between batches. */
+    /** Deletion candidates per Lua call (and store deletes in flight); the lease is checked between batches. */
     batchSize: z.number().int().positive().default(64),
+    /** Pause after each batch that deleted something, to leave Redis and the store to clients. */
     batchPauseMs: z.number().int().min(0).default(0),
     /** After each page or batch the collector rests this many times as long as it took, leaving Redis and CPU to requests. */
     restRatio: z.number().min(0).default(1.5),

@@ -14,7 +14,10 @@ export interface GcOptions {
   deleteUntagged: boolean;
   /** Deletion candidates per Lua call (and store deletions in flight); a checkpoint (lease check, pause) follows each batch. */
   batchSize: number;
-  /** Pause after each batch of deletions, to leave Redis and the store to clients on a busy registry. */
+  /**
+   * Pause after each batch that deleted something (a dry run: would have), to leave Redis and the store to
+   * clients on a busy registry. A batch whose candidates all turned out kept cost one Lua call: the rest covers it.
+   */
   batchPauseMs: number;
   /**
    * Rest per unit of work: after each page or batch the collector pauses this many times as long as it took.
@@ -81,13 +84,23 @@ export class GcRun {
     }
   }
 
-  /** Runs `work` on `items` a batch of batchSize at a time (one Lua call checks a whole batch), with a checkpoint after each. */
+  /**
+   * Runs `work` on `items` a batch of batchSize at a time (one Lua call checks a whole batch), with a checkpoint
+   * after each; the pause only after a batch that deleted something.
+   */
   async inBatches<T>(items: T[], work: (batch: T[]) => Promise<void>): Promise<void> {
     for (let start = 0; start < items.length; start += this.options.batchSize) {
       await this.lease.assertHeld();
+      const deletedBefore = this.deletions();
       await work(items.slice(start, start + this.options.batchSize));
-      await this.checkpoint(this.options.batchPauseMs);
+      await this.checkpoint(this.deletions() > deletedBefore ? this.options.batchPauseMs : 0);
     }
+  }
+
+  /** Items deleted so far, of every kind. */
+  private deletions(): number {
+    const { manifestsDeleted, manifestRecordsDeleted, blobsDeleted, linksDeleted, uploadsDeleted } = this.counts;
+    return manifestsDeleted + manifestRecordsDeleted + blobsDeleted + linksDeleted + uploadsDeleted;
   }
 
   /**
