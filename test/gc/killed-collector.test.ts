@@ -2,6 +2,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../helpers/eventually.js';
 import { collectWithCli, gcEnv, pullProblems } from '../helpers/gc.js';
 import { request } from '../helpers/http-client.js';
 import { pushImage, uniqueRepo, type Blob } from '../helpers/oci-content.js';
@@ -32,7 +33,7 @@ test('a collector killed with SIGKILL mid-sweep leaves every visible blob readab
       stdio: 'ignore',
     });
     const stored = async () => (await Promise.all(garbage.map((blob) => backend.hasBlob(registry, blob.digest)))).filter(Boolean).length;
-    while ((await stored()) > garbage.length - 4) await sleep(10);
+    await eventually(stored, (left) => left <= garbage.length - 4, 60_000);
     collector.kill('SIGKILL');
     await new Promise((resolve) => collector.once('exit', resolve));
     const left = await stored();
