@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { ExecRequest } from '../api.js';
 import { printLogEntries } from '../container/logs/log-formatter.js';
-import type { AgentClient } from './agent-client.js';
+import { AgentRequestError, type AgentClient } from './agent-client.js';
+import { AgentErrors } from '../errors.js';
 import { DEFAULT_TERMINAL_SIZE } from '../runtime/pty-process.js';
 import { runPipedSession } from './piped-session.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, runTerminalSession, terminalSizeOf, type SessionEnd } from './terminal.js';
@@ -53,11 +54,35 @@ export function startAttached(agent: AgentClient, container: string, flags: Atta
   return terminalSession(agent, container, flags, true);
 }
 
+/**
+ * `run -t --rm`: as `startAttached`, and once the container has exited (not when the user detached), returns
+ * only after the daemon has removed it, as docker's CLI waits for its AutoRemove: the terminal's exit code
+ * comes from the container's shim, ahead of the daemon's removal.
+ */
+export async function startAttachedThenRemoved(agent: AgentClient, container: string, flags: AttachFlags): Promise<number> {
+  const end = await startTerminalSession(agent, container, flags, true);
+  if (end.kind === 'exited') await waitUntilRemoved(agent, container);
+  return exitCodeOf(end);
+}
+
+/** The daemon's wait answers once the exit is handled, removal included; 404 when the container is already gone. */
+async function waitUntilRemoved(agent: AgentClient, container: string): Promise<void> {
+  try {
+    await agent.act(container, 'wait');
+  } catch (error) {
+    if (!(error instanceof AgentRequestError && error.code === AgentErrors.CONTAINER_UNKNOWN.code)) throw error;
+  }
+}
+
 async function terminalSession(agent: AgentClient, container: string, flags: AttachFlags, start: boolean): Promise<number> {
+  return exitCodeOf(await startTerminalSession(agent, container, flags, start));
+}
+
+async function startTerminalSession(agent: AgentClient, container: string, flags: AttachFlags, start: boolean): Promise<SessionEnd> {
   const detachKeys = parseDetachKeys(flags.detachKeys ?? DEFAULT_DETACH_KEYS);
   checkInputIsTerminal(flags.interactive);
   const connection = await agent.attachTerminal(container, { start });
-  return exitCodeOf(await runTerminalSession(connection, { ...sessionStreams(flags), detachKeys }));
+  return runTerminalSession(connection, { ...sessionStreams(flags), detachKeys });
 }
 
 /** `exec -t`: the new process's exit code, or 0 when the user detaches (the process keeps running). */

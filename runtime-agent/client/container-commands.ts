@@ -383,9 +383,10 @@ async function* logLinesUntilExit(lines: AsyncIterable<LogLine | RunExit>, exit:
 
 /** The daemon removes a `--rm` container once it has run; one that could not start is removed here, as docker does. */
 async function startAttachedRemovingOnFailure(agent: AgentClient, id: string, flags: RunFlags): Promise<number> {
-  const { startAttached } = await attachCommands();
+  const { startAttached, startAttachedThenRemoved } = await attachCommands();
+  const attach = flags.rm ? startAttachedThenRemoved : startAttached;
   try {
-    return await startAttached(agent, id, { interactive: flags.interactive === true, detachKeys: flags.detachKeys });
+    return await attach(agent, id, { interactive: flags.interactive === true, detachKeys: flags.detachKeys });
   } catch (error) {
     if (flags.rm && error instanceof AgentRequestError) await agent.removeContainer(id, true).catch(() => undefined);
     throw error;

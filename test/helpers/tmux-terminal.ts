@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from './exec.js';
 
@@ -22,12 +24,17 @@ export class TmuxTerminal {
   static async start(server: string, command: readonly string[], size: { columns: number; rows: number }): Promise<TmuxTerminal> {
     const session = `t${randomBytes(4).toString('hex')}`;
     const script = `${command.map(shellQuote).join(' ')}; echo "${EXIT_MARKER}=$?"; sleep 600`;
-    await tmux(server, ['new-session', '-d', '-s', session, '-x', String(size.columns), '-y', String(size.rows), script]);
+    // A tmux server exits with its last session: a session started just after another was killed could reach a
+    // server on its way out ("server exited unexpectedly"). This one stays until killServer.
+    const newSession = ['new-session', '-d', '-s', session, '-x', String(size.columns), '-y', String(size.rows), script];
+    await tmux(server, [...newSession, ';', 'set-option', '-g', 'exit-empty', 'off']);
     return new TmuxTerminal(server, session);
   }
 
   static async killServer(server: string): Promise<void> {
     await run('tmux', ['-L', server, 'kill-server'], { allowFailure: true, timeoutMs: 10_000 });
+    // tmux leaves its socket file behind.
+    await rm(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid!()}`, server), { force: true });
   }
 
   /** Types `text` literally, then Enter. */
