@@ -72,5 +72,9 @@ EXPOSE 5000
 # Follows BERTH_HTTP__PORT, so a container moved to another port (e.g. with --network host) stays healthy.
 HEALTHCHECK --interval=10s --timeout=3s \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.BERTH_HTTP__PORT||5000}/livez`).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["tini", "--", "node", "dist/server/cli.js"]
+# The collector on the main thread only: with V8's helper threads each collection (frequent, every body is
+# 64 KiB buffers) waits on threads that Redis, S3 and the clients keep off the cores, spinning meanwhile. A
+# proxied S3 pull of 256 MiB cost 0.83-1.07 s of CPU, half on those threads, against 0.27-0.47 s without them
+# (bench/README.md, session 10).
+ENTRYPOINT ["tini", "--", "node", "--single-threaded-gc", "dist/server/cli.js"]
 CMD ["serve"]

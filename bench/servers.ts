@@ -104,15 +104,17 @@ function slug(name: string): string {
 
 // As the registry image sets it (Dockerfile): glibc keeps up to 32 MiB of freed heap instead of trimming it.
 const IMAGE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=33554432';
+// As the image starts the registry (Dockerfile's ENTRYPOINT): V8's collector on the main thread only.
+const IMAGE_NODE_FLAGS = ['--single-threaded-gc'];
 
 /**
- * `berth serve` on a free port with its own data directory (and embedded Redis), with the image's malloc
- * tunables unless `options.env` sets GLIBC_TUNABLES (empty: glibc's defaults).
+ * `berth serve` on a free port with its own data directory (and embedded Redis), with the image's Node flags and
+ * malloc tunables unless `options.env` sets GLIBC_TUNABLES (empty: glibc's defaults).
  */
 export function startBerth(workDir: string, options: ServerOptions = {}): Promise<ServerProcess> {
   const name = options.name ?? 'Berth';
   const dataDir = path.join(workDir, slug(name));
-  const args = [BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
+  const args = [...IMAGE_NODE_FLAGS, BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
   return ServerProcess.launch(
     name,
     process.execPath,
