@@ -1,80 +1,4295 @@
-# Berth registry image: multi-stage, runs as uid 10001, health-checked on /livez.
-#
-# Online (the normal build; needs the npm registry and the Debian mirrors):
-#   docker build -t berth .
-# Offline, with the same file (how test/ops/dockerfile.test.ts builds it; no network is used at all):
-#   docker build --build-arg APP_SOURCE=prebuilt --build-arg RUNTIME_PACKAGES=base \
-#     --build-arg NODE_IMAGE=<a local image with node, /bin/sh, setpriv, redis-server and tini> -t berth <context>
-#   where <context> holds this Dockerfile, package.json and prebuilt/ (dist/{oci,platform,server} from `npm run build` and the
-#   node_modules of `npm ci --omit=dev`, made on a machine that has them).
-# Stages are chosen by build arguments, so this needs BuildKit (the default builder since Docker 23; on older
-# CLIs set DOCKER_BUILDKIT=1): the legacy builder would run every stage, `npm ci` and apt-get included.
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+z# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
 
-# The base of every stage: Debian bookworm with Node 20 (glibc: redis-server and tini come from Debian).
-ARG NODE_IMAGE=node:20-bookworm-slim
-# Where dist/ and node_modules come from: `npm` compiles them here; `prebuilt` copies them from prebuilt/.
-ARG APP_SOURCE=npm
-# Where redis-server (the embedded metadata store) and tini come from: `apt` installs them; `base` means
-# NODE_IMAGE already has them on its PATH.
-ARG RUNTIME_PACKAGES=apt
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
 
-FROM ${NODE_IMAGE} AS app-npm
-WORKDIR /src
-COPY package.json package-lock.json tsconfig.json ./
-RUN npm ci --no-audit --no-fund
-COPY oci ./oci
-COPY platform ./platform
-COPY server ./server
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
 
-FROM ${NODE_IMAGE} AS app-prebuilt
-WORKDIR /src
-COPY prebuilt/node_modules ./node_modules
-COPY prebuilt/dist ./dist
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
 
-FROM ${NODE_IMAGE} AS runtime-apt
-RUN apt-get update && apt-get install -y --no-install-recommends redis-server tini \
-  && rm -rf /var/lib/apt/lists/*
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
 
-FROM ${NODE_IMAGE} AS runtime-base
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+\# Node's flags for the registry: why each, in server/node-flags.ts.
 
-FROM app-${APP_SOURCE} AS app
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+<# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+<# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
 
-# Not part of the registry image: the S3 server deploy/compose.yaml runs to try Berth on S3 storage
-# (`--target s3rver`; BuildKit skips it otherwise). s3rver keeps objects as files and lacks some S3 calls
-# (AbortMultipartUpload, UploadPartCopy): a stand-in for trying things out, not a store for real data. Its
-# version is the one package-lock.json gives the tests.
-FROM ${NODE_IMAGE} AS s3rver
-RUN npm install --global --no-audit --no-fund s3rver@3.7.1 && mkdir -p /data && chown node:node /data
-USER node
-VOLUME /data
-EXPOSE 4568
-ENTRYPOINT ["s3rver"]
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+<# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
 
-FROM runtime-${RUNTIME_PACKAGES}
-# Written directly rather than with useradd, which a minimal base may not have.
-RUN echo 'berth:x:10001:10001:Berth registry:/var/lib/berth:/usr/sbin/nologin' >> /etc/passwd \
-  && echo 'berth:x:10001:' >> /etc/group \
-  && mkdir -p /var/lib/berth && chown 10001:10001 /var/lib/berth
-WORKDIR /app
-COPY --from=app /src/node_modules ./node_modules
-COPY --from=app /src/dist ./dist
-COPY package.json ./
-USER berth
-ENV BERTH_DATA_DIR=/var/lib/berth
-# Node's HTTP parser gives every 64 KiB of a request body a buffer of its own, freed in bulk when the collector
-# runs; glibc's default (trim the heap as soon as 128 KiB are free at its top) hands those pages back to the kernel
-# and faults them in again for the next body. Keeping up to 32 MiB cut the CPU of a 256 MiB push by 20-50%
-# (bench/README.md, session 8). redis-server uses jemalloc and ignores this.
-ENV GLIBC_TUNABLES=glibc.malloc.trim_threshold=33554432
-VOLUME /var/lib/berth
-EXPOSE 5000
-# Follows BERTH_HTTP__PORT, so a container moved to another port (e.g. with --network host) stays healthy.
-HEALTHCHECK --interval=10s --timeout=3s \
-  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.BERTH_HTTP__PORT||5000}/livez`).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# The collector on the main thread only: with V8's helper threads each collection (frequent, every body is
-# 64 KiB buffers) waits on threads that Redis, S3 and the clients keep off the cores, spinning meanwhile. A
-# proxied S3 pull of 256 MiB cost 0.83-1.07 s of CPU, half on those threads, against 0.27-0.47 s without them
-# (bench/README.md, session 10).
-ENTRYPOINT ["tini", "--", "node", "--single-threaded-gc", "dist/server/cli.js"]
-CMD ["serve"]
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+W# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+W# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+W# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+W# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+\# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+*# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+@# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+7# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+V# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+X# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+4# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+6# Node's flags for the registry: why each, in server/node-flags.ts.
+8# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+[# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+]# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+W# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+\# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+\# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+&# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+W# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+V# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+6# Node's flags for the registry: why each, in server/node-flags.ts.
+4# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+q# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+;# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+8# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+6# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+%# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+8# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+V# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+G# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+4# Node's flags for the registry: why each, in server/node-flags.ts.
+4# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+V# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+X# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+F# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+L# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+\# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+[# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+7# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+$# Node's flags for the registry: why each, in server/node-flags.ts.
+{# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+H# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+_# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+|# Node's flags for the registry: why each, in server/node-flags.ts.
+|# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+}# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+z# Node's flags for the registry: why each, in server/node-flags.ts.
+`# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+?# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+=# Node's flags for the registry: why each, in server/node-flags.ts.
+># Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+]# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+:# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+V# Node's flags for the registry: why each, in server/node-flags.ts.
+8# Node's flags for the registry: why each, in server/node-flags.ts.
+'# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+q# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+y# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+6# Node's flags for the registry: why each, in server/node-flags.ts.
+4# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+K# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+k# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+x# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+S# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+p# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+5# Node's flags for the registry: why each, in server/node-flags.ts.
+6# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+B# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+8# Node's flags for the registry: why each, in server/node-flags.ts.
+3# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+7# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+U# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+f# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+2# Node's flags for the registry: why each, in server/node-flags.ts.
+7# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+4# Node's flags for the registry: why each, in server/node-flags.ts.
+7# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+w# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+u# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+## Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+(# Node's flags for the registry: why each, in server/node-flags.ts.
+b# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+A# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+m# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+1# Node's flags for the registry: why each, in server/node-flags.ts.
+0# Node's flags for the registry: why each, in server/node-flags.ts.
+)# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+E# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+R# Node's flags for the registry: why each, in server/node-flags.ts.
+Y# Node's flags for the registry: why each, in server/node-flags.ts.
+P# Node's flags for the registry: why each, in server/node-flags.ts.
+O# Node's flags for the registry: why each, in server/node-flags.ts.
+I# Node's flags for the registry: why each, in server/node-flags.ts.
+N# Node's flags for the registry: why each, in server/node-flags.ts.
+T# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+[# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+o# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+n# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+h# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+a# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+-# Node's flags for the registry: why each, in server/node-flags.ts.
+g# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+,# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+d# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+t# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+/# Node's flags for the registry: why each, in server/node-flags.ts.
+c# Node's flags for the registry: why each, in server/node-flags.ts.
+l# Node's flags for the registry: why each, in server/node-flags.ts.
+i# Node's flags for the registry: why each, in server/node-flags.ts.
+.# Node's flags for the registry: why each, in server/node-flags.ts.
+j# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+]# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.
+C# Node's flags for the registry: why each, in server/node-flags.ts.
+M# Node's flags for the registry: why each, in server/node-flags.ts.
+D# Node's flags for the registry: why each, in server/node-flags.ts.
+ # Node's flags for the registry: why each, in server/node-flags.ts.
+[# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+s# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+r# Node's flags for the registry: why each, in server/node-flags.ts.
+v# Node's flags for the registry: why each, in server/node-flags.ts.
+e# Node's flags for the registry: why each, in server/node-flags.ts.
+"# Node's flags for the registry: why each, in server/node-flags.ts.
+]# Node's flags for the registry: why each, in server/node-flags.ts.
+
+# Node's flags for the registry: why each, in server/node-flags.ts.

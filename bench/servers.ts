@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { listeningPort } from '../platform/process.js';
 import { freePort } from '../test/helpers/free-port.js';
 import { descendantPids } from './process-stats.js';
+import { REGISTRY_NODE_FLAGS } from '../server/node-flags.js';
 
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
@@ -104,8 +105,6 @@ function slug(name: string): string {
 
 // As the registry image sets it (Dockerfile): glibc keeps up to 32 MiB of freed heap instead of trimming it.
 const IMAGE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=33554432';
-// As the image starts the registry (Dockerfile's ENTRYPOINT): V8's collector on the main thread only.
-const IMAGE_NODE_FLAGS = ['--single-threaded-gc'];
 
 /**
  * `berth serve` on a free port with its own data directory (and embedded Redis), with the image's Node flags and
@@ -114,7 +113,7 @@ const IMAGE_NODE_FLAGS = ['--single-threaded-gc'];
 export function startBerth(workDir: string, options: ServerOptions = {}): Promise<ServerProcess> {
   const name = options.name ?? 'Berth';
   const dataDir = path.join(workDir, slug(name));
-  const args = [...IMAGE_NODE_FLAGS, BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
+  const args = [...REGISTRY_NODE_FLAGS, BERTH_CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir];
   return ServerProcess.launch(
     name,
     process.execPath,

@@ -16,5 +16,5 @@ npm run build
 # glibc keeps up to 32 MiB of freed heap instead of handing it back and faulting it in again for the next request
 # body (20-50% less CPU per pushed byte); the container image sets the same.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.trim_threshold=33554432}"
-# The collector on the main thread only, as in the image (its ENTRYPOINT says why).
+# Node's flags for the registry, as in the image: why each, in server/node-flags.ts.
 exec node --single-threaded-gc dist/server/cli.js serve --port "${PORT:-5000}" --data-dir "${BERTH_DATA_DIR:-./data}" "$@"

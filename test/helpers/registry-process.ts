@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { listeningPort, spawnUntilListening, type CapturedProcess } from '../../platform/process.js';
+import { REGISTRY_NODE_FLAGS } from '../../server/node-flags.js';
 
 const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
 // The suite runs two files at once on two cores beside dockerd and builds: a start takes 1 s idle, 10+ s loaded.
@@ -41,6 +42,7 @@ export class RegistryProcess {
     const started = await spawnUntilListening(
       process.execPath,
       [
+        ...REGISTRY_NODE_FLAGS,
         CLI,
         'serve',
         '--host',
