@@ -1,4 +1,15 @@
-import { chmodSync, copyFileSync, lchownSync, lutimesSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  lchownSync,
+  lutimesSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { copyFile, lstat, mkdir, readlink, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -132,13 +143,30 @@ async function copyLeaf(item: CopyItem, target: string, options: CopyOptions, no
 }
 
 /**
- * A small file (as directory-tar reads one synchronously) is copied by one synchronous call: its data is a
+ * A small file (as directory-tar reads one synchronously) is copied by synchronous calls: its data is a
  * page or two, and the thread-pool round trip cost more CPU than the copy (3,000 small files with their times:
  * 1.5-1.6 s of CPU through the promise API, 0.8-1.2 s synchronously, at load 16). Larger files go to the pool.
  */
 async function copyRegularFile(item: CopyItem, target: string): Promise<void> {
-  if (item.stats.size <= SYNC_READ_MAX_FILE) copyFileSync(item.hostPath, target);
+  if (item.stats.size <= SYNC_READ_MAX_FILE) writeNewFile(target, readFileSync(item.hostPath), item.stats.mode & 0o7777);
   else await copyFile(item.hostPath, target);
+}
+
+/**
+ * Read whole and written to a new file rather than by copyFileSync, whose fstat of the new file, ftruncate and
+ * copy_file_range cost about twice the system time for a file of a page or less (3,000 files of 30 bytes:
+ * 150-230 ms against 65-80 ms). O_EXCL: copyLeaf removed whatever was there, and a symlink put there since is
+ * never written through.
+ */
+function writeNewFile(target: string, data: Buffer, mode: number): void {
+  const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    // open's mode passed through the umask; the source's mode is what a copy has.
+    fchmodSync(fd, mode);
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -149,7 +177,7 @@ function applyMetadata(target: string, item: CopyItem, options: CopyOptions, own
   const { stats } = item;
   const owner = item.keepOwners ? { uid: stats.uid, gid: stats.gid } : (options.owner ?? { uid: 0, gid: 0 });
   if (!owned) lchownSync(target, owner.uid, owner.gid);
-  // copyFile gave a file its source's mode already; a change of owner clears only setuid and setgid.
+  // The copy gave a file its source's mode already; a change of owner clears only setuid and setgid.
   const modeKept = stats.isFile() && options.mode === undefined && (stats.mode & 0o6000) === 0;
   if (!stats.isSymbolicLink() && !modeKept) chmodSync(target, options.mode ?? stats.mode & 0o7777);
   lutimesSync(target, stats.atime, stats.mtime);

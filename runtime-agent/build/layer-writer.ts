@@ -9,7 +9,7 @@ import { DigestingStream } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { ContentStore } from '../content/content-store.js';
 import type { SnapshotFill } from '../snapshot/snapshotter.js';
-import { isWhiteout, OPAQUE_MARKER, opaqueDirectories, WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
+import { isOpaque, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../unpack/overlay-whiteouts.js';
 
 /**
  * A build step's layer: the overlay's upper directory (what the step changed, nothing else) as an OCI layer
@@ -42,7 +42,7 @@ export interface LayerWriteOptions {
   sourceDateEpoch: number | undefined;
   /** A scratch file for the compressed blob before it enters the content store. */
   scratchFile: string;
-  /** Whether the directory may hold opaque directories (an overlay's upper): asked with one `getfattr` process. */
+  /** Whether the directory may hold opaque directories (an overlay's upper): each directory's flag is read as the walk meets it. */
   findOpaque: boolean;
 }
 
@@ -52,12 +52,11 @@ export async function isEmptyDirectory(directory: string): Promise<boolean> {
 }
 
 export async function writeLayer(upper: string, content: ContentStore, options: LayerWriteOptions): Promise<WrittenLayer> {
-  const opaque = options.findOpaque ? await opaqueDirectories([upper], true) : new Set<string>();
   const uncompressed = DigestingStream.fresh('sha256');
   const compressed = DigestingStream.fresh('sha256');
   const tree: PackedTree = { files: [], directories: [], opaque: [] };
   await pipeline(
-    packTar(layerItems(upper, opaque, options.sourceDateEpoch, tree)),
+    packTar(layerItems(upper, options.findOpaque, options.sourceDateEpoch, tree)),
     uncompressed,
     createGzip({ level: 6 }),
     compressed,
@@ -93,7 +92,7 @@ export function movedUpperFill(upper: string, layer: WrittenLayer): SnapshotFill
  * The upper directory's entries as tar items, in name order: whiteouts and opaque markers in overlay's form
  * turned into OCI's. Its regular files and directories (and which are opaque) are noted in `tree` as they go by.
  */
-async function* layerItems(upper: string, opaque: Set<string>, epoch: number | undefined, tree: PackedTree): AsyncGenerator<TarItem> {
+async function* layerItems(upper: string, findOpaque: boolean, epoch: number | undefined, tree: PackedTree): AsyncGenerator<TarItem> {
   const hardlinks = new Map<string, string>();
   for await (const { relative, hostPath, stats } of walkTree(upper, EVERY_ENTRY)) {
     const header = baseHeader(relative, stats, epoch);
@@ -103,7 +102,7 @@ async function* layerItems(upper: string, opaque: Set<string>, epoch: number | u
     } else if (stats.isDirectory()) {
       tree.directories.push(relative);
       yield { header: { ...header, name: `${relative}/`, type: 'directory' }, contentPath: undefined };
-      if (opaque.has(hostPath)) {
+      if (findOpaque && isOpaque(hostPath)) {
         tree.opaque.push(relative);
         yield emptyFile({ ...header, name: `${relative}/${OPAQUE_MARKER}` });
       }

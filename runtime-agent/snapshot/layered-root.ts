@@ -1,6 +1,6 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { isWhiteout, opaqueDirectories } from '../unpack/overlay-whiteouts.js';
+import { isOpaque, isWhiteout } from '../unpack/overlay-whiteouts.js';
 import { resolveComponents } from '../unpack/rooted-path.js';
 
 /**
@@ -74,20 +74,15 @@ export interface OpaqueLookup {
 const MAX_REMEMBERED = 20_000;
 
 /**
- * Whether snapshot directories are opaque, each asked once (one `getfattr` for all those a lookup meets): a
- * snapshot never changes, and most lookups meet none (a path is usually found in the first layer that has
- * any of it).
+ * Whether snapshot directories are opaque, each asked once: a snapshot never changes, and most lookups meet
+ * none (a path is usually found in the first layer that has any of it).
  */
 export class OpaqueMarks implements OpaqueLookup {
   private readonly known = new Map<string, boolean>();
 
-  async anyOpaque(directories: readonly string[]): Promise<boolean> {
-    const unknown = directories.filter((directory) => !this.known.has(directory));
-    if (unknown.length > 0) {
-      const opaque = await opaqueDirectories(unknown, false);
-      for (const directory of unknown) this.learn(directory, opaque.has(directory));
-    }
-    return directories.some((directory) => this.known.get(directory) === true);
+  anyOpaque(directories: readonly string[]): Promise<boolean> {
+    for (const directory of directories) if (!this.known.has(directory)) this.learn(directory, isOpaque(directory));
+    return Promise.resolve(directories.some((directory) => this.known.get(directory) === true));
   }
 
   /** Whether a snapshot directory is opaque, known without asking (its layer was just packed from it). */
