@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -547,3 +547,23 @@ test.serial('a --rm container whose run ended while the agent was down is remove
   t.notRegex((await agent.cli(['ps', '-a'])).stdout, /rm-while-down/);
   await t.throwsAsync(access(path.join(agent.dataDir, 'containers', Id)));
 });
+
+test.serial(
+  'container directories a host crash left without a readable record (an unflushed --rm record) are cleared when the agent comes back',
+  async (t) => {
+    await agent.cli(['run', '-d', '--name', 'kept-across-restart', image]);
+    await agent.kill();
+    const containers = path.join(agent.dataDir, 'containers');
+    const torn = path.join(containers, 'a'.repeat(64));
+    const missing = path.join(containers, 'b'.repeat(64));
+    await mkdir(path.join(torn, 'diff'), { recursive: true });
+    await writeFile(path.join(torn, 'container.json'), '');
+    await mkdir(path.join(missing, 'diff'), { recursive: true });
+    await writeFile(path.join(missing, 'container.json.0123456789ab.tmp'), '{"id":');
+    await agent.restart();
+    t.regex((await agent.cli(['ps'])).stdout, /Up .*kept-across-restart/, 'a readable record is kept');
+    await t.throwsAsync(access(torn));
+    await t.throwsAsync(access(missing));
+    await agent.cli(['rm', '-f', 'kept-across-restart']);
+  },
+);
