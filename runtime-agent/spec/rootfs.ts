@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runHostCommand } from '../support/host-command.js';
+import { mountFilesystem, unmountFilesystem } from '../support/linux-mount.js';
 
 /**
  * A container's root filesystem: an overlay of the image's snapshots (read-only, shared) under the
@@ -33,8 +33,8 @@ export function overlayOptions(overlay: OverlayDirectories): string {
   return `lowerdir=${overlay.lowerDirsTopFirst.join(':')},upperdir=${overlay.upper},workdir=${overlay.work}`;
 }
 
-function overlayMountArguments(overlay: OverlayDirectories): string[] {
-  return ['-t', 'overlay', 'overlay', '-o', overlayOptions(overlay), overlay.target];
+function mountOverlay(overlay: OverlayDirectories): Promise<void> {
+  return mountFilesystem('overlay', overlay.target, overlayOptions(overlay));
 }
 
 /** Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path. */
@@ -42,23 +42,23 @@ export async function mountRootfs(containerDir: string, lowerDirsTopFirst: reado
   const target = path.join(containerDir, RootfsDir.mount);
   if (await isMountPoint(target)) return target;
   const overlay = await prepareOverlay(containerDir, lowerDirsTopFirst);
-  await runHostCommand('mount', overlayMountArguments(overlay));
+  await mountOverlay(overlay);
   return target;
 }
 
 /** Runs `use` with the overlay mounted at its target, and unmounts it after, whatever happened. */
 export async function withMountedOverlay<T>(overlay: OverlayDirectories, use: (target: string) => Promise<T>): Promise<T> {
-  await runHostCommand('mount', overlayMountArguments(overlay));
+  await mountOverlay(overlay);
   try {
     return await use(overlay.target);
   } finally {
-    await runHostCommand('umount', [overlay.target]);
+    await unmountFilesystem(overlay.target);
   }
 }
 
 export async function unmountRootfs(containerDir: string): Promise<void> {
   const target = path.join(containerDir, RootfsDir.mount);
-  if (await isMountPoint(target)) await runHostCommand('umount', [target]);
+  if (await isMountPoint(target)) await unmountFilesystem(target);
 }
 
 async function isMountPoint(directory: string): Promise<boolean> {
