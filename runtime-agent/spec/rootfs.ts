@@ -37,12 +37,18 @@ function mountOverlay(overlay: OverlayDirectories): Promise<void> {
   return mountFilesystem('overlay', overlay.target, overlayOptions(overlay));
 }
 
-/** Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path. */
-export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[]): Promise<string> {
+/**
+ * Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path.
+ * The writable layer of a container removed after its run (`--rm`, `durable` false) is volatile, as podman
+ * mounts a `--rm` container's: no fsync reaches the disk through it, and its unmount skips the syncfs of the
+ * whole filesystem under the data directory (other programs' writes included) that an overlay's unmount does.
+ * A host crash loses such a layer, which the agent removes after a crash anyway.
+ */
+export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[], durable: boolean): Promise<string> {
   const target = path.join(containerDir, RootfsDir.mount);
   if (await isMountPoint(target)) return target;
   const overlay = await prepareOverlay(containerDir, lowerDirsTopFirst);
-  await mountOverlay(overlay);
+  await mountFilesystem('overlay', overlay.target, durable ? overlayOptions(overlay) : `${overlayOptions(overlay)},volatile`);
   return target;
 }
 

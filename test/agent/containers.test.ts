@@ -154,6 +154,41 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
 });
 
+/** Whether an overlay's options make it volatile: `volatile`, shown as `fsync=volatile` since Linux 6.x. */
+const isVolatile = (options: readonly string[]) => options.some((option) => option === 'volatile' || option === 'fsync=volatile');
+
+/** The options of the overlay mounted at container `id`'s root, as the host's mount table shows them. */
+async function rootMountOptions(id: string): Promise<string[]> {
+  const root = path.join(agent.dataDir, 'containers', id, 'rootfs');
+  const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((entry) => entry.split(' ')[4] === root);
+  return line?.split(' - ')[1]?.split(' ')[2]?.split(',') ?? [];
+}
+
+test.serial(
+  "a --rm container's writable layer is a volatile overlay (its unmount flushes no disk), a kept container's is not",
+  async (t) => {
+    const signals = await mkdtemp(path.join(workDir, 'signals-'));
+    await agent.cli(runRmUntilGo('volatile-root', signals, ['-d'], 'true'));
+    await agent.cli(['run', '-d', '--name', 'durable-root', image]);
+    const removed = await inspect('volatile-root');
+    const kept = await inspect('durable-root');
+    t.true(isVolatile(await rootMountOptions(removed.Id)));
+    const keptOptions = await rootMountOptions(kept.Id);
+    t.true(
+      keptOptions.some((option) => option.startsWith('upperdir=')),
+      'the kept container has its overlay',
+    );
+    t.false(isVolatile(keptOptions));
+    await writeFile(path.join(signals, 'go'), '');
+    await eventually(
+      async () => (await agent.cli(['ps', '-a'])).stdout,
+      (ps) => !ps.includes('volatile-root'),
+    );
+    t.deepEqual(await rootMountOptions(removed.Id), [], 'unmounted with its container');
+    await agent.cli(['rm', '-f', 'durable-root']);
+  },
+);
+
 /** The shim process running container `id`: a shim works in its container's directory. */
 async function shimOf(id: string): Promise<number | undefined> {
   const containerDirectory = path.join(agent.dataDir, 'containers', id);
