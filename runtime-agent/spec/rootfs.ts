@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { mountFilesystem, unmountFilesystem } from '../support/linux-mount.js';
 
@@ -48,7 +48,13 @@ export async function mountRootfs(containerDir: string, lowerDirsTopFirst: reado
   const target = path.join(containerDir, RootfsDir.mount);
   if (await isMountPoint(target)) return target;
   const overlay = await prepareOverlay(containerDir, lowerDirsTopFirst);
-  await mountFilesystem('overlay', overlay.target, durable ? overlayOptions(overlay) : `${overlayOptions(overlay)},volatile`);
+  if (durable) await mountFilesystem('overlay', overlay.target, overlayOptions(overlay));
+  else {
+    // The kernel leaves this mark after a volatile mount, even unmounted cleanly, and refuses the work directory
+    // while it is there. Only a clean unmount can precede this mount (after a host crash the container is removed).
+    await rm(path.join(overlay.work, 'work', 'incompat', 'volatile'), { recursive: true, force: true });
+    await mountFilesystem('overlay', overlay.target, `${overlayOptions(overlay)},volatile`);
+  }
   return target;
 }
 

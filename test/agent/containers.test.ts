@@ -2,6 +2,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { access, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
@@ -188,6 +189,31 @@ test.serial(
     await agent.cli(['rm', '-f', 'durable-root']);
   },
 );
+
+test.serial('an API client may start a --rm container again after a failed start: its volatile root mounts a second time', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '0.0.0.0', resolve));
+  const port = (busy.address() as AddressInfo).port;
+  t.teardown(() => busy.close());
+  const created = await apiLines('POST', '/v1/containers', {
+    image,
+    publish: [`${port}:80`],
+    command: ['echo', 'second try'],
+    autoRemove: true,
+  });
+  const { id } = created.lines[0] as { id: string };
+  t.teardown(() => agent.cli(['rm', '-f', id], { allowFailure: true }).then(() => undefined));
+  const refused = await apiLines('POST', `/v1/containers/${id}/start?attach=true`);
+  t.not(refused.status, 200);
+  t.regex(JSON.stringify(refused.lines), new RegExp(`${port}.*cannot be published`));
+  busy.close();
+  const started = await apiLines('POST', `/v1/containers/${id}/start?attach=true`);
+  t.like(started.lines, [{ log: 'second try\n' }, { exitCode: 0 }]);
+  await eventually(
+    async () => (await agent.cli(['ps', '-a', '-q', '--no-trunc'])).stdout,
+    (ps) => !ps.includes(id),
+  );
+});
 
 /** The shim process running container `id`: a shim works in its container's directory. */
 async function shimOf(id: string): Promise<number | undefined> {
