@@ -11,22 +11,20 @@
 #include <string.h>
 #include <sys/mount.h>
 
+/* The call's string arguments, in the JavaScript order: fstype, source, target, options; or the target alone. */
+enum { FSTYPE, SOURCE, TARGET, OPTIONS, MOUNT_ARGUMENTS };
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  /* NULL for an unmount. */
-  char *fstype;
-  char *source;
-  char *target;
-  char *options;
+  /* 4 for a mount, 1 for an unmount. */
+  size_t count;
+  char *strings[MOUNT_ARGUMENTS];
   int error;
 } Request;
 
 static void free_request(Request *request) {
-  free(request->fstype);
-  free(request->source);
-  free(request->target);
-  free(request->options);
+  for (size_t index = 0; index < request->count; index++) free(request->strings[index]);
   free(request);
 }
 
@@ -45,8 +43,9 @@ static char *copy_string(napi_env env, napi_value value) {
 static void execute(napi_env env, void *data) {
   (void)env;
   Request *request = data;
-  int result = request->fstype != NULL ? mount(request->source, request->target, request->fstype, 0, request->options)
-                                       : umount2(request->target, 0);
+  char **strings = request->strings;
+  int result = request->count == MOUNT_ARGUMENTS ? mount(strings[SOURCE], strings[TARGET], strings[FSTYPE], 0, strings[OPTIONS])
+                                                 : umount2(strings[0], 0);
   request->error = result == 0 ? 0 : errno;
 }
 
@@ -70,8 +69,23 @@ static void complete(napi_env env, napi_status status, void *data) {
   free_request(request);
 }
 
-/* Queues the request; returns its promise, or NULL with an exception pending. */
-static napi_value queue(napi_env env, Request *request) {
+/* Takes `count` string arguments and queues the call; returns its promise, or NULL with an exception pending. */
+static napi_value queue(napi_env env, napi_callback_info info, size_t count, const char *usage) {
+  size_t argc = MOUNT_ARGUMENTS;
+  napi_value argv[MOUNT_ARGUMENTS];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != count) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  Request *request = calloc(1, sizeof(Request));
+  if (request == NULL) return NULL;
+  request->count = count;
+  for (size_t index = 0; index < count; index++)
+    if ((request->strings[index] = copy_string(env, argv[index])) == NULL) {
+      free_request(request);
+      return NULL;
+    }
   napi_value promise, name;
   napi_create_promise(env, &request->deferred, &promise);
   napi_create_string_utf8(env, "berth-mount", NAPI_AUTO_LENGTH, &name);
@@ -82,39 +96,12 @@ static napi_value queue(napi_env env, Request *request) {
 
 /* mount(fstype, source, target, options): Promise<void>. */
 static napi_value Mount(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 4) {
-    napi_throw_type_error(env, NULL, "mount takes fstype, source, target and options");
-    return NULL;
-  }
-  Request *request = calloc(1, sizeof(Request));
-  if (request == NULL) return NULL;
-  if ((request->fstype = copy_string(env, argv[0])) == NULL || (request->source = copy_string(env, argv[1])) == NULL ||
-      (request->target = copy_string(env, argv[2])) == NULL || (request->options = copy_string(env, argv[3])) == NULL) {
-    free_request(request);
-    return NULL;
-  }
-  return queue(env, request);
+  return queue(env, info, MOUNT_ARGUMENTS, "mount takes fstype, source, target and options");
 }
 
 /* umount(target): Promise<void>. */
 static napi_value Umount(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 1) {
-    napi_throw_type_error(env, NULL, "umount takes the target");
-    return NULL;
-  }
-  Request *request = calloc(1, sizeof(Request));
-  if (request == NULL) return NULL;
-  if ((request->target = copy_string(env, argv[0])) == NULL) {
-    free_request(request);
-    return NULL;
-  }
-  return queue(env, request);
+  return queue(env, info, 1, "umount takes the target");
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
