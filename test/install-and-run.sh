@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # tini (also a docker.io dependency) goes into the stand-in base image test/ops/dockerfile.test.ts builds;
 # iproute2 (ip) and util-linux (nsenter) are what the agent's container networking drives.
 # buildah is the third builder test/build/conformance.test.ts and bench/build-bench.ts set against docker build.
-# g++, make and python3 build node-pty's native addon (the agent's terminals) during npm ci.
+# g++, make and python3 build the native addons during npm ci: node-pty's (the agent's terminals) and binding.gyp's (mount(2) for the agent).
 # tmux is the real terminal the agent's terminal tests type into and read the screen of.
 # redis-sentinel and haproxy are the failover and the load balancer of test/ha/.
 PACKAGES=(redis-server docker.io tini skopeo podman buildah runc busybox-static docker-registry uidmap iptables iproute2 util-linux attr zstd openssl

@@ -35,7 +35,7 @@ export class ContainerLauncher {
   async prepare(record: ContainerRecord, directory: string, image: ImageRuntimeConfig): Promise<NetworkAttachment> {
     const lowerDirs = [...record.layers].reverse().map((chainId) => this.snapshots.filesPath(chainId));
     // The mount and the network each spawn host commands: made side by side, as they are taken down.
-    const [rootfs, attachment] = await settleAll([mountRootfs(directory, lowerDirs), this.attachNetwork(record)]);
+    const [rootfs, attachment] = await settleAll([mountRootfs(directory, lowerDirs, !record.autoRemove), this.attachNetwork(record)]);
     const hostname = containerHostname(record.spec, record.id);
     const networkFiles = await writeContainerEtcFiles(path.join(directory, ETC_DIRECTORY), {
       hostname,

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { readJsonIfExists, writeJsonAtomic } from '../support/json-file.js';
+import { readJsonIfExists, writeJsonAtomic, writeJsonWhole } from '../support/json-file.js';
 import type { ContainerRecord } from './container-record.js';
 
 const RECORD_FILE = 'container.json';
@@ -25,17 +25,36 @@ export class ContainerStore {
     await this.save(record);
   }
 
+  /**
+   * A `--rm` container's record is not fsynced: the agent removes such a container when it comes back after
+   * a host crash whatever its record said, so flushing it would only delay the run's first output (twice: at
+   * the create and at the start). Such a crash may leave its record empty or missing: `list` clears those.
+   */
   save(record: ContainerRecord): Promise<void> {
-    return writeJsonAtomic(path.join(this.directory(record.id), RECORD_FILE), record);
+    return (record.autoRemove ? writeJsonWhole : writeJsonAtomic)(path.join(this.directory(record.id), RECORD_FILE), record);
   }
 
+  /**
+   * Every container's record. A directory without a readable record (an unflushed `--rm` record after a host
+   * crash, or a daemon crash between the directory and its first record) holds no run and nothing acknowledged:
+   * it is removed.
+   */
   async list(): Promise<ContainerRecord[]> {
     const names = await readdir(this.root);
-    const records = await Promise.all(names.map((name) => readJsonIfExists<ContainerRecord>(path.join(this.root, name, RECORD_FILE))));
+    const records = await Promise.all(names.map((name) => this.readOrClear(name)));
     return records.filter((record): record is ContainerRecord => record !== undefined);
   }
 
   async remove(id: string): Promise<void> {
     await rm(this.directory(id), { recursive: true, force: true });
+  }
+
+  private async readOrClear(id: string): Promise<ContainerRecord | undefined> {
+    const record = await readJsonIfExists<ContainerRecord>(path.join(this.directory(id), RECORD_FILE)).catch((error: unknown) => {
+      if (error instanceof SyntaxError) return undefined;
+      throw error;
+    });
+    if (record === undefined) await this.remove(id);
+    return record;
   }
 }

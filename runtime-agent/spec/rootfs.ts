@@ -1,6 +1,6 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { runHostCommand } from '../support/host-command.js';
+import { mountFilesystem, unmountFilesystem } from '../support/linux-mount.js';
 
 /**
  * A container's root filesystem: an overlay of the image's snapshots (read-only, shared) under the
@@ -33,32 +33,44 @@ export function overlayOptions(overlay: OverlayDirectories): string {
   return `lowerdir=${overlay.lowerDirsTopFirst.join(':')},upperdir=${overlay.upper},workdir=${overlay.work}`;
 }
 
-function overlayMountArguments(overlay: OverlayDirectories): string[] {
-  return ['-t', 'overlay', 'overlay', '-o', overlayOptions(overlay), overlay.target];
+function mountOverlay(overlay: OverlayDirectories): Promise<void> {
+  return mountFilesystem('overlay', overlay.target, overlayOptions(overlay));
 }
 
-/** Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path. */
-export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[]): Promise<string> {
+/**
+ * Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path.
+ * The writable layer of a container removed after its run (`--rm`, `durable` false) is volatile, as podman
+ * mounts a `--rm` container's: no fsync reaches the disk through it, and its unmount skips the syncfs of the
+ * whole filesystem under the data directory (other programs' writes included) that an overlay's unmount does.
+ * A host crash loses such a layer, which the agent removes after a crash anyway.
+ */
+export async function mountRootfs(containerDir: string, lowerDirsTopFirst: readonly string[], durable: boolean): Promise<string> {
   const target = path.join(containerDir, RootfsDir.mount);
   if (await isMountPoint(target)) return target;
   const overlay = await prepareOverlay(containerDir, lowerDirsTopFirst);
-  await runHostCommand('mount', overlayMountArguments(overlay));
+  if (durable) await mountFilesystem('overlay', overlay.target, overlayOptions(overlay));
+  else {
+    // The kernel leaves this mark after a volatile mount, even unmounted cleanly, and refuses the work directory
+    // while it is there. Only a clean unmount can precede this mount (after a host crash the container is removed).
+    await rm(path.join(overlay.work, 'work', 'incompat', 'volatile'), { recursive: true, force: true });
+    await mountFilesystem('overlay', overlay.target, `${overlayOptions(overlay)},volatile`);
+  }
   return target;
 }
 
 /** Runs `use` with the overlay mounted at its target, and unmounts it after, whatever happened. */
 export async function withMountedOverlay<T>(overlay: OverlayDirectories, use: (target: string) => Promise<T>): Promise<T> {
-  await runHostCommand('mount', overlayMountArguments(overlay));
+  await mountOverlay(overlay);
   try {
     return await use(overlay.target);
   } finally {
-    await runHostCommand('umount', [overlay.target]);
+    await unmountFilesystem(overlay.target);
   }
 }
 
 export async function unmountRootfs(containerDir: string): Promise<void> {
   const target = path.join(containerDir, RootfsDir.mount);
-  if (await isMountPoint(target)) await runHostCommand('umount', [target]);
+  if (await isMountPoint(target)) await unmountFilesystem(target);
 }
 
 async function isMountPoint(directory: string): Promise<boolean> {

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentDaemon } from '../helpers/agent-daemon.js';
@@ -152,6 +153,66 @@ test.serial('an attached run prints the output, returns the exit code, and --rm 
   t.is(notFound.code, 127);
   t.regex(notFound.stderr, /no-such-binary.*not found/);
   t.is((await agent.cli(['ps', '-a', '-q'])).stdout.trim(), '');
+});
+
+/** Whether an overlay's options make it volatile: `volatile`, shown as `fsync=volatile` since Linux 6.x. */
+const isVolatile = (options: readonly string[]) => options.some((option) => option === 'volatile' || option === 'fsync=volatile');
+
+/** The options of the overlay mounted at container `id`'s root, as the host's mount table shows them. */
+async function rootMountOptions(id: string): Promise<string[]> {
+  const root = path.join(agent.dataDir, 'containers', id, 'rootfs');
+  const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((entry) => entry.split(' ')[4] === root);
+  return line?.split(' - ')[1]?.split(' ')[2]?.split(',') ?? [];
+}
+
+test.serial(
+  "a --rm container's writable layer is a volatile overlay (its unmount flushes no disk), a kept container's is not",
+  async (t) => {
+    const signals = await mkdtemp(path.join(workDir, 'signals-'));
+    await agent.cli(runRmUntilGo('volatile-root', signals, ['-d'], 'true'));
+    await agent.cli(['run', '-d', '--name', 'durable-root', image]);
+    const removed = await inspect('volatile-root');
+    const kept = await inspect('durable-root');
+    t.true(isVolatile(await rootMountOptions(removed.Id)));
+    const keptOptions = await rootMountOptions(kept.Id);
+    t.true(
+      keptOptions.some((option) => option.startsWith('upperdir=')),
+      'the kept container has its overlay',
+    );
+    t.false(isVolatile(keptOptions));
+    await writeFile(path.join(signals, 'go'), '');
+    await eventually(
+      async () => (await agent.cli(['ps', '-a'])).stdout,
+      (ps) => !ps.includes('volatile-root'),
+    );
+    t.deepEqual(await rootMountOptions(removed.Id), [], 'unmounted with its container');
+    await agent.cli(['rm', '-f', 'durable-root']);
+  },
+);
+
+test.serial('an API client may start a --rm container again after a failed start: its volatile root mounts a second time', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '0.0.0.0', resolve));
+  const port = (busy.address() as AddressInfo).port;
+  t.teardown(() => busy.close());
+  const created = await apiLines('POST', '/v1/containers', {
+    image,
+    publish: [`${port}:80`],
+    command: ['echo', 'second try'],
+    autoRemove: true,
+  });
+  const { id } = created.lines[0] as { id: string };
+  t.teardown(() => agent.cli(['rm', '-f', id], { allowFailure: true }).then(() => undefined));
+  const refused = await apiLines('POST', `/v1/containers/${id}/start?attach=true`);
+  t.not(refused.status, 200);
+  t.regex(JSON.stringify(refused.lines), new RegExp(`${port}.*cannot be published`));
+  busy.close();
+  const started = await apiLines('POST', `/v1/containers/${id}/start?attach=true`);
+  t.like(started.lines, [{ log: 'second try\n' }, { exitCode: 0 }]);
+  await eventually(
+    async () => (await agent.cli(['ps', '-a', '-q', '--no-trunc'])).stdout,
+    (ps) => !ps.includes(id),
+  );
 });
 
 /** The shim process running container `id`: a shim works in its container's directory. */
@@ -547,3 +608,23 @@ test.serial('a --rm container whose run ended while the agent was down is remove
   t.notRegex((await agent.cli(['ps', '-a'])).stdout, /rm-while-down/);
   await t.throwsAsync(access(path.join(agent.dataDir, 'containers', Id)));
 });
+
+test.serial(
+  'container directories a host crash left without a readable record (an unflushed --rm record) are cleared when the agent comes back',
+  async (t) => {
+    await agent.cli(['run', '-d', '--name', 'kept-across-restart', image]);
+    await agent.kill();
+    const containers = path.join(agent.dataDir, 'containers');
+    const torn = path.join(containers, 'a'.repeat(64));
+    const missing = path.join(containers, 'b'.repeat(64));
+    await mkdir(path.join(torn, 'diff'), { recursive: true });
+    await writeFile(path.join(torn, 'container.json'), '');
+    await mkdir(path.join(missing, 'diff'), { recursive: true });
+    await writeFile(path.join(missing, 'container.json.0123456789ab.tmp'), '{"id":');
+    await agent.restart();
+    t.regex((await agent.cli(['ps'])).stdout, /Up .*kept-across-restart/, 'a readable record is kept');
+    await t.throwsAsync(access(torn));
+    await t.throwsAsync(access(missing));
+    await agent.cli(['rm', '-f', 'kept-across-restart']);
+  },
+);
