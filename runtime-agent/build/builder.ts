@@ -14,7 +14,6 @@ import { LayeredRoot, type OpaqueMarks } from '../snapshot/layered-root.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { prepareOverlay, type OverlayDirectories } from '../spec/rootfs.js';
 import { resolveUserSpec, UserLookupError } from '../spec/user-lookup.js';
-import { runHostCommand } from '../support/host-command.js';
 import { unpackLayer } from '../unpack/layer-unpacker.js';
 import type { BuildCache, CacheEntry, CachedLayer } from './build-cache.js';
 import type { ImagePublisher } from './image-publisher.js';
@@ -31,6 +30,7 @@ import { isEmptyDirectory, movedUpperFill, writeLayer } from './layer-writer.js'
 import { sourcesInLayers } from './layer-sources.js';
 import { BuildProgress, type BuildEvent } from './build-progress.js';
 import { removeStubs, type RunNetwork, type RunSandbox } from './run-sandbox.js';
+import { mountFilesystem, unmountFilesystem } from '../support/linux-mount.js';
 
 /**
  * Builds an image from a Dockerfile on the agent's own parts: each stage's root is an overlay of snapshots,
@@ -896,15 +896,8 @@ class StageRun {
     const root = this.build.scratch('from');
     await mkdir(root, { recursive: true, mode: 0o700 });
     const lowers = this.snapshotsTopFirst(layers);
-    await runHostCommand('mount', [
-      '-t',
-      'overlay',
-      'overlay',
-      '-o',
-      `ro,lowerdir=${[...lowers, this.build.emptyDirectory()].join(':')}`,
-      root,
-    ]);
-    return { root, key, release: () => runHostCommand('umount', [root]).then(() => undefined) };
+    await mountFilesystem('overlay', root, `ro,lowerdir=${[...lowers, this.build.emptyDirectory()].join(':')}`);
+    return { root, key, release: () => unmountFilesystem(root) };
   }
 
   /**

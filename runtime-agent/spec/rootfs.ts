@@ -33,10 +33,6 @@ export function overlayOptions(overlay: OverlayDirectories): string {
   return `lowerdir=${overlay.lowerDirsTopFirst.join(':')},upperdir=${overlay.upper},workdir=${overlay.work}`;
 }
 
-function mountOverlay(overlay: OverlayDirectories): Promise<void> {
-  return mountFilesystem('overlay', overlay.target, overlayOptions(overlay));
-}
-
 /**
  * Mounts the overlay unless it is mounted already (a restart, or a daemon that came back); returns its path.
  * The writable layer of a container removed after its run (`--rm`, `durable` false) is volatile, as podman
@@ -56,16 +52,6 @@ export async function mountRootfs(containerDir: string, lowerDirsTopFirst: reado
     await mountFilesystem('overlay', overlay.target, `${overlayOptions(overlay)},volatile`);
   }
   return target;
-}
-
-/** Runs `use` with the overlay mounted at its target, and unmounts it after, whatever happened. */
-export async function withMountedOverlay<T>(overlay: OverlayDirectories, use: (target: string) => Promise<T>): Promise<T> {
-  await mountOverlay(overlay);
-  try {
-    return await use(overlay.target);
-  } finally {
-    await unmountFilesystem(overlay.target);
-  }
 }
 
 export async function unmountRootfs(containerDir: string): Promise<void> {
