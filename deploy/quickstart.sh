@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian/Ubuntu machine to a running registry:
-# installs redis-server (for the embedded Redis) if missing, builds Berth, and serves on port 5000
+# installs redis-server (for the embedded Redis) and the native addons' build tools if missing, builds Berth, and serves on port 5000
 # with filesystem storage and all state under ./data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# redis-server for the embedded Redis; g++, make and python3 for the native addons npm ci builds (binding.gyp).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+for tool in g++ make python3; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get -o DPkg::Lock::Timeout=120 update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends redis-server
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 npm ci --no-audit --no-fund
