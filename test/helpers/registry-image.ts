@@ -1,4 +1,5 @@
 import { copyFile, cp, mkdir, mkdtemp, readFile, realpath, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { DockerDaemon } from './dockerd.js';
 import { run } from './exec.js';
@@ -69,12 +70,16 @@ export async function writePrebuiltBuildContext(repoRoot: string, distDir: strin
   }
 }
 
-/** Top-level packages that `npm ci --omit=dev` installs; nested ones travel inside them. */
+/**
+ * Top-level packages that `npm ci --omit=dev` installs; nested ones travel inside them. An optional package
+ * for another platform (a prebuilt addon's other builds) is listed but not installed here.
+ */
 async function productionPackages(repoRoot: string): Promise<string[]> {
   const lock = JSON.parse(await readFile(path.join(repoRoot, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { dev?: boolean }>;
+    packages: Record<string, { dev?: boolean; optional?: boolean }>;
   };
   return Object.entries(lock.packages)
     .filter(([key, entry]) => key.startsWith('node_modules/') && !key.slice('node_modules/'.length).includes('node_modules/') && !entry.dev)
+    .filter(([key, entry]) => !entry.optional || existsSync(path.join(repoRoot, key)))
     .map(([key]) => key.slice('node_modules/'.length));
 }
