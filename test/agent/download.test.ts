@@ -1,5 +1,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -39,6 +41,38 @@ async function push(repository: string, layers: Layer[]): Promise<string> {
 function bigLayer(): Promise<Layer> {
   return layerOf([{ name: 'data.bin', content: randomBytes(768 * 1024).toString('base64') }], 'gzip');
 }
+
+/**
+ * A registry in front of the test's: every request is answered as the registry answers it, except a GET of
+ * `layer`'s blob, which gets the registry's headers for it, half of its bytes, and then nothing more.
+ */
+async function stallingFront(layer: Layer): Promise<{ host: string; close(): void }> {
+  const server = http.createServer((request, response) => {
+    void (async () => {
+      const upstream = await fetch(new URL(request.url ?? '/', registry.url), {
+        method: request.method,
+        headers: { accept: request.headers.accept ?? '*/*' },
+      });
+      const headers = Object.fromEntries([...upstream.headers].filter(([name]) => FORWARDED_HEADERS.includes(name)));
+      response.writeHead(upstream.status, headers);
+      const body = Buffer.from(await upstream.arrayBuffer());
+      if (request.method === 'GET' && request.url?.endsWith(`/blobs/${layer.digest}`)) response.write(body.subarray(0, body.length >> 1));
+      else response.end(body);
+    })().catch(() => response.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: `127.0.0.1:${port}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+const FORWARDED_HEADERS = ['content-type', 'content-length', 'docker-content-digest', 'location', 'www-authenticate'];
 
 /** The registry's own file for a blob, to damage it behind the registry's back. */
 function registryBlobFile(digest: string): string {
@@ -130,9 +164,12 @@ test.serial('a resumed download whose partial file was damaged starts over and s
 
 test.serial('the CLI of a daemon killed mid-pull says it lost the daemon, names its socket and exits non-zero', async (t) => {
   const layer = await bigLayer();
-  const reference = await push('agent/killed-daemon', [layer]);
-  // The registry now declares more bytes than it sends: the download stalls halfway (for the default 30 s).
-  await truncate(registryBlobFile(layer.digest), layer.blob.length >> 1);
+  const pushed = await push('agent/killed-daemon', [layer]);
+  // The registry aborts a response whose file turns out short, which could end the pull before the kill: in
+  // front of it, a server that sends half of the layer's bytes and then nothing, so the download is under way.
+  const front = await stallingFront(layer);
+  t.teardown(() => front.close());
+  const reference = pushed.replace(registry.host, front.host);
   const doomed = await AgentDaemon.start();
   t.teardown(() => doomed.destroy());
   const command = doomed.cliCommand(['pull', reference]);
