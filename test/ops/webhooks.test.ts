@@ -1,5 +1,6 @@
-import { createHmac } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { createHmac, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import test from 'ava';
@@ -10,20 +11,31 @@ import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'test-webhook-secret';
 
-/** Starts a registry whose config has the given webhook endpoints and fast retries (and other `settings`). */
+let configDir: string;
+
+test.before(async () => {
+  configDir = await mkdtemp(path.join(tmpdir(), 'berth-webhooks-'));
+});
+
+test.after.always(async () => {
+  await rm(configDir, { recursive: true, force: true });
+});
+
+/**
+ * Starts a registry whose config has the given webhook endpoints and fast retries (and other `settings`), over
+ * `dataDir` when given (a restart), else over a data directory of its own that its destroy() removes.
+ */
 async function registryWithEndpoints(
   endpoints: unknown[],
   dataDir?: string,
   settings: Record<string, unknown> = {},
 ): Promise<RegistryProcess> {
-  const registry = await RegistryProcess.start({ dataDir });
-  const file = path.join(registry.dataDir, 'webhooks.json');
-  await registry.stop();
+  const file = path.join(configDir, `${randomUUID()}.json`);
   await writeFile(
     file,
     JSON.stringify({ webhooks: { endpoints, maxAttempts: 1000, backoff: { initialMs: 50, maxMs: 300 }, ...settings } }),
   );
-  return RegistryProcess.start({ dataDir: registry.dataDir, args: ['--config', file] });
+  return RegistryProcess.start({ dataDir, args: ['--config', file] });
 }
 
 test('a push is delivered as a Distribution envelope whose HMAC-SHA256 signature verifies', async (t) => {
