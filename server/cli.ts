@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import v8 from 'node:v8';
 import { registerAuthCommands } from './auth/cli-commands.js';
 import { ConfigError } from '../platform/config.js';
+import { leaveRoomForRequestBuffers } from './node-flags.js';
 import { registerBuildCommands } from './builds/cli-commands.js';
 import { registerDeployCommands } from './deploy/cli-commands.js';
 import { loadConfig, locationFlags } from './config.js';
@@ -23,19 +23,6 @@ function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
   return port;
-}
-
-/**
- * Every 64 KiB of a request body arrives in its own ArrayBuffer, and V8 counts the external bytes allocated since
- * the last full collection against the old generation's limit. The young generation frees those buffers only
- * when 32 MiB of them are pending (a fixed V8 bound), so with the limit V8 derives from the registry's ~18 MB
- * heap (often 10-14 MB of room) a push ran a mark-compact every ~13 MiB received: 66-88 per 2 GiB pushed,
- * about a third of the push's CPU. Growing the limit to three times the live heap after each full collection
- * leaves room above that 32 MiB, so the buffers die in scavenges instead. V8 reads this flag at each full
- * collection, so setting it before serving is enough.
- */
-function leaveRoomForRequestBuffers(): void {
-  v8.setFlagsFromString('--heap-growing-percent=200');
 }
 
 async function serve(options: ServeOptions): Promise<void> {
